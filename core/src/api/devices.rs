@@ -1,0 +1,81 @@
+//! Devices and public keys (api.md "Devices and public keys"): uploading a
+//! device bundle, listing and revoking devices, fetching other users' bundles and
+//! the bulk key query used for fan-out.
+//!
+//! The relay stores public material only. A change of a user's devices is
+//! announced over WebSocket ([`super::ServerFrame::KeysChanged`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Timestamp;
+use crate::keys::DeviceBundle;
+
+/// Most user ids accepted by one `POST /api/v1/keys/query` (more is 400
+/// `validation_failed`).
+pub const MAX_KEYS_QUERY_USERS: usize = 200;
+
+/// `PUT /api/v1/devices/{device_id}`: upload or replace the caller's device bundle
+/// → 200 [`Device`] (201 when the device is new).
+///
+/// The relay checks that `bundle.device_id` equals the path's `device_id` and
+/// `bundle.user_id` the caller, verifies the bundle's signatures and rejects
+/// malformed keys (400 `invalid_bundle`). A bundle whose identity key differs from
+/// the one already on record for the user is refused (409 `identity_key_changed`)
+/// unless `replace_identity` is `true`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutDeviceRequest {
+    /// The signed public bundle of the device.
+    pub bundle: DeviceBundle,
+    /// Optional human-readable device name (e.g. "Laptop").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Explicitly replace the user's identity key with the bundle's (e.g. after
+    /// losing all devices). Everyone sharing a room with the user is told via
+    /// `keys_changed`, and their clients should show the safety-number change.
+    #[serde(default)]
+    pub replace_identity: bool,
+}
+
+/// A registered device and its public bundle.
+///
+/// Answer of `PUT /api/v1/devices/{device_id}`; items of `GET /api/v1/devices` and
+/// `GET /api/v1/users/{id}/devices` (each a [`super::Page`] of `Device`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    /// Device id (chosen by the client, equal to `bundle.device_id`).
+    pub device_id: Uuid,
+    /// Owner of the device.
+    pub user_id: Uuid,
+    /// Optional human-readable device name.
+    pub display_name: Option<String>,
+    /// The device's signed public bundle.
+    pub bundle: DeviceBundle,
+    /// First upload.
+    pub created_at: Timestamp,
+    /// Last replacement of the bundle or name.
+    pub updated_at: Timestamp,
+}
+
+/// `POST /api/v1/keys/query` → 200 [`KeysQueryResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysQueryRequest {
+    /// Users whose device bundles are wanted (at most [`MAX_KEYS_QUERY_USERS`]).
+    pub user_ids: Vec<Uuid>,
+}
+
+/// Answer of `POST /api/v1/keys/query`: the bundles of every device of the asked
+/// users, in one call, for fan-out.
+///
+/// Users the caller may not see (no shared room or contact, not an admin) and
+/// unknown users are answered exactly like users without devices, with an empty
+/// list, so the answer does not reveal who exists.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeysQueryResponse {
+    /// Devices per user id; every asked user id is a key.
+    pub devices: BTreeMap<Uuid, Vec<Device>>,
+}

@@ -1,0 +1,204 @@
+//! Real time (api.md "Real time: `GET /api/v1/ws`"): the JSON frames of the
+//! WebSocket and its close codes.
+//!
+//! Every frame is a JSON text message, an object with a snake_case `type`. The
+//! client's first frame must be `auth` within [`AUTH_TIMEOUT_SECS`] seconds, else the
+//! relay closes with [`close_code::AUTH_TIMEOUT_OR_FAILED`]. After `resume`, the
+//! relay replays every message after each cursor, then streams live. A client whose
+//! bounded queue overflows is closed with [`close_code::SLOW_CONSUMER`] and resumes
+//! from its cursors.
+
+use core::fmt;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Redacted, Timestamp, messages::ReceiptKind, rooms::RoomChange};
+use crate::encoding::B64;
+
+/// Path of the WebSocket route.
+pub const WS_PATH: &str = "/api/v1/ws";
+
+/// Seconds the relay waits for the `auth` frame.
+pub const AUTH_TIMEOUT_SECS: u64 = 10;
+
+/// WebSocket close codes used by the relay (application range 4000–4999).
+pub mod close_code {
+    /// No valid `auth` frame within the timeout, or the token was refused.
+    pub const AUTH_TIMEOUT_OR_FAILED: u16 = 4401;
+    /// The client's outgoing queue overflowed; reconnect and `resume`.
+    pub const SLOW_CONSUMER: u16 = 4408;
+}
+
+/// A frame sent by the client to the relay.
+///
+/// Unknown fields are rejected (the relay answers an `error` frame with code
+/// `invalid_frame`). `Debug` redacts the `auth` token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Must be the first frame: authenticate with an access token.
+    Auth {
+        /// The access token (as in `Authorization: Bearer`).
+        token: String,
+    },
+    /// Post a message (same rules as `POST /api/v1/rooms/{id}/messages`); answered
+    /// by `ack`.
+    Send {
+        /// The room.
+        room_id: Uuid,
+        /// Client message id; must equal the envelope header's.
+        client_id: Uuid,
+        /// The sealed envelope.
+        envelope: B64,
+    },
+    /// Start or stop the typing indicator in a room.
+    Typing {
+        /// The room.
+        room_id: Uuid,
+        /// Whether the user is typing.
+        active: bool,
+    },
+    /// Move a receipt forward (as `POST /api/v1/rooms/{id}/receipts`).
+    Receipt {
+        /// The room.
+        room_id: Uuid,
+        /// Delivered or read.
+        kind: ReceiptKind,
+        /// Highest `seq` covered.
+        seq: u64,
+    },
+    /// Replay every message after each cursor, then stream live.
+    Resume {
+        /// Last `seq` seen, per room id. Rooms left out are not replayed.
+        cursors: BTreeMap<Uuid, u64>,
+    },
+    /// Keep-alive; answered by `pong`.
+    Ping,
+}
+
+impl fmt::Debug for ClientFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auth { token: _ } => f.debug_struct("Auth").field("token", &Redacted).finish(),
+            Self::Send {
+                room_id,
+                client_id,
+                envelope,
+            } => f
+                .debug_struct("Send")
+                .field("room_id", room_id)
+                .field("client_id", client_id)
+                .field("envelope", envelope)
+                .finish(),
+            Self::Typing { room_id, active } => f
+                .debug_struct("Typing")
+                .field("room_id", room_id)
+                .field("active", active)
+                .finish(),
+            Self::Receipt { room_id, kind, seq } => f
+                .debug_struct("Receipt")
+                .field("room_id", room_id)
+                .field("kind", kind)
+                .field("seq", seq)
+                .finish(),
+            Self::Resume { cursors } => f.debug_struct("Resume").field("cursors", cursors).finish(),
+            Self::Ping => f.write_str("Ping"),
+        }
+    }
+}
+
+/// A frame sent by the relay to the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Authentication succeeded.
+    Ready {
+        /// The authenticated user.
+        user_id: Uuid,
+        /// The device the access token is bound to, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_id: Option<Uuid>,
+    },
+    /// A `send` was stored (or had been: sends are idempotent on `client_id`).
+    Ack {
+        /// The client message id of the `send`.
+        client_id: Uuid,
+        /// Relay-assigned message id.
+        id: Uuid,
+        /// The message's `seq` in its room.
+        seq: u64,
+    },
+    /// A message in one of the user's rooms (replayed or live).
+    Message {
+        /// The room.
+        room_id: Uuid,
+        /// Relay-assigned message id.
+        id: Uuid,
+        /// The message's `seq` in its room.
+        seq: u64,
+        /// Sending user.
+        sender_id: Uuid,
+        /// Sending device.
+        device_id: Uuid,
+        /// The sealed envelope.
+        envelope: B64,
+        /// When the relay stored it.
+        created_at: Timestamp,
+    },
+    /// A member started or stopped typing.
+    Typing {
+        /// The room.
+        room_id: Uuid,
+        /// The typing user.
+        user_id: Uuid,
+        /// Whether they are typing.
+        active: bool,
+    },
+    /// A user sharing a room with the recipient came online or went offline.
+    Presence {
+        /// The user.
+        user_id: Uuid,
+        /// Whether they have at least one connected socket.
+        online: bool,
+    },
+    /// A member's receipt moved forward.
+    Receipt {
+        /// The room.
+        room_id: Uuid,
+        /// The member.
+        user_id: Uuid,
+        /// Delivered or read.
+        kind: ReceiptKind,
+        /// Highest `seq` covered.
+        seq: u64,
+    },
+    /// A room of the recipient changed; refetch it.
+    Room {
+        /// The room.
+        room_id: Uuid,
+        /// What changed.
+        change: RoomChange,
+    },
+    /// The devices (bundles) of a user sharing a room with the recipient changed;
+    /// refetch their keys.
+    KeysChanged {
+        /// The user.
+        user_id: Uuid,
+    },
+    /// A client frame was refused. The socket stays open unless a close follows.
+    Error {
+        /// Stable snake_case code (see [`super::codes`]).
+        code: String,
+        /// Human-readable explanation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        /// The `client_id` of the refused `send`, so the client can tell which
+        /// message failed; absent for errors not tied to a `send`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<Uuid>,
+    },
+    /// Answer to `ping`.
+    Pong,
+}
