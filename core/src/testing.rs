@@ -82,3 +82,13 @@ pub fn hpke_derive_keypair(ikm: &[u8]) -> ([u8; 32], [u8; 32]) {
     let (sk, pk) = x25519::derive_keypair(ikm);
     (*sk, pk)
 }
+
+/// Re-signs `envelope` with `sender`, as a malicious insider who holds a real
+/// device key could after editing fields; used to prove that the AEAD and the
+/// wraps, not only the signature, bind the header.
+pub fn resign(envelope: &Envelope, sender: &DeviceKeys) -> Vec<u8> {
+    let mut env = envelope.clone();
+    let signed = [envelope::SIGNATURE_CONTEXT, env.unsigned_bytes().as_slice()].concat();
+    env.signature = sender.sign(&signed);
+    env.to_bytes()
+}
