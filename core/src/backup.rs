@@ -71,12 +71,13 @@ pub struct BackupParams {
 impl BackupParams {
     /// Smallest memory accepted (8 MiB).
     pub const MIN_M_COST_KIB: u32 = 8 * 1024;
-    /// Largest memory accepted (1 GiB), so a hostile blob cannot exhaust memory.
-    pub const MAX_M_COST_KIB: u32 = 1024 * 1024;
+    /// Largest memory accepted (256 MiB), so a hostile blob cannot exhaust a
+    /// phone's or a browser tab's memory before it is authenticated.
+    pub const MAX_M_COST_KIB: u32 = 256 * 1024;
     /// Largest pass count accepted.
-    pub const MAX_T_COST: u32 = 16;
+    pub const MAX_T_COST: u32 = 10;
     /// Largest lane count accepted.
-    pub const MAX_P_COST: u32 = 16;
+    pub const MAX_P_COST: u32 = 4;
 
     /// The smallest accepted parameters; for tests and constrained devices only.
     pub const MINIMUM: Self = Self {

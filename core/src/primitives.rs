@@ -90,11 +90,12 @@ pub fn x25519_check_public(public: &[u8; 32]) -> Result<(), CryptoError> {
     x25519(&probe, public).map(|_| ())
 }
 
-/// Parses an Ed25519 public key (must be a valid, non-small-order point).
+/// Parses an Ed25519 public key: a canonical encoding (y < p, re-encodes to the
+/// same bytes) of a valid point that is not of small order.
 pub fn ed25519_public(bytes: &[u8]) -> Result<VerifyingKey, CryptoError> {
     let arr: [u8; 32] = bytes.try_into().map_err(|_| CryptoError)?;
     let key = VerifyingKey::from_bytes(&arr).map_err(|_| CryptoError)?;
-    if key.is_weak() {
+    if key.is_weak() || key.to_bytes() != arr {
         return Err(CryptoError);
     }
     Ok(key)

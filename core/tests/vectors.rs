@@ -112,19 +112,20 @@ fn parties(existing: Option<&Value>) -> Vec<Party> {
             .unwrap();
             k.rsa_pkcs8_der().unwrap().unwrap().to_vec()
         });
-    let p = |name, n: u8, rsa: Option<Vec<u8>>, user: u128, device: u128| Party {
+    // `u` patterns the user's identity seed, `d` the device's own secrets.
+    let p = |name, u: u8, d: u8, rsa: Option<Vec<u8>>, user: u128, device: u128| Party {
         name,
         user_id: Uuid::from_u128(user),
         device_id: Uuid::from_u128(device),
-        identity_seed: [n; 32],
-        signing_seed: [n + 0x10; 32],
-        x25519_secret: [n + 0x20; 32],
+        identity_seed: [u; 32],
+        signing_seed: [d + 0x10; 32],
+        x25519_secret: [d + 0x20; 32],
         rsa_pkcs8: rsa,
     };
     vec![
-        p("alice-laptop", 0x01, None, 0x0a11ce, 0x0a11ce_0001),
-        p("bob-phone", 0x02, None, 0x0b0b, 0x0b0b_0001),
-        p("bob-desktop", 0x02, Some(rsa), 0x0b0b, 0x0b0b_0002),
+        p("alice-laptop", 0x01, 0x01, None, 0x0a11ce, 0x0a11ce_0001),
+        p("bob-phone", 0x02, 0x02, None, 0x0b0b, 0x0b0b_0001),
+        p("bob-desktop", 0x02, 0x03, Some(rsa), 0x0b0b, 0x0b0b_0002),
     ]
 }
 

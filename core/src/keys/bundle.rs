@@ -165,6 +165,13 @@ fn parse_rsa_spki(der: &[u8]) -> Result<RsaPublicKey, DecodeError> {
     let key = RsaPublicKey::from_public_key_der(der)
         .map_err(|_| DecodeError::InvalidKey("RSA key is not a valid SPKI DER"))?;
     check_rsa_public(&key)?;
+    // Canonical form only: rsaEncryption with NULL parameters, minimal DER. This
+    // refuses e.g. an id-RSASSA-PSS key (which the parser accepts) being used for OAEP.
+    if rsa_spki_der(&key).ok().as_deref() != Some(der) {
+        return Err(DecodeError::InvalidKey(
+            "RSA key is not a canonical rsaEncryption SPKI DER",
+        ));
+    }
     Ok(key)
 }
 
