@@ -123,9 +123,16 @@ fn parties(existing: Option<&Value>) -> Vec<Party> {
         rsa_pkcs8: rsa,
     };
     vec![
-        p("alice-laptop", 0x01, 0x01, None, 0x0a11ce, 0x0a11ce_0001),
-        p("bob-phone", 0x02, 0x02, None, 0x0b0b, 0x0b0b_0001),
-        p("bob-desktop", 0x02, 0x03, Some(rsa), 0x0b0b, 0x0b0b_0002),
+        p("alice-laptop", 0x01, 0x01, None, 0x0a11ce, 0x000a_11ce_0001),
+        p("bob-phone", 0x02, 0x02, None, 0x0b0b, 0x0000_0b0b_0001),
+        p(
+            "bob-desktop",
+            0x02,
+            0x03,
+            Some(rsa),
+            0x0b0b,
+            0x0000_0b0b_0002,
+        ),
     ]
 }
 
