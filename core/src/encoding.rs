@@ -76,6 +76,31 @@ impl<'de> Deserialize<'de> for B64 {
     }
 }
 
+/// OpenAPI: a `string` of base64url without padding (`format` and
+/// `contentEncoding` `base64url`), as [`B64`]'s `Serialize` writes it.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for B64 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom("base64url".to_owned())))
+            .content_encoding("base64url")
+            .pattern(Some("^[A-Za-z0-9_-]*$"))
+            .description(Some("base64url without padding (RFC 4648 §5)"))
+            .into()
+    }
+}
+
+/// OpenAPI: the component `B64`, referenced by every binary field.
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for B64 {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("B64")
+    }
+}
+
 /// Appends big-endian fixed-width fields.
 #[derive(Default)]
 pub(crate) struct Writer {

@@ -17,7 +17,9 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
         let s = raw.trim().to_ascii_lowercase();
         let ok_len = (3..=32).contains(&s.len());
-        let ok_chars = s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'));
+        let ok_chars = s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        });
         let ok_start = s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
         if !(ok_len && ok_chars && ok_start) || raw.len() > 64 {
             return Err(ApiError::bad_request(
@@ -41,7 +43,13 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
         let s = raw.trim().to_lowercase();
         let bad = || ApiError::bad_request(codes::INVALID_EMAIL, "not a valid e-mail address");
-        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';' | '\\')) {
+        if s.len() > 254
+            || s.chars().any(|c| {
+                c.is_whitespace()
+                    || c.is_control()
+                    || matches!(c, '<' | '>' | '"' | ',' | ';' | '\\')
+            })
+        {
             return Err(bad());
         }
         let (local, domain) = s.split_once('@').ok_or_else(bad)?;
@@ -65,36 +73,138 @@ impl Email {
 /// Checks a new password: length bounds and not one of the most common passwords.
 pub fn check_new_password(password: &str) -> Result<(), ApiError> {
     if password.len() > PASSWORD_MAX_BYTES {
-        return Err(ApiError::bad_request(codes::WEAK_PASSWORD, "passwords are at most 1024 bytes"));
+        return Err(ApiError::bad_request(
+            codes::WEAK_PASSWORD,
+            "passwords are at most 1024 bytes",
+        ));
     }
     if password.chars().count() < PASSWORD_MIN_CHARS {
-        return Err(ApiError::bad_request(codes::WEAK_PASSWORD, "passwords are at least 8 characters"));
+        return Err(ApiError::bad_request(
+            codes::WEAK_PASSWORD,
+            "passwords are at least 8 characters",
+        ));
     }
     let lower = password.to_lowercase();
     if COMMON_PASSWORDS.binary_search(&lower.as_str()).is_ok() {
-        return Err(ApiError::bad_request(codes::WEAK_PASSWORD, "this password is too common"));
+        return Err(ApiError::bad_request(
+            codes::WEAK_PASSWORD,
+            "this password is too common",
+        ));
     }
     Ok(())
 }
 
 /// Lower-cased common passwords of 8+ characters (from public breach top lists), sorted.
 static COMMON_PASSWORDS: &[&str] = &[
-    "00000000", "11111111", "111111111", "1111111111", "11223344", "12121212", "123123123",
-    "12341234", "12344321", "12345678", "123456789", "1234567890", "123456789a", "12345678910",
-    "1234qwer", "123qweasd", "1q2w3e4r", "1q2w3e4r5t", "1qaz2wsx", "1qazxsw2", "22222222",
-    "55555555", "66666666", "77777777", "87654321", "88888888", "987654321", "99999999",
-    "a1234567", "a12345678", "aa123456", "abc12345", "abcd1234", "abcdefgh", "access14",
-    "admin123", "adminadmin", "asdf1234", "asdfasdf", "asdfghjk", "asdfghjkl", "azerty123",
-    "babygirl", "baseball", "basketball", "batman123", "blink182", "butterfly", "charlie1",
-    "chocolate", "computer", "corvette", "dearbook", "dragon123", "elephant", "football",
-    "football1", "freedom1", "gfhjkmrf", "googledummy", "iloveyou", "iloveyou1", "iloveyou2",
-    "jennifer", "jordan23", "killer123", "letmein1", "liverpool", "loveme123", "master123",
-    "mercedes", "michelle", "midnight", "monkey123", "mustang1", "naruto123", "nicholas",
-    "passw0rd", "password", "password1", "password12", "password123", "password1234",
-    "princess", "princess1", "q1w2e3r4", "q1w2e3r4t5", "q1w2e3r4t5y6", "qazwsxedc",
-    "qwer1234", "qwerty12", "qwerty123", "qwerty1234", "qwertyui", "qwertyuiop", "samantha",
-    "security", "sebastian", "shadow12", "starwars", "sunshine", "superman", "trustno1",
-    "welcome1", "welcome123", "whatever", "zaq12wsx", "zxcvbnm1", "zxcvbnm123",
+    "00000000",
+    "11111111",
+    "111111111",
+    "1111111111",
+    "11223344",
+    "12121212",
+    "123123123",
+    "12341234",
+    "12344321",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "123456789a",
+    "12345678910",
+    "1234qwer",
+    "123qweasd",
+    "1q2w3e4r",
+    "1q2w3e4r5t",
+    "1qaz2wsx",
+    "1qazxsw2",
+    "22222222",
+    "55555555",
+    "66666666",
+    "77777777",
+    "87654321",
+    "88888888",
+    "987654321",
+    "99999999",
+    "a1234567",
+    "a12345678",
+    "aa123456",
+    "abc12345",
+    "abcd1234",
+    "abcdefgh",
+    "access14",
+    "admin123",
+    "adminadmin",
+    "asdf1234",
+    "asdfasdf",
+    "asdfghjk",
+    "asdfghjkl",
+    "azerty123",
+    "babygirl",
+    "baseball",
+    "basketball",
+    "batman123",
+    "blink182",
+    "butterfly",
+    "charlie1",
+    "chocolate",
+    "computer",
+    "corvette",
+    "dearbook",
+    "dragon123",
+    "elephant",
+    "football",
+    "football1",
+    "freedom1",
+    "gfhjkmrf",
+    "googledummy",
+    "iloveyou",
+    "iloveyou1",
+    "iloveyou2",
+    "jennifer",
+    "jordan23",
+    "killer123",
+    "letmein1",
+    "liverpool",
+    "loveme123",
+    "master123",
+    "mercedes",
+    "michelle",
+    "midnight",
+    "monkey123",
+    "mustang1",
+    "naruto123",
+    "nicholas",
+    "passw0rd",
+    "password",
+    "password1",
+    "password12",
+    "password123",
+    "password1234",
+    "princess",
+    "princess1",
+    "q1w2e3r4",
+    "q1w2e3r4t5",
+    "q1w2e3r4t5y6",
+    "qazwsxedc",
+    "qwer1234",
+    "qwerty12",
+    "qwerty123",
+    "qwerty1234",
+    "qwertyui",
+    "qwertyuiop",
+    "samantha",
+    "security",
+    "sebastian",
+    "shadow12",
+    "starwars",
+    "sunshine",
+    "superman",
+    "trustno1",
+    "welcome1",
+    "welcome123",
+    "whatever",
+    "zaq12wsx",
+    "zxcvbnm1",
+    "zxcvbnm123",
 ];
 
 #[cfg(test)]
@@ -109,15 +219,33 @@ mod tests {
     #[test]
     fn usernames() {
         assert_eq!(Username::parse(" Alice_1 ").unwrap().as_str(), "alice_1");
-        for bad in ["ab", "_alice", "al ice", "alicé", "a".repeat(33).as_str(), "bob\u{0}"] {
+        for bad in [
+            "ab",
+            "_alice",
+            "al ice",
+            "alicé",
+            "a".repeat(33).as_str(),
+            "bob\u{0}",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn emails() {
-        assert_eq!(Email::parse("Bob@Example.ORG").unwrap().as_str(), "bob@example.org");
-        for bad in ["bob", "bob@", "@x.org", "bob@localhost", "a b@x.org", "a@b@c.org", "a@x..org"] {
+        assert_eq!(
+            Email::parse("Bob@Example.ORG").unwrap().as_str(),
+            "bob@example.org"
+        );
+        for bad in [
+            "bob",
+            "bob@",
+            "@x.org",
+            "bob@localhost",
+            "a b@x.org",
+            "a@b@c.org",
+            "a@x..org",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -23,6 +23,7 @@ pub const TOKEN_TYPE_BEARER: &str = "Bearer";
 ///
 /// The relay sends a verification e-mail to `email`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Wanted username; immutable once created.
@@ -31,6 +32,7 @@ pub struct RegisterRequest {
     pub email: String,
     /// Password, [`PASSWORD_MIN_CHARS`] characters to [`PASSWORD_MAX_BYTES`] bytes,
     /// not one of the most common.
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
     pub password: String,
 }
 
@@ -46,6 +48,7 @@ impl fmt::Debug for RegisterRequest {
 
 /// `POST /api/v1/auth/verify-email` (public) → 200.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyEmailRequest {
     /// The single-use token from the e-mailed link (valid 24 h).
@@ -62,6 +65,7 @@ impl fmt::Debug for VerifyEmailRequest {
 
 /// `POST /api/v1/auth/resend-verification` (public) → 202, always.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResendVerificationRequest {
     /// The address to send a new verification link to, if it is an unverified
@@ -74,11 +78,13 @@ pub struct ResendVerificationRequest {
 /// 401 `invalid_credentials` on a wrong login or password; 403
 /// `email_not_verified` when verification is required and not done.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Username or e-mail address.
     pub login: String,
     /// Password.
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
     pub password: String,
 }
 
@@ -94,6 +100,7 @@ impl fmt::Debug for LoginRequest {
 /// 200 answer of `POST /api/v1/auth/login` and `POST /api/v1/auth/refresh`: a new
 /// access/refresh token pair.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// Short-lived bearer token for `Authorization: Bearer ...` and the WebSocket
     /// `auth` frame.
@@ -125,6 +132,7 @@ impl fmt::Debug for TokenResponse {
 /// Refresh tokens rotate; presenting a spent one revokes its whole session family
 /// (401 `refresh_reused`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The current refresh token.
@@ -141,6 +149,7 @@ impl fmt::Debug for RefreshRequest {
 
 /// `POST /api/v1/auth/logout` (user) → 204; the session is revoked.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
     /// The refresh token of the session to end.
@@ -158,6 +167,7 @@ impl fmt::Debug for LogoutRequest {
 /// `POST /api/v1/auth/password/forgot` (public) → 202, always, whether or not the
 /// address exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ForgotPasswordRequest {
     /// The account's e-mail address.
@@ -167,11 +177,13 @@ pub struct ForgotPasswordRequest {
 /// `POST /api/v1/auth/password/reset` (public) → 204; all sessions of the user are
 /// revoked.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResetPasswordRequest {
     /// The single-use reset token from the e-mail (valid 1 h).
     pub token: String,
     /// The new password (same rules as at registration).
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
     pub new_password: String,
 }
 
@@ -186,6 +198,8 @@ impl fmt::Debug for ResetPasswordRequest {
 
 /// Query of `GET /api/v1/users/check-username?username=` (public).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct CheckUsernameQuery {
     /// The username to check.
     pub username: String,
@@ -193,6 +207,7 @@ pub struct CheckUsernameQuery {
 
 /// Answer of `GET /api/v1/users/check-username`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckUsernameResponse {
     /// Whether the username is valid and not taken.
     pub available: bool,

@@ -9,21 +9,26 @@ use super::{Timestamp, users::PublicUser};
 /// One of the caller's contacts; items of `GET /api/v1/contacts` (a
 /// [`super::Page`]), answer of `POST` (201) and `PATCH` (200).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// Contact entry id (used in `/api/v1/contacts/{id}`), not the user's id.
     pub id: Uuid,
     /// The contact's public profile.
     pub user: PublicUser,
     /// The caller's private nickname for them.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub nickname: Option<String>,
     /// When the contact was added.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Last nickname change.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
 /// `POST /api/v1/contacts` → 201 [`Contact`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddContactRequest {
     /// The user to add.
@@ -35,6 +40,7 @@ pub struct AddContactRequest {
 
 /// `PATCH /api/v1/contacts/{id}` → 200 [`Contact`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PatchContactRequest {
     /// The new nickname; `null` (or absent) removes it.

@@ -26,6 +26,7 @@ pub const MAX_KEYS_QUERY_USERS: usize = 200;
 /// the one already on record for the user is refused (409 `identity_key_changed`)
 /// unless `replace_identity` is `true`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutDeviceRequest {
     /// The signed public bundle of the device.
@@ -45,23 +46,28 @@ pub struct PutDeviceRequest {
 /// Answer of `PUT /api/v1/devices/{device_id}`; items of `GET /api/v1/devices` and
 /// `GET /api/v1/users/{id}/devices` (each a [`super::Page`] of `Device`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Device {
     /// Device id (chosen by the client, equal to `bundle.device_id`).
     pub device_id: Uuid,
     /// Owner of the device.
     pub user_id: Uuid,
     /// Optional human-readable device name.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub display_name: Option<String>,
     /// The device's signed public bundle.
     pub bundle: DeviceBundle,
     /// First upload.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Last replacement of the bundle or name.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
 /// `POST /api/v1/keys/query` → 200 [`KeysQueryResponse`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeysQueryRequest {
     /// Users whose device bundles are wanted (at most [`MAX_KEYS_QUERY_USERS`]).
@@ -75,6 +81,7 @@ pub struct KeysQueryRequest {
 /// unknown users are answered exactly like users without devices, with an empty
 /// list, so the answer does not reveal who exists.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeysQueryResponse {
     /// Devices per user id; every asked user id is a key.
     pub devices: BTreeMap<Uuid, Vec<Device>>,

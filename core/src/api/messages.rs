@@ -18,6 +18,7 @@ use crate::encoding::B64;
 /// stores nothing new (a retry with a different envelope is 409
 /// `envelope_mismatch`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PostMessageRequest {
     /// Client-chosen message id; must equal the envelope header's.
@@ -28,18 +29,21 @@ pub struct PostMessageRequest {
 
 /// Answer of `POST /api/v1/rooms/{id}/messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostMessageResponse {
     /// Relay-assigned message id.
     pub id: Uuid,
     /// The message's position in the room (per room, gapless, from 1).
     pub seq: u64,
     /// When the relay stored it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
 /// A stored message; items of `GET /api/v1/rooms/{id}/messages` (a
 /// [`super::Page`] ordered by `seq`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Relay-assigned message id.
     pub id: Uuid,
@@ -54,10 +58,12 @@ pub struct Message {
     /// The sender's client message id.
     pub client_id: Uuid,
     /// The sealed envelope; `null` for a deleted message (tombstone).
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub envelope: Option<B64>,
     /// Whether the message was deleted (then `envelope` is `null`).
     pub deleted: bool,
     /// When the relay stored it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
@@ -67,6 +73,8 @@ pub struct Message {
 /// order; its `next_cursor`, when not `null`, is the decimal `seq` to pass as the
 /// next `after_seq`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct MessageListQuery {
     /// Only messages with a greater `seq` (default 0: from the start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +94,7 @@ impl MessageListQuery {
 
 /// Kind of a receipt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptKind {
     /// The messages up to `seq` reached one of the user's devices.
@@ -98,6 +107,7 @@ pub enum ReceiptKind {
 ///
 /// Receipts only move forward: a `seq` at or below the stored one changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptRequest {
     /// Delivered or read.
@@ -108,6 +118,7 @@ pub struct ReceiptRequest {
 
 /// A member's receipt in a room, as stored by the relay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// The room.
     pub room_id: Uuid,
@@ -118,12 +129,14 @@ pub struct Receipt {
     /// Highest `seq` covered.
     pub seq: u64,
     /// When the receipt last moved.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
 /// Answer of `GET /api/v1/unread`: `{"<room_id>": count, ...}` for every room of the
 /// caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct UnreadResponse(pub BTreeMap<Uuid, u64>);
 
@@ -132,11 +145,13 @@ pub struct UnreadResponse(pub BTreeMap<Uuid, u64>);
 /// inside a message envelope; `GET /api/v1/attachments/{id}` returns the bytes to
 /// members of the room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttachmentCreated {
     /// Attachment id.
     pub id: Uuid,
     /// Stored size in bytes.
     pub size: u64,
     /// Upload time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }

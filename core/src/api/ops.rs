@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Health of the relay or one of its dependencies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     /// Working.
@@ -15,6 +16,7 @@ pub enum CheckStatus {
 
 /// Answer of `GET /health`: 200 when everything is `ok`, 503 otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// Overall status.
     pub status: CheckStatus,
@@ -24,6 +26,7 @@ pub struct Health {
 
 /// Answer of `GET /`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RootInfo {
     /// Service name (`"sotto-relay"`).
     pub name: String,

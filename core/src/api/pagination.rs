@@ -20,11 +20,13 @@ pub fn effective_limit(limit: Option<u32>) -> u32 {
 /// `next_cursor` is always serialised, as `null` on the last page, so clients can
 /// rely on the key being present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     /// The items of this page, in the list's order.
     pub items: Vec<T>,
     /// Opaque cursor to pass as `?cursor=` for the next page; `null` when this is
     /// the last page. Clients must not interpret it.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }
 
@@ -53,6 +55,8 @@ impl<T> Default for Page<T> {
 
 /// The `?limit=&cursor=` query string of a paginated list route.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct PageQuery {
     /// Requested page size; see [`PageQuery::effective_limit`].
     #[serde(default, skip_serializing_if = "Option::is_none")]

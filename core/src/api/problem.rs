@@ -18,11 +18,13 @@ pub const ABOUT_BLANK: &str = "about:blank";
 /// Clients branch on [`Problem::code`] (one of [`codes`]); `title` and `detail` are
 /// for humans and may change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("{status} {code}: {title}")]
 pub struct Problem {
     /// Problem type URI reference (`"about:blank"` unless the relay documents a
     /// more specific one).
     #[serde(rename = "type", default = "about_blank")]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub r#type: String,
     /// Short, human-readable summary of the problem type.
     pub title: String,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 /// Answer of `GET /api/v1/push/vapid-public-key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VapidPublicKey {
     /// The relay's VAPID P-256 public key, uncompressed point, base64url without
     /// padding: the `applicationServerKey` for `PushManager.subscribe`.
@@ -18,6 +19,7 @@ pub struct VapidPublicKey {
 /// `POST /api/v1/push/subscriptions` → 201: subscribe a device of the caller.
 /// Re-posting an endpoint replaces its previous subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PushSubscriptionRequest {
     /// The caller's device this subscription belongs to.
@@ -32,6 +34,7 @@ pub struct PushSubscriptionRequest {
 /// Not `deny_unknown_fields`: this object is defined by the Push API, and a
 /// browser adding a member must not break subscribing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PushSubscription {
     /// The push service URL the relay posts to.
@@ -45,6 +48,7 @@ pub struct PushSubscription {
 
 /// The `keys` of a browser `PushSubscription` (base64url strings, RFC 8291).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PushSubscriptionKeys {
     /// The user agent's P-256 ECDH public key.
     pub p256dh: String,
@@ -54,6 +58,7 @@ pub struct PushSubscriptionKeys {
 
 /// `DELETE /api/v1/push/subscriptions` → 204.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeletePushSubscriptionRequest {
     /// Endpoint of the subscription to remove.
@@ -63,6 +68,7 @@ pub struct DeletePushSubscriptionRequest {
 /// The JSON payload of a Web Push sent by the relay (encrypted per RFC 8291),
 /// tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PushPayload {
     /// Room `room_id` has messages up to `seq`; the client fetches them.

@@ -9,6 +9,7 @@ use super::Timestamp;
 
 /// Kind of a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RoomKind {
     /// A named room with an owner and any number of members.
@@ -19,6 +20,7 @@ pub enum RoomKind {
 
 /// `POST /api/v1/rooms` → 201 [`RoomDetails`]; the creator is the owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoomRequest {
     /// Room name (plaintext metadata; clients that want it hidden put the name
@@ -32,6 +34,7 @@ pub struct CreateRoomRequest {
 /// `POST /api/v1/rooms/direct` → the existing direct room with that user (200) or a
 /// new one (201), as [`RoomDetails`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DirectRoomRequest {
     /// The other user.
@@ -40,6 +43,7 @@ pub struct DirectRoomRequest {
 
 /// A room the caller belongs to; items of `GET /api/v1/rooms` (a [`super::Page`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Room {
     /// Room id.
     pub id: Uuid,
@@ -50,8 +54,10 @@ pub struct Room {
     /// The owner (for a direct room, the user who opened it).
     pub owner_id: Uuid,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Last change of the room's name or membership.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
     /// Messages after the caller's last `read` receipt, not counting their own.
     pub unread: u64,
@@ -61,16 +67,19 @@ pub struct Room {
 
 /// A member of a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomMember {
     /// Member's user id.
     pub user_id: Uuid,
     /// Member's username.
     pub username: String,
     /// Member's display name.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub display_name: Option<String>,
     /// Whether this member owns the room.
     pub is_owner: bool,
     /// When the member joined.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub joined_at: Timestamp,
 }
 
@@ -79,6 +88,7 @@ pub struct RoomMember {
 ///
 /// On the wire the [`Room`] fields sit at the top level next to `members`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomDetails {
     /// The room.
     #[serde(flatten)]
@@ -89,6 +99,7 @@ pub struct RoomDetails {
 
 /// `PATCH /api/v1/rooms/{id}` (owner only) → 200 [`RoomDetails`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PatchRoomRequest {
     /// New room name.
@@ -97,6 +108,7 @@ pub struct PatchRoomRequest {
 
 /// `POST /api/v1/rooms/{id}/members` (owner only) → 201 [`RoomMember`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AddMemberRequest {
     /// The user to add.
@@ -107,6 +119,7 @@ pub struct AddMemberRequest {
 /// refetch `GET /api/v1/rooms/{id}` for the new state (a 404 means they are no
 /// longer a member).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RoomChange {
     /// The room was created with the recipient as a member.

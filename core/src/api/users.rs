@@ -12,6 +12,7 @@ use super::{Redacted, Timestamp, nullable, pagination, redact_opt};
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// An ordinary user.
@@ -46,6 +47,7 @@ impl fmt::Display for Role {
 /// Answer of register (201), `GET /api/v1/auth/me`, `GET|POST|PATCH
 /// /api/v1/users[/{id}]`; items of `GET /api/v1/users` (a [`super::Page`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// User id.
     pub id: Uuid,
@@ -54,14 +56,17 @@ pub struct User {
     /// E-mail address.
     pub email: String,
     /// Optional display name.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub display_name: Option<String>,
     /// Role.
     pub role: Role,
     /// Whether the e-mail address has been verified.
     pub email_verified: bool,
     /// Creation time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Last change of the profile.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
@@ -80,18 +85,22 @@ impl User {
 /// The public profile of a user, as anyone who may find them sees it
 /// (`GET /api/v1/users/search`, contacts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublicUser {
     /// User id.
     pub id: Uuid,
     /// Username.
     pub username: String,
     /// Optional display name.
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub display_name: Option<String>,
 }
 
 /// Query of `GET /api/v1/users?q=&limit=&cursor=` (admin, master) → a
 /// [`super::Page`] of [`User`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct UserListQuery {
     /// Filter: substring of username, e-mail or display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +125,8 @@ impl UserListQuery {
 /// [`PublicUser`] (username prefix match among verified users; one page,
 /// `next_cursor` is `null`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct UserSearchQuery {
     /// Username prefix.
     pub q: String,
@@ -136,6 +147,7 @@ impl UserSearchQuery {
 ///
 /// Only a master may set `role` to anything but `user` (403 otherwise).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// Username.
@@ -143,6 +155,7 @@ pub struct CreateUserRequest {
     /// E-mail address.
     pub email: String,
     /// Initial password (same rules as at registration).
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
     pub password: String,
     /// Optional display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,6 +183,7 @@ impl fmt::Debug for CreateUserRequest {
 /// password (a password change by oneself needs `current_password`); only a master
 /// changes roles; nobody changes a username (400 `username_immutable`).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PatchUserRequest {
     /// New display name: absent = unchanged, `null` = remove, a string = set.
@@ -184,9 +198,11 @@ pub struct PatchUserRequest {
     pub email: Option<String>,
     /// New password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
     pub password: Option<String>,
     /// The caller's current password; required when changing one's own password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
     pub current_password: Option<String>,
     /// New role (master only).
     #[serde(default, skip_serializing_if = "Option::is_none")]

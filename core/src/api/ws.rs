@@ -36,6 +36,7 @@ pub mod close_code {
 /// Unknown fields are rejected (the relay answers an `error` frame with code
 /// `invalid_frame`). `Debug` redacts the `auth` token.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// Must be the first frame: authenticate with an access token.
@@ -111,6 +112,7 @@ impl fmt::Debug for ClientFrame {
 
 /// A frame sent by the relay to the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// Authentication succeeded.
@@ -145,6 +147,7 @@ pub enum ServerFrame {
         /// The sealed envelope.
         envelope: B64,
         /// When the relay stored it.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         created_at: Timestamp,
     },
     /// A member started or stopped typing.

@@ -24,6 +24,7 @@ const DEVICE_SIG_CONTEXT: &[u8] = b"SOTTO-v1 device-bundle device-signature\0";
 /// A `DeviceBundle` is untrusted input until [`DeviceBundle::verify`] turns it
 /// into a [`VerifiedDevice`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceBundle {
     /// Format version, [`BUNDLE_VERSION`].

@@ -1,0 +1,183 @@
+//! The router: every route, its OpenAPI description, and the middleware stack
+//! (request metrics, tracing, panic → 500 problem, timeout, body limit, CORS,
+//! security headers).
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sotto_core::api::problem::codes;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{auth_routes, ops, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sotto relay", description = "Accounts, keys, rooms and opaque end-to-end-encrypted messages. \
+        Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`."),
+    modifiers(&BearerAuth),
+    tags((name = "auth"), (name = "users"), (name = "operations"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        api.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .build(),
+                ),
+            );
+    }
+}
+
+/// The documented routes, and the OpenAPI document describing them.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::root))
+        .routes(routes!(ops::health))
+        .routes(routes!(auth_routes::register))
+        .routes(routes!(auth_routes::verify_email))
+        .routes(routes!(auth_routes::resend_verification))
+        .routes(routes!(auth_routes::login))
+        .routes(routes!(auth_routes::refresh))
+        .routes(routes!(auth_routes::logout))
+        .routes(routes!(auth_routes::forgot))
+        .routes(routes!(auth_routes::reset))
+        .routes(routes!(auth_routes::me))
+        .routes(routes!(auth_routes::check_username))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::search))
+        .routes(routes!(users::get, users::patch, users::delete))
+        .routes(routes!(ops::audit_log))
+        .split_for_parts()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api_routes, doc) = api();
+    let doc_json = doc.to_pretty_json().unwrap_or_default();
+    let config = &state.config;
+
+    let mut app = api_routes
+        .route(
+            "/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc_json) }),
+        )
+        .route("/docs", get(ops::docs))
+        .route("/metrics", get(ops::metrics))
+        .route("/verify-email", get(ops::verify_email_page))
+        .route("/reset-password", get(ops::reset_password_page))
+        .route("/assets/{name}", get(ops::assets))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                codes::METHOD_NOT_ALLOWED,
+                "this method is not allowed here",
+            )
+        })
+        .with_state(state.clone())
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(config.request_timeout),
+        ))
+        .layer(middleware::map_response(problem_for_empty_errors))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("handler panicked").into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(record_metrics));
+
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+    ] {
+        app = app.layer(SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    if config.public_url().starts_with("https://") {
+        app = app.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ));
+    }
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    if !origins.is_empty() {
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([
+                    Method::GET,
+                    Method::POST,
+                    Method::PUT,
+                    Method::PATCH,
+                    Method::DELETE,
+                ])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    app
+}
+
+/// Errors produced below the handlers with an empty body (the timeout's 503)
+/// become problem+json too.
+async fn problem_for_empty_errors(res: Response) -> Response {
+    let is_problem = res.headers().get(header::CONTENT_TYPE).is_some();
+    if res.status() == StatusCode::SERVICE_UNAVAILABLE && !is_problem {
+        return ApiError::unavailable("the request took too long").into_response();
+    }
+    res
+}
+
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("sotto_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("sotto_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(start.elapsed().as_secs_f64());
+    res
+}

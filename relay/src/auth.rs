@@ -1,0 +1,227 @@
+//! Password hashing, access tokens (JWT, HS256) and opaque tokens (refresh,
+//! e-mail verification, password reset: random, stored as SHA-256), and the
+//! `AuthUser` extractor.
+
+use std::path::Path;
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64ct::{Base64UrlUnpadded, Encoding};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sotto_core::api::problem::codes;
+use sotto_core::api::users::Role;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::users::UserRow;
+
+const AUDIENCE: &str = "sotto-relay";
+
+/// Hashes a password with Argon2id (m = 19 MiB, t = 2, p = 1: OWASP's
+/// recommendation) on the blocking pool.
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    let password = SecretString::from(password);
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.expose_secret().as_bytes())
+            .map(|h| h.to_string())
+            .map_err(ApiError::internal)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// Verifies a password against a PHC string on the blocking pool. Malformed
+/// hashes verify as false.
+pub async fn verify_password(password: String, phc: String) -> ApiResult<bool> {
+    let password = SecretString::from(password);
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .verify_password(password.expose_secret().as_bytes(), phc.as_str())
+            .is_ok()
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
+/// A fresh opaque token: 32 random bytes, base64url.
+pub fn new_opaque_token() -> ApiResult<String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(ApiError::internal)?;
+    Ok(Base64UrlUnpadded::encode_string(&b))
+}
+
+/// What is stored for an opaque token: hex SHA-256. Lookups go by this hash, so
+/// the token itself is never compared or stored.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Access-token claims.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub sid: Uuid,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// Loads the configured secret, or the one in `<data dir>/jwt.key`, generating it
+    /// (0600) on first start.
+    pub fn load(configured: Option<&SecretString>, data_dir: &Path) -> std::io::Result<Self> {
+        if let Some(s) = configured {
+            if s.expose_secret().len() < 32 {
+                return Err(std::io::Error::other(
+                    "SOTTO_JWT_SECRET must be at least 32 bytes",
+                ));
+            }
+            return Ok(Self::new(s.expose_secret().as_bytes()));
+        }
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("jwt.key");
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() >= 32 => Ok(Self::new(&bytes)),
+            Ok(_) => Err(std::io::Error::other(format!(
+                "{} is shorter than 32 bytes",
+                path.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 64];
+                getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+                std::io::Write::write_all(&mut opts.open(&path)?, &key)?;
+                tracing::info!(path = %path.display(), "generated a new JWT signing key");
+                Ok(Self::new(&key))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn issue(&self, user: Uuid, session: Uuid, ttl_secs: u64) -> ApiResult<String> {
+        let now = crate::db::now_ms() / 1000;
+        let claims = Claims {
+            sub: user,
+            sid: session,
+            aud: AUDIENCE.into(),
+            iat: now,
+            exp: now + i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2),
+            jti: Uuid::new_v4(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
+    }
+
+    pub fn verify(&self, token: &str) -> ApiResult<Claims> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::unauthorized(codes::TOKEN_EXPIRED, "the access token has expired")
+                }
+                _ => ApiError::unauthorized(codes::INVALID_TOKEN, "the access token is invalid"),
+            })
+    }
+}
+
+/// The authenticated caller: the JWT verified, its session live, the user loaded fresh
+/// (so role changes and deletions take effect immediately).
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user: UserRow,
+    pub session_id: Uuid,
+}
+
+impl AuthUser {
+    pub fn id(&self) -> Uuid {
+        self.user.uuid()
+    }
+    pub fn role(&self) -> Role {
+        self.user.role()
+    }
+    pub fn require(&self, min: Role) -> ApiResult<()> {
+        if self.role() >= min {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("your role does not allow this"))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::unauthorized(codes::UNAUTHORIZED, "an access token is required")
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    codes::INVALID_TOKEN,
+                    "expected `Authorization: Bearer <token>`",
+                )
+            })?;
+        let claims = state.jwt.verify(token.trim())?;
+        let row = sqlx::query_as::<_, UserRow>(
+            "SELECT u.id, u.username, u.email, u.display_name, u.password_hash, u.role, u.email_verified, \
+             u.created_at, u.updated_at FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
+        )
+        .bind(claims.sid.to_string())
+        .bind(claims.sub.to_string())
+        .fetch_optional(&state.db.pool)
+        .await?;
+        match row {
+            Some(user) => Ok(AuthUser {
+                user,
+                session_id: claims.sid,
+            }),
+            None => Err(ApiError::unauthorized(
+                codes::INVALID_TOKEN,
+                "the session has ended",
+            )),
+        }
+    }
+}

@@ -1,0 +1,562 @@
+//! `/api/v1/auth/...`: register, verify e-mail, login, refresh (rotating,
+//! reuse-detecting), logout, forgot/reset password, me, check-username.
+//!
+//! Answers that could reveal whether an address exists (register, resend,
+//! forgot) are identical either way, and e-mail goes out off the request path.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use sotto_core::api::auth::{
+    CheckUsernameQuery, CheckUsernameResponse, ForgotPasswordRequest, LoginRequest, LogoutRequest,
+    RefreshRequest, RegisterRequest, ResendVerificationRequest, ResetPasswordRequest,
+    TokenResponse, VerifyEmailRequest,
+};
+use sotto_core::api::problem::{Problem, codes};
+use sotto_core::api::users::{Role, User};
+use uuid::Uuid;
+
+use crate::audit::{self, event};
+use crate::auth::{self, AuthUser, new_opaque_token, token_hash};
+use crate::db::{now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::users::{self, NewUser, USER_COLUMNS, UserRow};
+use crate::validate::{Email, Username, check_new_password};
+
+const VERIFY_TTL_MS: i64 = 24 * 3600 * 1000;
+const RESET_TTL_MS: i64 = 3600 * 1000;
+
+/// Creates a single-use token for `purpose` and returns it (only its hash is stored).
+async fn create_email_token(
+    state: &AppState,
+    user: Uuid,
+    email: &str,
+    purpose: &str,
+    ttl_ms: i64,
+) -> ApiResult<String> {
+    let token = new_opaque_token()?;
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(token_hash(&token))
+    .bind(user.to_string())
+    .bind(purpose)
+    .bind(email)
+    .bind(now)
+    .bind(now + ttl_ms)
+    .execute(&state.db.pool)
+    .await?;
+    Ok(token)
+}
+
+/// Sends an e-mail in the background: the answer does not wait for (or reveal) it.
+fn send_later(state: &AppState, to: String, subject: &'static str, body: String, link: String) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = state
+            .mailer
+            .send(&state.config.smtp_from, &to, subject, body, &link)
+            .await
+        {
+            tracing::error!(error = %e, subject, "cannot send e-mail");
+        }
+    });
+}
+
+pub async fn send_verification(state: &AppState, user: Uuid, email: &str) -> ApiResult<()> {
+    let token = create_email_token(state, user, email, "verify", VERIFY_TTL_MS).await?;
+    let link = format!("{}/verify-email#token={token}", state.config.public_url());
+    let body = format!(
+        "Welcome to Sotto.\n\nOpen this link within 24 hours to verify your e-mail address:\n\n{link}\n\n\
+         If you did not create an account, ignore this message.\n"
+    );
+    send_later(
+        state,
+        email.to_string(),
+        "Verify your e-mail address",
+        body,
+        link,
+    );
+    Ok(())
+}
+
+/// Consumes a single-use token: it must exist, match `purpose`, be unused and
+/// unexpired. Returns (user id, address it was sent to).
+async fn consume_email_token(
+    state: &AppState,
+    token: &str,
+    purpose: &str,
+) -> ApiResult<(Uuid, String)> {
+    let invalid = || {
+        ApiError::bad_request(
+            codes::INVALID_TOKEN,
+            "this link is invalid, used or expired",
+        )
+    };
+    if token.is_empty() || token.len() > 256 {
+        return Err(invalid());
+    }
+    let now = now_ms();
+    let row: Option<(String, String)> = sqlx::query_as(
+        "UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL \
+         AND expires_at > $1 RETURNING user_id, email",
+    )
+    .bind(now)
+    .bind(token_hash(token))
+    .bind(purpose)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    let (user, email) = row.ok_or_else(invalid)?;
+    Ok((Uuid::parse_str(&user).map_err(|_| invalid())?, email))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = User), (status = 400, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
+/// Create an account and send a verification e-mail. The answer for an address that is
+/// already registered is the same as for a new one (that address gets a notice instead).
+pub async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    state.limits.check_ip(peer.ip())?;
+    let username = Username::parse(&req.username)?;
+    let email = Email::parse(&req.email)?;
+    check_new_password(&req.password)?;
+    // Hash first, in every case, so the answer's timing does not depend on the address.
+    let password_hash = auth::hash_password(req.password).await?;
+    if users::username_exists(&state, &username).await? {
+        return Err(ApiError::conflict(
+            codes::USERNAME_TAKEN,
+            "this username is taken",
+        ));
+    }
+    if users::email_exists(&state, &email).await? {
+        let now = rfc3339(now_ms());
+        let link = format!("{}/reset-password", state.config.public_url());
+        send_later(
+            &state,
+            email.as_str().to_string(),
+            "Someone tried to register with your address",
+            "Someone tried to create a Sotto account with this e-mail address, which already has one.\n\n\
+             If it was you, sign in instead, or reset your password from the sign-in page.\n\
+             If not, you can ignore this message.\n"
+                .to_string(),
+            link,
+        );
+        return Ok((
+            StatusCode::CREATED,
+            Json(User {
+                id: Uuid::now_v7(),
+                username: username.as_str().to_string(),
+                email: email.as_str().to_string(),
+                display_name: None,
+                role: Role::User,
+                email_verified: false,
+                created_at: now.clone(),
+                updated_at: now,
+            }),
+        ));
+    }
+    let verified = !state.config.require_email_verification;
+    let row = users::insert(
+        &state,
+        NewUser {
+            username: &username,
+            email: &email,
+            password_hash,
+            display_name: None,
+            role: Role::User,
+            email_verified: verified,
+        },
+    )
+    .await?;
+    audit::record(
+        &state.db,
+        event::REGISTER,
+        Some(row.uuid()),
+        Some(row.uuid()),
+        Some(peer.ip()),
+        None,
+    )
+    .await;
+    if !verified {
+        send_verification(&state, row.uuid(), &row.email).await?;
+    }
+    Ok((StatusCode::CREATED, Json(row.to_api())))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = VerifyEmailRequest,
+    responses((status = 200, body = User), (status = 400, body = Problem)))]
+/// Verify an e-mail address with the token from the e-mailed link (single use, 24 h).
+pub async fn verify_email(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<VerifyEmailRequest>,
+) -> ApiResult<Json<User>> {
+    let (user, email) = consume_email_token(&state, &req.token, "verify").await?;
+    let changed = sqlx::query(
+        "UPDATE users SET email_verified = 1, updated_at = $1 WHERE id = $2 AND email = $3",
+    )
+    .bind(now_ms())
+    .bind(user.to_string())
+    .bind(&email)
+    .execute(&state.db.pool)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(ApiError::bad_request(
+            codes::INVALID_TOKEN,
+            "this link is for an address the account no longer uses",
+        ));
+    }
+    audit::record(
+        &state.db,
+        event::EMAIL_VERIFIED,
+        Some(user),
+        Some(user),
+        None,
+        None,
+    )
+    .await;
+    let row = users::find_by_id(&state, user)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(row.to_api()))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth", request_body = ResendVerificationRequest,
+    responses((status = 202), (status = 400, body = Problem), (status = 429, body = Problem)))]
+/// Send the verification e-mail again. Always 202, whether or not the address exists.
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<ResendVerificationRequest>,
+) -> ApiResult<StatusCode> {
+    state.limits.check_ip(peer.ip())?;
+    state.limits.check_account("resend", &req.email)?;
+    let Ok(email) = Email::parse(&req.email) else {
+        return Ok(StatusCode::ACCEPTED);
+    };
+    if let Some(u) = users::find_by_login(&state, email.as_str()).await?
+        && u.email == email.as_str()
+        && u.email_verified == 0
+    {
+        send_verification(&state, u.uuid(), &u.email).await?;
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn start_session(state: &AppState, user: &UserRow) -> ApiResult<TokenResponse> {
+    let session = Uuid::now_v7();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at) VALUES ($1, $2, $3, $3)",
+    )
+    .bind(session.to_string())
+    .bind(&user.id)
+    .bind(now)
+    .execute(&state.db.pool)
+    .await?;
+    issue_pair(state, user, session).await
+}
+
+async fn issue_pair(state: &AppState, user: &UserRow, session: Uuid) -> ApiResult<TokenResponse> {
+    let refresh = new_opaque_token()?;
+    let now = now_ms();
+    let ttl = i64::try_from(state.config.refresh_token_ttl)
+        .unwrap_or(i64::MAX / 2_000)
+        .saturating_mul(1000);
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(token_hash(&refresh))
+        .bind(session.to_string())
+        .bind(now)
+        .bind(now.saturating_add(ttl))
+        .execute(&state.db.pool)
+        .await?;
+    let access = state
+        .jwt
+        .issue(user.uuid(), session, state.config.access_token_ttl)?;
+    Ok(TokenResponse {
+        access_token: access,
+        refresh_token: refresh,
+        token_type: "Bearer".into(),
+        expires_in: state.config.access_token_ttl,
+        user: user.to_api(),
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 429, body = Problem)))]
+/// Sign in with username or e-mail. 403 `email_not_verified` when verification is required.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    state.limits.check_ip(peer.ip())?;
+    state.limits.check_account("login", &req.login)?;
+    let bad = || {
+        ApiError::unauthorized(
+            codes::INVALID_CREDENTIALS,
+            "wrong username, e-mail or password",
+        )
+    };
+    if req.password.len() > crate::validate::PASSWORD_MAX_BYTES || req.login.len() > 254 {
+        return Err(bad());
+    }
+    let user = users::find_by_login(&state, &req.login).await?;
+    // Verify against a dummy hash when there is no such account: same cost either way.
+    let phc = user
+        .as_ref()
+        .map_or_else(|| state.dummy_hash.clone(), |u| u.password_hash.clone());
+    let ok = auth::verify_password(req.password, phc).await?;
+    let user = match (user, ok) {
+        (Some(u), true) => u,
+        (u, _) => {
+            audit::record(
+                &state.db,
+                event::LOGIN_FAILED,
+                None,
+                u.map(|u| u.uuid()),
+                Some(peer.ip()),
+                None,
+            )
+            .await;
+            return Err(bad());
+        }
+    };
+    if state.config.require_email_verification && user.email_verified == 0 {
+        return Err(ApiError::forbidden_code(
+            codes::EMAIL_NOT_VERIFIED,
+            "verify your e-mail address first",
+        ));
+    }
+    let pair = start_session(&state, &user).await?;
+    audit::record(
+        &state.db,
+        event::LOGIN_OK,
+        Some(user.uuid()),
+        Some(user.uuid()),
+        Some(peer.ip()),
+        None,
+    )
+    .await;
+    Ok(Json(pair))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, body = Problem)))]
+/// Exchange a refresh token for a new pair. Each refresh token works once; presenting a
+/// spent one revokes its whole session (all tokens descended from that login).
+pub async fn refresh(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let invalid = || {
+        ApiError::unauthorized(
+            codes::INVALID_TOKEN,
+            "the refresh token is invalid or expired",
+        )
+    };
+    if req.refresh_token.len() > 256 {
+        return Err(invalid());
+    }
+    let hash = token_hash(&req.refresh_token);
+    let now = now_ms();
+    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT session_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    let Some((session, expires_at, used_at)) = row else {
+        return Err(invalid());
+    };
+    // Spend it atomically: of two concurrent uses only one wins; the other is a reuse.
+    let spent_now = used_at.is_none()
+        && sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(&hash)
+        .execute(&state.db.pool)
+        .await?
+        .rows_affected()
+            == 1;
+    if !spent_now {
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&session)
+            .execute(&state.db.pool)
+            .await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
+                .bind(&session)
+                .fetch_optional(&state.db.pool)
+                .await?;
+        let owner = owner.and_then(|o| Uuid::parse_str(&o).ok());
+        audit::record(
+            &state.db,
+            event::REFRESH_REUSE,
+            owner,
+            owner,
+            Some(peer.ip()),
+            Some(&session),
+        )
+        .await;
+        return Err(ApiError::unauthorized(
+            codes::REFRESH_REUSED,
+            "this refresh token was already used; the session is revoked",
+        ));
+    }
+    if expires_at <= now {
+        return Err(invalid());
+    }
+    let user = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.revoked_at IS NULL",
+        USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+    )))
+    .bind(&session)
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or_else(invalid)?;
+    sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(&session)
+        .execute(&state.db.pool)
+        .await?;
+    let session = Uuid::parse_str(&session).map_err(|_| invalid())?;
+    Ok(Json(issue_pair(&state, &user, session).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = LogoutRequest,
+    responses((status = 204), (status = 401, body = Problem)), security(("bearer" = [])))]
+/// End the session: its refresh tokens stop working.
+pub async fn logout(
+    State(state): State<AppState>,
+    me: AuthUser,
+    ApiJson(req): ApiJson<LogoutRequest>,
+) -> ApiResult<StatusCode> {
+    let now = now_ms();
+    // The caller's session, and the one the refresh token belongs to if it is the caller's.
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL AND user_id = $2 AND \
+         (id = $3 OR id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $4))",
+    )
+    .bind(now)
+    .bind(me.id().to_string())
+    .bind(me.session_id.to_string())
+    .bind(token_hash(&req.refresh_token))
+    .execute(&state.db.pool)
+    .await?;
+    audit::record(
+        &state.db,
+        event::LOGOUT,
+        Some(me.id()),
+        Some(me.id()),
+        None,
+        None,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", request_body = ForgotPasswordRequest,
+    responses((status = 202), (status = 400, body = Problem), (status = 429, body = Problem)))]
+/// Request a password-reset e-mail. Always 202, whether or not the address exists.
+pub async fn forgot(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<ForgotPasswordRequest>,
+) -> ApiResult<StatusCode> {
+    state.limits.check_ip(peer.ip())?;
+    state.limits.check_account("forgot", &req.email)?;
+    let Ok(email) = Email::parse(&req.email) else {
+        return Ok(StatusCode::ACCEPTED);
+    };
+    if let Some(u) = users::find_by_login(&state, email.as_str()).await?
+        && u.email == email.as_str()
+    {
+        let token = create_email_token(&state, u.uuid(), &u.email, "reset", RESET_TTL_MS).await?;
+        let link = format!("{}/reset-password#token={token}", state.config.public_url());
+        let body = format!(
+            "Someone asked to reset the password of your Sotto account.\n\n\
+                 Open this link within an hour to choose a new password:\n\n{link}\n\n\
+                 If it was not you, ignore this message: your password stays the same.\n"
+        );
+        send_later(&state, u.email.clone(), "Reset your password", body, link);
+        audit::record(
+            &state.db,
+            event::PASSWORD_RESET_REQUESTED,
+            None,
+            Some(u.uuid()),
+            Some(peer.ip()),
+            None,
+        )
+        .await;
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", request_body = ResetPasswordRequest,
+    responses((status = 204), (status = 400, body = Problem)))]
+/// Set a new password with the token from the e-mailed link (single use, 1 h). Every
+/// session of the account is revoked.
+pub async fn reset(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ResetPasswordRequest>,
+) -> ApiResult<StatusCode> {
+    // Check the new password before spending the token.
+    check_new_password(&req.new_password)?;
+    let (user, email) = consume_email_token(&state, &req.token, "reset").await?;
+    let hash = auth::hash_password(req.new_password).await?;
+    // The link proves control of the address it was sent to.
+    sqlx::query(
+        "UPDATE users SET password_hash = $1, updated_at = $2, \
+         email_verified = CASE WHEN email = $3 THEN 1 ELSE email_verified END WHERE id = $4",
+    )
+    .bind(hash)
+    .bind(now_ms())
+    .bind(&email)
+    .bind(user.to_string())
+    .execute(&state.db.pool)
+    .await?;
+    users::revoke_sessions(&state, user, None).await?;
+    audit::record(
+        &state.db,
+        event::PASSWORD_RESET,
+        Some(user),
+        Some(user),
+        None,
+        None,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, body = User), (status = 401, body = Problem)), security(("bearer" = [])))]
+/// The caller's own user.
+pub async fn me(me: AuthUser) -> Json<User> {
+    Json(me.user.to_api())
+}
+
+#[utoipa::path(get, path = "/api/v1/users/check-username", tag = "auth", params(CheckUsernameQuery),
+    responses((status = 200, body = CheckUsernameResponse), (status = 400, body = Problem)))]
+/// Whether a username is valid and free.
+pub async fn check_username(
+    State(state): State<AppState>,
+    Query(q): Query<CheckUsernameQuery>,
+) -> ApiResult<Json<CheckUsernameResponse>> {
+    let username = Username::parse(&q.username)?;
+    Ok(Json(CheckUsernameResponse {
+        available: !users::username_exists(&state, &username).await?,
+    }))
+}

@@ -1,0 +1,178 @@
+//! Configuration: CLI flags with `SOTTO_*` environment fallbacks (and `.env`).
+//! Every option is documented in `docs/config.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sotto-relay",
+    version,
+    about = "Sotto relay: accounts, keys, rooms and opaque messages"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Administration commands.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a master account; prints its generated password once.
+    CreateMaster {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "SOTTO_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, the e-mail outbox and generated keys.
+    #[arg(long, env = "SOTTO_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Database URL: unset for SQLite in the data dir, or `postgres://...`.
+    #[arg(
+        long,
+        env = "SOTTO_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<SecretString>,
+    /// Public base URL of the relay, used in e-mailed links (default `http://<listen>`).
+    #[arg(long, env = "SOTTO_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// SMTP server URL (`smtp://host:port?tls=required`, `smtps://user:pass@host`); unset:
+    /// e-mails are written to `<data dir>/outbox/*.eml`.
+    #[arg(long, env = "SOTTO_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<SecretString>,
+    /// Sender address of e-mails.
+    #[arg(
+        long,
+        env = "SOTTO_SMTP_FROM",
+        default_value = "Sotto <no-reply@sotto.invalid>",
+        global = true
+    )]
+    pub smtp_from: String,
+    /// Comma-separated origins allowed by CORS (none by default).
+    #[arg(long, env = "SOTTO_CORS_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_origins: Vec<String>,
+    /// Whether login requires a verified e-mail address.
+    #[arg(long, env = "SOTTO_REQUIRE_EMAIL_VERIFICATION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub require_email_verification: bool,
+    /// JWT signing secret (at least 32 bytes); generated into `<data dir>/jwt.key` when unset.
+    #[arg(long, env = "SOTTO_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+    /// Access-token lifetime in seconds.
+    #[arg(
+        long,
+        env = "SOTTO_ACCESS_TOKEN_TTL",
+        default_value_t = 900,
+        global = true
+    )]
+    pub access_token_ttl: u64,
+    /// Refresh-token lifetime in seconds.
+    #[arg(long, env = "SOTTO_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600, global = true)]
+    pub refresh_token_ttl: u64,
+    /// Requests per minute per client IP on login, register, forgot and resend.
+    #[arg(
+        long,
+        env = "SOTTO_AUTH_RATE_PER_IP",
+        default_value_t = 20,
+        global = true
+    )]
+    pub auth_rate_per_ip: u32,
+    /// Attempts per minute per account (login name or e-mail) on login, forgot and resend.
+    #[arg(
+        long,
+        env = "SOTTO_AUTH_RATE_PER_ACCOUNT",
+        default_value_t = 5,
+        global = true
+    )]
+    pub auth_rate_per_account: u32,
+    /// Maximum request body in bytes (JSON routes).
+    #[arg(long, env = "SOTTO_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+    /// Per-request timeout in seconds.
+    #[arg(
+        long,
+        env = "SOTTO_REQUEST_TIMEOUT",
+        default_value_t = 30,
+        global = true
+    )]
+    pub request_timeout: u64,
+    /// Log format.
+    #[arg(
+        long,
+        env = "SOTTO_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// Bootstrap master (used only when no master exists; all three must be set).
+    #[arg(long, env = "SOTTO_BOOTSTRAP_MASTER_USERNAME", global = true)]
+    pub bootstrap_master_username: Option<String>,
+    #[arg(long, env = "SOTTO_BOOTSTRAP_MASTER_EMAIL", global = true)]
+    pub bootstrap_master_email: Option<String>,
+    #[arg(
+        long,
+        env = "SOTTO_BOOTSTRAP_MASTER_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub bootstrap_master_password: Option<SecretString>,
+}
+
+impl Config {
+    /// The base of e-mailed links, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// A configuration for tests and embedding: defaults, data in `data_dir`.
+    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+        let cli = Cli::parse_from([
+            "sotto-relay",
+            "--data-dir",
+            &data_dir.to_string_lossy(),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        cli.config
+    }
+}

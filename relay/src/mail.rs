@@ -1,0 +1,77 @@
+//! Outgoing e-mail: SMTP through lettre, or the development outbox that writes
+//! each message as an `.eml` file under `<data dir>/outbox/` and logs its link.
+
+use std::path::PathBuf;
+
+use lettre::message::header::ContentType;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use crate::config::Config;
+
+pub enum Mailer {
+    Outbox(PathBuf),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid SMTP URL: {0}")]
+    Url(String),
+    #[error("cannot build the message: {0}")]
+    Build(String),
+    #[error("cannot send: {0}")]
+    Send(String),
+}
+
+impl Mailer {
+    pub fn from_config(config: &Config) -> Result<Self, MailError> {
+        match &config.smtp_url {
+            None => Ok(Mailer::Outbox(config.data_dir.join("outbox"))),
+            Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                .map(|b| Mailer::Smtp(b.build()))
+                .map_err(|e| MailError::Url(e.to_string())),
+        }
+    }
+
+    /// Sends one plain-text message. `link` is logged for the outbox (dev) only.
+    pub async fn send(
+        &self,
+        from: &str,
+        to: &str,
+        subject: &str,
+        body: String,
+        link: &str,
+    ) -> Result<(), MailError> {
+        let msg = Message::builder()
+            .from(
+                from.parse()
+                    .map_err(|e: lettre::address::AddressError| MailError::Build(e.to_string()))?,
+            )
+            .to(to
+                .parse()
+                .map_err(|e: lettre::address::AddressError| MailError::Build(e.to_string()))?)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        match self {
+            Mailer::Outbox(dir) => {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| MailError::Send(e.to_string()))?;
+                let path = dir.join(format!("{}.eml", uuid::Uuid::now_v7()));
+                tokio::fs::write(&path, msg.formatted())
+                    .await
+                    .map_err(|e| MailError::Send(e.to_string()))?;
+                tracing::info!(to, subject, path = %path.display(), link, "e-mail written to the development outbox");
+                Ok(())
+            }
+            Mailer::Smtp(t) => t
+                .send(msg)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Send(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Operations: `/`, `/health`, `/metrics`, `/openapi.json`, `/docs`, the small
+//! HTML pages e-mailed links open, their assets, and the admin audit log.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sotto_core::api::ops::{CheckStatus, Health, RootInfo};
+use sotto_core::api::pagination::{Page, effective_limit};
+use sotto_core::api::problem::{Problem, codes};
+use sotto_core::api::users::Role;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::AuthUser;
+use crate::db::rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+#[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, body = RootInfo)))]
+/// The relay's name and version.
+pub async fn root() -> Json<RootInfo> {
+    Json(RootInfo {
+        name: "sotto-relay".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+/// Liveness and database reachability; 503 when the database does not answer.
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let ok = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping())
+        .await
+        .unwrap_or(false);
+    let db = if ok {
+        CheckStatus::Ok
+    } else {
+        CheckStatus::Unavailable
+    };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(Health {
+            status: db,
+            database: db,
+        }),
+    )
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+macro_rules! asset {
+    ($name:literal) => {
+        include_str!(concat!("../assets/", $name))
+    };
+}
+
+pub async fn docs() -> Html<&'static str> {
+    Html(asset!("docs.html"))
+}
+pub async fn verify_email_page() -> Html<&'static str> {
+    Html(asset!("verify-email.html"))
+}
+pub async fn reset_password_page() -> Html<&'static str> {
+    Html(asset!("reset-password.html"))
+}
+
+/// Static assets of the pages (no third-party code, nothing downloaded).
+pub async fn assets(Path(name): Path<String>) -> Response {
+    let (body, ct) = match name.as_str() {
+        "page.css" => (asset!("page.css"), "text/css; charset=utf-8"),
+        "pages.js" => (asset!("pages.js"), "text/javascript; charset=utf-8"),
+        "verify-email.js" => (asset!("verify-email.js"), "text/javascript; charset=utf-8"),
+        "reset-password.js" => (
+            asset!("reset-password.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "docs.js" => (asset!("docs.js"), "text/javascript; charset=utf-8"),
+        _ => return ApiError::not_found().into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, ct),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// One audit-log entry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: uuid::Uuid,
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// e.g. `login_ok`, `login_failed`, `role_changed`, `user_deleted`, `password_reset`, `refresh_reuse`.
+    pub event: String,
+    pub actor_id: Option<uuid::Uuid>,
+    pub target_id: Option<uuid::Uuid>,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only this event kind.
+    pub event: Option<String>,
+    /// Page size (default 50, max 200).
+    pub limit: Option<u32>,
+    /// Cursor from the previous page (newest first).
+    pub cursor: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: String,
+    at: i64,
+    event: String,
+    actor_id: Option<String>,
+    target_id: Option<String>,
+    ip: Option<String>,
+    detail: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "operations", params(AuditQuery),
+    responses((status = 200, body = Page<AuditEntry>), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+/// The security audit log, newest first (admin, master).
+pub async fn audit_log(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Page<AuditEntry>>> {
+    me.require(Role::Admin)?;
+    let limit = effective_limit(q.limit);
+    let before = match &q.cursor {
+        None => "~".to_string(),
+        Some(c) => uuid::Uuid::parse_str(c)
+            .map(|u| u.to_string())
+            .map_err(|_| ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid"))?,
+    };
+    let rows = sqlx::query_as::<_, AuditRow>(
+        "SELECT id, at, event, actor_id, target_id, ip, detail FROM audit_log \
+         WHERE id < $1 AND ($2 = '' OR event = $2) ORDER BY id DESC LIMIT $3",
+    )
+    .bind(before)
+    .bind(q.event.unwrap_or_default())
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&state.db.pool)
+    .await?;
+    let parse = |s: &Option<String>| s.as_deref().and_then(|v| uuid::Uuid::parse_str(v).ok());
+    Ok(Json(crate::users::page_of(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        |r| AuditEntry {
+            id: uuid::Uuid::parse_str(&r.id).unwrap_or_default(),
+            at: rfc3339(r.at),
+            event: r.event.clone(),
+            actor_id: parse(&r.actor_id),
+            target_id: parse(&r.target_id),
+            ip: r.ip.clone(),
+            detail: r.detail.clone(),
+        },
+    )))
+}

@@ -1,0 +1,40 @@
+//! Shared application state.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::JwtKeys;
+use crate::config::Config;
+use crate::db::Db;
+use crate::mail::Mailer;
+use crate::ratelimit::RateLimits;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub db: Db,
+    pub jwt: JwtKeys,
+    pub mailer: Mailer,
+    pub limits: RateLimits,
+    pub metrics: PrometheusHandle,
+    /// A valid Argon2id hash of a random password: login verifies against it when the
+    /// account does not exist, so both answers take the same time.
+    pub dummy_hash: String,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

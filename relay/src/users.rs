@@ -1,0 +1,571 @@
+//! Users and roles: the `users` table, its rules, and `/api/v1/users...`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use sotto_core::api::pagination::{Page, effective_limit};
+use sotto_core::api::problem::{Problem, codes};
+use sotto_core::api::users::{
+    CreateUserRequest, PatchUserRequest, PublicUser, Role, User, UserListQuery, UserSearchQuery,
+};
+use uuid::Uuid;
+
+use crate::audit::{self, event};
+use crate::auth::{self, AuthUser};
+use crate::db::{now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::validate::{Email, Username, check_new_password};
+
+pub const USER_COLUMNS: &str = "id, username, email, display_name, password_hash, role, email_verified, created_at, updated_at";
+
+#[derive(Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub password_hash: String,
+    pub role: String,
+    pub email_verified: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+pub fn parse_role(s: &str) -> Role {
+    match s {
+        "master" => Role::Master,
+        "admin" => Role::Admin,
+        _ => Role::User,
+    }
+}
+
+impl UserRow {
+    pub fn uuid(&self) -> Uuid {
+        Uuid::parse_str(&self.id).unwrap_or_default()
+    }
+    pub fn role(&self) -> Role {
+        parse_role(&self.role)
+    }
+    pub fn to_api(&self) -> User {
+        User {
+            id: self.uuid(),
+            username: self.username.clone(),
+            email: self.email.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role(),
+            email_verified: self.email_verified != 0,
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
+        }
+    }
+    pub fn to_public(&self) -> PublicUser {
+        PublicUser {
+            id: self.uuid(),
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+        }
+    }
+}
+
+pub async fn find_by_id(state: &AppState, id: Uuid) -> ApiResult<Option<UserRow>> {
+    Ok(sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(&state.db.pool)
+    .await?)
+}
+
+/// Finds a user by username or e-mail (both stored in lower case).
+pub async fn find_by_login(state: &AppState, login: &str) -> ApiResult<Option<UserRow>> {
+    let login = login.trim().to_lowercase();
+    Ok(sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username = $1 OR email = $1"
+    )))
+    .bind(login)
+    .fetch_optional(&state.db.pool)
+    .await?)
+}
+
+pub async fn username_exists(state: &AppState, username: &Username) -> ApiResult<bool> {
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE username = $1")
+            .bind(username.as_str())
+            .fetch_one(&state.db.pool)
+            .await?
+            > 0,
+    )
+}
+
+pub async fn email_exists(state: &AppState, email: &Email) -> ApiResult<bool> {
+    Ok(
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_one(&state.db.pool)
+            .await?
+            > 0,
+    )
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a Username,
+    pub email: &'a Email,
+    pub password_hash: String,
+    pub display_name: Option<String>,
+    pub role: Role,
+    pub email_verified: bool,
+}
+
+/// Inserts a user; a duplicate username or e-mail is a 409 with the matching code.
+pub async fn insert(state: &AppState, u: NewUser<'_>) -> ApiResult<UserRow> {
+    let now = now_ms();
+    let id = Uuid::now_v7();
+    let res = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {USER_COLUMNS}"
+    )))
+    .bind(id.to_string())
+    .bind(u.username.as_str())
+    .bind(u.email.as_str())
+    .bind(u.display_name)
+    .bind(u.password_hash)
+    .bind(u.role.as_str())
+    .bind(i64::from(u.email_verified))
+    .bind(now)
+    .fetch_one(&state.db.pool)
+    .await;
+    match res {
+        Ok(row) => Ok(row),
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            if username_exists(state, u.username).await? {
+                Err(ApiError::conflict(
+                    codes::USERNAME_TAKEN,
+                    "this username is taken",
+                ))
+            } else {
+                Err(ApiError::conflict(
+                    codes::EMAIL_TAKEN,
+                    "this e-mail address is already registered",
+                ))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn check_display_name(name: &Option<String>) -> ApiResult<Option<String>> {
+    match name {
+        None => Ok(None),
+        Some(n) => {
+            let t = n.trim();
+            if t.is_empty() {
+                return Ok(None);
+            }
+            if t.chars().count() > 64 || t.chars().any(char::is_control) {
+                return Err(ApiError::bad_request(
+                    codes::VALIDATION_FAILED,
+                    "display names are 1-64 printable characters",
+                ));
+            }
+            Ok(Some(t.to_string()))
+        }
+    }
+}
+
+/// Revokes every live session of a user, optionally keeping one.
+pub async fn revoke_sessions(state: &AppState, user: Uuid, keep: Option<Uuid>) -> ApiResult<()> {
+    sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3")
+        .bind(now_ms())
+        .bind(user.to_string())
+        .bind(keep.map(|k| k.to_string()).unwrap_or_default())
+        .execute(&state.db.pool)
+        .await?;
+    Ok(())
+}
+
+fn like_pattern(prefix: &str, suffix: &str, q: &str) -> String {
+    let escaped: String = q
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| {
+            if matches!(c, '%' | '_' | '\\') {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    format!("{prefix}{escaped}{suffix}")
+}
+
+fn parse_cursor(cursor: &Option<String>) -> ApiResult<String> {
+    match cursor {
+        None => Ok(String::new()),
+        Some(c) => Uuid::parse_str(c)
+            .map(|u| u.to_string())
+            .map_err(|_| ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid")),
+    }
+}
+
+/// A page from `limit + 1` rows: the extra row only says there is more.
+pub fn page_of<T, R>(
+    mut rows: Vec<R>,
+    limit: u32,
+    cursor_of: impl Fn(&R) -> String,
+    map: impl Fn(&R) -> T,
+) -> Page<T> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = if more {
+        rows.last().map(&cursor_of)
+    } else {
+        None
+    };
+    Page::new(rows.iter().map(map).collect(), next)
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListQuery),
+    responses((status = 200, body = Page<User>), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+/// List users (admin, master), optionally filtered by `q` (username or e-mail substring).
+pub async fn list(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Query(q): Query<UserListQuery>,
+) -> ApiResult<Json<Page<User>>> {
+    me.require(Role::Admin)?;
+    let limit = effective_limit(q.limit);
+    let after = parse_cursor(&q.cursor)?;
+    let pattern = like_pattern("%", "%", q.q.as_deref().unwrap_or(""));
+    let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id > $1 AND (username LIKE $2 ESCAPE '\\' OR email LIKE $2 ESCAPE '\\') \
+         ORDER BY id LIMIT $3"
+    )))
+    .bind(after)
+    .bind(pattern)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&state.db.pool)
+    .await?;
+    Ok(Json(page_of(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        UserRow::to_api,
+    )))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/search", tag = "users", params(UserSearchQuery),
+    responses((status = 200, body = Page<PublicUser>), (status = 400, body = Problem), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+/// Find people to add: verified users whose username starts with `q`; public profiles only.
+pub async fn search(
+    State(state): State<AppState>,
+    _me: AuthUser,
+    Query(q): Query<UserSearchQuery>,
+) -> ApiResult<Json<Page<PublicUser>>> {
+    let term = q.q.trim();
+    if term.is_empty() || term.len() > 64 {
+        return Err(ApiError::bad_request(
+            codes::VALIDATION_FAILED,
+            "`q` must be 1-64 characters",
+        ));
+    }
+    let limit = effective_limit(q.limit).min(50);
+    let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username LIKE $1 ESCAPE '\\' AND email_verified = 1 ORDER BY username LIMIT $2"
+    )))
+    .bind(like_pattern("", "%", term))
+    .bind(i64::from(limit))
+    .fetch_all(&state.db.pool)
+    .await?;
+    Ok(Json(Page::last(
+        rows.iter().map(UserRow::to_public).collect(),
+    )))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)),
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+/// A full profile: your own, or anyone's for admins and masters. Others get 404.
+pub async fn get(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<User>> {
+    if id != me.id() && me.role() < Role::Admin {
+        return Err(ApiError::not_found());
+    }
+    let row = find_by_id(&state, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(row.to_api()))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserRequest,
+    responses((status = 201, body = User), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+/// Create a user (admin, master). Only a master may give a role other than `user`.
+/// Accounts created by an administrator start with a verified e-mail address.
+pub async fn create(
+    State(state): State<AppState>,
+    me: AuthUser,
+    ApiJson(req): ApiJson<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    me.require(Role::Admin)?;
+    let role = req.role.unwrap_or(Role::User);
+    if role != Role::User && me.role() != Role::Master {
+        return Err(ApiError::forbidden(
+            "only a master may create admins or masters",
+        ));
+    }
+    let username = Username::parse(&req.username)?;
+    let email = Email::parse(&req.email)?;
+    check_new_password(&req.password)?;
+    let display_name = check_display_name(&req.display_name)?;
+    let password_hash = auth::hash_password(req.password).await?;
+    let row = insert(
+        &state,
+        NewUser {
+            username: &username,
+            email: &email,
+            password_hash,
+            display_name,
+            role,
+            email_verified: true,
+        },
+    )
+    .await?;
+    audit::record(
+        &state.db,
+        event::USER_CREATED,
+        Some(me.id()),
+        Some(row.uuid()),
+        None,
+        Some(role.as_str()),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(row.to_api())))
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)), request_body = PatchUserRequest,
+    responses((status = 200, body = User), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+/// Update a profile. You may change your display name, e-mail and password (with
+/// `current_password`); admins manage users, masters manage everyone; only a master
+/// changes roles; nobody changes a username; the last master cannot be demoted.
+pub async fn patch(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(id): Path<Uuid>,
+    ApiJson(req): ApiJson<PatchUserRequest>,
+) -> ApiResult<Json<User>> {
+    let is_self = id == me.id();
+    if !is_self && me.role() < Role::Admin {
+        return Err(ApiError::not_found());
+    }
+    let target = find_by_id(&state, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !is_self && me.role() == Role::Admin && target.role() != Role::User {
+        return Err(ApiError::forbidden("admins manage only users"));
+    }
+    if req.username.is_some() {
+        return Err(ApiError::bad_request(
+            codes::USERNAME_IMMUTABLE,
+            "usernames cannot be changed",
+        ));
+    }
+    if req.role.is_some() && me.role() != Role::Master {
+        return Err(ApiError::forbidden("only a master changes roles"));
+    }
+    // Validate everything before writing anything.
+    let display_name = match &req.display_name {
+        Some(d) => Some(check_display_name(d)?),
+        None => None,
+    };
+    let email = req.email.as_deref().map(Email::parse).transpose()?;
+    let email = email.filter(|e| e.as_str() != target.email);
+    let new_hash = match &req.password {
+        Some(pw) => {
+            check_new_password(pw)?;
+            if is_self {
+                let current = req.current_password.clone().ok_or_else(|| {
+                    ApiError::bad_request(
+                        codes::CURRENT_PASSWORD_REQUIRED,
+                        "changing your password needs `current_password`",
+                    )
+                })?;
+                if !auth::verify_password(current, target.password_hash.clone()).await? {
+                    return Err(ApiError::forbidden_code(
+                        codes::INVALID_CREDENTIALS,
+                        "the current password is wrong",
+                    ));
+                }
+            }
+            Some(auth::hash_password(pw.clone()).await?)
+        }
+        None => None,
+    };
+    if let Some(e) = &email
+        && email_exists(&state, e).await?
+    {
+        return Err(ApiError::conflict(
+            codes::EMAIL_TAKEN,
+            "this e-mail address is already registered",
+        ));
+    }
+
+    let now = now_ms();
+    let mut tx = state.db.pool.begin().await?;
+    if let Some(role) = req.role
+        && role != target.role()
+    {
+        let changed = sqlx::query(
+                "UPDATE users SET role = $1, updated_at = $2 WHERE id = $3 AND \
+                 (role <> 'master' OR $1 = 'master' OR (SELECT COUNT(*) FROM users WHERE role = 'master') > 1)",
+            )
+            .bind(role.as_str())
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(ApiError::conflict(
+                codes::LAST_MASTER,
+                "the last master cannot be demoted",
+            ));
+        }
+    }
+    if let Some(d) = display_name {
+        sqlx::query("UPDATE users SET display_name = $1, updated_at = $2 WHERE id = $3")
+            .bind(d)
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(e) = &email {
+        sqlx::query(
+            "UPDATE users SET email = $1, email_verified = 0, updated_at = $2 WHERE id = $3",
+        )
+        .bind(e.as_str())
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(h) = &new_hash {
+        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(h)
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+
+    if let Some(role) = req.role.filter(|r| *r != target.role()) {
+        let detail = format!("{} -> {}", target.role, role.as_str());
+        audit::record(
+            &state.db,
+            event::ROLE_CHANGED,
+            Some(me.id()),
+            Some(id),
+            None,
+            Some(&detail),
+        )
+        .await;
+    }
+    if new_hash.is_some() {
+        // Every other session of that user ends; the caller keeps theirs if it is their own account.
+        revoke_sessions(&state, id, is_self.then_some(me.session_id)).await?;
+        audit::record(
+            &state.db,
+            event::PASSWORD_CHANGED,
+            Some(me.id()),
+            Some(id),
+            None,
+            None,
+        )
+        .await;
+    }
+    if let Some(e) = &email {
+        audit::record(
+            &state.db,
+            event::EMAIL_CHANGED,
+            Some(me.id()),
+            Some(id),
+            None,
+            None,
+        )
+        .await;
+        crate::auth_routes::send_verification(&state, id, e.as_str()).await?;
+    }
+    let row = find_by_id(&state, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(row.to_api()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+/// Delete a user (admin, master). Never yourself; admins delete only users; the last
+/// master cannot be deleted.
+pub async fn delete(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    me.require(Role::Admin)?;
+    if id == me.id() {
+        return Err(ApiError::bad_request(
+            codes::CANNOT_DELETE_SELF,
+            "you cannot delete your own account",
+        ));
+    }
+    let target = find_by_id(&state, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if me.role() == Role::Admin && target.role() != Role::User {
+        return Err(ApiError::forbidden("admins delete only users"));
+    }
+    let deleted = sqlx::query(
+        "DELETE FROM users WHERE id = $1 AND (role <> 'master' OR (SELECT COUNT(*) FROM users WHERE role = 'master') > 1)",
+    )
+    .bind(id.to_string())
+    .execute(&state.db.pool)
+    .await?
+    .rows_affected();
+    if deleted == 0 {
+        return Err(ApiError::conflict(
+            codes::LAST_MASTER,
+            "the last master cannot be deleted",
+        ));
+    }
+    audit::record(
+        &state.db,
+        event::USER_DELETED,
+        Some(me.id()),
+        Some(id),
+        None,
+        Some(&target.username),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
