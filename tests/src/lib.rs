@@ -1,1 +1,500 @@
-//! Shared support for the workspace integration tests.
+//! Support for the workspace integration tests: a real relay on a real socket
+//! (port 0) over a fresh database — a new SQLite directory, or a new database in
+//! a real PostgreSQL cluster (`scripts/test-postgres`) — with e-mail going to a
+//! real SMTP server on loopback ([`SmtpSink`]).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sotto_relay::config::Config;
+use sotto_relay::state::AppState;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Defines `mod sqlite` and `mod postgres`, each running the same test body.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::Backend::Postgres).await } )*
+        }
+    };
+}
+
+/// The base URL of the shared test PostgreSQL cluster, started on first use.
+pub fn postgres_base_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(u) = std::env::var("SOTTO_TEST_PG_URL") {
+            return u;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/test-postgres");
+        let out = std::process::Command::new(script)
+            .arg("start")
+            .output()
+            .expect("run scripts/test-postgres");
+        assert!(
+            out.status.success(),
+            "cannot start PostgreSQL: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+    .clone()
+}
+
+/// Creates a fresh, empty database and returns its URL.
+pub async fn fresh_postgres_database() -> String {
+    sqlx::any::install_default_drivers();
+    let base = postgres_base_url();
+    let name = format!("sotto_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{base}/{name}")
+}
+
+/// One e-mail received by the sink.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+impl Mail {
+    /// The body, decoded from quoted-printable when the message says so.
+    pub fn body(&self) -> String {
+        let (head, body) = self.data.split_once("\r\n\r\n").unwrap_or(("", &self.data));
+        if !head
+            .to_ascii_lowercase()
+            .contains("content-transfer-encoding: quoted-printable")
+        {
+            return body.to_string();
+        }
+        let soft = body.replace("=\r\n", "");
+        let bytes = soft.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'=' && i + 2 < bytes.len() {
+                if let Ok(b) = u8::from_str_radix(&soft[i + 1..i + 3], 16) {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The first link in the body that contains `needle`.
+    pub fn link(&self, needle: &str) -> Option<String> {
+        self.body()
+            .split_whitespace()
+            .find(|w| w.starts_with("http") && w.contains(needle))
+            .map(str::to_string)
+    }
+    /// The token in a `...#token=...` link.
+    pub fn token(&self, needle: &str) -> Option<String> {
+        self.link(needle)?
+            .split_once("#token=")
+            .map(|(_, t)| t.to_string())
+    }
+}
+
+/// A minimal, real SMTP server on loopback (RFC 5321 commands HELO/EHLO, MAIL,
+/// RCPT, DATA, RSET, NOOP, QUIT) that keeps every message it accepts.
+#[derive(Clone)]
+pub struct SmtpSink {
+    pub addr: SocketAddr,
+    mails: Arc<Mutex<Vec<Mail>>>,
+    notify: Arc<Notify>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sink = Self {
+            addr,
+            mails: Arc::default(),
+            notify: Arc::default(),
+        };
+        let s = sink.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let _ = s.session(stream).await;
+                });
+            }
+        });
+        sink
+    }
+
+    async fn session(&self, stream: tokio::net::TcpStream) -> std::io::Result<()> {
+        let (r, mut w) = stream.into_split();
+        let mut r = BufReader::new(r);
+        w.write_all(b"220 sink.test ESMTP ready\r\n").await?;
+        let (mut from, mut to) = (String::new(), Vec::new());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            let cmd = line.trim_end().to_string();
+            let upper = cmd.to_ascii_uppercase();
+            if upper.starts_with("EHLO") {
+                w.write_all(b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                    .await?;
+            } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
+                w.write_all(b"250 OK\r\n").await?;
+            } else if upper.starts_with("MAIL FROM:") {
+                from = cmd[10..].trim().to_string();
+                to.clear();
+                w.write_all(b"250 OK\r\n").await?;
+            } else if upper.starts_with("RCPT TO:") {
+                to.push(
+                    cmd[8..]
+                        .trim()
+                        .trim_matches(|c| c == '<' || c == '>')
+                        .to_string(),
+                );
+                w.write_all(b"250 OK\r\n").await?;
+            } else if upper == "DATA" {
+                w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
+                let mut data = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).await? == 0 {
+                        return Ok(());
+                    }
+                    if line == ".\r\n" || line == ".\n" {
+                        break;
+                    }
+                    data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                }
+                self.mails.lock().unwrap().push(Mail {
+                    from: from.clone(),
+                    to: to.clone(),
+                    data,
+                });
+                self.notify.notify_waiters();
+                w.write_all(b"250 OK queued\r\n").await?;
+            } else if upper == "RSET" {
+                w.write_all(b"250 OK\r\n").await?;
+            } else if upper == "QUIT" {
+                w.write_all(b"221 Bye\r\n").await?;
+                return Ok(());
+            } else {
+                w.write_all(b"502 Command not implemented\r\n").await?;
+            }
+        }
+    }
+
+    /// Every mail so far.
+    pub fn all(&self) -> Vec<Mail> {
+        self.mails.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 10 s) for a mail to `to` whose data contains `needle`.
+    pub async fn wait_for(&self, to: &str, needle: &str) -> Mail {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let notified = self.notify.notified();
+            if let Some(m) = self
+                .all()
+                .into_iter()
+                .rev()
+                .find(|m| m.to.iter().any(|t| t == to) && m.data.contains(needle))
+            {
+                return m;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "no mail to {to} containing {needle:?}; got {:#?}",
+                    self.all()
+                );
+            }
+        }
+    }
+}
+
+/// A running relay.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    pub smtp: SmtpSink,
+    pub backend: Backend,
+    pub data_dir: tempfile::TempDir,
+    pub database_url: Option<String>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Options for [`spawn_app_with`].
+#[derive(Clone)]
+pub struct AppOptions {
+    pub rate_per_ip: u32,
+    pub rate_per_account: u32,
+    pub require_email_verification: bool,
+    pub access_token_ttl: u64,
+    pub max_body_bytes: usize,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            rate_per_ip: 100_000,
+            rate_per_account: 100_000,
+            require_email_verification: true,
+            access_token_ttl: 900,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let smtp = SmtpSink::start().await;
+    let mut config = Config::for_data_dir(data_dir.path().to_path_buf());
+    let database_url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(fresh_postgres_database().await),
+    };
+    config.database_url = database_url.clone().map(SecretString::from);
+    config.smtp_url = Some(SecretString::from(format!(
+        "smtp://{}:{}",
+        smtp.addr.ip(),
+        smtp.addr.port()
+    )));
+    config.smtp_from = "Sotto Test <relay@sotto.test>".into();
+    config.auth_rate_per_ip = opts.rate_per_ip;
+    config.auth_rate_per_account = opts.rate_per_account;
+    config.require_email_verification = opts.require_email_verification;
+    config.access_token_ttl = opts.access_token_ttl;
+    config.max_body_bytes = opts.max_body_bytes;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    config.listen = addr;
+    config.public_url = Some(format!("http://{addr}"));
+    let state = sotto_relay::build_state(config).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let s = state.clone();
+    tokio::spawn(async move {
+        sotto_relay::serve(s, listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        state,
+        smtp,
+        backend,
+        data_dir,
+        database_url,
+        shutdown: Some(tx),
+    }
+}
+
+/// A status and parsed body.
+#[derive(Debug)]
+pub struct Res {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Res {
+    /// Asserts a problem+json error with this status and code.
+    pub fn problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.body["code"], code, "{self:?}");
+        assert_eq!(self.body["status"], status, "{self:?}");
+        let ct = self
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert_eq!(ct, "application/problem+json", "{self:?}");
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A signed-in account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: uuid::Uuid,
+    pub username: String,
+    pub email: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn req(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Res {
+        let mut rb = self.http.request(method.parse().unwrap(), self.url(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Res {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Res {
+        self.req("GET", path, token, None).await
+    }
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Res {
+        self.req("POST", path, token, Some(body)).await
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Res {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"login": login, "password": password}),
+        )
+        .await
+    }
+
+    fn account_from(&self, r: &Res) -> Account {
+        assert_eq!(r.status, 200, "login failed: {r:?}");
+        Account {
+            id: r.body["user"]["id"].as_str().unwrap().parse().unwrap(),
+            username: r.body["user"]["username"].as_str().unwrap().into(),
+            email: r.body["user"]["email"].as_str().unwrap().into(),
+            access: r.body["access_token"].as_str().unwrap().into(),
+            refresh: r.body["refresh_token"].as_str().unwrap().into(),
+        }
+    }
+
+    /// Registers through the API, verifies through the e-mailed link, signs in.
+    pub async fn register_verified(&self, username: &str) -> Account {
+        let email = format!("{username}@example.org");
+        let r = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"username": username, "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        let mail = self.smtp.wait_for(&email, "verify-email").await;
+        let token = mail.token("verify-email").unwrap();
+        let v = self
+            .post("/api/v1/auth/verify-email", None, json!({"token": token}))
+            .await;
+        assert_eq!(v.status, 200, "{v:?}");
+        let r = self.login(username, PASSWORD).await;
+        self.account_from(&r)
+    }
+
+    /// A signed-in account with `role`, created directly (masters) or by a master (others).
+    pub async fn account_with_role(&self, username: &str, role: &str) -> Account {
+        let email = format!("{username}@example.org");
+        if role == "master" {
+            sotto_relay::create_master(&self.state, username, &email, PASSWORD.into())
+                .await
+                .unwrap();
+        } else {
+            let master = self.master().await;
+            let r = self
+                .post("/api/v1/users", Some(&master.access), json!({"username": username, "email": email, "password": PASSWORD, "role": role}))
+                .await;
+            assert_eq!(r.status, 201, "{r:?}");
+        }
+        let r = self.login(username, PASSWORD).await;
+        self.account_from(&r)
+    }
+
+    /// The first master ("root"), created on first use.
+    pub async fn master(&self) -> Account {
+        let r = self.login("root", PASSWORD).await;
+        if r.status == 200 {
+            return self.account_from(&r);
+        }
+        sotto_relay::create_master(&self.state, "root", "root@example.org", PASSWORD.into())
+            .await
+            .unwrap();
+        let r = self.login("root", PASSWORD).await;
+        self.account_from(&r)
+    }
+
+    pub async fn user_count(&self) -> i64 {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.state.db.pool)
+            .await
+            .unwrap()
+    }
+}
