@@ -156,14 +156,42 @@ pub fn router(state: AppState) -> Router {
     app
 }
 
-/// Errors produced below the handlers with an empty body (the timeout's 503)
-/// become problem+json too.
+/// Every error answer is problem+json: errors produced outside our handlers
+/// (axum's path and query rejections, the timeout's empty 503) are rewrapped,
+/// keeping their status and, bounded, their text.
 async fn problem_for_empty_errors(res: Response) -> Response {
-    let is_problem = res.headers().get(header::CONTENT_TYPE).is_some();
-    if res.status() == StatusCode::SERVICE_UNAVAILABLE && !is_problem {
-        return ApiError::unavailable("the request took too long").into_response();
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return res;
     }
-    res
+    let text = match axum::body::to_bytes(res.into_body(), 4096).await {
+        Ok(b) => String::from_utf8_lossy(&b)
+            .chars()
+            .take(300)
+            .collect::<String>(),
+        Err(_) => String::new(),
+    };
+    let code = match status {
+        StatusCode::NOT_FOUND => codes::NOT_FOUND,
+        StatusCode::METHOD_NOT_ALLOWED => codes::METHOD_NOT_ALLOWED,
+        StatusCode::PAYLOAD_TOO_LARGE => codes::PAYLOAD_TOO_LARGE,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => codes::UNSUPPORTED_MEDIA_TYPE,
+        StatusCode::SERVICE_UNAVAILABLE => codes::UNAVAILABLE,
+        s if s.is_client_error() => codes::VALIDATION_FAILED,
+        _ => codes::INTERNAL,
+    };
+    let detail = if status == StatusCode::SERVICE_UNAVAILABLE && text.is_empty() {
+        "the request took too long".to_string()
+    } else if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    ApiError::new(status, code, detail).into_response()
 }
 
 async fn record_metrics(req: Request, next: Next) -> Response {
