@@ -275,6 +275,7 @@ pub struct AppOptions {
     pub require_email_verification: bool,
     pub access_token_ttl: u64,
     pub max_body_bytes: usize,
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for AppOptions {
@@ -285,6 +286,7 @@ impl Default for AppOptions {
             require_email_verification: true,
             access_token_ttl: 900,
             max_body_bytes: 64 * 1024,
+            cors_origins: vec![],
         }
     }
 }
@@ -313,6 +315,7 @@ pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
     config.require_email_verification = opts.require_email_verification;
     config.access_token_ttl = opts.access_token_ttl;
     config.max_body_bytes = opts.max_body_bytes;
+    config.cors_origins = opts.cors_origins;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     config.listen = addr;

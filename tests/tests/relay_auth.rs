@@ -18,6 +18,7 @@ both_backends!(
     rate_limits_answer_429_with_retry_after,
     audit_log_records_security_events,
     operations_endpoints,
+    cors_allows_only_configured_origins,
 );
 
 #[derive(Clone, Copy, Debug)]
@@ -1141,4 +1142,40 @@ async fn operations_endpoints(backend: Backend) {
     app.get("/assets/nope.js", None)
         .await
         .problem(404, "not_found");
+}
+
+async fn cors_allows_only_configured_origins(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions {
+            cors_origins: vec!["https://app.example.org".into()],
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let ok = preflight("https://app.example.org").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example.org"
+    );
+    let bad = preflight("https://evil.example").await.unwrap();
+    assert!(bad.headers().get("access-control-allow-origin").is_none());
+    // Without configuration, no origin is allowed.
+    let app2 = spawn_app(backend).await;
+    let r = app2
+        .http
+        .get(app2.url("/health"))
+        .header("origin", "https://app.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
 }
