@@ -136,6 +136,16 @@ fn rsa_public_keys_export_der_and_pem() {
     let b = DeviceBundle::create(&id, &dev, Uuid::from_u128(1), Uuid::from_u128(2)).unwrap();
     assert!(b.verify().unwrap().has_rsa());
     assert_eq!(b.rsa_key.as_ref().unwrap().0, der);
+    // PEM import/export round-trips to the same canonical DER; junk is refused.
+    assert_eq!(sotto_core::keys::rsa_spki_der_from_pem(&pem).unwrap(), der);
+    assert_eq!(sotto_core::keys::rsa_spki_pem_from_der(&der).unwrap(), pem);
+    assert!(
+        sotto_core::keys::rsa_spki_der_from_pem(
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"
+        )
+        .is_err()
+    );
+    assert!(sotto_core::keys::rsa_spki_pem_from_der(&der[..100]).is_err());
     // Identity key base64url round trip.
     let k = id.public_key();
     assert_eq!(IdentityPublicKey::from_base64(&k.to_base64()).unwrap(), k);

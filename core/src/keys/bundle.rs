@@ -159,6 +159,29 @@ impl DeviceBundle {
     }
 }
 
+/// Imports an RSA public key from SPKI PEM (`-----BEGIN PUBLIC KEY-----`), validated
+/// like a bundle's key (2048/3072/4096 bits, e = 65537, canonical rsaEncryption), and
+/// returns its SPKI DER as used in [`DeviceBundle::rsa_key`].
+pub fn rsa_spki_der_from_pem(pem: &str) -> Result<Vec<u8>, DecodeError> {
+    if pem.len() > 4 * MAX_RSA_SPKI_LEN {
+        return Err(DecodeError::TooLarge);
+    }
+    let key = RsaPublicKey::from_public_key_pem(pem.trim())
+        .map_err(|_| DecodeError::InvalidKey("not an SPKI PEM RSA public key"))?;
+    let der = rsa_spki_der(&key)
+        .map_err(|_| DecodeError::InvalidKey("RSA public key does not encode"))?;
+    parse_rsa_spki(&der)?;
+    Ok(der)
+}
+
+/// Exports a validated RSA SPKI DER as PEM (LF line endings).
+pub fn rsa_spki_pem_from_der(der: &[u8]) -> Result<String, DecodeError> {
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    parse_rsa_spki(der)?
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|_| DecodeError::InvalidKey("RSA public key does not encode"))
+}
+
 fn parse_rsa_spki(der: &[u8]) -> Result<RsaPublicKey, DecodeError> {
     if der.len() > MAX_RSA_SPKI_LEN {
         return Err(DecodeError::TooLarge);

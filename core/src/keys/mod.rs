@@ -13,6 +13,9 @@ mod bundle;
 mod device;
 mod identity;
 
-pub use bundle::{BUNDLE_VERSION, DeviceBundle, MAX_RSA_SPKI_LEN, VerifiedDevice};
+pub use bundle::{
+    BUNDLE_VERSION, DeviceBundle, MAX_RSA_SPKI_LEN, VerifiedDevice, rsa_spki_der_from_pem,
+    rsa_spki_pem_from_der,
+};
 pub use device::{DeviceKeyOptions, DeviceKeys, RsaBits};
 pub use identity::{IdentityKeyPair, IdentityPublicKey};
