@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
                     Method::DELETE,
                 ])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE])
                 .max_age(Duration::from_secs(600)),
         );
     }

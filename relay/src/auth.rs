@@ -23,9 +23,23 @@ use crate::users::UserRow;
 
 const AUDIENCE: &str = "sotto-relay";
 
+/// At most this many Argon2 computations (19 MiB each) run at once, so a flood of
+/// logins queues instead of exhausting memory with blocking threads.
+fn argon2_permits() -> &'static tokio::sync::Semaphore {
+    static SEM: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SEM.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores * 2)
+    })
+}
+
 /// Hashes a password with Argon2id (m = 19 MiB, t = 2, p = 1: OWASP's
 /// recommendation) on the blocking pool.
 pub async fn hash_password(password: String) -> ApiResult<String> {
+    let _permit = argon2_permits()
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     let password = SecretString::from(password);
     tokio::task::spawn_blocking(move || {
         Argon2::default()
@@ -40,6 +54,10 @@ pub async fn hash_password(password: String) -> ApiResult<String> {
 /// Verifies a password against a PHC string on the blocking pool. Malformed
 /// hashes verify as false.
 pub async fn verify_password(password: String, phc: String) -> ApiResult<bool> {
+    let _permit = argon2_permits()
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     let password = SecretString::from(password);
     tokio::task::spawn_blocking(move || {
         Argon2::default()

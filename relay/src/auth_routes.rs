@@ -157,7 +157,7 @@ pub async fn register(
                 email: email.as_str().to_string(),
                 display_name: None,
                 role: Role::User,
-                email_verified: false,
+                email_verified: !state.config.require_email_verification,
                 created_at: now.clone(),
                 updated_at: now,
             }),
@@ -517,18 +517,26 @@ pub async fn reset(
     check_new_password(&req.new_password)?;
     let (user, email) = consume_email_token(&state, &req.token, "reset").await?;
     let hash = auth::hash_password(req.new_password).await?;
-    // The link proves control of the address it was sent to.
-    sqlx::query(
-        "UPDATE users SET password_hash = $1, updated_at = $2, \
-         email_verified = CASE WHEN email = $3 THEN 1 ELSE email_verified END WHERE id = $4",
+    // The link proves control of the address it was sent to, and is only good while
+    // that is still the account's address.
+    let changed = sqlx::query(
+        "UPDATE users SET password_hash = $1, updated_at = $2, email_verified = 1 WHERE id = $4 AND email = $3",
     )
     .bind(hash)
     .bind(now_ms())
     .bind(&email)
     .bind(user.to_string())
     .execute(&state.db.pool)
-    .await?;
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(ApiError::bad_request(
+            codes::INVALID_TOKEN,
+            "this link is for an address the account no longer uses",
+        ));
+    }
     users::revoke_sessions(&state, user, None).await?;
+    users::spend_email_tokens(&state, user).await?;
     audit::record(
         &state.db,
         event::PASSWORD_RESET,

@@ -88,7 +88,8 @@ pub struct Config {
     #[arg(long, env = "SOTTO_CORS_ORIGINS", value_delimiter = ',', global = true)]
     pub cors_origins: Vec<String>,
     /// Whether login requires a verified e-mail address.
-    #[arg(long, env = "SOTTO_REQUIRE_EMAIL_VERIFICATION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    #[arg(long, env = "SOTTO_REQUIRE_EMAIL_VERIFICATION", default_value_t = true, action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub require_email_verification: bool,
     /// JWT signing secret (at least 32 bytes); generated into `<data dir>/jwt.key` when unset.
     #[arg(long, env = "SOTTO_JWT_SECRET", global = true, hide_env_values = true)]

@@ -145,16 +145,17 @@ pub async fn audit_log(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
     me.require(Role::Admin)?;
+    crate::users::check_query_text(q.event.as_deref().unwrap_or(""))?;
     let limit = effective_limit(q.limit);
     let before = match &q.cursor {
-        None => "~".to_string(),
+        None => String::new(),
         Some(c) => uuid::Uuid::parse_str(c)
             .map(|u| u.to_string())
             .map_err(|_| ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid"))?,
     };
     let rows = sqlx::query_as::<_, AuditRow>(
         "SELECT id, at, event, actor_id, target_id, ip, detail FROM audit_log \
-         WHERE id < $1 AND ($2 = '' OR event = $2) ORDER BY id DESC LIMIT $3",
+         WHERE ($1 = '' OR id < $1) AND ($2 = '' OR event = $2) ORDER BY id DESC LIMIT $3",
     )
     .bind(before)
     .bind(q.event.unwrap_or_default())

@@ -91,6 +91,9 @@ pub async fn find_by_id(state: &AppState, id: Uuid) -> ApiResult<Option<UserRow>
 /// Finds a user by username or e-mail (both stored in lower case).
 pub async fn find_by_login(state: &AppState, login: &str) -> ApiResult<Option<UserRow>> {
     let login = login.trim().to_lowercase();
+    if login.chars().any(char::is_control) {
+        return Ok(None); // cannot name an account (and PostgreSQL refuses NUL in text)
+    }
     Ok(sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {USER_COLUMNS} FROM users WHERE username = $1 OR email = $1"
     )))
@@ -183,6 +186,32 @@ fn check_display_name(name: &Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
+/// Spends every outstanding verification and reset token of a user (after a
+/// password or address change, old links must stop working).
+pub async fn spend_email_tokens(state: &AppState, user: Uuid) -> ApiResult<()> {
+    sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+        .bind(now_ms())
+        .bind(user.to_string())
+        .execute(&state.db.pool)
+        .await?;
+    Ok(())
+}
+
+/// On PostgreSQL, serialises changes that depend on the number of masters (under
+/// READ COMMITTED two concurrent demotions could each still see two masters).
+/// SQLite already runs one writer at a time.
+async fn lock_master_changes(
+    state: &AppState,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+) -> ApiResult<()> {
+    if state.db.backend == crate::db::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(7270001)")
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Revokes every live session of a user, optionally keeping one.
 pub async fn revoke_sessions(state: &AppState, user: Uuid, keep: Option<Uuid>) -> ApiResult<()> {
     sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3")
@@ -191,6 +220,17 @@ pub async fn revoke_sessions(state: &AppState, user: Uuid, keep: Option<Uuid>) -
         .bind(keep.map(|k| k.to_string()).unwrap_or_default())
         .execute(&state.db.pool)
         .await?;
+    Ok(())
+}
+
+/// Rejects search text no account could match (control characters, overlong).
+pub fn check_query_text(q: &str) -> ApiResult<()> {
+    if q.len() > 256 || q.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            codes::VALIDATION_FAILED,
+            "the query text is invalid",
+        ));
+    }
     Ok(())
 }
 
@@ -246,6 +286,7 @@ pub async fn list(
 ) -> ApiResult<Json<Page<User>>> {
     me.require(Role::Admin)?;
     let limit = effective_limit(q.limit);
+    check_query_text(q.q.as_deref().unwrap_or(""))?;
     let after = parse_cursor(&q.cursor)?;
     let pattern = like_pattern("%", "%", q.q.as_deref().unwrap_or(""));
     let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
@@ -275,7 +316,7 @@ pub async fn search(
     Query(q): Query<UserSearchQuery>,
 ) -> ApiResult<Json<Page<PublicUser>>> {
     let term = q.q.trim();
-    if term.is_empty() || term.len() > 64 {
+    if term.is_empty() || term.len() > 64 || term.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
             codes::VALIDATION_FAILED,
             "`q` must be 1-64 characters",
@@ -398,25 +439,27 @@ pub async fn patch(
     };
     let email = req.email.as_deref().map(Email::parse).transpose()?;
     let email = email.filter(|e| e.as_str() != target.email);
-    let new_hash = match &req.password {
-        Some(pw) => {
-            check_new_password(pw)?;
-            if is_self {
-                let current = req.current_password.clone().ok_or_else(|| {
-                    ApiError::bad_request(
-                        codes::CURRENT_PASSWORD_REQUIRED,
-                        "changing your password needs `current_password`",
-                    )
-                })?;
-                if !auth::verify_password(current, target.password_hash.clone()).await? {
-                    return Err(ApiError::forbidden_code(
-                        codes::INVALID_CREDENTIALS,
-                        "the current password is wrong",
-                    ));
-                }
-            }
-            Some(auth::hash_password(pw.clone()).await?)
+    if let Some(pw) = &req.password {
+        check_new_password(pw)?;
+    }
+    // Changing your own password or address needs your current password, so a
+    // stolen access token alone cannot take the account over.
+    if is_self && (req.password.is_some() || email.is_some()) {
+        let current = req.current_password.clone().ok_or_else(|| {
+            ApiError::bad_request(
+                codes::CURRENT_PASSWORD_REQUIRED,
+                "changing your password or e-mail needs `current_password`",
+            )
+        })?;
+        if !auth::verify_password(current, target.password_hash.clone()).await? {
+            return Err(ApiError::forbidden_code(
+                codes::INVALID_CREDENTIALS,
+                "the current password is wrong",
+            ));
         }
+    }
+    let new_hash = match &req.password {
+        Some(pw) => Some(auth::hash_password(pw.clone()).await?),
         None => None,
     };
     if let Some(e) = &email
@@ -430,6 +473,9 @@ pub async fn patch(
 
     let now = now_ms();
     let mut tx = state.db.pool.begin().await?;
+    if req.role.is_some() {
+        lock_master_changes(&state, &mut tx).await?;
+    }
     if let Some(role) = req.role
         && role != target.role()
     {
@@ -490,6 +536,9 @@ pub async fn patch(
         )
         .await;
     }
+    if new_hash.is_some() || email.is_some() {
+        spend_email_tokens(&state, id).await?;
+    }
     if new_hash.is_some() {
         // Every other session of that user ends; the caller keeps theirs if it is their own account.
         revoke_sessions(&state, id, is_self.then_some(me.session_id)).await?;
@@ -545,13 +594,16 @@ pub async fn delete(
     if me.role() == Role::Admin && target.role() != Role::User {
         return Err(ApiError::forbidden("admins delete only users"));
     }
+    let mut tx = state.db.pool.begin().await?;
+    lock_master_changes(&state, &mut tx).await?;
     let deleted = sqlx::query(
         "DELETE FROM users WHERE id = $1 AND (role <> 'master' OR (SELECT COUNT(*) FROM users WHERE role = 'master') > 1)",
     )
     .bind(id.to_string())
-    .execute(&state.db.pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
+    tx.commit().await?;
     if deleted == 0 {
         return Err(ApiError::conflict(
             codes::LAST_MASTER,
