@@ -33,39 +33,42 @@ fn argon2_permits() -> &'static tokio::sync::Semaphore {
     })
 }
 
-/// Hashes a password with Argon2id (m = 19 MiB, t = 2, p = 1: OWASP's
-/// recommendation) on the blocking pool.
-pub async fn hash_password(password: String) -> ApiResult<String> {
+/// Runs one Argon2 computation on the blocking pool, within the concurrency cap.
+async fn argon2_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
     let _permit = argon2_permits()
         .acquire()
         .await
         .map_err(ApiError::internal)?;
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// Hashes a password with Argon2id (m = 19 MiB, t = 2, p = 1: OWASP's
+/// recommendation) on the blocking pool.
+pub async fn hash_password(password: String) -> ApiResult<String> {
     let password = SecretString::from(password);
-    tokio::task::spawn_blocking(move || {
+    argon2_blocking(move || {
         Argon2::default()
             .hash_password(password.expose_secret().as_bytes())
             .map(|h| h.to_string())
             .map_err(ApiError::internal)
     })
-    .await
-    .map_err(ApiError::internal)?
+    .await?
 }
 
 /// Verifies a password against a PHC string on the blocking pool. Malformed
 /// hashes verify as false.
 pub async fn verify_password(password: String, phc: String) -> ApiResult<bool> {
-    let _permit = argon2_permits()
-        .acquire()
-        .await
-        .map_err(ApiError::internal)?;
     let password = SecretString::from(password);
-    tokio::task::spawn_blocking(move || {
+    argon2_blocking(move || {
         Argon2::default()
             .verify_password(password.expose_secret().as_bytes(), phc.as_str())
             .is_ok()
     })
     .await
-    .map_err(ApiError::internal)
 }
 
 /// A fresh opaque token: 32 random bytes, base64url.

@@ -242,8 +242,7 @@ pub async fn resend_verification(
     let Ok(email) = Email::parse(&req.email) else {
         return Ok(StatusCode::ACCEPTED);
     };
-    if let Some(u) = users::find_by_login(&state, email.as_str()).await?
-        && u.email == email.as_str()
+    if let Some(u) = users::find_by_email(&state, &email).await?
         && u.email_verified == 0
     {
         send_verification(&state, u.uuid(), &u.email).await?;
@@ -481,9 +480,7 @@ pub async fn forgot(
     let Ok(email) = Email::parse(&req.email) else {
         return Ok(StatusCode::ACCEPTED);
     };
-    if let Some(u) = users::find_by_login(&state, email.as_str()).await?
-        && u.email == email.as_str()
-    {
+    if let Some(u) = users::find_by_email(&state, &email).await? {
         let token = create_email_token(&state, u.uuid(), &u.email, "reset", RESET_TTL_MS).await?;
         let link = format!("{}/reset-password#token={token}", state.config.public_url());
         let body = format!(

@@ -102,6 +102,13 @@ pub async fn find_by_login(state: &AppState, login: &str) -> ApiResult<Option<Us
     .await?)
 }
 
+/// The account whose address is exactly `email` (not a username that looks like one).
+pub async fn find_by_email(state: &AppState, email: &Email) -> ApiResult<Option<UserRow>> {
+    Ok(find_by_login(state, email.as_str())
+        .await?
+        .filter(|u| u.email == email.as_str()))
+}
+
 pub async fn username_exists(state: &AppState, username: &Username) -> ApiResult<bool> {
     Ok(
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE username = $1")
