@@ -36,7 +36,11 @@ impl RateLimits {
 
     /// `account` is normalised (trimmed, lower case) so case games do not multiply attempts.
     pub fn check_account(&self, scope: &str, account: &str) -> Result<(), ApiError> {
-        let key = format!("{scope}:{}", account.trim().to_lowercase());
+        // Bounded: the input is not validated yet and must not grow the limiter's map.
+        let key: String = format!("{scope}:{}", account.trim().to_lowercase())
+            .chars()
+            .take(300)
+            .collect();
         self.per_account.check_key(&key).map_err(|nu| {
             ApiError::rate_limited(ceil_secs(nu.wait_time_from(DefaultClock::default().now())))
         })
