@@ -237,9 +237,7 @@ pub async fn resend_verification(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(req): ApiJson<ResendVerificationRequest>,
 ) -> ApiResult<StatusCode> {
-    state.limits.check_ip(peer.ip())?;
-    state.limits.check_account("resend", &req.email)?;
-    let Ok(email) = Email::parse(&req.email) else {
+    let Some(email) = address_request(&state, peer, "resend", &req.email)? else {
         return Ok(StatusCode::ACCEPTED);
     };
     if let Some(u) = users::find_by_email(&state, &email).await?
@@ -248,6 +246,20 @@ pub async fn resend_verification(
         send_verification(&state, u.uuid(), &u.email).await?;
     }
     Ok(StatusCode::ACCEPTED)
+}
+
+/// The common start of the "always 202" address requests (resend, forgot): rate
+/// limits per IP and per address, then the address, or `None` when it cannot be one
+/// (answered 202 like any other, so nothing is revealed).
+fn address_request(
+    state: &AppState,
+    peer: SocketAddr,
+    scope: &str,
+    raw: &str,
+) -> ApiResult<Option<Email>> {
+    state.limits.check_ip(peer.ip())?;
+    state.limits.check_account(scope, raw)?;
+    Ok(Email::parse(raw).ok())
 }
 
 async fn start_session(state: &AppState, user: &UserRow) -> ApiResult<TokenResponse> {
@@ -475,9 +487,7 @@ pub async fn forgot(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(req): ApiJson<ForgotPasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    state.limits.check_ip(peer.ip())?;
-    state.limits.check_account("forgot", &req.email)?;
-    let Ok(email) = Email::parse(&req.email) else {
+    let Some(email) = address_request(&state, peer, "forgot", &req.email)? else {
         return Ok(StatusCode::ACCEPTED);
     };
     if let Some(u) = users::find_by_email(&state, &email).await? {
