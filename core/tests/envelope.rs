@@ -377,3 +377,29 @@ fn suites_are_as_requested_and_lengths_fixed() {
     // Padmé: 14 bytes of plaintext + marker pad to 15, + 16 tag.
     assert_eq!(env.ciphertext.len(), envelope::padding::padme_len(15) + 16);
 }
+
+#[test]
+fn signature_check_without_keys_matches_open() {
+    let w = world();
+    let (bytes, _) = sample();
+    let env = Envelope::from_bytes(&bytes).unwrap();
+    let sender = &w.alice.devices[0].verified;
+    env.verify_signature(sender).unwrap();
+    // Another device of someone else: the header names Alice's device.
+    assert_eq!(
+        env.verify_signature(&w.bob.devices[9].verified),
+        Err(OpenError::ContextMismatch)
+    );
+    // Any flip past the header that still parses breaks the signature.
+    for pos in sotto_core::envelope::HEADER_LEN..bytes.len() {
+        let mut t = bytes.clone();
+        t[pos] ^= 0x01;
+        if let Ok(e) = Envelope::from_bytes(&t) {
+            assert_eq!(
+                e.verify_signature(sender),
+                Err(OpenError::BadSignature),
+                "flip at {pos}"
+            );
+        }
+    }
+}

@@ -22,14 +22,14 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{auth_routes, ops, users};
+use crate::{attachments, auth_routes, contacts, devices, messages, ops, rooms, users};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sotto relay", description = "Accounts, keys, rooms and opaque end-to-end-encrypted messages. \
         Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`."),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "users"), (name = "operations"))
+    tags((name = "auth"), (name = "users"), (name = "devices"), (name = "rooms"), (name = "messages"), (name = "contacts"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -70,6 +70,23 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::search))
         .routes(routes!(users::get, users::patch, users::delete))
         .routes(routes!(ops::audit_log))
+        .routes(routes!(devices::list_own))
+        .routes(routes!(devices::put, devices::delete))
+        .routes(routes!(devices::list_for_user))
+        .routes(routes!(devices::query))
+        .routes(routes!(rooms::create, rooms::list))
+        .routes(routes!(rooms::direct))
+        .routes(routes!(rooms::get, rooms::patch, rooms::delete))
+        .routes(routes!(rooms::add_member))
+        .routes(routes!(rooms::remove_member))
+        .routes(routes!(messages::post, messages::list))
+        .routes(routes!(messages::delete))
+        .routes(routes!(messages::receipt))
+        .routes(routes!(messages::unread))
+        .routes(routes!(attachments::upload))
+        .routes(routes!(attachments::download))
+        .routes(routes!(contacts::list, contacts::add))
+        .routes(routes!(contacts::patch, contacts::delete))
         .split_for_parts()
 }
 
@@ -97,7 +114,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state.clone())
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(DefaultBodyLimit::max(json_body_limit(config)))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(config.request_timeout),
@@ -155,6 +172,13 @@ pub fn router(state: AppState) -> Router {
         );
     }
     app
+}
+
+/// The JSON body limit: the configured one, raised if needed so that a message
+/// carrying an envelope of the maximum size (base64url in JSON) fits.
+pub fn json_body_limit(config: &crate::config::Config) -> usize {
+    let envelope_json = config.max_message_bytes.saturating_mul(4) / 3 + 4096;
+    config.max_body_bytes.max(envelope_json)
 }
 
 /// Every error answer is problem+json: errors produced outside our handlers

@@ -22,6 +22,10 @@ pub mod event {
     pub const USER_DELETED: &str = "user_deleted";
     pub const EMAIL_CHANGED: &str = "email_changed";
     pub const MASTER_CREATED: &str = "master_created";
+    pub const DEVICE_ADDED: &str = "device_added";
+    pub const DEVICE_REVOKED: &str = "device_revoked";
+    pub const IDENTITY_REPLACED: &str = "identity_replaced";
+    pub const ROOM_DELETED: &str = "room_deleted";
 }
 
 /// Records one event. Failures are logged, never surfaced: auditing must not

@@ -124,6 +124,16 @@ pub struct Config {
     /// Maximum request body in bytes (JSON routes).
     #[arg(long, env = "SOTTO_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
+    /// Maximum size of one sealed envelope in bytes (`POST .../messages`; larger is 413).
+    #[arg(long, env = "SOTTO_MAX_MESSAGE_BYTES", default_value_t = 512 * 1024, global = true)]
+    pub max_message_bytes: usize,
+    /// Maximum size of one encrypted attachment in bytes (larger is 413).
+    #[arg(long, env = "SOTTO_MAX_ATTACHMENT_BYTES", default_value_t = 100 * 1024 * 1024, global = true)]
+    pub max_attachment_bytes: u64,
+    /// Attachments up to this size are stored in the database; larger ones as
+    /// files under `<data dir>/attachments/`.
+    #[arg(long, env = "SOTTO_ATTACHMENT_INLINE_BYTES", default_value_t = 64 * 1024, global = true)]
+    pub attachment_inline_bytes: u64,
     /// Per-request timeout in seconds.
     #[arg(
         long,

@@ -1,21 +1,28 @@
 //! # sotto-relay
 //!
 //! The relay of Sotto: accounts and authentication, users and roles, e-mail,
-//! and (in later modules) devices, rooms and opaque messages. It stores public
+//! devices and public keys, rooms, opaque messages, receipts, contacts and
+//! attachments. It stores public
 //! keys and ciphertext only. The contract is the OpenAPI document it serves at
 //! `/openapi.json`; configuration is in `docs/config.md`.
 
 pub mod app;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod auth_routes;
 pub mod config;
+pub mod contacts;
 pub mod db;
+pub mod devices;
 pub mod error;
+pub mod events;
 pub mod json;
 pub mod mail;
+pub mod messages;
 pub mod ops;
 pub mod ratelimit;
+pub mod rooms;
 pub mod state;
 pub mod users;
 pub mod validate;
@@ -83,6 +90,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         mailer,
         limits,
         metrics: metrics_handle(),
+        hub: events::Hub::new(4096),
         dummy_hash,
     });
     bootstrap_master(&state).await?;
@@ -164,8 +172,13 @@ pub async fn serve(
     let housekeeping = {
         let state = state.clone();
         tokio::spawn(async move {
+            let mut minutes = 0u64;
             loop {
+                if minutes.is_multiple_of(60) {
+                    attachments::sweep_orphans(&state, Duration::from_secs(3600)).await;
+                }
                 tokio::time::sleep(Duration::from_secs(60)).await;
+                minutes += 1;
                 state.limits.housekeeping();
                 state.metrics.run_upkeep();
             }

@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::db::Db;
+use crate::events::Hub;
 use crate::mail::Mailer;
 use crate::ratelimit::RateLimits;
 
@@ -21,6 +22,8 @@ pub struct Inner {
     pub mailer: Mailer,
     pub limits: RateLimits,
     pub metrics: PrometheusHandle,
+    /// Events for the real-time layer.
+    pub hub: Hub,
     /// A valid Argon2id hash of a random password: login verifies against it when the
     /// account does not exist, so both answers take the same time.
     pub dummy_hash: String,

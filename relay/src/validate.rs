@@ -207,6 +207,24 @@ static COMMON_PASSWORDS: &[&str] = &[
     "zxcvbnm123",
 ];
 
+/// A short human-readable label (device name, room name, nickname): trimmed,
+/// 1 to `max` characters, no control characters (bidi overrides included).
+pub fn check_label(raw: &str, field: &str, max: usize) -> Result<String, ApiError> {
+    let t = raw.trim();
+    let bad = t.is_empty()
+        || t.chars().count() > max
+        || t.chars().any(|c| {
+            c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        });
+    if bad {
+        return Err(ApiError::bad_request(
+            codes::VALIDATION_FAILED,
+            format!("`{field}` must be 1-{max} printable characters"),
+        ));
+    }
+    Ok(t.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

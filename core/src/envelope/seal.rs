@@ -216,3 +216,22 @@ pub fn open(
         plaintext,
     })
 }
+
+impl Envelope {
+    /// Checks the sender device's signature over the whole envelope without
+    /// opening it: what a party holding no decryption key (the relay) can check.
+    ///
+    /// Fails with [`OpenError::ContextMismatch`] when the header names another
+    /// user or device than `sender`, and [`OpenError::BadSignature`] when the
+    /// signature does not verify under `sender`'s signing key.
+    pub fn verify_signature(&self, sender: &VerifiedDevice) -> Result<(), OpenError> {
+        if self.header.sender_user_id != sender.user_id()
+            || self.header.sender_device_id != sender.device_id()
+        {
+            return Err(OpenError::ContextMismatch);
+        }
+        let signed = [SIGNATURE_CONTEXT, self.unsigned_bytes().as_slice()].concat();
+        primitives::ed25519_verify(sender.signing_key(), &signed, &self.signature)
+            .map_err(|_| OpenError::BadSignature)
+    }
+}

@@ -1,0 +1,345 @@
+//! Attachments: `POST /api/v1/rooms/{id}/attachments` and
+//! `GET /api/v1/attachments/{id}`.
+//!
+//! An attachment is opaque bytes (a file the client encrypted with its own key,
+//! which travels inside a sealed message). Uploads are streamed: the relay holds
+//! at most the inline threshold in memory, spills larger uploads to a temporary
+//! file under `<data dir>/attachments/`, stops reading at the size limit (413),
+//! and only makes the attachment visible once it is complete and synced. Small
+//! attachments live in the database; larger ones as files named by their id.
+//! Only members of the attachment's room may read it; deleting the room deletes
+//! its attachments. Files left without a row (a crash mid-upload, a room deleted
+//! by cascade) are swept at start and every hour.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use sotto_core::api::messages::AttachmentCreated;
+use sotto_core::api::problem::{Problem, codes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::db::{Db, now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::rooms::require_member;
+use crate::state::AppState;
+
+const TMP_PREFIX: &str = "upload-";
+
+fn dir(state: &AppState) -> PathBuf {
+    state.config.data_dir.join("attachments")
+}
+
+fn file_path(state: &AppState, id: Uuid) -> PathBuf {
+    dir(state).join(id.to_string())
+}
+
+/// Ids of `room`'s attachments stored as files.
+pub async fn file_ids_of_room(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM attachments WHERE room_id = $1 AND data IS NULL")
+            .bind(room.to_string())
+            .fetch_all(&db.pool)
+            .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|s| Uuid::parse_str(s).ok())
+        .collect())
+}
+
+/// Removes attachment files (after their rows are gone). Failures are logged;
+/// the hourly sweep retries.
+pub async fn remove_files(state: &AppState, ids: &[Uuid]) {
+    for id in ids {
+        match tokio::fs::remove_file(file_path(state, *id)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(attachment = %id, error = %e, "cannot remove an attachment file")
+            }
+        }
+    }
+}
+
+/// Removes files under the attachments directory that no row refers to:
+/// finished files whose row is gone, and temporary uploads older than `grace`.
+pub async fn sweep_orphans(state: &AppState, grace: Duration) -> usize {
+    let Ok(mut entries) = tokio::fs::read_dir(dir(state)).await else {
+        return 0;
+    };
+    let mut removed = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let old_enough = entry
+            .metadata()
+            .await
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age >= grace);
+        let orphan = if name.starts_with(TMP_PREFIX) {
+            old_enough
+        } else if let Ok(id) = Uuid::parse_str(&name) {
+            let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM attachments WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&state.db.pool)
+                .await
+                .unwrap_or(Some(1)); // database trouble: keep the file
+            known.is_none() && old_enough
+        } else {
+            false
+        };
+        if orphan && tokio::fs::remove_file(entry.path()).await.is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "removed orphaned attachment files");
+    }
+    removed
+}
+
+/// Where an upload in progress keeps its bytes.
+enum Sink {
+    Memory(Vec<u8>),
+    File(tokio::fs::File, PathBuf),
+}
+
+async fn spill(
+    state: &AppState,
+    id: Uuid,
+    buffered: &[u8],
+) -> ApiResult<(tokio::fs::File, PathBuf)> {
+    let d = dir(state);
+    tokio::fs::create_dir_all(&d)
+        .await
+        .map_err(|e| ApiError::internal(format!("attachments dir: {e}")))?;
+    let path = d.join(format!("{TMP_PREFIX}{id}"));
+    let mut f = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| ApiError::internal(format!("attachment temp file: {e}")))?;
+    f.write_all(buffered)
+        .await
+        .map_err(|e| ApiError::internal(format!("attachment write: {e}")))?;
+    Ok((f, path))
+}
+
+async fn discard(sink: Sink) {
+    if let Sink::File(f, path) = sink {
+        drop(f);
+        let _ = tokio::fs::remove_file(path).await;
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/rooms/{id}/attachments", tag = "messages", params(("id" = Uuid, Path)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the encrypted attachment, opaque bytes"),
+    responses((status = 201, body = AttachmentCreated), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)),
+    security(("bearer" = [])))]
+/// Upload an encrypted attachment to a room (members only), streamed, up to the
+/// configured size. Its key goes inside a message; the relay sees opaque bytes.
+pub async fn upload(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(room): Path<Uuid>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<AttachmentCreated>)> {
+    require_member(&state.db, room, me.id()).await?;
+    if let Some(ct) = headers.get(header::CONTENT_TYPE)
+        && !ct
+            .to_str()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/octet-stream")
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            codes::UNSUPPORTED_MEDIA_TYPE,
+            "expected `Content-Type: application/octet-stream`",
+        ));
+    }
+    let max = state.config.max_attachment_bytes;
+    let too_large = || ApiError::too_large(format!("attachments are at most {max} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let inline = state.config.attachment_inline_bytes.min(max);
+    let id = Uuid::now_v7();
+    let mut size: u64 = 0;
+    let mut sink = Sink::Memory(Vec::new());
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(_) => {
+                discard(sink).await;
+                return Err(ApiError::bad_request(
+                    codes::VALIDATION_FAILED,
+                    "the upload was interrupted",
+                ));
+            }
+        };
+        size = size.saturating_add(chunk.len() as u64);
+        if size > max {
+            discard(sink).await;
+            return Err(too_large());
+        }
+        sink = match sink {
+            Sink::Memory(mut buf) if size <= inline => {
+                buf.extend_from_slice(&chunk);
+                Sink::Memory(buf)
+            }
+            Sink::Memory(buf) => {
+                let (mut f, path) = spill(&state, id, &buf).await?;
+                if let Err(e) = f.write_all(&chunk).await {
+                    discard(Sink::File(f, path)).await;
+                    return Err(ApiError::internal(format!("attachment write: {e}")));
+                }
+                Sink::File(f, path)
+            }
+            Sink::File(mut f, path) => {
+                if let Err(e) = f.write_all(&chunk).await {
+                    discard(Sink::File(f, path)).await;
+                    return Err(ApiError::internal(format!("attachment write: {e}")));
+                }
+                Sink::File(f, path)
+            }
+        };
+    }
+    if size == 0 {
+        return Err(ApiError::bad_request(
+            codes::VALIDATION_FAILED,
+            "the attachment is empty",
+        ));
+    }
+    let size_i = i64::try_from(size).map_err(|_| too_large())?;
+    let now = now_ms();
+    let insert = |data: Option<Vec<u8>>| {
+        sqlx::query(
+            "INSERT INTO attachments (id, room_id, uploader_id, size, data, created_at) \
+             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
+               (SELECT 1 FROM room_members WHERE room_id = $2 AND user_id = $3)",
+        )
+        .bind(id.to_string())
+        .bind(room.to_string())
+        .bind(me.id().to_string())
+        .bind(size_i)
+        .bind(data)
+        .bind(now)
+    };
+    let stored = match sink {
+        Sink::Memory(buf) => insert(Some(buf))
+            .execute(&state.db.pool)
+            .await?
+            .rows_affected(),
+        Sink::File(mut f, tmp) => {
+            let synced = async {
+                f.flush().await?;
+                f.sync_all().await?;
+                drop(f);
+                tokio::fs::rename(&tmp, file_path(&state, id)).await
+            }
+            .await;
+            if let Err(e) = synced {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(ApiError::internal(format!("attachment finish: {e}")));
+            }
+            match insert(None).execute(&state.db.pool).await {
+                Ok(r) if r.rows_affected() > 0 => r.rows_affected(),
+                other => {
+                    remove_files(&state, &[id]).await;
+                    other?.rows_affected()
+                }
+            }
+        }
+    };
+    if stored == 0 {
+        // The uploader left, or the room was deleted, during the upload.
+        return Err(crate::rooms::not_a_member());
+    }
+    metrics::counter!("sotto_attachment_bytes_total").increment(size);
+    Ok((
+        StatusCode::CREATED,
+        Json(AttachmentCreated {
+            id,
+            size,
+            created_at: rfc3339(now),
+        }),
+    ))
+}
+
+#[derive(sqlx::FromRow)]
+struct AttachmentRow {
+    size: i64,
+    data: Option<Vec<u8>>,
+}
+
+#[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "messages", params(("id" = Uuid, Path)),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>, description = "the encrypted attachment"),
+        (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+/// Download an attachment (members of its room only; anyone else gets 404).
+pub async fn download(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Response> {
+    let row = sqlx::query_as::<_, AttachmentRow>(
+        "SELECT a.size, a.data FROM attachments a \
+         JOIN room_members m ON m.room_id = a.room_id AND m.user_id = $2 WHERE a.id = $1",
+    )
+    .bind(id.to_string())
+    .bind(me.id().to_string())
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or_else(ApiError::not_found)?;
+    let body = match row.data {
+        Some(data) => Body::from(data),
+        None => {
+            let file = tokio::fs::File::open(file_path(&state, id))
+                .await
+                .map_err(|e| ApiError::internal(format!("attachment {id} file: {e}")))?;
+            let stream = futures_util::stream::unfold(Some(file), |f| async move {
+                let mut f = f?;
+                let mut buf = vec![0u8; 64 * 1024];
+                match f.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((Ok(axum::body::Bytes::from(buf)), Some(f)))
+                    }
+                    Err(e) => Some((Err::<axum::body::Bytes, _>(e), None)),
+                }
+            });
+            Body::from_stream(stream)
+        }
+    };
+    let mut res = (StatusCode::OK, body).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(row.size));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(res)
+}

@@ -1,0 +1,408 @@
+//! Devices and public keys: `/api/v1/devices...`, `GET /api/v1/users/{id}/devices`
+//! and `POST /api/v1/keys/query`.
+//!
+//! The relay verifies every bundle with sotto-core (identity signature over the
+//! device keys, device self-signature, well-formed keys, size limits) and keeps
+//! each user's identity key: a bundle under a different identity key is refused
+//! unless it explicitly replaces the identity, which drops the devices signed by
+//! the old one. Every change is announced as `keys_changed` to the user and to
+//! everyone sharing a room with them.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use sotto_core::api::ServerFrame;
+use sotto_core::api::devices::{
+    Device, KeysQueryRequest, KeysQueryResponse, MAX_KEYS_QUERY_USERS, PutDeviceRequest,
+};
+use sotto_core::api::pagination::Page;
+use sotto_core::api::problem::{Problem, codes};
+use sotto_core::api::users::Role;
+use sotto_core::encoding::b64_encode;
+use sotto_core::keys::{DeviceBundle, VerifiedDevice};
+use uuid::Uuid;
+
+use crate::audit::{self, event};
+use crate::auth::AuthUser;
+use crate::db::{Db, now_ms, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+use crate::rooms;
+use crate::state::AppState;
+use crate::validate::check_label;
+
+/// Most devices one user may register.
+pub const MAX_DEVICES_PER_USER: i64 = 64;
+
+const DEVICE_COLUMNS: &str = "id, user_id, display_name, bundle, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct DeviceRow {
+    id: String,
+    user_id: String,
+    display_name: Option<String>,
+    bundle: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl DeviceRow {
+    fn to_api(&self) -> ApiResult<Device> {
+        let bundle: DeviceBundle = serde_json::from_str(&self.bundle)
+            .map_err(|e| ApiError::internal(format!("stored bundle of {}: {e}", self.id)))?;
+        Ok(Device {
+            device_id: parse_id(&self.id)?,
+            user_id: parse_id(&self.user_id)?,
+            display_name: self.display_name.clone(),
+            bundle,
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
+        })
+    }
+}
+
+pub fn parse_id(s: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(s).map_err(|e| ApiError::internal(format!("stored id {s:?}: {e}")))
+}
+
+/// The verified public bundle of `device`, when it is a registered device of `user`.
+pub async fn verified_device(
+    db: &Db,
+    user: Uuid,
+    device: Uuid,
+) -> ApiResult<Option<VerifiedDevice>> {
+    let bundle: Option<String> =
+        sqlx::query_scalar("SELECT bundle FROM devices WHERE id = $1 AND user_id = $2")
+            .bind(device.to_string())
+            .bind(user.to_string())
+            .fetch_optional(&db.pool)
+            .await?;
+    let Some(bundle) = bundle else {
+        return Ok(None);
+    };
+    let bundle: DeviceBundle = serde_json::from_str(&bundle)
+        .map_err(|e| ApiError::internal(format!("stored bundle of {device}: {e}")))?;
+    bundle.verify().map(Some).map_err(|e| {
+        ApiError::internal(format!("stored bundle of {device} no longer verifies: {e}"))
+    })
+}
+
+/// Announces that `user`'s devices changed, to them and everyone sharing a room with them.
+pub async fn announce_keys_changed(state: &AppState, user: Uuid) {
+    let mut audience = rooms::peers_of(&state.db, user).await.unwrap_or_default();
+    audience.push(user);
+    state
+        .hub
+        .publish(audience, ServerFrame::KeysChanged { user_id: user });
+}
+
+#[utoipa::path(put, path = "/api/v1/devices/{device_id}", tag = "devices",
+    params(("device_id" = Uuid, Path)), request_body = PutDeviceRequest,
+    responses((status = 200, body = Device, description = "replaced"), (status = 201, body = Device, description = "registered"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem)),
+    security(("bearer" = [])))]
+/// Upload or replace one of your device bundles. The relay verifies its
+/// signatures and keys (400 `invalid_bundle`); a bundle under another identity
+/// key than yours is refused (409 `identity_key_changed`) unless
+/// `replace_identity` is set, which also removes your devices signed by the old one.
+pub async fn put(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(device_id): Path<Uuid>,
+    ApiJson(req): ApiJson<PutDeviceRequest>,
+) -> ApiResult<(StatusCode, Json<Device>)> {
+    if req.bundle.device_id != device_id {
+        return Err(ApiError::bad_request(
+            codes::DEVICE_MISMATCH,
+            "the bundle's device_id differs from the path's",
+        ));
+    }
+    if req.bundle.user_id != me.id() {
+        return Err(ApiError::bad_request(
+            codes::DEVICE_MISMATCH,
+            "the bundle names another user",
+        ));
+    }
+    req.bundle.verify().map_err(|e| {
+        ApiError::bad_request(codes::INVALID_BUNDLE, format!("invalid bundle: {e}"))
+    })?;
+    let display_name = match &req.display_name {
+        Some(n) => Some(check_label(n, "display_name", 64)?),
+        None => None,
+    };
+    let identity = b64_encode(req.bundle.identity_key.as_bytes());
+    let bundle_json = serde_json::to_string(&req.bundle).map_err(ApiError::internal)?;
+    let (me_id, dev) = (me.id().to_string(), device_id.to_string());
+    let now = now_ms();
+
+    let mut tx = state.db.begin_write().await?;
+    // A write first: on SQLite the transaction holds the write lock from here on.
+    sqlx::query(
+        "INSERT INTO identities (user_id, identity_key, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+         ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(&me_id)
+    .bind(&identity)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let on_record: String =
+        sqlx::query_scalar("SELECT identity_key FROM identities WHERE user_id = $1")
+            .bind(&me_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    let replaced_identity = on_record != identity;
+    if replaced_identity {
+        if !req.replace_identity {
+            return Err(ApiError::conflict(
+                codes::IDENTITY_KEY_CHANGED,
+                "the bundle is signed by another identity key than yours; set `replace_identity` to replace it",
+            ));
+        }
+        sqlx::query("UPDATE identities SET identity_key = $1, updated_at = $2 WHERE user_id = $3")
+            .bind(&identity)
+            .bind(now)
+            .bind(&me_id)
+            .execute(&mut *tx)
+            .await?;
+        // Bundles signed by the old identity no longer verify against the user's key.
+        sqlx::query("DELETE FROM devices WHERE user_id = $1 AND identity_key <> $2")
+            .bind(&me_id)
+            .bind(&identity)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let owner: Option<String> = sqlx::query_scalar("SELECT user_id FROM devices WHERE id = $1")
+        .bind(&dev)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let status = match owner {
+        Some(o) if o != me_id => {
+            return Err(ApiError::conflict(
+                codes::CONFLICT,
+                "this device id is taken; generate a new one",
+            ));
+        }
+        Some(_) => {
+            sqlx::query(
+                "UPDATE devices SET display_name = $1, identity_key = $2, bundle = $3, updated_at = $4 WHERE id = $5",
+            )
+            .bind(&display_name)
+            .bind(&identity)
+            .bind(&bundle_json)
+            .bind(now)
+            .bind(&dev)
+            .execute(&mut *tx)
+            .await?;
+            StatusCode::OK
+        }
+        None => {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE user_id = $1")
+                .bind(&me_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if count >= MAX_DEVICES_PER_USER {
+                return Err(ApiError::conflict(
+                    codes::CONFLICT,
+                    format!("at most {MAX_DEVICES_PER_USER} devices per user; revoke one first"),
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO devices (id, user_id, display_name, identity_key, bundle, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(&dev)
+            .bind(&me_id)
+            .bind(&display_name)
+            .bind(&identity)
+            .bind(&bundle_json)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            StatusCode::CREATED
+        }
+    };
+    let row = sqlx::query_as::<_, DeviceRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"
+    )))
+    .bind(&dev)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    if replaced_identity {
+        audit::record(
+            &state.db,
+            event::IDENTITY_REPLACED,
+            Some(me.id()),
+            Some(me.id()),
+            None,
+            Some(&dev),
+        )
+        .await;
+    }
+    if status == StatusCode::CREATED {
+        audit::record(
+            &state.db,
+            event::DEVICE_ADDED,
+            Some(me.id()),
+            Some(me.id()),
+            None,
+            Some(&dev),
+        )
+        .await;
+    }
+    announce_keys_changed(&state, me.id()).await;
+    Ok((status, Json(row.to_api()?)))
+}
+
+async fn devices_of(db: &Db, users: &[Uuid]) -> ApiResult<Vec<DeviceRow>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id IN ({}) ORDER BY user_id, created_at, id",
+        Db::placeholders(1, users.len())
+    );
+    let mut q = sqlx::query_as::<_, DeviceRow>(sqlx::AssertSqlSafe(sql));
+    for u in users {
+        q = q.bind(u.to_string());
+    }
+    Ok(q.fetch_all(&db.pool).await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
+    responses((status = 200, body = Page<Device>), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+/// Your devices (all of them: at most 64, so one page).
+pub async fn list_own(
+    State(state): State<AppState>,
+    me: AuthUser,
+) -> ApiResult<Json<Page<Device>>> {
+    let rows = devices_of(&state.db, &[me.id()]).await?;
+    let items = rows
+        .iter()
+        .map(DeviceRow::to_api)
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(Page::last(items)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/devices/{device_id}", tag = "devices",
+    params(("device_id" = Uuid, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+/// Revoke one of your devices: its bundle is removed and the change announced.
+pub async fn delete(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(device_id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    let deleted = sqlx::query("DELETE FROM devices WHERE id = $1 AND user_id = $2")
+        .bind(device_id.to_string())
+        .bind(me.id().to_string())
+        .execute(&state.db.pool)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Err(ApiError::not_found());
+    }
+    audit::record(
+        &state.db,
+        event::DEVICE_REVOKED,
+        Some(me.id()),
+        Some(me.id()),
+        None,
+        Some(&device_id.to_string()),
+    )
+    .await;
+    announce_keys_changed(&state, me.id()).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which of `users` the caller may fetch keys of: themself, everyone for admins
+/// and masters, otherwise users sharing a room or a contact (either direction).
+async fn visible_users(state: &AppState, me: &AuthUser, users: &[Uuid]) -> ApiResult<Vec<Uuid>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    if me.role() >= Role::Admin {
+        return Ok(users.to_vec());
+    }
+    let list = Db::placeholders(2, users.len());
+    let sql = format!(
+        "SELECT m2.user_id FROM room_members m1 JOIN room_members m2 ON m2.room_id = m1.room_id \
+           WHERE m1.user_id = $1 AND m2.user_id IN ({list}) \
+         UNION SELECT contact_id FROM contacts WHERE owner_id = $1 AND contact_id IN ({list}) \
+         UNION SELECT owner_id FROM contacts WHERE contact_id = $1 AND owner_id IN ({list})"
+    );
+    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(me.id().to_string());
+    for u in users {
+        q = q.bind(u.to_string());
+    }
+    let mut out: Vec<Uuid> = q
+        .fetch_all(&state.db.pool)
+        .await?
+        .iter()
+        .filter_map(|s| Uuid::parse_str(s).ok())
+        .collect();
+    if users.contains(&me.id()) {
+        out.push(me.id());
+    }
+    Ok(out)
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}/devices", tag = "devices",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Page<Device>), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+/// Another user's device bundles: for users who share a room or a contact with
+/// you, and for admins. Anyone else is 404.
+pub async fn list_for_user(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Page<Device>>> {
+    if visible_users(&state, &me, &[id]).await?.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    if crate::users::find_by_id(&state, id).await?.is_none() {
+        return Err(ApiError::not_found());
+    }
+    let rows = devices_of(&state.db, &[id]).await?;
+    let items = rows
+        .iter()
+        .map(DeviceRow::to_api)
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(Page::last(items)))
+}
+
+#[utoipa::path(post, path = "/api/v1/keys/query", tag = "devices", request_body = KeysQueryRequest,
+    responses((status = 200, body = KeysQueryResponse), (status = 400, body = Problem), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+/// The bundles of every device of the given users, in one call. Users you may
+/// not see and unknown users are answered with an empty list, like users
+/// without devices.
+pub async fn query(
+    State(state): State<AppState>,
+    me: AuthUser,
+    ApiJson(req): ApiJson<KeysQueryRequest>,
+) -> ApiResult<Json<KeysQueryResponse>> {
+    if req.user_ids.len() > MAX_KEYS_QUERY_USERS {
+        return Err(ApiError::bad_request(
+            codes::VALIDATION_FAILED,
+            format!("at most {MAX_KEYS_QUERY_USERS} user ids per query"),
+        ));
+    }
+    let mut asked = req.user_ids.clone();
+    asked.sort_unstable();
+    asked.dedup();
+    let visible = visible_users(&state, &me, &asked).await?;
+    let mut devices: BTreeMap<Uuid, Vec<Device>> = asked.iter().map(|u| (*u, Vec::new())).collect();
+    for row in devices_of(&state.db, &visible).await? {
+        let d = row.to_api()?;
+        devices.entry(d.user_id).or_default().push(d);
+    }
+    Ok(Json(KeysQueryResponse { devices }))
+}
