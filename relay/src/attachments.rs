@@ -87,11 +87,12 @@ pub async fn sweep_orphans(state: &AppState, grace: Duration) -> usize {
         let orphan = if name.starts_with(TMP_PREFIX) {
             old_enough
         } else if let Ok(id) = Uuid::parse_str(&name) {
-            let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM attachments WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&state.db.pool)
-                .await
-                .unwrap_or(Some(1)); // database trouble: keep the file
+            let known: Option<String> =
+                sqlx::query_scalar("SELECT id FROM attachments WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&state.db.pool)
+                    .await
+                    .unwrap_or_else(|_| Some(name.clone())); // database trouble: keep the file
             known.is_none() && old_enough
         } else {
             false

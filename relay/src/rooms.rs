@@ -444,6 +444,37 @@ pub async fn patch(
     Ok(Json(details(&state.db, id, me.id()).await?))
 }
 
+/// After a user is deleted (inside that transaction): their rooms pass to the
+/// longest-standing remaining member, and rooms with no members left are
+/// deleted. Returns the attachment files to remove after the commit.
+pub async fn hand_over_rooms(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user: Uuid,
+) -> ApiResult<Vec<Uuid>> {
+    let uid = user.to_string();
+    sqlx::query(
+        "UPDATE rooms SET owner_id = (SELECT m.user_id FROM room_members m WHERE m.room_id = rooms.id \
+           ORDER BY m.joined_at, m.user_id LIMIT 1) \
+         WHERE owner_id = $1 AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = rooms.id)",
+    )
+    .bind(&uid)
+    .execute(&mut **tx)
+    .await?;
+    let files: Vec<String> = sqlx::query_scalar(
+        "SELECT a.id FROM attachments a JOIN rooms r ON r.id = a.room_id \
+         WHERE a.data IS NULL AND NOT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id)",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = rooms.id)")
+        .execute(&mut **tx)
+        .await?;
+    Ok(files
+        .iter()
+        .filter_map(|s| Uuid::parse_str(s).ok())
+        .collect())
+}
+
 /// Deletes a room with its messages and attachments (rows cascade; files are
 /// removed after the commit) and tells its members.
 async fn delete_room(state: &AppState, id: Uuid, actor: Uuid) -> ApiResult<()> {

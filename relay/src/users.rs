@@ -610,13 +610,17 @@ pub async fn delete(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    tx.commit().await?;
     if deleted == 0 {
         return Err(ApiError::conflict(
             codes::LAST_MASTER,
             "the last master cannot be deleted",
         ));
     }
+    // Their memberships went with them (cascade). Rooms they owned pass to the
+    // longest-standing remaining member; rooms left without members are deleted.
+    let files = crate::rooms::hand_over_rooms(&mut tx, id).await?;
+    tx.commit().await?;
+    crate::attachments::remove_files(&state, &files).await;
     audit::record(
         &state.db,
         event::USER_DELETED,

@@ -276,6 +276,8 @@ pub struct AppOptions {
     pub access_token_ttl: u64,
     pub max_body_bytes: usize,
     pub cors_origins: Vec<String>,
+    pub max_message_bytes: usize,
+    pub max_attachment_bytes: u64,
 }
 
 impl Default for AppOptions {
@@ -287,6 +289,8 @@ impl Default for AppOptions {
             access_token_ttl: 900,
             max_body_bytes: 64 * 1024,
             cors_origins: vec![],
+            max_message_bytes: 128 * 1024,
+            max_attachment_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -316,6 +320,8 @@ pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
     config.access_token_ttl = opts.access_token_ttl;
     config.max_body_bytes = opts.max_body_bytes;
     config.cors_origins = opts.cors_origins;
+    config.max_message_bytes = opts.max_message_bytes;
+    config.max_attachment_bytes = opts.max_attachment_bytes;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     config.listen = addr;
@@ -500,5 +506,260 @@ impl TestApp {
             .fetch_one(&self.state.db.pool)
             .await
             .unwrap()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Clients with keys: a signed-in account with an identity key and one device
+// registered on the relay, able to seal envelopes like a real client.
+
+use sotto_core::envelope::{self, Header, Recipient};
+use sotto_core::keys::{
+    DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, RsaBits, VerifiedDevice,
+};
+
+/// A user with one registered device.
+pub struct Member {
+    pub account: Account,
+    pub identity: IdentityKeyPair,
+    pub device_id: uuid::Uuid,
+    pub keys: DeviceKeys,
+    pub bundle: DeviceBundle,
+}
+
+impl Member {
+    pub fn id(&self) -> uuid::Uuid {
+        self.account.id
+    }
+    pub fn token(&self) -> &str {
+        &self.account.access
+    }
+    pub fn verified(&self) -> VerifiedDevice {
+        self.bundle.verify().unwrap()
+    }
+
+    /// Seals `plaintext` from this device into `room` for `to` (x25519 suite,
+    /// or RSA where the device has an RSA key and `rsa` is set).
+    pub fn seal_with(
+        &self,
+        room: uuid::Uuid,
+        client_id: uuid::Uuid,
+        plaintext: &[u8],
+        to: &[VerifiedDevice],
+        rsa: bool,
+    ) -> Vec<u8> {
+        let header = Header {
+            room_id: room,
+            sender_user_id: self.id(),
+            sender_device_id: self.device_id,
+            client_message_id: client_id,
+            timestamp_ms: 1_700_000_000_000,
+        };
+        let recipients: Vec<Recipient<'_>> = to
+            .iter()
+            .map(|d| {
+                if rsa && d.has_rsa() {
+                    Recipient::rsa(d)
+                } else {
+                    Recipient::x25519(d)
+                }
+            })
+            .collect();
+        envelope::seal(plaintext, &header, &recipients, &self.keys)
+            .unwrap()
+            .to_bytes()
+    }
+
+    /// A fresh client id and the envelope sealed under it.
+    pub fn seal(
+        &self,
+        room: uuid::Uuid,
+        plaintext: &[u8],
+        to: &[VerifiedDevice],
+    ) -> (uuid::Uuid, Vec<u8>) {
+        let cid = uuid::Uuid::new_v4();
+        (cid, self.seal_with(room, cid, plaintext, to, false))
+    }
+
+    /// Every secret key byte string of this member (for at-rest searches).
+    pub fn secrets(&self) -> Vec<Vec<u8>> {
+        let mut out = vec![
+            self.identity.to_seed().to_vec(),
+            self.keys.signing_seed().to_vec(),
+            self.keys.x25519_secret().to_vec(),
+        ];
+        if let Some(der) = self.keys.rsa_pkcs8_der().unwrap() {
+            // The tail of PKCS#8 holds only private values (primes and CRT
+            // coefficients); its head repeats the public modulus.
+            let tail = &der[der.len().saturating_sub(600)..];
+            out.push(tail.to_vec());
+        }
+        out
+    }
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    sotto_core::encoding::b64_encode(bytes)
+}
+
+impl TestApp {
+    /// Sends `head` (request line and headers, without the blank line) and then
+    /// `body_chunks` with chunked transfer encoding over a raw socket; returns
+    /// the response status. Stops sending when the relay answers early.
+    pub async fn raw_chunked(&self, head: &str, body_chunks: usize, chunk: usize) -> u16 {
+        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let head = format!(
+            "{head}\r\nHost: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let data = vec![0x5au8; chunk];
+        for _ in 0..body_chunks {
+            let framed = [
+                format!("{chunk:x}\r\n").into_bytes(),
+                data.clone(),
+                b"\r\n".to_vec(),
+            ]
+            .concat();
+            if s.write_all(&framed).await.is_err() {
+                break;
+            }
+        }
+        let _ = s.write_all(b"0\r\n\r\n").await;
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Sends a request whose `Content-Length` announces more than it sends.
+    pub async fn raw_declared(&self, head: &str, declared: u64) -> u16 {
+        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let head = format!(
+            "{head}\r\nHost: {}\r\nContent-Length: {declared}\r\nConnection: close\r\n\r\nabc",
+            self.addr
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).await.unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// A request with a raw body (`content_type` when given).
+    pub async fn req_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut rb = self
+            .http
+            .request(method.parse().unwrap(), self.url(path))
+            .body(body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(ct) = content_type {
+            rb = rb.header("content-type", ct);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, headers, r.bytes().await.unwrap().to_vec())
+    }
+
+    /// Verified users created by the master (fast: no e-mail round trip).
+    pub async fn users(&self, prefix: &str, n: usize) -> Vec<Account> {
+        let master = self.master().await;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let username = format!("{prefix}{i}");
+            let email = format!("{username}@example.org");
+            let r = self
+                .post(
+                    "/api/v1/users",
+                    Some(&master.access),
+                    json!({"username": username, "email": email, "password": PASSWORD}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{r:?}");
+            let r = self.login(&username, PASSWORD).await;
+            out.push(self.account_from(&r));
+        }
+        out
+    }
+
+    /// Registers a device with fresh keys for `account`.
+    pub async fn with_device(&self, account: Account, rsa: Option<RsaBits>) -> Member {
+        let identity = IdentityKeyPair::generate().unwrap();
+        let keys = DeviceKeys::generate(DeviceKeyOptions { rsa }).unwrap();
+        let device_id = uuid::Uuid::new_v4();
+        let bundle = DeviceBundle::create(&identity, &keys, account.id, device_id).unwrap();
+        let r = self
+            .req(
+                "PUT",
+                &format!("/api/v1/devices/{device_id}"),
+                Some(&account.access),
+                Some(json!({"bundle": bundle, "display_name": "test device"})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        Member {
+            account,
+            identity,
+            device_id,
+            keys,
+            bundle,
+        }
+    }
+
+    /// `n` users with one device each.
+    pub async fn members(&self, prefix: &str, n: usize) -> Vec<Member> {
+        let mut out = Vec::with_capacity(n);
+        for a in self.users(prefix, n).await {
+            out.push(self.with_device(a, None).await);
+        }
+        out
+    }
+
+    /// A group room owned by `owner` with `others`; returns its id.
+    pub async fn room(&self, owner: &Account, name: &str, others: &[uuid::Uuid]) -> uuid::Uuid {
+        let r = self
+            .post(
+                "/api/v1/rooms",
+                Some(&owner.access),
+                json!({"name": name, "member_ids": others}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        r.body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Posts an envelope.
+    pub async fn send(
+        &self,
+        from: &Member,
+        room: uuid::Uuid,
+        client_id: uuid::Uuid,
+        envelope: &[u8],
+    ) -> Res {
+        self.post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(from.token()),
+            json!({"client_id": client_id, "envelope": b64(envelope)}),
+        )
+        .await
+    }
+
+    /// A scalar count from the relay's database.
+    pub async fn count(&self, sql: &str, binds: &[&str]) -> i64 {
+        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()));
+        for b in binds {
+            q = q.bind(b.to_string());
+        }
+        q.fetch_one(&self.state.db.pool).await.unwrap()
     }
 }
