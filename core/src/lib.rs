@@ -1,7 +1,8 @@
 //! # sotto-core
 //!
-//! The end-to-end encryption core of Sotto: keys, sealed envelopes, key backup,
-//! safety numbers, trust-on-first-use, and the relay's wire types ([`api`]).
+//! The end-to-end encryption core of Sotto: keys, sealed envelopes, attachment
+//! encryption ([`attachment`]), key backup, safety numbers, trust-on-first-use,
+//! and the relay's wire types ([`api`]).
 //!
 //! **Sans-I/O.** This crate performs no network or file I/O, reads no clock
 //! and no environment: functions take bytes (or decoded values) and return bytes.
@@ -72,6 +73,7 @@
 //! ```
 
 pub mod api;
+pub mod attachment;
 pub mod backup;
 pub mod encoding;
 pub mod envelope;

@@ -1319,9 +1319,16 @@ async fn contacts_and_search(backend: Backend) {
     );
 }
 
-/// Who may do what, for every route of this issue: anonymous, an outsider
-/// (authenticated, not a member), a member, the room's owner, and an admin who
-/// is not a member (admins get no access to rooms they are not in).
+type MatrixRow = (
+    &'static str,
+    String,
+    Box<dyn Fn(&Member) -> Option<Value>>,
+    [u16; /// Who may do what, for every route of this issue: anonymous, an outsider
+    /// (authenticated, not a member), a member, the room's owner, and an admin who
+    /// is not a member (admins get no access to rooms they are not in).
+    5],
+);
+
 async fn authorization_matrix(backend: Backend) {
     let app = spawn_app(backend).await;
     let m = app.members("az", 3).await;
@@ -1376,12 +1383,7 @@ async fn authorization_matrix(backend: Backend) {
     // (method, path, body builder, expected codes for anon/outsider/member/owner/admin).
     // Bodies that would change the fixture for later rows are built to be harmless.
     let rp = format!("/api/v1/rooms/{room}");
-    let rows: Vec<(
-        &str,
-        String,
-        Box<dyn Fn(&Member) -> Option<Value>>,
-        [u16; 5],
-    )> = vec![
+    let rows: Vec<MatrixRow> = vec![
         (
             "GET",
             rp.clone(),
@@ -1522,7 +1524,7 @@ async fn authorization_matrix(backend: Backend) {
     for (method, path, body, expected) in &rows {
         for (i, w) in who_all.iter().enumerate() {
             let a = actor(*w);
-            let b = a.and_then(|a| body(a)).or_else(|| body(owner));
+            let b = a.and_then(body).or_else(|| body(owner));
             let r = app.req(method, path, a.map(Member::token), b).await;
             if r.status != expected[i] {
                 failures.push(format!(
