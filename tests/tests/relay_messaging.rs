@@ -1323,11 +1323,12 @@ type MatrixRow = (
     &'static str,
     String,
     Box<dyn Fn(&Member) -> Option<Value>>,
-    [u16; /// Who may do what, for every route of this issue: anonymous, an outsider
-    /// (authenticated, not a member), a member, the room's owner, and an admin who
-    /// is not a member (admins get no access to rooms they are not in).
-    5],
+    [u16; 5],
 );
+
+/// Who may do what, for every route of this issue: anonymous, an outsider
+/// (authenticated, not a member), a member, the room's owner, and an admin who
+/// is not a member (admins get no access to rooms they are not in).
 
 async fn authorization_matrix(backend: Backend) {
     let app = spawn_app(backend).await;
