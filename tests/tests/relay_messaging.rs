@@ -1329,7 +1329,6 @@ type MatrixRow = (
 /// Who may do what, for every route of this issue: anonymous, an outsider
 /// (authenticated, not a member), a member, the room's owner, and an admin who
 /// is not a member (admins get no access to rooms they are not in).
-
 async fn authorization_matrix(backend: Backend) {
     let app = spawn_app(backend).await;
     let m = app.members("az", 3).await;
