@@ -11,6 +11,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sotto_core::attachment::{self, AttachmentDecryptor, AttachmentEncryptor};
 use sotto_core::backup::{self, BackupParams};
 use sotto_core::envelope::{self, Header, OpenContext, Recipient};
 use sotto_core::keys::{
@@ -224,6 +225,47 @@ fn bulk(c: &mut Criterion) {
     g.finish();
 }
 
+/// Attachment encryption and decryption (64 KiB chunks): streaming through the
+/// encryptor/decryptor in 64 KiB slices, and the one-shot helpers (which hash
+/// the blob before decrypting).
+fn attachments(c: &mut Criterion) {
+    let mut g = c.benchmark_group("attachment");
+    g.sample_size(20);
+    for size in [64 * 1024, 4 * 1024 * 1024] {
+        let data = vec![0x5au8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_with_input(BenchmarkId::new("encrypt_stream", size), &size, |b, _| {
+            b.iter(|| {
+                let (mut enc, mut n) = AttachmentEncryptor::new(attachment::DEFAULT_CHUNK_SIZE)
+                    .map(|(e, h)| (e, h.len()))
+                    .unwrap();
+                for piece in black_box(&data).chunks(64 * 1024) {
+                    n += enc.update(piece).unwrap().len();
+                }
+                n + enc.finish().unwrap().tail.len()
+            })
+        });
+        let e = attachment::encrypt(&data).unwrap();
+        g.bench_with_input(BenchmarkId::new("decrypt_stream", size), &size, |b, _| {
+            b.iter(|| {
+                let mut dec = AttachmentDecryptor::new(&e.key).with_expected_digest(e.info.sha256);
+                let mut n = 0;
+                for piece in black_box(&e.blob).chunks(64 * 1024) {
+                    n += dec.update(piece).unwrap().len();
+                }
+                n + dec.finish().unwrap().len()
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("encrypt_one_shot", size), &size, |b, _| {
+            b.iter(|| attachment::encrypt(black_box(&data)).unwrap())
+        });
+        g.bench_with_input(BenchmarkId::new("decrypt_one_shot", size), &size, |b, _| {
+            b.iter(|| attachment::decrypt(&e.key, black_box(&e.blob), &e.info.sha256).unwrap())
+        });
+    }
+    g.finish();
+}
+
 fn kdf(c: &mut Criterion) {
     let mut g = c.benchmark_group("backup_kdf");
     g.sample_size(10);
@@ -236,5 +278,13 @@ fn kdf(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, keygen, seal_open, open_parts, bulk, kdf);
+criterion_group!(
+    benches,
+    keygen,
+    seal_open,
+    open_parts,
+    bulk,
+    attachments,
+    kdf
+);
 criterion_main!(benches);

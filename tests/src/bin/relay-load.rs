@@ -2,6 +2,10 @@
 //! endpoint for a fixed time; prints requests/s and latency percentiles as JSON.
 //!
 //!   relay-load URL health|login|me CONCURRENCY SECONDS [LOGIN PASSWORD]
+//!   relay-load URL messages CONCURRENCY SECONDS LOGIN PASSWORD
+//!       (as the master LOGIN: creates 8 users with devices and a room, then posts
+//!        sealed ~1 KiB envelopes from CONCURRENCY clients for SECONDS, then fetches
+//!        history pages of 50 at random positions for SECONDS; two JSON lines)
 //!   relay-load argon2 THREADS SECONDS        (Argon2id hashes/s with the relay's parameters)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -36,6 +40,9 @@ async fn main() {
         .pool_max_idle_per_host(conc)
         .build()
         .unwrap();
+    if kind == "messages" {
+        return messages(client, base, conc, dur, login, password).await;
+    }
     let token = if kind == "me" {
         let r: serde_json::Value = client
             .post(format!("{base}/api/v1/auth/login"))
@@ -93,19 +100,232 @@ async fn main() {
         all.extend(l);
         errors += e;
     }
+    report(kind, conc, dur, all, errors, json!({}));
+}
+
+fn report(
+    kind: &str,
+    conc: usize,
+    dur: Duration,
+    mut all: Vec<Duration>,
+    errors: u64,
+    extra: serde_json::Value,
+) {
     all.sort();
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
-    println!(
-        "{}",
-        json!({
-            "endpoint": kind, "concurrency": conc, "seconds": dur.as_secs(),
-            "requests": all.len(), "errors": errors,
-            "rps": all.len() as f64 / dur.as_secs_f64(),
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-        })
+    let mut line = json!({
+        "endpoint": kind, "concurrency": conc, "seconds": dur.as_secs_f64(),
+        "requests": all.len(), "errors": errors,
+        "rps": all.len() as f64 / dur.as_secs_f64(),
+        "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+    });
+    if let (Some(l), Some(e)) = (line.as_object_mut(), extra.as_object()) {
+        l.extend(e.clone());
+    }
+    println!("{line}");
+}
+
+/// Message post throughput and history fetch latency (see the module docs).
+async fn messages(
+    client: reqwest::Client,
+    base: String,
+    conc: usize,
+    dur: Duration,
+    login: String,
+    password: String,
+) {
+    use sotto_core::envelope::{self, Header, Recipient};
+    use sotto_core::keys::{DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair};
+    use uuid::Uuid;
+
+    let post = |path: String, token: Option<String>, body: serde_json::Value| {
+        let mut rb = client.post(format!("{base}{path}")).json(&body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        async move {
+            let r = rb.send().await.unwrap();
+            let status = r.status();
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            assert!(status.is_success(), "{status}: {v}");
+            v
+        }
+    };
+    let master = post(
+        "/api/v1/auth/login".into(),
+        None,
+        json!({"login": login, "password": password}),
+    )
+    .await;
+    let master = master["access_token"].as_str().unwrap().to_string();
+    let run = Uuid::new_v4().simple().to_string();
+    // 8 users, one device each, all in one room.
+    let mut users = Vec::new();
+    for i in 0..8 {
+        let username = format!("load{}{i}", &run[..8]);
+        let pw = "load test passphrase";
+        post("/api/v1/users".into(), Some(master.clone()),
+            json!({"username": username, "email": format!("{username}@example.org"), "password": pw})).await;
+        let r = post(
+            "/api/v1/auth/login".into(),
+            None,
+            json!({"login": username, "password": pw}),
+        )
+        .await;
+        let id: Uuid = r["user"]["id"].as_str().unwrap().parse().unwrap();
+        let token = r["access_token"].as_str().unwrap().to_string();
+        let identity = IdentityKeyPair::generate().unwrap();
+        let keys = DeviceKeys::generate(DeviceKeyOptions::default()).unwrap();
+        let device = Uuid::new_v4();
+        let bundle = DeviceBundle::create(&identity, &keys, id, device).unwrap();
+        let r = client
+            .put(format!("{base}/api/v1/devices/{device}"))
+            .bearer_auth(&token)
+            .json(&json!({"bundle": bundle}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        users.push((id, token, device, keys, bundle.verify().unwrap()));
+    }
+    let others: Vec<Uuid> = users[1..].iter().map(|u| u.0).collect();
+    let room = post(
+        "/api/v1/rooms".into(),
+        Some(users[0].1.clone()),
+        json!({"name": "load", "member_ids": others}),
+    )
+    .await;
+    let room: Uuid = room["id"].as_str().unwrap().parse().unwrap();
+
+    // Seal ahead of time (the client's crypto is not what is measured): each
+    // envelope carries a 900-byte plaintext for two devices, about 1 KiB in all.
+    let budget = 60_000usize.min(conc * 4_000);
+    let plaintext = vec![b'x'; 900];
+    let mut queues: Vec<Vec<(Uuid, String)>> = vec![Vec::new(); conc];
+    let mut env_len = 0;
+    for n in 0..budget {
+        let u = &users[n % users.len()];
+        let next = &users[(n + 1) % users.len()];
+        let cid = Uuid::new_v4();
+        let header = Header {
+            room_id: room,
+            sender_user_id: u.0,
+            sender_device_id: u.2,
+            client_message_id: cid,
+            timestamp_ms: 0,
+        };
+        let env = envelope::seal(
+            &plaintext,
+            &header,
+            &[Recipient::x25519(&u.4), Recipient::x25519(&next.4)],
+            &u.3,
+        )
+        .unwrap()
+        .to_bytes();
+        env_len = env.len();
+        queues[n % conc].push((cid, sotto_core::encoding::b64_encode(&env)));
+    }
+    let tokens: Vec<String> = users.iter().map(|u| u.1.clone()).collect();
+    let start = Instant::now();
+    let deadline = start + dur;
+    let mut tasks = vec![];
+    for (i, queue) in queues.into_iter().enumerate() {
+        let (client, base) = (client.clone(), base.clone());
+        // Envelope n was sealed by user n % 8 and lands in queue n % conc.
+        let tokens = tokens.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            for (k, (cid, env)) in queue.into_iter().enumerate() {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let n = i + k * conc;
+                let t = Instant::now();
+                let r = client
+                    .post(format!("{base}/api/v1/rooms/{room}/messages"))
+                    .bearer_auth(&tokens[n % tokens.len()])
+                    .json(&json!({"client_id": cid, "envelope": env}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().as_u16() == 201 => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let (mut all, mut errors) = (vec![], 0);
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed();
+    let stored = all.len();
+    report(
+        "post_message",
+        conc,
+        elapsed,
+        all,
+        errors,
+        json!({"envelope_bytes": env_len}),
+    );
+
+    // History: pages of 50 after random positions of the room.
+    let reader = tokens[0].clone();
+    let deadline = Instant::now() + dur;
+    let mut tasks = vec![];
+    for i in 0..conc {
+        let (client, base, reader) = (client.clone(), base.clone(), reader.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1);
+            while Instant::now() < deadline {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let after = x % (stored.saturating_sub(50).max(1) as u64);
+                let t = Instant::now();
+                let r = client
+                    .get(format!(
+                        "{base}/api/v1/rooms/{room}/messages?after_seq={after}&limit=50"
+                    ))
+                    .bearer_auth(&reader)
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let (mut all, mut errors) = (vec![], 0);
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    report(
+        "history_page_50",
+        conc,
+        dur,
+        all,
+        errors,
+        json!({"room_messages": stored}),
     );
 }
 
