@@ -121,9 +121,9 @@ impl UserListQuery {
     }
 }
 
-/// Query of `GET /api/v1/users/search?q=&limit=` (user) → a [`super::Page`] of
-/// [`PublicUser`] (username prefix match among verified users; one page,
-/// `next_cursor` is `null`).
+/// Query of `GET /api/v1/users/search?q=&limit=&cursor=` (user) → a
+/// [`super::Page`] of [`PublicUser`]: verified users whose username starts with
+/// `q`, in username order; `next_cursor` continues the list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
@@ -133,6 +133,9 @@ pub struct UserSearchQuery {
     /// Maximum number of results (default 50, max 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 impl UserSearchQuery {
