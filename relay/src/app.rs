@@ -51,9 +51,14 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The documented routes, and the OpenAPI document describing them.
-pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The documented routes, and the OpenAPI document describing them: the
+/// ordinary routes, the streaming ones (exempt from the whole-request timeout;
+/// they time out when the client stalls), and the document.
+pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (streaming, streaming_doc) = OpenApiRouter::new()
+        .routes(routes!(attachments::upload))
+        .split_for_parts();
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::root))
         .routes(routes!(ops::health))
         .routes(routes!(auth_routes::register))
@@ -83,15 +88,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::delete))
         .routes(routes!(messages::receipt))
         .routes(routes!(messages::unread))
-        .routes(routes!(attachments::upload))
         .routes(routes!(attachments::download))
         .routes(routes!(contacts::list, contacts::add))
         .routes(routes!(contacts::patch, contacts::delete))
-        .split_for_parts()
+        .split_for_parts();
+    doc.merge(streaming_doc);
+    (routes, streaming, doc)
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api_routes, doc) = api();
+    let (api_routes, streaming_routes, doc) = api();
     let doc_json = doc.to_pretty_json().unwrap_or_default();
     let config = &state.config;
 
@@ -113,12 +119,13 @@ pub fn router(state: AppState) -> Router {
                 "this method is not allowed here",
             )
         })
-        .with_state(state.clone())
-        .layer(DefaultBodyLimit::max(json_body_limit(config)))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(config.request_timeout),
         ))
+        .merge(streaming_routes)
+        .with_state(state.clone())
+        .layer(DefaultBodyLimit::max(json_body_limit(config)))
         .layer(middleware::map_response(problem_for_empty_errors))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()

@@ -107,45 +107,62 @@ pub async fn sweep_orphans(state: &AppState, grace: Duration) -> usize {
     removed
 }
 
+/// A temporary upload file, removed when dropped (an upload that fails, or
+/// whose client disconnects, leaves nothing behind; after the rename into
+/// place there is nothing left to remove).
+struct TempFile {
+    file: tokio::fs::File,
+    path: PathBuf,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Where an upload in progress keeps its bytes.
 enum Sink {
     Memory(Vec<u8>),
-    File(tokio::fs::File, PathBuf),
+    File(TempFile),
 }
 
-async fn spill(
-    state: &AppState,
-    id: Uuid,
-    buffered: &[u8],
-) -> ApiResult<(tokio::fs::File, PathBuf)> {
+async fn spill(state: &AppState, id: Uuid, buffered: &[u8]) -> ApiResult<TempFile> {
     let d = dir(state);
     tokio::fs::create_dir_all(&d)
         .await
         .map_err(|e| ApiError::internal(format!("attachments dir: {e}")))?;
     let path = d.join(format!("{TMP_PREFIX}{id}"));
-    let mut f = tokio::fs::File::create(&path)
+    let file = tokio::fs::File::create(&path)
         .await
         .map_err(|e| ApiError::internal(format!("attachment temp file: {e}")))?;
-    f.write_all(buffered)
+    let mut tmp = TempFile { file, path };
+    tmp.file
+        .write_all(buffered)
         .await
         .map_err(|e| ApiError::internal(format!("attachment write: {e}")))?;
-    Ok((f, path))
+    Ok(tmp)
 }
 
-async fn discard(sink: Sink) {
-    if let Sink::File(f, path) = sink {
-        drop(f);
-        let _ = tokio::fs::remove_file(path).await;
-    }
+/// Bytes of attachments `user` uploaded that are still stored.
+async fn used_by(db: &Db, user: Uuid) -> ApiResult<u64> {
+    let used: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM attachments WHERE uploader_id = $1",
+    )
+    .bind(user.to_string())
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(u64::try_from(used).unwrap_or(0))
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{id}/attachments", tag = "messages", params(("id" = Uuid, Path)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the encrypted attachment, opaque bytes"),
     responses((status = 201, body = AttachmentCreated), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)),
+        (status = 404, body = Problem), (status = 408, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)),
     security(("bearer" = [])))]
 /// Upload an encrypted attachment to a room (members only), streamed, up to the
-/// configured size. Its key goes inside a message; the relay sees opaque bytes.
+/// configured size and within your storage quota. Its key goes inside a
+/// message; the relay sees opaque bytes.
 pub async fn upload(
     State(state): State<AppState>,
     me: AuthUser,
@@ -168,34 +185,58 @@ pub async fn upload(
         ));
     }
     let max = state.config.max_attachment_bytes;
-    let too_large = || ApiError::too_large(format!("attachments are at most {max} bytes"));
+    let quota_left = state
+        .config
+        .attachment_quota_bytes
+        .saturating_sub(used_by(&state.db, me.id()).await?);
+    let over = |size: u64| {
+        if size > max {
+            ApiError::too_large(format!("attachments are at most {max} bytes"))
+        } else {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::QUOTA_EXCEEDED,
+                format!("your attachment storage quota has {quota_left} bytes left"),
+            )
+        }
+    };
+    let limit = max.min(quota_left);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(too_large());
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        return Err(over(n));
     }
     let inline = state.config.attachment_inline_bytes.min(max);
+    let idle = Duration::from_secs(state.config.request_timeout.max(1));
     let id = Uuid::now_v7();
     let mut size: u64 = 0;
     let mut sink = Sink::Memory(Vec::new());
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
+    loop {
+        // Uploads are exempt from the whole-request timeout (large files take
+        // time); a client that stops sending is cut off instead.
+        let next = match tokio::time::timeout(idle, stream.next()).await {
+            Ok(n) => n,
             Err(_) => {
-                discard(sink).await;
-                return Err(ApiError::bad_request(
-                    codes::VALIDATION_FAILED,
-                    "the upload was interrupted",
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    codes::REQUEST_TIMEOUT,
+                    "the upload stalled",
                 ));
             }
         };
+        let Some(chunk) = next else { break };
+        let Ok(chunk) = chunk else {
+            return Err(ApiError::bad_request(
+                codes::VALIDATION_FAILED,
+                "the upload was interrupted",
+            ));
+        };
         size = size.saturating_add(chunk.len() as u64);
-        if size > max {
-            discard(sink).await;
-            return Err(too_large());
+        if size > limit {
+            return Err(over(size));
         }
         sink = match sink {
             Sink::Memory(mut buf) if size <= inline => {
@@ -203,19 +244,19 @@ pub async fn upload(
                 Sink::Memory(buf)
             }
             Sink::Memory(buf) => {
-                let (mut f, path) = spill(&state, id, &buf).await?;
-                if let Err(e) = f.write_all(&chunk).await {
-                    discard(Sink::File(f, path)).await;
-                    return Err(ApiError::internal(format!("attachment write: {e}")));
-                }
-                Sink::File(f, path)
+                let mut tmp = spill(&state, id, &buf).await?;
+                tmp.file
+                    .write_all(&chunk)
+                    .await
+                    .map_err(|e| ApiError::internal(format!("attachment write: {e}")))?;
+                Sink::File(tmp)
             }
-            Sink::File(mut f, path) => {
-                if let Err(e) = f.write_all(&chunk).await {
-                    discard(Sink::File(f, path)).await;
-                    return Err(ApiError::internal(format!("attachment write: {e}")));
-                }
-                Sink::File(f, path)
+            Sink::File(mut tmp) => {
+                tmp.file
+                    .write_all(&chunk)
+                    .await
+                    .map_err(|e| ApiError::internal(format!("attachment write: {e}")))?;
+                Sink::File(tmp)
             }
         };
     }
@@ -225,7 +266,7 @@ pub async fn upload(
             "the attachment is empty",
         ));
     }
-    let size_i = i64::try_from(size).map_err(|_| too_large())?;
+    let size_i = i64::try_from(size).map_err(|_| over(size))?;
     let now = now_ms();
     let insert = |data: Option<Vec<u8>>| {
         sqlx::query(
@@ -245,18 +286,15 @@ pub async fn upload(
             .execute(&state.db.pool)
             .await?
             .rows_affected(),
-        Sink::File(mut f, tmp) => {
-            let synced = async {
-                f.flush().await?;
-                f.sync_all().await?;
-                drop(f);
-                tokio::fs::rename(&tmp, file_path(&state, id)).await
+        Sink::File(mut tmp) => {
+            let finished = async {
+                tmp.file.flush().await?;
+                tmp.file.sync_all().await?;
+                tokio::fs::rename(&tmp.path, file_path(&state, id)).await
             }
             .await;
-            if let Err(e) = synced {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(ApiError::internal(format!("attachment finish: {e}")));
-            }
+            drop(tmp);
+            finished.map_err(|e| ApiError::internal(format!("attachment finish: {e}")))?;
             match insert(None).execute(&state.db.pool).await {
                 Ok(r) if r.rows_affected() > 0 => r.rows_affected(),
                 other => {

@@ -130,6 +130,9 @@ pub struct Config {
     /// Maximum size of one encrypted attachment in bytes (larger is 413).
     #[arg(long, env = "SOTTO_MAX_ATTACHMENT_BYTES", default_value_t = 100 * 1024 * 1024, global = true)]
     pub max_attachment_bytes: u64,
+    /// Total bytes of attachments one user may have stored (413 `quota_exceeded` beyond).
+    #[arg(long, env = "SOTTO_ATTACHMENT_QUOTA_BYTES", default_value_t = 1024 * 1024 * 1024, global = true)]
+    pub attachment_quota_bytes: u64,
     /// Attachments up to this size are stored in the database; larger ones as
     /// files under `<data dir>/attachments/`.
     #[arg(long, env = "SOTTO_ATTACHMENT_INLINE_BYTES", default_value_t = 64 * 1024, global = true)]

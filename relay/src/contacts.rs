@@ -127,10 +127,7 @@ pub async fn add(
         ));
     }
     let nickname = nickname(&req.nickname)?;
-    if crate::users::find_by_id(&state, req.user_id)
-        .await?
-        .is_none()
-    {
+    if !crate::rooms::addable_user(&state.db, req.user_id).await? {
         return Err(ApiError::not_found());
     }
     let id = Uuid::now_v7();

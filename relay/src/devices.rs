@@ -11,11 +11,12 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use sotto_core::api::ServerFrame;
 use sotto_core::api::devices::{
-    Device, KeysQueryRequest, KeysQueryResponse, MAX_KEYS_QUERY_USERS, PutDeviceRequest,
+    Device, DeviceListQuery, KeysQueryRequest, KeysQueryResponse, MAX_KEYS_QUERY_USERS,
+    PutDeviceRequest,
 };
 use sotto_core::api::pagination::Page;
 use sotto_core::api::problem::{Problem, codes};
@@ -36,7 +37,8 @@ use crate::validate::check_label;
 /// Most devices one user may register.
 pub const MAX_DEVICES_PER_USER: i64 = 64;
 
-const DEVICE_COLUMNS: &str = "id, user_id, display_name, bundle, created_at, updated_at";
+const DEVICE_COLUMNS: &str =
+    "id, user_id, display_name, bundle, created_at, updated_at, revoked_at";
 
 #[derive(sqlx::FromRow)]
 struct DeviceRow {
@@ -46,6 +48,7 @@ struct DeviceRow {
     bundle: String,
     created_at: i64,
     updated_at: i64,
+    revoked_at: Option<i64>,
 }
 
 impl DeviceRow {
@@ -59,6 +62,7 @@ impl DeviceRow {
             bundle,
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
+            revoked_at: self.revoked_at.map(rfc3339),
         })
     }
 }
@@ -67,26 +71,58 @@ pub fn parse_id(s: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(s).map_err(|e| ApiError::internal(format!("stored id {s:?}: {e}")))
 }
 
-/// The verified public bundle of `device`, when it is a registered device of `user`.
+/// Verified bundles by device id, tagged with the row's `updated_at`: posting
+/// checks each envelope's signature under the sender device's key, and
+/// re-verifying its bundle (two more signatures) every time would triple the cost.
+#[derive(Default)]
+pub struct DeviceCache(std::sync::Mutex<std::collections::HashMap<Uuid, (i64, VerifiedDevice)>>);
+
+const DEVICE_CACHE_MAX: usize = 50_000;
+
+impl DeviceCache {
+    fn get(&self, device: Uuid, updated_at: i64) -> Option<VerifiedDevice> {
+        let map = self.0.lock().ok()?;
+        map.get(&device)
+            .filter(|(at, _)| *at == updated_at)
+            .map(|(_, d)| d.clone())
+    }
+    fn put(&self, device: Uuid, updated_at: i64, verified: VerifiedDevice) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= DEVICE_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(device, (updated_at, verified));
+        }
+    }
+}
+
+/// The verified public bundle of `device`, when it is an active (not revoked)
+/// device of `user`.
 pub async fn verified_device(
-    db: &Db,
+    state: &AppState,
     user: Uuid,
     device: Uuid,
 ) -> ApiResult<Option<VerifiedDevice>> {
-    let bundle: Option<String> =
-        sqlx::query_scalar("SELECT bundle FROM devices WHERE id = $1 AND user_id = $2")
-            .bind(device.to_string())
-            .bind(user.to_string())
-            .fetch_optional(&db.pool)
-            .await?;
-    let Some(bundle) = bundle else {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT updated_at, bundle FROM devices WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(device.to_string())
+    .bind(user.to_string())
+    .fetch_optional(&state.db.pool)
+    .await?;
+    let Some((updated_at, bundle)) = row else {
         return Ok(None);
     };
+    if let Some(v) = state.device_cache.get(device, updated_at) {
+        return Ok(Some(v));
+    }
     let bundle: DeviceBundle = serde_json::from_str(&bundle)
         .map_err(|e| ApiError::internal(format!("stored bundle of {device}: {e}")))?;
-    bundle.verify().map(Some).map_err(|e| {
+    let verified = bundle.verify().map_err(|e| {
         ApiError::internal(format!("stored bundle of {device} no longer verifies: {e}"))
-    })
+    })?;
+    state.device_cache.put(device, updated_at, verified.clone());
+    Ok(Some(verified))
 }
 
 /// Announces that `user`'s devices changed, to them and everyone sharing a room with them.
@@ -138,21 +174,18 @@ pub async fn put(
     let now = now_ms();
 
     let mut tx = state.db.begin_write().await?;
-    // A write first: on SQLite the transaction holds the write lock from here on.
-    sqlx::query(
+    // Locks the user's identity row (PostgreSQL) for the rest of the
+    // transaction, so a concurrent upload cannot slip a device signed by an
+    // identity being replaced past the revocation below.
+    let on_record: String = sqlx::query_scalar(
         "INSERT INTO identities (user_id, identity_key, created_at, updated_at) VALUES ($1, $2, $3, $3) \
-         ON CONFLICT (user_id) DO NOTHING",
+         ON CONFLICT (user_id) DO UPDATE SET updated_at = identities.updated_at RETURNING identity_key",
     )
     .bind(&me_id)
     .bind(&identity)
     .bind(now)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    let on_record: String =
-        sqlx::query_scalar("SELECT identity_key FROM identities WHERE user_id = $1")
-            .bind(&me_id)
-            .fetch_one(&mut *tx)
-            .await?;
     let replaced_identity = on_record != identity;
     if replaced_identity {
         if !req.replace_identity {
@@ -167,22 +200,33 @@ pub async fn put(
             .bind(&me_id)
             .execute(&mut *tx)
             .await?;
-        // Bundles signed by the old identity no longer verify against the user's key.
-        sqlx::query("DELETE FROM devices WHERE user_id = $1 AND identity_key <> $2")
-            .bind(&me_id)
-            .bind(&identity)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let owner: Option<String> = sqlx::query_scalar("SELECT user_id FROM devices WHERE id = $1")
-        .bind(&dev)
-        .fetch_optional(&mut *tx)
+        // Bundles signed by the old identity no longer verify against the
+        // user's key: revoke them (kept, flagged, for verifying old messages).
+        sqlx::query(
+            "UPDATE devices SET revoked_at = $1 WHERE user_id = $2 AND identity_key <> $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&me_id)
+        .bind(&identity)
+        .execute(&mut *tx)
         .await?;
-    let status = match owner {
-        Some(o) if o != me_id => {
+    }
+    let existing: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT user_id, revoked_at FROM devices WHERE id = $1")
+            .bind(&dev)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let status = match existing.map(|(owner, revoked)| (owner == me_id, revoked.is_some())) {
+        Some((false, _)) => {
             return Err(ApiError::conflict(
                 codes::CONFLICT,
                 "this device id is taken; generate a new one",
+            ));
+        }
+        Some((true, true)) => {
+            return Err(ApiError::conflict(
+                codes::CONFLICT,
+                "this device was revoked; register the device under a new id",
             ));
         }
         Some(_) => {
@@ -199,10 +243,12 @@ pub async fn put(
             StatusCode::OK
         }
         None => {
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE user_id = $1")
-                .bind(&me_id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let count: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM devices WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(&me_id)
+            .fetch_one(&mut *tx)
+            .await?;
             if count >= MAX_DEVICES_PER_USER {
                 return Err(ApiError::conflict(
                     codes::CONFLICT,
@@ -258,12 +304,17 @@ pub async fn put(
     Ok((status, Json(row.to_api()?)))
 }
 
-async fn devices_of(db: &Db, users: &[Uuid]) -> ApiResult<Vec<DeviceRow>> {
+async fn devices_of(db: &Db, users: &[Uuid], include_revoked: bool) -> ApiResult<Vec<DeviceRow>> {
     if users.is_empty() {
         return Ok(Vec::new());
     }
+    let active = if include_revoked {
+        ""
+    } else {
+        "AND revoked_at IS NULL"
+    };
     let sql = format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id IN ({}) ORDER BY user_id, created_at, id",
+        "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id IN ({}) {active} ORDER BY user_id, created_at, id",
         Db::placeholders(1, users.len())
     );
     let mut q = sqlx::query_as::<_, DeviceRow>(sqlx::AssertSqlSafe(sql));
@@ -273,15 +324,17 @@ async fn devices_of(db: &Db, users: &[Uuid]) -> ApiResult<Vec<DeviceRow>> {
     Ok(q.fetch_all(&db.pool).await?)
 }
 
-#[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
-    responses((status = 200, body = Page<Device>), (status = 401, body = Problem)),
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(DeviceListQuery),
+    responses((status = 200, body = Page<Device>), (status = 400, body = Problem), (status = 401, body = Problem)),
     security(("bearer" = [])))]
-/// Your devices (all of them: at most 64, so one page).
+/// Your devices: the active ones (at most 64, so one page), and with
+/// `include_revoked=true` also the revoked ones.
 pub async fn list_own(
     State(state): State<AppState>,
     me: AuthUser,
+    Query(q): Query<DeviceListQuery>,
 ) -> ApiResult<Json<Page<Device>>> {
-    let rows = devices_of(&state.db, &[me.id()]).await?;
+    let rows = devices_of(&state.db, &[me.id()], q.include_revoked.unwrap_or(false)).await?;
     let items = rows
         .iter()
         .map(DeviceRow::to_api)
@@ -293,18 +346,23 @@ pub async fn list_own(
     params(("device_id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-/// Revoke one of your devices: its bundle is removed and the change announced.
+/// Revoke one of your devices: it can no longer post, is no longer served for
+/// encryption, and the change is announced. Its bundle stays listed with
+/// `include_revoked` so that messages it sent remain verifiable.
 pub async fn delete(
     State(state): State<AppState>,
     me: AuthUser,
     Path(device_id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let deleted = sqlx::query("DELETE FROM devices WHERE id = $1 AND user_id = $2")
-        .bind(device_id.to_string())
-        .bind(me.id().to_string())
-        .execute(&state.db.pool)
-        .await?
-        .rows_affected();
+    let deleted = sqlx::query(
+        "UPDATE devices SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(device_id.to_string())
+    .bind(me.id().to_string())
+    .execute(&state.db.pool)
+    .await?
+    .rows_affected();
     if deleted == 0 {
         return Err(ApiError::not_found());
     }
@@ -354,7 +412,7 @@ async fn visible_users(state: &AppState, me: &AuthUser, users: &[Uuid]) -> ApiRe
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}/devices", tag = "devices",
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path), DeviceListQuery),
     responses((status = 200, body = Page<Device>), (status = 401, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 /// Another user's device bundles: for users who share a room or a contact with
@@ -363,6 +421,7 @@ pub async fn list_for_user(
     State(state): State<AppState>,
     me: AuthUser,
     Path(id): Path<Uuid>,
+    Query(q): Query<DeviceListQuery>,
 ) -> ApiResult<Json<Page<Device>>> {
     if visible_users(&state, &me, &[id]).await?.is_empty() {
         return Err(ApiError::not_found());
@@ -370,7 +429,7 @@ pub async fn list_for_user(
     if crate::users::find_by_id(&state, id).await?.is_none() {
         return Err(ApiError::not_found());
     }
-    let rows = devices_of(&state.db, &[id]).await?;
+    let rows = devices_of(&state.db, &[id], q.include_revoked.unwrap_or(false)).await?;
     let items = rows
         .iter()
         .map(DeviceRow::to_api)
@@ -400,7 +459,7 @@ pub async fn query(
     asked.dedup();
     let visible = visible_users(&state, &me, &asked).await?;
     let mut devices: BTreeMap<Uuid, Vec<Device>> = asked.iter().map(|u| (*u, Vec::new())).collect();
-    for row in devices_of(&state.db, &visible).await? {
+    for row in devices_of(&state.db, &visible, req.include_revoked).await? {
         let d = row.to_api()?;
         devices.entry(d.user_id).or_default().push(d);
     }

@@ -113,6 +113,25 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 ApiError::conflict(codes::CONFLICT, "the resource already exists")
             }
+            // A row this request refers to was deleted concurrently.
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => ApiError::conflict(
+                codes::CONFLICT,
+                "a resource this request refers to no longer exists",
+            ),
+            // Lock contention beyond the busy timeout (SQLite BUSY/LOCKED and their
+            // extended codes), PostgreSQL serialization failures and deadlocks.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    matches!(c.as_ref(), "40001" | "40P01")
+                        // SQLite result codes are short numbers; SQLSTATEs have 5 characters.
+                        || (c.len() < 5 && c.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6)))
+                }) =>
+            {
+                tracing::warn!(error = %e, "database contention");
+                let mut err = ApiError::unavailable("the database is busy; retry shortly");
+                err.retry_after = Some(1);
+                err
+            }
             _ => ApiError::internal(e),
         }
     }

@@ -90,7 +90,8 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         mailer,
         limits,
         metrics: metrics_handle(),
-        hub: events::Hub::new(4096),
+        hub: events::Hub::new(1024),
+        device_cache: devices::DeviceCache::default(),
         dummy_hash,
     });
     bootstrap_master(&state).await?;

@@ -31,7 +31,7 @@ use sotto_core::envelope::{Envelope, Limits};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::db::{now_ms, rfc3339};
+use crate::db::{Backend, now_ms, rfc3339};
 use crate::devices::{parse_id, verified_device};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
@@ -136,7 +136,7 @@ pub async fn post_envelope(
             "the envelope's client message id differs from `client_id`",
         ));
     }
-    let device = verified_device(&state.db, me, h.sender_device_id)
+    let device = verified_device(state, me, h.sender_device_id)
         .await?
         .ok_or_else(|| mismatch("the sender device is not one of your registered devices"))?;
     env.verify_signature(&device).map_err(|_| {
@@ -154,40 +154,24 @@ pub async fn post_envelope(
 
     let id = Uuid::now_v7();
     let now = now_ms();
-    let mut tx = state.db.begin_write().await?;
-    // The counter moves only if the sender is still a member, in the same
-    // statement; the row stays locked until commit.
-    let seq: Option<i64> = sqlx::query_scalar(
-        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 \
-         AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING last_seq",
+    let stored = store(
+        state,
+        id,
+        room,
+        me,
+        h.sender_device_id,
+        client_id,
+        &bytes,
+        &digest,
+        now,
     )
-    .bind(room.to_string())
-    .bind(me.to_string())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(seq) = seq else {
-        return Err(not_a_member());
-    };
-    let inserted = sqlx::query(
-        "INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(id.to_string())
-    .bind(room.to_string())
-    .bind(seq)
-    .bind(me.to_string())
-    .bind(h.sender_device_id.to_string())
-    .bind(client_id.to_string())
-    .bind(bytes.clone())
-    .bind(&digest)
-    .bind(now)
-    .execute(&mut *tx)
     .await;
-    match inserted {
-        Ok(_) => tx.commit().await?,
+    let seq = match stored {
+        Ok(Some(seq)) => seq,
+        Ok(None) => return Err(not_a_member()),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            // A concurrent retry of the same client_id won; the counter rolls back.
-            drop(tx);
+            // A concurrent retry of the same client_id won; our counter
+            // increment rolled back with the failed insert.
             let stored = find_stored(state, me, client_id)
                 .await?
                 .ok_or_else(|| ApiError::internal("unique violation without a stored message"))?;
@@ -198,7 +182,7 @@ pub async fn post_envelope(
             });
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     metrics::counter!("sotto_messages_stored_total").increment(1);
     let seq_u = u64::try_from(seq).unwrap_or(0);
     let created_at = rfc3339(now);
@@ -222,6 +206,74 @@ pub async fn post_envelope(
         },
         created: true,
     })
+}
+
+/// Takes the room's next `seq` and stores the message with it, atomically:
+/// either both happen or neither. `None` when the sender is no longer a member.
+///
+/// PostgreSQL does it in one statement (the room row is locked only while it
+/// runs); SQLite in one `BEGIN IMMEDIATE` transaction (SQLite has one writer).
+#[allow(clippy::too_many_arguments)]
+async fn store(
+    state: &AppState,
+    id: Uuid,
+    room: Uuid,
+    sender: Uuid,
+    device: Uuid,
+    client_id: Uuid,
+    bytes: &[u8],
+    digest: &str,
+    now: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    const NEXT_SEQ: &str = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 \
+        AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING last_seq";
+    match state.db.backend {
+        Backend::Postgres => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "WITH s AS ({NEXT_SEQ}) \
+                 INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
+                 SELECT $3, $1, s.last_seq, $2, $4, $5, $6, $7, $8 FROM s RETURNING seq"
+            )))
+            .bind(room.to_string())
+            .bind(sender.to_string())
+            .bind(id.to_string())
+            .bind(device.to_string())
+            .bind(client_id.to_string())
+            .bind(bytes.to_vec())
+            .bind(digest)
+            .bind(now)
+            .fetch_optional(&state.db.pool)
+            .await
+        }
+        Backend::Sqlite => {
+            let mut tx = state.db.begin_write().await?;
+            let seq: Option<i64> = sqlx::query_scalar(NEXT_SEQ)
+                .bind(room.to_string())
+                .bind(sender.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(seq) = seq else {
+                return Ok(None);
+            };
+            sqlx::query(
+                "INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(id.to_string())
+            .bind(room.to_string())
+            .bind(seq)
+            .bind(sender.to_string())
+            .bind(device.to_string())
+            .bind(client_id.to_string())
+            .bind(bytes.to_vec())
+            .bind(digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Some(seq))
+        }
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -276,6 +328,7 @@ impl MessageRow {
             envelope: self.envelope.clone().map(B64),
             deleted: self.deleted_at.is_some(),
             created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.deleted_at.unwrap_or(self.created_at)),
         })
     }
 }
@@ -363,18 +416,30 @@ pub async fn delete(
     if seq <= m.joined_seq {
         return Err(ApiError::not_found());
     }
-    if sender != me.id().to_string() && !m.is_owner(me.id()) {
+    // In a direct room nobody owns the other's messages.
+    if sender != me.id().to_string() && !(m.is_owner(me.id()) && !m.is_direct()) {
         return Err(ApiError::forbidden(
             "only the sender or the room's owner may delete a message",
         ));
     }
-    sqlx::query(
+    let erased = sqlx::query(
         "UPDATE messages SET envelope = NULL, deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
     )
     .bind(now_ms())
     .bind(msg.to_string())
     .execute(&state.db.pool)
-    .await?;
+    .await?
+    .rows_affected();
+    if erased > 0 {
+        state.hub.publish(
+            rooms::member_ids(&state.db, room).await.unwrap_or_default(),
+            ServerFrame::MessageDeleted {
+                room_id: room,
+                id: msg,
+                seq: u64::try_from(seq).unwrap_or(0),
+            },
+        );
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -86,6 +86,41 @@ pub async fn peers_of(db: &Db, user: Uuid) -> ApiResult<Vec<Uuid>> {
         .collect())
 }
 
+/// The rooms of `user` with their other members.
+pub async fn rooms_and_peers(db: &Db, user: Uuid) -> ApiResult<Vec<(Uuid, Vec<Uuid>)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m1.room_id, m2.user_id FROM room_members m1 JOIN room_members m2 ON m2.room_id = m1.room_id \
+         WHERE m1.user_id = $1 AND m2.user_id <> $1 ORDER BY m1.room_id",
+    )
+    .bind(user.to_string())
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
+    for (room, member) in rows {
+        let (Ok(room), Ok(member)) = (Uuid::parse_str(&room), Uuid::parse_str(&member)) else {
+            continue;
+        };
+        match out.last_mut() {
+            Some((r, members)) if *r == room => members.push(member),
+            _ => out.push((room, vec![member])),
+        }
+    }
+    Ok(out)
+}
+
+/// After `user`'s account was deleted: tells each room's remaining members, and
+/// everyone who shared a room with them that their keys are gone.
+pub fn announce_user_deleted(state: &AppState, user: Uuid, rooms: Vec<(Uuid, Vec<Uuid>)>) {
+    let mut peers: Vec<Uuid> = Vec::new();
+    for (room, members) in rooms {
+        peers.extend(&members);
+        publish(state, members, room, RoomChange::MemberRemoved);
+    }
+    state
+        .hub
+        .publish(peers, ServerFrame::KeysChanged { user_id: user });
+}
+
 /// The members of `room`.
 pub async fn member_ids(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
     let rows: Vec<String> =
@@ -184,7 +219,7 @@ pub async fn details(db: &Db, room: Uuid, viewer: Uuid) -> ApiResult<RoomDetails
 /// Adds `user` to `room` inside `tx`, joining at the room's current `seq` (no
 /// earlier history, nothing unread). False when they already are a member.
 async fn insert_member(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    conn: &mut sqlx::AnyConnection,
     room: &str,
     user: &str,
     now: i64,
@@ -197,10 +232,16 @@ async fn insert_member(
     .bind(room)
     .bind(user)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     Ok(added > 0)
+}
+
+/// Whether `id` is a user others may add: an account with a verified address
+/// (the same set search finds). Anyone else is answered like an unknown id.
+pub async fn addable_user(db: &Db, id: Uuid) -> ApiResult<bool> {
+    Ok(existing_users(db, &[id]).await? == 1)
 }
 
 async fn existing_users(db: &Db, ids: &[Uuid]) -> ApiResult<usize> {
@@ -208,7 +249,7 @@ async fn existing_users(db: &Db, ids: &[Uuid]) -> ApiResult<usize> {
         return Ok(0);
     }
     let sql = format!(
-        "SELECT COUNT(*) FROM users WHERE id IN ({})",
+        "SELECT COUNT(*) FROM users WHERE email_verified = 1 AND id IN ({})",
         Db::placeholders(1, ids.len())
     );
     let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
@@ -216,6 +257,22 @@ async fn existing_users(db: &Db, ids: &[Uuid]) -> ApiResult<usize> {
         q = q.bind(id.to_string());
     }
     Ok(usize::try_from(q.fetch_one(&db.pool).await?).unwrap_or(0))
+}
+
+/// Locks the room's row for the rest of the transaction (PostgreSQL; SQLite
+/// has one writer anyway) and stamps `updated_at`, so membership changes of one
+/// room serialize. 404 when the room is gone.
+async fn lock_room(conn: &mut sqlx::AnyConnection, room: &str, now: i64) -> ApiResult<()> {
+    let n = sqlx::query("UPDATE rooms SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(room)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(not_a_member());
+    }
+    Ok(())
 }
 
 fn publish(state: &AppState, audience: Vec<Uuid>, room: Uuid, change: RoomChange) {
@@ -251,7 +308,7 @@ pub async fn create(
     if existing_users(&state.db, &others).await? != others.len() {
         return Err(ApiError::bad_request(
             codes::VALIDATION_FAILED,
-            "`member_ids` names a user that does not exist",
+            "`member_ids` names an unknown user",
         ));
     }
     let id = Uuid::now_v7();
@@ -299,10 +356,7 @@ pub async fn direct(
             "a direct room needs another user",
         ));
     }
-    if crate::users::find_by_id(&state, req.user_id)
-        .await?
-        .is_none()
-    {
+    if !addable_user(&state.db, req.user_id).await? {
         return Err(ApiError::not_found());
     }
     let (a, b) = if me.id() < req.user_id {
@@ -447,10 +501,7 @@ pub async fn patch(
 /// After a user is deleted (inside that transaction): their rooms pass to the
 /// longest-standing remaining member, and rooms with no members left are
 /// deleted. Returns the attachment files to remove after the commit.
-pub async fn hand_over_rooms(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    user: Uuid,
-) -> ApiResult<Vec<Uuid>> {
+pub async fn hand_over_rooms(conn: &mut sqlx::AnyConnection, user: Uuid) -> ApiResult<Vec<Uuid>> {
     let uid = user.to_string();
     sqlx::query(
         "UPDATE rooms SET owner_id = (SELECT m.user_id FROM room_members m WHERE m.room_id = rooms.id \
@@ -458,16 +509,16 @@ pub async fn hand_over_rooms(
          WHERE owner_id = $1 AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = rooms.id)",
     )
     .bind(&uid)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     let files: Vec<String> = sqlx::query_scalar(
         "SELECT a.id FROM attachments a JOIN rooms r ON r.id = a.room_id \
          WHERE a.data IS NULL AND NOT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id)",
     )
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *conn)
     .await?;
     sqlx::query("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = rooms.id)")
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     Ok(files
         .iter()
@@ -508,7 +559,10 @@ pub async fn delete(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     let m = require_member(&state.db, id, me.id()).await?;
-    owner_only(&m, me.id())?;
+    // A direct room belongs to both of its members: either may delete it.
+    if !m.is_direct() {
+        owner_only(&m, me.id())?;
+    }
     delete_room(&state, id, me.id()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -528,14 +582,12 @@ pub async fn add_member(
     let m = require_member(&state.db, id, me.id()).await?;
     owner_only(&m, me.id())?;
     not_direct(&m)?;
-    if crate::users::find_by_id(&state, req.user_id)
-        .await?
-        .is_none()
-    {
+    if !addable_user(&state.db, req.user_id).await? {
         return Err(ApiError::not_found());
     }
     let (rid, now) = (id.to_string(), now_ms());
     let mut tx = state.db.begin_write().await?;
+    lock_room(&mut tx, &rid, now).await?;
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM room_members WHERE room_id = $1")
         .bind(&rid)
         .fetch_one(&mut *tx)
@@ -552,11 +604,6 @@ pub async fn add_member(
             "this user is already a member",
         ));
     }
-    sqlx::query("UPDATE rooms SET updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(&rid)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     let members = members(&state.db, id, &m.owner_id).await?;
     publish(
@@ -597,11 +644,17 @@ pub async fn remove_member(
     let files = attachments::file_ids_of_room(&state.db, id).await?;
     let (rid, uid, now) = (id.to_string(), user_id.to_string(), now_ms());
     let mut tx = state.db.begin_write().await?;
-    sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
+    lock_room(&mut tx, &rid, now).await?;
+    let removed = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
         .bind(&rid)
         .bind(&uid)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+    if removed == 0 {
+        // Removed (or left) concurrently.
+        return Err(ApiError::not_found());
+    }
     let remaining: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM room_members WHERE room_id = $1")
         .bind(&rid)
         .fetch_one(&mut *tx)
@@ -627,11 +680,10 @@ pub async fn remove_member(
         return Ok(StatusCode::NO_CONTENT);
     }
     sqlx::query(
-        "UPDATE rooms SET updated_at = $1, owner_id = CASE WHEN owner_id = $2 THEN \
-           (SELECT user_id FROM room_members WHERE room_id = $3 ORDER BY joined_at, user_id LIMIT 1) \
-         ELSE owner_id END WHERE id = $3",
+        "UPDATE rooms SET owner_id = CASE WHEN owner_id = $1 THEN \
+           (SELECT user_id FROM room_members WHERE room_id = $2 ORDER BY joined_at, user_id LIMIT 1) \
+         ELSE owner_id END WHERE id = $2",
     )
-    .bind(now)
     .bind(&uid)
     .bind(&rid)
     .execute(&mut *tx)

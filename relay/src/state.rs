@@ -24,6 +24,8 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// Events for the real-time layer.
     pub hub: Hub,
+    /// Verified device bundles (see `devices::DeviceCache`).
+    pub device_cache: crate::devices::DeviceCache,
     /// A valid Argon2id hash of a random password: login verifies against it when the
     /// account does not exist, so both answers take the same time.
     pub dummy_hash: String,

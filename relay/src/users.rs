@@ -329,16 +329,28 @@ pub async fn search(
             "`q` must be 1-64 characters",
         ));
     }
-    let limit = effective_limit(q.limit).min(50);
+    let limit = effective_limit(q.limit);
+    // The cursor is the last username of the previous page (usernames are unique).
+    let after = match &q.cursor {
+        None => String::new(),
+        Some(c) => Username::parse(c)
+            .map(|u| u.as_str().to_string())
+            .map_err(|_| ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid"))?,
+    };
     let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE username LIKE $1 ESCAPE '\\' AND email_verified = 1 ORDER BY username LIMIT $2"
+        "SELECT {USER_COLUMNS} FROM users WHERE username LIKE $1 ESCAPE '\\' AND email_verified = 1 AND username > $2 \
+         ORDER BY username LIMIT $3"
     )))
     .bind(like_pattern("", "%", term))
-    .bind(i64::from(limit))
+    .bind(after)
+    .bind(i64::from(limit) + 1)
     .fetch_all(&state.db.pool)
     .await?;
-    Ok(Json(Page::last(
-        rows.iter().map(UserRow::to_public).collect(),
+    Ok(Json(page_of(
+        rows,
+        limit,
+        |r| r.username.clone(),
+        UserRow::to_public,
     )))
 }
 
@@ -601,6 +613,7 @@ pub async fn delete(
     if me.role() == Role::Admin && target.role() != Role::User {
         return Err(ApiError::forbidden("admins delete only users"));
     }
+    let rooms = crate::rooms::rooms_and_peers(&state.db, id).await?;
     let mut tx = state.db.pool.begin().await?;
     lock_master_changes(&state, &mut tx).await?;
     let deleted = sqlx::query(
@@ -621,6 +634,7 @@ pub async fn delete(
     let files = crate::rooms::hand_over_rooms(&mut tx, id).await?;
     tx.commit().await?;
     crate::attachments::remove_files(&state, &files).await;
+    crate::rooms::announce_user_deleted(&state, id, rooms);
     audit::record(
         &state.db,
         event::USER_DELETED,

@@ -278,6 +278,8 @@ pub struct AppOptions {
     pub cors_origins: Vec<String>,
     pub max_message_bytes: usize,
     pub max_attachment_bytes: u64,
+    pub attachment_quota_bytes: u64,
+    pub request_timeout: u64,
 }
 
 impl Default for AppOptions {
@@ -291,6 +293,8 @@ impl Default for AppOptions {
             cors_origins: vec![],
             max_message_bytes: 128 * 1024,
             max_attachment_bytes: 4 * 1024 * 1024,
+            attachment_quota_bytes: 64 * 1024 * 1024,
+            request_timeout: 30,
         }
     }
 }
@@ -322,6 +326,8 @@ pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
     config.cors_origins = opts.cors_origins;
     config.max_message_bytes = opts.max_message_bytes;
     config.max_attachment_bytes = opts.max_attachment_bytes;
+    config.attachment_quota_bytes = opts.attachment_quota_bytes;
+    config.request_timeout = opts.request_timeout;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     config.listen = addr;

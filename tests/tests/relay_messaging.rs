@@ -29,6 +29,10 @@ both_backends!(
     authorization_matrix,
     bad_input_is_a_problem_never_a_500,
     deleting_a_user_hands_rooms_over,
+    concurrent_membership_changes_stay_consistent,
+    revoked_devices_stay_verifiable_but_cannot_post,
+    unverified_users_cannot_be_added,
+    upload_limits_quota_and_stalls,
 );
 
 async fn put_device(app: &TestApp, token: &str, body: Value) -> sotto_tests::Res {
@@ -150,6 +154,8 @@ async fn devices_and_identity_keys(backend: Backend) {
     put_device(&app, &alice.access, json!({"bundle": bundle3}))
         .await
         .problem(409, "identity_key_changed");
+    // Bob shares a room with Alice: he hears about her keys.
+    app.room(&alice, "peers", &[bob.id]).await;
     while events.try_recv().is_ok() {}
     let r = put_device(
         &app,
@@ -160,6 +166,7 @@ async fn devices_and_identity_keys(backend: Backend) {
     assert_eq!(r.status, 201, "{r:?}");
     let ev = events.recv().await.unwrap();
     assert_eq!(ev.frame, ServerFrame::KeysChanged { user_id: alice.id });
+    assert!(ev.audience.contains(&bob.id), "{ev:?}");
     let r = app.get("/api/v1/devices", Some(&alice.access)).await;
     let items = r.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{r:?}");
@@ -168,35 +175,51 @@ async fn devices_and_identity_keys(backend: Backend) {
     let d: sotto_core::api::Device = serde_json::from_value(items[0].clone()).unwrap();
     d.bundle.verify_for(&identity2.public_key()).unwrap();
 
-    // Revoke: 204, then 404; Bob cannot revoke Alice's device.
+    // Revoke: 204, then 404; Bob cannot revoke Alice's device. Announced.
+    while events.try_recv().is_ok() {}
+    let del = |who: &sotto_tests::Account| {
+        let who = who.access.clone();
+        let app = &app;
+        async move {
+            app.req(
+                "DELETE",
+                &format!("/api/v1/devices/{dev3}"),
+                Some(&who),
+                None,
+            )
+            .await
+        }
+    };
+    del(&bob).await.problem(404, "not_found");
+    assert_eq!(del(&alice).await.status, 204);
+    let ev = events.recv().await.unwrap();
+    assert_eq!(ev.frame, ServerFrame::KeysChanged { user_id: alice.id });
+    del(&alice).await.problem(404, "not_found");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL", &[])
+            .await,
+        0
+    );
+    // Revoked devices stay listed on request, flagged, and their ids are not reusable.
+    assert!(
+        app.get("/api/v1/devices", Some(&alice.access)).await.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let r = app
-        .req(
-            "DELETE",
-            &format!("/api/v1/devices/{dev3}"),
-            Some(&bob.access),
-            None,
-        )
+        .get("/api/v1/devices?include_revoked=true", Some(&alice.access))
         .await;
-    r.problem(404, "not_found");
-    let r = app
-        .req(
-            "DELETE",
-            &format!("/api/v1/devices/{dev3}"),
-            Some(&alice.access),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 204, "{r:?}");
-    let r = app
-        .req(
-            "DELETE",
-            &format!("/api/v1/devices/{dev3}"),
-            Some(&alice.access),
-            None,
-        )
-        .await;
-    r.problem(404, "not_found");
-    assert_eq!(app.count("SELECT COUNT(*) FROM devices", &[]).await, 0);
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{r:?}");
+    assert!(items.iter().all(|d| d["revoked_at"].is_string()));
+    put_device(
+        &app,
+        &alice.access,
+        json!({"bundle": bundle3, "replace_identity": true}),
+    )
+    .await
+    .problem(409, "conflict");
 }
 
 async fn key_visibility(backend: Backend) {
@@ -568,6 +591,25 @@ async fn direct_rooms_are_one_per_pair_even_under_races(backend: Backend) {
     )
     .await
     .problem(400, "direct_room");
+    // Either member may delete a direct room; the opener has no other powers.
+    let other = if owner.id == a.id { &b } else { &a };
+    let r = app
+        .req(
+            "DELETE",
+            &format!("/api/v1/rooms/{id}"),
+            Some(&other.access),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = app
+        .post(
+            "/api/v1/rooms/direct",
+            Some(&a.access),
+            json!({"user_id": b.id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "a new direct room after deletion: {r:?}");
 }
 
 async fn messages_receipts_and_unread(backend: Backend) {
@@ -1313,6 +1355,26 @@ async fn contacts_and_search(backend: Backend) {
         .collect();
     assert_eq!(names, vec!["con0", "con1", "con2"]);
     assert!(r.body["items"][0].get("email").is_none());
+    assert!(r.body["next_cursor"].is_null());
+    let r = app
+        .get("/api/v1/users/search?q=con&limit=2", Some(&alice.access))
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(r.body["next_cursor"], "con1");
+    let r = app
+        .get(
+            "/api/v1/users/search?q=con&limit=2&cursor=con1",
+            Some(&alice.access),
+        )
+        .await;
+    assert_eq!(r.body["items"][0]["username"], "con2");
+    assert!(r.body["next_cursor"].is_null());
+    app.get(
+        "/api/v1/users/search?q=con&cursor=%20%21",
+        Some(&alice.access),
+    )
+    .await
+    .problem(400, "invalid_cursor");
     assert_eq!(
         app.get("/api/v1/users/search?q=con", None).await.status,
         401
@@ -1889,6 +1951,344 @@ async fn bad_input_is_a_problem_never_a_500(backend: Backend) {
 
 fn crate_json_limit(app: &TestApp) -> usize {
     sotto_relay::app::json_body_limit(&app.state.config)
+}
+
+async fn concurrent_membership_changes_stay_consistent(backend: Backend) {
+    let app = std::sync::Arc::new(spawn_app(backend).await);
+    let u = app.users("leave", 8).await;
+    let others: Vec<Uuid> = u[1..].iter().map(|a| a.id).collect();
+    // Everyone leaves at once, the owner included: the room ends deleted, no 500.
+    let room = app.room(&u[0], "r", &others).await;
+    let mut tasks = Vec::new();
+    for a in u.clone() {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.req(
+                "DELETE",
+                &format!("/api/v1/rooms/{room}/members/{}", a.id),
+                Some(&a.access),
+                None,
+            )
+            .await
+            .status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 204);
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM rooms", &[]).await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM room_members", &[]).await, 0);
+
+    // The owner and half the members leave at once: the owner is a remaining member.
+    let room = app.room(&u[0], "r2", &others).await;
+    let mut tasks = Vec::new();
+    for a in u[..4].to_vec() {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            app.req(
+                "DELETE",
+                &format!("/api/v1/rooms/{room}/members/{}", a.id),
+                Some(&a.access),
+                None,
+            )
+            .await
+            .status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 204);
+    }
+    let r = app
+        .get(&format!("/api/v1/rooms/{room}"), Some(&u[7].access))
+        .await;
+    let members: Vec<String> = r.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(members.len(), 4);
+    assert!(
+        members.contains(&r.body["owner_id"].as_str().unwrap().to_string()),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.body["owner_id"],
+        u[4].id.to_string(),
+        "the longest-standing member"
+    );
+
+    // Concurrent adds of the same user: one 201, the rest 409.
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (app, owner, target) = (app.clone(), u[4].clone(), u[0].id);
+        tasks.push(tokio::spawn(async move {
+            app.post(
+                &format!("/api/v1/rooms/{room}/members"),
+                Some(&owner.access),
+                json!({"user_id": target}),
+            )
+            .await
+            .status
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    codes.sort_unstable();
+    assert_eq!(codes, vec![201, 409, 409, 409, 409, 409]);
+}
+
+async fn revoked_devices_stay_verifiable_but_cannot_post(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let m = app.members("rev", 2).await;
+    let (alice, bob) = (&m[0], &m[1]);
+    let room = app.room(&alice.account, "r", &[bob.id()]).await;
+    let to = [alice.verified(), bob.verified()];
+    let (cid, env) = alice.seal(room, b"before revocation", &to);
+    assert_eq!(app.send(alice, room, cid, &env).await.status, 201);
+    let r = app
+        .req(
+            "DELETE",
+            &format!("/api/v1/devices/{}", alice.device_id),
+            Some(alice.token()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    // The revoked device can no longer post...
+    let (cid, env) = alice.seal(room, b"after revocation", &to);
+    app.send(alice, room, cid, &env)
+        .await
+        .problem(400, "envelope_mismatch");
+    // ...is not served for encryption...
+    let r = app
+        .post(
+            "/api/v1/keys/query",
+            Some(bob.token()),
+            json!({"user_ids": [alice.id()]}),
+        )
+        .await;
+    assert!(
+        r.body["devices"][alice.id().to_string()]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{r:?}"
+    );
+    // ...but Bob can still fetch its bundle to verify what it sent before.
+    let r = app
+        .post(
+            "/api/v1/keys/query",
+            Some(bob.token()),
+            json!({"user_ids": [alice.id()], "include_revoked": true}),
+        )
+        .await;
+    let d = &r.body["devices"][alice.id().to_string()][0];
+    assert!(d["revoked_at"].is_string(), "{r:?}");
+    let device: sotto_core::api::Device = serde_json::from_value(d.clone()).unwrap();
+    let verified = device
+        .bundle
+        .verify_for(&alice.identity.public_key())
+        .unwrap();
+    let msgs = app
+        .get(&format!("/api/v1/rooms/{room}/messages"), Some(bob.token()))
+        .await;
+    let bytes =
+        sotto_core::encoding::b64_decode(msgs.body["items"][0]["envelope"].as_str().unwrap())
+            .unwrap();
+    let opened = sotto_core::envelope::open(
+        &bytes,
+        bob.device_id,
+        &bob.keys,
+        &sotto_core::envelope::OpenContext {
+            room_id: room,
+            sender: &verified,
+        },
+    )
+    .unwrap();
+    assert_eq!(&opened.plaintext[..], b"before revocation");
+    let r = app
+        .get(
+            &format!("/api/v1/users/{}/devices?include_revoked=true", alice.id()),
+            Some(bob.token()),
+        )
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    app.get(
+        &format!("/api/v1/users/{}/devices?include_revoked=maybe", alice.id()),
+        Some(bob.token()),
+    )
+    .await
+    .problem(400, "validation_failed");
+
+    // A message deletion is announced to the room.
+    let mut events = app.state.hub.subscribe();
+    let id = msgs.body["items"][0]["id"].as_str().unwrap().to_string();
+    let r = app
+        .req(
+            "DELETE",
+            &format!("/api/v1/rooms/{room}/messages/{id}"),
+            Some(alice.token()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let ev = events.recv().await.unwrap();
+    assert!(
+        matches!(ev.frame, ServerFrame::MessageDeleted { seq: 1, .. }),
+        "{ev:?}"
+    );
+    assert!(ev.audience.contains(&bob.id()));
+    let r = app
+        .get(&format!("/api/v1/rooms/{room}/messages"), Some(bob.token()))
+        .await;
+    assert_eq!(r.body["items"][0]["deleted"], true);
+    assert_ne!(
+        r.body["items"][0]["updated_at"],
+        r.body["items"][0]["created_at"]
+    );
+}
+
+async fn unverified_users_cannot_be_added(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let u = app.users("ver", 1).await;
+    let alice = &u[0];
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": "pending", "email": "pending@example.org", "password": sotto_tests::PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let pending: Uuid =
+        sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE username = 'pending'")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .unwrap()
+            .parse()
+            .unwrap();
+    // Unverified accounts are answered exactly like unknown ones.
+    for target in [pending, Uuid::new_v4()] {
+        app.post(
+            "/api/v1/rooms/direct",
+            Some(&alice.access),
+            json!({"user_id": target}),
+        )
+        .await
+        .problem(404, "not_found");
+        app.post(
+            "/api/v1/contacts",
+            Some(&alice.access),
+            json!({"user_id": target}),
+        )
+        .await
+        .problem(404, "not_found");
+        app.post(
+            "/api/v1/rooms",
+            Some(&alice.access),
+            json!({"name": "x", "member_ids": [target]}),
+        )
+        .await
+        .problem(400, "validation_failed");
+    }
+    let room = app.room(alice, "r", &[]).await;
+    app.post(
+        &format!("/api/v1/rooms/{room}/members"),
+        Some(&alice.access),
+        json!({"user_id": pending}),
+    )
+    .await
+    .problem(404, "not_found");
+}
+
+async fn upload_limits_quota_and_stalls(backend: Backend) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let app = sotto_tests::spawn_app_with(
+        backend,
+        sotto_tests::AppOptions {
+            attachment_quota_bytes: 400_000,
+            request_timeout: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    let u = app.users("upl", 1).await;
+    let alice = &u[0];
+    let room = app.room(alice, "files", &[]).await;
+    let up = format!("/api/v1/rooms/{room}/attachments");
+    let oct = Some("application/octet-stream");
+    let head = format!(
+        "POST {up} HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/octet-stream",
+        alice.access
+    );
+    // Sends 32 KiB chunks, pausing after each as given; returns the status.
+    let upload = |pauses_ms: Vec<u64>| {
+        let head = head.clone();
+        let addr = app.addr;
+        async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let h = format!(
+                "{head}\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(h.as_bytes()).await.unwrap();
+            for pause in pauses_ms {
+                let framed = [b"8000\r\n".to_vec(), vec![7u8; 0x8000], b"\r\n".to_vec()].concat();
+                if s.write_all(&framed).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            let _ = s.write_all(b"0\r\n\r\n").await;
+            let mut r = tokio::io::BufReader::new(s);
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            line.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u16>()
+                .unwrap()
+        }
+    };
+    // A slow but steady upload outlives the 1 s request timeout...
+    assert_eq!(
+        upload(vec![400, 400, 400]).await,
+        201,
+        "uploads are exempt from the request timeout"
+    );
+    // ...one that stalls (after spilling past the inline size) is cut off with
+    // 408, and leaves no temporary file behind.
+    assert_eq!(upload(vec![0, 0, 0, 2500]).await, 408);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let leftovers: Vec<String> = std::fs::read_dir(app.data_dir.path().join("attachments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("upload-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // The quota: 98 304 bytes stored so far, 400 000 allowed.
+    let (st, _, _) = app
+        .req_bytes("POST", &up, Some(&alice.access), oct, vec![1; 200_000])
+        .await;
+    assert_eq!(st, 201);
+    let (st, _, body) = app
+        .req_bytes("POST", &up, Some(&alice.access), oct, vec![1; 200_000])
+        .await;
+    assert_eq!(st, 413);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["code"],
+        "quota_exceeded"
+    );
+    assert_eq!(
+        app.raw_chunked(&head, 4, 65536).await,
+        413,
+        "quota while streaming"
+    );
+    // Other requests keep their timeout and work.
+    assert_eq!(app.get("/health", None).await.status, 200);
 }
 
 async fn deleting_a_user_hands_rooms_over(backend: Backend) {

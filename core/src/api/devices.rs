@@ -63,6 +63,22 @@ pub struct Device {
     /// Last replacement of the bundle or name.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
+    /// When the device was revoked; absent for an active device. Revoked devices
+    /// are listed only on request (`include_revoked`), so that clients can still
+    /// verify messages they sent before; nobody should encrypt to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Query of `GET /api/v1/users/{id}/devices` and `GET /api/v1/devices`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct DeviceListQuery {
+    /// Also list revoked devices (default `false`: active devices only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_revoked: Option<bool>,
 }
 
 /// `POST /api/v1/keys/query` → 200 [`KeysQueryResponse`].
@@ -72,6 +88,10 @@ pub struct Device {
 pub struct KeysQueryRequest {
     /// Users whose device bundles are wanted (at most [`MAX_KEYS_QUERY_USERS`]).
     pub user_ids: Vec<Uuid>,
+    /// Also return revoked devices (to verify old messages), flagged with
+    /// `revoked_at`. Default `false`: the devices to encrypt to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_revoked: bool,
 }
 
 /// Answer of `POST /api/v1/keys/query`: the bundles of every device of the asked

@@ -65,6 +65,9 @@ pub struct Message {
     /// When the relay stored it.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
+    /// When it was deleted, else `created_at` (a message changes only by deletion).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: Timestamp,
 }
 
 /// Query of `GET /api/v1/rooms/{id}/messages?after_seq=&limit=`.

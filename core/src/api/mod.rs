@@ -51,7 +51,7 @@ pub use auth::{
     TokenResponse, VerifyEmailRequest,
 };
 pub use contacts::{AddContactRequest, Contact, PatchContactRequest};
-pub use devices::{Device, KeysQueryRequest, KeysQueryResponse, PutDeviceRequest};
+pub use devices::{Device, DeviceListQuery, KeysQueryRequest, KeysQueryResponse, PutDeviceRequest};
 pub use messages::{
     AttachmentCreated, Message, MessageListQuery, PostMessageRequest, PostMessageResponse, Receipt,
     ReceiptKind, ReceiptRequest, UnreadResponse,
@@ -294,6 +294,14 @@ mod tests {
                 "room",
             ),
             (ServerFrame::KeysChanged { user_id: id(4) }, "keys_changed"),
+            (
+                ServerFrame::MessageDeleted {
+                    room_id: id(1),
+                    id: id(2),
+                    seq: 3,
+                },
+                "message_deleted",
+            ),
             (
                 ServerFrame::Error {
                     code: codes::NOT_A_MEMBER.into(),
@@ -553,6 +561,7 @@ mod tests {
             envelope: None,
             deleted: true,
             created_at: "2025-01-01T00:00:00Z".into(),
+            updated_at: "2025-01-02T00:00:00Z".into(),
         };
         let json = serde_json::to_value(&tombstone).unwrap();
         assert_eq!(json["envelope"], Value::Null);

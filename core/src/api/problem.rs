@@ -166,6 +166,10 @@ pub mod codes {
     /// 400: the envelope's header (room, sender, device, client id) does not match
     /// the route, the token or the request's `client_id`.
     pub const ENVELOPE_MISMATCH: &str = "envelope_mismatch";
+    /// 413: the caller's attachment storage quota would be exceeded.
+    pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+    /// 408: the client stopped sending a request body (an upload) for too long.
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// 409: the contact already exists.
     pub const CONTACT_EXISTS: &str = "contact_exists";
     /// 400: a user cannot be their own contact or open a direct room with themself.
@@ -236,5 +240,7 @@ pub mod codes {
         CONFLICT,
         INTERNAL,
         UNAVAILABLE,
+        QUOTA_EXCEEDED,
+        REQUEST_TIMEOUT,
     ];
 }

@@ -184,6 +184,16 @@ pub enum ServerFrame {
         /// What changed.
         change: RoomChange,
     },
+    /// A message was deleted (its sender or the room's owner erased it; a
+    /// tombstone keeps its `seq`). Clients drop their copy.
+    MessageDeleted {
+        /// The room.
+        room_id: Uuid,
+        /// The deleted message.
+        id: Uuid,
+        /// Its `seq`.
+        seq: u64,
+    },
     /// The devices (bundles) of a user sharing a room with the recipient changed;
     /// refetch their keys.
     KeysChanged {

@@ -12,6 +12,8 @@ CREATE TABLE identities (
 );
 
 -- One row per registered device: its signed public bundle (JSON, verified on upload).
+-- A revoked device keeps its row (`revoked_at`), so that old messages stay
+-- verifiable and its id is never reused.
 CREATE TABLE devices (
     id              TEXT PRIMARY KEY NOT NULL,     -- chosen by the client (bundle.device_id)
     user_id         TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -19,7 +21,8 @@ CREATE TABLE devices (
     identity_key    TEXT NOT NULL,
     bundle          TEXT NOT NULL,
     created_at      BIGINT NOT NULL,
-    updated_at      BIGINT NOT NULL
+    updated_at      BIGINT NOT NULL,
+    revoked_at      BIGINT
 );
 CREATE INDEX devices_user ON devices (user_id);
 
