@@ -417,7 +417,8 @@ pub async fn delete(
         return Err(ApiError::not_found());
     }
     // In a direct room nobody owns the other's messages.
-    if sender != me.id().to_string() && !(m.is_owner(me.id()) && !m.is_direct()) {
+    let owner_may = m.is_owner(me.id()) && !m.is_direct();
+    if sender != me.id().to_string() && !owner_may {
         return Err(ApiError::forbidden(
             "only the sender or the room's owner may delete a message",
         ));

@@ -1982,7 +1982,7 @@ async fn concurrent_membership_changes_stay_consistent(backend: Backend) {
     // The owner and half the members leave at once: the owner is a remaining member.
     let room = app.room(&u[0], "r2", &others).await;
     let mut tasks = Vec::new();
-    for a in u[..4].to_vec() {
+    for a in u[..4].iter().cloned() {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
             app.req(
