@@ -142,6 +142,16 @@ impl Db {
         }
     }
 
+    /// For a single writing statement outside a transaction: on SQLite, waits
+    /// for the in-process writer queue (see [`Db::begin_write`]); hold the guard
+    /// while the statement runs.
+    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
+    }
+
     /// `$first, $first+1, ...` placeholders for an `IN (...)` list of `n` values.
     pub fn placeholders(first: usize, n: usize) -> String {
         (first..first + n)

@@ -96,33 +96,24 @@ impl DeviceCache {
     }
 }
 
-/// The verified public bundle of `device`, when it is an active (not revoked)
-/// device of `user`.
-pub async fn verified_device(
+/// The verified form of a stored bundle (row `updated_at`), from the cache or
+/// verified now.
+pub fn verify_stored(
     state: &AppState,
-    user: Uuid,
     device: Uuid,
-) -> ApiResult<Option<VerifiedDevice>> {
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT updated_at, bundle FROM devices WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(device.to_string())
-    .bind(user.to_string())
-    .fetch_optional(&state.db.pool)
-    .await?;
-    let Some((updated_at, bundle)) = row else {
-        return Ok(None);
-    };
+    updated_at: i64,
+    bundle: &str,
+) -> ApiResult<VerifiedDevice> {
     if let Some(v) = state.device_cache.get(device, updated_at) {
-        return Ok(Some(v));
+        return Ok(v);
     }
-    let bundle: DeviceBundle = serde_json::from_str(&bundle)
+    let bundle: DeviceBundle = serde_json::from_str(bundle)
         .map_err(|e| ApiError::internal(format!("stored bundle of {device}: {e}")))?;
     let verified = bundle.verify().map_err(|e| {
         ApiError::internal(format!("stored bundle of {device} no longer verifies: {e}"))
     })?;
     state.device_cache.put(device, updated_at, verified.clone());
-    Ok(Some(verified))
+    Ok(verified)
 }
 
 /// Announces that `user`'s devices changed, to them and everyone sharing a room with them.

@@ -44,6 +44,18 @@ impl Hub {
         let _ = self.tx.send(Arc::new(Event { audience, frame }));
     }
 
+    /// Publishes `frame` to the members of `room`. Looks the members up only
+    /// when someone listens.
+    pub async fn publish_to_room(&self, db: &crate::db::Db, room: Uuid, frame: ServerFrame) {
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        match crate::rooms::member_ids(db, room).await {
+            Ok(members) => self.publish(members, frame),
+            Err(_) => tracing::warn!(%room, "cannot publish an event: members unavailable"),
+        }
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }

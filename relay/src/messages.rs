@@ -32,10 +32,10 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::db::{Backend, now_ms, rfc3339};
-use crate::devices::{parse_id, verified_device};
+use crate::devices::parse_id;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
-use crate::rooms::{self, not_a_member, require_member};
+use crate::rooms::{not_a_member, require_member};
 use crate::state::AppState;
 
 fn mismatch(detail: &str) -> ApiError {
@@ -111,19 +111,34 @@ pub async fn post_envelope(
     client_id: Uuid,
     bytes: Vec<u8>,
 ) -> ApiResult<Posted> {
-    require_member(&state.db, room, me).await?;
     let max = state.config.max_message_bytes;
+    let limits = Limits {
+        max_envelope_bytes: max,
+        ..Limits::default()
+    };
+    let parsed = Envelope::from_bytes_with_limits(&bytes, &limits);
+    let device_id = parsed
+        .as_ref()
+        .map_or(Uuid::nil(), |e| e.header.sender_device_id);
+    // One query for the caller's membership and the sender device's bundle;
+    // errors are still answered in order: membership, size, parse, header, device.
+    let ctx = sqlx::query_as::<_, (i64, Option<i64>, Option<String>)>(
+        "SELECT m.joined_seq, d.updated_at, d.bundle FROM room_members m \
+         LEFT JOIN devices d ON d.id = $3 AND d.user_id = $2 AND d.revoked_at IS NULL \
+         WHERE m.room_id = $1 AND m.user_id = $2",
+    )
+    .bind(room.to_string())
+    .bind(me.to_string())
+    .bind(device_id.to_string())
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or_else(not_a_member)?;
     if bytes.len() > max {
         return Err(ApiError::too_large(format!(
             "the envelope is larger than {max} bytes"
         )));
     }
-    let limits = Limits {
-        max_envelope_bytes: max,
-        ..Limits::default()
-    };
-    let env = Envelope::from_bytes_with_limits(&bytes, &limits)
-        .map_err(|e| invalid(format!("the envelope does not parse: {e}")))?;
+    let env = parsed.map_err(|e| invalid(format!("the envelope does not parse: {e}")))?;
     let h = &env.header;
     if h.room_id != room {
         return Err(mismatch("the envelope is addressed to another room"));
@@ -136,21 +151,16 @@ pub async fn post_envelope(
             "the envelope's client message id differs from `client_id`",
         ));
     }
-    let device = verified_device(state, me, h.sender_device_id)
-        .await?
-        .ok_or_else(|| mismatch("the sender device is not one of your registered devices"))?;
+    let (_, Some(updated_at), Some(bundle)) = ctx else {
+        return Err(mismatch(
+            "the sender device is not one of your registered devices",
+        ));
+    };
+    let device = crate::devices::verify_stored(state, h.sender_device_id, updated_at, &bundle)?;
     env.verify_signature(&device).map_err(|_| {
         invalid("the envelope's signature does not verify under the sender device's key")
     })?;
     let digest = hex(&Sha256::digest(&bytes));
-
-    if let Some(stored) = find_stored(state, me, client_id).await? {
-        let (_, Json(response)) = replay(&stored, room, &digest)?;
-        return Ok(Posted {
-            response,
-            created: false,
-        });
-    }
 
     let id = Uuid::now_v7();
     let now = now_ms();
@@ -186,18 +196,22 @@ pub async fn post_envelope(
     metrics::counter!("sotto_messages_stored_total").increment(1);
     let seq_u = u64::try_from(seq).unwrap_or(0);
     let created_at = rfc3339(now);
-    state.hub.publish(
-        rooms::member_ids(&state.db, room).await.unwrap_or_default(),
-        ServerFrame::Message {
-            room_id: room,
-            id,
-            seq: seq_u,
-            sender_id: me,
-            device_id: h.sender_device_id,
-            envelope: B64(bytes),
-            created_at: created_at.clone(),
-        },
-    );
+    state
+        .hub
+        .publish_to_room(
+            &state.db,
+            room,
+            ServerFrame::Message {
+                room_id: room,
+                id,
+                seq: seq_u,
+                sender_id: me,
+                device_id: h.sender_device_id,
+                envelope: B64(bytes),
+                created_at: created_at.clone(),
+            },
+        )
+        .await;
     Ok(Posted {
         response: PostMessageResponse {
             id,
@@ -211,8 +225,8 @@ pub async fn post_envelope(
 /// Takes the room's next `seq` and stores the message with it, atomically:
 /// either both happen or neither. `None` when the sender is no longer a member.
 ///
-/// PostgreSQL does it in one statement (the room row is locked only while it
-/// runs); SQLite in one `BEGIN IMMEDIATE` transaction (SQLite has one writer).
+/// One statement on both backends: on PostgreSQL the `UPDATE` in the `WITH`
+/// locks the room's row while it runs; SQLite has a single writer and a trigger.
 #[allow(clippy::too_many_arguments)]
 async fn store(
     state: &AppState,
@@ -227,6 +241,7 @@ async fn store(
 ) -> Result<Option<i64>, sqlx::Error> {
     const NEXT_SEQ: &str = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 \
         AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING last_seq";
+    // (PostgreSQL only: the SQLite statement below reads the counter directly.)
     match state.db.backend {
         Backend::Postgres => {
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -246,32 +261,24 @@ async fn store(
             .await
         }
         Backend::Sqlite => {
-            let mut tx = state.db.begin_write().await?;
-            let seq: Option<i64> = sqlx::query_scalar(NEXT_SEQ)
-                .bind(room.to_string())
-                .bind(sender.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(seq) = seq else {
-                return Ok(None);
-            };
-            sqlx::query(
+            // One statement: SQLite runs it under its single write lock, and the
+            // `messages_take_seq` trigger moves the room's counter to the new seq.
+            let _turn = state.db.write_turn().await;
+            sqlx::query_scalar(
                 "INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 SELECT $3, $1, r.last_seq + 1, $2, $4, $5, $6, $7, $8 FROM rooms r WHERE r.id = $1 \
+                 AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING seq",
             )
-            .bind(id.to_string())
             .bind(room.to_string())
-            .bind(seq)
             .bind(sender.to_string())
+            .bind(id.to_string())
             .bind(device.to_string())
             .bind(client_id.to_string())
             .bind(bytes.to_vec())
             .bind(digest)
             .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(Some(seq))
+            .fetch_optional(&state.db.pool)
+            .await
         }
     }
 }
@@ -317,7 +324,7 @@ struct MessageRow {
 }
 
 impl MessageRow {
-    fn to_api(&self) -> ApiResult<Message> {
+    fn into_api(self) -> ApiResult<Message> {
         Ok(Message {
             id: parse_id(&self.id)?,
             room_id: parse_id(&self.room_id)?,
@@ -325,7 +332,7 @@ impl MessageRow {
             sender_id: parse_id(&self.sender_id)?,
             device_id: parse_id(&self.device_id)?,
             client_id: parse_id(&self.client_id)?,
-            envelope: self.envelope.clone().map(B64),
+            envelope: self.envelope.map(B64),
             deleted: self.deleted_at.is_some(),
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.deleted_at.unwrap_or(self.created_at)),
@@ -354,11 +361,12 @@ pub async fn page_after(
     .bind(i64::from(limit) + 1)
     .fetch_all(&state.db.pool)
     .await?;
+    let mut rows = rows;
     let more = rows.len() > limit as usize;
-    let rows = rows.get(..limit as usize).unwrap_or(&rows);
+    rows.truncate(limit as usize);
     let items = rows
-        .iter()
-        .map(MessageRow::to_api)
+        .into_iter()
+        .map(MessageRow::into_api)
         .collect::<ApiResult<Vec<_>>>()?;
     let next = if more {
         items.last().map(|m| m.seq.to_string())
@@ -432,14 +440,18 @@ pub async fn delete(
     .await?
     .rows_affected();
     if erased > 0 {
-        state.hub.publish(
-            rooms::member_ids(&state.db, room).await.unwrap_or_default(),
-            ServerFrame::MessageDeleted {
-                room_id: room,
-                id: msg,
-                seq: u64::try_from(seq).unwrap_or(0),
-            },
-        );
+        state
+            .hub
+            .publish_to_room(
+                &state.db,
+                room,
+                ServerFrame::MessageDeleted {
+                    room_id: room,
+                    id: msg,
+                    seq: u64::try_from(seq).unwrap_or(0),
+                },
+            )
+            .await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -500,15 +512,19 @@ pub async fn record_receipt(
     .ok_or_else(not_a_member)?;
     let cur = u64::try_from(cur).unwrap_or(0);
     if moved {
-        state.hub.publish(
-            rooms::member_ids(&state.db, room).await.unwrap_or_default(),
-            ServerFrame::Receipt {
-                room_id: room,
-                user_id: me,
-                kind,
-                seq: cur,
-            },
-        );
+        state
+            .hub
+            .publish_to_room(
+                &state.db,
+                room,
+                ServerFrame::Receipt {
+                    room_id: room,
+                    user_id: me,
+                    kind,
+                    seq: cur,
+                },
+            )
+            .await;
     }
     Ok(Receipt {
         room_id: room,

@@ -69,6 +69,14 @@ CREATE TABLE messages (
     UNIQUE (sender_id, client_id)
 );
 
+-- SQLite stores a message with one statement, `INSERT ... SELECT last_seq + 1`,
+-- under its single write lock; this moves the room's counter in the same statement.
+-- (PostgreSQL takes the next seq with `UPDATE ... RETURNING` in the statement itself.)
+CREATE TRIGGER messages_take_seq AFTER INSERT ON messages
+BEGIN
+    UPDATE rooms SET last_seq = NEW.seq WHERE id = NEW.room_id;
+END;
+
 CREATE TABLE contacts (
     id              TEXT PRIMARY KEY NOT NULL,
     owner_id        TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
