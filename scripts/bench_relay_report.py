@@ -26,12 +26,19 @@ out += ["", "Login is bounded by Argon2id by design (one hash per attempt, on th
         "Messages: 8 users with one device each share a room; each envelope is sealed ahead of the",
         "timed window (a 900-byte plaintext for two devices, "
         + next((f"{r['envelope_bytes']} bytes" for r in rows if "envelope_bytes" in r), "about 1 KiB")
-        + " on the wire before base64). A post is authenticated, parsed",
-        "strictly, checked against the route, token and sender device, its Ed25519 signature verified,",
-        "and stored with the next `seq` in one write transaction (SQLite serializes writers; PostgreSQL",
-        "serializes on the room's row). `GET /rooms/{id}/messages` fetches 50 envelopes after a random",
+        + " on the wire before base64). A post is",
+        "authenticated, parsed strictly, checked against the route, the token and the sender's",
+        "registered device, its Ed25519 signature verified, and stored with the room's next `seq` in",
+        "one statement (PostgreSQL: `WITH UPDATE ... RETURNING` locks the room's row while it runs;",
+        "SQLite: a single writer, queued in-process, and a trigger). All 32 clients post into the",
+        "same room, so every post serializes on that room: this is the worst case for `seq`.",
+        "`GET /rooms/{id}/messages` fetches 50 envelopes (about 90 KB of JSON) after a random",
         "`after_seq` in a room holding every message of the post phase; its p50/p99 are the history",
-        "fetch latency under the same concurrency.", ""]
+        "fetch latency under the same concurrency.", "",
+        "History of this number: the first version (a four-statement transaction per post, and SQLite",
+        "writers waiting in SQLite's sleeping busy handler) measured 1056 posts/s on SQLite and 691 on",
+        "PostgreSQL with the same command on 2026-11-22; the one-statement store and the in-process",
+        "writer queue brought both to about 2000.", ""]
 md = open("BENCHMARKS.md").read()
 marker = "## Relay throughput (loopback)"
 head = md.split(marker)[0].rstrip() + "\n\n"
