@@ -107,6 +107,45 @@ pub async fn sweep_orphans(state: &AppState, grace: Duration) -> usize {
     removed
 }
 
+/// Most uploads one user may run at once (more is 429): each holds a
+/// connection, a task and possibly a temporary file of up to the size limit.
+pub const MAX_UPLOADS_PER_USER: u32 = 4;
+
+/// Uploads in progress per user.
+#[derive(Default)]
+pub struct UploadSlots(std::sync::Mutex<std::collections::HashMap<Uuid, u32>>);
+
+/// One upload in progress; frees its slot when dropped.
+struct Slot<'a> {
+    slots: &'a UploadSlots,
+    user: Uuid,
+}
+
+impl UploadSlots {
+    fn take(&self, user: Uuid) -> Option<Slot<'_>> {
+        let mut map = self.0.lock().ok()?;
+        let n = map.entry(user).or_insert(0);
+        if *n >= MAX_UPLOADS_PER_USER {
+            return None;
+        }
+        *n += 1;
+        Some(Slot { slots: self, user })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.slots.0.lock()
+            && let Some(n) = map.get_mut(&self.user)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.user);
+            }
+        }
+    }
+}
+
 /// A temporary upload file, removed when dropped (an upload that fails, or
 /// whose client disconnects, leaves nothing behind; after the rename into
 /// place there is nothing left to remove).
@@ -184,6 +223,9 @@ pub async fn upload(
             "expected `Content-Type: application/octet-stream`",
         ));
     }
+    let Some(_slot) = state.uploads.take(me.id()) else {
+        return Err(ApiError::rate_limited(1));
+    };
     let max = state.config.max_attachment_bytes;
     let quota_left = state
         .config
@@ -267,12 +309,14 @@ pub async fn upload(
         ));
     }
     let size_i = i64::try_from(size).map_err(|_| over(size))?;
+    let quota = i64::try_from(state.config.attachment_quota_bytes).unwrap_or(i64::MAX);
     let now = now_ms();
     let insert = |data: Option<Vec<u8>>| {
         sqlx::query(
             "INSERT INTO attachments (id, room_id, uploader_id, size, data, created_at) \
              SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
-               (SELECT 1 FROM room_members WHERE room_id = $2 AND user_id = $3)",
+               (SELECT 1 FROM room_members WHERE room_id = $2 AND user_id = $3) \
+             AND (SELECT COALESCE(SUM(size), 0) FROM attachments WHERE uploader_id = $3) + $4 <= $7",
         )
         .bind(id.to_string())
         .bind(room.to_string())
@@ -280,6 +324,7 @@ pub async fn upload(
         .bind(size_i)
         .bind(data)
         .bind(now)
+        .bind(quota)
     };
     let stored = match sink {
         Sink::Memory(buf) => insert(Some(buf))
@@ -305,8 +350,14 @@ pub async fn upload(
         }
     };
     if stored == 0 {
-        // The uploader left, or the room was deleted, during the upload.
-        return Err(crate::rooms::not_a_member());
+        // The uploader left, or the room was deleted, during the upload; or
+        // concurrent uploads used up the quota meanwhile.
+        require_member(&state.db, room, me.id()).await?;
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::QUOTA_EXCEEDED,
+            "your attachment storage quota is used up",
+        ));
     }
     metrics::counter!("sotto_attachment_bytes_total").increment(size);
     Ok((

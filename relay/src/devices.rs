@@ -71,48 +71,47 @@ pub fn parse_id(s: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(s).map_err(|e| ApiError::internal(format!("stored id {s:?}: {e}")))
 }
 
-/// Verified bundles by device id, tagged with the row's `updated_at`: posting
-/// checks each envelope's signature under the sender device's key, and
-/// re-verifying its bundle (two more signatures) every time would triple the cost.
+/// Verified bundles by device id, with the bundle text they were verified
+/// from: posting checks each envelope's signature under the sender device's
+/// key, and re-verifying its bundle (two more signatures) every time would
+/// triple the cost. A hit needs the stored text to be identical.
 #[derive(Default)]
-pub struct DeviceCache(std::sync::Mutex<std::collections::HashMap<Uuid, (i64, VerifiedDevice)>>);
+pub struct DeviceCache(std::sync::Mutex<std::collections::HashMap<Uuid, (String, VerifiedDevice)>>);
 
 const DEVICE_CACHE_MAX: usize = 50_000;
 
 impl DeviceCache {
-    fn get(&self, device: Uuid, updated_at: i64) -> Option<VerifiedDevice> {
+    fn get(&self, device: Uuid, bundle: &str) -> Option<VerifiedDevice> {
         let map = self.0.lock().ok()?;
         map.get(&device)
-            .filter(|(at, _)| *at == updated_at)
+            .filter(|(text, _)| text == bundle)
             .map(|(_, d)| d.clone())
     }
-    fn put(&self, device: Uuid, updated_at: i64, verified: VerifiedDevice) {
+    fn put(&self, device: Uuid, bundle: &str, verified: VerifiedDevice) {
         if let Ok(mut map) = self.0.lock() {
             if map.len() >= DEVICE_CACHE_MAX {
                 map.clear();
             }
-            map.insert(device, (updated_at, verified));
+            map.insert(device, (bundle.to_string(), verified));
         }
     }
 }
 
-/// The verified form of a stored bundle (row `updated_at`), from the cache or
-/// verified now.
-pub fn verify_stored(
-    state: &AppState,
-    device: Uuid,
-    updated_at: i64,
-    bundle: &str,
-) -> ApiResult<VerifiedDevice> {
-    if let Some(v) = state.device_cache.get(device, updated_at) {
+/// The verified form of a stored bundle, from the cache or verified now.
+pub fn verify_stored(state: &AppState, device: Uuid, bundle: &str) -> ApiResult<VerifiedDevice> {
+    if let Some(v) = state.device_cache.get(device, bundle) {
         return Ok(v);
     }
-    let bundle: DeviceBundle = serde_json::from_str(bundle)
+    let parsed: DeviceBundle = serde_json::from_str(bundle)
         .map_err(|e| ApiError::internal(format!("stored bundle of {device}: {e}")))?;
-    let verified = bundle.verify().map_err(|e| {
-        ApiError::internal(format!("stored bundle of {device} no longer verifies: {e}"))
+    let verified = parsed.verify().map_err(|e| {
+        tracing::warn!(%device, error = %e, "a stored bundle no longer verifies");
+        ApiError::bad_request(
+            codes::INVALID_BUNDLE,
+            "the stored bundle no longer verifies",
+        )
     })?;
-    state.device_cache.put(device, updated_at, verified.clone());
+    state.device_cache.put(device, bundle, verified.clone());
     Ok(verified)
 }
 

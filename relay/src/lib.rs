@@ -92,6 +92,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         metrics: metrics_handle(),
         hub: events::Hub::new(1024),
         device_cache: devices::DeviceCache::default(),
+        uploads: attachments::UploadSlots::default(),
         dummy_hash,
     });
     bootstrap_master(&state).await?;

@@ -28,6 +28,7 @@ use sotto_core::api::pagination::Page;
 use sotto_core::api::problem::{Problem, codes};
 use sotto_core::encoding::B64;
 use sotto_core::envelope::{Envelope, Limits};
+use sotto_core::keys::VerifiedDevice;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
@@ -37,6 +38,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::rooms::{not_a_member, require_member};
 use crate::state::AppState;
+
+/// Most envelope bytes in one page of history (a page holds at least one message).
+pub const PAGE_BYTES: i64 = 8 * 1024 * 1024;
 
 fn mismatch(detail: &str) -> ApiError {
     ApiError::bad_request(codes::ENVELOPE_MISMATCH, detail)
@@ -95,6 +99,50 @@ async fn find_stored(
     .await?)
 }
 
+/// What posting needs to know, read in one query: the caller's membership,
+/// the room's membership epoch, and the sender device's active bundle.
+struct SendContext {
+    epoch: i64,
+    device: Option<String>,
+}
+
+/// 404 `not_a_member` unless the caller is a member of `room`.
+async fn send_context(
+    state: &AppState,
+    room: Uuid,
+    me: Uuid,
+    device: Uuid,
+) -> ApiResult<SendContext> {
+    let (epoch, bundle) = sqlx::query_as::<_, (i64, Option<String>)>(
+        "SELECT r.member_epoch, d.bundle FROM room_members m JOIN rooms r ON r.id = m.room_id \
+         LEFT JOIN devices d ON d.id = $3 AND d.user_id = $2 AND d.revoked_at IS NULL \
+         WHERE m.room_id = $1 AND m.user_id = $2",
+    )
+    .bind(room.to_string())
+    .bind(me.to_string())
+    .bind(device.to_string())
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or_else(not_a_member)?;
+    Ok(SendContext {
+        epoch,
+        device: bundle,
+    })
+}
+
+/// The sender device, verified; 400 `envelope_mismatch` when it is not an
+/// active device of the caller (or its stored bundle no longer verifies).
+fn sender_device(state: &AppState, device: Uuid, ctx: &SendContext) -> ApiResult<VerifiedDevice> {
+    let Some(bundle) = &ctx.device else {
+        return Err(mismatch(
+            "the sender device is not one of your registered devices",
+        ));
+    };
+    crate::devices::verify_stored(state, device, bundle).map_err(|_| {
+        mismatch("the sender device's stored bundle does not verify; register it again")
+    })
+}
+
 /// The result of storing one message, shared by the REST route and (later) the
 /// WebSocket `send` frame.
 pub struct Posted {
@@ -120,19 +168,7 @@ pub async fn post_envelope(
     let device_id = parsed
         .as_ref()
         .map_or(Uuid::nil(), |e| e.header.sender_device_id);
-    // One query for the caller's membership and the sender device's bundle;
-    // errors are still answered in order: membership, size, parse, header, device.
-    let ctx = sqlx::query_as::<_, (i64, Option<i64>, Option<String>)>(
-        "SELECT m.joined_seq, d.updated_at, d.bundle FROM room_members m \
-         LEFT JOIN devices d ON d.id = $3 AND d.user_id = $2 AND d.revoked_at IS NULL \
-         WHERE m.room_id = $1 AND m.user_id = $2",
-    )
-    .bind(room.to_string())
-    .bind(me.to_string())
-    .bind(device_id.to_string())
-    .fetch_optional(&state.db.pool)
-    .await?
-    .ok_or_else(not_a_member)?;
+    let mut ctx = send_context(state, room, me, device_id).await?;
     if bytes.len() > max {
         return Err(ApiError::too_large(format!(
             "the envelope is larger than {max} bytes"
@@ -151,12 +187,7 @@ pub async fn post_envelope(
             "the envelope's client message id differs from `client_id`",
         ));
     }
-    let (_, Some(updated_at), Some(bundle)) = ctx else {
-        return Err(mismatch(
-            "the sender device is not one of your registered devices",
-        ));
-    };
-    let device = crate::devices::verify_stored(state, h.sender_device_id, updated_at, &bundle)?;
+    let device = sender_device(state, h.sender_device_id, &ctx)?;
     env.verify_signature(&device).map_err(|_| {
         invalid("the envelope's signature does not verify under the sender device's key")
     })?;
@@ -164,34 +195,49 @@ pub async fn post_envelope(
 
     let id = Uuid::now_v7();
     let now = now_ms();
-    let stored = store(
-        state,
-        id,
-        room,
-        me,
-        h.sender_device_id,
-        client_id,
-        &bytes,
-        &digest,
-        now,
-    )
-    .await;
-    let seq = match stored {
-        Ok(Some(seq)) => seq,
-        Ok(None) => return Err(not_a_member()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            // A concurrent retry of the same client_id won; our counter
-            // increment rolled back with the failed insert.
-            let stored = find_stored(state, me, client_id)
-                .await?
-                .ok_or_else(|| ApiError::internal("unique violation without a stored message"))?;
-            let (_, Json(response)) = replay(&stored, room, &digest)?;
-            return Ok(Posted {
-                response,
-                created: false,
-            });
+    let mut attempts = 0;
+    let seq = loop {
+        let stored = store(
+            state,
+            id,
+            room,
+            me,
+            h.sender_device_id,
+            client_id,
+            &bytes,
+            &digest,
+            now,
+            ctx.epoch,
+        )
+        .await;
+        match stored {
+            Ok(Some(seq)) => break seq,
+            Ok(None) => {
+                // The room's membership changed since we looked (or we were
+                // removed): look again, under the new epoch.
+                attempts += 1;
+                if attempts >= 5 {
+                    return Err(ApiError::unavailable(
+                        "the room's membership keeps changing; retry",
+                    ));
+                }
+                ctx = send_context(state, room, me, h.sender_device_id).await?;
+                sender_device(state, h.sender_device_id, &ctx)?;
+            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                // A retry of this client_id (earlier or concurrent) is stored;
+                // our counter increment rolled back with the failed insert.
+                let stored = find_stored(state, me, client_id)
+                    .await?
+                    .ok_or_else(not_a_member)?;
+                let (_, Json(response)) = replay(&stored, room, &digest)?;
+                return Ok(Posted {
+                    response,
+                    created: false,
+                });
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     };
     metrics::counter!("sotto_messages_stored_total").increment(1);
     let seq_u = u64::try_from(seq).unwrap_or(0);
@@ -227,6 +273,12 @@ pub async fn post_envelope(
 ///
 /// One statement on both backends: on PostgreSQL the `UPDATE` in the `WITH`
 /// locks the room's row while it runs; SQLite has a single writer and a trigger.
+///
+/// The statement stores nothing (`None`) unless the sender is a member and the
+/// room's `member_epoch` is still `epoch`. On PostgreSQL the epoch is what makes
+/// the membership check safe: a post that waited for the row lock re-evaluates
+/// the row's epoch (but not the `EXISTS`, which reads the statement's older
+/// snapshot), so a removal that committed meanwhile is noticed.
 #[allow(clippy::too_many_arguments)]
 async fn store(
     state: &AppState,
@@ -238,10 +290,10 @@ async fn store(
     bytes: &[u8],
     digest: &str,
     now: i64,
+    epoch: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
-    const NEXT_SEQ: &str = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 \
+    const NEXT_SEQ: &str = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 AND member_epoch = $9 \
         AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING last_seq";
-    // (PostgreSQL only: the SQLite statement below reads the counter directly.)
     match state.db.backend {
         Backend::Postgres => {
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -257,6 +309,7 @@ async fn store(
             .bind(bytes.to_vec())
             .bind(digest)
             .bind(now)
+            .bind(epoch)
             .fetch_optional(&state.db.pool)
             .await
         }
@@ -266,7 +319,7 @@ async fn store(
             let _turn = state.db.write_turn().await;
             sqlx::query_scalar(
                 "INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
-                 SELECT $3, $1, r.last_seq + 1, $2, $4, $5, $6, $7, $8 FROM rooms r WHERE r.id = $1 \
+                 SELECT $3, $1, r.last_seq + 1, $2, $4, $5, $6, $7, $8 FROM rooms r WHERE r.id = $1 AND r.member_epoch = $9 \
                  AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING seq",
             )
             .bind(room.to_string())
@@ -277,6 +330,7 @@ async fn store(
             .bind(bytes.to_vec())
             .bind(digest)
             .bind(now)
+            .bind(epoch)
             .fetch_optional(&state.db.pool)
             .await
         }
@@ -352,18 +406,41 @@ pub async fn page_after(
     let after = i64::try_from(after_seq)
         .map_err(|_| ApiError::bad_request(codes::VALIDATION_FAILED, "`after_seq` is too large"))?
         .max(joined_seq);
-    let rows = sqlx::query_as::<_, MessageRow>(
-        "SELECT id, room_id, seq, sender_id, device_id, client_id, envelope, created_at, deleted_at \
-         FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    // First the sizes (no envelopes): the page ends at `limit` messages or at
+    // PAGE_BYTES of envelopes, whichever comes first (always at least one), so
+    // a page of large envelopes cannot take unbounded memory.
+    let sizes: Vec<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT seq, CAST(LENGTH(envelope) AS BIGINT) FROM messages \
+         WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(room.to_string())
     .bind(after)
     .bind(i64::from(limit) + 1)
     .fetch_all(&state.db.pool)
     .await?;
-    let mut rows = rows;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
+    let mut taken = 0usize;
+    let mut bytes = 0i64;
+    for (_, size) in sizes.iter().take(limit as usize) {
+        let size = size.unwrap_or(0);
+        if taken > 0 && bytes.saturating_add(size) > PAGE_BYTES {
+            break;
+        }
+        bytes = bytes.saturating_add(size);
+        taken += 1;
+    }
+    let more = sizes.len() > taken;
+    let Some(&(last, _)) = sizes.get(taken.wrapping_sub(1)) else {
+        return Ok(Page::last(Vec::new()));
+    };
+    let rows = sqlx::query_as::<_, MessageRow>(
+        "SELECT id, room_id, seq, sender_id, device_id, client_id, envelope, created_at, deleted_at \
+         FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+    )
+    .bind(room.to_string())
+    .bind(after)
+    .bind(last)
+    .fetch_all(&state.db.pool)
+    .await?;
     let items = rows
         .into_iter()
         .map(MessageRow::into_api)

@@ -260,15 +260,18 @@ async fn existing_users(db: &Db, ids: &[Uuid]) -> ApiResult<usize> {
 }
 
 /// Locks the room's row for the rest of the transaction (PostgreSQL; SQLite
-/// has one writer anyway) and stamps `updated_at`, so membership changes of one
-/// room serialize. 404 when the room is gone.
+/// has one writer anyway), stamps `updated_at` and bumps `member_epoch`, so
+/// membership changes of one room serialize and a post racing one notices (it
+/// re-checks the epoch under the same row lock). 404 when the room is gone.
 async fn lock_room(conn: &mut sqlx::AnyConnection, room: &str, now: i64) -> ApiResult<()> {
-    let n = sqlx::query("UPDATE rooms SET updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(room)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let n = sqlx::query(
+        "UPDATE rooms SET updated_at = $1, member_epoch = member_epoch + 1 WHERE id = $2",
+    )
+    .bind(now)
+    .bind(room)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     if n == 0 {
         return Err(not_a_member());
     }

@@ -26,6 +26,8 @@ pub struct Inner {
     pub hub: Hub,
     /// Verified device bundles (see `devices::DeviceCache`).
     pub device_cache: crate::devices::DeviceCache,
+    /// Attachment uploads in progress per user.
+    pub uploads: crate::attachments::UploadSlots,
     /// A valid Argon2id hash of a random password: login verifies against it when the
     /// account does not exist, so both answers take the same time.
     pub dummy_hash: String,

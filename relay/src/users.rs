@@ -616,6 +616,13 @@ pub async fn delete(
     let rooms = crate::rooms::rooms_and_peers(&state.db, id).await?;
     let mut tx = state.db.pool.begin().await?;
     lock_master_changes(&state, &mut tx).await?;
+    // Their memberships are about to go (cascade): posts racing this re-check.
+    sqlx::query(
+        "UPDATE rooms SET member_epoch = member_epoch + 1 WHERE id IN (SELECT room_id FROM room_members WHERE user_id = $1)",
+    )
+    .bind(id.to_string())
+    .execute(&mut *tx)
+    .await?;
     let deleted = sqlx::query(
         "DELETE FROM users WHERE id = $1 AND (role <> 'master' OR (SELECT COUNT(*) FROM users WHERE role = 'master') > 1)",
     )

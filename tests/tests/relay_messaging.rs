@@ -33,7 +33,20 @@ both_backends!(
     revoked_devices_stay_verifiable_but_cannot_post,
     unverified_users_cannot_be_added,
     upload_limits_quota_and_stalls,
+    posts_racing_a_removal_are_not_stored,
+    history_pages_are_bounded_in_bytes,
 );
+
+/// The next hub event, or a failure after 10 s (a missing event must fail the
+/// test, not hang it).
+async fn next_event(
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<sotto_relay::events::Event>>,
+) -> std::sync::Arc<sotto_relay::events::Event> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no event within 10 s")
+        .unwrap()
+}
 
 async fn put_device(app: &TestApp, token: &str, body: Value) -> sotto_tests::Res {
     let id = body["bundle"]["device_id"].as_str().unwrap().to_string();
@@ -66,7 +79,7 @@ async fn devices_and_identity_keys(backend: Backend) {
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body["device_id"], dev.to_string());
     assert_eq!(r.body["display_name"], "Laptop");
-    let ev = events.recv().await.unwrap();
+    let ev = next_event(&mut events).await;
     assert_eq!(ev.frame, ServerFrame::KeysChanged { user_id: alice.id });
     assert!(ev.audience.contains(&alice.id));
     let r = put_device(
@@ -164,7 +177,7 @@ async fn devices_and_identity_keys(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, 201, "{r:?}");
-    let ev = events.recv().await.unwrap();
+    let ev = next_event(&mut events).await;
     assert_eq!(ev.frame, ServerFrame::KeysChanged { user_id: alice.id });
     assert!(ev.audience.contains(&bob.id), "{ev:?}");
     let r = app.get("/api/v1/devices", Some(&alice.access)).await;
@@ -192,7 +205,7 @@ async fn devices_and_identity_keys(backend: Backend) {
     };
     del(&bob).await.problem(404, "not_found");
     assert_eq!(del(&alice).await.status, 204);
-    let ev = events.recv().await.unwrap();
+    let ev = next_event(&mut events).await;
     assert_eq!(ev.frame, ServerFrame::KeysChanged { user_id: alice.id });
     del(&alice).await.problem(404, "not_found");
     assert_eq!(
@@ -321,7 +334,7 @@ async fn rooms_and_membership(backend: Backend) {
     assert_eq!(r.body["last_seq"], 0);
     assert_eq!(r.body["members"].as_array().unwrap().len(), 2);
     let room: Uuid = r.body["id"].as_str().unwrap().parse().unwrap();
-    let ev = events.recv().await.unwrap();
+    let ev = next_event(&mut events).await;
     assert_eq!(ev.audience.len(), 2);
     assert!(matches!(
         ev.frame,
@@ -626,7 +639,7 @@ async fn messages_receipts_and_unread(backend: Backend) {
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body["seq"], 1);
     let first = r.body.clone();
-    let ev = events.recv().await.unwrap();
+    let ev = next_event(&mut events).await;
     match &ev.frame {
         ServerFrame::Message {
             seq,
@@ -701,7 +714,7 @@ async fn messages_receipts_and_unread(backend: Backend) {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["seq"], 4);
-    let ev = events.recv().await.unwrap();
+    let ev = next_event(&mut events).await;
     assert!(
         matches!(ev.frame, ServerFrame::Receipt { seq: 4, .. }),
         "{ev:?}"
@@ -2135,7 +2148,7 @@ async fn revoked_devices_stay_verifiable_but_cannot_post(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 204);
-    let ev = events.recv().await.unwrap();
+    let ev = next_event(&mut events).await;
     assert!(
         matches!(ev.frame, ServerFrame::MessageDeleted { seq: 1, .. }),
         "{ev:?}"
@@ -2210,7 +2223,7 @@ async fn upload_limits_quota_and_stalls(backend: Backend) {
         backend,
         sotto_tests::AppOptions {
             attachment_quota_bytes: 400_000,
-            request_timeout: 1,
+            request_timeout: 2,
             ..Default::default()
         },
     )
@@ -2252,15 +2265,15 @@ async fn upload_limits_quota_and_stalls(backend: Backend) {
                 .unwrap()
         }
     };
-    // A slow but steady upload outlives the 1 s request timeout...
+    // A slow but steady upload outlives the 2 s request timeout...
     assert_eq!(
-        upload(vec![400, 400, 400]).await,
+        upload(vec![700, 700, 700, 700]).await,
         201,
         "uploads are exempt from the request timeout"
     );
     // ...one that stalls (after spilling past the inline size) is cut off with
     // 408, and leaves no temporary file behind.
-    assert_eq!(upload(vec![0, 0, 0, 2500]).await, 408);
+    assert_eq!(upload(vec![0, 0, 0, 4500]).await, 408);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let leftovers: Vec<String> = std::fs::read_dir(app.data_dir.path().join("attachments"))
         .unwrap()
@@ -2269,7 +2282,27 @@ async fn upload_limits_quota_and_stalls(backend: Backend) {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
-    // The quota: 98 304 bytes stored so far, 400 000 allowed.
+    // At most four uploads per user at once: hold four open, the fifth is 429.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let h = format!(
+            "{head}\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n",
+            app.addr
+        );
+        s.write_all(h.as_bytes()).await.unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (st, h, _) = app
+        .req_bytes("POST", &up, Some(&alice.access), oct, vec![1; 10])
+        .await;
+    assert_eq!(st, 429);
+    assert!(h.get("retry-after").is_some());
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // The quota: 131 072 bytes stored so far, 400 000 allowed.
     let (st, _, _) = app
         .req_bytes("POST", &up, Some(&alice.access), oct, vec![1; 200_000])
         .await;
@@ -2289,6 +2322,84 @@ async fn upload_limits_quota_and_stalls(backend: Backend) {
     );
     // Other requests keep their timeout and work.
     assert_eq!(app.get("/health", None).await.status, 200);
+}
+
+/// A post that was checked while the sender was a member, but reaches the
+/// store after their removal committed, must not be stored. Deterministic: the
+/// test holds the room's row lock (as `remove_member` does), lets a post block
+/// on it, removes the sender, commits, and expects 404 and nothing stored.
+async fn posts_racing_a_removal_are_not_stored(backend: Backend) {
+    let app = std::sync::Arc::new(spawn_app(backend).await);
+    let m = std::sync::Arc::new(app.members("race", 2).await);
+    let room = app.room(&m[0].account, "r", &[m[1].id()]).await;
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    sqlx::query("UPDATE rooms SET member_epoch = member_epoch + 1 WHERE id = $1")
+        .bind(room.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let post = {
+        let (app, m) = (app.clone(), m.clone());
+        tokio::spawn(async move {
+            let (cid, env) = m[1].seal(room, b"too late", &[m[0].verified()]);
+            app.send(&m[1], room, cid, &env).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!post.is_finished(), "the post waits for the row lock");
+    sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
+        .bind(room.to_string())
+        .bind(m[1].id().to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    post.await.unwrap().problem(404, "not_a_member");
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages", &[]).await, 0);
+    assert_eq!(app.count("SELECT last_seq FROM rooms", &[]).await, 0);
+}
+
+async fn history_pages_are_bounded_in_bytes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let m = app.members("big", 1).await;
+    let alice = &m[0];
+    let room = app.room(&alice.account, "big", &[]).await;
+    let to = [alice.verified()];
+    let n = 80;
+    for _ in 0..n {
+        let (cid, env) = alice.seal(room, &vec![3u8; 120 * 1024], &to);
+        assert_eq!(app.send(alice, room, cid, &env).await.status, 201);
+    }
+    let mut after = 0;
+    let mut pages = Vec::new();
+    loop {
+        let r = app
+            .get(
+                &format!("/api/v1/rooms/{room}/messages?after_seq={after}&limit=200"),
+                Some(alice.token()),
+            )
+            .await;
+        let items = r.body["items"].as_array().unwrap();
+        let bytes: usize = items
+            .iter()
+            .map(|i| {
+                sotto_core::encoding::b64_decode(i["envelope"].as_str().unwrap())
+                    .unwrap()
+                    .len()
+            })
+            .sum();
+        assert!(
+            bytes <= sotto_relay::messages::PAGE_BYTES as usize,
+            "{bytes}"
+        );
+        pages.push(items.len());
+        match r.body["next_cursor"].as_str() {
+            Some(c) => after = c.parse().unwrap(),
+            None => break,
+        }
+    }
+    assert!(pages.len() >= 2, "{pages:?}");
+    assert_eq!(pages.iter().sum::<usize>(), n);
 }
 
 async fn deleting_a_user_hands_rooms_over(backend: Backend) {

@@ -33,6 +33,7 @@ CREATE TABLE rooms (
     owner_id        TEXT NOT NULL,
     direct_key      TEXT UNIQUE,                   -- "<lower user id>:<higher user id>" for direct rooms
     last_seq        BIGINT NOT NULL DEFAULT 0,     -- seq of the latest message (gapless counter)
+    member_epoch    BIGINT NOT NULL DEFAULT 0,     -- bumped by every membership change; posts re-check it
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL
 );
