@@ -101,6 +101,10 @@ impl Db {
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // After a checkpoint, shrink the WAL back to 64 MiB: under
+                        // sustained load it can grow to hundreds of MiB and would
+                        // otherwise keep that size on disk for good.
+                        conn.execute("PRAGMA journal_size_limit = 67108864").await?;
                     }
                     Ok(())
                 })
