@@ -38,7 +38,8 @@ out += ["", "Login is bounded by Argon2id by design (one hash per attempt, on th
         "History of this number: the first version (a four-statement transaction per post, and SQLite",
         "writers waiting in SQLite's sleeping busy handler) measured 1056 posts/s on SQLite and 691 on",
         "PostgreSQL with the same command on 2026-11-22; the one-statement store and the in-process",
-        "writer queue brought both to about 2000.", ""]
+        "writer queue brought both to about 2000. Repeated runs of the post phase on this machine",
+        "vary by about ±25 % (SQLite's WAL grows under the sustained mixed load); compare ratios.", ""]
 md = open("BENCHMARKS.md").read()
 marker = "## Relay throughput (loopback)"
 head = md.split(marker)[0].rstrip() + "\n\n"
