@@ -82,12 +82,7 @@ pub async fn list(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Contact>>> {
     let limit = effective_limit(q.limit);
-    let after = match &q.cursor {
-        None => String::new(),
-        Some(c) => Uuid::parse_str(c)
-            .map(|u| u.to_string())
-            .map_err(|_| ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid"))?,
-    };
+    let after = crate::users::parse_cursor(&q.cursor)?;
     let rows = sqlx::query_as::<_, ContactRow>(sqlx::AssertSqlSafe(format!(
         "{CONTACT_SELECT} WHERE c.owner_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3"
     )))
@@ -96,18 +91,12 @@ pub async fn list(
     .bind(i64::from(limit) + 1)
     .fetch_all(&state.db.pool)
     .await?;
-    let more = rows.len() > limit as usize;
-    let rows = rows.get(..limit as usize).unwrap_or(&rows);
-    let items = rows
-        .iter()
-        .map(ContactRow::to_api)
-        .collect::<ApiResult<Vec<_>>>()?;
-    let next = if more {
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
-    Ok(Json(Page::new(items, next)))
+    Ok(Json(crate::users::try_page_of(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        ContactRow::to_api,
+    )?))
 }
 
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", request_body = AddContactRequest,

@@ -414,12 +414,7 @@ pub async fn list(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Room>>> {
     let limit = effective_limit(q.limit);
-    let after = match &q.cursor {
-        None => String::new(),
-        Some(c) => Uuid::parse_str(c)
-            .map(|u| u.to_string())
-            .map_err(|_| ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid"))?,
-    };
+    let after = crate::users::parse_cursor(&q.cursor)?;
     let rows = sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(format!(
         "{ROOM_SELECT} WHERE m.user_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3"
     )))
@@ -428,18 +423,12 @@ pub async fn list(
     .bind(i64::from(limit) + 1)
     .fetch_all(&state.db.pool)
     .await?;
-    let more = rows.len() > limit as usize;
-    let rows = rows.get(..limit as usize).unwrap_or(&rows);
-    let items = rows
-        .iter()
-        .map(RoomRow::to_api)
-        .collect::<ApiResult<Vec<_>>>()?;
-    let next = if more {
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
-    Ok(Json(Page::new(items, next)))
+    Ok(Json(crate::users::try_page_of(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        RoomRow::to_api,
+    )?))
 }
 
 #[utoipa::path(get, path = "/api/v1/rooms/{id}", tag = "rooms", params(("id" = Uuid, Path)),
