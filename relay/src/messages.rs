@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use sha2::{Digest, Sha256};
 use sotto_core::api::ServerFrame;
 use sotto_core::api::messages::{
     Message, MessageListQuery, PostMessageRequest, PostMessageResponse, Receipt, ReceiptKind,
@@ -191,7 +190,7 @@ pub async fn post_envelope(
     env.verify_signature(&device).map_err(|_| {
         invalid("the envelope's signature does not verify under the sender device's key")
     })?;
-    let digest = hex(&Sha256::digest(&bytes));
+    let digest = crate::auth::sha256_hex(&bytes);
 
     let id = Uuid::now_v7();
     let now = now_ms();
@@ -335,14 +334,6 @@ async fn store(
             .await
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{id}/messages", tag = "messages", params(("id" = Uuid, Path)),
