@@ -136,35 +136,10 @@ pub async fn register(
             "this username is taken",
         ));
     }
-    if users::email_exists(&state, &email).await? {
-        let now = rfc3339(now_ms());
-        let link = format!("{}/reset-password", state.config.public_url());
-        send_later(
-            &state,
-            email.as_str().to_string(),
-            "Someone tried to register with your address",
-            "Someone tried to create a Sotto account with this e-mail address, which already has one.\n\n\
-             If it was you, sign in instead, or reset your password from the sign-in page.\n\
-             If not, you can ignore this message.\n"
-                .to_string(),
-            link,
-        );
-        return Ok((
-            StatusCode::CREATED,
-            Json(User {
-                id: Uuid::now_v7(),
-                username: username.as_str().to_string(),
-                email: email.as_str().to_string(),
-                display_name: None,
-                role: Role::User,
-                email_verified: !state.config.require_email_verification,
-                created_at: now.clone(),
-                updated_at: now,
-            }),
-        ));
-    }
     let verified = !state.config.require_email_verification;
-    let row = users::insert(
+    // One statement whether or not the address is registered; what differs (a
+    // verification token and mail, or a notice mail) happens off the request path.
+    let inserted = users::insert_unless_email_taken(
         &state,
         NewUser {
             username: &username,
@@ -176,19 +151,63 @@ pub async fn register(
         },
     )
     .await?;
+    let now = rfc3339(now_ms());
+    let answer = match &inserted {
+        Some(row) => row.to_api(),
+        None => User {
+            id: Uuid::now_v7(),
+            username: username.as_str().to_string(),
+            email: email.as_str().to_string(),
+            display_name: None,
+            role: Role::User,
+            email_verified: verified,
+            created_at: now.clone(),
+            updated_at: now,
+        },
+    };
+    let bg = state.clone();
+    let ip = peer.ip();
+    tokio::spawn(async move {
+        let res = match inserted {
+            Some(row) => after_register(&bg, &row, ip).await,
+            None => {
+                let link = format!("{}/reset-password", bg.config.public_url());
+                send_later(
+                    &bg,
+                    email.as_str().to_string(),
+                    "Someone tried to register with your address",
+                    "Someone tried to create a Sotto account with this e-mail address, which already has one.\n\n\
+                     If it was you, sign in instead, or reset your password from the sign-in page.\n\
+                     If not, you can ignore this message.\n"
+                        .to_string(),
+                    link,
+                );
+                Ok(())
+            }
+        };
+        if let Err(e) = res {
+            tracing::error!(code = e.code, "registration follow-up failed");
+        }
+    });
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// What follows a registration, off the request path: the audit record and, when
+/// required, the verification mail.
+async fn after_register(state: &AppState, row: &UserRow, ip: std::net::IpAddr) -> ApiResult<()> {
     audit::record(
         &state.db,
         event::REGISTER,
         Some(row.uuid()),
         Some(row.uuid()),
-        Some(peer.ip()),
+        Some(ip),
         None,
     )
     .await;
-    if !verified {
-        send_verification(&state, row.uuid(), &row.email).await?;
+    if row.email_verified == 0 {
+        send_verification(state, row.uuid(), &row.email).await?;
     }
-    Ok((StatusCode::CREATED, Json(row.to_api())))
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = VerifyEmailRequest,
@@ -240,11 +259,23 @@ pub async fn resend_verification(
     let Some(email) = address_request(&state, peer, "resend", &req.email)? else {
         return Ok(StatusCode::ACCEPTED);
     };
-    if let Some(u) = users::find_by_email(&state, &email).await?
-        && u.email_verified == 0
-    {
-        send_verification(&state, u.uuid(), &u.email).await?;
-    }
+    // The lookup and whatever follows run off the request path: the answer and its
+    // timing are the same whether or not the address is registered.
+    let state = state.clone();
+    tokio::spawn(async move {
+        let res = async {
+            if let Some(u) = users::find_by_email(&state, &email).await?
+                && u.email_verified == 0
+            {
+                send_verification(&state, u.uuid(), &u.email).await?;
+            }
+            Ok::<_, ApiError>(())
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::error!(code = e.code, "resending a verification mail failed");
+        }
+    });
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -311,7 +342,6 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     state.limits.check_ip(peer.ip())?;
-    state.limits.check_account("login", &req.login)?;
     let bad = || {
         ApiError::unauthorized(
             codes::INVALID_CREDENTIALS,
@@ -319,9 +349,13 @@ pub async fn login(
         )
     };
     if req.password.len() > crate::validate::PASSWORD_MAX_BYTES || req.login.len() > 254 {
+        state.limits.check_login(None, &req.login, peer.ip())?;
         return Err(bad());
     }
     let user = users::find_by_login(&state, &req.login).await?;
+    state
+        .limits
+        .check_login(user.as_ref().map(UserRow::uuid), &req.login, peer.ip())?;
     // Verify against a dummy hash when there is no such account: same cost either way.
     let phc = user
         .as_ref()
@@ -348,6 +382,7 @@ pub async fn login(
             "verify your e-mail address first",
         ));
     }
+    state.limits.remember_login(user.uuid(), peer.ip());
     let pair = start_session(&state, &user).await?;
     audit::record(
         &state.db,
@@ -490,26 +525,39 @@ pub async fn forgot(
     let Some(email) = address_request(&state, peer, "forgot", &req.email)? else {
         return Ok(StatusCode::ACCEPTED);
     };
-    if let Some(u) = users::find_by_email(&state, &email).await? {
-        let token = create_email_token(&state, u.uuid(), &u.email, "reset", RESET_TTL_MS).await?;
-        let link = format!("{}/reset-password#token={token}", state.config.public_url());
-        let body = format!(
-            "Someone asked to reset the password of your Sotto account.\n\n\
-                 Open this link within an hour to choose a new password:\n\n{link}\n\n\
-                 If it was not you, ignore this message: your password stays the same.\n"
-        );
-        send_later(&state, u.email.clone(), "Reset your password", body, link);
-        audit::record(
-            &state.db,
-            event::PASSWORD_RESET_REQUESTED,
-            None,
-            Some(u.uuid()),
-            Some(peer.ip()),
-            None,
-        )
-        .await;
-    }
+    // Off the request path, as for resend.
+    let ip = peer.ip();
+    tokio::spawn(async move {
+        if let Err(e) = send_reset(&state, &email, ip).await {
+            tracing::error!(code = e.code, "sending a password-reset mail failed");
+        }
+    });
     Ok(StatusCode::ACCEPTED)
+}
+
+/// Sends a reset link to `email` if an account has that address.
+async fn send_reset(state: &AppState, email: &Email, ip: std::net::IpAddr) -> ApiResult<()> {
+    let Some(u) = users::find_by_email(state, email).await? else {
+        return Ok(());
+    };
+    let token = create_email_token(state, u.uuid(), &u.email, "reset", RESET_TTL_MS).await?;
+    let link = format!("{}/reset-password#token={token}", state.config.public_url());
+    let body = format!(
+        "Someone asked to reset the password of your Sotto account.\n\n\
+         Open this link within an hour to choose a new password:\n\n{link}\n\n\
+         If it was not you, ignore this message: your password stays the same.\n"
+    );
+    audit::record(
+        &state.db,
+        event::PASSWORD_RESET_REQUESTED,
+        None,
+        Some(u.uuid()),
+        Some(ip),
+        None,
+    )
+    .await;
+    send_later(state, u.email.clone(), "Reset your password", body, link);
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", request_body = ResetPasswordRequest,

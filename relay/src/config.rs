@@ -145,6 +145,33 @@ pub struct Config {
         global = true
     )]
     pub request_timeout: u64,
+    /// Seconds a client has to send a whole request head; on a kept-alive
+    /// HTTP/1.1 connection the wait for the next request counts too.
+    #[arg(
+        long,
+        env = "SOTTO_HEADER_READ_TIMEOUT",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..=3600),
+        global = true
+    )]
+    pub header_read_timeout: u64,
+    /// Seconds after which a connection on which no byte moved either way is closed.
+    #[arg(
+        long,
+        env = "SOTTO_IDLE_TIMEOUT",
+        default_value_t = 75,
+        value_parser = clap::value_parser!(u64).range(1..=86400),
+        global = true
+    )]
+    pub idle_timeout: u64,
+    /// Open connections allowed per client address (IPv6 per /64); 0 for no cap.
+    #[arg(
+        long,
+        env = "SOTTO_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 256,
+        global = true
+    )]
+    pub max_connections_per_ip: u32,
     /// Log format.
     #[arg(
         long,

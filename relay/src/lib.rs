@@ -23,6 +23,7 @@ pub mod messages;
 pub mod ops;
 pub mod ratelimit;
 pub mod rooms;
+pub mod server;
 pub mod state;
 pub mod users;
 pub mod validate;
@@ -186,9 +187,13 @@ pub async fn serve(
             }
         })
     };
-    let app = app::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let res = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let limits = server::ConnLimits {
+        header_read_timeout: Duration::from_secs(state.config.header_read_timeout),
+        idle_timeout: Duration::from_secs(state.config.idle_timeout),
+        max_per_ip: state.config.max_connections_per_ip,
+    };
+    let app = app::router(state);
+    let res = server::serve(listener, app, limits, shutdown)
         .await
         .map_err(StartError::Serve);
     housekeeping.abort();
@@ -198,6 +203,10 @@ pub async fn serve(
 /// Binds `config.listen` and serves until Ctrl-C or SIGTERM.
 pub async fn run(config: Config) -> Result<(), StartError> {
     let listen = config.listen;
+    match server::raise_open_files_limit() {
+        Ok(n) => tracing::info!(open_files_limit = n, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
     let state = build_state(config).await?;
     let listener = TcpListener::bind(listen)
         .await

@@ -118,9 +118,15 @@ pub struct AuditEntry {
 pub struct AuditQuery {
     /// Only this event kind.
     pub event: Option<String>,
-    /// Page size (default 50, max 200).
+    /// Page size (default 50, 1 to 200).
+    #[serde(
+        default,
+        deserialize_with = "sotto_core::api::pagination::deserialize_limit"
+    )]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Cursor from the previous page (newest first).
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

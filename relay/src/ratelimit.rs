@@ -1,18 +1,41 @@
 //! Rate limits for the unauthenticated auth routes: per client IP and per
-//! account (login name or e-mail), each a GCRA keyed limiter (`governor`).
-//! A refusal is 429 with `Retry-After` in whole seconds, rounded up.
+//! account, each a GCRA keyed limiter (`governor`). A refusal is 429 with
+//! `Retry-After` in whole seconds, rounded up.
+//!
+//! Login attempts on an existing account are counted against the account itself
+//! (its id), whichever spelling (username or e-mail) names it, so two spellings
+//! do not double the guesses. Every attempt also counts against the pair
+//! (account, client address). An address from which the account signed in
+//! successfully within [`KNOWN_FOR`] is *known*: attempts from it count only
+//! against that pair, so strangers spending the account's budget do not lock the
+//! owner out of the places they usually sign in from. Attempts from any other
+//! address count against the account's budget as well. Limits are per relay
+//! process (see `docs/config.md`).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use uuid::Uuid;
+
 use crate::error::ApiError;
+
+/// How long an address stays known for an account after a successful sign-in.
+pub const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+/// At most this many (account, address) pairs are remembered.
+const KNOWN_MAX: usize = 100_000;
 
 pub struct RateLimits {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_account: DefaultKeyedRateLimiter<String>,
+    per_user: DefaultKeyedRateLimiter<Uuid>,
+    per_user_ip: DefaultKeyedRateLimiter<(Uuid, IpAddr)>,
+    known: Mutex<HashMap<(Uuid, IpAddr), Instant>>,
 }
 
 fn quota(per_minute: u32) -> Quota {
@@ -25,13 +48,52 @@ impl RateLimits {
         Self {
             per_ip: RateLimiter::keyed(quota(per_ip_per_minute)),
             per_account: RateLimiter::keyed(quota(per_account_per_minute)),
+            per_user: RateLimiter::keyed(quota(per_account_per_minute)),
+            per_user_ip: RateLimiter::keyed(quota(per_account_per_minute)),
+            known: Mutex::new(HashMap::new()),
         }
     }
 
+    /// A login attempt: `account` is the account the login names, when there is
+    /// one; otherwise the attempt counts against the normalised login text.
+    pub fn check_login(
+        &self,
+        account: Option<Uuid>,
+        login: &str,
+        ip: IpAddr,
+    ) -> Result<(), ApiError> {
+        let Some(id) = account else {
+            return self.check_account("login", login);
+        };
+        let ip = crate::server::peer_key(ip);
+        if !self.is_known(id, ip) {
+            self.per_user.check_key(&id).map_err(refusal)?;
+        }
+        self.per_user_ip.check_key(&(id, ip)).map_err(refusal)
+    }
+
+    /// Remembers that `account` signed in from `ip`.
+    pub fn remember_login(&self, account: Uuid, ip: IpAddr) {
+        let ip = crate::server::peer_key(ip);
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.len() < KNOWN_MAX || known.contains_key(&(account, ip)) {
+            known.insert((account, ip), Instant::now());
+        }
+    }
+
+    fn is_known(&self, account: Uuid, ip: IpAddr) -> bool {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(account, ip))
+            .is_some_and(|at| at.elapsed() < KNOWN_FOR)
+    }
+
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
-        self.per_ip.check_key(&ip).map_err(|nu| {
-            ApiError::rate_limited(ceil_secs(nu.wait_time_from(DefaultClock::default().now())))
-        })
+        self.per_ip.check_key(&ip).map_err(refusal)
     }
 
     /// `account` is normalised (trimmed, lower case) so case games do not multiply attempts.
@@ -41,16 +103,24 @@ impl RateLimits {
             .chars()
             .take(300)
             .collect();
-        self.per_account.check_key(&key).map_err(|nu| {
-            ApiError::rate_limited(ceil_secs(nu.wait_time_from(DefaultClock::default().now())))
-        })
+        self.per_account.check_key(&key).map_err(refusal)
     }
 
     /// Drops state of keys that are back to full capacity (called periodically).
     pub fn housekeeping(&self) {
         self.per_ip.retain_recent();
         self.per_account.retain_recent();
+        self.per_user.retain_recent();
+        self.per_user_ip.retain_recent();
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, at| at.elapsed() < KNOWN_FOR);
     }
+}
+
+fn refusal(nu: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> ApiError {
+    ApiError::rate_limited(ceil_secs(nu.wait_time_from(DefaultClock::default().now())))
 }
 
 fn ceil_secs(d: std::time::Duration) -> u64 {

@@ -174,6 +174,39 @@ pub async fn insert(state: &AppState, u: NewUser<'_>) -> ApiResult<UserRow> {
     }
 }
 
+/// Inserts `u` unless its e-mail address is already registered: `None` then, and
+/// nothing written. One statement either way, so the caller's timing does not
+/// depend on whether the address exists. A taken username is 409.
+pub async fn insert_unless_email_taken(
+    state: &AppState,
+    u: NewUser<'_>,
+) -> ApiResult<Option<UserRow>> {
+    let now = now_ms();
+    let id = Uuid::now_v7();
+    let res = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+         ON CONFLICT (email) DO NOTHING RETURNING {USER_COLUMNS}"
+    )))
+    .bind(id.to_string())
+    .bind(u.username.as_str())
+    .bind(u.email.as_str())
+    .bind(u.display_name)
+    .bind(u.password_hash)
+    .bind(u.role.as_str())
+    .bind(i64::from(u.email_verified))
+    .bind(now)
+    .fetch_optional(&state.db.pool)
+    .await;
+    match res {
+        Ok(row) => Ok(row),
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(ApiError::conflict(
+            codes::USERNAME_TAKEN,
+            "this username is taken",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn check_display_name(name: &Option<String>) -> ApiResult<Option<String>> {
     match name {
         None => Ok(None),

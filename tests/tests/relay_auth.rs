@@ -19,6 +19,8 @@ both_backends!(
     audit_log_records_security_events,
     operations_endpoints,
     cors_allows_only_configured_origins,
+    bodies_must_be_json_objects_and_limits_in_range,
+    login_budget_is_the_accounts_and_known_addresses_keep_their_own,
 );
 
 #[derive(Clone, Copy, Debug)]
@@ -1224,4 +1226,113 @@ async fn cors_allows_only_configured_origins(backend: Backend) {
         .await
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+async fn bodies_must_be_json_objects_and_limits_in_range(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.register_verified("alice").await;
+    // Serde's sequence form of a struct (and any other non-object) is refused.
+    for body in [
+        json!(["alice", PASSWORD]),
+        json!("alice"),
+        json!(5),
+        json!(null),
+        json!(true),
+    ] {
+        app.post("/api/v1/auth/login", None, body)
+            .await
+            .problem(400, "validation_failed");
+    }
+    app.post("/api/v1/rooms", Some(&alice.access), json!(["x"]))
+        .await
+        .problem(400, "validation_failed");
+    let rooms = app.get("/api/v1/rooms", Some(&alice.access)).await;
+    assert_eq!(
+        rooms.body["items"].as_array().unwrap().len(),
+        0,
+        "{rooms:?}"
+    );
+    // Whitespace before the object is still JSON.
+    let r = app
+        .http
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(format!(
+            " \r\n\t{}",
+            json!({"login": "alice", "password": PASSWORD})
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // `limit` is 1..=200 (documented); outside it is refused, not silently clamped.
+    for route in [
+        "/api/v1/contacts",
+        "/api/v1/rooms",
+        "/api/v1/users/search?q=al",
+    ] {
+        let sep = if route.contains('?') { '&' } else { '?' };
+        for bad in ["0", "201", "2147483648", "4294967296", "-1", "1e3"] {
+            app.get(&format!("{route}{sep}limit={bad}"), Some(&alice.access))
+                .await
+                .problem(400, "validation_failed");
+        }
+        for good in ["1", "200"] {
+            let r = app
+                .get(&format!("{route}{sep}limit={good}"), Some(&alice.access))
+                .await;
+            assert_eq!(r.status, 200, "{route} limit={good}: {r:?}");
+        }
+    }
+}
+
+async fn login_budget_is_the_accounts_and_known_addresses_keep_their_own(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions {
+            rate_per_ip: 1000,
+            rate_per_account: 4,
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    // The owner signs in once from 127.0.0.1, which makes that address known.
+    app.register_verified("olga").await;
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let login = |client: reqwest::Client, login: &'static str, password: &'static str| {
+        let url = app.url("/api/v1/auth/login");
+        async move {
+            client
+                .post(url)
+                .json(&json!({"login": login, "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // A stranger alternates the account's spellings: one budget for all of them
+    // (4 attempts a minute, one already spent by the owner).
+    let stranger = from("127.0.0.2");
+    for spelling in ["olga", "olga@example.org", "OLGA"] {
+        assert_eq!(
+            login(stranger.clone(), spelling, "wrong password!").await,
+            401
+        );
+    }
+    assert_eq!(
+        login(stranger.clone(), "olga@example.org", "wrong password!").await,
+        429
+    );
+    // Any other unknown address is refused as well, even with the right password...
+    assert_eq!(login(from("127.0.0.3"), "olga", PASSWORD).await, 429);
+    // ...but the owner, from the address they signed in from, is not locked out.
+    let r = app.login("olga", PASSWORD).await;
+    assert_eq!(r.status, 200, "{r:?}");
 }

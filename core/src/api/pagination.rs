@@ -6,10 +6,30 @@ use serde::{Deserialize, Serialize};
 /// Page size used when the request gives no `limit`.
 pub const DEFAULT_LIMIT: u32 = 50;
 
-/// Largest page size the relay serves; larger `limit`s are clamped to it.
+/// Largest page size the relay serves; a `limit` outside `1..=MAX_LIMIT` is
+/// refused (400 `validation_failed`).
 pub const MAX_LIMIT: u32 = 200;
 
-/// Clamps a requested page size to `1..=MAX_LIMIT`, defaulting to [`DEFAULT_LIMIT`].
+/// Smallest page size.
+pub const MIN_LIMIT: u32 = 1;
+
+/// Deserialises a `?limit=`: an integer in `1..=MAX_LIMIT`, anything else an
+/// error (use with `#[serde(default, deserialize_with = ...)]`).
+///
+/// # Errors
+/// When the value is not an integer in range.
+pub fn deserialize_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let v = Option::<u32>::deserialize(d)?;
+    match v {
+        Some(n) if !(MIN_LIMIT..=MAX_LIMIT).contains(&n) => Err(serde::de::Error::custom(
+            format_args!("limit must be between {MIN_LIMIT} and {MAX_LIMIT}"),
+        )),
+        v => Ok(v),
+    }
+}
+
+/// The page size to use for a (validated) `limit`: [`DEFAULT_LIMIT`] when absent,
+/// kept within `1..=MAX_LIMIT` in any case.
 #[must_use]
 pub fn effective_limit(limit: Option<u32>) -> u32 {
     limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
@@ -59,10 +79,20 @@ impl<T> Default for Page<T> {
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct PageQuery {
     /// Requested page size; see [`PageQuery::effective_limit`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::api::pagination::deserialize_limit"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        param(minimum = 1, maximum = 200),
+        schema(minimum = 1, maximum = 200)
+    )]
     pub limit: Option<u32>,
     /// Cursor from a previous page's `next_cursor`; absent for the first page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(min_length = 1), schema(min_length = 1))]
     pub cursor: Option<String>,
 }
 
