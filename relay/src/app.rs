@@ -96,9 +96,113 @@ pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     (routes, streaming, doc)
 }
 
+/// The OpenAPI document as served: what the route annotations say, completed with
+/// what every route can answer whatever its handler does, so a generated client can
+/// rely on it:
+/// - every error body is `application/problem+json` (`Problem`);
+/// - 400 where a path or query parameter or a JSON body can be malformed (a
+///   non-UUID id, an integer out of range), 413 and 415 for every JSON body (over
+///   the body limit; a missing or other `Content-Type`), 401 wherever a bearer token
+///   is required, 500 and 503 (database unavailable or busy, request timeout)
+///   everywhere, 429 on attachment uploads (concurrent uploads per user);
+/// - `Retry-After` on 429 and 503;
+/// - every response has a description (its reason phrase unless the route gives one);
+/// - the envelope's `maxLength` from this relay's `--max-message-bytes`.
+pub fn served_openapi(
+    doc: &utoipa::openapi::OpenApi,
+    config: &crate::config::Config,
+) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut v = serde_json::to_value(doc).unwrap_or(Value::Null);
+    let problem =
+        json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+    let retry_after = json!({"Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 1}
+    }});
+    if let Some(paths) = v.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, op) in item.iter_mut() {
+                if !matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch") {
+                    continue;
+                }
+                let has_params = op
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .is_some_and(|p| !p.is_empty());
+                let json_body = op
+                    .pointer("/requestBody/content/application~1json")
+                    .is_some();
+                let secured = op
+                    .get("security")
+                    .and_then(Value::as_array)
+                    .is_some_and(|s| !s.is_empty());
+                let upload = path.ends_with("/attachments") && method == "post";
+                let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                let mut add = |code: &str, when: bool| {
+                    if when && !responses.contains_key(code) {
+                        responses.insert(code.to_string(), json!({}));
+                    }
+                };
+                add("400", has_params || json_body);
+                add("413", json_body);
+                add("415", json_body);
+                add("401", secured);
+                add("429", upload);
+                add("500", true);
+                add("503", true);
+                for (code, res) in responses.iter_mut() {
+                    let Some(res) = res.as_object_mut() else {
+                        continue;
+                    };
+                    let status = code.parse::<u16>().unwrap_or(0);
+                    if !res.contains_key("description") {
+                        let reason = StatusCode::from_u16(status)
+                            .ok()
+                            .and_then(|s| s.canonical_reason())
+                            .unwrap_or("Response");
+                        res.insert("description".into(), json!(reason));
+                    }
+                    let is_problem = status >= 400
+                        && res
+                            .get("content")
+                            .is_none_or(|c| c.to_string().contains("#/components/schemas/Problem"));
+                    if is_problem {
+                        res.insert("content".into(), problem.clone());
+                    }
+                    if status == 429 || status == 503 {
+                        res.insert("headers".into(), retry_after.clone());
+                    }
+                }
+            }
+        }
+    }
+    let envelope_max = config.max_message_bytes.saturating_mul(4).div_ceil(3);
+    if let Some(env) = v.pointer_mut("/components/schemas/PostMessageRequest/properties/envelope") {
+        *env = json!({
+            "type": "string",
+            "contentEncoding": "base64url",
+            "pattern": "^[A-Za-z0-9_-]*$",
+            "maxLength": envelope_max,
+            "description": format!(
+                "The sealed envelope (binary envelope encoding, base64url), at most {} bytes \
+                 before encoding (413 beyond).",
+                config.max_message_bytes
+            ),
+        });
+    }
+    v
+}
+
 pub fn router(state: AppState) -> Router {
     let (api_routes, streaming_routes, doc) = api();
-    let doc_json = doc.to_pretty_json().unwrap_or_default();
+    let doc_json =
+        serde_json::to_string_pretty(&served_openapi(&doc, &state.config)).unwrap_or_default();
     let config = &state.config;
 
     let mut app = api_routes
@@ -122,6 +226,10 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(config.request_timeout),
+        ))
+        .layer(middleware::from_fn_with_state(
+            json_body_limit(config),
+            refuse_declared_oversize,
         ))
         .merge(streaming_routes)
         .with_state(state.clone())
@@ -186,6 +294,35 @@ pub fn router(state: AppState) -> Router {
 pub fn json_body_limit(config: &crate::config::Config) -> usize {
     let envelope_json = config.max_message_bytes.saturating_mul(4) / 3 + 4096;
     config.max_body_bytes.max(envelope_json)
+}
+
+/// A body whose `Content-Length` already exceeds the limit is refused (413) from
+/// the header, without handing it to a handler. A body up to 4 × the limit is read
+/// and discarded first, so the client finishes sending and reads the answer (an
+/// answer sent while the client is still writing often reaches it as a broken
+/// pipe); a larger one is answered at once and the connection closed.
+async fn refuse_declared_oversize(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = limit as u64;
+    match declared {
+        Some(n) if n > limit => {
+            if n <= limit.saturating_mul(4) {
+                use futures_util::StreamExt;
+                let mut body = req.into_body().into_data_stream();
+                while let Some(Ok(_)) = body.next().await {}
+            }
+            ApiError::too_large("the request body is too large").into_response()
+        }
+        _ => next.run(req).await,
+    }
 }
 
 /// Every error answer is problem+json: errors produced outside our handlers

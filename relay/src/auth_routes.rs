@@ -348,7 +348,10 @@ pub async fn login(
             "wrong username, e-mail or password",
         )
     };
-    if req.password.len() > crate::validate::PASSWORD_MAX_BYTES || req.login.len() > 254 {
+    if req.password.len() > 4 * crate::validate::PASSWORD_MAX_CHARS
+        || req.password.chars().count() > crate::validate::PASSWORD_MAX_CHARS
+        || req.login.len() > 254
+    {
         state.limits.check_login(None, &req.login, peer.ip())?;
         return Err(bad());
     }

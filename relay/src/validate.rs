@@ -5,8 +5,8 @@ use sotto_core::api::problem::codes;
 
 /// Minimum password length in characters.
 pub const PASSWORD_MIN_CHARS: usize = 8;
-/// Maximum password length in bytes.
-pub const PASSWORD_MAX_BYTES: usize = 1024;
+/// Maximum password length in characters.
+pub const PASSWORD_MAX_CHARS: usize = 1024;
 
 /// A canonical (lower-case) username: 3–32 characters of `a-z 0-9 _ . -`,
 /// starting with a letter or digit.
@@ -72,10 +72,10 @@ impl Email {
 
 /// Checks a new password: length bounds and not one of the most common passwords.
 pub fn check_new_password(password: &str) -> Result<(), ApiError> {
-    if password.len() > PASSWORD_MAX_BYTES {
+    if password.len() > 4 * PASSWORD_MAX_CHARS || password.chars().count() > PASSWORD_MAX_CHARS {
         return Err(ApiError::bad_request(
             codes::WEAK_PASSWORD,
-            "passwords are at most 1024 bytes",
+            "passwords are at most 1024 characters",
         ));
     }
     if password.chars().count() < PASSWORD_MIN_CHARS {

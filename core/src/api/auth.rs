@@ -13,8 +13,10 @@ use super::{Redacted, users::User};
 /// Minimum password length, in characters (Unicode scalar values).
 pub const PASSWORD_MIN_CHARS: usize = 8;
 
-/// Maximum password length, in bytes of UTF-8.
-pub const PASSWORD_MAX_BYTES: usize = 1024;
+/// Maximum password length in characters.
+pub const PASSWORD_MAX_CHARS: usize = 1024;
+/// Maximum password length in bytes (UTF-8: at most 4 per character).
+pub const PASSWORD_MAX_BYTES: usize = 4 * PASSWORD_MAX_CHARS;
 
 /// The only `token_type` the relay issues.
 pub const TOKEN_TYPE_BEARER: &str = "Bearer";
@@ -26,13 +28,26 @@ pub const TOKEN_TYPE_BEARER: &str = "Bearer";
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// Wanted username; immutable once created.
+    /// Wanted username; immutable once created: 3-32 of `a-z 0-9 _ . -` (stored in
+    /// lower case), starting with a letter or digit.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^\s*[A-Za-z0-9][A-Za-z0-9_.-]{2,31}\s*$",
+            min_length = 3,
+            max_length = 64
+        )
+    )]
     pub username: String,
     /// E-mail address, to be verified.
+    #[cfg_attr(feature = "openapi", schema(min_length = 3, max_length = 254))]
     pub email: String,
-    /// Password, [`PASSWORD_MIN_CHARS`] characters to [`PASSWORD_MAX_BYTES`] bytes,
-    /// not one of the most common.
-    #[cfg_attr(feature = "openapi", schema(format = Password))]
+    /// Password, [`PASSWORD_MIN_CHARS`] to [`PASSWORD_MAX_CHARS`] characters, not one
+    /// of the most common.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = Password, min_length = 8, max_length = 1024)
+    )]
     pub password: String,
 }
 
@@ -183,7 +198,10 @@ pub struct ResetPasswordRequest {
     /// The single-use reset token from the e-mail (valid 1 h).
     pub token: String,
     /// The new password (same rules as at registration).
-    #[cfg_attr(feature = "openapi", schema(format = Password))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = Password, min_length = 8, max_length = 1024)
+    )]
     pub new_password: String,
 }
 
@@ -202,6 +220,19 @@ impl fmt::Debug for ResetPasswordRequest {
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct CheckUsernameQuery {
     /// The username to check.
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            pattern = r"^\s*[A-Za-z0-9][A-Za-z0-9_.-]{2,31}\s*$",
+            min_length = 3,
+            max_length = 64
+        ),
+        schema(
+            pattern = r"^\s*[A-Za-z0-9][A-Za-z0-9_.-]{2,31}\s*$",
+            min_length = 3,
+            max_length = 64
+        )
+    )]
     pub username: String,
 }
 

@@ -33,8 +33,9 @@ pub struct Contact {
 pub struct AddContactRequest {
     /// The user to add.
     pub user_id: Uuid,
-    /// Optional nickname.
+    /// Optional nickname, at most 64 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub nickname: Option<String>,
 }
 
@@ -43,7 +44,8 @@ pub struct AddContactRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PatchContactRequest {
-    /// The new nickname; `null` (or absent) removes it.
+    /// The new nickname (at most 64 characters); `null` (or absent) removes it.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub nickname: Option<String>,
 }

@@ -31,8 +31,9 @@ pub const MAX_KEYS_QUERY_USERS: usize = 200;
 pub struct PutDeviceRequest {
     /// The signed public bundle of the device.
     pub bundle: DeviceBundle,
-    /// Optional human-readable device name (e.g. "Laptop").
+    /// Optional human-readable device name (e.g. "Laptop"), at most 64 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub display_name: Option<String>,
     /// Explicitly replace the user's identity key with the bundle's (e.g. after
     /// losing all devices). Everyone sharing a room with the user is told via

@@ -24,7 +24,8 @@ pub enum RoomKind {
 #[serde(deny_unknown_fields)]
 pub struct CreateRoomRequest {
     /// Room name (plaintext metadata; clients that want it hidden put the name
-    /// inside an encrypted event).
+    /// inside an encrypted event): 1-128 printable characters, trimmed.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub name: String,
     /// Users to add besides the creator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,7 +103,8 @@ pub struct RoomDetails {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PatchRoomRequest {
-    /// New room name.
+    /// New room name: 1-128 printable characters, trimmed.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub name: String,
 }
 

@@ -173,15 +173,28 @@ impl UserSearchQuery {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
-    /// Username.
+    /// Username (same rules as at registration).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^\s*[A-Za-z0-9][A-Za-z0-9_.-]{2,31}\s*$",
+            min_length = 3,
+            max_length = 64
+        )
+    )]
     pub username: String,
     /// E-mail address.
+    #[cfg_attr(feature = "openapi", schema(min_length = 3, max_length = 254))]
     pub email: String,
     /// Initial password (same rules as at registration).
-    #[cfg_attr(feature = "openapi", schema(format = Password))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = Password, min_length = 8, max_length = 1024)
+    )]
     pub password: String,
-    /// Optional display name.
+    /// Optional display name, at most 64 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub display_name: Option<String>,
     /// Role; `user` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,13 +228,18 @@ pub struct PatchUserRequest {
         deserialize_with = "nullable::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub display_name: Option<Option<String>>,
     /// New e-mail address (becomes unverified until verified again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 3, max_length = 254))]
     pub email: Option<String>,
-    /// New password.
+    /// New password (same rules as at registration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(format = Password))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = Password, min_length = 8, max_length = 1024)
+    )]
     pub password: Option<String>,
     /// The caller's current password; required when changing one's own password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
