@@ -117,11 +117,21 @@ pub fn verify_stored(state: &AppState, device: Uuid, bundle: &str) -> ApiResult<
 
 /// Announces that `user`'s devices changed, to them and everyone sharing a room with them.
 pub async fn announce_keys_changed(state: &AppState, user: Uuid) {
-    let mut audience = rooms::peers_of(&state.db, user).await.unwrap_or_default();
+    let frame = ServerFrame::KeysChanged { user_id: user };
+    if !state.events.has_subscribers() {
+        state.events.publish(&[], frame);
+        return;
+    }
+    let mut audience = match rooms::peers_of(&state.db, user).await {
+        Ok(peers) => peers,
+        Err(e) => {
+            // The user still hears about their own keys; peers resume later.
+            tracing::warn!(%user, code = e.code, "keys_changed: room peers unavailable");
+            Vec::new()
+        }
+    };
     audience.push(user);
-    state
-        .hub
-        .publish(audience, ServerFrame::KeysChanged { user_id: user });
+    state.events.publish(&audience, frame);
 }
 
 #[utoipa::path(put, path = "/api/v1/devices/{device_id}", tag = "devices",

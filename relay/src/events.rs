@@ -1,62 +1,276 @@
-//! The in-process event hub: every state change other users should hear about
-//! (a message, a receipt, a room change, a user's keys) is published here with
-//! its audience, as the WebSocket frame it becomes. The real-time layer
-//! subscribes and forwards each event to the sockets of its audience.
+//! The event registry: every state change other users should hear about (a
+//! message, a receipt, a room change, a user's keys) is published here with its
+//! audience, as the WebSocket frame it becomes, and delivered to the
+//! subscriptions of exactly those users.
 //!
-//! Delivery through the hub is best effort by design: the database is the
-//! source of truth and clients that miss events resume from their cursors.
+//! - Subscriptions are keyed by user: publishing to an audience touches only the
+//!   queues of its members, never every subscriber (a socket sees only what is
+//!   addressed to its user).
+//! - Each subscription has a bounded queue. A subscriber that falls behind is not
+//!   waited for: its queue overflows, it is marked lagged, and its next `recv`
+//!   says so (the socket closes with 4408 and the client resumes from its cursors).
+//!   Publishing never blocks and never slows delivery to others.
+//! - The audience is computed once per event by the publisher, from what it knows
+//!   already ([`Events::publish`]), or read once when it does not
+//!   ([`Events::publish_to_room`], skipped when nobody subscribes at all).
+//! - A PostgreSQL notifier (several relays) feeds remote events in through the
+//!   same [`Events::publish`].
+//!
+//! Delivery is best effort by design: the database is the source of truth and
+//! clients that miss events resume from their cursors.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use sotto_core::api::ServerFrame;
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
-/// One published event.
-#[derive(Debug, Clone)]
-pub struct Event {
-    /// Users whose sockets receive the frame.
-    pub audience: Vec<Uuid>,
-    /// What they receive.
-    pub frame: ServerFrame,
+/// Queue length of one subscription unless the subscriber asks otherwise.
+pub const DEFAULT_QUEUE: usize = 256;
+
+/// Why a subscription yields no more events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// The queue overflowed: at least one event was lost.
+    #[error("the subscriber fell behind and lost events")]
+    Lagged,
+    /// The registry is gone (the relay is shutting down).
+    #[error("the event registry closed")]
+    Closed,
 }
 
-#[derive(Debug, Clone)]
-pub struct Hub {
-    tx: broadcast::Sender<Arc<Event>>,
+struct Slot {
+    id: u64,
+    tx: mpsc::Sender<Arc<ServerFrame>>,
+    lagged: AtomicBool,
 }
 
-impl Hub {
-    pub fn new(capacity: usize) -> Self {
-        let (tx, _) = broadcast::channel(capacity.max(16));
-        Self { tx }
+#[derive(Default)]
+struct Inner {
+    by_user: RwLock<HashMap<Uuid, Vec<Arc<Slot>>>>,
+    next_id: AtomicU64,
+}
+
+/// The registry (cheap to clone; clones share it).
+#[derive(Clone, Default)]
+pub struct Events {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("users", &self.read().len())
+            .finish()
+    }
+}
+
+/// One subscriber's stream of the frames addressed to its user. Dropping it
+/// unsubscribes.
+pub struct Subscription {
+    user: Uuid,
+    slot: Arc<Slot>,
+    rx: mpsc::Receiver<Arc<ServerFrame>>,
+    registry: std::sync::Weak<Inner>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl Events {
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Publishes `frame` to `audience` (deduplicated). Never blocks; without
-    /// subscribers the event is dropped.
-    pub fn publish(&self, mut audience: Vec<Uuid>, frame: ServerFrame) {
-        audience.sort_unstable();
-        audience.dedup();
-        if audience.is_empty() {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Vec<Arc<Slot>>>> {
+        self.inner
+            .by_user
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Subscribes to the frames addressed to `user`, with a queue of `capacity`.
+    pub fn subscribe(&self, user: Uuid, capacity: usize) -> Subscription {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let slot = Arc::new(Slot {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            tx,
+            lagged: AtomicBool::new(false),
+        });
+        self.inner
+            .by_user
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(user)
+            .or_default()
+            .push(Arc::clone(&slot));
+        metrics::gauge!("sotto_event_subscriptions").increment(1.0);
+        Subscription {
+            user,
+            slot,
+            rx,
+            registry: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Whether anyone subscribes at all (publishers skip computing audiences
+    /// nobody would receive).
+    pub fn has_subscribers(&self) -> bool {
+        !self.read().is_empty()
+    }
+
+    /// Whether `user` has at least one subscription (e.g. a connected socket).
+    pub fn is_subscribed(&self, user: Uuid) -> bool {
+        self.read().contains_key(&user)
+    }
+
+    /// Delivers `frame` to every subscription of every user in `audience`
+    /// (duplicates ignored). Never blocks: a full queue marks its subscriber lagged.
+    pub fn publish(&self, audience: &[Uuid], frame: ServerFrame) {
+        metrics::counter!("sotto_events_published_total").increment(1);
+        let map = self.read();
+        if map.is_empty() {
             return;
         }
-        metrics::counter!("sotto_events_published_total").increment(1);
-        let _ = self.tx.send(Arc::new(Event { audience, frame }));
+        let frame = Arc::new(frame);
+        let mut seen: Vec<Uuid> = Vec::with_capacity(audience.len());
+        for user in audience {
+            if seen.contains(user) {
+                continue;
+            }
+            seen.push(*user);
+            for slot in map.get(user).into_iter().flatten() {
+                if slot.lagged.load(Ordering::Relaxed) {
+                    continue;
+                }
+                match slot.tx.try_send(Arc::clone(&frame)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        slot.lagged.store(true, Ordering::Relaxed);
+                        metrics::counter!("sotto_event_overflows_total").increment(1);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+        }
     }
 
-    /// Publishes `frame` to the members of `room`. Looks the members up only
-    /// when someone listens.
+    /// Publishes `frame` to the members of `room`, read from the database only
+    /// when someone subscribes at all. Use [`Events::publish`] when the caller
+    /// already knows the members.
     pub async fn publish_to_room(&self, db: &crate::db::Db, room: Uuid, frame: ServerFrame) {
-        if self.tx.receiver_count() == 0 {
+        if !self.has_subscribers() {
+            metrics::counter!("sotto_events_published_total").increment(1);
             return;
         }
         match crate::rooms::member_ids(db, room).await {
-            Ok(members) => self.publish(members, frame),
-            Err(_) => tracing::warn!(%room, "cannot publish an event: members unavailable"),
+            Ok(members) => self.publish(&members, frame),
+            Err(e) => {
+                tracing::warn!(%room, code = e.code, "cannot publish an event: members unavailable")
+            }
+        }
+    }
+}
+
+impl Subscription {
+    /// The user this subscription is for.
+    pub fn user(&self) -> Uuid {
+        self.user
+    }
+
+    /// The next frame; [`RecvError::Lagged`] as soon as the queue overflowed
+    /// (queued frames are not delivered after a loss: the subscriber resumes).
+    pub async fn recv(&mut self) -> Result<Arc<ServerFrame>, RecvError> {
+        if self.slot.lagged.load(Ordering::Relaxed) {
+            return Err(RecvError::Lagged);
+        }
+        match self.rx.recv().await {
+            Some(f) if !self.slot.lagged.load(Ordering::Relaxed) => Ok(f),
+            Some(_) => Err(RecvError::Lagged),
+            None => Err(RecvError::Closed),
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.tx.subscribe()
+    /// A frame if one is queued now.
+    pub fn try_recv(&mut self) -> Result<Option<Arc<ServerFrame>>, RecvError> {
+        if self.slot.lagged.load(Ordering::Relaxed) {
+            return Err(RecvError::Lagged);
+        }
+        match self.rx.try_recv() {
+            Ok(f) => Ok(Some(f)),
+            Err(mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(mpsc::error::TryRecvError::Disconnected) => Err(RecvError::Closed),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        metrics::gauge!("sotto_event_subscriptions").decrement(1.0);
+        let Some(inner) = self.registry.upgrade() else {
+            return;
+        };
+        let mut map = inner
+            .by_user
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slots) = map.get_mut(&self.user) {
+            slots.retain(|s| s.id != self.slot.id);
+            if slots.is_empty() {
+                map.remove(&self.user);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn frame(n: u128) -> ServerFrame {
+        ServerFrame::KeysChanged {
+            user_id: Uuid::from_u128(n),
+        }
+    }
+
+    #[tokio::test]
+    async fn delivers_to_the_audience_only() {
+        let events = Events::new();
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut sa = events.subscribe(a, 8);
+        let mut sa2 = events.subscribe(a, 8);
+        let mut sb = events.subscribe(b, 8);
+        let mut sc = events.subscribe(c, 8);
+        events.publish(&[a, b, a], frame(1));
+        assert_eq!(*sa.recv().await.unwrap(), frame(1));
+        assert_eq!(*sa2.recv().await.unwrap(), frame(1));
+        assert_eq!(*sb.recv().await.unwrap(), frame(1));
+        assert_eq!(sa.try_recv().unwrap(), None, "duplicate audience entry");
+        assert_eq!(sc.try_recv().unwrap(), None);
+        drop(sb);
+        assert!(!events.is_subscribed(b));
+        assert!(events.is_subscribed(a));
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_is_marked_lagged_and_others_go_on() {
+        let events = Events::new();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut slow = events.subscribe(a, 2);
+        let mut fast = events.subscribe(b, 64);
+        for n in 0..10 {
+            events.publish(&[a, b], frame(n));
+            assert_eq!(*fast.recv().await.unwrap(), frame(n));
+        }
+        assert_eq!(slow.recv().await, Err(RecvError::Lagged));
+        assert_eq!(slow.try_recv(), Err(RecvError::Lagged));
     }
 }

@@ -91,7 +91,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         mailer,
         limits,
         metrics: metrics_handle(),
-        hub: events::Hub::new(1024),
+        events: events::Events::new(),
         device_cache: devices::DeviceCache::default(),
         uploads: attachments::UploadSlots::default(),
         dummy_hash,

@@ -242,7 +242,7 @@ pub async fn post_envelope(
     let seq_u = u64::try_from(seq).unwrap_or(0);
     let created_at = rfc3339(now);
     state
-        .hub
+        .events
         .publish_to_room(
             &state.db,
             room,
@@ -509,7 +509,7 @@ pub async fn delete(
     .rows_affected();
     if erased > 0 {
         state
-            .hub
+            .events
             .publish_to_room(
                 &state.db,
                 room,
@@ -581,7 +581,7 @@ pub async fn record_receipt(
     let cur = u64::try_from(cur).unwrap_or(0);
     if moved {
         state
-            .hub
+            .events
             .publish_to_room(
                 &state.db,
                 room,

@@ -117,8 +117,8 @@ pub fn announce_user_deleted(state: &AppState, user: Uuid, rooms: Vec<(Uuid, Vec
         publish(state, members, room, RoomChange::MemberRemoved);
     }
     state
-        .hub
-        .publish(peers, ServerFrame::KeysChanged { user_id: user });
+        .events
+        .publish(&peers, ServerFrame::KeysChanged { user_id: user });
 }
 
 /// The members of `room`.
@@ -279,8 +279,8 @@ async fn lock_room(conn: &mut sqlx::AnyConnection, room: &str, now: i64) -> ApiR
 }
 
 fn publish(state: &AppState, audience: Vec<Uuid>, room: Uuid, change: RoomChange) {
-    state.hub.publish(
-        audience,
+    state.events.publish(
+        &audience,
         ServerFrame::Room {
             room_id: room,
             change,

@@ -8,7 +8,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::db::Db;
-use crate::events::Hub;
+use crate::events::Events;
 use crate::mail::Mailer;
 use crate::ratelimit::RateLimits;
 
@@ -23,7 +23,7 @@ pub struct Inner {
     pub limits: RateLimits,
     pub metrics: PrometheusHandle,
     /// Events for the real-time layer.
-    pub hub: Hub,
+    pub events: Events,
     /// Verified device bundles (see `devices::DeviceCache`).
     pub device_cache: crate::devices::DeviceCache,
     /// Attachment uploads in progress per user.

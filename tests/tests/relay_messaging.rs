@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use sotto_core::api::ServerFrame;
 use sotto_core::envelope::Envelope;
 use sotto_core::keys::{DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair};
+use sotto_relay::events::Subscription;
 use sotto_tests::{Backend, Member, TestApp, b64, both_backends, spawn_app};
 use uuid::Uuid;
 
@@ -37,15 +38,22 @@ both_backends!(
     history_pages_are_bounded_in_bytes,
 );
 
-/// The next hub event, or a failure after 10 s (a missing event must fail the
-/// test, not hang it).
-async fn next_event(
-    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<sotto_relay::events::Event>>,
-) -> std::sync::Arc<sotto_relay::events::Event> {
+/// The next event delivered to a user's subscription, or a failure after 10 s (a
+/// missing event must fail the test, not hang it).
+async fn next_event(rx: &mut Subscription) -> std::sync::Arc<ServerFrame> {
     tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
         .await
         .expect("no event within 10 s")
         .unwrap()
+}
+
+/// Drops what a subscription has queued so far.
+fn drain(rx: &mut Subscription) {
+    while let Ok(Some(_)) = rx.try_recv() {}
+}
+
+fn subscribe(app: &TestApp, user: Uuid) -> Subscription {
+    app.state.events.subscribe(user, 256)
 }
 
 async fn put_device(app: &TestApp, token: &str, body: Value) -> sotto_tests::Res {
@@ -61,9 +69,10 @@ async fn put_device(app: &TestApp, token: &str, body: Value) -> sotto_tests::Res
 
 async fn devices_and_identity_keys(backend: Backend) {
     let app = spawn_app(backend).await;
-    let mut events = app.state.hub.subscribe();
     let accounts = app.users("dev", 2).await;
     let (alice, bob) = (accounts[0].clone(), accounts[1].clone());
+    let mut events = subscribe(&app, alice.id);
+    let mut bob_events = subscribe(&app, bob.id);
     let identity = IdentityKeyPair::generate().unwrap();
     let keys = DeviceKeys::generate(DeviceKeyOptions::default()).unwrap();
     let dev = Uuid::new_v4();
@@ -79,9 +88,9 @@ async fn devices_and_identity_keys(backend: Backend) {
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body["device_id"], dev.to_string());
     assert_eq!(r.body["display_name"], "Laptop");
+    // Delivered to Alice herself.
     let ev = next_event(&mut events).await;
-    assert_eq!(ev.frame, ServerFrame::KeysChanged { user_id: alice.id });
-    assert!(ev.audience.contains(&alice.id));
+    assert_eq!(*ev, ServerFrame::KeysChanged { user_id: alice.id });
     let r = put_device(
         &app,
         &alice.access,
@@ -169,7 +178,8 @@ async fn devices_and_identity_keys(backend: Backend) {
         .problem(409, "identity_key_changed");
     // Bob shares a room with Alice: he hears about her keys.
     app.room(&alice, "peers", &[bob.id]).await;
-    while events.try_recv().is_ok() {}
+    drain(&mut events);
+    drain(&mut bob_events);
     let r = put_device(
         &app,
         &alice.access,
@@ -177,9 +187,8 @@ async fn devices_and_identity_keys(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, 201, "{r:?}");
-    let ev = next_event(&mut events).await;
-    assert_eq!(ev.frame, ServerFrame::KeysChanged { user_id: alice.id });
-    assert!(ev.audience.contains(&bob.id), "{ev:?}");
+    let ev = next_event(&mut bob_events).await;
+    assert_eq!(*ev, ServerFrame::KeysChanged { user_id: alice.id });
     let r = app.get("/api/v1/devices", Some(&alice.access)).await;
     let items = r.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{r:?}");
@@ -189,7 +198,7 @@ async fn devices_and_identity_keys(backend: Backend) {
     d.bundle.verify_for(&identity2.public_key()).unwrap();
 
     // Revoke: 204, then 404; Bob cannot revoke Alice's device. Announced.
-    while events.try_recv().is_ok() {}
+    drain(&mut events);
     let del = |who: &sotto_tests::Account| {
         let who = who.access.clone();
         let app = &app;
@@ -206,7 +215,7 @@ async fn devices_and_identity_keys(backend: Backend) {
     del(&bob).await.problem(404, "not_found");
     assert_eq!(del(&alice).await.status, 204);
     let ev = next_event(&mut events).await;
-    assert_eq!(ev.frame, ServerFrame::KeysChanged { user_id: alice.id });
+    assert_eq!(*ev, ServerFrame::KeysChanged { user_id: alice.id });
     del(&alice).await.problem(404, "not_found");
     assert_eq!(
         app.count("SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL", &[])
@@ -317,9 +326,9 @@ async fn key_visibility(backend: Backend) {
 
 async fn rooms_and_membership(backend: Backend) {
     let app = spawn_app(backend).await;
-    let mut events = app.state.hub.subscribe();
     let u = app.users("rm", 4).await;
     let (alice, bob, carol, dave) = (&u[0], &u[1], &u[2], &u[3]);
+    let mut subs: Vec<Subscription> = u.iter().map(|a| subscribe(&app, a.id)).collect();
     let r = app
         .post(
             "/api/v1/rooms",
@@ -334,15 +343,20 @@ async fn rooms_and_membership(backend: Backend) {
     assert_eq!(r.body["last_seq"], 0);
     assert_eq!(r.body["members"].as_array().unwrap().len(), 2);
     let room: Uuid = r.body["id"].as_str().unwrap().parse().unwrap();
-    let ev = next_event(&mut events).await;
-    assert_eq!(ev.audience.len(), 2);
-    assert!(matches!(
-        ev.frame,
-        ServerFrame::Room {
-            change: sotto_core::api::RoomChange::Created,
-            ..
-        }
-    ));
+    // The audience is the two members: Alice and Bob hear of it, Carol and Dave not.
+    for sub in &mut subs[..2] {
+        let ev = next_event(sub).await;
+        assert!(matches!(
+            *ev,
+            ServerFrame::Room {
+                change: sotto_core::api::RoomChange::Created,
+                ..
+            }
+        ));
+    }
+    for sub in &mut subs[2..] {
+        assert_eq!(sub.try_recv().unwrap(), None);
+    }
     let rp = format!("/api/v1/rooms/{room}");
 
     // Listing and details.
@@ -630,7 +644,7 @@ async fn messages_receipts_and_unread(backend: Backend) {
     let m = app.members("msg", 3).await;
     let (alice, bob, carol) = (&m[0], &m[1], &m[2]);
     let room = app.room(&alice.account, "chat", &[bob.id()]).await;
-    let mut events = app.state.hub.subscribe();
+    let mut events = subscribe(&app, bob.id());
     let to = [alice.verified(), bob.verified()];
     let mp = format!("/api/v1/rooms/{room}/messages");
 
@@ -640,7 +654,7 @@ async fn messages_receipts_and_unread(backend: Backend) {
     assert_eq!(r.body["seq"], 1);
     let first = r.body.clone();
     let ev = next_event(&mut events).await;
-    match &ev.frame {
+    match &*ev {
         ServerFrame::Message {
             seq,
             envelope,
@@ -708,17 +722,14 @@ async fn messages_receipts_and_unread(backend: Backend) {
 
     // Receipts move forward only; read implies delivered; beyond last_seq is 400.
     let rp = format!("/api/v1/rooms/{room}/receipts");
-    while events.try_recv().is_ok() {}
+    drain(&mut events);
     let r = app
         .post(&rp, Some(alice.token()), json!({"kind": "read", "seq": 4}))
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["seq"], 4);
     let ev = next_event(&mut events).await;
-    assert!(
-        matches!(ev.frame, ServerFrame::Receipt { seq: 4, .. }),
-        "{ev:?}"
-    );
+    assert!(matches!(*ev, ServerFrame::Receipt { seq: 4, .. }), "{ev:?}");
     assert_eq!(
         app.get("/api/v1/unread", Some(alice.token())).await.body[room.to_string()],
         2
@@ -2137,7 +2148,7 @@ async fn revoked_devices_stay_verifiable_but_cannot_post(backend: Backend) {
     .problem(400, "validation_failed");
 
     // A message deletion is announced to the room.
-    let mut events = app.state.hub.subscribe();
+    let mut events = subscribe(&app, bob.id());
     let id = msgs.body["items"][0]["id"].as_str().unwrap().to_string();
     let r = app
         .req(
@@ -2150,10 +2161,9 @@ async fn revoked_devices_stay_verifiable_but_cannot_post(backend: Backend) {
     assert_eq!(r.status, 204);
     let ev = next_event(&mut events).await;
     assert!(
-        matches!(ev.frame, ServerFrame::MessageDeleted { seq: 1, .. }),
+        matches!(*ev, ServerFrame::MessageDeleted { seq: 1, .. }),
         "{ev:?}"
     );
-    assert!(ev.audience.contains(&bob.id()));
     let r = app
         .get(&format!("/api/v1/rooms/{room}/messages"), Some(bob.token()))
         .await;
