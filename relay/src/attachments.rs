@@ -48,10 +48,9 @@ pub async fn file_ids_of_room(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
             .bind(room.to_string())
             .fetch_all(&db.pool)
             .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|s| Uuid::parse_str(s).ok())
-        .collect())
+    rows.iter()
+        .map(|s| crate::db::parse_stored_id("attachments.id", s))
+        .collect()
 }
 
 /// Removes attachment files (after their rows are gone). Failures are logged;
@@ -191,7 +190,7 @@ async fn used_by(db: &Db, user: Uuid) -> ApiResult<u64> {
     .bind(user.to_string())
     .fetch_one(&db.pool)
     .await?;
-    Ok(u64::try_from(used).unwrap_or(0))
+    crate::db::u64_of("attachments.size", used)
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{id}/attachments", tag = "messages", params(("id" = Uuid, Path)),

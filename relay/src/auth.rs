@@ -19,7 +19,6 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::users::UserRow;
 
 const AUDIENCE: &str = "sotto-relay";
 
@@ -185,28 +184,77 @@ impl JwtKeys {
     }
 }
 
-/// The authenticated caller: the JWT verified, its session live, the user loaded fresh
-/// (so role changes and deletions take effect immediately).
-#[derive(Debug, Clone)]
+/// The authenticated caller: the JWT verified, its session live and the user's
+/// current role read fresh on every request (so role changes, revocations and
+/// deletions take effect at once). Carries ids and the role, nothing secret.
+#[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
-    pub user: UserRow,
+    pub user_id: Uuid,
+    pub role: Role,
     pub session_id: Uuid,
 }
 
 impl AuthUser {
     pub fn id(&self) -> Uuid {
-        self.user.uuid()
+        self.user_id
     }
     pub fn role(&self) -> Role {
-        self.user.role()
+        self.role
     }
+    /// Whether the caller's role is at least `min` (403 otherwise).
     pub fn require(&self, min: Role) -> ApiResult<()> {
-        if self.role() >= min {
+        if self.role >= min {
             Ok(())
         } else {
             Err(ApiError::forbidden("your role does not allow this"))
         }
     }
+}
+
+/// Authenticates an access token: a valid HS256 JWT for this relay whose session
+/// is live and whose user still exists. Used by the `Authorization` extractor and
+/// by anything else that receives a token (the WebSocket `auth` frame).
+pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthUser> {
+    let claims = state.jwt.verify(token.trim())?;
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
+    )
+    .bind(claims.sid.to_string())
+    .bind(claims.sub.to_string())
+    .fetch_optional(&state.db.pool)
+    .await?;
+    match role {
+        Some(role) => Ok(AuthUser {
+            user_id: claims.sub,
+            role: crate::users::parse_role(&role)?,
+            session_id: claims.sid,
+        }),
+        None => Err(ApiError::unauthorized(
+            codes::INVALID_TOKEN,
+            "the session has ended",
+        )),
+    }
+}
+
+/// The bearer token of a request (401 when absent or not `Bearer`).
+fn bearer(parts: &Parts) -> ApiResult<&str> {
+    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized(codes::UNAUTHORIZED, "an access token is required")
+    })?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                codes::INVALID_TOKEN,
+                "expected `Authorization: Bearer <token>`",
+            )
+        })
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -216,41 +264,25 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized(codes::UNAUTHORIZED, "an access token is required")
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    codes::INVALID_TOKEN,
-                    "expected `Authorization: Bearer <token>`",
-                )
-            })?;
-        let claims = state.jwt.verify(token.trim())?;
-        let row = sqlx::query_as::<_, UserRow>(
-            "SELECT u.id, u.username, u.email, u.display_name, u.password_hash, u.role, u.email_verified, \
-             u.created_at, u.updated_at FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
-        )
-        .bind(claims.sid.to_string())
-        .bind(claims.sub.to_string())
-        .fetch_optional(&state.db.pool)
-        .await?;
-        match row {
-            Some(user) => Ok(AuthUser {
-                user,
-                session_id: claims.sid,
-            }),
-            None => Err(ApiError::unauthorized(
-                codes::INVALID_TOKEN,
-                "the session has ended",
-            )),
-        }
+        let token = bearer(parts)?;
+        authenticate(state, token).await
+    }
+}
+
+/// An authenticated caller whose role is at least admin (403 otherwise): the
+/// role rule of admin-only routes, stated in the handler's signature.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let me = AuthUser::from_request_parts(parts, state).await?;
+        me.require(Role::Admin)?;
+        Ok(Self(me))
     }
 }

@@ -204,7 +204,7 @@ async fn after_register(state: &AppState, row: &UserRow, ip: std::net::IpAddr) -
         None,
     )
     .await;
-    if row.email_verified == 0 {
+    if !row.email_verified {
         send_verification(state, row.uuid(), &row.email).await?;
     }
     Ok(())
@@ -265,7 +265,7 @@ pub async fn resend_verification(
     tokio::spawn(async move {
         let res = async {
             if let Some(u) = users::find_by_email(&state, &email).await?
-                && u.email_verified == 0
+                && !u.email_verified
             {
                 send_verification(&state, u.uuid(), &u.email).await?;
             }
@@ -300,7 +300,7 @@ async fn start_session(state: &AppState, user: &UserRow) -> ApiResult<TokenRespo
         "INSERT INTO sessions (id, user_id, created_at, last_used_at) VALUES ($1, $2, $3, $3)",
     )
     .bind(session.to_string())
-    .bind(&user.id)
+    .bind(user.id.to_string())
     .bind(now)
     .execute(&state.db.pool)
     .await?;
@@ -379,7 +379,7 @@ pub async fn login(
             return Err(bad());
         }
     };
-    if state.config.require_email_verification && user.email_verified == 0 {
+    if state.config.require_email_verification && !user.email_verified {
         return Err(ApiError::forbidden_code(
             codes::EMAIL_NOT_VERIFIED,
             "verify your e-mail address first",
@@ -610,8 +610,11 @@ pub async fn reset(
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
     responses((status = 200, body = User), (status = 401, body = Problem)), security(("bearer" = [])))]
 /// The caller's own user.
-pub async fn me(me: AuthUser) -> Json<User> {
-    Json(me.user.to_api())
+pub async fn me(State(state): State<AppState>, me: AuthUser) -> ApiResult<Json<User>> {
+    let row = users::find_by_id(&state, me.id())
+        .await?
+        .ok_or_else(|| ApiError::unauthorized(codes::INVALID_TOKEN, "the session has ended"))?;
+    Ok(Json(row.to_api()))
 }
 
 #[utoipa::path(get, path = "/api/v1/users/check-username", tag = "auth", params(CheckUsernameQuery),

@@ -192,3 +192,39 @@ pub fn rfc3339(ms: i64) -> String {
         })
         .unwrap_or_default()
 }
+
+/// The error for a stored value that cannot be what its column holds (a corrupt
+/// or hand-edited row): a decode error, which the API answers 500 with a logged id.
+pub fn corrupt(column: &str, value: &dyn std::fmt::Debug) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: format!("corrupt value {value:?}").into(),
+    }
+}
+
+/// A UUID stored as text.
+pub fn uuid_column(row: &sqlx::any::AnyRow, column: &str) -> Result<uuid::Uuid, sqlx::Error> {
+    use sqlx::Row;
+    let s: String = row.try_get(column)?;
+    uuid::Uuid::parse_str(&s).map_err(|_| corrupt(column, &s))
+}
+
+/// A boolean stored as 0 or 1.
+pub fn bool_column(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    match row.try_get::<i64, _>(column)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        n => Err(corrupt(column, &n)),
+    }
+}
+
+/// A stored count or sequence number, which cannot be negative.
+pub fn u64_of(column: &str, n: i64) -> Result<u64, crate::error::ApiError> {
+    u64::try_from(n).map_err(|_| crate::error::ApiError::internal(corrupt(column, &n)))
+}
+
+/// A UUID stored as text, read through a tuple or scalar query.
+pub fn parse_stored_id(column: &str, s: &str) -> Result<uuid::Uuid, crate::error::ApiError> {
+    uuid::Uuid::parse_str(s).map_err(|_| crate::error::ApiError::internal(corrupt(column, &s)))
+}

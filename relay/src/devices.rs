@@ -403,8 +403,8 @@ async fn visible_users(state: &AppState, me: &AuthUser, users: &[Uuid]) -> ApiRe
         .fetch_all(&state.db.pool)
         .await?
         .iter()
-        .filter_map(|s| Uuid::parse_str(s).ok())
-        .collect();
+        .map(|s| crate::db::parse_stored_id("users.id", s))
+        .collect::<ApiResult<_>>()?;
     if users.contains(&me.id()) {
         out.push(me.id());
     }

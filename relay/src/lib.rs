@@ -214,7 +214,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(listen, e))?;
-    let masters = master_count(&state.db).await.unwrap_or(0);
+    let masters = master_count(&state.db)
+        .await
+        .map_err(|e| StartError::Bootstrap(e.to_string()))?;
     tracing::info!(
         "sotto-relay listening on http://{addr} (database: {:?}, data dir: {})",
         state.db.backend,

@@ -31,7 +31,7 @@ use sotto_core::keys::VerifiedDevice;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::db::{Backend, now_ms, rfc3339};
+use crate::db::{Backend, now_ms, rfc3339, u64_of};
 use crate::devices::parse_id;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
@@ -62,7 +62,7 @@ impl StoredRef {
     fn response(&self) -> ApiResult<PostMessageResponse> {
         Ok(PostMessageResponse {
             id: parse_id(&self.id)?,
-            seq: u64::try_from(self.seq).unwrap_or(0),
+            seq: u64_of("seq", self.seq)?,
             created_at: rfc3339(self.created_at),
         })
     }
@@ -239,7 +239,7 @@ pub async fn post_envelope(
         }
     };
     metrics::counter!("sotto_messages_stored_total").increment(1);
-    let seq_u = u64::try_from(seq).unwrap_or(0);
+    let seq_u = u64_of("seq", seq)?;
     let created_at = rfc3339(now);
     state
         .events
@@ -373,7 +373,7 @@ impl MessageRow {
         Ok(Message {
             id: parse_id(&self.id)?,
             room_id: parse_id(&self.room_id)?,
-            seq: u64::try_from(self.seq).unwrap_or(0),
+            seq: u64_of("seq", self.seq)?,
             sender_id: parse_id(&self.sender_id)?,
             device_id: parse_id(&self.device_id)?,
             client_id: parse_id(&self.client_id)?,
@@ -412,6 +412,7 @@ pub async fn page_after(
     let mut taken = 0usize;
     let mut bytes = 0i64;
     for (_, size) in sizes.iter().take(limit as usize) {
+        // A tombstone has no envelope (NULL size): it costs nothing.
         let size = size.unwrap_or(0);
         if taken > 0 && bytes.saturating_add(size) > PAGE_BYTES {
             break;
@@ -516,7 +517,7 @@ pub async fn delete(
                 ServerFrame::MessageDeleted {
                     room_id: room,
                     id: msg,
-                    seq: u64::try_from(seq).unwrap_or(0),
+                    seq: u64_of("seq", seq)?,
                 },
             )
             .await;
@@ -578,7 +579,7 @@ pub async fn record_receipt(
     .fetch_optional(&state.db.pool)
     .await?
     .ok_or_else(not_a_member)?;
-    let cur = u64::try_from(cur).unwrap_or(0);
+    let cur = u64_of("seq", cur)?;
     if moved {
         state
             .events
@@ -639,7 +640,7 @@ pub async fn unread(
     .await?;
     let mut out = BTreeMap::new();
     for (room, n) in rows {
-        out.insert(parse_id(&room)?, u64::try_from(n).unwrap_or(0));
+        out.insert(parse_id(&room)?, u64_of("unread", n)?);
     }
     Ok(Json(UnreadResponse(out)))
 }

@@ -9,10 +9,9 @@ use serde::{Deserialize, Serialize};
 use sotto_core::api::ops::{CheckStatus, Health, RootInfo};
 use sotto_core::api::pagination::{Page, effective_limit};
 use sotto_core::api::problem::{Problem, codes};
-use sotto_core::api::users::Role;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::AuthUser;
+use crate::auth::AdminUser;
 use crate::db::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -147,10 +146,9 @@ struct AuditRow {
 /// The security audit log, newest first (admin, master).
 pub async fn audit_log(
     State(state): State<AppState>,
-    me: AuthUser,
+    _admin: AdminUser,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
-    me.require(Role::Admin)?;
     crate::users::check_query_text(q.event.as_deref().unwrap_or(""))?;
     let limit = effective_limit(q.limit);
     let before = match &q.cursor {
@@ -168,19 +166,25 @@ pub async fn audit_log(
     .bind(i64::from(limit) + 1)
     .fetch_all(&state.db.pool)
     .await?;
-    let parse = |s: &Option<String>| s.as_deref().and_then(|v| uuid::Uuid::parse_str(v).ok());
-    Ok(Json(crate::users::page_of(
+    let parse = |column: &str, s: &Option<String>| {
+        s.as_deref()
+            .map(|v| crate::db::parse_stored_id(column, v))
+            .transpose()
+    };
+    Ok(Json(crate::users::try_page_of(
         rows,
         limit,
         |r| r.id.clone(),
-        |r| AuditEntry {
-            id: uuid::Uuid::parse_str(&r.id).unwrap_or_default(),
-            at: rfc3339(r.at),
-            event: r.event.clone(),
-            actor_id: parse(&r.actor_id),
-            target_id: parse(&r.target_id),
-            ip: r.ip.clone(),
-            detail: r.detail.clone(),
+        |r| {
+            Ok(AuditEntry {
+                id: crate::db::parse_stored_id("audit_log.id", &r.id)?,
+                at: rfc3339(r.at),
+                event: r.event.clone(),
+                actor_id: parse("audit_log.actor_id", &r.actor_id)?,
+                target_id: parse("audit_log.target_id", &r.target_id)?,
+                ip: r.ip.clone(),
+                detail: r.detail.clone(),
+            })
         },
-    )))
+    )?))
 }

@@ -80,10 +80,9 @@ pub async fn peers_of(db: &Db, user: Uuid) -> ApiResult<Vec<Uuid>> {
     .bind(user.to_string())
     .fetch_all(&db.pool)
     .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|s| Uuid::parse_str(s).ok())
-        .collect())
+    rows.iter()
+        .map(|s| crate::db::parse_stored_id("room_members.user_id", s))
+        .collect()
 }
 
 /// The rooms of `user` with their other members.
@@ -128,10 +127,9 @@ pub async fn member_ids(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
             .bind(room.to_string())
             .fetch_all(&db.pool)
             .await?;
-    Ok(rows
-        .iter()
-        .filter_map(|s| Uuid::parse_str(s).ok())
-        .collect())
+    rows.iter()
+        .map(|s| crate::db::parse_stored_id("room_members.user_id", s))
+        .collect()
 }
 
 const ROOM_SELECT: &str = "SELECT r.id, r.kind, r.name, r.owner_id, r.last_seq, r.created_at, r.updated_at, \
@@ -156,16 +154,18 @@ impl RoomRow {
         Ok(Room {
             id: parse_id(&self.id)?,
             name: self.name.clone(),
-            kind: if self.kind == "direct" {
-                RoomKind::Direct
-            } else {
-                RoomKind::Group
+            kind: match self.kind.as_str() {
+                "direct" => RoomKind::Direct,
+                "group" => RoomKind::Group,
+                other => {
+                    return Err(ApiError::internal(crate::db::corrupt("rooms.kind", &other)));
+                }
             },
             owner_id: parse_id(&self.owner_id)?,
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
-            unread: u64::try_from(self.unread).unwrap_or(0),
-            last_seq: u64::try_from(self.last_seq).unwrap_or(0),
+            unread: crate::db::u64_of("unread", self.unread)?,
+            last_seq: crate::db::u64_of("last_seq", self.last_seq)?,
         })
     }
 }
@@ -256,7 +256,8 @@ async fn existing_users(db: &Db, ids: &[Uuid]) -> ApiResult<usize> {
     for id in ids {
         q = q.bind(id.to_string());
     }
-    Ok(usize::try_from(q.fetch_one(&db.pool).await?).unwrap_or(0))
+    let n = crate::db::u64_of("count", q.fetch_one(&db.pool).await?)?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// Locks the room's row for the rest of the transaction (PostgreSQL; SQLite
@@ -512,10 +513,10 @@ pub async fn hand_over_rooms(conn: &mut sqlx::AnyConnection, user: Uuid) -> ApiR
     sqlx::query("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = rooms.id)")
         .execute(&mut *conn)
         .await?;
-    Ok(files
+    files
         .iter()
-        .filter_map(|s| Uuid::parse_str(s).ok())
-        .collect())
+        .map(|s| crate::db::parse_stored_id("attachments.id", s))
+        .collect()
 }
 
 /// Deletes a room with its messages and attachments (rows cascade; files are

@@ -11,7 +11,7 @@ use sotto_core::api::users::{
 use uuid::Uuid;
 
 use crate::audit::{self, event};
-use crate::auth::{self, AuthUser};
+use crate::auth::{self, AdminUser, AuthUser};
 use crate::db::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
@@ -20,17 +20,38 @@ use crate::validate::{Email, Username, check_new_password};
 
 pub const USER_COLUMNS: &str = "id, username, email, display_name, password_hash, role, email_verified, created_at, updated_at";
 
-#[derive(Clone, sqlx::FromRow)]
+/// A `users` row, decoded and checked: a stored id that is not a UUID, an unknown
+/// role or an impossible flag is a decode error (answered 500 with a logged id),
+/// never a nil id or a silent default.
+#[derive(Clone)]
 pub struct UserRow {
-    pub id: String,
+    pub id: Uuid,
     pub username: String,
     pub email: String,
     pub display_name: Option<String>,
     pub password_hash: String,
-    pub role: String,
-    pub email_verified: i64,
+    pub role: Role,
+    pub email_verified: bool,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for UserRow {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        let role: String = row.try_get("role")?;
+        Ok(Self {
+            id: crate::db::uuid_column(row, "id")?,
+            username: row.try_get("username")?,
+            email: row.try_get("email")?,
+            display_name: row.try_get("display_name")?,
+            password_hash: row.try_get("password_hash")?,
+            role: parse_role(&role).map_err(|_| crate::db::corrupt("role", &role))?,
+            email_verified: crate::db::bool_column(row, "email_verified")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
 }
 
 impl std::fmt::Debug for UserRow {
@@ -43,36 +64,41 @@ impl std::fmt::Debug for UserRow {
     }
 }
 
-pub fn parse_role(s: &str) -> Role {
+/// A stored role. Anything else in the column is a corrupt row: an error (500,
+/// logged with an id), never a silent `user`.
+pub fn parse_role(s: &str) -> ApiResult<Role> {
     match s {
-        "master" => Role::Master,
-        "admin" => Role::Admin,
-        _ => Role::User,
+        "master" => Ok(Role::Master),
+        "admin" => Ok(Role::Admin),
+        "user" => Ok(Role::User),
+        other => Err(ApiError::internal(format!(
+            "corrupt row: unknown role {other:?}"
+        ))),
     }
 }
 
 impl UserRow {
     pub fn uuid(&self) -> Uuid {
-        Uuid::parse_str(&self.id).unwrap_or_default()
+        self.id
     }
     pub fn role(&self) -> Role {
-        parse_role(&self.role)
+        self.role
     }
     pub fn to_api(&self) -> User {
         User {
-            id: self.uuid(),
+            id: self.id,
             username: self.username.clone(),
             email: self.email.clone(),
             display_name: self.display_name.clone(),
-            role: self.role(),
-            email_verified: self.email_verified != 0,
+            role: self.role,
+            email_verified: self.email_verified,
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
         }
     }
     pub fn to_public(&self) -> PublicUser {
         PublicUser {
-            id: self.uuid(),
+            id: self.id,
             username: self.username.clone(),
             display_name: self.display_name.clone(),
         }
@@ -343,10 +369,9 @@ pub fn page_of<T, R>(
 /// List users (admin, master), optionally filtered by `q` (username or e-mail substring).
 pub async fn list(
     State(state): State<AppState>,
-    me: AuthUser,
+    _admin: AdminUser,
     Query(q): Query<UserListQuery>,
 ) -> ApiResult<Json<Page<User>>> {
-    me.require(Role::Admin)?;
     let limit = effective_limit(q.limit);
     check_query_text(q.q.as_deref().unwrap_or(""))?;
     let after = parse_cursor(&q.cursor)?;
@@ -363,7 +388,7 @@ pub async fn list(
     Ok(Json(page_of(
         rows,
         limit,
-        |r| r.id.clone(),
+        |r| r.id.to_string(),
         UserRow::to_api,
     )))
 }
@@ -435,10 +460,9 @@ pub async fn get(
 /// Accounts created by an administrator start with a verified e-mail address.
 pub async fn create(
     State(state): State<AppState>,
-    me: AuthUser,
+    AdminUser(me): AdminUser,
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    me.require(Role::Admin)?;
     let role = req.role.unwrap_or(Role::User);
     if role != Role::User && me.role() != Role::Master {
         return Err(ApiError::forbidden(
@@ -652,10 +676,9 @@ pub async fn patch(
 /// master cannot be deleted.
 pub async fn delete(
     State(state): State<AppState>,
-    me: AuthUser,
+    AdminUser(me): AdminUser,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    me.require(Role::Admin)?;
     if id == me.id() {
         return Err(ApiError::bad_request(
             codes::CANNOT_DELETE_SELF,

@@ -768,4 +768,17 @@ impl TestApp {
         }
         q.fetch_one(&self.state.db.pool).await.unwrap()
     }
+
+    /// Runs a statement directly on the relay's database (to corrupt or inspect
+    /// rows behind the API's back); returns the rows affected.
+    pub async fn exec(&self, sql: &str, binds: &[&str]) -> u64 {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+        for b in binds {
+            q = q.bind(b.to_string());
+        }
+        q.execute(&self.state.db.pool)
+            .await
+            .unwrap()
+            .rows_affected()
+    }
 }

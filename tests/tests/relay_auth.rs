@@ -21,6 +21,7 @@ both_backends!(
     cors_allows_only_configured_origins,
     bodies_must_be_json_objects_and_limits_in_range,
     login_budget_is_the_accounts_and_known_addresses_keep_their_own,
+    corrupt_rows_are_errors_not_defaults,
 );
 
 #[derive(Clone, Copy, Debug)]
@@ -1335,4 +1336,55 @@ async fn login_budget_is_the_accounts_and_known_addresses_keep_their_own(backend
     // ...but the owner, from the address they signed in from, is not locked out.
     let r = app.login("olga", PASSWORD).await;
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// A stored value that cannot be what its column holds is an error (500 with a
+/// logged id), never a default: an unknown role must not become `user`, a flag
+/// of 7 must not become "verified".
+async fn corrupt_rows_are_errors_not_defaults(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let rita = app.register_verified("rita").await;
+    let id = rita.id.to_string();
+    let internal = |r: &sotto_tests::Res, what: &str| {
+        r.problem(500, "internal");
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("internal error (id "),
+            "{what}: {r:?}"
+        );
+    };
+    // A verification flag of 7 (the role column has a CHECK constraint).
+    assert_eq!(
+        app.exec("UPDATE users SET email_verified = 7 WHERE id = $1", &[&id])
+            .await,
+        1
+    );
+    internal(
+        &app.get("/api/v1/auth/me", Some(&rita.access)).await,
+        "flag",
+    );
+    app.exec("UPDATE users SET email_verified = 1 WHERE id = $1", &[&id])
+        .await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&rita.access)).await.status,
+        200
+    );
+    // A room whose counter went negative is not listed with `last_seq: 0`.
+    let room = app
+        .post("/api/v1/rooms", Some(&rita.access), json!({"name": "r"}))
+        .await;
+    let room_id = room.body["id"].as_str().unwrap().to_string();
+    app.exec("UPDATE rooms SET last_seq = -5 WHERE id = $1", &[&room_id])
+        .await;
+    internal(
+        &app.get("/api/v1/rooms", Some(&rita.access)).await,
+        "last_seq",
+    );
+    internal(
+        &app.get(&format!("/api/v1/rooms/{room_id}"), Some(&rita.access))
+            .await,
+        "last_seq",
+    );
 }
