@@ -18,7 +18,6 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -55,42 +54,16 @@ impl utoipa::Modify for BearerAuth {
 /// ordinary routes, the streaming ones (exempt from the whole-request timeout;
 /// they time out when the client stalls), and the document.
 pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
-    let (streaming, streaming_doc) = OpenApiRouter::new()
-        .routes(routes!(attachments::upload))
-        .split_for_parts();
+    let (streaming, streaming_doc) = attachments::streaming_routes().split_for_parts();
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(ops::root))
-        .routes(routes!(ops::health))
-        .routes(routes!(auth_routes::register))
-        .routes(routes!(auth_routes::verify_email))
-        .routes(routes!(auth_routes::resend_verification))
-        .routes(routes!(auth_routes::login))
-        .routes(routes!(auth_routes::refresh))
-        .routes(routes!(auth_routes::logout))
-        .routes(routes!(auth_routes::forgot))
-        .routes(routes!(auth_routes::reset))
-        .routes(routes!(auth_routes::me))
-        .routes(routes!(auth_routes::check_username))
-        .routes(routes!(users::list, users::create))
-        .routes(routes!(users::search))
-        .routes(routes!(users::get, users::patch, users::delete))
-        .routes(routes!(ops::audit_log))
-        .routes(routes!(devices::list_own))
-        .routes(routes!(devices::put, devices::delete))
-        .routes(routes!(devices::list_for_user))
-        .routes(routes!(devices::query))
-        .routes(routes!(rooms::create, rooms::list))
-        .routes(routes!(rooms::direct))
-        .routes(routes!(rooms::get, rooms::patch, rooms::delete))
-        .routes(routes!(rooms::add_member))
-        .routes(routes!(rooms::remove_member))
-        .routes(routes!(messages::post, messages::list))
-        .routes(routes!(messages::delete))
-        .routes(routes!(messages::receipt))
-        .routes(routes!(messages::unread))
-        .routes(routes!(attachments::download))
-        .routes(routes!(contacts::list, contacts::add))
-        .routes(routes!(contacts::patch, contacts::delete))
+        .merge(ops::routes())
+        .merge(auth_routes::routes())
+        .merge(users::routes())
+        .merge(devices::routes())
+        .merge(rooms::routes())
+        .merge(messages::routes())
+        .merge(attachments::routes())
+        .merge(contacts::routes())
         .split_for_parts();
     doc.merge(streaming_doc);
     (routes, streaming, doc)

@@ -25,10 +25,13 @@ use sotto_core::api::problem::{Problem, codes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::auth::AuthUser;
 use crate::db::{Db, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
-use crate::rooms::require_member;
+use crate::membership::require_member;
 use crate::state::AppState;
 
 const TMP_PREFIX: &str = "upload-";
@@ -49,7 +52,7 @@ pub async fn file_ids_of_room(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
             .fetch_all(&db.pool)
             .await?;
     rows.iter()
-        .map(|s| crate::db::parse_stored_id("attachments.id", s))
+        .map(|s| crate::ids::parse_stored_id("attachments.id", s))
         .collect()
 }
 
@@ -431,4 +434,16 @@ pub async fn download(
         HeaderValue::from_static("private, no-store"),
     );
     Ok(res)
+}
+
+/// The routes of this feature, with their OpenAPI description (merged in
+/// [`crate::app::api`]). Attachments (downloads; uploads are in [`streaming_routes`]).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(download))
+}
+
+/// The upload route: exempt from the whole-request timeout (large files take
+/// time); an upload that stalls is cut off instead.
+pub fn streaming_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upload))
 }

@@ -8,11 +8,11 @@ use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use base64ct::{Base64UrlUnpadded, Encoding};
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
 use sotto_core::api::problem::codes;
 use sotto_core::api::users::Role;
 use uuid::Uuid;
@@ -68,30 +68,6 @@ pub async fn verify_password(password: String, phc: String) -> ApiResult<bool> {
             .is_ok()
     })
     .await
-}
-
-/// A fresh opaque token: 32 random bytes, base64url.
-pub fn new_opaque_token() -> ApiResult<String> {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(ApiError::internal)?;
-    Ok(Base64UrlUnpadded::encode_string(&b))
-}
-
-/// What is stored for an opaque token: hex SHA-256. Lookups go by this hash, so
-/// the token itself is never compared or stored.
-pub fn token_hash(token: &str) -> String {
-    sha256_hex(token.as_bytes())
-}
-
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Access-token claims.
@@ -227,7 +203,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthUser> 
     match role {
         Some(role) => Ok(AuthUser {
             user_id: claims.sub,
-            role: crate::users::parse_role(&role)?,
+            role: parse_role(&role)?,
             session_id: claims.sid,
         }),
         None => Err(ApiError::unauthorized(
@@ -284,5 +260,18 @@ impl FromRequestParts<AppState> for AdminUser {
         let me = AuthUser::from_request_parts(parts, state).await?;
         me.require(Role::Admin)?;
         Ok(Self(me))
+    }
+}
+
+/// A stored role. Anything else in the column is a corrupt row: an error (500,
+/// logged with an id), never a silent `user`.
+pub fn parse_role(s: &str) -> ApiResult<Role> {
+    match s {
+        "master" => Ok(Role::Master),
+        "admin" => Ok(Role::Admin),
+        "user" => Ok(Role::User),
+        other => Err(ApiError::internal(format!(
+            "corrupt row: unknown role {other:?}"
+        ))),
     }
 }

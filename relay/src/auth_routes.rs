@@ -18,102 +18,20 @@ use sotto_core::api::problem::{Problem, codes};
 use sotto_core::api::users::{Role, User};
 use uuid::Uuid;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::audit::{self, event};
-use crate::auth::{self, AuthUser, new_opaque_token, token_hash};
+use crate::auth::{self, AuthUser};
 use crate::db::{now_ms, rfc3339};
+use crate::digest::token_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::mail::{send_later, send_verification};
 use crate::state::AppState;
+use crate::tokens::{RESET_TTL_MS, consume_email_token, create_email_token, new_opaque_token};
 use crate::users::{self, NewUser, USER_COLUMNS, UserRow};
 use crate::validate::{Email, Username, check_new_password};
-
-const VERIFY_TTL_MS: i64 = 24 * 3600 * 1000;
-const RESET_TTL_MS: i64 = 3600 * 1000;
-
-/// Creates a single-use token for `purpose` and returns it (only its hash is stored).
-async fn create_email_token(
-    state: &AppState,
-    user: Uuid,
-    email: &str,
-    purpose: &str,
-    ttl_ms: i64,
-) -> ApiResult<String> {
-    let token = new_opaque_token()?;
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(token_hash(&token))
-    .bind(user.to_string())
-    .bind(purpose)
-    .bind(email)
-    .bind(now)
-    .bind(now + ttl_ms)
-    .execute(&state.db.pool)
-    .await?;
-    Ok(token)
-}
-
-/// Sends an e-mail in the background: the answer does not wait for (or reveal) it.
-fn send_later(state: &AppState, to: String, subject: &'static str, body: String, link: String) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = state
-            .mailer
-            .send(&state.config.smtp_from, &to, subject, body, &link)
-            .await
-        {
-            tracing::error!(error = %e, subject, "cannot send e-mail");
-        }
-    });
-}
-
-pub async fn send_verification(state: &AppState, user: Uuid, email: &str) -> ApiResult<()> {
-    let token = create_email_token(state, user, email, "verify", VERIFY_TTL_MS).await?;
-    let link = format!("{}/verify-email#token={token}", state.config.public_url());
-    let body = format!(
-        "Welcome to Sotto.\n\nOpen this link within 24 hours to verify your e-mail address:\n\n{link}\n\n\
-         If you did not create an account, ignore this message.\n"
-    );
-    send_later(
-        state,
-        email.to_string(),
-        "Verify your e-mail address",
-        body,
-        link,
-    );
-    Ok(())
-}
-
-/// Consumes a single-use token: it must exist, match `purpose`, be unused and
-/// unexpired. Returns (user id, address it was sent to).
-async fn consume_email_token(
-    state: &AppState,
-    token: &str,
-    purpose: &str,
-) -> ApiResult<(Uuid, String)> {
-    let invalid = || {
-        ApiError::bad_request(
-            codes::INVALID_TOKEN,
-            "this link is invalid, used or expired",
-        )
-    };
-    if token.is_empty() || token.len() > 256 {
-        return Err(invalid());
-    }
-    let now = now_ms();
-    let row: Option<(String, String)> = sqlx::query_as(
-        "UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL \
-         AND expires_at > $1 RETURNING user_id, email",
-    )
-    .bind(now)
-    .bind(token_hash(token))
-    .bind(purpose)
-    .fetch_optional(&state.db.pool)
-    .await?;
-    let (user, email) = row.ok_or_else(invalid)?;
-    Ok((Uuid::parse_str(&user).map_err(|_| invalid())?, email))
-}
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = User), (status = 400, body = Problem), (status = 409, body = Problem), (status = 429, body = Problem)))]
@@ -594,7 +512,7 @@ pub async fn reset(
         ));
     }
     users::revoke_sessions(&state, user, None).await?;
-    users::spend_email_tokens(&state, user).await?;
+    crate::tokens::spend_email_tokens(&state, user).await?;
     audit::record(
         &state.db,
         event::PASSWORD_RESET,
@@ -628,4 +546,20 @@ pub async fn check_username(
     Ok(Json(CheckUsernameResponse {
         available: !users::username_exists(&state, &username).await?,
     }))
+}
+
+/// The routes of this feature, with their OpenAPI description (merged in
+/// [`crate::app::api`]). Accounts and sessions: register, verify, login, refresh, logout, password reset, me, check-username.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_verification))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(forgot))
+        .routes(routes!(reset))
+        .routes(routes!(me))
+        .routes(routes!(check_username))
 }

@@ -11,10 +11,13 @@ use sotto_core::api::problem::{Problem, codes};
 use sotto_core::api::users::PublicUser;
 use uuid::Uuid;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::auth::AuthUser;
 use crate::db::{now_ms, rfc3339};
-use crate::devices::parse_id;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::parse_id;
 use crate::json::ApiJson;
 use crate::state::AppState;
 use crate::validate::check_label;
@@ -82,7 +85,7 @@ pub async fn list(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Contact>>> {
     let limit = effective_limit(q.limit);
-    let after = crate::users::parse_cursor(&q.cursor)?;
+    let after = crate::pagination::parse_cursor(&q.cursor)?;
     let rows = sqlx::query_as::<_, ContactRow>(sqlx::AssertSqlSafe(format!(
         "{CONTACT_SELECT} WHERE c.owner_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3"
     )))
@@ -91,7 +94,7 @@ pub async fn list(
     .bind(i64::from(limit) + 1)
     .fetch_all(&state.db.pool)
     .await?;
-    Ok(Json(crate::users::try_page_of(
+    Ok(Json(crate::pagination::try_page_of(
         rows,
         limit,
         |r| r.id.clone(),
@@ -201,4 +204,12 @@ pub async fn delete(
         return Err(ApiError::not_found());
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The routes of this feature, with their OpenAPI description (merged in
+/// [`crate::app::api`]). Contacts.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, add))
+        .routes(routes!(patch, delete))
 }

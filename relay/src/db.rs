@@ -202,13 +202,6 @@ pub fn corrupt(column: &str, value: &dyn std::fmt::Debug) -> sqlx::Error {
     }
 }
 
-/// A UUID stored as text.
-pub fn uuid_column(row: &sqlx::any::AnyRow, column: &str) -> Result<uuid::Uuid, sqlx::Error> {
-    use sqlx::Row;
-    let s: String = row.try_get(column)?;
-    uuid::Uuid::parse_str(&s).map_err(|_| corrupt(column, &s))
-}
-
 /// A boolean stored as 0 or 1.
 pub fn bool_column(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
     use sqlx::Row;
@@ -222,9 +215,4 @@ pub fn bool_column(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::
 /// A stored count or sequence number, which cannot be negative.
 pub fn u64_of(column: &str, n: i64) -> Result<u64, crate::error::ApiError> {
     u64::try_from(n).map_err(|_| crate::error::ApiError::internal(corrupt(column, &n)))
-}
-
-/// A UUID stored as text, read through a tuple or scalar query.
-pub fn parse_stored_id(column: &str, s: &str) -> Result<uuid::Uuid, crate::error::ApiError> {
-    uuid::Uuid::parse_str(s).map_err(|_| crate::error::ApiError::internal(corrupt(column, &s)))
 }

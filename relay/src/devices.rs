@@ -25,12 +25,16 @@ use sotto_core::encoding::b64_encode;
 use sotto_core::keys::{DeviceBundle, VerifiedDevice};
 use uuid::Uuid;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::audit::{self, event};
 use crate::auth::AuthUser;
 use crate::db::{Db, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::parse_id;
 use crate::json::ApiJson;
-use crate::rooms;
+
 use crate::state::AppState;
 use crate::validate::check_label;
 
@@ -65,10 +69,6 @@ impl DeviceRow {
             revoked_at: self.revoked_at.map(rfc3339),
         })
     }
-}
-
-pub fn parse_id(s: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(s).map_err(|e| ApiError::internal(format!("stored id {s:?}: {e}")))
 }
 
 /// Verified bundles by device id, with the bundle text they were verified
@@ -122,7 +122,7 @@ pub async fn announce_keys_changed(state: &AppState, user: Uuid) {
         state.events.publish(&[], frame);
         return;
     }
-    let mut audience = match rooms::peers_of(&state.db, user).await {
+    let mut audience = match crate::membership::peers_of(&state.db, user).await {
         Ok(peers) => peers,
         Err(e) => {
             // The user still hears about their own keys; peers resume later.
@@ -403,7 +403,7 @@ async fn visible_users(state: &AppState, me: &AuthUser, users: &[Uuid]) -> ApiRe
         .fetch_all(&state.db.pool)
         .await?
         .iter()
-        .map(|s| crate::db::parse_stored_id("users.id", s))
+        .map(|s| crate::ids::parse_stored_id("users.id", s))
         .collect::<ApiResult<_>>()?;
     if users.contains(&me.id()) {
         out.push(me.id());
@@ -464,4 +464,14 @@ pub async fn query(
         devices.entry(d.user_id).or_default().push(d);
     }
     Ok(Json(KeysQueryResponse { devices }))
+}
+
+/// The routes of this feature, with their OpenAPI description (merged in
+/// [`crate::app::api`]). Devices and public keys.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_own))
+        .routes(routes!(put, delete))
+        .routes(routes!(list_for_user))
+        .routes(routes!(query))
 }

@@ -170,7 +170,7 @@ impl Events {
             metrics::counter!("sotto_events_published_total").increment(1);
             return;
         }
-        match crate::rooms::member_ids(db, room).await {
+        match crate::membership::member_ids(db, room).await {
             Ok(members) => self.publish(&members, frame),
             Err(e) => {
                 tracing::warn!(%room, code = e.code, "cannot publish an event: members unavailable")

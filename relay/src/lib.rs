@@ -15,16 +15,21 @@ pub mod config;
 pub mod contacts;
 pub mod db;
 pub mod devices;
+pub mod digest;
 pub mod error;
 pub mod events;
+pub mod ids;
 pub mod json;
 pub mod mail;
+pub mod membership;
 pub mod messages;
 pub mod ops;
+pub mod pagination;
 pub mod ratelimit;
 pub mod rooms;
 pub mod server;
 pub mod state;
+pub mod tokens;
 pub mod users;
 pub mod validate;
 
@@ -79,8 +84,8 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         .map_err(StartError::Jwt)?;
     let mailer = mail::Mailer::from_config(&config)?;
     let limits = ratelimit::RateLimits::new(config.auth_rate_per_ip, config.auth_rate_per_account);
-    let dummy =
-        auth::new_opaque_token().map_err(|_| StartError::Bootstrap("no randomness".into()))?;
+    let dummy = crate::tokens::new_opaque_token()
+        .map_err(|_| StartError::Bootstrap("no randomness".into()))?;
     let dummy_hash = auth::hash_password(dummy)
         .await
         .map_err(|_| StartError::Bootstrap("cannot hash".into()))?;

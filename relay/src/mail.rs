@@ -7,7 +7,12 @@ use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
+use uuid::Uuid;
+
 use crate::config::Config;
+use crate::error::ApiResult;
+use crate::state::AppState;
+use crate::tokens::{VERIFY_TTL_MS, create_email_token};
 
 pub enum Mailer {
     Outbox(PathBuf),
@@ -74,4 +79,35 @@ impl Mailer {
                 .map_err(|e| MailError::Send(e.to_string())),
         }
     }
+}
+
+/// Sends an e-mail in the background: the answer does not wait for (or reveal) it.
+pub fn send_later(state: &AppState, to: String, subject: &'static str, body: String, link: String) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = state
+            .mailer
+            .send(&state.config.smtp_from, &to, subject, body, &link)
+            .await
+        {
+            tracing::error!(error = %e, subject, "cannot send e-mail");
+        }
+    });
+}
+
+pub async fn send_verification(state: &AppState, user: Uuid, email: &str) -> ApiResult<()> {
+    let token = create_email_token(state, user, email, "verify", VERIFY_TTL_MS).await?;
+    let link = format!("{}/verify-email#token={token}", state.config.public_url());
+    let body = format!(
+        "Welcome to Sotto.\n\nOpen this link within 24 hours to verify your e-mail address:\n\n{link}\n\n\
+         If you did not create an account, ignore this message.\n"
+    );
+    send_later(
+        state,
+        email.to_string(),
+        "Verify your e-mail address",
+        body,
+        link,
+    );
+    Ok(())
 }

@@ -53,7 +53,7 @@ async fn create_master(
         .await
         .map_err(|e| e.to_string())?;
     let password =
-        sotto_relay::auth::new_opaque_token().map_err(|_| "no randomness".to_string())?;
+        sotto_relay::tokens::new_opaque_token().map_err(|_| "no randomness".to_string())?;
     let row = sotto_relay::create_master(&state, username, email, password.clone())
         .await
         .map_err(|e| e.detail.unwrap_or_else(|| e.code.to_string()))?;

@@ -30,12 +30,15 @@ use sotto_core::envelope::{Envelope, Limits};
 use sotto_core::keys::VerifiedDevice;
 use uuid::Uuid;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::auth::AuthUser;
 use crate::db::{Backend, now_ms, rfc3339, u64_of};
-use crate::devices::parse_id;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::parse_id;
 use crate::json::ApiJson;
-use crate::rooms::{not_a_member, require_member};
+use crate::membership::{not_a_member, require_member};
 use crate::state::AppState;
 
 /// Most envelope bytes in one page of history (a page holds at least one message).
@@ -190,7 +193,7 @@ pub async fn post_envelope(
     env.verify_signature(&device).map_err(|_| {
         invalid("the envelope's signature does not verify under the sender device's key")
     })?;
-    let digest = crate::auth::sha256_hex(&bytes);
+    let digest = crate::digest::sha256_hex(&bytes);
 
     let id = Uuid::now_v7();
     let now = now_ms();
@@ -643,4 +646,14 @@ pub async fn unread(
         out.insert(parse_id(&room)?, u64_of("unread", n)?);
     }
     Ok(Json(UnreadResponse(out)))
+}
+
+/// The routes of this feature, with their OpenAPI description (merged in
+/// [`crate::app::api`]). Messages, receipts and unread counts.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post, list))
+        .routes(routes!(delete))
+        .routes(routes!(receipt))
+        .routes(routes!(unread))
 }

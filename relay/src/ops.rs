@@ -11,6 +11,9 @@ use sotto_core::api::pagination::{Page, effective_limit};
 use sotto_core::api::problem::{Problem, codes};
 use utoipa::{IntoParams, ToSchema};
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::auth::AdminUser;
 use crate::db::rfc3339;
 use crate::error::{ApiError, ApiResult};
@@ -149,7 +152,7 @@ pub async fn audit_log(
     _admin: AdminUser,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditEntry>>> {
-    crate::users::check_query_text(q.event.as_deref().unwrap_or(""))?;
+    crate::validate::check_query_text(q.event.as_deref().unwrap_or(""))?;
     let limit = effective_limit(q.limit);
     let before = match &q.cursor {
         None => String::new(),
@@ -168,16 +171,16 @@ pub async fn audit_log(
     .await?;
     let parse = |column: &str, s: &Option<String>| {
         s.as_deref()
-            .map(|v| crate::db::parse_stored_id(column, v))
+            .map(|v| crate::ids::parse_stored_id(column, v))
             .transpose()
     };
-    Ok(Json(crate::users::try_page_of(
+    Ok(Json(crate::pagination::try_page_of(
         rows,
         limit,
         |r| r.id.clone(),
         |r| {
             Ok(AuditEntry {
-                id: crate::db::parse_stored_id("audit_log.id", &r.id)?,
+                id: crate::ids::parse_stored_id("audit_log.id", &r.id)?,
                 at: rfc3339(r.at),
                 event: r.event.clone(),
                 actor_id: parse("audit_log.actor_id", &r.actor_id)?,
@@ -187,4 +190,13 @@ pub async fn audit_log(
             })
         },
     )?))
+}
+
+/// The routes of this feature, with their OpenAPI description (merged in
+/// [`crate::app::api`]). Operations: root, health and the audit log.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(root))
+        .routes(routes!(health))
+        .routes(routes!(audit_log))
 }

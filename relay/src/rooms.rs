@@ -19,93 +19,22 @@ use sotto_core::api::rooms::{
 };
 use uuid::Uuid;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::attachments;
 use crate::audit::{self, event};
 use crate::auth::AuthUser;
 use crate::db::{Db, now_ms, rfc3339};
-use crate::devices::parse_id;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::parse_id;
 use crate::json::ApiJson;
+use crate::membership::{Membership, member_ids, not_a_member, require_member};
 use crate::state::AppState;
 use crate::validate::check_label;
 
 /// Most members of one room (a message is wrapped for every device of every member).
 pub const MAX_ROOM_MEMBERS: i64 = 1000;
-
-/// The caller's view of a room they belong to.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Membership {
-    pub kind: String,
-    pub owner_id: String,
-    pub joined_seq: i64,
-    pub last_seq: i64,
-}
-
-impl Membership {
-    pub fn is_owner(&self, user: Uuid) -> bool {
-        self.owner_id == user.to_string()
-    }
-    pub fn is_direct(&self) -> bool {
-        self.kind == "direct"
-    }
-}
-
-pub fn not_a_member() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        codes::NOT_A_MEMBER,
-        "no such room, or you are not a member of it",
-    )
-}
-
-/// The caller's membership of `room`, or 404 `not_a_member` (also for unknown rooms).
-pub async fn require_member(db: &Db, room: Uuid, user: Uuid) -> ApiResult<Membership> {
-    sqlx::query_as::<_, Membership>(
-        "SELECT r.kind, r.owner_id, m.joined_seq, r.last_seq FROM rooms r \
-         JOIN room_members m ON m.room_id = r.id AND m.user_id = $2 WHERE r.id = $1",
-    )
-    .bind(room.to_string())
-    .bind(user.to_string())
-    .fetch_optional(&db.pool)
-    .await?
-    .ok_or_else(not_a_member)
-}
-
-/// Users sharing at least one room with `user` (not including them).
-pub async fn peers_of(db: &Db, user: Uuid) -> ApiResult<Vec<Uuid>> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT m2.user_id FROM room_members m1 JOIN room_members m2 ON m2.room_id = m1.room_id \
-         WHERE m1.user_id = $1 AND m2.user_id <> $1",
-    )
-    .bind(user.to_string())
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|s| crate::db::parse_stored_id("room_members.user_id", s))
-        .collect()
-}
-
-/// The rooms of `user` with their other members.
-pub async fn rooms_and_peers(db: &Db, user: Uuid) -> ApiResult<Vec<(Uuid, Vec<Uuid>)>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT m1.room_id, m2.user_id FROM room_members m1 JOIN room_members m2 ON m2.room_id = m1.room_id \
-         WHERE m1.user_id = $1 AND m2.user_id <> $1 ORDER BY m1.room_id",
-    )
-    .bind(user.to_string())
-    .fetch_all(&db.pool)
-    .await?;
-    let mut out: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
-    for (room, member) in rows {
-        let (Ok(room), Ok(member)) = (Uuid::parse_str(&room), Uuid::parse_str(&member)) else {
-            continue;
-        };
-        match out.last_mut() {
-            Some((r, members)) if *r == room => members.push(member),
-            _ => out.push((room, vec![member])),
-        }
-    }
-    Ok(out)
-}
 
 /// After `user`'s account was deleted: tells each room's remaining members, and
 /// everyone who shared a room with them that their keys are gone.
@@ -118,18 +47,6 @@ pub fn announce_user_deleted(state: &AppState, user: Uuid, rooms: Vec<(Uuid, Vec
     state
         .events
         .publish(&peers, ServerFrame::KeysChanged { user_id: user });
-}
-
-/// The members of `room`.
-pub async fn member_ids(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
-    let rows: Vec<String> =
-        sqlx::query_scalar("SELECT user_id FROM room_members WHERE room_id = $1")
-            .bind(room.to_string())
-            .fetch_all(&db.pool)
-            .await?;
-    rows.iter()
-        .map(|s| crate::db::parse_stored_id("room_members.user_id", s))
-        .collect()
 }
 
 const ROOM_SELECT: &str = "SELECT r.id, r.kind, r.name, r.owner_id, r.last_seq, r.created_at, r.updated_at, \
@@ -415,7 +332,7 @@ pub async fn list(
     Query(q): Query<PageQuery>,
 ) -> ApiResult<Json<Page<Room>>> {
     let limit = effective_limit(q.limit);
-    let after = crate::users::parse_cursor(&q.cursor)?;
+    let after = crate::pagination::parse_cursor(&q.cursor)?;
     let rows = sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(format!(
         "{ROOM_SELECT} WHERE m.user_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3"
     )))
@@ -424,7 +341,7 @@ pub async fn list(
     .bind(i64::from(limit) + 1)
     .fetch_all(&state.db.pool)
     .await?;
-    Ok(Json(crate::users::try_page_of(
+    Ok(Json(crate::pagination::try_page_of(
         rows,
         limit,
         |r| r.id.clone(),
@@ -515,7 +432,7 @@ pub async fn hand_over_rooms(conn: &mut sqlx::AnyConnection, user: Uuid) -> ApiR
         .await?;
     files
         .iter()
-        .map(|s| crate::db::parse_stored_id("attachments.id", s))
+        .map(|s| crate::ids::parse_stored_id("attachments.id", s))
         .collect()
 }
 
@@ -684,4 +601,15 @@ pub async fn remove_member(
     tx.commit().await?;
     publish(&state, audience, id, RoomChange::MemberRemoved);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The routes of this feature, with their OpenAPI description (merged in
+/// [`crate::app::api`]). Rooms and membership.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(direct))
+        .routes(routes!(get, patch, delete))
+        .routes(routes!(add_member))
+        .routes(routes!(remove_member))
 }

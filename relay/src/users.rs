@@ -10,12 +10,19 @@ use sotto_core::api::users::{
 };
 use uuid::Uuid;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use crate::audit::{self, event};
+use crate::auth::parse_role;
 use crate::auth::{self, AdminUser, AuthUser};
 use crate::db::{now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::pagination::{page_of, parse_cursor};
 use crate::state::AppState;
+use crate::tokens::spend_email_tokens;
+use crate::validate::check_query_text;
 use crate::validate::{Email, Username, check_new_password};
 
 pub const USER_COLUMNS: &str = "id, username, email, display_name, password_hash, role, email_verified, created_at, updated_at";
@@ -41,7 +48,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for UserRow {
         use sqlx::Row;
         let role: String = row.try_get("role")?;
         Ok(Self {
-            id: crate::db::uuid_column(row, "id")?,
+            id: crate::ids::uuid_column(row, "id")?,
             username: row.try_get("username")?,
             email: row.try_get("email")?,
             display_name: row.try_get("display_name")?,
@@ -61,19 +68,6 @@ impl std::fmt::Debug for UserRow {
             .field("username", &self.username)
             .field("role", &self.role)
             .finish()
-    }
-}
-
-/// A stored role. Anything else in the column is a corrupt row: an error (500,
-/// logged with an id), never a silent `user`.
-pub fn parse_role(s: &str) -> ApiResult<Role> {
-    match s {
-        "master" => Ok(Role::Master),
-        "admin" => Ok(Role::Admin),
-        "user" => Ok(Role::User),
-        other => Err(ApiError::internal(format!(
-            "corrupt row: unknown role {other:?}"
-        ))),
     }
 }
 
@@ -252,17 +246,6 @@ fn check_display_name(name: &Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-/// Spends every outstanding verification and reset token of a user (after a
-/// password or address change, old links must stop working).
-pub async fn spend_email_tokens(state: &AppState, user: Uuid) -> ApiResult<()> {
-    sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
-        .bind(now_ms())
-        .bind(user.to_string())
-        .execute(&state.db.pool)
-        .await?;
-    Ok(())
-}
-
 /// On PostgreSQL, serialises changes that depend on the number of masters (under
 /// READ COMMITTED two concurrent demotions could each still see two masters).
 /// SQLite already runs one writer at a time.
@@ -289,17 +272,6 @@ pub async fn revoke_sessions(state: &AppState, user: Uuid, keep: Option<Uuid>) -
     Ok(())
 }
 
-/// Rejects search text no account could match (control characters, overlong).
-pub fn check_query_text(q: &str) -> ApiResult<()> {
-    if q.len() > 256 || q.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            codes::VALIDATION_FAILED,
-            "the query text is invalid",
-        ));
-    }
-    Ok(())
-}
-
 fn like_pattern(prefix: &str, suffix: &str, q: &str) -> String {
     let escaped: String = q
         .to_lowercase()
@@ -313,54 +285,6 @@ fn like_pattern(prefix: &str, suffix: &str, q: &str) -> String {
         })
         .collect();
     format!("{prefix}{escaped}{suffix}")
-}
-
-/// A UUID cursor (`?cursor=`, the id of the previous page's last item); empty
-/// when absent (ids compare greater than the empty string).
-pub fn parse_cursor(cursor: &Option<String>) -> ApiResult<String> {
-    match cursor {
-        None => Ok(String::new()),
-        Some(c) => Uuid::parse_str(c)
-            .map(|u| u.to_string())
-            .map_err(|_| ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid")),
-    }
-}
-
-/// [`page_of`] with a fallible conversion of each row.
-pub fn try_page_of<T, R>(
-    mut rows: Vec<R>,
-    limit: u32,
-    cursor_of: impl Fn(&R) -> String,
-    map: impl Fn(&R) -> ApiResult<T>,
-) -> ApiResult<Page<T>> {
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next = if more {
-        rows.last().map(&cursor_of)
-    } else {
-        None
-    };
-    Ok(Page::new(
-        rows.iter().map(map).collect::<ApiResult<Vec<_>>>()?,
-        next,
-    ))
-}
-
-/// A page from `limit + 1` rows: the extra row only says there is more.
-pub fn page_of<T, R>(
-    mut rows: Vec<R>,
-    limit: u32,
-    cursor_of: impl Fn(&R) -> String,
-    map: impl Fn(&R) -> T,
-) -> Page<T> {
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next = if more {
-        rows.last().map(&cursor_of)
-    } else {
-        None
-    };
-    Page::new(rows.iter().map(map).collect(), next)
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserListQuery),
@@ -660,7 +584,7 @@ pub async fn patch(
             None,
         )
         .await;
-        crate::auth_routes::send_verification(&state, id, e.as_str()).await?;
+        crate::mail::send_verification(&state, id, e.as_str()).await?;
     }
     let row = find_by_id(&state, id)
         .await?
@@ -691,7 +615,7 @@ pub async fn delete(
     if me.role() == Role::Admin && target.role() != Role::User {
         return Err(ApiError::forbidden("admins delete only users"));
     }
-    let rooms = crate::rooms::rooms_and_peers(&state.db, id).await?;
+    let rooms = crate::membership::rooms_and_peers(&state.db, id).await?;
     let mut tx = state.db.pool.begin().await?;
     lock_master_changes(&state, &mut tx).await?;
     // Their memberships are about to go (cascade): posts racing this re-check.
@@ -730,4 +654,13 @@ pub async fn delete(
     )
     .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The routes of this feature, with their OpenAPI description (merged in
+/// [`crate::app::api`]). Users and roles.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(search))
+        .routes(routes!(get, patch, delete))
 }

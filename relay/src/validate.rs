@@ -1,6 +1,6 @@
 //! Validated domain values: usernames, e-mail addresses, passwords.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use sotto_core::api::problem::codes;
 
 /// Minimum password length in characters.
@@ -223,6 +223,17 @@ pub fn check_label(raw: &str, field: &str, max: usize) -> Result<String, ApiErro
         ));
     }
     Ok(t.to_string())
+}
+
+/// Rejects search text no account could match (control characters, overlong).
+pub fn check_query_text(q: &str) -> ApiResult<()> {
+    if q.len() > 256 || q.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            codes::VALIDATION_FAILED,
+            "the query text is invalid",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
