@@ -4,7 +4,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 secs, conc = sys.argv[2], sys.argv[3]
 out = ["## Relay throughput (loopback)", "",
        f"Produced by `scripts/bench-relay {secs} {conc}` on {datetime.date.today()} ({os.cpu_count()} cores): a release",
-       f"`sotto-relay` process and the `relay-load` generator (`tests/src/bin/relay-load.rs`, {conc} concurrent",
+       f"`sotto-relay` process and the `relay-load` generator (`load/src/main.rs`, {conc} concurrent",
        f"keep-alive clients, {secs} s per endpoint) on the same machine, so both share the 2 cores. `/health`",
        "(which also queries the database) is the baseline measured in the same run; compare ratios.", "",
        "| backend | endpoint | req/s | ratio to /health | p50 | p99 | errors |", "|---|---|---|---|---|---|---|"]

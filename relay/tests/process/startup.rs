@@ -2,21 +2,11 @@
 //! embedded defaults; `admin create-master` prints a password once; the
 //! environment bootstrap creates the first master; SIGTERM shuts it down cleanly.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+use super::{BIN, free_port};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_sotto-relay");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn relay(dir: &std::path::Path, port: u16, envs: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(BIN);

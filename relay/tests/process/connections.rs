@@ -3,7 +3,7 @@
 //! inherited open-files limit, one address opening hundreds of connections, and
 //! the memory a burst of Argon2id logins leaves behind.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+use super::{BIN, free_port};
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
@@ -11,16 +11,6 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-
-const BIN: &str = env!("CARGO_BIN_EXE_sotto-relay");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The relay started through `sh` with a lowered soft open-files limit, logs to
 /// a file (a full pipe would block it).
