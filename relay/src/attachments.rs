@@ -49,7 +49,7 @@ pub async fn file_ids_of_room(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
     let rows: Vec<String> =
         sqlx::query_scalar("SELECT id FROM attachments WHERE room_id = $1 AND data IS NULL")
             .bind(room.to_string())
-            .fetch_all(&db.pool)
+            .fetch_all(db.read())
             .await?;
     rows.iter()
         .map(|s| crate::ids::parse_stored_id("attachments.id", s))
@@ -92,7 +92,7 @@ pub async fn sweep_orphans(state: &AppState, grace: Duration) -> usize {
             let known: Option<String> =
                 sqlx::query_scalar("SELECT id FROM attachments WHERE id = $1")
                     .bind(id.to_string())
-                    .fetch_optional(&state.db.pool)
+                    .fetch_optional(state.db.read())
                     .await
                     .unwrap_or_else(|_| Some(name.clone())); // database trouble: keep the file
             known.is_none() && old_enough
@@ -191,7 +191,7 @@ async fn used_by(db: &Db, user: Uuid) -> ApiResult<u64> {
         "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM attachments WHERE uploader_id = $1",
     )
     .bind(user.to_string())
-    .fetch_one(&db.pool)
+    .fetch_one(db.read())
     .await?;
     crate::db::u64_of("attachments.size", used)
 }
@@ -330,7 +330,7 @@ pub async fn upload(
     };
     let stored = match sink {
         Sink::Memory(buf) => insert(Some(buf))
-            .execute(&state.db.pool)
+            .execute(state.db.write())
             .await?
             .rows_affected(),
         Sink::File(mut tmp) => {
@@ -342,7 +342,7 @@ pub async fn upload(
             .await;
             drop(tmp);
             finished.map_err(|e| ApiError::internal(format!("attachment finish: {e}")))?;
-            match insert(None).execute(&state.db.pool).await {
+            match insert(None).execute(state.db.write()).await {
                 Ok(r) if r.rows_affected() > 0 => r.rows_affected(),
                 other => {
                     remove_files(&state, &[id]).await;
@@ -394,7 +394,7 @@ pub async fn download(
     )
     .bind(id.to_string())
     .bind(me.id().to_string())
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.read())
     .await?
     .ok_or_else(ApiError::not_found)?;
     let body = match row.data {

@@ -48,7 +48,7 @@ pub async fn record(
     .bind(target.map(|u| u.to_string()))
     .bind(ip.map(|i| i.to_string()))
     .bind(detail.map(str::to_string))
-    .execute(&db.pool)
+    .execute(db.write())
     .await;
     if let Err(e) = res {
         tracing::error!(error = %e, event, "cannot write the audit log");

@@ -198,7 +198,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthUser> 
     )
     .bind(claims.sid.to_string())
     .bind(claims.sub.to_string())
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.read())
     .await?;
     match role {
         Some(role) => Ok(AuthUser {

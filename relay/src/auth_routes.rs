@@ -142,7 +142,7 @@ pub async fn verify_email(
     .bind(now_ms())
     .bind(user.to_string())
     .bind(&email)
-    .execute(&state.db.pool)
+    .execute(state.db.write())
     .await?
     .rows_affected();
     if changed == 0 {
@@ -220,7 +220,7 @@ async fn start_session(state: &AppState, user: &UserRow) -> ApiResult<TokenRespo
     .bind(session.to_string())
     .bind(user.id.to_string())
     .bind(now)
-    .execute(&state.db.pool)
+    .execute(state.db.write())
     .await?;
     issue_pair(state, user, session).await
 }
@@ -236,7 +236,7 @@ async fn issue_pair(state: &AppState, user: &UserRow, session: Uuid) -> ApiResul
         .bind(session.to_string())
         .bind(now)
         .bind(now.saturating_add(ttl))
-        .execute(&state.db.pool)
+        .execute(state.db.write())
         .await?;
     let access = state
         .jwt
@@ -341,7 +341,7 @@ pub async fn refresh(
         "SELECT session_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
     )
     .bind(&hash)
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.read())
     .await?;
     let Some((session, expires_at, used_at)) = row else {
         return Err(invalid());
@@ -353,7 +353,7 @@ pub async fn refresh(
         )
         .bind(now)
         .bind(&hash)
-        .execute(&state.db.pool)
+        .execute(state.db.write())
         .await?
         .rows_affected()
             == 1;
@@ -361,12 +361,12 @@ pub async fn refresh(
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(&session)
-            .execute(&state.db.pool)
+            .execute(state.db.write())
             .await?;
         let owner: Option<String> =
             sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
                 .bind(&session)
-                .fetch_optional(&state.db.pool)
+                .fetch_optional(state.db.read())
                 .await?;
         let owner = owner.and_then(|o| Uuid::parse_str(&o).ok());
         audit::record(
@@ -391,13 +391,13 @@ pub async fn refresh(
         USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
     )))
     .bind(&session)
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.read())
     .await?
     .ok_or_else(invalid)?;
     sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
         .bind(now)
         .bind(&session)
-        .execute(&state.db.pool)
+        .execute(state.db.write())
         .await?;
     let session = Uuid::parse_str(&session).map_err(|_| invalid())?;
     Ok(Json(issue_pair(&state, &user, session).await?))
@@ -421,7 +421,7 @@ pub async fn logout(
     .bind(me.id().to_string())
     .bind(me.session_id.to_string())
     .bind(token_hash(&req.refresh_token))
-    .execute(&state.db.pool)
+    .execute(state.db.write())
     .await?;
     audit::record(
         &state.db,
@@ -502,7 +502,7 @@ pub async fn reset(
     .bind(now_ms())
     .bind(&email)
     .bind(user.to_string())
-    .execute(&state.db.pool)
+    .execute(state.db.write())
     .await?
     .rows_affected();
     if changed == 0 {

@@ -69,7 +69,7 @@ async fn one(state: &AppState, owner: Uuid, id: Uuid) -> ApiResult<Contact> {
     )))
     .bind(id.to_string())
     .bind(owner.to_string())
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.read())
     .await?
     .ok_or_else(ApiError::not_found)?
     .to_api()
@@ -92,7 +92,7 @@ pub async fn list(
     .bind(me.id().to_string())
     .bind(after)
     .bind(i64::from(limit) + 1)
-    .fetch_all(&state.db.pool)
+    .fetch_all(state.db.read())
     .await?;
     Ok(Json(crate::pagination::try_page_of(
         rows,
@@ -176,7 +176,7 @@ pub async fn patch(
     .bind(now_ms())
     .bind(id.to_string())
     .bind(me.id().to_string())
-    .execute(&state.db.pool)
+    .execute(state.db.write())
     .await?
     .rows_affected();
     if n == 0 {
@@ -197,7 +197,7 @@ pub async fn delete(
     let n = sqlx::query("DELETE FROM contacts WHERE id = $1 AND owner_id = $2")
         .bind(id.to_string())
         .bind(me.id().to_string())
-        .execute(&state.db.pool)
+        .execute(state.db.write())
         .await?
         .rows_affected();
     if n == 0 {

@@ -1,6 +1,7 @@
-//! Database access: one `AnyPool` over SQLite (embedded default, WAL, foreign
-//! keys on) or PostgreSQL, the same SQL for both (`$N` placeholders, BIGINT
-//! times in ms, TEXT ids), and embedded migrations per backend.
+//! Database access: `AnyPool`s over SQLite (embedded default, WAL, foreign keys
+//! on) or PostgreSQL, the same SQL for both (`$N` placeholders, BIGINT times in
+//! ms, TEXT ids), embedded migrations per backend, and the rule for writes
+//! (see [`Db`]).
 
 use std::time::Duration;
 
@@ -19,20 +20,32 @@ pub enum Backend {
     Postgres,
 }
 
+/// The database: a pool for reads and a pool for writes.
+///
+/// The rule for writes, enforced on both backends: every statement that writes
+/// runs on [`Db::write`] (single statements) or in a [`Db::begin_write`]
+/// transaction. The read pool's connections are read-only (SQLite `PRAGMA
+/// query_only`, PostgreSQL `default_transaction_read_only`), so a write sent
+/// there fails at once, in the first test that takes that path, instead of
+/// working until two writers collide in production.
+///
+/// On SQLite the write pool has exactly one connection: SQLite admits one
+/// writer at a time, and a connection waiting for the write lock polls with
+/// growing sleeps; queueing writers on the pool instead hands the lock over in
+/// order without sleeping. Write transactions take the lock at once (`BEGIN
+/// IMMEDIATE`), so one that reads before it writes cannot fail on a stale
+/// snapshot. On PostgreSQL writers run concurrently and lock the rows they
+/// depend on (`UPDATE` or `... ON CONFLICT DO UPDATE` first).
 #[derive(Clone)]
 pub struct Db {
-    pub pool: AnyPool,
+    read: AnyPool,
+    write: AnyPool,
     pub backend: Backend,
-    /// SQLite admits one writer at a time, and a connection waiting for the
-    /// write lock polls with growing sleeps; queueing writers here instead hands
-    /// the lock over without sleeping.
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A write transaction (see [`Db::begin_write`]); derefs to the connection.
 pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
@@ -72,6 +85,41 @@ pub enum DbError {
     Migrate(sqlx::migrate::MigrateError),
 }
 
+async fn pool(url: &str, backend: Backend, max: u32, read_only: bool) -> Result<AnyPool, DbError> {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                match backend {
+                    Backend::Sqlite => {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // After a checkpoint, shrink the WAL back to 64 MiB: under
+                        // sustained load it can grow to hundreds of MiB and would
+                        // otherwise keep that size on disk for good.
+                        conn.execute("PRAGMA journal_size_limit = 67108864").await?;
+                        if read_only {
+                            conn.execute("PRAGMA query_only = ON").await?;
+                        }
+                    }
+                    Backend::Postgres => {
+                        if read_only {
+                            conn.execute("SET default_transaction_read_only = on")
+                                .await?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(DbError::Connect)
+}
+
 impl Db {
     /// Connects (creating the SQLite file if needed) and applies migrations.
     pub async fn open(config: &Config) -> Result<Self, DbError> {
@@ -90,70 +138,42 @@ impl Db {
                 )
             }
         };
-        let max = if backend == Backend::Sqlite { 8 } else { 16 };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        // After a checkpoint, shrink the WAL back to 64 MiB: under
-                        // sustained load it can grow to hundreds of MiB and would
-                        // otherwise keep that size on disk for good.
-                        conn.execute("PRAGMA journal_size_limit = 67108864").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            .map_err(DbError::Connect)?;
+        let (readers, writers) = match backend {
+            Backend::Sqlite => (8, 1),
+            Backend::Postgres => (16, 16),
+        };
+        // The writer first: it creates the file and migrates the schema.
+        let write = pool(&url, backend, writers, false).await?;
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&pool).await.map_err(DbError::Migrate)?;
+        migrator.run(&write).await.map_err(DbError::Migrate)?;
+        let read = pool(&url, backend, readers, true).await?;
         Ok(Self {
-            pool,
+            read,
+            write,
             backend,
-            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
-    /// A transaction that will write. On SQLite, writers queue in-process and
-    /// the transaction takes the write lock at once (`BEGIN IMMEDIATE`), so a
-    /// transaction that reads before it writes cannot fail with a stale snapshot;
-    /// on PostgreSQL, callers lock the rows they depend on (`UPDATE` or
-    /// `... ON CONFLICT DO UPDATE` first).
-    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => {
-                let turn = self.writer.clone().lock_owned().await;
-                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx {
-                    tx,
-                    _turn: Some(turn),
-                })
-            }
-            Backend::Postgres => Ok(WriteTx {
-                tx: self.pool.begin().await?,
-                _turn: None,
-            }),
-        }
+    /// The pool for statements that only read.
+    pub fn read(&self) -> &AnyPool {
+        &self.read
     }
 
-    /// For a single writing statement outside a transaction: on SQLite, waits
-    /// for the in-process writer queue (see [`Db::begin_write`]); hold the guard
-    /// while the statement runs.
-    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        match self.backend {
-            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
-            Backend::Postgres => None,
-        }
+    /// The pool for single statements that write (see the type's docs).
+    pub fn write(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// A transaction that will write (see the type's docs).
+    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        };
+        Ok(WriteTx { tx })
     }
 
     /// `$first, $first+1, ...` placeholders for an `IN (...)` list of `n` values.
@@ -167,7 +187,7 @@ impl Db {
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query_scalar::<_, i64>("SELECT 1")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.read)
             .await
             .is_ok()
     }

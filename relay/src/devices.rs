@@ -321,7 +321,7 @@ async fn devices_of(db: &Db, users: &[Uuid], include_revoked: bool) -> ApiResult
     for u in users {
         q = q.bind(u.to_string());
     }
-    Ok(q.fetch_all(&db.pool).await?)
+    Ok(q.fetch_all(db.read()).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(DeviceListQuery),
@@ -360,7 +360,7 @@ pub async fn delete(
     .bind(now_ms())
     .bind(device_id.to_string())
     .bind(me.id().to_string())
-    .execute(&state.db.pool)
+    .execute(state.db.write())
     .await?
     .rows_affected();
     if deleted == 0 {
@@ -400,7 +400,7 @@ async fn visible_users(state: &AppState, me: &AuthUser, users: &[Uuid]) -> ApiRe
         q = q.bind(u.to_string());
     }
     let mut out: Vec<Uuid> = q
-        .fetch_all(&state.db.pool)
+        .fetch_all(state.db.read())
         .await?
         .iter()
         .map(|s| crate::ids::parse_stored_id("users.id", s))

@@ -133,7 +133,7 @@ async fn bootstrap_master(state: &AppState) -> Result<(), StartError> {
 
 pub async fn master_count(db: &Db) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE role = 'master'")
-        .fetch_one(&db.pool)
+        .fetch_one(db.read())
         .await
 }
 

@@ -43,7 +43,7 @@ pub async fn require_member(db: &Db, room: Uuid, user: Uuid) -> ApiResult<Member
     )
     .bind(room.to_string())
     .bind(user.to_string())
-    .fetch_optional(&db.pool)
+    .fetch_optional(db.read())
     .await?
     .ok_or_else(not_a_member)
 }
@@ -55,7 +55,7 @@ pub async fn peers_of(db: &Db, user: Uuid) -> ApiResult<Vec<Uuid>> {
          WHERE m1.user_id = $1 AND m2.user_id <> $1",
     )
     .bind(user.to_string())
-    .fetch_all(&db.pool)
+    .fetch_all(db.read())
     .await?;
     rows.iter()
         .map(|s| crate::ids::parse_stored_id("room_members.user_id", s))
@@ -69,7 +69,7 @@ pub async fn rooms_and_peers(db: &Db, user: Uuid) -> ApiResult<Vec<(Uuid, Vec<Uu
          WHERE m1.user_id = $1 AND m2.user_id <> $1 ORDER BY m1.room_id",
     )
     .bind(user.to_string())
-    .fetch_all(&db.pool)
+    .fetch_all(db.read())
     .await?;
     let mut out: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
     for (room, member) in rows {
@@ -89,7 +89,7 @@ pub async fn member_ids(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
     let rows: Vec<String> =
         sqlx::query_scalar("SELECT user_id FROM room_members WHERE room_id = $1")
             .bind(room.to_string())
-            .fetch_all(&db.pool)
+            .fetch_all(db.read())
             .await?;
     rows.iter()
         .map(|s| crate::ids::parse_stored_id("room_members.user_id", s))

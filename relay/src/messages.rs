@@ -97,7 +97,7 @@ async fn find_stored(
     )
     .bind(sender.to_string())
     .bind(client_id.to_string())
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.read())
     .await?)
 }
 
@@ -123,7 +123,7 @@ async fn send_context(
     .bind(room.to_string())
     .bind(me.to_string())
     .bind(device.to_string())
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.read())
     .await?
     .ok_or_else(not_a_member)?;
     Ok(SendContext {
@@ -312,13 +312,12 @@ async fn store(
             .bind(digest)
             .bind(now)
             .bind(epoch)
-            .fetch_optional(&state.db.pool)
+            .fetch_optional(state.db.write())
             .await
         }
         Backend::Sqlite => {
             // One statement: SQLite runs it under its single write lock, and the
             // `messages_take_seq` trigger moves the room's counter to the new seq.
-            let _turn = state.db.write_turn().await;
             sqlx::query_scalar(
                 "INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
                  SELECT $3, $1, r.last_seq + 1, $2, $4, $5, $6, $7, $8 FROM rooms r WHERE r.id = $1 AND r.member_epoch = $9 \
@@ -333,7 +332,7 @@ async fn store(
             .bind(digest)
             .bind(now)
             .bind(epoch)
-            .fetch_optional(&state.db.pool)
+            .fetch_optional(state.db.write())
             .await
         }
     }
@@ -410,7 +409,7 @@ pub async fn page_after(
     .bind(room.to_string())
     .bind(after)
     .bind(i64::from(limit) + 1)
-    .fetch_all(&state.db.pool)
+    .fetch_all(state.db.read())
     .await?;
     let mut taken = 0usize;
     let mut bytes = 0i64;
@@ -434,7 +433,7 @@ pub async fn page_after(
     .bind(room.to_string())
     .bind(after)
     .bind(last)
-    .fetch_all(&state.db.pool)
+    .fetch_all(state.db.read())
     .await?;
     let items = rows
         .into_iter()
@@ -488,7 +487,7 @@ pub async fn delete(
         sqlx::query_as("SELECT sender_id, seq FROM messages WHERE id = $1 AND room_id = $2")
             .bind(msg.to_string())
             .bind(room.to_string())
-            .fetch_optional(&state.db.pool)
+            .fetch_optional(state.db.read())
             .await?;
     let Some((sender, seq)) = row else {
         return Err(ApiError::not_found());
@@ -508,7 +507,7 @@ pub async fn delete(
     )
     .bind(now_ms())
     .bind(msg.to_string())
-    .execute(&state.db.pool)
+    .execute(state.db.write())
     .await?
     .rows_affected();
     if erased > 0 {
@@ -567,7 +566,7 @@ pub async fn record_receipt(
         .bind(now_ms())
         .bind(&rid)
         .bind(&uid)
-        .execute(&state.db.pool)
+        .execute(state.db.write())
         .await?
         .rows_affected()
         > 0;
@@ -579,7 +578,7 @@ pub async fn record_receipt(
     })
     .bind(&rid)
     .bind(&uid)
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.read())
     .await?
     .ok_or_else(not_a_member)?;
     let cur = u64_of("seq", cur)?;
@@ -639,7 +638,7 @@ pub async fn unread(
            AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) FROM room_members m WHERE m.user_id = $1",
     )
     .bind(me.id().to_string())
-    .fetch_all(&state.db.pool)
+    .fetch_all(state.db.read())
     .await?;
     let mut out = BTreeMap::new();
     for (room, n) in rows {

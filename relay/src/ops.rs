@@ -167,7 +167,7 @@ pub async fn audit_log(
     .bind(before)
     .bind(q.event.unwrap_or_default())
     .bind(i64::from(limit) + 1)
-    .fetch_all(&state.db.pool)
+    .fetch_all(state.db.read())
     .await?;
     let parse = |column: &str, s: &Option<String>| {
         s.as_deref()

@@ -101,7 +101,7 @@ async fn members(db: &Db, room: Uuid, owner: &str) -> ApiResult<Vec<RoomMember>>
          JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 ORDER BY m.joined_at, u.username",
     )
     .bind(room.to_string())
-    .fetch_all(&db.pool)
+    .fetch_all(db.read())
     .await?;
     rows.iter()
         .map(|r| {
@@ -123,7 +123,7 @@ pub async fn details(db: &Db, room: Uuid, viewer: Uuid) -> ApiResult<RoomDetails
     )))
     .bind(viewer.to_string())
     .bind(room.to_string())
-    .fetch_optional(&db.pool)
+    .fetch_optional(db.read())
     .await?
     .ok_or_else(not_a_member)?;
     let members = members(db, room, &row.owner_id).await?;
@@ -173,7 +173,7 @@ async fn existing_users(db: &Db, ids: &[Uuid]) -> ApiResult<usize> {
     for id in ids {
         q = q.bind(id.to_string());
     }
-    let n = crate::db::u64_of("count", q.fetch_one(&db.pool).await?)?;
+    let n = crate::db::u64_of("count", q.fetch_one(db.read()).await?)?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
@@ -339,7 +339,7 @@ pub async fn list(
     .bind(me.id().to_string())
     .bind(after)
     .bind(i64::from(limit) + 1)
-    .fetch_all(&state.db.pool)
+    .fetch_all(state.db.read())
     .await?;
     Ok(Json(crate::pagination::try_page_of(
         rows,
@@ -397,7 +397,7 @@ pub async fn patch(
         .bind(&name)
         .bind(now_ms())
         .bind(id.to_string())
-        .execute(&state.db.pool)
+        .execute(state.db.write())
         .await?;
     publish(
         &state,
@@ -443,7 +443,7 @@ async fn delete_room(state: &AppState, id: Uuid, actor: Uuid) -> ApiResult<()> {
     let files = attachments::file_ids_of_room(&state.db, id).await?;
     sqlx::query("DELETE FROM rooms WHERE id = $1")
         .bind(id.to_string())
-        .execute(&state.db.pool)
+        .execute(state.db.write())
         .await?;
     attachments::remove_files(state, &files).await;
     audit::record(

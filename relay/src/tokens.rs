@@ -40,7 +40,7 @@ pub async fn create_email_token(
     .bind(email)
     .bind(now)
     .bind(now + ttl_ms)
-    .execute(&state.db.pool)
+    .execute(state.db.write())
     .await?;
     Ok(token)
 }
@@ -69,7 +69,7 @@ pub async fn consume_email_token(
     .bind(now)
     .bind(token_hash(token))
     .bind(purpose)
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.write())
     .await?;
     let (user, email) = row.ok_or_else(invalid)?;
     Ok((Uuid::parse_str(&user).map_err(|_| invalid())?, email))
@@ -81,7 +81,7 @@ pub async fn spend_email_tokens(state: &AppState, user: Uuid) -> ApiResult<()> {
     sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
         .bind(now_ms())
         .bind(user.to_string())
-        .execute(&state.db.pool)
+        .execute(state.db.write())
         .await?;
     Ok(())
 }

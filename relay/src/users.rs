@@ -104,7 +104,7 @@ pub async fn find_by_id(state: &AppState, id: Uuid) -> ApiResult<Option<UserRow>
         "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
     )))
     .bind(id.to_string())
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.read())
     .await?)
 }
 
@@ -118,7 +118,7 @@ pub async fn find_by_login(state: &AppState, login: &str) -> ApiResult<Option<Us
         "SELECT {USER_COLUMNS} FROM users WHERE username = $1 OR email = $1"
     )))
     .bind(login)
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.read())
     .await?)
 }
 
@@ -133,7 +133,7 @@ pub async fn username_exists(state: &AppState, username: &Username) -> ApiResult
     Ok(
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE username = $1")
             .bind(username.as_str())
-            .fetch_one(&state.db.pool)
+            .fetch_one(state.db.read())
             .await?
             > 0,
     )
@@ -143,7 +143,7 @@ pub async fn email_exists(state: &AppState, email: &Email) -> ApiResult<bool> {
     Ok(
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE email = $1")
             .bind(email.as_str())
-            .fetch_one(&state.db.pool)
+            .fetch_one(state.db.read())
             .await?
             > 0,
     )
@@ -173,7 +173,7 @@ pub async fn insert(state: &AppState, u: NewUser<'_>) -> ApiResult<UserRow> {
     .bind(u.role.as_str())
     .bind(i64::from(u.email_verified))
     .bind(now)
-    .fetch_one(&state.db.pool)
+    .fetch_one(state.db.write())
     .await;
     match res {
         Ok(row) => Ok(row),
@@ -215,7 +215,7 @@ pub async fn insert_unless_email_taken(
     .bind(u.role.as_str())
     .bind(i64::from(u.email_verified))
     .bind(now)
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(state.db.write())
     .await;
     match res {
         Ok(row) => Ok(row),
@@ -249,10 +249,7 @@ fn check_display_name(name: &Option<String>) -> ApiResult<Option<String>> {
 /// On PostgreSQL, serialises changes that depend on the number of masters (under
 /// READ COMMITTED two concurrent demotions could each still see two masters).
 /// SQLite already runs one writer at a time.
-async fn lock_master_changes(
-    state: &AppState,
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-) -> ApiResult<()> {
+async fn lock_master_changes(state: &AppState, tx: &mut crate::db::WriteTx) -> ApiResult<()> {
     if state.db.backend == crate::db::Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock(7270001)")
             .execute(&mut **tx)
@@ -267,7 +264,7 @@ pub async fn revoke_sessions(state: &AppState, user: Uuid, keep: Option<Uuid>) -
         .bind(now_ms())
         .bind(user.to_string())
         .bind(keep.map(|k| k.to_string()).unwrap_or_default())
-        .execute(&state.db.pool)
+        .execute(state.db.write())
         .await?;
     Ok(())
 }
@@ -307,7 +304,7 @@ pub async fn list(
     .bind(after)
     .bind(pattern)
     .bind(i64::from(limit) + 1)
-    .fetch_all(&state.db.pool)
+    .fetch_all(state.db.read())
     .await?;
     Ok(Json(page_of(
         rows,
@@ -348,7 +345,7 @@ pub async fn search(
     .bind(like_pattern("", "%", term))
     .bind(after)
     .bind(i64::from(limit) + 1)
-    .fetch_all(&state.db.pool)
+    .fetch_all(state.db.read())
     .await?;
     Ok(Json(page_of(
         rows,
@@ -494,7 +491,7 @@ pub async fn patch(
     }
 
     let now = now_ms();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     if req.role.is_some() {
         lock_master_changes(&state, &mut tx).await?;
     }
@@ -616,7 +613,7 @@ pub async fn delete(
         return Err(ApiError::forbidden("admins delete only users"));
     }
     let rooms = crate::membership::rooms_and_peers(&state.db, id).await?;
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin_write().await?;
     lock_master_changes(&state, &mut tx).await?;
     // Their memberships are about to go (cascade): posts racing this re-check.
     sqlx::query(

@@ -509,7 +509,7 @@ impl TestApp {
 
     pub async fn user_count(&self) -> i64 {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.state.db.pool)
+            .fetch_one(self.state.db.read())
             .await
             .unwrap()
     }
@@ -766,7 +766,7 @@ impl TestApp {
         for b in binds {
             q = q.bind(b.to_string());
         }
-        q.fetch_one(&self.state.db.pool).await.unwrap()
+        q.fetch_one(self.state.db.read()).await.unwrap()
     }
 
     /// Runs a statement directly on the relay's database (to corrupt or inspect
@@ -776,7 +776,7 @@ impl TestApp {
         for b in binds {
             q = q.bind(b.to_string());
         }
-        q.execute(&self.state.db.pool)
+        q.execute(self.state.db.write())
             .await
             .unwrap()
             .rows_affected()

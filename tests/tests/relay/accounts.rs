@@ -22,6 +22,7 @@ both_backends!(
     bodies_must_be_json_objects_and_limits_in_range,
     login_budget_is_the_accounts_and_known_addresses_keep_their_own,
     corrupt_rows_are_errors_not_defaults,
+    writes_are_refused_on_the_read_pool,
 );
 
 #[derive(Clone, Copy, Debug)]
@@ -658,7 +659,7 @@ async fn email_verification_and_password_reset_end_to_end(backend: Backend) {
         .await;
     let token = mail.token("reset-password").unwrap();
     sqlx::query("UPDATE email_tokens SET expires_at = 0 WHERE used_at IS NULL")
-        .execute(&app.state.db.pool)
+        .execute(app.state.db.write())
         .await
         .unwrap();
     app.post(
@@ -670,7 +671,7 @@ async fn email_verification_and_password_reset_end_to_end(backend: Backend) {
     .problem(400, "invalid_token");
     // Tokens are stored hashed: the token text is nowhere in the table.
     let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM email_tokens")
-        .fetch_all(&app.state.db.pool)
+        .fetch_all(app.state.db.read())
         .await
         .unwrap();
     assert!(!stored.is_empty() && stored.iter().all(|h| h.len() == 64 && *h != token));
@@ -1387,4 +1388,26 @@ async fn corrupt_rows_are_errors_not_defaults(backend: Backend) {
             .await,
         "last_seq",
     );
+}
+
+/// The rule for writes (see `sotto_relay::db::Db`): the read pool's connections
+/// are read-only, so a write sent there fails instead of bypassing the writer.
+async fn writes_are_refused_on_the_read_pool(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let sam = app.register_verified("sam").await;
+    let id = sam.id.to_string();
+    let update = "UPDATE users SET display_name = 'x' WHERE id = $1";
+    let on_read = sqlx::query(update)
+        .bind(&id)
+        .execute(app.state.db.read())
+        .await;
+    assert!(on_read.is_err(), "a write went through the read pool");
+    let mut tx = app.state.db.begin_write().await.unwrap();
+    sqlx::query(update)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(app.exec(update, &[&id]).await, 1);
 }

@@ -256,7 +256,7 @@ async fn no_plaintext_or_private_key_at_rest(backend: Backend) {
         }
         Backend::Postgres => {
             sqlx::query("CHECKPOINT")
-                .execute(&app.state.db.pool)
+                .execute(app.state.db.write())
                 .await
                 .unwrap();
             let end_lsn = pg_scalar(&app, "SELECT pg_current_wal_lsn()::text").await;
@@ -325,7 +325,7 @@ async fn no_plaintext_or_private_key_at_rest(backend: Backend) {
 
 async fn pg_scalar(app: &TestApp, sql: &str) -> String {
     sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.state.db.read())
         .await
         .unwrap()
 }

@@ -111,12 +111,12 @@ async fn attachments_stream_and_die_with_their_room(backend: Backend) {
     );
     let at_limit: String = sqlx::query_scalar("SELECT id FROM attachments WHERE size = $1")
         .bind(i64::try_from(max).unwrap())
-        .fetch_one(&app.state.db.pool)
+        .fetch_one(app.state.db.read())
         .await
         .unwrap();
     sqlx::query("DELETE FROM attachments WHERE id = $1")
         .bind(&at_limit)
-        .execute(&app.state.db.pool)
+        .execute(app.state.db.write())
         .await
         .unwrap();
     std::fs::remove_file(app.data_dir.path().join("attachments").join(&at_limit)).unwrap();

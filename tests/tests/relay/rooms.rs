@@ -434,7 +434,7 @@ async fn unverified_users_cannot_be_added(backend: Backend) {
     assert_eq!(r.status, 201, "{r:?}");
     let pending: Uuid =
         sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE username = 'pending'")
-            .fetch_one(&app.state.db.pool)
+            .fetch_one(app.state.db.read())
             .await
             .unwrap()
             .parse()
