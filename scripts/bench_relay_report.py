@@ -1,6 +1,18 @@
 """Replaces the relay section of BENCHMARKS.md with the results of scripts/bench-relay."""
-import json, sys, datetime, os
+import json, sys, datetime, os, re
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+# The previous run's table (before this run), for a before/after comparison.
+old_md = open("BENCHMARKS.md").read()
+old_section = old_md.split("## Relay throughput (loopback)")[1] if "## Relay throughput (loopback)" in old_md else ""
+old_date = (re.search(r"on (\d{4}-\d{2}-\d{2})", old_section) or [None, "an earlier run"])[1]
+old = {}
+for line in old_section.split("### Previous run")[0].splitlines():
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cells) == 7 and cells[0] in ("sqlite", "postgres"):
+        try:
+            old[(cells[0], cells[1])] = (float(cells[2]), float(cells[3]) if cells[3] != "-" else None)
+        except ValueError:
+            pass
 secs, conc = sys.argv[2], sys.argv[3]
 out = ["## Relay throughput (loopback)", "",
        f"Produced by `scripts/bench-relay {secs} {conc}` on {datetime.date.today()} ({os.cpu_count()} cores): a release",
@@ -11,10 +23,32 @@ out = ["## Relay throughput (loopback)", "",
 for backend in ("sqlite", "postgres"):
     base = next((r["rps"] for r in rows if r.get("backend") == backend and r["endpoint"] == "health"), None)
     for r in rows:
-        if r.get("backend") != backend: continue
+        if r.get("backend") != backend or "rps" not in r: continue
         ratio = f"{r['rps']/base:.3f}" if base else "-"
         name = {"post_message": "POST /rooms/{id}/messages", "history_page_50": "GET /rooms/{id}/messages (50)"}.get(r["endpoint"], r["endpoint"])
         out.append(f"| {backend} | `{name}` | {r['rps']:.0f} | {ratio} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['errors']} |")
+if old:
+    out += ["", f"### Previous run (before this one: {old_date}, same command)", "",
+            "Ratios to `/health` of the same run, before and after; above 1.00 in the last column",
+            "is faster relative to the baseline.", "",
+            "| backend | endpoint | before req/s | before ratio | now req/s | now ratio | now / before (ratio) |",
+            "|---|---|---|---|---|---|---|"]
+    for backend in ("sqlite", "postgres"):
+        base = next((r["rps"] for r in rows if r.get("backend") == backend and r["endpoint"] == "health"), None)
+        for r in rows:
+            if r.get("backend") != backend or "rps" not in r: continue
+            name = {"post_message": "POST /rooms/{id}/messages", "history_page_50": "GET /rooms/{id}/messages (50)"}.get(r["endpoint"], r["endpoint"])
+            o = old.get((backend, f"`{name}`"))
+            if not o or not base or not o[1]: continue
+            now_ratio = r["rps"] / base
+            out.append(f"| {backend} | `{name}` | {o[0]:.0f} | {o[1]:.3f} | {r['rps']:.0f} | {now_ratio:.3f} | {now_ratio / o[1]:.2f} |")
+rss = [r for r in rows if r.get("endpoint") == "login_rss"]
+if rss:
+    out += ["", "Relay RSS around the login phase (Argon2id: 19 MiB per hash, at most 2 × cores at once;",
+            "the allocator is mimalloc, which returns freed memory):", "",
+            "| backend | before logins | right after | 5 s later |", "|---|---|---|---|"]
+    for r in rss:
+        out.append(f"| {r['backend']} | {r['before_kib']/1024:.0f} MiB | {r['after_kib']/1024:.0f} MiB | {r['settled_kib']/1024:.0f} MiB |")
 out += ["", "| Argon2id (m = 19 MiB, t = 2, p = 1; the relay's parameters) | hashes/s |", "|---|---|"]
 for r in rows:
     if "argon2id_threads" in r:

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use sotto_core::api::auth::TokenResponse;
+use sotto_core::api::messages::{Message, PostMessageRequest, PostMessageResponse};
+use sotto_core::api::pagination::Page;
+use sotto_core::api::rooms::{CreateRoomRequest, RoomDetails};
 use sotto_relay::config::Config;
 use sotto_relay::state::AppState;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -367,6 +371,17 @@ pub struct Res {
 }
 
 impl Res {
+    /// Asserts the status and deserializes the body into the wire type `T`.
+    pub fn typed<T: serde::de::DeserializeOwned>(&self, status: u16) -> T {
+        assert_eq!(self.status, status, "{self:?}");
+        serde_json::from_value(self.body.clone()).unwrap_or_else(|e| {
+            panic!(
+                "the body is not a {}: {e}: {self:?}",
+                std::any::type_name::<T>()
+            )
+        })
+    }
+
     /// Asserts a problem+json error with this status and code.
     pub fn problem(&self, status: u16, code: &str) {
         assert_eq!(self.status, status, "{self:?}");
@@ -445,14 +460,91 @@ impl TestApp {
     }
 
     fn account_from(&self, r: &Res) -> Account {
-        assert_eq!(r.status, 200, "login failed: {r:?}");
+        let t: TokenResponse = r.typed(200);
         Account {
-            id: r.body["user"]["id"].as_str().unwrap().parse().unwrap(),
-            username: r.body["user"]["username"].as_str().unwrap().into(),
-            email: r.body["user"]["email"].as_str().unwrap().into(),
-            access: r.body["access_token"].as_str().unwrap().into(),
-            refresh: r.body["refresh_token"].as_str().unwrap().into(),
+            id: t.user.id,
+            username: t.user.username,
+            email: t.user.email,
+            access: t.access_token,
+            refresh: t.refresh_token,
         }
+    }
+
+    /// A request with a typed body, answered with `expect` and a typed body: the
+    /// relay's JSON must deserialize into the wire type (unknown fields refused
+    /// where the type says so), so helpers check the contract as they go.
+    pub async fn call<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&B>,
+        expect: u16,
+    ) -> T {
+        let body = body.map(|b| serde_json::to_value(b).unwrap());
+        self.req(method, path, token, body).await.typed(expect)
+    }
+
+    /// `POST /api/v1/rooms` as `owner` → the new room's details.
+    pub async fn create_room(
+        &self,
+        owner: &Account,
+        name: &str,
+        others: &[uuid::Uuid],
+    ) -> RoomDetails {
+        let req = CreateRoomRequest {
+            name: name.into(),
+            member_ids: Some(others.to_vec()),
+        };
+        self.call(
+            "POST",
+            "/api/v1/rooms",
+            Some(&owner.access),
+            Some(&req),
+            201,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/rooms/{room}/messages` as `from`, expecting `expect`.
+    pub async fn post_message(
+        &self,
+        from: &Member,
+        room: uuid::Uuid,
+        client_id: uuid::Uuid,
+        envelope: &[u8],
+        expect: u16,
+    ) -> PostMessageResponse {
+        let req = PostMessageRequest {
+            client_id,
+            envelope: sotto_core::encoding::B64(envelope.to_vec()),
+        };
+        self.call(
+            "POST",
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(from.token()),
+            Some(&req),
+            expect,
+        )
+        .await
+    }
+
+    /// A page of a room's history after `after_seq`, as `who`.
+    pub async fn history(
+        &self,
+        who: &Account,
+        room: uuid::Uuid,
+        after_seq: u64,
+        limit: u32,
+    ) -> Page<Message> {
+        self.call::<(), _>(
+            "GET",
+            &format!("/api/v1/rooms/{room}/messages?after_seq={after_seq}&limit={limit}"),
+            Some(&who.access),
+            None,
+            200,
+        )
+        .await
     }
 
     /// Registers through the API, verifies through the e-mailed link, signs in.
@@ -733,15 +825,7 @@ impl TestApp {
 
     /// A group room owned by `owner` with `others`; returns its id.
     pub async fn room(&self, owner: &Account, name: &str, others: &[uuid::Uuid]) -> uuid::Uuid {
-        let r = self
-            .post(
-                "/api/v1/rooms",
-                Some(&owner.access),
-                json!({"name": name, "member_ids": others}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{r:?}");
-        r.body["id"].as_str().unwrap().parse().unwrap()
+        self.create_room(owner, name, others).await.room.id
     }
 
     /// Posts an envelope.

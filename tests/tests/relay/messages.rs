@@ -427,19 +427,11 @@ async fn concurrent_senders_get_gapless_seq(backend: Backend) {
     let mut after = 0;
     let mut listed = Vec::new();
     loop {
-        let r = app
-            .get(
-                &format!("/api/v1/rooms/{room}/messages?after_seq={after}&limit=200"),
-                Some(owner.token()),
-            )
-            .await;
-        for it in r.body["items"].as_array().unwrap() {
-            listed.push((
-                it["seq"].as_u64().unwrap(),
-                it["client_id"].as_str().unwrap().parse::<Uuid>().unwrap(),
-            ));
+        let page = app.history(&owner.account, room, after, 200).await;
+        for m in &page.items {
+            listed.push((m.seq, m.client_id));
         }
-        match r.body["next_cursor"].as_str() {
+        match page.next_cursor {
             Some(c) => after = c.parse().unwrap(),
             None => break,
         }
@@ -496,27 +488,18 @@ async fn history_pages_are_bounded_in_bytes(backend: Backend) {
     let mut after = 0;
     let mut pages = Vec::new();
     loop {
-        let r = app
-            .get(
-                &format!("/api/v1/rooms/{room}/messages?after_seq={after}&limit=200"),
-                Some(alice.token()),
-            )
-            .await;
-        let items = r.body["items"].as_array().unwrap();
+        let page = app.history(&alice.account, room, after, 200).await;
+        let items = &page.items;
         let bytes: usize = items
             .iter()
-            .map(|i| {
-                sotto_core::encoding::b64_decode(i["envelope"].as_str().unwrap())
-                    .unwrap()
-                    .len()
-            })
+            .map(|m| m.envelope.as_ref().map_or(0, |e| e.as_bytes().len()))
             .sum();
         assert!(
             bytes <= sotto_relay::messages::PAGE_BYTES as usize,
             "{bytes}"
         );
         pages.push(items.len());
-        match r.body["next_cursor"].as_str() {
+        match page.next_cursor.as_deref() {
             Some(c) => after = c.parse().unwrap(),
             None => break,
         }
