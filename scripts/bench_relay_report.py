@@ -46,7 +46,7 @@ rss = [r for r in rows if r.get("endpoint") == "login_rss"]
 if rss:
     out += ["", "Relay RSS around the login phase (Argon2id: 19 MiB per hash, at most 2 × cores at once;",
             "the allocator is mimalloc, which returns freed memory):", "",
-            "| backend | before logins | right after | 5 s later |", "|---|---|---|---|"]
+            "| backend | before logins | right after | 15 s later |", "|---|---|---|---|"]
     for r in rss:
         out.append(f"| {r['backend']} | {r['before_kib']/1024:.0f} MiB | {r['after_kib']/1024:.0f} MiB | {r['settled_kib']/1024:.0f} MiB |")
 out += ["", "| Argon2id (m = 19 MiB, t = 2, p = 1; the relay's parameters) | hashes/s |", "|---|---|"]

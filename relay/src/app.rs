@@ -196,13 +196,14 @@ pub fn router(state: AppState) -> Router {
                 "this method is not allowed here",
             )
         })
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(config.request_timeout),
-        ))
+        // Inside the timeout: draining an oversized body is bounded by it too.
         .layer(middleware::from_fn_with_state(
             json_body_limit(config),
             refuse_declared_oversize,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(config.request_timeout),
         ))
         .merge(streaming_routes)
         .with_state(state.clone())

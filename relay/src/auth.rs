@@ -192,24 +192,44 @@ impl AuthUser {
 /// by anything else that receives a token (the WebSocket `auth` frame).
 pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthUser> {
     let claims = state.jwt.verify(token.trim())?;
-    let role: Option<String> = sqlx::query_scalar(
-        "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL",
-    )
-    .bind(claims.sid.to_string())
-    .bind(claims.sub.to_string())
-    .fetch_optional(state.db.read())
-    .await?;
-    match role {
+    match crate::store::sessions::live_session_role(&state.db, claims.sid, claims.sub).await? {
         Some(role) => Ok(AuthUser {
             user_id: claims.sub,
-            role: parse_role(&role)?,
+            role,
             session_id: claims.sid,
         }),
         None => Err(ApiError::unauthorized(
             codes::INVALID_TOKEN,
             "the session has ended",
         )),
+    }
+}
+
+/// The caller with their user row, in one query (for `/me`).
+pub struct AuthUserRow(pub AuthUser, pub crate::users::UserRow);
+
+impl FromRequestParts<AppState> for AuthUserRow {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let claims = state.jwt.verify(bearer(parts)?.trim())?;
+        match crate::store::sessions::live_session_user(&state.db, claims.sid, claims.sub).await? {
+            Some(row) => Ok(Self(
+                AuthUser {
+                    user_id: claims.sub,
+                    role: row.role,
+                    session_id: claims.sid,
+                },
+                row,
+            )),
+            None => Err(ApiError::unauthorized(
+                codes::INVALID_TOKEN,
+                "the session has ended",
+            )),
+        }
     }
 }
 

@@ -22,15 +22,18 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::audit::{self, event};
-use crate::auth::{self, AuthUser};
+use crate::auth::{self, AuthUser, AuthUserRow};
 use crate::db::{now_ms, rfc3339};
 use crate::digest::token_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::mail::{send_later, send_verification};
 use crate::state::AppState;
-use crate::tokens::{RESET_TTL_MS, consume_email_token, create_email_token, new_opaque_token};
-use crate::users::{self, NewUser, USER_COLUMNS, UserRow};
+use crate::store::{self, sessions};
+use crate::tokens::{
+    Purpose, RESET_TTL_MS, consume_email_token, create_email_token, new_opaque_token,
+};
+use crate::users::{self, NewUser, UserRow};
 use crate::validate::{Email, Username, check_new_password};
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
@@ -43,6 +46,9 @@ pub async fn register(
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     state.limits.check_ip(peer.ip())?;
+    // Per address too: an address that is registered already gets a notice mail,
+    // which must not become a way to flood its owner.
+    state.limits.check_account("register", &req.email)?;
     let username = Username::parse(&req.username)?;
     let email = Email::parse(&req.email)?;
     check_new_password(&req.password)?;
@@ -135,17 +141,8 @@ pub async fn verify_email(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<VerifyEmailRequest>,
 ) -> ApiResult<Json<User>> {
-    let (user, email) = consume_email_token(&state, &req.token, "verify").await?;
-    let changed = sqlx::query(
-        "UPDATE users SET email_verified = 1, updated_at = $1 WHERE id = $2 AND email = $3",
-    )
-    .bind(now_ms())
-    .bind(user.to_string())
-    .bind(&email)
-    .execute(state.db.write())
-    .await?
-    .rows_affected();
-    if changed == 0 {
+    let (user, email) = consume_email_token(&state, &req.token, Purpose::Verify).await?;
+    if !store::users::mark_email_verified(state.db.writer(), user, &email, now_ms()).await? {
         return Err(ApiError::bad_request(
             codes::INVALID_TOKEN,
             "this link is for an address the account no longer uses",
@@ -213,15 +210,7 @@ fn address_request(
 
 async fn start_session(state: &AppState, user: &UserRow) -> ApiResult<TokenResponse> {
     let session = Uuid::now_v7();
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at, last_used_at) VALUES ($1, $2, $3, $3)",
-    )
-    .bind(session.to_string())
-    .bind(user.id.to_string())
-    .bind(now)
-    .execute(state.db.write())
-    .await?;
+    sessions::create(state.db.writer(), session, user.id, now_ms()).await?;
     issue_pair(state, user, session).await
 }
 
@@ -231,13 +220,14 @@ async fn issue_pair(state: &AppState, user: &UserRow, session: Uuid) -> ApiResul
     let ttl = i64::try_from(state.config.refresh_token_ttl)
         .unwrap_or(i64::MAX / 2_000)
         .saturating_mul(1000);
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(token_hash(&refresh))
-        .bind(session.to_string())
-        .bind(now)
-        .bind(now.saturating_add(ttl))
-        .execute(state.db.write())
-        .await?;
+    sessions::add_refresh_token(
+        state.db.writer(),
+        &token_hash(&refresh),
+        session,
+        now,
+        now.saturating_add(ttl),
+    )
+    .await?;
     let access = state
         .jwt
         .issue(user.uuid(), session, state.config.access_token_ttl)?;
@@ -337,45 +327,23 @@ pub async fn refresh(
     }
     let hash = token_hash(&req.refresh_token);
     let now = now_ms();
-    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT session_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
-    )
-    .bind(&hash)
-    .fetch_optional(state.db.read())
-    .await?;
-    let Some((session, expires_at, used_at)) = row else {
+    let Some(token) = sessions::find_refresh_token(&state.db, &hash).await? else {
         return Err(invalid());
     };
+    let session = token.session;
     // Spend it atomically: of two concurrent uses only one wins; the other is a reuse.
-    let spent_now = used_at.is_none()
-        && sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
-        )
-        .bind(now)
-        .bind(&hash)
-        .execute(state.db.write())
-        .await?
-        .rows_affected()
-            == 1;
+    let spent_now =
+        !token.used && sessions::spend_refresh_token(state.db.writer(), &hash, now).await?;
     if !spent_now {
-        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(&session)
-            .execute(state.db.write())
-            .await?;
-        let owner: Option<String> =
-            sqlx::query_scalar("SELECT user_id FROM sessions WHERE id = $1")
-                .bind(&session)
-                .fetch_optional(state.db.read())
-                .await?;
-        let owner = owner.and_then(|o| Uuid::parse_str(&o).ok());
+        sessions::revoke(state.db.writer(), session, now).await?;
+        let owner = sessions::owner(&state.db, session).await?;
         audit::record(
             &state.db,
             event::REFRESH_REUSE,
             owner,
             owner,
             Some(peer.ip()),
-            Some(&session),
+            Some(&session.to_string()),
         )
         .await;
         return Err(ApiError::unauthorized(
@@ -383,23 +351,13 @@ pub async fn refresh(
             "this refresh token was already used; the session is revoked",
         ));
     }
-    if expires_at <= now {
+    if token.expires_at <= now {
         return Err(invalid());
     }
-    let user = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.revoked_at IS NULL",
-        USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
-    )))
-    .bind(&session)
-    .fetch_optional(state.db.read())
-    .await?
-    .ok_or_else(invalid)?;
-    sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(&session)
-        .execute(state.db.write())
-        .await?;
-    let session = Uuid::parse_str(&session).map_err(|_| invalid())?;
+    let user = sessions::user_of_live(&state.db, session)
+        .await?
+        .ok_or_else(invalid)?;
+    sessions::touch(state.db.writer(), session, now).await?;
     Ok(Json(issue_pair(&state, &user, session).await?))
 }
 
@@ -413,15 +371,13 @@ pub async fn logout(
 ) -> ApiResult<StatusCode> {
     let now = now_ms();
     // The caller's session, and the one the refresh token belongs to if it is the caller's.
-    sqlx::query(
-        "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL AND user_id = $2 AND \
-         (id = $3 OR id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $4))",
+    sessions::revoke_for_logout(
+        state.db.writer(),
+        me.id(),
+        me.session_id,
+        &token_hash(&req.refresh_token),
+        now,
     )
-    .bind(now)
-    .bind(me.id().to_string())
-    .bind(me.session_id.to_string())
-    .bind(token_hash(&req.refresh_token))
-    .execute(state.db.write())
     .await?;
     audit::record(
         &state.db,
@@ -461,7 +417,7 @@ async fn send_reset(state: &AppState, email: &Email, ip: std::net::IpAddr) -> Ap
     let Some(u) = users::find_by_email(state, email).await? else {
         return Ok(());
     };
-    let token = create_email_token(state, u.uuid(), &u.email, "reset", RESET_TTL_MS).await?;
+    let token = create_email_token(state, u.uuid(), &u.email, Purpose::Reset, RESET_TTL_MS).await?;
     let link = format!("{}/reset-password#token={token}", state.config.public_url());
     let body = format!(
         "Someone asked to reset the password of your Sotto account.\n\n\
@@ -491,21 +447,11 @@ pub async fn reset(
 ) -> ApiResult<StatusCode> {
     // Check the new password before spending the token.
     check_new_password(&req.new_password)?;
-    let (user, email) = consume_email_token(&state, &req.token, "reset").await?;
+    let (user, email) = consume_email_token(&state, &req.token, Purpose::Reset).await?;
     let hash = auth::hash_password(req.new_password).await?;
     // The link proves control of the address it was sent to, and is only good while
     // that is still the account's address.
-    let changed = sqlx::query(
-        "UPDATE users SET password_hash = $1, updated_at = $2, email_verified = 1 WHERE id = $4 AND email = $3",
-    )
-    .bind(hash)
-    .bind(now_ms())
-    .bind(&email)
-    .bind(user.to_string())
-    .execute(state.db.write())
-    .await?
-    .rows_affected();
-    if changed == 0 {
+    if !store::users::reset_password(state.db.writer(), user, &email, &hash, now_ms()).await? {
         return Err(ApiError::bad_request(
             codes::INVALID_TOKEN,
             "this link is for an address the account no longer uses",
@@ -528,11 +474,8 @@ pub async fn reset(
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
     responses((status = 200, body = User), (status = 401, body = Problem)), security(("bearer" = [])))]
 /// The caller's own user.
-pub async fn me(State(state): State<AppState>, me: AuthUser) -> ApiResult<Json<User>> {
-    let row = users::find_by_id(&state, me.id())
-        .await?
-        .ok_or_else(|| ApiError::unauthorized(codes::INVALID_TOKEN, "the session has ended"))?;
-    Ok(Json(row.to_api()))
+pub async fn me(AuthUserRow(_, row): AuthUserRow) -> Json<User> {
+    Json(row.to_api())
 }
 
 #[utoipa::path(get, path = "/api/v1/users/check-username", tag = "auth", params(CheckUsernameQuery),

@@ -44,7 +44,7 @@ pub enum RecvError {
 struct Slot {
     id: u64,
     tx: mpsc::Sender<Arc<ServerFrame>>,
-    lagged: AtomicBool,
+    lagged: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -71,7 +71,10 @@ impl std::fmt::Debug for Events {
 /// unsubscribes.
 pub struct Subscription {
     user: Uuid,
-    slot: Arc<Slot>,
+    id: u64,
+    /// Shared with the registry's slot; the sender stays in the registry only, so
+    /// the channel closes when the registry goes.
+    lagged: Arc<AtomicBool>,
     rx: mpsc::Receiver<Arc<ServerFrame>>,
     registry: std::sync::Weak<Inner>,
 }
@@ -99,10 +102,12 @@ impl Events {
     /// Subscribes to the frames addressed to `user`, with a queue of `capacity`.
     pub fn subscribe(&self, user: Uuid, capacity: usize) -> Subscription {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let lagged = Arc::new(AtomicBool::new(false));
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = Arc::new(Slot {
-            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            id,
             tx,
-            lagged: AtomicBool::new(false),
+            lagged: Arc::clone(&lagged),
         });
         self.inner
             .by_user
@@ -110,11 +115,12 @@ impl Events {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(user)
             .or_default()
-            .push(Arc::clone(&slot));
+            .push(slot);
         metrics::gauge!("sotto_event_subscriptions").increment(1.0);
         Subscription {
             user,
-            slot,
+            id,
+            lagged,
             rx,
             registry: Arc::downgrade(&self.inner),
         }
@@ -188,11 +194,11 @@ impl Subscription {
     /// The next frame; [`RecvError::Lagged`] as soon as the queue overflowed
     /// (queued frames are not delivered after a loss: the subscriber resumes).
     pub async fn recv(&mut self) -> Result<Arc<ServerFrame>, RecvError> {
-        if self.slot.lagged.load(Ordering::Relaxed) {
+        if self.lagged.load(Ordering::Relaxed) {
             return Err(RecvError::Lagged);
         }
         match self.rx.recv().await {
-            Some(f) if !self.slot.lagged.load(Ordering::Relaxed) => Ok(f),
+            Some(f) if !self.lagged.load(Ordering::Relaxed) => Ok(f),
             Some(_) => Err(RecvError::Lagged),
             None => Err(RecvError::Closed),
         }
@@ -200,7 +206,7 @@ impl Subscription {
 
     /// A frame if one is queued now.
     pub fn try_recv(&mut self) -> Result<Option<Arc<ServerFrame>>, RecvError> {
-        if self.slot.lagged.load(Ordering::Relaxed) {
+        if self.lagged.load(Ordering::Relaxed) {
             return Err(RecvError::Lagged);
         }
         match self.rx.try_recv() {
@@ -222,7 +228,7 @@ impl Drop for Subscription {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(slots) = map.get_mut(&self.user) {
-            slots.retain(|s| s.id != self.slot.id);
+            slots.retain(|s| s.id != self.id);
             if slots.is_empty() {
                 map.remove(&self.user);
             }
@@ -272,5 +278,13 @@ mod tests {
         }
         assert_eq!(slow.recv().await, Err(RecvError::Lagged));
         assert_eq!(slow.try_recv(), Err(RecvError::Lagged));
+    }
+
+    #[tokio::test]
+    async fn subscriptions_end_when_the_registry_goes() {
+        let events = Events::new();
+        let mut sub = events.subscribe(Uuid::new_v4(), 4);
+        drop(events);
+        assert_eq!(sub.recv().await, Err(RecvError::Closed));
     }
 }

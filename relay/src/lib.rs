@@ -29,6 +29,7 @@ pub mod ratelimit;
 pub mod rooms;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod tokens;
 pub mod users;
 pub mod validate;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::error::ApiResult;
 use crate::state::AppState;
-use crate::tokens::{VERIFY_TTL_MS, create_email_token};
+use crate::tokens::{Purpose, VERIFY_TTL_MS, create_email_token};
 
 pub enum Mailer {
     Outbox(PathBuf),
@@ -96,7 +96,7 @@ pub fn send_later(state: &AppState, to: String, subject: &'static str, body: Str
 }
 
 pub async fn send_verification(state: &AppState, user: Uuid, email: &str) -> ApiResult<()> {
-    let token = create_email_token(state, user, email, "verify", VERIFY_TTL_MS).await?;
+    let token = create_email_token(state, user, email, Purpose::Verify, VERIFY_TTL_MS).await?;
     let link = format!("{}/verify-email#token={token}", state.config.public_url());
     let body = format!(
         "Welcome to Sotto.\n\nOpen this link within 24 hours to verify your e-mail address:\n\n{link}\n\n\

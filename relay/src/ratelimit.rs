@@ -27,15 +27,17 @@ use crate::error::ApiError;
 
 /// How long an address stays known for an account after a successful sign-in.
 pub const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
-/// At most this many (account, address) pairs are remembered.
-const KNOWN_MAX: usize = 100_000;
+/// At most this many accounts have known addresses remembered...
+const KNOWN_ACCOUNTS_MAX: usize = 100_000;
+/// ...and at most this many addresses each (the most recent).
+const KNOWN_PER_ACCOUNT: usize = 16;
 
 pub struct RateLimits {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_account: DefaultKeyedRateLimiter<String>,
     per_user: DefaultKeyedRateLimiter<Uuid>,
     per_user_ip: DefaultKeyedRateLimiter<(Uuid, IpAddr)>,
-    known: Mutex<HashMap<(Uuid, IpAddr), Instant>>,
+    known: Mutex<HashMap<Uuid, Vec<(IpAddr, Instant)>>>,
 }
 
 fn quota(per_minute: u32) -> Quota {
@@ -72,28 +74,51 @@ impl RateLimits {
         self.per_user_ip.check_key(&(id, ip)).map_err(refusal)
     }
 
-    /// Remembers that `account` signed in from `ip`.
+    /// Remembers that `account` signed in from `ip`. Bounded: the most recent
+    /// addresses per account, and when too many accounts are remembered the one
+    /// whose newest address is oldest is forgotten (one attacker signing in from
+    /// many addresses pushes out only their own).
     pub fn remember_login(&self, account: Uuid, ip: IpAddr) {
         let ip = crate::server::peer_key(ip);
+        let now = Instant::now();
         let mut known = self
             .known
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if known.len() < KNOWN_MAX || known.contains_key(&(account, ip)) {
-            known.insert((account, ip), Instant::now());
+        if !known.contains_key(&account) && known.len() >= KNOWN_ACCOUNTS_MAX {
+            let stalest = known
+                .iter()
+                .min_by_key(|(_, addrs)| addrs.iter().map(|(_, at)| *at).max())
+                .map(|(id, _)| *id);
+            if let Some(id) = stalest {
+                known.remove(&id);
+            }
         }
+        let addrs = known.entry(account).or_default();
+        addrs.retain(|(a, at)| *a != ip && at.elapsed() < KNOWN_FOR);
+        if addrs.len() >= KNOWN_PER_ACCOUNT {
+            addrs.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+            addrs.truncate(KNOWN_PER_ACCOUNT - 1);
+        }
+        addrs.push((ip, now));
     }
 
     fn is_known(&self, account: Uuid, ip: IpAddr) -> bool {
         self.known
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&(account, ip))
-            .is_some_and(|at| at.elapsed() < KNOWN_FOR)
+            .get(&account)
+            .is_some_and(|addrs| {
+                addrs
+                    .iter()
+                    .any(|(a, at)| *a == ip && at.elapsed() < KNOWN_FOR)
+            })
     }
 
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
-        self.per_ip.check_key(&ip).map_err(refusal)
+        self.per_ip
+            .check_key(&crate::server::peer_key(ip))
+            .map_err(refusal)
     }
 
     /// `account` is normalised (trimmed, lower case) so case games do not multiply attempts.
@@ -115,7 +140,10 @@ impl RateLimits {
         self.known
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|_, at| at.elapsed() < KNOWN_FOR);
+            .retain(|_, addrs| {
+                addrs.retain(|(_, at)| at.elapsed() < KNOWN_FOR);
+                !addrs.is_empty()
+            });
     }
 }
 

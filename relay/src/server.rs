@@ -82,8 +82,10 @@ pub fn peer_key(ip: IpAddr) -> IpAddr {
 #[derive(Default)]
 struct PeerCounts(Mutex<HashMap<IpAddr, u32>>);
 
-/// One counted connection; uncounted when dropped.
-struct PeerSlot {
+/// One counted connection; uncounted when the last holder drops it. Every
+/// request carries a [`ConnectionSlot`], so a connection upgraded to a WebSocket
+/// stays counted for as long as the socket's task keeps that value.
+pub struct PeerSlot {
     counts: Arc<PeerCounts>,
     key: IpAddr,
 }
@@ -123,10 +125,15 @@ impl Drop for PeerSlot {
     }
 }
 
+/// The per-IP slot of the connection a request came on (a request extension).
+#[derive(Clone)]
+pub struct ConnectionSlot(pub Arc<PeerSlot>);
+
 /// When a byte last moved on a connection, in milliseconds since `epoch`.
 struct Activity {
     epoch: Instant,
     last_ms: AtomicU64,
+    any: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -134,9 +141,15 @@ impl Activity {
         Self {
             epoch: Instant::now(),
             last_ms: AtomicU64::new(0),
+            any: std::sync::atomic::AtomicBool::new(false),
         }
     }
+    /// Whether any byte moved yet.
+    fn any(&self) -> bool {
+        self.any.load(Ordering::Relaxed)
+    }
     fn touch(&self) {
+        self.any.store(true, Ordering::Relaxed);
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
     }
@@ -221,17 +234,20 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(64 * 1024);
+    // No HTTP/2 keep-alive pings: they would count as traffic and keep idle
+    // connections open for ever; a dead or idle peer is closed by the idle timeout.
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(limits.idle_timeout / 2))
-        .keep_alive_timeout(Duration::from_secs(20))
         .max_concurrent_streams(64);
     let builder = Arc::new(builder);
     // Every connection task holds a receiver; `closed()` tells when all are gone.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        // Reap finished connection tasks.
+        while tasks.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -256,9 +272,9 @@ pub async fn serve(
         let builder = Arc::clone(&builder);
         let router = router.clone();
         let stop = stop_rx.clone();
-        tokio::spawn(async move {
-            serve_connection(stream, peer, router, &builder, limits, stop).await;
-            drop(slot);
+        let slot = ConnectionSlot(Arc::new(slot));
+        tasks.spawn(async move {
+            serve_connection(stream, peer, slot, router, &builder, limits, stop).await;
         });
     }
     drop(stop_rx);
@@ -270,12 +286,15 @@ pub async fn serve(
     {
         tracing::warn!("shutdown: connections still open after the drain limit; closing them");
     }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
     Ok(())
 }
 
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    slot: ConnectionSlot,
     router: Router,
     builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
     limits: ConnLimits,
@@ -290,6 +309,7 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(slot.clone());
         let router = router.clone();
         async move { Ok::<_, Infallible>(router.oneshot(req).await.into_response_infallible()) }
     });
@@ -298,9 +318,16 @@ async fn serve_connection(
     // Set once the connection was asked to close: the deadline to drop it by.
     let mut closing: Option<Instant> = None;
     loop {
+        // Until the first byte, the header-read timeout applies (hyper's own timer
+        // starts only once the protocol is detected).
+        let quiet_limit = if activity.any() {
+            limits.idle_timeout
+        } else {
+            limits.header_read_timeout
+        };
         let deadline = match closing {
             Some(at) => at.max(activity.last() + CLOSE_GRACE),
-            None => activity.last() + limits.idle_timeout,
+            None => activity.last() + quiet_limit,
         };
         tokio::select! {
             res = conn.as_mut() => {
@@ -317,7 +344,7 @@ async fn serve_connection(
             () = tokio::time::sleep_until(deadline.into()) => {
                 let now = Instant::now();
                 match closing {
-                    None if now >= activity.last() + limits.idle_timeout => {
+                    None if now >= activity.last() + quiet_limit => {
                         metrics::counter!("sotto_connections_closed_total", "reason" => "idle").increment(1);
                         conn.as_mut().graceful_shutdown();
                         closing = Some(now + CLOSE_GRACE);

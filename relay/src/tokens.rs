@@ -9,6 +9,8 @@ use crate::db::now_ms;
 use crate::digest::token_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::store::email_tokens;
+pub use crate::store::email_tokens::Purpose;
 
 /// A fresh opaque token: 32 random bytes, base64url.
 pub fn new_opaque_token() -> ApiResult<String> {
@@ -26,21 +28,20 @@ pub async fn create_email_token(
     state: &AppState,
     user: Uuid,
     email: &str,
-    purpose: &str,
+    purpose: Purpose,
     ttl_ms: i64,
 ) -> ApiResult<String> {
     let token = new_opaque_token()?;
     let now = now_ms();
-    sqlx::query(
-        "INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    email_tokens::insert(
+        state.db.writer(),
+        &token_hash(&token),
+        user,
+        purpose,
+        email,
+        now,
+        now + ttl_ms,
     )
-    .bind(token_hash(&token))
-    .bind(user.to_string())
-    .bind(purpose)
-    .bind(email)
-    .bind(now)
-    .bind(now + ttl_ms)
-    .execute(state.db.write())
     .await?;
     Ok(token)
 }
@@ -50,7 +51,7 @@ pub async fn create_email_token(
 pub async fn consume_email_token(
     state: &AppState,
     token: &str,
-    purpose: &str,
+    purpose: Purpose,
 ) -> ApiResult<(Uuid, String)> {
     let invalid = || {
         ApiError::bad_request(
@@ -61,27 +62,13 @@ pub async fn consume_email_token(
     if token.is_empty() || token.len() > 256 {
         return Err(invalid());
     }
-    let now = now_ms();
-    let row: Option<(String, String)> = sqlx::query_as(
-        "UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL \
-         AND expires_at > $1 RETURNING user_id, email",
-    )
-    .bind(now)
-    .bind(token_hash(token))
-    .bind(purpose)
-    .fetch_optional(state.db.write())
-    .await?;
-    let (user, email) = row.ok_or_else(invalid)?;
-    Ok((Uuid::parse_str(&user).map_err(|_| invalid())?, email))
+    email_tokens::consume(state.db.writer(), &token_hash(token), purpose, now_ms())
+        .await?
+        .ok_or_else(invalid)
 }
 
 /// Spends every outstanding verification and reset token of a user (after a
 /// password or address change, old links must stop working).
 pub async fn spend_email_tokens(state: &AppState, user: Uuid) -> ApiResult<()> {
-    sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
-        .bind(now_ms())
-        .bind(user.to_string())
-        .execute(state.db.write())
-        .await?;
-    Ok(())
+    email_tokens::spend_all_of(state.db.writer(), user, now_ms()).await
 }

@@ -260,13 +260,7 @@ async fn lock_master_changes(state: &AppState, tx: &mut crate::db::WriteTx) -> A
 
 /// Revokes every live session of a user, optionally keeping one.
 pub async fn revoke_sessions(state: &AppState, user: Uuid, keep: Option<Uuid>) -> ApiResult<()> {
-    sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3")
-        .bind(now_ms())
-        .bind(user.to_string())
-        .bind(keep.map(|k| k.to_string()).unwrap_or_default())
-        .execute(state.db.write())
-        .await?;
-    Ok(())
+    crate::store::sessions::revoke_all_of(state.db.writer(), user, keep, now_ms()).await
 }
 
 fn like_pattern(prefix: &str, suffix: &str, q: &str) -> String {
