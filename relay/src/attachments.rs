@@ -33,6 +33,7 @@ use crate::db::{Db, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::membership::require_member;
 use crate::state::AppState;
+use crate::store;
 
 const TMP_PREFIX: &str = "upload-";
 
@@ -46,14 +47,7 @@ fn file_path(state: &AppState, id: Uuid) -> PathBuf {
 
 /// Ids of `room`'s attachments stored as files.
 pub async fn file_ids_of_room(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
-    let rows: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM attachments WHERE room_id = $1 AND data IS NULL")
-            .bind(room.to_string())
-            .fetch_all(db.read())
-            .await?;
-    rows.iter()
-        .map(|s| crate::ids::parse_stored_id("attachments.id", s))
-        .collect()
+    store::attachments::file_ids_of_room(db, room).await
 }
 
 /// Removes attachment files (after their rows are gone). Failures are logged;
@@ -89,13 +83,11 @@ pub async fn sweep_orphans(state: &AppState, grace: Duration) -> usize {
         let orphan = if name.starts_with(TMP_PREFIX) {
             old_enough
         } else if let Ok(id) = Uuid::parse_str(&name) {
-            let known: Option<String> =
-                sqlx::query_scalar("SELECT id FROM attachments WHERE id = $1")
-                    .bind(id.to_string())
-                    .fetch_optional(state.db.read())
-                    .await
-                    .unwrap_or_else(|_| Some(name.clone())); // database trouble: keep the file
-            known.is_none() && old_enough
+            // Database trouble: keep the file (the next sweep decides).
+            let known = store::attachments::exists(&state.db, id)
+                .await
+                .unwrap_or(true);
+            !known && old_enough
         } else {
             false
         };
@@ -187,13 +179,7 @@ async fn spill(state: &AppState, id: Uuid, buffered: &[u8]) -> ApiResult<TempFil
 
 /// Bytes of attachments `user` uploaded that are still stored.
 async fn used_by(db: &Db, user: Uuid) -> ApiResult<u64> {
-    let used: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM attachments WHERE uploader_id = $1",
-    )
-    .bind(user.to_string())
-    .fetch_one(db.read())
-    .await?;
-    crate::db::u64_of("attachments.size", used)
+    store::attachments::used_by(db, user).await
 }
 
 #[utoipa::path(post, path = "/api/v1/rooms/{id}/attachments", tag = "messages", params(("id" = Uuid, Path)),
@@ -313,26 +299,18 @@ pub async fn upload(
     let size_i = i64::try_from(size).map_err(|_| over(size))?;
     let quota = i64::try_from(state.config.attachment_quota_bytes).unwrap_or(i64::MAX);
     let now = now_ms();
-    let insert = |data: Option<Vec<u8>>| {
-        sqlx::query(
-            "INSERT INTO attachments (id, room_id, uploader_id, size, data, created_at) \
-             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
-               (SELECT 1 FROM room_members WHERE room_id = $2 AND user_id = $3) \
-             AND (SELECT COALESCE(SUM(size), 0) FROM attachments WHERE uploader_id = $3) + $4 <= $7",
-        )
-        .bind(id.to_string())
-        .bind(room.to_string())
-        .bind(me.id().to_string())
-        .bind(size_i)
-        .bind(data)
-        .bind(now)
-        .bind(quota)
+    let row = |data: Option<Vec<u8>>| store::attachments::NewAttachment {
+        id,
+        room,
+        uploader: me.id(),
+        size: size_i,
+        data,
+        now,
     };
     let stored = match sink {
-        Sink::Memory(buf) => insert(Some(buf))
-            .execute(state.db.write())
-            .await?
-            .rows_affected(),
+        Sink::Memory(buf) => {
+            store::attachments::insert(state.db.writer(), row(Some(buf)), quota).await?
+        }
         Sink::File(mut tmp) => {
             let finished = async {
                 tmp.file.flush().await?;
@@ -342,16 +320,16 @@ pub async fn upload(
             .await;
             drop(tmp);
             finished.map_err(|e| ApiError::internal(format!("attachment finish: {e}")))?;
-            match insert(None).execute(state.db.write()).await {
-                Ok(r) if r.rows_affected() > 0 => r.rows_affected(),
+            match store::attachments::insert(state.db.writer(), row(None), quota).await {
+                Ok(true) => true,
                 other => {
                     remove_files(&state, &[id]).await;
-                    other?.rows_affected()
+                    other?
                 }
             }
         }
     };
-    if stored == 0 {
+    if !stored {
         // The uploader left, or the room was deleted, during the upload; or
         // concurrent uploads used up the quota meanwhile.
         require_member(&state.db, room, me.id()).await?;
@@ -372,12 +350,6 @@ pub async fn upload(
     ))
 }
 
-#[derive(sqlx::FromRow)]
-struct AttachmentRow {
-    size: i64,
-    data: Option<Vec<u8>>,
-}
-
 #[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "messages", params(("id" = Uuid, Path)),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>, description = "the encrypted attachment"),
         (status = 401, body = Problem), (status = 404, body = Problem)),
@@ -388,15 +360,9 @@ pub async fn download(
     me: AuthUser,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    let row = sqlx::query_as::<_, AttachmentRow>(
-        "SELECT a.size, a.data FROM attachments a \
-         JOIN room_members m ON m.room_id = a.room_id AND m.user_id = $2 WHERE a.id = $1",
-    )
-    .bind(id.to_string())
-    .bind(me.id().to_string())
-    .fetch_optional(state.db.read())
-    .await?
-    .ok_or_else(ApiError::not_found)?;
+    let row = store::attachments::readable_by(&state.db, id, me.id())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     let body = match row.data {
         Some(data) => Body::from(data),
         None => {

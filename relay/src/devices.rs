@@ -30,46 +30,16 @@ use utoipa_axum::routes;
 
 use crate::audit::{self, event};
 use crate::auth::AuthUser;
-use crate::db::{Db, now_ms, rfc3339};
+use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::parse_id;
 use crate::json::ApiJson;
 
 use crate::state::AppState;
+use crate::store;
 use crate::validate::check_label;
 
 /// Most devices one user may register.
 pub const MAX_DEVICES_PER_USER: i64 = 64;
-
-const DEVICE_COLUMNS: &str =
-    "id, user_id, display_name, bundle, created_at, updated_at, revoked_at";
-
-#[derive(sqlx::FromRow)]
-struct DeviceRow {
-    id: String,
-    user_id: String,
-    display_name: Option<String>,
-    bundle: String,
-    created_at: i64,
-    updated_at: i64,
-    revoked_at: Option<i64>,
-}
-
-impl DeviceRow {
-    fn to_api(&self) -> ApiResult<Device> {
-        let bundle: DeviceBundle = serde_json::from_str(&self.bundle)
-            .map_err(|e| ApiError::internal(format!("stored bundle of {}: {e}", self.id)))?;
-        Ok(Device {
-            device_id: parse_id(&self.id)?,
-            user_id: parse_id(&self.user_id)?,
-            display_name: self.display_name.clone(),
-            bundle,
-            created_at: rfc3339(self.created_at),
-            updated_at: rfc3339(self.updated_at),
-            revoked_at: self.revoked_at.map(rfc3339),
-        })
-    }
-}
 
 /// Verified bundles by device id, with the bundle text they were verified
 /// from: posting checks each envelope's signature under the sender device's
@@ -170,22 +140,19 @@ pub async fn put(
     };
     let identity = b64_encode(req.bundle.identity_key.as_bytes());
     let bundle_json = serde_json::to_string(&req.bundle).map_err(ApiError::internal)?;
-    let (me_id, dev) = (me.id().to_string(), device_id.to_string());
+    let dev = device_id.to_string();
     let now = now_ms();
+    let write = store::devices::DeviceWrite {
+        id: device_id,
+        user: me.id(),
+        display_name: display_name.as_deref(),
+        identity: &identity,
+        bundle_json: &bundle_json,
+        now,
+    };
 
     let mut tx = state.db.begin_write().await?;
-    // Locks the user's identity row (PostgreSQL) for the rest of the
-    // transaction, so a concurrent upload cannot slip a device signed by an
-    // identity being replaced past the revocation below.
-    let on_record: String = sqlx::query_scalar(
-        "INSERT INTO identities (user_id, identity_key, created_at, updated_at) VALUES ($1, $2, $3, $3) \
-         ON CONFLICT (user_id) DO UPDATE SET updated_at = identities.updated_at RETURNING identity_key",
-    )
-    .bind(&me_id)
-    .bind(&identity)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
+    let on_record = store::devices::pin_identity(&mut tx, me.id(), &identity, now).await?;
     let replaced_identity = on_record != identity;
     if replaced_identity {
         if !req.replace_identity {
@@ -194,29 +161,10 @@ pub async fn put(
                 "the bundle is signed by another identity key than yours; set `replace_identity` to replace it",
             ));
         }
-        sqlx::query("UPDATE identities SET identity_key = $1, updated_at = $2 WHERE user_id = $3")
-            .bind(&identity)
-            .bind(now)
-            .bind(&me_id)
-            .execute(&mut *tx)
-            .await?;
-        // Bundles signed by the old identity no longer verify against the
-        // user's key: revoke them (kept, flagged, for verifying old messages).
-        sqlx::query(
-            "UPDATE devices SET revoked_at = $1 WHERE user_id = $2 AND identity_key <> $3 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&me_id)
-        .bind(&identity)
-        .execute(&mut *tx)
-        .await?;
+        store::devices::replace_identity(&mut tx, me.id(), &identity, now).await?;
     }
-    let existing: Option<(String, Option<i64>)> =
-        sqlx::query_as("SELECT user_id, revoked_at FROM devices WHERE id = $1")
-            .bind(&dev)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let status = match existing.map(|(owner, revoked)| (owner == me_id, revoked.is_some())) {
+    let existing = store::devices::owner_of(&mut tx, device_id).await?;
+    let status = match existing.map(|(owner, revoked)| (owner == me.id(), revoked)) {
         Some((false, _)) => {
             return Err(ApiError::conflict(
                 codes::CONFLICT,
@@ -230,52 +178,21 @@ pub async fn put(
             ));
         }
         Some(_) => {
-            sqlx::query(
-                "UPDATE devices SET display_name = $1, identity_key = $2, bundle = $3, updated_at = $4 WHERE id = $5",
-            )
-            .bind(&display_name)
-            .bind(&identity)
-            .bind(&bundle_json)
-            .bind(now)
-            .bind(&dev)
-            .execute(&mut *tx)
-            .await?;
+            store::devices::update(&mut tx, &write).await?;
             StatusCode::OK
         }
         None => {
-            let count: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM devices WHERE user_id = $1 AND revoked_at IS NULL",
-            )
-            .bind(&me_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            if count >= MAX_DEVICES_PER_USER {
+            if store::devices::count_active(&mut tx, me.id()).await? >= MAX_DEVICES_PER_USER {
                 return Err(ApiError::conflict(
                     codes::CONFLICT,
                     format!("at most {MAX_DEVICES_PER_USER} devices per user; revoke one first"),
                 ));
             }
-            sqlx::query(
-                "INSERT INTO devices (id, user_id, display_name, identity_key, bundle, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
-            )
-            .bind(&dev)
-            .bind(&me_id)
-            .bind(&display_name)
-            .bind(&identity)
-            .bind(&bundle_json)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            store::devices::insert(&mut tx, &write).await?;
             StatusCode::CREATED
         }
     };
-    let row = sqlx::query_as::<_, DeviceRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"
-    )))
-    .bind(&dev)
-    .fetch_one(&mut *tx)
-    .await?;
+    let device = store::devices::get(&mut tx, device_id).await?;
     tx.commit().await?;
 
     if replaced_identity {
@@ -301,27 +218,7 @@ pub async fn put(
         .await;
     }
     announce_keys_changed(&state, me.id()).await;
-    Ok((status, Json(row.to_api()?)))
-}
-
-async fn devices_of(db: &Db, users: &[Uuid], include_revoked: bool) -> ApiResult<Vec<DeviceRow>> {
-    if users.is_empty() {
-        return Ok(Vec::new());
-    }
-    let active = if include_revoked {
-        ""
-    } else {
-        "AND revoked_at IS NULL"
-    };
-    let sql = format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id IN ({}) {active} ORDER BY user_id, created_at, id",
-        Db::placeholders(1, users.len())
-    );
-    let mut q = sqlx::query_as::<_, DeviceRow>(sqlx::AssertSqlSafe(sql));
-    for u in users {
-        q = q.bind(u.to_string());
-    }
-    Ok(q.fetch_all(db.read()).await?)
+    Ok((status, Json(device)))
 }
 
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(DeviceListQuery),
@@ -334,11 +231,8 @@ pub async fn list_own(
     me: AuthUser,
     Query(q): Query<DeviceListQuery>,
 ) -> ApiResult<Json<Page<Device>>> {
-    let rows = devices_of(&state.db, &[me.id()], q.include_revoked.unwrap_or(false)).await?;
-    let items = rows
-        .iter()
-        .map(DeviceRow::to_api)
-        .collect::<ApiResult<Vec<_>>>()?;
+    let items =
+        store::devices::of_users(&state.db, &[me.id()], q.include_revoked.unwrap_or(false)).await?;
     Ok(Json(Page::last(items)))
 }
 
@@ -354,16 +248,7 @@ pub async fn delete(
     me: AuthUser,
     Path(device_id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let deleted = sqlx::query(
-        "UPDATE devices SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
-    )
-    .bind(now_ms())
-    .bind(device_id.to_string())
-    .bind(me.id().to_string())
-    .execute(state.db.write())
-    .await?
-    .rows_affected();
-    if deleted == 0 {
+    if !store::devices::revoke(state.db.writer(), me.id(), device_id, now_ms()).await? {
         return Err(ApiError::not_found());
     }
     audit::record(
@@ -388,23 +273,7 @@ async fn visible_users(state: &AppState, me: &AuthUser, users: &[Uuid]) -> ApiRe
     if me.role() >= Role::Admin {
         return Ok(users.to_vec());
     }
-    let list = Db::placeholders(2, users.len());
-    let sql = format!(
-        "SELECT m2.user_id FROM room_members m1 JOIN room_members m2 ON m2.room_id = m1.room_id \
-           WHERE m1.user_id = $1 AND m2.user_id IN ({list}) \
-         UNION SELECT contact_id FROM contacts WHERE owner_id = $1 AND contact_id IN ({list}) \
-         UNION SELECT owner_id FROM contacts WHERE contact_id = $1 AND owner_id IN ({list})"
-    );
-    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(me.id().to_string());
-    for u in users {
-        q = q.bind(u.to_string());
-    }
-    let mut out: Vec<Uuid> = q
-        .fetch_all(state.db.read())
-        .await?
-        .iter()
-        .map(|s| crate::ids::parse_stored_id("users.id", s))
-        .collect::<ApiResult<_>>()?;
+    let mut out = store::devices::related_users(&state.db, me.id(), users).await?;
     if users.contains(&me.id()) {
         out.push(me.id());
     }
@@ -429,11 +298,8 @@ pub async fn list_for_user(
     if crate::users::find_by_id(&state, id).await?.is_none() {
         return Err(ApiError::not_found());
     }
-    let rows = devices_of(&state.db, &[id], q.include_revoked.unwrap_or(false)).await?;
-    let items = rows
-        .iter()
-        .map(DeviceRow::to_api)
-        .collect::<ApiResult<Vec<_>>>()?;
+    let items =
+        store::devices::of_users(&state.db, &[id], q.include_revoked.unwrap_or(false)).await?;
     Ok(Json(Page::last(items)))
 }
 
@@ -459,8 +325,7 @@ pub async fn query(
     asked.dedup();
     let visible = visible_users(&state, &me, &asked).await?;
     let mut devices: BTreeMap<Uuid, Vec<Device>> = asked.iter().map(|u| (*u, Vec::new())).collect();
-    for row in devices_of(&state.db, &visible, req.include_revoked).await? {
-        let d = row.to_api()?;
+    for d in store::devices::of_users(&state.db, &visible, req.include_revoked).await? {
         devices.entry(d.user_id).or_default().push(d);
     }
     Ok(Json(KeysQueryResponse { devices }))

@@ -232,8 +232,7 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(64 * 1024);
+        .header_read_timeout(limits.header_read_timeout);
     // No HTTP/2 keep-alive pings: they would count as traffic and keep idle
     // connections open for ever; a dead or idle peer is closed by the idle timeout.
     builder

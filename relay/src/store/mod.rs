@@ -8,8 +8,12 @@
 //! the move of every feature here and onto sqlx's native drivers.
 //!
 //! Moved so far: sessions and refresh tokens, e-mail tokens, the account
-//! writes of the e-mail flows (`auth_routes.rs` and `tokens.rs` hold no SQL).
+//! writes of the e-mail flows, contacts, attachments, devices (`auth_routes.rs`,
+//! `tokens.rs`, `contacts.rs`, `attachments.rs` and `devices.rs` hold no SQL).
 
+pub mod attachments;
+pub mod contacts;
+pub mod devices;
 pub mod email_tokens;
 pub mod sessions;
 pub mod users;
