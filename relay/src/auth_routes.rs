@@ -54,7 +54,7 @@ pub async fn register(
     check_new_password(&req.password)?;
     // Hash first, in every case, so the answer's timing does not depend on the address.
     let password_hash = auth::hash_password(req.password).await?;
-    if users::username_exists(&state, &username).await? {
+    if crate::store::users::username_exists(&state.db, &username).await? {
         return Err(ApiError::conflict(
             codes::USERNAME_TAKEN,
             "this username is taken",
@@ -63,8 +63,8 @@ pub async fn register(
     let verified = !state.config.require_email_verification;
     // One statement whether or not the address is registered; what differs (a
     // verification token and mail, or a notice mail) happens off the request path.
-    let inserted = users::insert_unless_email_taken(
-        &state,
+    let inserted = crate::store::users::insert_unless_email_taken(
+        state.db.writer(),
         NewUser {
             username: &username,
             email: &email,
@@ -157,7 +157,7 @@ pub async fn verify_email(
         None,
     )
     .await;
-    let row = users::find_by_id(&state, user)
+    let row = crate::store::users::find_by_id(&state.db, user)
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(Json(row.to_api()))
@@ -179,7 +179,7 @@ pub async fn resend_verification(
     let state = state.clone();
     tokio::spawn(async move {
         let res = async {
-            if let Some(u) = users::find_by_email(&state, &email).await?
+            if let Some(u) = crate::store::users::find_by_email(&state.db, &email).await?
                 && !u.email_verified
             {
                 send_verification(&state, u.uuid(), &u.email).await?;
@@ -263,7 +263,7 @@ pub async fn login(
         state.limits.check_login(None, &req.login, peer.ip())?;
         return Err(bad());
     }
-    let user = users::find_by_login(&state, &req.login).await?;
+    let user = crate::store::users::find_by_login(&state.db, &req.login).await?;
     state
         .limits
         .check_login(user.as_ref().map(UserRow::uuid), &req.login, peer.ip())?;
@@ -414,7 +414,7 @@ pub async fn forgot(
 
 /// Sends a reset link to `email` if an account has that address.
 async fn send_reset(state: &AppState, email: &Email, ip: std::net::IpAddr) -> ApiResult<()> {
-    let Some(u) = users::find_by_email(state, email).await? else {
+    let Some(u) = crate::store::users::find_by_email(&state.db, email).await? else {
         return Ok(());
     };
     let token = create_email_token(state, u.uuid(), &u.email, Purpose::Reset, RESET_TTL_MS).await?;
@@ -487,7 +487,7 @@ pub async fn check_username(
 ) -> ApiResult<Json<CheckUsernameResponse>> {
     let username = Username::parse(&q.username)?;
     Ok(Json(CheckUsernameResponse {
-        available: !users::username_exists(&state, &username).await?,
+        available: !crate::store::users::username_exists(&state.db, &username).await?,
     }))
 }
 

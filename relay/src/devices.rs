@@ -295,7 +295,10 @@ pub async fn list_for_user(
     if visible_users(&state, &me, &[id]).await?.is_empty() {
         return Err(ApiError::not_found());
     }
-    if crate::users::find_by_id(&state, id).await?.is_none() {
+    if crate::store::users::find_by_id(&state.db, id)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found());
     }
     let items =

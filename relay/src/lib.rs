@@ -118,7 +118,7 @@ async fn bootstrap_master(state: &AppState) -> Result<(), StartError> {
     };
     if master_count(&state.db)
         .await
-        .map_err(|e| StartError::Bootstrap(e.to_string()))?
+        .map_err(|e| StartError::Bootstrap(e.detail.unwrap_or_default()))?
         > 0
     {
         return Ok(());
@@ -132,10 +132,8 @@ async fn bootstrap_master(state: &AppState) -> Result<(), StartError> {
     Ok(())
 }
 
-pub async fn master_count(db: &Db) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE role = 'master'")
-        .fetch_one(db.read())
-        .await
+pub async fn master_count(db: &Db) -> error::ApiResult<i64> {
+    store::users::master_count(db).await
 }
 
 /// Creates a verified master account.
@@ -148,8 +146,8 @@ pub async fn create_master(
     let username = Username::parse(username)?;
     let email = Email::parse(email)?;
     let password_hash = auth::hash_password(password).await?;
-    let row = users::insert(
-        state,
+    let row = crate::store::users::insert(
+        state.db.writer(),
         users::NewUser {
             username: &username,
             email: &email,
@@ -222,7 +220,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         .map_err(|e| StartError::Listen(listen, e))?;
     let masters = master_count(&state.db)
         .await
-        .map_err(|e| StartError::Bootstrap(e.to_string()))?;
+        .map_err(|e| StartError::Bootstrap(e.detail.unwrap_or_default()))?;
     tracing::info!(
         "sotto-relay listening on http://{addr} (database: {:?}, data dir: {})",
         state.db.backend,

@@ -14,218 +14,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::audit::{self, event};
-use crate::auth::parse_role;
 use crate::auth::{self, AdminUser, AuthUser};
-use crate::db::{now_ms, rfc3339};
+use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 use crate::pagination::{page_of, parse_cursor};
 use crate::state::AppState;
+use crate::store;
+pub use crate::store::users::{NewUser, USER_COLUMNS, UserRow};
 use crate::tokens::spend_email_tokens;
 use crate::validate::check_query_text;
 use crate::validate::{Email, Username, check_new_password};
-
-pub const USER_COLUMNS: &str = "id, username, email, display_name, password_hash, role, email_verified, created_at, updated_at";
-
-/// A `users` row, decoded and checked: a stored id that is not a UUID, an unknown
-/// role or an impossible flag is a decode error (answered 500 with a logged id),
-/// never a nil id or a silent default.
-#[derive(Clone)]
-pub struct UserRow {
-    pub id: Uuid,
-    pub username: String,
-    pub email: String,
-    pub display_name: Option<String>,
-    pub password_hash: String,
-    pub role: Role,
-    pub email_verified: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for UserRow {
-    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        use sqlx::Row;
-        let role: String = row.try_get("role")?;
-        Ok(Self {
-            id: crate::ids::uuid_column(row, "id")?,
-            username: row.try_get("username")?,
-            email: row.try_get("email")?,
-            display_name: row.try_get("display_name")?,
-            password_hash: row.try_get("password_hash")?,
-            role: parse_role(&role).map_err(|_| crate::db::corrupt("role", &role))?,
-            email_verified: crate::db::bool_column(row, "email_verified")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    }
-}
-
-impl std::fmt::Debug for UserRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRow")
-            .field("id", &self.id)
-            .field("username", &self.username)
-            .field("role", &self.role)
-            .finish()
-    }
-}
-
-impl UserRow {
-    pub fn uuid(&self) -> Uuid {
-        self.id
-    }
-    pub fn role(&self) -> Role {
-        self.role
-    }
-    pub fn to_api(&self) -> User {
-        User {
-            id: self.id,
-            username: self.username.clone(),
-            email: self.email.clone(),
-            display_name: self.display_name.clone(),
-            role: self.role,
-            email_verified: self.email_verified,
-            created_at: rfc3339(self.created_at),
-            updated_at: rfc3339(self.updated_at),
-        }
-    }
-    pub fn to_public(&self) -> PublicUser {
-        PublicUser {
-            id: self.id,
-            username: self.username.clone(),
-            display_name: self.display_name.clone(),
-        }
-    }
-}
-
-pub async fn find_by_id(state: &AppState, id: Uuid) -> ApiResult<Option<UserRow>> {
-    Ok(sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
-    )))
-    .bind(id.to_string())
-    .fetch_optional(state.db.read())
-    .await?)
-}
-
-/// Finds a user by username or e-mail (both stored in lower case).
-pub async fn find_by_login(state: &AppState, login: &str) -> ApiResult<Option<UserRow>> {
-    let login = login.trim().to_lowercase();
-    if login.chars().any(char::is_control) {
-        return Ok(None); // cannot name an account (and PostgreSQL refuses NUL in text)
-    }
-    Ok(sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE username = $1 OR email = $1"
-    )))
-    .bind(login)
-    .fetch_optional(state.db.read())
-    .await?)
-}
-
-/// The account whose address is exactly `email` (not a username that looks like one).
-pub async fn find_by_email(state: &AppState, email: &Email) -> ApiResult<Option<UserRow>> {
-    Ok(find_by_login(state, email.as_str())
-        .await?
-        .filter(|u| u.email == email.as_str()))
-}
-
-pub async fn username_exists(state: &AppState, username: &Username) -> ApiResult<bool> {
-    Ok(
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE username = $1")
-            .bind(username.as_str())
-            .fetch_one(state.db.read())
-            .await?
-            > 0,
-    )
-}
-
-pub async fn email_exists(state: &AppState, email: &Email) -> ApiResult<bool> {
-    Ok(
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE email = $1")
-            .bind(email.as_str())
-            .fetch_one(state.db.read())
-            .await?
-            > 0,
-    )
-}
-
-pub struct NewUser<'a> {
-    pub username: &'a Username,
-    pub email: &'a Email,
-    pub password_hash: String,
-    pub display_name: Option<String>,
-    pub role: Role,
-    pub email_verified: bool,
-}
-
-/// Inserts a user; a duplicate username or e-mail is a 409 with the matching code.
-pub async fn insert(state: &AppState, u: NewUser<'_>) -> ApiResult<UserRow> {
-    let now = now_ms();
-    let id = Uuid::now_v7();
-    let res = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {USER_COLUMNS}"
-    )))
-    .bind(id.to_string())
-    .bind(u.username.as_str())
-    .bind(u.email.as_str())
-    .bind(u.display_name)
-    .bind(u.password_hash)
-    .bind(u.role.as_str())
-    .bind(i64::from(u.email_verified))
-    .bind(now)
-    .fetch_one(state.db.write())
-    .await;
-    match res {
-        Ok(row) => Ok(row),
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-            if username_exists(state, u.username).await? {
-                Err(ApiError::conflict(
-                    codes::USERNAME_TAKEN,
-                    "this username is taken",
-                ))
-            } else {
-                Err(ApiError::conflict(
-                    codes::EMAIL_TAKEN,
-                    "this e-mail address is already registered",
-                ))
-            }
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Inserts `u` unless its e-mail address is already registered: `None` then, and
-/// nothing written. One statement either way, so the caller's timing does not
-/// depend on whether the address exists. A taken username is 409.
-pub async fn insert_unless_email_taken(
-    state: &AppState,
-    u: NewUser<'_>,
-) -> ApiResult<Option<UserRow>> {
-    let now = now_ms();
-    let id = Uuid::now_v7();
-    let res = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-         ON CONFLICT (email) DO NOTHING RETURNING {USER_COLUMNS}"
-    )))
-    .bind(id.to_string())
-    .bind(u.username.as_str())
-    .bind(u.email.as_str())
-    .bind(u.display_name)
-    .bind(u.password_hash)
-    .bind(u.role.as_str())
-    .bind(i64::from(u.email_verified))
-    .bind(now)
-    .fetch_optional(state.db.write())
-    .await;
-    match res {
-        Ok(row) => Ok(row),
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(ApiError::conflict(
-            codes::USERNAME_TAKEN,
-            "this username is taken",
-        )),
-        Err(e) => Err(e.into()),
-    }
-}
 
 fn check_display_name(name: &Option<String>) -> ApiResult<Option<String>> {
     match name {
@@ -244,18 +43,6 @@ fn check_display_name(name: &Option<String>) -> ApiResult<Option<String>> {
             Ok(Some(t.to_string()))
         }
     }
-}
-
-/// On PostgreSQL, serialises changes that depend on the number of masters (under
-/// READ COMMITTED two concurrent demotions could each still see two masters).
-/// SQLite already runs one writer at a time.
-async fn lock_master_changes(state: &AppState, tx: &mut crate::db::WriteTx) -> ApiResult<()> {
-    if state.db.backend == crate::db::Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(7270001)")
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Revokes every live session of a user, optionally keeping one.
@@ -291,15 +78,7 @@ pub async fn list(
     check_query_text(q.q.as_deref().unwrap_or(""))?;
     let after = parse_cursor(&q.cursor)?;
     let pattern = like_pattern("%", "%", q.q.as_deref().unwrap_or(""));
-    let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id > $1 AND (username LIKE $2 ESCAPE '\\' OR email LIKE $2 ESCAPE '\\') \
-         ORDER BY id LIMIT $3"
-    )))
-    .bind(after)
-    .bind(pattern)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(state.db.read())
-    .await?;
+    let rows = store::users::list_page(&state.db, &after, &pattern, limit).await?;
     Ok(Json(page_of(
         rows,
         limit,
@@ -332,15 +111,8 @@ pub async fn search(
             .map(|u| u.as_str().to_string())
             .map_err(|_| ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid"))?,
     };
-    let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE username LIKE $1 ESCAPE '\\' AND email_verified = 1 AND username > $2 \
-         ORDER BY username LIMIT $3"
-    )))
-    .bind(like_pattern("", "%", term))
-    .bind(after)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(state.db.read())
-    .await?;
+    let rows =
+        store::users::search_page(&state.db, &like_pattern("", "%", term), &after, limit).await?;
     Ok(Json(page_of(
         rows,
         limit,
@@ -361,7 +133,7 @@ pub async fn get(
     if id != me.id() && me.role() < Role::Admin {
         return Err(ApiError::not_found());
     }
-    let row = find_by_id(&state, id)
+    let row = store::users::find_by_id(&state.db, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(Json(row.to_api()))
@@ -389,8 +161,8 @@ pub async fn create(
     check_new_password(&req.password)?;
     let display_name = check_display_name(&req.display_name)?;
     let password_hash = auth::hash_password(req.password).await?;
-    let row = insert(
-        &state,
+    let row = store::users::insert(
+        state.db.writer(),
         NewUser {
             username: &username,
             email: &email,
@@ -430,7 +202,7 @@ pub async fn patch(
     if !is_self && me.role() < Role::Admin {
         return Err(ApiError::not_found());
     }
-    let target = find_by_id(&state, id)
+    let target = store::users::find_by_id(&state.db, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     if !is_self && me.role() == Role::Admin && target.role() != Role::User {
@@ -476,7 +248,7 @@ pub async fn patch(
         None => None,
     };
     if let Some(e) = &email
-        && email_exists(&state, e).await?
+        && store::users::email_exists(&state.db, e).await?
     {
         return Err(ApiError::conflict(
             codes::EMAIL_TAKEN,
@@ -487,22 +259,13 @@ pub async fn patch(
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
     if req.role.is_some() {
-        lock_master_changes(&state, &mut tx).await?;
+        store::users::lock_master_changes(&state.db, &mut tx).await?;
     }
     if let Some(role) = req.role
         && role != target.role()
     {
-        let changed = sqlx::query(
-                "UPDATE users SET role = $1, updated_at = $2 WHERE id = $3 AND \
-                 (role <> 'master' OR $1 = 'master' OR (SELECT COUNT(*) FROM users WHERE role = 'master') > 1)",
-            )
-            .bind(role.as_str())
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if changed == 0 {
+        let changed = store::users::set_role(&mut tx, id, role, now).await?;
+        if !changed {
             return Err(ApiError::conflict(
                 codes::LAST_MASTER,
                 "the last master cannot be demoted",
@@ -510,30 +273,13 @@ pub async fn patch(
         }
     }
     if let Some(d) = display_name {
-        sqlx::query("UPDATE users SET display_name = $1, updated_at = $2 WHERE id = $3")
-            .bind(d)
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        store::users::set_display_name(&mut tx, id, d.as_deref(), now).await?;
     }
     if let Some(e) = &email {
-        sqlx::query(
-            "UPDATE users SET email = $1, email_verified = 0, updated_at = $2 WHERE id = $3",
-        )
-        .bind(e.as_str())
-        .bind(now)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?;
+        store::users::set_email(&mut tx, id, e, now).await?;
     }
     if let Some(h) = &new_hash {
-        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(h)
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        store::users::set_password(&mut tx, id, h, now).await?;
     }
     tx.commit().await?;
 
@@ -577,7 +323,7 @@ pub async fn patch(
         .await;
         crate::mail::send_verification(&state, id, e.as_str()).await?;
     }
-    let row = find_by_id(&state, id)
+    let row = store::users::find_by_id(&state.db, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(Json(row.to_api()))
@@ -600,7 +346,7 @@ pub async fn delete(
             "you cannot delete your own account",
         ));
     }
-    let target = find_by_id(&state, id)
+    let target = store::users::find_by_id(&state.db, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     if me.role() == Role::Admin && target.role() != Role::User {
@@ -608,22 +354,9 @@ pub async fn delete(
     }
     let rooms = crate::membership::rooms_and_peers(&state.db, id).await?;
     let mut tx = state.db.begin_write().await?;
-    lock_master_changes(&state, &mut tx).await?;
-    // Their memberships are about to go (cascade): posts racing this re-check.
-    sqlx::query(
-        "UPDATE rooms SET member_epoch = member_epoch + 1 WHERE id IN (SELECT room_id FROM room_members WHERE user_id = $1)",
-    )
-    .bind(id.to_string())
-    .execute(&mut *tx)
-    .await?;
-    let deleted = sqlx::query(
-        "DELETE FROM users WHERE id = $1 AND (role <> 'master' OR (SELECT COUNT(*) FROM users WHERE role = 'master') > 1)",
-    )
-    .bind(id.to_string())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if deleted == 0 {
+    store::users::lock_master_changes(&state.db, &mut tx).await?;
+    let deleted = store::users::delete(&mut tx, id).await?;
+    if !deleted {
         return Err(ApiError::conflict(
             codes::LAST_MASTER,
             "the last master cannot be deleted",
