@@ -13,8 +13,6 @@
 //! PostgreSQL, the write lock on SQLite), so a failed insert rolls the counter
 //! back with it. Deleting leaves a tombstone that keeps its `seq`.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -34,15 +32,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
-use crate::db::{Backend, now_ms, rfc3339, u64_of};
+use crate::db::{now_ms, rfc3339, u64_of};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::parse_id;
 use crate::json::ApiJson;
 use crate::membership::{not_a_member, require_member};
 use crate::state::AppState;
 
-/// Most envelope bytes in one page of history (a page holds at least one message).
-pub const PAGE_BYTES: i64 = 8 * 1024 * 1024;
+pub use crate::store::messages::PAGE_BYTES;
+use crate::store::messages::{Stored, StoredRef, find_stored, page_after, store};
 
 fn mismatch(detail: &str) -> ApiError {
     ApiError::bad_request(codes::ENVELOPE_MISMATCH, detail)
@@ -52,25 +49,6 @@ fn invalid(detail: impl Into<String>) -> ApiError {
     ApiError::bad_request(codes::INVALID_ENVELOPE, detail)
 }
 
-#[derive(sqlx::FromRow)]
-struct StoredRef {
-    id: String,
-    room_id: String,
-    seq: i64,
-    envelope_sha256: String,
-    created_at: i64,
-}
-
-impl StoredRef {
-    fn response(&self) -> ApiResult<PostMessageResponse> {
-        Ok(PostMessageResponse {
-            id: parse_id(&self.id)?,
-            seq: u64_of("seq", self.seq)?,
-            created_at: rfc3339(self.created_at),
-        })
-    }
-}
-
 /// A retry of an already stored (sender, client_id): the first answer when it
 /// carries the same envelope into the same room, 409 otherwise.
 fn replay(
@@ -78,27 +56,13 @@ fn replay(
     room: Uuid,
     digest: &str,
 ) -> ApiResult<(StatusCode, Json<PostMessageResponse>)> {
-    if stored.room_id != room.to_string() || stored.envelope_sha256 != digest {
+    if !crate::store::messages::same_message(stored, room, digest) {
         return Err(ApiError::conflict(
             codes::ENVELOPE_MISMATCH,
             "this client_id was already used for another message",
         ));
     }
     Ok((StatusCode::CREATED, Json(stored.response()?)))
-}
-
-async fn find_stored(
-    state: &AppState,
-    sender: Uuid,
-    client_id: Uuid,
-) -> ApiResult<Option<StoredRef>> {
-    Ok(sqlx::query_as::<_, StoredRef>(
-        "SELECT id, room_id, seq, envelope_sha256, created_at FROM messages WHERE sender_id = $1 AND client_id = $2",
-    )
-    .bind(sender.to_string())
-    .bind(client_id.to_string())
-    .fetch_optional(state.db.read())
-    .await?)
 }
 
 /// What posting needs to know, read in one query: the caller's membership,
@@ -115,17 +79,9 @@ async fn send_context(
     me: Uuid,
     device: Uuid,
 ) -> ApiResult<SendContext> {
-    let (epoch, bundle) = sqlx::query_as::<_, (i64, Option<String>)>(
-        "SELECT r.member_epoch, d.bundle FROM room_members m JOIN rooms r ON r.id = m.room_id \
-         LEFT JOIN devices d ON d.id = $3 AND d.user_id = $2 AND d.revoked_at IS NULL \
-         WHERE m.room_id = $1 AND m.user_id = $2",
-    )
-    .bind(room.to_string())
-    .bind(me.to_string())
-    .bind(device.to_string())
-    .fetch_optional(state.db.read())
-    .await?
-    .ok_or_else(not_a_member)?;
+    let (epoch, bundle) = crate::store::messages::send_context(&state.db, room, me, device)
+        .await?
+        .ok_or_else(not_a_member)?;
     Ok(SendContext {
         epoch,
         device: bundle,
@@ -200,7 +156,7 @@ pub async fn post_envelope(
     let mut attempts = 0;
     let seq = loop {
         let stored = store(
-            state,
+            &state.db,
             id,
             room,
             me,
@@ -211,10 +167,10 @@ pub async fn post_envelope(
             now,
             ctx.epoch,
         )
-        .await;
+        .await?;
         match stored {
-            Ok(Some(seq)) => break seq,
-            Ok(None) => {
+            Stored::Seq(seq) => break seq,
+            Stored::EpochMoved => {
                 // The room's membership changed since we looked (or we were
                 // removed): look again, under the new epoch.
                 attempts += 1;
@@ -226,10 +182,10 @@ pub async fn post_envelope(
                 ctx = send_context(state, room, me, h.sender_device_id).await?;
                 sender_device(state, h.sender_device_id, &ctx)?;
             }
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Stored::Duplicate => {
                 // A retry of this client_id (earlier or concurrent) is stored;
                 // our counter increment rolled back with the failed insert.
-                let stored = find_stored(state, me, client_id)
+                let stored = find_stored(&state.db, me, client_id)
                     .await?
                     .ok_or_else(not_a_member)?;
                 let (_, Json(response)) = replay(&stored, room, &digest)?;
@@ -238,7 +194,6 @@ pub async fn post_envelope(
                     created: false,
                 });
             }
-            Err(e) => return Err(e.into()),
         }
     };
     metrics::counter!("sotto_messages_stored_total").increment(1);
@@ -270,74 +225,6 @@ pub async fn post_envelope(
     })
 }
 
-/// Takes the room's next `seq` and stores the message with it, atomically:
-/// either both happen or neither. `None` when the sender is no longer a member.
-///
-/// One statement on both backends: on PostgreSQL the `UPDATE` in the `WITH`
-/// locks the room's row while it runs; SQLite has a single writer and a trigger.
-///
-/// The statement stores nothing (`None`) unless the sender is a member and the
-/// room's `member_epoch` is still `epoch`. On PostgreSQL the epoch is what makes
-/// the membership check safe: a post that waited for the row lock re-evaluates
-/// the row's epoch (but not the `EXISTS`, which reads the statement's older
-/// snapshot), so a removal that committed meanwhile is noticed.
-#[allow(clippy::too_many_arguments)]
-async fn store(
-    state: &AppState,
-    id: Uuid,
-    room: Uuid,
-    sender: Uuid,
-    device: Uuid,
-    client_id: Uuid,
-    bytes: &[u8],
-    digest: &str,
-    now: i64,
-    epoch: i64,
-) -> Result<Option<i64>, sqlx::Error> {
-    const NEXT_SEQ: &str = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 AND member_epoch = $9 \
-        AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING last_seq";
-    match state.db.backend {
-        Backend::Postgres => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "WITH s AS ({NEXT_SEQ}) \
-                 INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
-                 SELECT $3, $1, s.last_seq, $2, $4, $5, $6, $7, $8 FROM s RETURNING seq"
-            )))
-            .bind(room.to_string())
-            .bind(sender.to_string())
-            .bind(id.to_string())
-            .bind(device.to_string())
-            .bind(client_id.to_string())
-            .bind(bytes.to_vec())
-            .bind(digest)
-            .bind(now)
-            .bind(epoch)
-            .fetch_optional(state.db.write())
-            .await
-        }
-        Backend::Sqlite => {
-            // One statement: SQLite runs it under its single write lock, and the
-            // `messages_take_seq` trigger moves the room's counter to the new seq.
-            sqlx::query_scalar(
-                "INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
-                 SELECT $3, $1, r.last_seq + 1, $2, $4, $5, $6, $7, $8 FROM rooms r WHERE r.id = $1 AND r.member_epoch = $9 \
-                 AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING seq",
-            )
-            .bind(room.to_string())
-            .bind(sender.to_string())
-            .bind(id.to_string())
-            .bind(device.to_string())
-            .bind(client_id.to_string())
-            .bind(bytes.to_vec())
-            .bind(digest)
-            .bind(now)
-            .bind(epoch)
-            .fetch_optional(state.db.write())
-            .await
-        }
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/rooms/{id}/messages", tag = "messages", params(("id" = Uuid, Path)),
     request_body = PostMessageRequest,
     responses((status = 201, body = PostMessageResponse, description = "stored (or stored earlier: a retry answers the first result)"),
@@ -357,96 +244,6 @@ pub async fn post(
     Ok((StatusCode::CREATED, Json(posted.response)))
 }
 
-#[derive(sqlx::FromRow)]
-struct MessageRow {
-    id: String,
-    room_id: String,
-    seq: i64,
-    sender_id: String,
-    device_id: String,
-    client_id: String,
-    envelope: Option<Vec<u8>>,
-    created_at: i64,
-    deleted_at: Option<i64>,
-}
-
-impl MessageRow {
-    fn into_api(self) -> ApiResult<Message> {
-        Ok(Message {
-            id: parse_id(&self.id)?,
-            room_id: parse_id(&self.room_id)?,
-            seq: u64_of("seq", self.seq)?,
-            sender_id: parse_id(&self.sender_id)?,
-            device_id: parse_id(&self.device_id)?,
-            client_id: parse_id(&self.client_id)?,
-            envelope: self.envelope.map(B64),
-            deleted: self.deleted_at.is_some(),
-            created_at: rfc3339(self.created_at),
-            updated_at: rfc3339(self.deleted_at.unwrap_or(self.created_at)),
-        })
-    }
-}
-
-/// One page of `room`'s messages after `after_seq` for a member who joined at
-/// `joined_seq` (earlier history is not theirs to read).
-pub async fn page_after(
-    state: &AppState,
-    room: Uuid,
-    joined_seq: i64,
-    after_seq: u64,
-    limit: u32,
-) -> ApiResult<Page<Message>> {
-    let after = i64::try_from(after_seq)
-        .map_err(|_| ApiError::bad_request(codes::VALIDATION_FAILED, "`after_seq` is too large"))?
-        .max(joined_seq);
-    // First the sizes (no envelopes): the page ends at `limit` messages or at
-    // PAGE_BYTES of envelopes, whichever comes first (always at least one), so
-    // a page of large envelopes cannot take unbounded memory.
-    let sizes: Vec<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT seq, CAST(LENGTH(envelope) AS BIGINT) FROM messages \
-         WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-    )
-    .bind(room.to_string())
-    .bind(after)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(state.db.read())
-    .await?;
-    let mut taken = 0usize;
-    let mut bytes = 0i64;
-    for (_, size) in sizes.iter().take(limit as usize) {
-        // A tombstone has no envelope (NULL size): it costs nothing.
-        let size = size.unwrap_or(0);
-        if taken > 0 && bytes.saturating_add(size) > PAGE_BYTES {
-            break;
-        }
-        bytes = bytes.saturating_add(size);
-        taken += 1;
-    }
-    let more = sizes.len() > taken;
-    let Some(&(last, _)) = sizes.get(taken.wrapping_sub(1)) else {
-        return Ok(Page::last(Vec::new()));
-    };
-    let rows = sqlx::query_as::<_, MessageRow>(
-        "SELECT id, room_id, seq, sender_id, device_id, client_id, envelope, created_at, deleted_at \
-         FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
-    )
-    .bind(room.to_string())
-    .bind(after)
-    .bind(last)
-    .fetch_all(state.db.read())
-    .await?;
-    let items = rows
-        .into_iter()
-        .map(MessageRow::into_api)
-        .collect::<ApiResult<Vec<_>>>()?;
-    let next = if more {
-        items.last().map(|m| m.seq.to_string())
-    } else {
-        None
-    };
-    Ok(Page::new(items, next))
-}
-
 #[utoipa::path(get, path = "/api/v1/rooms/{id}/messages", tag = "messages",
     params(("id" = Uuid, Path), MessageListQuery),
     responses((status = 200, body = Page<Message>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)),
@@ -461,7 +258,7 @@ pub async fn list(
 ) -> ApiResult<Json<Page<Message>>> {
     let m = require_member(&state.db, room, me.id()).await?;
     let page = page_after(
-        &state,
+        &state.db,
         room,
         m.joined_seq,
         q.after_seq.unwrap_or(0),
@@ -483,13 +280,8 @@ pub async fn delete(
     Path((room, msg)): Path<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
     let m = require_member(&state.db, room, me.id()).await?;
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT sender_id, seq FROM messages WHERE id = $1 AND room_id = $2")
-            .bind(msg.to_string())
-            .bind(room.to_string())
-            .fetch_optional(state.db.read())
-            .await?;
-    let Some((sender, seq)) = row else {
+    let Some((sender, seq)) = crate::store::messages::sender_and_seq(&state.db, room, msg).await?
+    else {
         return Err(ApiError::not_found());
     };
     if seq <= m.joined_seq {
@@ -497,20 +289,13 @@ pub async fn delete(
     }
     // In a direct room nobody owns the other's messages.
     let owner_may = m.is_owner(me.id()) && !m.is_direct();
-    if sender != me.id().to_string() && !owner_may {
+    if sender != me.id() && !owner_may {
         return Err(ApiError::forbidden(
             "only the sender or the room's owner may delete a message",
         ));
     }
-    let erased = sqlx::query(
-        "UPDATE messages SET envelope = NULL, deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
-    )
-    .bind(now_ms())
-    .bind(msg.to_string())
-    .execute(state.db.write())
-    .await?
-    .rows_affected();
-    if erased > 0 {
+    let erased = crate::store::messages::erase(state.db.writer(), msg, now_ms()).await?;
+    if erased {
         state
             .events
             .publish_to_room(
@@ -545,42 +330,12 @@ pub async fn record_receipt(
                 "`seq` is beyond the room's latest message",
             )
         })?;
-    let (rid, uid) = (room.to_string(), me.to_string());
-    let sql = match kind {
-        // Reading implies delivery.
-        ReceiptKind::Read => {
-            "UPDATE room_members SET \
-               read_at = CASE WHEN read_seq < $1 THEN $2 ELSE read_at END, \
-               read_seq = CASE WHEN read_seq < $1 THEN $1 ELSE read_seq END, \
-               delivered_at = CASE WHEN delivered_seq < $1 THEN $2 ELSE delivered_at END, \
-               delivered_seq = CASE WHEN delivered_seq < $1 THEN $1 ELSE delivered_seq END \
-             WHERE room_id = $3 AND user_id = $4 AND (read_seq < $1 OR delivered_seq < $1)"
-        }
-        ReceiptKind::Delivered => {
-            "UPDATE room_members SET delivered_seq = $1, delivered_at = $2 \
-             WHERE room_id = $3 AND user_id = $4 AND delivered_seq < $1"
-        }
-    };
-    let moved = sqlx::query(sql)
-        .bind(seq)
-        .bind(now_ms())
-        .bind(&rid)
-        .bind(&uid)
-        .execute(state.db.write())
+    let moved =
+        crate::store::messages::move_receipt(state.db.writer(), room, me, kind, seq, now_ms())
+            .await?;
+    let (cur, at) = crate::store::messages::receipt(&state.db, room, me, kind)
         .await?
-        .rows_affected()
-        > 0;
-    let (cur, at): (i64, i64) = sqlx::query_as(match kind {
-        ReceiptKind::Read => "SELECT read_seq, read_at FROM room_members WHERE room_id = $1 AND user_id = $2",
-        ReceiptKind::Delivered => {
-            "SELECT delivered_seq, delivered_at FROM room_members WHERE room_id = $1 AND user_id = $2"
-        }
-    })
-    .bind(&rid)
-    .bind(&uid)
-    .fetch_optional(state.db.read())
-    .await?
-    .ok_or_else(not_a_member)?;
+        .ok_or_else(not_a_member)?;
     let cur = u64_of("seq", cur)?;
     if moved {
         state
@@ -633,17 +388,7 @@ pub async fn unread(
     State(state): State<AppState>,
     me: AuthUser,
 ) -> ApiResult<Json<UnreadResponse>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT m.room_id, (SELECT COUNT(*) FROM messages x WHERE x.room_id = m.room_id AND x.seq > m.read_seq \
-           AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) FROM room_members m WHERE m.user_id = $1",
-    )
-    .bind(me.id().to_string())
-    .fetch_all(state.db.read())
-    .await?;
-    let mut out = BTreeMap::new();
-    for (room, n) in rows {
-        out.insert(parse_id(&room)?, u64_of("unread", n)?);
-    }
+    let out = crate::store::messages::unread_counts(&state.db, me.id()).await?;
     Ok(Json(UnreadResponse(out)))
 }
 

@@ -15,6 +15,7 @@ pub mod attachments;
 pub mod contacts;
 pub mod devices;
 pub mod email_tokens;
+pub mod messages;
 pub mod sessions;
 pub mod users;
 
