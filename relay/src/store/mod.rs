@@ -16,6 +16,7 @@ pub mod contacts;
 pub mod devices;
 pub mod email_tokens;
 pub mod messages;
+pub mod rooms;
 pub mod sessions;
 pub mod users;
 
