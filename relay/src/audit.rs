@@ -38,20 +38,18 @@ pub async fn record(
     ip: Option<IpAddr>,
     detail: Option<&str>,
 ) {
-    let res = sqlx::query(
-        "INSERT INTO audit_log (id, at, event, actor_id, target_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    let res = crate::store::audit::insert(
+        db.writer(),
+        now_ms(),
+        event,
+        actor,
+        target,
+        ip.map(|i| i.to_string()),
+        detail,
     )
-    .bind(Uuid::now_v7().to_string())
-    .bind(now_ms())
-    .bind(event)
-    .bind(actor.map(|u| u.to_string()))
-    .bind(target.map(|u| u.to_string()))
-    .bind(ip.map(|i| i.to_string()))
-    .bind(detail.map(str::to_string))
-    .execute(db.write())
     .await;
     if let Err(e) = res {
-        tracing::error!(error = %e, event, "cannot write the audit log");
+        tracing::error!(code = e.code, event, "cannot write the audit log");
     }
     tracing::info!(target: "audit", event, actor = ?actor, subject = ?target, ip = ?ip, "security event");
 }

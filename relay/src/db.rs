@@ -157,12 +157,14 @@ impl Db {
         })
     }
 
-    /// The pool for statements that only read.
+    /// The pool for statements that only read (used by `crate::store`, and by
+    /// tests that inspect the database behind the API; features call the store).
     pub fn read(&self) -> &AnyPool {
         &self.read
     }
 
-    /// The pool for single statements that write (see the type's docs).
+    /// The pool for single statements that write (see the type's docs; used by
+    /// `crate::store` through its `Writer` handle, and by tests).
     pub fn write(&self) -> &AnyPool {
         &self.write
     }

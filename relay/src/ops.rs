@@ -132,17 +132,6 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    id: String,
-    at: i64,
-    event: String,
-    actor_id: Option<String>,
-    target_id: Option<String>,
-    ip: Option<String>,
-    detail: Option<String>,
-}
-
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "operations", params(AuditQuery),
     responses((status = 200, body = Page<AuditEntry>), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
@@ -160,15 +149,9 @@ pub async fn audit_log(
             .map(|u| u.to_string())
             .map_err(|_| ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid"))?,
     };
-    let rows = sqlx::query_as::<_, AuditRow>(
-        "SELECT id, at, event, actor_id, target_id, ip, detail FROM audit_log \
-         WHERE ($1 = '' OR id < $1) AND ($2 = '' OR event = $2) ORDER BY id DESC LIMIT $3",
-    )
-    .bind(before)
-    .bind(q.event.unwrap_or_default())
-    .bind(i64::from(limit) + 1)
-    .fetch_all(state.db.read())
-    .await?;
+    let rows =
+        crate::store::audit::page(&state.db, &before, q.event.as_deref().unwrap_or(""), limit)
+            .await?;
     let parse = |column: &str, s: &Option<String>| {
         s.as_deref()
             .map(|v| crate::ids::parse_stored_id(column, v))
