@@ -110,46 +110,32 @@ async fn store_statement(
 ) -> Result<Option<i64>, sqlx::Error> {
     const NEXT_SEQ: &str = "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 AND member_epoch = $9 \
         AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING last_seq";
-    match db.backend {
-        Backend::Postgres => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "WITH s AS ({NEXT_SEQ}) \
-                 INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
-                 SELECT $3, $1, s.last_seq, $2, $4, $5, $6, $7, $8 FROM s RETURNING seq"
-            )))
-            .bind(room.to_string())
-            .bind(sender.to_string())
-            .bind(id.to_string())
-            .bind(device.to_string())
-            .bind(client_id.to_string())
-            .bind(bytes.to_vec())
-            .bind(digest)
-            .bind(now)
-            .bind(epoch)
-            .fetch_optional(db.write())
-            .await
-        }
-        Backend::Sqlite => {
-            // One statement: SQLite runs it under its single write lock, and the
-            // `messages_take_seq` trigger moves the room's counter to the new seq.
-            sqlx::query_scalar(
-                "INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
-                 SELECT $3, $1, r.last_seq + 1, $2, $4, $5, $6, $7, $8 FROM rooms r WHERE r.id = $1 AND r.member_epoch = $9 \
-                 AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING seq",
-            )
-            .bind(room.to_string())
-            .bind(sender.to_string())
-            .bind(id.to_string())
-            .bind(device.to_string())
-            .bind(client_id.to_string())
-            .bind(bytes.to_vec())
-            .bind(digest)
-            .bind(now)
-            .bind(epoch)
-            .fetch_optional(db.write())
-            .await
-        }
-    }
+    // PostgreSQL: the `UPDATE` in the `WITH` takes the next seq under the room's
+    // row lock. SQLite: one `INSERT ... SELECT` under its single write lock, the
+    // `messages_take_seq` trigger moving the room's counter to the new seq.
+    let sql = match db.backend {
+        Backend::Postgres => format!(
+            "WITH s AS ({NEXT_SEQ}) \
+             INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
+             SELECT $3, $1, s.last_seq, $2, $4, $5, $6, $7, $8 FROM s RETURNING seq"
+        ),
+        Backend::Sqlite => "INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) \
+             SELECT $3, $1, r.last_seq + 1, $2, $4, $5, $6, $7, $8 FROM rooms r WHERE r.id = $1 AND r.member_epoch = $9 \
+             AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING seq"
+            .to_string(),
+    };
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(room.to_string())
+        .bind(sender.to_string())
+        .bind(id.to_string())
+        .bind(device.to_string())
+        .bind(client_id.to_string())
+        .bind(bytes.to_vec())
+        .bind(digest)
+        .bind(now)
+        .bind(epoch)
+        .fetch_optional(db.write())
+        .await
 }
 
 #[derive(sqlx::FromRow)]

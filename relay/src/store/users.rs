@@ -157,31 +157,43 @@ pub struct NewUser<'a> {
     pub email_verified: bool,
 }
 
-/// Inserts a user; a duplicate username or e-mail is a 409 with the matching code.
-pub async fn insert(w: Writer<'_>, u: NewUser<'_>) -> ApiResult<UserRow> {
-    let now = now_ms();
-    let id = Uuid::now_v7();
-    let res = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {USER_COLUMNS}"
+/// The one `INSERT INTO users` statement, with `on_conflict` (empty, or an
+/// `ON CONFLICT ... DO NOTHING` clause): the row, or `None` when the clause
+/// skipped it.
+async fn insert_row(
+    w: Writer<'_>,
+    u: NewUser<'_>,
+    on_conflict: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+         {on_conflict} RETURNING {USER_COLUMNS}"
     )))
-    .bind(id.to_string())
+    .bind(Uuid::now_v7().to_string())
     .bind(u.username.as_str())
     .bind(u.email.as_str())
     .bind(u.display_name)
     .bind(u.password_hash)
     .bind(u.role.as_str())
     .bind(i64::from(u.email_verified))
-    .bind(now)
-    .fetch_one(w.pool())
-    .await;
-    match res {
-        Ok(row) => Ok(row),
+    .bind(now_ms())
+    .fetch_optional(w.pool())
+    .await
+}
+
+fn username_taken() -> ApiError {
+    ApiError::conflict(codes::USERNAME_TAKEN, "this username is taken")
+}
+
+/// Inserts a user; a duplicate username or e-mail is a 409 with the matching code.
+pub async fn insert(w: Writer<'_>, u: NewUser<'_>) -> ApiResult<UserRow> {
+    let username = u.username;
+    match insert_row(w, u, "").await {
+        Ok(Some(row)) => Ok(row),
+        Ok(None) => Err(ApiError::internal("INSERT ... RETURNING returned no row")),
         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-            if username_exists(w.db, u.username).await? {
-                Err(ApiError::conflict(
-                    codes::USERNAME_TAKEN,
-                    "this username is taken",
-                ))
+            if username_exists(w.db, username).await? {
+                Err(username_taken())
             } else {
                 Err(ApiError::conflict(
                     codes::EMAIL_TAKEN,
@@ -200,28 +212,9 @@ pub async fn insert_unless_email_taken(
     w: Writer<'_>,
     u: NewUser<'_>,
 ) -> ApiResult<Option<UserRow>> {
-    let now = now_ms();
-    let id = Uuid::now_v7();
-    let res = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-         ON CONFLICT (email) DO NOTHING RETURNING {USER_COLUMNS}"
-    )))
-    .bind(id.to_string())
-    .bind(u.username.as_str())
-    .bind(u.email.as_str())
-    .bind(u.display_name)
-    .bind(u.password_hash)
-    .bind(u.role.as_str())
-    .bind(i64::from(u.email_verified))
-    .bind(now)
-    .fetch_optional(w.pool())
-    .await;
-    match res {
+    match insert_row(w, u, "ON CONFLICT (email) DO NOTHING").await {
         Ok(row) => Ok(row),
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(ApiError::conflict(
-            codes::USERNAME_TAKEN,
-            "this username is taken",
-        )),
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(username_taken()),
         Err(e) => Err(e.into()),
     }
 }
