@@ -16,6 +16,8 @@ use sotto_core::api::pagination::Page;
 use sotto_core::api::rooms::{CreateRoomRequest, RoomDetails};
 use sotto_relay::config::Config;
 use sotto_relay::state::AppState;
+
+pub mod upgrade;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -250,6 +252,37 @@ impl SmtpSink {
     }
 }
 
+/// Copies the files of `from` into `to`, recursively.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Runs a plain-text `pg_dump` (`--inserts`) on the database at `url`: psql
+/// meta-commands (lines starting with a backslash) are left out.
+pub async fn run_postgres_script(url: &str, sql: &str) {
+    let sql: String = sql
+        .lines()
+        .filter(|l| !l.starts_with('\\'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
 /// A running relay.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -284,6 +317,12 @@ pub struct AppOptions {
     pub max_attachment_bytes: u64,
     pub attachment_quota_bytes: u64,
     pub request_timeout: u64,
+    /// Start on a copy of this data directory (an upgrade fixture) instead of an
+    /// empty one.
+    pub data_from: Option<std::path::PathBuf>,
+    /// SQL run on the fresh PostgreSQL database before the relay starts (a
+    /// fixture's dump), for [`Backend::Postgres`].
+    pub postgres_sql: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -299,6 +338,8 @@ impl Default for AppOptions {
             max_attachment_bytes: 4 * 1024 * 1024,
             attachment_quota_bytes: 64 * 1024 * 1024,
             request_timeout: 30,
+            data_from: None,
+            postgres_sql: None,
         }
     }
 }
@@ -309,12 +350,18 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
+    if let Some(from) = &opts.data_from {
+        copy_dir(from, data_dir.path());
+    }
     let smtp = SmtpSink::start().await;
     let mut config = Config::for_data_dir(data_dir.path().to_path_buf());
     let database_url = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => Some(fresh_postgres_database().await),
     };
+    if let (Some(url), Some(sql)) = (&database_url, &opts.postgres_sql) {
+        run_postgres_script(url, sql).await;
+    }
     config.database_url = database_url.clone().map(SecretString::from);
     config.smtp_url = Some(SecretString::from(format!(
         "smtp://{}:{}",

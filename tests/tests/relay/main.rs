@@ -19,3 +19,4 @@ mod messages;
 mod openapi;
 mod rooms;
 mod support;
+mod upgrade;
