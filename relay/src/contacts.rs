@@ -50,7 +50,7 @@ pub async fn list(
     let limit = effective_limit(q.limit);
     let after = crate::pagination::parse_cursor(&q.cursor)?;
     Ok(Json(
-        store::contacts::page(&state.db, me.id(), &after, limit).await?,
+        store::contacts::page(&state.db, me.id(), after, limit).await?,
     ))
 }
 

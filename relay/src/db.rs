@@ -1,18 +1,21 @@
-//! Database access: `AnyPool`s over SQLite (embedded default, WAL, foreign keys
-//! on) or PostgreSQL, the same SQL for both (`$N` placeholders, BIGINT times in
-//! ms, TEXT ids), embedded migrations per backend, and the rule for writes
-//! (see [`Db`]).
+//! Database access: pools on sqlx's native drivers, SQLite (embedded default,
+//! WAL, foreign keys on) or PostgreSQL, embedded migrations per backend, and the
+//! rule for writes (see [`Db`]). The statements themselves are in
+//! `crate::store`.
 
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
 
 use crate::config::Config;
 
+#[cfg(feature = "sqlite")]
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+#[cfg(feature = "postgres")]
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("enable at least one backend feature: `sqlite` or `postgres`");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -20,14 +23,25 @@ pub enum Backend {
     Postgres,
 }
 
+/// A pool of one backend.
+#[derive(Clone)]
+pub enum Pool {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+}
+
 /// The database: a pool for reads and a pool for writes.
 ///
 /// The rule for writes, enforced on both backends: every statement that writes
-/// runs on [`Db::write`] (single statements) or in a [`Db::begin_write`]
-/// transaction. The read pool's connections are read-only (SQLite `PRAGMA
-/// query_only`, PostgreSQL `default_transaction_read_only`), so a write sent
-/// there fails at once, in the first test that takes that path, instead of
-/// working until two writers collide in production.
+/// runs on the write pool, through a [`crate::store::Writer`] (single
+/// statements) or in a [`Db::begin_write`] transaction; store functions that
+/// only read take `&Db` and run on the read pool, whose connections are
+/// read-only (SQLite `PRAGMA query_only`, PostgreSQL
+/// `default_transaction_read_only`), so a write sent there fails at once, in
+/// the first test that takes that path, instead of working until two writers
+/// collide in production.
 ///
 /// On SQLite the write pool has exactly one connection: SQLite admits one
 /// writer at a time, and a connection waiting for the write lock polls with
@@ -38,32 +52,27 @@ pub enum Backend {
 /// depend on (`UPDATE` or `... ON CONFLICT DO UPDATE` first).
 #[derive(Clone)]
 pub struct Db {
-    read: AnyPool,
-    write: AnyPool,
+    read: Pool,
+    write: Pool,
     pub backend: Backend,
 }
 
-/// A write transaction (see [`Db::begin_write`]); derefs to the connection.
-pub struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+/// A write transaction (see [`Db::begin_write`]).
+pub enum WriteTx {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::AnyConnection;
-    fn deref(&self) -> &sqlx::AnyConnection {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
-        &mut self.tx
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(tx) => tx.commit().await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(tx) => tx.commit().await,
+        }
     }
 }
 
@@ -83,34 +92,44 @@ pub enum DbError {
     Connect(sqlx::Error),
     #[error("cannot apply migrations: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    #[error("this relay was built without support for the {0:?} backend")]
+    NotBuiltIn(Backend),
 }
 
-async fn pool(url: &str, backend: Backend, max: u32, read_only: bool) -> Result<AnyPool, DbError> {
-    AnyPoolOptions::new()
+#[cfg(feature = "sqlite")]
+async fn sqlite_pool(url: &str, max: u32, read_only: bool) -> Result<sqlx::SqlitePool, DbError> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    use std::str::FromStr;
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(DbError::Connect)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        // After a checkpoint, shrink the WAL back to 64 MiB: under sustained
+        // load it can grow to hundreds of MiB and would otherwise keep that
+        // size on disk for good.
+        .pragma("journal_size_limit", "67108864")
+        .pragma("query_only", if read_only { "ON" } else { "OFF" });
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(opts)
+        .await
+        .map_err(DbError::Connect)
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_pool(url: &str, max: u32, read_only: bool) -> Result<sqlx::PgPool, DbError> {
+    use sqlx::Executor;
+    sqlx::postgres::PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(5))
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                match backend {
-                    Backend::Sqlite => {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        // After a checkpoint, shrink the WAL back to 64 MiB: under
-                        // sustained load it can grow to hundreds of MiB and would
-                        // otherwise keep that size on disk for good.
-                        conn.execute("PRAGMA journal_size_limit = 67108864").await?;
-                        if read_only {
-                            conn.execute("PRAGMA query_only = ON").await?;
-                        }
-                    }
-                    Backend::Postgres => {
-                        if read_only {
-                            conn.execute("SET default_transaction_read_only = on")
-                                .await?;
-                        }
-                    }
+                if read_only {
+                    conn.execute("SET default_transaction_read_only = on")
+                        .await?;
                 }
                 Ok(())
             })
@@ -123,7 +142,6 @@ async fn pool(url: &str, backend: Backend, max: u32, read_only: bool) -> Result<
 impl Db {
     /// Connects (creating the SQLite file if needed) and applies migrations.
     pub async fn open(config: &Config) -> Result<Self, DbError> {
-        install_default_drivers();
         let (url, backend) = match &config.database_url {
             Some(u) if u.expose_secret().starts_with("postgres") => {
                 (u.expose_secret().to_string(), Backend::Postgres)
@@ -138,60 +156,71 @@ impl Db {
                 )
             }
         };
-        let (readers, writers) = match backend {
-            Backend::Sqlite => (8, 1),
-            Backend::Postgres => (16, 16),
-        };
-        // The writer first: it creates the file and migrates the schema.
-        let write = pool(&url, backend, writers, false).await?;
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&write).await.map_err(DbError::Migrate)?;
-        let read = pool(&url, backend, readers, true).await?;
-        Ok(Self {
-            read,
-            write,
-            backend,
-        })
+        match backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite => {
+                // The writer first: it creates the file and migrates the schema.
+                let write = sqlite_pool(&url, 1, false).await?;
+                SQLITE_MIGRATIONS
+                    .run(&write)
+                    .await
+                    .map_err(DbError::Migrate)?;
+                let read = sqlite_pool(&url, 8, true).await?;
+                Ok(Self {
+                    read: Pool::Sqlite(read),
+                    write: Pool::Sqlite(write),
+                    backend,
+                })
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                let write = postgres_pool(&url, 16, false).await?;
+                POSTGRES_MIGRATIONS
+                    .run(&write)
+                    .await
+                    .map_err(DbError::Migrate)?;
+                let read = postgres_pool(&url, 16, true).await?;
+                Ok(Self {
+                    read: Pool::Postgres(read),
+                    write: Pool::Postgres(write),
+                    backend,
+                })
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(DbError::NotBuiltIn(other)),
+        }
     }
 
-    /// The pool for statements that only read (used by `crate::store`, and by
-    /// tests that inspect the database behind the API; features call the store).
-    pub fn read(&self) -> &AnyPool {
+    /// The read-only pool (used by `crate::store`, and by tests that inspect
+    /// the database behind the API; features call the store).
+    pub fn read_pool(&self) -> &Pool {
         &self.read
     }
 
-    /// The pool for single statements that write (see the type's docs; used by
-    /// `crate::store` through its `Writer` handle, and by tests).
-    pub fn write(&self) -> &AnyPool {
+    /// The pool for writes (see the type's docs; used by `crate::store`
+    /// through its `Writer` handle, and by tests).
+    pub fn write_pool(&self) -> &Pool {
         &self.write
     }
 
     /// A transaction that will write (see the type's docs).
     pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.write.begin().await?,
-        };
-        Ok(WriteTx { tx })
-    }
-
-    /// `$first, $first+1, ...` placeholders for an `IN (...)` list of `n` values.
-    pub fn placeholders(first: usize, n: usize) -> String {
-        (first..first + n)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        match &self.write {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => Ok(WriteTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?)),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => Ok(WriteTx::Postgres(p.begin().await?)),
+        }
     }
 
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
-            .fetch_one(&self.read)
-            .await
-            .is_ok()
+        match &self.read {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.is_ok(),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.is_ok(),
+        }
     }
 }
 
@@ -221,16 +250,6 @@ pub fn corrupt(column: &str, value: &dyn std::fmt::Debug) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
         index: column.to_string(),
         source: format!("corrupt value {value:?}").into(),
-    }
-}
-
-/// A boolean stored as 0 or 1.
-pub fn bool_column(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
-    use sqlx::Row;
-    match row.try_get::<i64, _>(column)? {
-        0 => Ok(false),
-        1 => Ok(true),
-        n => Err(corrupt(column, &n)),
     }
 }
 

@@ -39,7 +39,7 @@ use crate::membership::{not_a_member, require_member};
 use crate::state::AppState;
 
 pub use crate::store::messages::PAGE_BYTES;
-use crate::store::messages::{Stored, StoredRef, find_stored, page_after, store};
+use crate::store::messages::{NewMessage, Stored, StoredRef, find_stored, page_after, store};
 
 fn mismatch(detail: &str) -> ApiError {
     ApiError::bad_request(codes::ENVELOPE_MISMATCH, detail)
@@ -155,19 +155,18 @@ pub async fn post_envelope(
     let now = now_ms();
     let mut attempts = 0;
     let seq = loop {
-        let stored = store(
-            &state.db,
+        let message = NewMessage {
             id,
             room,
-            me,
-            h.sender_device_id,
+            sender: me,
+            device: h.sender_device_id,
             client_id,
-            &bytes,
-            &digest,
+            envelope: &bytes,
+            digest: &digest,
             now,
-            ctx.epoch,
-        )
-        .await?;
+            epoch: ctx.epoch,
+        };
+        let stored = store(state.db.writer(), &message).await?;
         match stored {
             Stored::Seq(seq) => break seq,
             Stored::EpochMoved => {

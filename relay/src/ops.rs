@@ -144,35 +144,28 @@ pub async fn audit_log(
     crate::validate::check_query_text(q.event.as_deref().unwrap_or(""))?;
     let limit = effective_limit(q.limit);
     let before = match &q.cursor {
-        None => String::new(),
-        Some(c) => uuid::Uuid::parse_str(c)
-            .map(|u| u.to_string())
-            .map_err(|_| ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid"))?,
+        None => None,
+        Some(c) => Some(uuid::Uuid::parse_str(c).map_err(|_| {
+            ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid")
+        })?),
     };
     let rows =
-        crate::store::audit::page(&state.db, &before, q.event.as_deref().unwrap_or(""), limit)
+        crate::store::audit::page(&state.db, before, q.event.as_deref().unwrap_or(""), limit)
             .await?;
-    let parse = |column: &str, s: &Option<String>| {
-        s.as_deref()
-            .map(|v| crate::ids::parse_stored_id(column, v))
-            .transpose()
-    };
-    Ok(Json(crate::pagination::try_page_of(
+    Ok(Json(crate::pagination::page_of(
         rows,
         limit,
-        |r| r.id.clone(),
-        |r| {
-            Ok(AuditEntry {
-                id: crate::ids::parse_stored_id("audit_log.id", &r.id)?,
-                at: rfc3339(r.at),
-                event: r.event.clone(),
-                actor_id: parse("audit_log.actor_id", &r.actor_id)?,
-                target_id: parse("audit_log.target_id", &r.target_id)?,
-                ip: r.ip.clone(),
-                detail: r.detail.clone(),
-            })
+        |r| r.id.to_string(),
+        |r| AuditEntry {
+            id: r.id,
+            at: rfc3339(r.at),
+            event: r.event.clone(),
+            actor_id: r.actor_id,
+            target_id: r.target_id,
+            ip: r.ip.clone(),
+            detail: r.detail.clone(),
         },
-    )?))
+    )))
 }
 
 /// The routes of this feature, with their OpenAPI description (merged in

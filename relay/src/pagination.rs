@@ -8,13 +8,12 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 
-/// A UUID cursor (`?cursor=`, the id of the previous page's last item); empty
-/// when absent (ids compare greater than the empty string).
-pub fn parse_cursor(cursor: &Option<String>) -> ApiResult<String> {
+/// A UUID cursor (`?cursor=`, the id of the previous page's last item); the nil
+/// UUID when absent (every id is greater: ids are v4 or v7).
+pub fn parse_cursor(cursor: &Option<String>) -> ApiResult<Uuid> {
     match cursor {
-        None => Ok(String::new()),
+        None => Ok(Uuid::nil()),
         Some(c) => Uuid::parse_str(c)
-            .map(|u| u.to_string())
             .map_err(|_| ApiError::bad_request(codes::INVALID_CURSOR, "the cursor is not valid")),
     }
 }

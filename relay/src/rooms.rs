@@ -167,7 +167,7 @@ pub async fn list(
     let limit = effective_limit(q.limit);
     let after = crate::pagination::parse_cursor(&q.cursor)?;
     Ok(Json(
-        rooms::page_of_member(&state.db, me.id(), &after, limit).await?,
+        rooms::page_of_member(&state.db, me.id(), after, limit).await?,
     ))
 }
 
@@ -298,7 +298,7 @@ pub async fn add_member(
         ));
     }
     tx.commit().await?;
-    let members = rooms::members(&state.db, id, &m.owner_id).await?;
+    let members = rooms::members(&state.db, id, m.owner_id).await?;
     publish(
         &state,
         members.iter().map(|x| x.user_id).collect(),

@@ -21,7 +21,7 @@ use crate::json::ApiJson;
 use crate::pagination::{page_of, parse_cursor};
 use crate::state::AppState;
 use crate::store;
-pub use crate::store::users::{NewUser, USER_COLUMNS, UserRow};
+pub use crate::store::users::{NewUser, UserRow};
 use crate::tokens::spend_email_tokens;
 use crate::validate::check_query_text;
 use crate::validate::{Email, Username, check_new_password};
@@ -78,7 +78,7 @@ pub async fn list(
     check_query_text(q.q.as_deref().unwrap_or(""))?;
     let after = parse_cursor(&q.cursor)?;
     let pattern = like_pattern("%", "%", q.q.as_deref().unwrap_or(""));
-    let rows = store::users::list_page(&state.db, &after, &pattern, limit).await?;
+    let rows = store::users::list_page(&state.db, after, &pattern, limit).await?;
     Ok(Json(page_of(
         rows,
         limit,
@@ -259,7 +259,7 @@ pub async fn patch(
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
     if req.role.is_some() {
-        store::users::lock_master_changes(&state.db, &mut tx).await?;
+        store::users::lock_master_changes(&mut tx).await?;
     }
     if let Some(role) = req.role
         && role != target.role()
@@ -354,7 +354,7 @@ pub async fn delete(
     }
     let rooms = crate::membership::rooms_and_peers(&state.db, id).await?;
     let mut tx = state.db.begin_write().await?;
-    store::users::lock_master_changes(&state.db, &mut tx).await?;
+    store::users::lock_master_changes(&mut tx).await?;
     let deleted = store::users::delete(&mut tx, id).await?;
     if !deleted {
         return Err(ApiError::conflict(

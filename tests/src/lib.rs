@@ -15,6 +15,7 @@ use sotto_core::api::messages::{Message, PostMessageRequest, PostMessageResponse
 use sotto_core::api::pagination::Page;
 use sotto_core::api::rooms::{CreateRoomRequest, RoomDetails};
 use sotto_relay::config::Config;
+use sotto_relay::db::{Pool, WriteTx};
 use sotto_relay::state::AppState;
 
 pub mod upgrade;
@@ -67,10 +68,9 @@ pub fn postgres_base_url() -> String {
 
 /// Creates a fresh, empty database and returns its URL.
 pub async fn fresh_postgres_database() -> String {
-    sqlx::any::install_default_drivers();
     let base = postgres_base_url();
     let name = format!("sotto_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&format!("{base}/postgres"))
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{base}/postgres"))
         .await
         .unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -647,10 +647,7 @@ impl TestApp {
     }
 
     pub async fn user_count(&self) -> i64 {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users")
-            .fetch_one(self.state.db.read())
-            .await
-            .unwrap()
+        self.count("SELECT COUNT(*) FROM users", &[]).await
     }
 }
 
@@ -891,25 +888,96 @@ impl TestApp {
         .await
     }
 
-    /// A scalar count from the relay's database.
-    pub async fn count(&self, sql: &str, binds: &[&str]) -> i64 {
-        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()));
-        for b in binds {
-            q = q.bind(b.to_string());
+    /// A scalar (an integer) from the relay's database, read behind the API.
+    pub async fn count(&self, sql: &str, binds: &[uuid::Uuid]) -> i64 {
+        raw_scalar(self.state.db.read_pool(), sql, binds)
+            .await
+            .unwrap()
+    }
+
+    /// The text column of every row `sql` selects (portable SQL: `CAST(id AS
+    /// TEXT)` for ids, which PostgreSQL stores as UUID).
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        match self.state.db.read_pool() {
+            Pool::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_all(p)
+                .await
+                .unwrap(),
+            Pool::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_all(p)
+                .await
+                .unwrap(),
         }
-        q.fetch_one(self.state.db.read()).await.unwrap()
     }
 
     /// Runs a statement directly on the relay's database (to corrupt or inspect
-    /// rows behind the API's back); returns the rows affected.
-    pub async fn exec(&self, sql: &str, binds: &[&str]) -> u64 {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-        for b in binds {
-            q = q.bind(b.to_string());
+    /// rows behind the API's back); returns the rows affected. `binds` are ids.
+    pub async fn exec(&self, sql: &str, binds: &[uuid::Uuid]) -> u64 {
+        self.try_exec(sql, binds).await.unwrap()
+    }
+
+    /// [`Self::exec`], with the database's error.
+    pub async fn try_exec(&self, sql: &str, binds: &[uuid::Uuid]) -> Result<u64, sqlx::Error> {
+        raw_exec(self.state.db.write_pool(), sql, binds).await
+    }
+}
+
+/// A scalar integer `sql` reads on `pool`, with `binds` bound as ids.
+pub async fn raw_scalar(pool: &Pool, sql: &str, binds: &[uuid::Uuid]) -> Result<i64, sqlx::Error> {
+    match pool {
+        Pool::Sqlite(p) => {
+            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()));
+            for b in binds {
+                q = q.bind(b.to_string());
+            }
+            q.fetch_one(p).await
         }
-        q.execute(self.state.db.write())
-            .await
-            .unwrap()
-            .rows_affected()
+        Pool::Postgres(p) => {
+            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()));
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.fetch_one(p).await
+        }
+    }
+}
+
+/// Runs `sql` on `pool` with `binds` bound as ids; the rows affected.
+pub async fn raw_exec(pool: &Pool, sql: &str, binds: &[uuid::Uuid]) -> Result<u64, sqlx::Error> {
+    Ok(match pool {
+        Pool::Sqlite(p) => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+            for b in binds {
+                q = q.bind(b.to_string());
+            }
+            q.execute(p).await?.rows_affected()
+        }
+        Pool::Postgres(p) => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.execute(p).await?.rows_affected()
+        }
+    })
+}
+
+/// Runs `sql` inside the write transaction `tx` with `binds` bound as ids.
+pub async fn tx_exec(tx: &mut WriteTx, sql: &str, binds: &[uuid::Uuid]) -> u64 {
+    match tx {
+        WriteTx::Sqlite(t) => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+            for b in binds {
+                q = q.bind(b.to_string());
+            }
+            q.execute(&mut **t).await.unwrap().rows_affected()
+        }
+        WriteTx::Postgres(t) => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+            for b in binds {
+                q = q.bind(*b);
+            }
+            q.execute(&mut **t).await.unwrap().rows_affected()
+        }
     }
 }

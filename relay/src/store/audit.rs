@@ -2,18 +2,17 @@
 
 use uuid::Uuid;
 
-use super::Writer;
+use super::{Id, Millis, Writer, q};
 use crate::db::Db;
 use crate::error::ApiResult;
 
 /// One stored audit entry.
-#[derive(sqlx::FromRow)]
 pub struct AuditRow {
-    pub id: String,
+    pub id: Uuid,
     pub at: i64,
     pub event: String,
-    pub actor_id: Option<String>,
-    pub target_id: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
     pub ip: Option<String>,
     pub detail: Option<String>,
 }
@@ -28,31 +27,46 @@ pub async fn insert(
     ip: Option<String>,
     detail: Option<&str>,
 ) -> ApiResult<()> {
-    sqlx::query(
+    q!(
+        w,
+        execute,
         "INSERT INTO audit_log (id, at, event, actor_id, target_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(Uuid::now_v7().to_string())
-    .bind(at)
-    .bind(event)
-    .bind(actor.map(|u| u.to_string()))
-    .bind(target.map(|u| u.to_string()))
-    .bind(ip)
-    .bind(detail.map(str::to_string))
-    .execute(w.pool())
-    .await?;
+        Id(Uuid::now_v7()),
+        Millis(at),
+        event,
+        actor.map(Id),
+        target.map(Id),
+        ip,
+        detail
+    );
     Ok(())
 }
 
-/// Up to `limit + 1` entries older than the entry id `before` (or the newest when
-/// empty), optionally of one `event` kind (empty: all), newest first.
-pub async fn page(db: &Db, before: &str, event: &str, limit: u32) -> ApiResult<Vec<AuditRow>> {
-    Ok(sqlx::query_as::<_, AuditRow>(
-        "SELECT id, at, event, actor_id, target_id, ip, detail FROM audit_log \
-         WHERE ($1 = '' OR id < $1) AND ($2 = '' OR event = $2) ORDER BY id DESC LIMIT $3",
-    )
-    .bind(before)
-    .bind(event)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(db.read())
-    .await?)
+/// Up to `limit + 1` entries older than the entry id `before` (`None`: the
+/// newest), optionally of one `event` kind (empty: all), newest first.
+pub async fn page(
+    db: &Db,
+    before: Option<Uuid>,
+    event: &str,
+    limit: u32,
+) -> ApiResult<Vec<AuditRow>> {
+    Ok(q!(
+        db,
+        all,
+        r#"SELECT id AS "id: Id", at AS "at: Millis", event, actor_id AS "actor_id: Id",
+           target_id AS "target_id: Id", ip, detail FROM audit_log
+           WHERE id < $1 AND ($2 = '' OR event = $2) ORDER BY id DESC LIMIT $3"#,
+        Id(before.unwrap_or_else(Uuid::max)),
+        event,
+        i64::from(limit) + 1
+        => |r| AuditRow {
+            id: r.id.0,
+            at: r.at.0,
+            event: r.event,
+            actor_id: r.actor_id.map(Uuid::from),
+            target_id: r.target_id.map(Uuid::from),
+            ip: r.ip,
+            detail: r.detail,
+        }
+    ))
 }

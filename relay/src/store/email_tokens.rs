@@ -2,9 +2,8 @@
 
 use uuid::Uuid;
 
-use super::Writer;
+use super::{Id, Millis, Writer, q};
 use crate::error::ApiResult;
-use crate::ids::parse_stored_id;
 
 /// What a token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,17 +31,17 @@ pub async fn insert(
     now: i64,
     expires_at: i64,
 ) -> ApiResult<()> {
-    sqlx::query(
+    q!(
+        w,
+        execute,
         "INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(hash)
-    .bind(user.to_string())
-    .bind(purpose.as_str())
-    .bind(email)
-    .bind(now)
-    .bind(expires_at)
-    .execute(w.pool())
-    .await?;
+        hash,
+        Id(user),
+        purpose.as_str(),
+        email,
+        Millis(now),
+        Millis(expires_at)
+    );
     Ok(())
 }
 
@@ -54,25 +53,26 @@ pub async fn consume(
     purpose: Purpose,
     now: i64,
 ) -> ApiResult<Option<(Uuid, String)>> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL \
-         AND expires_at > $1 RETURNING user_id, email",
-    )
-    .bind(now)
-    .bind(hash)
-    .bind(purpose.as_str())
-    .fetch_optional(w.pool())
-    .await?;
-    row.map(|(user, email)| Ok((parse_stored_id("email_tokens.user_id", &user)?, email)))
-        .transpose()
+    Ok(q!(
+        w,
+        optional,
+        r#"UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL
+           AND expires_at > $1 RETURNING user_id AS "user_id: Id", email"#,
+        Millis(now),
+        hash,
+        purpose.as_str()
+        => |r| (r.user_id.0, r.email)
+    ))
 }
 
 /// Spends every outstanding token of `user`.
 pub async fn spend_all_of(w: Writer<'_>, user: Uuid, now: i64) -> ApiResult<()> {
-    sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
-        .bind(now)
-        .bind(user.to_string())
-        .execute(w.pool())
-        .await?;
+    q!(
+        w,
+        execute,
+        "UPDATE email_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+        Millis(now),
+        Id(user)
+    );
     Ok(())
 }

@@ -4,90 +4,97 @@ use sotto_core::api::pagination::Page;
 use sotto_core::api::rooms::{Room, RoomDetails, RoomKind, RoomMember};
 use uuid::Uuid;
 
-use super::Writer;
-use crate::db::{Db, WriteTx, rfc3339};
+use super::{Conn, Id, Millis, Writer, q};
+use crate::db::{Db, WriteTx, rfc3339, u64_of};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::parse_id;
 use crate::membership::not_a_member;
 
-const ROOM_SELECT: &str = "SELECT r.id, r.kind, r.name, r.owner_id, r.last_seq, r.created_at, r.updated_at, \
-    (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq \
-       AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) AS unread \
-    FROM room_members m JOIN rooms r ON r.id = m.room_id";
-
-#[derive(sqlx::FromRow)]
+/// A `rooms` row as its member sees it.
 struct RoomRow {
-    id: String,
+    id: Uuid,
     kind: String,
     name: String,
-    owner_id: String,
+    owner_id: Uuid,
     last_seq: i64,
     created_at: i64,
     updated_at: i64,
     unread: i64,
 }
 
+/// Builds a [`RoomRow`] from a record with its columns.
+macro_rules! room_row {
+    ($r:expr) => {{
+        let r = $r;
+        RoomRow {
+            id: r.id.0,
+            kind: r.kind,
+            name: r.name,
+            owner_id: r.owner_id.0,
+            last_seq: r.last_seq,
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+            unread: r.unread,
+        }
+    }};
+}
+
+pub(crate) fn parse_kind(kind: &str) -> ApiResult<RoomKind> {
+    match kind {
+        "direct" => Ok(RoomKind::Direct),
+        "group" => Ok(RoomKind::Group),
+        other => Err(ApiError::internal(crate::db::corrupt("rooms.kind", &other))),
+    }
+}
+
 impl RoomRow {
     fn to_api(&self) -> ApiResult<Room> {
         Ok(Room {
-            id: parse_id(&self.id)?,
+            id: self.id,
             name: self.name.clone(),
-            kind: match self.kind.as_str() {
-                "direct" => RoomKind::Direct,
-                "group" => RoomKind::Group,
-                other => {
-                    return Err(ApiError::internal(crate::db::corrupt("rooms.kind", &other)));
-                }
-            },
-            owner_id: parse_id(&self.owner_id)?,
+            kind: parse_kind(&self.kind)?,
+            owner_id: self.owner_id,
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
-            unread: crate::db::u64_of("unread", self.unread)?,
-            last_seq: crate::db::u64_of("last_seq", self.last_seq)?,
+            unread: u64_of("unread", self.unread)?,
+            last_seq: u64_of("last_seq", self.last_seq)?,
         })
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct MemberRow {
-    user_id: String,
-    username: String,
-    display_name: Option<String>,
-    joined_at: i64,
-}
-
-pub async fn members(db: &Db, room: Uuid, owner: &str) -> ApiResult<Vec<RoomMember>> {
-    let rows = sqlx::query_as::<_, MemberRow>(
-        "SELECT m.user_id, u.username, u.display_name, m.joined_at FROM room_members m \
-         JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 ORDER BY m.joined_at, u.username",
-    )
-    .bind(room.to_string())
-    .fetch_all(db.read())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(RoomMember {
-                user_id: parse_id(&r.user_id)?,
-                username: r.username.clone(),
-                display_name: r.display_name.clone(),
-                is_owner: r.user_id == owner,
-                joined_at: rfc3339(r.joined_at),
-            })
-        })
-        .collect()
+pub async fn members(db: &Db, room: Uuid, owner: Uuid) -> ApiResult<Vec<RoomMember>> {
+    Ok(q!(
+        db,
+        all,
+        r#"SELECT m.user_id AS "user_id: Id", u.username, u.display_name, m.joined_at AS "joined_at: Millis"
+           FROM room_members m JOIN users u ON u.id = m.user_id
+           WHERE m.room_id = $1 ORDER BY m.joined_at, u.username"#,
+        Id(room)
+        => |r| RoomMember {
+            user_id: r.user_id.0,
+            username: r.username,
+            display_name: r.display_name,
+            is_owner: r.user_id.0 == owner,
+            joined_at: rfc3339(r.joined_at.0),
+        }
+    ))
 }
 
 /// The room as `viewer` (a member) sees it, with its members; 404 otherwise.
 pub async fn details(db: &Db, room: Uuid, viewer: Uuid) -> ApiResult<RoomDetails> {
-    let row = sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(format!(
-        "{ROOM_SELECT} WHERE m.user_id = $1 AND r.id = $2"
-    )))
-    .bind(viewer.to_string())
-    .bind(room.to_string())
-    .fetch_optional(db.read())
-    .await?
+    let row = q!(
+        db,
+        optional,
+        r#"SELECT r.id AS "id: Id", r.kind, r.name, r.owner_id AS "owner_id: Id", r.last_seq,
+           r.created_at AS "created_at: Millis", r.updated_at AS "updated_at: Millis",
+           (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq
+              AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) AS "unread!: i64"
+           FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1 AND r.id = $2"#,
+        Id(viewer),
+        Id(room)
+        => |r| room_row!(r)
+    )
     .ok_or_else(not_a_member)?;
-    let members = members(db, room, &row.owner_id).await?;
+    let members = members(db, room, row.owner_id).await?;
     Ok(RoomDetails {
         room: row.to_api()?,
         members,
@@ -97,18 +104,16 @@ pub async fn details(db: &Db, room: Uuid, viewer: Uuid) -> ApiResult<RoomDetails
 /// Adds `user` to `room` inside `tx`, joining at the room's current `seq` (no
 /// earlier history, nothing unread). False when they already are a member.
 pub async fn insert_member(tx: &mut WriteTx, room: Uuid, user: Uuid, now: i64) -> ApiResult<bool> {
-    let added = sqlx::query(
-        "INSERT INTO room_members (room_id, user_id, joined_at, joined_seq, delivered_seq, delivered_at, read_seq, read_at) \
-         SELECT r.id, $2, $3, r.last_seq, r.last_seq, $3, r.last_seq, $3 FROM rooms r WHERE r.id = $1 \
+    Ok(q!(
+        tx,
+        execute,
+        "INSERT INTO room_members (room_id, user_id, joined_at, joined_seq, delivered_seq, delivered_at, read_seq, read_at)
+         SELECT r.id, $2, $3, r.last_seq, r.last_seq, $3, r.last_seq, $3 FROM rooms r WHERE r.id = $1
          ON CONFLICT (room_id, user_id) DO NOTHING",
-    )
-    .bind(room.to_string())
-    .bind(user.to_string())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(added > 0)
+        Id(room),
+        Id(user),
+        Millis(now)
+    ) > 0)
 }
 
 /// Whether `id` is a user others may add: an account with a verified address
@@ -117,19 +122,35 @@ pub async fn addable_user(db: &Db, id: Uuid) -> ApiResult<bool> {
     Ok(existing_users(db, &[id]).await? == 1)
 }
 
+/// How many of `ids` (distinct) are users others may add (see [`addable_user`]).
 pub async fn existing_users(db: &Db, ids: &[Uuid]) -> ApiResult<usize> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let sql = format!(
-        "SELECT COUNT(*) FROM users WHERE email_verified = 1 AND id IN ({})",
-        Db::placeholders(1, ids.len())
-    );
-    let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
-    for id in ids {
-        q = q.bind(id.to_string());
-    }
-    let n = crate::db::u64_of("count", q.fetch_one(db.read()).await?)?;
+    let mut held = db.hold().await?;
+    let n = match held.conn() {
+        #[cfg(feature = "sqlite")]
+        Conn::Sqlite(c) => {
+            let list = serde_json::to_string(ids).map_err(ApiError::internal)?;
+            sqlx::query_scalar!(
+                r#"SELECT COUNT(*) AS "n!: i64" FROM users WHERE email_verified = TRUE
+                   AND id IN (SELECT value FROM json_each($1))"#,
+                list
+            )
+            .fetch_one(&mut *c)
+            .await?
+        }
+        #[cfg(feature = "postgres")]
+        Conn::Postgres(c) => {
+            sqlx::query_scalar!(
+                r#"SELECT COUNT(*) AS "n!: i64" FROM users WHERE email_verified = TRUE AND id = ANY($1)"#,
+                ids
+            )
+            .fetch_one(&mut *c)
+            .await?
+        }
+    };
+    let n = u64_of("count", n)?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
@@ -138,14 +159,13 @@ pub async fn existing_users(db: &Db, ids: &[Uuid]) -> ApiResult<usize> {
 /// membership changes of one room serialize and a post racing one notices (it
 /// re-checks the epoch under the same row lock). 404 when the room is gone.
 pub async fn lock_room(tx: &mut WriteTx, room: Uuid, now: i64) -> ApiResult<()> {
-    let n = sqlx::query(
+    let n = q!(
+        tx,
+        execute,
         "UPDATE rooms SET updated_at = $1, member_epoch = member_epoch + 1 WHERE id = $2",
-    )
-    .bind(now)
-    .bind(room.to_string())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+        Millis(now),
+        Id(room)
+    );
     if n == 0 {
         return Err(not_a_member());
     }
@@ -156,28 +176,27 @@ pub async fn lock_room(tx: &mut WriteTx, room: Uuid, now: i64) -> ApiResult<()> 
 /// longest-standing remaining member, and rooms with no members left are
 /// deleted. Returns the attachment files to remove after the commit.
 pub async fn hand_over_rooms(tx: &mut WriteTx, user: Uuid) -> ApiResult<Vec<Uuid>> {
-    let uid = user.to_string();
-    sqlx::query(
-        "UPDATE rooms SET owner_id = (SELECT m.user_id FROM room_members m WHERE m.room_id = rooms.id \
-           ORDER BY m.joined_at, m.user_id LIMIT 1) \
+    q!(
+        tx,
+        execute,
+        "UPDATE rooms SET owner_id = (SELECT m.user_id FROM room_members m WHERE m.room_id = rooms.id
+           ORDER BY m.joined_at, m.user_id LIMIT 1)
          WHERE owner_id = $1 AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = rooms.id)",
-    )
-    .bind(&uid)
-    .execute(&mut **tx)
-    .await?;
-    let files: Vec<String> = sqlx::query_scalar(
-        "SELECT a.id FROM attachments a JOIN rooms r ON r.id = a.room_id \
-         WHERE a.data IS NULL AND NOT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id)",
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    sqlx::query("DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = rooms.id)")
-        .execute(&mut **tx)
-        .await?;
-    files
-        .iter()
-        .map(|s| crate::ids::parse_stored_id("attachments.id", s))
-        .collect()
+        Id(user)
+    );
+    let files = q!(
+        tx,
+        all,
+        r#"SELECT a.id AS "id: Id" FROM attachments a JOIN rooms r ON r.id = a.room_id
+           WHERE a.data IS NULL AND NOT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id)"#
+        => |r| r.id.0
+    );
+    q!(
+        tx,
+        execute,
+        "DELETE FROM rooms WHERE NOT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = rooms.id)"
+    );
+    Ok(files)
 }
 
 /// Creates group room `id` owned by `owner`.
@@ -188,16 +207,16 @@ pub async fn create_group(
     owner: Uuid,
     now: i64,
 ) -> ApiResult<()> {
-    sqlx::query(
-        "INSERT INTO rooms (id, kind, name, owner_id, direct_key, last_seq, created_at, updated_at) \
+    q!(
+        tx,
+        execute,
+        "INSERT INTO rooms (id, kind, name, owner_id, direct_key, last_seq, created_at, updated_at)
          VALUES ($1, 'group', $2, $3, NULL, 0, $4, $4)",
-    )
-    .bind(id.to_string())
-    .bind(name)
-    .bind(owner.to_string())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+        Id(id),
+        name,
+        Id(owner),
+        Millis(now)
+    );
     Ok(())
 }
 
@@ -209,104 +228,105 @@ pub async fn create_direct(
     key: &str,
     now: i64,
 ) -> ApiResult<bool> {
-    Ok(sqlx::query(
-        "INSERT INTO rooms (id, kind, name, owner_id, direct_key, last_seq, created_at, updated_at) \
+    Ok(q!(
+        tx,
+        execute,
+        "INSERT INTO rooms (id, kind, name, owner_id, direct_key, last_seq, created_at, updated_at)
          VALUES ($1, 'direct', '', $2, $3, 0, $4, $4) ON CONFLICT (direct_key) DO NOTHING",
-    )
-    .bind(id.to_string())
-    .bind(creator.to_string())
-    .bind(key)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        > 0)
+        Id(id),
+        Id(creator),
+        key,
+        Millis(now)
+    ) > 0)
 }
 
 /// The direct room of the pair `key`.
 pub async fn direct_room(tx: &mut WriteTx, key: &str) -> ApiResult<Uuid> {
-    let room: String = sqlx::query_scalar("SELECT id FROM rooms WHERE direct_key = $1")
-        .bind(key)
-        .fetch_one(&mut **tx)
-        .await?;
-    parse_id(&room)
+    Ok(q!(
+        tx,
+        one,
+        r#"SELECT id AS "id: Id" FROM rooms WHERE direct_key = $1"#,
+        key
+        => |r| r.id.0
+    ))
 }
 
-/// A page of `user`'s rooms after the cursor `after` (a room id, or empty).
-pub async fn page_of_member(db: &Db, user: Uuid, after: &str, limit: u32) -> ApiResult<Page<Room>> {
-    let rows = sqlx::query_as::<_, RoomRow>(sqlx::AssertSqlSafe(format!(
-        "{ROOM_SELECT} WHERE m.user_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3"
-    )))
-    .bind(user.to_string())
-    .bind(after)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(db.read())
-    .await?;
-    crate::pagination::try_page_of(rows, limit, |r| r.id.clone(), RoomRow::to_api)
+/// A page of `user`'s rooms after the room id `after` (nil: from the start).
+pub async fn page_of_member(db: &Db, user: Uuid, after: Uuid, limit: u32) -> ApiResult<Page<Room>> {
+    let rows = q!(
+        db,
+        all,
+        r#"SELECT r.id AS "id: Id", r.kind, r.name, r.owner_id AS "owner_id: Id", r.last_seq,
+           r.created_at AS "created_at: Millis", r.updated_at AS "updated_at: Millis",
+           (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq
+              AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) AS "unread!: i64"
+           FROM room_members m JOIN rooms r ON r.id = m.room_id
+           WHERE m.user_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3"#,
+        Id(user),
+        Id(after),
+        i64::from(limit) + 1
+        => |r| room_row!(r)
+    );
+    crate::pagination::try_page_of(rows, limit, |r| r.id.to_string(), RoomRow::to_api)
 }
 
 /// Renames room `id`.
 pub async fn rename(w: Writer<'_>, id: Uuid, name: &str, now: i64) -> ApiResult<()> {
-    sqlx::query("UPDATE rooms SET name = $1, updated_at = $2 WHERE id = $3")
-        .bind(name)
-        .bind(now)
-        .bind(id.to_string())
-        .execute(w.pool())
-        .await?;
+    q!(
+        w,
+        execute,
+        "UPDATE rooms SET name = $1, updated_at = $2 WHERE id = $3",
+        name,
+        Millis(now),
+        Id(id)
+    );
     Ok(())
 }
 
 /// Deletes room `id` (its members, messages and attachment rows cascade).
 pub async fn delete(w: Writer<'_>, id: Uuid) -> ApiResult<()> {
-    sqlx::query("DELETE FROM rooms WHERE id = $1")
-        .bind(id.to_string())
-        .execute(w.pool())
-        .await?;
+    q!(w, execute, "DELETE FROM rooms WHERE id = $1", Id(id));
     Ok(())
 }
 
 /// Deletes room `id` within `tx`.
 pub async fn delete_in(tx: &mut WriteTx, id: Uuid) -> ApiResult<()> {
-    sqlx::query("DELETE FROM rooms WHERE id = $1")
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await?;
+    q!(tx, execute, "DELETE FROM rooms WHERE id = $1", Id(id));
     Ok(())
 }
 
 /// How many members `room` has.
 pub async fn member_count(tx: &mut WriteTx, room: Uuid) -> ApiResult<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM room_members WHERE room_id = $1")
-            .bind(room.to_string())
-            .fetch_one(&mut **tx)
-            .await?,
-    )
+    Ok(q!(
+        tx,
+        one,
+        r#"SELECT COUNT(*) AS "n!: i64" FROM room_members WHERE room_id = $1"#,
+        Id(room)
+        => |r| r.n
+    ))
 }
 
 /// Removes `user` from `room`; whether they were a member.
 pub async fn remove_member(tx: &mut WriteTx, room: Uuid, user: Uuid) -> ApiResult<bool> {
-    Ok(
-        sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
-            .bind(room.to_string())
-            .bind(user.to_string())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-            > 0,
-    )
+    Ok(q!(
+        tx,
+        execute,
+        "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2",
+        Id(room),
+        Id(user)
+    ) > 0)
 }
 
 /// If `left` owned `room`, its longest-standing remaining member becomes owner.
 pub async fn pass_ownership(tx: &mut WriteTx, room: Uuid, left: Uuid) -> ApiResult<()> {
-    sqlx::query(
-        "UPDATE rooms SET owner_id = CASE WHEN owner_id = $1 THEN \
-           (SELECT user_id FROM room_members WHERE room_id = $2 ORDER BY joined_at, user_id LIMIT 1) \
+    q!(
+        tx,
+        execute,
+        "UPDATE rooms SET owner_id = CASE WHEN owner_id = $1 THEN
+           (SELECT user_id FROM room_members WHERE room_id = $2 ORDER BY joined_at, user_id LIMIT 1)
          ELSE owner_id END WHERE id = $2",
-    )
-    .bind(left.to_string())
-    .bind(room.to_string())
-    .execute(&mut **tx)
-    .await?;
+        Id(left),
+        Id(room)
+    );
     Ok(())
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use sotto_core::api::problem::codes;
 use sotto_core::api::users::{PublicUser, Role, User};
 
-use super::Writer;
+use super::{Conn, Flag, Id, Millis, Writer, q};
 use crate::auth::parse_role;
 use crate::db::{Db, WriteTx, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
@@ -18,16 +18,14 @@ pub async fn mark_email_verified(
     email: &str,
     now: i64,
 ) -> ApiResult<bool> {
-    Ok(sqlx::query(
-        "UPDATE users SET email_verified = 1, updated_at = $1 WHERE id = $2 AND email = $3",
-    )
-    .bind(now)
-    .bind(user.to_string())
-    .bind(email)
-    .execute(w.pool())
-    .await?
-    .rows_affected()
-        == 1)
+    Ok(q!(
+        w,
+        execute,
+        "UPDATE users SET email_verified = TRUE, updated_at = $1 WHERE id = $2 AND email = $3",
+        Millis(now),
+        Id(user),
+        email
+    ) == 1)
 }
 
 /// Sets `user`'s password hash (a reset through a link sent to `email`, which
@@ -39,20 +37,16 @@ pub async fn reset_password(
     password_hash: &str,
     now: i64,
 ) -> ApiResult<bool> {
-    Ok(sqlx::query(
-        "UPDATE users SET password_hash = $1, updated_at = $2, email_verified = 1 WHERE id = $4 AND email = $3",
-    )
-    .bind(password_hash)
-    .bind(now)
-    .bind(email)
-    .bind(user.to_string())
-    .execute(w.pool())
-    .await?
-    .rows_affected()
-        == 1)
+    Ok(q!(
+        w,
+        execute,
+        "UPDATE users SET password_hash = $1, updated_at = $2, email_verified = TRUE WHERE id = $4 AND email = $3",
+        password_hash,
+        Millis(now),
+        email,
+        Id(user)
+    ) == 1)
 }
-
-pub const USER_COLUMNS: &str = "id, username, email, display_name, password_hash, role, email_verified, created_at, updated_at";
 
 /// A `users` row, decoded and checked: a stored id that is not a UUID, an unknown
 /// role or an impossible flag is a decode error (answered 500 with a logged id),
@@ -70,7 +64,55 @@ pub struct UserRow {
     pub updated_at: i64,
 }
 
+/// Builds a [`UserRow`] from a query record with the user columns (see
+/// [`UserRow::decode`]): `id AS "id: Id", username, email, display_name,
+/// password_hash, role, email_verified AS "email_verified: Flag", created_at AS
+/// "created_at: Millis", updated_at AS "updated_at: Millis"`.
+macro_rules! user_row {
+    ($r:expr) => {{
+        let r = $r;
+        $crate::store::users::UserRow::decode(
+            r.id,
+            r.username,
+            r.email,
+            r.display_name,
+            r.password_hash,
+            &r.role,
+            r.email_verified,
+            r.created_at,
+            r.updated_at,
+        )
+    }};
+}
+pub(crate) use user_row;
+
 impl UserRow {
+    /// The row from its columns; an unknown role is a decode error.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn decode(
+        id: Id,
+        username: String,
+        email: String,
+        display_name: Option<String>,
+        password_hash: String,
+        role: &str,
+        email_verified: Flag,
+        created_at: Millis,
+        updated_at: Millis,
+    ) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: id.0,
+            username,
+            email,
+            display_name,
+            password_hash,
+            role: parse_role(role).map_err(|_| crate::db::corrupt("users.role", &role))?,
+            email_verified: email_verified.0,
+            created_at: created_at.0,
+            updated_at: updated_at.0,
+        })
+    }
+
     pub fn uuid(&self) -> Uuid {
         self.id
     }
@@ -99,12 +141,16 @@ impl UserRow {
 }
 
 pub async fn find_by_id(db: &Db, id: Uuid) -> ApiResult<Option<UserRow>> {
-    Ok(sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
-    )))
-    .bind(id.to_string())
-    .fetch_optional(db.read())
-    .await?)
+    Ok(q!(
+        db,
+        optional,
+        r#"SELECT id AS "id: Id", username, email, display_name, password_hash, role,
+           email_verified AS "email_verified: Flag", created_at AS "created_at: Millis",
+           updated_at AS "updated_at: Millis" FROM users WHERE id = $1"#,
+        Id(id)
+        => |r| user_row!(r)
+    )
+    .transpose()?)
 }
 
 /// Finds a user by username or e-mail (both stored in lower case).
@@ -113,12 +159,16 @@ pub async fn find_by_login(db: &Db, login: &str) -> ApiResult<Option<UserRow>> {
     if login.chars().any(char::is_control) {
         return Ok(None); // cannot name an account (and PostgreSQL refuses NUL in text)
     }
-    Ok(sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE username = $1 OR email = $1"
-    )))
-    .bind(login)
-    .fetch_optional(db.read())
-    .await?)
+    Ok(q!(
+        db,
+        optional,
+        r#"SELECT id AS "id: Id", username, email, display_name, password_hash, role,
+           email_verified AS "email_verified: Flag", created_at AS "created_at: Millis",
+           updated_at AS "updated_at: Millis" FROM users WHERE username = $1 OR email = $1"#,
+        &login
+        => |r| user_row!(r)
+    )
+    .transpose()?)
 }
 
 /// The account whose address is exactly `email` (not a username that looks like one).
@@ -129,23 +179,23 @@ pub async fn find_by_email(db: &Db, email: &Email) -> ApiResult<Option<UserRow>>
 }
 
 pub async fn username_exists(db: &Db, username: &Username) -> ApiResult<bool> {
-    Ok(
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE username = $1")
-            .bind(username.as_str())
-            .fetch_one(db.read())
-            .await?
-            > 0,
-    )
+    Ok(q!(
+        db,
+        one,
+        r#"SELECT COUNT(*) AS "n!: i64" FROM users WHERE username = $1"#,
+        username.as_str()
+        => |r| r.n
+    ) > 0)
 }
 
 pub async fn email_exists(db: &Db, email: &Email) -> ApiResult<bool> {
-    Ok(
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE email = $1")
-            .bind(email.as_str())
-            .fetch_one(db.read())
-            .await?
-            > 0,
-    )
+    Ok(q!(
+        db,
+        one,
+        r#"SELECT COUNT(*) AS "n!: i64" FROM users WHERE email = $1"#,
+        email.as_str()
+        => |r| r.n
+    ) > 0)
 }
 
 pub struct NewUser<'a> {
@@ -157,28 +207,55 @@ pub struct NewUser<'a> {
     pub email_verified: bool,
 }
 
-/// The one `INSERT INTO users` statement, with `on_conflict` (empty, or an
-/// `ON CONFLICT ... DO NOTHING` clause): the row, or `None` when the clause
-/// skipped it.
+/// `INSERT INTO users`: the row; with `skip_taken_email`, `None` (and nothing
+/// written) when the address is registered already.
 async fn insert_row(
     w: Writer<'_>,
     u: NewUser<'_>,
-    on_conflict: &str,
+    skip_taken_email: bool,
 ) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-         {on_conflict} RETURNING {USER_COLUMNS}"
-    )))
-    .bind(Uuid::now_v7().to_string())
-    .bind(u.username.as_str())
-    .bind(u.email.as_str())
-    .bind(u.display_name)
-    .bind(u.password_hash)
-    .bind(u.role.as_str())
-    .bind(i64::from(u.email_verified))
-    .bind(now_ms())
-    .fetch_optional(w.pool())
-    .await
+    let id = Id(Uuid::now_v7());
+    let now = Millis(now_ms());
+    let row = if skip_taken_email {
+        q!(
+            w,
+            optional,
+            r#"INSERT INTO users (id, username, email, display_name, password_hash, role, email_verified, created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (email) DO NOTHING
+               RETURNING id AS "id: Id", username, email, display_name, password_hash, role,
+               email_verified AS "email_verified: Flag", created_at AS "created_at: Millis",
+               updated_at AS "updated_at: Millis""#,
+            id,
+            u.username.as_str(),
+            u.email.as_str(),
+            u.display_name,
+            u.password_hash,
+            u.role.as_str(),
+            u.email_verified,
+            now
+            => |r| user_row!(r)
+        )
+    } else {
+        Some(q!(
+            w,
+            one,
+            r#"INSERT INTO users (id, username, email, display_name, password_hash, role, email_verified, created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+               RETURNING id AS "id: Id", username, email, display_name, password_hash, role,
+               email_verified AS "email_verified: Flag", created_at AS "created_at: Millis",
+               updated_at AS "updated_at: Millis""#,
+            id,
+            u.username.as_str(),
+            u.email.as_str(),
+            u.display_name,
+            u.password_hash,
+            u.role.as_str(),
+            u.email_verified,
+            now
+            => |r| user_row!(r)
+        ))
+    };
+    row.transpose()
 }
 
 fn username_taken() -> ApiError {
@@ -188,7 +265,7 @@ fn username_taken() -> ApiError {
 /// Inserts a user; a duplicate username or e-mail is a 409 with the matching code.
 pub async fn insert(w: Writer<'_>, u: NewUser<'_>) -> ApiResult<UserRow> {
     let username = u.username;
-    match insert_row(w, u, "").await {
+    match insert_row(w, u, false).await {
         Ok(Some(row)) => Ok(row),
         Ok(None) => Err(ApiError::internal("INSERT ... RETURNING returned no row")),
         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
@@ -212,7 +289,7 @@ pub async fn insert_unless_email_taken(
     w: Writer<'_>,
     u: NewUser<'_>,
 ) -> ApiResult<Option<UserRow>> {
-    match insert_row(w, u, "ON CONFLICT (email) DO NOTHING").await {
+    match insert_row(w, u, true).await {
         Ok(row) => Ok(row),
         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(username_taken()),
         Err(e) => Err(e.into()),
@@ -222,31 +299,19 @@ pub async fn insert_unless_email_taken(
 /// On PostgreSQL, serialises changes that depend on the number of masters (under
 /// READ COMMITTED two concurrent demotions could each still see two masters).
 /// SQLite already runs one writer at a time.
-pub async fn lock_master_changes(db: &Db, tx: &mut WriteTx) -> ApiResult<()> {
-    if db.backend == crate::db::Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(7270001)")
-            .execute(&mut **tx)
-            .await?;
+pub async fn lock_master_changes(tx: &mut WriteTx) -> ApiResult<()> {
+    let mut held = tx.hold().await?;
+    match held.conn() {
+        #[cfg(feature = "sqlite")]
+        Conn::Sqlite(_) => {}
+        #[cfg(feature = "postgres")]
+        Conn::Postgres(c) => {
+            sqlx::query!("SELECT pg_advisory_xact_lock(7270001)")
+                .fetch_one(&mut *c)
+                .await?;
+        }
     }
     Ok(())
-}
-
-impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for UserRow {
-    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
-        use sqlx::Row;
-        let role: String = row.try_get("role")?;
-        Ok(Self {
-            id: crate::ids::uuid_column(row, "id")?,
-            username: row.try_get("username")?,
-            email: row.try_get("email")?,
-            display_name: row.try_get("display_name")?,
-            password_hash: row.try_get("password_hash")?,
-            role: parse_role(&role).map_err(|_| crate::db::corrupt("role", &role))?,
-            email_verified: crate::db::bool_column(row, "email_verified")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    }
 }
 
 impl std::fmt::Debug for UserRow {
@@ -261,16 +326,23 @@ impl std::fmt::Debug for UserRow {
 
 /// A page of users after the id `after` whose username or address matches the
 /// LIKE `pattern` (admin listing).
-pub async fn list_page(db: &Db, after: &str, pattern: &str, limit: u32) -> ApiResult<Vec<UserRow>> {
-    Ok(sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id > $1 AND (username LIKE $2 ESCAPE '\\' OR email LIKE $2 ESCAPE '\\') \
-         ORDER BY id LIMIT $3"
-    )))
-    .bind(after)
-    .bind(pattern)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(db.read())
-    .await?)
+pub async fn list_page(db: &Db, after: Uuid, pattern: &str, limit: u32) -> ApiResult<Vec<UserRow>> {
+    q!(
+        db,
+        all,
+        r#"SELECT id AS "id: Id", username, email, display_name, password_hash, role,
+           email_verified AS "email_verified: Flag", created_at AS "created_at: Millis",
+           updated_at AS "updated_at: Millis" FROM users
+           WHERE id > $1 AND (username LIKE $2 ESCAPE '\' OR email LIKE $2 ESCAPE '\')
+           ORDER BY id LIMIT $3"#,
+        Id(after),
+        pattern,
+        i64::from(limit) + 1
+        => |r| user_row!(r)
+    )
+    .into_iter()
+    .map(|r| r.map_err(ApiError::from))
+    .collect()
 }
 
 /// A page of verified users whose username matches the LIKE `pattern`, after the
@@ -281,30 +353,35 @@ pub async fn search_page(
     after: &str,
     limit: u32,
 ) -> ApiResult<Vec<UserRow>> {
-    Ok(sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE username LIKE $1 ESCAPE '\\' AND email_verified = 1 AND username > $2 \
-         ORDER BY username LIMIT $3"
-    )))
-    .bind(pattern)
-    .bind(after)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(db.read())
-    .await?)
+    q!(
+        db,
+        all,
+        r#"SELECT id AS "id: Id", username, email, display_name, password_hash, role,
+           email_verified AS "email_verified: Flag", created_at AS "created_at: Millis",
+           updated_at AS "updated_at: Millis" FROM users
+           WHERE username LIKE $1 ESCAPE '\' AND email_verified = TRUE AND username > $2
+           ORDER BY username LIMIT $3"#,
+        pattern,
+        after,
+        i64::from(limit) + 1
+        => |r| user_row!(r)
+    )
+    .into_iter()
+    .map(|r| r.map_err(ApiError::from))
+    .collect()
 }
 
 /// Sets `user`'s role unless that would demote the last master; whether it did.
 pub async fn set_role(tx: &mut WriteTx, user: Uuid, role: Role, now: i64) -> ApiResult<bool> {
-    Ok(sqlx::query(
-        "UPDATE users SET role = $1, updated_at = $2 WHERE id = $3 AND \
+    Ok(q!(
+        tx,
+        execute,
+        "UPDATE users SET role = $1, updated_at = $2 WHERE id = $3 AND
          (role <> 'master' OR $1 = 'master' OR (SELECT COUNT(*) FROM users WHERE role = 'master') > 1)",
-    )
-    .bind(role.as_str())
-    .bind(now)
-    .bind(user.to_string())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        == 1)
+        role.as_str(),
+        Millis(now),
+        Id(user)
+    ) == 1)
 }
 
 /// Sets (or with `None` removes) `user`'s display name.
@@ -314,61 +391,66 @@ pub async fn set_display_name(
     name: Option<&str>,
     now: i64,
 ) -> ApiResult<()> {
-    sqlx::query("UPDATE users SET display_name = $1, updated_at = $2 WHERE id = $3")
-        .bind(name)
-        .bind(now)
-        .bind(user.to_string())
-        .execute(&mut **tx)
-        .await?;
+    q!(
+        tx,
+        execute,
+        "UPDATE users SET display_name = $1, updated_at = $2 WHERE id = $3",
+        name,
+        Millis(now),
+        Id(user)
+    );
     Ok(())
 }
 
 /// Sets `user`'s address (unverified until verified again).
 pub async fn set_email(tx: &mut WriteTx, user: Uuid, email: &Email, now: i64) -> ApiResult<()> {
-    sqlx::query("UPDATE users SET email = $1, email_verified = 0, updated_at = $2 WHERE id = $3")
-        .bind(email.as_str())
-        .bind(now)
-        .bind(user.to_string())
-        .execute(&mut **tx)
-        .await?;
+    q!(
+        tx,
+        execute,
+        "UPDATE users SET email = $1, email_verified = FALSE, updated_at = $2 WHERE id = $3",
+        email.as_str(),
+        Millis(now),
+        Id(user)
+    );
     Ok(())
 }
 
 /// Sets `user`'s password hash.
 pub async fn set_password(tx: &mut WriteTx, user: Uuid, hash: &str, now: i64) -> ApiResult<()> {
-    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-        .bind(hash)
-        .bind(now)
-        .bind(user.to_string())
-        .execute(&mut **tx)
-        .await?;
+    q!(
+        tx,
+        execute,
+        "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3",
+        hash,
+        Millis(now),
+        Id(user)
+    );
     Ok(())
 }
 
 /// Deletes `user` unless they are the last master; whether it did. Their rooms'
 /// membership epochs move first, so posts racing the deletion re-check.
 pub async fn delete(tx: &mut WriteTx, user: Uuid) -> ApiResult<bool> {
-    sqlx::query(
+    q!(
+        tx,
+        execute,
         "UPDATE rooms SET member_epoch = member_epoch + 1 WHERE id IN (SELECT room_id FROM room_members WHERE user_id = $1)",
-    )
-    .bind(user.to_string())
-    .execute(&mut **tx)
-    .await?;
-    Ok(sqlx::query(
+        Id(user)
+    );
+    Ok(q!(
+        tx,
+        execute,
         "DELETE FROM users WHERE id = $1 AND (role <> 'master' OR (SELECT COUNT(*) FROM users WHERE role = 'master') > 1)",
-    )
-    .bind(user.to_string())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
-        == 1)
+        Id(user)
+    ) == 1)
 }
 
 /// How many masters exist.
 pub async fn master_count(db: &Db) -> ApiResult<i64> {
-    Ok(
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE role = 'master'")
-            .fetch_one(db.read())
-            .await?,
-    )
+    Ok(q!(
+        db,
+        one,
+        r#"SELECT COUNT(*) AS "n!: i64" FROM users WHERE role = 'master'"#
+        => |r| r.n
+    ))
 }

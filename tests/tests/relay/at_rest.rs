@@ -255,10 +255,7 @@ async fn no_plaintext_or_private_key_at_rest(backend: Backend) {
             );
         }
         Backend::Postgres => {
-            sqlx::query("CHECKPOINT")
-                .execute(app.state.db.write())
-                .await
-                .unwrap();
+            app.exec("CHECKPOINT", &[]).await;
             let end_lsn = pg_scalar(&app, "SELECT pg_current_wal_lsn()::text").await;
             let dump = pg_dump(app.database_url.as_deref().unwrap());
             stored.push(("pg_dump".into(), dump));
@@ -324,10 +321,7 @@ async fn no_plaintext_or_private_key_at_rest(backend: Backend) {
 }
 
 async fn pg_scalar(app: &TestApp, sql: &str) -> String {
-    sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.to_string()))
-        .fetch_one(app.state.db.read())
-        .await
-        .unwrap()
+    app.texts(sql).await.remove(0)
 }
 
 fn pg_bin(name: &str) -> PathBuf {

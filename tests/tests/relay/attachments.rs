@@ -109,16 +109,17 @@ async fn attachments_stream_and_die_with_their_room(backend: Backend) {
             .await,
         201
     );
-    let at_limit: String = sqlx::query_scalar("SELECT id FROM attachments WHERE size = $1")
-        .bind(i64::try_from(max).unwrap())
-        .fetch_one(app.state.db.read())
+    let at_limit = app
+        .texts(&format!(
+            "SELECT CAST(id AS TEXT) FROM attachments WHERE size = {max}"
+        ))
         .await
-        .unwrap();
-    sqlx::query("DELETE FROM attachments WHERE id = $1")
-        .bind(&at_limit)
-        .execute(app.state.db.write())
-        .await
-        .unwrap();
+        .remove(0);
+    app.exec(
+        "DELETE FROM attachments WHERE id = $1",
+        &[at_limit.parse().unwrap()],
+    )
+    .await;
     std::fs::remove_file(app.data_dir.path().join("attachments").join(&at_limit)).unwrap();
     assert_eq!(app.count("SELECT COUNT(*) FROM attachments", &[]).await, 2);
     let leftovers: Vec<_> = std::fs::read_dir(app.data_dir.path().join("attachments"))

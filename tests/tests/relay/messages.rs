@@ -448,11 +448,12 @@ async fn posts_racing_a_removal_are_not_stored(backend: Backend) {
     let m = std::sync::Arc::new(app.members("race", 2).await);
     let room = app.room(&m[0].account, "r", &[m[1].id()]).await;
     let mut tx = app.state.db.begin_write().await.unwrap();
-    sqlx::query("UPDATE rooms SET member_epoch = member_epoch + 1 WHERE id = $1")
-        .bind(room.to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    sotto_tests::tx_exec(
+        &mut tx,
+        "UPDATE rooms SET member_epoch = member_epoch + 1 WHERE id = $1",
+        &[room],
+    )
+    .await;
     let post = {
         let (app, m) = (app.clone(), m.clone());
         tokio::spawn(async move {
@@ -462,12 +463,12 @@ async fn posts_racing_a_removal_are_not_stored(backend: Backend) {
     };
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(!post.is_finished(), "the post waits for the row lock");
-    sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
-        .bind(room.to_string())
-        .bind(m[1].id().to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    sotto_tests::tx_exec(
+        &mut tx,
+        "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2",
+        &[room, m[1].id()],
+    )
+    .await;
     tx.commit().await.unwrap();
     post.await.unwrap().problem(404, "not_a_member");
     assert_eq!(app.count("SELECT COUNT(*) FROM messages", &[]).await, 0);

@@ -432,13 +432,11 @@ async fn unverified_users_cannot_be_added(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 201, "{r:?}");
-    let pending: Uuid =
-        sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE username = 'pending'")
-            .fetch_one(app.state.db.read())
-            .await
-            .unwrap()
-            .parse()
-            .unwrap();
+    let pending: Uuid = app
+        .texts("SELECT CAST(id AS TEXT) FROM users WHERE username = 'pending'")
+        .await[0]
+        .parse()
+        .unwrap();
     // Unverified accounts are answered exactly like unknown ones.
     for target in [pending, Uuid::new_v4()] {
         app.post(
@@ -495,11 +493,8 @@ async fn deleting_a_user_hands_rooms_over(backend: Backend) {
     assert_eq!(r.body["owner_id"], bob.id.to_string(), "{r:?}");
     assert_eq!(r.body["members"].as_array().unwrap().len(), 2);
     assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM rooms WHERE id = $1",
-            &[&alone.to_string()]
-        )
-        .await,
+        app.count("SELECT COUNT(*) FROM rooms WHERE id = $1", &[alone])
+            .await,
         0
     );
     // Bob, the new owner, can manage the room.
