@@ -68,9 +68,9 @@ impl WriteTx {
     pub(crate) async fn hold(&mut self) -> Result<Held<'_>, sqlx::Error> {
         Ok(match self {
             #[cfg(feature = "sqlite")]
-            WriteTx::Sqlite(tx) => Held::Sqlite(&mut **tx),
+            WriteTx::Sqlite(tx) => Held::Sqlite(tx),
             #[cfg(feature = "postgres")]
-            WriteTx::Postgres(tx) => Held::Postgres(&mut **tx),
+            WriteTx::Postgres(tx) => Held::Postgres(tx),
         })
     }
 }
@@ -108,13 +108,13 @@ impl Held<'_> {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
             #[cfg(feature = "sqlite")]
-            Held::SqlitePooled(c) => Conn::Sqlite(&mut **c),
+            Held::SqlitePooled(c) => Conn::Sqlite(c),
             #[cfg(feature = "sqlite")]
-            Held::Sqlite(c) => Conn::Sqlite(&mut **c),
+            Held::Sqlite(c) => Conn::Sqlite(c),
             #[cfg(feature = "postgres")]
-            Held::PostgresPooled(c) => Conn::Postgres(&mut **c),
+            Held::PostgresPooled(c) => Conn::Postgres(c),
             #[cfg(feature = "postgres")]
-            Held::Postgres(c) => Conn::Postgres(&mut **c),
+            Held::Postgres(c) => Conn::Postgres(c),
         }
     }
 }
