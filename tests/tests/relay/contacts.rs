@@ -1,6 +1,8 @@
 //! Contacts and user search.
 
 use serde_json::json;
+use sotto_core::api::contacts::Contact;
+use sotto_core::api::pagination::Page;
 use sotto_tests::{Backend, both_backends, spawn_app};
 use uuid::Uuid;
 
@@ -17,14 +19,14 @@ async fn contacts_and_search(backend: Backend) {
             json!({"user_id": bob.id, "nickname": "Bobby"}),
         )
         .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    assert_eq!(r.body["user"]["username"], "con1");
-    assert_eq!(r.body["nickname"], "Bobby");
+    let added: Contact = r.typed(201);
+    assert_eq!(added.user.username, "con1");
+    assert_eq!(added.nickname.as_deref(), Some("Bobby"));
     assert!(
         r.body["user"].get("email").is_none(),
         "contacts carry public profiles only"
     );
-    let cid = r.body["id"].as_str().unwrap().to_string();
+    let cid = added.id;
     app.post(
         "/api/v1/contacts",
         Some(&alice.access),
@@ -52,28 +54,29 @@ async fn contacts_and_search(backend: Backend) {
         json!({"user_id": carol.id}),
     )
     .await;
-    let r = app
+    let first: Page<Contact> = app
         .get("/api/v1/contacts?limit=1", Some(&alice.access))
-        .await;
-    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
-    let next = r.body["next_cursor"].as_str().unwrap().to_string();
-    let r = app
+        .await
+        .typed(200);
+    assert_eq!(first.items.len(), 1);
+    let next = first.next_cursor.unwrap();
+    let second: Page<Contact> = app
         .get(
             &format!("/api/v1/contacts?limit=1&cursor={next}"),
             Some(&alice.access),
         )
-        .await;
-    assert_eq!(r.body["items"][0]["user"]["id"], carol.id.to_string());
-    assert!(r.body["next_cursor"].is_null());
+        .await
+        .typed(200);
+    assert_eq!(second.items[0].user.id, carol.id);
+    assert!(second.next_cursor.is_none());
     app.get("/api/v1/contacts?cursor=nope", Some(&alice.access))
         .await
         .problem(400, "invalid_cursor");
-    assert!(
-        app.get("/api/v1/contacts", Some(&bob.access)).await.body["items"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    let of_bob: Page<Contact> = app
+        .get("/api/v1/contacts", Some(&bob.access))
+        .await
+        .typed(200);
+    assert!(of_bob.items.is_empty());
 
     let r = app
         .req(
@@ -83,7 +86,7 @@ async fn contacts_and_search(backend: Backend) {
             Some(json!({"nickname": "B"})),
         )
         .await;
-    assert_eq!(r.body["nickname"], "B", "{r:?}");
+    assert_eq!(r.typed::<Contact>(200).nickname.as_deref(), Some("B"));
     let r = app
         .req(
             "PATCH",
@@ -92,7 +95,7 @@ async fn contacts_and_search(backend: Backend) {
             Some(json!({"nickname": null})),
         )
         .await;
-    assert!(r.body["nickname"].is_null());
+    assert_eq!(r.typed::<Contact>(200).nickname, None);
     app.req(
         "PATCH",
         &format!("/api/v1/contacts/{cid}"),
