@@ -337,6 +337,9 @@ pub async fn refresh(
     if !spent_now {
         sessions::revoke(state.db.writer(), session, now).await?;
         let owner = sessions::owner(&state.db, session).await?;
+        if let Some(owner) = owner {
+            state.realtime.sessions_changed(owner);
+        }
         audit::record(
             &state.db,
             event::REFRESH_REUSE,
@@ -379,6 +382,7 @@ pub async fn logout(
         now,
     )
     .await?;
+    state.realtime.sessions_changed(me.id());
     audit::record(
         &state.db,
         event::LOGOUT,

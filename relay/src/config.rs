@@ -172,6 +172,59 @@ pub struct Config {
         global = true
     )]
     pub max_connections_per_ip: u32,
+    /// Send `typing` events over WebSockets (`false`: `typing` frames are refused).
+    #[arg(long, env = "SOTTO_WS_TYPING", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub ws_typing: bool,
+    /// Send `presence` events over WebSockets.
+    #[arg(long, env = "SOTTO_WS_PRESENCE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub ws_presence: bool,
+    /// Seconds a user stays `online` after their last socket closes (a reconnect
+    /// within this time is not announced at all).
+    #[arg(
+        long,
+        env = "SOTTO_WS_PRESENCE_DEBOUNCE",
+        default_value_t = 5,
+        global = true
+    )]
+    pub ws_presence_debounce: u64,
+    /// Frames queued for one socket before it is closed as too slow (4408).
+    #[arg(
+        long,
+        env = "SOTTO_WS_QUEUE",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(8..=65536),
+        global = true
+    )]
+    pub ws_queue: u32,
+    /// Frames per second one socket may send (bursts of twice that); beyond, each
+    /// frame is answered `error rate_limited`.
+    #[arg(
+        long,
+        env = "SOTTO_WS_FRAME_RATE",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub ws_frame_rate: u32,
+    /// `typing` frames per second per user (all their sockets), bursts of twice that.
+    #[arg(
+        long,
+        env = "SOTTO_WS_TYPING_RATE",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub ws_typing_rate: u32,
+    /// Seconds between the relay's WebSocket pings; a peer silent for two of
+    /// these is closed.
+    #[arg(
+        long,
+        env = "SOTTO_WS_HEARTBEAT",
+        default_value_t = 25,
+        value_parser = clap::value_parser!(u64).range(1..=3600),
+        global = true
+    )]
+    pub ws_heartbeat: u64,
     /// Log format.
     #[arg(
         long,

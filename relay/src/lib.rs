@@ -33,6 +33,7 @@ pub mod store;
 pub mod tokens;
 pub mod users;
 pub mod validate;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -85,6 +86,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         .map_err(StartError::Jwt)?;
     let mailer = mail::Mailer::from_config(&config)?;
     let limits = ratelimit::RateLimits::new(config.auth_rate_per_ip, config.auth_rate_per_account);
+    let realtime = ws::Realtime::new(&config);
     let dummy = crate::tokens::new_opaque_token()
         .map_err(|_| StartError::Bootstrap("no randomness".into()))?;
     let dummy_hash = auth::hash_password(dummy)
@@ -98,6 +100,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         limits,
         metrics: metrics_handle(),
         events: events::Events::new(),
+        realtime,
         device_cache: devices::DeviceCache::default(),
         uploads: attachments::UploadSlots::default(),
         dummy_hash,

@@ -47,7 +47,9 @@ fn check_display_name(name: &Option<String>) -> ApiResult<Option<String>> {
 
 /// Revokes every live session of a user, optionally keeping one.
 pub async fn revoke_sessions(state: &AppState, user: Uuid, keep: Option<Uuid>) -> ApiResult<()> {
-    crate::store::sessions::revoke_all_of(state.db.writer(), user, keep, now_ms()).await
+    crate::store::sessions::revoke_all_of(state.db.writer(), user, keep, now_ms()).await?;
+    state.realtime.sessions_changed(user);
+    Ok(())
 }
 
 fn like_pattern(prefix: &str, suffix: &str, q: &str) -> String {
@@ -367,6 +369,7 @@ pub async fn delete(
     let files = crate::rooms::hand_over_rooms(&mut tx, id).await?;
     tx.commit().await?;
     crate::attachments::remove_files(&state, &files).await;
+    state.realtime.sessions_changed(id);
     crate::rooms::announce_user_deleted(&state, id, rooms);
     audit::record(
         &state.db,

@@ -323,6 +323,13 @@ pub struct AppOptions {
     /// SQL run on the fresh PostgreSQL database before the relay starts (a
     /// fixture's dump), for [`Backend::Postgres`].
     pub postgres_sql: Option<String>,
+    /// `--ws-queue`.
+    pub ws_queue: u32,
+    /// `--ws-presence-debounce`.
+    pub ws_presence_debounce: u64,
+    /// `--ws-typing`, `--ws-presence`.
+    pub ws_typing: bool,
+    pub ws_presence: bool,
 }
 
 impl Default for AppOptions {
@@ -340,6 +347,10 @@ impl Default for AppOptions {
             request_timeout: 30,
             data_from: None,
             postgres_sql: None,
+            ws_queue: 512,
+            ws_presence_debounce: 1,
+            ws_typing: true,
+            ws_presence: true,
         }
     }
 }
@@ -379,6 +390,10 @@ pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
     config.max_attachment_bytes = opts.max_attachment_bytes;
     config.attachment_quota_bytes = opts.attachment_quota_bytes;
     config.request_timeout = opts.request_timeout;
+    config.ws_queue = opts.ws_queue;
+    config.ws_presence_debounce = opts.ws_presence_debounce;
+    config.ws_typing = opts.ws_typing;
+    config.ws_presence = opts.ws_presence;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     config.listen = addr;
@@ -978,6 +993,132 @@ pub async fn tx_exec(tx: &mut WriteTx, sql: &str, binds: &[uuid::Uuid]) -> u64 {
                 q = q.bind(*b);
             }
             q.execute(&mut **t).await.unwrap().rows_affected()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// WebSocket clients (`GET /api/v1/ws`).
+
+use futures_util::{SinkExt, StreamExt};
+use sotto_core::api::ServerFrame;
+use sotto_core::api::ws::ClientFrame;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// A raw WebSocket to the relay, speaking the JSON frames.
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+/// How a socket ended, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsEnd {
+    /// A close frame with this code.
+    Closed(u16),
+    /// The connection ended without a close frame (reset, EOF).
+    Dropped,
+}
+
+impl TestApp {
+    /// A WebSocket to `/api/v1/ws`, not yet authenticated.
+    pub async fn ws_connect(&self) -> Ws {
+        let url = format!("ws://{}/api/v1/ws", self.addr);
+        let (stream, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Ws { stream }
+    }
+
+    /// A WebSocket authenticated with `token`, after its `ready`.
+    pub async fn ws(&self, token: &str) -> Ws {
+        let mut ws = self.ws_connect().await;
+        ws.send(&ClientFrame::Auth {
+            token: token.to_string(),
+        })
+        .await;
+        match ws.next().await {
+            ServerFrame::Ready { .. } => ws,
+            other => panic!("expected ready, got {other:?}"),
+        }
+    }
+}
+
+impl Ws {
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        self.send_text(&serde_json::to_string(frame).unwrap()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream
+            .send(WsMessage::Text(text.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// Sends a text frame; the error if the connection broke.
+    pub async fn try_send_text(
+        &mut self,
+        text: &str,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.stream
+            .send(WsMessage::Text(text.to_string().into()))
+            .await
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.stream
+            .send(WsMessage::Binary(bytes.into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next frame within 10 s (pings and pongs of the protocol skipped).
+    pub async fn next(&mut self) -> ServerFrame {
+        self.try_next(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("no frame within 10 s"))
+    }
+
+    /// The next frame within `wait`, if any.
+    pub async fn try_next(&mut self, wait: Duration) -> Option<ServerFrame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()?;
+            match msg {
+                Some(Ok(WsMessage::Text(t))) => {
+                    return Some(serde_json::from_str(&t).unwrap_or_else(|e| {
+                        panic!("the relay sent a frame that is not a ServerFrame: {e}: {t}")
+                    }));
+                }
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => continue,
+                other => panic!("expected a frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame `want` accepts, skipping others (presence, typing...).
+    pub async fn next_where(&mut self, want: impl Fn(&ServerFrame) -> bool) -> ServerFrame {
+        loop {
+            let f = self.next().await;
+            if want(&f) {
+                return f;
+            }
+        }
+    }
+
+    /// Reads until the socket ends (within `wait`); how it ended.
+    pub async fn end(&mut self, wait: Duration) -> WsEnd {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => panic!("the socket did not end within {wait:?}"),
+                Ok(Some(Ok(WsMessage::Close(Some(f))))) => return WsEnd::Closed(f.code.into()),
+                Ok(Some(Ok(WsMessage::Close(None)))) => return WsEnd::Closed(1005),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_)) | None) => return WsEnd::Dropped,
+            }
         }
     }
 }

@@ -89,3 +89,16 @@ pub async fn member_ids(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
         => |r| r.user_id.0
     ))
 }
+
+/// The rooms of `user` with each room's latest `seq` (where a socket's live
+/// stream of each room starts).
+pub async fn last_seqs(db: &Db, user: Uuid) -> ApiResult<Vec<(Uuid, i64)>> {
+    Ok(q!(
+        db,
+        all,
+        r#"SELECT r.id AS "id: Id", r.last_seq FROM room_members m JOIN rooms r ON r.id = m.room_id
+           WHERE m.user_id = $1"#,
+        Id(user)
+        => |r| (r.id.0, r.last_seq)
+    ))
+}

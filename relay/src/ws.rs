@@ -1,0 +1,926 @@
+//! Real time: `GET /api/v1/ws` (api.md "Real time"), the WebSocket gateway.
+//!
+//! One task per socket. The first frame must be `auth` within
+//! [`AUTH_TIMEOUT_SECS`] (else close 4401); the socket then subscribes to its
+//! user's events (`crate::events`) *before* answering `ready`, so live delivery
+//! of every room starts at `ready` with nothing lost in between.
+//!
+//! Ordering and resume, per room and per socket: the socket remembers the next
+//! `seq` it owes the client (`next`). A `message` event with that seq is sent;
+//! one below it is a duplicate and dropped; one above it means a gap (events of
+//! concurrent posts can be published out of order, or the room was named in
+//! `resume`), so the socket holds the room's live messages and *fills* from the
+//! database, a page at a time, until it has caught up, then releases what it
+//! held, skipping what the fill already sent. `resume {cursors}` sets `next` to
+//! each cursor + 1 and starts that fill. So on one socket every message of a
+//! room arrives once, in `seq` order, live or replayed, with no gap at the seam.
+//! A deleted message is replayed as `message_deleted` (its seq still counts).
+//!
+//! Back-pressure: the subscription's queue is bounded (`--ws-queue`); a socket
+//! that cannot keep up is marked lagged by the registry (publishing never
+//! waits) and closed with 4408, and a send to a client that stops reading
+//! times out and closes the same way. Replays are paged, and what a filling
+//! room holds counts against the same bound.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sotto_core::api::ServerFrame;
+use sotto_core::api::messages::Message;
+use sotto_core::api::problem::codes;
+use sotto_core::api::ws::{AUTH_TIMEOUT_SECS, ClientFrame, close_code};
+use uuid::Uuid;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::events::{RecvError, Subscription};
+use crate::state::AppState;
+
+/// Messages per page of a replay or gap fill.
+const FILL_PAGE: u32 = 100;
+
+/// How long after `ready` events wait for the client's first frame (a client
+/// that resumes sends `resume` at once; see [`Conn::started`]).
+const START_GRACE: Duration = Duration::from_millis(500);
+
+/// Seconds a send to the client may take before the socket is closed as too slow.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The gateway's shared state: who is online, and the per-user typing limit.
+pub struct Realtime {
+    presence: Mutex<HashMap<Uuid, PresenceEntry>>,
+    typing: DefaultKeyedRateLimiter<Uuid>,
+    /// Per user with sockets: woken when the user's sessions change (logout,
+    /// password reset or change, role change, deletion), so every socket of
+    /// theirs checks its own session at once.
+    session_checks: Mutex<HashMap<Uuid, tokio::sync::watch::Sender<()>>>,
+}
+
+#[derive(Clone, Copy)]
+struct PresenceEntry {
+    sockets: usize,
+    /// Bumped by every change, so a debounced `offline` fires only if nothing
+    /// happened since it was scheduled.
+    generation: u64,
+}
+
+impl Realtime {
+    pub fn new(config: &crate::config::Config) -> Self {
+        let rate = NonZeroU32::new(config.ws_typing_rate).unwrap_or(NonZeroU32::MIN);
+        let burst = rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+        Self {
+            presence: Mutex::new(HashMap::new()),
+            typing: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            session_checks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sessions of `user` ended (or may have): their sockets re-check theirs now
+    /// and close with 4401 if it is over.
+    pub fn sessions_changed(&self, user: Uuid) {
+        let map = self
+            .session_checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tx) = map.get(&user) {
+            tx.send_modify(|_| {});
+        }
+    }
+
+    fn session_check(&self, user: Uuid) -> tokio::sync::watch::Receiver<()> {
+        self.session_checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(user)
+            .or_insert_with(|| tokio::sync::watch::channel(()).0)
+            .subscribe()
+    }
+
+    fn drop_session_check(&self, user: Uuid) {
+        let mut map = self
+            .session_checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // No socket of the user watches it any more.
+        if map.get(&user).is_some_and(|tx| tx.receiver_count() == 0) {
+            map.remove(&user);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, PresenceEntry>> {
+        self.presence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `user` counts as online (a socket, or within the debounce after
+    /// the last one closed).
+    pub fn is_online(&self, user: Uuid) -> bool {
+        self.lock().contains_key(&user)
+    }
+
+    /// A socket of `user` opened; whether they just came online.
+    fn connected(&self, user: Uuid) -> bool {
+        let mut map = self.lock();
+        match map.get_mut(&user) {
+            Some(e) => {
+                e.sockets += 1;
+                e.generation += 1;
+                false
+            }
+            None => {
+                map.insert(
+                    user,
+                    PresenceEntry {
+                        sockets: 1,
+                        generation: 0,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// A socket of `user` closed; the generation to check after the debounce
+    /// when it was the last one.
+    fn disconnected(&self, user: Uuid) -> Option<u64> {
+        let mut map = self.lock();
+        let e = map.get_mut(&user)?;
+        e.sockets = e.sockets.saturating_sub(1);
+        e.generation += 1;
+        (e.sockets == 0).then_some(e.generation)
+    }
+
+    /// After the debounce: whether `user` went offline (no socket came back).
+    fn settle_offline(&self, user: Uuid, generation: u64) -> bool {
+        let mut map = self.lock();
+        match map.get(&user) {
+            Some(e) if e.sockets == 0 && e.generation == generation => {
+                map.remove(&user);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Largest text frame accepted: the envelope limit in base64 plus the JSON
+/// around it. Larger frames close the socket with 1009.
+fn frame_limit(state: &AppState) -> usize {
+    state.config.max_message_bytes.div_ceil(3) * 4 + 4096
+}
+
+#[utoipa::path(get, path = "/api/v1/ws", tag = "realtime",
+    responses(
+        (status = 101, description = "switching to the WebSocket protocol: frames as in `sotto_core::api::ws` (first `auth` within 10 s, then `ready`)"),
+        (status = 400, description = "not a WebSocket upgrade request", body = sotto_core::api::problem::Problem),
+        (status = 426, description = "upgrade required", body = sotto_core::api::problem::Problem)))]
+/// Real time: a WebSocket carrying JSON frames (`ClientFrame`, `ServerFrame`).
+/// Authenticate with the first frame `{"type":"auth","token":...}`; no
+/// `Authorization` header is needed (browsers cannot set one on sockets).
+pub async fn ws(
+    State(state): State<AppState>,
+    slot: Option<axum::Extension<crate::server::ConnectionSlot>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let limit = frame_limit(&state);
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        // Small buffers: an idle socket should cost little (they grow when used).
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| async move {
+            // The connection keeps its place in the per-IP count while it lives.
+            let _slot = slot;
+            run(state, socket).await;
+        })
+}
+
+/// The routes of this feature, with their OpenAPI description (merged in
+/// [`crate::app::api`]).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ws))
+}
+
+struct Gauge(&'static str);
+
+impl Gauge {
+    fn up(name: &'static str) -> Self {
+        metrics::gauge!(name).increment(1.0);
+        Self(name)
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        metrics::gauge!(self.0).decrement(1.0);
+    }
+}
+
+fn count_frame(direction: &'static str, kind: &'static str) {
+    metrics::counter!("sotto_ws_frames_total", "direction" => direction, "type" => kind)
+        .increment(1);
+}
+
+fn client_kind(f: &ClientFrame) -> &'static str {
+    match f {
+        ClientFrame::Auth { .. } => "auth",
+        ClientFrame::Send { .. } => "send",
+        ClientFrame::Typing { .. } => "typing",
+        ClientFrame::Receipt { .. } => "receipt",
+        ClientFrame::Resume { .. } => "resume",
+        ClientFrame::Ping => "ping",
+    }
+}
+
+fn server_kind(f: &ServerFrame) -> &'static str {
+    match f {
+        ServerFrame::Ready { .. } => "ready",
+        ServerFrame::Ack { .. } => "ack",
+        ServerFrame::Message { .. } => "message",
+        ServerFrame::Typing { .. } => "typing",
+        ServerFrame::Presence { .. } => "presence",
+        ServerFrame::Receipt { .. } => "receipt",
+        ServerFrame::Room { .. } => "room",
+        ServerFrame::MessageDeleted { .. } => "message_deleted",
+        ServerFrame::KeysChanged { .. } => "keys_changed",
+        ServerFrame::Error { .. } => "error",
+        ServerFrame::Pong => "pong",
+    }
+}
+
+/// Why a socket ends.
+enum End {
+    /// The client closed or the connection broke.
+    Gone,
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        socket.send(WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))),
+    )
+    .await;
+}
+
+/// The `auth` frame: the authenticated user, or why not.
+async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Result<AuthUser, End> {
+    let deadline = Duration::from_secs(AUTH_TIMEOUT_SECS);
+    let refused = End::Close(close_code::AUTH_TIMEOUT_OR_FAILED, "authentication failed");
+    let text = match tokio::time::timeout(deadline, socket.recv()).await {
+        Err(_) => {
+            return Err(End::Close(
+                close_code::AUTH_TIMEOUT_OR_FAILED,
+                "no auth frame in time",
+            ));
+        }
+        Ok(None | Some(Err(_))) => return Err(End::Gone),
+        Ok(Some(Ok(WsMessage::Text(t)))) => t,
+        Ok(Some(Ok(WsMessage::Close(_)))) => return Err(End::Gone),
+        Ok(Some(Ok(_))) => return Err(refused),
+    };
+    count_frame("in", "auth");
+    let Ok(ClientFrame::Auth { token }) = serde_json::from_str::<ClientFrame>(&text) else {
+        return Err(refused);
+    };
+    crate::auth::authenticate(state, &token)
+        .await
+        .map_err(|_| refused)
+}
+
+async fn run(state: AppState, mut socket: WebSocket) {
+    let _sockets = Gauge::up("sotto_ws_connections");
+    let user = match authenticate(&state, &mut socket).await {
+        Ok(u) => u,
+        Err(End::Close(code, reason)) => return close(&mut socket, code, reason).await,
+        Err(End::Gone) => return,
+    };
+    let _online = Gauge::up("sotto_ws_authenticated");
+    let sub = state
+        .events
+        .subscribe(user.id(), state.config.ws_queue as usize);
+    // Where each room's live stream starts: after its latest message now (the
+    // subscription exists already, so nothing after this read is missed).
+    let rooms = match crate::store::membership::last_seqs(&state.db, user.id()).await {
+        Ok(rooms) => rooms,
+        Err(_) => return close(&mut socket, 1011, "the database is unavailable").await,
+    };
+    let came_online = state.realtime.connected(user.id());
+    let mut conn = Conn::new(&state, user, sub);
+    for (room, last) in rooms {
+        let next = u64::try_from(last).unwrap_or(0).saturating_add(1);
+        conn.rooms.insert(
+            room,
+            RoomStream {
+                next: Some(next),
+                ..RoomStream::default()
+            },
+        );
+    }
+    let end = conn.serve(&mut socket, came_online).await;
+    drop(conn);
+    state.realtime.drop_session_check(user.id());
+    if let Some(generation) = state.realtime.disconnected(user.id()) {
+        schedule_offline(state.clone(), user.id(), generation);
+    }
+    match end {
+        End::Close(code, reason) => {
+            if code == close_code::SLOW_CONSUMER {
+                metrics::counter!("sotto_ws_slow_consumer_closes_total").increment(1);
+            }
+            close(&mut socket, code, reason).await;
+        }
+        End::Gone => {}
+    }
+}
+
+/// Announces `user` offline to their peers after the debounce, unless a socket
+/// of theirs came back meanwhile.
+fn schedule_offline(state: AppState, user: Uuid, generation: u64) {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(state.config.ws_presence_debounce)).await;
+        if state.realtime.settle_offline(user, generation) {
+            announce_presence(&state, user, false).await;
+        }
+    });
+}
+
+async fn announce_presence(state: &AppState, user: Uuid, online: bool) {
+    if !state.config.ws_presence || !state.events.has_subscribers() {
+        return;
+    }
+    match crate::store::membership::peers_of(&state.db, user).await {
+        Ok(peers) => state.events.publish(
+            &peers,
+            ServerFrame::Presence {
+                user_id: user,
+                online,
+            },
+        ),
+        Err(e) => tracing::warn!(%user, code = e.code, "cannot announce presence"),
+    }
+}
+
+/// Per-room delivery state of one socket (see the module docs).
+#[derive(Default)]
+struct RoomStream {
+    /// The next seq owed to the client: after the room's latest message when
+    /// the socket authenticated, or after a `resume` cursor; `None` for a room
+    /// joined since (its first event fills from where the user joined).
+    next: Option<u64>,
+    /// Live messages held while the room fills from the database.
+    held: Vec<Arc<ServerFrame>>,
+    filling: bool,
+}
+
+struct Conn<'a> {
+    state: &'a AppState,
+    user: AuthUser,
+    sub: Subscription,
+    rooms: HashMap<Uuid, RoomStream>,
+    /// Frames held over all filling rooms (bounded by the queue size).
+    held: usize,
+    frame_rate: DefaultDirectRateLimiter,
+    last_heard: Instant,
+    /// Events taken off the queue during a fill, to deliver after it, in order.
+    pending: std::collections::VecDeque<Arc<ServerFrame>>,
+    /// Whether events flow yet: not before the client's first frame after
+    /// `ready` (or [`START_GRACE`]), so that a `resume` sent at once takes effect
+    /// before any live message of its rooms is sent.
+    started: bool,
+}
+
+impl<'a> Conn<'a> {
+    fn new(state: &'a AppState, user: AuthUser, sub: Subscription) -> Self {
+        let rate = NonZeroU32::new(state.config.ws_frame_rate).unwrap_or(NonZeroU32::MIN);
+        let burst = rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+        Self {
+            state,
+            user,
+            sub,
+            rooms: HashMap::new(),
+            held: 0,
+            frame_rate: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            last_heard: Instant::now(),
+            pending: std::collections::VecDeque::new(),
+            started: false,
+        }
+    }
+
+    async fn send(&mut self, socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), End> {
+        let text =
+            serde_json::to_string(frame).map_err(|_| End::Close(1011, "cannot encode a frame"))?;
+        count_frame("out", server_kind(frame));
+        match tokio::time::timeout(SEND_TIMEOUT, socket.send(WsMessage::Text(text.into()))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Close(close_code::SLOW_CONSUMER, "too slow")),
+        }
+    }
+
+    async fn error(
+        &mut self,
+        socket: &mut WebSocket,
+        code: &str,
+        detail: impl Into<String>,
+        client_id: Option<Uuid>,
+    ) -> Result<(), End> {
+        self.send(
+            socket,
+            &ServerFrame::Error {
+                code: code.to_string(),
+                detail: Some(detail.into()),
+                client_id,
+            },
+        )
+        .await
+    }
+
+    async fn api_error(
+        &mut self,
+        socket: &mut WebSocket,
+        e: ApiError,
+        client_id: Option<Uuid>,
+    ) -> Result<(), End> {
+        let detail = e.detail.clone().unwrap_or_else(|| e.code.replace('_', " "));
+        self.error(socket, e.code, detail, client_id).await
+    }
+
+    async fn serve(&mut self, socket: &mut WebSocket, came_online: bool) -> End {
+        match self.serve_inner(socket, came_online).await {
+            Ok(()) => End::Gone,
+            Err(end) => end,
+        }
+    }
+
+    async fn serve_inner(&mut self, socket: &mut WebSocket, came_online: bool) -> Result<(), End> {
+        let me = self.user.id();
+        // Watch for session changes from before `ready`; the first iteration
+        // checks once, so a logout that raced the authentication is seen too.
+        let mut session_check = self.state.realtime.session_check(me);
+        session_check.mark_changed();
+        self.send(
+            socket,
+            &ServerFrame::Ready {
+                user_id: me,
+                device_id: None,
+            },
+        )
+        .await?;
+        if self.state.config.ws_presence {
+            if came_online {
+                announce_presence(self.state, me, true).await;
+            }
+            // Who of the user's peers is online now (later changes arrive live).
+            let peers = crate::store::membership::peers_of(&self.state.db, me)
+                .await
+                .unwrap_or_default();
+            for peer in peers {
+                if self.state.realtime.is_online(peer) {
+                    self.send(
+                        socket,
+                        &ServerFrame::Presence {
+                            user_id: peer,
+                            online: true,
+                        },
+                    )
+                    .await?;
+                }
+            }
+        }
+        let beat = Duration::from_secs(self.state.config.ws_heartbeat);
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        let start = tokio::time::Instant::now() + START_GRACE;
+        loop {
+            // Events taken off the queue during a fill go first, in order.
+            if let Some(frame) = self.pending.pop_front() {
+                self.on_event(socket, frame).await?;
+                continue;
+            }
+            // A room that is filling goes on with its next page before anything
+            // else is read, so a replay never waits on the client's next frame.
+            if let Some(room) = self.filling_room() {
+                self.fill_page(socket, room).await?;
+                self.drain_events(socket)?;
+                continue;
+            }
+            tokio::select! {
+                incoming = socket.recv() => {
+                    match incoming {
+                        None | Some(Err(_)) => return Err(self.read_failed(incoming)),
+                        Some(Ok(msg)) => {
+                            self.last_heard = Instant::now();
+                            self.on_client(socket, msg).await?;
+                            self.started = true;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(start), if !self.started => {
+                    self.started = true;
+                }
+                event = self.sub.recv(), if self.started => {
+                    match event {
+                        Ok(frame) => self.on_event(socket, frame).await?,
+                        Err(RecvError::Lagged) => return Err(End::Close(close_code::SLOW_CONSUMER, "too slow: resume")),
+                        Err(RecvError::Closed) => return Err(End::Close(1001, "the relay is shutting down")),
+                    }
+                }
+                changed = session_check.changed() => {
+                    if changed.is_ok() {
+                        self.check_session().await?;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if self.last_heard.elapsed() > beat * 2 {
+                        return Err(End::Close(1001, "no answer to pings"));
+                    }
+                    self.check_session().await?;
+                    if tokio::time::timeout(SEND_TIMEOUT, socket.send(WsMessage::Ping(Vec::new().into()))).await.is_err() {
+                        return Err(End::Close(close_code::SLOW_CONSUMER, "too slow"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The session must still be live (a logout, a password reset, the
+    /// account's deletion end it): else close with 4401.
+    async fn check_session(&self) -> Result<(), End> {
+        let me = self.user.id();
+        match crate::store::sessions::live_session_role(&self.state.db, self.user.session_id, me)
+            .await
+        {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(End::Close(
+                close_code::AUTH_TIMEOUT_OR_FAILED,
+                "the session has ended",
+            )),
+            // The database is briefly unavailable: check again later.
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn read_failed(&self, incoming: Option<Result<WsMessage, axum::Error>>) -> End {
+        match incoming {
+            // A frame above the limit: "message too big".
+            Some(Err(e))
+                if {
+                    let e = e.to_string().to_ascii_lowercase();
+                    e.contains("too long") || e.contains("limit exceeded")
+                } =>
+            {
+                End::Close(1009, "frame too large")
+            }
+            _ => End::Gone,
+        }
+    }
+
+    /// Moves queued events into the filling rooms' holds (so the queue keeps
+    /// room while a replay runs); anything else waits in the queue.
+    fn drain_events(&mut self, _socket: &mut WebSocket) -> Result<(), End> {
+        let cap = self.state.config.ws_queue as usize;
+        let mut deferred = Vec::new();
+        loop {
+            match self.sub.try_recv() {
+                Ok(Some(frame)) => {
+                    if let ServerFrame::Message { room_id, .. } = &*frame
+                        && let Some(stream) = self.rooms.get_mut(room_id)
+                        && stream.filling
+                    {
+                        stream.held.push(frame);
+                        self.held += 1;
+                        if self.held > cap {
+                            return Err(End::Close(close_code::SLOW_CONSUMER, "too slow: resume"));
+                        }
+                        continue;
+                    }
+                    deferred.push(frame);
+                    if deferred.len() >= 64 {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(RecvError::Lagged) => {
+                    return Err(End::Close(close_code::SLOW_CONSUMER, "too slow: resume"));
+                }
+                Err(RecvError::Closed) => {
+                    return Err(End::Close(1001, "the relay is shutting down"));
+                }
+            }
+        }
+        // Other events are delivered after the current page, in order.
+        self.pending.extend(deferred);
+        if self.held + self.pending.len() > cap {
+            return Err(End::Close(close_code::SLOW_CONSUMER, "too slow: resume"));
+        }
+        Ok(())
+    }
+
+    fn filling_room(&self) -> Option<Uuid> {
+        self.rooms
+            .iter()
+            .find(|(_, s)| s.filling)
+            .map(|(room, _)| *room)
+    }
+
+    async fn on_event(
+        &mut self,
+        socket: &mut WebSocket,
+        frame: Arc<ServerFrame>,
+    ) -> Result<(), End> {
+        match &*frame {
+            ServerFrame::Message { room_id, seq, .. } => {
+                let (room, seq) = (*room_id, *seq);
+                self.on_message(socket, room, seq, frame).await
+            }
+            _ => self.send(socket, &frame).await,
+        }
+    }
+
+    /// A live message of `room` with `seq`: sent, dropped as a duplicate, or held
+    /// while the room fills (see the module docs).
+    async fn on_message(
+        &mut self,
+        socket: &mut WebSocket,
+        room: Uuid,
+        seq: u64,
+        frame: Arc<ServerFrame>,
+    ) -> Result<(), End> {
+        let cap = self.state.config.ws_queue as usize;
+        let stream = self.rooms.entry(room).or_default();
+        let send = if stream.filling {
+            stream.held.push(frame.clone());
+            self.held += 1;
+            false
+        } else {
+            match *stream.next.get_or_insert(1) {
+                n if seq < n => false,
+                n if seq > n => {
+                    // A gap: fill it from the database, holding this one.
+                    stream.filling = true;
+                    stream.held.push(frame.clone());
+                    self.held += 1;
+                    false
+                }
+                _ => {
+                    stream.next = Some(seq + 1);
+                    true
+                }
+            }
+        };
+        if self.held > cap {
+            return Err(End::Close(close_code::SLOW_CONSUMER, "too slow: resume"));
+        }
+        if send {
+            self.send(socket, &frame).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the next page of `room` from the database; after the last page,
+    /// releases what the room held.
+    async fn fill_page(&mut self, socket: &mut WebSocket, room: Uuid) -> Result<(), End> {
+        let me = self.user.id();
+        let next = self
+            .rooms
+            .get(&room)
+            .and_then(|s| s.next)
+            .unwrap_or(1)
+            .max(1);
+        let page = match crate::membership::require_member(&self.state.db, room, me).await {
+            Ok(m) => {
+                crate::store::messages::page_after(
+                    &self.state.db,
+                    room,
+                    m.joined_seq,
+                    next - 1,
+                    FILL_PAGE,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => {
+                // Not (or no longer) a member, or the database failed: stop
+                // filling this room and say so.
+                if let Some(stream) = self.rooms.remove(&room) {
+                    self.held -= stream.held.len();
+                }
+                let detail = format!("room {room}: {}", e.detail.clone().unwrap_or_default());
+                return self.error(socket, e.code, detail, None).await;
+            }
+        };
+        let mut sent_to = next;
+        for m in &page.items {
+            self.send(socket, &replayed(m)).await?;
+            sent_to = m.seq + 1;
+        }
+        metrics::counter!("sotto_ws_replayed_total").increment(page.items.len() as u64);
+        let Some(stream) = self.rooms.get_mut(&room) else {
+            return Ok(());
+        };
+        stream.next = Some(sent_to.max(next));
+        if page.next_cursor.is_some() {
+            return Ok(());
+        }
+        // Caught up with the database: release the held live messages in seq
+        // order (duplicates of what the fill sent are dropped, a later gap fills
+        // again).
+        stream.filling = false;
+        let mut held = std::mem::take(&mut stream.held);
+        self.held -= held.len();
+        held.sort_by_key(|f| match &**f {
+            ServerFrame::Message { seq, .. } => *seq,
+            _ => 0,
+        });
+        for frame in held {
+            if let ServerFrame::Message { seq, .. } = &*frame {
+                let seq = *seq;
+                self.on_message(socket, room, seq, frame).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_client(&mut self, socket: &mut WebSocket, msg: WsMessage) -> Result<(), End> {
+        let text = match msg {
+            WsMessage::Text(t) => t,
+            WsMessage::Binary(_) => {
+                return self
+                    .error(socket, codes::INVALID_FRAME, "frames are JSON text", None)
+                    .await;
+            }
+            WsMessage::Close(_) => return Err(End::Gone),
+            WsMessage::Ping(_) | WsMessage::Pong(_) => return Ok(()),
+        };
+        if self.frame_rate.check().is_err() {
+            metrics::counter!("sotto_ws_rate_limited_total").increment(1);
+            return self
+                .error(
+                    socket,
+                    codes::RATE_LIMITED,
+                    "too many frames; slow down",
+                    None,
+                )
+                .await;
+        }
+        let frame = match serde_json::from_str::<ClientFrame>(&text) {
+            Ok(f) => f,
+            Err(e) => {
+                count_frame("in", "invalid");
+                return self
+                    .error(
+                        socket,
+                        codes::INVALID_FRAME,
+                        format!("not a valid frame: {e}"),
+                        None,
+                    )
+                    .await;
+            }
+        };
+        if matches!(frame, ClientFrame::Ping) && serde_json::from_str::<OnlyType>(&text).is_err() {
+            // serde ignores extra fields of a unit variant; the contract does not.
+            count_frame("in", "invalid");
+            return self
+                .error(socket, codes::INVALID_FRAME, "`ping` has no fields", None)
+                .await;
+        }
+        count_frame("in", client_kind(&frame));
+        let me = self.user.id();
+        match frame {
+            ClientFrame::Auth { .. } => {
+                self.error(socket, codes::INVALID_FRAME, "already authenticated", None)
+                    .await
+            }
+            ClientFrame::Ping => self.send(socket, &ServerFrame::Pong).await,
+            ClientFrame::Send {
+                room_id,
+                client_id,
+                envelope,
+            } => {
+                match crate::messages::post_envelope(self.state, me, room_id, client_id, envelope.0)
+                    .await
+                {
+                    Ok(posted) => {
+                        self.send(
+                            socket,
+                            &ServerFrame::Ack {
+                                client_id,
+                                id: posted.response.id,
+                                seq: posted.response.seq,
+                            },
+                        )
+                        .await
+                    }
+                    Err(e) => self.api_error(socket, e, Some(client_id)).await,
+                }
+            }
+            ClientFrame::Receipt { room_id, kind, seq } => {
+                match crate::messages::record_receipt(self.state, me, room_id, kind, seq).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => self.api_error(socket, e, None).await,
+                }
+            }
+            ClientFrame::Typing { room_id, active } => {
+                if !self.state.config.ws_typing {
+                    return self
+                        .error(
+                            socket,
+                            codes::INVALID_FRAME,
+                            "typing indicators are off on this relay",
+                            None,
+                        )
+                        .await;
+                }
+                if self.state.realtime.typing.check_key(&me).is_err() {
+                    return self
+                        .error(socket, codes::RATE_LIMITED, "too many typing frames", None)
+                        .await;
+                }
+                match crate::store::membership::member_ids(&self.state.db, room_id).await {
+                    Ok(members) if members.contains(&me) => {
+                        let others: Vec<Uuid> = members.into_iter().filter(|u| *u != me).collect();
+                        self.state.events.publish(
+                            &others,
+                            ServerFrame::Typing {
+                                room_id,
+                                user_id: me,
+                                active,
+                            },
+                        );
+                        Ok(())
+                    }
+                    Ok(_) => {
+                        self.api_error(socket, crate::membership::not_a_member(), None)
+                            .await
+                    }
+                    Err(e) => self.api_error(socket, e, None).await,
+                }
+            }
+            ClientFrame::Resume { cursors } => {
+                if cursors.len() > 10_000 {
+                    return self
+                        .error(
+                            socket,
+                            codes::INVALID_FRAME,
+                            "at most 10000 rooms per resume",
+                            None,
+                        )
+                        .await;
+                }
+                for (room, cursor) in cursors {
+                    let stream = self.rooms.entry(room).or_default();
+                    stream.next = Some(cursor.saturating_add(1));
+                    stream.filling = true;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A frame with a `type` and nothing else.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnlyType {
+    #[allow(dead_code)]
+    r#type: String,
+}
+
+/// A stored message as the frame a replay sends: `message`, or
+/// `message_deleted` for a tombstone (its seq still counts).
+fn replayed(m: &Message) -> ServerFrame {
+    match &m.envelope {
+        Some(envelope) if !m.deleted => ServerFrame::Message {
+            room_id: m.room_id,
+            id: m.id,
+            seq: m.seq,
+            sender_id: m.sender_id,
+            device_id: m.device_id,
+            envelope: envelope.clone(),
+            created_at: m.created_at.clone(),
+        },
+        _ => ServerFrame::MessageDeleted {
+            room_id: m.room_id,
+            id: m.id,
+            seq: m.seq,
+        },
+    }
+}
