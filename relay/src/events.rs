@@ -51,6 +51,24 @@ struct Slot {
 struct Inner {
     by_user: RwLock<HashMap<Uuid, Vec<Arc<Slot>>>>,
     next_id: AtomicU64,
+    /// Where events go to the other relays sharing the database (PostgreSQL
+    /// only; see `crate::fanout`).
+    forward: std::sync::OnceLock<mpsc::Sender<Remote>>,
+}
+
+/// An event as it travels to the other relays: small (a PostgreSQL `NOTIFY`
+/// payload is at most 8000 bytes), so a message travels as its ids and the
+/// receiving relay reads the row, and a room's audience is read by the
+/// receiver.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum Remote {
+    /// A frame for these users.
+    Frame { a: Vec<Uuid>, f: ServerFrame },
+    /// A frame for the members of a room.
+    Room { room: Uuid, f: ServerFrame },
+    /// A stored message, for the members of its room.
+    Message { room: Uuid, id: Uuid },
 }
 
 /// The registry (cheap to clone; clones share it).
@@ -137,9 +155,46 @@ impl Events {
         self.read().contains_key(&user)
     }
 
+    /// Sends events on to the other relays too (see `crate::fanout`).
+    pub fn forward_to(&self, tx: mpsc::Sender<Remote>) {
+        let _ = self.inner.forward.set(tx);
+    }
+
+    fn forward(&self, remote: impl FnOnce() -> Remote) {
+        if let Some(tx) = self.inner.forward.get()
+            && tx.try_send(remote()).is_err()
+        {
+            // The forwarder is behind or gone: remote sockets may miss this
+            // event; they fill the gap at the room's next message or resume.
+            metrics::counter!("sotto_fanout_dropped_total").increment(1);
+        }
+    }
+
+    /// Ends every subscription (their sockets close and the clients resume):
+    /// after events may have been lost, e.g. when the connection that brings
+    /// other relays' events was lost.
+    pub fn reset_all(&self) {
+        self.inner
+            .by_user
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     /// Delivers `frame` to every subscription of every user in `audience`
-    /// (duplicates ignored). Never blocks: a full queue marks its subscriber lagged.
+    /// (duplicates ignored), here and on the other relays. Never blocks: a full
+    /// queue marks its subscriber lagged.
     pub fn publish(&self, audience: &[Uuid], frame: ServerFrame) {
+        self.forward(|| Remote::Frame {
+            a: audience.to_vec(),
+            f: frame.clone(),
+        });
+        self.publish_local(audience, frame);
+    }
+
+    /// Delivers `frame` to the subscriptions of `audience` in this process only
+    /// (events that came from another relay).
+    pub fn publish_local(&self, audience: &[Uuid], frame: ServerFrame) {
         metrics::counter!("sotto_events_published_total").increment(1);
         let map = self.read();
         if map.is_empty() {
@@ -172,12 +227,24 @@ impl Events {
     /// when someone subscribes at all. Use [`Events::publish`] when the caller
     /// already knows the members.
     pub async fn publish_to_room(&self, db: &crate::db::Db, room: Uuid, frame: ServerFrame) {
+        self.forward(|| match &frame {
+            ServerFrame::Message { room_id, id, .. } => Remote::Message {
+                room: *room_id,
+                id: *id,
+            },
+            f => Remote::Room { room, f: f.clone() },
+        });
+        self.publish_room_local(db, room, frame).await;
+    }
+
+    /// [`Events::publish_to_room`] in this process only.
+    pub async fn publish_room_local(&self, db: &crate::db::Db, room: Uuid, frame: ServerFrame) {
         if !self.has_subscribers() {
             metrics::counter!("sotto_events_published_total").increment(1);
             return;
         }
         match crate::membership::member_ids(db, room).await {
-            Ok(members) => self.publish(&members, frame),
+            Ok(members) => self.publish_local(&members, frame),
             Err(e) => {
                 tracing::warn!(%room, code = e.code, "cannot publish an event: members unavailable")
             }

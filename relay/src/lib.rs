@@ -18,6 +18,8 @@ pub mod devices;
 pub mod digest;
 pub mod error;
 pub mod events;
+#[cfg(feature = "postgres")]
+pub mod fanout;
 pub mod ids;
 pub mod json;
 pub mod mail;
@@ -194,16 +196,27 @@ pub async fn serve(
             }
         })
     };
+    #[cfg(feature = "postgres")]
+    let fanout = fanout::start(&state);
+    #[cfg(not(feature = "postgres"))]
+    let fanout: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let limits = server::ConnLimits {
         header_read_timeout: Duration::from_secs(state.config.header_read_timeout),
         idle_timeout: Duration::from_secs(state.config.idle_timeout),
         max_per_ip: state.config.max_connections_per_ip,
     };
+    let events = state.events.clone();
     let app = app::router(state);
     let res = server::serve(listener, app, limits, shutdown)
         .await
         .map_err(StartError::Serve);
+    // WebSockets are upgraded connections, outside the HTTP drain: end their
+    // subscriptions so each closes (1012) and its client resumes elsewhere.
+    events.reset_all();
     housekeeping.abort();
+    for task in fanout {
+        task.abort();
+    }
     res
 }
 

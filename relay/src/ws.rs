@@ -537,7 +537,7 @@ impl<'a> Conn<'a> {
                     match event {
                         Ok(frame) => self.on_event(socket, frame).await?,
                         Err(RecvError::Lagged) => return Err(End::Close(close_code::SLOW_CONSUMER, "too slow: resume")),
-                        Err(RecvError::Closed) => return Err(End::Close(1001, "the relay is shutting down")),
+                        Err(RecvError::Closed) => return Err(End::Close(1012, "reconnect and resume")),
                     }
                 }
                 changed = session_check.changed() => {

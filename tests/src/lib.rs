@@ -323,6 +323,8 @@ pub struct AppOptions {
     /// SQL run on the fresh PostgreSQL database before the relay starts (a
     /// fixture's dump), for [`Backend::Postgres`].
     pub postgres_sql: Option<String>,
+    /// Share this PostgreSQL database (another relay's) instead of a fresh one.
+    pub database_url: Option<String>,
     /// `--ws-queue`.
     pub ws_queue: u32,
     /// `--ws-presence-debounce`.
@@ -347,6 +349,7 @@ impl Default for AppOptions {
             request_timeout: 30,
             data_from: None,
             postgres_sql: None,
+            database_url: None,
             ws_queue: 512,
             ws_presence_debounce: 1,
             ws_typing: true,
@@ -368,7 +371,10 @@ pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
     let mut config = Config::for_data_dir(data_dir.path().to_path_buf());
     let database_url = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(fresh_postgres_database().await),
+        Backend::Postgres => match &opts.database_url {
+            Some(url) => Some(url.clone()),
+            None => Some(fresh_postgres_database().await),
+        },
     };
     if let (Some(url), Some(sql)) = (&database_url, &opts.postgres_sql) {
         run_postgres_script(url, sql).await;

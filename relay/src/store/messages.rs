@@ -357,3 +357,30 @@ pub async fn unread_counts(db: &Db, user: Uuid) -> ApiResult<BTreeMap<Uuid, u64>
     }
     Ok(out)
 }
+
+/// Message `id` of `room` as history shows it.
+pub async fn one(db: &Db, room: Uuid, id: Uuid) -> ApiResult<Option<Message>> {
+    q!(
+        db,
+        optional,
+        r#"SELECT id AS "id: Id", room_id AS "room_id: Id", seq, sender_id AS "sender_id: Id",
+           device_id AS "device_id: Id", client_id AS "client_id: Id", envelope,
+           created_at AS "created_at: Millis", deleted_at AS "deleted_at: Millis"
+           FROM messages WHERE id = $1 AND room_id = $2"#,
+        Id(id),
+        Id(room)
+        => |r| u64_of("seq", r.seq).map(|seq| Message {
+            id: r.id.0,
+            room_id: r.room_id.0,
+            seq,
+            sender_id: r.sender_id.0,
+            device_id: r.device_id.0,
+            client_id: r.client_id.0,
+            envelope: r.envelope.map(B64),
+            deleted: r.deleted_at.is_some(),
+            created_at: rfc3339(r.created_at.0),
+            updated_at: rfc3339(r.deleted_at.unwrap_or(r.created_at).0),
+        })
+    )
+    .transpose()
+}

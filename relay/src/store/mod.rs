@@ -26,6 +26,7 @@ pub mod audit;
 pub mod contacts;
 pub mod devices;
 pub mod email_tokens;
+pub mod fanout;
 pub mod membership;
 pub mod messages;
 pub mod rooms;

@@ -560,3 +560,137 @@ async fn a_slow_client_is_closed_and_others_go_on(backend: Backend) {
         "{text}"
     );
 }
+
+/// Two relays on one PostgreSQL database deliver each other's events (through
+/// LISTEN/NOTIFY); when one stops, its clients reconnect to another and resume
+/// without loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_on_one_postgres_share_events() {
+    let one = spawn_app(Backend::Postgres).await;
+    // The second relay: the same database, and the same JWT key (copied data dir).
+    let shared = || AppOptions {
+        database_url: one.database_url.clone(),
+        data_from: Some(one.data_dir.path().to_path_buf()),
+        ..AppOptions::default()
+    };
+    let two = spawn_app_with(Backend::Postgres, shared()).await;
+    let m = one.members("two", 2).await;
+    let (alice, bob) = (&m[0], &m[1]);
+    let room = one.room(&alice.account, "across", &[bob.id()]).await;
+    let to = [alice.verified(), bob.verified()];
+
+    let mut a = one.ws(alice.token()).await;
+    let mut b = two.ws(bob.token()).await;
+    assert_eq!(
+        a.next_where(|f| matches!(f, ServerFrame::Presence { .. }))
+            .await,
+        ServerFrame::Presence {
+            user_id: bob.id(),
+            online: true
+        },
+        "presence from the other relay"
+    );
+    // A message sent to relay one reaches the socket on relay two, and back.
+    let (cid, env) = alice.seal(room, b"across relays", &to);
+    a.send(&ClientFrame::Send {
+        room_id: room,
+        client_id: cid,
+        envelope: B64(env.clone()),
+    })
+    .await;
+    match b.next_where(is_message).await {
+        ServerFrame::Message {
+            seq,
+            envelope,
+            sender_id,
+            ..
+        } => {
+            assert_eq!((seq, sender_id), (1, alice.id()));
+            assert_eq!(envelope.0, env);
+        }
+        _ => unreachable!(),
+    }
+    // (Alice's own socket has her message too.)
+    assert!(matches!(
+        a.next_where(is_message).await,
+        ServerFrame::Message { seq: 1, .. }
+    ));
+    let (cid, env) = bob.seal(room, b"and back", &to);
+    b.send(&ClientFrame::Send {
+        room_id: room,
+        client_id: cid,
+        envelope: B64(env),
+    })
+    .await;
+    assert!(matches!(
+        a.next_where(is_message).await,
+        ServerFrame::Message { seq: 2, .. }
+    ));
+    // Typing, receipts and room changes.
+    b.send(&ClientFrame::Typing {
+        room_id: room,
+        active: true,
+    })
+    .await;
+    assert_eq!(
+        a.next_where(|f| matches!(f, ServerFrame::Typing { .. }))
+            .await,
+        ServerFrame::Typing {
+            room_id: room,
+            user_id: bob.id(),
+            active: true
+        }
+    );
+    b.send(&ClientFrame::Receipt {
+        room_id: room,
+        kind: ReceiptKind::Read,
+        seq: 1,
+    })
+    .await;
+    assert_eq!(
+        a.next_where(|f| matches!(f, ServerFrame::Receipt { .. }))
+            .await,
+        ServerFrame::Receipt {
+            room_id: room,
+            user_id: bob.id(),
+            kind: ReceiptKind::Read,
+            seq: 1
+        }
+    );
+    let r = one
+        .req(
+            "PATCH",
+            &format!("/api/v1/rooms/{room}"),
+            Some(alice.token()),
+            Some(json!({"name": "renamed"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(matches!(
+        b.next_where(|f| matches!(f, ServerFrame::Room { .. })).await,
+        ServerFrame::Room { room_id, .. } if room_id == room
+    ));
+
+    // Relay two stops; Bob's socket ends. Alice goes on posting; Bob
+    // reconnects to a third relay with his cursor and misses nothing.
+    drop(two);
+    let end = b.end(Duration::from_secs(10)).await;
+    assert!(matches!(end, WsEnd::Closed(_) | WsEnd::Dropped), "{end:?}");
+    for i in 0..5 {
+        let (cid, env) = alice.seal(room, format!("while away {i}").as_bytes(), &to);
+        one.post_message(alice, room, cid, &env, 201).await;
+    }
+    let three = spawn_app_with(Backend::Postgres, shared()).await;
+    let mut b = three.ws(bob.token()).await;
+    b.send(&ClientFrame::Resume {
+        cursors: [(room, 2)].into(),
+    })
+    .await;
+    let mut seqs = Vec::new();
+    while seqs.len() < 5 {
+        if let ServerFrame::Message { seq, .. } = b.next_where(is_message).await {
+            seqs.push(seq);
+        }
+    }
+    assert_eq!(seqs, vec![3, 4, 5, 6, 7]);
+}
