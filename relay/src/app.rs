@@ -78,7 +78,8 @@ pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
 ///   non-UUID id, an integer out of range), 413 and 415 for every JSON body (over
 ///   the body limit; a missing or other `Content-Type`), 401 wherever a bearer token
 ///   is required, 500 and 503 (database unavailable or busy, request timeout)
-///   everywhere, 429 on attachment uploads (concurrent uploads per user);
+///   everywhere, 429 on attachment uploads (concurrent uploads per user) and
+///   message posts (`--post-rate`);
 /// - `Retry-After` on 429 and 503;
 /// - every response has a description (its reason phrase unless the route gives one);
 /// - the envelope's `maxLength` from this relay's `--max-message-bytes`.
@@ -115,6 +116,8 @@ pub fn served_openapi(
                     .and_then(Value::as_array)
                     .is_some_and(|s| !s.is_empty());
                 let upload = path.ends_with("/attachments") && method == "post";
+                // `--post-rate`, per user.
+                let post = path.ends_with("/messages") && method == "post";
                 let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                     continue;
                 };
@@ -127,7 +130,7 @@ pub fn served_openapi(
                 add("413", json_body);
                 add("415", json_body);
                 add("401", secured);
-                add("429", upload);
+                add("429", upload || post);
                 add("500", true);
                 add("503", true);
                 for (code, res) in responses.iter_mut() {

@@ -172,6 +172,17 @@ pub struct Config {
         global = true
     )]
     pub max_connections_per_ip: u32,
+    /// Messages one user may post per second, over REST and WebSockets together
+    /// (bursts of twice that; beyond, 429 `rate_limited` with `Retry-After`, or
+    /// `error rate_limited` on a socket). Per relay process.
+    #[arg(
+        long,
+        env = "SOTTO_POST_RATE",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub post_rate: u32,
     /// Send `typing` events over WebSockets (`false`: `typing` frames are refused).
     #[arg(long, env = "SOTTO_WS_TYPING", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub ws_typing: bool,

@@ -87,7 +87,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let jwt = auth::JwtKeys::load(config.jwt_secret.as_ref(), &config.data_dir)
         .map_err(StartError::Jwt)?;
     let mailer = mail::Mailer::from_config(&config)?;
-    let limits = ratelimit::RateLimits::new(config.auth_rate_per_ip, config.auth_rate_per_account);
+    let limits = ratelimit::RateLimits::new(
+        config.auth_rate_per_ip,
+        config.auth_rate_per_account,
+        config.post_rate,
+    );
     let realtime = ws::Realtime::new(&config);
     let dummy = crate::tokens::new_opaque_token()
         .map_err(|_| StartError::Bootstrap("no randomness".into()))?;

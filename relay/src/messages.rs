@@ -117,6 +117,7 @@ pub async fn post_envelope(
     client_id: Uuid,
     bytes: Vec<u8>,
 ) -> ApiResult<Posted> {
+    state.limits.check_post(me)?;
     let max = state.config.max_message_bytes;
     let limits = Limits {
         max_envelope_bytes: max,

@@ -37,6 +37,8 @@ pub struct RateLimits {
     per_account: DefaultKeyedRateLimiter<String>,
     per_user: DefaultKeyedRateLimiter<Uuid>,
     per_user_ip: DefaultKeyedRateLimiter<(Uuid, IpAddr)>,
+    /// Messages posted per user (REST and WebSocket alike).
+    posts: DefaultKeyedRateLimiter<Uuid>,
     known: Mutex<HashMap<Uuid, Vec<(IpAddr, Instant)>>>,
 }
 
@@ -46,14 +48,25 @@ fn quota(per_minute: u32) -> Quota {
 }
 
 impl RateLimits {
-    pub fn new(per_ip_per_minute: u32, per_account_per_minute: u32) -> Self {
+    pub fn new(per_ip_per_minute: u32, per_account_per_minute: u32, posts_per_second: u32) -> Self {
+        let posts = NonZeroU32::new(posts_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         Self {
+            posts: RateLimiter::keyed(
+                Quota::per_second(posts).allow_burst(
+                    posts.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)),
+                ),
+            ),
             per_ip: RateLimiter::keyed(quota(per_ip_per_minute)),
             per_account: RateLimiter::keyed(quota(per_account_per_minute)),
             per_user: RateLimiter::keyed(quota(per_account_per_minute)),
             per_user_ip: RateLimiter::keyed(quota(per_account_per_minute)),
             known: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A message posted by `user` (429 with `Retry-After` beyond the rate).
+    pub fn check_post(&self, user: Uuid) -> Result<(), ApiError> {
+        self.posts.check_key(&user).map_err(refusal)
     }
 
     /// A login attempt: `account` is the account the login names, when there is

@@ -308,6 +308,8 @@ impl Drop for TestApp {
 #[derive(Clone)]
 pub struct AppOptions {
     pub rate_per_ip: u32,
+    /// `--post-rate` (messages per user per second).
+    pub post_rate: u32,
     pub rate_per_account: u32,
     pub require_email_verification: bool,
     pub access_token_ttl: u64,
@@ -338,6 +340,7 @@ impl Default for AppOptions {
     fn default() -> Self {
         Self {
             rate_per_ip: 100_000,
+            post_rate: 100_000,
             rate_per_account: 100_000,
             require_email_verification: true,
             access_token_ttl: 900,
@@ -387,6 +390,7 @@ pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
     )));
     config.smtp_from = "Sotto Test <relay@sotto.test>".into();
     config.auth_rate_per_ip = opts.rate_per_ip;
+    config.post_rate = opts.post_rate;
     config.auth_rate_per_account = opts.rate_per_account;
     config.require_email_verification = opts.require_email_verification;
     config.access_token_ttl = opts.access_token_ttl;

@@ -23,6 +23,7 @@ both_backends!(
     presence_and_typing_can_be_switched_off,
     a_receiver_cut_off_at_random_resumes_with_every_message_once,
     a_slow_client_is_closed_and_others_go_on,
+    posts_are_rate_limited_per_user_over_rest_and_sockets,
 );
 
 fn is_message(f: &ServerFrame) -> bool {
@@ -693,4 +694,51 @@ async fn two_relays_on_one_postgres_share_events() {
         }
     }
     assert_eq!(seqs, vec![3, 4, 5, 6, 7]);
+}
+
+/// `--post-rate`: messages per user per second over REST and sockets together
+/// (bursts of twice that); beyond, 429 with `Retry-After`, or `error
+/// rate_limited` naming the refused `client_id` on a socket.
+async fn posts_are_rate_limited_per_user_over_rest_and_sockets(backend: Backend) {
+    let opts = AppOptions {
+        post_rate: 1,
+        ..AppOptions::default()
+    };
+    let app = spawn_app_with(backend, opts).await;
+    let m = app.members("rate", 2).await;
+    let room = app.room(&m[0].account, "r", &[m[1].id()]).await;
+    let to = [m[0].verified()];
+    // A burst of two passes (one over REST, one over the socket)...
+    let (cid, env) = m[0].seal(room, b"1", &to);
+    app.post_message(&m[0], room, cid, &env, 201).await;
+    let mut a = app.ws(m[0].token()).await;
+    let (cid, env) = m[0].seal(room, b"2", &to);
+    a.send(&ClientFrame::Send {
+        room_id: room,
+        client_id: cid,
+        envelope: B64(env),
+    })
+    .await;
+    assert!(matches!(
+        a.next_where(|f| !is_message(f)).await,
+        ServerFrame::Ack { seq: 2, .. }
+    ));
+    // ...the third is refused on both paths.
+    let (cid, env) = m[0].seal(room, b"3", &to);
+    a.send(&ClientFrame::Send {
+        room_id: room,
+        client_id: cid,
+        envelope: B64(env.clone()),
+    })
+    .await;
+    assert_eq!(
+        error_code(&a.next_where(|f| !is_message(f)).await),
+        Some(("rate_limited", Some(cid)))
+    );
+    let r = app.send(&m[0], room, cid, &env).await;
+    r.problem(429, "rate_limited");
+    assert!(r.headers.get("retry-after").is_some(), "{r:?}");
+    // Another user is not affected.
+    let (cid, env) = m[1].seal(room, b"other", &[m[1].verified()]);
+    app.post_message(&m[1], room, cid, &env, 201).await;
 }
