@@ -7,12 +7,16 @@
 //!        sealed ~1 KiB envelopes from CONCURRENCY clients for SECONDS, then fetches
 //!        history pages of 50 at random positions for SECONDS; two JSON lines)
 //!   relay-load argon2 THREADS SECONDS        (Argon2id hashes/s with the relay's parameters)
+//!   relay-load URL ws-idle N SECONDS LOGIN PASSWORD
+//!   relay-load URL ws-ingest SENDERS ROOM_SIZE SECONDS LOGIN PASSWORD   (see `ws.rs`)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+
+mod ws;
 
 #[tokio::main]
 async fn main() {
@@ -21,6 +25,29 @@ async fn main() {
         let threads: usize = args[2].parse().unwrap();
         let secs: u64 = args[3].parse().unwrap();
         return argon2_rate(threads, secs);
+    }
+    if args.get(2).map(String::as_str) == Some("ws-idle") {
+        assert!(args[1].starts_with("http://127."), "loopback targets only");
+        return ws::idle(
+            args[1].clone(),
+            args[3].parse().unwrap(),
+            args[4].parse().unwrap(),
+            args[5].clone(),
+            args[6].clone(),
+        )
+        .await;
+    }
+    if args.get(2).map(String::as_str) == Some("ws-ingest") {
+        assert!(args[1].starts_with("http://127."), "loopback targets only");
+        return ws::ingest(
+            args[1].clone(),
+            args[3].parse().unwrap(),
+            args[4].parse().unwrap(),
+            args[5].parse().unwrap(),
+            args[6].clone(),
+            args[7].clone(),
+        )
+        .await;
     }
     let [_, base, kind, conc, secs, rest @ ..] = args.as_slice() else {
         panic!("usage: relay-load URL health|login|me CONCURRENCY SECONDS [LOGIN PASSWORD]");

@@ -197,7 +197,7 @@ pub async fn ws(
         .max_message_size(limit)
         .max_frame_size(limit)
         // Small buffers: an idle socket should cost little (they grow when used).
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             // The connection keeps its place in the per-IP count while it lives.
@@ -305,7 +305,7 @@ async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Result<AuthUs
 
 async fn run(state: AppState, mut socket: WebSocket) {
     let _sockets = Gauge::up("sotto_ws_connections");
-    let user = match authenticate(&state, &mut socket).await {
+    let user = match Box::pin(authenticate(&state, &mut socket)).await {
         Ok(u) => u,
         Err(End::Close(code, reason)) => return close(&mut socket, code, reason).await,
         Err(End::Gone) => return,
@@ -316,7 +316,7 @@ async fn run(state: AppState, mut socket: WebSocket) {
         .subscribe(user.id(), state.config.ws_queue as usize);
     // Where each room's live stream starts: after its latest message now (the
     // subscription exists already, so nothing after this read is missed).
-    let rooms = match crate::store::membership::last_seqs(&state.db, user.id()).await {
+    let rooms = match Box::pin(crate::store::membership::last_seqs(&state.db, user.id())).await {
         Ok(rooms) => rooms,
         Err(_) => return close(&mut socket, 1011, "the database is unavailable").await,
     };
@@ -468,6 +468,8 @@ impl<'a> Conn<'a> {
         }
     }
 
+    /// (Database calls and other rarely taken paths are boxed, so that the
+    /// state an idle socket's task keeps stays small.)
     async fn serve_inner(&mut self, socket: &mut WebSocket, came_online: bool) -> Result<(), End> {
         let me = self.user.id();
         // Watch for session changes from before `ready`; the first iteration
@@ -484,10 +486,10 @@ impl<'a> Conn<'a> {
         .await?;
         if self.state.config.ws_presence {
             if came_online {
-                announce_presence(self.state, me, true).await;
+                Box::pin(announce_presence(self.state, me, true)).await;
             }
             // Who of the user's peers is online now (later changes arrive live).
-            let peers = crate::store::membership::peers_of(&self.state.db, me)
+            let peers = Box::pin(crate::store::membership::peers_of(&self.state.db, me))
                 .await
                 .unwrap_or_default();
             for peer in peers {
@@ -515,7 +517,7 @@ impl<'a> Conn<'a> {
             // A room that is filling goes on with its next page before anything
             // else is read, so a replay never waits on the client's next frame.
             if let Some(room) = self.filling_room() {
-                self.fill_page(socket, room).await?;
+                Box::pin(self.fill_page(socket, room)).await?;
                 self.drain_events(socket)?;
                 continue;
             }
@@ -525,7 +527,7 @@ impl<'a> Conn<'a> {
                         None | Some(Err(_)) => return Err(self.read_failed(incoming)),
                         Some(Ok(msg)) => {
                             self.last_heard = Instant::now();
-                            self.on_client(socket, msg).await?;
+                            Box::pin(self.on_client(socket, msg)).await?;
                             self.started = true;
                         }
                     }
@@ -542,14 +544,14 @@ impl<'a> Conn<'a> {
                 }
                 changed = session_check.changed() => {
                     if changed.is_ok() {
-                        self.check_session().await?;
+                        Box::pin(self.check_session()).await?;
                     }
                 }
                 _ = heartbeat.tick() => {
                     if self.last_heard.elapsed() > beat * 2 {
                         return Err(End::Close(1001, "no answer to pings"));
                     }
-                    self.check_session().await?;
+                    Box::pin(self.check_session()).await?;
                     if tokio::time::timeout(SEND_TIMEOUT, socket.send(WsMessage::Ping(Vec::new().into()))).await.is_err() {
                         return Err(End::Close(close_code::SLOW_CONSUMER, "too slow"));
                     }

@@ -1,0 +1,375 @@
+//! WebSocket load (`GET /api/v1/ws`):
+//!
+//! - `ws-idle URL N SECONDS LOGIN PASSWORD`: N authenticated idle sockets (as
+//!   N / 50 sockets per user of 50 users), held for SECONDS. Prints
+//!   `{"endpoint":"ws_idle","connected":N,...}` once all are ready, and again
+//!   when it lets go; the caller measures the relay's RSS in between.
+//! - `ws-ingest URL SENDERS ROOM_SIZE SECONDS LOGIN PASSWORD`: SENDERS users,
+//!   one socket each, in rooms of ROOM_SIZE; each sends pre-sealed ~1 KiB
+//!   envelopes as fast as the relay acks them (at most 16 unacked per socket)
+//!   for SECONDS. Reports sends, acks (durable) and deliveries per second, the
+//!   send-to-ack latency and the send-to-receive latency (the sender's own
+//!   socket receives its message as every member does).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sotto_core::envelope::{self, Header, Recipient};
+use sotto_core::keys::{
+    DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, VerifiedDevice,
+};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct User {
+    id: Uuid,
+    token: String,
+    device: Uuid,
+    keys: DeviceKeys,
+    verified: VerifiedDevice,
+}
+
+async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
+    let mut rb = client.post(url).json(&body);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or_default();
+    assert!(status.is_success(), "{status}: {v}");
+    v
+}
+
+/// `n` users created by the master, each with one device.
+async fn users(
+    client: &reqwest::Client,
+    base: &str,
+    login: &str,
+    password: &str,
+    n: usize,
+) -> Vec<User> {
+    let master = post(
+        client,
+        format!("{base}/api/v1/auth/login"),
+        None,
+        json!({"login": login, "password": password}),
+    )
+    .await;
+    let master = master["access_token"].as_str().unwrap().to_string();
+    let run = Uuid::new_v4().simple().to_string();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let username = format!("ws{}{i}", &run[..8]);
+        let pw = "load test passphrase";
+        post(
+            client,
+            format!("{base}/api/v1/users"),
+            Some(&master),
+            json!({"username": username, "email": format!("{username}@example.org"), "password": pw}),
+        )
+        .await;
+        let r = post(
+            client,
+            format!("{base}/api/v1/auth/login"),
+            None,
+            json!({"login": username, "password": pw}),
+        )
+        .await;
+        let id: Uuid = r["user"]["id"].as_str().unwrap().parse().unwrap();
+        let token = r["access_token"].as_str().unwrap().to_string();
+        let identity = IdentityKeyPair::generate().unwrap();
+        let keys = DeviceKeys::generate(DeviceKeyOptions::default()).unwrap();
+        let device = Uuid::new_v4();
+        let bundle = DeviceBundle::create(&identity, &keys, id, device).unwrap();
+        let r = client
+            .put(format!("{base}/api/v1/devices/{device}"))
+            .bearer_auth(&token)
+            .json(&json!({"bundle": bundle}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        out.push(User {
+            id,
+            token,
+            device,
+            keys,
+            verified: bundle.verify().unwrap(),
+        });
+    }
+    out
+}
+
+fn ws_url(base: &str) -> String {
+    format!("{}/api/v1/ws", base.replacen("http://", "ws://", 1))
+}
+
+/// An authenticated socket, after its `ready`.
+async fn connect(base: &str, token: &str) -> Socket {
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(base))
+        .await
+        .unwrap();
+    ws.send(Message::Text(
+        json!({"type": "auth", "token": token}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "ready" {
+                    return ws;
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("no ready: {other:?}"),
+        }
+    }
+}
+
+fn raise_nofile() {
+    if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
+        let _ = rlimit::Resource::NOFILE.set(hard, hard);
+    }
+}
+
+pub async fn idle(base: String, n: usize, secs: u64, login: String, password: String) {
+    raise_nofile();
+    let client = reqwest::Client::new();
+    let users = users(&client, &base, &login, &password, 50.min(n.max(1))).await;
+    let tokens: Arc<Vec<String>> = Arc::new(users.iter().map(|u| u.token.clone()).collect());
+    let start = Instant::now();
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let (base, tokens, sem) = (base.clone(), tokens.clone(), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            let permit = sem.acquire_owned().await.unwrap();
+            let ws = connect(&base, &tokens[i % tokens.len()]).await;
+            drop(permit);
+            ws
+        }));
+    }
+    let mut sockets = Vec::with_capacity(n);
+    for t in tasks {
+        sockets.push(t.await.unwrap());
+    }
+    println!(
+        "{}",
+        json!({"endpoint": "ws_idle", "state": "connected", "connected": sockets.len(),
+               "seconds_to_connect": start.elapsed().as_secs_f64()})
+    );
+    // Idle, but answering the relay's pings (a client library does).
+    let hold = Duration::from_secs(secs);
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|mut ws| {
+            tokio::spawn(async move {
+                let until = tokio::time::Instant::now() + hold;
+                while let Ok(Some(Ok(_))) = tokio::time::timeout_at(until, ws.next()).await {}
+                let _ = ws.close(None).await;
+            })
+        })
+        .collect();
+    for r in readers {
+        let _ = r.await;
+    }
+    println!(
+        "{}",
+        json!({"endpoint": "ws_idle", "state": "released", "connected": n})
+    );
+}
+
+pub async fn ingest(
+    base: String,
+    senders: usize,
+    room_size: usize,
+    secs: u64,
+    login: String,
+    password: String,
+) {
+    raise_nofile();
+    let client = reqwest::Client::new();
+    let users = users(&client, &base, &login, &password, senders).await;
+    // Rooms of `room_size` consecutive users.
+    let mut room_of = vec![Uuid::nil(); senders];
+    for chunk in (0..senders).collect::<Vec<_>>().chunks(room_size.max(1)) {
+        let owner = &users[chunk[0]];
+        let others: Vec<Uuid> = chunk[1..].iter().map(|&i| users[i].id).collect();
+        let r = post(
+            &client,
+            format!("{base}/api/v1/rooms"),
+            Some(&owner.token),
+            json!({"name": "ws load", "member_ids": others}),
+        )
+        .await;
+        let room: Uuid = r["id"].as_str().unwrap().parse().unwrap();
+        for &i in chunk {
+            room_of[i] = room;
+        }
+    }
+    // Seal ahead of time (the client's crypto is not what is measured).
+    let per_sender = (30_000 / senders.max(1)).clamp(100, 2_000);
+    let plaintext = vec![b'x'; 900];
+    let users = Arc::new(users);
+    let mut queues = Vec::with_capacity(senders);
+    for s in 0..senders {
+        let members: Vec<usize> = (0..senders).filter(|&j| room_of[j] == room_of[s]).collect();
+        let mut q = Vec::with_capacity(per_sender);
+        for _ in 0..per_sender {
+            let cid = Uuid::new_v4();
+            let u = &users[s];
+            let header = Header {
+                room_id: room_of[s],
+                sender_user_id: u.id,
+                sender_device_id: u.device,
+                client_message_id: cid,
+                timestamp_ms: 0,
+            };
+            let to: Vec<Recipient<'_>> = members
+                .iter()
+                .map(|&j| Recipient::x25519(&users[j].verified))
+                .collect();
+            let env = envelope::seal(&plaintext, &header, &to, &u.keys)
+                .unwrap()
+                .to_bytes();
+            let b64 = sotto_core::encoding::b64_encode(&env);
+            let frame =
+                json!({"type": "send", "room_id": room_of[s], "client_id": cid, "envelope": b64})
+                    .to_string();
+            q.push((cid, b64, frame));
+        }
+        queues.push(q);
+    }
+    let mut sockets = Vec::with_capacity(senders);
+    for u in users.iter() {
+        sockets.push(connect(&base, &u.token).await);
+    }
+    // Let the sockets start (the relay holds events until a first frame or 0.5 s).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let mut tasks = Vec::with_capacity(senders);
+    for (ws, queue) in sockets.into_iter().zip(queues) {
+        tasks.push(tokio::spawn(run_sender(ws, queue, deadline)));
+    }
+    let (mut sent, mut acked, mut delivered, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    let (mut ack_lat, mut recv_lat) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let r = t.await.unwrap();
+        sent += r.sent;
+        acked += r.acked;
+        delivered += r.delivered;
+        errors += r.errors;
+        ack_lat.extend(r.ack_lat);
+        recv_lat.extend(r.recv_lat);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "{}",
+        json!({
+            "endpoint": "ws_ingest", "senders": senders, "room_size": room_size,
+            "seconds": elapsed, "sent": sent, "acked": acked, "delivered": delivered, "errors": errors,
+            "acked_per_s": acked as f64 / elapsed, "delivered_per_s": delivered as f64 / elapsed,
+            "ack_p50_ms": pct(&mut ack_lat, 0.5), "ack_p99_ms": pct(&mut ack_lat, 0.99),
+            "recv_p50_ms": pct(&mut recv_lat, 0.5), "recv_p99_ms": pct(&mut recv_lat, 0.99),
+            "recv_max_ms": pct(&mut recv_lat, 1.0),
+        })
+    );
+}
+
+#[derive(Default)]
+struct SenderResult {
+    sent: u64,
+    acked: u64,
+    delivered: u64,
+    errors: u64,
+    ack_lat: Vec<Duration>,
+    recv_lat: Vec<Duration>,
+}
+
+async fn run_sender(
+    mut ws: Socket,
+    queue: Vec<(Uuid, String, String)>,
+    deadline: Instant,
+) -> SenderResult {
+    const WINDOW: usize = 16;
+    let mut out = SenderResult::default();
+    let mut by_cid: HashMap<Uuid, Instant> = HashMap::new();
+    let mut by_env: HashMap<String, Instant> = HashMap::new();
+    let mut next = queue.into_iter();
+    let mut in_flight = 0usize;
+    let mut done_sending = false;
+    loop {
+        while !done_sending && in_flight < WINDOW {
+            if Instant::now() >= deadline {
+                done_sending = true;
+                break;
+            }
+            let Some((cid, env, frame)) = next.next() else {
+                done_sending = true;
+                break;
+            };
+            let now = Instant::now();
+            by_cid.insert(cid, now);
+            by_env.insert(env, now);
+            if ws.send(Message::Text(frame.into())).await.is_err() {
+                out.errors += 1;
+                return out;
+            }
+            out.sent += 1;
+            in_flight += 1;
+        }
+        if done_sending && in_flight == 0 {
+            break;
+        }
+        let msg = match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(_))) => continue,
+            _ => {
+                out.errors += 1;
+                break;
+            }
+        };
+        let v: Value = serde_json::from_str(&msg).unwrap_or_default();
+        match v["type"].as_str() {
+            Some("ack") => {
+                in_flight = in_flight.saturating_sub(1);
+                out.acked += 1;
+                if let Some(t) = v["client_id"]
+                    .as_str()
+                    .and_then(|c| c.parse().ok())
+                    .and_then(|c: Uuid| by_cid.remove(&c))
+                {
+                    out.ack_lat.push(t.elapsed());
+                }
+            }
+            Some("message") => {
+                out.delivered += 1;
+                if let Some(t) = v["envelope"].as_str().and_then(|e| by_env.remove(e)) {
+                    out.recv_lat.push(t.elapsed());
+                }
+            }
+            Some("error") => {
+                in_flight = in_flight.saturating_sub(1);
+                out.errors += 1;
+            }
+            _ => {}
+        }
+    }
+    let _ = ws.close(None).await;
+    out
+}
