@@ -376,6 +376,37 @@ async fn announce_presence(state: &AppState, user: Uuid, online: bool) {
     }
 }
 
+/// Sends of one socket being stored at most at once (more wait, which stops
+/// reading that socket's frames: back-pressure on the client).
+const SENDS_IN_FLIGHT: usize = 32;
+
+type PostResult = (Uuid, Result<crate::messages::Posted, ApiError>);
+
+/// A socket's posts in progress and where their results come back.
+struct Posts {
+    slots: Arc<tokio::sync::Semaphore>,
+    tx: tokio::sync::mpsc::Sender<PostResult>,
+    rx: tokio::sync::mpsc::Receiver<PostResult>,
+}
+
+impl Posts {
+    fn new() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(SENDS_IN_FLIGHT);
+        Self {
+            slots: Arc::new(tokio::sync::Semaphore::new(SENDS_IN_FLIGHT)),
+            tx,
+            rx,
+        }
+    }
+
+    async fn next(posts: &mut Option<Posts>) -> Option<PostResult> {
+        match posts {
+            Some(p) => p.rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// Per-room delivery state of one socket (see the module docs).
 #[derive(Default)]
 struct RoomStream {
@@ -399,6 +430,8 @@ struct Conn<'a> {
     last_heard: Instant,
     /// Events taken off the queue during a fill, to deliver after it, in order.
     pending: std::collections::VecDeque<Arc<ServerFrame>>,
+    /// This socket's posts in progress (made on its first `send`).
+    posts: Option<Posts>,
     /// Whether events flow yet: not before the client's first frame after
     /// `ready` (or [`START_GRACE`]), so that a `resume` sent at once takes effect
     /// before any live message of its rooms is sent.
@@ -418,6 +451,7 @@ impl<'a> Conn<'a> {
             frame_rate: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
             last_heard: Instant::now(),
             pending: std::collections::VecDeque::new(),
+            posts: None,
             started: false,
         }
     }
@@ -529,6 +563,24 @@ impl<'a> Conn<'a> {
                             self.last_heard = Instant::now();
                             Box::pin(self.on_client(socket, msg)).await?;
                             self.started = true;
+                        }
+                    }
+                }
+                done = Posts::next(&mut self.posts) => {
+                    if let Some((client_id, result)) = done {
+                        match result {
+                            Ok(posted) => {
+                                self.send(
+                                    socket,
+                                    &ServerFrame::Ack {
+                                        client_id,
+                                        id: posted.response.id,
+                                        seq: posted.response.seq,
+                                    },
+                                )
+                                .await?
+                            }
+                            Err(e) => self.api_error(socket, e, Some(client_id)).await?,
                         }
                     }
                 }
@@ -817,22 +869,26 @@ impl<'a> Conn<'a> {
                 client_id,
                 envelope,
             } => {
-                match crate::messages::post_envelope(self.state, me, room_id, client_id, envelope.0)
-                    .await
-                {
-                    Ok(posted) => {
-                        self.send(
-                            socket,
-                            &ServerFrame::Ack {
-                                client_id,
-                                id: posted.response.id,
-                                seq: posted.response.seq,
-                            },
-                        )
+                // Stored off this task, so the socket keeps delivering while its
+                // own posts wait for the writer; the answer comes back through
+                // `posts` (at most SENDS_IN_FLIGHT at a time per socket).
+                let posts = self.posts.get_or_insert_with(Posts::new);
+                let permit = match posts.slots.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => Arc::clone(&posts.slots)
+                        .acquire_owned()
                         .await
-                    }
-                    Err(e) => self.api_error(socket, e, Some(client_id)).await,
-                }
+                        .map_err(|_| End::Close(1011, "internal"))?,
+                };
+                let (state, tx) = (self.state.clone(), posts.tx.clone());
+                tokio::spawn(async move {
+                    let result =
+                        crate::messages::post_envelope(&state, me, room_id, client_id, envelope.0)
+                            .await;
+                    let _ = tx.send((client_id, result)).await;
+                    drop(permit);
+                });
+                Ok(())
             }
             ClientFrame::Receipt { room_id, kind, seq } => {
                 match crate::messages::record_receipt(self.state, me, room_id, kind, seq).await {

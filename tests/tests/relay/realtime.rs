@@ -68,13 +68,25 @@ async fn members_hear_everything_live(backend: Backend) {
         envelope: B64(env.clone()),
     })
     .await;
-    let ack = a.next_where(|f| matches!(f, ServerFrame::Ack { .. })).await;
-    let ServerFrame::Ack { client_id, seq, id } = ack else {
+    // The sender's socket gets the ack and its own message, in either order.
+    let (mut ack, mut echo) = (None, None);
+    while ack.is_none() || echo.is_none() {
+        match a.next().await {
+            f @ ServerFrame::Ack { .. } => ack = Some(f),
+            f @ ServerFrame::Message { .. } => echo = Some(f),
+            _ => {}
+        }
+    }
+    let Some(ServerFrame::Ack { client_id, seq, id }) = ack else {
         unreachable!()
     };
     assert_eq!((client_id, seq), (cid, 1));
     for ws in [&mut a, &mut b1, &mut b2] {
-        match ws.next_where(is_message).await {
+        let frame = match echo.take() {
+            Some(f) => f,
+            None => ws.next_where(is_message).await,
+        };
+        match frame {
             ServerFrame::Message {
                 room_id,
                 id: mid,
