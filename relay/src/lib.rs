@@ -200,6 +200,19 @@ pub async fn serve(
             }
         })
     };
+    // SQLite: restart the write-ahead log every second (see
+    // `store::maintenance::checkpoint`).
+    let checkpoints = (state.db.backend == db::Backend::Sqlite).then(|| {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Err(e) = store::maintenance::checkpoint(state.db.writer()).await {
+                    tracing::warn!(code = e.code, "WAL checkpoint failed");
+                }
+            }
+        })
+    });
     #[cfg(feature = "postgres")]
     let fanout = fanout::start(&state);
     #[cfg(not(feature = "postgres"))]
@@ -218,6 +231,9 @@ pub async fn serve(
     // subscriptions so each closes (1012) and its client resumes elsewhere.
     events.reset_all();
     housekeeping.abort();
+    if let Some(task) = checkpoints {
+        task.abort();
+    }
     for task in fanout {
         task.abort();
     }

@@ -27,6 +27,7 @@ pub mod contacts;
 pub mod devices;
 pub mod email_tokens;
 pub mod fanout;
+pub mod maintenance;
 pub mod membership;
 pub mod messages;
 pub mod rooms;
