@@ -165,7 +165,6 @@ async fn messages(
     password: String,
 ) {
     use sotto_core::envelope::{self, Header, Recipient};
-    use sotto_core::keys::{DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair};
     use uuid::Uuid;
 
     let post = |path: String, token: Option<String>, body: serde_json::Value| {
@@ -181,43 +180,12 @@ async fn messages(
             v
         }
     };
-    let master = post(
-        "/api/v1/auth/login".into(),
-        None,
-        json!({"login": login, "password": password}),
-    )
-    .await;
-    let master = master["access_token"].as_str().unwrap().to_string();
-    let run = Uuid::new_v4().simple().to_string();
     // 8 users, one device each, all in one room.
-    let mut users = Vec::new();
-    for i in 0..8 {
-        let username = format!("load{}{i}", &run[..8]);
-        let pw = "load test passphrase";
-        post("/api/v1/users".into(), Some(master.clone()),
-            json!({"username": username, "email": format!("{username}@example.org"), "password": pw})).await;
-        let r = post(
-            "/api/v1/auth/login".into(),
-            None,
-            json!({"login": username, "password": pw}),
-        )
-        .await;
-        let id: Uuid = r["user"]["id"].as_str().unwrap().parse().unwrap();
-        let token = r["access_token"].as_str().unwrap().to_string();
-        let identity = IdentityKeyPair::generate().unwrap();
-        let keys = DeviceKeys::generate(DeviceKeyOptions::default()).unwrap();
-        let device = Uuid::new_v4();
-        let bundle = DeviceBundle::create(&identity, &keys, id, device).unwrap();
-        let r = client
-            .put(format!("{base}/api/v1/devices/{device}"))
-            .bearer_auth(&token)
-            .json(&json!({"bundle": bundle}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-        users.push((id, token, device, keys, bundle.verify().unwrap()));
-    }
+    let users: Vec<_> = ws::users(&client, &base, &login, &password, 8)
+        .await
+        .into_iter()
+        .map(|u| (u.id, u.token, u.device, u.keys, u.verified))
+        .collect();
     let others: Vec<Uuid> = users[1..].iter().map(|u| u.0).collect();
     let room = post(
         "/api/v1/rooms".into(),

@@ -27,12 +27,12 @@ use uuid::Uuid;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct User {
-    id: Uuid,
-    token: String,
-    device: Uuid,
-    keys: DeviceKeys,
-    verified: VerifiedDevice,
+pub struct User {
+    pub id: Uuid,
+    pub token: String,
+    pub device: Uuid,
+    pub keys: DeviceKeys,
+    pub verified: VerifiedDevice,
 }
 
 async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
@@ -48,7 +48,7 @@ async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: 
 }
 
 /// `n` users created by the master, each with one device.
-async fn users(
+pub async fn users(
     client: &reqwest::Client,
     base: &str,
     login: &str,

@@ -148,6 +148,26 @@ async fn store_statement(w: Writer<'_>, m: &NewMessage<'_>) -> Result<Option<i64
     }
 }
 
+/// A [`Message`] from a record with the message columns (`id, room_id, seq,
+/// sender_id, device_id, client_id, envelope, created_at, deleted_at`).
+macro_rules! message {
+    ($r:expr) => {{
+        let r = $r;
+        u64_of("seq", r.seq).map(|seq| Message {
+            id: r.id.0,
+            room_id: r.room_id.0,
+            seq,
+            sender_id: r.sender_id.0,
+            device_id: r.device_id.0,
+            client_id: r.client_id.0,
+            envelope: r.envelope.map(B64),
+            deleted: r.deleted_at.is_some(),
+            created_at: rfc3339(r.created_at.0),
+            updated_at: rfc3339(r.deleted_at.unwrap_or(r.created_at).0),
+        })
+    }};
+}
+
 /// One page of `room`'s messages after `after_seq` for a member who joined at
 /// `joined_seq` (earlier history is not theirs to read).
 pub async fn page_after(
@@ -198,18 +218,7 @@ pub async fn page_after(
         Id(room),
         after,
         last
-        => |r| u64_of("seq", r.seq).map(|seq| Message {
-            id: r.id.0,
-            room_id: r.room_id.0,
-            seq,
-            sender_id: r.sender_id.0,
-            device_id: r.device_id.0,
-            client_id: r.client_id.0,
-            envelope: r.envelope.map(B64),
-            deleted: r.deleted_at.is_some(),
-            created_at: rfc3339(r.created_at.0),
-            updated_at: rfc3339(r.deleted_at.unwrap_or(r.created_at).0),
-        })
+        => |r| message!(r)
     )
     .into_iter()
     .collect::<ApiResult<Vec<_>>>()?;
@@ -369,18 +378,7 @@ pub async fn one(db: &Db, room: Uuid, id: Uuid) -> ApiResult<Option<Message>> {
            FROM messages WHERE id = $1 AND room_id = $2"#,
         Id(id),
         Id(room)
-        => |r| u64_of("seq", r.seq).map(|seq| Message {
-            id: r.id.0,
-            room_id: r.room_id.0,
-            seq,
-            sender_id: r.sender_id.0,
-            device_id: r.device_id.0,
-            client_id: r.client_id.0,
-            envelope: r.envelope.map(B64),
-            deleted: r.deleted_at.is_some(),
-            created_at: rfc3339(r.created_at.0),
-            updated_at: rfc3339(r.deleted_at.unwrap_or(r.created_at).0),
-        })
+        => |r| message!(r)
     )
     .transpose()
 }
