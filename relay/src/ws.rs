@@ -568,20 +568,7 @@ impl<'a> Conn<'a> {
                 }
                 done = Posts::next(&mut self.posts) => {
                     if let Some((client_id, result)) = done {
-                        match result {
-                            Ok(posted) => {
-                                self.send(
-                                    socket,
-                                    &ServerFrame::Ack {
-                                        client_id,
-                                        id: posted.response.id,
-                                        seq: posted.response.seq,
-                                    },
-                                )
-                                .await?
-                            }
-                            Err(e) => self.api_error(socket, e, Some(client_id)).await?,
-                        }
+                        self.answer_post(socket, client_id, result).await?;
                     }
                 }
                 _ = tokio::time::sleep_until(start), if !self.started => {
@@ -609,6 +596,29 @@ impl<'a> Conn<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// `ack` for a stored post, `error` (naming its `client_id`) for a refused one.
+    async fn answer_post(
+        &mut self,
+        socket: &mut WebSocket,
+        client_id: Uuid,
+        result: Result<crate::messages::Posted, ApiError>,
+    ) -> Result<(), End> {
+        match result {
+            Ok(posted) => {
+                self.send(
+                    socket,
+                    &ServerFrame::Ack {
+                        client_id,
+                        id: posted.response.id,
+                        seq: posted.response.seq,
+                    },
+                )
+                .await
+            }
+            Err(e) => self.api_error(socket, e, Some(client_id)).await,
         }
     }
 
@@ -872,21 +882,27 @@ impl<'a> Conn<'a> {
                 // Stored off this task, so the socket keeps delivering while its
                 // own posts wait for the writer; the answer comes back through
                 // `posts` (at most SENDS_IN_FLIGHT at a time per socket).
-                let posts = self.posts.get_or_insert_with(Posts::new);
-                let permit = match posts.slots.clone().try_acquire_owned() {
-                    Ok(p) => p,
-                    Err(_) => Arc::clone(&posts.slots)
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| End::Close(1011, "internal"))?,
+                let permit = loop {
+                    let posts = self.posts.get_or_insert_with(Posts::new);
+                    if let Ok(p) = Arc::clone(&posts.slots).try_acquire_owned() {
+                        break p;
+                    }
+                    // All slots busy: answer finished posts while waiting (a
+                    // post frees its slot before it hands in its answer).
+                    if let Some((cid, result)) = posts.rx.recv().await {
+                        self.answer_post(socket, cid, result).await?;
+                    }
+                };
+                let Some(posts) = self.posts.as_ref() else {
+                    return Ok(());
                 };
                 let (state, tx) = (self.state.clone(), posts.tx.clone());
                 tokio::spawn(async move {
                     let result =
                         crate::messages::post_envelope(&state, me, room_id, client_id, envelope.0)
                             .await;
-                    let _ = tx.send((client_id, result)).await;
                     drop(permit);
+                    let _ = tx.send((client_id, result)).await;
                 });
                 Ok(())
             }

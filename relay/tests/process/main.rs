@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod connections;
+mod crash;
 mod startup;
 
 /// The relay binary built for these tests.
