@@ -862,6 +862,18 @@ impl TestApp {
     /// Registers a device with fresh keys for `account`.
     pub async fn with_device(&self, account: Account, rsa: Option<RsaBits>) -> Member {
         let identity = IdentityKeyPair::generate().unwrap();
+        self.register_device(account, identity, rsa, false).await
+    }
+
+    /// Registers a device with fresh device keys signed by `identity` (with
+    /// `replace_identity`, one that replaces the identity the relay has pinned).
+    pub async fn register_device(
+        &self,
+        account: Account,
+        identity: IdentityKeyPair,
+        rsa: Option<RsaBits>,
+        replace_identity: bool,
+    ) -> Member {
         let keys = DeviceKeys::generate(DeviceKeyOptions { rsa }).unwrap();
         let device_id = uuid::Uuid::new_v4();
         let bundle = DeviceBundle::create(&identity, &keys, account.id, device_id).unwrap();
@@ -870,7 +882,7 @@ impl TestApp {
                 "PUT",
                 &format!("/api/v1/devices/{device_id}"),
                 Some(&account.access),
-                Some(json!({"bundle": bundle, "display_name": "test device"})),
+                Some(json!({"bundle": bundle, "display_name": "test device", "replace_identity": replace_identity})),
             )
             .await;
         assert_eq!(r.status, 201, "{r:?}");

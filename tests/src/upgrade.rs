@@ -223,26 +223,7 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 /// A member of the fixture with a fresh identity and device (after an upgrade,
 /// to post; the fixture keeps no private keys).
 pub async fn member_with_new_device(app: &TestApp, username: &str) -> Member {
-    use sotto_core::keys::{DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair};
     let account = login(app, username).await;
-    let identity = IdentityKeyPair::generate().unwrap();
-    let keys = DeviceKeys::generate(DeviceKeyOptions { rsa: None }).unwrap();
-    let device_id = Uuid::new_v4();
-    let bundle = DeviceBundle::create(&identity, &keys, account.id, device_id).unwrap();
-    let r = app
-        .req(
-            "PUT",
-            &format!("/api/v1/devices/{device_id}"),
-            Some(&account.access),
-            Some(json!({"bundle": bundle, "replace_identity": true})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{r:?}");
-    Member {
-        account,
-        identity,
-        device_id,
-        keys,
-        bundle,
-    }
+    let identity = sotto_core::keys::IdentityKeyPair::generate().unwrap();
+    app.register_device(account, identity, None, true).await
 }

@@ -31,6 +31,23 @@ fn device(
     })
 }
 
+/// A device from a record with the device columns (`id, user_id,
+/// display_name, bundle, created_at, updated_at, revoked_at`).
+macro_rules! device_row {
+    ($r:expr) => {{
+        let r = $r;
+        device(
+            r.id,
+            r.user_id,
+            r.display_name,
+            &r.bundle,
+            r.created_at,
+            r.updated_at,
+            r.revoked_at,
+        )
+    }};
+}
+
 /// The identity key on record for `user` (base64url), recording `identity` if
 /// there is none yet. Locks the user's identity row (PostgreSQL) for the rest of
 /// the transaction, so a concurrent upload cannot slip a device signed by an
@@ -155,7 +172,7 @@ pub async fn get(tx: &mut WriteTx, id: Uuid) -> ApiResult<Device> {
            created_at AS "created_at: Millis", updated_at AS "updated_at: Millis",
            revoked_at AS "revoked_at: Millis" FROM devices WHERE id = $1"#,
         Id(id)
-        => |r| device(r.id, r.user_id, r.display_name, &r.bundle, r.created_at, r.updated_at, r.revoked_at)
+        => |r| device_row!(r)
     )
 }
 
@@ -182,17 +199,7 @@ pub async fn of_users(db: &Db, users: &[Uuid], include_revoked: bool) -> ApiResu
             .fetch_all(&mut *c)
             .await?
             .into_iter()
-            .map(|r| {
-                device(
-                    r.id,
-                    r.user_id,
-                    r.display_name,
-                    &r.bundle,
-                    r.created_at,
-                    r.updated_at,
-                    r.revoked_at,
-                )
-            })
+            .map(|r| device_row!(r))
             .collect::<Vec<_>>()
         }
         #[cfg(feature = "postgres")]
@@ -208,17 +215,7 @@ pub async fn of_users(db: &Db, users: &[Uuid], include_revoked: bool) -> ApiResu
         .fetch_all(&mut *c)
         .await?
         .into_iter()
-        .map(|r| {
-            device(
-                r.id,
-                r.user_id,
-                r.display_name,
-                &r.bundle,
-                r.created_at,
-                r.updated_at,
-                r.revoked_at,
-            )
-        })
+        .map(|r| device_row!(r))
         .collect::<Vec<_>>(),
     };
     rows.into_iter().collect()
