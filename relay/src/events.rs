@@ -54,7 +54,16 @@ struct Inner {
     /// Where events go to the other relays sharing the database (PostgreSQL
     /// only; see `crate::fanout`).
     forward: std::sync::OnceLock<mpsc::Sender<Remote>>,
+    /// Room members as of a membership epoch (see [`Events::publish_message`]).
+    members: std::sync::Mutex<HashMap<Uuid, MembersAt>>,
 }
+
+/// A room's membership epoch and its members at that epoch.
+type MembersAt = (i64, Arc<[Uuid]>);
+
+/// Rooms whose members are remembered at most (the memory is dropped whole
+/// past it; it refills from the next posts).
+const MEMBER_CACHE_ROOMS: usize = 10_000;
 
 /// An event as it travels to the other relays: small (a PostgreSQL `NOTIFY`
 /// payload is at most 8000 bytes), so a message travels as its ids and the
@@ -235,6 +244,63 @@ impl Events {
             f => Remote::Room { room, f: f.clone() },
         });
         self.publish_room_local(db, room, frame).await;
+    }
+
+    /// Publishes a stored message (a [`ServerFrame::Message`]) to the members of
+    /// its room, who are remembered per room as of its membership epoch: a
+    /// message stored at epoch `epoch` (the store checked it) goes to the members
+    /// of that epoch, so while a room's membership does not change its posts
+    /// read no members.
+    pub async fn publish_message(&self, db: &crate::db::Db, epoch: i64, frame: ServerFrame) {
+        let ServerFrame::Message {
+            room_id: room, id, ..
+        } = &frame
+        else {
+            return;
+        };
+        let (room, id) = (*room, *id);
+        self.forward(|| Remote::Message { room, id });
+        if !self.has_subscribers() {
+            metrics::counter!("sotto_events_published_total").increment(1);
+            return;
+        }
+        match self.members_at(db, room, epoch).await {
+            Ok(members) => self.publish_local(&members, frame),
+            Err(e) => {
+                tracing::warn!(%room, code = e.code, "cannot publish an event: members unavailable")
+            }
+        }
+    }
+
+    /// The members of `room` at membership epoch `epoch` (or, when it has moved
+    /// on since, at the current one).
+    async fn members_at(
+        &self,
+        db: &crate::db::Db,
+        room: Uuid,
+        epoch: i64,
+    ) -> crate::error::ApiResult<Arc<[Uuid]>> {
+        let cache = || {
+            self.inner
+                .members
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((at, members)) = cache().get(&room)
+            && *at == epoch
+        {
+            return Ok(Arc::clone(members));
+        }
+        let (at, members) = crate::store::membership::members_with_epoch(db, room).await?;
+        let members: Arc<[Uuid]> = members.into();
+        let mut cache = cache();
+        if cache.len() >= MEMBER_CACHE_ROOMS {
+            cache.clear();
+        }
+        if let Some(at) = at {
+            cache.insert(room, (at, Arc::clone(&members)));
+        }
+        Ok(members)
     }
 
     /// [`Events::publish_to_room`] in this process only.

@@ -21,6 +21,7 @@ pub mod events;
 #[cfg(feature = "postgres")]
 pub mod fanout;
 pub mod ids;
+pub mod ingest;
 pub mod json;
 pub mod mail;
 pub mod membership;
@@ -93,6 +94,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         config.post_rate,
     );
     let realtime = ws::Realtime::new(&config);
+    let ingest = ingest::Ingest::start(&db);
     let dummy = crate::tokens::new_opaque_token()
         .map_err(|_| StartError::Bootstrap("no randomness".into()))?;
     let dummy_hash = auth::hash_password(dummy)
@@ -106,6 +108,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         limits,
         metrics: metrics_handle(),
         events: events::Events::new(),
+        ingest,
         realtime,
         device_cache: devices::DeviceCache::default(),
         uploads: attachments::UploadSlots::default(),

@@ -39,7 +39,7 @@ use crate::membership::{not_a_member, require_member};
 use crate::state::AppState;
 
 pub use crate::store::messages::PAGE_BYTES;
-use crate::store::messages::{NewMessage, Stored, StoredRef, find_stored, page_after, store};
+use crate::store::messages::{NewMessage, Stored, StoredRef, find_stored, page_after};
 
 fn mismatch(detail: &str) -> ApiError {
     ApiError::bad_request(codes::ENVELOPE_MISMATCH, detail)
@@ -151,66 +151,63 @@ pub async fn post_envelope(
         invalid("the envelope's signature does not verify under the sender device's key")
     })?;
     let digest = crate::digest::sha256_hex(&bytes);
+    let device_id = h.sender_device_id;
+    drop(env);
 
-    let id = Uuid::now_v7();
-    let now = now_ms();
+    let mut message = NewMessage {
+        id: Uuid::now_v7(),
+        room,
+        sender: me,
+        device: device_id,
+        client_id,
+        envelope: bytes,
+        digest,
+        now: now_ms(),
+        epoch: ctx.epoch,
+    };
     let mut attempts = 0;
     let seq = loop {
-        let message = NewMessage {
-            id,
-            room,
-            sender: me,
-            device: h.sender_device_id,
-            client_id,
-            envelope: &bytes,
-            digest: &digest,
-            now,
-            epoch: ctx.epoch,
-        };
-        let stored = store(state.db.writer(), &message).await?;
-        match stored {
-            Stored::Seq(seq) => break seq,
-            Stored::EpochMoved => {
-                // The room's membership changed since we looked (or we were
-                // removed): look again, under the new epoch.
-                attempts += 1;
-                if attempts >= 5 {
-                    return Err(ApiError::unavailable(
-                        "the room's membership keeps changing; retry",
-                    ));
-                }
-                ctx = send_context(state, room, me, h.sender_device_id).await?;
-                sender_device(state, h.sender_device_id, &ctx)?;
-            }
-            Stored::Duplicate => {
-                // A retry of this client_id (earlier or concurrent) is stored;
-                // our counter increment rolled back with the failed insert.
-                let stored = find_stored(&state.db, me, client_id)
-                    .await?
-                    .ok_or_else(not_a_member)?;
-                let (_, Json(response)) = replay(&stored, room, &digest)?;
-                return Ok(Posted {
-                    response,
-                    created: false,
-                });
-            }
+        let (back, stored) = state.ingest.store(message).await?;
+        message = back;
+        if let Stored::Seq(seq) = stored {
+            break seq;
         }
+        if let Some(stored) = find_stored(&state.db, me, client_id).await? {
+            // A retry of this client_id (earlier or concurrent) is stored.
+            let (_, Json(response)) = replay(&stored, room, &message.digest)?;
+            return Ok(Posted {
+                response,
+                created: false,
+            });
+        }
+        // The room's membership changed since we looked (or we were removed):
+        // look again, under the new epoch.
+        attempts += 1;
+        if attempts >= 5 {
+            return Err(ApiError::unavailable(
+                "the room's membership keeps changing; retry",
+            ));
+        }
+        ctx = send_context(state, room, me, device_id).await?;
+        sender_device(state, device_id, &ctx)?;
+        message.epoch = ctx.epoch;
     };
     metrics::counter!("sotto_messages_stored_total").increment(1);
     let seq_u = u64_of("seq", seq)?;
-    let created_at = rfc3339(now);
+    let created_at = rfc3339(message.now);
+    let id = message.id;
     state
         .events
-        .publish_to_room(
+        .publish_message(
             &state.db,
-            room,
+            message.epoch,
             ServerFrame::Message {
                 room_id: room,
                 id,
                 seq: seq_u,
                 sender_id: me,
-                device_id: h.sender_device_id,
-                envelope: B64(bytes),
+                device_id,
+                envelope: B64(message.envelope),
                 created_at: created_at.clone(),
             },
         )

@@ -24,6 +24,8 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// Events for the real-time layer.
     pub events: Events,
+    /// The group commit of posted messages.
+    pub ingest: crate::ingest::Ingest,
     /// The WebSocket gateway's presence and typing limits.
     pub realtime: crate::ws::Realtime,
     /// Verified device bundles (see `devices::DeviceCache`).

@@ -90,6 +90,21 @@ pub async fn member_ids(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
     ))
 }
 
+/// The members of `room` with the room's membership epoch they are the members
+/// of (read together, in one statement); no epoch when the room has no members.
+pub async fn members_with_epoch(db: &Db, room: Uuid) -> ApiResult<(Option<i64>, Vec<Uuid>)> {
+    let rows = q!(
+        db,
+        all,
+        r#"SELECT r.member_epoch AS "member_epoch!", m.user_id AS "user_id!: Id"
+           FROM rooms r JOIN room_members m ON m.room_id = r.id WHERE r.id = $1"#,
+        Id(room)
+        => |r| (r.member_epoch, r.user_id.0)
+    );
+    let epoch = rows.first().map(|(epoch, _)| *epoch);
+    Ok((epoch, rows.into_iter().map(|(_, user)| user).collect()))
+}
+
 /// The rooms of `user` with each room's latest `seq` (where a socket's live
 /// stream of each room starts).
 pub async fn last_seqs(db: &Db, user: Uuid) -> ApiResult<Vec<(Uuid, i64)>> {

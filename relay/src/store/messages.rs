@@ -59,77 +59,96 @@ pub enum Stored {
     /// Stored with this `seq`.
     Seq(i64),
     /// Not stored: the room's membership epoch moved (or the sender is no longer
-    /// a member); look again.
-    EpochMoved,
-    /// Not stored: this (sender, client_id) is stored already (a retry).
-    Duplicate,
+    /// a member), or this (sender, client_id) is stored already (a retry);
+    /// [`find_stored`] tells which.
+    NotStored,
 }
 
 /// A message to store.
-pub struct NewMessage<'a> {
+pub struct NewMessage {
     pub id: Uuid,
     pub room: Uuid,
     pub sender: Uuid,
     pub device: Uuid,
     pub client_id: Uuid,
-    pub envelope: &'a [u8],
-    pub digest: &'a str,
+    pub envelope: Vec<u8>,
+    pub digest: String,
     pub now: i64,
     /// The room's membership epoch the sender's membership was checked at.
     pub epoch: i64,
 }
 
-/// Stores a message with the room's next `seq`, in one statement (see
-/// `docs/relay.md`), if the room's membership epoch is still `epoch`.
-pub async fn store(w: Writer<'_>, m: &NewMessage<'_>) -> ApiResult<Stored> {
-    match store_statement(w, m).await {
-        Ok(Some(seq)) => Ok(Stored::Seq(seq)),
-        Ok(None) => Ok(Stored::EpochMoved),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(Stored::Duplicate),
-        Err(e) => Err(e.into()),
+/// Stores each message of `batch` with its room's next `seq`, all in one
+/// write transaction (the group commit of `crate::ingest`): one commit for the
+/// batch, so nothing of it is visible, or acknowledged, before all of it is
+/// durable. Any error rolls the whole batch back (the caller then stores the
+/// messages one at a time, to answer each on its own).
+///
+/// Callers order the batch by room: on PostgreSQL each statement takes its
+/// room's row lock until the commit, and one order everywhere means two
+/// batches never wait for each other in a cycle.
+pub async fn store_batch(db: &Db, batch: &[&NewMessage]) -> Result<Vec<Stored>, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let mut out = Vec::with_capacity(batch.len());
+    for m in batch {
+        let mut held = tx.hold().await?;
+        out.push(insert(held.conn(), m).await?);
     }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Stores one message in a transaction of its own (see [`insert`]).
+pub async fn store_one(w: Writer<'_>, m: &NewMessage) -> Result<Stored, sqlx::Error> {
+    let mut held = w.hold().await?;
+    insert(held.conn(), m).await
 }
 
 /// Takes the room's next `seq` and stores the message with it, atomically:
-/// either both happen or neither. `None` when the sender is no longer a member.
+/// either both happen or neither.
 ///
 /// One statement on both backends: on PostgreSQL the `UPDATE` in the `WITH`
 /// takes the next seq under the room's row lock; SQLite runs one `INSERT ...
 /// SELECT` under its single write lock, the `messages_take_seq` trigger moving
 /// the room's counter to the new seq.
 ///
-/// The statement stores nothing (`None`) unless the sender is a member and the
-/// room's `member_epoch` is still `epoch`. On PostgreSQL the epoch is what makes
-/// the membership check safe: a post that waited for the row lock re-evaluates
-/// the row's epoch (but not the `EXISTS`, which reads the statement's older
-/// snapshot), so a removal that committed meanwhile is noticed.
-async fn store_statement(w: Writer<'_>, m: &NewMessage<'_>) -> Result<Option<i64>, sqlx::Error> {
-    let mut held = w.hold().await?;
-    match held.conn() {
+/// The statement stores nothing ([`Stored::NotStored`]) unless the sender is a
+/// member, the room's `member_epoch` is still `epoch`, and the sender has no
+/// message with this `client_id` yet (so a retry inside a batch neither takes a
+/// seq nor aborts the batch's transaction). On PostgreSQL the epoch is what
+/// makes the membership check safe: a post that waited for the row lock
+/// re-evaluates the row's epoch (but not the `EXISTS`, which reads the
+/// statement's older snapshot), so a removal that committed meanwhile is
+/// noticed. Two transactions storing the same (sender, client_id) at once are
+/// still refused by the unique index.
+async fn insert(conn: Conn<'_>, m: &NewMessage) -> Result<Stored, sqlx::Error> {
+    let seq = match conn {
         #[cfg(feature = "sqlite")]
         Conn::Sqlite(c) => {
             sqlx::query_scalar!(
                 "INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at)
                  SELECT $3, $1, r.last_seq + 1, $2, $4, $5, $6, $7, $8 FROM rooms r WHERE r.id = $1 AND r.member_epoch = $9
-                 AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING seq",
+                 AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)
+                 AND NOT EXISTS (SELECT 1 FROM messages WHERE sender_id = $2 AND client_id = $5) RETURNING seq",
                 Id(m.room),
                 Id(m.sender),
                 Id(m.id),
                 Id(m.device),
                 Id(m.client_id),
-                m.envelope,
-                m.digest,
+                &m.envelope,
+                &m.digest,
                 Millis(m.now),
                 m.epoch
             )
             .fetch_optional(&mut *c)
-            .await
+            .await?
         }
         #[cfg(feature = "postgres")]
         Conn::Postgres(c) => {
             sqlx::query_scalar!(
                 "WITH s AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 AND member_epoch = $9
-                   AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2) RETURNING last_seq)
+                   AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2)
+                   AND NOT EXISTS (SELECT 1 FROM messages WHERE sender_id = $2 AND client_id = $5) RETURNING last_seq)
                  INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at)
                  SELECT $3, $1, s.last_seq, $2, $4, $5, $6, $7, $8 FROM s RETURNING seq",
                 Id(m.room),
@@ -137,15 +156,16 @@ async fn store_statement(w: Writer<'_>, m: &NewMessage<'_>) -> Result<Option<i64
                 Id(m.id),
                 Id(m.device),
                 Id(m.client_id),
-                m.envelope,
-                m.digest,
+                &m.envelope,
+                &m.digest,
                 Millis(m.now),
                 m.epoch
             )
             .fetch_optional(&mut *c)
-            .await
+            .await?
         }
-    }
+    };
+    Ok(seq.map_or(Stored::NotStored, Stored::Seq))
 }
 
 /// A [`Message`] from a record with the message columns (`id, room_id, seq,
