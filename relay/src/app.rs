@@ -64,6 +64,7 @@ pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(messages::routes())
         .merge(attachments::routes())
         .merge(contacts::routes())
+        .merge(crate::push::routes())
         .merge(crate::ws::routes())
         .split_for_parts();
     doc.merge(streaming_doc);

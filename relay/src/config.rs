@@ -236,6 +236,35 @@ pub struct Config {
         global = true
     )]
     pub ws_heartbeat: u64,
+    /// VAPID private key for Web Push (P-256 scalar, base64url without padding);
+    /// generated into `<data dir>/vapid.key` when unset. Relays sharing one
+    /// database must share it (browsers subscribed with its public key).
+    #[arg(
+        long,
+        env = "SOTTO_VAPID_PRIVATE_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub vapid_private_key: Option<SecretString>,
+    /// Contact the relay's VAPID tokens name (`sub`, RFC 8292): a `mailto:` or
+    /// `https:` URL; the public URL when unset.
+    #[arg(long, env = "SOTTO_VAPID_SUBJECT", global = true)]
+    pub vapid_subject: Option<String>,
+    /// Milliseconds a room's news waits before its pushes go out, so a burst of
+    /// messages is one push per subscription.
+    #[arg(
+        long,
+        env = "SOTTO_PUSH_COALESCE_MS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(0..=60_000),
+        global = true
+    )]
+    pub push_coalesce_ms: u64,
+    /// Accept `http://` push endpoints (a push service on a private network or
+    /// in tests); only `https://` otherwise.
+    #[arg(long, env = "SOTTO_PUSH_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub push_allow_http: bool,
     /// Log format.
     #[arg(
         long,

@@ -28,6 +28,7 @@ pub mod membership;
 pub mod messages;
 pub mod ops;
 pub mod pagination;
+pub mod push;
 pub mod ratelimit;
 pub mod rooms;
 pub mod server;
@@ -59,6 +60,8 @@ pub enum StartError {
     Db(#[from] db::DbError),
     #[error("JWT key: {0}")]
     Jwt(std::io::Error),
+    #[error("VAPID key: {0}")]
+    Vapid(std::io::Error),
     #[error("e-mail: {0}")]
     Mail(#[from] mail::MailError),
     #[error("cannot listen on {0}: {1}")]
@@ -95,6 +98,18 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     );
     let realtime = ws::Realtime::new(&config);
     let ingest = ingest::Ingest::start(&db);
+    let subject = config
+        .vapid_subject
+        .clone()
+        .unwrap_or_else(|| config.public_url());
+    let vapid = push::Vapid::load(config.vapid_private_key.as_ref(), &config.data_dir, subject)
+        .map_err(StartError::Vapid)?;
+    let (pusher, push_wake) = push::Pusher::new(
+        vapid,
+        config.push_allow_http,
+        std::time::Duration::from_millis(config.push_coalesce_ms),
+    )
+    .map_err(|e| StartError::Vapid(std::io::Error::other(e)))?;
     let dummy = crate::tokens::new_opaque_token()
         .map_err(|_| StartError::Bootstrap("no randomness".into()))?;
     let dummy_hash = auth::hash_password(dummy)
@@ -109,11 +124,13 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         metrics: metrics_handle(),
         events: events::Events::new(),
         ingest,
+        push: pusher,
         realtime,
         device_cache: devices::DeviceCache::default(),
         uploads: attachments::UploadSlots::default(),
         dummy_hash,
     });
+    tokio::spawn(push::run(state.downgrade(), push_wake));
     bootstrap_master(&state).await?;
     Ok(state)
 }

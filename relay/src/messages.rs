@@ -212,6 +212,7 @@ pub async fn post_envelope(
             },
         )
         .await;
+    state.push.news(room, seq_u, me);
     Ok(Posted {
         response: PostMessageResponse {
             id,

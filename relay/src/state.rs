@@ -26,6 +26,8 @@ pub struct Inner {
     pub events: Events,
     /// The group commit of posted messages.
     pub ingest: crate::ingest::Ingest,
+    /// Web Push: the VAPID key and the sender.
+    pub push: crate::push::Pusher,
     /// The WebSocket gateway's presence and typing limits.
     pub realtime: crate::ws::Realtime,
     /// Verified device bundles (see `devices::DeviceCache`).
@@ -40,6 +42,23 @@ pub struct Inner {
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+}
+
+/// A handle on the state that does not keep it alive (for background tasks
+/// that end with the relay).
+#[derive(Clone)]
+pub struct WeakState(std::sync::Weak<Inner>);
+
+impl WeakState {
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(AppState)
+    }
+}
+
+impl AppState {
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.0))
     }
 }
 

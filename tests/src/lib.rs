@@ -18,6 +18,7 @@ use sotto_relay::config::Config;
 use sotto_relay::db::{Pool, WriteTx};
 use sotto_relay::state::AppState;
 
+pub mod push;
 pub mod upgrade;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -334,6 +335,10 @@ pub struct AppOptions {
     /// `--ws-typing`, `--ws-presence`.
     pub ws_typing: bool,
     pub ws_presence: bool,
+    /// `--push-coalesce-ms`, `--push-allow-http` (the test push service is
+    /// plain HTTP on loopback).
+    pub push_coalesce_ms: u64,
+    pub push_allow_http: bool,
 }
 
 impl Default for AppOptions {
@@ -357,6 +362,8 @@ impl Default for AppOptions {
             ws_presence_debounce: 1,
             ws_typing: true,
             ws_presence: true,
+            push_coalesce_ms: 50,
+            push_allow_http: true,
         }
     }
 }
@@ -404,6 +411,8 @@ pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
     config.ws_presence_debounce = opts.ws_presence_debounce;
     config.ws_typing = opts.ws_typing;
     config.ws_presence = opts.ws_presence;
+    config.push_coalesce_ms = opts.push_coalesce_ms;
+    config.push_allow_http = opts.push_allow_http;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     config.listen = addr;

@@ -61,7 +61,7 @@ pub use pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
 pub use problem::{PROBLEM_CONTENT_TYPE, Problem, codes};
 pub use push::{
     DeletePushSubscriptionRequest, PushPayload, PushSubscription, PushSubscriptionKeys,
-    PushSubscriptionRequest, VapidPublicKey,
+    PushSubscriptionRequest, PushTestResponse, VapidPublicKey,
 };
 pub use rooms::{
     AddMemberRequest, CreateRoomRequest, DirectRoomRequest, PatchRoomRequest, Room, RoomChange,

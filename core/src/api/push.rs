@@ -81,3 +81,17 @@ pub enum PushPayload {
     /// Sent by `POST /api/v1/push/test`.
     Test,
 }
+
+/// Answer of `POST /api/v1/push/test`: how the test push to each of the
+/// caller's subscriptions went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushTestResponse {
+    /// Accepted by the push service.
+    pub sent: u32,
+    /// Answered 404 or 410 by the push service: the subscription is gone and
+    /// was removed.
+    pub removed: u32,
+    /// Refused otherwise, or not delivered (the subscription is kept).
+    pub failed: u32,
+}

@@ -30,6 +30,7 @@ pub mod fanout;
 pub mod maintenance;
 pub mod membership;
 pub mod messages;
+pub mod push;
 pub mod rooms;
 pub mod sessions;
 pub mod users;

@@ -17,6 +17,7 @@ mod contacts;
 mod devices;
 mod messages;
 mod openapi;
+mod push;
 mod realtime;
 mod rooms;
 mod support;
