@@ -145,6 +145,7 @@ impl Realtime {
                         generation: 0,
                     },
                 );
+                metrics::gauge!("sotto_ws_users_online").set(map.len() as f64);
                 true
             }
         }
@@ -166,6 +167,7 @@ impl Realtime {
         match map.get(&user) {
             Some(e) if e.sockets == 0 && e.generation == generation => {
                 map.remove(&user);
+                metrics::gauge!("sotto_ws_users_online").set(map.len() as f64);
                 true
             }
             _ => false,

@@ -1062,7 +1062,24 @@ impl TestApp {
 
     /// A WebSocket authenticated with `token`, after its `ready`.
     pub async fn ws(&self, token: &str) -> Ws {
-        let mut ws = self.ws_connect().await;
+        let ws = self.ws_connect().await;
+        ws.authenticate(token).await
+    }
+}
+
+impl Ws {
+    /// A WebSocket to `url` (`ws://` or `wss://`), TLS through `connector`.
+    pub async fn connect_to(url: &str, connector: Option<tokio_tungstenite::Connector>) -> Ws {
+        let (stream, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
+                .await
+                .unwrap();
+        Ws { stream }
+    }
+
+    /// Sends `auth` with `token` and waits for `ready`.
+    pub async fn authenticate(self, token: &str) -> Ws {
+        let mut ws = self;
         ws.send(&ClientFrame::Auth {
             token: token.to_string(),
         })

@@ -17,6 +17,7 @@ mod contacts;
 mod devices;
 mod messages;
 mod openapi;
+mod proxy;
 mod push;
 mod realtime;
 mod rooms;

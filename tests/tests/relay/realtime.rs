@@ -237,6 +237,29 @@ async fn members_hear_everything_live(backend: Backend) {
         a.next_where(|f| matches!(f, ServerFrame::Pong)).await,
         ServerFrame::Pong
     );
+
+    // What operators see: open and authenticated sockets, users online, frames
+    // by direction and type, the group commit's batch sizes.
+    let text = app
+        .get("/metrics", None)
+        .await
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{prefix} missing from /metrics:\n{text}"))
+    };
+    assert!(value("sotto_ws_connections ") >= 1.0);
+    assert!(value("sotto_ws_authenticated ") >= 1.0);
+    assert!(value("sotto_ws_users_online ") >= 1.0);
+    assert!(value(r#"sotto_ws_frames_total{direction="in",type="send"}"#) >= 1.0);
+    assert!(value(r#"sotto_ws_frames_total{direction="out",type="message"}"#) >= 1.0);
+    assert!(value("sotto_ingest_batch_size_count ") >= 1.0);
 }
 
 fn error_code(f: &ServerFrame) -> Option<(&str, Option<Uuid>)> {

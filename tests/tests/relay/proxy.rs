@@ -1,0 +1,261 @@
+//! `deploy/nginx.conf`, the reverse-proxy example of `docs/deploy.md`, run for
+//! real: nginx started with that very file (its `{{…}}` values filled with a
+//! throw-away certificate and loopback ports) in front of a relay, and a client
+//! speaking to the relay through it over https (HTTP/2) and wss.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use sotto_core::api::ServerFrame;
+use sotto_core::api::ws::ClientFrame;
+use sotto_core::encoding::B64;
+use sotto_tests::{Backend, Ws, spawn_app};
+
+/// nginx, stopped when dropped.
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nginx_binary() -> &'static str {
+    for p in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"] {
+        if Path::new(p).exists() {
+            return p;
+        }
+    }
+    panic!("nginx is not installed (scripts/test installs it)");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nginx_example_carries_https_and_websockets() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let m = app.members("proxied", 2).await;
+    let (alice, bob) = (&m[0], &m[1]);
+    let room = app.room(&alice.account, "through nginx", &[bob.id()]).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // nginx's workers may run as another user: let them into the directory.
+    std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A throw-away CA and a server certificate for "localhost" signed by it.
+    let openssl = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "openssl {args:?} failed");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=sotto test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"],
+            &ec[..],
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        d.join("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+
+    let port = free_port();
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx.conf"))
+            .unwrap();
+    let site = example
+        .replace("{{server_name}}", "localhost")
+        .replace("{{listen}}", &format!("127.0.0.1:{port}"))
+        .replace("{{certificate}}", &d.join("cert.pem").display().to_string())
+        .replace("{{key}}", &d.join("key.pem").display().to_string())
+        .replace("{{relay}}", &app.addr.to_string());
+    assert!(
+        !site
+            .lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains("{{")),
+        "a placeholder was left: {site}"
+    );
+    std::fs::write(d.join("sotto.conf"), site).unwrap();
+    let p = d.display();
+    std::fs::write(
+        d.join("nginx.conf"),
+        format!(
+            "daemon off;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log warn;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n\
+               fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n\
+               include {p}/sotto.conf;\n}}\n"
+        ),
+    )
+    .unwrap();
+    let _nginx = Nginx(
+        Command::new(nginx_binary())
+            .arg("-p")
+            .arg(d)
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        up,
+        "nginx did not start: {}",
+        std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
+    );
+
+    let cert = CertificateDer::from_pem_file(d.join("ca.pem")).unwrap();
+    let base = format!("https://localhost:{port}");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_der(&cert).unwrap())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+
+    // REST over TLS, HTTP/2.
+    let health = http.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.version(), reqwest::Version::HTTP_2);
+
+    // A WebSocket over TLS through the proxy's upgrade.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_tungstenite::Connector::Rustls(Arc::new(tls));
+    // The name must match the certificate; the port is nginx's on loopback.
+    let mut ws = Ws::connect_to(
+        &format!("wss://localhost:{port}/api/v1/ws"),
+        Some(connector),
+    )
+    .await
+    .authenticate(bob.token())
+    .await;
+
+    // A message posted through the proxy (REST) reaches the socket through it,
+    // and a send on the socket is acked through it.
+    let to = [alice.verified(), bob.verified()];
+    let (cid, env) = alice.seal(room, b"via nginx", &to);
+    let r = http
+        .post(format!("{base}/api/v1/rooms/{room}/messages"))
+        .bearer_auth(alice.token())
+        .json(&serde_json::json!({"client_id": cid, "envelope": B64(env.clone())}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    match ws
+        .next_where(|f| matches!(f, ServerFrame::Message { .. }))
+        .await
+    {
+        ServerFrame::Message { seq, envelope, .. } => {
+            assert_eq!(seq, 1);
+            assert_eq!(envelope.0, env);
+        }
+        other => panic!("{other:?}"),
+    }
+    let (cid, env) = bob.seal(room, b"back via nginx", &to);
+    ws.send(&ClientFrame::Send {
+        room_id: room,
+        client_id: cid,
+        envelope: B64(env),
+    })
+    .await;
+    match ws
+        .next_where(|f| matches!(f, ServerFrame::Ack { .. }))
+        .await
+    {
+        ServerFrame::Ack { client_id, seq, .. } => assert_eq!((client_id, seq), (cid, 2)),
+        other => panic!("{other:?}"),
+    }
+    // Frames of the protocol's own pass too.
+    ws.send(&ClientFrame::Ping).await;
+    assert_eq!(
+        ws.next_where(|f| matches!(f, ServerFrame::Pong)).await,
+        ServerFrame::Pong
+    );
+}
