@@ -1,7 +1,7 @@
 //! Crash safety of WebSocket posts: the relay is killed (SIGKILL) during a burst
-//! of sends over a socket and restarted on the same data directory. Every acked
-//! message is there with the seq its ack named, nothing is half-stored, and the
-//! room's seq stays gapless.
+//! of sends over a socket and restarted on the same data (directory, or
+//! PostgreSQL database). Every acked message is there with the seq its ack
+//! named, nothing is half-stored, and the room's seq stays gapless.
 
 use super::{BIN, free_port};
 
@@ -28,16 +28,23 @@ impl Drop for Proc {
     }
 }
 
-fn start(dir: &std::path::Path, port: u16) -> Proc {
+fn start(dir: &std::path::Path, port: u16, database_url: Option<&str>) -> Proc {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("relay.log"))
         .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear();
+    if let Some(url) = database_url {
+        // Relays sharing a database share the JWT key (docs/deploy.md).
+        cmd.env("SOTTO_DATABASE_URL", url).env(
+            "SOTTO_JWT_SECRET",
+            "a test secret shared by the relays of one database",
+        );
+    }
     let child = Proc(
-        Command::new(BIN)
-            .current_dir(dir)
-            .env_clear()
+        cmd.current_dir(dir)
             .env("SOTTO_LISTEN", format!("127.0.0.1:{port}"))
             .env("SOTTO_DATA_DIR", dir.join("data"))
             .env("SOTTO_POST_RATE", "1000000")
@@ -96,10 +103,24 @@ fn token(port: u16, login: &str) -> String {
 }
 
 #[test]
-fn acked_socket_posts_survive_a_kill() {
+fn acked_socket_posts_survive_a_kill_on_sqlite() {
+    acked_socket_posts_survive_a_kill(None);
+}
+
+#[test]
+fn acked_socket_posts_survive_a_kill_on_postgres() {
+    let url = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(sotto_tests::fresh_postgres_database());
+    acked_socket_posts_survive_a_kill(Some(&url));
+}
+
+fn acked_socket_posts_survive_a_kill(database_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut relay = start(dir.path(), port);
+    let mut relay = start(dir.path(), port, database_url);
     let root = token(port, "root");
     call(
         port,
@@ -204,7 +225,7 @@ fn acked_socket_posts_survive_a_kill() {
 
     // Restart on the same data: every acked message is there with its seq;
     // the seq is gapless; every stored message is one that was sent, whole.
-    let relay = start(dir.path(), port);
+    let relay = start(dir.path(), port, database_url);
     let alice = token(port, "alice");
     let mut stored: Vec<(u64, Uuid, String)> = Vec::new();
     let mut after = 0;
@@ -256,4 +277,213 @@ fn acked_socket_posts_survive_a_kill() {
         stored.len()
     );
     drop(relay);
+}
+
+/// A user with a registered device, made through `port`.
+struct User {
+    token: String,
+    id: Uuid,
+    device: Uuid,
+    keys: DeviceKeys,
+    bundle: DeviceBundle,
+}
+
+fn user(port: u16, root: &str, name: &str) -> User {
+    call(
+        port,
+        "POST",
+        "/api/v1/users",
+        Some(root),
+        json!({"username": name, "email": format!("{name}@example.org"), "password": PASSWORD}),
+    );
+    let token = token(port, name);
+    let id: Uuid = call(port, "GET", "/api/v1/auth/me", Some(&token), Value::Null)["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let identity = IdentityKeyPair::generate().unwrap();
+    let keys = DeviceKeys::generate(DeviceKeyOptions::default()).unwrap();
+    let device = Uuid::new_v4();
+    let bundle = DeviceBundle::create(&identity, &keys, id, device).unwrap();
+    call(
+        port,
+        "PUT",
+        &format!("/api/v1/devices/{device}"),
+        Some(&token),
+        json!({"bundle": bundle}),
+    );
+    User {
+        token,
+        id,
+        device,
+        keys,
+        bundle,
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn socket(port: u16, token: &str, first: Option<Value>) -> Socket {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/v1/ws"))
+        .await
+        .unwrap();
+    ws.send(Message::Text(
+        json!({"type": "auth", "token": token}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    if let Some(f) = first {
+        ws.send(Message::Text(f.to_string().into())).await.unwrap();
+    }
+    ws
+}
+
+/// Two relay processes on one PostgreSQL database: a receiver on the first,
+/// a sender on the second. The first is killed (SIGKILL) in the middle of a
+/// 1,000-message burst and restarted; the receiver reconnects to it, resumes
+/// from its cursor, and ends with every message exactly once, in seq order,
+/// while the sender's relay went on acking.
+#[test]
+fn a_killed_relay_of_two_loses_its_clients_nothing() {
+    let url = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(sotto_tests::fresh_postgres_database());
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let p1 = free_port();
+    // free_port releases its port, so the next call can give the same one.
+    let p2 = loop {
+        let p = free_port();
+        if p != p1 {
+            break p;
+        }
+    };
+    let mut one = start(d1.path(), p1, Some(&url));
+    let two = start(d2.path(), p2, Some(&url));
+    let root = token(p1, "root");
+    let alice = user(p1, &root, "alice");
+    let bob = user(p1, &root, "bob");
+    let room: Uuid = call(
+        p1,
+        "POST",
+        "/api/v1/rooms",
+        Some(&alice.token),
+        json!({"name": "two relays", "member_ids": [bob.id]}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let to = [alice.bundle.verify().unwrap(), bob.bundle.verify().unwrap()];
+    let recipients: Vec<Recipient<'_>> = to.iter().map(Recipient::x25519).collect();
+    const N: u64 = 1000;
+    let frames: Vec<String> = (0..N)
+        .map(|i| {
+            let cid = Uuid::new_v4();
+            let header = Header {
+                room_id: room,
+                sender_user_id: alice.id,
+                sender_device_id: alice.device,
+                client_message_id: cid,
+                timestamp_ms: i,
+            };
+            let env = envelope::seal(b"across relays", &header, &recipients, &alice.keys)
+                .unwrap()
+                .to_bytes();
+            json!({"type": "send", "room_id": room, "client_id": cid,
+                   "envelope": sotto_core::encoding::b64_encode(&env)})
+            .to_string()
+        })
+        .collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (seen, acks, resumed) = rt.block_on(async {
+        // Bob listens on relay one; Alice sends on relay two, a few at a time.
+        let mut bob_ws = socket(p1, &bob.token, None).await;
+        let alice_ws = socket(p2, &alice.token, None).await;
+        let sender = tokio::spawn(async move {
+            let (mut tx, mut rx) = alice_ws.split();
+            let mut acks = 0u64;
+            for chunk in frames.chunks(10) {
+                for f in chunk {
+                    if let Err(e) = tx.send(Message::Text(f.clone().into())).await {
+                        panic!("the sender's socket broke: {e}: {:?}", rx.next().await);
+                    }
+                }
+                let mut got = 0;
+                while got < chunk.len() {
+                    let t = match rx.next().await {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Close(c))) => {
+                            panic!("the sender's socket was closed: {c:?}")
+                        }
+                        Some(Ok(_)) => continue,
+                        other => panic!("the sender's socket ended: {other:?}"),
+                    };
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    match v["type"].as_str() {
+                        Some("ack") => got += 1,
+                        Some("error") => panic!("send refused: {v}"),
+                        _ => {}
+                    }
+                }
+                acks += chunk.len() as u64;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            acks
+        });
+        let mut seen: Vec<u64> = Vec::new();
+        let mut killed = false;
+        let mut resumed = 0;
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(20), bob_ws.next()).await;
+            let text = match next {
+                Ok(Some(Ok(Message::Text(t)))) => t,
+                Ok(Some(Ok(_))) => continue,
+                // The relay went away: it is restarted on the same port, and
+                // Bob resumes from the last seq he saw.
+                Ok(Some(Err(_)) | None) if killed => {
+                    // (`start` waits with a blocking client.)
+                    one = tokio::task::block_in_place(|| start(d1.path(), p1, Some(&url)));
+                    let last = seen.last().copied().unwrap_or(0);
+                    let cursors = json!({"type": "resume", "cursors": {room.to_string(): last}});
+                    bob_ws = socket(p1, &bob.token, Some(cursors)).await;
+                    resumed += 1;
+                    continue;
+                }
+                other => panic!(
+                    "bob's socket: {other:?}; relay two's log: {}",
+                    std::fs::read_to_string(d2.path().join("relay.log")).unwrap_or_default()
+                ),
+            };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["type"] == "message" {
+                seen.push(v["seq"].as_u64().unwrap());
+                if seen.len() == 300 && !killed {
+                    one.0.kill().unwrap(); // SIGKILL
+                    one.0.wait().unwrap();
+                    killed = true;
+                }
+                if seen.last() == Some(&N) {
+                    break;
+                }
+            }
+        }
+        (seen, sender.await.unwrap(), resumed)
+    });
+    assert_eq!(resumed, 1, "the receiver reconnected once, after the kill");
+    assert_eq!(acks, N);
+    assert_eq!(
+        seen,
+        (1..=N).collect::<Vec<_>>(),
+        "every message once, in seq order"
+    );
+    drop((one, two));
 }
