@@ -9,6 +9,7 @@
 //!   relay-load argon2 THREADS SECONDS        (Argon2id hashes/s with the relay's parameters)
 //!   relay-load URL ws-idle N SECONDS LOGIN PASSWORD
 //!   relay-load URL ws-ingest SENDERS ROOM_SIZE SECONDS LOGIN PASSWORD   (see `ws.rs`)
+//!   relay-load URL ws-rate SENDERS ROOM_SIZE RATE SECONDS LOGIN PASSWORD
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -34,6 +35,19 @@ async fn main() {
             args[4].parse().unwrap(),
             args[5].clone(),
             args[6].clone(),
+        )
+        .await;
+    }
+    if args.get(2).map(String::as_str) == Some("ws-rate") {
+        assert!(args[1].starts_with("http://127."), "loopback targets only");
+        return ws::rate(
+            args[1].clone(),
+            args[3].parse().unwrap(),
+            args[4].parse().unwrap(),
+            args[5].parse().unwrap(),
+            args[6].parse().unwrap(),
+            args[7].clone(),
+            args[8].clone(),
         )
         .await;
     }

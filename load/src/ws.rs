@@ -10,6 +10,12 @@
 //!   for SECONDS. Reports sends, acks (durable) and deliveries per second, the
 //!   send-to-ack latency and the send-to-receive latency (the sender's own
 //!   socket receives its message as every member does).
+//! - `ws-rate URL SENDERS ROOM_SIZE RATE SECONDS LOGIN PASSWORD`: the same users
+//!   and rooms, but an open loop: together the senders offer RATE messages per
+//!   second, each on its own fixed schedule whether or not earlier ones were
+//!   acked. Latencies run from each message's scheduled send time (so a stall
+//!   is not hidden by sending less during it), and send-to-receive is measured
+//!   at every *other* member's socket.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -188,17 +194,19 @@ pub async fn idle(base: String, n: usize, secs: u64, login: String, password: St
     );
 }
 
-pub async fn ingest(
-    base: String,
+/// Users, one per sender, in rooms of `room_size` consecutive users, and for
+/// each sender `per_sender` pre-sealed `(client_id, envelope, send frame)`.
+async fn prepare(
+    base: &str,
     senders: usize,
     room_size: usize,
-    secs: u64,
-    login: String,
-    password: String,
-) {
+    per_sender: usize,
+    login: &str,
+    password: &str,
+) -> (Vec<User>, Vec<Vec<(Uuid, String, String)>>) {
     raise_nofile();
     let client = reqwest::Client::new();
-    let users = users(&client, &base, &login, &password, senders).await;
+    let users = users(&client, base, login, password, senders).await;
     // Rooms of `room_size` consecutive users.
     let mut room_of = vec![Uuid::nil(); senders];
     for chunk in (0..senders).collect::<Vec<_>>().chunks(room_size.max(1)) {
@@ -216,12 +224,10 @@ pub async fn ingest(
             room_of[i] = room;
         }
     }
-    // Seal ahead of time (the client's crypto is not what is measured).
-    let per_sender = (30_000 / senders.max(1)).clamp(100, 2_000);
+    // Seal ahead of time (the client's crypto is not what is measured), on
+    // every core.
     let plaintext = vec![b'x'; 900];
-    let users = Arc::new(users);
-    let mut queues = Vec::with_capacity(senders);
-    for s in 0..senders {
+    let seal_for = |s: usize| {
         let members: Vec<usize> = (0..senders).filter(|&j| room_of[j] == room_of[s]).collect();
         let mut q = Vec::with_capacity(per_sender);
         for _ in 0..per_sender {
@@ -247,8 +253,41 @@ pub async fn ingest(
                     .to_string();
             q.push((cid, b64, frame));
         }
-        queues.push(q);
-    }
+        q
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut queues: Vec<Vec<(Uuid, String, String)>> = vec![Vec::new(); senders];
+    std::thread::scope(|scope| {
+        let seal_for = &seal_for;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..senders)
+                        .step_by(threads)
+                        .map(|s| (s, seal_for(s)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (s, q) in h.join().unwrap() {
+                queues[s] = q;
+            }
+        }
+    });
+    (users, queues)
+}
+
+pub async fn ingest(
+    base: String,
+    senders: usize,
+    room_size: usize,
+    secs: u64,
+    login: String,
+    password: String,
+) {
+    let per_sender = (30_000 / senders.max(1)).clamp(100, 2_000);
+    let (users, queues) = prepare(&base, senders, room_size, per_sender, &login, &password).await;
     let mut sockets = Vec::with_capacity(senders);
     for u in users.iter() {
         sockets.push(connect(&base, &u.token).await);
@@ -371,5 +410,162 @@ async fn run_sender(
         }
     }
     let _ = ws.close(None).await;
+    out
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// Where a message was sent from and when it was scheduled, by the start of
+/// its envelope (which holds its client id).
+type Schedule = Arc<std::sync::Mutex<HashMap<String, Instant>>>;
+
+fn key(env: &str) -> String {
+    env.chars().take(120).collect()
+}
+
+pub async fn rate(
+    base: String,
+    senders: usize,
+    room_size: usize,
+    rate: f64,
+    secs: u64,
+    login: String,
+    password: String,
+) {
+    let per_sender = ((rate / senders.max(1) as f64) * secs as f64).ceil() as usize + 1;
+    let (users, queues) = prepare(&base, senders, room_size, per_sender, &login, &password).await;
+    let mut sockets = Vec::with_capacity(senders);
+    for u in users.iter() {
+        sockets.push(connect(&base, &u.token).await);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let schedule: Schedule = Arc::default();
+    let interval = Duration::from_secs_f64(senders as f64 / rate);
+    let start = Instant::now() + Duration::from_millis(100);
+    let mut tasks = Vec::with_capacity(senders);
+    for (i, (ws, queue)) in sockets.into_iter().zip(queues).enumerate() {
+        // Spread the senders' schedules over one interval.
+        let first = start + interval.mul_f64(i as f64 / senders as f64);
+        tasks.push(tokio::spawn(run_paced(
+            users[i].id.to_string(),
+            ws,
+            queue,
+            first,
+            interval,
+            Duration::from_secs(secs),
+            Arc::clone(&schedule),
+        )));
+    }
+    let (mut sent, mut acked, mut delivered, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    let (mut ack_lat, mut recv_lat) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let r = t.await.unwrap();
+        sent += r.sent;
+        acked += r.acked;
+        delivered += r.delivered;
+        errors += r.errors;
+        ack_lat.extend(r.ack_lat);
+        recv_lat.extend(r.recv_lat);
+    }
+    let secs = secs as f64;
+    println!(
+        "{}",
+        json!({
+            "endpoint": "ws_rate", "senders": senders, "room_size": room_size,
+            "offered_per_s": rate, "seconds": secs, "sent": sent, "acked": acked,
+            "delivered_to_others": delivered, "errors": errors,
+            "acked_per_s": acked as f64 / secs, "delivered_per_s": delivered as f64 / secs,
+            "ack_p50_ms": percentile(&mut ack_lat, 0.5), "ack_p99_ms": percentile(&mut ack_lat, 0.99),
+            "recv_p50_ms": percentile(&mut recv_lat, 0.5), "recv_p99_ms": percentile(&mut recv_lat, 0.99),
+            "recv_max_ms": percentile(&mut recv_lat, 1.0),
+        })
+    );
+}
+
+/// Sends `queue` on a fixed schedule (`first`, then every `interval`, for
+/// `length`), reading acks and other members' messages all along; then waits
+/// 2 s for what is still owed.
+async fn run_paced(
+    me: String,
+    ws: Socket,
+    queue: Vec<(Uuid, String, String)>,
+    first: Instant,
+    interval: Duration,
+    length: Duration,
+    schedule: Schedule,
+) -> SenderResult {
+    let (mut tx, mut rx) = ws.split();
+    let mut out = SenderResult::default();
+    let acks: Arc<std::sync::Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let end = first + length;
+    let sender = {
+        let acks = Arc::clone(&acks);
+        let schedule = Arc::clone(&schedule);
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            for (k, (cid, env, frame)) in queue.into_iter().enumerate() {
+                let at = first + interval.mul_f64(k as f64);
+                if at >= end {
+                    break;
+                }
+                tokio::time::sleep_until(at.into()).await;
+                acks.lock().unwrap().insert(cid, at);
+                schedule.lock().unwrap().insert(key(&env), at);
+                if tx.send(Message::Text(frame.into())).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            (sent, tx)
+        })
+    };
+    let drain_until = end + Duration::from_secs(2);
+    loop {
+        let msg = match tokio::time::timeout_at(drain_until.into(), rx.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(_))) => continue,
+            Ok(_) => {
+                out.errors += 1;
+                break;
+            }
+            Err(_) => break,
+        };
+        let v: Value = serde_json::from_str(&msg).unwrap_or_default();
+        match v["type"].as_str() {
+            Some("ack") => {
+                out.acked += 1;
+                let at = v["client_id"]
+                    .as_str()
+                    .and_then(|c| c.parse().ok())
+                    .and_then(|c: Uuid| acks.lock().unwrap().remove(&c));
+                if let Some(at) = at {
+                    out.ack_lat.push(at.elapsed());
+                }
+            }
+            Some("message") => {
+                // Only other members' messages: the sender's own echo is not a
+                // delivery to someone else.
+                let at = v["envelope"]
+                    .as_str()
+                    .and_then(|e| schedule.lock().unwrap().get(&key(e)).copied());
+                let own = v["sender_id"].as_str() == Some(me.as_str());
+                if let Some(at) = at
+                    && !own
+                {
+                    out.delivered += 1;
+                    out.recv_lat.push(at.elapsed());
+                }
+            }
+            Some("error") => out.errors += 1,
+            _ => {}
+        }
+    }
+    let (sent, mut tx) = sender.await.unwrap();
+    out.sent = sent;
+    let _ = tx.close().await;
     out
 }

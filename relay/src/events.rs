@@ -41,9 +41,59 @@ pub enum RecvError {
     Closed,
 }
 
+/// A published frame, and its JSON text, encoded once for all the sockets it
+/// goes to (a message to a room of ten is serialized, with its base64
+/// envelope, once rather than ten times). Dereferences to the frame.
+pub struct Event {
+    frame: ServerFrame,
+    text: std::sync::OnceLock<Result<axum::extract::ws::Utf8Bytes, ()>>,
+}
+
+impl Event {
+    pub fn new(frame: ServerFrame) -> Self {
+        Self {
+            frame,
+            text: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The frame as JSON text (a cheap clone of the shared bytes after the
+    /// first call); `None` if it cannot be encoded.
+    pub fn text(&self) -> Option<axum::extract::ws::Utf8Bytes> {
+        self.text
+            .get_or_init(|| {
+                serde_json::to_string(&self.frame)
+                    .map(axum::extract::ws::Utf8Bytes::from)
+                    .map_err(|_| ())
+            })
+            .as_ref()
+            .ok()
+            .cloned()
+    }
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Event").field(&self.frame).finish()
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.frame == other.frame
+    }
+}
+
+impl std::ops::Deref for Event {
+    type Target = ServerFrame;
+    fn deref(&self) -> &ServerFrame {
+        &self.frame
+    }
+}
+
 struct Slot {
     id: u64,
-    tx: mpsc::Sender<Arc<ServerFrame>>,
+    tx: mpsc::Sender<Arc<Event>>,
     lagged: Arc<AtomicBool>,
 }
 
@@ -102,7 +152,7 @@ pub struct Subscription {
     /// Shared with the registry's slot; the sender stays in the registry only, so
     /// the channel closes when the registry goes.
     lagged: Arc<AtomicBool>,
-    rx: mpsc::Receiver<Arc<ServerFrame>>,
+    rx: mpsc::Receiver<Arc<Event>>,
     registry: std::sync::Weak<Inner>,
 }
 
@@ -209,7 +259,7 @@ impl Events {
         if map.is_empty() {
             return;
         }
-        let frame = Arc::new(frame);
+        let frame = Arc::new(Event::new(frame));
         let mut seen: Vec<Uuid> = Vec::with_capacity(audience.len());
         for user in audience {
             if seen.contains(user) {
@@ -326,7 +376,7 @@ impl Subscription {
 
     /// The next frame; [`RecvError::Lagged`] as soon as the queue overflowed
     /// (queued frames are not delivered after a loss: the subscriber resumes).
-    pub async fn recv(&mut self) -> Result<Arc<ServerFrame>, RecvError> {
+    pub async fn recv(&mut self) -> Result<Arc<Event>, RecvError> {
         if self.lagged.load(Ordering::Relaxed) {
             return Err(RecvError::Lagged);
         }
@@ -338,7 +388,7 @@ impl Subscription {
     }
 
     /// A frame if one is queued now.
-    pub fn try_recv(&mut self) -> Result<Option<Arc<ServerFrame>>, RecvError> {
+    pub fn try_recv(&mut self) -> Result<Option<Arc<Event>>, RecvError> {
         if self.lagged.load(Ordering::Relaxed) {
             return Err(RecvError::Lagged);
         }
@@ -389,9 +439,9 @@ mod tests {
         let mut sb = events.subscribe(b, 8);
         let mut sc = events.subscribe(c, 8);
         events.publish(&[a, b, a], frame(1));
-        assert_eq!(*sa.recv().await.unwrap(), frame(1));
-        assert_eq!(*sa2.recv().await.unwrap(), frame(1));
-        assert_eq!(*sb.recv().await.unwrap(), frame(1));
+        assert_eq!(**sa.recv().await.unwrap(), frame(1));
+        assert_eq!(**sa2.recv().await.unwrap(), frame(1));
+        assert_eq!(**sb.recv().await.unwrap(), frame(1));
         assert_eq!(sa.try_recv().unwrap(), None, "duplicate audience entry");
         assert_eq!(sc.try_recv().unwrap(), None);
         drop(sb);
@@ -407,7 +457,7 @@ mod tests {
         let mut fast = events.subscribe(b, 64);
         for n in 0..10 {
             events.publish(&[a, b], frame(n));
-            assert_eq!(*fast.recv().await.unwrap(), frame(n));
+            assert_eq!(**fast.recv().await.unwrap(), frame(n));
         }
         assert_eq!(slow.recv().await, Err(RecvError::Lagged));
         assert_eq!(slow.try_recv(), Err(RecvError::Lagged));
@@ -419,5 +469,14 @@ mod tests {
         let mut sub = events.subscribe(Uuid::new_v4(), 4);
         drop(events);
         assert_eq!(sub.recv().await, Err(RecvError::Closed));
+    }
+
+    #[test]
+    fn an_event_is_encoded_once_for_all_its_sockets() {
+        let e = Event::new(frame(1));
+        let (a, b) = (e.text().unwrap(), e.text().unwrap());
+        assert_eq!(a.as_str(), serde_json::to_string(&frame(1)).unwrap());
+        // The second socket gets the same bytes, not a new encoding.
+        assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr());
     }
 }

@@ -42,7 +42,7 @@ use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::events::{RecvError, Subscription};
+use crate::events::{Event, RecvError, Subscription};
 use crate::state::AppState;
 
 /// Messages per page of a replay or gap fill.
@@ -417,7 +417,7 @@ struct RoomStream {
     /// joined since (its first event fills from where the user joined).
     next: Option<u64>,
     /// Live messages held while the room fills from the database.
-    held: Vec<Arc<ServerFrame>>,
+    held: Vec<Arc<Event>>,
     filling: bool,
 }
 
@@ -431,7 +431,7 @@ struct Conn<'a> {
     frame_rate: DefaultDirectRateLimiter,
     last_heard: Instant,
     /// Events taken off the queue during a fill, to deliver after it, in order.
-    pending: std::collections::VecDeque<Arc<ServerFrame>>,
+    pending: std::collections::VecDeque<Arc<Event>>,
     /// This socket's posts in progress (made on its first `send`).
     posts: Option<Posts>,
     /// Whether events flow yet: not before the client's first frame after
@@ -461,8 +461,25 @@ impl<'a> Conn<'a> {
     async fn send(&mut self, socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), End> {
         let text =
             serde_json::to_string(frame).map_err(|_| End::Close(1011, "cannot encode a frame"))?;
+        self.send_text(socket, frame, text.into()).await
+    }
+
+    /// Sends a published event, in the JSON text its other sockets share.
+    async fn send_event(&mut self, socket: &mut WebSocket, event: &Event) -> Result<(), End> {
+        let text = event
+            .text()
+            .ok_or(End::Close(1011, "cannot encode a frame"))?;
+        self.send_text(socket, event, text).await
+    }
+
+    async fn send_text(
+        &mut self,
+        socket: &mut WebSocket,
+        frame: &ServerFrame,
+        text: axum::extract::ws::Utf8Bytes,
+    ) -> Result<(), End> {
         count_frame("out", server_kind(frame));
-        match tokio::time::timeout(SEND_TIMEOUT, socket.send(WsMessage::Text(text.into()))).await {
+        match tokio::time::timeout(SEND_TIMEOUT, socket.send(WsMessage::Text(text))).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Gone),
             Err(_) => Err(End::Close(close_code::SLOW_CONSUMER, "too slow")),
@@ -664,7 +681,7 @@ impl<'a> Conn<'a> {
         loop {
             match self.sub.try_recv() {
                 Ok(Some(frame)) => {
-                    if let ServerFrame::Message { room_id, .. } = &*frame
+                    if let ServerFrame::Message { room_id, .. } = &**frame
                         && let Some(stream) = self.rooms.get_mut(room_id)
                         && stream.filling
                     {
@@ -704,17 +721,13 @@ impl<'a> Conn<'a> {
             .map(|(room, _)| *room)
     }
 
-    async fn on_event(
-        &mut self,
-        socket: &mut WebSocket,
-        frame: Arc<ServerFrame>,
-    ) -> Result<(), End> {
-        match &*frame {
+    async fn on_event(&mut self, socket: &mut WebSocket, frame: Arc<Event>) -> Result<(), End> {
+        match &**frame {
             ServerFrame::Message { room_id, seq, .. } => {
                 let (room, seq) = (*room_id, *seq);
                 self.on_message(socket, room, seq, frame).await
             }
-            _ => self.send(socket, &frame).await,
+            _ => self.send_event(socket, &frame).await,
         }
     }
 
@@ -725,7 +738,7 @@ impl<'a> Conn<'a> {
         socket: &mut WebSocket,
         room: Uuid,
         seq: u64,
-        frame: Arc<ServerFrame>,
+        frame: Arc<Event>,
     ) -> Result<(), End> {
         let cap = self.state.config.ws_queue as usize;
         let stream = self.rooms.entry(room).or_default();
@@ -753,7 +766,7 @@ impl<'a> Conn<'a> {
             return Err(End::Close(close_code::SLOW_CONSUMER, "too slow: resume"));
         }
         if send {
-            self.send(socket, &frame).await?;
+            self.send_event(socket, &frame).await?;
         }
         Ok(())
     }
@@ -812,12 +825,12 @@ impl<'a> Conn<'a> {
         stream.filling = false;
         let mut held = std::mem::take(&mut stream.held);
         self.held -= held.len();
-        held.sort_by_key(|f| match &**f {
+        held.sort_by_key(|f| match &***f {
             ServerFrame::Message { seq, .. } => *seq,
             _ => 0,
         });
         for frame in held {
-            if let ServerFrame::Message { seq, .. } = &*frame {
+            if let ServerFrame::Message { seq, .. } = &**frame {
                 let seq = *seq;
                 self.on_message(socket, room, seq, frame).await?;
             }

@@ -9,10 +9,11 @@ use uuid::Uuid;
 /// The next event delivered to a user's subscription, or a failure after 10 s (a
 /// missing event must fail the test, not hang it).
 pub async fn next_event(rx: &mut Subscription) -> std::sync::Arc<ServerFrame> {
-    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
         .await
         .expect("no event within 10 s")
-        .unwrap()
+        .unwrap();
+    std::sync::Arc::new((**event).clone())
 }
 
 /// Drops what a subscription has queued so far.
