@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::support::*;
 
 both_backends!(
+    a_batch_is_one_transaction_that_skips_retries_and_stale_epochs,
     messages_receipts_and_unread,
     forged_headers_are_refused_and_store_nothing,
     concurrent_senders_get_gapless_seq,
@@ -507,4 +508,54 @@ async fn history_pages_are_bounded_in_bytes(backend: Backend) {
     }
     assert!(pages.len() >= 2, "{pages:?}");
     assert_eq!(pages.iter().sum::<usize>(), n);
+}
+
+/// The group commit's store call: one transaction for several messages, each
+/// taking the next seq, a retry of a client_id already in the batch taking
+/// none, and a message checked at an old membership epoch stored not at all.
+async fn a_batch_is_one_transaction_that_skips_retries_and_stale_epochs(backend: Backend) {
+    use sotto_relay::store::messages::{NewMessage, Stored, store_batch};
+    let app = spawn_app(backend).await;
+    let m = app.members("batch", 1).await;
+    let alice = &m[0];
+    let room = app.room(&alice.account, "batched", &[]).await;
+    let epoch = app
+        .count("SELECT member_epoch FROM rooms WHERE id = $1", &[room])
+        .await;
+    let msg = |client_id: Uuid, epoch: i64| NewMessage {
+        id: Uuid::now_v7(),
+        room,
+        sender: alice.id(),
+        device: alice.device_id,
+        client_id,
+        envelope: client_id.as_bytes().to_vec(),
+        digest: client_id.simple().to_string(),
+        now: 1_700_000_000_000,
+        epoch,
+    };
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let batch = [
+        msg(a, epoch),
+        msg(b, epoch),
+        msg(a, epoch),
+        msg(Uuid::new_v4(), epoch - 1),
+    ];
+    let stored = store_batch(&app.state.db, &batch.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        [
+            Stored::Seq(1),
+            Stored::Seq(2),
+            Stored::NotStored,
+            Stored::NotStored
+        ]
+    );
+    let page = app.history(&alice.account, room, 0, 50).await;
+    let got: Vec<(u64, Uuid)> = page.items.iter().map(|m| (m.seq, m.client_id)).collect();
+    assert_eq!(got, [(1, a), (2, b)]);
+    // The next post continues the seq.
+    let (cid, env) = alice.seal(room, b"after the batch", &[alice.verified()]);
+    assert_eq!(app.post_message(alice, room, cid, &env, 201).await.seq, 3);
 }
