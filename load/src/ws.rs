@@ -300,23 +300,16 @@ pub async fn ingest(
     for (ws, queue) in sockets.into_iter().zip(queues) {
         tasks.push(tokio::spawn(run_sender(ws, queue, deadline)));
     }
-    let (mut sent, mut acked, mut delivered, mut errors) = (0u64, 0u64, 0u64, 0u64);
-    let (mut ack_lat, mut recv_lat) = (Vec::new(), Vec::new());
-    for t in tasks {
-        let r = t.await.unwrap();
-        sent += r.sent;
-        acked += r.acked;
-        delivered += r.delivered;
-        errors += r.errors;
-        ack_lat.extend(r.ack_lat);
-        recv_lat.extend(r.recv_lat);
-    }
+    let SenderResult {
+        sent,
+        acked,
+        delivered,
+        errors,
+        mut ack_lat,
+        mut recv_lat,
+    } = SenderResult::sum(tasks).await;
     let elapsed = start.elapsed().as_secs_f64();
-    let pct = |v: &mut Vec<Duration>, p: f64| {
-        v.sort();
-        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let pct = |v: &mut Vec<Duration>, p: f64| percentile(v, p);
     println!(
         "{}",
         json!({
@@ -328,6 +321,23 @@ pub async fn ingest(
             "recv_max_ms": pct(&mut recv_lat, 1.0),
         })
     );
+}
+
+/// What all the senders' tasks did together.
+impl SenderResult {
+    async fn sum(tasks: Vec<tokio::task::JoinHandle<SenderResult>>) -> SenderResult {
+        let mut all = SenderResult::default();
+        for t in tasks {
+            let r = t.await.unwrap();
+            all.sent += r.sent;
+            all.acked += r.acked;
+            all.delivered += r.delivered;
+            all.errors += r.errors;
+            all.ack_lat.extend(r.ack_lat);
+            all.recv_lat.extend(r.recv_lat);
+        }
+        all
+    }
 }
 
 #[derive(Default)]
@@ -460,17 +470,14 @@ pub async fn rate(
             Arc::clone(&schedule),
         )));
     }
-    let (mut sent, mut acked, mut delivered, mut errors) = (0u64, 0u64, 0u64, 0u64);
-    let (mut ack_lat, mut recv_lat) = (Vec::new(), Vec::new());
-    for t in tasks {
-        let r = t.await.unwrap();
-        sent += r.sent;
-        acked += r.acked;
-        delivered += r.delivered;
-        errors += r.errors;
-        ack_lat.extend(r.ack_lat);
-        recv_lat.extend(r.recv_lat);
-    }
+    let SenderResult {
+        sent,
+        acked,
+        delivered,
+        errors,
+        mut ack_lat,
+        mut recv_lat,
+    } = SenderResult::sum(tasks).await;
     let secs = secs as f64;
     println!(
         "{}",

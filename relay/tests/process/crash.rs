@@ -122,30 +122,13 @@ fn acked_socket_posts_survive_a_kill(database_url: Option<&str>) {
     let port = free_port();
     let mut relay = start(dir.path(), port, database_url);
     let root = token(port, "root");
-    call(
-        port,
-        "POST",
-        "/api/v1/users",
-        Some(&root),
-        json!({"username": "alice", "email": "alice@example.org", "password": PASSWORD}),
-    );
-    let alice = token(port, "alice");
-    let me: Uuid = call(port, "GET", "/api/v1/auth/me", Some(&alice), Value::Null)["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let identity = IdentityKeyPair::generate().unwrap();
-    let keys = DeviceKeys::generate(DeviceKeyOptions::default()).unwrap();
-    let device = Uuid::new_v4();
-    let bundle = DeviceBundle::create(&identity, &keys, me, device).unwrap();
-    call(
-        port,
-        "PUT",
-        &format!("/api/v1/devices/{device}"),
-        Some(&alice),
-        json!({"bundle": bundle}),
-    );
+    let User {
+        token: alice,
+        id: me,
+        device,
+        keys,
+        bundle,
+    } = user(port, &root, "alice");
     let room: Uuid = call(
         port,
         "POST",
