@@ -1,0 +1,179 @@
+//! What a session reports to the app: [`Event`]s on the [`crate::EventStream`].
+
+use sotto_core::api::{ReceiptKind, RoomChange};
+use uuid::Uuid;
+
+use crate::content::Content;
+
+/// How far the sender of a message is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SenderTrust {
+    /// Its identity key is pinned and was verified by safety number.
+    Verified,
+    /// Its identity key is pinned on first use, not verified.
+    Unverified,
+}
+
+/// A decrypted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// The room.
+    pub room_id: Uuid,
+    /// The relay's id of the message.
+    pub id: Uuid,
+    /// Its place in the room.
+    pub seq: u64,
+    /// The sender (authenticated: the envelope's signature verified under a device
+    /// bundle signed by the sender's pinned identity key).
+    pub sender_id: Uuid,
+    /// The sending device.
+    pub sender_device: Uuid,
+    /// The sender's message id (unique per sender).
+    pub client_id: Uuid,
+    /// The sender's clock when sealing, in Unix milliseconds (a claim).
+    pub sent_at_ms: u64,
+    /// When the relay stored it (RFC 3339).
+    pub received_at: String,
+    /// Whether this is from another device of this same user.
+    pub own: bool,
+    /// Trust in the sender.
+    pub trust: SenderTrust,
+    /// What it says.
+    pub content: Content,
+}
+
+/// Why a message could not be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UndecryptableReason {
+    /// The message was not sealed to this device (sent before it existed, or
+    /// after it was revoked).
+    NotForThisDevice,
+    /// The sending device is unknown or its bundle does not verify.
+    UnknownDevice,
+    /// The sender's identity key differs from the pinned one (see
+    /// [`Event::IdentityKeyChanged`]).
+    UntrustedSender,
+    /// The envelope is malformed, forged or tampered with.
+    Invalid,
+    /// The same sender's message id was already delivered (a replay).
+    Replayed,
+}
+
+/// Connection state of the live stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    /// Connected and resumed: live from here.
+    Online,
+    /// Disconnected; reconnecting after `retry_in_ms`.
+    Offline {
+        /// Why.
+        reason: String,
+        /// Wait before the next attempt.
+        retry_in_ms: u64,
+    },
+}
+
+/// Something happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The live connection came up or went down.
+    Connection(Connection),
+    /// A message, decrypted and verified, delivered once.
+    Message(ReceivedMessage),
+    /// A message of this device was stored by the relay.
+    Sent {
+        /// The room.
+        room_id: Uuid,
+        /// The message id the app got from `send`.
+        client_id: Uuid,
+        /// Its place in the room.
+        seq: u64,
+    },
+    /// A message that could not be shown, and why.
+    Undecryptable {
+        /// The room.
+        room_id: Uuid,
+        /// Its place in the room.
+        seq: u64,
+        /// The user the relay says sent it.
+        sender_id: Uuid,
+        /// Why.
+        reason: UndecryptableReason,
+    },
+    /// A message was deleted by its sender or the room's owner.
+    MessageDeleted {
+        /// The room.
+        room_id: Uuid,
+        /// The relay's id of the message.
+        id: Uuid,
+        /// Its place in the room.
+        seq: u64,
+    },
+    /// A member started or stopped typing.
+    Typing {
+        /// The room.
+        room_id: Uuid,
+        /// The user.
+        user_id: Uuid,
+        /// Typing or not.
+        active: bool,
+    },
+    /// A user sharing a room came online or went offline.
+    Presence {
+        /// The user.
+        user_id: Uuid,
+        /// Online or not.
+        online: bool,
+    },
+    /// A member's delivered/read mark moved.
+    Receipt {
+        /// The room.
+        room_id: Uuid,
+        /// The member.
+        user_id: Uuid,
+        /// Delivered or read.
+        kind: ReceiptKind,
+        /// Up to this seq.
+        seq: u64,
+    },
+    /// A room was created, renamed, deleted, or its members changed.
+    Room {
+        /// The room.
+        room_id: Uuid,
+        /// What changed.
+        change: RoomChange,
+    },
+    /// A user's devices changed (added or revoked); nothing for the app to do.
+    DevicesChanged {
+        /// The user.
+        user_id: Uuid,
+    },
+    /// **Warning for the user.** The relay now serves another identity key for
+    /// this user than the pinned one: either they reinstalled, or someone
+    /// (possibly the relay) is impersonating them. Nothing is sealed to them and
+    /// nothing from the new key is shown until the app calls
+    /// [`crate::Session::accept_identity`], ideally after comparing safety numbers.
+    IdentityKeyChanged {
+        /// The user.
+        user_id: Uuid,
+        /// Whether the old key had been verified by safety number (make it louder).
+        was_verified: bool,
+    },
+    /// A device served under a user is not signed by that user's pinned identity
+    /// key; it is ignored (nothing is sealed to it, nothing from it is shown).
+    DeviceRejected {
+        /// The user it claims to belong to.
+        user_id: Uuid,
+        /// The device.
+        device_id: Uuid,
+    },
+    /// The relay refused a frame (rare; e.g. a rate limit).
+    RelayError {
+        /// The problem code.
+        code: String,
+        /// Details.
+        detail: Option<String>,
+    },
+}

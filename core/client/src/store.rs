@@ -1,0 +1,330 @@
+//! The session's local state, behind the [`Store`] trait so apps can plug their
+//! own; [`SqliteStore`] is the file-backed default.
+//!
+//! What is kept, and why:
+//! - the account: user and device ids, and the device's secrets as a key
+//!   backup blob (`sotto_core::backup`, Argon2id + AES-256-GCM under the store
+//!   passphrase), so keys are never on disk in the clear;
+//! - identity pins (trust on first use, verified marks) and the verified device
+//!   bundles of each user, dropped when the relay announces `keys_changed`;
+//! - per-room cursors (the last `seq` handled), so a restart resumes, not replays;
+//! - the outbox: sealed envelopes not yet acknowledged, re-posted with the same
+//!   `client_id` after a crash or restart (the relay stores a `client_id` once);
+//! - the `(sender, client id)` pairs already delivered, so a replayed envelope
+//!   is not shown twice.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sotto_core::api::Device;
+use sotto_core::trust::Pin;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// The account a store belongs to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredAccount {
+    /// The relay the account lives on.
+    pub relay: String,
+    /// The user.
+    pub user_id: Uuid,
+    /// This device.
+    pub device_id: Uuid,
+    /// The device's secrets: a passphrase key backup blob.
+    pub secrets: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoredAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredAccount")
+            .field("relay", &self.relay)
+            .field("user_id", &self.user_id)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sealed message waiting for the relay's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// The idempotency key of the post.
+    pub client_id: Uuid,
+    /// The room.
+    pub room_id: Uuid,
+    /// The sealed envelope (ciphertext only).
+    pub envelope: Vec<u8>,
+}
+
+/// Local persistence of a session. Every method is short (no network); a
+/// failure is reported as [`Error::Store`].
+pub trait Store: Send + Sync + 'static {
+    /// The account, if the store has one.
+    fn account(&self) -> Result<Option<StoredAccount>>;
+    /// Sets (replaces) the account.
+    fn set_account(&self, account: &StoredAccount) -> Result<()>;
+
+    /// All identity pins.
+    fn pins(&self) -> Result<BTreeMap<Uuid, Pin>>;
+    /// Sets one user's pin.
+    fn set_pin(&self, user_id: Uuid, pin: &Pin) -> Result<()>;
+
+    /// The cached device list of a user (as the relay served it, revoked
+    /// devices included; verified again when loaded), if any.
+    fn devices(&self, user_id: Uuid) -> Result<Option<Vec<Device>>>;
+    /// Caches a user's device bundles.
+    fn set_devices(&self, user_id: Uuid, devices: &[Device]) -> Result<()>;
+    /// Drops a user's cached bundles (`keys_changed`).
+    fn forget_devices(&self, user_id: Uuid) -> Result<()>;
+    /// Drops every cached bundle (after a reconnect: announcements may be missed).
+    fn forget_all_devices(&self) -> Result<()>;
+
+    /// Every room's cursor.
+    fn cursors(&self) -> Result<BTreeMap<Uuid, u64>>;
+    /// Moves a room's cursor forward (never back).
+    fn advance_cursor(&self, room_id: Uuid, seq: u64) -> Result<()>;
+
+    /// Adds a message to the outbox.
+    fn outbox_push(&self, entry: &OutboxEntry) -> Result<()>;
+    /// Removes an acknowledged message.
+    fn outbox_remove(&self, client_id: Uuid) -> Result<()>;
+    /// Every message still waiting, oldest first.
+    fn outbox(&self) -> Result<Vec<OutboxEntry>>;
+
+    /// Records a delivered `(sender, client_id)`; `false` if it was already there.
+    fn mark_seen(&self, sender: Uuid, client_id: Uuid) -> Result<bool>;
+}
+
+/// The default [`Store`]: one SQLite file (WAL), created with mode 0600.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS account (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    relay TEXT NOT NULL, user_id TEXT NOT NULL, device_id TEXT NOT NULL, secrets BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS pins (user_id TEXT PRIMARY KEY, pin TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (user_id TEXT PRIMARY KEY, bundles TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (room_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL UNIQUE,
+    room_id TEXT NOT NULL, envelope BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (sender TEXT NOT NULL, client_id TEXT NOT NULL,
+    PRIMARY KEY (sender, client_id)) WITHOUT ROWID;
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let new = !path.exists();
+        let conn = Connection::open(path)?;
+        #[cfg(unix)]
+        if new {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        let _ = new;
+        Self::init(conn)
+    }
+
+    /// A store in memory (tests, throw-away sessions).
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.conn.lock().map_err(|_| Error::store("store lock poisoned"))?;
+        f(&conn).map_err(Error::from)
+    }
+}
+
+fn uuid_of(text: &str) -> rusqlite::Result<Uuid> {
+    Uuid::parse_str(text).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn json_err(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+impl Store for SqliteStore {
+    fn account(&self) -> Result<Option<StoredAccount>> {
+        self.with(|c| {
+            c.query_row("SELECT relay, user_id, device_id, secrets FROM account WHERE id = 1", [], |r| {
+                Ok(StoredAccount {
+                    relay: r.get(0)?,
+                    user_id: uuid_of(&r.get::<_, String>(1)?)?,
+                    device_id: uuid_of(&r.get::<_, String>(2)?)?,
+                    secrets: r.get(3)?,
+                })
+            })
+            .optional()
+        })
+    }
+
+    fn set_account(&self, a: &StoredAccount) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO account (id, relay, user_id, device_id, secrets) VALUES (1, ?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET relay = ?1, user_id = ?2, device_id = ?3, secrets = ?4",
+                params![a.relay, a.user_id.to_string(), a.device_id.to_string(), a.secrets],
+            )
+            .map(drop)
+        })
+    }
+
+    fn pins(&self) -> Result<BTreeMap<Uuid, Pin>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT user_id, pin FROM pins")?;
+            let rows = st.query_map([], |r| {
+                let user = uuid_of(&r.get::<_, String>(0)?)?;
+                let pin: Pin = serde_json::from_str(&r.get::<_, String>(1)?).map_err(json_err)?;
+                Ok((user, pin))
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn set_pin(&self, user_id: Uuid, pin: &Pin) -> Result<()> {
+        let text = serde_json::to_string(pin).map_err(Error::store)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO pins (user_id, pin) VALUES (?1, ?2) ON CONFLICT (user_id) DO UPDATE SET pin = ?2",
+                params![user_id.to_string(), text],
+            )
+            .map(drop)
+        })
+    }
+
+    fn devices(&self, user_id: Uuid) -> Result<Option<Vec<Device>>> {
+        let text: Option<String> = self.with(|c| {
+            c.query_row("SELECT bundles FROM devices WHERE user_id = ?1", [user_id.to_string()], |r| r.get(0))
+                .optional()
+        })?;
+        text.map(|t| serde_json::from_str(&t).map_err(Error::store)).transpose()
+    }
+
+    fn set_devices(&self, user_id: Uuid, devices: &[Device]) -> Result<()> {
+        let text = serde_json::to_string(devices).map_err(Error::store)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO devices (user_id, bundles) VALUES (?1, ?2) ON CONFLICT (user_id) DO UPDATE SET bundles = ?2",
+                params![user_id.to_string(), text],
+            )
+            .map(drop)
+        })
+    }
+
+    fn forget_devices(&self, user_id: Uuid) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM devices WHERE user_id = ?1", [user_id.to_string()]).map(drop))
+    }
+
+    fn forget_all_devices(&self) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM devices", []).map(drop))
+    }
+
+    fn cursors(&self) -> Result<BTreeMap<Uuid, u64>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT room_id, seq FROM cursors")?;
+            let rows = st.query_map([], |r| Ok((uuid_of(&r.get::<_, String>(0)?)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+            rows.collect()
+        })
+    }
+
+    fn advance_cursor(&self, room_id: Uuid, seq: u64) -> Result<()> {
+        let seq = i64::try_from(seq).map_err(Error::store)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO cursors (room_id, seq) VALUES (?1, ?2)
+                 ON CONFLICT (room_id) DO UPDATE SET seq = max(seq, ?2)",
+                params![room_id.to_string(), seq],
+            )
+            .map(drop)
+        })
+    }
+
+    fn outbox_push(&self, e: &OutboxEntry) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO outbox (client_id, room_id, envelope) VALUES (?1, ?2, ?3)",
+                params![e.client_id.to_string(), e.room_id.to_string(), e.envelope],
+            )
+            .map(drop)
+        })
+    }
+
+    fn outbox_remove(&self, client_id: Uuid) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM outbox WHERE client_id = ?1", [client_id.to_string()]).map(drop))
+    }
+
+    fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT client_id, room_id, envelope FROM outbox ORDER BY n")?;
+            let rows = st.query_map([], |r| {
+                Ok(OutboxEntry {
+                    client_id: uuid_of(&r.get::<_, String>(0)?)?,
+                    room_id: uuid_of(&r.get::<_, String>(1)?)?,
+                    envelope: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn mark_seen(&self, sender: Uuid, client_id: Uuid) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO seen (sender, client_id) VALUES (?1, ?2)",
+                params![sender.to_string(), client_id.to_string()],
+            )
+            .map(|n| n == 1)
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_only_move_forward_and_seen_is_once() {
+        let s = SqliteStore::in_memory().unwrap();
+        let room = Uuid::from_u128(1);
+        s.advance_cursor(room, 5).unwrap();
+        s.advance_cursor(room, 3).unwrap();
+        assert_eq!(s.cursors().unwrap()[&room], 5);
+        assert!(s.mark_seen(room, room).unwrap());
+        assert!(!s.mark_seen(room, room).unwrap());
+        let e = OutboxEntry {
+            client_id: Uuid::from_u128(2),
+            room_id: room,
+            envelope: vec![1, 2],
+        };
+        s.outbox_push(&e).unwrap();
+        s.outbox_push(&e).unwrap();
+        assert_eq!(s.outbox().unwrap(), vec![e.clone()]);
+        s.outbox_remove(e.client_id).unwrap();
+        assert!(s.outbox().unwrap().is_empty());
+    }
+}

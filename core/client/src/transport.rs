@@ -1,0 +1,405 @@
+//! [`Client`]: the relay's HTTP API as typed async methods (the methods are in
+//! [`crate::routes`]), with the session's tokens, refresh, timeouts and retries.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sotto_core::api::{Problem, RefreshRequest, TokenResponse, User};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Refresh the access token when it has less than this left.
+const REFRESH_MARGIN: Duration = Duration::from_secs(30);
+
+/// Timeouts and retries of a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Time to establish a TCP (and TLS) connection.
+    pub connect_timeout: Duration,
+    /// Time for a whole request and its answer (uploads and downloads excepted:
+    /// they are bounded by `idle_timeout` between chunks instead).
+    pub request_timeout: Duration,
+    /// Attempts for an idempotent call (GET, PUT, DELETE, and message posts,
+    /// which are idempotent on their `client_id`); other calls are retried only
+    /// when the request provably never left (connection refused).
+    pub max_attempts: u32,
+    /// First back-off delay; doubled on each retry, with jitter.
+    pub backoff: Duration,
+    /// Longest back-off delay (a `Retry-After` is honoured up to this too).
+    pub max_backoff: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_attempts: 4,
+            backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Tokens {
+    access: Zeroizing<String>,
+    refresh: Zeroizing<String>,
+    expires_at: Instant,
+    user: User,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    options: ClientOptions,
+    /// The session's tokens. Held across a refresh, so only one refresh is in
+    /// flight and concurrent callers wait for its result.
+    tokens: tokio::sync::Mutex<Option<Tokens>>,
+}
+
+/// A connection to one relay: every route of the API as a typed method, built on
+/// the `sotto_core::api` wire types (so relay and SDK cannot drift).
+///
+/// Cheap to clone (shared). After [`Client::login`] it holds the session's
+/// tokens and refreshes the access token by itself (rotating the refresh
+/// token; one refresh at a time). Errors carry the relay's problem `code` and
+/// `Retry-After` ([`Error::code`], [`Error::retry_after`]).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.inner.base).finish_non_exhaustive()
+    }
+}
+
+/// Whether a call may be sent again after a failure whose outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Safe to repeat (GET/PUT/DELETE, posts with a `client_id`).
+    Idempotent,
+    /// Repeat only if the request never left.
+    Once,
+}
+
+/// Whether a call carries the access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// A public route.
+    Public,
+}
+
+impl Client {
+    /// A client for the relay at `base_url` (e.g. `http://127.0.0.1:8080`), with
+    /// default [`ClientOptions`].
+    pub fn new(base_url: &str) -> Result<Self> {
+        Self::with_options(base_url, ClientOptions::default())
+    }
+
+    /// A client with explicit timeouts and retries.
+    pub fn with_options(base_url: &str, options: ClientOptions) -> Result<Self> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::Protocol(format!("relay URL must be http(s)://, got {base}")));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .user_agent(concat!("sotto-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Network(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                options,
+                tokens: tokio::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The relay's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// The WebSocket URL (`ws(s)://.../api/v1/ws`).
+    pub fn ws_url(&self) -> String {
+        let base = &self.inner.base;
+        let rest = base
+            .strip_prefix("https://")
+            .map(|r| format!("wss://{r}"))
+            .or_else(|| base.strip_prefix("http://").map(|r| format!("ws://{r}")))
+            .unwrap_or_else(|| base.clone());
+        format!("{rest}/api/v1/ws")
+    }
+
+    pub(crate) fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// The logged-in user (as of the last login or refresh), if any.
+    pub async fn user(&self) -> Option<User> {
+        self.inner.tokens.lock().await.as_ref().map(|t| t.user.clone())
+    }
+
+    /// Whether the client holds a session.
+    pub async fn is_logged_in(&self) -> bool {
+        self.inner.tokens.lock().await.is_some()
+    }
+
+    pub(crate) async fn set_tokens(&self, t: TokenResponse) -> User {
+        let user = t.user.clone();
+        *self.inner.tokens.lock().await = Some(tokens_of(t));
+        user
+    }
+
+    pub(crate) async fn take_refresh_token(&self) -> Option<Zeroizing<String>> {
+        self.inner.tokens.lock().await.take().map(|t| t.refresh)
+    }
+
+    /// A valid access token, refreshed first if it is about to expire. One
+    /// refresh at a time: concurrent callers wait for it and share its result.
+    pub async fn access_token(&self) -> Result<Zeroizing<String>> {
+        let mut guard = self.inner.tokens.lock().await;
+        let fresh = match guard.as_ref() {
+            None => return Err(Error::NotLoggedIn),
+            Some(t) => t.expires_at > Instant::now() + REFRESH_MARGIN,
+        };
+        if !fresh {
+            self.refresh_locked(&mut guard).await?;
+        }
+        guard.as_ref().map(|t| t.access.clone()).ok_or(Error::NotLoggedIn)
+    }
+
+    /// Refreshes now (a 401 with a token we thought valid). If another caller
+    /// refreshed since `used` was handed out, its new token is used instead.
+    pub(crate) async fn refresh_after_401(&self, used: &str) -> Result<()> {
+        let mut guard = self.inner.tokens.lock().await;
+        match guard.as_ref() {
+            None => return Err(Error::NotLoggedIn),
+            Some(t) if t.access.as_str() != used => return Ok(()),
+            Some(_) => {}
+        }
+        self.refresh_locked(&mut guard).await
+    }
+
+    async fn refresh_locked(&self, guard: &mut Option<Tokens>) -> Result<()> {
+        let Some(current) = guard.as_ref() else {
+            return Err(Error::NotLoggedIn);
+        };
+        let body = RefreshRequest {
+            refresh_token: current.refresh.to_string(),
+        };
+        // Not idempotent: a refresh token is single-use, and re-presenting a spent
+        // one revokes the session. Only a request that never left is repeated.
+        let url = format!("{}/api/v1/auth/refresh", self.inner.base);
+        let mut attempt = 0;
+        let res = loop {
+            attempt += 1;
+            let sent = self
+                .inner
+                .http
+                .post(&url)
+                .timeout(self.inner.options.request_timeout)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(json(&body)?)
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => break Ok(r),
+                Ok(r) => {
+                    let ra = retry_after(&r);
+                    break Err(problem_of(r, ra).await);
+                }
+                Err(e) if e.is_connect() && attempt < self.inner.options.max_attempts => {
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                Err(e) => break Err(Error::Network(e.to_string())),
+            }
+        };
+        match res {
+            Ok(res) => {
+                let t: TokenResponse = decode(res).await?;
+                *guard = Some(tokens_of(t));
+                Ok(())
+            }
+            Err(e) if e.status() == Some(401) => {
+                *guard = None;
+                Err(Error::NotLoggedIn)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let o = &self.inner.options;
+        let exp = o.backoff.saturating_mul(1u32 << attempt.min(16));
+        let capped = exp.min(o.max_backoff);
+        // Full jitter in [capped/2, capped].
+        let r = (uuid::Uuid::new_v4().as_u128() % 1000) as u32;
+        capped / 2 + capped / 2 * r / 1000
+    }
+
+    /// Sends one request (with retries) and returns the successful answer.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn send<Q: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&Q>,
+        body: Option<Vec<u8>>,
+        auth: Auth,
+        retry: Retry,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response> {
+        let url = format!("{}{}", self.inner.base, path);
+        let max = self.inner.options.max_attempts.max(1);
+        let mut refreshed = false;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .inner
+                .http
+                .request(method.clone(), &url)
+                .timeout(timeout.unwrap_or(self.inner.options.request_timeout));
+            if let Some(q) = query {
+                req = req.query(q);
+            }
+            if let Some(b) = &body {
+                req = req.header(header::CONTENT_TYPE, "application/json").body(b.clone());
+            }
+            let token = match auth {
+                Auth::Bearer => Some(self.access_token().await?),
+                Auth::Public => None,
+            };
+            if let Some(t) = &token {
+                req = req.bearer_auth(t.as_str());
+            }
+            let res = match req.send().await {
+                Ok(res) => res,
+                Err(e) => {
+                    let may_retry = attempt < max && (retry == Retry::Idempotent || e.is_connect());
+                    if may_retry {
+                        tokio::time::sleep(self.backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(Error::Network(e.to_string()));
+                }
+            };
+            let status = res.status();
+            if status.is_success() {
+                return Ok(res);
+            }
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                if let Some(t) = &token {
+                    refreshed = true;
+                    attempt -= 1;
+                    self.refresh_after_401(t).await?;
+                    continue;
+                }
+            }
+            let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+            let retry_after = retry_after(&res);
+            if transient && attempt < max && (retry == Retry::Idempotent || status == 429) {
+                let wait = retry_after.unwrap_or_default().max(self.backoff(attempt));
+                if wait <= self.inner.options.max_backoff {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            return Err(problem_of(res, retry_after).await);
+        }
+    }
+
+    /// A JSON call with a JSON answer.
+    pub(crate) async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        auth: Auth,
+        retry: Retry,
+    ) -> Result<T> {
+        let body = body.map(json).transpose()?;
+        decode(self.send(method, path, None::<&()>, body, auth, retry, None).await?).await
+    }
+
+    /// A GET with a query string and a JSON answer.
+    pub(crate) async fn get_query<Q: Serialize, T: DeserializeOwned>(&self, path: &str, query: &Q, auth: Auth) -> Result<T> {
+        decode(self.send(Method::GET, path, Some(query), None, auth, Retry::Idempotent, None).await?).await
+    }
+
+    /// A JSON call whose answer has no body we need.
+    pub(crate) async fn call_empty<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        auth: Auth,
+        retry: Retry,
+    ) -> Result<()> {
+        let body = body.map(json).transpose()?;
+        self.send(method, path, None::<&()>, body, auth, retry, None).await?;
+        Ok(())
+    }
+
+    /// The underlying HTTP client (streaming uploads and downloads).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+}
+
+fn tokens_of(t: TokenResponse) -> Tokens {
+    Tokens {
+        access: Zeroizing::new(t.access_token),
+        refresh: Zeroizing::new(t.refresh_token),
+        expires_at: Instant::now() + Duration::from_secs(t.expires_in),
+        user: t.user,
+    }
+}
+
+pub(crate) fn json<B: Serialize + ?Sized>(body: &B) -> Result<Vec<u8>> {
+    serde_json::to_vec(body).map_err(|e| Error::Protocol(e.to_string()))
+}
+
+pub(crate) async fn decode<T: DeserializeOwned>(res: reqwest::Response) -> Result<T> {
+    let bytes = res.bytes().await.map_err(|e| Error::Network(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Protocol(e.to_string()))
+}
+
+fn retry_after(res: &reqwest::Response) -> Option<Duration> {
+    res.headers()
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// The error of a non-2xx answer: its problem body, or one made from the status.
+pub(crate) async fn problem_of(res: reqwest::Response, retry_after: Option<Duration>) -> Error {
+    let status = res.status();
+    let bytes = res.bytes().await.unwrap_or_default();
+    let problem = serde_json::from_slice::<Problem>(&bytes).unwrap_or_else(|_| {
+        Problem::new(
+            status.as_u16(),
+            status.canonical_reason().map_or("http_error", |_| "http_error"),
+            status.canonical_reason().unwrap_or("error"),
+        )
+    });
+    Error::Relay {
+        problem: Box::new(problem),
+        retry_after,
+    }
+}
