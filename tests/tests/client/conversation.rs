@@ -1,0 +1,110 @@
+//! Alice and Bob through the SDK, end to end: registration with e-mail
+//! verification, both key-wrap suites in one room, a second device linked from
+//! a key backup, a revoked device, and a device restored from its backup.
+
+use sotto_client::sotto_core::envelope::Envelope;
+use sotto_client::sotto_core::keys::RsaBits;
+use sotto_client::sotto_core::suite::Suite;
+use sotto_client::sotto_core::api::MessageListQuery;
+use sotto_client::{DeviceSetup, Event, SenderTrust, UndecryptableReason};
+use sotto_tests::Backend;
+use sotto_tests::process::RelayProcess;
+use uuid::Uuid;
+
+use crate::support::{Person, assert_no_plaintext_at_rest, text};
+
+sotto_tests::both_backends!(alice_and_bob_talk_across_suites_devices_and_backups);
+
+/// The suites of the stored envelope of message `seq`, per recipient device.
+async fn suites(p: &Person, room: Uuid, seq: u64) -> Vec<(Uuid, Suite)> {
+    let page = p
+        .session
+        .client()
+        .list_messages(room, &MessageListQuery { after_seq: Some(seq - 1), limit: Some(1) })
+        .await
+        .unwrap();
+    let env = Envelope::from_bytes(page.items[0].envelope.as_ref().unwrap().as_bytes()).unwrap();
+    env.recipients.iter().map(|r| (r.device_id, r.suite)).collect()
+}
+
+async fn alice_and_bob_talk_across_suites_devices_and_backups(backend: Backend) {
+    let relay = RelayProcess::start(backend).await;
+    let url = relay.url();
+    let mut sent = Vec::new();
+    // Alice's device wraps with X25519 (HPKE), Bob's first device with RSA-OAEP.
+    let mut alice = Person::register(&relay, &url, "alice", None).await;
+    let mut bob = Person::register(&relay, &url, "bob", Some(RsaBits::Rsa2048)).await;
+    let room = alice.session.client().create_room("garden", &[bob.id()]).await.unwrap().room.id;
+
+    let t1 = text("alice to bob");
+    let s1 = alice.session.send_text(room, &t1).await.unwrap();
+    let m = bob.expect_text(&t1).await;
+    assert_eq!((m.sender_id, m.room_id, m.seq, m.client_id), (alice.id(), room, s1.seq, s1.client_id));
+    assert_eq!(m.trust, SenderTrust::Unverified);
+    let mut want = vec![(alice.session.device_id(), Suite::X25519), (bob.session.device_id(), Suite::Rsa)];
+    want.sort_by_key(|(d, _)| *d);
+    assert_eq!(suites(&alice, room, s1.seq).await, want, "one envelope, both suites");
+    sent.push(t1);
+
+    let t2 = text("bob to alice");
+    bob.session.send_text(room, &t2).await.unwrap();
+    assert_eq!(alice.expect_text(&t2).await.sender_id, bob.id());
+    sent.push(t2);
+
+    // Safety numbers match on both sides; marking verified shows in the trust.
+    let a_sn = alice.session.safety_number(bob.id()).await.unwrap().unwrap();
+    let b_sn = bob.session.safety_number(alice.id()).await.unwrap().unwrap();
+    assert_eq!(a_sn.digits(), b_sn.digits());
+    assert!(bob.session.mark_verified(alice.id()).unwrap());
+
+    // Bob links a second device (X25519) from a key backup of the first.
+    let (backup, secret) = bob.backup().await;
+    let mut bob2 = Person::login(&url, "bob", DeviceSetup::Link { backup, secret, rsa: None }).await;
+    assert_ne!(bob2.session.device_id(), bob.session.device_id());
+    // Alice hears of Bob's new device before she writes again.
+    alice.wait_for(|e| matches!(e, Event::DevicesChanged { user_id } if *user_id == bob.id())).await;
+    let t3 = text("alice to both of bob's devices");
+    let s3 = alice.session.send_text(room, &t3).await.unwrap();
+    assert_eq!(bob.expect_text(&t3).await.trust, SenderTrust::Verified);
+    assert_eq!(bob2.expect_text(&t3).await.seq, s3.seq);
+    assert_eq!(suites(&alice, room, s3.seq).await.len(), 3, "alice, bob's phone, bob's laptop");
+    sent.push(t3);
+    // What Bob's second device writes, his first device reads as his own.
+    let t4 = text("bob's laptop to the room");
+    bob2.session.send_text(room, &t4).await.unwrap();
+    assert!(bob.expect_text(&t4).await.own);
+    alice.expect_text(&t4).await;
+    sent.push(t4);
+
+    // Bob revokes the second device: new messages are not sealed to it.
+    bob.session.revoke_device(bob2.session.device_id()).await.unwrap();
+    alice.wait_for(|e| matches!(e, Event::DevicesChanged { user_id } if *user_id == bob.id())).await;
+    let t5 = text("after the revocation");
+    let s5 = alice.session.send_text(room, &t5).await.unwrap();
+    bob.expect_text(&t5).await;
+    let ev = bob2
+        .wait_for(|e| matches!(e, Event::Undecryptable { seq, .. } | Event::Message(sotto_client::ReceivedMessage { seq, .. }) if *seq == s5.seq))
+        .await;
+    assert!(
+        matches!(ev, Event::Undecryptable { reason: UndecryptableReason::NotForThisDevice, .. }),
+        "the revoked device must not read new messages: {ev:?}"
+    );
+    assert!(!suites(&alice, room, s5.seq).await.iter().any(|(d, _)| *d == bob2.session.device_id()));
+    sent.push(t5);
+
+    // Bob's first device is restored from its key backup into a fresh store
+    // (a new computer): it reads on, and sends as the same device.
+    let (backup, secret) = bob.backup().await;
+    bob.session.disconnect().await;
+    let mut restored = Person::login(&url, "bob", DeviceSetup::Restore { backup, secret }).await;
+    assert_eq!(restored.session.device_id(), bob.session.device_id());
+    let t6 = text("to the restored device");
+    alice.session.send_text(room, &t6).await.unwrap();
+    restored.expect_text(&t6).await;
+    let t7 = text("from the restored device");
+    restored.session.send_text(room, &t7).await.unwrap();
+    alice.expect_text(&t7).await;
+    sent.extend([t6, t7]);
+
+    assert_no_plaintext_at_rest(&relay, &sent, "garden");
+}

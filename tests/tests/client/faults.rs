@@ -1,0 +1,93 @@
+//! Network faults: the relay is killed mid-conversation and restarted; a
+//! socket is cut during a burst. Clients reconnect by themselves, resume, and
+//! every message arrives exactly once.
+
+use std::time::Duration;
+
+use sotto_client::{Connection, Event};
+use sotto_tests::Backend;
+use sotto_tests::process::{RelayProcess, TcpProxy};
+
+use crate::support::{Person, assert_no_plaintext_at_rest, text};
+
+fn exactly_once(seen: &std::collections::HashMap<String, usize>, texts: &[String]) {
+    for t in texts {
+        assert_eq!(seen.get(t), Some(&1), "{t:?} arrived {:?} times", seen.get(t));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_and_restarted_relay_loses_and_doubles_nothing() {
+    let mut relay = RelayProcess::start(Backend::Sqlite).await;
+    let url = relay.url();
+    let alice = Person::register(&relay, &url, "alice", None).await;
+    let mut bob = Person::register(&relay, &url, "bob", None).await;
+    let room = alice.session.client().create_room("r", &[bob.id()]).await.unwrap().room.id;
+
+    let texts: Vec<String> = (0..30).map(|i| text(&format!("message {i}"))).collect();
+    for t in &texts[..10] {
+        alice.session.send_text(room, t).await.unwrap();
+    }
+    relay.kill();
+    // Alice keeps writing while the relay is down: the posts fail after their
+    // retries, and the sealed messages wait in her outbox.
+    let mut failed = 0;
+    for t in &texts[10..20] {
+        if alice.session.send_text(room, t).await.is_err() {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 10, "the relay was down");
+    relay.restart();
+    // Her client reconnects by itself and flushes the outbox; Bob's resumes.
+    for t in &texts[20..] {
+        alice.session.send_text(room, t).await.unwrap();
+    }
+    let seen = bob.collect_texts(&texts, Duration::from_secs(2)).await;
+    exactly_once(&seen, &texts);
+    assert!(bob.session.is_online() && alice.session.is_online());
+
+    // An app restart (new session from the same store) resumes from the cursor:
+    // nothing is delivered again.
+    let mut bob = bob.restart(&url).await;
+    let t = text("after bob's restart");
+    alice.session.send_text(room, &t).await.unwrap();
+    let seen = bob.collect_texts(std::slice::from_ref(&t), Duration::from_secs(1)).await;
+    assert_eq!(seen.len(), 1, "only the new message after a restart: {seen:?}");
+    assert_eq!(seen[&t], 1);
+
+    let mut all = texts.clone();
+    all.push(t);
+    assert_no_plaintext_at_rest(&relay, &all, "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_cut_during_a_burst_loses_and_doubles_nothing() {
+    let relay = RelayProcess::start(Backend::Sqlite).await;
+    let proxy = TcpProxy::start(relay.port).await;
+    let url = proxy.url();
+    let mut alice = Person::register(&relay, &url, "alice", None).await;
+    let mut bob = Person::register(&relay, &url, "bob", None).await;
+    let room = alice.session.client().create_room("r", &[bob.id()]).await.unwrap().room.id;
+
+    let texts: Vec<String> = (0..120).map(|i| text(&format!("burst {i}"))).collect();
+    let session = alice.session.clone();
+    let burst = texts.clone();
+    let sender = tokio::spawn(async move {
+        for t in &burst {
+            session.send_text(room, t).await.unwrap();
+        }
+    });
+    // Cut every connection (both clients' sockets, and HTTP) mid-burst, twice.
+    for _ in 0..2 {
+        bob.wait_for(|e| matches!(e, Event::Message(_))).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(proxy.cut() > 0);
+        bob.wait_for(|e| matches!(e, Event::Connection(Connection::Offline { .. }))).await;
+    }
+    sender.await.unwrap();
+    let seen = bob.collect_texts(&texts, Duration::from_secs(2)).await;
+    exactly_once(&seen, &texts);
+    alice.wait_for(|e| matches!(e, Event::Connection(Connection::Online))).await;
+    assert_no_plaintext_at_rest(&relay, &texts, "alice");
+}
