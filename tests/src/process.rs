@@ -148,7 +148,11 @@ impl RelayProcess {
             if let Ok(entries) = std::fs::read_dir(&dir) {
                 for e in entries.flatten() {
                     let data = std::fs::read_to_string(e.path()).unwrap_or_default();
-                    let head = data.split("\r\n\r\n").next().unwrap_or("").to_ascii_lowercase();
+                    let head = data
+                        .split("\r\n\r\n")
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_lowercase();
                     if head.contains(&format!("to: {}", to.to_ascii_lowercase())) {
                         let t = e.metadata().and_then(|m| m.modified()).unwrap();
                         found.push((t, data));
@@ -163,7 +167,11 @@ impl RelayProcess {
                     data,
                 };
             }
-            assert!(Instant::now() < deadline, "no e-mail to {to} in {}", dir.display());
+            assert!(
+                Instant::now() < deadline,
+                "no e-mail to {to} in {}",
+                dir.display()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -194,11 +202,9 @@ impl TcpProxy {
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) =
-                        TcpStream::connect(("127.0.0.1", upstream_port)).await
+                    if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream_port)).await
                     {
-                        let _ =
-                            tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
                 let mut l = list.lock().unwrap();

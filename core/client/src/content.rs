@@ -67,9 +67,15 @@ mod tests {
     #[test]
     fn text_round_trips_and_unknown_kinds_decode() {
         let c = Content::text("hi");
-        assert_eq!(String::from_utf8(c.encode()).unwrap(), r#"{"type":"text","body":"hi"}"#);
+        assert_eq!(
+            String::from_utf8(c.encode()).unwrap(),
+            r#"{"type":"text","body":"hi"}"#
+        );
         assert_eq!(Content::decode(&c.encode()), c);
-        assert_eq!(Content::decode(br#"{"type":"poll","q":"?"}"#), Content::Unknown);
+        assert_eq!(
+            Content::decode(br#"{"type":"poll","q":"?"}"#),
+            Content::Unknown
+        );
         assert_eq!(Content::decode(b"not json"), Content::Unknown);
     }
 }

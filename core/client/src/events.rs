@@ -75,6 +75,8 @@ pub enum Connection {
 }
 
 /// Something happened.
+// Messages are the common event: boxing them would allocate for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {

@@ -41,7 +41,9 @@ struct Upload<R> {
     on_progress: Option<OnProgress>,
 }
 
-async fn next_piece<R: AsyncRead + Unpin>(mut up: Upload<R>) -> Option<(std::io::Result<Vec<u8>>, Upload<R>)> {
+async fn next_piece<R: AsyncRead + Unpin>(
+    mut up: Upload<R>,
+) -> Option<(std::io::Result<Vec<u8>>, Upload<R>)> {
     if let Some(h) = up.header.take() {
         return Some((Ok(h), up));
     }
@@ -58,7 +60,12 @@ async fn next_piece<R: AsyncRead + Unpin>(mut up: Upload<R>) -> Option<(std::io:
     if n == 0 || over {
         let enc = up.encryptor.take()?;
         if over || up.read != up.size {
-            return Some((Err(std::io::Error::other("the file changed size while it was sent")), up));
+            return Some((
+                Err(std::io::Error::other(
+                    "the file changed size while it was sent",
+                )),
+                up,
+            ));
         }
         return match enc.finish() {
             Ok(f) => {
@@ -72,7 +79,10 @@ async fn next_piece<R: AsyncRead + Unpin>(mut up: Upload<R>) -> Option<(std::io:
     buf.truncate(n);
     up.read += n as u64;
     if let Some(p) = &up.on_progress {
-        p(Progress { done: up.read, total: up.size });
+        p(Progress {
+            done: up.read,
+            total: up.size,
+        });
     }
     let enc = up.encryptor.as_mut()?;
     match enc.update(&buf) {
@@ -98,7 +108,8 @@ impl Session {
         let file = tokio::fs::File::open(path).await?;
         let size = file.metadata().await?.len();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        self.send_reader(room_id, file, size, name, content_type, on_progress).await
+        self.send_reader(room_id, file, size, name, content_type, on_progress)
+            .await
     }
 
     /// [`Session::send_file`] from any reader of exactly `size` bytes.
@@ -129,7 +140,9 @@ impl Session {
             .upload_attachment(room_id, total, reqwest::Body::wrap_stream(stream))
             .await?;
         let Some(done) = lock(&finished).take() else {
-            return Err(Error::Network("the upload ended before the file did".into()));
+            return Err(Error::Network(
+                "the upload ended before the file did".into(),
+            ));
         };
         let mut pointer = AttachmentPointer::new(id, &done.key, &done.info);
         pointer.name = name;
@@ -153,12 +166,19 @@ impl Session {
         let result = async {
             let mut out = tokio::fs::File::create(&tmp).await?;
             let mut done = 0u64;
-            while let Some(chunk) = res.chunk().await.map_err(|e| Error::Network(e.to_string()))? {
+            while let Some(chunk) = res
+                .chunk()
+                .await
+                .map_err(|e| Error::Network(e.to_string()))?
+            {
                 let plain = decryptor.update(&chunk)?;
                 out.write_all(&plain).await?;
                 done += plain.len() as u64;
                 if let Some(p) = &on_progress {
-                    p(Progress { done, total: pointer.size });
+                    p(Progress {
+                        done,
+                        total: pointer.size,
+                    });
                 }
             }
             let tail = decryptor.finish()?;
@@ -166,7 +186,10 @@ impl Session {
             done += tail.len() as u64;
             out.sync_all().await?;
             if let Some(p) = &on_progress {
-                p(Progress { done, total: pointer.size });
+                p(Progress {
+                    done,
+                    total: pointer.size,
+                });
             }
             Ok::<u64, Error>(done)
         }

@@ -49,8 +49,14 @@ impl Client {
             email: email.into(),
             password: password.into(),
         };
-        self.call(Method::POST, "/api/v1/auth/register", Some(&body), Auth::Public, Retry::Once)
-            .await
+        self.call(
+            Method::POST,
+            "/api/v1/auth/register",
+            Some(&body),
+            Auth::Public,
+            Retry::Once,
+        )
+        .await
     }
 
     /// `POST /api/v1/auth/verify-email` with the token, or the whole e-mailed
@@ -59,15 +65,29 @@ impl Client {
         let body = VerifyEmailRequest {
             token: token_from_link(link_or_token),
         };
-        self.call(Method::POST, "/api/v1/auth/verify-email", Some(&body), Auth::Public, Retry::Idempotent)
-            .await
+        self.call(
+            Method::POST,
+            "/api/v1/auth/verify-email",
+            Some(&body),
+            Auth::Public,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `POST /api/v1/auth/resend-verification` (always accepted).
     pub async fn resend_verification(&self, email: &str) -> Result<()> {
-        let body = ResendVerificationRequest { email: email.into() };
-        self.call_empty(Method::POST, "/api/v1/auth/resend-verification", Some(&body), Auth::Public, Retry::Idempotent)
-            .await
+        let body = ResendVerificationRequest {
+            email: email.into(),
+        };
+        self.call_empty(
+            Method::POST,
+            "/api/v1/auth/resend-verification",
+            Some(&body),
+            Auth::Public,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `POST /api/v1/auth/login`: starts a session; the client keeps its tokens
@@ -78,7 +98,13 @@ impl Client {
             password: password.into(),
         };
         let t: TokenResponse = self
-            .call(Method::POST, "/api/v1/auth/login", Some(&body), Auth::Public, Retry::Once)
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                Some(&body),
+                Auth::Public,
+                Retry::Once,
+            )
             .await?;
         Ok(self.set_tokens(t).await)
     }
@@ -111,9 +137,17 @@ impl Client {
 
     /// `POST /api/v1/auth/password/forgot` (always accepted).
     pub async fn forgot_password(&self, email: &str) -> Result<()> {
-        let body = ForgotPasswordRequest { email: email.into() };
-        self.call_empty(Method::POST, "/api/v1/auth/password/forgot", Some(&body), Auth::Public, Retry::Idempotent)
-            .await
+        let body = ForgotPasswordRequest {
+            email: email.into(),
+        };
+        self.call_empty(
+            Method::POST,
+            "/api/v1/auth/password/forgot",
+            Some(&body),
+            Auth::Public,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `POST /api/v1/auth/password/reset` with the e-mailed token (or link).
@@ -122,13 +156,26 @@ impl Client {
             token: token_from_link(link_or_token),
             new_password: new_password.into(),
         };
-        self.call_empty(Method::POST, "/api/v1/auth/password/reset", Some(&body), Auth::Public, Retry::Once)
-            .await
+        self.call_empty(
+            Method::POST,
+            "/api/v1/auth/password/reset",
+            Some(&body),
+            Auth::Public,
+            Retry::Once,
+        )
+        .await
     }
 
     /// `GET /api/v1/auth/me`.
     pub async fn me(&self) -> Result<User> {
-        self.call(Method::GET, "/api/v1/auth/me", NO_BODY, Auth::Bearer, Retry::Idempotent).await
+        self.call(
+            Method::GET,
+            "/api/v1/auth/me",
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `GET /api/v1/users/check-username`.
@@ -136,7 +183,9 @@ impl Client {
         let q = CheckUsernameQuery {
             username: username.into(),
         };
-        let r: CheckUsernameResponse = self.get_query("/api/v1/users/check-username", &q, Auth::Public).await?;
+        let r: CheckUsernameResponse = self
+            .get_query("/api/v1/users/check-username", &q, Auth::Public)
+            .await?;
         Ok(r.available)
     }
 
@@ -149,30 +198,56 @@ impl Client {
 
     /// `GET /api/v1/users/search?q=`: verified users by username prefix.
     pub async fn search_users(&self, query: &UserSearchQuery) -> Result<Page<PublicUser>> {
-        self.get_query("/api/v1/users/search", query, Auth::Bearer).await
+        self.get_query("/api/v1/users/search", query, Auth::Bearer)
+            .await
     }
 
     /// `GET /api/v1/users/{id}` (self or admins).
     pub async fn get_user(&self, id: Uuid) -> Result<User> {
-        self.call(Method::GET, &format!("/api/v1/users/{id}"), NO_BODY, Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call(
+            Method::GET,
+            &format!("/api/v1/users/{id}"),
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `POST /api/v1/users` (admins).
     pub async fn create_user(&self, body: &CreateUserRequest) -> Result<User> {
-        self.call(Method::POST, "/api/v1/users", Some(body), Auth::Bearer, Retry::Once).await
+        self.call(
+            Method::POST,
+            "/api/v1/users",
+            Some(body),
+            Auth::Bearer,
+            Retry::Once,
+        )
+        .await
     }
 
     /// `PATCH /api/v1/users/{id}`.
     pub async fn patch_user(&self, id: Uuid, body: &PatchUserRequest) -> Result<User> {
-        self.call(Method::PATCH, &format!("/api/v1/users/{id}"), Some(body), Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(body),
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `DELETE /api/v1/users/{id}` (admins).
     pub async fn delete_user(&self, id: Uuid) -> Result<()> {
-        self.call_empty(Method::DELETE, &format!("/api/v1/users/{id}"), NO_BODY, Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call_empty(
+            Method::DELETE,
+            &format!("/api/v1/users/{id}"),
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     // ---- Devices and public keys --------------------------------------------
@@ -180,8 +255,14 @@ impl Client {
     /// `PUT /api/v1/devices/{device_id}`: upload or replace a device bundle.
     pub async fn put_device(&self, body: &PutDeviceRequest) -> Result<Device> {
         let id = body.bundle.device_id;
-        self.call(Method::PUT, &format!("/api/v1/devices/{id}"), Some(body), Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call(
+            Method::PUT,
+            &format!("/api/v1/devices/{id}"),
+            Some(body),
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `GET /api/v1/devices`: the caller's devices.
@@ -194,8 +275,14 @@ impl Client {
 
     /// `DELETE /api/v1/devices/{device_id}`: revoke one of the caller's devices.
     pub async fn revoke_device(&self, device_id: Uuid) -> Result<()> {
-        self.call_empty(Method::DELETE, &format!("/api/v1/devices/{device_id}"), NO_BODY, Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call_empty(
+            Method::DELETE,
+            &format!("/api/v1/devices/{device_id}"),
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `GET /api/v1/users/{id}/devices`.
@@ -203,18 +290,33 @@ impl Client {
         let q = DeviceListQuery {
             include_revoked: Some(include_revoked),
         };
-        self.get_query(&format!("/api/v1/users/{user_id}/devices"), &q, Auth::Bearer).await
+        self.get_query(
+            &format!("/api/v1/users/{user_id}/devices"),
+            &q,
+            Auth::Bearer,
+        )
+        .await
     }
 
     /// `POST /api/v1/keys/query`: the bundles of all devices of these users.
-    pub async fn query_keys(&self, user_ids: &[Uuid], include_revoked: bool) -> Result<KeysQueryResponse> {
+    pub async fn query_keys(
+        &self,
+        user_ids: &[Uuid],
+        include_revoked: bool,
+    ) -> Result<KeysQueryResponse> {
         let body = KeysQueryRequest {
             user_ids: user_ids.to_vec(),
             include_revoked,
         };
         // A query, though POSTed: safe to repeat.
-        self.call(Method::POST, "/api/v1/keys/query", Some(&body), Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call(
+            Method::POST,
+            "/api/v1/keys/query",
+            Some(&body),
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     // ---- Rooms and membership ----------------------------------------------
@@ -225,14 +327,27 @@ impl Client {
             name: name.into(),
             member_ids: Some(member_ids.to_vec()),
         };
-        self.call(Method::POST, "/api/v1/rooms", Some(&body), Auth::Bearer, Retry::Once).await
+        self.call(
+            Method::POST,
+            "/api/v1/rooms",
+            Some(&body),
+            Auth::Bearer,
+            Retry::Once,
+        )
+        .await
     }
 
     /// `POST /api/v1/rooms/direct`: the direct room with `user_id` (existing or new).
     pub async fn direct_room(&self, user_id: Uuid) -> Result<RoomDetails> {
         let body = DirectRoomRequest { user_id };
-        self.call(Method::POST, "/api/v1/rooms/direct", Some(&body), Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call(
+            Method::POST,
+            "/api/v1/rooms/direct",
+            Some(&body),
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `GET /api/v1/rooms`: one page of the caller's rooms, with unread counts.
@@ -261,28 +376,52 @@ impl Client {
 
     /// `GET /api/v1/rooms/{id}`: details and members.
     pub async fn get_room(&self, id: Uuid) -> Result<RoomDetails> {
-        self.call(Method::GET, &format!("/api/v1/rooms/{id}"), NO_BODY, Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call(
+            Method::GET,
+            &format!("/api/v1/rooms/{id}"),
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `PATCH /api/v1/rooms/{id}` (owner): rename.
     pub async fn rename_room(&self, id: Uuid, name: &str) -> Result<RoomDetails> {
         let body = PatchRoomRequest { name: name.into() };
-        self.call(Method::PATCH, &format!("/api/v1/rooms/{id}"), Some(&body), Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/rooms/{id}"),
+            Some(&body),
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `DELETE /api/v1/rooms/{id}` (owner).
     pub async fn delete_room(&self, id: Uuid) -> Result<()> {
-        self.call_empty(Method::DELETE, &format!("/api/v1/rooms/{id}"), NO_BODY, Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call_empty(
+            Method::DELETE,
+            &format!("/api/v1/rooms/{id}"),
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `POST /api/v1/rooms/{id}/members` (owner).
     pub async fn add_member(&self, room: Uuid, user_id: Uuid) -> Result<RoomMember> {
         let body = AddMemberRequest { user_id };
-        self.call(Method::POST, &format!("/api/v1/rooms/{room}/members"), Some(&body), Auth::Bearer, Retry::Once)
-            .await
+        self.call(
+            Method::POST,
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(&body),
+            Auth::Bearer,
+            Retry::Once,
+        )
+        .await
     }
 
     /// `DELETE /api/v1/rooms/{id}/members/{user_id}` (owner, or oneself to leave).
@@ -301,47 +440,95 @@ impl Client {
 
     /// `POST /api/v1/rooms/{id}/messages`. Retried on failure: the relay stores a
     /// `client_id` once and answers a retry with the first result.
-    pub async fn post_message(&self, room: Uuid, client_id: Uuid, envelope: Vec<u8>) -> Result<PostMessageResponse> {
+    pub async fn post_message(
+        &self,
+        room: Uuid,
+        client_id: Uuid,
+        envelope: Vec<u8>,
+    ) -> Result<PostMessageResponse> {
         let body = PostMessageRequest {
             client_id,
             envelope: B64(envelope),
         };
-        self.call(Method::POST, &format!("/api/v1/rooms/{room}/messages"), Some(&body), Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call(
+            Method::POST,
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&body),
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `GET /api/v1/rooms/{id}/messages?after_seq=&limit=`.
-    pub async fn list_messages(&self, room: Uuid, query: &MessageListQuery) -> Result<Page<Message>> {
-        self.get_query(&format!("/api/v1/rooms/{room}/messages"), query, Auth::Bearer).await
+    pub async fn list_messages(
+        &self,
+        room: Uuid,
+        query: &MessageListQuery,
+    ) -> Result<Page<Message>> {
+        self.get_query(
+            &format!("/api/v1/rooms/{room}/messages"),
+            query,
+            Auth::Bearer,
+        )
+        .await
     }
 
     /// `DELETE /api/v1/rooms/{id}/messages/{msg_id}` (sender or owner).
     pub async fn delete_message(&self, room: Uuid, id: Uuid) -> Result<()> {
-        self.call_empty(Method::DELETE, &format!("/api/v1/rooms/{room}/messages/{id}"), NO_BODY, Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call_empty(
+            Method::DELETE,
+            &format!("/api/v1/rooms/{room}/messages/{id}"),
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `POST /api/v1/rooms/{id}/receipts`.
     pub async fn post_receipt(&self, room: Uuid, kind: ReceiptKind, seq: u64) -> Result<Receipt> {
         let body = ReceiptRequest { kind, seq };
         // A receipt only moves forward: repeating it is harmless.
-        self.call(Method::POST, &format!("/api/v1/rooms/{room}/receipts"), Some(&body), Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call(
+            Method::POST,
+            &format!("/api/v1/rooms/{room}/receipts"),
+            Some(&body),
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `GET /api/v1/unread`: unread counts per room.
     pub async fn unread(&self) -> Result<BTreeMap<Uuid, u64>> {
-        let r: UnreadResponse = self.call(Method::GET, "/api/v1/unread", NO_BODY, Auth::Bearer, Retry::Idempotent).await?;
+        let r: UnreadResponse = self
+            .call(
+                Method::GET,
+                "/api/v1/unread",
+                NO_BODY,
+                Auth::Bearer,
+                Retry::Idempotent,
+            )
+            .await?;
         Ok(r.0)
     }
 
     /// `POST /api/v1/rooms/{id}/attachments`: uploads an (already encrypted)
     /// blob of `len` bytes, streamed from `body`.
-    pub async fn upload_attachment(&self, room: Uuid, len: u64, body: reqwest::Body) -> Result<Uuid> {
+    pub async fn upload_attachment(
+        &self,
+        room: Uuid,
+        len: u64,
+        body: reqwest::Body,
+    ) -> Result<Uuid> {
         let token = self.access_token().await?;
         let res = self
             .http()
-            .post(format!("{}/api/v1/rooms/{room}/attachments", self.base_url()))
+            .post(format!(
+                "{}/api/v1/rooms/{room}/attachments",
+                self.base_url()
+            ))
             .bearer_auth(token.as_str())
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_LENGTH, len)
@@ -374,7 +561,8 @@ impl Client {
 
     /// `GET /api/v1/contacts`.
     pub async fn list_contacts(&self, query: &PageQuery) -> Result<Page<Contact>> {
-        self.get_query("/api/v1/contacts", query, Auth::Bearer).await
+        self.get_query("/api/v1/contacts", query, Auth::Bearer)
+            .await
     }
 
     /// `POST /api/v1/contacts`.
@@ -383,7 +571,14 @@ impl Client {
             user_id,
             nickname: nickname.map(Into::into),
         };
-        self.call(Method::POST, "/api/v1/contacts", Some(&body), Auth::Bearer, Retry::Once).await
+        self.call(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(&body),
+            Auth::Bearer,
+            Retry::Once,
+        )
+        .await
     }
 
     /// `PATCH /api/v1/contacts/{id}`.
@@ -391,51 +586,96 @@ impl Client {
         let body = PatchContactRequest {
             nickname: nickname.map(Into::into),
         };
-        self.call(Method::PATCH, &format!("/api/v1/contacts/{id}"), Some(&body), Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/contacts/{id}"),
+            Some(&body),
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `DELETE /api/v1/contacts/{id}`.
     pub async fn delete_contact(&self, id: Uuid) -> Result<()> {
-        self.call_empty(Method::DELETE, &format!("/api/v1/contacts/{id}"), NO_BODY, Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call_empty(
+            Method::DELETE,
+            &format!("/api/v1/contacts/{id}"),
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     // ---- Push --------------------------------------------------------------
 
     /// `GET /api/v1/push/vapid-public-key`.
     pub async fn vapid_public_key(&self) -> Result<VapidPublicKey> {
-        self.call(Method::GET, "/api/v1/push/vapid-public-key", NO_BODY, Auth::Public, Retry::Idempotent)
-            .await
+        self.call(
+            Method::GET,
+            "/api/v1/push/vapid-public-key",
+            NO_BODY,
+            Auth::Public,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `POST /api/v1/push/subscriptions`.
     pub async fn subscribe_push(&self, body: &PushSubscriptionRequest) -> Result<()> {
-        self.call_empty(Method::POST, "/api/v1/push/subscriptions", Some(body), Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call_empty(
+            Method::POST,
+            "/api/v1/push/subscriptions",
+            Some(body),
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `DELETE /api/v1/push/subscriptions`.
     pub async fn unsubscribe_push(&self, body: &DeletePushSubscriptionRequest) -> Result<()> {
-        self.call_empty(Method::DELETE, "/api/v1/push/subscriptions", Some(body), Auth::Bearer, Retry::Idempotent)
-            .await
+        self.call_empty(
+            Method::DELETE,
+            "/api/v1/push/subscriptions",
+            Some(body),
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `POST /api/v1/push/test`.
     pub async fn test_push(&self) -> Result<PushTestResponse> {
-        self.call(Method::POST, "/api/v1/push/test", NO_BODY, Auth::Bearer, Retry::Once).await
+        self.call(
+            Method::POST,
+            "/api/v1/push/test",
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Once,
+        )
+        .await
     }
 
     // ---- Operations --------------------------------------------------------
 
     /// `GET /health`.
     pub async fn health(&self) -> Result<Health> {
-        self.call(Method::GET, "/health", NO_BODY, Auth::Public, Retry::Idempotent).await
+        self.call(
+            Method::GET,
+            "/health",
+            NO_BODY,
+            Auth::Public,
+            Retry::Idempotent,
+        )
+        .await
     }
 
     /// `GET /`: the relay's name and version.
     pub async fn info(&self) -> Result<RootInfo> {
-        self.call(Method::GET, "/", NO_BODY, Auth::Public, Retry::Idempotent).await
+        self.call(Method::GET, "/", NO_BODY, Auth::Public, Retry::Idempotent)
+            .await
     }
 }
 

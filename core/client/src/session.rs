@@ -7,7 +7,10 @@ use std::time::Duration;
 use sotto_core::api::{ClientFrame, Device, ReceiptKind, RoomDetails, User};
 use sotto_core::backup::{self, BackupParams, DeviceSecrets, RecoveryKey};
 use sotto_core::envelope::{self, Header, Recipient};
-use sotto_core::keys::{DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, IdentityPublicKey, RsaBits, VerifiedDevice};
+use sotto_core::keys::{
+    DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, IdentityPublicKey, RsaBits,
+    VerifiedDevice,
+};
 use sotto_core::safety::SafetyNumber;
 use sotto_core::suite::Suite;
 use sotto_core::trust::{Pin, TrustDecision, TrustStore};
@@ -174,7 +177,11 @@ fn clone_secrets(s: &DeviceSecrets) -> Result<DeviceSecrets> {
         user_id: s.user_id,
         device_id: s.device_id,
         identity: IdentityKeyPair::from_seed(&s.identity.to_seed()),
-        device: DeviceKeys::from_secret_parts(&s.device.signing_seed(), &s.device.x25519_secret(), rsa.as_deref().map(|d| &d[..]))?,
+        device: DeviceKeys::from_secret_parts(
+            &s.device.signing_seed(),
+            &s.device.x25519_secret(),
+            rsa.as_deref().map(|d| &d[..]),
+        )?,
     })
 }
 
@@ -185,17 +192,24 @@ impl Session {
     /// (and checks the device was not revoked). Without one, sets the device up
     /// as `options.setup` says: generates or imports keys, uploads the device's
     /// signed bundle, and saves the keys encrypted in the store.
-    pub async fn open(client: Client, store: Arc<dyn Store>, options: SessionOptions) -> Result<Self> {
+    pub async fn open(
+        client: Client,
+        store: Arc<dyn Store>,
+        options: SessionOptions,
+    ) -> Result<Self> {
         let user = client.me().await?;
         let passphrase = options.store_passphrase.clone();
         let secrets = match store.account()? {
             Some(acct) => {
                 if acct.user_id != user.id {
-                    return Err(Error::StoreMismatch("the store holds another account's keys"));
+                    return Err(Error::StoreMismatch(
+                        "the store holds another account's keys",
+                    ));
                 }
                 let blob = acct.secrets.clone();
                 let secrets = blocking(move || {
-                    backup::import_with_passphrase(&blob, passphrase.as_bytes()).map_err(|_| Error::Locked)
+                    backup::import_with_passphrase(&blob, passphrase.as_bytes())
+                        .map_err(|_| Error::Locked)
                 })
                 .await?;
                 let all = client.list_devices(true).await?;
@@ -224,12 +238,18 @@ impl Session {
                         })
                         .await?
                     }
-                    DeviceSetup::Link { backup, secret, rsa } => {
+                    DeviceSetup::Link {
+                        backup,
+                        secret,
+                        rsa,
+                    } => {
                         let old = blocking(move || secret.open(&backup)).await?;
                         if old.user_id != user.id {
                             return Err(Error::StoreMismatch("the backup is of another account"));
                         }
-                        let device = blocking(move || Ok(DeviceKeys::generate(DeviceKeyOptions { rsa })?)).await?;
+                        let device =
+                            blocking(move || Ok(DeviceKeys::generate(DeviceKeyOptions { rsa })?))
+                                .await?;
                         DeviceSecrets {
                             user_id: user.id,
                             device_id: Uuid::now_v7(),
@@ -242,7 +262,11 @@ impl Session {
                         if s.user_id != user.id {
                             return Err(Error::StoreMismatch("the backup is of another account"));
                         }
-                        if existing.items.iter().any(|d| d.device_id == s.device_id && d.revoked_at.is_some()) {
+                        if existing
+                            .items
+                            .iter()
+                            .any(|d| d.device_id == s.device_id && d.revoked_at.is_some())
+                        {
                             return Err(Error::DeviceRevoked);
                         }
                         s
@@ -251,7 +275,11 @@ impl Session {
                 upload(&client, &secrets, options.device_name.clone()).await?;
                 let copy = clone_secrets(&secrets)?;
                 let blob = blocking(move || {
-                    Ok(backup::export_with_passphrase(&copy, passphrase.as_bytes(), &BackupParams::default())?)
+                    Ok(backup::export_with_passphrase(
+                        &copy,
+                        passphrase.as_bytes(),
+                        &BackupParams::default(),
+                    )?)
                 })
                 .await?;
                 store.set_account(&StoredAccount {
@@ -273,7 +301,13 @@ impl Session {
         }
         let own = secrets.identity.public_key();
         if let TrustDecision::FirstSeen = trust.observe(user.id, &own) {
-            store.set_pin(user.id, &Pin { key: own, verified: true })?;
+            store.set_pin(
+                user.id,
+                &Pin {
+                    key: own,
+                    verified: true,
+                },
+            )?;
             trust.mark_verified(user.id, &own);
         }
         let (events, events_rx) = mpsc::channel(4096);
@@ -324,7 +358,9 @@ impl Session {
     /// The event stream; there is one per session (`None` once taken).
     /// Start the live connection with [`Session::connect`].
     pub fn events(&self) -> Option<crate::EventStream> {
-        lock(&self.inner.events_rx).take().map(crate::EventStream::new)
+        lock(&self.inner.events_rx)
+            .take()
+            .map(crate::EventStream::new)
     }
 
     /// Starts the live connection: a background task that connects, resumes
@@ -385,7 +421,16 @@ impl Session {
         };
         let recipients: Vec<Recipient<'_>> = targets
             .iter()
-            .map(|d| Recipient::new(d, if d.has_rsa() { Suite::Rsa } else { Suite::X25519 }))
+            .map(|d| {
+                Recipient::new(
+                    d,
+                    if d.has_rsa() {
+                        Suite::Rsa
+                    } else {
+                        Suite::X25519
+                    },
+                )
+            })
             .collect();
         let sealed = envelope::seal(&plaintext, &header, &recipients, &self.inner.keys)?.to_bytes();
         let entry = OutboxEntry {
@@ -418,11 +463,18 @@ impl Session {
                         lock(&self.inner.acks).remove(&client_id);
                         if code != sotto_core::api::codes::RATE_LIMITED {
                             let _ = self.inner.store.outbox_remove(client_id);
-                            let mut p = sotto_core::api::Problem::new(400, &code, "the relay refused the message");
+                            let mut p = sotto_core::api::Problem::new(
+                                400,
+                                &code,
+                                "the relay refused the message",
+                            );
                             if let Some(d) = detail {
                                 p = p.with_detail(d);
                             }
-                            return Err(Error::Relay { problem: Box::new(p), retry_after: None });
+                            return Err(Error::Relay {
+                                problem: Box::new(p),
+                                retry_after: None,
+                            });
                         }
                     }
                     _ => {}
@@ -432,12 +484,19 @@ impl Session {
         }
         let seq = match seq {
             Some(s) => s,
-            None => match self.inner.client.post_message(entry.room_id, client_id, entry.envelope).await {
+            None => match self
+                .inner
+                .client
+                .post_message(entry.room_id, client_id, entry.envelope)
+                .await
+            {
                 Ok(r) => r.seq,
                 Err(e) => {
                     // A refusal will not change on retry: drop it from the outbox.
                     // Network trouble keeps it there for the next connection.
-                    if e.status().is_some_and(|s| (400..500).contains(&s) && s != 429 && s != 401) {
+                    if e.status()
+                        .is_some_and(|s| (400..500).contains(&s) && s != 429 && s != 401)
+                    {
                         let _ = self.inner.store.outbox_remove(client_id);
                     }
                     return Err(e);
@@ -556,7 +615,8 @@ impl Session {
         let mut verified = Vec::new();
         let mut rejected = Vec::new();
         for d in list {
-            let ok = d.user_id == user && d.bundle.user_id == user && d.bundle.device_id == d.device_id;
+            let ok =
+                d.user_id == user && d.bundle.user_id == user && d.bundle.device_id == d.device_id;
             match d.bundle.verify() {
                 Ok(v) if ok => verified.push(Target {
                     device: v,
@@ -582,7 +642,13 @@ impl Session {
                 None if keys.len() == 1 => {
                     if let Some(k) = keys.first() {
                         trust.observe(user, k);
-                        self.inner.store.set_pin(user, &Pin { key: *k, verified: false })?;
+                        self.inner.store.set_pin(
+                            user,
+                            &Pin {
+                                key: *k,
+                                verified: false,
+                            },
+                        )?;
                     }
                 }
                 None => {
@@ -618,7 +684,10 @@ impl Session {
         };
         for device_id in rejected {
             if lock(&self.inner.rejected).insert((user, device_id)) {
-                events.push(Event::DeviceRejected { user_id: user, device_id });
+                events.push(Event::DeviceRejected {
+                    user_id: user,
+                    device_id,
+                });
             }
         }
         lock(&self.inner.devices).insert(user, Arc::new(kept));
@@ -630,7 +699,12 @@ impl Session {
 
     /// The verified, pinned device `device_id` of `user`, to check a message
     /// from it. Refetches once when it is unknown (a new device).
-    pub(crate) async fn sender_device(&self, user: Uuid, device_id: Uuid) -> std::result::Result<(VerifiedDevice, SenderTrust), crate::events::UndecryptableReason> {
+    pub(crate) async fn sender_device(
+        &self,
+        user: Uuid,
+        device_id: Uuid,
+    ) -> std::result::Result<(VerifiedDevice, SenderTrust), crate::events::UndecryptableReason>
+    {
         use crate::events::UndecryptableReason as R;
         for attempt in 0..2 {
             if attempt == 1 && self.refresh_devices(user).await.is_err() {
@@ -639,15 +713,22 @@ impl Session {
             if self.ensure_devices(&[user]).await.is_err() {
                 return Err(R::UnknownDevice);
             }
-            let Some(targets) = self.cached_devices(user) else { continue };
+            let Some(targets) = self.cached_devices(user) else {
+                continue;
+            };
             let Some(t) = targets.iter().find(|t| t.device.device_id() == device_id) else {
                 continue;
             };
             let pin = lock(&self.inner.trust).pin(&user).copied();
             return match pin {
-                Some(p) if p.key == *t.device.identity_key() => {
-                    Ok((t.device.clone(), if p.verified { SenderTrust::Verified } else { SenderTrust::Unverified }))
-                }
+                Some(p) if p.key == *t.device.identity_key() => Ok((
+                    t.device.clone(),
+                    if p.verified {
+                        SenderTrust::Verified
+                    } else {
+                        SenderTrust::Unverified
+                    },
+                )),
                 _ => Err(R::UntrustedSender),
             };
         }
@@ -678,19 +759,22 @@ impl Session {
     /// Marks the room read up to `seq` (others see a `read` receipt).
     pub async fn mark_read(&self, room_id: Uuid, seq: u64) -> Result<()> {
         let live = lock(&self.inner.live).clone();
-        if let Some(live) = live {
-            if live
+        if let Some(live) = live
+            && live
                 .send(ClientFrame::Receipt {
                     room_id,
                     kind: ReceiptKind::Read,
                     seq,
                 })
                 .is_ok()
-            {
-                return Ok(());
-            }
+        {
+            return Ok(());
         }
-        self.inner.client.post_receipt(room_id, ReceiptKind::Read, seq).await.map(drop)
+        self.inner
+            .client
+            .post_receipt(room_id, ReceiptKind::Read, seq)
+            .await
+            .map(drop)
     }
 
     // ---- Trust -------------------------------------------------------------
@@ -717,7 +801,13 @@ impl Session {
             return Ok(false);
         };
         trust.mark_verified(user_id, &pin.key);
-        self.inner.store.set_pin(user_id, &Pin { key: pin.key, verified: true })?;
+        self.inner.store.set_pin(
+            user_id,
+            &Pin {
+                key: pin.key,
+                verified: true,
+            },
+        )?;
         Ok(true)
     }
 
@@ -737,7 +827,13 @@ impl Session {
             return Err(Error::NoDevices(user_id));
         };
         lock(&self.inner.trust).accept(user_id, *key);
-        self.inner.store.set_pin(user_id, &Pin { key: *key, verified: false })?;
+        self.inner.store.set_pin(
+            user_id,
+            &Pin {
+                key: *key,
+                verified: false,
+            },
+        )?;
         lock(&self.inner.warned).retain(|(u, _)| *u != user_id);
         self.refresh_devices(user_id).await
     }
@@ -771,7 +867,14 @@ impl Session {
     pub async fn export_backup(&self, passphrase: &str) -> Result<Vec<u8>> {
         let secrets = self.secrets()?;
         let pass = Zeroizing::new(passphrase.to_owned());
-        blocking(move || Ok(backup::export_with_passphrase(&secrets, pass.as_bytes(), &BackupParams::default())?)).await
+        blocking(move || {
+            Ok(backup::export_with_passphrase(
+                &secrets,
+                pass.as_bytes(),
+                &BackupParams::default(),
+            )?)
+        })
+        .await
     }
 
     /// A key backup under a fresh recovery key; returns the blob and the key to
@@ -784,7 +887,12 @@ impl Session {
 
     /// This device's own signed bundle (what the relay serves for it).
     pub fn bundle(&self) -> Result<DeviceBundle> {
-        Ok(DeviceBundle::create(&self.inner.identity, &self.inner.keys, self.inner.user.id, self.inner.device_id)?)
+        Ok(DeviceBundle::create(
+            &self.inner.identity,
+            &self.inner.keys,
+            self.inner.user.id,
+            self.inner.device_id,
+        )?)
     }
 
     /// Cursors of the rooms this device has read up to.
@@ -802,7 +910,13 @@ async fn upload(client: &Client, s: &DeviceSecrets, name: Option<String>) -> Res
             replace_identity: false,
         })
         .await
-        .map_err(|e| if e.code() == Some(sotto_core::api::codes::IDENTITY_KEY_CHANGED) { Error::IdentityExists } else { e })?;
+        .map_err(|e| {
+            if e.code() == Some(sotto_core::api::codes::IDENTITY_KEY_CHANGED) {
+                Error::IdentityExists
+            } else {
+                e
+            }
+        })?;
     Ok(())
 }
 

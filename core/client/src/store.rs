@@ -150,11 +150,16 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self.conn.lock().map_err(|_| Error::store("store lock poisoned"))?;
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| Error::store("store lock poisoned"))?;
         f(&conn).map_err(Error::from)
     }
 }
@@ -170,14 +175,18 @@ fn json_err(e: serde_json::Error) -> rusqlite::Error {
 impl Store for SqliteStore {
     fn account(&self) -> Result<Option<StoredAccount>> {
         self.with(|c| {
-            c.query_row("SELECT relay, user_id, device_id, secrets FROM account WHERE id = 1", [], |r| {
-                Ok(StoredAccount {
-                    relay: r.get(0)?,
-                    user_id: uuid_of(&r.get::<_, String>(1)?)?,
-                    device_id: uuid_of(&r.get::<_, String>(2)?)?,
-                    secrets: r.get(3)?,
-                })
-            })
+            c.query_row(
+                "SELECT relay, user_id, device_id, secrets FROM account WHERE id = 1",
+                [],
+                |r| {
+                    Ok(StoredAccount {
+                        relay: r.get(0)?,
+                        user_id: uuid_of(&r.get::<_, String>(1)?)?,
+                        device_id: uuid_of(&r.get::<_, String>(2)?)?,
+                        secrets: r.get(3)?,
+                    })
+                },
+            )
             .optional()
         })
     }
@@ -218,10 +227,15 @@ impl Store for SqliteStore {
 
     fn devices(&self, user_id: Uuid) -> Result<Option<Vec<Device>>> {
         let text: Option<String> = self.with(|c| {
-            c.query_row("SELECT bundles FROM devices WHERE user_id = ?1", [user_id.to_string()], |r| r.get(0))
-                .optional()
+            c.query_row(
+                "SELECT bundles FROM devices WHERE user_id = ?1",
+                [user_id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
         })?;
-        text.map(|t| serde_json::from_str(&t).map_err(Error::store)).transpose()
+        text.map(|t| serde_json::from_str(&t).map_err(Error::store))
+            .transpose()
     }
 
     fn set_devices(&self, user_id: Uuid, devices: &[Device]) -> Result<()> {
@@ -236,7 +250,13 @@ impl Store for SqliteStore {
     }
 
     fn forget_devices(&self, user_id: Uuid) -> Result<()> {
-        self.with(|c| c.execute("DELETE FROM devices WHERE user_id = ?1", [user_id.to_string()]).map(drop))
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM devices WHERE user_id = ?1",
+                [user_id.to_string()],
+            )
+            .map(drop)
+        })
     }
 
     fn forget_all_devices(&self) -> Result<()> {
@@ -246,7 +266,12 @@ impl Store for SqliteStore {
     fn cursors(&self) -> Result<BTreeMap<Uuid, u64>> {
         self.with(|c| {
             let mut st = c.prepare("SELECT room_id, seq FROM cursors")?;
-            let rows = st.query_map([], |r| Ok((uuid_of(&r.get::<_, String>(0)?)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    uuid_of(&r.get::<_, String>(0)?)?,
+                    r.get::<_, i64>(1)?.max(0) as u64,
+                ))
+            })?;
             rows.collect()
         })
     }
@@ -274,7 +299,13 @@ impl Store for SqliteStore {
     }
 
     fn outbox_remove(&self, client_id: Uuid) -> Result<()> {
-        self.with(|c| c.execute("DELETE FROM outbox WHERE client_id = ?1", [client_id.to_string()]).map(drop))
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM outbox WHERE client_id = ?1",
+                [client_id.to_string()],
+            )
+            .map(drop)
+        })
     }
 
     fn outbox(&self) -> Result<Vec<OutboxEntry>> {

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use sotto_core::OpenError;
 use sotto_core::api::{ClientFrame, ReceiptKind, RoomChange, ServerFrame};
 use sotto_core::envelope::{self, OpenContext};
-use sotto_core::OpenError;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
@@ -78,7 +78,9 @@ type Sink = futures_util::stream::SplitSink<
 
 async fn send_frame(sink: &mut Sink, frame: &ClientFrame) -> Result<(), String> {
     let text = serde_json::to_string(frame).map_err(|e| e.to_string())?;
-    sink.send(WsMessage::text(text)).await.map_err(|e| e.to_string())
+    sink.send(WsMessage::text(text))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// One connection, from connect to its end; returns why it ended.
@@ -99,7 +101,14 @@ async fn connection(session: &Session) -> String {
         Err(_) => return "connect: timed out".into(),
     };
     let (mut sink, mut stream) = ws.split();
-    if let Err(e) = send_frame(&mut sink, &ClientFrame::Auth { token: token.to_string() }).await {
+    if let Err(e) = send_frame(
+        &mut sink,
+        &ClientFrame::Auth {
+            token: token.to_string(),
+        },
+    )
+    .await
+    {
         return e;
     }
     drop(token);
@@ -125,7 +134,14 @@ async fn connection(session: &Session) -> String {
         .map(|r| (r.id, stored.get(&r.id).copied().unwrap_or(0)))
         .collect();
     session.forget_all_caches();
-    if let Err(e) = send_frame(&mut sink, &ClientFrame::Resume { cursors: cursors.clone() }).await {
+    if let Err(e) = send_frame(
+        &mut sink,
+        &ClientFrame::Resume {
+            cursors: cursors.clone(),
+        },
+    )
+    .await
+    {
         return e;
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -206,7 +222,11 @@ async fn handle(
                 let _ = tx.send(Ok(seq));
             }
         }
-        ServerFrame::Error { code, detail, client_id } => match client_id.and_then(|c| lock(&inner.acks).remove(&c)) {
+        ServerFrame::Error {
+            code,
+            detail,
+            client_id,
+        } => match client_id.and_then(|c| lock(&inner.acks).remove(&c)) {
             Some(tx) => {
                 let _ = tx.send(Err((code, detail)));
             }
@@ -227,7 +247,17 @@ async fn handle(
             }
             let own_device = sender_id == inner.user.id && device_id == inner.device_id;
             if !own_device {
-                let event = open_message(session, room_id, id, seq, sender_id, device_id, envelope.as_bytes(), created_at).await;
+                let event = open_message(
+                    session,
+                    room_id,
+                    id,
+                    seq,
+                    sender_id,
+                    device_id,
+                    envelope.as_bytes(),
+                    created_at,
+                )
+                .await;
                 if let Some(event) = event {
                     session.emit(event).await;
                 }
@@ -238,20 +268,50 @@ async fn handle(
                 tracing::warn!(error = %e, "cursor not saved");
             }
         }
-        ServerFrame::MessageDeleted { room_id, id, seq } => session.emit(Event::MessageDeleted { room_id, id, seq }).await,
-        ServerFrame::Typing { room_id, user_id, active } => {
+        ServerFrame::MessageDeleted { room_id, id, seq } => {
+            session
+                .emit(Event::MessageDeleted { room_id, id, seq })
+                .await
+        }
+        ServerFrame::Typing {
+            room_id,
+            user_id,
+            active,
+        } => {
             if user_id != inner.user.id {
-                session.emit(Event::Typing { room_id, user_id, active }).await;
+                session
+                    .emit(Event::Typing {
+                        room_id,
+                        user_id,
+                        active,
+                    })
+                    .await;
             }
         }
-        ServerFrame::Presence { user_id, online } => session.emit(Event::Presence { user_id, online }).await,
-        ServerFrame::Receipt { room_id, user_id, kind, seq } => {
-            session.emit(Event::Receipt { room_id, user_id, kind, seq }).await;
+        ServerFrame::Presence { user_id, online } => {
+            session.emit(Event::Presence { user_id, online }).await
+        }
+        ServerFrame::Receipt {
+            room_id,
+            user_id,
+            kind,
+            seq,
+        } => {
+            session
+                .emit(Event::Receipt {
+                    room_id,
+                    user_id,
+                    kind,
+                    seq,
+                })
+                .await;
         }
         ServerFrame::Room { room_id, change } => {
             lock(&inner.members).remove(&room_id);
             session.emit(Event::Room { room_id, change }).await;
-            if matches!(change, RoomChange::Created | RoomChange::MemberAdded) && !cursors.contains_key(&room_id) {
+            if matches!(change, RoomChange::Created | RoomChange::MemberAdded)
+                && !cursors.contains_key(&room_id)
+            {
                 let stored = inner.store.cursors().unwrap_or_default();
                 cursors.insert(room_id, stored.get(&room_id).copied().unwrap_or(0));
                 return Some(room_id);
@@ -305,7 +365,9 @@ async fn open_message(
     };
     let opened = match envelope::open(envelope, inner.device_id, &inner.keys, &ctx) {
         Ok(o) => o,
-        Err(OpenError::NotARecipient) => return Some(undecryptable(UndecryptableReason::NotForThisDevice)),
+        Err(OpenError::NotARecipient) => {
+            return Some(undecryptable(UndecryptableReason::NotForThisDevice));
+        }
         Err(_) => return Some(undecryptable(UndecryptableReason::Invalid)),
     };
     match inner.store.mark_seen(sender_id, opened.replay_id()) {

@@ -75,7 +75,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.inner.base).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base", &self.inner.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,7 +110,9 @@ impl Client {
     pub fn with_options(base_url: &str, options: ClientOptions) -> Result<Self> {
         let base = base_url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(Error::Protocol(format!("relay URL must be http(s)://, got {base}")));
+            return Err(Error::Protocol(format!(
+                "relay URL must be http(s)://, got {base}"
+            )));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
@@ -147,7 +151,12 @@ impl Client {
 
     /// The logged-in user (as of the last login or refresh), if any.
     pub async fn user(&self) -> Option<User> {
-        self.inner.tokens.lock().await.as_ref().map(|t| t.user.clone())
+        self.inner
+            .tokens
+            .lock()
+            .await
+            .as_ref()
+            .map(|t| t.user.clone())
     }
 
     /// Whether the client holds a session.
@@ -176,7 +185,10 @@ impl Client {
         if !fresh {
             self.refresh_locked(&mut guard).await?;
         }
-        guard.as_ref().map(|t| t.access.clone()).ok_or(Error::NotLoggedIn)
+        guard
+            .as_ref()
+            .map(|t| t.access.clone())
+            .ok_or(Error::NotLoggedIn)
     }
 
     /// Refreshes now (a 401 with a token we thought valid). If another caller
@@ -275,7 +287,9 @@ impl Client {
                 req = req.query(q);
             }
             if let Some(b) = &body {
-                req = req.header(header::CONTENT_TYPE, "application/json").body(b.clone());
+                req = req
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(b.clone());
             }
             let token = match auth {
                 Auth::Bearer => Some(self.access_token().await?),
@@ -299,13 +313,14 @@ impl Client {
             if status.is_success() {
                 return Ok(res);
             }
-            if status == StatusCode::UNAUTHORIZED && !refreshed {
-                if let Some(t) = &token {
-                    refreshed = true;
-                    attempt -= 1;
-                    self.refresh_after_401(t).await?;
-                    continue;
-                }
+            if status == StatusCode::UNAUTHORIZED
+                && !refreshed
+                && let Some(t) = &token
+            {
+                refreshed = true;
+                attempt -= 1;
+                self.refresh_after_401(t).await?;
+                continue;
             }
             let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504);
             let retry_after = retry_after(&res);
@@ -330,12 +345,33 @@ impl Client {
         retry: Retry,
     ) -> Result<T> {
         let body = body.map(json).transpose()?;
-        decode(self.send(method, path, None::<&()>, body, auth, retry, None).await?).await
+        decode(
+            self.send(method, path, None::<&()>, body, auth, retry, None)
+                .await?,
+        )
+        .await
     }
 
     /// A GET with a query string and a JSON answer.
-    pub(crate) async fn get_query<Q: Serialize, T: DeserializeOwned>(&self, path: &str, query: &Q, auth: Auth) -> Result<T> {
-        decode(self.send(Method::GET, path, Some(query), None, auth, Retry::Idempotent, None).await?).await
+    pub(crate) async fn get_query<Q: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Q,
+        auth: Auth,
+    ) -> Result<T> {
+        decode(
+            self.send(
+                Method::GET,
+                path,
+                Some(query),
+                None,
+                auth,
+                Retry::Idempotent,
+                None,
+            )
+            .await?,
+        )
+        .await
     }
 
     /// A JSON call whose answer has no body we need.
@@ -348,7 +384,8 @@ impl Client {
         retry: Retry,
     ) -> Result<()> {
         let body = body.map(json).transpose()?;
-        self.send(method, path, None::<&()>, body, auth, retry, None).await?;
+        self.send(method, path, None::<&()>, body, auth, retry, None)
+            .await?;
         Ok(())
     }
 
@@ -372,7 +409,10 @@ pub(crate) fn json<B: Serialize + ?Sized>(body: &B) -> Result<Vec<u8>> {
 }
 
 pub(crate) async fn decode<T: DeserializeOwned>(res: reqwest::Response) -> Result<T> {
-    let bytes = res.bytes().await.map_err(|e| Error::Network(e.to_string()))?;
+    let bytes = res
+        .bytes()
+        .await
+        .map_err(|e| Error::Network(e.to_string()))?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Protocol(e.to_string()))
 }
 
@@ -394,7 +434,9 @@ pub(crate) async fn problem_of(res: reqwest::Response, retry_after: Option<Durat
     let problem = serde_json::from_slice::<Problem>(&bytes).unwrap_or_else(|_| {
         Problem::new(
             status.as_u16(),
-            status.canonical_reason().map_or("http_error", |_| "http_error"),
+            status
+                .canonical_reason()
+                .map_or("http_error", |_| "http_error"),
             status.canonical_reason().unwrap_or("error"),
         )
     });

@@ -2,10 +2,10 @@
 //! verification, both key-wrap suites in one room, a second device linked from
 //! a key backup, a revoked device, and a device restored from its backup.
 
+use sotto_client::sotto_core::api::MessageListQuery;
 use sotto_client::sotto_core::envelope::Envelope;
 use sotto_client::sotto_core::keys::RsaBits;
 use sotto_client::sotto_core::suite::Suite;
-use sotto_client::sotto_core::api::MessageListQuery;
 use sotto_client::{DeviceSetup, Event, SenderTrust, UndecryptableReason};
 use sotto_tests::Backend;
 use sotto_tests::process::RelayProcess;
@@ -20,11 +20,20 @@ async fn suites(p: &Person, room: Uuid, seq: u64) -> Vec<(Uuid, Suite)> {
     let page = p
         .session
         .client()
-        .list_messages(room, &MessageListQuery { after_seq: Some(seq - 1), limit: Some(1) })
+        .list_messages(
+            room,
+            &MessageListQuery {
+                after_seq: Some(seq - 1),
+                limit: Some(1),
+            },
+        )
         .await
         .unwrap();
     let env = Envelope::from_bytes(page.items[0].envelope.as_ref().unwrap().as_bytes()).unwrap();
-    env.recipients.iter().map(|r| (r.device_id, r.suite)).collect()
+    env.recipients
+        .iter()
+        .map(|r| (r.device_id, r.suite))
+        .collect()
 }
 
 async fn alice_and_bob_talk_across_suites_devices_and_backups(backend: Backend) {
@@ -34,16 +43,33 @@ async fn alice_and_bob_talk_across_suites_devices_and_backups(backend: Backend) 
     // Alice's device wraps with X25519 (HPKE), Bob's first device with RSA-OAEP.
     let mut alice = Person::register(&relay, &url, "alice", None).await;
     let mut bob = Person::register(&relay, &url, "bob", Some(RsaBits::Rsa2048)).await;
-    let room = alice.session.client().create_room("garden", &[bob.id()]).await.unwrap().room.id;
+    let room = alice
+        .session
+        .client()
+        .create_room("garden", &[bob.id()])
+        .await
+        .unwrap()
+        .room
+        .id;
 
     let t1 = text("alice to bob");
     let s1 = alice.session.send_text(room, &t1).await.unwrap();
     let m = bob.expect_text(&t1).await;
-    assert_eq!((m.sender_id, m.room_id, m.seq, m.client_id), (alice.id(), room, s1.seq, s1.client_id));
+    assert_eq!(
+        (m.sender_id, m.room_id, m.seq, m.client_id),
+        (alice.id(), room, s1.seq, s1.client_id)
+    );
     assert_eq!(m.trust, SenderTrust::Unverified);
-    let mut want = vec![(alice.session.device_id(), Suite::X25519), (bob.session.device_id(), Suite::Rsa)];
+    let mut want = vec![
+        (alice.session.device_id(), Suite::X25519),
+        (bob.session.device_id(), Suite::Rsa),
+    ];
     want.sort_by_key(|(d, _)| *d);
-    assert_eq!(suites(&alice, room, s1.seq).await, want, "one envelope, both suites");
+    assert_eq!(
+        suites(&alice, room, s1.seq).await,
+        want,
+        "one envelope, both suites"
+    );
     sent.push(t1);
 
     let t2 = text("bob to alice");
@@ -52,22 +78,47 @@ async fn alice_and_bob_talk_across_suites_devices_and_backups(backend: Backend) 
     sent.push(t2);
 
     // Safety numbers match on both sides; marking verified shows in the trust.
-    let a_sn = alice.session.safety_number(bob.id()).await.unwrap().unwrap();
-    let b_sn = bob.session.safety_number(alice.id()).await.unwrap().unwrap();
+    let a_sn = alice
+        .session
+        .safety_number(bob.id())
+        .await
+        .unwrap()
+        .unwrap();
+    let b_sn = bob
+        .session
+        .safety_number(alice.id())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(a_sn.digits(), b_sn.digits());
     assert!(bob.session.mark_verified(alice.id()).unwrap());
 
     // Bob links a second device (X25519) from a key backup of the first.
     let (backup, secret) = bob.backup().await;
-    let mut bob2 = Person::login(&url, "bob", DeviceSetup::Link { backup, secret, rsa: None }).await;
+    let mut bob2 = Person::login(
+        &url,
+        "bob",
+        DeviceSetup::Link {
+            backup,
+            secret,
+            rsa: None,
+        },
+    )
+    .await;
     assert_ne!(bob2.session.device_id(), bob.session.device_id());
     // Alice hears of Bob's new device before she writes again.
-    alice.wait_for(|e| matches!(e, Event::DevicesChanged { user_id } if *user_id == bob.id())).await;
+    alice
+        .wait_for(|e| matches!(e, Event::DevicesChanged { user_id } if *user_id == bob.id()))
+        .await;
     let t3 = text("alice to both of bob's devices");
     let s3 = alice.session.send_text(room, &t3).await.unwrap();
     assert_eq!(bob.expect_text(&t3).await.trust, SenderTrust::Verified);
     assert_eq!(bob2.expect_text(&t3).await.seq, s3.seq);
-    assert_eq!(suites(&alice, room, s3.seq).await.len(), 3, "alice, bob's phone, bob's laptop");
+    assert_eq!(
+        suites(&alice, room, s3.seq).await.len(),
+        3,
+        "alice, bob's phone, bob's laptop"
+    );
     sent.push(t3);
     // What Bob's second device writes, his first device reads as his own.
     let t4 = text("bob's laptop to the room");
@@ -77,8 +128,13 @@ async fn alice_and_bob_talk_across_suites_devices_and_backups(backend: Backend) 
     sent.push(t4);
 
     // Bob revokes the second device: new messages are not sealed to it.
-    bob.session.revoke_device(bob2.session.device_id()).await.unwrap();
-    alice.wait_for(|e| matches!(e, Event::DevicesChanged { user_id } if *user_id == bob.id())).await;
+    bob.session
+        .revoke_device(bob2.session.device_id())
+        .await
+        .unwrap();
+    alice
+        .wait_for(|e| matches!(e, Event::DevicesChanged { user_id } if *user_id == bob.id()))
+        .await;
     let t5 = text("after the revocation");
     let s5 = alice.session.send_text(room, &t5).await.unwrap();
     bob.expect_text(&t5).await;
@@ -86,10 +142,21 @@ async fn alice_and_bob_talk_across_suites_devices_and_backups(backend: Backend) 
         .wait_for(|e| matches!(e, Event::Undecryptable { seq, .. } | Event::Message(sotto_client::ReceivedMessage { seq, .. }) if *seq == s5.seq))
         .await;
     assert!(
-        matches!(ev, Event::Undecryptable { reason: UndecryptableReason::NotForThisDevice, .. }),
+        matches!(
+            ev,
+            Event::Undecryptable {
+                reason: UndecryptableReason::NotForThisDevice,
+                ..
+            }
+        ),
         "the revoked device must not read new messages: {ev:?}"
     );
-    assert!(!suites(&alice, room, s5.seq).await.iter().any(|(d, _)| *d == bob2.session.device_id()));
+    assert!(
+        !suites(&alice, room, s5.seq)
+            .await
+            .iter()
+            .any(|(d, _)| *d == bob2.session.device_id())
+    );
     sent.push(t5);
 
     // Bob's first device is restored from its key backup into a fresh store
@@ -107,4 +174,109 @@ async fn alice_and_bob_talk_across_suites_devices_and_backups(backend: Backend) 
     sent.extend([t6, t7]);
 
     assert_no_plaintext_at_rest(&relay, &sent, "garden");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_stream_encrypted_with_progress_both_ways() {
+    use std::sync::{Arc, Mutex};
+
+    use sotto_client::{Content, Progress};
+
+    let relay = RelayProcess::start(Backend::Sqlite).await;
+    let url = relay.url();
+    let alice = Person::register(&relay, &url, "alice", None).await;
+    let mut bob = Person::register(&relay, &url, "bob", Some(RsaBits::Rsa2048)).await;
+    let room = alice
+        .session
+        .client()
+        .direct_room(bob.id())
+        .await
+        .unwrap()
+        .room
+        .id;
+
+    // 300 KiB and a bit: several chunks, the last one partial.
+    let dir = tempfile::tempdir().unwrap();
+    let secret_line = text("the file's own words");
+    let mut data = Vec::new();
+    while data.len() < 300 * 1024 + 123 {
+        data.extend_from_slice(secret_line.as_bytes());
+        data.push(b'\n');
+    }
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, &data).unwrap();
+
+    let up: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let log = up.clone();
+    alice
+        .session
+        .send_file(
+            room,
+            &path,
+            Some("text/plain"),
+            Some(Arc::new(move |p| log.lock().unwrap().push(p))),
+        )
+        .await
+        .unwrap();
+    let up = up.lock().unwrap().clone();
+    assert!(up.len() >= 5, "progress per chunk: {up:?}");
+    assert!(up.windows(2).all(|w| w[0].done <= w[1].done));
+    assert_eq!(
+        up.last().unwrap(),
+        &Progress {
+            done: data.len() as u64,
+            total: data.len() as u64
+        }
+    );
+
+    let m = bob
+        .wait_for(|e| matches!(e, Event::Message(m) if matches!(m.content, Content::File { .. })))
+        .await;
+    let Event::Message(m) = m else { unreachable!() };
+    let Content::File { file } = m.content else {
+        unreachable!()
+    };
+    assert_eq!(file.name.as_deref(), Some("notes.txt"));
+    assert_eq!(file.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(file.size, data.len() as u64);
+
+    let down: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let log = down.clone();
+    let dest = dir.path().join("received.txt");
+    let n = bob
+        .session
+        .download_file(
+            &file,
+            &dest,
+            Some(Arc::new(move |p| log.lock().unwrap().push(p))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, data.len() as u64);
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+    assert_eq!(down.lock().unwrap().last().unwrap().done, data.len() as u64);
+
+    // A pointer whose digest does not match the blob writes nothing.
+    let mut forged = file.clone();
+    forged.sha256 = vec![0u8; 32].into();
+    let dest2 = dir.path().join("forged.txt");
+    assert!(
+        bob.session
+            .download_file(&forged, &dest2, None)
+            .await
+            .is_err()
+    );
+    assert!(!dest2.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "no partial file left behind: {leftovers:?}"
+    );
+
+    assert_no_plaintext_at_rest(&relay, &[secret_line], "alice");
 }

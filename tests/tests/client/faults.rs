@@ -12,7 +12,12 @@ use crate::support::{Person, assert_no_plaintext_at_rest, text};
 
 fn exactly_once(seen: &std::collections::HashMap<String, usize>, texts: &[String]) {
     for t in texts {
-        assert_eq!(seen.get(t), Some(&1), "{t:?} arrived {:?} times", seen.get(t));
+        assert_eq!(
+            seen.get(t),
+            Some(&1),
+            "{t:?} arrived {:?} times",
+            seen.get(t)
+        );
     }
 }
 
@@ -22,7 +27,14 @@ async fn a_killed_and_restarted_relay_loses_and_doubles_nothing() {
     let url = relay.url();
     let alice = Person::register(&relay, &url, "alice", None).await;
     let mut bob = Person::register(&relay, &url, "bob", None).await;
-    let room = alice.session.client().create_room("r", &[bob.id()]).await.unwrap().room.id;
+    let room = alice
+        .session
+        .client()
+        .create_room("r", &[bob.id()])
+        .await
+        .unwrap()
+        .room
+        .id;
 
     let texts: Vec<String> = (0..30).map(|i| text(&format!("message {i}"))).collect();
     for t in &texts[..10] {
@@ -52,8 +64,14 @@ async fn a_killed_and_restarted_relay_loses_and_doubles_nothing() {
     let mut bob = bob.restart(&url).await;
     let t = text("after bob's restart");
     alice.session.send_text(room, &t).await.unwrap();
-    let seen = bob.collect_texts(std::slice::from_ref(&t), Duration::from_secs(1)).await;
-    assert_eq!(seen.len(), 1, "only the new message after a restart: {seen:?}");
+    let seen = bob
+        .collect_texts(std::slice::from_ref(&t), Duration::from_secs(1))
+        .await;
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the new message after a restart: {seen:?}"
+    );
     assert_eq!(seen[&t], 1);
 
     let mut all = texts.clone();
@@ -68,7 +86,14 @@ async fn a_socket_cut_during_a_burst_loses_and_doubles_nothing() {
     let url = proxy.url();
     let mut alice = Person::register(&relay, &url, "alice", None).await;
     let mut bob = Person::register(&relay, &url, "bob", None).await;
-    let room = alice.session.client().create_room("r", &[bob.id()]).await.unwrap().room.id;
+    let room = alice
+        .session
+        .client()
+        .create_room("r", &[bob.id()])
+        .await
+        .unwrap()
+        .room
+        .id;
 
     let texts: Vec<String> = (0..120).map(|i| text(&format!("burst {i}"))).collect();
     let session = alice.session.clone();
@@ -83,11 +108,14 @@ async fn a_socket_cut_during_a_burst_loses_and_doubles_nothing() {
         bob.wait_for(|e| matches!(e, Event::Message(_))).await;
         tokio::time::sleep(Duration::from_millis(30)).await;
         assert!(proxy.cut() > 0);
-        bob.wait_for(|e| matches!(e, Event::Connection(Connection::Offline { .. }))).await;
+        bob.wait_for(|e| matches!(e, Event::Connection(Connection::Offline { .. })))
+            .await;
     }
     sender.await.unwrap();
     let seen = bob.collect_texts(&texts, Duration::from_secs(2)).await;
     exactly_once(&seen, &texts);
-    alice.wait_for(|e| matches!(e, Event::Connection(Connection::Online))).await;
+    alice
+        .wait_for(|e| matches!(e, Event::Connection(Connection::Online)))
+        .await;
     assert_no_plaintext_at_rest(&relay, &texts, "alice");
 }

@@ -14,7 +14,9 @@ use crate::support::{Person, assert_no_plaintext_at_rest, text};
 /// Runs `sql` on the (stopped) relay's SQLite database.
 async fn tamper(relay: &RelayProcess, sql: &str, binds: &[String]) {
     let path = relay.data_dir().join("sotto.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
     for b in binds {
         q = q.bind(b.clone());
@@ -36,7 +38,14 @@ async fn setup() -> (RelayProcess, Person, Person, Uuid, Vec<String>) {
     let url = relay.url();
     let alice = Person::register(&relay, &url, "alice", None).await;
     let mut bob = Person::register(&relay, &url, "bob", None).await;
-    let room = alice.session.client().create_room("r", &[bob.id()]).await.unwrap().room.id;
+    let room = alice
+        .session
+        .client()
+        .create_room("r", &[bob.id()])
+        .await
+        .unwrap()
+        .room
+        .id;
     let t = text("before the attack");
     alice.session.send_text(room, &t).await.unwrap();
     bob.expect_text(&t).await;
@@ -65,19 +74,37 @@ async fn a_rewritten_identity_key_is_refused_and_announced() {
     tamper(
         &relay,
         "UPDATE devices SET identity_key = ?1, bundle = ?2 WHERE id = ?3",
-        &[evil.public_key().to_base64(), serde_json::to_string(&bundle).unwrap(), bob_device.to_string()],
+        &[
+            evil.public_key().to_base64(),
+            serde_json::to_string(&bundle).unwrap(),
+            bob_device.to_string(),
+        ],
     )
     .await;
-    tamper(&relay, "UPDATE identities SET identity_key = ?1 WHERE user_id = ?2", &[evil.public_key().to_base64(), bob_id.to_string()]).await;
+    tamper(
+        &relay,
+        "UPDATE identities SET identity_key = ?1 WHERE user_id = ?2",
+        &[evil.public_key().to_base64(), bob_id.to_string()],
+    )
+    .await;
     relay.restart();
     // Alice's client reconnects by itself (and refetches keys after a reconnect).
-    alice.wait_for(|e| matches!(e, Event::Connection(sotto_client::Connection::Online))).await;
+    alice
+        .wait_for(|e| matches!(e, Event::Connection(sotto_client::Connection::Online)))
+        .await;
 
     let t = text("must not reach the impostor");
     let err = alice.session.send_text(room, &t).await.unwrap_err();
-    assert!(matches!(&err, Error::IdentityChanged(users) if users == &vec![bob_id]), "{err:?}");
-    let ev = alice.wait_for(|e| matches!(e, Event::IdentityKeyChanged { .. })).await;
-    assert!(matches!(ev, Event::IdentityKeyChanged { user_id, was_verified: false } if user_id == bob_id));
+    assert!(
+        matches!(&err, Error::IdentityChanged(users) if users == &vec![bob_id]),
+        "{err:?}"
+    );
+    let ev = alice
+        .wait_for(|e| matches!(e, Event::IdentityKeyChanged { .. }))
+        .await;
+    assert!(
+        matches!(ev, Event::IdentityKeyChanged { user_id, was_verified: false } if user_id == bob_id)
+    );
     assert_eq!(message_count(&alice, room).await, 1, "nothing was posted");
     // The pin is unchanged until the app accepts the new key.
     assert_ne!(alice.session.pin(bob_id).unwrap().key, evil.public_key());
@@ -105,24 +132,40 @@ async fn an_injected_device_of_another_identity_is_rejected() {
     )
     .await;
     relay.restart();
-    alice.wait_for(|e| matches!(e, Event::Connection(sotto_client::Connection::Online))).await;
-    bob.wait_for(|e| matches!(e, Event::Connection(sotto_client::Connection::Online))).await;
+    alice
+        .wait_for(|e| matches!(e, Event::Connection(sotto_client::Connection::Online)))
+        .await;
+    bob.wait_for(|e| matches!(e, Event::Connection(sotto_client::Connection::Online)))
+        .await;
 
     let t = text("only for bob's real device");
     let s = alice.session.send_text(room, &t).await.unwrap();
-    let ev = alice.wait_for(|e| matches!(e, Event::DeviceRejected { .. })).await;
-    assert!(matches!(ev, Event::DeviceRejected { user_id, device_id } if user_id == bob.id() && device_id == fake_device));
+    let ev = alice
+        .wait_for(|e| matches!(e, Event::DeviceRejected { .. }))
+        .await;
+    assert!(
+        matches!(ev, Event::DeviceRejected { user_id, device_id } if user_id == bob.id() && device_id == fake_device)
+    );
     bob.expect_text(&t).await;
     let page = alice
         .session
         .client()
-        .list_messages(room, &MessageListQuery { after_seq: Some(s.seq - 1), limit: Some(1) })
+        .list_messages(
+            room,
+            &MessageListQuery {
+                after_seq: Some(s.seq - 1),
+                limit: Some(1),
+            },
+        )
         .await
         .unwrap();
     let env = Envelope::from_bytes(page.items[0].envelope.as_ref().unwrap().as_bytes()).unwrap();
     let recipients: Vec<Uuid> = env.recipient_devices().collect();
     assert!(recipients.contains(&bob.session.device_id()));
-    assert!(!recipients.contains(&fake_device), "sealed to the injected device");
+    assert!(
+        !recipients.contains(&fake_device),
+        "sealed to the injected device"
+    );
     sent.push(t);
     assert_no_plaintext_at_rest(&relay, &sent, "alice");
 }

@@ -30,7 +30,12 @@ pub struct Person {
 impl Person {
     /// Registers `name`, verifies the e-mail through the relay's outbox link,
     /// logs in, sets up a first device and connects.
-    pub async fn register(relay: &RelayProcess, url: &str, name: &str, rsa: Option<RsaBits>) -> Self {
+    pub async fn register(
+        relay: &RelayProcess,
+        url: &str,
+        name: &str,
+        rsa: Option<RsaBits>,
+    ) -> Self {
         let client = Client::new(url).unwrap();
         let email = format!("{name}@example.org");
         client.register(name, &email, PASSWORD).await.unwrap();
@@ -74,15 +79,24 @@ impl Person {
             store_dir,
             texts: HashMap::new(),
         };
-        p.wait_for(|e| matches!(e, Event::Connection(Connection::Online))).await;
+        p.wait_for(|e| matches!(e, Event::Connection(Connection::Online)))
+            .await;
         p
     }
 
     /// Reopens this person's session from its store (as after an app restart).
     pub async fn restart(self, url: &str) -> Self {
         self.session.disconnect().await;
-        let Person { name, store_dir, .. } = self;
-        let session = Self::open(url, &name, DeviceSetup::New { rsa: None }, &store_dir.path().join("store.db")).await;
+        let Person {
+            name, store_dir, ..
+        } = self;
+        let session = Self::open(
+            url,
+            &name,
+            DeviceSetup::New { rsa: None },
+            &store_dir.path().join("store.db"),
+        )
+        .await;
         Self::connected(&name, session, store_dir).await
     }
 
@@ -92,8 +106,15 @@ impl Person {
 
     /// A key backup of this device, and the secret that opens it.
     pub async fn backup(&self) -> (Vec<u8>, BackupSecret) {
-        let blob = self.session.export_backup("backup passphrase").await.unwrap();
-        (blob, BackupSecret::Passphrase(Zeroizing::new("backup passphrase".into())))
+        let blob = self
+            .session
+            .export_backup("backup passphrase")
+            .await
+            .unwrap();
+        (
+            blob,
+            BackupSecret::Passphrase(Zeroizing::new("backup passphrase".into())),
+        )
     }
 
     /// The next event within `wait` (`None` on timeout); counts text messages.
@@ -128,7 +149,10 @@ impl Person {
     /// Waits for the text message `text`, skipping other messages.
     pub async fn expect_text(&mut self, text: &str) -> ReceivedMessage {
         let want = Content::text(text);
-        match self.wait_for(|e| matches!(e, Event::Message(m) if m.content == want)).await {
+        match self
+            .wait_for(|e| matches!(e, Event::Message(m) if m.content == want))
+            .await
+        {
             Event::Message(m) => m,
             _ => unreachable!(),
         }
@@ -136,13 +160,24 @@ impl Person {
 
     /// Reads events until every one of `texts` arrived (counting those read
     /// earlier), then for `linger` more; returns how often each text arrived.
-    pub async fn collect_texts(&mut self, texts: &[String], linger: Duration) -> HashMap<String, usize> {
+    pub async fn collect_texts(
+        &mut self,
+        texts: &[String],
+        linger: Duration,
+    ) -> HashMap<String, usize> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !texts.iter().all(|t| self.texts.contains_key(t)) {
             let left = deadline.saturating_duration_since(Instant::now());
             if self.recv(left).await.is_none() {
-                let missing: Vec<&String> = texts.iter().filter(|t| !self.texts.contains_key(*t)).collect();
-                panic!("{}: {} messages never arrived: {missing:?}", self.name, missing.len());
+                let missing: Vec<&String> = texts
+                    .iter()
+                    .filter(|t| !self.texts.contains_key(*t))
+                    .collect();
+                panic!(
+                    "{}: {} messages never arrived: {missing:?}",
+                    self.name,
+                    missing.len()
+                );
             }
         }
         let until = Instant::now() + linger;
@@ -187,14 +222,25 @@ pub fn assert_no_plaintext_at_rest(relay: &RelayProcess, plaintexts: &[String], 
             .args(["--no-owner", "--dbname", url])
             .output()
             .unwrap();
-        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         blobs.push(("pg_dump".into(), out.stdout));
     }
     let find = |needle: &[u8]| -> Vec<String> {
         let f = memchr::memmem::Finder::new(needle);
-        blobs.iter().filter(|(_, b)| f.find(b).is_some()).map(|(n, _)| n.clone()).collect()
+        blobs
+            .iter()
+            .filter(|(_, b)| f.find(b).is_some())
+            .map(|(n, _)| n.clone())
+            .collect()
     };
-    assert!(!find(control.as_bytes()).is_empty(), "control {control:?} not found: the search is broken");
+    assert!(
+        !find(control.as_bytes()).is_empty(),
+        "control {control:?} not found: the search is broken"
+    );
     for p in plaintexts {
         let hits = find(p.as_bytes());
         assert!(hits.is_empty(), "plaintext {p:?} found at rest in {hits:?}");
