@@ -35,11 +35,18 @@ pub struct RelayProcess {
     pub database_url: Option<String>,
     /// The port it listens on (kept across restarts).
     pub port: u16,
+    /// Extra environment (configuration) of the process.
+    env: Vec<(String, String)>,
 }
 
 impl RelayProcess {
     /// Starts a relay on `backend`, on a port the OS picks.
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// Starts a relay with extra configuration (`SOTTO_*` variables).
+    pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Self {
         let database_url = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(fresh_postgres_database().await),
@@ -49,6 +56,10 @@ impl RelayProcess {
             dir: tempfile::tempdir().unwrap(),
             database_url,
             port: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         relay.spawn();
         relay
@@ -91,6 +102,7 @@ impl RelayProcess {
             .env("SOTTO_AUTH_RATE_PER_IP", "100000")
             .env("SOTTO_AUTH_RATE_PER_ACCOUNT", "100000")
             .env("RUST_LOG", "warn,sotto_relay=info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

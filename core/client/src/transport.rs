@@ -12,7 +12,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
-/// Refresh the access token when it has less than this left.
+/// Refresh the access token when it has less than this left (or, for very
+/// short lifetimes, once half of it is gone).
 const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
 /// Timeouts and retries of a [`Client`].
@@ -48,7 +49,8 @@ impl Default for ClientOptions {
 struct Tokens {
     access: Zeroizing<String>,
     refresh: Zeroizing<String>,
-    expires_at: Instant,
+    /// When to refresh: ahead of expiry, so no call carries a dying token.
+    refresh_at: Instant,
     user: User,
 }
 
@@ -180,7 +182,7 @@ impl Client {
         let mut guard = self.inner.tokens.lock().await;
         let fresh = match guard.as_ref() {
             None => return Err(Error::NotLoggedIn),
-            Some(t) => t.expires_at > Instant::now() + REFRESH_MARGIN,
+            Some(t) => Instant::now() < t.refresh_at,
         };
         if !fresh {
             self.refresh_locked(&mut guard).await?;
@@ -396,10 +398,12 @@ impl Client {
 }
 
 fn tokens_of(t: TokenResponse) -> Tokens {
+    let lifetime = Duration::from_secs(t.expires_in);
+    let usable = lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2);
     Tokens {
         access: Zeroizing::new(t.access_token),
         refresh: Zeroizing::new(t.refresh_token),
-        expires_at: Instant::now() + Duration::from_secs(t.expires_in),
+        refresh_at: Instant::now() + usable,
         user: t.user,
     }
 }

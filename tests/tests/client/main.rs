@@ -13,3 +13,4 @@ mod conversation;
 mod faults;
 mod malicious;
 mod support;
+mod transport;
