@@ -148,6 +148,17 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub struct Session {
     pub(crate) inner: Arc<Inner>,
+    /// Held by the app's handles only: when the last is dropped, the live
+    /// connection closes (the SDK's own tasks hold detached handles).
+    _alive: Option<Arc<Alive>>,
+}
+
+struct Alive(watch::Sender<bool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -312,7 +323,9 @@ impl Session {
         }
         let (events, events_rx) = mpsc::channel(4096);
         let (shutdown, _) = watch::channel(false);
+        let alive = Arc::new(Alive(shutdown.clone()));
         Ok(Self {
+            _alive: Some(alive),
             inner: Arc::new(Inner {
                 client,
                 store,
@@ -333,6 +346,14 @@ impl Session {
                 sync: Mutex::new(None),
             }),
         })
+    }
+
+    /// A handle for the SDK's own tasks, which does not keep the session alive.
+    pub(crate) fn detached(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            _alive: None,
+        }
     }
 
     /// The transport, for calls the session does not wrap (rooms, contacts, users...).
@@ -372,13 +393,13 @@ impl Session {
         if sync.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
         }
-        let _ = self.inner.shutdown.send(false);
-        *sync = Some(tokio::spawn(crate::sync::run(self.clone())));
+        let _ = self.inner.shutdown.send_replace(false);
+        *sync = Some(tokio::spawn(crate::sync::run(self.detached())));
     }
 
     /// Stops the live connection (messages already in the outbox stay there).
     pub async fn disconnect(&self) {
-        let _ = self.inner.shutdown.send(true);
+        let _ = self.inner.shutdown.send_replace(true);
         let handle = lock(&self.inner.sync).take();
         if let Some(h) = handle {
             let _ = h.await;

@@ -31,20 +31,21 @@ fn backoff(failures: u32) -> Duration {
     capped / 2 + capped / 2 * r / 1000
 }
 
-/// The reconnect loop (one per session, spawned by [`Session::connect`]).
+/// The reconnect loop (one per session, spawned by [`Session::connect`]); ends
+/// when the app disconnects or drops its last handle of the session.
 pub(crate) async fn run(session: Session) {
     let mut shutdown = session.inner.shutdown.subscribe();
     let mut failures = 0u32;
     loop {
-        if *shutdown.borrow() {
+        if *shutdown.borrow_and_update() {
             break;
         }
         let started = Instant::now();
-        let reason = tokio::select! {
-            r = connection(&session) => r,
-            _ = shutdown.changed() => break,
-        };
+        let reason = connection(&session, shutdown.clone()).await;
         went_offline(&session);
+        if *shutdown.borrow() {
+            break;
+        }
         if started.elapsed() > STABLE_AFTER {
             failures = 0;
         }
@@ -83,72 +84,26 @@ async fn send_frame(sink: &mut Sink, frame: &ClientFrame) -> Result<(), String> 
         .map_err(|e| e.to_string())
 }
 
-/// One connection, from connect to its end; returns why it ended.
-async fn connection(session: &Session) -> String {
-    let inner = &session.inner;
-    let token = match inner.client.access_token().await {
-        Ok(t) => t,
-        Err(e) => return e.to_string(),
-    };
-    let ws = match tokio::time::timeout(
-        inner.client.options().connect_timeout,
-        tokio_tungstenite::connect_async(inner.client.ws_url()),
-    )
-    .await
-    {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return format!("connect: {e}"),
-        Err(_) => return "connect: timed out".into(),
-    };
-    let (mut sink, mut stream) = ws.split();
-    if let Err(e) = send_frame(
-        &mut sink,
-        &ClientFrame::Auth {
-            token: token.to_string(),
-        },
-    )
-    .await
-    {
-        return e;
-    }
-    drop(token);
-    match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
-        Ok(Some(Ok(WsMessage::Text(t)))) => match serde_json::from_str::<ServerFrame>(&t) {
-            Ok(ServerFrame::Ready { .. }) => {}
-            Ok(other) => return format!("expected ready, got {other:?}"),
-            Err(e) => return format!("bad frame: {e}"),
-        },
-        Ok(Some(Ok(WsMessage::Close(c)))) => return format!("closed: {c:?}"),
-        Ok(other) => return format!("no ready: {other:?}"),
-        Err(_) => return "no ready within 10 s".into(),
-    }
+type Stream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
 
-    // Resume every room from its cursor (0 for a room never read: all of it).
-    let rooms = match inner.client.all_rooms().await {
-        Ok(r) => r,
-        Err(e) => return format!("listing rooms: {e}"),
-    };
-    let stored = inner.store.cursors().unwrap_or_default();
-    let mut cursors: BTreeMap<Uuid, u64> = rooms
-        .iter()
-        .map(|r| (r.id, stored.get(&r.id).copied().unwrap_or(0)))
-        .collect();
-    session.forget_all_caches();
-    if let Err(e) = send_frame(
-        &mut sink,
-        &ClientFrame::Resume {
-            cursors: cursors.clone(),
+/// One connection, from connect to its end; returns why it ended. On shutdown
+/// it sends the frames still queued (a last receipt) and closes cleanly.
+async fn connection(session: &Session, mut shutdown: tokio::sync::watch::Receiver<bool>) -> String {
+    let (mut sink, mut stream, mut cursors) = tokio::select! {
+        r = open(session) => match r {
+            Ok(parts) => parts,
+            Err(reason) => return reason,
         },
-    )
-    .await
-    {
-        return e;
-    }
+        _ = shutdown.changed() => return "closed by the app".into(),
+    };
+    let inner = &session.inner;
     let (tx, mut rx) = mpsc::unbounded_channel();
     *lock(&inner.live) = Some(tx);
     session.emit(Event::Connection(Connection::Online)).await;
     {
-        let s = session.clone();
+        let s = session.detached();
         tokio::spawn(async move {
             if let Err(e) = s.flush_outbox().await {
                 tracing::debug!(error = %e, "outbox flush stopped; retried on the next connection");
@@ -162,6 +117,14 @@ async fn connection(session: &Session) -> String {
     let mut last_rx = Instant::now();
     loop {
         tokio::select! {
+            _ = shutdown.changed() => {
+                *lock(&inner.live) = None;
+                while let Ok(frame) = rx.try_recv() {
+                    let _ = send_frame(&mut sink, &frame).await;
+                }
+                let _ = sink.close().await;
+                return "closed by the app".into();
+            }
             msg = stream.next() => {
                 let text = match msg {
                     Some(Ok(WsMessage::Text(t))) => t,
@@ -206,6 +169,64 @@ async fn connection(session: &Session) -> String {
             }
         }
     }
+}
+
+/// Connects, authenticates and resumes every room; the live parts.
+async fn open(session: &Session) -> Result<(Sink, Stream, BTreeMap<Uuid, u64>), String> {
+    let inner = &session.inner;
+    let token = match inner.client.access_token().await {
+        Ok(t) => t,
+        Err(e) => return Err(e.to_string()),
+    };
+    let ws = match tokio::time::timeout(
+        inner.client.options().connect_timeout,
+        tokio_tungstenite::connect_async(inner.client.ws_url()),
+    )
+    .await
+    {
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(e)) => return Err(format!("connect: {e}")),
+        Err(_) => return Err("connect: timed out".into()),
+    };
+    let (mut sink, mut stream) = ws.split();
+    send_frame(
+        &mut sink,
+        &ClientFrame::Auth {
+            token: token.to_string(),
+        },
+    )
+    .await?;
+    drop(token);
+    match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+        Ok(Some(Ok(WsMessage::Text(t)))) => match serde_json::from_str::<ServerFrame>(&t) {
+            Ok(ServerFrame::Ready { .. }) => {}
+            Ok(other) => return Err(format!("expected ready, got {other:?}")),
+            Err(e) => return Err(format!("bad frame: {e}")),
+        },
+        Ok(Some(Ok(WsMessage::Close(c)))) => return Err(format!("closed: {c:?}")),
+        Ok(other) => return Err(format!("no ready: {other:?}")),
+        Err(_) => return Err("no ready within 10 s".into()),
+    }
+
+    // Resume every room from its cursor (0 for a room never read: all of it).
+    let rooms = match inner.client.all_rooms().await {
+        Ok(r) => r,
+        Err(e) => return Err(format!("listing rooms: {e}")),
+    };
+    let stored = inner.store.cursors().unwrap_or_default();
+    let cursors: BTreeMap<Uuid, u64> = rooms
+        .iter()
+        .map(|r| (r.id, stored.get(&r.id).copied().unwrap_or(0)))
+        .collect();
+    session.forget_all_caches();
+    send_frame(
+        &mut sink,
+        &ClientFrame::Resume {
+            cursors: cursors.clone(),
+        },
+    )
+    .await?;
+    Ok((sink, stream, cursors))
 }
 
 /// Handles one frame; returns a room to `resume` (one the user just joined).

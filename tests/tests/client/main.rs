@@ -12,5 +12,6 @@
 mod conversation;
 mod faults;
 mod malicious;
+mod quickstart;
 mod support;
 mod transport;
