@@ -151,6 +151,17 @@ impl RelayProcess {
         String::from_utf8_lossy(&std::fs::read(self.log_path()).unwrap_or_default()).into_owned()
     }
 
+    /// Registers `name` (e-mail `name@example.org`) through `url` with the SDK's
+    /// client and verifies the address with the link from the outbox.
+    pub async fn register_verified(&self, url: &str, name: &str, password: &str) {
+        let client = sotto_client::Client::new(url).unwrap();
+        let email = format!("{name}@example.org");
+        client.register(name, &email, password).await.unwrap();
+        let mail = self.mail_to(&email).await;
+        let link = mail.link("verify-email").expect("a verification link");
+        client.verify_email(&link).await.unwrap();
+    }
+
     /// The newest e-mail to `to` in the development outbox, waiting for it.
     pub async fn mail_to(&self, to: &str) -> Mail {
         let dir = self.data_dir().join("outbox");

@@ -1,0 +1,187 @@
+//! SDK overhead: end-to-end `send` → the peer's `Event::Message` for a 1 KiB
+//! text, in a room of 2 and of 50 devices, against the sum of its parts
+//! measured in the same run on the same relay: `seal` for the same devices,
+//! the relay round trip of a sealed envelope between two raw WebSockets, and
+//! `open`. Run by `scripts/bench-sdk` (release build, relay process on loopback).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sotto_client::sotto_core::api::{ClientFrame, ServerFrame};
+use sotto_client::sotto_core::envelope::{self, Header, OpenContext, Recipient};
+use sotto_client::sotto_core::backup::{self, DeviceSecrets};
+use sotto_client::sotto_core::keys::VerifiedDevice;
+use sotto_client::sotto_core::suite::Suite;
+use sotto_client::{Client, DeviceSetup, Event, EventStream, Session, SessionOptions, SqliteStore};
+use sotto_tests::process::RelayProcess;
+use sotto_tests::{Backend, Ws};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+const PASSWORD: &str = "a long enough bench passphrase";
+const ROUNDS: usize = 300;
+
+async fn session(url: &str, name: &str, dir: &std::path::Path) -> Session {
+    let client = Client::new(url).unwrap();
+    client.login(name, PASSWORD).await.unwrap();
+    Session::open(
+        client,
+        Arc::new(SqliteStore::open(dir.join(format!("{name}.db"))).unwrap()),
+        SessionOptions {
+            store_passphrase: Zeroizing::new(PASSWORD.into()),
+            setup: DeviceSetup::New { rsa: None },
+            device_name: None,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn online(s: &Session) -> EventStream {
+    let mut events = s.events().unwrap();
+    s.connect();
+    loop {
+        if let Some(Event::Connection(sotto_client::Connection::Online)) = events.next().await {
+            return events;
+        }
+    }
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn p99(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+struct Parts {
+    seal: Duration,
+    relay: Duration,
+    open: Duration,
+    sdk: Duration,
+    sdk_p99: Duration,
+}
+
+/// A session's device secrets, through a key backup: the only door the SDK
+/// opens to them.
+async fn secrets(s: &Session) -> DeviceSecrets {
+    let blob = s.export_backup(PASSWORD).await.unwrap();
+    backup::import_with_passphrase(&blob, PASSWORD.as_bytes()).unwrap()
+}
+
+async fn measure(alice: &Session, bob: &Session, bob_events: &mut EventStream, room: Uuid) -> Parts {
+    let text = "x".repeat(1024);
+    // The SDK, end to end.
+    let mut sdk = Vec::new();
+    for i in 0..ROUNDS + 20 {
+        let t0 = Instant::now();
+        let sent = alice.send_text(room, &text).await.unwrap();
+        loop {
+            match bob_events.next().await.unwrap() {
+                Event::Message(m) if m.client_id == sent.client_id => break,
+                _ => {}
+            }
+        }
+        if i >= 20 {
+            sdk.push(t0.elapsed());
+        }
+    }
+
+    // The parts: seal for the same devices; the sealed envelope from one raw
+    // socket to another through the relay; open.
+    let members: Vec<Uuid> = alice.client().get_room(room).await.unwrap().members.iter().map(|m| m.user_id).collect();
+    let keys = alice.client().query_keys(&members, false).await.unwrap();
+    let devices: Vec<VerifiedDevice> = keys.devices.values().flatten().map(|d| d.bundle.verify().unwrap()).collect();
+    let recipients: Vec<Recipient<'_>> = devices.iter().map(|d| Recipient::new(d, Suite::X25519)).collect();
+    let a = secrets(alice).await;
+    let b = secrets(bob).await;
+    let alice_device = alice.bundle().unwrap().verify().unwrap();
+    let content = serde_json::to_vec(&serde_json::json!({"type": "text", "body": text})).unwrap();
+    let ws_url = alice.client().ws_url();
+    let mut wa = Ws::connect_to(&ws_url, None).await.authenticate(&alice.client().access_token().await.unwrap()).await;
+    let mut wb = Ws::connect_to(&ws_url, None).await.authenticate(&bob.client().access_token().await.unwrap()).await;
+    let (mut seal, mut open, mut rtt) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..ROUNDS + 20 {
+        let header = Header {
+            room_id: room,
+            sender_user_id: a.user_id,
+            sender_device_id: a.device_id,
+            client_message_id: Uuid::now_v7(),
+            timestamp_ms: 0,
+        };
+        let t0 = Instant::now();
+        let bytes = envelope::seal(&content, &header, &recipients, &a.device).unwrap().to_bytes();
+        let t_seal = t0.elapsed();
+        let t1 = Instant::now();
+        wa.send(&ClientFrame::Send { room_id: room, client_id: header.client_message_id, envelope: bytes.clone().into() }).await;
+        let got = wb
+            .next_where(|f| matches!(f, ServerFrame::Message { sender_id, envelope, .. } if *sender_id == a.user_id && envelope.as_bytes() == bytes.as_slice()))
+            .await;
+        let t_rtt = t1.elapsed();
+        let ServerFrame::Message { envelope: env, .. } = got else { unreachable!() };
+        let t2 = Instant::now();
+        let ctx = OpenContext { room_id: room, sender: &alice_device };
+        envelope::open(env.as_bytes(), b.device_id, &b.device, &ctx).unwrap();
+        let t_open = t2.elapsed();
+        if i >= 20 {
+            seal.push(t_seal);
+            rtt.push(t_rtt);
+            open.push(t_open);
+        }
+    }
+    let sdk_p99 = p99(&mut sdk);
+    Parts { seal: median(&mut seal), relay: median(&mut rtt), open: median(&mut open), sdk: median(&mut sdk), sdk_p99 }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let relay = RelayProcess::start(Backend::Sqlite).await;
+        let url = relay.url();
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["alice", "bob"] {
+            relay.register_verified(&url, name, PASSWORD).await;
+        }
+        let alice = session(&url, "alice", dir.path()).await;
+        let bob = session(&url, "bob", dir.path()).await;
+        let _alice_events = online(&alice).await;
+        let mut bob_events = online(&bob).await;
+
+        // A room of 2 devices, and one of 50 (48 more members, one device each).
+        let small = alice.client().create_room("two", &[bob.user_id()]).await.unwrap().room.id;
+        let mut others = Vec::new();
+        for i in 0..48 {
+            let name = format!("member{i}");
+            relay.register_verified(&url, &name, PASSWORD).await;
+            others.push(session(&url, &name, dir.path()).await.user_id());
+        }
+        let mut ids = vec![bob.user_id()];
+        ids.extend(&others);
+        let big = alice.client().create_room("fifty", &ids).await.unwrap().room.id;
+
+        println!("| room | SDK send → peer event, median (p99) | seal | relay round trip | open | sum of parts | SDK / sum |");
+        println!("|---|---|---|---|---|---|---|");
+        for (label, room) in [("2 devices", small), ("50 devices", big)] {
+            let p = measure(&alice, &bob, &mut bob_events, room).await;
+            let sum = p.seal + p.relay + p.open;
+            println!(
+                "| {label} | {:.0} µs ({:.0} µs) | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.2} |",
+                us(p.sdk),
+                us(p.sdk_p99),
+                us(p.seal),
+                us(p.relay),
+                us(p.open),
+                us(sum),
+                p.sdk.as_secs_f64() / sum.as_secs_f64()
+            );
+        }
+    });
+}
