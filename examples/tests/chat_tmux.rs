@@ -1,0 +1,520 @@
+//! The terminal chat driven as a person would, with real processes: a relay
+//! (`sotto-relay`, data in a temporary directory, a port the OS picks), two
+//! accounts registered and verified with `chat register` / `chat verify` (the
+//! links come from the relay's development outbox), and two `chat` instances
+//! in one detached tmux session (a window each, 160×45) that we type into with
+//! `tmux send-keys` and read with `tmux capture-pane`.
+//!
+//! The last screen of each is saved to
+//! `target/test-artifacts/chat_tmux/{alice,bob}.txt` (also when the test fails).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(200);
+
+/// `target/` (tests run from `target/<profile>/deps/`).
+fn target_profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in target/<profile>/deps")
+        .to_path_buf()
+}
+
+fn relay_binary() -> PathBuf {
+    let bin = target_profile_dir().join("sotto-relay");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the relay first (`cargo build -p sotto-relay --bin sotto-relay`)",
+        bin.display()
+    );
+    bin
+}
+
+fn artifacts_dir() -> PathBuf {
+    let dir = target_profile_dir()
+        .parent()
+        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
+        .join("test-artifacts")
+        .join("chat_tmux");
+    std::fs::create_dir_all(&dir).expect("create the artifacts directory");
+    dir
+}
+
+/// The relay process; killed when dropped.
+struct Relay {
+    child: Child,
+    url: String,
+    data: PathBuf,
+    log: PathBuf,
+}
+
+impl Relay {
+    fn start(dir: &Path) -> Self {
+        let data = dir.join("data");
+        let log = dir.join("relay.log");
+        let file = std::fs::File::create(&log).expect("create the relay log");
+        let mut cmd = Command::new(relay_binary());
+        cmd.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        let mut child = cmd
+            .current_dir(dir)
+            .env("SOTTO_LISTEN", "127.0.0.1:0")
+            .env("SOTTO_DATA_DIR", &data)
+            .env("SOTTO_POST_RATE", "1000000")
+            .env("SOTTO_WS_FRAME_RATE", "1000000")
+            .env("SOTTO_WS_TYPING_RATE", "1000")
+            .env("SOTTO_AUTH_RATE_PER_IP", "100000")
+            .env("SOTTO_AUTH_RATE_PER_ACCOUNT", "100000")
+            .env("RUST_LOG", "warn,sotto_relay=info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("clone the log handle"))
+            .stderr(file)
+            .spawn()
+            .expect("start sotto-relay");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(i) = text.find("listening on http://") {
+                let rest = &text[i + "listening on ".len()..];
+                let url: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
+                    .collect();
+                return Self {
+                    child,
+                    url,
+                    data,
+                    log,
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the relay exited ({status}) before listening:\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the relay did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The verification link of the newest e-mail to `to` in the development outbox.
+    fn verification_link(&self, to: &str) -> String {
+        let dir = self.data.join("outbox");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut found: Vec<(std::time::SystemTime, String)> = Vec::new();
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let data = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let head = data
+                    .split("\r\n\r\n")
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                if head.contains(&format!("to: {}", to.to_ascii_lowercase())) {
+                    let t = e.metadata().and_then(|m| m.modified()).expect("mtime");
+                    found.push((t, data));
+                }
+            }
+            found.sort();
+            if let Some((_, data)) = found.pop() {
+                let body = decode_qp(&data);
+                if let Some(link) = body
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http") && w.contains("verify-email#token="))
+                {
+                    return link.to_owned();
+                }
+                panic!("no verification link in the e-mail to {to}:\n{body}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no e-mail to {to} in {}",
+                dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Ok(log) = std::fs::read(&self.log) {
+            let _ = std::fs::write(artifacts_dir().join("relay.log"), log);
+        }
+    }
+}
+
+/// Quoted-printable soft line breaks and `=XX` escapes (harmless on plain text
+/// that has no `=XX`; the link's own `#token=` is followed by base64url, which
+/// may look like hex, so only decode when the mail says quoted-printable).
+fn decode_qp(mail: &str) -> String {
+    let (head, body) = mail.split_once("\r\n\r\n").unwrap_or(("", mail));
+    if !head.to_ascii_lowercase().contains("quoted-printable") {
+        return body.to_owned();
+    }
+    let soft = body.replace("=\r\n", "").replace("=\n", "");
+    let bytes = soft.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && let Some(hex) = soft.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A private tmux server (its own socket); killed when dropped, after the
+/// panes' last screens are saved.
+struct Tmux {
+    sock: String,
+    windows: Vec<String>,
+    /// The screens were saved on purpose: do not overwrite them when dropped.
+    saved: bool,
+}
+
+impl Tmux {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let ok = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(ok, "tmux is needed for this test (apt-get install tmux)");
+        Self {
+            sock: format!("sotto-chat-test-{}-{nanos}", std::process::id()),
+            windows: Vec::new(),
+            saved: false,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.sock)
+            .arg("-f")
+            .arg("/dev/null")
+            .args(args)
+            .env("LANG", "C.UTF-8")
+            .env("LC_ALL", "C.UTF-8")
+            .env("TERM", "xterm-256color")
+            .output()
+            .expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs `command` (a shell command line) in a new window `name`.
+    fn open(&mut self, name: &str, command: &str) {
+        if self.windows.is_empty() {
+            self.run(&[
+                "new-session",
+                "-d",
+                "-s",
+                "chat",
+                "-x",
+                "160",
+                "-y",
+                "45",
+                "-n",
+                name,
+                command,
+            ]);
+        } else {
+            self.run(&["new-window", "-d", "-t", "chat", "-n", name, command]);
+        }
+        self.windows.push(name.to_owned());
+    }
+
+    fn target(name: &str) -> String {
+        format!("chat:{name}")
+    }
+
+    /// Types text literally (no Enter).
+    fn type_text(&self, name: &str, text: &str) {
+        self.run(&["send-keys", "-t", &Self::target(name), "-l", text]);
+    }
+
+    /// Presses keys by tmux name (`Enter`, `Tab`, ...).
+    fn press(&self, name: &str, key: &str) {
+        self.run(&["send-keys", "-t", &Self::target(name), key]);
+    }
+
+    /// Types a line and presses Enter.
+    fn enter(&self, name: &str, text: &str) {
+        self.type_text(name, text);
+        // A moment between the text and Enter, as a person would (and so the
+        // app sees them as separate reads, not a paste).
+        std::thread::sleep(Duration::from_millis(100));
+        self.press(name, "Enter");
+    }
+
+    fn capture(&self, name: &str) -> String {
+        let out = self.run(&["capture-pane", "-p", "-t", &Self::target(name)]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls the window until its screen contains `needle`; returns that screen.
+    fn wait_for(&self, name: &str, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.capture(name);
+            if screen.contains(needle) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{name}'s screen never showed {needle:?} within {WAIT:?}; it shows:\n{screen}"
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn save(&mut self) {
+        self.saved = true;
+        let dir = artifacts_dir();
+        for w in &self.windows {
+            let out = Command::new("tmux")
+                .args([
+                    "-L",
+                    &self.sock,
+                    "capture-pane",
+                    "-p",
+                    "-t",
+                    &Self::target(w),
+                ])
+                .env("LANG", "C.UTF-8")
+                .env("LC_ALL", "C.UTF-8")
+                .output();
+            if let Ok(out) = out {
+                let _ = std::fs::write(dir.join(format!("{w}.txt")), &out.stdout);
+            }
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        if !self.saved {
+            self.save();
+        }
+        let _ = Command::new("tmux")
+            .args(["-L", &self.sock, "kill-server"])
+            .output();
+    }
+}
+
+fn chat(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chat"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chat")
+}
+
+fn register_and_verify(relay: &Relay, dir: &Path, name: &str) {
+    let email = format!("{name}@example.com");
+    let pw = dir.join("password");
+    let out = chat(&[
+        "register",
+        "--relay",
+        &relay.url,
+        "--username",
+        name,
+        "--email",
+        &email,
+        "--password-file",
+        pw.to_str().expect("utf-8 path"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "chat register {name}: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !stdout.contains("correct horse"),
+        "the password was printed"
+    );
+    let link = relay.verification_link(&email);
+    let out = chat(&["verify", "--relay", &relay.url, "--link", &link]);
+    assert!(
+        out.status.success(),
+        "chat verify {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verified"));
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The shell command line of one chat window: the chat, then a note of how it
+/// ended (kept on screen for the capture).
+fn chat_command(relay: &Relay, dir: &Path, name: &str) -> String {
+    let exe = env!("CARGO_BIN_EXE_chat");
+    let store = dir.join(format!("{name}.db"));
+    let pw = dir.join("password");
+    let err = dir.join(format!("{name}.stderr"));
+    format!(
+        "{} --relay {} --store {} --login {name} --password-file {} 2>{}; echo \"[chat exited with status $?]\"; sleep 3600",
+        sh_quote(exe),
+        sh_quote(&relay.url),
+        sh_quote(&store.to_string_lossy()),
+        sh_quote(&pw.to_string_lossy()),
+        sh_quote(&err.to_string_lossy()),
+    )
+}
+
+/// The 12 five-digit groups that follow `marker` on a screen.
+fn safety_digits(screen: &str, marker: &str) -> String {
+    let at = screen.find(marker).expect("the safety number is shown");
+    screen[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| w.len() == 5)
+        .take(12)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn two_people_chat_in_tmux() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("password"),
+        "correct horse battery staple\n",
+    )
+    .expect("write the password");
+    let relay = Relay::start(dir.path());
+
+    register_and_verify(&relay, dir.path(), "alice");
+    register_and_verify(&relay, dir.path(), "bob");
+
+    let mut tmux = Tmux::new();
+    tmux.open("alice", &chat_command(&relay, dir.path(), "alice"));
+    tmux.open("bob", &chat_command(&relay, dir.path(), "bob"));
+    // Both logged in, keys set up, live.
+    tmux.wait_for("alice", "● online");
+    tmux.wait_for("bob", "● online");
+
+    // Alice opens a direct room with bob.
+    tmux.enter("alice", "/dm bob");
+    tmux.wait_for("alice", "Message bob");
+
+    // Bob sees the new room in his list and opens it.
+    tmux.wait_for("bob", "alice");
+    tmux.press("bob", "Tab");
+    tmux.wait_for("bob", "Message alice");
+
+    // Alice types: bob sees her typing, then the message.
+    tmux.type_text("alice", "hello bob, this is alice");
+    tmux.wait_for("bob", "alice is typing");
+    tmux.press("alice", "Enter");
+    tmux.wait_for("bob", "hello bob, this is alice");
+    // Bob has the room open: alice's message is marked read.
+    tmux.wait_for("alice", "✓✓");
+
+    // Bob replies; alice sees it.
+    tmux.enter("bob", "hi alice, bob here");
+    tmux.wait_for("alice", "hi alice, bob here");
+    tmux.wait_for("bob", "✓✓");
+
+    // Safety numbers match on both screens; alice marks bob verified.
+    tmux.enter("alice", "/verify bob");
+    let a = tmux.wait_for("alice", "Safety number with bob");
+    tmux.enter("bob", "/verify alice");
+    let b = tmux.wait_for("bob", "Safety number with alice");
+    let (na, nb) = (
+        safety_digits(&a, "Safety number with bob"),
+        safety_digits(&b, "Safety number with alice"),
+    );
+    assert_eq!(na.len(), 71, "12 groups of 5 digits: {na:?}");
+    assert_eq!(na, nb, "both sides see the same safety number");
+    tmux.enter("alice", "/verified bob");
+    tmux.wait_for("alice", "bob is now verified");
+    tmux.wait_for("alice", "verified ✔");
+
+    // A file: alice sends it, bob saves it, the bytes match.
+    let file = dir.path().join("notes.txt");
+    let content: String = (0..5000)
+        .map(|i| format!("line {i} of the notes\n"))
+        .collect();
+    std::fs::write(&file, &content).expect("write the file");
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).expect("mkdir");
+    tmux.enter("alice", &format!("/file {}", file.display()));
+    tmux.wait_for("alice", "Sent notes.txt");
+    tmux.wait_for("bob", "[file #1] notes.txt");
+    tmux.enter("bob", &format!("/save 1 {}", downloads.display()));
+    tmux.wait_for("bob", "Saved file #1");
+    let saved = std::fs::read_to_string(downloads.join("notes.txt")).expect("the saved file");
+    assert_eq!(saved, content, "the file arrived intact");
+
+    // /help lists the commands.
+    tmux.enter("bob", "/help");
+    tmux.wait_for("bob", "/backup <file>");
+
+    // Nothing typed or sent is anywhere in the relay's files (database, WAL,
+    // attachments); the control shows the search sees what the relay did store.
+    let mut stored = Vec::new();
+    let mut dirs = vec![relay.data.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("read the data dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                stored.push(std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    let found = |needle: &str| {
+        stored
+            .iter()
+            .any(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    };
+    assert!(
+        found("alice@example.com"),
+        "control: the search sees stored bytes"
+    );
+    for secret in [
+        "hello bob, this is alice",
+        "hi alice, bob here",
+        "line 4999 of the notes",
+    ] {
+        assert!(!found(secret), "{secret:?} is at rest on the relay");
+    }
+
+    tmux.save();
+    // Quit with Esc: the chat ends cleanly (status 0) and gives the terminal back.
+    tmux.press("alice", "Escape");
+    tmux.wait_for("alice", "[chat exited with status 0]");
+    let err = std::fs::read_to_string(dir.path().join("alice.stderr")).unwrap_or_default();
+    assert!(!err.contains("panicked"), "alice's chat panicked:\n{err}");
+    drop(tmux);
+    drop(relay);
+}
