@@ -3,14 +3,19 @@
 //! measured in the same run on the same relay: `seal` for the same devices,
 //! the relay round trip of a sealed envelope between two raw WebSockets, and
 //! `open`. Run by `scripts/bench-sdk` (release build, relay process on loopback).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sotto_client::sotto_core::api::{ClientFrame, ServerFrame};
-use sotto_client::sotto_core::envelope::{self, Header, OpenContext, Recipient};
 use sotto_client::sotto_core::backup::{self, DeviceSecrets};
+use sotto_client::sotto_core::envelope::{self, Header, OpenContext, Recipient};
 use sotto_client::sotto_core::keys::VerifiedDevice;
 use sotto_client::sotto_core::suite::Suite;
 use sotto_client::{Client, DeviceSetup, Event, EventStream, Session, SessionOptions, SqliteStore};
@@ -77,7 +82,12 @@ async fn secrets(s: &Session) -> DeviceSecrets {
     backup::import_with_passphrase(&blob, PASSWORD.as_bytes()).unwrap()
 }
 
-async fn measure(alice: &Session, bob: &Session, bob_events: &mut EventStream, room: Uuid) -> Parts {
+async fn measure(
+    alice: &Session,
+    bob: &Session,
+    bob_events: &mut EventStream,
+    room: Uuid,
+) -> Parts {
     let text = "x".repeat(1024);
     // The SDK, end to end.
     let mut sdk = Vec::new();
@@ -97,17 +107,39 @@ async fn measure(alice: &Session, bob: &Session, bob_events: &mut EventStream, r
 
     // The parts: seal for the same devices; the sealed envelope from one raw
     // socket to another through the relay; open.
-    let members: Vec<Uuid> = alice.client().get_room(room).await.unwrap().members.iter().map(|m| m.user_id).collect();
+    let members: Vec<Uuid> = alice
+        .client()
+        .get_room(room)
+        .await
+        .unwrap()
+        .members
+        .iter()
+        .map(|m| m.user_id)
+        .collect();
     let keys = alice.client().query_keys(&members, false).await.unwrap();
-    let devices: Vec<VerifiedDevice> = keys.devices.values().flatten().map(|d| d.bundle.verify().unwrap()).collect();
-    let recipients: Vec<Recipient<'_>> = devices.iter().map(|d| Recipient::new(d, Suite::X25519)).collect();
+    let devices: Vec<VerifiedDevice> = keys
+        .devices
+        .values()
+        .flatten()
+        .map(|d| d.bundle.verify().unwrap())
+        .collect();
+    let recipients: Vec<Recipient<'_>> = devices
+        .iter()
+        .map(|d| Recipient::new(d, Suite::X25519))
+        .collect();
     let a = secrets(alice).await;
     let b = secrets(bob).await;
     let alice_device = alice.bundle().unwrap().verify().unwrap();
     let content = serde_json::to_vec(&serde_json::json!({"type": "text", "body": text})).unwrap();
     let ws_url = alice.client().ws_url();
-    let mut wa = Ws::connect_to(&ws_url, None).await.authenticate(&alice.client().access_token().await.unwrap()).await;
-    let mut wb = Ws::connect_to(&ws_url, None).await.authenticate(&bob.client().access_token().await.unwrap()).await;
+    let mut wa = Ws::connect_to(&ws_url, None)
+        .await
+        .authenticate(&alice.client().access_token().await.unwrap())
+        .await;
+    let mut wb = Ws::connect_to(&ws_url, None)
+        .await
+        .authenticate(&bob.client().access_token().await.unwrap())
+        .await;
     let (mut seal, mut open, mut rtt) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..ROUNDS + 20 {
         let header = Header {
@@ -118,17 +150,29 @@ async fn measure(alice: &Session, bob: &Session, bob_events: &mut EventStream, r
             timestamp_ms: 0,
         };
         let t0 = Instant::now();
-        let bytes = envelope::seal(&content, &header, &recipients, &a.device).unwrap().to_bytes();
+        let bytes = envelope::seal(&content, &header, &recipients, &a.device)
+            .unwrap()
+            .to_bytes();
         let t_seal = t0.elapsed();
         let t1 = Instant::now();
-        wa.send(&ClientFrame::Send { room_id: room, client_id: header.client_message_id, envelope: bytes.clone().into() }).await;
+        wa.send(&ClientFrame::Send {
+            room_id: room,
+            client_id: header.client_message_id,
+            envelope: bytes.clone().into(),
+        })
+        .await;
         let got = wb
             .next_where(|f| matches!(f, ServerFrame::Message { sender_id, envelope, .. } if *sender_id == a.user_id && envelope.as_bytes() == bytes.as_slice()))
             .await;
         let t_rtt = t1.elapsed();
-        let ServerFrame::Message { envelope: env, .. } = got else { unreachable!() };
+        let ServerFrame::Message { envelope: env, .. } = got else {
+            unreachable!()
+        };
         let t2 = Instant::now();
-        let ctx = OpenContext { room_id: room, sender: &alice_device };
+        let ctx = OpenContext {
+            room_id: room,
+            sender: &alice_device,
+        };
         envelope::open(env.as_bytes(), b.device_id, &b.device, &ctx).unwrap();
         let t_open = t2.elapsed();
         if i >= 20 {
@@ -138,11 +182,21 @@ async fn measure(alice: &Session, bob: &Session, bob_events: &mut EventStream, r
         }
     }
     let sdk_p99 = p99(&mut sdk);
-    Parts { seal: median(&mut seal), relay: median(&mut rtt), open: median(&mut open), sdk: median(&mut sdk), sdk_p99 }
+    Parts {
+        seal: median(&mut seal),
+        relay: median(&mut rtt),
+        open: median(&mut open),
+        sdk: median(&mut sdk),
+        sdk_p99,
+    }
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let relay = RelayProcess::start(Backend::Sqlite).await;
         let url = relay.url();

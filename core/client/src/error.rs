@@ -72,6 +72,16 @@ pub enum Error {
     /// The message is too large to seal (see `sotto_core::envelope::MAX_PLAINTEXT`).
     #[error("message too large")]
     TooLarge,
+    /// The message was sealed and is in the outbox, but the relay could not be
+    /// reached: it is posted by itself when the connection is back (then
+    /// [`crate::Event::Sent`] names this `client_id`). Do not send it again.
+    #[error("queued, not yet delivered to the relay ({cause})")]
+    Queued {
+        /// The message's id, as `Event::Sent` will name it.
+        client_id: Uuid,
+        /// Why it could not be posted now.
+        cause: Box<Error>,
+    },
     /// The session was closed.
     #[error("session closed")]
     Closed,

@@ -171,6 +171,9 @@ pub enum Event {
         /// The device.
         device_id: Uuid,
     },
+    /// The session ended on the relay (logged out elsewhere, password reset,
+    /// refresh token revoked): the live connection stopped. Log in again.
+    LoggedOut,
     /// The relay refused a frame (rare; e.g. a rate limit).
     RelayError {
         /// The problem code.

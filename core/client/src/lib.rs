@@ -47,7 +47,7 @@ pub use events::{Connection, Event, ReceivedMessage, SenderTrust, UndecryptableR
 pub use files::{OnProgress, Progress};
 pub use routes::token_from_link;
 pub use session::{BackupSecret, DeviceSetup, Sent, Session, SessionOptions};
-pub use store::{SqliteStore, Store};
+pub use store::{Seen, SqliteStore, Store};
 pub use transport::{Client, ClientOptions};
 
 pub use sotto_core;
@@ -56,11 +56,11 @@ pub use sotto_core;
 /// [`EventStream::next`].
 #[derive(Debug)]
 pub struct EventStream {
-    rx: tokio::sync::mpsc::Receiver<Event>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
 }
 
 impl EventStream {
-    fn new(rx: tokio::sync::mpsc::Receiver<Event>) -> Self {
+    fn new(rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> Self {
         Self { rx }
     }
 

@@ -532,6 +532,7 @@ impl Client {
             .bearer_auth(token.as_str())
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_LENGTH, len)
+            .timeout(self.options().request_timeout + std::time::Duration::from_secs(len / 65536))
             .body(body)
             .send()
             .await
@@ -543,7 +544,8 @@ impl Client {
         Ok(created.id)
     }
 
-    /// `GET /api/v1/attachments/{id}`: the blob's answer, to be streamed.
+    /// `GET /api/v1/attachments/{id}`: the blob's answer, to be streamed (no
+    /// overall time limit: read it with a limit per chunk).
     pub async fn download_attachment(&self, id: Uuid) -> Result<reqwest::Response> {
         self.send(
             Method::GET,

@@ -55,7 +55,6 @@ impl BackupSecret {
 }
 
 /// How to set this device up when the store has no account yet.
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum DeviceSetup {
     /// The account's first device: generate an identity key and device keys.
@@ -83,6 +82,25 @@ pub enum DeviceSetup {
     },
 }
 
+impl std::fmt::Debug for DeviceSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The backup blob is encrypted, but printing it would hand an offline
+        // guessing attack on its passphrase to whoever reads the log.
+        match self {
+            Self::New { rsa } => f.debug_struct("New").field("rsa", rsa).finish(),
+            Self::Link { rsa, .. } => f
+                .debug_struct("Link")
+                .field("backup", &"[redacted]")
+                .field("rsa", rsa)
+                .finish_non_exhaustive(),
+            Self::Restore { .. } => f
+                .debug_struct("Restore")
+                .field("backup", &"[redacted]")
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
 /// Options of [`Session::open`].
 #[derive(Debug)]
 pub struct SessionOptions {
@@ -108,7 +126,18 @@ pub struct Sent {
 /// for it.
 struct Target {
     device: VerifiedDevice,
-    revoked: bool,
+    /// When the relay says the device was revoked.
+    revoked_at: Option<String>,
+}
+
+/// What [`Session::sender_device`] found out about a message's sender.
+pub(crate) enum SenderCheck {
+    /// A device bundle signed by the pinned identity.
+    Trusted(Box<VerifiedDevice>, SenderTrust),
+    /// Not a sender to trust, for good.
+    Refused(crate::events::UndecryptableReason),
+    /// The keys could not be fetched now: try again later.
+    Transient(String),
 }
 
 pub(crate) type AckResult = std::result::Result<u64, (String, Option<String>)>;
@@ -129,14 +158,21 @@ pub(crate) struct Inner {
     warned: Mutex<HashSet<(Uuid, [u8; 32])>>,
     /// Rejected devices already reported (user, device).
     rejected: Mutex<HashSet<(Uuid, Uuid)>>,
-    pub(crate) events: mpsc::Sender<Event>,
-    events_rx: Mutex<Option<mpsc::Receiver<Event>>>,
+    /// Events go nowhere until the app takes the stream (no unbounded buffer
+    /// for an app that never reads them); after that they are never dropped.
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+    events_rx: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
+    events_taken: std::sync::atomic::AtomicBool,
+    /// Bumped whenever a user's devices or a room's members may have changed
+    /// (`keys_changed`, `room`, reconnect): a fetch that started under an older
+    /// generation is not cached, so it cannot overwrite a newer answer.
+    generation: std::sync::atomic::AtomicU64,
     /// The live socket's outgoing frames, while connected.
     pub(crate) live: Mutex<Option<mpsc::UnboundedSender<ClientFrame>>>,
     /// `send`s over the socket waiting for their `ack`.
     pub(crate) acks: Mutex<HashMap<Uuid, oneshot::Sender<AckResult>>>,
-    pub(crate) shutdown: watch::Sender<bool>,
-    sync: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The live connection's task and the switch that stops it (one per `connect`).
+    sync: Mutex<Option<(tokio::task::JoinHandle<()>, watch::Sender<bool>)>>,
 }
 
 /// One device of one account: sets keys up, encrypts and decrypts for the app,
@@ -153,11 +189,15 @@ pub struct Session {
     _alive: Option<Arc<Alive>>,
 }
 
-struct Alive(watch::Sender<bool>);
+struct Alive(std::sync::Weak<Inner>);
 
 impl Drop for Alive {
     fn drop(&mut self) {
-        self.0.send_replace(true);
+        if let Some(inner) = self.0.upgrade()
+            && let Some((_, stop)) = lock(&inner.sync).as_ref()
+        {
+            stop.send_replace(true);
+        }
     }
 }
 
@@ -321,30 +361,30 @@ impl Session {
             )?;
             trust.mark_verified(user.id, &own);
         }
-        let (events, events_rx) = mpsc::channel(4096);
-        let (shutdown, _) = watch::channel(false);
-        let alive = Arc::new(Alive(shutdown.clone()));
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            client,
+            store,
+            user,
+            device_id: secrets.device_id,
+            identity: secrets.identity,
+            keys: secrets.device,
+            trust: Mutex::new(trust),
+            devices: Mutex::new(HashMap::new()),
+            members: Mutex::new(HashMap::new()),
+            warned: Mutex::new(HashSet::new()),
+            rejected: Mutex::new(HashSet::new()),
+            events,
+            events_rx: Mutex::new(Some(events_rx)),
+            events_taken: std::sync::atomic::AtomicBool::new(false),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            live: Mutex::new(None),
+            acks: Mutex::new(HashMap::new()),
+            sync: Mutex::new(None),
+        });
         Ok(Self {
-            _alive: Some(alive),
-            inner: Arc::new(Inner {
-                client,
-                store,
-                user,
-                device_id: secrets.device_id,
-                identity: secrets.identity,
-                keys: secrets.device,
-                trust: Mutex::new(trust),
-                devices: Mutex::new(HashMap::new()),
-                members: Mutex::new(HashMap::new()),
-                warned: Mutex::new(HashSet::new()),
-                rejected: Mutex::new(HashSet::new()),
-                events,
-                events_rx: Mutex::new(Some(events_rx)),
-                live: Mutex::new(None),
-                acks: Mutex::new(HashMap::new()),
-                shutdown,
-                sync: Mutex::new(None),
-            }),
+            _alive: Some(Arc::new(Alive(Arc::downgrade(&inner)))),
+            inner,
         })
     }
 
@@ -379,6 +419,9 @@ impl Session {
     /// The event stream; there is one per session (`None` once taken).
     /// Start the live connection with [`Session::connect`].
     pub fn events(&self) -> Option<crate::EventStream> {
+        self.inner
+            .events_taken
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         lock(&self.inner.events_rx)
             .take()
             .map(crate::EventStream::new)
@@ -390,19 +433,27 @@ impl Session {
     /// Idempotent.
     pub fn connect(&self) {
         let mut sync = lock(&self.inner.sync);
-        if sync.as_ref().is_some_and(|h| !h.is_finished()) {
-            return;
+        if let Some((handle, stop)) = sync.as_ref()
+            && !handle.is_finished()
+        {
+            if !*stop.borrow() {
+                return; // already running
+            }
+            // Still winding down after a disconnect: stop it for good now.
+            handle.abort();
         }
-        let _ = self.inner.shutdown.send_replace(false);
-        *sync = Some(tokio::spawn(crate::sync::run(self.detached())));
+        let (stop, stopped) = watch::channel(false);
+        let handle = tokio::spawn(crate::sync::run(self.detached(), stopped));
+        *sync = Some((handle, stop));
     }
 
-    /// Stops the live connection (messages already in the outbox stay there).
+    /// Stops the live connection: what is queued is sent, the socket closed.
+    /// Messages not yet acknowledged stay in the outbox for the next connection.
     pub async fn disconnect(&self) {
-        let _ = self.inner.shutdown.send_replace(true);
-        let handle = lock(&self.inner.sync).take();
-        if let Some(h) = handle {
-            let _ = h.await;
+        let current = lock(&self.inner.sync).take();
+        if let Some((handle, stop)) = current {
+            stop.send_replace(true);
+            let _ = handle.await;
         }
     }
 
@@ -482,7 +533,16 @@ impl Session {
                     Ok(Ok(Ok(s))) => seq = Some(s),
                     Ok(Ok(Err((code, detail)))) => {
                         lock(&self.inner.acks).remove(&client_id);
-                        if code != sotto_core::api::codes::RATE_LIMITED {
+                        // Transient refusals fall through to an HTTP post (which
+                        // retries with back-off); the others are final.
+                        use sotto_core::api::codes;
+                        let transient = [
+                            codes::RATE_LIMITED,
+                            codes::INTERNAL,
+                            codes::UNAVAILABLE,
+                            codes::REQUEST_TIMEOUT,
+                        ];
+                        if !transient.contains(&code.as_str()) {
                             let _ = self.inner.store.outbox_remove(client_id);
                             let mut p = sotto_core::api::Problem::new(
                                 400,
@@ -514,18 +574,22 @@ impl Session {
                 Ok(r) => r.seq,
                 Err(e) => {
                     // A refusal will not change on retry: drop it from the outbox.
-                    // Network trouble keeps it there for the next connection.
-                    if e.status()
-                        .is_some_and(|s| (400..500).contains(&s) && s != 429 && s != 401)
-                    {
+                    // Anything else keeps it there for the next connection.
+                    let final_refusal = e
+                        .status()
+                        .is_some_and(|s| (400..500).contains(&s) && ![401, 408, 429].contains(&s));
+                    if final_refusal {
                         let _ = self.inner.store.outbox_remove(client_id);
+                        return Err(e);
                     }
-                    return Err(e);
+                    return Err(Error::Queued {
+                        client_id,
+                        cause: Box::new(e),
+                    });
                 }
             },
         };
         self.inner.store.outbox_remove(client_id)?;
-        self.inner.store.mark_seen(self.inner.user.id, client_id)?;
         self.emit(Event::Sent {
             room_id: entry.room_id,
             client_id,
@@ -535,18 +599,44 @@ impl Session {
         Ok(Sent { client_id, seq })
     }
 
-    /// Re-posts everything in the outbox (after a restart or reconnect).
-    pub async fn flush_outbox(&self) -> Result<usize> {
-        let entries = self.inner.store.outbox()?;
-        let n = entries.len();
-        for e in entries {
-            self.post(e).await?;
+    /// Re-posts everything in the outbox (after a restart or reconnect), in
+    /// order. A message the relay refuses for good is dropped (and reported in
+    /// the result); one that cannot be posted yet stops the flush.
+    pub async fn flush_outbox(&self) -> Result<Vec<(Uuid, Error)>> {
+        let mut refused = Vec::new();
+        for e in self.inner.store.outbox()? {
+            let client_id = e.client_id;
+            match self.post(e).await {
+                Ok(_) => {}
+                Err(e @ Error::Queued { .. }) => return Err(e),
+                Err(e) => refused.push((client_id, e)),
+            }
         }
-        Ok(n)
+        Ok(refused)
     }
 
     pub(crate) async fn emit(&self, event: Event) {
-        let _ = self.inner.events.send(event).await;
+        if self
+            .inner
+            .events_taken
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let _ = self.inner.events.send(event);
+        }
+    }
+
+    /// The current cache generation (see `Inner::generation`).
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Invalidates every fetch in flight (their answers are used once, not cached).
+    pub(crate) fn bump_generation(&self) {
+        self.inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The room's members (cached while the live stream keeps the cache right).
@@ -554,9 +644,12 @@ impl Session {
         if let Some(m) = lock(&self.inner.members).get(&room_id) {
             return Ok(m.clone());
         }
+        let generation = self.generation();
         let details: RoomDetails = self.inner.client.get_room(room_id).await?;
         let ids: Vec<Uuid> = details.members.iter().map(|m| m.user_id).collect();
-        if self.is_online() {
+        // Cache only an answer no room event overtook (and only while online,
+        // when events keep it right).
+        if self.is_online() && self.generation() == generation {
             lock(&self.inner.members).insert(room_id, ids.clone());
         }
         Ok(ids)
@@ -565,17 +658,17 @@ impl Session {
     /// Every active device of every member, verified against the pins.
     async fn recipients(&self, room_id: Uuid) -> Result<Vec<VerifiedDevice>> {
         let members = self.room_members(room_id).await?;
-        self.ensure_devices(&members).await?;
+        let devices = self.devices_of(&members).await?;
         let mut out = Vec::new();
         let mut changed = Vec::new();
         for user in &members {
-            let Some(targets) = self.cached_devices(*user) else {
+            let Some(targets) = devices.get(user) else {
                 continue;
             };
             let pin = lock(&self.inner.trust).pin(user).copied();
             let before = out.len();
             let mut other_identity = false;
-            for t in targets.iter().filter(|t| !t.revoked) {
+            for t in targets.iter().filter(|t| t.revoked_at.is_none()) {
                 match &pin {
                     Some(p) if p.key == *t.device.identity_key() => out.push(t.device.clone()),
                     _ => other_identity = true,
@@ -598,41 +691,77 @@ impl Session {
         lock(&self.inner.devices).get(&user).cloned()
     }
 
-    /// Loads (store, else relay) and verifies the devices of these users.
-    async fn ensure_devices(&self, users: &[Uuid]) -> Result<()> {
-        let mut missing = Vec::new();
-        for u in users {
-            if self.cached_devices(*u).is_some() {
-                continue;
+    /// The verified devices of these users: from memory, the store, or the
+    /// relay. An answer that a `keys_changed` (or reconnect) overtook while it
+    /// was being fetched is fetched again, so a stale device list (say, with a
+    /// device revoked meanwhile) is never used or cached.
+    async fn devices_of(&self, users: &[Uuid]) -> Result<HashMap<Uuid, Arc<Vec<Target>>>> {
+        let mut out = HashMap::new();
+        for _ in 0..4 {
+            let generation = self.generation();
+            let mut missing = Vec::new();
+            for u in users {
+                if out.contains_key(u) {
+                    continue;
+                }
+                if let Some(t) = self.cached_devices(*u) {
+                    out.insert(*u, t);
+                    continue;
+                }
+                match self.inner.store.devices(*u)? {
+                    Some(list) => {
+                        let t = self.accept_devices(*u, list, generation).await?;
+                        out.insert(*u, t);
+                    }
+                    None => missing.push(*u),
+                }
             }
-            match self.inner.store.devices(*u)? {
-                Some(list) => self.accept_devices(*u, list).await?,
-                None => missing.push(*u),
+            for chunk in missing.chunks(sotto_core::api::devices::MAX_KEYS_QUERY_USERS) {
+                let resp = self.inner.client.query_keys(chunk, true).await?;
+                for u in chunk {
+                    let list = resp.devices.get(u).cloned().unwrap_or_default();
+                    if self.generation() == generation {
+                        self.inner.store.set_devices(*u, &list)?;
+                    }
+                    let t = self.accept_devices(*u, list, generation).await?;
+                    out.insert(*u, t);
+                }
+            }
+            if self.generation() == generation {
+                return Ok(out);
+            }
+            // Something changed while fetching: fetch what was fetched again.
+            for u in &missing {
+                out.remove(u);
+            }
+            if missing.is_empty() {
+                return Ok(out);
             }
         }
-        for chunk in missing.chunks(sotto_core::api::devices::MAX_KEYS_QUERY_USERS) {
-            let resp = self.inner.client.query_keys(chunk, true).await?;
-            for u in chunk {
-                let list = resp.devices.get(u).cloned().unwrap_or_default();
-                self.inner.store.set_devices(*u, &list)?;
-                self.accept_devices(*u, list).await?;
-            }
-        }
-        Ok(())
+        Err(Error::Network(
+            "device lists keep changing; try again".into(),
+        ))
     }
 
     /// Refetches one user's devices (after `keys_changed`, or an unknown sender
     /// device), reporting identity changes and rejected devices.
     pub(crate) async fn refresh_devices(&self, user: Uuid) -> Result<()> {
+        self.bump_generation();
         lock(&self.inner.devices).remove(&user);
         self.inner.store.forget_devices(user)?;
-        self.ensure_devices(&[user]).await
+        self.devices_of(&[user]).await.map(drop)
     }
 
     /// Verifies a served device list: each bundle's signatures and ids, then its
     /// identity key against the pin (pinning it on first sight when all devices
-    /// agree). Devices under another identity key are reported and left out.
-    async fn accept_devices(&self, user: Uuid, list: Vec<Device>) -> Result<()> {
+    /// agree). Devices under another identity key are reported and never pass a
+    /// pin check. Cached only if nothing changed since `generation`.
+    async fn accept_devices(
+        &self,
+        user: Uuid,
+        list: Vec<Device>,
+        generation: u64,
+    ) -> Result<Arc<Vec<Target>>> {
         let mut verified = Vec::new();
         let mut rejected = Vec::new();
         for d in list {
@@ -641,27 +770,24 @@ impl Session {
             match d.bundle.verify() {
                 Ok(v) if ok => verified.push(Target {
                     device: v,
-                    revoked: d.revoked_at.is_some(),
+                    revoked_at: d.revoked_at.clone(),
                 }),
                 _ => rejected.push(d.device_id),
             }
         }
-        let keys: Vec<IdentityPublicKey> = {
-            let mut k: Vec<IdentityPublicKey> = Vec::new();
-            for t in verified.iter().filter(|t| !t.revoked) {
-                if !k.contains(t.device.identity_key()) {
-                    k.push(*t.device.identity_key());
-                }
+        let mut keys: Vec<IdentityPublicKey> = Vec::new();
+        for t in verified.iter().filter(|t| t.revoked_at.is_none()) {
+            if !keys.contains(t.device.identity_key()) {
+                keys.push(*t.device.identity_key());
             }
-            k
-        };
+        }
         let mut events = Vec::new();
         let kept: Vec<Target> = {
             let mut trust = lock(&self.inner.trust);
-            let pinned = trust.pin(&user).copied();
-            match pinned {
-                None if keys.len() == 1 => {
-                    if let Some(k) = keys.first() {
+            match trust.pin(&user).copied() {
+                None => {
+                    // First contact: pin only if all active devices agree on one key.
+                    if let [k] = keys.as_slice() {
                         trust.observe(user, k);
                         self.inner.store.set_pin(
                             user,
@@ -672,13 +798,9 @@ impl Session {
                         )?;
                     }
                 }
-                None => {
-                    // Devices disagree on the identity at first contact: trust none.
-                }
                 Some(pin) => {
                     for k in keys.iter().filter(|k| **k != pin.key) {
-                        let mut warned = lock(&self.inner.warned);
-                        if warned.insert((user, k.to_bytes())) {
+                        if lock(&self.inner.warned).insert((user, k.to_bytes())) {
                             events.push(Event::IdentityKeyChanged {
                                 user_id: user,
                                 was_verified: pin.verified,
@@ -691,16 +813,16 @@ impl Session {
             let (good, bad): (Vec<Target>, Vec<Target>) = verified
                 .into_iter()
                 .partition(|t| pin.is_some_and(|p| p.key == *t.device.identity_key()));
-            let all_other = good.iter().all(|t| t.revoked);
-            for t in bad.iter().filter(|t| !t.revoked) {
-                // A device of a changed identity is reported by the
-                // identity-change event; a stray device next to good ones is rejected.
-                if !all_other {
-                    rejected.push(t.device.device_id());
-                }
+            // A device of a changed identity is reported by the identity-change
+            // event; a stray device next to good ones is rejected.
+            let any_good = good.iter().any(|t| t.revoked_at.is_none());
+            if any_good {
+                rejected.extend(
+                    bad.iter()
+                        .filter(|t| t.revoked_at.is_none())
+                        .map(|t| t.device.device_id()),
+                );
             }
-            // Keep devices of other identities (flagged by key) so that the sender
-            // check can tell "changed" from "unknown", but they never pass a pin check.
             good.into_iter().chain(bad).collect()
         };
         for device_id in rejected {
@@ -711,57 +833,81 @@ impl Session {
                 });
             }
         }
-        lock(&self.inner.devices).insert(user, Arc::new(kept));
+        let kept = Arc::new(kept);
+        if self.generation() == generation {
+            lock(&self.inner.devices).insert(user, kept.clone());
+        }
         for e in events {
             self.emit(e).await;
         }
-        Ok(())
+        Ok(kept)
     }
 
     /// The verified, pinned device `device_id` of `user`, to check a message
-    /// from it. Refetches once when it is unknown (a new device).
+    /// from it that the relay stored at `stored_at`. Refetches once when the
+    /// device is unknown (a new device). A revoked device is accepted only for
+    /// messages the relay stored before the revocation, and never as verified.
     pub(crate) async fn sender_device(
         &self,
         user: Uuid,
         device_id: Uuid,
-    ) -> std::result::Result<(VerifiedDevice, SenderTrust), crate::events::UndecryptableReason>
-    {
+        stored_at: &str,
+    ) -> SenderCheck {
         use crate::events::UndecryptableReason as R;
         for attempt in 0..2 {
-            if attempt == 1 && self.refresh_devices(user).await.is_err() {
-                return Err(R::UnknownDevice);
+            if attempt == 1
+                && let Err(e) = self.refresh_devices(user).await
+            {
+                return SenderCheck::Transient(e.to_string());
             }
-            if self.ensure_devices(&[user]).await.is_err() {
-                return Err(R::UnknownDevice);
-            }
-            let Some(targets) = self.cached_devices(user) else {
+            let devices = match self.devices_of(&[user]).await {
+                Ok(d) => d,
+                Err(e) => return SenderCheck::Transient(e.to_string()),
+            };
+            let Some(t) = devices.get(&user).and_then(|ts| {
+                ts.iter()
+                    .find(|t| t.device.device_id() == device_id)
+                    .map(|t| (t.device.clone(), t.revoked_at.clone()))
+            }) else {
                 continue;
             };
-            let Some(t) = targets.iter().find(|t| t.device.device_id() == device_id) else {
-                continue;
-            };
+            let (device, revoked_at) = t;
             let pin = lock(&self.inner.trust).pin(&user).copied();
             return match pin {
-                Some(p) if p.key == *t.device.identity_key() => Ok((
-                    t.device.clone(),
-                    if p.verified {
-                        SenderTrust::Verified
-                    } else {
-                        SenderTrust::Unverified
-                    },
-                )),
-                _ => Err(R::UntrustedSender),
+                Some(p) if p.key == *device.identity_key() => match revoked_at {
+                    None => SenderCheck::Trusted(
+                        Box::new(device),
+                        if p.verified {
+                            SenderTrust::Verified
+                        } else {
+                            SenderTrust::Unverified
+                        },
+                    ),
+                    // RFC 3339 UTC timestamps of one formatter sort as strings.
+                    Some(r) if stored_at < r.as_str() => {
+                        SenderCheck::Trusted(Box::new(device), SenderTrust::Unverified)
+                    }
+                    Some(_) => SenderCheck::Refused(R::UnknownDevice),
+                },
+                _ => SenderCheck::Refused(R::UntrustedSender),
             };
         }
-        Err(R::UnknownDevice)
+        SenderCheck::Refused(R::UnknownDevice)
     }
 
     pub(crate) fn forget_devices(&self, user: Uuid) {
+        self.bump_generation();
         lock(&self.inner.devices).remove(&user);
         let _ = self.inner.store.forget_devices(user);
     }
 
+    pub(crate) fn forget_room(&self, room_id: Uuid) {
+        self.bump_generation();
+        lock(&self.inner.members).remove(&room_id);
+    }
+
     pub(crate) fn forget_all_caches(&self) {
+        self.bump_generation();
         lock(&self.inner.devices).clear();
         lock(&self.inner.members).clear();
         let _ = self.inner.store.forget_all_devices();
@@ -804,7 +950,7 @@ impl Session {
     /// over another channel, then [`Session::mark_verified`]). Fetches their
     /// keys if needed; `None` if they have no pinned identity.
     pub async fn safety_number(&self, user_id: Uuid) -> Result<Option<SafetyNumber>> {
-        self.ensure_devices(&[user_id]).await?;
+        self.devices_of(&[user_id]).await?;
         let pin = lock(&self.inner.trust).pin(&user_id).copied();
         Ok(pin.map(|p| SafetyNumber::new(&self.inner.identity.public_key(), &p.key)))
     }
@@ -837,9 +983,13 @@ impl Session {
     /// and from it flow again. Fails if their devices do not agree on one key.
     pub async fn accept_identity(&self, user_id: Uuid) -> Result<()> {
         self.refresh_devices(user_id).await?;
-        let targets = self.cached_devices(user_id).unwrap_or_default();
+        let targets = self
+            .devices_of(&[user_id])
+            .await?
+            .remove(&user_id)
+            .unwrap_or_default();
         let mut keys: Vec<IdentityPublicKey> = Vec::new();
-        for t in targets.iter().filter(|t| !t.revoked) {
+        for t in targets.iter().filter(|t| t.revoked_at.is_none()) {
             if !keys.contains(t.device.identity_key()) {
                 keys.push(*t.device.identity_key());
             }

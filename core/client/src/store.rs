@@ -93,11 +93,24 @@ pub trait Store: Send + Sync + 'static {
     /// Every message still waiting, oldest first.
     fn outbox(&self) -> Result<Vec<OutboxEntry>>;
 
-    /// Records a delivered `(sender, client_id)`; `false` if it was already there.
-    fn mark_seen(&self, sender: Uuid, client_id: Uuid) -> Result<bool>;
+    /// Records that `(sender, client_id)` was delivered as message `seq` of
+    /// `room_id`, and says whether it is new, the same relay message again (a
+    /// redelivery after a crash: show it), or a replay under another place.
+    fn mark_seen(&self, sender: Uuid, client_id: Uuid, room_id: Uuid, seq: u64) -> Result<Seen>;
 }
 
-/// The default [`Store`]: one SQLite file (WAL), created with mode 0600.
+/// Answer of [`Store::mark_seen`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// First time.
+    New,
+    /// The same message at the same place (redelivered).
+    Again,
+    /// The same sender's message id at another place: a replay.
+    Replay,
+}
+
+/// The default [`Store`]: one SQLite file (WAL), mode 0600 (its WAL files too).
 pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
@@ -119,6 +132,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     n INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL UNIQUE,
     room_id TEXT NOT NULL, envelope BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (sender TEXT NOT NULL, client_id TEXT NOT NULL,
+    room_id TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (sender, client_id)) WITHOUT ROWID;
 ";
 
@@ -129,15 +143,22 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let new = !path.exists();
-        let conn = Connection::open(path)?;
+        // Create the file owner-only before SQLite opens it: SQLite gives its
+        // -wal and -shm files the database file's permissions.
+        let mut create = std::fs::OpenOptions::new();
+        create.write(true).create(true).truncate(false);
         #[cfg(unix)]
-        if new {
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            create.mode(0o600);
+        }
+        create.open(path)?;
+        #[cfg(unix)]
+        {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         }
-        let _ = new;
-        Self::init(conn)
+        Self::init(Connection::open(path)?)
     }
 
     /// A store in memory (tests, throw-away sessions).
@@ -322,13 +343,26 @@ impl Store for SqliteStore {
         })
     }
 
-    fn mark_seen(&self, sender: Uuid, client_id: Uuid) -> Result<bool> {
+    fn mark_seen(&self, sender: Uuid, client_id: Uuid, room_id: Uuid, seq: u64) -> Result<Seen> {
+        let seq = i64::try_from(seq).map_err(Error::store)?;
         self.with(|c| {
-            c.execute(
-                "INSERT OR IGNORE INTO seen (sender, client_id) VALUES (?1, ?2)",
+            let inserted = c.execute(
+                "INSERT OR IGNORE INTO seen (sender, client_id, room_id, seq) VALUES (?1, ?2, ?3, ?4)",
+                params![sender.to_string(), client_id.to_string(), room_id.to_string(), seq],
+            )?;
+            if inserted == 1 {
+                return Ok(Seen::New);
+            }
+            let (room, at): (String, i64) = c.query_row(
+                "SELECT room_id, seq FROM seen WHERE sender = ?1 AND client_id = ?2",
                 params![sender.to_string(), client_id.to_string()],
-            )
-            .map(|n| n == 1)
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(if room == room_id.to_string() && at == seq {
+                Seen::Again
+            } else {
+                Seen::Replay
+            })
         })
     }
 }
@@ -345,8 +379,9 @@ mod tests {
         s.advance_cursor(room, 5).unwrap();
         s.advance_cursor(room, 3).unwrap();
         assert_eq!(s.cursors().unwrap()[&room], 5);
-        assert!(s.mark_seen(room, room).unwrap());
-        assert!(!s.mark_seen(room, room).unwrap());
+        assert_eq!(s.mark_seen(room, room, room, 1).unwrap(), Seen::New);
+        assert_eq!(s.mark_seen(room, room, room, 1).unwrap(), Seen::Again);
+        assert_eq!(s.mark_seen(room, room, room, 2).unwrap(), Seen::Replay);
         let e = OutboxEntry {
             client_id: Uuid::from_u128(2),
             room_id: room,

@@ -1,21 +1,30 @@
 //! The live connection: one WebSocket at a time, resumed from the stored
 //! cursors, reconnected with back-off. Messages are opened, verified and
 //! de-duplicated here before they become [`Event`]s.
+//!
+//! Cursors: a room's cursor is the last `seq` handled (shown, reported
+//! undecryptable, or deleted). It moves one step at a time: a message that
+//! skips ahead (a gap: live delivery that overtook the replay) is dropped and
+//! the room is resumed from the cursor, so nothing is ever skipped. A message
+//! that cannot be checked now (the sender's keys did not load) ends the
+//! connection without moving the cursor; the next connection resumes there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use sotto_core::OpenError;
 use sotto_core::api::{ClientFrame, ReceiptKind, RoomChange, ServerFrame};
 use sotto_core::envelope::{self, OpenContext};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
 use crate::content::Content;
+use crate::error::Error;
 use crate::events::{Connection, Event, ReceivedMessage, UndecryptableReason};
-use crate::session::{Session, lock};
+use crate::session::{SenderCheck, Session, lock};
+use crate::store::Seen;
 
 /// Keep-alive period; the connection is declared dead after three silent periods.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -31,21 +40,35 @@ fn backoff(failures: u32) -> Duration {
     capped / 2 + capped / 2 * r / 1000
 }
 
-/// The reconnect loop (one per session, spawned by [`Session::connect`]); ends
-/// when the app disconnects or drops its last handle of the session.
-pub(crate) async fn run(session: Session) {
-    let mut shutdown = session.inner.shutdown.subscribe();
+/// How a connection ended.
+enum End {
+    /// Try again after a back-off.
+    Retry(String),
+    /// The app stopped it.
+    Stopped,
+    /// The session is over (logged out, refresh token revoked): stop for good.
+    LoggedOut,
+}
+
+/// The reconnect loop (one per [`Session::connect`]); ends when `stop` is set
+/// (disconnect, or the app dropped its last handle) or the session is logged out.
+pub(crate) async fn run(session: Session, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
     loop {
-        if *shutdown.borrow_and_update() {
+        if *stop.borrow_and_update() {
             break;
         }
         let started = Instant::now();
-        let reason = connection(&session, shutdown.clone()).await;
+        let end = connection(&session, stop.clone()).await;
         went_offline(&session);
-        if *shutdown.borrow() {
-            break;
-        }
+        let reason = match end {
+            End::Stopped => break,
+            End::LoggedOut => {
+                session.emit(Event::LoggedOut).await;
+                break;
+            }
+            End::Retry(reason) => reason,
+        };
         if started.elapsed() > STABLE_AFTER {
             failures = 0;
         }
@@ -60,7 +83,7 @@ pub(crate) async fn run(session: Session) {
             .await;
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            _ = shutdown.changed() => break,
+            _ = stop.changed() => break,
         }
     }
     went_offline(&session);
@@ -72,10 +95,10 @@ fn went_offline(session: &Session) {
     lock(&session.inner.acks).clear();
 }
 
-type Sink = futures_util::stream::SplitSink<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    WsMessage,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Sink = futures_util::stream::SplitSink<Socket, WsMessage>;
+type Stream = futures_util::stream::SplitStream<Socket>;
 
 async fn send_frame(sink: &mut Sink, frame: &ClientFrame) -> Result<(), String> {
     let text = serde_json::to_string(frame).map_err(|e| e.to_string())?;
@@ -84,19 +107,35 @@ async fn send_frame(sink: &mut Sink, frame: &ClientFrame) -> Result<(), String> 
         .map_err(|e| e.to_string())
 }
 
-type Stream = futures_util::stream::SplitStream<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
->;
+/// The live state of one connection.
+struct Live {
+    /// Last seq handled per room (persisted as it moves).
+    cursors: BTreeMap<Uuid, u64>,
+    /// Rooms resumed after a gap, whose replay has not reached the cursor yet.
+    resuming: HashSet<Uuid>,
+    /// Highest seq per room to confirm with a `delivered` receipt.
+    delivered: HashMap<Uuid, u64>,
+}
 
-/// One connection, from connect to its end; returns why it ended. On shutdown
-/// it sends the frames still queued (a last receipt) and closes cleanly.
-async fn connection(session: &Session, mut shutdown: tokio::sync::watch::Receiver<bool>) -> String {
-    let (mut sink, mut stream, mut cursors) = tokio::select! {
+/// What handling a frame asks of the connection.
+enum Next {
+    Continue,
+    /// Send `resume` for this room from its cursor.
+    Resume(Uuid),
+    /// End the connection (and resume on the next one).
+    Reconnect(String),
+}
+
+/// One connection, from connect to its end. On stop it sends the frames
+/// still queued (a last receipt) and closes cleanly.
+async fn connection(session: &Session, mut stop: watch::Receiver<bool>) -> End {
+    let (mut sink, mut stream, cursors) = tokio::select! {
         r = open(session) => match r {
             Ok(parts) => parts,
-            Err(reason) => return reason,
+            Err(Error::NotLoggedIn) => return End::LoggedOut,
+            Err(e) => return End::Retry(e.to_string()),
         },
-        _ = shutdown.changed() => return "closed by the app".into(),
+        _ = stop.changed() => return End::Stopped,
     };
     let inner = &session.inner;
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -105,65 +144,85 @@ async fn connection(session: &Session, mut shutdown: tokio::sync::watch::Receive
     {
         let s = session.detached();
         tokio::spawn(async move {
-            if let Err(e) = s.flush_outbox().await {
-                tracing::debug!(error = %e, "outbox flush stopped; retried on the next connection");
+            match s.flush_outbox().await {
+                Ok(refused) => {
+                    for (client_id, e) in refused {
+                        s.emit(Event::RelayError {
+                            code: e.code().unwrap_or("refused").to_owned(),
+                            detail: Some(format!("message {client_id} was refused: {e}")),
+                        })
+                        .await;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "outbox flush stopped; retried on the next connection");
+                }
             }
         });
     }
 
-    let mut delivered: HashMap<Uuid, u64> = HashMap::new();
+    let mut live = Live {
+        cursors,
+        resuming: HashSet::new(),
+        delivered: HashMap::new(),
+    };
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut receipts = tokio::time::interval(RECEIPT_EVERY);
     let mut last_rx = Instant::now();
+    let retry = |e: String| End::Retry(e);
     loop {
         tokio::select! {
-            _ = shutdown.changed() => {
+            _ = stop.changed() => {
                 *lock(&inner.live) = None;
                 while let Ok(frame) = rx.try_recv() {
                     let _ = send_frame(&mut sink, &frame).await;
                 }
                 let _ = sink.close().await;
-                return "closed by the app".into();
+                return End::Stopped;
             }
             msg = stream.next() => {
                 let text = match msg {
                     Some(Ok(WsMessage::Text(t))) => t,
-                    Some(Ok(WsMessage::Close(c))) => return format!("closed by relay: {c:?}"),
+                    Some(Ok(WsMessage::Close(c))) => return retry(format!("closed by the relay: {c:?}")),
                     Some(Ok(_)) => { last_rx = Instant::now(); continue; }
-                    Some(Err(e)) => return format!("socket: {e}"),
-                    None => return "socket closed".into(),
+                    Some(Err(e)) => return retry(format!("socket: {e}")),
+                    None => return retry("socket closed".into()),
                 };
                 last_rx = Instant::now();
                 let frame = match serde_json::from_str::<ServerFrame>(&text) {
                     Ok(f) => f,
                     Err(e) => { tracing::debug!(error = %e, "unreadable frame ignored"); continue; }
                 };
-                let resume = handle(session, frame, &mut cursors, &mut delivered).await;
-                if let Some(room) = resume {
-                    let c = BTreeMap::from([(room, cursors.get(&room).copied().unwrap_or(0))]);
-                    if let Err(e) = send_frame(&mut sink, &ClientFrame::Resume { cursors: c }).await {
-                        return e;
+                match handle(session, frame, &mut live).await {
+                    Next::Continue => {}
+                    Next::Resume(room) => {
+                        let c = BTreeMap::from([(room, live.cursors.get(&room).copied().unwrap_or(0))]);
+                        if let Err(e) = send_frame(&mut sink, &ClientFrame::Resume { cursors: c }).await {
+                            return retry(e);
+                        }
                     }
+                    Next::Reconnect(reason) => return retry(reason),
                 }
             }
             out = rx.recv() => {
-                let Some(frame) = out else { return "session closed".into() };
+                let Some(frame) = out else { return End::Stopped };
                 if let Err(e) = send_frame(&mut sink, &frame).await {
-                    return e;
+                    return retry(e);
                 }
             }
             _ = ping.tick() => {
                 if last_rx.elapsed() > PING_EVERY * 3 {
-                    return "no answer from the relay".into();
+                    return retry("no answer from the relay".into());
                 }
                 if let Err(e) = send_frame(&mut sink, &ClientFrame::Ping).await {
-                    return e;
+                    return retry(e);
                 }
             }
             _ = receipts.tick() => {
-                for (room_id, seq) in delivered.drain() {
-                    if let Err(e) = send_frame(&mut sink, &ClientFrame::Receipt { room_id, kind: ReceiptKind::Delivered, seq }).await {
-                        return e;
+                for (room_id, seq) in live.delivered.drain() {
+                    let frame = ClientFrame::Receipt { room_id, kind: ReceiptKind::Delivered, seq };
+                    if let Err(e) = send_frame(&mut sink, &frame).await {
+                        return retry(e);
                     }
                 }
             }
@@ -171,13 +230,19 @@ async fn connection(session: &Session, mut shutdown: tokio::sync::watch::Receive
     }
 }
 
-/// Connects, authenticates and resumes every room; the live parts.
-async fn open(session: &Session) -> Result<(Sink, Stream, BTreeMap<Uuid, u64>), String> {
+/// Lists the rooms and their cursors, then connects, authenticates and sends
+/// `resume` as the very first frame after `ready` (before the relay starts
+/// live delivery), so the replay and the live stream join without a gap.
+async fn open(session: &Session) -> Result<(Sink, Stream, BTreeMap<Uuid, u64>), Error> {
     let inner = &session.inner;
-    let token = match inner.client.access_token().await {
-        Ok(t) => t,
-        Err(e) => return Err(e.to_string()),
-    };
+    let net = Error::Network;
+    let rooms = inner.client.all_rooms().await?;
+    let stored = inner.store.cursors()?;
+    let cursors: BTreeMap<Uuid, u64> = rooms
+        .iter()
+        .map(|r| (r.id, stored.get(&r.id).copied().unwrap_or(0)))
+        .collect();
+    let token = inner.client.access_token().await?;
     let ws = match tokio::time::timeout(
         inner.client.options().connect_timeout,
         tokio_tungstenite::connect_async(inner.client.ws_url()),
@@ -185,57 +250,79 @@ async fn open(session: &Session) -> Result<(Sink, Stream, BTreeMap<Uuid, u64>), 
     .await
     {
         Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return Err(format!("connect: {e}")),
-        Err(_) => return Err("connect: timed out".into()),
+        Ok(Err(e)) => return Err(net(format!("connect: {e}"))),
+        Err(_) => return Err(net("connect: timed out".into())),
     };
     let (mut sink, mut stream) = ws.split();
-    send_frame(
-        &mut sink,
-        &ClientFrame::Auth {
-            token: token.to_string(),
-        },
-    )
-    .await?;
+    let auth = ClientFrame::Auth {
+        token: token.to_string(),
+    };
+    send_frame(&mut sink, &auth).await.map_err(net)?;
+    drop(auth);
     drop(token);
     match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
         Ok(Some(Ok(WsMessage::Text(t)))) => match serde_json::from_str::<ServerFrame>(&t) {
-            Ok(ServerFrame::Ready { .. }) => {}
-            Ok(other) => return Err(format!("expected ready, got {other:?}")),
-            Err(e) => return Err(format!("bad frame: {e}")),
+            Ok(ServerFrame::Ready { user_id, .. }) if user_id == inner.user.id => {}
+            Ok(other) => return Err(Error::Protocol(format!("expected ready, got {other:?}"))),
+            Err(e) => return Err(Error::Protocol(format!("bad frame: {e}"))),
         },
-        Ok(Some(Ok(WsMessage::Close(c)))) => return Err(format!("closed: {c:?}")),
-        Ok(other) => return Err(format!("no ready: {other:?}")),
-        Err(_) => return Err("no ready within 10 s".into()),
+        Ok(Some(Ok(WsMessage::Close(c)))) => return Err(net(format!("closed: {c:?}"))),
+        Ok(other) => return Err(net(format!("no ready: {other:?}"))),
+        Err(_) => return Err(net("no ready within 10 s".into())),
     }
-
-    // Resume every room from its cursor (0 for a room never read: all of it).
-    let rooms = match inner.client.all_rooms().await {
-        Ok(r) => r,
-        Err(e) => return Err(format!("listing rooms: {e}")),
-    };
-    let stored = inner.store.cursors().unwrap_or_default();
-    let cursors: BTreeMap<Uuid, u64> = rooms
-        .iter()
-        .map(|r| (r.id, stored.get(&r.id).copied().unwrap_or(0)))
-        .collect();
-    session.forget_all_caches();
     send_frame(
         &mut sink,
         &ClientFrame::Resume {
             cursors: cursors.clone(),
         },
     )
-    .await?;
+    .await
+    .map_err(net)?;
+    // Announcements missed while offline: refetch keys and members on demand.
+    session.forget_all_caches();
     Ok((sink, stream, cursors))
 }
 
-/// Handles one frame; returns a room to `resume` (one the user just joined).
-async fn handle(
-    session: &Session,
-    frame: ServerFrame,
-    cursors: &mut BTreeMap<Uuid, u64>,
-    delivered: &mut HashMap<Uuid, u64>,
-) -> Option<Uuid> {
+/// Where a message or deletion with `seq` stands against the room's cursor.
+enum Place {
+    /// Already handled.
+    Old,
+    /// The next one.
+    Next,
+    /// Skips ahead: resume (once) and drop it; the replay brings it back.
+    Gap,
+}
+
+fn place(live: &mut Live, room_id: Uuid, seq: u64) -> Place {
+    let cursor = live.cursors.get(&room_id).copied().unwrap_or(0);
+    if seq <= cursor {
+        Place::Old
+    } else if seq == cursor + 1 {
+        live.resuming.remove(&room_id);
+        Place::Next
+    } else {
+        Place::Gap
+    }
+}
+
+fn gap(live: &mut Live, room_id: Uuid) -> Next {
+    live.cursors.entry(room_id).or_insert(0);
+    if live.resuming.insert(room_id) {
+        Next::Resume(room_id)
+    } else {
+        Next::Continue
+    }
+}
+
+fn advance(session: &Session, live: &mut Live, room_id: Uuid, seq: u64) {
+    live.cursors.insert(room_id, seq);
+    if let Err(e) = session.inner.store.advance_cursor(room_id, seq) {
+        tracing::warn!(error = %e, "cursor not saved");
+    }
+}
+
+/// Handles one frame.
+async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next {
     let inner = &session.inner;
     match frame {
         ServerFrame::Ack { client_id, seq, .. } => {
@@ -262,37 +349,39 @@ async fn handle(
             envelope,
             created_at,
         } => {
-            let cursor = cursors.get(&room_id).copied().unwrap_or(0);
-            if seq <= cursor {
-                return None;
+            match place(live, room_id, seq) {
+                Place::Old => return Next::Continue,
+                Place::Gap => return gap(live, room_id),
+                Place::Next => {}
             }
             let own_device = sender_id == inner.user.id && device_id == inner.device_id;
             if !own_device {
-                let event = open_message(
-                    session,
+                let m = Incoming {
                     room_id,
                     id,
                     seq,
                     sender_id,
                     device_id,
-                    envelope.as_bytes(),
                     created_at,
-                )
-                .await;
-                if let Some(event) = event {
-                    session.emit(event).await;
+                };
+                match open_message(session, m, envelope.as_bytes()).await {
+                    Ok(Some(event)) => session.emit(event).await,
+                    Ok(None) => {}
+                    Err(reason) => return Next::Reconnect(reason),
                 }
-                delivered.insert(room_id, seq);
+                live.delivered.insert(room_id, seq);
             }
-            cursors.insert(room_id, seq);
-            if let Err(e) = inner.store.advance_cursor(room_id, seq) {
-                tracing::warn!(error = %e, "cursor not saved");
-            }
+            advance(session, live, room_id, seq);
         }
         ServerFrame::MessageDeleted { room_id, id, seq } => {
+            match place(live, room_id, seq) {
+                Place::Old => {}
+                Place::Gap => return gap(live, room_id),
+                Place::Next => advance(session, live, room_id, seq),
+            }
             session
                 .emit(Event::MessageDeleted { room_id, id, seq })
-                .await
+                .await;
         }
         ServerFrame::Typing {
             room_id,
@@ -310,7 +399,7 @@ async fn handle(
             }
         }
         ServerFrame::Presence { user_id, online } => {
-            session.emit(Event::Presence { user_id, online }).await
+            session.emit(Event::Presence { user_id, online }).await;
         }
         ServerFrame::Receipt {
             room_id,
@@ -328,14 +417,15 @@ async fn handle(
                 .await;
         }
         ServerFrame::Room { room_id, change } => {
-            lock(&inner.members).remove(&room_id);
+            session.forget_room(room_id);
             session.emit(Event::Room { room_id, change }).await;
             if matches!(change, RoomChange::Created | RoomChange::MemberAdded)
-                && !cursors.contains_key(&room_id)
+                && !live.cursors.contains_key(&room_id)
             {
                 let stored = inner.store.cursors().unwrap_or_default();
-                cursors.insert(room_id, stored.get(&room_id).copied().unwrap_or(0));
-                return Some(room_id);
+                live.cursors
+                    .insert(room_id, stored.get(&room_id).copied().unwrap_or(0));
+                return Next::Resume(room_id);
             }
         }
         ServerFrame::KeysChanged { user_id } => {
@@ -347,66 +437,81 @@ async fn handle(
         }
         ServerFrame::Ready { .. } | ServerFrame::Pong => {}
     }
-    None
+    Next::Continue
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn open_message(
-    session: &Session,
+/// A message frame's routing fields (relay-asserted; the envelope's signed
+/// header must agree, which `open` checks).
+struct Incoming {
     room_id: Uuid,
     id: Uuid,
     seq: u64,
     sender_id: Uuid,
     device_id: Uuid,
+    created_at: String,
+}
+
+/// Checks and opens one message. `Err` means "cannot tell now" (the sender's
+/// keys did not load): the cursor must not move.
+async fn open_message(
+    session: &Session,
+    m: Incoming,
     envelope: &[u8],
-    received_at: String,
-) -> Option<Event> {
+) -> Result<Option<Event>, String> {
     let inner = &session.inner;
-    let undecryptable = |reason| Event::Undecryptable {
-        room_id,
-        seq,
-        sender_id,
-        reason,
+    let undecryptable = |reason| {
+        Some(Event::Undecryptable {
+            room_id: m.room_id,
+            seq: m.seq,
+            sender_id: m.sender_id,
+            reason,
+        })
     };
     // Cheap checks first: is it for this device at all?
-    let parsed = match envelope::Envelope::from_bytes(envelope) {
-        Ok(p) => p,
-        Err(_) => return Some(undecryptable(UndecryptableReason::Invalid)),
+    let Ok(parsed) = envelope::Envelope::from_bytes(envelope) else {
+        return Ok(undecryptable(UndecryptableReason::Invalid));
     };
     if !parsed.recipient_devices().any(|d| d == inner.device_id) {
-        return Some(undecryptable(UndecryptableReason::NotForThisDevice));
+        return Ok(undecryptable(UndecryptableReason::NotForThisDevice));
     }
-    let (sender, trust) = match session.sender_device(sender_id, device_id).await {
-        Ok(s) => s,
-        Err(reason) => return Some(undecryptable(reason)),
+    let (sender, trust) = match session
+        .sender_device(m.sender_id, m.device_id, &m.created_at)
+        .await
+    {
+        SenderCheck::Trusted(device, trust) => (device, trust),
+        SenderCheck::Refused(reason) => return Ok(undecryptable(reason)),
+        SenderCheck::Transient(e) => return Err(format!("checking a sender: {e}")),
     };
     let ctx = OpenContext {
-        room_id,
+        room_id: m.room_id,
         sender: &sender,
     };
     let opened = match envelope::open(envelope, inner.device_id, &inner.keys, &ctx) {
         Ok(o) => o,
         Err(OpenError::NotARecipient) => {
-            return Some(undecryptable(UndecryptableReason::NotForThisDevice));
+            return Ok(undecryptable(UndecryptableReason::NotForThisDevice));
         }
-        Err(_) => return Some(undecryptable(UndecryptableReason::Invalid)),
+        Err(_) => return Ok(undecryptable(UndecryptableReason::Invalid)),
     };
-    match inner.store.mark_seen(sender_id, opened.replay_id()) {
-        Ok(true) => {}
-        Ok(false) => return Some(undecryptable(UndecryptableReason::Replayed)),
-        Err(e) => tracing::warn!(error = %e, "seen id not saved"),
+    match inner
+        .store
+        .mark_seen(m.sender_id, opened.replay_id(), m.room_id, m.seq)
+    {
+        Ok(Seen::New | Seen::Again) => {}
+        Ok(Seen::Replay) => return Ok(undecryptable(UndecryptableReason::Replayed)),
+        Err(e) => return Err(format!("store: {e}")),
     }
-    Some(Event::Message(ReceivedMessage {
-        room_id,
-        id,
-        seq,
-        sender_id,
-        sender_device: device_id,
+    Ok(Some(Event::Message(ReceivedMessage {
+        room_id: m.room_id,
+        id: m.id,
+        seq: m.seq,
+        sender_id: m.sender_id,
+        sender_device: m.device_id,
         client_id: opened.replay_id(),
         sent_at_ms: opened.header.timestamp_ms,
-        received_at,
-        own: sender_id == inner.user.id,
+        received_at: m.created_at,
+        own: m.sender_id == inner.user.id,
         trust,
         content: Content::decode(&opened.plaintext),
-    }))
+    })))
 }

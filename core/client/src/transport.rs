@@ -21,8 +21,8 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 pub struct ClientOptions {
     /// Time to establish a TCP (and TLS) connection.
     pub connect_timeout: Duration,
-    /// Time for a whole request and its answer (uploads and downloads excepted:
-    /// they are bounded by `idle_timeout` between chunks instead).
+    /// Time for a whole request and its answer. Uploads get this plus one
+    /// second per 64 KiB; downloads get this much between two chunks.
     pub request_timeout: Duration,
     /// Attempts for an idempotent call (GET, PUT, DELETE, and message posts,
     /// which are idempotent on their `client_id`); other calls are retried only
@@ -176,33 +176,52 @@ impl Client {
         self.inner.tokens.lock().await.take().map(|t| t.refresh)
     }
 
-    /// A valid access token, refreshed first if it is about to expire. One
-    /// refresh at a time: concurrent callers wait for it and share its result.
+    /// A valid access token, refreshed first if it is due. One refresh at a
+    /// time: concurrent callers wait for it and share its result.
     pub async fn access_token(&self) -> Result<Zeroizing<String>> {
-        let mut guard = self.inner.tokens.lock().await;
-        let fresh = match guard.as_ref() {
-            None => return Err(Error::NotLoggedIn),
-            Some(t) => Instant::now() < t.refresh_at,
-        };
-        if !fresh {
-            self.refresh_locked(&mut guard).await?;
+        {
+            let guard = self.inner.tokens.lock().await;
+            match guard.as_ref() {
+                None => return Err(Error::NotLoggedIn),
+                Some(t) if Instant::now() < t.refresh_at => return Ok(t.access.clone()),
+                Some(_) => {}
+            }
         }
+        self.refresh_detached(None).await?;
+        let guard = self.inner.tokens.lock().await;
         guard
             .as_ref()
             .map(|t| t.access.clone())
             .ok_or(Error::NotLoggedIn)
     }
 
-    /// Refreshes now (a 401 with a token we thought valid). If another caller
-    /// refreshed since `used` was handed out, its new token is used instead.
+    /// Refreshes now (a 401 with a token we thought valid), unless another
+    /// caller already replaced the token `used`.
     pub(crate) async fn refresh_after_401(&self, used: &str) -> Result<()> {
-        let mut guard = self.inner.tokens.lock().await;
-        match guard.as_ref() {
-            None => return Err(Error::NotLoggedIn),
-            Some(t) if t.access.as_str() != used => return Ok(()),
-            Some(_) => {}
-        }
-        self.refresh_locked(&mut guard).await
+        self.refresh_detached(Some(Zeroizing::new(used.to_owned())))
+            .await
+    }
+
+    /// Runs the refresh in a task of its own: if the caller is dropped (a
+    /// timeout, a `select!`), the refresh still completes and its rotated
+    /// refresh token is kept; losing it would make the next refresh present a
+    /// spent token, which revokes the session.
+    async fn refresh_detached(&self, used: Option<Zeroizing<String>>) -> Result<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut guard = me.inner.tokens.lock().await;
+            let due = match (guard.as_ref(), &used) {
+                (None, _) => return Err(Error::NotLoggedIn),
+                (Some(t), Some(used)) => t.access.as_str() == used.as_str(),
+                (Some(t), None) => Instant::now() >= t.refresh_at,
+            };
+            if due {
+                me.refresh_locked(&mut guard).await?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Network(format!("token refresh failed: {e}")))?
     }
 
     async fn refresh_locked(&self, guard: &mut Option<Tokens>) -> Result<()> {

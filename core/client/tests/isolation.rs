@@ -1,3 +1,4 @@
+#![allow(clippy::panic)]
 //! The SDK's I/O stays out of the sans-I/O core: neither `sotto-core` (with its
 //! default features) nor the WASM package depends on tokio, reqwest, a WebSocket
 //! client or SQLite, whatever else the workspace builds.
