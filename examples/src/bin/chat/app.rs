@@ -2,7 +2,6 @@
 //! the calls it started in the background.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ratatui::DefaultTerminal;
@@ -14,7 +13,7 @@ use sotto_client::sotto_core::api::{
 };
 use sotto_client::sotto_core::attachment::AttachmentPointer;
 use sotto_client::{
-    Connection, Content, Event, EventStream, ReceivedMessage, SenderTrust, Sent, Session, Store,
+    Connection, Content, Event, EventStream, ReceivedMessage, SenderTrust, Sent, Session,
     UndecryptableReason,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -248,9 +247,6 @@ struct TypingOut {
 
 pub struct App {
     pub session: Session,
-    /// The session's store: after a failed send, its outbox tells whether the
-    /// message waits there (the SDK's error does not say).
-    pub store: Arc<dyn Store>,
     pub me: Uuid,
     pub my_name: String,
     pub rooms: Vec<RoomView>,
@@ -284,19 +280,13 @@ pub struct App {
 }
 
 impl App {
-    fn new(
-        session: Session,
-        store: Arc<dyn Store>,
-        tx: UnboundedSender<AppMsg>,
-        offset: time::UtcOffset,
-    ) -> Self {
+    fn new(session: Session, tx: UnboundedSender<AppMsg>, offset: time::UtcOffset) -> Self {
         let me = session.user_id();
         let my_name = session.user().username.clone();
         let mut users = HashMap::new();
         users.insert(me, my_name.clone());
         Self {
             session,
-            store,
             me,
             my_name,
             rooms: Vec::new(),
@@ -650,25 +640,12 @@ impl App {
             });
         }
         let session = self.session.clone();
-        let store = self.store.clone();
         self.spawn(async move {
-            let before = outbox_ids(&*store, room);
             let result = session.send_text(room, &text).await;
-            // Network trouble after sealing leaves the message in the outbox,
-            // sent by the SDK when the connection is back; before sealing
-            // (e.g. the member list could not be fetched) nothing is queued.
+            // Sealed but not yet posted: the SDK sends it when the connection
+            // is back (Event::Sent names it). Other errors queued nothing.
             let queued = match &result {
-                Err(sotto_client::Error::Network(_)) => {
-                    let after = outbox_ids(&*store, room);
-                    let new: Vec<Uuid> = after
-                        .into_iter()
-                        .filter(|id| !before.contains(id))
-                        .collect();
-                    match new.as_slice() {
-                        [one] => Some(*one),
-                        _ => None,
-                    }
-                }
+                Err(sotto_client::Error::Queued { client_id, .. }) => Some(*client_id),
                 _ => None,
             };
             Some(send_result(room, local, result, queued))
@@ -1213,20 +1190,6 @@ impl App {
     }
 }
 
-/// The ids of the outbox's messages to `room`.
-fn outbox_ids(store: &dyn Store, room: Uuid) -> Vec<Uuid> {
-    store
-        .outbox()
-        .map(|entries| {
-            entries
-                .into_iter()
-                .filter(|e| e.room_id == room)
-                .map(|e| e.client_id)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The result of a send as a message to the UI; `queued`: the id under which
 /// it waits in the outbox after a failure.
 pub fn send_result(
@@ -1283,12 +1246,11 @@ async fn ready_event(events: &mut EventStream) -> Option<Option<Event>> {
 pub async fn run(
     term: &mut DefaultTerminal,
     session: Session,
-    store: Arc<dyn Store>,
     input: &mut UnboundedReceiver<TermEvent>,
     offset: time::UtcOffset,
 ) -> Result<(), String> {
     let (tx, mut rx) = unbounded_channel();
-    let mut app = App::new(session.clone(), store, tx, offset);
+    let mut app = App::new(session.clone(), tx, offset);
     app.status("Loading your rooms…", Level::Info);
     draw(term, &mut app)?;
     app.load().await;

@@ -213,7 +213,7 @@ fn run_ui(cli: &Cli, offset: time::UtcOffset, rt: &tokio::runtime::Runtime) -> R
         let Some(opened) = start::run(&mut tui.terminal, cli, &mut input).await? else {
             return Ok(());
         };
-        let (session, store) = opened;
-        app::run(&mut tui.terminal, session, store, &mut input, offset).await
+        let (session, _store) = opened;
+        app::run(&mut tui.terminal, session, &mut input, offset).await
     })
 }
