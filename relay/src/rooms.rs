@@ -50,6 +50,39 @@ pub fn announce_user_deleted(state: &AppState, user: Uuid, rooms: Vec<(Uuid, Vec
         .publish(&peers, ServerFrame::KeysChanged { user_id: user });
 }
 
+/// New room peers learn who of each other is online (presence is otherwise
+/// announced only when a socket connects or the last one closes): each online
+/// newcomer is announced to the other members, each online member to the
+/// newcomers.
+fn introduce(state: &AppState, newcomers: &[Uuid], members: &[Uuid]) {
+    if !state.config.ws_presence || !state.events.has_subscribers() {
+        return;
+    }
+    let online = |u: &Uuid| state.realtime.is_online(*u);
+    for n in newcomers.iter().filter(|n| online(n)) {
+        let others: Vec<Uuid> = members.iter().filter(|m| *m != n).copied().collect();
+        state.events.publish(
+            &others,
+            ServerFrame::Presence {
+                user_id: *n,
+                online: true,
+            },
+        );
+    }
+    for m in members
+        .iter()
+        .filter(|m| !newcomers.contains(m) && online(m))
+    {
+        state.events.publish(
+            newcomers,
+            ServerFrame::Presence {
+                user_id: *m,
+                online: true,
+            },
+        );
+    }
+}
+
 fn publish(state: &AppState, audience: Vec<Uuid>, room: Uuid, change: RoomChange) {
     state.events.publish(
         &audience,
@@ -97,7 +130,8 @@ pub async fn create(
     tx.commit().await?;
     let mut audience = others;
     audience.push(me.id());
-    publish(&state, audience, id, RoomChange::Created);
+    publish(&state, audience.clone(), id, RoomChange::Created);
+    introduce(&state, &audience, &audience);
     Ok((
         StatusCode::CREATED,
         Json(rooms::details(&state.db, id, me.id()).await?),
@@ -143,6 +177,7 @@ pub async fn direct(
     tx.commit().await?;
     if created {
         publish(&state, vec![a, b], room, RoomChange::Created);
+        introduce(&state, &[a, b], &[a, b]);
     }
     let status = if created {
         StatusCode::CREATED
@@ -299,12 +334,9 @@ pub async fn add_member(
     }
     tx.commit().await?;
     let members = rooms::members(&state.db, id, m.owner_id).await?;
-    publish(
-        &state,
-        members.iter().map(|x| x.user_id).collect(),
-        id,
-        RoomChange::MemberAdded,
-    );
+    let ids: Vec<Uuid> = members.iter().map(|x| x.user_id).collect();
+    publish(&state, ids.clone(), id, RoomChange::MemberAdded);
+    introduce(&state, &[req.user_id], &ids);
     let added = members
         .into_iter()
         .find(|x| x.user_id == req.user_id)

@@ -198,6 +198,32 @@ async fn members_hear_everything_live(backend: Backend) {
         c.next_where(|f| matches!(f, ServerFrame::Room { .. })).await,
         ServerFrame::Room { room_id, change: RoomChange::MemberAdded } if room_id == room
     ));
+    // New peers learn at once who of each other is online: Carol hears Alice
+    // and Bob, and they hear Carol (no reconnect needed).
+    let mut heard = Vec::new();
+    for _ in 0..2 {
+        heard.push(
+            c.next_where(|f| matches!(f, ServerFrame::Presence { .. }))
+                .await,
+        );
+    }
+    for who in [alice.id(), bob.id()] {
+        assert!(
+            heard.contains(&ServerFrame::Presence {
+                user_id: who,
+                online: true
+            }),
+            "{heard:?}"
+        );
+    }
+    assert_eq!(
+        a.next_where(|f| matches!(f, ServerFrame::Presence { .. }))
+            .await,
+        ServerFrame::Presence {
+            user_id: carol.id(),
+            online: true
+        }
+    );
     assert!(matches!(
         b2.next_where(|f| matches!(f, ServerFrame::Room { .. })).await,
         ServerFrame::Room { room_id, change: RoomChange::MemberAdded } if room_id == room
