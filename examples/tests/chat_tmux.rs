@@ -9,7 +9,10 @@
 //! `target/test-artifacts/chat_tmux/{alice,bob}.txt` (also when the test fails).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use sotto_tests::Backend;
+use sotto_tests::process::RelayProcess;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -24,16 +27,6 @@ fn target_profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn relay_binary() -> PathBuf {
-    let bin = target_profile_dir().join("sotto-relay");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the relay first (`cargo build -p sotto-relay --bin sotto-relay`)",
-        bin.display()
-    );
-    bin
-}
-
 fn artifacts_dir() -> PathBuf {
     let dir = target_profile_dir()
         .parent()
@@ -44,140 +37,43 @@ fn artifacts_dir() -> PathBuf {
     dir
 }
 
-/// The relay process; killed when dropped.
+/// The relay process (`sotto_tests::process::RelayProcess`: its own data
+/// directory, a port the OS picks, killed when dropped); its log is kept as a
+/// test artifact, also when the test fails.
 struct Relay {
-    child: Child,
+    process: RelayProcess,
     url: String,
-    data: PathBuf,
-    log: PathBuf,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Relay {
-    fn start(dir: &Path) -> Self {
-        let data = dir.join("data");
-        let log = dir.join("relay.log");
-        let file = std::fs::File::create(&log).expect("create the relay log");
-        let mut cmd = Command::new(relay_binary());
-        cmd.env_clear();
-        if let Some(path) = std::env::var_os("PATH") {
-            cmd.env("PATH", path);
-        }
-        let mut child = cmd
-            .current_dir(dir)
-            .env("SOTTO_LISTEN", "127.0.0.1:0")
-            .env("SOTTO_DATA_DIR", &data)
-            .env("SOTTO_POST_RATE", "1000000")
-            .env("SOTTO_WS_FRAME_RATE", "1000000")
-            .env("SOTTO_WS_TYPING_RATE", "1000")
-            .env("SOTTO_AUTH_RATE_PER_IP", "100000")
-            .env("SOTTO_AUTH_RATE_PER_ACCOUNT", "100000")
-            .env("RUST_LOG", "warn,sotto_relay=info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("clone the log handle"))
-            .stderr(file)
-            .spawn()
-            .expect("start sotto-relay");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(i) = text.find("listening on http://") {
-                let rest = &text[i + "listening on ".len()..];
-                let url: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || ":/.".contains(*c))
-                    .collect();
-                return Self {
-                    child,
-                    url,
-                    data,
-                    log,
-                };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the relay exited ({status}) before listening:\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the relay did not start:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+    fn start() -> Self {
+        let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+        let process = runtime.block_on(RelayProcess::start(Backend::Sqlite));
+        let url = process.url();
+        Self {
+            process,
+            url,
+            runtime,
         }
     }
 
     /// The verification link of the newest e-mail to `to` in the development outbox.
     fn verification_link(&self, to: &str) -> String {
-        let dir = self.data.join("outbox");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let mut found: Vec<(std::time::SystemTime, String)> = Vec::new();
-            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let data = std::fs::read_to_string(e.path()).unwrap_or_default();
-                let head = data
-                    .split("\r\n\r\n")
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
-                if head.contains(&format!("to: {}", to.to_ascii_lowercase())) {
-                    let t = e.metadata().and_then(|m| m.modified()).expect("mtime");
-                    found.push((t, data));
-                }
-            }
-            found.sort();
-            if let Some((_, data)) = found.pop() {
-                let body = decode_qp(&data);
-                if let Some(link) = body
-                    .split_whitespace()
-                    .find(|w| w.starts_with("http") && w.contains("verify-email#token="))
-                {
-                    return link.to_owned();
-                }
-                panic!("no verification link in the e-mail to {to}:\n{body}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no e-mail to {to} in {}",
-                dir.display()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mail = self.runtime.block_on(self.process.mail_to(to));
+        mail.link("verify-email#token=").unwrap_or_else(|| {
+            panic!(
+                "no verification link in the e-mail to {to}:\n{}",
+                mail.body()
+            )
+        })
     }
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Ok(log) = std::fs::read(&self.log) {
-            let _ = std::fs::write(artifacts_dir().join("relay.log"), log);
-        }
+        let _ = std::fs::write(artifacts_dir().join("relay.log"), self.process.log());
     }
-}
-
-/// Quoted-printable soft line breaks and `=XX` escapes (harmless on plain text
-/// that has no `=XX`; the link's own `#token=` is followed by base64url, which
-/// may look like hex, so only decode when the mail says quoted-printable).
-fn decode_qp(mail: &str) -> String {
-    let (head, body) = mail.split_once("\r\n\r\n").unwrap_or(("", mail));
-    if !head.to_ascii_lowercase().contains("quoted-printable") {
-        return body.to_owned();
-    }
-    let soft = body.replace("=\r\n", "").replace("=\n", "");
-    let bytes = soft.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && let Some(hex) = soft.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A private tmux server (its own socket); killed when dropped, after the
@@ -409,7 +305,7 @@ fn two_people_chat_in_tmux() {
         "correct horse battery staple\n",
     )
     .expect("write the password");
-    let relay = Relay::start(dir.path());
+    let relay = Relay::start();
 
     register_and_verify(&relay, dir.path(), "alice");
     register_and_verify(&relay, dir.path(), "bob");
@@ -481,7 +377,7 @@ fn two_people_chat_in_tmux() {
     // Nothing typed or sent is anywhere in the relay's files (database, WAL,
     // attachments); the control shows the search sees what the relay did store.
     let mut stored = Vec::new();
-    let mut dirs = vec![relay.data.clone()];
+    let mut dirs = vec![relay.process.data_dir()];
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(&d).expect("read the data dir").flatten() {
             let p = e.path();

@@ -1171,3 +1171,31 @@ impl Ws {
         }
     }
 }
+
+/// A PostgreSQL client program (`pg_dump`, `psql`...) of the newest installed version.
+pub fn pg_bin(name: &str) -> std::path::PathBuf {
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .unwrap()
+        .map(|e| e.unwrap().path().join("bin"))
+        .filter(|p| p.join(name).exists())
+        .collect();
+    dirs.sort();
+    dirs.pop().unwrap().join(name)
+}
+
+/// `pg_dump` of the database at `url` (plain SQL).
+pub fn pg_dump(url: &str) -> Vec<u8> {
+    let out = std::process::Command::new(pg_bin("pg_dump"))
+        .arg("--no-owner")
+        .arg("--dbname")
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.stdout.is_empty());
+    out.stdout
+}

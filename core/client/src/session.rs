@@ -883,8 +883,7 @@ impl Session {
                             SenderTrust::Unverified
                         },
                     ),
-                    // RFC 3339 UTC timestamps of one formatter sort as strings.
-                    Some(r) if stored_at < r.as_str() => {
+                    Some(r) if stored_before(stored_at, &r) => {
                         SenderCheck::Trusted(Box::new(device), SenderTrust::Unverified)
                     }
                     Some(_) => SenderCheck::Refused(R::UnknownDevice),
@@ -1072,6 +1071,21 @@ impl Session {
     }
 }
 
+/// Whether the relay's RFC 3339 UTC timestamp `stored_at` is before
+/// `revoked_at`. The relay writes fractions of a second with as few digits as
+/// needed (`…:01.5Z`, `…:01Z`), so both are brought to nine digits first;
+/// anything not in that UTC form counts as "not before".
+fn stored_before(stored_at: &str, revoked_at: &str) -> bool {
+    fn sortable(ts: &str) -> Option<String> {
+        let body = ts.strip_suffix('Z')?;
+        let (secs, frac) = body.split_once('.').unwrap_or((body, ""));
+        let well_formed =
+            secs.len() == 19 && frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit());
+        well_formed.then(|| format!("{secs}.{frac:0<9}Z"))
+    }
+    matches!((sortable(stored_at), sortable(revoked_at)), (Some(a), Some(b)) if a < b)
+}
+
 async fn upload(client: &Client, s: &DeviceSecrets, name: Option<String>) -> Result<()> {
     let bundle = DeviceBundle::create(&s.identity, &s.device, s.user_id, s.device_id)?;
     client
@@ -1095,4 +1109,33 @@ async fn upload(client: &Client, s: &DeviceSecrets, name: Option<String>) -> Res
 /// a panicked holder cannot leave them unsafe, only stale).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_before;
+
+    #[test]
+    fn relay_timestamps_compare_whatever_their_precision() {
+        assert!(!stored_before(
+            "2026-12-02T16:59:01.5Z",
+            "2026-12-02T16:59:01.123456Z"
+        ));
+        assert!(stored_before(
+            "2026-12-02T16:59:01.12Z",
+            "2026-12-02T16:59:01.5Z"
+        ));
+        assert!(stored_before(
+            "2026-12-02T16:59:01Z",
+            "2026-12-02T16:59:01.001Z"
+        ));
+        assert!(!stored_before(
+            "2026-12-02T16:59:01Z",
+            "2026-12-02T16:59:01Z"
+        ));
+        assert!(!stored_before(
+            "2026-12-02T16:59:01+01:00",
+            "2027-01-01T00:00:00Z"
+        ));
+    }
 }

@@ -11,7 +11,7 @@ use sotto_tests::Backend;
 use sotto_tests::process::RelayProcess;
 use uuid::Uuid;
 
-use crate::support::{Person, assert_no_plaintext_at_rest, text};
+use crate::support::{Person, alice_and_bob, assert_no_plaintext_at_rest, text};
 
 sotto_tests::both_backends!(alice_and_bob_talk_across_suites_devices_and_backups);
 
@@ -41,16 +41,8 @@ async fn alice_and_bob_talk_across_suites_devices_and_backups(backend: Backend) 
     let url = relay.url();
     let mut sent = Vec::new();
     // Alice's device wraps with X25519 (HPKE), Bob's first device with RSA-OAEP.
-    let mut alice = Person::register(&relay, &url, "alice", None).await;
-    let mut bob = Person::register(&relay, &url, "bob", Some(RsaBits::Rsa2048)).await;
-    let room = alice
-        .session
-        .client()
-        .create_room("garden", &[bob.id()])
-        .await
-        .unwrap()
-        .room
-        .id;
+    let (mut alice, mut bob, room) =
+        alice_and_bob(&relay, &url, Some(RsaBits::Rsa2048), "garden").await;
 
     let t1 = text("alice to bob");
     let s1 = alice.session.send_text(room, &t1).await.unwrap();

@@ -8,7 +8,7 @@ use sotto_client::{Connection, Event};
 use sotto_tests::Backend;
 use sotto_tests::process::{RelayProcess, TcpProxy};
 
-use crate::support::{Person, assert_no_plaintext_at_rest, text};
+use crate::support::{alice_and_bob, assert_no_plaintext_at_rest, text};
 
 fn exactly_once(seen: &std::collections::HashMap<String, usize>, texts: &[String]) {
     for t in texts {
@@ -25,16 +25,7 @@ fn exactly_once(seen: &std::collections::HashMap<String, usize>, texts: &[String
 async fn a_killed_and_restarted_relay_loses_and_doubles_nothing() {
     let mut relay = RelayProcess::start(Backend::Sqlite).await;
     let url = relay.url();
-    let alice = Person::register(&relay, &url, "alice", None).await;
-    let mut bob = Person::register(&relay, &url, "bob", None).await;
-    let room = alice
-        .session
-        .client()
-        .create_room("r", &[bob.id()])
-        .await
-        .unwrap()
-        .room
-        .id;
+    let (alice, mut bob, room) = alice_and_bob(&relay, &url, None, "r").await;
 
     let texts: Vec<String> = (0..30).map(|i| text(&format!("message {i}"))).collect();
     for t in &texts[..10] {
@@ -85,16 +76,7 @@ async fn a_socket_cut_during_a_burst_loses_and_doubles_nothing() {
     let relay = RelayProcess::start(Backend::Sqlite).await;
     let proxy = TcpProxy::start(relay.port).await;
     let url = proxy.url();
-    let mut alice = Person::register(&relay, &url, "alice", None).await;
-    let mut bob = Person::register(&relay, &url, "bob", None).await;
-    let room = alice
-        .session
-        .client()
-        .create_room("r", &[bob.id()])
-        .await
-        .unwrap()
-        .room
-        .id;
+    let (mut alice, mut bob, room) = alice_and_bob(&relay, &url, None, "r").await;
 
     let texts: Vec<String> = (0..120).map(|i| text(&format!("burst {i}"))).collect();
     let session = alice.session.clone();

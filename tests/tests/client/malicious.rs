@@ -9,7 +9,7 @@ use sotto_tests::Backend;
 use sotto_tests::process::RelayProcess;
 use uuid::Uuid;
 
-use crate::support::{Person, assert_no_plaintext_at_rest, text};
+use crate::support::{Person, alice_and_bob, assert_no_plaintext_at_rest, text};
 
 /// Runs `sql` on the (stopped) relay's SQLite database.
 async fn tamper(relay: &RelayProcess, sql: &str, binds: &[String]) {
@@ -36,16 +36,7 @@ fn forged(user: Uuid, device: Uuid) -> (IdentityKeyPair, DeviceBundle) {
 async fn setup() -> (RelayProcess, Person, Person, Uuid, Vec<String>) {
     let relay = RelayProcess::start(Backend::Sqlite).await;
     let url = relay.url();
-    let alice = Person::register(&relay, &url, "alice", None).await;
-    let mut bob = Person::register(&relay, &url, "bob", None).await;
-    let room = alice
-        .session
-        .client()
-        .create_room("r", &[bob.id()])
-        .await
-        .unwrap()
-        .room
-        .id;
+    let (alice, mut bob, room) = alice_and_bob(&relay, &url, None, "r").await;
     let t = text("before the attack");
     alice.session.send_text(room, &t).await.unwrap();
     bob.expect_text(&t).await;

@@ -190,6 +190,27 @@ impl Person {
     }
 }
 
+/// Alice (an X25519 device) and Bob (`bob_rsa`: an RSA device too), registered
+/// through `url`, connected, and a group room `name` of the two.
+pub async fn alice_and_bob(
+    relay: &RelayProcess,
+    url: &str,
+    bob_rsa: Option<RsaBits>,
+    name: &str,
+) -> (Person, Person, Uuid) {
+    let alice = Person::register(relay, url, "alice", None).await;
+    let bob = Person::register(relay, url, "bob", bob_rsa).await;
+    let room = alice
+        .session
+        .client()
+        .create_room(name, &[bob.id()])
+        .await
+        .unwrap()
+        .room
+        .id;
+    (alice, bob, room)
+}
+
 /// Registers `name` and verifies the e-mail through the relay's outbox link
 /// (no device yet).
 pub async fn register_account(relay: &RelayProcess, url: &str, name: &str) {
@@ -224,16 +245,7 @@ pub fn assert_no_plaintext_at_rest(relay: &RelayProcess, plaintexts: &[String], 
         .filter_map(|f| Some((f.display().to_string(), std::fs::read(&f).ok()?)))
         .collect();
     if let Some(url) = &relay.database_url {
-        let out = std::process::Command::new(pg_dump())
-            .args(["--no-owner", "--dbname", url])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_dump: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        blobs.push(("pg_dump".into(), out.stdout));
+        blobs.push(("pg_dump".into(), sotto_tests::pg_dump(url)));
     }
     let find = |needle: &[u8]| -> Vec<String> {
         let f = memchr::memmem::Finder::new(needle);
@@ -251,14 +263,4 @@ pub fn assert_no_plaintext_at_rest(relay: &RelayProcess, plaintexts: &[String], 
         let hits = find(p.as_bytes());
         assert!(hits.is_empty(), "plaintext {p:?} found at rest in {hits:?}");
     }
-}
-
-fn pg_dump() -> std::path::PathBuf {
-    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .unwrap()
-        .map(|e| e.unwrap().path().join("bin"))
-        .filter(|p| p.join("pg_dump").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop().unwrap().join("pg_dump")
 }

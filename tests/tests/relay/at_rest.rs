@@ -19,6 +19,7 @@ use memchr::memmem;
 use sotto_core::attachment::{self, AttachmentKey, AttachmentPointer};
 use sotto_core::envelope::{self, OpenContext};
 use sotto_core::keys::RsaBits;
+use sotto_tests::pg_dump;
 use sotto_tests::{Backend, Member, TestApp, both_backends, spawn_app};
 use uuid::Uuid;
 
@@ -324,33 +325,7 @@ async fn pg_scalar(app: &TestApp, sql: &str) -> String {
     app.texts(sql).await.remove(0)
 }
 
-fn pg_bin(name: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .unwrap()
-        .map(|e| e.unwrap().path().join("bin"))
-        .filter(|p| p.join(name).exists())
-        .collect();
-    dirs.sort();
-    dirs.pop().unwrap().join(name)
-}
-
 fn pg_data_dir() -> PathBuf {
     let dir = std::env::var("SOTTO_TEST_PG_DIR").unwrap_or_else(|_| "/tmp/sotto-test-pg".into());
     PathBuf::from(dir).join("data")
-}
-
-fn pg_dump(url: &str) -> Vec<u8> {
-    let out = std::process::Command::new(pg_bin("pg_dump"))
-        .arg("--no-owner")
-        .arg("--dbname")
-        .arg(url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.stdout.is_empty());
-    out.stdout
 }
