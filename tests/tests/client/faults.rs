@@ -8,7 +8,7 @@ use sotto_client::{Connection, Event};
 use sotto_tests::Backend;
 use sotto_tests::process::{RelayProcess, TcpProxy};
 
-use crate::support::{alice_and_bob, assert_no_plaintext_at_rest, text};
+use crate::support::{Person, alice_and_bob, assert_no_plaintext_at_rest, text};
 
 fn exactly_once(seen: &std::collections::HashMap<String, usize>, texts: &[String]) {
     for t in texts {
@@ -69,6 +69,41 @@ async fn a_killed_and_restarted_relay_loses_and_doubles_nothing() {
     let mut all = texts.clone();
     all.push(t);
     assert_no_plaintext_at_rest(&relay, &all, "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_messages_survive_an_app_restart_before_the_relay_acked_them() {
+    let mut relay = RelayProcess::start(Backend::Sqlite).await;
+    let url = relay.url();
+    let (alice, mut bob, room) = alice_and_bob(&relay, &url, None, "r").await;
+    let texts: Vec<String> = (0..5).map(|i| text(&format!("queued {i}"))).collect();
+    // Sealing needs the room's members and their keys: one message while the
+    // relay is up loads them (offline, the session seals from what it knows).
+    alice.session.send_text(room, &texts[0]).await.unwrap();
+    relay.kill();
+    for t in &texts[1..] {
+        assert!(matches!(
+            alice.session.send_text(room, t).await,
+            Err(sotto_client::Error::Queued { .. })
+        ));
+    }
+    // The app quits with the messages sealed but never acknowledged...
+    alice.session.disconnect().await;
+    let store_dir = alice.store_dir;
+    drop(alice.session);
+    relay.restart();
+    // ...and starts again on the same store: the outbox goes out, once.
+    let session = Person::open(
+        &url,
+        "alice",
+        sotto_client::DeviceSetup::New { rsa: None },
+        &store_dir.path().join("store.db"),
+    )
+    .await;
+    let _alice = Person::connected("alice", session, store_dir).await;
+    let seen = bob.collect_texts(&texts, Duration::from_secs(2)).await;
+    exactly_once(&seen, &texts);
+    assert_no_plaintext_at_rest(&relay, &texts, "alice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
