@@ -619,41 +619,22 @@ impl App {
             );
             return;
         };
-        let local = self.next_local;
-        self.next_local += 1;
-        let me = self.me;
-        if let Some(r) = self.current_room_mut() {
-            r.scroll = 0;
-            r.lines.push(ChatLine {
-                at_ms: now_ms(),
-                body: LineBody::Msg {
-                    sender: me,
-                    own: true,
-                    text: text.clone(),
-                    file: None,
-                    seq: None,
-                    client_id: None,
-                    local: Some(local),
-                    state: SendState::Sending,
-                    trust: None,
-                },
-            });
-        }
+        let local = self.push_own_line(room, text.clone());
         let session = self.session.clone();
         self.spawn(async move {
             let result = session.send_text(room, &text).await;
-            // Sealed but not yet posted: the SDK sends it when the connection
-            // is back (Event::Sent names it). Other errors queued nothing.
-            let queued = match &result {
-                Err(sotto_client::Error::Queued { client_id, .. }) => Some(*client_id),
-                _ => None,
-            };
-            Some(send_result(room, local, result, queued))
+            Some(send_result(room, local, result))
         });
     }
 
     /// A line for a file being sent from here; returns its local id.
     pub fn push_outgoing_file(&mut self, room: Uuid, name: &str) -> u64 {
+        self.push_own_line(room, format!("[file] {name}"))
+    }
+
+    /// A line of mine being sent to `room`; returns its local id (to match
+    /// the send's result).
+    fn push_own_line(&mut self, room: Uuid, text: String) -> u64 {
         let local = self.next_local;
         self.next_local += 1;
         let me = self.me;
@@ -664,7 +645,7 @@ impl App {
                 body: LineBody::Msg {
                     sender: me,
                     own: true,
-                    text: format!("[file] {name}"),
+                    text,
                     file: None,
                     seq: None,
                     client_id: None,
@@ -675,6 +656,18 @@ impl App {
             });
         }
         local
+    }
+
+    /// A progress callback that reports transfer `id` to the UI.
+    pub fn progress_to_ui(&self, id: u64) -> sotto_client::OnProgress {
+        let tx = self.tx.clone();
+        std::sync::Arc::new(move |p: sotto_client::Progress| {
+            let _ = tx.send(AppMsg::Progress {
+                id,
+                done: p.done,
+                total: p.total,
+            });
+        })
     }
 
     pub fn new_transfer(&mut self, label: String, upload: bool, total: u64) -> u64 {
@@ -1192,12 +1185,13 @@ impl App {
 
 /// The result of a send as a message to the UI; `queued`: the id under which
 /// it waits in the outbox after a failure.
-pub fn send_result(
-    room: Uuid,
-    local: u64,
-    result: sotto_client::Result<Sent>,
-    queued: Option<Uuid>,
-) -> AppMsg {
+pub fn send_result(room: Uuid, local: u64, result: sotto_client::Result<Sent>) -> AppMsg {
+    // Sealed but not yet posted: the SDK sends it when the connection is back
+    // (Event::Sent names it). Other errors queued nothing.
+    let queued = match &result {
+        Err(sotto_client::Error::Queued { client_id, .. }) => Some(*client_id),
+        _ => None,
+    };
     let mut changed = Vec::new();
     let result = result.map_err(|e| match e {
         sotto_client::Error::IdentityChanged(users) => {

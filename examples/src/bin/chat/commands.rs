@@ -2,10 +2,9 @@
 //! SDK calls on a background task, which reports back as an [`AppMsg`].
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use sotto_client::sotto_core::api::{PublicUser, RoomKind, UserSearchQuery};
-use sotto_client::{Client, Progress, SenderTrust, Session};
+use sotto_client::{Client, SenderTrust, Session};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -491,15 +490,8 @@ pub fn run(app: &mut App, line: &str) {
                 app.push_outgoing_file(room, &format!("{name} ({})", human_size(meta.len())));
             let id = app.new_transfer(format!("sending {name}"), true, meta.len());
             let tx = app.tx.clone();
+            let on_progress = app.progress_to_ui(id);
             app.spawn(async move {
-                let progress_tx = tx.clone();
-                let on_progress = Arc::new(move |p: Progress| {
-                    let _ = progress_tx.send(AppMsg::Progress {
-                        id,
-                        done: p.done,
-                        total: p.total,
-                    });
-                });
                 let result = session
                     .send_file(room, &path, None, Some(on_progress))
                     .await;
@@ -512,7 +504,7 @@ pub fn run(app: &mut App, line: &str) {
                     target: Target::Room(room),
                     result: done,
                 });
-                Some(send_result(room, local, result, None))
+                Some(send_result(room, local, result))
             });
         }
         "/save" | "/get" => {
@@ -534,16 +526,8 @@ pub fn run(app: &mut App, line: &str) {
                 Err(e) => return app.status(e, Level::Error),
             };
             let id = app.new_transfer(format!("saving {name}"), false, pointer.size);
-            let tx = app.tx.clone();
+            let on_progress = app.progress_to_ui(id);
             app.spawn(async move {
-                let progress_tx = tx.clone();
-                let on_progress = Arc::new(move |p: Progress| {
-                    let _ = progress_tx.send(AppMsg::Progress {
-                        id,
-                        done: p.done,
-                        total: p.total,
-                    });
-                });
                 let result = session
                     .download_file(&pointer, &dest, Some(on_progress))
                     .await;
