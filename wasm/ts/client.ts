@@ -1,0 +1,45 @@
+// `sotto-wasm/client`: the TypeScript client on top of the WASM bindings (the
+// contract is wasm/CLIENT_API.md). Call the bindings' `init()` (browsers) or
+// `initSync({ module })` (Node) once before using anything here.
+
+export { Relay } from "./relay.js";
+export type { RelayEventMap, RelayOptions } from "./relay.js";
+export { Session, storedBefore } from "./session.js";
+export type {
+  RoomMemberSummary,
+  RoomSummary,
+  RsaBits,
+  SafetyNumber,
+  SessionOptions,
+  Trust,
+} from "./session.js";
+export { IndexedDbStore, MemoryStore, TEST_ARGON2 } from "./store.js";
+export type { Argon2Params, KeyStore, OutboxEntry, Pin, Seen, StoredAccount } from "./store.js";
+export { ClientCodes, SottoError, codeOf, hasCode } from "./errors.js";
+export type { SottoErrorOptions } from "./errors.js";
+export { decodeContent, encodeContent, preview } from "./events.js";
+export type {
+  ConnectionDetail,
+  ConnectionState,
+  Content,
+  DeletedDetail,
+  DeviceRejectedDetail,
+  DevicesChangedDetail,
+  IdentityChangedDetail,
+  PresenceDetail,
+  ReceiptDetail,
+  ReceivedMessage,
+  RelayErrorDetail,
+  RoomDetail,
+  SenderTrust,
+  Sent,
+  SentDetail,
+  SessionEventMap,
+  TypingDetail,
+  UndecryptableDetail,
+  UndecryptableReason,
+} from "./events.js";
+export { backoffMs } from "./sync.js";
+export type { WebSocketConstructor } from "./sync.js";
+export { fromB64, toB64, tokenFromLink, uuidv7 } from "./wire.js";
+export type * from "./wire.js";

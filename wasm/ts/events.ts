@@ -1,0 +1,204 @@
+// What a session reports to the app: `CustomEvent`s whose `detail` is one of
+// these, and the message content inside envelopes (same JSON as the native SDK).
+
+import type { AttachmentPointer, ReceiptKind, RoomChange, Uuid } from "./wire.js";
+
+/** What a message says (the plaintext inside the envelope is this JSON). */
+export type Content =
+  | { type: "text"; body: string }
+  | { type: "file"; file: AttachmentPointer }
+  | { type: "unknown" };
+
+/**
+ * Trust in a message's sender: `verified` (its identity key was verified by
+ * safety number), `unverified` (pinned on first use), `own` (another device of
+ * this same account, or this device).
+ */
+export type SenderTrust = "verified" | "unverified" | "own";
+
+/** A decrypted, verified message (event `message`, and `Session.history`). */
+export interface ReceivedMessage {
+  roomId: Uuid;
+  /** The relay's id of the message. */
+  id: Uuid;
+  /** Its place in the room. */
+  seq: number;
+  /** The sender (authenticated under their pinned identity key). */
+  senderId: Uuid;
+  senderDeviceId: Uuid;
+  /** The sender's message id (unique per sender). */
+  clientId: Uuid;
+  /** The sender's clock when sealing, Unix milliseconds (a claim of the sender). */
+  sentAt: number;
+  /** When the relay stored it (RFC 3339). */
+  receivedAt: string;
+  trust: SenderTrust;
+  content: Content;
+}
+
+export type UndecryptableReason =
+  /** Not sealed to this device (sent before it existed, or after it was revoked). */
+  | "not_for_this_device"
+  /** The sending device is unknown, revoked, or its bundle does not verify. */
+  | "unknown_device"
+  /** The sender's identity key differs from the pinned one (see `identitychanged`). */
+  | "untrusted_sender"
+  /** Malformed, forged or tampered with. */
+  | "invalid"
+  /** The same sender's message id was already delivered elsewhere (a replay). */
+  | "replayed";
+
+export interface UndecryptableDetail {
+  roomId: Uuid;
+  seq: number;
+  senderId: Uuid;
+  reason: UndecryptableReason;
+}
+
+/** A message handed to the relay (the answer of `send*`). */
+export interface Sent {
+  clientId: Uuid;
+  id: Uuid;
+  seq: number;
+}
+
+export interface SentDetail extends Sent {
+  roomId: Uuid;
+}
+
+export interface TypingDetail {
+  roomId: Uuid;
+  userId: Uuid;
+  active: boolean;
+}
+
+export interface PresenceDetail {
+  userId: Uuid;
+  online: boolean;
+}
+
+export interface ReceiptDetail {
+  roomId: Uuid;
+  userId: Uuid;
+  kind: ReceiptKind;
+  seq: number;
+}
+
+export interface RoomDetail {
+  roomId: Uuid;
+  change: RoomChange;
+}
+
+/** LOUD: the relay serves another identity key for this user; sends to them are refused until `acceptIdentity`. */
+export interface IdentityChangedDetail {
+  userId: Uuid;
+  /** Whether the old key had been verified by safety number (make it louder). */
+  wasVerified: boolean;
+}
+
+export type ConnectionState = "connecting" | "online" | "offline";
+
+export interface ConnectionDetail {
+  state: ConnectionState;
+  /** Why it went offline. */
+  reason?: string;
+  /** When offline: the wait before the next attempt. */
+  retryInMs?: number;
+}
+
+export interface DeletedDetail {
+  roomId: Uuid;
+  id: Uuid;
+  seq: number;
+}
+
+/** A device served under a user but not signed by their pinned identity: ignored. */
+export interface DeviceRejectedDetail {
+  userId: Uuid;
+  deviceId: Uuid;
+}
+
+export interface DevicesChangedDetail {
+  userId: Uuid;
+}
+
+/** The relay refused a frame, or a queued message for good. */
+export interface RelayErrorDetail {
+  code: string;
+  detail?: string;
+}
+
+/** Every event of a `Session`, by name. */
+export interface SessionEventMap {
+  message: CustomEvent<ReceivedMessage>;
+  undecryptable: CustomEvent<UndecryptableDetail>;
+  sent: CustomEvent<SentDetail>;
+  typing: CustomEvent<TypingDetail>;
+  presence: CustomEvent<PresenceDetail>;
+  receipt: CustomEvent<ReceiptDetail>;
+  room: CustomEvent<RoomDetail>;
+  identitychanged: CustomEvent<IdentityChangedDetail>;
+  connection: CustomEvent<ConnectionDetail>;
+  loggedout: CustomEvent<null>;
+  deleted: CustomEvent<DeletedDetail>;
+  devicerejected: CustomEvent<DeviceRejectedDetail>;
+  deviceschanged: CustomEvent<DevicesChangedDetail>;
+  relayerror: CustomEvent<RelayErrorDetail>;
+}
+
+function isPointer(v: unknown): v is AttachmentPointer {
+  if (typeof v !== "object" || v === null) return false;
+  const p = v as Record<string, unknown>;
+  const str = (k: string) => typeof p[k] === "string";
+  const num = (k: string) => typeof p[k] === "number" && Number.isInteger(p[k]) && (p[k] as number) >= 0;
+  const opt = (k: string) => p[k] === undefined || p[k] === null || typeof p[k] === "string";
+  return (
+    str("id") && str("key") && str("sha256") && num("size") && num("encrypted_size") && num("chunk_size") &&
+    opt("name") && opt("content_type")
+  );
+}
+
+/** Content from a message's plaintext; anything this version does not know is `unknown`, never an error. */
+export function decodeContent(plaintext: Uint8Array): Content {
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plaintext));
+  } catch {
+    return { type: "unknown" };
+  }
+  if (typeof v !== "object" || v === null) return { type: "unknown" };
+  const o = v as Record<string, unknown>;
+  if (o["type"] === "text" && typeof o["body"] === "string") return { type: "text", body: o["body"] };
+  if (o["type"] === "file" && isPointer(o["file"])) {
+    const f = o["file"];
+    const file: AttachmentPointer = {
+      id: f.id,
+      key: f.key,
+      sha256: f.sha256,
+      size: f.size,
+      encrypted_size: f.encrypted_size,
+      chunk_size: f.chunk_size,
+    };
+    if (typeof f.name === "string") file.name = f.name;
+    if (typeof f.content_type === "string") file.content_type = f.content_type;
+    return { type: "file", file };
+  }
+  return { type: "unknown" };
+}
+
+/** A message's plaintext for content (`{"type":"text","body":…}` / `{"type":"file","file":{…}}`). */
+export function encodeContent(content: Content): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(content));
+}
+
+/** A one-line preview of content. */
+export function preview(content: Content): string {
+  switch (content.type) {
+    case "text":
+      return content.body;
+    case "file":
+      return `[file ${content.file.name ?? "unnamed"} (${content.file.size} bytes)]`;
+    default:
+      return "[unsupported message]";
+  }
+}

@@ -1,0 +1,1067 @@
+// `Session`: one device of one account, doing the encryption for the app: key
+// setup and storage, trust (TOFU pins, identity changes), sealing to every
+// device of every member, opening and de-duplicating what arrives, the outbox,
+// and the live connection (sync.ts). Mirrors the native SDK's
+// core/client/src/session.rs.
+
+import {
+  Device,
+  peekEnvelope,
+  safetyNumber as wasmSafetyNumber,
+  verifyBundle,
+} from "./sotto_wasm.js";
+import type { Recipient, VerifiedDevice } from "./sotto_wasm.js";
+import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
+import type {
+  Content,
+  ReceivedMessage,
+  SenderTrust,
+  Sent,
+  SessionEventMap,
+  UndecryptableReason,
+} from "./events.js";
+import { decodeContent, encodeContent } from "./events.js";
+import { decryptResponse, encryptBlob } from "./files.js";
+import type { Relay } from "./relay.js";
+import type { KeyStore, OutboxEntry, Pin } from "./store.js";
+import { Sync, transientRefusal } from "./sync.js";
+import type { WebSocketConstructor } from "./sync.js";
+import type {
+  AttachmentPointer,
+  Contact,
+  Device as WireDevice,
+  PublicUser,
+  RoomDetails,
+  RoomKind,
+  User,
+  Uuid,
+} from "./wire.js";
+import { fromB64, sameBytes, toB64, uuidv7 } from "./wire.js";
+
+/** How long a send over the socket waits for the relay's `ack` before posting over HTTP. */
+const ACK_TIMEOUT_MS = 10_000;
+
+export type RsaBits = 2048 | 3072 | 4096;
+
+export interface SessionOptions {
+  relay: Relay;
+  store: KeyStore;
+  /** Unlocks (and, the first time, protects) this device's keys in the store. */
+  passphrase: string;
+  /**
+   * `"auto"` (default): restore the keys from the store if present, else create
+   * an identity and device keys and publish the bundle. `{ linkBackup,
+   * backupPassphrase }`: same identity as the backup (from `exportBackup` on
+   * another browser), new device.
+   */
+  setup?: "auto" | { linkBackup: Uint8Array; backupPassphrase: string };
+  /** Also publish an RSA-OAEP key (others then wrap for this device with RSA). */
+  rsaBits?: RsaBits;
+  /** A name for this device in device lists (e.g. "Firefox on laptop"). */
+  deviceName?: string;
+  /** The WebSocket constructor (default: the global `WebSocket`; in Node < 22 pass e.g. `ws`'s). */
+  webSocket?: WebSocketConstructor;
+}
+
+export interface RoomMemberSummary {
+  user_id: Uuid;
+  username: string;
+  display_name: string | null;
+  role: "owner" | "member";
+}
+
+export interface RoomSummary {
+  id: Uuid;
+  name: string;
+  kind: RoomKind;
+  members: RoomMemberSummary[];
+  unread: number;
+  /** The room's last `seq`. */
+  lastSeq: number;
+}
+
+export interface SafetyNumber {
+  /** The digits to compare. */
+  digits: string;
+  /** The digits grouped for display. */
+  display: string;
+  /** For a QR code. */
+  qrPayload: Uint8Array;
+  /** Whether this key was marked verified. */
+  verified: boolean;
+}
+
+export type Trust = "unverified" | "verified" | "changed" | "unknown";
+
+/** A verified peer device, and what the relay says of it. */
+interface Target {
+  device: VerifiedDevice;
+  deviceId: Uuid;
+  identityKey: Uint8Array;
+  hasRsa: boolean;
+  revokedAt: string | undefined;
+}
+
+/** @internal A message frame's routing fields (the envelope's signed header must agree). */
+export interface Incoming {
+  roomId: Uuid;
+  id: Uuid;
+  seq: number;
+  senderId: Uuid;
+  deviceId: Uuid;
+  createdAt: string;
+}
+
+/** @internal */
+export type OpenResult =
+  | { kind: "message"; message: ReceivedMessage }
+  | { kind: "undecryptable"; reason: UndecryptableReason }
+  | { kind: "transient"; reason: string };
+
+type SenderCheck =
+  | { kind: "trusted"; device: VerifiedDevice; trust: SenderTrust }
+  | { kind: "refused"; reason: UndecryptableReason }
+  | { kind: "transient"; reason: string };
+
+/**
+ * Whether the relay's RFC 3339 UTC timestamp `storedAt` is before `revokedAt`.
+ * Fractions of a second have as few digits as needed, so both are padded to
+ * nine first; anything not in that UTC form counts as "not before".
+ */
+export function storedBefore(storedAt: string, revokedAt: string): boolean {
+  const sortable = (ts: string): string | null => {
+    if (!ts.endsWith("Z")) return null;
+    const body = ts.slice(0, -1);
+    const dot = body.indexOf(".");
+    const secs = dot < 0 ? body : body.slice(0, dot);
+    const frac = dot < 0 ? "" : body.slice(dot + 1);
+    if (secs.length !== 19 || frac.length > 9 || !/^\d*$/.test(frac)) return null;
+    return `${secs}.${frac.padEnd(9, "0")}Z`;
+  };
+  const a = sortable(storedAt);
+  const b = sortable(revokedAt);
+  return a !== null && b !== null && a < b;
+}
+
+function keyTag(user: Uuid, key: Uint8Array): string {
+  return `${user}/${toB64(key)}`;
+}
+
+function summary(d: RoomDetails): RoomSummary {
+  return {
+    id: d.id,
+    name: d.name,
+    kind: d.kind,
+    members: d.members.map((m) => ({
+      user_id: m.user_id,
+      username: m.username,
+      display_name: m.display_name,
+      role: m.is_owner ? "owner" : "member",
+    })),
+    unread: d.unread,
+    lastSeq: d.last_seq,
+  };
+}
+
+/**
+ * One device of one account. The app speaks plaintext, users and rooms; it
+ * never sees an envelope. Events are `CustomEvent`s (see {@link SessionEventMap}).
+ */
+export class Session extends EventTarget {
+  /** @internal */ readonly relay: Relay;
+  /** @internal */ readonly store: KeyStore;
+  private readonly user: User;
+  private device: Device | null;
+  private readonly pins: Map<Uuid, Pin>;
+  private readonly sync: Sync;
+  /** Verified devices per user (revoked ones too: to verify old messages). */
+  private readonly deviceCache = new Map<Uuid, Target[]>();
+  /** Room members while the live stream is up (room events keep it right). */
+  private readonly members = new Map<Uuid, Uuid[]>();
+  /** Identity changes already reported (user/key). */
+  private readonly warned = new Set<string>();
+  /** Users whose served identity differs from the pin. */
+  private readonly changed = new Set<Uuid>();
+  /** Rejected devices already reported (user/device). */
+  private readonly rejected = new Set<string>();
+  /**
+   * Bumped whenever a user's devices or a room's members may have changed
+   * (`keys_changed`, `room`, reconnect): a fetch that started under an older
+   * generation is not cached, so it cannot overwrite a newer answer.
+   */
+  private generation = 0;
+  /** Posts in flight by client id (a flush and a send never post one message twice at once). */
+  private readonly posting = new Map<Uuid, Promise<Sent>>();
+  /** Opened messages per room, by seq. */
+  private readonly cache = new Map<Uuid, Map<number, ReceivedMessage>>();
+  private loggedOutSent = false;
+  private closed = false;
+  private readonly onRelayLoggedOut = () => this.loggedOut();
+
+  private constructor(opts: SessionOptions, user: User, device: Device, pins: Map<Uuid, Pin>) {
+    super();
+    this.relay = opts.relay;
+    this.store = opts.store;
+    this.user = user;
+    this.device = device;
+    this.pins = pins;
+    const WS = opts.webSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    this.sync = new Sync(
+      this,
+      WS ??
+        class {
+          constructor() {
+            throw new SottoError(ClientCodes.network, "no WebSocket here: pass options.webSocket");
+          }
+        } as unknown as WebSocketConstructor,
+    );
+    this.relay.addEventListener("loggedout", this.onRelayLoggedOut);
+  }
+
+  /**
+   * Opens the session of the relay's logged-in user on this device: unlocks
+   * the keys from the store, or sets the device up (see {@link SessionOptions.setup}),
+   * uploads its signed bundle and keeps its keys in the store as a passphrase
+   * key backup blob only.
+   */
+  static async open(opts: SessionOptions): Promise<Session> {
+    const { relay, store, passphrase } = opts;
+    const user = await relay.me();
+    const acct = await store.account();
+    let device: Device;
+    if (acct !== null) {
+      if (acct.userId !== user.id) {
+        throw new SottoError(ClientCodes.storeMismatch, "the store holds another account's keys");
+      }
+      try {
+        device = Device.importPassphraseBackup(acct.backup, passphrase);
+      } catch (e) {
+        throw toSottoError(e);
+      }
+      try {
+        const all = await relay.devices({ includeRevoked: true });
+        const mine = all.find((d) => d.device_id === device.deviceId);
+        if (mine?.revoked_at !== undefined && mine.revoked_at !== null) {
+          throw new SottoError(ClientCodes.deviceRevoked, "this device was revoked");
+        }
+        if (mine === undefined) await upload(relay, device, opts.deviceName);
+      } catch (e) {
+        device.free();
+        throw e;
+      }
+    } else {
+      const existing = await relay.devices({ includeRevoked: true });
+      const setup = opts.setup ?? "auto";
+      const keyOptions = opts.rsaBits === undefined ? undefined : { rsaBits: opts.rsaBits };
+      if (setup === "auto") {
+        if (existing.length > 0) {
+          throw new SottoError(
+            ClientCodes.identityExists,
+            "this account already has devices: link this browser with a key backup of one of them",
+          );
+        }
+        try {
+          device = Device.generate(user.id, uuidv7(), keyOptions);
+        } catch (e) {
+          throw toSottoError(e);
+        }
+      } else {
+        let old: Device;
+        try {
+          old = Device.importPassphraseBackup(setup.linkBackup, setup.backupPassphrase);
+        } catch (e) {
+          throw toSottoError(e);
+        }
+        try {
+          if (old.userId !== user.id) {
+            throw new SottoError(ClientCodes.storeMismatch, "the backup is of another account");
+          }
+          device = old.withNewDeviceKeys(uuidv7(), keyOptions);
+        } catch (e) {
+          throw toSottoError(e);
+        } finally {
+          old.free();
+        }
+      }
+      try {
+        await upload(relay, device, opts.deviceName);
+        const backup = store.backupParams
+          ? device.exportPassphraseBackup(passphrase, store.backupParams)
+          : device.exportPassphraseBackup(passphrase);
+        await store.setAccount({ relay: relay.baseUrl, userId: user.id, deviceId: device.deviceId, backup });
+      } catch (e) {
+        device.free();
+        throw toSottoError(e);
+      }
+    }
+
+    const pins = await store.pins();
+    if (!pins.has(user.id)) {
+      const own: Pin = { key: device.identityKey, verified: true };
+      pins.set(user.id, own);
+      await store.setPin(user.id, own);
+    }
+    return new Session(opts, user, device, pins);
+  }
+
+  override addEventListener<K extends keyof SessionEventMap>(
+    type: K,
+    listener: (ev: SessionEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | ((ev: CustomEvent) => void) | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+  }
+
+  override removeEventListener<K extends keyof SessionEventMap>(
+    type: K,
+    listener: (ev: SessionEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | ((ev: CustomEvent) => void) | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+  }
+
+  /** @internal */
+  emit<K extends keyof SessionEventMap>(type: K, detail: SessionEventMap[K]["detail"]): void {
+    if (this.closed) return;
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** @internal The relay ended the session: stop, and say so once. */
+  loggedOut(): void {
+    this.sync.stop();
+    if (this.loggedOutSent) return;
+    this.loggedOutSent = true;
+    this.emit("loggedout", null);
+  }
+
+  get userId(): Uuid {
+    return this.user.id;
+  }
+
+  get deviceId(): Uuid {
+    return this.dev().deviceId;
+  }
+
+  get username(): string {
+    return this.user.username;
+  }
+
+  /** The state of the live connection. */
+  get connection(): "connecting" | "online" | "offline" {
+    return this.sync.state;
+  }
+
+  private dev(): Device {
+    if (this.device === null || this.closed) throw new SottoError(ClientCodes.closed, "the session is closed");
+    return this.device;
+  }
+
+  // ---- live connection ------------------------------------------------------------
+
+  /** Starts the live connection (WebSocket, auth, resume, reconnect with back-off). Idempotent. */
+  connect(): void {
+    this.dev();
+    this.loggedOutSent = false;
+    this.sync.start();
+  }
+
+  /** Stops the live connection (messages not yet acknowledged stay in the outbox). */
+  disconnect(): void {
+    this.sync.stop();
+  }
+
+  /** Disconnects and frees this device's secrets in WASM memory. The session is unusable after. */
+  close(): void {
+    if (this.closed) return;
+    this.sync.stop();
+    this.relay.removeEventListener("loggedout", this.onRelayLoggedOut);
+    this.closed = true;
+    this.device?.free();
+    this.device = null;
+    this.deviceCache.clear();
+    this.cache.clear();
+  }
+
+  // ---- rooms, people ----------------------------------------------------------------
+
+  /** The rooms of this user, with members and unread counts. */
+  async rooms(): Promise<RoomSummary[]> {
+    const rooms = await this.relay.rooms();
+    const details = await Promise.all(rooms.map((r) => this.relay.room(r.id)));
+    return details.map(summary);
+  }
+
+  /** A group room owned by this user. */
+  async createRoom(name: string, memberIds: Uuid[]): Promise<RoomSummary> {
+    return summary(await this.relay.createRoom({ name, member_ids: memberIds }));
+  }
+
+  /** The direct room with `userId` (existing or new). */
+  async directRoom(userId: Uuid): Promise<RoomSummary> {
+    return summary(await this.relay.directRoom(userId));
+  }
+
+  /** Adds a member (room owner only). */
+  async invite(roomId: Uuid, userId: Uuid): Promise<void> {
+    await this.relay.addMember(roomId, userId);
+    this.forgetRoom(roomId);
+  }
+
+  searchUsers(q: string): Promise<PublicUser[]> {
+    return this.relay.searchUsers(q);
+  }
+
+  contacts(): Promise<Contact[]> {
+    return this.relay.contacts();
+  }
+
+  addContact(userId: Uuid, nickname?: string): Promise<Contact> {
+    return this.relay.addContact(userId, nickname);
+  }
+
+  // ---- sending ------------------------------------------------------------------------
+
+  /** Seals `body` for every device of every member and posts it; resolves once the relay stored it. */
+  sendText(roomId: Uuid, body: string): Promise<Sent> {
+    return this.send(roomId, { type: "text", body });
+  }
+
+  /**
+   * Seals `content` for every current device of every member of the room
+   * (verified against the pinned identity keys; RSA-OAEP for devices that
+   * publish an RSA key, X25519 for the others), keeps it in the outbox, and
+   * posts it over the socket (HTTP if the socket is down or slow) under one
+   * `client_id`. Rejects with `identity_changed` (nothing sent) when a member's
+   * identity key changed and was not accepted; with `queued` when the relay
+   * cannot be reached (it goes out later; a `sent` event follows).
+   */
+  async send(roomId: Uuid, content: Content): Promise<Sent> {
+    const device = this.dev();
+    const targets = await this.recipients(roomId);
+    const plaintext = encodeContent(content);
+    const clientId = uuidv7();
+    const sentAt = Date.now();
+    let envelope: Uint8Array;
+    try {
+      const recipients: Recipient[] = targets.map((t) => ({ device: t.device, suite: t.hasRsa ? "rsa" : "x25519" }));
+      envelope = device.seal(plaintext, { roomId, clientMessageId: clientId, timestampMs: sentAt }, recipients);
+    } catch (e) {
+      throw toSottoError(e);
+    } finally {
+      plaintext.fill(0);
+    }
+    const entry: OutboxEntry = { clientId, roomId, envelope };
+    await this.store.outboxPush(entry);
+    const sent = await this.post(entry);
+    this.remember({
+      roomId,
+      id: sent.id,
+      seq: sent.seq,
+      senderId: this.user.id,
+      senderDeviceId: device.deviceId,
+      clientId,
+      sentAt,
+      receivedAt: new Date().toISOString(),
+      trust: "own",
+      content,
+    });
+    return sent;
+  }
+
+  /** Posts an outbox entry once at a time (joins a post of the same message in flight). */
+  private post(entry: OutboxEntry): Promise<Sent> {
+    const running = this.posting.get(entry.clientId);
+    if (running) return running;
+    const p = this.postOnce(entry).finally(() => this.posting.delete(entry.clientId));
+    this.posting.set(entry.clientId, p);
+    return p;
+  }
+
+  private async postOnce(entry: OutboxEntry): Promise<Sent> {
+    const { clientId, roomId } = entry;
+    let result: { id: Uuid; seq: number } | null = null;
+    const envelopeB64 = toB64(entry.envelope);
+    const wait = this.sync.expectAck(clientId, ACK_TIMEOUT_MS);
+    if (this.sync.send({ type: "send", room_id: roomId, client_id: clientId, envelope: envelopeB64 })) {
+      const r = await wait.result;
+      if (r.kind === "ack") result = { id: r.id, seq: r.seq };
+      else if (r.kind === "error" && !transientRefusal(r.code)) {
+        await this.store.outboxRemove(clientId);
+        throw new SottoError(r.code, `the relay refused the message${r.detail ? `: ${r.detail}` : ""}`, {
+          status: 400,
+          detail: r.detail,
+          clientId,
+        });
+      }
+    } else {
+      wait.cancel();
+    }
+    if (result === null) {
+      try {
+        result = await this.relay.postMessage(roomId, clientId, envelopeB64);
+      } catch (e) {
+        const status = e instanceof SottoError ? e.status : undefined;
+        const finalRefusal = status !== undefined && status >= 400 && status < 500 && ![401, 408, 429].includes(status);
+        if (finalRefusal) {
+          await this.store.outboxRemove(clientId);
+          throw e;
+        }
+        throw new SottoError(ClientCodes.queued, "the relay cannot be reached: the message waits in the outbox", {
+          clientId,
+          cause: e,
+          detail: e instanceof Error ? e.message : undefined,
+        });
+      }
+    }
+    await this.store.outboxRemove(clientId);
+    this.emit("sent", { roomId, clientId, id: result.id, seq: result.seq });
+    return { clientId, id: result.id, seq: result.seq };
+  }
+
+  /**
+   * @internal Re-posts everything in the outbox (after a reload or reconnect),
+   * in order. A message refused for good is dropped and reported
+   * (`relayerror`); one that cannot be posted yet stops the flush.
+   */
+  async flushOutbox(): Promise<void> {
+    let entries: OutboxEntry[];
+    try {
+      entries = await this.store.outbox();
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (this.closed) return;
+      try {
+        this.rememberOwn(e, await this.post(e));
+      } catch (err) {
+        const code = codeOf(err) ?? "refused";
+        if (code === ClientCodes.queued || code === ClientCodes.closed) return;
+        this.emit("relayerror", {
+          code,
+          detail: `message ${e.clientId} was refused: ${err instanceof Error ? err.message : String(err)}`,
+        });
+      }
+    }
+  }
+
+  /** Puts a flushed message of this device in the history cache (opened from its own envelope). */
+  private rememberOwn(e: OutboxEntry, sent: Sent): void {
+    const device = this.device;
+    if (device === null) return;
+    const self = device.verified();
+    try {
+      const o = device.open(e.envelope, { roomId: e.roomId, sender: self });
+      const content = decodeContent(o.plaintext);
+      o.plaintext.fill(0);
+      this.remember({
+        roomId: e.roomId,
+        id: sent.id,
+        seq: sent.seq,
+        senderId: this.user.id,
+        senderDeviceId: device.deviceId,
+        clientId: e.clientId,
+        sentAt: o.timestampMs,
+        receivedAt: new Date().toISOString(),
+        trust: "own",
+        content,
+      });
+    } catch {
+      // not sealed to this device (cannot happen for its own messages): nothing to show
+    } finally {
+      self.free();
+    }
+  }
+
+  // ---- receiving -------------------------------------------------------------------
+
+  /** @internal Keeps an opened message for `history`. */
+  remember(m: ReceivedMessage): void {
+    let room = this.cache.get(m.roomId);
+    if (!room) {
+      room = new Map();
+      this.cache.set(m.roomId, room);
+    }
+    room.set(m.seq, m);
+  }
+
+  /** @internal */
+  forgetMessage(roomId: Uuid, seq: number): void {
+    this.cache.get(roomId)?.delete(seq);
+  }
+
+  /**
+   * @internal Checks and opens one message: addressed to this device, sent by a
+   * device whose bundle verifies under the sender's pinned identity key, opened
+   * and authenticated by the core, its `(sender, client id)` not seen elsewhere.
+   * `transient`: cannot tell now (the sender's keys did not load).
+   */
+  async openIncoming(m: Incoming, envelope: Uint8Array | null): Promise<OpenResult> {
+    const device = this.dev();
+    if (envelope === null) return { kind: "undecryptable", reason: "invalid" };
+    let recipients: string[];
+    try {
+      recipients = peekEnvelope(envelope).recipientDeviceIds;
+    } catch {
+      return { kind: "undecryptable", reason: "invalid" };
+    }
+    if (!recipients.includes(device.deviceId)) return { kind: "undecryptable", reason: "not_for_this_device" };
+    let sender: VerifiedDevice;
+    let trust: SenderTrust;
+    let ownSelf: VerifiedDevice | null = null;
+    if (m.senderId === this.user.id && m.deviceId === device.deviceId) {
+      ownSelf = device.verified();
+      sender = ownSelf;
+      trust = "own";
+    } else {
+      const check = await this.senderDevice(m.senderId, m.deviceId, m.createdAt);
+      if (check.kind === "transient") return check;
+      if (check.kind === "refused") return { kind: "undecryptable", reason: check.reason };
+      sender = check.device;
+      trust = check.trust;
+    }
+    let opened;
+    try {
+      opened = this.dev().open(envelope, { roomId: m.roomId, sender });
+    } catch (e) {
+      return { kind: "undecryptable", reason: codeOf(e) === "not_a_recipient" ? "not_for_this_device" : "invalid" };
+    } finally {
+      ownSelf?.free();
+    }
+    let seen;
+    try {
+      seen = await this.store.markSeen(m.senderId, opened.clientMessageId, m.roomId, m.seq);
+    } catch (e) {
+      opened.plaintext.fill(0);
+      return { kind: "transient", reason: `store: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    const content = decodeContent(opened.plaintext);
+    opened.plaintext.fill(0);
+    if (seen === "replay") return { kind: "undecryptable", reason: "replayed" };
+    return {
+      kind: "message",
+      message: {
+        roomId: m.roomId,
+        id: m.id,
+        seq: m.seq,
+        senderId: m.senderId,
+        senderDeviceId: m.deviceId,
+        clientId: opened.clientMessageId,
+        sentAt: opened.timestampMs,
+        receivedAt: m.createdAt,
+        trust,
+        content,
+      },
+    };
+  }
+
+  /**
+   * The room's latest messages (up to `limit`, default 50), fetched from the
+   * relay and opened, oldest first; kept in memory. Messages that cannot be
+   * shown are left out (the live stream reported them as `undecryptable`).
+   */
+  async history(roomId: Uuid, opts: { limit?: number } = {}): Promise<ReceivedMessage[]> {
+    const limit = Math.max(1, Math.floor(opts.limit ?? 50));
+    const room = await this.relay.room(roomId);
+    const from = Math.max(0, room.last_seq - limit);
+    const cached = this.cache.get(roomId);
+    let after = from;
+    while (after < room.last_seq) {
+      const page = await this.relay.messages(roomId, after, Math.min(200, room.last_seq - after));
+      if (page.items.length === 0) break;
+      for (const msg of page.items) {
+        after = Math.max(after, msg.seq);
+        if (msg.deleted || msg.envelope === null) {
+          this.forgetMessage(roomId, msg.seq);
+          continue;
+        }
+        if (cached?.has(msg.seq)) continue;
+        let bytes: Uint8Array | null;
+        try {
+          bytes = fromB64(msg.envelope);
+        } catch {
+          bytes = null;
+        }
+        const r = await this.openIncoming(
+          {
+            roomId,
+            id: msg.id,
+            seq: msg.seq,
+            senderId: msg.sender_id,
+            deviceId: msg.device_id,
+            createdAt: msg.created_at,
+          },
+          bytes,
+        );
+        if (r.kind === "transient") throw new SottoError(ClientCodes.network, r.reason);
+        if (r.kind === "message") this.remember(r.message);
+      }
+    }
+    const all = [...(this.cache.get(roomId)?.values() ?? [])].filter((m) => m.seq > from && m.seq <= room.last_seq);
+    all.sort((a, b) => a.seq - b.seq);
+    return all.slice(-limit);
+  }
+
+  // ---- typing, receipts ------------------------------------------------------------------
+
+  /** Shows or hides this user's typing indicator (live only; dropped when offline). */
+  setTyping(roomId: Uuid, active: boolean): void {
+    this.sync.send({ type: "typing", room_id: roomId, active });
+  }
+
+  /** Marks the room read up to `seq` (others get a `read` receipt). */
+  markRead(roomId: Uuid, seq: number): void {
+    if (this.sync.send({ type: "receipt", room_id: roomId, kind: "read", seq })) return;
+    this.relay.receipt(roomId, "read", seq).catch(() => undefined);
+  }
+
+  // ---- files ----------------------------------------------------------------------------
+
+  /**
+   * Encrypts the file chunk by chunk (AES-256-GCM, 64 KiB chunks) into a Blob
+   * of ciphertext, uploads it, then sends a `file` message carrying its pointer
+   * (id, key, digest, sizes, name, media type). `onProgress(done, total)` counts
+   * plaintext bytes encrypted; it reaches `total` once the relay stored the blob.
+   */
+  async sendFile(
+    roomId: Uuid,
+    file: Blob & { name?: string },
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<Sent> {
+    this.dev();
+    const total = file.size;
+    const { blob, sealed } = await encryptBlob(file, (done) => onProgress?.(Math.min(done, Math.max(0, total - 1)), total));
+    let pointer: AttachmentPointer;
+    try {
+      const created = await this.relay.uploadAttachment(roomId, blob, blob.size);
+      pointer = sealed.pointer(created.id, file.name || undefined, file.type || undefined);
+    } finally {
+      sealed.free();
+    }
+    onProgress?.(total, total);
+    return this.send(roomId, { type: "file", file: pointer });
+  }
+
+  /**
+   * Downloads and decrypts a file, streaming: each chunk is authenticated
+   * before its plaintext is released; the Blob is returned only if the digest
+   * and sizes matched the pointer (else code `attachment`).
+   */
+  async downloadFile(
+    pointer: AttachmentPointer,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<Blob> {
+    this.dev();
+    const res = await this.relay.downloadAttachment(pointer.id);
+    return decryptResponse(res, pointer, onProgress);
+  }
+
+  // ---- trust -----------------------------------------------------------------------------
+
+  /** The safety number of this user and `userId` (fetches their keys if needed). */
+  async safetyNumber(userId: Uuid): Promise<SafetyNumber> {
+    await this.devicesOf([userId]);
+    const pin = this.pins.get(userId);
+    if (!pin) throw new SottoError(ClientCodes.noDevices, "no identity key is known for this user");
+    try {
+      const n = wasmSafetyNumber(this.dev().identityKey, pin.key);
+      return { digits: n.digits, display: n.display, qrPayload: n.qrPayload, verified: pin.verified };
+    } catch (e) {
+      throw toSottoError(e);
+    }
+  }
+
+  /** Marks `userId`'s pinned identity key verified (after the safety numbers matched). */
+  async markVerified(userId: Uuid): Promise<void> {
+    const pin = this.pins.get(userId);
+    if (!pin) throw new SottoError(ClientCodes.noDevices, "no identity key is known for this user");
+    const next: Pin = { key: pin.key, verified: true };
+    this.pins.set(userId, next);
+    await this.store.setPin(userId, next);
+  }
+
+  /**
+   * Accepts the identity key the relay now serves for `userId` (after an
+   * `identitychanged` event, ideally after comparing safety numbers): it is
+   * pinned, unverified, and messages flow again.
+   */
+  async acceptIdentity(userId: Uuid): Promise<void> {
+    await this.refreshDevices(userId);
+    const targets = (await this.devicesOf([userId])).get(userId) ?? [];
+    const keys: Uint8Array[] = [];
+    for (const t of targets) {
+      if (t.revokedAt !== undefined) continue;
+      if (!keys.some((k) => sameBytes(k, t.identityKey))) keys.push(t.identityKey);
+    }
+    const key = keys[0];
+    if (keys.length !== 1 || key === undefined) {
+      throw new SottoError(ClientCodes.noDevices, "the user's devices do not agree on one identity key");
+    }
+    const pin: Pin = { key, verified: false };
+    this.pins.set(userId, pin);
+    await this.store.setPin(userId, pin);
+    for (const tag of [...this.warned]) if (tag.startsWith(`${userId}/`)) this.warned.delete(tag);
+    this.changed.delete(userId);
+    await this.refreshDevices(userId);
+  }
+
+  /** How far `userId`'s identity is trusted (`changed`: sends to them are refused until `acceptIdentity`). */
+  trust(userId: Uuid): "unverified" | "verified" | "changed" | "unknown" {
+    if (this.changed.has(userId)) return "changed";
+    const pin = this.pins.get(userId);
+    if (!pin) return "unknown";
+    return pin.verified ? "verified" : "unverified";
+  }
+
+  /** A key backup of this device under `passphrase` (Argon2id, the core's defaults), to link another browser. */
+  exportBackup(passphrase: string): Uint8Array {
+    try {
+      return this.dev().exportPassphraseBackup(passphrase);
+    } catch (e) {
+      throw toSottoError(e);
+    }
+  }
+
+  // ---- devices and members ------------------------------------------------------------
+
+  /** The room's members (cached while the live stream keeps the cache right). */
+  private async roomMembers(roomId: Uuid): Promise<Uuid[]> {
+    const cached = this.members.get(roomId);
+    if (cached) return cached;
+    const generation = this.generation;
+    const details = await this.relay.room(roomId);
+    const ids = details.members.map((m) => m.user_id);
+    if (this.sync.state === "online" && this.generation === generation) this.members.set(roomId, ids);
+    return ids;
+  }
+
+  /** Every active device of every member, verified against the pins. */
+  private async recipients(roomId: Uuid): Promise<Target[]> {
+    const members = await this.roomMembers(roomId);
+    const devices = await this.devicesOf(members);
+    const out: Target[] = [];
+    const changed: Uuid[] = [];
+    for (const user of members) {
+      const targets = devices.get(user);
+      if (!targets) continue;
+      const pin = this.pins.get(user);
+      const before = out.length;
+      let otherIdentity = false;
+      for (const t of targets) {
+        if (t.revokedAt !== undefined) continue;
+        if (pin && sameBytes(pin.key, t.identityKey)) out.push(t);
+        else otherIdentity = true;
+      }
+      if (out.length === before && otherIdentity) changed.push(user);
+    }
+    if (changed.length > 0) {
+      throw new SottoError(
+        ClientCodes.identityChanged,
+        "the identity key of a member changed: nothing was sent (compare safety numbers, then acceptIdentity)",
+        { users: changed },
+      );
+    }
+    if (out.length === 0) throw new SottoError(ClientCodes.noDevices, "nobody in this room has a device");
+    return out;
+  }
+
+  /**
+   * The verified devices of these users, from memory or the relay. An answer
+   * that a `keys_changed` (or reconnect) overtook while it was fetched is
+   * fetched again, so a stale device list is never used or cached.
+   */
+  private async devicesOf(users: Uuid[]): Promise<Map<Uuid, Target[]>> {
+    const out = new Map<Uuid, Target[]>();
+    for (let round = 0; round < 4; round++) {
+      const generation = this.generation;
+      const missing: Uuid[] = [];
+      for (const u of users) {
+        if (out.has(u)) continue;
+        const cached = this.deviceCache.get(u);
+        if (cached) out.set(u, cached);
+        else missing.push(u);
+      }
+      if (missing.length > 0) {
+        const resp = await this.relay.keysQuery(missing, { includeRevoked: true });
+        for (const u of missing) {
+          out.set(u, await this.acceptDevices(u, resp.devices[u] ?? [], generation));
+        }
+      }
+      if (missing.length === 0 || this.generation === generation) return out;
+      for (const u of missing) out.delete(u);
+    }
+    throw new SottoError(ClientCodes.network, "device lists keep changing; try again");
+  }
+
+  /**
+   * Verifies a served device list: each bundle's signatures and ids, then its
+   * identity key against the pin (pinning it on first sight when all active
+   * devices agree). Devices under another identity key are reported and never
+   * pass a pin check. Cached only if nothing changed since `generation`.
+   */
+  private async acceptDevices(user: Uuid, list: WireDevice[], generation: number): Promise<Target[]> {
+    const verified: Target[] = [];
+    const rejected: Uuid[] = [];
+    for (const d of list) {
+      const ok = d.user_id === user && d.bundle.user_id === user && d.bundle.device_id === d.device_id;
+      let v: VerifiedDevice;
+      try {
+        v = verifyBundle(d.bundle);
+      } catch {
+        rejected.push(d.device_id);
+        continue;
+      }
+      if (!ok) {
+        v.free();
+        rejected.push(d.device_id);
+        continue;
+      }
+      verified.push({
+        device: v,
+        deviceId: d.device_id,
+        identityKey: v.identityKey,
+        hasRsa: v.hasRsa,
+        revokedAt: d.revoked_at ?? undefined,
+      });
+    }
+    const keys: Uint8Array[] = [];
+    for (const t of verified) {
+      if (t.revokedAt !== undefined) continue;
+      if (!keys.some((k) => sameBytes(k, t.identityKey))) keys.push(t.identityKey);
+    }
+    const identityEvents: Array<{ userId: Uuid; wasVerified: boolean }> = [];
+    let pin = this.pins.get(user);
+    if (pin === undefined) {
+      // First contact: pin only if all active devices agree on one key.
+      const only = keys[0];
+      if (keys.length === 1 && only !== undefined) {
+        pin = { key: only, verified: false };
+        this.pins.set(user, pin);
+        await this.store.setPin(user, pin);
+      }
+    } else {
+      let differs = false;
+      for (const k of keys) {
+        if (sameBytes(k, pin.key)) continue;
+        differs = true;
+        const tag = keyTag(user, k);
+        if (!this.warned.has(tag)) {
+          this.warned.add(tag);
+          identityEvents.push({ userId: user, wasVerified: pin.verified });
+        }
+      }
+      if (differs) this.changed.add(user);
+      else this.changed.delete(user);
+    }
+    pin = this.pins.get(user);
+    const good = verified.filter((t) => pin !== undefined && sameBytes(pin.key, t.identityKey));
+    const bad = verified.filter((t) => !(pin !== undefined && sameBytes(pin.key, t.identityKey)));
+    // A device of a changed identity is reported by the identity-change event;
+    // a stray device next to good ones is rejected.
+    if (good.some((t) => t.revokedAt === undefined)) {
+      for (const t of bad) if (t.revokedAt === undefined) rejected.push(t.deviceId);
+    }
+    const kept = good.concat(bad);
+    if (this.generation === generation) this.deviceCache.set(user, kept);
+    for (const e of identityEvents) this.emit("identitychanged", e);
+    for (const deviceId of rejected) {
+      const tag = `${user}/${deviceId}`;
+      if (this.rejected.has(tag)) continue;
+      this.rejected.add(tag);
+      this.emit("devicerejected", { userId: user, deviceId });
+    }
+    return kept;
+  }
+
+  /**
+   * The verified, pinned device `deviceId` of `user`, to check a message from it
+   * that the relay stored at `storedAt`. Refetches once when the device is
+   * unknown (a new device). A revoked device is accepted only for messages the
+   * relay stored before the revocation, and never as verified.
+   */
+  private async senderDevice(user: Uuid, deviceId: Uuid, storedAt: string): Promise<SenderCheck> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let devices: Map<Uuid, Target[]>;
+      try {
+        if (attempt === 1) await this.refreshDevices(user);
+        devices = await this.devicesOf([user]);
+      } catch (e) {
+        return { kind: "transient", reason: `checking a sender: ${e instanceof Error ? e.message : String(e)}` };
+      }
+      const t = devices.get(user)?.find((d) => d.deviceId === deviceId);
+      if (!t) continue;
+      const pin = this.pins.get(user);
+      if (!pin || !sameBytes(pin.key, t.identityKey)) return { kind: "refused", reason: "untrusted_sender" };
+      const own = user === this.user.id;
+      if (t.revokedAt === undefined) {
+        return { kind: "trusted", device: t.device, trust: own ? "own" : pin.verified ? "verified" : "unverified" };
+      }
+      if (storedBefore(storedAt, t.revokedAt)) {
+        return { kind: "trusted", device: t.device, trust: own ? "own" : "unverified" };
+      }
+      return { kind: "refused", reason: "unknown_device" };
+    }
+    return { kind: "refused", reason: "unknown_device" };
+  }
+
+  /** @internal Refetches one user's devices (after `keys_changed`, or an unknown sender device). */
+  async refreshDevices(user: Uuid): Promise<void> {
+    this.generation++;
+    this.deviceCache.delete(user);
+    await this.devicesOf([user]);
+  }
+
+  /** @internal */
+  forgetDevices(user: Uuid): void {
+    this.generation++;
+    this.deviceCache.delete(user);
+  }
+
+  /** @internal */
+  forgetRoom(roomId: Uuid): void {
+    this.generation++;
+    this.members.delete(roomId);
+  }
+
+  /** @internal After a reconnect: announcements may have been missed. */
+  forgetAllCaches(): void {
+    this.generation++;
+    this.deviceCache.clear();
+    this.members.clear();
+  }
+}
+
+async function upload(relay: Relay, device: Device, deviceName?: string): Promise<void> {
+  try {
+    await relay.putDevice(device.bundle(), deviceName === undefined ? {} : { displayName: deviceName });
+  } catch (e) {
+    if (codeOf(e) === "identity_key_changed") {
+      throw new SottoError(
+        ClientCodes.identityExists,
+        "this account already has another identity key: link this browser with a key backup",
+        { cause: e },
+      );
+    }
+    throw toSottoError(e);
+  }
+}

@@ -1,0 +1,271 @@
+// The session's local state behind one interface (`KeyStore`): IndexedDB in
+// browsers, memory for tests. What is kept, and why (as the native SDK's store):
+// - the account and this device's secrets, ONLY as the core's passphrase key
+//   backup blob (Argon2id + AES-256-GCM): private keys are never stored in the clear;
+// - identity pins (trust on first use, verified marks);
+// - per-room cursors (the last `seq` handled), so a reload resumes, not replays;
+// - the outbox: sealed envelopes (ciphertext) not yet acknowledged, re-posted
+//   under the same `client_id` after a reload (the relay stores a `client_id` once);
+// - the `(sender, client id)` pairs already delivered, so a replay is not shown twice.
+
+import type { Uuid } from "./wire.js";
+
+/** Argon2id parameters of the stored key backup. */
+export interface Argon2Params {
+  mCostKib: number;
+  tCost: number;
+  pCost: number;
+}
+
+/** The smallest parameters the core accepts (tests and memory-only stores). */
+export const TEST_ARGON2: Argon2Params = { mCostKib: 8192, tCost: 1, pCost: 1 };
+
+export interface StoredAccount {
+  /** The relay's base URL. */
+  relay: string;
+  userId: Uuid;
+  deviceId: Uuid;
+  /** This device's secrets as a passphrase key backup blob (`Device.exportPassphraseBackup`). */
+  backup: Uint8Array;
+}
+
+/** A user's identity key as this device trusts it. */
+export interface Pin {
+  key: Uint8Array;
+  verified: boolean;
+}
+
+/** A sealed message waiting for the relay's acknowledgement. */
+export interface OutboxEntry {
+  clientId: Uuid;
+  roomId: Uuid;
+  /** The sealed envelope (ciphertext only). */
+  envelope: Uint8Array;
+}
+
+/**
+ * `new`: first time; `again`: the same relay message redelivered (show it);
+ * `replay`: the same sender message id at another place (refuse it).
+ */
+export type Seen = "new" | "again" | "replay";
+
+/** Local persistence of a session. */
+export interface KeyStore {
+  /**
+   * Argon2id parameters for the stored key backup. Left undefined (the core's
+   * defaults: 64 MiB, t=3, p=1) by every persistent store; only memory stores
+   * for tests set cheaper ones.
+   */
+  readonly backupParams?: Argon2Params | undefined;
+  account(): Promise<StoredAccount | null>;
+  setAccount(account: StoredAccount): Promise<void>;
+  pins(): Promise<Map<Uuid, Pin>>;
+  setPin(userId: Uuid, pin: Pin): Promise<void>;
+  cursors(): Promise<Map<Uuid, number>>;
+  /** Moves a room's cursor forward (never back). */
+  advanceCursor(roomId: Uuid, seq: number): Promise<void>;
+  /** Records `(sender, clientId)` delivered as `seq` of `roomId`. */
+  markSeen(sender: Uuid, clientId: Uuid, roomId: Uuid, seq: number): Promise<Seen>;
+  outboxPush(entry: OutboxEntry): Promise<void>;
+  outboxRemove(clientId: Uuid): Promise<void>;
+  /** Every message still waiting, oldest first. */
+  outbox(): Promise<OutboxEntry[]>;
+  /** Releases the store (closes the database). */
+  close(): void;
+}
+
+/** A store in memory: for tests and throw-away sessions (nothing survives a reload). */
+export class MemoryStore implements KeyStore {
+  readonly backupParams: Argon2Params | undefined;
+  private acct: StoredAccount | null = null;
+  private readonly pinMap = new Map<Uuid, Pin>();
+  private readonly cursorMap = new Map<Uuid, number>();
+  private readonly seen = new Map<string, { roomId: Uuid; seq: number }>();
+  private readonly out = new Map<Uuid, OutboxEntry>();
+
+  /** `backupParams` defaults to the core's minimum ({@link TEST_ARGON2}): the blob never leaves memory. */
+  constructor(options: { backupParams?: Argon2Params | null } = {}) {
+    this.backupParams = options.backupParams === null ? undefined : (options.backupParams ?? TEST_ARGON2);
+  }
+
+  async account(): Promise<StoredAccount | null> {
+    return this.acct === null ? null : { ...this.acct, backup: this.acct.backup.slice() };
+  }
+  async setAccount(a: StoredAccount): Promise<void> {
+    this.acct = { ...a, backup: a.backup.slice() };
+  }
+  async pins(): Promise<Map<Uuid, Pin>> {
+    return new Map([...this.pinMap].map(([u, p]) => [u, { key: p.key.slice(), verified: p.verified }]));
+  }
+  async setPin(userId: Uuid, pin: Pin): Promise<void> {
+    this.pinMap.set(userId, { key: pin.key.slice(), verified: pin.verified });
+  }
+  async cursors(): Promise<Map<Uuid, number>> {
+    return new Map(this.cursorMap);
+  }
+  async advanceCursor(roomId: Uuid, seq: number): Promise<void> {
+    this.cursorMap.set(roomId, Math.max(this.cursorMap.get(roomId) ?? 0, seq));
+  }
+  async markSeen(sender: Uuid, clientId: Uuid, roomId: Uuid, seq: number): Promise<Seen> {
+    const k = `${sender}/${clientId}`;
+    const at = this.seen.get(k);
+    if (at === undefined) {
+      this.seen.set(k, { roomId, seq });
+      return "new";
+    }
+    return at.roomId === roomId && at.seq === seq ? "again" : "replay";
+  }
+  async outboxPush(e: OutboxEntry): Promise<void> {
+    if (!this.out.has(e.clientId)) this.out.set(e.clientId, { ...e, envelope: e.envelope.slice() });
+  }
+  async outboxRemove(clientId: Uuid): Promise<void> {
+    this.out.delete(clientId);
+  }
+  async outbox(): Promise<OutboxEntry[]> {
+    return [...this.out.values()].map((e) => ({ ...e, envelope: e.envelope.slice() }));
+  }
+  close(): void {}
+}
+
+// ---- IndexedDB ------------------------------------------------------------------
+
+const DB_VERSION = 1;
+const ACCOUNT = "account";
+const PINS = "pins";
+const CURSORS = "cursors";
+const SEEN = "seen";
+const OUTBOX = "outbox";
+
+function req<T>(r: IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error ?? new Error("IndexedDB request failed"));
+  });
+}
+
+function done(tx: IDBTransaction): Promise<void> {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error ?? new Error("IndexedDB transaction failed"));
+    tx.onabort = () => reject(tx.error ?? new Error("IndexedDB transaction aborted"));
+  });
+}
+
+function dbName(name: string): string {
+  return `sotto:${name}`;
+}
+
+/**
+ * The browser store: one IndexedDB database per account name
+ * (`sotto:<name>`). Keys are kept only as the passphrase backup blob, under the
+ * core's default Argon2id parameters.
+ */
+export class IndexedDbStore implements KeyStore {
+  readonly backupParams: undefined = undefined;
+  private outboxSeq = 0;
+
+  private constructor(private readonly db: IDBDatabase) {}
+
+  /** Opens (creating if needed) the store named `name` (e.g. the username). */
+  static async open(name: string, factory: IDBFactory = globalThis.indexedDB): Promise<IndexedDbStore> {
+    if (factory === undefined) throw new Error("IndexedDB is not available here");
+    const r = factory.open(dbName(name), DB_VERSION);
+    r.onupgradeneeded = () => {
+      const db = r.result;
+      for (const s of [ACCOUNT, PINS, CURSORS, SEEN]) {
+        if (!db.objectStoreNames.contains(s)) db.createObjectStore(s);
+      }
+      if (!db.objectStoreNames.contains(OUTBOX)) db.createObjectStore(OUTBOX, { keyPath: "clientId" });
+    };
+    return new IndexedDbStore(await req(r));
+  }
+
+  /** Deletes the store named `name` (this browser forgets the account and its keys). */
+  static async destroy(name: string, factory: IDBFactory = globalThis.indexedDB): Promise<void> {
+    await req(factory.deleteDatabase(dbName(name)));
+  }
+
+  private async get<T>(store: string, key: IDBValidKey): Promise<T | undefined> {
+    const tx = this.db.transaction(store, "readonly");
+    return (await req(tx.objectStore(store).get(key))) as T | undefined;
+  }
+
+  private async put(store: string, value: unknown, key?: IDBValidKey): Promise<void> {
+    const tx = this.db.transaction(store, "readwrite");
+    tx.objectStore(store).put(value, key);
+    await done(tx);
+  }
+
+  private async entries<T>(store: string): Promise<Array<[IDBValidKey, T]>> {
+    const tx = this.db.transaction(store, "readonly");
+    const s = tx.objectStore(store);
+    const [keys, values] = await Promise.all([req(s.getAllKeys()), req(s.getAll())]);
+    return keys.map((k, i) => [k, values[i] as T]);
+  }
+
+  async account(): Promise<StoredAccount | null> {
+    return (await this.get<StoredAccount>(ACCOUNT, "account")) ?? null;
+  }
+  async setAccount(a: StoredAccount): Promise<void> {
+    await this.put(ACCOUNT, { relay: a.relay, userId: a.userId, deviceId: a.deviceId, backup: a.backup }, "account");
+  }
+  async pins(): Promise<Map<Uuid, Pin>> {
+    return new Map((await this.entries<Pin>(PINS)).map(([k, v]) => [String(k), v]));
+  }
+  async setPin(userId: Uuid, pin: Pin): Promise<void> {
+    await this.put(PINS, { key: pin.key, verified: pin.verified }, userId);
+  }
+  async cursors(): Promise<Map<Uuid, number>> {
+    return new Map((await this.entries<number>(CURSORS)).map(([k, v]) => [String(k), v]));
+  }
+  async advanceCursor(roomId: Uuid, seq: number): Promise<void> {
+    const tx = this.db.transaction(CURSORS, "readwrite");
+    const s = tx.objectStore(CURSORS);
+    const g = s.get(roomId);
+    g.onsuccess = () => {
+      const cur = typeof g.result === "number" ? g.result : 0;
+      if (seq > cur) s.put(seq, roomId);
+    };
+    await done(tx);
+  }
+  async markSeen(sender: Uuid, clientId: Uuid, roomId: Uuid, seq: number): Promise<Seen> {
+    const tx = this.db.transaction(SEEN, "readwrite");
+    const s = tx.objectStore(SEEN);
+    const key = `${sender}/${clientId}`;
+    let answer: Seen = "new";
+    const g = s.get(key);
+    g.onsuccess = () => {
+      const at = g.result as { roomId: Uuid; seq: number } | undefined;
+      if (at === undefined) {
+        s.put({ roomId, seq }, key);
+      } else {
+        answer = at.roomId === roomId && at.seq === seq ? "again" : "replay";
+      }
+    };
+    await done(tx);
+    return answer;
+  }
+  async outboxPush(e: OutboxEntry): Promise<void> {
+    const tx = this.db.transaction(OUTBOX, "readwrite");
+    const s = tx.objectStore(OUTBOX);
+    const n = Date.now() * 1000 + (this.outboxSeq++ % 1000);
+    const g = s.get(e.clientId);
+    g.onsuccess = () => {
+      if (g.result === undefined) s.put({ n, clientId: e.clientId, roomId: e.roomId, envelope: e.envelope });
+    };
+    await done(tx);
+  }
+  async outboxRemove(clientId: Uuid): Promise<void> {
+    const tx = this.db.transaction(OUTBOX, "readwrite");
+    tx.objectStore(OUTBOX).delete(clientId);
+    await done(tx);
+  }
+  async outbox(): Promise<OutboxEntry[]> {
+    const rows = (await this.entries<OutboxEntry & { n: number }>(OUTBOX)).map(([, v]) => v);
+    rows.sort((a, b) => a.n - b.n);
+    return rows.map((r) => ({ clientId: r.clientId, roomId: r.roomId, envelope: r.envelope }));
+  }
+  close(): void {
+    this.db.close();
+  }
+}
