@@ -7,7 +7,7 @@ import type {
   AttachmentCreated,
   Contact,
   CreateRoomRequest,
-  Device,
+  RelayDevice,
   DeviceBundle,
   KeysQueryResponse,
   Message,
@@ -367,11 +367,12 @@ export class Relay extends EventTarget {
   }
 
   /** Every item of a cursor-paginated list. */
-  private async all<T>(path: string, query: Call["query"] = {}): Promise<T[]> {
+  private async all<T>(path: string, query: Call["query"] = {}, paged = true): Promise<T[]> {
     const out: T[] = [];
     let cursor: string | undefined;
     for (;;) {
-      const page = await this.call<Page<T>>("GET", path, { query: { ...query, limit: MAX_LIMIT, cursor } });
+      const limit = paged ? MAX_LIMIT : undefined;
+      const page = await this.call<Page<T>>("GET", path, { query: { ...query, limit, cursor } });
       out.push(...page.items);
       if (page.next_cursor === null || page.next_cursor === undefined) return out;
       cursor = page.next_cursor;
@@ -478,12 +479,12 @@ export class Relay extends EventTarget {
   // ---- devices and keys -----------------------------------------------------
 
   /** `GET /api/v1/devices`: the caller's devices (revoked ones too when asked). */
-  devices(opts: { includeRevoked?: boolean } = {}): Promise<Device[]> {
-    return this.all("/api/v1/devices", { include_revoked: opts.includeRevoked });
+  devices(opts: { includeRevoked?: boolean } = {}): Promise<RelayDevice[]> {
+    return this.all("/api/v1/devices", { include_revoked: opts.includeRevoked }, false);
   }
 
   /** `PUT /api/v1/devices/{device_id}`: uploads (or replaces) a signed device bundle. */
-  putDevice(bundle: DeviceBundle, opts: { displayName?: string; replaceIdentity?: boolean } = {}): Promise<Device> {
+  putDevice(bundle: DeviceBundle, opts: { displayName?: string; replaceIdentity?: boolean } = {}): Promise<RelayDevice> {
     const body: Record<string, unknown> = { bundle };
     if (opts.displayName !== undefined) body["display_name"] = opts.displayName;
     if (opts.replaceIdentity) body["replace_identity"] = true;
@@ -496,8 +497,8 @@ export class Relay extends EventTarget {
   }
 
   /** `GET /api/v1/users/{id}/devices`: another user's devices. */
-  userDevices(id: Uuid, opts: { includeRevoked?: boolean } = {}): Promise<Device[]> {
-    return this.all(`/api/v1/users/${encodeURIComponent(id)}/devices`, { include_revoked: opts.includeRevoked });
+  userDevices(id: Uuid, opts: { includeRevoked?: boolean } = {}): Promise<RelayDevice[]> {
+    return this.all(`/api/v1/users/${encodeURIComponent(id)}/devices`, { include_revoked: opts.includeRevoked }, false);
   }
 
   /** `POST /api/v1/keys/query`: every device of these users (in chunks of the relay's limit). */

@@ -29,7 +29,7 @@ import type { WebSocketConstructor } from "./sync.js";
 import type {
   AttachmentPointer,
   Contact,
-  Device as WireDevice,
+  RelayDevice,
   PublicUser,
   RoomDetails,
   RoomKind,
@@ -919,7 +919,7 @@ export class Session extends EventTarget {
    * devices agree). Devices under another identity key are reported and never
    * pass a pin check. Cached only if nothing changed since `generation`.
    */
-  private async acceptDevices(user: Uuid, list: WireDevice[], generation: number): Promise<Target[]> {
+  private async acceptDevices(user: Uuid, list: RelayDevice[], generation: number): Promise<Target[]> {
     const verified: Target[] = [];
     const rejected: Uuid[] = [];
     for (const d of list) {

@@ -230,8 +230,9 @@ export class Sync {
     this.s.emit("connection", detail);
   }
 
-  /** Forgets the socket; sends waiting for an ack fall back to HTTP at once. */
-  private wentOffline(): void {
+  /** Forgets the socket; sends waiting for an ack fall back to HTTP at once (unless a newer run is live). */
+  private wentOffline(run: Run): void {
+    if (this.current !== run && this.current !== null && !this.current.stopped) return;
     this.socket = null;
     for (const finish of [...this.acks.values()]) finish({ kind: "offline" });
     this.acks.clear();
@@ -248,7 +249,7 @@ export class Sync {
       } catch (e) {
         end = { kind: "retry", reason: e instanceof Error ? e.message : String(e) };
       }
-      this.wentOffline();
+      this.wentOffline(run);
       if (end.kind === "stopped" || run.stopped) break;
       if (end.kind === "loggedout") {
         run.stopped = true;

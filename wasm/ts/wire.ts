@@ -49,7 +49,7 @@ export interface Page<T> {
 }
 
 /** A device as the relay serves it (its signed bundle is untrusted until verified). */
-export interface Device {
+export interface RelayDevice {
   device_id: Uuid;
   user_id: Uuid;
   display_name: string | null;
@@ -66,7 +66,7 @@ export interface PutDeviceRequest {
 }
 
 export interface KeysQueryResponse {
-  devices: Record<Uuid, Device[]>;
+  devices: Record<Uuid, RelayDevice[]>;
 }
 
 export type RoomKind = "group" | "direct";
