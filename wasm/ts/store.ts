@@ -58,6 +58,8 @@ export interface KeyStore {
    */
   readonly backupParams?: Argon2Params | undefined;
   account(): Promise<StoredAccount | null>;
+  /** Whether the store holds this device's keys (a prompt can say "unlock" rather than "create"). */
+  hasDevice(): Promise<boolean>;
   setAccount(account: StoredAccount): Promise<void>;
   pins(): Promise<Map<Uuid, Pin>>;
   setPin(userId: Uuid, pin: Pin): Promise<void>;
@@ -90,6 +92,9 @@ export class MemoryStore implements KeyStore {
 
   async account(): Promise<StoredAccount | null> {
     return this.acct === null ? null : { ...this.acct, backup: this.acct.backup.slice() };
+  }
+  async hasDevice(): Promise<boolean> {
+    return this.acct !== null;
   }
   async setAccount(a: StoredAccount): Promise<void> {
     this.acct = { ...a, backup: a.backup.slice() };
@@ -205,6 +210,9 @@ export class IndexedDbStore implements KeyStore {
 
   async account(): Promise<StoredAccount | null> {
     return (await this.get<StoredAccount>(ACCOUNT, "account")) ?? null;
+  }
+  async hasDevice(): Promise<boolean> {
+    return (await this.account()) !== null;
   }
   async setAccount(a: StoredAccount): Promise<void> {
     await this.put(ACCOUNT, { relay: a.relay, userId: a.userId, deviceId: a.deviceId, backup: a.backup }, "account");

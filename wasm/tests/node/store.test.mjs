@@ -18,9 +18,11 @@ const alice = "0190f0f0-0000-7000-8000-00000000000a";
 
 async function behaves(store) {
   assert.equal(await store.account(), null);
+  assert.equal(await store.hasDevice(), false);
   const backup = new Uint8Array([1, 2, 3, 4]);
   await store.setAccount({ relay: "http://r", userId: alice, deviceId: room, backup });
   const a = await store.account();
+  assert.equal(await store.hasDevice(), true);
   assert.deepEqual([a.relay, a.userId, a.deviceId], ["http://r", alice, room]);
   assert.deepEqual([...a.backup], [1, 2, 3, 4]);
 
