@@ -330,6 +330,15 @@ test("messages both ways over the WebSocket, with delivered receipts", async () 
   assert.equal(got.seq, sent.seq);
   assert.equal(got.roomId, room);
   assert.equal(got.clientId, sent.clientId);
+  // Mixed suites in one envelope: RSA-OAEP for Bob's device (it publishes an RSA key),
+  // X25519 for Alice's own.
+  const stored = (await alice.relay.messages(room, sent.seq - 1, 1)).items[0];
+  const info = bindings.peekEnvelope(Buffer.from(stored.envelope, "base64url"));
+  assert.equal(info.suite, "mixed");
+  assert.deepEqual(
+    info.recipientDeviceIds.map((d, i) => [d, info.recipientSuites[i]]).sort(),
+    [[alice.session.deviceId, "x25519"], [bob.session.deviceId, "rsa"]].sort(),
+  );
 
   const reply = secret("hi alice");
   await bob.session.sendText(room, reply);
@@ -468,6 +477,31 @@ test("history: fetched, opened, own messages included, oldest first", async () =
   const h2 = await alice.session.history(room, { limit: 3 });
   assert.equal(h2.length, 3);
   assert.equal(h2[2].seq, h[h.length - 1].seq);
+});
+
+test("a message sent while the relay is down waits in the outbox and goes out once", async () => {
+  // Warm the caches (members, devices): sealing needs no relay, posting does.
+  const warm = secret("just before the outage");
+  await alice.session.sendText(room, warm);
+  await bob.rec.until(textIs(warm));
+  const from = alice.rec.events.length;
+  await relay.stop();
+  await alice.rec.until((e) => e.type === "connection" && e.detail.state === "offline", 20_000, from);
+  const t = secret("queued while the relay is down");
+  let clientId;
+  await assert.rejects(alice.session.sendText(room, t), (e) => {
+    assert.ok(e instanceof SottoError, String(e));
+    assert.equal(e.code, "queued");
+    clientId = e.clientId;
+    return true;
+  });
+  assert.deepEqual((await alice.store.outbox()).map((e) => e.clientId), [clientId]);
+  await relay.start(); // same port; both clients reconnect by themselves
+  await alice.rec.until((e) => e.type === "sent" && e.detail.clientId === clientId, 40_000, from);
+  await bob.rec.until(textIs(t), 40_000);
+  assert.deepEqual(await alice.store.outbox(), []);
+  await sleep(300);
+  assert.equal(bob.rec.texts(room).filter((x) => x === t).length, 1, "delivered once");
 });
 
 function haveSqlite() {
