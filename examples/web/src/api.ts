@@ -58,9 +58,9 @@ export function errorText(e: unknown): string {
  * Whether this browser holds keys for the account (`undefined` when the store cannot
  * tell), so the passphrase prompt can say "unlock" or "create".
  */
-export async function storedKeys(store: { account(): Promise<unknown | null> }): Promise<boolean | undefined> {
+export async function storedKeys(store: { hasDevice(): Promise<boolean> }): Promise<boolean | undefined> {
   try {
-    return (await store.account()) !== null;
+    return await store.hasDevice();
   } catch {
     return undefined;
   }

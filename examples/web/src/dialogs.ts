@@ -305,3 +305,39 @@ export function safetyDialog(chat: Chat, userId: string): void {
   };
   void draw();
 }
+
+/** Writes a key backup file of this device (to link another browser to the account). */
+export function backupDialog(chat: Chat): void {
+  const d = openDialog("Back up your keys", "backup-dialog");
+  const pass = h("input", { type: "password", testid: "backup-passphrase", autocomplete: "new-password", minlength: 8 });
+  const again = h("input", { type: "password", testid: "backup-passphrase-repeat", autocomplete: "new-password" });
+  const make = action("Save the backup file", "backup-save", async () => {
+    if (pass.value.length < 8) throw new Error("Use a passphrase of at least 8 characters.");
+    if (pass.value !== again.value) throw new Error("The two passphrases differ.");
+    // Argon2id with the core's parameters: this takes a moment.
+    d.status.className = "notice";
+    d.status.textContent = "Encrypting your keys…";
+    await new Promise((r) => setTimeout(r, 20));
+    const blob = chat.session.exportBackup(pass.value);
+    pass.value = again.value = "";
+    const url = URL.createObjectURL(new Blob([blob as BlobPart], { type: "application/octet-stream" }));
+    const a = h("a", {});
+    a.href = url;
+    a.download = `sotto-${chat.state.myName}-keys.backup`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    d.status.className = "notice good";
+    d.status.textContent = "Saved. Keep the file and its passphrase safe: together they are your identity.";
+  }, d);
+  make.classList.add("primary");
+  d.body.append(
+    h("p", {
+      text: "The backup holds your identity and this device's keys, encrypted with the passphrase you choose here. Use it to link another browser to your account (on its passphrase screen). Anyone with the file and the passphrase can read your messages.",
+    }),
+    field("Backup passphrase", pass),
+    field("Again", again),
+    make,
+  );
+}

@@ -3,7 +3,7 @@
 
 import type { Chat } from "./chat.js";
 import { h, replace } from "./dom.js";
-import { contactsDialog, newChatDialog, newGroupDialog } from "./dialogs.js";
+import { backupDialog, contactsDialog, newChatDialog, newGroupDialog } from "./dialogs.js";
 import { RoomPane } from "./roompane.js";
 
 const CONNECTION_TEXT: Record<string, string> = {
@@ -28,6 +28,7 @@ export function mountLayout(root: HTMLElement, chat: Chat): void {
     connection,
     h("span", { class: "spacer" }),
     h("button", { type: "button", testid: "contacts", text: "Contacts", on: { click: () => contactsDialog(chat) } }),
+    h("button", { type: "button", testid: "backup-keys", title: "Back up your keys (to link another browser)", text: "Keys", on: { click: () => backupDialog(chat) } }),
     h("button", { type: "button", testid: "logout", text: "Log out", on: { click: () => void chat.logout() } }),
   );
 
