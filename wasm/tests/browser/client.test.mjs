@@ -1,0 +1,217 @@
+// The TypeScript client in a real browser (headless Chromium, driven by
+// playwright-core): the global WebSocket, IndexedDbStore under the core's
+// default Argon2 parameters, a Blob upload over plain HTTP/1.1 with CORS, a
+// streamed download, and a reload that unlocks the keys again from IndexedDB.
+// Skipped when Chromium or playwright-core is missing. Run by
+// scripts/test-wasm-client after the package is built.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..", "..", "..");
+const pkg = join(root, "wasm", "pkg");
+const chromiumPath = process.env.SOTTO_CHROMIUM ?? ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find(existsSync);
+let chromium = null;
+try {
+  ({ chromium } = await import("playwright-core"));
+} catch {
+  // not installed
+}
+const skip = !chromiumPath ? "Chromium is not installed" : !chromium ? "playwright-core is not installed" : false;
+
+const PASSWORD = "correct horse battery staple";
+
+/** Serves wasm/pkg (and an empty page at /) on loopback. */
+async function staticServer() {
+  const types = { ".js": "text/javascript", ".wasm": "application/wasm" };
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/") {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<!doctype html><title>sotto-wasm/client</title>");
+      return;
+    }
+    const file = normalize(join(pkg, path));
+    if (!file.startsWith(pkg) || !existsSync(file)) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
+    res.end(readFileSync(file));
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return server;
+}
+
+async function startRelay(dir, origin) {
+  const bin = process.env.SOTTO_RELAY_BIN ?? join(root, "target", "debug", "sotto-relay");
+  const child = spawn(bin, [], {
+    cwd: dir,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      SOTTO_LISTEN: "127.0.0.1:0",
+      SOTTO_DATA_DIR: join(dir, "data"),
+      SOTTO_CORS_ORIGINS: origin,
+      SOTTO_AUTH_RATE_PER_IP: "100000",
+      SOTTO_AUTH_RATE_PER_ACCOUNT: "100000",
+      RUST_LOG: "warn,sotto_relay=info",
+    },
+  });
+  let log = "";
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the relay did not start:\n${log}`)), 60_000);
+    const onData = (c) => {
+      log += c;
+      const m = /listening on (http:\/\/[0-9.]+:\d+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`the relay exited (${code}):\n${log}`)));
+  });
+  return { child, url };
+}
+
+/** The verification token e-mailed to `email` (quoted-printable decoded). */
+async function verificationToken(dir, email) {
+  const outbox = join(dir, "data", "outbox");
+  for (let i = 0; i < 200; i++) {
+    for (const f of existsSync(outbox) ? readdirSync(outbox) : []) {
+      const data = readFileSync(join(outbox, f), "utf8").replace(/=\r?\n/g, "");
+      if (!data.toLowerCase().includes(`to: ${email}`)) continue;
+      const m = /#token=(?:3D)?([A-Za-z0-9_-]+)/.exec(data);
+      if (m) return m[1];
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no e-mail to ${email}`);
+}
+
+test("in Chromium: WebSocket, IndexedDB keys, file over HTTP/1.1, reload", { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sotto-wasm-browser-"));
+  const server = await staticServer();
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const relay = await startRelay(dir, origin);
+  const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`${origin}/`);
+    const load = async () =>
+      page.evaluate(async () => {
+        const { default: init } = await import("/sotto_wasm.js");
+        await init();
+        globalThis.sotto = await import("/client.js");
+      });
+    await load();
+    for (const name of ["alice", "bob"]) {
+      await page.evaluate(
+        ([url, name, pw]) => new globalThis.sotto.Relay(url).register(name, `${name}@example.org`, pw),
+        [relay.url, name, PASSWORD],
+      );
+      const token = await verificationToken(dir, `${name}@example.org`);
+      await page.evaluate(([url, token]) => new globalThis.sotto.Relay(url).verifyEmail(token), [relay.url, token]);
+    }
+
+    const first = await page.evaluate(
+      async ([url, pw]) => {
+        const { Relay, Session, IndexedDbStore } = globalThis.sotto;
+        const open = async (name) => {
+          const relay = new Relay(url);
+          await relay.login(name, pw);
+          const store = await IndexedDbStore.open(name);
+          const session = await Session.open({ relay, store, passphrase: `store ${name}` });
+          const online = new Promise((resolve) =>
+            session.addEventListener("connection", (e) => e.detail.state === "online" && resolve()),
+          );
+          session.connect();
+          await online;
+          return session;
+        };
+        const a = await open("alice");
+        const b = await open("bob");
+        const next = (type) =>
+          new Promise((resolve) =>
+            b.addEventListener("message", (e) => e.detail.content.type === type && resolve(e.detail), { once: false }),
+          );
+        const room = await a.directRoom(b.userId);
+        const textP = next("text");
+        await a.sendText(room.id, "hello from chromium");
+        const text = await textP;
+        const bytes = new Uint8Array(200_000);
+        crypto.getRandomValues(bytes.subarray(0, 65_536));
+        crypto.getRandomValues(bytes.subarray(131_072, 196_608));
+        const fileP = next("file");
+        await a.sendFile(room.id, new File([bytes], "x.bin", { type: "application/x-test" }));
+        const fm = await fileP;
+        const blob = await b.downloadFile(fm.content.file);
+        const back = new Uint8Array(await blob.arrayBuffer());
+        const same = back.length === bytes.length && back.every((v, i) => v === bytes[i]);
+        const out = {
+          room: room.id,
+          bobDevice: b.deviceId,
+          text: text.content.body,
+          trust: text.trust,
+          file: fm.content.file.name,
+          same,
+          backupParams: (await IndexedDbStore.open("bob")).backupParams ?? null,
+        };
+        a.close();
+        b.close();
+        return out;
+      },
+      [relay.url, PASSWORD],
+    );
+    assert.equal(first.text, "hello from chromium");
+    assert.equal(first.trust, "unverified");
+    assert.equal(first.file, "x.bin");
+    assert.ok(first.same, "the file came back byte for byte");
+    assert.equal(first.backupParams, null, "IndexedDB keeps keys under the core's default Argon2 parameters");
+
+    await page.reload();
+    await load();
+    const again = await page.evaluate(
+      async ([url, pw, room]) => {
+        const { Relay, Session, IndexedDbStore } = globalThis.sotto;
+        const relay = new Relay(url);
+        await relay.login("bob", pw);
+        const store = await IndexedDbStore.open("bob");
+        let wrong = null;
+        try {
+          await Session.open({ relay, store, passphrase: "not it" });
+        } catch (e) {
+          wrong = e.code;
+        }
+        const s = await Session.open({ relay, store, passphrase: "store bob" });
+        const history = (await s.history(room)).map((m) => (m.content.type === "text" ? m.content.body : m.content.type));
+        const r = { hasDevice: await store.hasDevice(), wrong, deviceId: s.deviceId, history };
+        s.close();
+        return r;
+      },
+      [relay.url, PASSWORD, first.room],
+    );
+    assert.equal(again.hasDevice, true);
+    assert.equal(again.wrong, "wrong_key_or_corrupted");
+    assert.equal(again.deviceId, first.bobDevice, "the same device, unlocked from IndexedDB");
+    assert.deepEqual(again.history, ["hello from chromium", "file"]);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    relay.child.kill("SIGKILL");
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
