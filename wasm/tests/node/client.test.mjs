@@ -12,16 +12,13 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
-import net from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { execFileSync } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { WebSocket } from "ws";
+import { RelayProcess, TcpProxy, root, sleep } from "./support.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, "..", "..", "..");
 const pkg = join(root, "wasm", "pkg");
 
 const bindings = await import(pathToFileURL(join(pkg, "sotto_wasm.js")).href);
@@ -37,174 +34,7 @@ const secret = (label) => {
   return t;
 };
 
-// ---- the relay process ------------------------------------------------------------
-
-function relayBinary() {
-  const bin = process.env.SOTTO_RELAY_BIN ?? join(root, "target", "debug", "sotto-relay");
-  statSync(bin); // throws with the path when missing: build it with `cargo build -p sotto-relay`
-  return bin;
-}
-
-class RelayProcess {
-  constructor() {
-    this.dir = mkdtempSync(join(tmpdir(), "sotto-wasm-client-"));
-    this.data = join(this.dir, "data");
-    this.port = 0;
-    this.child = null;
-    this.log = "";
-  }
-
-  get url() {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async start() {
-    const child = spawn(relayBinary(), [], {
-      cwd: this.dir,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        SOTTO_LISTEN: `127.0.0.1:${this.port}`,
-        SOTTO_DATA_DIR: this.data,
-        SOTTO_POST_RATE: "1000000",
-        SOTTO_WS_FRAME_RATE: "1000000",
-        SOTTO_WS_TYPING_RATE: "1000",
-        SOTTO_AUTH_RATE_PER_IP: "100000",
-        SOTTO_AUTH_RATE_PER_ACCOUNT: "100000",
-        RUST_LOG: "warn,sotto_relay=info",
-      },
-    });
-    this.child = child;
-    const started = this.log.length;
-    await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the relay did not start:\n${this.log.slice(started)}`)), 60_000);
-      const onData = (chunk) => {
-        this.log += chunk.toString();
-        const m = /listening on http:\/\/([0-9.]+):(\d+)/.exec(this.log.slice(started));
-        if (m) {
-          clearTimeout(timer);
-          this.port = Number(m[2]);
-          resolve();
-        }
-      };
-      child.stdout.on("data", onData);
-      child.stderr.on("data", onData);
-      child.once("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`the relay exited (${code}) before listening:\n${this.log.slice(started)}`));
-      });
-    });
-    child.removeAllListeners("exit");
-  }
-
-  async stop() {
-    const child = this.child;
-    this.child = null;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
-  }
-
-  async restart() {
-    await this.stop();
-    await this.start();
-  }
-
-  /** The newest e-mail to `to` in the development outbox, decoded. */
-  async mailTo(to) {
-    const dir = join(this.data, "outbox");
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      let found = [];
-      try {
-        for (const f of readdirSync(dir)) {
-          const p = join(dir, f);
-          const data = readFileSync(p, "utf8");
-          const head = data.split("\r\n\r\n")[0].toLowerCase();
-          if (head.includes(`to: ${to.toLowerCase()}`)) found.push([statSync(p).mtimeMs, data]);
-        }
-      } catch {
-        // no outbox yet
-      }
-      found.sort((a, b) => a[0] - b[0]);
-      if (found.length > 0) return decodeMail(found[found.length - 1][1]);
-      if (Date.now() > deadline) throw new Error(`no e-mail to ${to} in ${dir}`);
-      await sleep(50);
-    }
-  }
-
-  /** Every file under the data directory, with its bytes. */
-  files() {
-    const out = [];
-    const walk = (d) => {
-      for (const e of readdirSync(d, { withFileTypes: true })) {
-        const p = join(d, e.name);
-        if (e.isDirectory()) walk(p);
-        else if (e.isFile()) out.push([p, readFileSync(p)]);
-      }
-    };
-    walk(this.data);
-    return out;
-  }
-}
-
-/** A mail's body, decoded from quoted-printable when the mail says so. */
-function decodeMail(data) {
-  const i = data.indexOf("\r\n\r\n");
-  const head = i < 0 ? "" : data.slice(0, i);
-  const body = i < 0 ? data : data.slice(i + 4);
-  if (!/content-transfer-encoding:\s*quoted-printable/i.test(head)) return body;
-  const soft = body.replace(/=\r?\n/g, "");
-  const bytes = [];
-  for (let k = 0; k < soft.length; k++) {
-    if (soft[k] === "=" && /^[0-9A-Fa-f]{2}$/.test(soft.slice(k + 1, k + 3))) {
-      bytes.push(parseInt(soft.slice(k + 1, k + 3), 16));
-      k += 2;
-    } else {
-      bytes.push(...Buffer.from(soft[k], "utf8"));
-    }
-  }
-  return Buffer.from(bytes).toString("utf8");
-}
-
-/** A TCP proxy on loopback whose connections the test can cut, as a network failure would. */
-class TcpProxy {
-  constructor(upstreamPort) {
-    this.upstreamPort = upstreamPort;
-    this.sockets = new Set();
-    this.server = net.createServer((inbound) => {
-      const outbound = net.connect(this.upstreamPort, "127.0.0.1");
-      for (const s of [inbound, outbound]) {
-        this.sockets.add(s);
-        s.on("close", () => this.sockets.delete(s));
-        s.on("error", () => undefined);
-      }
-      inbound.pipe(outbound);
-      outbound.pipe(inbound);
-      inbound.on("close", () => outbound.destroy());
-      outbound.on("close", () => inbound.destroy());
-    });
-  }
-  async start() {
-    await new Promise((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    this.port = this.server.address().port;
-  }
-  get url() {
-    return `http://127.0.0.1:${this.port}`;
-  }
-  cut() {
-    for (const s of this.sockets) s.destroy();
-  }
-  async close() {
-    this.cut();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-}
-
 // ---- people ------------------------------------------------------------------
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Records every event of a session; `until` waits for one that matches. */
 class Recorder {
@@ -257,10 +87,7 @@ async function person(relay, name, url = relay.url, extra = {}) {
   const email = `${username}@example.org`;
   const r = new Relay(url);
   await r.register(username, email, PASSWORD);
-  const mail = await relay.mailTo(email);
-  const link = mail.split(/\s+/).find((w) => w.startsWith("http") && w.includes("verify-email"));
-  assert.ok(link, `a verification link in:\n${mail}`);
-  await r.verifyEmail(link);
+  await r.verifyEmail(await relay.link(email, "verify-email"));
   await r.login(username, PASSWORD);
   const store = new MemoryStore();
   const session = await Session.open({ relay: r, store, passphrase: PASSWORD, webSocket: WebSocket, ...extra });
