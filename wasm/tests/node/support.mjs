@@ -89,33 +89,33 @@ export class RelayProcess {
     await this.start();
   }
 
-  /** The first link in the newest e-mail to `to` that contains `needle`. */
+  /** The first link containing `needle` in the newest e-mail to `to` that has one, waiting for it. */
   async link(to, needle) {
-    const mail = await this.mailTo(to);
-    const link = mail.split(/\s+/).find((w) => w.startsWith("http") && w.includes(needle));
-    if (!link) throw new Error(`no ${needle} link in:\n${mail}`);
-    return link;
+    const mail = await this.mailTo(to, (body) => linkIn(body, needle) !== undefined);
+    return linkIn(mail, needle);
   }
 
-  /** The newest e-mail to `to` in the development outbox, decoded. */
-  async mailTo(to) {
+  /** The newest e-mail to `to` in the development outbox (that `accept`s), decoded; waits for it. */
+  async mailTo(to, accept = () => true) {
     const dir = join(this.data, "outbox");
     const deadline = Date.now() + 20_000;
     for (;;) {
-      let found = [];
+      const found = [];
       try {
         for (const f of readdirSync(dir)) {
           const p = join(dir, f);
           const data = readFileSync(p, "utf8");
           const head = data.split("\r\n\r\n")[0].toLowerCase();
-          if (head.includes(`to: ${to.toLowerCase()}`)) found.push([statSync(p).mtimeMs, data]);
+          if (!head.includes(`to: ${to.toLowerCase()}`)) continue;
+          const body = decodeMail(data);
+          if (accept(body)) found.push([statSync(p).mtimeMs, body]);
         }
       } catch {
-        // no outbox yet
+        // no outbox yet, or a file still being written
       }
       found.sort((a, b) => a[0] - b[0]);
-      if (found.length > 0) return decodeMail(found[found.length - 1][1]);
-      if (Date.now() > deadline) throw new Error(`no e-mail to ${to} in ${dir}`);
+      if (found.length > 0) return found[found.length - 1][1];
+      if (Date.now() > deadline) throw new Error(`no matching e-mail to ${to} in ${dir}`);
       await sleep(50);
     }
   }
@@ -133,6 +133,10 @@ export class RelayProcess {
     walk(this.data);
     return out;
   }
+}
+
+function linkIn(body, needle) {
+  return body.split(/\s+/).find((w) => w.startsWith("http") && w.includes(needle));
 }
 
 /** A mail's body, decoded from quoted-printable when the mail says so. */
