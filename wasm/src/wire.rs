@@ -1,0 +1,52 @@
+//! Relay wire types, validated by the same Rust types the relay uses
+//! (`sotto_core::api::ws`).
+
+use sotto_core::api::{ClientFrame, ServerFrame};
+use wasm_bindgen::prelude::wasm_bindgen;
+
+use crate::error::Result;
+use crate::js;
+use crate::types;
+
+/// Parses a frame the relay sent (a WebSocket text message). The result is the
+/// frame as the core reads it: unknown fields are dropped, a frame of an unknown
+/// `type` or with a field of the wrong type is `malformed`.
+#[wasm_bindgen(js_name = parseServerFrame)]
+pub fn parse_server_frame(text: &str) -> Result<types::ServerFrame> {
+    let frame: ServerFrame = js::from_json_text(text, "server frame")?;
+    Ok(js::to_js(&frame)?.into())
+}
+
+/// Encodes a frame to send to the relay, checked strictly (unknown fields are
+/// refused, as the relay would).
+#[wasm_bindgen(js_name = encodeClientFrame)]
+pub fn encode_client_frame(frame: types::ClientFrame) -> Result<String> {
+    let frame: ClientFrame = js::from_js(&frame, "client frame")?;
+    client_frame_text(&frame)
+}
+
+fn client_frame_text(frame: &ClientFrame) -> Result<String> {
+    serde_json::to_string(frame).map_err(|e| {
+        crate::Error::new(
+            crate::Code::Internal,
+            format!("cannot serialize frame: {e}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_are_strict() {
+        let f: Result<ClientFrame> = js::from_json_text(r#"{"type":"ping"}"#, "f");
+        assert_eq!(
+            f.and_then(|f| client_frame_text(&f)).as_deref(),
+            Ok(r#"{"type":"ping"}"#)
+        );
+        let f: Result<ClientFrame> =
+            js::from_json_text(r#"{"type":"auth","token":"t","x":1}"#, "f");
+        assert_eq!(f.map_err(|e| e.code().as_str()).err(), Some("malformed"));
+    }
+}
