@@ -241,11 +241,20 @@ export class Chat {
         .history(room.id, { limit: HISTORY_LIMIT })
         .then((items) => {
           for (const m of items) {
-            if (room.byKey.has(`id:${m.id}`)) continue;
+            const existing = room.byKey.get(`id:${m.id}`);
+            if (existing) {
+              // A file sent from here: the history has its pointer (to download it again).
+              if (existing.content.type === "pending-file" && m.content.type === "file") {
+                existing.content = m.content;
+                existing.version++;
+              }
+              continue;
+            }
             room.put({
               key: `id:${m.id}`,
               id: m.id,
               seq: m.seq,
+              clientId: m.clientId,
               senderId: m.senderId,
               own: m.senderId === this.state.me,
               at: toMs(m.sentAt),
@@ -342,6 +351,13 @@ export class Chat {
       room.put({ ...msg, key, id: sent.id, seq: sent.seq, clientId: sent.clientId ?? msg.clientId, send: "sent", error: undefined, transfer: undefined, version: msg.version + 1 });
     }
     this.state.changed("room", room.id);
+    const settled = room.byKey.get(key);
+    if (settled?.content.type === "pending-file") {
+      void (room.historyLoading ?? Promise.resolve()).then(() => {
+        room.historyLoaded = false;
+        return this.loadHistory(room);
+      });
+    }
   }
 
   private failed(room: RoomState, msg: ChatMessage, e: unknown): void {

@@ -68,7 +68,7 @@ export function mountLayout(root: HTMLElement, chat: Chat): void {
           ? last.content.type === "text"
             ? last.content.body
             : last.content.type === "file" || last.content.type === "pending-file"
-              ? "📎 file"
+              ? `file: ${last.content.type === "file" ? (last.content.file.name ?? "unnamed") : last.content.name}`
               : "unsupported message"
           : room.kind === "group"
             ? `${room.members.length} members`

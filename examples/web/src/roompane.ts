@@ -8,6 +8,7 @@ import { inviteDialog, membersDialog, safetyDialog } from "./dialogs.js";
 import { MARK_GLYPH, MARK_TITLE, percent, size, time } from "./format.js";
 import type { ChatMessage, RoomState } from "./state.js";
 import { errorText } from "./api.js";
+import { icon } from "./icons.js";
 
 interface Drawn {
   el: HTMLElement;
@@ -37,7 +38,7 @@ export class RoomPane {
     const attach = h(
       "label",
       { class: "button attach", title: "Send a file (end-to-end encrypted)" },
-      h("span", { aria: { hidden: "true" }, text: "📎" }),
+      icon("attach"),
       h("span", { class: "visually-hidden", text: "Send a file" }),
       this.fileInput,
     );
@@ -151,7 +152,7 @@ export class RoomPane {
       back,
       h("div", { class: "room-name" }, h("strong", { testid: "room-title", text: state.title(room) }), subtitle),
       peer
-        ? h("button", { type: "button", testid: "safety-button", title: "Safety number", text: "🔒 Safety number", on: { click: () => safetyDialog(this.chat, peer.userId) } })
+        ? h("button", { type: "button", testid: "safety-button", title: "Safety number", on: { click: () => safetyDialog(this.chat, peer.userId) } }, icon("lock"), h("span", { class: "label", text: "Safety number" }))
         : h("button", { type: "button", testid: "members-button", text: "Members", on: { click: () => membersDialog(this.chat, room) } }),
       room.kind === "group"
         ? h("button", { type: "button", testid: "invite-button", text: "Invite", on: { click: () => inviteDialog(this.chat, room) } })
@@ -328,7 +329,7 @@ export class RoomPane {
     const el = h(
       "div",
       { class: "body file", testid: "file" },
-      h("span", { class: "file-icon", aria: { hidden: "true" }, text: "📄" }),
+      icon("file"),
       h("span", { class: "file-name", testid: "file-name", text: name }),
       h("span", { class: "file-size", text: size(bytes) }),
     );

@@ -19,9 +19,11 @@
 //
 // Protocol with the Rust test: JSON lines. This script prints on stdout
 //   {"step":"group","room_id","alice_id","text"}   Alice's group with the native user
+//   {"step":"replace_identity"}                    now give the native user a new identity key
 //   {"step":"done","plaintexts":[...]}            everything typed in the browser
 // and reads on stdin
 //   {"step":"reply","text"}                        what the native user answered
+//   {"step":"replaced","user_id"}                  the native user's identity key is replaced
 // Logs go to stderr. Exit 0 on success, 1 with a message on any failure.
 
 import { chromium } from "playwright-core";
@@ -201,8 +203,11 @@ async function register(p) {
   await until(`${name}: "check your e-mail" after registering`, async () =>
     /check your e-mail/i.test((await page.getByTestId("start-notice").textContent({ timeout: 1000 })) ?? ""),
   );
-  const link = await verificationLink(email);
-  log(`${name}: verification link ${link.replace(/token=.*/, "token=…")}`);
+  const mailed = new URL(await verificationLink(email));
+  // The relay under test listens on a port the OS chose, so its public URL (the links'
+  // base) may name port 0: open the link's path and fragment on the relay we talk to.
+  const link = `${URL_BASE}${mailed.pathname}${mailed.search}${mailed.hash}`;
+  log(`${name}: verification link ${mailed.origin}${mailed.pathname}#token=… (opened at ${URL_BASE})`);
   // The link opens the app in the same page: the relay redirects to /app/?action=verify-email
   // and the page reads the token from the fragment.
   await page.goto(link);
@@ -378,6 +383,7 @@ async function run(browser) {
     await until("alice: the file message stored", async () =>
       ["stored", "delivered", "read"].includes(await aliceFile.getAttribute("data-mark", { timeout: 1000 })),
     );
+    await aliceFile.getByTestId("download").waitFor();
     const bobFile = bob.page.locator(`[data-testid="message"][data-kind="file"][data-text="notes.bin"]`);
     await bobFile.waitFor();
     const [download] = await Promise.all([bob.page.waitForEvent("download"), bobFile.getByTestId("download").click()]);
@@ -440,6 +446,23 @@ async function run(browser) {
       await expectMark(alice, toNative, ["delivered", "read"]);
       await screenshot(alice, "alice-group-with-native");
       log(`native client ${NATIVE_USER}: opened the browser's message, and its answer opened in the browser`);
+
+      // ---- the native user replaces their identity key: a red banner, sends held until accepted ----
+      emit({ step: "replace_identity" });
+      const replaced = await nextLine();
+      if (replaced.step !== "replaced") throw new Error(`unexpected line from the Rust test: ${JSON.stringify(replaced)}`);
+      const banner = alice.page.locator(`[data-testid="identity-banner"][data-user-id="${replaced.user_id}"]`);
+      await until(`alice: the identity-change banner for ${NATIVE_USER}`, () => banner.isVisible());
+      await screenshot(alice, "alice-identity-changed");
+      const held = secret("Held back until the new key is accepted:");
+      await send(alice, held);
+      await expectMark(alice, held, ["failed"]);
+      await banner.getByTestId("accept-identity").click();
+      await until("alice: the banner gone after accepting", async () => (await banner.count()) === 0);
+      const accepted = secret(`After accepting ${NATIVE_USER}'s new key:`);
+      await send(alice, accepted);
+      await expectMark(alice, accepted, ["stored", "delivered", "read"]);
+      log(`${NATIVE_USER}'s identity key changed: banner shown, send refused, accepted, sending again`);
     }
 
     if (pageErrors.length) throw new Error(`errors in the pages:\n  ${pageErrors.join("\n  ")}`);

@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod browser;
 mod conversation;
 mod faults;
 mod malicious;
