@@ -203,6 +203,7 @@ async function register(p) {
   await until(`${name}: "check your e-mail" after registering`, async () =>
     /check your e-mail/i.test((await page.getByTestId("start-notice").textContent({ timeout: 1000 })) ?? ""),
   );
+  if (name === "bob") await screenshot(p, "bob-phone-registered");
   const mailed = new URL(await verificationLink(email));
   // The relay under test listens on a port the OS chose, so its public URL (the links'
   // base) may name port 0: open the link's path and fragment on the relay we talk to.
@@ -230,6 +231,7 @@ async function login(p, { wrongFirst = false } = {}) {
       /wrong passphrase/i.test((await page.getByTestId("passphrase-error").textContent({ timeout: 1000 })) ?? ""),
     );
   }
+  if (wrongFirst) await screenshot(p, `${name}-wrong-passphrase`);
   await page.getByTestId("passphrase").fill(PASSPHRASE);
   const repeat = page.getByTestId("passphrase-repeat");
   if (await repeat.isVisible()) await repeat.fill(PASSPHRASE);
@@ -397,6 +399,7 @@ async function run(browser) {
     const aliceDigits = await safetyDigits(alice);
     const bobDigits = await safetyDigits(bob);
     if (aliceDigits !== bobDigits) throw new Error(`safety numbers differ:\n alice ${aliceDigits}\n bob   ${bobDigits}`);
+    await screenshot(bob, "bob-phone-safety-number");
     await alice.page.getByTestId("mark-verified").click();
     await until("alice: bob verified", async () => /verified/i.test((await alice.page.getByTestId("verified-state").textContent()) ?? ""));
     await closeDialog(alice);
