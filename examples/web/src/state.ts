@@ -42,6 +42,8 @@ export interface ChatMessage {
   version: number;
   /** A line from the app, not a message. */
   system?: { level: "info" | "warn" | "error" };
+  /** A line from the app shows after this seq (where the room was when it was said). */
+  after?: number;
 }
 
 export class RoomState {
@@ -100,6 +102,7 @@ export class RoomState {
       this.sort();
       return;
     }
+    if (msg.system && msg.seq === undefined && msg.after === undefined) msg.after = this.lastSeq();
     this.byKey.set(msg.key, msg);
     this.messages.push(msg);
     this.sort();
@@ -113,8 +116,8 @@ export class RoomState {
 
   private sort(): void {
     this.messages.sort((a, b) => {
-      const sa = a.seq ?? Number.MAX_SAFE_INTEGER;
-      const sb = b.seq ?? Number.MAX_SAFE_INTEGER;
+      const sa = place(a);
+      const sb = place(b);
       return sa !== sb ? sa - sb : a.at - b.at;
     });
   }
@@ -129,6 +132,13 @@ export class RoomState {
     }));
     this.unread = summary.unread ?? 0;
   }
+}
+
+/** Where a message sorts: its seq; a line from the app just after the seq it followed; unsent ones last. */
+function place(m: ChatMessage): number {
+  if (m.seq !== undefined) return m.seq;
+  if (m.after !== undefined) return m.after + 0.5;
+  return Number.MAX_SAFE_INTEGER;
 }
 
 export type Topic = "rooms" | "room" | "connection" | "alerts" | "typing" | "presence" | "me";

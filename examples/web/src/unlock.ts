@@ -32,7 +32,7 @@ export async function showUnlock(root: HTMLElement, relay: Relay, opts: UnlockOp
     { class: "stack link-part", hidden: true },
     h("p", {
       class: "notice error",
-      text: "This account already has keys on another device. To use it here, link this browser with a key backup file made on that device (“Back up keys” in its chat).",
+      text: "This account already has keys on another device. To use it here, link this browser with a key backup file made on that device (“Keys” in its chat). This browser gets its own device keys under the same identity.",
     }),
     field("Key backup file", backupFile),
     field("The backup's passphrase", backupPass),
@@ -47,11 +47,12 @@ export async function showUnlock(root: HTMLElement, relay: Relay, opts: UnlockOp
   const intro = existing
     ? "This browser keeps your keys, encrypted. Enter the passphrase you chose here to unlock them."
     : "Choose a passphrase. It protects your keys on this device: they are made here, in this browser, and stored only encrypted with it.";
+  const introEl = h("p", { text: intro });
   const form = h(
     "form",
     { class: "stack", testid: "passphrase-form", data: { existing: String(Boolean(existing)) } },
     h("h2", { text: `Hello, ${opts.username}` }),
-    h("p", { text: intro }),
+    introEl,
     field(existing ? "Passphrase" : "Passphrase for this device", passphrase),
     existing ? null : field("Passphrase again", repeat),
     linkPart,
@@ -107,6 +108,7 @@ export async function showUnlock(root: HTMLElement, relay: Relay, opts: UnlockOp
         if (code === "identity_exists") {
           linking = true;
           linkPart.hidden = false;
+          introEl.textContent = "Choose a passphrase for this browser: it protects the keys linked here.";
           submit.textContent = "Link this browser";
           notice.textContent = "";
           backupFile.focus();
