@@ -77,7 +77,28 @@ export class Chat {
     this.on<ReceivedMessage>(s, "message", (m) => this.received(m));
     this.on<{ roomId: string; seq: number; senderId: string; reason: string }>(s, "undecryptable", (u) => {
       const room = this.state.room(u.roomId);
-      this.system(room, `A message from ${this.state.nameOf(u.senderId)} could not be decrypted (${u.reason}).`, "warn", u.seq);
+      if (u.reason === "not_for_this_device") {
+        // Sealed before this device existed: expected on a newly linked browser. One quiet line.
+        room.hidden += 1;
+        const key = "hidden";
+        const line = room.byKey.get(key);
+        const text = `${room.hidden} earlier message${room.hidden === 1 ? " was" : "s were"} sealed before this device existed and cannot be read here.`;
+        if (line) {
+          line.content = { type: "text", body: text };
+          line.version++;
+        } else {
+          room.put({ key, senderId: "", own: false, at: Date.now(), after: u.seq - 1, content: { type: "text", body: text }, system: { level: "info" }, version: 0 });
+        }
+        this.state.changed("room", room.id);
+        return;
+      }
+      const why: Record<string, string> = {
+        unknown_device: "it came from a device that is unknown or was removed",
+        untrusted_sender: "the sender's identity key changed (see the warning)",
+        invalid: "it is damaged or forged",
+        replayed: "it is a replay of an earlier message",
+      };
+      this.system(room, `A message from ${this.state.nameOf(u.senderId)} could not be read: ${why[u.reason] ?? u.reason}.`, "warn", u.seq);
     });
     this.on<{ roomId: string; userId: string; active: boolean }>(s, "typing", (t) => {
       if (t.userId === this.state.me) return;
@@ -97,6 +118,7 @@ export class Chat {
       raise(room.delivered);
       if (r.kind === "read") raise(room.read);
       this.state.changed("room", r.roomId);
+      this.catchUp(room, r.seq);
     });
     this.on<{ roomId: string; change: unknown }>(s, "room", () => void this.refreshRooms());
     // A message that waited in the outbox (offline, or from before a reload) is stored now.
@@ -192,6 +214,7 @@ export class Chat {
       const unread = room.unread;
       const hadSummary = room.members.length > 0;
       room.update(summary);
+      if (room.historyLoaded && summary.lastSeq !== undefined) this.catchUp(room, summary.lastSeq);
       if (this.isViewing(room.id)) room.unread = 0;
       else if (hadSummary) room.unread = Math.max(unread, room.unread);
       for (const m of room.members) {
@@ -240,6 +263,7 @@ export class Chat {
       room.historyLoading = this.session
         .history(room.id, { limit: HISTORY_LIMIT })
         .then((items) => {
+          let unseen = 0;
           for (const m of items) {
             const existing = room.byKey.get(`id:${m.id}`);
             if (existing) {
@@ -262,7 +286,10 @@ export class Chat {
               trust: m.trust,
               version: 0,
             });
+            if (m.senderId !== this.state.me && m.seq > room.readSent) unseen++;
           }
+          // A catch-up of a room in the background: at least these are unread.
+          if (room.fetchedTo > 0 && !this.isViewing(room.id)) room.unread = Math.max(room.unread, unseen);
           room.historyLoaded = true;
           this.state.changed("room", room.id);
           this.state.changed("rooms");
@@ -273,6 +300,22 @@ export class Chat {
         .finally(() => (room.historyLoading = null));
     }
     return room.historyLoading;
+  }
+
+  /**
+   * Someone speaks of a message this page has not seen (a receipt, the room's last seq):
+   * fetch the history again. The live stream should have brought it; this covers what it
+   * did not (a room joined after its first messages, see the README's known issues).
+   */
+  private catchUp(room: RoomState, seq: number): void {
+    if (seq <= Math.max(room.lastSeq(), room.fetchedTo)) return;
+    room.fetchedTo = seq;
+    void (room.historyLoading ?? Promise.resolve())
+      .then(() => {
+        room.historyLoaded = false;
+        return this.loadHistory(room);
+      })
+      .then(() => this.maybeMarkRead());
   }
 
   isViewing(roomId: string): boolean {

@@ -154,7 +154,7 @@ export class RoomPane {
       peer
         ? h("button", { type: "button", testid: "safety-button", title: "Safety number", on: { click: () => safetyDialog(this.chat, peer.userId) } }, icon("lock"), h("span", { class: "label", text: "Safety number" }))
         : h("button", { type: "button", testid: "members-button", text: "Members", on: { click: () => membersDialog(this.chat, room) } }),
-      room.kind === "group"
+      room.kind === "group" && room.members.some((m) => m.userId === state.me && m.role === "owner")
         ? h("button", { type: "button", testid: "invite-button", text: "Invite", on: { click: () => inviteDialog(this.chat, room) } })
         : null,
     );

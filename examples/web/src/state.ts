@@ -61,6 +61,10 @@ export class RoomState {
   /** Other members' delivered and read marks (highest seq). */
   delivered = new Map<string, number>();
   read = new Map<string, number>();
+  /** Messages sealed before this device existed (not readable here). */
+  hidden = 0;
+  /** The highest seq a history fetch was started for (see Chat.catchUp). */
+  fetchedTo = 0;
   /** The highest seq this page marked read. */
   readSent = 0;
   lastActivity = 0;
