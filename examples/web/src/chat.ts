@@ -58,6 +58,11 @@ export class Chat {
     this.unsubscribe.push(() => document.removeEventListener("visibilitychange", onVisible));
   }
 
+  /** Runs `fn` when the chat closes (listeners of the views on window or document). */
+  onClose(fn: () => void): void {
+    this.unsubscribe.push(fn);
+  }
+
   // ---- Session events -------------------------------------------------------------
 
   private on<T>(target: EventTarget, type: string, fn: (detail: T) => void): void {
@@ -582,6 +587,7 @@ export class Chat {
     this.stopTyping();
     window.clearInterval(this.sweep);
     for (const u of this.unsubscribe) u();
+    for (const d of document.querySelectorAll("dialog.modal")) d.remove();
     try {
       this.session.close();
     } catch {

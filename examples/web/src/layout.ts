@@ -112,7 +112,9 @@ export function mountLayout(root: HTMLElement, chat: Chat): void {
   state.on("rooms", drawList);
   state.on("presence", drawList);
   state.on("alerts", drawList);
-  window.addEventListener("resize", () => chat.maybeMarkRead());
+  const onResize = () => chat.maybeMarkRead();
+  window.addEventListener("resize", onResize);
+  chat.onClose(() => window.removeEventListener("resize", onResize));
   drawConnection();
   drawList();
 }
