@@ -110,6 +110,41 @@ impl fmt::Debug for ClientFrame {
     }
 }
 
+/// Why a text frame is not a valid [`ClientFrame`] (the relay answers an `error`
+/// frame with code `invalid_frame` and this text as its detail).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// Not JSON, not an object of a known `type`, a missing or unknown field.
+    #[error("not a valid frame: {0}")]
+    Invalid(String),
+    /// A `ping` with fields besides `type`.
+    #[error("`ping` has no fields")]
+    PingHasFields,
+}
+
+/// A frame with a `type` and nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnlyType {
+    #[serde(rename = "type")]
+    _type: String,
+}
+
+impl ClientFrame {
+    /// Parses a client's text frame strictly: the relay's parser. On top of the
+    /// `Deserialize` rules it refuses a `ping` with fields (serde ignores extra
+    /// fields of a unit variant; the contract does not).
+    pub fn from_json_str(text: &str) -> Result<Self, FrameError> {
+        let frame = serde_json::from_str::<ClientFrame>(text)
+            .map_err(|e| FrameError::Invalid(e.to_string()))?;
+        if matches!(frame, ClientFrame::Ping) && serde_json::from_str::<OnlyType>(text).is_err() {
+            return Err(FrameError::PingHasFields);
+        }
+        Ok(frame)
+    }
+}
+
 /// A frame sent by the relay to the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -214,4 +249,40 @@ pub enum ServerFrame {
     },
     /// Answer to `ping`.
     Pong,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_parse_strictly() {
+        assert_eq!(
+            ClientFrame::from_json_str(r#"{"type":"ping"}"#),
+            Ok(ClientFrame::Ping)
+        );
+        assert_eq!(
+            ClientFrame::from_json_str(r#"{"type":"ping","extra":1}"#),
+            Err(FrameError::PingHasFields)
+        );
+        assert_eq!(
+            ClientFrame::from_json_str(
+                r#"{"type":"typing","room_id":"00000000-0000-0000-0000-000000000001","active":true}"#
+            ),
+            Ok(ClientFrame::Typing {
+                room_id: Uuid::from_u128(1),
+                active: true
+            })
+        );
+        let Err(FrameError::Invalid(why)) =
+            ClientFrame::from_json_str(r#"{"type":"auth","token":"t","extra":1}"#)
+        else {
+            unreachable!("an unknown field must be refused");
+        };
+        assert!(why.contains("extra"), "{why}");
+        assert!(matches!(
+            ClientFrame::from_json_str("[]"),
+            Err(FrameError::Invalid(_))
+        ));
+    }
 }

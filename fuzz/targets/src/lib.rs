@@ -1,0 +1,595 @@
+//! The bodies of Sotto's fuzz targets: one function per parser of `sotto-core`
+//! (and the relay's WebSocket frame parser, which lives in the core as
+//! [`ClientFrame::from_json_str`]).
+//!
+//! Each function takes arbitrary bytes, runs them through a parser and, where
+//! the input parses, asserts invariants that can fail (round trips, agreement
+//! between two entry points, strictness), not only "does not panic". A failed
+//! assertion or a panic inside the core is a finding.
+//!
+//! The same functions run in two places:
+//! - `fuzz/fuzz_targets/<name>.rs`: the cargo-fuzz targets (`scripts/fuzz`);
+//! - `tests/replay.rs`: a stable test that replays every committed corpus file
+//!   (`fuzz/corpus/<name>/`, `fuzz/regressions/<name>/`) and the seeds.
+//!
+//! Seeds come from the test vectors in `core/tests/vectors/` ([`seeds`]).
+
+use sha2::{Digest, Sha256};
+use sotto_core::api::ws::{ClientFrame, FrameError, ServerFrame};
+use sotto_core::attachment::{
+    self, AttachmentDecryptor, AttachmentError, AttachmentKey, AttachmentPointer, encrypted_len,
+};
+use sotto_core::backup::{self, BackupParams, DeviceSecrets, RecoveryKey};
+use sotto_core::encoding::B64;
+use sotto_core::envelope::{Envelope, EnvelopeJson, HEADER_LEN, Limits, MAX_CIPHERTEXT};
+use sotto_core::error::{BundleError, DecodeError};
+use sotto_core::keys::DeviceBundle;
+use uuid::Uuid;
+
+pub mod seeds;
+
+/// A fuzz target body.
+pub type Target = fn(&[u8]);
+
+/// Every target, by the name of its `fuzz/fuzz_targets/<name>.rs` and corpus directory.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("envelope_binary", envelope_binary),
+    ("envelope_json", envelope_json),
+    ("bundle", bundle),
+    ("backup_blob", backup_blob),
+    ("attachment_pointer", attachment_pointer),
+    ("attachment_stream", attachment_stream),
+    ("recovery_key", recovery_key),
+    ("ws_frame", ws_frame),
+];
+
+/// `Envelope::from_bytes`: an envelope that parses re-encodes to the same bytes,
+/// agrees with `peek_header`, survives the JSON form, and respects its limits.
+pub fn envelope_binary(data: &[u8]) {
+    let peeked = Envelope::peek_header(data);
+    let Ok(env) = Envelope::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(env.to_bytes(), data, "binary round trip");
+    assert_eq!(peeked.as_ref(), Ok(&env.header), "peek_header disagrees");
+    assert_eq!(env.header.to_bytes()[..], data[..HEADER_LEN]);
+
+    assert!(!env.recipients.is_empty());
+    assert!(
+        env.recipients
+            .windows(2)
+            .all(|w| w[0].device_id < w[1].device_id),
+        "recipients not strictly increasing"
+    );
+    for r in &env.recipients {
+        assert!(r.suite.valid_wrap_len(r.wrapped_key.len()));
+    }
+    assert!((16..=MAX_CIPHERTEXT).contains(&env.ciphertext.len()));
+
+    // The JSON form is lossless.
+    assert_eq!(Envelope::from_json(&env.to_json()).as_ref(), Ok(&env));
+    assert_eq!(
+        Envelope::from_json_str(&env.to_json_string()).as_ref(),
+        Ok(&env)
+    );
+
+    // Limits: exactly enough passes, one less of either fails.
+    let exact = Limits {
+        max_recipients: env.recipients.len(),
+        max_envelope_bytes: data.len(),
+    };
+    assert_eq!(
+        Envelope::from_bytes_with_limits(data, &exact).as_ref(),
+        Ok(&env)
+    );
+    let shorter = Limits {
+        max_envelope_bytes: data.len() - 1,
+        ..exact
+    };
+    assert_eq!(
+        Envelope::from_bytes_with_limits(data, &shorter),
+        Err(DecodeError::TooLarge)
+    );
+    let fewer = Limits {
+        max_recipients: env.recipients.len() - 1,
+        ..exact
+    };
+    assert_eq!(
+        Envelope::from_bytes_with_limits(data, &fewer),
+        Err(DecodeError::RecipientCount)
+    );
+}
+
+/// `Envelope::from_json_str`: agrees with `EnvelopeJson` + `from_json`; what
+/// parses converts to binary and back, and to JSON and back, unchanged.
+pub fn envelope_json(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let parsed = Envelope::from_json_str(text);
+    match serde_json::from_str::<EnvelopeJson>(text) {
+        Ok(j) if text.len() <= 2 * sotto_core::envelope::MAX_ENVELOPE_BYTES => {
+            assert_eq!(
+                Envelope::from_json(&j),
+                parsed,
+                "two JSON entry points disagree"
+            );
+            if let Ok(env) = &parsed {
+                assert_eq!(&env.to_json(), &j, "JSON form is not canonical");
+            }
+        }
+        _ => assert!(
+            parsed.is_err(),
+            "from_json_str accepted what EnvelopeJson refuses"
+        ),
+    }
+    let Ok(env) = parsed else {
+        return;
+    };
+    let bytes = env.to_bytes();
+    assert_eq!(Envelope::from_bytes(&bytes).as_ref(), Ok(&env));
+    let again = serde_json::to_string(&env.to_json()).expect("EnvelopeJson serializes");
+    assert_eq!(again, env.to_json_string());
+    assert_eq!(Envelope::from_json_str(&again).as_ref(), Ok(&env));
+}
+
+/// `DeviceBundle` from JSON, then `verify`: serde round trip; `verify` and
+/// `from_json_verified` agree; a verified bundle's keys are the bundle's, and
+/// any change to a signed field or a signature makes it fail.
+pub fn bundle(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let via_json = DeviceBundle::from_json_verified(text);
+    let Ok(bundle) = serde_json::from_str::<DeviceBundle>(text) else {
+        assert!(matches!(
+            via_json,
+            Err(BundleError::Decode(DecodeError::Json(_)))
+        ));
+        return;
+    };
+    let again = serde_json::to_string(&bundle).expect("a bundle serializes");
+    assert_eq!(
+        serde_json::from_str::<DeviceBundle>(&again).expect("re-parses"),
+        bundle,
+        "bundle JSON round trip"
+    );
+    let verified = bundle.verify();
+    assert_eq!(verified, via_json, "verify and from_json_verified disagree");
+    let Ok(device) = verified else {
+        return;
+    };
+    assert_eq!(device.user_id(), bundle.user_id);
+    assert_eq!(device.device_id(), bundle.device_id);
+    assert_eq!(
+        &device.identity_key().to_bytes()[..],
+        bundle.identity_key.as_bytes()
+    );
+    assert_eq!(&device.signing_key()[..], bundle.signing_key.as_bytes());
+    assert_eq!(&device.x25519_key()[..], bundle.x25519_key.as_bytes());
+    assert_eq!(device.has_rsa(), bundle.rsa_key.is_some());
+    assert_eq!(
+        bundle.verify_for(device.identity_key()).as_ref(),
+        Ok(&device)
+    );
+
+    let mut other = bundle.clone();
+    other.user_id = Uuid::from_u128(bundle.user_id.as_u128() ^ 1);
+    assert_eq!(other.verify(), Err(BundleError::BadIdentitySignature));
+    let mut other = bundle.clone();
+    other.device_id = Uuid::from_u128(bundle.device_id.as_u128() ^ 1);
+    assert_eq!(other.verify(), Err(BundleError::BadIdentitySignature));
+    let mut other = bundle.clone();
+    other.identity_signature.0[0] ^= 1;
+    assert!(
+        other.verify().is_err(),
+        "tampered identity signature verified"
+    );
+    let mut other = bundle.clone();
+    other.device_signature.0[0] ^= 1;
+    assert!(
+        other.verify().is_err(),
+        "tampered device signature verified"
+    );
+    let mut other = bundle;
+    other.rsa_key = match other.rsa_key {
+        Some(_) => None,
+        None => Some(B64(vec![0x30, 0x00])),
+    };
+    assert!(
+        other.verify().is_err(),
+        "adding or removing the RSA key verified"
+    );
+}
+
+/// The fixed recovery key of the `backup_blob` target (the test vector's).
+pub const FUZZ_RECOVERY_KEY: [u8; 32] = [0x42; 32];
+const BACKUP_MAGIC: &[u8; 8] = b"SOTTOBAK";
+const RECOVERY_INFO: &[u8] = b"SOTTO-v1 backup recovery-key";
+const BACKUP_SALT: [u8; 16] = [0x5a; 16];
+const BACKUP_NONCE: [u8; 12] = [0xa5; 12];
+/// Length of the secrets plaintext without an RSA key.
+const SECRETS_LEN_NO_RSA: usize = 16 + 16 + 32 * 3 + 2;
+
+/// Key backups. The first byte picks the mode:
+///
+/// - even: the rest is a blob, imported with the fixed recovery key
+///   ([`FUZZ_RECOVERY_KEY`]), and with a passphrase unless its header holds
+///   in-range Argon2 parameters (see below);
+/// - odd: the rest is the *secrets plaintext*, which the harness encrypts into
+///   a valid recovery-key blob (the format of docs/protocol.md), so that the
+///   authenticated part of the parser (`decode_secrets`, PKCS#8) is reached.
+///
+/// Argon2id runs with at least 8 MiB and one pass (~10 ms) on any blob whose
+/// parameters are in range: far too slow for millions of runs. Such blobs are
+/// not given to `import_with_passphrase` here; every other blob is, and must be
+/// refused before the KDF (an out-of-range blob that reached it would allocate
+/// up to 4 TiB and fail the run). The framing parser they share with the
+/// recovery-key path is fuzzed on every input.
+pub fn backup_blob(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode & 1 == 0 {
+        backup_raw(rest);
+    } else {
+        backup_secrets(rest);
+    }
+}
+
+fn backup_raw(blob: &[u8]) {
+    let key = RecoveryKey::from_bytes(FUZZ_RECOVERY_KEY);
+    if let Ok(secrets) = backup::import_with_recovery_key(blob, &key) {
+        check_reexport(&secrets, &key);
+    }
+    if !argon2_params_in_range(blob) {
+        assert!(
+            backup::import_with_passphrase(blob, b"fuzz").is_err(),
+            "a passphrase blob with out-of-range parameters imported"
+        );
+    }
+}
+
+/// Whether `blob` is a passphrase blob whose Argon2 parameters are in range,
+/// i.e. whether `import_with_passphrase` could get as far as the KDF.
+fn argon2_params_in_range(blob: &[u8]) -> bool {
+    let (Some(&1), Some(params)) = (blob.get(9), blob.get(10..22)) else {
+        return false;
+    };
+    let word =
+        |i: usize| u32::from_be_bytes([params[i], params[i + 1], params[i + 2], params[i + 3]]);
+    (BackupParams::MIN_M_COST_KIB..=BackupParams::MAX_M_COST_KIB).contains(&word(0))
+        && (1..=BackupParams::MAX_T_COST).contains(&word(4))
+        && (1..=BackupParams::MAX_P_COST).contains(&word(8))
+}
+
+/// A valid recovery-key blob (under [`FUZZ_RECOVERY_KEY`]) around `plaintext`.
+pub fn recovery_blob_around(plaintext: &[u8]) -> Vec<u8> {
+    let mut blob = BACKUP_MAGIC.to_vec();
+    blob.extend_from_slice(&[1, 2]);
+    blob.extend_from_slice(&BACKUP_SALT);
+    blob.extend_from_slice(&BACKUP_NONCE);
+    let mut key = [0u8; 32];
+    hkdf::Hkdf::<Sha256>::new(Some(&BACKUP_SALT), &FUZZ_RECOVERY_KEY)
+        .expand(RECOVERY_INFO, &mut key)
+        .expect("32 bytes is a valid HKDF-SHA256 length");
+    let ct = sotto_core::primitives::aes256gcm_encrypt(&key, &BACKUP_NONCE, &blob, plaintext)
+        .expect("AES-GCM encrypts");
+    blob.extend_from_slice(&ct);
+    blob
+}
+
+fn backup_secrets(plaintext: &[u8]) {
+    let key = RecoveryKey::from_bytes(FUZZ_RECOVERY_KEY);
+    let blob = recovery_blob_around(plaintext);
+    let result = backup::import_with_recovery_key(&blob, &key);
+    let rsa_len = plaintext
+        .get(SECRETS_LEN_NO_RSA - 2..SECRETS_LEN_NO_RSA)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let Ok(secrets) = result else {
+        // Without an RSA key every well-framed plaintext is a valid backup.
+        assert!(
+            !(rsa_len == Some(0) && plaintext.len() == SECRETS_LEN_NO_RSA),
+            "valid secrets without RSA refused: {result:?}"
+        );
+        return;
+    };
+    let rsa_len = rsa_len.expect("a decoded plaintext holds the RSA length");
+    assert_eq!(plaintext.len(), SECRETS_LEN_NO_RSA + rsa_len);
+    assert_eq!(secrets.user_id.as_bytes()[..], plaintext[..16]);
+    assert_eq!(secrets.device_id.as_bytes()[..], plaintext[16..32]);
+    assert_eq!(secrets.identity.to_seed()[..], plaintext[32..64]);
+    assert_eq!(secrets.device.signing_seed()[..], plaintext[64..96]);
+    assert_eq!(secrets.device.x25519_secret()[..], plaintext[96..128]);
+    let rsa = secrets
+        .device
+        .rsa_pkcs8_der()
+        .expect("a decoded RSA key encodes");
+    assert_eq!(rsa.is_some(), rsa_len > 0);
+    check_reexport(&secrets, &key);
+}
+
+/// Exporting what was imported and importing it again gives the same secrets.
+fn check_reexport(secrets: &DeviceSecrets, key: &RecoveryKey) {
+    let blob = backup::export_with_recovery_key(secrets, key).expect("re-export");
+    let back = backup::import_with_recovery_key(&blob, key).expect("re-import");
+    assert_eq!(back.user_id, secrets.user_id);
+    assert_eq!(back.device_id, secrets.device_id);
+    assert_eq!(*back.identity.to_seed(), *secrets.identity.to_seed());
+    assert_eq!(*back.device.signing_seed(), *secrets.device.signing_seed());
+    assert_eq!(
+        *back.device.x25519_secret(),
+        *secrets.device.x25519_secret()
+    );
+    let der = |s: &DeviceSecrets| {
+        s.device
+            .rsa_pkcs8_der()
+            .expect("RSA key encodes")
+            .map(|d| d.to_vec())
+    };
+    assert_eq!(der(&back), der(secrets));
+}
+
+/// `AttachmentPointer` from JSON: serde round trip; `validate` and
+/// `AttachmentDecryptor::for_pointer` agree; a valid pointer's decryptor
+/// accepts the matching header and nothing shorter than a whole blob.
+pub fn attachment_pointer(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(pointer) = serde_json::from_str::<AttachmentPointer>(text) else {
+        return;
+    };
+    let again = serde_json::to_string(&pointer).expect("a pointer serializes");
+    assert_eq!(
+        serde_json::from_str::<AttachmentPointer>(&again).expect("re-parses"),
+        pointer,
+        "pointer JSON round trip"
+    );
+    let valid = pointer.validate();
+    let decryptor = AttachmentDecryptor::for_pointer(&pointer);
+    assert_eq!(
+        valid.as_ref().err(),
+        decryptor.as_ref().err(),
+        "validate and for_pointer disagree"
+    );
+    let Ok(mut decryptor) = decryptor else {
+        assert!(pointer.decrypt(&[]).is_err());
+        return;
+    };
+    assert_eq!(
+        encrypted_len(pointer.size, pointer.chunk_size),
+        Some(pointer.encrypted_size)
+    );
+    assert!(pointer.attachment_key().is_ok());
+    assert!(pointer.digest().is_ok());
+    assert_eq!(
+        pointer.decrypt(&[]).err(),
+        Some(AttachmentError::SizeMismatch)
+    );
+
+    // The header the pointer announces is accepted, another chunk size is not.
+    let header = |chunk_size: u32| {
+        let mut h = attachment::MAGIC.to_vec();
+        h.push(attachment::FORMAT_VERSION);
+        h.extend_from_slice(&chunk_size.to_be_bytes());
+        h
+    };
+    let released = decryptor.update(&header(pointer.chunk_size));
+    assert!(released.is_ok_and(|p| p.is_empty()));
+    assert_eq!(decryptor.finish().err(), Some(AttachmentError::Truncated));
+    let other = if pointer.chunk_size == attachment::MIN_CHUNK_SIZE {
+        attachment::MAX_CHUNK_SIZE
+    } else {
+        attachment::MIN_CHUNK_SIZE
+    };
+    let mut decryptor = AttachmentDecryptor::for_pointer(&pointer).expect("valid pointer");
+    assert_eq!(
+        decryptor.update(&header(other)).err(),
+        Some(AttachmentError::SizeMismatch)
+    );
+}
+
+/// The keys `attachment_stream` chooses from (the first byte of the input):
+/// those of the three attachment test vectors, and all zeros.
+pub const ATTACHMENT_KEYS: [[u8; 32]; 4] = [
+    [
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+        25, 26, 27, 28, 29, 30, 31,
+    ],
+    [0x42; 32],
+    [0xee; 32],
+    [0; 32],
+];
+
+/// Most cut points an `attachment_stream` input can name.
+pub const MAX_CUTS: u8 = 8;
+
+/// The `attachment_stream` input for `blob` under key `key_index`, fed in
+/// pieces of the given lengths (then the rest).
+pub fn attachment_stream_input(key_index: u8, cuts: &[u16], blob: &[u8]) -> Vec<u8> {
+    let mut out = vec![key_index, u8::try_from(cuts.len()).unwrap_or(0) % MAX_CUTS];
+    for c in cuts {
+        out.extend_from_slice(&c.to_be_bytes());
+    }
+    out.extend_from_slice(blob);
+    out
+}
+
+/// Attachment blobs: `key index u8 ‖ n u8 ‖ n × piece length u16 ‖ blob`. The
+/// streaming `AttachmentDecryptor` is fed the blob in those pieces (then the
+/// rest) and must agree exactly with the one-shot `decrypt`; a blob that
+/// decrypts has the size its plaintext implies, decrypts through a pointer
+/// too, and stops decrypting when its last byte is cut.
+pub fn attachment_stream(data: &[u8]) {
+    let [key_index, n, rest @ ..] = data else {
+        return;
+    };
+    let mut rest = rest;
+    let mut cuts = Vec::new();
+    for _ in 0..(n % MAX_CUTS) {
+        let [a, b, tail @ ..] = rest else {
+            break;
+        };
+        cuts.push(usize::from(u16::from_be_bytes([*a, *b])));
+        rest = tail;
+    }
+    let blob = rest;
+    let key_bytes = ATTACHMENT_KEYS[usize::from(*key_index) % ATTACHMENT_KEYS.len()];
+    let key = AttachmentKey::from_bytes(key_bytes);
+
+    let streamed = decrypt_in_pieces(AttachmentDecryptor::new(&key), blob, &cuts);
+    let digest: [u8; 32] = Sha256::digest(blob).into();
+    let one_shot = attachment::decrypt(&key, blob, &digest).map(|p| p.to_vec());
+    assert_eq!(
+        streamed, one_shot,
+        "streaming and one-shot decryption disagree"
+    );
+
+    let mut wrong = digest;
+    wrong[0] ^= 1;
+    assert_eq!(
+        attachment::decrypt(&key, blob, &wrong).err(),
+        Some(AttachmentError::DigestMismatch)
+    );
+
+    let Ok(plaintext) = one_shot else {
+        return;
+    };
+    let chunk_size = u32::from_be_bytes([blob[5], blob[6], blob[7], blob[8]]);
+    let size = u64::try_from(plaintext.len()).expect("fits");
+    let encrypted_size = u64::try_from(blob.len()).expect("fits");
+    assert_eq!(encrypted_len(size, chunk_size), Some(encrypted_size));
+
+    let pointer = AttachmentPointer {
+        id: Uuid::nil(),
+        key: B64(key_bytes.to_vec()),
+        sha256: B64(digest.to_vec()),
+        size,
+        encrypted_size,
+        chunk_size,
+        content_type: None,
+        name: None,
+    };
+    assert_eq!(
+        pointer.decrypt(blob).map(|p| p.to_vec()).as_ref(),
+        Ok(&plaintext)
+    );
+    let checked = AttachmentDecryptor::for_pointer(&pointer).expect("valid pointer");
+    assert_eq!(
+        decrypt_in_pieces(checked, blob, &cuts).as_ref(),
+        Ok(&plaintext)
+    );
+    let cut = &blob[..blob.len() - 1];
+    let cut_digest: [u8; 32] = Sha256::digest(cut).into();
+    assert!(attachment::decrypt(&key, cut, &cut_digest).is_err());
+}
+
+fn decrypt_in_pieces(
+    mut dec: AttachmentDecryptor,
+    blob: &[u8],
+    cuts: &[usize],
+) -> Result<Vec<u8>, AttachmentError> {
+    let mut out = Vec::new();
+    let mut rest = blob;
+    for &len in cuts {
+        let (piece, tail) = rest.split_at(len.min(rest.len()));
+        out.extend_from_slice(&dec.update(piece)?);
+        rest = tail;
+    }
+    out.extend_from_slice(&dec.update(rest)?);
+    out.extend_from_slice(&dec.finish()?);
+    Ok(out)
+}
+
+/// `RecoveryKey::parse`: what parses displays as the canonical form of the
+/// input, the canonical form parses to the same key, and a changed checksum
+/// digit is refused.
+pub fn recovery_key(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(key) = RecoveryKey::parse(text) else {
+        return;
+    };
+    let shown = key.to_display_string();
+    assert_eq!(shown.len(), 17 * 4 + 16);
+    for (i, group) in shown.split('-').enumerate() {
+        assert!(i < 17);
+        assert_eq!(group.len(), 4);
+        assert!(
+            group
+                .bytes()
+                .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        );
+    }
+    let normalized: String = text
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' ' | '\n' | '\t'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    assert_eq!(
+        normalized,
+        shown.replace('-', ""),
+        "display is not the input"
+    );
+    let again = RecoveryKey::parse(&shown).expect("the display form parses");
+    assert_eq!(*again.to_display_string(), *shown);
+
+    let mut bad = shown.to_string();
+    let last = bad.pop().expect("non-empty");
+    bad.push(if last == '0' { '1' } else { '0' });
+    assert!(RecoveryKey::parse(&bad).is_err(), "a wrong checksum parsed");
+}
+
+/// The relay's WebSocket text-frame parser, `ClientFrame::from_json_str`: what
+/// parses round-trips through JSON, `auth` tokens never reach `Debug`, errors
+/// are the strict rules on top of serde's, and a `send`'s envelope goes on to
+/// the envelope parser as it does in the relay. Also the client's parse of the
+/// relay's frames (`ServerFrame`), which must round-trip.
+pub fn ws_frame(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match ClientFrame::from_json_str(text) {
+        Ok(frame) => {
+            let json = serde_json::to_string(&frame).expect("a frame serializes");
+            assert_eq!(
+                ClientFrame::from_json_str(&json).as_ref(),
+                Ok(&frame),
+                "client frame round trip"
+            );
+            match &frame {
+                ClientFrame::Auth { .. } => assert_eq!(
+                    format!("{frame:?}"),
+                    format!(
+                        "{:?}",
+                        ClientFrame::Auth {
+                            token: String::new()
+                        }
+                    ),
+                    "Debug shows the token"
+                ),
+                ClientFrame::Send { envelope, .. } => envelope_binary(envelope.as_bytes()),
+                _ => {}
+            }
+        }
+        Err(e) => {
+            let lenient = serde_json::from_str::<ClientFrame>(text);
+            match e {
+                FrameError::PingHasFields => {
+                    assert_eq!(lenient.ok(), Some(ClientFrame::Ping));
+                }
+                _ => assert!(lenient.is_err(), "refused a frame serde accepts: {e}"),
+            }
+        }
+    }
+    if let Ok(frame) = serde_json::from_str::<ServerFrame>(text) {
+        let json = serde_json::to_string(&frame).expect("a frame serializes");
+        assert_eq!(
+            serde_json::from_str::<ServerFrame>(&json).expect("re-parses"),
+            frame,
+            "server frame round trip"
+        );
+    }
+}

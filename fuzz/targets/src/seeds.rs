@@ -1,0 +1,271 @@
+//! Seed inputs for every target, built from the test vectors in
+//! `core/tests/vectors/` (so the fuzzer starts from valid envelopes, bundles,
+//! backups, attachments and frames, and can reach past the first checks).
+//!
+//! `cargo run -p sotto-fuzz-targets --bin fuzz-seed -- fuzz/corpus` writes them
+//! as `fuzz/corpus/<target>/seed-<name>`; the replay test runs them too.
+
+use serde_json::{Value, json};
+use sotto_core::api::messages::ReceiptKind;
+use sotto_core::api::rooms::RoomChange;
+use sotto_core::api::ws::{ClientFrame, ServerFrame};
+use sotto_core::encoding::B64;
+use sotto_core::envelope::{Envelope, Header, RecipientEntry};
+use sotto_core::suite::Suite;
+use uuid::Uuid;
+
+use crate::{attachment_stream_input, recovery_blob_around};
+
+const SOTTO_V1: &str = include_str!("../../../core/tests/vectors/sotto_v1.json");
+const ATTACHMENT_V1: &str = include_str!("../../../core/tests/vectors/attachment_v1.json");
+
+/// One seed: a file name (without the `seed-` prefix) and its bytes.
+pub type Seed = (String, Vec<u8>);
+
+fn hex(text: &str) -> Vec<u8> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => panic!("not hex: {text}"),
+    };
+    assert!(text.len().is_multiple_of(2), "odd hex length");
+    text.as_bytes()
+        .chunks(2)
+        .map(|p| (digit(p[0]) << 4) | digit(p[1]))
+        .collect()
+}
+
+fn vectors() -> (Value, Value) {
+    (
+        serde_json::from_str(SOTTO_V1).expect("sotto_v1.json parses"),
+        serde_json::from_str(ATTACHMENT_V1).expect("attachment_v1.json parses"),
+    )
+}
+
+fn str_at<'a>(v: &'a Value, what: &str) -> &'a str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("vector field {what} is not a string"))
+}
+
+/// A small hand-built envelope: one x25519 recipient, a 16-byte ciphertext.
+fn minimal_envelope() -> Envelope {
+    Envelope {
+        header: Header {
+            room_id: Uuid::from_u128(1),
+            sender_user_id: Uuid::from_u128(2),
+            sender_device_id: Uuid::from_u128(3),
+            client_message_id: Uuid::from_u128(4),
+            timestamp_ms: 5,
+        },
+        recipients: vec![RecipientEntry {
+            device_id: Uuid::from_u128(6),
+            suite: Suite::X25519,
+            wrapped_key: vec![7; 32 + 32 + 16],
+        }],
+        nonce: [8; 12],
+        ciphertext: vec![9; 16],
+        signature: [10; 64],
+    }
+}
+
+/// The seeds of `target` (empty for an unknown name).
+pub fn seeds(target: &str) -> Vec<Seed> {
+    let (v, att) = vectors();
+    let env_hex = str_at(&v["envelope"]["envelope"], "envelope.envelope");
+    let envelope = Envelope::from_bytes(&hex(env_hex)).expect("the vector envelope parses");
+    let minimal = minimal_envelope();
+    let seed = |name: &str, bytes: Vec<u8>| (name.to_owned(), bytes);
+    match target {
+        "envelope_binary" => vec![
+            seed("vector", envelope.to_bytes()),
+            seed("minimal", minimal.to_bytes()),
+        ],
+        "envelope_json" => vec![
+            seed(
+                "vector",
+                serde_json::to_vec(&v["envelope"]["envelope_json"]).expect("json"),
+            ),
+            seed("minimal", minimal.to_json_string().into_bytes()),
+        ],
+        "bundle" => v["parties"]
+            .as_array()
+            .expect("parties")
+            .iter()
+            .map(|p| {
+                let name = str_at(&p["name"], "party name");
+                seed(name, serde_json::to_vec(&p["bundle"]).expect("json"))
+            })
+            .collect(),
+        "backup_blob" => {
+            let mut out = vec![];
+            for (name, field) in [
+                ("recovery", "backup_recovery_key"),
+                ("passphrase", "backup_passphrase"),
+            ] {
+                let mut bytes = vec![0u8];
+                bytes.extend(hex(str_at(&v[field]["blob"], field)));
+                out.push(seed(name, bytes));
+            }
+            for p in v["parties"].as_array().expect("parties") {
+                let name = str_at(&p["name"], "party name");
+                let mut plaintext = Vec::new();
+                for id in ["user_id", "device_id"] {
+                    let id: Uuid = serde_json::from_value(p[id].clone()).expect("uuid");
+                    plaintext.extend_from_slice(id.as_bytes());
+                }
+                for secret in ["identity_seed", "signing_seed", "x25519_secret"] {
+                    plaintext.extend(hex(str_at(&p[secret], secret)));
+                }
+                let rsa = p["rsa_pkcs8"].as_str().map(hex).unwrap_or_default();
+                let rsa_len = u16::try_from(rsa.len()).expect("small RSA key");
+                plaintext.extend_from_slice(&rsa_len.to_be_bytes());
+                plaintext.extend(rsa);
+                let mut bytes = vec![1u8];
+                bytes.extend_from_slice(&plaintext);
+                out.push(seed(&format!("secrets-{name}"), bytes));
+            }
+            // The blob the harness builds, as a raw blob too.
+            if let Some((_, first)) = out.iter().find(|(n, _)| n == "secrets-alice-laptop") {
+                let mut bytes = vec![0u8];
+                bytes.extend(recovery_blob_around(&first[1..]));
+                out.push(seed("harness-blob", bytes));
+            }
+            out
+        }
+        "attachment_pointer" => att["vectors"]
+            .as_array()
+            .expect("vectors")
+            .iter()
+            .map(|a| {
+                let name = str_at(&a["name"], "name");
+                seed(name, serde_json::to_vec(&a["pointer"]).expect("json"))
+            })
+            .collect(),
+        "attachment_stream" => {
+            let mut out = vec![];
+            for (i, a) in att["vectors"]
+                .as_array()
+                .expect("vectors")
+                .iter()
+                .enumerate()
+            {
+                let name = str_at(&a["name"], "name");
+                let blob = hex(str_at(&a["blob"], "blob"));
+                let key = hex(str_at(&a["key"], "key"));
+                let index = crate::ATTACHMENT_KEYS
+                    .iter()
+                    .position(|k| k[..] == key[..])
+                    .expect("the vector key is one of ATTACHMENT_KEYS");
+                let index = u8::try_from(index).expect("small");
+                out.push(seed(name, attachment_stream_input(index, &[], &blob)));
+                if i == 0 {
+                    // Pieces across the header and a chunk boundary.
+                    out.push(seed(
+                        &format!("{name}-pieces"),
+                        attachment_stream_input(index, &[3, 10, 1027, 0, 1], &blob),
+                    ));
+                }
+            }
+            out
+        }
+        "recovery_key" => {
+            let text = str_at(
+                &v["backup_recovery_key"]["recovery_key"],
+                "backup_recovery_key.recovery_key",
+            );
+            vec![
+                seed("vector", text.as_bytes().to_vec()),
+                seed(
+                    "upper-spaced",
+                    text.to_uppercase().replace('-', " ").into_bytes(),
+                ),
+            ]
+        }
+        "ws_frame" => {
+            let room = Uuid::from_u128(0x7007);
+            let frames = [
+                (
+                    "auth",
+                    ClientFrame::Auth {
+                        token: "token".into(),
+                    },
+                ),
+                (
+                    "send",
+                    ClientFrame::Send {
+                        room_id: room,
+                        client_id: envelope.header.client_message_id,
+                        envelope: B64(minimal.to_bytes()),
+                    },
+                ),
+                (
+                    "typing",
+                    ClientFrame::Typing {
+                        room_id: room,
+                        active: true,
+                    },
+                ),
+                (
+                    "receipt",
+                    ClientFrame::Receipt {
+                        room_id: room,
+                        kind: ReceiptKind::Read,
+                        seq: 7,
+                    },
+                ),
+                (
+                    "resume",
+                    ClientFrame::Resume {
+                        cursors: [(room, 3), (Uuid::from_u128(1), 0)].into_iter().collect(),
+                    },
+                ),
+                ("ping", ClientFrame::Ping),
+            ];
+            let mut out: Vec<Seed> = frames
+                .iter()
+                .map(|(name, f)| seed(name, serde_json::to_vec(f).expect("json")))
+                .collect();
+            let server = [
+                (
+                    "server-message",
+                    ServerFrame::Message {
+                        room_id: room,
+                        id: Uuid::from_u128(9),
+                        seq: 1,
+                        sender_id: Uuid::from_u128(2),
+                        device_id: Uuid::from_u128(3),
+                        envelope: B64(vec![1, 2, 3]),
+                        created_at: "2026-01-01T00:00:00.123Z".into(),
+                    },
+                ),
+                (
+                    "server-room",
+                    ServerFrame::Room {
+                        room_id: room,
+                        change: RoomChange::MemberAdded,
+                    },
+                ),
+                (
+                    "server-error",
+                    ServerFrame::Error {
+                        code: "invalid_frame".into(),
+                        detail: Some("x".into()),
+                        client_id: None,
+                    },
+                ),
+            ];
+            out.extend(
+                server
+                    .iter()
+                    .map(|(name, f)| seed(name, serde_json::to_vec(f).expect("json"))),
+            );
+            out.push(seed(
+                "ping-with-field",
+                serde_json::to_vec(&json!({"type": "ping", "x": 1})).expect("json"),
+            ));
+            out
+        }
+        _ => vec![],
+    }
+}
