@@ -90,6 +90,21 @@ pub fn x25519_check_public(public: &[u8; 32]) -> Result<(), CryptoError> {
     x25519(&probe, public).map(|_| ())
 }
 
+/// Whether 32 bytes are the canonical encoding of an X25519 u-coordinate (RFC 7748
+/// §5): bit 255 clear and `u < p = 2^255 - 19`. Decoding would silently mask the top
+/// bit and reduce mod p, so a sender binding the raw bytes and a recipient using the
+/// decoded key would disagree; bundles therefore refuse non-canonical keys. Public
+/// data: no constant-time comparison needed.
+pub fn x25519_is_canonical(public: &[u8; 32]) -> bool {
+    // Little-endian. Bit 255 set: not canonical. Otherwise u >= p exactly when the
+    // upper 31 bytes are those of p (0x7f, then 0xff × 30) and the low byte >= 0xed.
+    let [low, middle @ .., top] = public;
+    if *top & 0x80 != 0 {
+        return false;
+    }
+    !(*top == 0x7f && middle.iter().all(|b| *b == 0xff) && *low >= 0xed)
+}
+
 /// Parses an Ed25519 public key: a canonical encoding (y < p, re-encodes to the
 /// same bytes) of a valid point that is not of small order.
 pub fn ed25519_public(bytes: &[u8]) -> Result<VerifyingKey, CryptoError> {
@@ -133,4 +148,39 @@ pub fn rsa_oaep_sha256_decrypt(
         .decrypt_blinded(&mut rng, Oaep::<Sha256>::new_with_label(label), ciphertext)
         .map(Zeroizing::new)
         .map_err(|_| CryptoError)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn le(low: u8, top: u8, middle: u8) -> [u8; 32] {
+        let mut k = [middle; 32];
+        k[0] = low;
+        k[31] = top;
+        k
+    }
+
+    #[test]
+    fn x25519_canonical_encodings() {
+        // p - 1 = ec ff … ff 7f (little-endian) is the largest canonical u.
+        assert!(x25519_is_canonical(&le(0xec, 0x7f, 0xff)));
+        // p, p + 1, …, 2^255 - 1 are not.
+        for low in 0xed..=0xff {
+            assert!(!x25519_is_canonical(&le(low, 0x7f, 0xff)), "{low:#x}");
+        }
+        // Bit 255 set is never canonical, whatever the rest.
+        assert!(!x25519_is_canonical(&le(9, 0x80, 0)));
+        assert!(!x25519_is_canonical(&le(0, 0xff, 0)));
+        // Small values and ordinary keys are.
+        assert!(x25519_is_canonical(&le(9, 0, 0)));
+        assert!(x25519_is_canonical(&le(0xff, 0x7f, 0xfe)));
+        let mut rng_key = [0u8; 32];
+        for (i, b) in rng_key.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37).wrapping_add(11);
+        }
+        rng_key[31] &= 0x7f;
+        assert!(x25519_is_canonical(&rng_key));
+    }
 }

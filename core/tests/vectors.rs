@@ -26,7 +26,9 @@ use sha2::{Digest, Sha256};
 use sotto_core::backup::{self, BackupParams, DeviceSecrets, RecoveryKey};
 use sotto_core::encoding::b64_encode;
 use sotto_core::envelope::{self, Envelope, Header, OpenContext, Recipient};
-use sotto_core::keys::{DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, RsaBits};
+use sotto_core::keys::{
+    DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, IdentityPublicKey, RsaBits,
+};
 use sotto_core::safety::SafetyNumber;
 use sotto_core::{primitives, testing};
 use uuid::Uuid;
@@ -231,6 +233,7 @@ fn generate(existing: Option<&Value>) -> Value {
         .iter()
         .map(|l| json!([l, envelope::padding::padme_len(*l)]))
         .collect();
+    let refusals = refusal_cases(&ps, &bytes, &env, &pass_blob);
     json!({
         "description": "Sotto v1 test vectors; see docs/protocol.md. Hex unless noted; bundles and envelope_json use base64url (no padding).",
         "parties": parties_json,
@@ -254,7 +257,260 @@ fn generate(existing: Option<&Value>) -> Value {
             "qr_payload": hx(sn.qr_payload()),
         },
         "padme": padme_table,
+        "refusals": refusals,
     })
+}
+
+/// A bundle of `party` with its X25519 key replaced by `x25519` and both signatures
+/// made again over the §3.2 body, so only the key rule can refuse it.
+fn bundle_with_x25519(party: &Party, x25519: [u8; 32]) -> Value {
+    use ed25519_dalek::{Signer, SigningKey};
+    let mut bundle = serde_json::to_value(party.bundle()).unwrap();
+    let identity = party.identity().public_key().to_bytes();
+    let signing = SigningKey::from_bytes(&party.signing_seed);
+    let body = [
+        &[1u8][..],
+        party.user_id.as_bytes(),
+        party.device_id.as_bytes(),
+        &identity,
+        signing.verifying_key().as_bytes(),
+        &x25519,
+        &[0, 0],
+    ]
+    .concat();
+    let id_sig = SigningKey::from_bytes(&party.identity_seed)
+        .sign(&[&b"SOTTO-v1 device-bundle identity-signature\0"[..], &body].concat());
+    let dev_sig =
+        signing.sign(&[&b"SOTTO-v1 device-bundle device-signature\0"[..], &body].concat());
+    bundle["x25519_key"] = json!(b64_encode(&x25519));
+    bundle["identity_signature"] = json!(b64_encode(&id_sig.to_bytes()));
+    bundle["device_signature"] = json!(b64_encode(&dev_sig.to_bytes()));
+    bundle
+}
+
+/// Inputs every implementation must refuse, with the reference error (`error`, the
+/// `sotto-core` variant) and the stable code of the JS bindings (`code`, wasm/API.md).
+/// Kinds: `bundle` (verify `input`; with `pinned`, verify against that identity key),
+/// `envelope` (open hex `input` as `open_as` in room `room_id`, sender alice-laptop),
+/// `envelope_json` (parse `input`), `backup_passphrase` / `backup_recovery_key`
+/// (import hex `input` with `secret`).
+fn refusal_cases(ps: &[Party], envelope_bytes: &[u8], env: &Envelope, pass_blob: &[u8]) -> Value {
+    let (alice, bob_phone) = (&ps[0], &ps[1]);
+    let phone_x = bob_phone.keys().x25519_public();
+    let mut top_bit = phone_x;
+    top_bit[31] |= 0x80;
+    // p + 9: non-canonical, reduces to the base point's u = 9 (not of small order).
+    let mut p_plus_9 = [0xffu8; 32];
+    p_plus_9[0] = 0xed + 9;
+    p_plus_9[31] = 0x7f;
+    let bundle = |name: &str, input: Value, error: &str, code: &str| json!({"kind": "bundle", "name": name, "input": input, "error": error, "code": code});
+    let mut phone = serde_json::to_value(bob_phone.bundle()).unwrap();
+    let mut flip_b64 = |field: &str| {
+        let mut raw = sotto_core::encoding::b64_decode(phone[field].as_str().unwrap()).unwrap();
+        raw[0] ^= 1;
+        let mut b = phone.clone();
+        b[field] = json!(b64_encode(&raw));
+        b
+    };
+    let bad_identity_sig = flip_b64("identity_signature");
+    let bad_device_sig = flip_b64("device_signature");
+    phone["version"] = json!(2);
+    let v2 = phone;
+    let room = Uuid::from_u128(0x7007);
+    let open = |name: &str, input: &[u8], as_party: &Party, room: Uuid, error: &str, code: &str| {
+        json!({"kind": "envelope", "name": name, "input": hx(input), "open_as": as_party.name,
+               "room_id": room, "error": error, "code": code})
+    };
+    let mut tampered = env.clone();
+    tampered.ciphertext[0] ^= 1;
+    let tampered_resigned = testing::resign(&tampered, &alice.keys());
+    let mut bad_sig = envelope_bytes.to_vec();
+    let last = bad_sig.len() - 1;
+    bad_sig[last] ^= 1;
+    let mut v2_env = envelope_bytes.to_vec();
+    v2_env[0] = 2;
+    let truncated = &envelope_bytes[..envelope_bytes.len() - 1];
+    let json_with = |version: Value| {
+        let mut j = serde_json::to_value(env.to_json()).unwrap();
+        j["version"] = version;
+        j.to_string()
+    };
+    let mut flipped_blob = pass_blob.to_vec();
+    let last = flipped_blob.len() - 1;
+    flipped_blob[last] ^= 1;
+    json!([
+        bundle(
+            "x25519_key_top_bit_set",
+            bundle_with_x25519(bob_phone, top_bit),
+            "Decode(InvalidKey)",
+            "invalid_key"
+        ),
+        bundle(
+            "x25519_key_not_reduced_mod_p",
+            bundle_with_x25519(bob_phone, p_plus_9),
+            "Decode(InvalidKey)",
+            "invalid_key"
+        ),
+        bundle(
+            "x25519_key_small_order_zero",
+            bundle_with_x25519(bob_phone, [0; 32]),
+            "Decode(InvalidKey)",
+            "invalid_key"
+        ),
+        bundle(
+            "bad_identity_signature",
+            bad_identity_sig,
+            "BadIdentitySignature",
+            "bad_signature"
+        ),
+        bundle(
+            "bad_device_signature",
+            bad_device_sig,
+            "BadDeviceSignature",
+            "bad_signature"
+        ),
+        bundle(
+            "unsupported_version",
+            v2,
+            "Decode(UnsupportedVersion(2))",
+            "unsupported_version"
+        ),
+        json!({"kind": "bundle", "name": "pinned_to_another_identity",
+               "input": serde_json::to_value(bob_phone.bundle()).unwrap(),
+               "pinned": b64_encode(&alice.identity().public_key().to_bytes()),
+               "error": "IdentityMismatch", "code": "identity_mismatch"}),
+        open(
+            "ciphertext_flipped_and_resigned",
+            &tampered_resigned,
+            bob_phone,
+            room,
+            "DecryptionFailed",
+            "decryption_failed"
+        ),
+        open(
+            "signature_flipped",
+            &bad_sig,
+            bob_phone,
+            room,
+            "BadSignature",
+            "bad_signature"
+        ),
+        open(
+            "version_2",
+            &v2_env,
+            bob_phone,
+            room,
+            "UnsupportedVersion",
+            "unsupported_version"
+        ),
+        open(
+            "truncated_by_one_byte",
+            truncated,
+            bob_phone,
+            room,
+            "Malformed(Truncated)",
+            "malformed"
+        ),
+        open(
+            "other_room",
+            envelope_bytes,
+            bob_phone,
+            Uuid::from_u128(0x7008),
+            "ContextMismatch",
+            "context_mismatch"
+        ),
+        open(
+            "not_a_recipient",
+            envelope_bytes,
+            alice,
+            room,
+            "NotARecipient",
+            "not_a_recipient"
+        ),
+        json!({"kind": "envelope_json", "name": "json_version_2", "input": json_with(json!(2)),
+               "error": "UnsupportedVersion(2)", "code": "unsupported_version"}),
+        json!({"kind": "envelope_json", "name": "json_version_256", "input": json_with(json!(256)),
+               "error": "Json", "code": "malformed"}),
+        json!({"kind": "backup_passphrase", "name": "wrong_passphrase", "input": hx(pass_blob),
+               "secret": "correct horse battery stapler", "error": "WrongKeyOrCorrupted", "code": "wrong_key_or_corrupted"}),
+        json!({"kind": "backup_passphrase", "name": "last_byte_flipped", "input": hx(&flipped_blob),
+               "secret": "correct horse battery staple", "error": "WrongKeyOrCorrupted", "code": "wrong_key_or_corrupted"}),
+    ])
+}
+
+/// Every refusal case is refused by the library with the recorded error.
+fn check_refusals(v: &Value) {
+    let ps = parties(Some(v));
+    let alice_device = ps[0].bundle().verify().unwrap();
+    let cases = v["refusals"].as_array().unwrap();
+    assert!(cases.len() >= 17);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let want = case["error"].as_str().unwrap();
+        let got = match case["kind"].as_str().unwrap() {
+            "bundle" => {
+                let b: DeviceBundle = serde_json::from_value(case["input"].clone()).unwrap();
+                match case["pinned"].as_str() {
+                    Some(pin) => b
+                        .verify_for(&IdentityPublicKey::from_base64(pin).unwrap())
+                        .map(|_| ()),
+                    None => b.verify().map(|_| ()),
+                }
+                .map_err(|e| format!("{e:?}"))
+            }
+            "envelope" => {
+                let who = ps.iter().find(|p| p.name == case["open_as"]).unwrap();
+                let room: Uuid = case["room_id"].as_str().unwrap().parse().unwrap();
+                let ctx = OpenContext {
+                    room_id: room,
+                    sender: &alice_device,
+                };
+                envelope::open(&h(&case["input"]), who.device_id, &who.keys(), &ctx)
+                    .map(|_| ())
+                    .map_err(|e| format!("{e:?}"))
+            }
+            "envelope_json" => Envelope::from_json_str(case["input"].as_str().unwrap())
+                .map(|_| ())
+                .map_err(|e| format!("{e:?}")),
+            "backup_passphrase" => backup::import_with_passphrase(
+                &h(&case["input"]),
+                case["secret"].as_str().unwrap().as_bytes(),
+            )
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}")),
+            other => panic!("unknown refusal kind {other}"),
+        };
+        let got = got.expect_err(name);
+        // The recorded error names the variant; messages inside it are not part of it.
+        let simple = simplify(&got);
+        assert_eq!(simple, want, "refusal `{name}`: got {got}");
+    }
+}
+
+/// `Decode(InvalidKey("…"))` → `Decode(InvalidKey)`, `Json("…")` → `Json`.
+fn simplify(debug: &str) -> String {
+    let mut out = String::new();
+    let mut chars = debug.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '(' && chars.peek() == Some(&'"') {
+            // Skip `("…")`.
+            let mut escaped = false;
+            chars.next();
+            for c in chars.by_ref() {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == '"' {
+                    break;
+                }
+            }
+            chars.next(); // ')'
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn h(v: &Value) -> Vec<u8> {
@@ -490,4 +746,44 @@ fn vectors_regenerate_identically() {
         file.as_object().unwrap().len()
     );
     check_against_spec(&file);
+    check_refusals(&file);
+}
+
+/// §1: the UUID text forms a decoder accepts, exactly.
+#[test]
+fn uuid_text_forms_are_exactly_the_documented_ones() {
+    let want = Uuid::from_u128(0x700a);
+    let parse = |s: &str| serde_json::from_value::<Uuid>(json!(s));
+    for ok in [
+        "00000000-0000-0000-0000-00000000700a",
+        "00000000-0000-0000-0000-00000000700A",
+        "0000000000000000000000000000700a",
+        "{00000000-0000-0000-0000-00000000700a}",
+        "urn:uuid:00000000-0000-0000-0000-00000000700a",
+        "urn:uuid:00000000-0000-0000-0000-00000000700A",
+    ] {
+        assert_eq!(parse(ok).expect(ok), want, "{ok}");
+    }
+    for bad in [
+        "{0000000000000000000000000000700a}",
+        "URN:UUID:00000000-0000-0000-0000-00000000700A",
+        "Urn:Uuid:00000000-0000-0000-0000-00000000700a",
+        "urn:uuid:0000000000000000000000000000700a",
+        "urn:uuid:{00000000-0000-0000-0000-00000000700a}",
+        " 00000000-0000-0000-0000-00000000700a",
+        "00000000-0000-0000-0000-00000000700a ",
+        "0000000-00000-0000-0000-00000000700a",
+        "00000000000000000000000000000700a",
+        "00000000-0000-0000-0000_00000000700a",
+        "{00000000-0000-0000-0000-00000000700a",
+        "00000000-0000-0000-0000-00000000700g",
+        "",
+    ] {
+        assert!(parse(bad).is_err(), "accepted {bad:?}");
+    }
+    // Encoders write the lowercase hyphenated form.
+    assert_eq!(
+        serde_json::to_value(want).unwrap(),
+        json!("00000000-0000-0000-0000-00000000700a")
+    );
 }

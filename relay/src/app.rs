@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use sotto_core::api::problem::codes;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -177,6 +177,83 @@ pub fn served_openapi(
     v
 }
 
+/// The content security policy of the browser chat: its own scripts and WebAssembly
+/// only, connections to this origin only (REST and WebSocket), decrypted files shown
+/// and saved through `blob:` URLs.
+const WEB_APP_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+    style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; \
+    worker-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// The browser chat (`examples/web`, built by `scripts/dev`), served as static files
+/// under `/app/` when a web root is configured or built. Only files inside the
+/// directory are served (`ServeDir` refuses `..` and absolute paths); the
+/// e-mailed `/verify-email` and `/reset-password` links then open the chat, which
+/// reads the token from the URL fragment the browser keeps across the redirect.
+fn web_app(root: Option<std::path::PathBuf>) -> Router<AppState> {
+    let Some(root) = root else {
+        return Router::new()
+            .route("/verify-email", get(ops::verify_email_page))
+            .route("/reset-password", get(ops::reset_password_page));
+    };
+    if !root.join("index.html").is_file() {
+        tracing::warn!(
+            "web root {} has no index.html: the browser chat will answer 404",
+            root.display()
+        );
+    }
+    tracing::info!("serving the browser chat from {} at /app/", root.display());
+    let files = tower_http::services::ServeDir::new(root).append_index_html_on_directories(true);
+    let serve = move |request: Request| {
+        let files = files.clone();
+        async move { serve_web_file(files, request).await }
+    };
+    Router::new()
+        .route("/app", get(|| async { Redirect::permanent("/app/") }))
+        .route("/app/", get(serve.clone()))
+        .route("/app/{*path}", get(serve))
+        .route(
+            "/verify-email",
+            get(|| async { Redirect::to("/app/?action=verify-email") }),
+        )
+        .route(
+            "/reset-password",
+            get(|| async { Redirect::to("/app/?action=reset-password") }),
+        )
+}
+
+/// One file of the browser chat: the request's path without `/app`, from the web root.
+async fn serve_web_file(files: tower_http::services::ServeDir, request: Request) -> Response {
+    use tower::ServiceExt;
+    let (mut parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path()
+        .strip_prefix("/app")
+        .unwrap_or("/")
+        .to_owned();
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    match path_and_query.parse() {
+        Ok(uri) => parts.uri = uri,
+        Err(_) => return ApiError::not_found().into_response(),
+    }
+    let Ok(response) = files.oneshot(Request::from_parts(parts, body)).await;
+    let status = response.status();
+    if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+        return ApiError::not_found().into_response();
+    }
+    let mut response = response.map(axum::body::Body::new);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(WEB_APP_CSP),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
 pub fn router(state: AppState) -> Router {
     let (api_routes, streaming_routes, doc) = api();
     let doc_json =
@@ -190,9 +267,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/docs", get(ops::docs))
         .route("/metrics", get(ops::metrics))
-        .route("/verify-email", get(ops::verify_email_page))
-        .route("/reset-password", get(ops::reset_password_page))
         .route("/assets/{name}", get(ops::assets))
+        .merge(web_app(config.web_root()))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -233,7 +309,9 @@ pub fn router(state: AppState) -> Router {
             "same-origin",
         ),
     ] {
-        app = app.layer(SetResponseHeaderLayer::overriding(
+        // `if_not_present`: the browser chat under `/app/` sets its own policy (it needs
+        // `'wasm-unsafe-eval'` and blob: URLs); every other response gets this one.
+        app = app.layer(SetResponseHeaderLayer::if_not_present(
             name,
             HeaderValue::from_static(value),
         ));

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
+/// Where `scripts/dev` builds the browser chat, relative to the working directory.
+pub const DEFAULT_WEB_ROOT: &str = "examples/web/dist";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sotto-relay",
@@ -87,6 +90,11 @@ pub struct Config {
     /// Comma-separated origins allowed by CORS (none by default).
     #[arg(long, env = "SOTTO_CORS_ORIGINS", value_delimiter = ',', global = true)]
     pub cors_origins: Vec<String>,
+    /// Directory of the browser chat to serve under `/app/` (its `index.html` and assets).
+    /// Default: `examples/web/dist` under the working directory when it holds an
+    /// `index.html` (what `scripts/dev` builds); an empty value turns the page off.
+    #[arg(long, env = "SOTTO_WEB_ROOT", global = true)]
+    pub web_root: Option<PathBuf>,
     /// Whether login requires a verified e-mail address.
     #[arg(long, env = "SOTTO_REQUIRE_EMAIL_VERIFICATION", default_value_t = true, action = clap::ArgAction::Set,
         value_parser = clap::builder::BoolishValueParser::new(), global = true)]
@@ -289,6 +297,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// The browser chat's directory, if one is served: the configured one, or the
+    /// default when it was built. `None` when the option is empty or nothing is built.
+    pub fn web_root(&self) -> Option<PathBuf> {
+        match &self.web_root {
+            Some(dir) if dir.as_os_str().is_empty() => None,
+            Some(dir) => Some(dir.clone()),
+            None => {
+                let dir = PathBuf::from(DEFAULT_WEB_ROOT);
+                dir.join("index.html").is_file().then_some(dir)
+            }
+        }
+    }
+
     /// The base of e-mailed links, without a trailing slash.
     pub fn public_url(&self) -> String {
         self.public_url

@@ -3,8 +3,8 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use sotto_core::api::ops::{CheckStatus, Health, RootInfo};
 use sotto_core::api::pagination::{Page, effective_limit};
@@ -20,12 +20,21 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, body = RootInfo)))]
-/// The relay's name and version.
-pub async fn root() -> Json<RootInfo> {
+/// The relay's name and version. A browser (asking for `text/html`) is sent to the
+/// browser chat instead when one is served.
+pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html && state.config.web_root().is_some() {
+        return Redirect::to("/app/").into_response();
+    }
     Json(RootInfo {
         name: "sotto-relay".into(),
         version: env!("CARGO_PKG_VERSION").into(),
     })
+    .into_response()
 }
 
 #[utoipa::path(get, path = "/health", tag = "operations",

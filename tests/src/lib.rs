@@ -340,6 +340,8 @@ pub struct AppOptions {
     /// plain HTTP on loopback).
     pub push_coalesce_ms: u64,
     pub push_allow_http: bool,
+    /// `--web-root` (the browser chat's directory); `None`: off.
+    pub web_root: Option<std::path::PathBuf>,
 }
 
 impl Default for AppOptions {
@@ -365,6 +367,7 @@ impl Default for AppOptions {
             ws_presence: true,
             push_coalesce_ms: 50,
             push_allow_http: true,
+            web_root: None,
         }
     }
 }
@@ -414,6 +417,7 @@ pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
     config.ws_presence = opts.ws_presence;
     config.push_coalesce_ms = opts.push_coalesce_ms;
     config.push_allow_http = opts.push_allow_http;
+    config.web_root = Some(opts.web_root.clone().unwrap_or_default());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     config.listen = addr;

@@ -101,6 +101,9 @@ impl DeviceBundle {
             .as_bytes()
             .try_into()
             .map_err(|_| DecodeError::InvalidKey("X25519 key must be 32 bytes"))?;
+        if !primitives::x25519_is_canonical(&x25519) {
+            return Err(DecodeError::InvalidKey("X25519 key is not canonically encoded").into());
+        }
         primitives::x25519_check_public(&x25519)
             .map_err(|_| DecodeError::InvalidKey("X25519 key has small order"))?;
         let rsa = match &self.rsa_key {

@@ -23,3 +23,4 @@ mod realtime;
 mod rooms;
 mod support;
 mod upgrade;
+mod web;
