@@ -305,7 +305,7 @@ fn refusal_cases(ps: &[Party], envelope_bytes: &[u8], env: &Envelope, pass_blob:
     p_plus_9[31] = 0x7f;
     let bundle = |name: &str, input: Value, error: &str, code: &str| json!({"kind": "bundle", "name": name, "input": input, "error": error, "code": code});
     let mut phone = serde_json::to_value(bob_phone.bundle()).unwrap();
-    let mut flip_b64 = |field: &str| {
+    let flip_b64 = |field: &str| {
         let mut raw = sotto_core::encoding::b64_decode(phone[field].as_str().unwrap()).unwrap();
         raw[0] ^= 1;
         let mut b = phone.clone();

@@ -15,6 +15,9 @@
 //! each cursor + 1 and starts that fill. So on one socket every message of a
 //! room arrives once, in `seq` order, live or replayed, with no gap at the seam.
 //! A deleted message is replayed as `message_deleted` (its seq still counts).
+//! A member's history starts at their join point: a fill that would start at or
+//! below it first sends `history_start {room_id, seq}` (their `joined_seq`), so
+//! the client moves its cursor there instead of seeing a gap it can never fill.
 //!
 //! Back-pressure: the subscription's queue is bounded (`--ws-queue`); a socket
 //! that cannot keep up is marked lagged by the registry (publishing never
@@ -255,6 +258,7 @@ fn server_kind(f: &ServerFrame) -> &'static str {
         ServerFrame::Receipt { .. } => "receipt",
         ServerFrame::Room { .. } => "room",
         ServerFrame::MessageDeleted { .. } => "message_deleted",
+        ServerFrame::HistoryStart { .. } => "history_start",
         ServerFrame::KeysChanged { .. } => "keys_changed",
         ServerFrame::Error { .. } => "error",
         ServerFrame::Pong => "pong",
@@ -781,8 +785,10 @@ impl<'a> Conn<'a> {
             .and_then(|s| s.next)
             .unwrap_or(1)
             .max(1);
+        let mut joined = None;
         let page = match crate::membership::require_member(&self.state.db, room, me).await {
             Ok(m) => {
+                joined = u64::try_from(m.joined_seq).ok();
                 crate::store::messages::page_after(
                     &self.state.db,
                     room,
@@ -806,6 +812,20 @@ impl<'a> Conn<'a> {
                 return self.error(socket, e.code, detail, None).await;
             }
         };
+        let mut next = next;
+        if let Some(joined) = joined.filter(|j| *j >= next) {
+            // The member's history starts after their join point: say so, so the
+            // client does not take the first visible seq for a gap.
+            self.send(
+                socket,
+                &ServerFrame::HistoryStart {
+                    room_id: room,
+                    seq: joined,
+                },
+            )
+            .await?;
+            next = joined + 1;
+        }
         let mut sent_to = next;
         for m in &page.items {
             self.send(socket, &replayed(m)).await?;

@@ -150,7 +150,7 @@ export interface ClientPingFrame { type: "ping" }
 export type ServerFrame =
   | ServerReadyFrame | ServerAckFrame | ServerMessageFrame | ServerTypingFrame
   | ServerPresenceFrame | ServerReceiptFrame | ServerRoomFrame | ServerMessageDeletedFrame
-  | ServerKeysChangedFrame | ServerErrorFrame | ServerPongFrame;
+  | ServerHistoryStartFrame | ServerKeysChangedFrame | ServerErrorFrame | ServerPongFrame;
 export interface ServerReadyFrame { type: "ready"; user_id: Uuid; device_id?: Uuid }
 export interface ServerAckFrame { type: "ack"; client_id: Uuid; id: Uuid; seq: number }
 export interface ServerMessageFrame {
@@ -162,6 +162,8 @@ export interface ServerPresenceFrame { type: "presence"; user_id: Uuid; online: 
 export interface ServerReceiptFrame { type: "receipt"; room_id: Uuid; user_id: Uuid; kind: ReceiptKind; seq: number }
 export interface ServerRoomFrame { type: "room"; room_id: Uuid; change: RoomChange }
 export interface ServerMessageDeletedFrame { type: "message_deleted"; room_id: Uuid; id: Uuid; seq: number }
+/** The room's history visible to the recipient starts after `seq` (their join point). */
+export interface ServerHistoryStartFrame { type: "history_start"; room_id: Uuid; seq: number }
 export interface ServerKeysChangedFrame { type: "keys_changed"; user_id: Uuid }
 export interface ServerErrorFrame { type: "error"; code: string; detail?: string; client_id?: Uuid }
 export interface ServerPongFrame { type: "pong" }

@@ -147,6 +147,8 @@ export function parseFrame(text: string): ServerFrame | null {
         return str(o, "room_id") && str(o, "change");
       case "message_deleted":
         return str(o, "room_id") && str(o, "id") && num(o, "seq");
+      case "history_start":
+        return str(o, "room_id") && num(o, "seq");
       case "keys_changed":
         return str(o, "user_id");
       case "error":
@@ -506,6 +508,13 @@ export class Sync {
         if (p === "next") await this.advance(live, frame.room_id, frame.seq);
         s.forgetMessage(frame.room_id, frame.seq);
         s.emit("deleted", { roomId: frame.room_id, id: frame.id, seq: frame.seq });
+        return CONTINUE;
+      }
+      case "history_start": {
+        // Messages up to `seq` predate this user's membership: the room's history
+        // starts after it, so the next visible message is `seq + 1`.
+        if (frame.seq > (live.cursors.get(frame.room_id) ?? 0)) await this.advance(live, frame.room_id, frame.seq);
+        live.resuming.delete(frame.room_id);
         return CONTINUE;
       }
       case "typing": {

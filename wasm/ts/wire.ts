@@ -183,6 +183,7 @@ export type ServerFrame =
   | { type: "receipt"; room_id: Uuid; user_id: Uuid; kind: ReceiptKind; seq: number }
   | { type: "room"; room_id: Uuid; change: RoomChange }
   | { type: "message_deleted"; room_id: Uuid; id: Uuid; seq: number }
+  | { type: "history_start"; room_id: Uuid; seq: number }
   | { type: "keys_changed"; user_id: Uuid }
   | { type: "error"; code: string; detail?: string; client_id?: Uuid }
   | { type: "pong" };

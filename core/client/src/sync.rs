@@ -428,6 +428,15 @@ async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next 
                 return Next::Resume(room_id);
             }
         }
+        ServerFrame::HistoryStart { room_id, seq } => {
+            // Messages up to `seq` predate this user's membership: the room's
+            // history starts after it, so the next visible message is `seq + 1`.
+            let cursor = live.cursors.get(&room_id).copied().unwrap_or(0);
+            if seq > cursor {
+                advance(session, live, room_id, seq);
+            }
+            live.resuming.remove(&room_id);
+        }
         ServerFrame::KeysChanged { user_id } => {
             if let Err(e) = session.refresh_devices(user_id).await {
                 tracing::debug!(error = %e, "refetching keys failed; retried on next use");

@@ -303,6 +303,13 @@ mod tests {
                 "message_deleted",
             ),
             (
+                ServerFrame::HistoryStart {
+                    room_id: id(1),
+                    seq: 7,
+                },
+                "history_start",
+            ),
+            (
                 ServerFrame::Error {
                     code: codes::NOT_A_MEMBER.into(),
                     detail: Some("no".into()),

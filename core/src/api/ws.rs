@@ -229,6 +229,17 @@ pub enum ServerFrame {
         /// Its `seq`.
         seq: u64,
     },
+    /// The room's history visible to the recipient starts after `seq`: messages
+    /// up to it were sent before they joined (or rejoined) and are never sent.
+    /// Sent when a replay or gap fill would start at or below `seq`, before the
+    /// room's next message; a client moves its cursor for the room up to `seq`
+    /// (never down), so the first message it may see is `seq + 1`.
+    HistoryStart {
+        /// The room.
+        room_id: Uuid,
+        /// The recipient's join point: the room's last `seq` when they joined.
+        seq: u64,
+    },
     /// The devices (bundles) of a user sharing a room with the recipient changed;
     /// refetch their keys.
     KeysChanged {

@@ -3,6 +3,7 @@
 //! a key backup, a revoked device, and a device restored from its backup.
 
 use sotto_client::sotto_core::api::MessageListQuery;
+use sotto_client::sotto_core::api::rooms::RoomChange;
 use sotto_client::sotto_core::envelope::Envelope;
 use sotto_client::sotto_core::keys::RsaBits;
 use sotto_client::sotto_core::suite::Suite;
@@ -276,4 +277,92 @@ async fn files_stream_encrypted_with_progress_both_ways() {
     );
 
     assert_no_plaintext_at_rest(&relay, &[secret_line], "alice");
+}
+
+/// A member added to a room that already has messages: its history starts at
+/// the join point (`history_start`), so the first message after it arrives live,
+/// and again after a restart and after an offline join (the cursor is not a gap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_later_gets_every_message_after_joining() {
+    let relay = RelayProcess::start(Backend::Sqlite).await;
+    let url = relay.url();
+    let (mut alice, mut bob, room) = alice_and_bob(&relay, &url, None, "late").await;
+    for i in 0..3 {
+        let t = text(&format!("before carol {i}"));
+        alice.session.send_text(room, &t).await.unwrap();
+        bob.expect_text(&t).await;
+    }
+
+    // Carol is online when she is added.
+    let mut carol = Person::register(&relay, &url, "carol", None).await;
+    alice
+        .session
+        .client()
+        .add_member(room, carol.id())
+        .await
+        .unwrap();
+    // Alice seals for the members she knows: wait until she has heard of the new one.
+    alice
+        .wait_for(|e| matches!(e, Event::Room { room_id, change: RoomChange::MemberAdded } if *room_id == room))
+        .await;
+    let t4 = text("welcome carol");
+    let s4 = alice.session.send_text(room, &t4).await.unwrap();
+    assert_eq!(s4.seq, 4);
+    let m = carol.expect_text(&t4).await;
+    assert_eq!((m.room_id, m.seq), (room, 4));
+    let t5 = text("bob says hi to carol");
+    bob.session.send_text(room, &t5).await.unwrap();
+    carol.expect_text(&t5).await;
+
+    // After a restart, the stored cursor resumes; a message sent while she was
+    // away arrives.
+    carol.session.disconnect().await;
+    let t6 = text("while carol was away");
+    alice.session.send_text(room, &t6).await.unwrap();
+    let mut carol = carol.restart(&url).await;
+    carol.expect_text(&t6).await;
+
+    // Dave is offline when he is added; his first connection resumes the room
+    // from cursor 0 and gets the history from his join point on.
+    let dave = Person::register(&relay, &url, "dave", None).await;
+    let dave_id = dave.id();
+    dave.session.disconnect().await;
+    alice
+        .session
+        .client()
+        .add_member(room, dave_id)
+        .await
+        .unwrap();
+    // Alice seals for the members she knows: wait until she has heard of the new one.
+    alice
+        .wait_for(|e| matches!(e, Event::Room { room_id, change: RoomChange::MemberAdded } if *room_id == room))
+        .await;
+    let t7 = text("dave joined while away");
+    alice.session.send_text(room, &t7).await.unwrap();
+    let Person {
+        name, store_dir, ..
+    } = dave;
+    let session = Person::open(
+        &url,
+        &name,
+        DeviceSetup::New { rsa: None },
+        &store_dir.path().join("store.db"),
+    )
+    .await;
+    let mut dave = Person::connected(&name, session, store_dir).await;
+    let m = dave.expect_text(&t7).await;
+    assert_eq!(m.seq, 7);
+    let t8 = text("and live after that");
+    bob.session.send_text(room, &t8).await.unwrap();
+    dave.expect_text(&t8).await;
+    carol.expect_text(&t8).await;
+    // Nothing from before anyone's join point was offered to them.
+    for p in [&carol, &dave] {
+        assert!(
+            !p.texts.keys().any(|t| t.starts_with("before carol")),
+            "{}: {:?}",
+            p.name,
+            p.texts
+        );
+    }
 }

@@ -24,7 +24,8 @@ try {
 } catch {
   // not installed
 }
-const skip = !chromiumPath ? "Chromium is not installed" : !chromium ? "playwright-core is not installed" : false;
+// Missing tools fail the test (scripts/test-wasm installs Chromium; npm ci in wasm/ installs playwright-core).
+const missing = !chromiumPath ? "Chromium is not installed (set SOTTO_CHROMIUM or run scripts/test-wasm, which installs it)" : !chromium ? "playwright-core is not installed (npm ci in wasm/)" : null;
 
 const PASSWORD = "correct horse battery staple";
 
@@ -99,7 +100,8 @@ async function verificationToken(dir, email) {
   throw new Error(`no e-mail to ${email}`);
 }
 
-test("in Chromium: WebSocket, IndexedDB keys, file over HTTP/1.1, reload", { skip }, async () => {
+test("in Chromium: WebSocket, IndexedDB keys, file over HTTP/1.1, reload", async () => {
+  if (missing) throw new Error(missing);
   const dir = mkdtempSync(join(tmpdir(), "sotto-wasm-browser-"));
   const server = await staticServer();
   const origin = `http://127.0.0.1:${server.address().port}`;
