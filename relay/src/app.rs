@@ -246,6 +246,15 @@ async fn serve_web_file(files: tower_http::services::ServeDir, request: Request)
     }
     let mut response = response.map(axum::body::Body::new);
     let headers = response.headers_mut();
+    // ServeDir's "add the trailing slash" redirect names the path it saw (without
+    // `/app`): put the prefix back so `/app/dir` goes to `/app/dir/`.
+    if status.is_redirection()
+        && let Some(to) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok())
+        && to.starts_with('/')
+        && let Ok(v) = HeaderValue::from_str(&format!("/app{to}"))
+    {
+        headers.insert(header::LOCATION, v);
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(WEB_APP_CSP),

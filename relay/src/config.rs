@@ -93,7 +93,7 @@ pub struct Config {
     /// Directory of the browser chat to serve under `/app/` (its `index.html` and assets).
     /// Default: `examples/web/dist` under the working directory when it holds an
     /// `index.html` (what `scripts/dev` builds); an empty value turns the page off.
-    #[arg(long, env = "SOTTO_WEB_ROOT", global = true)]
+    #[arg(long, env = "SOTTO_WEB_ROOT", global = true, value_parser = web_root_arg)]
     pub web_root: Option<PathBuf>,
     /// Whether login requires a verified e-mail address.
     #[arg(long, env = "SOTTO_REQUIRE_EMAIL_VERIFICATION", default_value_t = true, action = clap::ArgAction::Set,
@@ -294,6 +294,12 @@ pub struct Config {
         hide_env_values = true
     )]
     pub bootstrap_master_password: Option<SecretString>,
+}
+
+/// `--web-root`: any path, and the empty value (which turns the page off; clap's
+/// path parser would refuse it).
+fn web_root_arg(s: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(s))
 }
 
 impl Config {

@@ -69,6 +69,10 @@ async fn serves_the_chat_under_app_with_its_policy() {
     assert_eq!(wasm.headers()["content-type"], "application/wasm");
 
     // `/app` → `/app/` so the page's relative URLs resolve.
+    // A directory without its slash is redirected inside /app/.
+    let dir = get("/app/pkg").await.unwrap();
+    assert!(dir.status().is_redirection(), "{}", dir.status());
+    assert_eq!(dir.headers()["location"], "/app/pkg/");
     let bare = get("/app").await.unwrap();
     assert_eq!(bare.status(), 308);
     assert_eq!(bare.headers()["location"], "/app/");
