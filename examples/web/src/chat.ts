@@ -309,8 +309,9 @@ export class Chat {
 
   /**
    * Someone speaks of a message this page has not seen (a receipt, the room's last seq):
-   * fetch the history again. The live stream should have brought it; this covers what it
-   * did not (a room joined after its first messages, see the README's known issues).
+   * fetch the history again. The live stream normally brings it (a room joined after its
+   * first messages included: the relay's `history_start` moves the client's cursor to the
+   * join point); this is a cheap second chance, e.g. for a message the stream had to drop.
    */
   private catchUp(room: RoomState, seq: number): void {
     if (seq <= Math.max(room.lastSeq(), room.fetchedTo)) return;

@@ -73,7 +73,12 @@ function userSearch(chat: Chat, d: Dialog, row: (u: PublicUser) => HTMLElement):
     window.clearTimeout(timer);
     timer = window.setTimeout(() => void run(), 200);
   });
-  setTimeout(() => q.focus(), 0);
+  // Focus the search box once it is in the dialog, unless a field of the dialog
+  // (the group's name) already has the focus: never move the caret away from
+  // where someone is typing.
+  setTimeout(() => {
+    if (!(document.activeElement instanceof HTMLInputElement)) q.focus();
+  }, 0);
   return h("div", { class: "stack" }, field("Find people", q), results);
 }
 
@@ -153,6 +158,7 @@ export function newGroupDialog(chat: Chat): void {
     ),
     create,
   );
+  name.focus();
 }
 
 export function inviteDialog(chat: Chat, room: RoomState): void {

@@ -876,3 +876,46 @@ fn wrong_javascript_values_are_invalid_arguments() {
         "bad_parameters"
     );
 }
+
+/// The committed refusal cases of the vectors (`refusals[]`, docs/protocol.md §8):
+/// each is refused through the JS-facing API with exactly its recorded `code`.
+#[wasm_bindgen_test]
+fn committed_refusals_are_refused_with_their_code() {
+    let v = vectors();
+    let parties = v["parties"].as_array().unwrap();
+    let alice = verified(&parties[0]);
+    let cases = v["refusals"].as_array().unwrap();
+    assert!(cases.len() >= 17, "{} refusal cases", cases.len());
+    let mut kinds = std::collections::BTreeSet::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let kind = case["kind"].as_str().unwrap();
+        kinds.insert(kind.to_owned());
+        let got = match kind {
+            "bundle" => code(verify_bundle(
+                js(&case["input"]).unchecked_into(),
+                case.get("pinned").map(b64),
+            )),
+            "envelope" => {
+                let who = parties
+                    .iter()
+                    .find(|p| p["name"] == case["open_as"])
+                    .unwrap();
+                code(open(
+                    &device_from_party(who),
+                    &hex(&case["input"]),
+                    uuid(&case["room_id"]),
+                    &alice,
+                ))
+            }
+            "envelope_json" => code(envelope_from_json(case["input"].as_str().unwrap())),
+            "backup_passphrase" => code(Device::import_passphrase_backup(
+                &hex(&case["input"]),
+                case["secret"].as_str().unwrap().to_owned(),
+            )),
+            other => panic!("unknown refusal kind {other}"),
+        };
+        assert_eq!(got, case["code"].as_str().unwrap(), "refusal `{name}`");
+    }
+    assert_eq!(kinds.len(), 4, "{kinds:?}");
+}
