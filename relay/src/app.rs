@@ -64,6 +64,8 @@ pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(messages::routes())
         .merge(attachments::routes())
         .merge(contacts::routes())
+        .merge(crate::invitations::routes())
+        .merge(crate::blocks::routes())
         .merge(crate::push::routes())
         .merge(crate::ws::routes())
         .split_for_parts();
@@ -79,8 +81,8 @@ pub fn api() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
 ///   non-UUID id, an integer out of range), 413 and 415 for every JSON body (over
 ///   the body limit; a missing or other `Content-Type`), 401 wherever a bearer token
 ///   is required, 500 and 503 (database unavailable or busy, request timeout)
-///   everywhere, 429 on attachment uploads (concurrent uploads per user) and
-///   message posts (`--post-rate`);
+///   everywhere, 429 on every write (each is rate limited) and on
+///   `check-username`;
 /// - `Retry-After` on 429 and 503;
 /// - every response has a description (its reason phrase unless the route gives one);
 /// - the envelope's `maxLength` from this relay's `--max-message-bytes`.
@@ -116,9 +118,9 @@ pub fn served_openapi(
                     .get("security")
                     .and_then(Value::as_array)
                     .is_some_and(|s| !s.is_empty());
-                let upload = path.ends_with("/attachments") && method == "post";
-                // `--post-rate`, per user.
-                let post = path.ends_with("/messages") && method == "post";
+                // Every write is rate limited (`docs/config.md`, "Limits and
+                // quotas"); of the reads, the username probe.
+                let limited = method != "get" || path.ends_with("/check-username");
                 let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                     continue;
                 };
@@ -131,7 +133,7 @@ pub fn served_openapi(
                 add("413", json_body);
                 add("415", json_body);
                 add("401", secured);
-                add("429", upload || post);
+                add("429", limited);
                 add("500", true);
                 add("503", true);
                 for (code, res) in responses.iter_mut() {
@@ -159,6 +161,10 @@ pub fn served_openapi(
                 }
             }
         }
+    }
+    // Every problem `code` the relay answers, declared on the schema.
+    if let Some(code) = v.pointer_mut("/components/schemas/Problem/properties/code") {
+        code["enum"] = json!(codes::ALL);
     }
     let envelope_max = config.max_message_bytes.saturating_mul(4).div_ceil(3);
     if let Some(env) = v.pointer_mut("/components/schemas/PostMessageRequest/properties/envelope") {
@@ -275,7 +281,6 @@ pub fn router(state: AppState) -> Router {
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc_json) }),
         )
         .route("/docs", get(ops::docs))
-        .route("/metrics", get(ops::metrics))
         .route("/assets/{name}", get(ops::assets))
         .merge(web_app(config.web_root()))
         .fallback(|| async { ApiError::not_found() })
@@ -429,18 +434,55 @@ async fn problem_for_empty_errors(res: Response) -> Response {
     ApiError::new(status, code, detail).into_response()
 }
 
+/// The `method` label: the standard methods by name, anything else `other`.
+/// Nothing a client sends becomes a label value as it is: every label has a
+/// fixed set of values (the route is the matched route template or
+/// `unmatched`, the status one the relay answered), so no request can add a
+/// series to `/metrics`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    metrics::counter!("sotto_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!("sotto_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("sotto_http_request_duration_seconds", "method" => method, "route" => route)
         .record(start.elapsed().as_secs_f64());
     res
+}
+
+/// The metrics listener's router (`--metrics-listen`): `GET /metrics` and
+/// nothing else; never merged into the public router.
+pub fn metrics_router(handle: metrics_exporter_prometheus::PrometheusHandle) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let handle = handle.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        handle.render(),
+                    )
+                }
+            }),
+        )
+        .fallback(|| async { ApiError::not_found() })
 }

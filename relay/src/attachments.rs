@@ -12,7 +12,7 @@
 //! by cascade) are swept at start and every hour.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -35,111 +35,6 @@ use crate::membership::require_member;
 use crate::state::AppState;
 use crate::store;
 
-const TMP_PREFIX: &str = "upload-";
-
-fn dir(state: &AppState) -> PathBuf {
-    state.config.data_dir.join("attachments")
-}
-
-fn file_path(state: &AppState, id: Uuid) -> PathBuf {
-    dir(state).join(id.to_string())
-}
-
-/// Ids of `room`'s attachments stored as files.
-pub async fn file_ids_of_room(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
-    store::attachments::file_ids_of_room(db, room).await
-}
-
-/// Removes attachment files (after their rows are gone). Failures are logged;
-/// the hourly sweep retries.
-pub async fn remove_files(state: &AppState, ids: &[Uuid]) {
-    for id in ids {
-        match tokio::fs::remove_file(file_path(state, *id)).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(attachment = %id, error = %e, "cannot remove an attachment file")
-            }
-        }
-    }
-}
-
-/// Removes files under the attachments directory that no row refers to:
-/// finished files whose row is gone, and temporary uploads older than `grace`.
-pub async fn sweep_orphans(state: &AppState, grace: Duration) -> usize {
-    let Ok(mut entries) = tokio::fs::read_dir(dir(state)).await else {
-        return 0;
-    };
-    let mut removed = 0;
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let old_enough = entry
-            .metadata()
-            .await
-            .ok()
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age >= grace);
-        let orphan = if name.starts_with(TMP_PREFIX) {
-            old_enough
-        } else if let Ok(id) = Uuid::parse_str(&name) {
-            // Database trouble: keep the file (the next sweep decides).
-            let known = store::attachments::exists(&state.db, id)
-                .await
-                .unwrap_or(true);
-            !known && old_enough
-        } else {
-            false
-        };
-        if orphan && tokio::fs::remove_file(entry.path()).await.is_ok() {
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        tracing::info!(removed, "removed orphaned attachment files");
-    }
-    removed
-}
-
-/// Most uploads one user may run at once (more is 429): each holds a
-/// connection, a task and possibly a temporary file of up to the size limit.
-pub const MAX_UPLOADS_PER_USER: u32 = 4;
-
-/// Uploads in progress per user.
-#[derive(Default)]
-pub struct UploadSlots(std::sync::Mutex<std::collections::HashMap<Uuid, u32>>);
-
-/// One upload in progress; frees its slot when dropped.
-struct Slot<'a> {
-    slots: &'a UploadSlots,
-    user: Uuid,
-}
-
-impl UploadSlots {
-    fn take(&self, user: Uuid) -> Option<Slot<'_>> {
-        let mut map = self.0.lock().ok()?;
-        let n = map.entry(user).or_insert(0);
-        if *n >= MAX_UPLOADS_PER_USER {
-            return None;
-        }
-        *n += 1;
-        Some(Slot { slots: self, user })
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut map) = self.slots.0.lock()
-            && let Some(n) = map.get_mut(&self.user)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                map.remove(&self.user);
-            }
-        }
-    }
-}
-
 /// A temporary upload file, removed when dropped (an upload that fails, or
 /// whose client disconnects, leaves nothing behind; after the rename into
 /// place there is nothing left to remove).
@@ -161,12 +56,15 @@ enum Sink {
 }
 
 async fn spill(state: &AppState, id: Uuid, buffered: &[u8]) -> ApiResult<TempFile> {
-    let d = dir(state);
-    tokio::fs::create_dir_all(&d)
-        .await
+    let d = state.files.dir();
+    crate::fsutil::create_private_dir(d)
         .map_err(|e| ApiError::internal(format!("attachments dir: {e}")))?;
-    let path = d.join(format!("{TMP_PREFIX}{id}"));
-    let file = tokio::fs::File::create(&path)
+    let path = state.files.temp_path(id);
+    let file = crate::fsutil::private_tokio_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
         .await
         .map_err(|e| ApiError::internal(format!("attachment temp file: {e}")))?;
     let mut tmp = TempFile { file, path };
@@ -212,7 +110,7 @@ pub async fn upload(
         ));
     }
     let Some(_slot) = state.uploads.take(me.id()) else {
-        return Err(ApiError::rate_limited(1));
+        return Err(ApiError::rate_limited(std::time::Duration::from_secs(1)));
     };
     let max = state.config.max_attachment_bytes;
     let quota_left = state
@@ -307,23 +205,27 @@ pub async fn upload(
         data,
         now,
     };
+    let insert = |a| async {
+        let mut tx = state.db.begin_write().await?;
+        let stored = store::attachments::insert(&mut tx, a, quota).await?;
+        tx.commit().await?;
+        Ok::<_, ApiError>(stored)
+    };
     let stored = match sink {
-        Sink::Memory(buf) => {
-            store::attachments::insert(state.db.writer(), row(Some(buf)), quota).await?
-        }
+        Sink::Memory(buf) => insert(row(Some(buf))).await?,
         Sink::File(mut tmp) => {
             let finished = async {
                 tmp.file.flush().await?;
                 tmp.file.sync_all().await?;
-                tokio::fs::rename(&tmp.path, file_path(&state, id)).await
+                tokio::fs::rename(&tmp.path, state.files.path(id)).await
             }
             .await;
             drop(tmp);
             finished.map_err(|e| ApiError::internal(format!("attachment finish: {e}")))?;
-            match store::attachments::insert(state.db.writer(), row(None), quota).await {
+            match insert(row(None)).await {
                 Ok(true) => true,
                 other => {
-                    remove_files(&state, &[id]).await;
+                    state.files.remove(&[id]).await;
                     other?
                 }
             }
@@ -366,7 +268,7 @@ pub async fn download(
     let body = match row.data {
         Some(data) => Body::from(data),
         None => {
-            let file = tokio::fs::File::open(file_path(&state, id))
+            let file = tokio::fs::File::open(state.files.path(id))
                 .await
                 .map_err(|e| ApiError::internal(format!("attachment {id} file: {e}")))?;
             let stream = futures_util::stream::unfold(Some(file), |f| async move {
@@ -402,10 +304,32 @@ pub async fn download(
     Ok(res)
 }
 
+#[utoipa::path(delete, path = "/api/v1/attachments/{id}", tag = "messages", params(("id" = Uuid, Path)),
+    responses((status = 204, description = "deleted; its bytes no longer count against your quota"),
+        (status = 401, body = Problem), (status = 404, body = Problem, description = "no attachment of yours with this id")),
+    security(("bearer" = [])))]
+/// Delete an attachment you uploaded (messages pointing at it can no longer
+/// fetch it). Frees its bytes from your attachment quota.
+pub async fn delete(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    match store::attachments::delete_own(state.db.writer(), id, me.id()).await? {
+        None => Err(ApiError::not_found()),
+        Some(is_file) => {
+            if is_file {
+                state.files.remove(&[id]).await;
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
+    }
+}
+
 /// The routes of this feature, with their OpenAPI description (merged in
 /// [`crate::app::api`]). Attachments (downloads; uploads are in [`streaming_routes`]).
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(download))
+    OpenApiRouter::new().routes(routes!(download, delete))
 }
 
 /// The upload route: exempt from the whole-request timeout (large files take

@@ -26,6 +26,7 @@ pub mod event {
     pub const DEVICE_REVOKED: &str = "device_revoked";
     pub const IDENTITY_REPLACED: &str = "identity_replaced";
     pub const ROOM_DELETED: &str = "room_deleted";
+    pub const PASSWORD_CHECK_FAILED: &str = "password_check_failed";
 }
 
 /// Records one event. Failures are logged, never surfaced: auditing must not

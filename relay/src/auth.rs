@@ -1,14 +1,10 @@
-//! Password hashing, access tokens (JWT, HS256) and opaque tokens (refresh,
-//! e-mail verification, password reset: random, stored as SHA-256), and the
-//! `AuthUser` extractor.
+//! Password hashing, access tokens (JWT, HS256), and [`authenticate`]: who a
+//! token belongs to. The extractors that put this in handlers' signatures
+//! (`AuthUser`, `AdminUser`, `AuthUserRow`) are in `extract.rs`.
 
 use std::path::Path;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
-use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
-
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -18,7 +14,7 @@ use sotto_core::api::users::Role;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::db::Db;
 
 const AUDIENCE: &str = "sotto-relay";
 
@@ -111,7 +107,7 @@ impl JwtKeys {
             }
             return Ok(Self::new(s.expose_secret().as_bytes()));
         }
-        std::fs::create_dir_all(data_dir)?;
+        crate::fsutil::create_private_dir(data_dir)?;
         let path = data_dir.join("jwt.key");
         match std::fs::read(&path) {
             Ok(bytes) if bytes.len() >= 32 => Ok(Self::new(&bytes)),
@@ -190,9 +186,9 @@ impl AuthUser {
 /// Authenticates an access token: a valid HS256 JWT for this relay whose session
 /// is live and whose user still exists. Used by the `Authorization` extractor and
 /// by anything else that receives a token (the WebSocket `auth` frame).
-pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthUser> {
-    let claims = state.jwt.verify(token.trim())?;
-    match crate::store::sessions::live_session_role(&state.db, claims.sid, claims.sub).await? {
+pub async fn authenticate(jwt: &JwtKeys, db: &Db, token: &str) -> ApiResult<AuthUser> {
+    let claims = jwt.verify(token.trim())?;
+    match crate::store::sessions::live_session_role(db, claims.sid, claims.sub).await? {
         Some(role) => Ok(AuthUser {
             user_id: claims.sub,
             role,
@@ -205,93 +201,4 @@ pub async fn authenticate(state: &AppState, token: &str) -> ApiResult<AuthUser> 
     }
 }
 
-/// The caller with their user row, in one query (for `/me`).
-pub struct AuthUserRow(pub AuthUser, pub crate::users::UserRow);
-
-impl FromRequestParts<AppState> for AuthUserRow {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let claims = state.jwt.verify(bearer(parts)?.trim())?;
-        match crate::store::sessions::live_session_user(&state.db, claims.sid, claims.sub).await? {
-            Some(row) => Ok(Self(
-                AuthUser {
-                    user_id: claims.sub,
-                    role: row.role,
-                    session_id: claims.sid,
-                },
-                row,
-            )),
-            None => Err(ApiError::unauthorized(
-                codes::INVALID_TOKEN,
-                "the session has ended",
-            )),
-        }
-    }
-}
-
-/// The bearer token of a request (401 when absent or not `Bearer`).
-fn bearer(parts: &Parts) -> ApiResult<&str> {
-    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-        ApiError::unauthorized(codes::UNAUTHORIZED, "an access token is required")
-    })?;
-    header
-        .to_str()
-        .ok()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                codes::INVALID_TOKEN,
-                "expected `Authorization: Bearer <token>`",
-            )
-        })
-}
-
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
-        authenticate(state, token).await
-    }
-}
-
-/// An authenticated caller whose role is at least admin (403 otherwise): the
-/// role rule of admin-only routes, stated in the handler's signature.
-#[derive(Debug, Clone, Copy)]
-pub struct AdminUser(pub AuthUser);
-
-impl FromRequestParts<AppState> for AdminUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let me = AuthUser::from_request_parts(parts, state).await?;
-        me.require(Role::Admin)?;
-        Ok(Self(me))
-    }
-}
-
-/// A stored role. Anything else in the column is a corrupt row: an error (500,
-/// logged with an id), never a silent `user`.
-pub fn parse_role(s: &str) -> ApiResult<Role> {
-    match s {
-        "master" => Ok(Role::Master),
-        "admin" => Ok(Role::Admin),
-        "user" => Ok(Role::User),
-        other => Err(ApiError::internal(format!(
-            "corrupt row: unknown role {other:?}"
-        ))),
-    }
-}
+pub use crate::store::users::parse_role;

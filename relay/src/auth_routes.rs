@@ -4,10 +4,10 @@
 //! Answers that could reveal whether an address exists (register, resend,
 //! forgot) are identical either way, and e-mail goes out off the request path.
 
-use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
+use crate::extract::ClientIp;
 use axum::http::StatusCode;
 use sotto_core::api::auth::{
     CheckUsernameQuery, CheckUsernameResponse, ForgotPasswordRequest, LoginRequest, LogoutRequest,
@@ -22,7 +22,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::audit::{self, event};
-use crate::auth::{self, AuthUser, AuthUserRow};
+use crate::auth::{self, AuthUser};
+use crate::extract::AuthUserRow;
 use crate::db::{now_ms, rfc3339};
 use crate::digest::token_hash;
 use crate::error::{ApiError, ApiResult};
@@ -42,10 +43,10 @@ use crate::validate::{Email, Username, check_new_password};
 /// already registered is the same as for a new one (that address gets a notice instead).
 pub async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    state.limits.check_ip(peer.ip())?;
+    state.limits.check_ip(client)?;
     // Per address too: an address that is registered already gets a notice mail,
     // which must not become a way to flood its owner.
     state.limits.check_account("register", &req.email)?;
@@ -90,14 +91,14 @@ pub async fn register(
         },
     };
     let bg = state.clone();
-    let ip = peer.ip();
+    let ip = client;
     tokio::spawn(async move {
         let res = match inserted {
             Some(row) => after_register(&bg, &row, ip).await,
             None => {
-                let link = format!("{}/reset-password", bg.config.public_url());
+                let link = format!("{}/reset-password", bg.mailer.public_url());
                 send_later(
-                    &bg,
+                    &bg.mailer,
                     email.as_str().to_string(),
                     "Someone tried to register with your address",
                     "Someone tried to create a Sotto account with this e-mail address, which already has one.\n\n\
@@ -129,7 +130,7 @@ async fn after_register(state: &AppState, row: &UserRow, ip: std::net::IpAddr) -
     )
     .await;
     if !row.email_verified {
-        send_verification(state, row.uuid(), &row.email).await?;
+        send_verification(&state.mailer, &state.db, row.uuid(), &row.email).await?;
     }
     Ok(())
 }
@@ -141,7 +142,7 @@ pub async fn verify_email(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<VerifyEmailRequest>,
 ) -> ApiResult<Json<User>> {
-    let (user, email) = consume_email_token(&state, &req.token, Purpose::Verify).await?;
+    let (user, email) = consume_email_token(&state.db, &req.token, Purpose::Verify).await?;
     if !store::users::mark_email_verified(state.db.writer(), user, &email, now_ms()).await? {
         return Err(ApiError::bad_request(
             codes::INVALID_TOKEN,
@@ -168,10 +169,10 @@ pub async fn verify_email(
 /// Send the verification e-mail again. Always 202, whether or not the address exists.
 pub async fn resend_verification(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(req): ApiJson<ResendVerificationRequest>,
 ) -> ApiResult<StatusCode> {
-    let Some(email) = address_request(&state, peer, "resend", &req.email)? else {
+    let Some(email) = address_request(&state, client, "resend", &req.email)? else {
         return Ok(StatusCode::ACCEPTED);
     };
     // The lookup and whatever follows run off the request path: the answer and its
@@ -182,7 +183,7 @@ pub async fn resend_verification(
             if let Some(u) = crate::store::users::find_by_email(&state.db, &email).await?
                 && !u.email_verified
             {
-                send_verification(&state, u.uuid(), &u.email).await?;
+                send_verification(&state.mailer, &state.db, u.uuid(), &u.email).await?;
             }
             Ok::<_, ApiError>(())
         }
@@ -199,11 +200,11 @@ pub async fn resend_verification(
 /// (answered 202 like any other, so nothing is revealed).
 fn address_request(
     state: &AppState,
-    peer: SocketAddr,
+    client: std::net::IpAddr,
     scope: &str,
     raw: &str,
 ) -> ApiResult<Option<Email>> {
-    state.limits.check_ip(peer.ip())?;
+    state.limits.check_ip(client)?;
     state.limits.check_account(scope, raw)?;
     Ok(Email::parse(raw).ok())
 }
@@ -246,10 +247,10 @@ async fn issue_pair(state: &AppState, user: &UserRow, session: Uuid) -> ApiResul
 /// Sign in with username or e-mail. 403 `email_not_verified` when verification is required.
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    state.limits.check_ip(peer.ip())?;
+    state.limits.check_ip(client)?;
     let bad = || {
         ApiError::unauthorized(
             codes::INVALID_CREDENTIALS,
@@ -260,13 +261,13 @@ pub async fn login(
         || req.password.chars().count() > crate::validate::PASSWORD_MAX_CHARS
         || req.login.len() > 254
     {
-        state.limits.check_login(None, &req.login, peer.ip())?;
+        state.limits.check_login(None, &req.login, client)?;
         return Err(bad());
     }
     let user = crate::store::users::find_by_login(&state.db, &req.login).await?;
     state
         .limits
-        .check_login(user.as_ref().map(UserRow::uuid), &req.login, peer.ip())?;
+        .check_login(user.as_ref().map(UserRow::uuid), &req.login, client)?;
     // Verify against a dummy hash when there is no such account: same cost either way.
     let phc = user
         .as_ref()
@@ -280,7 +281,7 @@ pub async fn login(
                 event::LOGIN_FAILED,
                 None,
                 u.map(|u| u.uuid()),
-                Some(peer.ip()),
+                Some(client),
                 None,
             )
             .await;
@@ -293,14 +294,14 @@ pub async fn login(
             "verify your e-mail address first",
         ));
     }
-    state.limits.remember_login(user.uuid(), peer.ip());
+    state.limits.remember_login(user.uuid(), client);
     let pair = start_session(&state, &user).await?;
     audit::record(
         &state.db,
         event::LOGIN_OK,
         Some(user.uuid()),
         Some(user.uuid()),
-        Some(peer.ip()),
+        Some(client),
         None,
     )
     .await;
@@ -308,12 +309,13 @@ pub async fn login(
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = TokenResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 429, body = Problem, description = "`rate_limited`: `--refresh-rate` per session (ten times that per client address) per minute")))]
 /// Exchange a refresh token for a new pair. Each refresh token works once; presenting a
 /// spent one revokes its whole session (all tokens descended from that login).
 pub async fn refresh(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let invalid = || {
@@ -322,6 +324,7 @@ pub async fn refresh(
             "the refresh token is invalid or expired",
         )
     };
+    state.limits.check_refresh_ip(client)?;
     if req.refresh_token.len() > 256 {
         return Err(invalid());
     }
@@ -331,6 +334,8 @@ pub async fn refresh(
         return Err(invalid());
     };
     let session = token.session;
+    // Before the token is spent, so a refused refresh keeps it usable.
+    state.limits.check_refresh_session(session)?;
     // Spend it atomically: of two concurrent uses only one wins; the other is a reuse.
     let spent_now =
         !token.used && sessions::spend_refresh_token(state.db.writer(), &hash, now).await?;
@@ -338,14 +343,14 @@ pub async fn refresh(
         sessions::revoke(state.db.writer(), session, now).await?;
         let owner = sessions::owner(&state.db, session).await?;
         if let Some(owner) = owner {
-            state.realtime.sessions_changed(owner);
+            state.presence.sessions_changed(owner);
         }
         audit::record(
             &state.db,
             event::REFRESH_REUSE,
             owner,
             owner,
-            Some(peer.ip()),
+            Some(client),
             Some(&session.to_string()),
         )
         .await;
@@ -382,7 +387,7 @@ pub async fn logout(
         now,
     )
     .await?;
-    state.realtime.sessions_changed(me.id());
+    state.presence.sessions_changed(me.id());
     audit::record(
         &state.db,
         event::LOGOUT,
@@ -400,14 +405,14 @@ pub async fn logout(
 /// Request a password-reset e-mail. Always 202, whether or not the address exists.
 pub async fn forgot(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(req): ApiJson<ForgotPasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    let Some(email) = address_request(&state, peer, "forgot", &req.email)? else {
+    let Some(email) = address_request(&state, client, "forgot", &req.email)? else {
         return Ok(StatusCode::ACCEPTED);
     };
     // Off the request path, as for resend.
-    let ip = peer.ip();
+    let ip = client;
     tokio::spawn(async move {
         if let Err(e) = send_reset(&state, &email, ip).await {
             tracing::error!(code = e.code, "sending a password-reset mail failed");
@@ -421,8 +426,8 @@ async fn send_reset(state: &AppState, email: &Email, ip: std::net::IpAddr) -> Ap
     let Some(u) = crate::store::users::find_by_email(&state.db, email).await? else {
         return Ok(());
     };
-    let token = create_email_token(state, u.uuid(), &u.email, Purpose::Reset, RESET_TTL_MS).await?;
-    let link = format!("{}/reset-password#token={token}", state.config.public_url());
+    let token = create_email_token(&state.db, u.uuid(), &u.email, Purpose::Reset, RESET_TTL_MS).await?;
+    let link = format!("{}/reset-password#token={token}", state.mailer.public_url());
     let body = format!(
         "Someone asked to reset the password of your Sotto account.\n\n\
          Open this link within an hour to choose a new password:\n\n{link}\n\n\
@@ -437,7 +442,7 @@ async fn send_reset(state: &AppState, email: &Email, ip: std::net::IpAddr) -> Ap
         None,
     )
     .await;
-    send_later(state, u.email.clone(), "Reset your password", body, link);
+    send_later(&state.mailer, u.email.clone(), "Reset your password", body, link);
     Ok(())
 }
 
@@ -451,7 +456,7 @@ pub async fn reset(
 ) -> ApiResult<StatusCode> {
     // Check the new password before spending the token.
     check_new_password(&req.new_password)?;
-    let (user, email) = consume_email_token(&state, &req.token, Purpose::Reset).await?;
+    let (user, email) = consume_email_token(&state.db, &req.token, Purpose::Reset).await?;
     let hash = auth::hash_password(req.new_password).await?;
     // The link proves control of the address it was sent to, and is only good while
     // that is still the account's address.
@@ -462,7 +467,7 @@ pub async fn reset(
         ));
     }
     users::revoke_sessions(&state, user, None).await?;
-    crate::tokens::spend_email_tokens(&state, user).await?;
+    crate::tokens::spend_email_tokens(&state.db, user).await?;
     audit::record(
         &state.db,
         event::PASSWORD_RESET,
@@ -483,12 +488,15 @@ pub async fn me(AuthUserRow(_, row): AuthUserRow) -> Json<User> {
 }
 
 #[utoipa::path(get, path = "/api/v1/users/check-username", tag = "auth", params(CheckUsernameQuery),
-    responses((status = 200, body = CheckUsernameResponse), (status = 400, body = Problem)))]
+    responses((status = 200, body = CheckUsernameResponse), (status = 400, body = Problem),
+        (status = 429, body = Problem, description = "`rate_limited`: `--check-username-rate` per client address per minute")))]
 /// Whether a username is valid and free.
 pub async fn check_username(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     Query(q): Query<CheckUsernameQuery>,
 ) -> ApiResult<Json<CheckUsernameResponse>> {
+    state.limits.check_username_probe(client)?;
     let username = Username::parse(&q.username)?;
     Ok(Json(CheckUsernameResponse {
         available: !crate::store::users::username_exists(&state.db, &username).await?,

@@ -273,6 +273,160 @@ pub struct Config {
     #[arg(long, env = "SOTTO_PUSH_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set,
         value_parser = clap::builder::BoolishValueParser::new(), global = true)]
     pub push_allow_http: bool,
+    /// Accept push endpoints on private, loopback and link-local addresses and
+    /// on any port (a push service on a private network, tests); only public
+    /// addresses on port 443 otherwise.
+    #[arg(long, env = "SOTTO_PUSH_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub push_allow_private: bool,
+    /// Milliseconds one push round may take; pushes still in flight then are
+    /// cancelled and count as failed. Also each push request's timeout.
+    #[arg(
+        long,
+        env = "SOTTO_PUSH_ROUND_DEADLINE_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(100..=120_000),
+        global = true
+    )]
+    pub push_round_deadline_ms: u64,
+    /// Failed pushes in a row after which a subscription is deleted.
+    #[arg(
+        long,
+        env = "SOTTO_PUSH_MAX_FAILURES",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=1000),
+        global = true
+    )]
+    pub push_max_failures: u32,
+    /// Push subscriptions per device.
+    #[arg(
+        long,
+        env = "SOTTO_PUSH_MAX_PER_DEVICE",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub push_max_per_device: u32,
+    /// Push subscriptions per user, over all their devices.
+    #[arg(
+        long,
+        env = "SOTTO_PUSH_MAX_PER_USER",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub push_max_per_user: u32,
+    /// `POST /api/v1/push/test` calls per user per minute.
+    #[arg(
+        long,
+        env = "SOTTO_PUSH_TEST_RATE",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub push_test_rate: u32,
+    /// The nameserver (`ip:port`) the push client's resolver asks instead of the
+    /// system's: for tests and unusual set-ups.
+    #[arg(long, env = "SOTTO_PUSH_DNS_SERVER", global = true, hide = true)]
+    pub push_dns_server: Option<SocketAddr>,
+    /// Address of the separate metrics listener (`/metrics`, Prometheus text);
+    /// an empty value turns it off. `/metrics` is never served on `--listen`.
+    #[arg(long, env = "SOTTO_METRICS_LISTEN", default_value = "127.0.0.1:9464",
+        value_parser = optional_addr, global = true)]
+    pub metrics_listen: OptionalAddr,
+    /// Comma-separated addresses or CIDR blocks of reverse proxies whose
+    /// `X-Forwarded-For` / `Forwarded` headers are believed (none by default).
+    #[arg(long, env = "SOTTO_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::clientip::parse_net, global = true)]
+    pub trusted_proxies: Vec<crate::clientip::Net>,
+    /// The forwarding header the trusted proxies write (only that one is read).
+    #[arg(long, env = "SOTTO_PROXY_HEADER", value_enum, default_value = "x-forwarded-for", global = true)]
+    pub proxy_header: crate::clientip::ProxyHeader,
+    /// Open connections in all (0: no cap); one beyond is closed at once.
+    #[arg(
+        long,
+        env = "SOTTO_MAX_CONNECTIONS",
+        default_value_t = 16_384,
+        global = true
+    )]
+    pub max_connections: u32,
+    /// Database reads per second one socket's replays may take (`resume` and
+    /// gap fills, a page of up to 100 messages per read; bursts of twice that).
+    /// A larger replay is served at this pace, never refused.
+    #[arg(
+        long,
+        env = "SOTTO_WS_REPLAY_RATE",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub ws_replay_rate: u32,
+    /// Rooms one user may be a member of.
+    #[arg(long, env = "SOTTO_MAX_ROOMS_PER_USER", default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_rooms_per_user: u32,
+    /// Members of one room, pending invitations included.
+    #[arg(long, env = "SOTTO_MAX_ROOM_MEMBERS", default_value_t = 1000,
+        value_parser = clap::value_parser!(u32).range(2..=1000), global = true)]
+    pub max_room_members: u32,
+    /// Invitations one user may have sent and not yet answered.
+    #[arg(long, env = "SOTTO_MAX_OPEN_INVITATIONS", default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_open_invitations: u32,
+    /// Invitations one user may have received and not yet answered.
+    #[arg(long, env = "SOTTO_MAX_PENDING_INVITATIONS", default_value_t = 200,
+        value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_pending_invitations: u32,
+    /// Rooms (group or direct) one user may create per minute.
+    #[arg(long, env = "SOTTO_ROOM_CREATE_RATE", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub room_create_rate: u32,
+    /// Invitations one user may send per minute.
+    #[arg(long, env = "SOTTO_INVITE_RATE", default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub invite_rate: u32,
+    /// Receipts one user may send per minute (REST and WebSocket together).
+    #[arg(long, env = "SOTTO_RECEIPT_RATE", default_value_t = 600,
+        value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub receipt_rate: u32,
+    /// Device and identity changes (upload, replace, revoke) one user may make
+    /// per minute.
+    #[arg(long, env = "SOTTO_DEVICE_UPDATE_RATE", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub device_update_rate: u32,
+    /// Contact and block changes one user may make per minute.
+    #[arg(long, env = "SOTTO_CONTACT_RATE", default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub contact_rate: u32,
+    /// Token refreshes per minute per session, and ten times that per client
+    /// address.
+    #[arg(long, env = "SOTTO_REFRESH_RATE", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub refresh_rate: u32,
+    /// `GET /api/v1/users/check-username` calls per minute per client address.
+    #[arg(long, env = "SOTTO_CHECK_USERNAME_RATE", default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub check_username_rate: u32,
+    /// Envelope bytes one user may post per UTC day (429 `quota_exceeded` beyond).
+    #[arg(long, env = "SOTTO_MESSAGE_BYTES_PER_DAY", default_value_t = 256 * 1024 * 1024, global = true)]
+    pub message_bytes_per_day: u64,
+    /// Envelope bytes one user may have stored in all (429 `quota_exceeded`
+    /// beyond; deleting messages or rooms frees it).
+    #[arg(long, env = "SOTTO_MESSAGE_BYTES_STORED", default_value_t = 4 * 1024 * 1024 * 1024, global = true)]
+    pub message_bytes_stored: u64,
+    /// Milliseconds between writes of the message quota counters to the
+    /// database (where relays sharing it see each other's counts).
+    #[arg(long, env = "SOTTO_QUOTA_SYNC_MS", default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(100..=60_000), global = true)]
+    pub quota_sync_ms: u64,
+    /// Days the security audit log is kept.
+    #[arg(long, env = "SOTTO_AUDIT_RETENTION_DAYS", default_value_t = 180,
+        value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub audit_retention_days: u32,
+    /// Development mode: e-mailed links (with their tokens) are also logged.
+    #[arg(long, env = "SOTTO_DEV", default_value_t = false, action = clap::ArgAction::Set,
+        num_args = 0..=1, default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub dev: bool,
     /// Log format.
     #[arg(
         long,
@@ -296,6 +450,34 @@ pub struct Config {
     pub bootstrap_master_password: Option<SecretString>,
 }
 
+/// An address, or none (the empty value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+/// `--metrics-listen`: `ip:port`, or empty for none.
+fn optional_addr(s: &str) -> Result<OptionalAddr, String> {
+    let s = s.trim();
+    if s.is_empty() || s.eq_ignore_ascii_case("off") {
+        return Ok(OptionalAddr(None));
+    }
+    s.parse()
+        .map(|a| OptionalAddr(Some(a)))
+        .map_err(|e| format!("not an address (ip:port): {e}"))
+}
+
+/// Whether `o` is a browser origin: `http(s)://host[:port]` with nothing after.
+fn reqwest_like_origin(o: &str) -> bool {
+    let Some(rest) = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '@', ' ', '*'])
+        && axum::http::HeaderValue::from_str(o).is_ok()
+}
+
 /// `--web-root`: any path, and the empty value (which turns the page off; clap's
 /// path parser would refuse it).
 fn web_root_arg(s: &str) -> Result<PathBuf, std::convert::Infallible> {
@@ -303,6 +485,28 @@ fn web_root_arg(s: &str) -> Result<PathBuf, std::convert::Infallible> {
 }
 
 impl Config {
+    /// Checks what clap's parsers cannot: a clear start-up error instead of a
+    /// failure (or a panic) later.
+    pub fn validate(&self) -> Result<(), String> {
+        for origin in &self.cors_origins {
+            let o = origin.trim();
+            if o == "*" {
+                return Err(
+                    "SOTTO_CORS_ORIGINS / --cors-origins: `*` is not allowed (the API takes bearer \
+                     tokens from any page that is allowed); list the origins, e.g. https://app.example.org"
+                        .into(),
+                );
+            }
+            let ok = reqwest_like_origin(o);
+            if !ok {
+                return Err(format!(
+                    "SOTTO_CORS_ORIGINS / --cors-origins: {o:?} is not an origin (scheme://host[:port], no path)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The browser chat's directory, if one is served: the configured one, or the
     /// default when it was built. `None` when the option is empty or nothing is built.
     pub fn web_root(&self) -> Option<PathBuf> {
@@ -333,6 +537,8 @@ impl Config {
             &data_dir.to_string_lossy(),
             "--listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "",
         ]);
         cli.config
     }

@@ -1,6 +1,8 @@
 //! Contacts: `/api/v1/contacts...`. A contact is the caller's private entry for
 //! another user, with an optional nickname only the caller sees. Having someone
-//! as a contact (in either direction) lets both fetch each other's keys.
+//! as a contact (in either direction) lets both fetch each other's keys, and
+//! having them as a contact lets them add you to rooms without an invitation
+//! (`rooms.rs`, "Consent").
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -17,6 +19,7 @@ use crate::auth::AuthUser;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::ratelimit::Write;
 use crate::state::AppState;
 use crate::store;
 use crate::validate::check_label;
@@ -71,17 +74,18 @@ pub async fn add(
         ));
     }
     let nickname = nickname(&req.nickname)?;
-    if !crate::rooms::addable_user(&state.db, req.user_id).await? {
+    state.limits.check_write(Write::Contact, me.id())?;
+    if !store::rooms::addable_user(&state.db, req.user_id).await? {
         return Err(ApiError::not_found());
     }
     let id = Uuid::now_v7();
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
     if store::contacts::count(&mut tx, me.id()).await? >= MAX_CONTACTS {
-        return Err(ApiError::conflict(
-            codes::CONFLICT,
-            format!("at most {MAX_CONTACTS} contacts"),
-        ));
+        metrics::counter!("sotto_limit_reached_total", "limit" => "contacts").increment(1);
+        return Err(ApiError::limit_reached(format!(
+            "at most {MAX_CONTACTS} contacts"
+        )));
     }
     let added =
         store::contacts::insert(&mut tx, id, me.id(), req.user_id, nickname.as_deref(), now)
@@ -108,6 +112,7 @@ pub async fn patch(
     ApiJson(req): ApiJson<PatchContactRequest>,
 ) -> ApiResult<Json<Contact>> {
     let nickname = nickname(&req.nickname)?;
+    state.limits.check_write(Write::Contact, me.id())?;
     if !store::contacts::set_nickname(
         state.db.writer(),
         me.id(),
@@ -131,6 +136,7 @@ pub async fn delete(
     me: AuthUser,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
+    state.limits.check_write(Write::Contact, me.id())?;
     if !store::contacts::remove(state.db.writer(), me.id(), id).await? {
         return Err(ApiError::not_found());
     }

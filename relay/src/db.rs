@@ -148,8 +148,10 @@ impl Db {
             }
             Some(u) => (u.expose_secret().to_string(), Backend::Sqlite),
             None => {
-                std::fs::create_dir_all(&config.data_dir).map_err(DbError::DataDir)?;
+                crate::fsutil::create_private_dir(&config.data_dir).map_err(DbError::DataDir)?;
+                crate::fsutil::warn_if_shared(&config.data_dir);
                 let path = config.data_dir.join("sotto.db");
+                crate::fsutil::prepare_sqlite_file(&path).map_err(DbError::DataDir)?;
                 (
                     format!("sqlite://{}?mode=rwc", path.display()),
                     Backend::Sqlite,

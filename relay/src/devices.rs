@@ -16,13 +16,12 @@ use axum::http::StatusCode;
 use sotto_core::api::ServerFrame;
 use sotto_core::api::devices::{
     Device, DeviceListQuery, KeysQueryRequest, KeysQueryResponse, MAX_KEYS_QUERY_USERS,
-    PutDeviceRequest,
+    PutDeviceRequest, RevokeDeviceRequest,
 };
 use sotto_core::api::pagination::Page;
 use sotto_core::api::problem::{Problem, codes};
 use sotto_core::api::users::Role;
 use sotto_core::encoding::b64_encode;
-use sotto_core::keys::{DeviceBundle, VerifiedDevice};
 use uuid::Uuid;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -33,6 +32,7 @@ use crate::auth::AuthUser;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::ratelimit::Write;
 
 use crate::state::AppState;
 use crate::store;
@@ -41,48 +41,35 @@ use crate::validate::check_label;
 /// Most devices one user may register.
 pub const MAX_DEVICES_PER_USER: i64 = 64;
 
-/// Verified bundles by device id, with the bundle text they were verified
-/// from: posting checks each envelope's signature under the sender device's
-/// key, and re-verifying its bundle (two more signatures) every time would
-/// triple the cost. A hit needs the stored text to be identical.
-#[derive(Default)]
-pub struct DeviceCache(std::sync::Mutex<std::collections::HashMap<Uuid, (String, VerifiedDevice)>>);
 
-const DEVICE_CACHE_MAX: usize = 50_000;
-
-impl DeviceCache {
-    fn get(&self, device: Uuid, bundle: &str) -> Option<VerifiedDevice> {
-        let map = self.0.lock().ok()?;
-        map.get(&device)
-            .filter(|(text, _)| text == bundle)
-            .map(|(_, d)| d.clone())
-    }
-    fn put(&self, device: Uuid, bundle: &str, verified: VerifiedDevice) {
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() >= DEVICE_CACHE_MAX {
-                map.clear();
-            }
-            map.insert(device, (bundle.to_string(), verified));
-        }
-    }
-}
-
-/// The verified form of a stored bundle, from the cache or verified now.
-pub fn verify_stored(state: &AppState, device: Uuid, bundle: &str) -> ApiResult<VerifiedDevice> {
-    if let Some(v) = state.device_cache.get(device, bundle) {
-        return Ok(v);
-    }
-    let parsed: DeviceBundle = serde_json::from_str(bundle)
-        .map_err(|e| ApiError::internal(format!("stored bundle of {device}: {e}")))?;
-    let verified = parsed.verify().map_err(|e| {
-        tracing::warn!(%device, error = %e, "a stored bundle no longer verifies");
+/// The caller's password must be `given` (400 `current_password_required`
+/// when absent, 403 `invalid_credentials` when wrong).
+async fn require_password(state: &AppState, me: &AuthUser, given: Option<String>, what: &str) -> ApiResult<()> {
+    let given = given.ok_or_else(|| {
         ApiError::bad_request(
-            codes::INVALID_BUNDLE,
-            "the stored bundle no longer verifies",
+            codes::CURRENT_PASSWORD_REQUIRED,
+            format!("{what} needs `current_password`"),
         )
     })?;
-    state.device_cache.put(device, bundle, verified.clone());
-    Ok(verified)
+    let row = store::users::find_by_id(&state.db, me.id())
+        .await?
+        .ok_or_else(|| ApiError::unauthorized(codes::INVALID_TOKEN, "the account is gone"))?;
+    if !crate::auth::verify_password(given, row.password_hash).await? {
+        audit::record(
+            &state.db,
+            event::PASSWORD_CHECK_FAILED,
+            Some(me.id()),
+            Some(me.id()),
+            None,
+            Some(what),
+        )
+        .await;
+        return Err(ApiError::forbidden_code(
+            codes::INVALID_CREDENTIALS,
+            "the current password is wrong",
+        ));
+    }
+    Ok(())
 }
 
 /// Announces that `user`'s devices changed, to them and everyone sharing a room with them.
@@ -134,6 +121,10 @@ pub async fn put(
     req.bundle.verify().map_err(|e| {
         ApiError::bad_request(codes::INVALID_BUNDLE, format!("invalid bundle: {e}"))
     })?;
+    state.limits.check_write(Write::DeviceUpdate, me.id())?;
+    if req.replace_identity {
+        require_password(&state, &me, req.current_password.clone(), "replacing your identity key").await?;
+    }
     let display_name = match &req.display_name {
         Some(n) => Some(check_label(n, "display_name", 64)?),
         None => None,
@@ -162,6 +153,8 @@ pub async fn put(
             ));
         }
         store::devices::replace_identity(&mut tx, me.id(), &identity, now).await?;
+        // The devices it revoked: their sessions end (not the caller's).
+        store::devices::end_sessions_of_revoked(&mut tx, me.id(), me.session_id, now).await?;
     }
     let existing = store::devices::owner_of(&mut tx, device_id).await?;
     let status = match existing.map(|(owner, revoked)| (owner == me.id(), revoked)) {
@@ -183,17 +176,21 @@ pub async fn put(
         }
         None => {
             if store::devices::count_active(&mut tx, me.id()).await? >= MAX_DEVICES_PER_USER {
-                return Err(ApiError::conflict(
-                    codes::CONFLICT,
-                    format!("at most {MAX_DEVICES_PER_USER} devices per user; revoke one first"),
-                ));
+                metrics::counter!("sotto_limit_reached_total", "limit" => "devices").increment(1);
+                return Err(ApiError::limit_reached(format!(
+                    "at most {MAX_DEVICES_PER_USER} devices per user; revoke one first"
+                )));
             }
             store::devices::insert(&mut tx, &write).await?;
             StatusCode::CREATED
         }
     };
+    store::devices::record_session(&mut tx, device_id, me.session_id).await?;
     let device = store::devices::get(&mut tx, device_id).await?;
     tx.commit().await?;
+    if replaced_identity {
+        state.presence.sessions_changed(me.id());
+    }
 
     if replaced_identity {
         audit::record(
@@ -237,20 +234,31 @@ pub async fn list_own(
 }
 
 #[utoipa::path(delete, path = "/api/v1/devices/{device_id}", tag = "devices",
-    params(("device_id" = Uuid, Path)),
-    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)),
+    params(("device_id" = Uuid, Path)), request_body = RevokeDeviceRequest,
+    responses((status = 204), (status = 400, body = Problem, description = "`current_password_required`"),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "`invalid_credentials`: the password is wrong"),
+        (status = 404, body = Problem),
+        (status = 429, body = Problem, description = "`rate_limited`: `--device-update-rate` per minute")),
     security(("bearer" = [])))]
-/// Revoke one of your devices: it can no longer post, is no longer served for
-/// encryption, and the change is announced. Its bundle stays listed with
-/// `include_revoked` so that messages it sent remain verifiable.
+/// Revoke one of your devices (with your password): it can no longer post, is
+/// no longer served for encryption, the sessions that registered it end, and
+/// the change is announced. Its bundle stays listed with `include_revoked` so
+/// that messages it sent remain verifiable.
 pub async fn delete(
     State(state): State<AppState>,
     me: AuthUser,
     Path(device_id): Path<Uuid>,
+    ApiJson(req): ApiJson<RevokeDeviceRequest>,
 ) -> ApiResult<StatusCode> {
-    if !store::devices::revoke(state.db.writer(), me.id(), device_id, now_ms()).await? {
+    state.limits.check_write(Write::DeviceUpdate, me.id())?;
+    require_password(&state, &me, Some(req.current_password), "revoking a device").await?;
+    let mut tx = state.db.begin_write().await?;
+    if !store::devices::revoke(&mut tx, me.id(), device_id, now_ms()).await? {
         return Err(ApiError::not_found());
     }
+    tx.commit().await?;
+    state.presence.sessions_changed(me.id());
     audit::record(
         &state.db,
         event::DEVICE_REVOKED,

@@ -12,8 +12,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: Option<String>,
-    /// Seconds for `Retry-After` (429).
-    pub retry_after: Option<u64>,
+    /// When to retry (429, some 503): `Retry-After` in whole seconds, rounded
+    /// up; the WebSocket `error` frame's `retry_after_ms`.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -43,13 +44,38 @@ impl ApiError {
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, detail)
     }
-    pub fn rate_limited(retry_after: u64) -> Self {
+    /// 429 `rate_limited`, to be retried after `wait`.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
         Self {
             status: StatusCode::TOO_MANY_REQUESTS,
             code: codes::RATE_LIMITED,
             detail: Some("too many requests; retry later".into()),
-            retry_after: Some(retry_after.max(1)),
+            retry_after: Some(wait),
         }
+    }
+    /// 429 `quota_exceeded`: a byte quota is used up until `wait` has passed.
+    pub fn quota_exceeded(wait: std::time::Duration, detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: codes::QUOTA_EXCEEDED,
+            detail: Some(detail.into()),
+            retry_after: Some(wait),
+        }
+    }
+    /// 409 `limit_reached`: a cap on a count (rooms, members, invitations,
+    /// devices, subscriptions) is reached; waiting does not help, removing does.
+    pub fn limit_reached(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, codes::LIMIT_REACHED, detail)
+    }
+    /// `Retry-After` in whole seconds (at least 1).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
+            .map(|d| (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1))
+    }
+    /// `retry_after_ms` of the WebSocket `error` frame (at least 1).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        self.retry_after
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1))
     }
     pub fn too_large(detail: impl Into<String>) -> Self {
         Self::new(
@@ -94,7 +120,7 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Some(s) = self.retry_after
+        if let Some(s) = self.retry_after_secs()
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {
             h.insert(header::RETRY_AFTER, v);
@@ -129,7 +155,7 @@ impl From<sqlx::Error> for ApiError {
             {
                 tracing::warn!(error = %e, "database contention");
                 let mut err = ApiError::unavailable("the database is busy; retry shortly");
-                err.retry_after = Some(1);
+                err.retry_after = Some(std::time::Duration::from_secs(1));
                 err
             }
             _ => ApiError::internal(e),

@@ -21,9 +21,8 @@ use sotto_core::api::ServerFrame;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::db::Pool;
-use crate::events::Remote;
-use crate::state::AppState;
+use crate::db::{Db, Pool};
+use crate::events::{Events, Remote};
 
 /// The notification channel.
 pub const CHANNEL: &str = "sotto_events";
@@ -44,17 +43,17 @@ struct Note {
 
 /// Starts forwarding and listening when the database is PostgreSQL; returns
 /// the tasks (aborted when the relay stops).
-pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn start(db: &Db, events: &Events) -> Vec<tokio::task::JoinHandle<()>> {
     #[allow(irrefutable_let_patterns)]
-    let Pool::Postgres(pool) = state.db.write_pool().clone() else {
+    let Pool::Postgres(pool) = db.write_pool().clone() else {
         return Vec::new();
     };
     let origin = Uuid::new_v4();
     let (tx, rx) = mpsc::channel(QUEUE);
-    state.events.forward_to(tx);
+    events.forward_to(tx);
     vec![
-        tokio::spawn(forward(state.clone(), origin, rx)),
-        tokio::spawn(listen(state.clone(), pool, origin)),
+        tokio::spawn(forward(db.clone(), origin, rx)),
+        tokio::spawn(listen(db.clone(), events.clone(), pool, origin)),
     ]
 }
 
@@ -91,10 +90,10 @@ fn payloads(origin: Uuid, event: Remote) -> Vec<String> {
     }
 }
 
-async fn forward(state: AppState, origin: Uuid, mut rx: mpsc::Receiver<Remote>) {
+async fn forward(db: Db, origin: Uuid, mut rx: mpsc::Receiver<Remote>) {
     while let Some(event) = rx.recv().await {
         for payload in payloads(origin, event) {
-            match crate::store::fanout::notify(state.db.writer(), CHANNEL, &payload).await {
+            match crate::store::fanout::notify(db.writer(), CHANNEL, &payload).await {
                 Ok(()) => metrics::counter!("sotto_fanout_sent_total").increment(1),
                 Err(e) => {
                     metrics::counter!("sotto_fanout_dropped_total").increment(1);
@@ -105,7 +104,7 @@ async fn forward(state: AppState, origin: Uuid, mut rx: mpsc::Receiver<Remote>) 
     }
 }
 
-async fn listen(state: AppState, pool: sqlx::PgPool, origin: Uuid) {
+async fn listen(db: Db, events: Events, pool: sqlx::PgPool, origin: Uuid) {
     loop {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -122,7 +121,7 @@ async fn listen(state: AppState, pool: sqlx::PgPool, origin: Uuid) {
         }
         loop {
             match listener.try_recv().await {
-                Ok(Some(n)) => deliver(&state, origin, n.payload()).await,
+                Ok(Some(n)) => deliver(&db, &events, origin, n.payload()).await,
                 Ok(None) => {
                     // The connection was lost and is being re-established:
                     // whatever was sent meanwhile is gone, so the local
@@ -131,11 +130,11 @@ async fn listen(state: AppState, pool: sqlx::PgPool, origin: Uuid) {
                     tracing::warn!(
                         "lost the connection that brings the other relays' events; sockets resume"
                     );
-                    state.events.reset_all();
+                    events.reset_all();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "listening for the other relays' events failed; reconnecting");
-                    state.events.reset_all();
+                    events.reset_all();
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     break;
                 }
@@ -144,7 +143,7 @@ async fn listen(state: AppState, pool: sqlx::PgPool, origin: Uuid) {
     }
 }
 
-async fn deliver(state: &AppState, origin: Uuid, payload: &str) {
+async fn deliver(db: &Db, events: &Events, origin: Uuid, payload: &str) {
     let note: Note = match serde_json::from_str(payload) {
         Ok(n) => n,
         Err(_) => {
@@ -156,15 +155,14 @@ async fn deliver(state: &AppState, origin: Uuid, payload: &str) {
         return;
     }
     metrics::counter!("sotto_fanout_received_total").increment(1);
-    let events = &state.events;
     match note.e {
         Remote::Frame { a, f } => events.publish_local(&a, f),
-        Remote::Room { room, f } => events.publish_room_local(&state.db, room, f).await,
+        Remote::Room { room, f } => events.publish_room_local(db, room, f).await,
         Remote::Message { room, id } => {
             if !events.has_subscribers() {
                 return;
             }
-            match crate::store::messages::one(&state.db, room, id).await {
+            match crate::store::messages::one(db, room, id).await {
                 Ok(Some(m)) => {
                     if let Some(envelope) = m.envelope {
                         let frame = ServerFrame::Message {
@@ -176,7 +174,7 @@ async fn deliver(state: &AppState, origin: Uuid, payload: &str) {
                             envelope,
                             created_at: m.created_at,
                         };
-                        events.publish_room_local(&state.db, room, frame).await;
+                        events.publish_room_local(db, room, frame).await;
                     }
                 }
                 Ok(None) => {}

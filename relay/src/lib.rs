@@ -11,24 +11,36 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod auth_routes;
+pub mod blocks;
+pub mod clientip;
 pub mod config;
 pub mod contacts;
 pub mod db;
 pub mod devices;
 pub mod digest;
+pub mod egress;
 pub mod error;
 pub mod events;
+pub mod extract;
 #[cfg(feature = "postgres")]
 pub mod fanout;
+pub mod files;
+pub mod fsutil;
+pub mod housekeeping;
 pub mod ids;
 pub mod ingest;
+pub mod invitations;
 pub mod json;
+pub mod keycache;
 pub mod mail;
 pub mod membership;
 pub mod messages;
 pub mod ops;
 pub mod pagination;
+pub mod presence;
 pub mod push;
+pub mod pusher;
+pub mod quotas;
 pub mod ratelimit;
 pub mod rooms;
 pub mod server;
@@ -40,7 +52,7 @@ pub mod validate;
 pub mod ws;
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -68,6 +80,10 @@ pub enum StartError {
     Listen(SocketAddr, std::io::Error),
     #[error("bootstrap master: {0}")]
     Bootstrap(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("Web Push: {0}")]
+    Push(std::io::Error),
     #[error("server: {0}")]
     Serve(std::io::Error),
 }
@@ -87,34 +103,53 @@ fn metrics_handle() -> PrometheusHandle {
 
 /// Opens the database, loads keys and builds the state.
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
+    config.validate().map_err(StartError::Config)?;
     let db = Db::open(&config).await?;
     let jwt = auth::JwtKeys::load(config.jwt_secret.as_ref(), &config.data_dir)
         .map_err(StartError::Jwt)?;
-    let mailer = mail::Mailer::from_config(&config)?;
-    let limits = ratelimit::RateLimits::new(
-        config.auth_rate_per_ip,
-        config.auth_rate_per_account,
-        config.post_rate,
-    );
-    let realtime = ws::Realtime::new(&config);
+    let mailer = Arc::new(mail::Mailer::from_config(&config)?);
+    let limits = Arc::new(ratelimit::RateLimits::new(ratelimit::Rates::of(&config)));
+    let presence = Arc::new(presence::Presence::new(config.ws_typing_rate));
     let ingest = ingest::Ingest::start(&db);
     let subject = config
         .vapid_subject
         .clone()
         .unwrap_or_else(|| config.public_url());
-    let vapid = push::Vapid::load(config.vapid_private_key.as_ref(), &config.data_dir, subject)
-        .map_err(StartError::Vapid)?;
-    let (pusher, push_wake) = push::Pusher::new(
+    let vapid =
+        pusher::Vapid::load(config.vapid_private_key.as_ref(), &config.data_dir, subject)
+            .map_err(StartError::Vapid)?;
+    let (push, push_wake) = pusher::Pusher::new(
         vapid,
-        config.push_allow_http,
-        std::time::Duration::from_millis(config.push_coalesce_ms),
+        pusher::PushSettings {
+            policy: egress::Policy {
+                allow_http: config.push_allow_http,
+                allow_private: config.push_allow_private,
+            },
+            coalesce: Duration::from_millis(config.push_coalesce_ms),
+            round_deadline: Duration::from_millis(config.push_round_deadline_ms),
+            max_failures: config.push_max_failures,
+            nameserver: config.push_dns_server,
+        },
+        db.clone(),
+        Arc::clone(&presence),
     )
-    .map_err(|e| StartError::Vapid(std::io::Error::other(e)))?;
+    .map_err(StartError::Push)?;
+    tokio::spawn(pusher::run(Arc::downgrade(&push), push_wake));
+    let quotas = Arc::new(quotas::Quotas::new(
+        db.clone(),
+        config.message_bytes_per_day,
+        config.message_bytes_stored,
+    ));
+    let trusted = Arc::new(clientip::TrustedProxies::new(
+        config.trusted_proxies.clone(),
+        config.proxy_header,
+    ));
     let dummy = crate::tokens::new_opaque_token()
         .map_err(|_| StartError::Bootstrap("no randomness".into()))?;
     let dummy_hash = auth::hash_password(dummy)
         .await
         .map_err(|_| StartError::Bootstrap("cannot hash".into()))?;
+    let files = Arc::new(files::Files::new(&config.data_dir));
     let state = AppState::new(Inner {
         config,
         db,
@@ -124,13 +159,16 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         metrics: metrics_handle(),
         events: events::Events::new(),
         ingest,
-        push: pusher,
-        realtime,
-        device_cache: devices::DeviceCache::default(),
-        uploads: attachments::UploadSlots::default(),
+        push,
+        presence,
+        quotas,
+        device_cache: keycache::DeviceCache::default(),
+        uploads: files::UploadSlots::default(),
+        files,
+        trusted,
+        ws_clients: Arc::new(server::PeerCounts::default()),
         dummy_hash,
     });
-    tokio::spawn(push::run(state.downgrade(), push_wake));
     bootstrap_master(&state).await?;
     Ok(state)
 }
@@ -199,50 +237,63 @@ pub async fn create_master(
     Ok(row)
 }
 
-/// Serves on an already-bound listener until `shutdown` resolves.
+/// Serves on an already-bound listener until `shutdown` resolves (no metrics
+/// listener; see [`serve_with_metrics`]).
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let housekeeping = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let mut minutes = 0u64;
-            loop {
-                if minutes.is_multiple_of(60) {
-                    attachments::sweep_orphans(&state, Duration::from_secs(3600)).await;
-                }
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                minutes += 1;
-                state.limits.housekeeping();
-                state.metrics.run_upkeep();
-            }
-        })
-    };
-    // SQLite: restart the write-ahead log every second (see
-    // `store::maintenance::checkpoint`).
-    let checkpoints = (state.db.backend == db::Backend::Sqlite).then(|| {
-        let state = state.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if let Err(e) = store::maintenance::checkpoint(state.db.writer()).await {
-                    tracing::warn!(code = e.code, "WAL checkpoint failed");
-                }
-            }
-        })
-    });
+    serve_with_metrics(state, listener, None, shutdown).await
+}
+
+/// Serves the API on `listener`, and `/metrics` alone on `metrics` when given,
+/// until `shutdown` resolves.
+pub async fn serve_with_metrics(
+    state: AppState,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let mut tasks = housekeeping::start(
+        housekeeping::Upkeep {
+            db: state.db.clone(),
+            quotas: Arc::clone(&state.quotas),
+            files: Arc::clone(&state.files),
+            metrics: state.metrics.clone(),
+            refresh_token_ttl: Duration::from_secs(state.config.refresh_token_ttl),
+            audit_retention_days: state.config.audit_retention_days,
+            quota_sync: Duration::from_millis(state.config.quota_sync_ms),
+        },
+        Arc::clone(&state.limits),
+    );
     #[cfg(feature = "postgres")]
-    let fanout = fanout::start(&state);
-    #[cfg(not(feature = "postgres"))]
-    let fanout: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    tasks.extend(fanout::start(&state.db, &state.events));
     let limits = server::ConnLimits {
         header_read_timeout: Duration::from_secs(state.config.header_read_timeout),
         idle_timeout: Duration::from_secs(state.config.idle_timeout),
         max_per_ip: state.config.max_connections_per_ip,
+        max_total: state.config.max_connections,
+        trusted: Arc::clone(&state.trusted),
     };
+    if let Some(metrics) = metrics {
+        let router = app::metrics_router(state.metrics.clone());
+        let limits = server::ConnLimits {
+            trusted: Arc::new(clientip::TrustedProxies::new(
+                Vec::new(),
+                clientip::ProxyHeader::XForwardedFor,
+            )),
+            max_per_ip: 0,
+            ..limits.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = server::serve(metrics, router, limits, std::future::pending()).await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        }));
+    }
     let events = state.events.clone();
+    let quotas = Arc::clone(&state.quotas);
     let app = app::router(state);
     let res = server::serve(listener, app, limits, shutdown)
         .await
@@ -250,11 +301,8 @@ pub async fn serve(
     // WebSockets are upgraded connections, outside the HTTP drain: end their
     // subscriptions so each closes (1012) and its client resumes elsewhere.
     events.reset_all();
-    housekeeping.abort();
-    if let Some(task) = checkpoints {
-        task.abort();
-    }
-    for task in fanout {
+    quotas.sync().await;
+    for task in tasks {
         task.abort();
     }
     res
@@ -267,10 +315,22 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         Ok(n) => tracing::info!(open_files_limit = n, "open-files limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
     }
+    let metrics_listen = config.metrics_listen.0;
     let state = build_state(config).await?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| StartError::Listen(listen, e))?;
+    let metrics = match metrics_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Listen(addr, e))?;
+            let bound = l.local_addr().map_err(|e| StartError::Listen(addr, e))?;
+            tracing::info!("metrics (Prometheus text) at http://{bound}/metrics");
+            Some(l)
+        }
+        None => None,
+    };
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Listen(listen, e))?;
@@ -288,7 +348,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
              (prints a generated password once), or set SOTTO_BOOTSTRAP_MASTER_USERNAME/_EMAIL/_PASSWORD"
         );
     }
-    serve(state, listener, shutdown_signal()).await
+    serve_with_metrics(state, listener, metrics, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -3,18 +3,7 @@
 //! the audiences of events (a room's members, a user's peers). The reads are in
 //! [`crate::store::membership`].
 
-use axum::http::StatusCode;
-use sotto_core::api::problem::codes;
-
-use crate::error::ApiError;
 pub use crate::store::membership::{
-    Membership, member_ids, peers_of, require_member, rooms_and_peers,
+    Membership, member_ids, not_a_member, peers_of, presence_peers_of, require_member,
+    rooms_and_peers,
 };
-
-pub fn not_a_member() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        codes::NOT_A_MEMBER,
-        "no such room, or you are not a member of it",
-    )
-}

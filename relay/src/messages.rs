@@ -66,25 +66,34 @@ fn replay(
 }
 
 /// What posting needs to know, read in one query: the caller's membership,
-/// the room's membership epoch, and the sender device's active bundle.
+/// the room's membership epoch, the sender device's active bundle, and
+/// whether the room is a direct room between users one of whom blocked the
+/// other.
 struct SendContext {
     epoch: i64,
     device: Option<String>,
 }
 
-/// 404 `not_a_member` unless the caller is a member of `room`.
+/// 404 `not_a_member` unless the caller is a member of `room`; 403 `blocked`
+/// in a direct room with a user who blocked them or whom they blocked.
 async fn send_context(
     state: &AppState,
     room: Uuid,
     me: Uuid,
     device: Uuid,
 ) -> ApiResult<SendContext> {
-    let (epoch, bundle) = crate::store::messages::send_context(&state.db, room, me, device)
+    let ctx = crate::store::messages::send_context(&state.db, room, me, device)
         .await?
         .ok_or_else(not_a_member)?;
+    if ctx.blocked {
+        return Err(ApiError::forbidden_code(
+            codes::BLOCKED,
+            "you cannot post here: one of you blocked the other",
+        ));
+    }
     Ok(SendContext {
-        epoch,
-        device: bundle,
+        epoch: ctx.epoch,
+        device: ctx.bundle,
     })
 }
 
@@ -96,7 +105,7 @@ fn sender_device(state: &AppState, device: Uuid, ctx: &SendContext) -> ApiResult
             "the sender device is not one of your registered devices",
         ));
     };
-    crate::devices::verify_stored(state, device, bundle).map_err(|_| {
+    crate::keycache::verify_stored(&state.device_cache, device, bundle).map_err(|_| {
         mismatch("the sender device's stored bundle does not verify; register it again")
     })
 }
@@ -127,7 +136,7 @@ pub async fn post_envelope(
     let device_id = parsed
         .as_ref()
         .map_or(Uuid::nil(), |e| e.header.sender_device_id);
-    let mut ctx = send_context(state, room, me, device_id).await?;
+    let ctx = send_context(state, room, me, device_id).await?;
     if bytes.len() > max {
         return Err(ApiError::too_large(format!(
             "the envelope is larger than {max} bytes"
@@ -153,7 +162,39 @@ pub async fn post_envelope(
     let digest = crate::digest::sha256_hex(&bytes);
     let device_id = h.sender_device_id;
     drop(env);
+    // Counted in memory (no database round trip); given back below if the
+    // message is not stored.
+    let size = bytes.len();
+    if let Err(e) = state.quotas.reserve(me, size).await {
+        // A retry of a message stored before the quota filled is still answered.
+        if let Some(stored) = find_stored(&state.db, me, client_id).await? {
+            let (_, Json(response)) = replay(&stored, room, &digest)?;
+            return Ok(Posted {
+                response,
+                created: false,
+            });
+        }
+        return Err(e);
+    }
+    let result = store_checked(state, me, room, client_id, device_id, bytes, digest, ctx).await;
+    if !matches!(result, Ok(ref p) if p.created) {
+        state.quotas.release(me, size);
+    }
+    result
+}
 
+/// Stores a checked post through the group commit (see [`post_envelope`]).
+#[allow(clippy::too_many_arguments)]
+async fn store_checked(
+    state: &AppState,
+    me: Uuid,
+    room: Uuid,
+    client_id: Uuid,
+    device_id: Uuid,
+    bytes: Vec<u8>,
+    digest: String,
+    mut ctx: SendContext,
+) -> ApiResult<Posted> {
     let mut message = NewMessage {
         id: Uuid::now_v7(),
         room,
@@ -293,7 +334,8 @@ pub async fn delete(
         ));
     }
     let erased = crate::store::messages::erase(state.db.writer(), msg, now_ms()).await?;
-    if erased {
+    if let Some(freed) = erased {
+        state.quotas.freed(&[freed]).await;
         state
             .events
             .publish_to_room(
@@ -318,6 +360,7 @@ pub async fn record_receipt(
     kind: ReceiptKind,
     seq: u64,
 ) -> ApiResult<Receipt> {
+    state.limits.check_write(crate::ratelimit::Write::Receipt, me)?;
     let m = require_member(&state.db, room, me).await?;
     let seq = i64::try_from(seq)
         .ok()

@@ -1,4 +1,4 @@
-//! Operations: `/`, `/health`, `/metrics`, `/openapi.json`, `/docs`, the small
+//! Operations: `/`, `/health`, `/openapi.json`, `/docs`, the small
 //! HTML pages e-mailed links open, their assets, and the admin audit log.
 
 use axum::Json;
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::AdminUser;
+use crate::extract::AdminUser;
 use crate::db::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -60,14 +60,6 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             status: db,
             database: db,
         }),
-    )
-}
-
-/// Prometheus text exposition.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
     )
 }
 

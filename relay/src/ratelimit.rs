@@ -1,6 +1,10 @@
-//! Rate limits for the unauthenticated auth routes: per client IP and per
-//! account, each a GCRA keyed limiter (`governor`). A refusal is 429 with
-//! `Retry-After` in whole seconds, rounded up.
+//! Rate limits, each a GCRA keyed limiter (`governor`), counted in memory per
+//! relay process: the unauthenticated auth routes per client address and per
+//! account, message posts per user, and every other kind of write per user
+//! ([`Write`]). A refusal is 429 `rate_limited` with `Retry-After` in whole
+//! seconds, rounded up (`retry_after_ms` on a socket), and counts in
+//! `sotto_rate_limited_total{limit}`. Client addresses are those of
+//! `clientip.rs` (through trusted proxies), IPv6 grouped by /64.
 //!
 //! Login attempts on an existing account are counted against the account itself
 //! (its id), whichever spelling (username or e-mail) names it, so two spellings
@@ -32,6 +36,70 @@ const KNOWN_ACCOUNTS_MAX: usize = 100_000;
 /// ...and at most this many addresses each (the most recent).
 const KNOWN_PER_ACCOUNT: usize = 16;
 
+/// Writes limited per user per minute (`docs/config.md`, "Limits and quotas").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Write {
+    /// Creating a room, group or direct (`--room-create-rate`).
+    RoomCreate,
+    /// Sending an invitation (`--invite-rate`).
+    Invite,
+    /// Moving a receipt (`--receipt-rate`).
+    Receipt,
+    /// Uploading, replacing or revoking a device or identity (`--device-update-rate`).
+    DeviceUpdate,
+    /// Adding, renaming or removing a contact, blocking, unblocking (`--contact-rate`).
+    Contact,
+    /// `POST /api/v1/push/test` (`--push-test-rate`).
+    PushTest,
+}
+
+impl Write {
+    fn name(self) -> &'static str {
+        match self {
+            Write::RoomCreate => "room_create",
+            Write::Invite => "invite",
+            Write::Receipt => "receipt",
+            Write::DeviceUpdate => "device_update",
+            Write::Contact => "contact",
+            Write::PushTest => "push_test",
+        }
+    }
+}
+
+/// The per-minute rates of the limits (from `Config`).
+#[derive(Debug, Clone, Copy)]
+pub struct Rates {
+    pub auth_per_ip: u32,
+    pub auth_per_account: u32,
+    pub posts_per_second: u32,
+    pub room_create: u32,
+    pub invite: u32,
+    pub receipt: u32,
+    pub device_update: u32,
+    pub contact: u32,
+    pub push_test: u32,
+    pub refresh_per_session: u32,
+    pub check_username_per_ip: u32,
+}
+
+impl Rates {
+    pub fn of(c: &crate::config::Config) -> Self {
+        Self {
+            auth_per_ip: c.auth_rate_per_ip,
+            auth_per_account: c.auth_rate_per_account,
+            posts_per_second: c.post_rate,
+            room_create: c.room_create_rate,
+            invite: c.invite_rate,
+            receipt: c.receipt_rate,
+            device_update: c.device_update_rate,
+            contact: c.contact_rate,
+            push_test: c.push_test_rate,
+            refresh_per_session: c.refresh_rate,
+            check_username_per_ip: c.check_username_rate,
+        }
+    }
+}
+
 pub struct RateLimits {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_account: DefaultKeyedRateLimiter<String>,
@@ -40,6 +108,10 @@ pub struct RateLimits {
     /// Messages posted per user (REST and WebSocket alike).
     posts: DefaultKeyedRateLimiter<Uuid>,
     known: Mutex<HashMap<Uuid, Vec<(IpAddr, Instant)>>>,
+    writes: HashMap<Write, DefaultKeyedRateLimiter<Uuid>>,
+    refresh_session: DefaultKeyedRateLimiter<Uuid>,
+    refresh_ip: DefaultKeyedRateLimiter<IpAddr>,
+    check_username: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 fn quota(per_minute: u32) -> Quota {
@@ -48,9 +120,26 @@ fn quota(per_minute: u32) -> Quota {
 }
 
 impl RateLimits {
-    pub fn new(per_ip_per_minute: u32, per_account_per_minute: u32, posts_per_second: u32) -> Self {
-        let posts = NonZeroU32::new(posts_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    pub fn new(rates: Rates) -> Self {
+        let per_ip_per_minute = rates.auth_per_ip;
+        let per_account_per_minute = rates.auth_per_account;
+        let posts = NonZeroU32::new(rates.posts_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let writes = [
+            (Write::RoomCreate, rates.room_create),
+            (Write::Invite, rates.invite),
+            (Write::Receipt, rates.receipt),
+            (Write::DeviceUpdate, rates.device_update),
+            (Write::Contact, rates.contact),
+            (Write::PushTest, rates.push_test),
+        ]
+        .into_iter()
+        .map(|(w, n)| (w, RateLimiter::keyed(quota(n))))
+        .collect();
         Self {
+            writes,
+            refresh_session: RateLimiter::keyed(quota(rates.refresh_per_session)),
+            refresh_ip: RateLimiter::keyed(quota(rates.refresh_per_session.saturating_mul(10))),
+            check_username: RateLimiter::keyed(quota(rates.check_username_per_ip)),
             posts: RateLimiter::keyed(
                 Quota::per_second(posts).allow_burst(
                     posts.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)),
@@ -66,7 +155,36 @@ impl RateLimits {
 
     /// A message posted by `user` (429 with `Retry-After` beyond the rate).
     pub fn check_post(&self, user: Uuid) -> Result<(), ApiError> {
-        self.posts.check_key(&user).map_err(refusal)
+        self.posts.check_key(&user).map_err(|nu| refusal_of("post", nu))
+    }
+
+    /// A write of kind `what` by `user`.
+    pub fn check_write(&self, what: Write, user: Uuid) -> Result<(), ApiError> {
+        match self.writes.get(&what) {
+            Some(l) => l.check_key(&user).map_err(|nu| refusal_of(what.name(), nu)),
+            None => Ok(()),
+        }
+    }
+
+    /// A token refresh from `ip` (before the token is looked up).
+    pub fn check_refresh_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.refresh_ip
+            .check_key(&crate::server::peer_key(ip))
+            .map_err(|nu| refusal_of("refresh", nu))
+    }
+
+    /// A token refresh of `session`.
+    pub fn check_refresh_session(&self, session: Uuid) -> Result<(), ApiError> {
+        self.refresh_session
+            .check_key(&session)
+            .map_err(|nu| refusal_of("refresh", nu))
+    }
+
+    /// A username availability check from `ip`.
+    pub fn check_username_probe(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.check_username
+            .check_key(&crate::server::peer_key(ip))
+            .map_err(|nu| refusal_of("check_username", nu))
     }
 
     /// A login attempt: `account` is the account the login names, when there is
@@ -82,9 +200,11 @@ impl RateLimits {
         };
         let ip = crate::server::peer_key(ip);
         if !self.is_known(id, ip) {
-            self.per_user.check_key(&id).map_err(refusal)?;
+            self.per_user.check_key(&id).map_err(|nu| refusal_of("login", nu))?;
         }
-        self.per_user_ip.check_key(&(id, ip)).map_err(refusal)
+        self.per_user_ip
+            .check_key(&(id, ip))
+            .map_err(|nu| refusal_of("login", nu))
     }
 
     /// Remembers that `account` signed in from `ip`. Bounded: the most recent
@@ -131,7 +251,7 @@ impl RateLimits {
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
         self.per_ip
             .check_key(&crate::server::peer_key(ip))
-            .map_err(refusal)
+            .map_err(|nu| refusal_of("auth_ip", nu))
     }
 
     /// `account` is normalised (trimmed, lower case) so case games do not multiply attempts.
@@ -141,7 +261,9 @@ impl RateLimits {
             .chars()
             .take(300)
             .collect();
-        self.per_account.check_key(&key).map_err(refusal)
+        self.per_account
+            .check_key(&key)
+            .map_err(|nu| refusal_of("auth_account", nu))
     }
 
     /// Drops state of keys that are back to full capacity (called periodically).
@@ -150,6 +272,13 @@ impl RateLimits {
         self.per_account.retain_recent();
         self.per_user.retain_recent();
         self.per_user_ip.retain_recent();
+        self.posts.retain_recent();
+        for l in self.writes.values() {
+            l.retain_recent();
+        }
+        self.refresh_session.retain_recent();
+        self.refresh_ip.retain_recent();
+        self.check_username.retain_recent();
         self.known
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -160,10 +289,7 @@ impl RateLimits {
     }
 }
 
-fn refusal(nu: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> ApiError {
-    ApiError::rate_limited(ceil_secs(nu.wait_time_from(DefaultClock::default().now())))
-}
-
-fn ceil_secs(d: std::time::Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+fn refusal_of(limit: &'static str, nu: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> ApiError {
+    metrics::counter!("sotto_rate_limited_total", "limit" => limit).increment(1);
+    ApiError::rate_limited(nu.wait_time_from(DefaultClock::default().now()))
 }

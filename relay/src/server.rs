@@ -17,12 +17,23 @@
 //!   dropped. This covers HTTP/2, stalled readers and stalled writers alike.
 //! - **Per-IP cap**: at most N open connections per client address (IPv6 grouped
 //!   by /64); a connection beyond it is closed at once, before any byte is read.
+//!   Connections from a trusted proxy (`--trusted-proxies`) are not capped per
+//!   peer (they carry everyone's requests); WebSockets through it are capped
+//!   per client address instead (`ws.rs`), and the proxy limits its clients'
+//!   connections itself (`deploy/nginx.conf`).
+//! - **Global cap**: at most `--max-connections` open connections in all.
+//! - **Pre-authentication budget**: a WebSocket may read at most
+//!   [`PREAUTH_BYTES`] before its `auth` frame is accepted (the socket's
+//!   [`ReadBudget`]); beyond, the connection fails, so unauthenticated sockets
+//!   cannot make the relay buffer large frames.
+//! - **Client address**: every request carries a [`ClientAddr`] (the peer, or
+//!   the client a trusted proxy names; `clientip.rs`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -35,13 +46,23 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
+pub use crate::clientip::ClientAddr;
+use crate::clientip::TrustedProxies;
+
+/// Bytes a WebSocket may read before it is authenticated.
+pub const PREAUTH_BYTES: i64 = 16 * 1024;
+
 /// Connection limits (see the module docs and `docs/config.md`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     /// 0: no cap.
     pub max_per_ip: u32,
+    /// Open connections in all; 0: no cap.
+    pub max_total: u32,
+    /// Whose forwarding headers are believed.
+    pub trusted: Arc<TrustedProxies>,
 }
 
 /// How long a connection that was asked to close, and still moves no byte, is kept.
@@ -63,8 +84,8 @@ pub fn raise_open_files_limit() -> std::io::Result<u64> {
     }
 }
 
-/// The address a per-IP cap counts under: IPv4 as is (IPv4-mapped IPv6 too),
-/// IPv6 by its /64, which one subscriber typically holds whole.
+/// The address a per-IP cap or limit counts under: IPv4 as is (IPv4-mapped
+/// IPv6 too), IPv6 by its /64, which one subscriber typically holds whole.
 pub fn peer_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
@@ -80,7 +101,7 @@ pub fn peer_key(ip: IpAddr) -> IpAddr {
 
 /// Open connections per peer key.
 #[derive(Default)]
-struct PeerCounts(Mutex<HashMap<IpAddr, u32>>);
+pub struct PeerCounts(Mutex<HashMap<IpAddr, u32>>);
 
 /// One counted connection; uncounted when the last holder drops it. Every
 /// request carries a [`ConnectionSlot`], so a connection upgraded to a WebSocket
@@ -91,7 +112,8 @@ pub struct PeerSlot {
 }
 
 impl PeerCounts {
-    fn try_acquire(self: &Arc<Self>, ip: IpAddr, max: u32) -> Option<PeerSlot> {
+    /// A slot for `ip` unless `max` (0: no cap) are taken already.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr, max: u32) -> Option<PeerSlot> {
         let key = peer_key(ip);
         let mut map = self
             .0
@@ -125,9 +147,63 @@ impl Drop for PeerSlot {
     }
 }
 
-/// The per-IP slot of the connection a request came on (a request extension).
+/// One connection counted against the global cap.
+pub struct TotalSlot(Arc<AtomicUsize>);
+
+impl TotalSlot {
+    fn try_acquire(count: &Arc<AtomicUsize>, max: u32) -> Option<Self> {
+        let max = if max == 0 { usize::MAX } else { max as usize };
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Self(Arc::clone(count)))
+    }
+}
+
+impl Drop for TotalSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The slots of the connection a request came on (a request extension): its
+/// place in the global count and, for a direct client, in its address's count.
 #[derive(Clone)]
-pub struct ConnectionSlot(pub Arc<PeerSlot>);
+pub struct ConnectionSlot(pub Arc<(TotalSlot, Option<PeerSlot>)>);
+
+/// How many more bytes the connection may read; negative: no limit. Set by the
+/// WebSocket gateway to [`PREAUTH_BYTES`] until the socket is authenticated.
+#[derive(Clone, Default)]
+pub struct ReadBudget(Arc<AtomicI64>);
+
+impl ReadBudget {
+    fn unlimited() -> Self {
+        Self(Arc::new(AtomicI64::new(-1)))
+    }
+    /// Allows `bytes` more to be read, then fails the connection.
+    pub fn limit(&self, bytes: i64) {
+        self.0.store(bytes, Ordering::Release);
+    }
+    /// Lifts the limit.
+    pub fn lift(&self) {
+        self.0.store(-1, Ordering::Release);
+    }
+    /// Spends `n` bytes; false when the budget is exceeded.
+    fn spend(&self, n: usize) -> bool {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            if cur < 0 {
+                return true;
+            }
+            let left = cur - n;
+            match self.0.compare_exchange(cur, left.max(0), Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return left >= 0,
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
 
 /// When a byte last moved on a connection, in milliseconds since `epoch`.
 struct Activity {
@@ -158,10 +234,11 @@ impl Activity {
     }
 }
 
-/// A TCP stream that records when bytes move.
+/// A TCP stream that records when bytes move, and enforces a read budget.
 struct TrackedIo {
     inner: TcpStream,
     activity: Arc<Activity>,
+    budget: ReadBudget,
 }
 
 impl AsyncRead for TrackedIo {
@@ -172,8 +249,16 @@ impl AsyncRead for TrackedIo {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+        let read = buf.filled().len().saturating_sub(before);
+        if matches!(res, Poll::Ready(Ok(()))) && read > 0 {
             self.activity.touch();
+            if !self.budget.spend(read) {
+                metrics::counter!("sotto_connections_closed_total", "reason" => "preauth_bytes")
+                    .increment(1);
+                return Poll::Ready(Err(std::io::Error::other(
+                    "read beyond the pre-authentication budget",
+                )));
+            }
         }
         res
     }
@@ -228,6 +313,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let counts = Arc::new(PeerCounts::default());
+    let total = Arc::new(AtomicUsize::new(0));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -261,17 +347,30 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = counts.try_acquire(peer.ip(), limits.max_per_ip) else {
-            metrics::counter!("sotto_connections_refused_total", "reason" => "per_ip").increment(1);
-            tracing::debug!(%peer, "connection refused: per-IP connection cap");
+        let Some(total_slot) = TotalSlot::try_acquire(&total, limits.max_total) else {
+            metrics::counter!("sotto_connections_refused_total", "reason" => "total").increment(1);
+            tracing::debug!(%peer, "connection refused: global connection cap");
             drop(stream);
             continue;
+        };
+        // A trusted proxy carries many clients: it is not capped per peer.
+        let peer_slot = if limits.trusted.trusts(peer.ip()) {
+            None
+        } else {
+            let Some(slot) = counts.try_acquire(peer.ip(), limits.max_per_ip) else {
+                metrics::counter!("sotto_connections_refused_total", "reason" => "per_ip").increment(1);
+                tracing::debug!(%peer, "connection refused: per-IP connection cap");
+                drop(stream);
+                continue;
+            };
+            Some(slot)
         };
         let _ = stream.set_nodelay(true);
         let builder = Arc::clone(&builder);
         let router = router.clone();
         let stop = stop_rx.clone();
-        let slot = ConnectionSlot(Arc::new(slot));
+        let slot = ConnectionSlot(Arc::new((total_slot, peer_slot)));
+        let limits = limits.clone();
         tasks.spawn(async move {
             serve_connection(stream, peer, slot, router, &builder, limits, stop).await;
         });
@@ -301,14 +400,20 @@ async fn serve_connection(
 ) {
     metrics::gauge!("sotto_http_connections").increment(1.0);
     let activity = Arc::new(Activity::new());
+    let budget = ReadBudget::unlimited();
     let io = TokioIo::new(TrackedIo {
         inner: stream,
         activity: Arc::clone(&activity),
+        budget: budget.clone(),
     });
+    let trusted = Arc::clone(&limits.trusted);
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let mut req = req.map(axum::body::Body::new);
+        let client = trusted.client(peer.ip(), req.headers());
         req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(client);
         req.extensions_mut().insert(slot.clone());
+        req.extensions_mut().insert(budget.clone());
         let router = router.clone();
         async move { Ok::<_, Infallible>(router.oneshot(req).await.into_response_infallible()) }
     });

@@ -5,10 +5,9 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use sotto_core::api::problem::codes;
 use uuid::Uuid;
 
-use crate::db::now_ms;
+use crate::db::{Db, now_ms};
 use crate::digest::token_hash;
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
 use crate::store::email_tokens;
 pub use crate::store::email_tokens::Purpose;
 
@@ -25,7 +24,7 @@ pub const RESET_TTL_MS: i64 = 3600 * 1000;
 
 /// Creates a single-use token for `purpose` and returns it (only its hash is stored).
 pub async fn create_email_token(
-    state: &AppState,
+    db: &Db,
     user: Uuid,
     email: &str,
     purpose: Purpose,
@@ -34,7 +33,7 @@ pub async fn create_email_token(
     let token = new_opaque_token()?;
     let now = now_ms();
     email_tokens::insert(
-        state.db.writer(),
+        db.writer(),
         &token_hash(&token),
         user,
         purpose,
@@ -49,7 +48,7 @@ pub async fn create_email_token(
 /// Consumes a single-use token: it must exist, match `purpose`, be unused and
 /// unexpired. Returns (user id, address it was sent to).
 pub async fn consume_email_token(
-    state: &AppState,
+    db: &Db,
     token: &str,
     purpose: Purpose,
 ) -> ApiResult<(Uuid, String)> {
@@ -62,13 +61,13 @@ pub async fn consume_email_token(
     if token.is_empty() || token.len() > 256 {
         return Err(invalid());
     }
-    email_tokens::consume(state.db.writer(), &token_hash(token), purpose, now_ms())
+    email_tokens::consume(db.writer(), &token_hash(token), purpose, now_ms())
         .await?
         .ok_or_else(invalid)
 }
 
 /// Spends every outstanding verification and reset token of a user (after a
 /// password or address change, old links must stop working).
-pub async fn spend_email_tokens(state: &AppState, user: Uuid) -> ApiResult<()> {
-    email_tokens::spend_all_of(state.db.writer(), user, now_ms()).await
+pub async fn spend_email_tokens(db: &Db, user: Uuid) -> ApiResult<()> {
+    email_tokens::spend_all_of(db.writer(), user, now_ms()).await
 }

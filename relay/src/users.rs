@@ -14,7 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::audit::{self, event};
-use crate::auth::{self, AdminUser, AuthUser};
+use crate::auth::{self, AuthUser};
+use crate::extract::AdminUser;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
@@ -34,13 +35,9 @@ fn check_display_name(name: &Option<String>) -> ApiResult<Option<String>> {
             if t.is_empty() {
                 return Ok(None);
             }
-            if t.chars().count() > 64 || t.chars().any(char::is_control) {
-                return Err(ApiError::bad_request(
-                    codes::VALIDATION_FAILED,
-                    "display names are 1-64 printable characters",
-                ));
-            }
-            Ok(Some(t.to_string()))
+            // Control and bidirectional-override characters are refused (a
+            // stored one from before this rule stays until the next change).
+            crate::validate::check_label(t, "display_name", 64).map(Some)
         }
     }
 }
@@ -48,7 +45,7 @@ fn check_display_name(name: &Option<String>) -> ApiResult<Option<String>> {
 /// Revokes every live session of a user, optionally keeping one.
 pub async fn revoke_sessions(state: &AppState, user: Uuid, keep: Option<Uuid>) -> ApiResult<()> {
     crate::store::sessions::revoke_all_of(state.db.writer(), user, keep, now_ms()).await?;
-    state.realtime.sessions_changed(user);
+    state.presence.sessions_changed(user);
     Ok(())
 }
 
@@ -298,7 +295,7 @@ pub async fn patch(
         .await;
     }
     if new_hash.is_some() || email.is_some() {
-        spend_email_tokens(&state, id).await?;
+        spend_email_tokens(&state.db, id).await?;
     }
     if new_hash.is_some() {
         // Every other session of that user ends; the caller keeps theirs if it is their own account.
@@ -323,7 +320,7 @@ pub async fn patch(
             None,
         )
         .await;
-        crate::mail::send_verification(&state, id, e.as_str()).await?;
+        crate::mail::send_verification(&state.mailer, &state.db, id, e.as_str()).await?;
     }
     let row = store::users::find_by_id(&state.db, id)
         .await?
@@ -368,8 +365,8 @@ pub async fn delete(
     // longest-standing remaining member; rooms left without members are deleted.
     let files = crate::rooms::hand_over_rooms(&mut tx, id).await?;
     tx.commit().await?;
-    crate::attachments::remove_files(&state, &files).await;
-    state.realtime.sessions_changed(id);
+    state.files.remove(&files).await;
+    state.presence.sessions_changed(id);
     crate::rooms::announce_user_deleted(&state, id, rooms);
     audit::record(
         &state.db,

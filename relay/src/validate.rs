@@ -211,11 +211,7 @@ static COMMON_PASSWORDS: &[&str] = &[
 /// 1 to `max` characters, no control characters (bidi overrides included).
 pub fn check_label(raw: &str, field: &str, max: usize) -> Result<String, ApiError> {
     let t = raw.trim();
-    let bad = t.is_empty()
-        || t.chars().count() > max
-        || t.chars().any(|c| {
-            c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        });
+    let bad = t.is_empty() || t.chars().count() > max || t.chars().any(refused_in_labels);
     if bad {
         return Err(ApiError::bad_request(
             codes::VALIDATION_FAILED,
@@ -223,6 +219,17 @@ pub fn check_label(raw: &str, field: &str, max: usize) -> Result<String, ApiErro
         ));
     }
     Ok(t.to_string())
+}
+
+/// Characters no label (room, display, device and contact names) may hold:
+/// control characters, and the bidirectional embeddings, overrides, isolates
+/// and marks that make a name display as something it is not.
+pub fn refused_in_labels(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        )
 }
 
 /// Rejects search text no account could match (control characters, overlong).
@@ -239,6 +246,24 @@ pub fn check_query_text(q: &str) -> ApiResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_refuse_controls_and_bidi_controls() {
+        for bad in [
+            "a\u{202e}gnp.exe",
+            "x\u{2067}y",
+            "\u{200f}admin",
+            "a\u{0007}b",
+            "a\nb",
+            "\u{061c}x",
+            "",
+            "   ",
+        ] {
+            assert!(check_label(bad, "name", 64).is_err(), "{bad:?}");
+        }
+        assert_eq!(check_label(" Zoë 👩‍💻 ", "name", 64).unwrap(), "Zoë 👩‍💻");
+        assert!(check_label(&"a".repeat(65), "name", 64).is_err());
+    }
 
     #[test]
     fn common_list_is_sorted_for_binary_search() {

@@ -27,13 +27,14 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sotto_core::api::ServerFrame;
 use sotto_core::api::messages::Message;
 use sotto_core::api::problem::codes;
@@ -58,126 +59,6 @@ const START_GRACE: Duration = Duration::from_millis(500);
 /// Seconds a send to the client may take before the socket is closed as too slow.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The gateway's shared state: who is online, and the per-user typing limit.
-pub struct Realtime {
-    presence: Mutex<HashMap<Uuid, PresenceEntry>>,
-    typing: DefaultKeyedRateLimiter<Uuid>,
-    /// Per user with sockets: woken when the user's sessions change (logout,
-    /// password reset or change, role change, deletion), so every socket of
-    /// theirs checks its own session at once.
-    session_checks: Mutex<HashMap<Uuid, tokio::sync::watch::Sender<()>>>,
-}
-
-#[derive(Clone, Copy)]
-struct PresenceEntry {
-    sockets: usize,
-    /// Bumped by every change, so a debounced `offline` fires only if nothing
-    /// happened since it was scheduled.
-    generation: u64,
-}
-
-impl Realtime {
-    pub fn new(config: &crate::config::Config) -> Self {
-        let rate = NonZeroU32::new(config.ws_typing_rate).unwrap_or(NonZeroU32::MIN);
-        let burst = rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
-        Self {
-            presence: Mutex::new(HashMap::new()),
-            typing: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
-            session_checks: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Sessions of `user` ended (or may have): their sockets re-check theirs now
-    /// and close with 4401 if it is over.
-    pub fn sessions_changed(&self, user: Uuid) {
-        let map = self
-            .session_checks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(tx) = map.get(&user) {
-            tx.send_modify(|_| {});
-        }
-    }
-
-    fn session_check(&self, user: Uuid) -> tokio::sync::watch::Receiver<()> {
-        self.session_checks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(user)
-            .or_insert_with(|| tokio::sync::watch::channel(()).0)
-            .subscribe()
-    }
-
-    fn drop_session_check(&self, user: Uuid) {
-        let mut map = self
-            .session_checks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // No socket of the user watches it any more.
-        if map.get(&user).is_some_and(|tx| tx.receiver_count() == 0) {
-            map.remove(&user);
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, PresenceEntry>> {
-        self.presence
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Whether `user` counts as online (a socket, or within the debounce after
-    /// the last one closed).
-    pub fn is_online(&self, user: Uuid) -> bool {
-        self.lock().contains_key(&user)
-    }
-
-    /// A socket of `user` opened; whether they just came online.
-    fn connected(&self, user: Uuid) -> bool {
-        let mut map = self.lock();
-        match map.get_mut(&user) {
-            Some(e) => {
-                e.sockets += 1;
-                e.generation += 1;
-                false
-            }
-            None => {
-                map.insert(
-                    user,
-                    PresenceEntry {
-                        sockets: 1,
-                        generation: 0,
-                    },
-                );
-                metrics::gauge!("sotto_ws_users_online").set(map.len() as f64);
-                true
-            }
-        }
-    }
-
-    /// A socket of `user` closed; the generation to check after the debounce
-    /// when it was the last one.
-    fn disconnected(&self, user: Uuid) -> Option<u64> {
-        let mut map = self.lock();
-        let e = map.get_mut(&user)?;
-        e.sockets = e.sockets.saturating_sub(1);
-        e.generation += 1;
-        (e.sockets == 0).then_some(e.generation)
-    }
-
-    /// After the debounce: whether `user` went offline (no socket came back).
-    fn settle_offline(&self, user: Uuid, generation: u64) -> bool {
-        let mut map = self.lock();
-        match map.get(&user) {
-            Some(e) if e.sockets == 0 && e.generation == generation => {
-                map.remove(&user);
-                metrics::gauge!("sotto_ws_users_online").set(map.len() as f64);
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
 /// Largest text frame accepted: the envelope limit in base64 plus the JSON
 /// around it. Larger frames close the socket with 1009.
 fn frame_limit(state: &AppState) -> usize {
@@ -195,8 +76,28 @@ fn frame_limit(state: &AppState) -> usize {
 pub async fn ws(
     State(state): State<AppState>,
     slot: Option<axum::Extension<crate::server::ConnectionSlot>>,
+    budget: Option<axum::Extension<crate::server::ReadBudget>>,
+    client: Option<axum::Extension<crate::server::ClientAddr>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Through a trusted proxy the connection layer could not count the client's
+    // sockets (the peer is the proxy): count them here, per client address.
+    let client_slot = match client {
+        Some(axum::Extension(c)) if c.via_proxy => {
+            match state
+                .ws_clients
+                .try_acquire(c.ip, state.config.max_connections_per_ip)
+            {
+                Some(s) => Some(s),
+                None => {
+                    metrics::counter!("sotto_connections_refused_total", "reason" => "per_ip")
+                        .increment(1);
+                    return ApiError::rate_limited(Duration::from_secs(5)).into_response();
+                }
+            }
+        }
+        _ => None,
+    };
     let limit = frame_limit(&state);
     upgrade
         .max_message_size(limit)
@@ -207,7 +108,13 @@ pub async fn ws(
         .on_upgrade(move |socket| async move {
             // The connection keeps its place in the per-IP count while it lives.
             let _slot = slot;
-            run(state, socket).await;
+            let _client_slot = client_slot;
+            // Until `auth` is accepted, at most this much may be read.
+            let budget = budget.map(|axum::Extension(b)| b);
+            if let Some(b) = &budget {
+                b.limit(crate::server::PREAUTH_BYTES);
+            }
+            run(state, socket, budget).await;
         })
 }
 
@@ -261,6 +168,7 @@ fn server_kind(f: &ServerFrame) -> &'static str {
         ServerFrame::HistoryStart { .. } => "history_start",
         ServerFrame::KeysChanged { .. } => "keys_changed",
         ServerFrame::Error { .. } => "error",
+        ServerFrame::Invitation { .. } => "invitation",
         ServerFrame::Pong => "pong",
     }
 }
@@ -304,18 +212,21 @@ async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Result<AuthUs
     let Ok(ClientFrame::Auth { token }) = ClientFrame::from_json_str(&text) else {
         return Err(refused);
     };
-    crate::auth::authenticate(state, &token)
+    crate::auth::authenticate(&state.jwt, &state.db, &token)
         .await
         .map_err(|_| refused)
 }
 
-async fn run(state: AppState, mut socket: WebSocket) {
+async fn run(state: AppState, mut socket: WebSocket, budget: Option<crate::server::ReadBudget>) {
     let _sockets = Gauge::up("sotto_ws_connections");
     let user = match Box::pin(authenticate(&state, &mut socket)).await {
         Ok(u) => u,
         Err(End::Close(code, reason)) => return close(&mut socket, code, reason).await,
         Err(End::Gone) => return,
     };
+    if let Some(b) = &budget {
+        b.lift();
+    }
     let _online = Gauge::up("sotto_ws_authenticated");
     let sub = state
         .events
@@ -326,9 +237,9 @@ async fn run(state: AppState, mut socket: WebSocket) {
         Ok(rooms) => rooms,
         Err(_) => return close(&mut socket, 1011, "the database is unavailable").await,
     };
-    let came_online = state.realtime.connected(user.id());
+    let came_online = state.presence.connected(user.id());
     let mut conn = Conn::new(&state, user, sub);
-    for (room, last) in rooms {
+    for (room, last, _joined) in rooms {
         let next = u64::try_from(last).unwrap_or(0).saturating_add(1);
         conn.rooms.insert(
             room,
@@ -340,8 +251,8 @@ async fn run(state: AppState, mut socket: WebSocket) {
     }
     let end = conn.serve(&mut socket, came_online).await;
     drop(conn);
-    state.realtime.drop_session_check(user.id());
-    if let Some(generation) = state.realtime.disconnected(user.id()) {
+    state.presence.drop_session_check(user.id());
+    if let Some(generation) = state.presence.disconnected(user.id()) {
         schedule_offline(state.clone(), user.id(), generation);
     }
     match end {
@@ -360,7 +271,7 @@ async fn run(state: AppState, mut socket: WebSocket) {
 fn schedule_offline(state: AppState, user: Uuid, generation: u64) {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(state.config.ws_presence_debounce)).await;
-        if state.realtime.settle_offline(user, generation) {
+        if state.presence.settle_offline(user, generation) {
             announce_presence(&state, user, false).await;
         }
     });
@@ -370,7 +281,7 @@ async fn announce_presence(state: &AppState, user: Uuid, online: bool) {
     if !state.config.ws_presence || !state.events.has_subscribers() {
         return;
     }
-    match crate::store::membership::peers_of(&state.db, user).await {
+    match crate::store::membership::presence_peers_of(&state.db, user).await {
         Ok(peers) => state.events.publish(
             &peers,
             ServerFrame::Presence {
@@ -433,6 +344,8 @@ struct Conn<'a> {
     /// Frames held over all filling rooms (bounded by the queue size).
     held: usize,
     frame_rate: DefaultDirectRateLimiter,
+    /// Database reads of replays and gap fills (`--ws-replay-rate`).
+    replay_rate: DefaultDirectRateLimiter,
     last_heard: Instant,
     /// Events taken off the queue during a fill, to deliver after it, in order.
     pending: std::collections::VecDeque<Arc<Event>>,
@@ -455,6 +368,11 @@ impl<'a> Conn<'a> {
             rooms: HashMap::new(),
             held: 0,
             frame_rate: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            replay_rate: {
+                let r = NonZeroU32::new(state.config.ws_replay_rate).unwrap_or(NonZeroU32::MIN);
+                let b = r.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+                RateLimiter::direct(Quota::per_second(r).allow_burst(b))
+            },
             last_heard: Instant::now(),
             pending: std::collections::VecDeque::new(),
             posts: None,
@@ -497,12 +415,24 @@ impl<'a> Conn<'a> {
         detail: impl Into<String>,
         client_id: Option<Uuid>,
     ) -> Result<(), End> {
+        self.error_retry(socket, code, detail, client_id, None).await
+    }
+
+    async fn error_retry(
+        &mut self,
+        socket: &mut WebSocket,
+        code: &str,
+        detail: impl Into<String>,
+        client_id: Option<Uuid>,
+        retry_after_ms: Option<u64>,
+    ) -> Result<(), End> {
         self.send(
             socket,
             &ServerFrame::Error {
                 code: code.to_string(),
                 detail: Some(detail.into()),
                 client_id,
+                retry_after_ms,
             },
         )
         .await
@@ -515,7 +445,8 @@ impl<'a> Conn<'a> {
         client_id: Option<Uuid>,
     ) -> Result<(), End> {
         let detail = e.detail.clone().unwrap_or_else(|| e.code.replace('_', " "));
-        self.error(socket, e.code, detail, client_id).await
+        let retry = e.retry_after_ms();
+        self.error_retry(socket, e.code, detail, client_id, retry).await
     }
 
     async fn serve(&mut self, socket: &mut WebSocket, came_online: bool) -> End {
@@ -531,7 +462,7 @@ impl<'a> Conn<'a> {
         let me = self.user.id();
         // Watch for session changes from before `ready`; the first iteration
         // checks once, so a logout that raced the authentication is seen too.
-        let mut session_check = self.state.realtime.session_check(me);
+        let mut session_check = self.state.presence.session_check(me);
         session_check.mark_changed();
         self.send(
             socket,
@@ -546,11 +477,11 @@ impl<'a> Conn<'a> {
                 Box::pin(announce_presence(self.state, me, true)).await;
             }
             // Who of the user's peers is online now (later changes arrive live).
-            let peers = Box::pin(crate::store::membership::peers_of(&self.state.db, me))
+            let peers = Box::pin(crate::store::membership::presence_peers_of(&self.state.db, me))
                 .await
                 .unwrap_or_default();
             for peer in peers {
-                if self.state.realtime.is_online(peer) {
+                if self.state.presence.is_online(peer) {
                     self.send(
                         socket,
                         &ServerFrame::Presence {
@@ -572,13 +503,27 @@ impl<'a> Conn<'a> {
                 continue;
             }
             // A room that is filling goes on with its next page before anything
-            // else is read, so a replay never waits on the client's next frame.
+            // else is read, so a replay never waits on the client's next frame,
+            // as fast as the socket's replay budget allows; while it waits for
+            // the budget, the socket goes on reading and delivering (the
+            // filling rooms' live messages are held, within the queue bound).
+            let mut replay_at = None;
             if let Some(room) = self.filling_room() {
-                Box::pin(self.fill_page(socket, room)).await?;
-                self.drain_events(socket)?;
-                continue;
+                match self.replay_rate.check() {
+                    Ok(()) => {
+                        Box::pin(self.fill_page(socket, room)).await?;
+                        self.drain_events(socket)?;
+                        continue;
+                    }
+                    Err(nu) => {
+                        metrics::counter!("sotto_ws_replay_throttled_total").increment(1);
+                        let wait = nu.wait_time_from(DefaultClock::default().now());
+                        replay_at = Some(tokio::time::Instant::now() + wait);
+                    }
+                }
             }
             tokio::select! {
+                _ = tokio::time::sleep_until(replay_at.unwrap_or_else(tokio::time::Instant::now)), if replay_at.is_some() => {}
                 incoming = socket.recv() => {
                     match incoming {
                         None | Some(Err(_)) => return Err(self.read_failed(incoming)),
@@ -869,14 +814,19 @@ impl<'a> Conn<'a> {
             WsMessage::Close(_) => return Err(End::Gone),
             WsMessage::Ping(_) | WsMessage::Pong(_) => return Ok(()),
         };
-        if self.frame_rate.check().is_err() {
+        if let Err(nu) = self.frame_rate.check() {
             metrics::counter!("sotto_ws_rate_limited_total").increment(1);
+            // A refused `send` names its `client_id` (read cheaply, the frame
+            // unchecked), so the client knows which message to send again.
+            let wait = nu.wait_time_from(DefaultClock::default().now());
+            let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
             return self
-                .error(
+                .error_retry(
                     socket,
                     codes::RATE_LIMITED,
                     "too many frames; slow down",
-                    None,
+                    ClientFrame::probe_send(&text),
+                    Some(ms),
                 )
                 .await;
         }
@@ -886,7 +836,12 @@ impl<'a> Conn<'a> {
             Err(e) => {
                 count_frame("in", "invalid");
                 return self
-                    .error(socket, codes::INVALID_FRAME, e.to_string(), None)
+                    .error(
+                        socket,
+                        codes::INVALID_FRAME,
+                        e.to_string(),
+                        ClientFrame::probe_send(&text),
+                    )
                     .await;
             }
         };
@@ -947,14 +902,13 @@ impl<'a> Conn<'a> {
                         )
                         .await;
                 }
-                if self.state.realtime.typing.check_key(&me).is_err() {
+                if self.state.presence.typing.check_key(&me).is_err() {
                     return self
                         .error(socket, codes::RATE_LIMITED, "too many typing frames", None)
                         .await;
                 }
-                match crate::store::membership::member_ids(&self.state.db, room_id).await {
-                    Ok(members) if members.contains(&me) => {
-                        let others: Vec<Uuid> = members.into_iter().filter(|u| *u != me).collect();
+                match crate::store::membership::typing_audience(&self.state.db, room_id, me).await {
+                    Ok(Some(others)) => {
                         self.state.events.publish(
                             &others,
                             ServerFrame::Typing {
@@ -965,32 +919,67 @@ impl<'a> Conn<'a> {
                         );
                         Ok(())
                     }
-                    Ok(_) => {
+                    Ok(None) => {
                         self.api_error(socket, crate::membership::not_a_member(), None)
                             .await
                     }
                     Err(e) => self.api_error(socket, e, None).await,
                 }
             }
-            ClientFrame::Resume { cursors } => {
-                if cursors.len() > 10_000 {
-                    return self
-                        .error(
-                            socket,
-                            codes::INVALID_FRAME,
-                            "at most 10000 rooms per resume",
-                            None,
-                        )
-                        .await;
-                }
-                for (room, cursor) in cursors {
-                    let stream = self.rooms.entry(room).or_default();
-                    stream.next = Some(cursor.saturating_add(1));
-                    stream.filling = true;
-                }
-                Ok(())
-            }
+            ClientFrame::Resume { cursors } => Box::pin(self.resume(socket, cursors)).await,
         }
+    }
+
+    /// `resume`: each named room of the user's replays after its cursor. One
+    /// read for the whole frame (the user's rooms with their latest `seq` and
+    /// the user's join point); rooms with nothing after the cursor cost no
+    /// more, the others fill page by page at `--ws-replay-rate` (see
+    /// [`Conn::serve_inner`]). Rooms the user is not in are named in one error.
+    async fn resume(
+        &mut self,
+        socket: &mut WebSocket,
+        cursors: std::collections::BTreeMap<Uuid, u64>,
+    ) -> Result<(), End> {
+        let me = self.user.id();
+        let mine: HashMap<Uuid, (u64, u64)> =
+            match crate::store::membership::last_seqs(&self.state.db, me).await {
+                Ok(rows) => rows
+                    .into_iter()
+                    .map(|(room, last, joined)| {
+                        (
+                            room,
+                            (
+                                u64::try_from(last).unwrap_or(0),
+                                u64::try_from(joined).unwrap_or(0),
+                            ),
+                        )
+                    })
+                    .collect(),
+                Err(e) => return self.api_error(socket, e, None).await,
+            };
+        let mut unknown = 0usize;
+        for (room, cursor) in cursors {
+            let Some(&(last, joined)) = mine.get(&room) else {
+                unknown += 1;
+                continue;
+            };
+            let stream = self.rooms.entry(room).or_default();
+            stream.next = Some(cursor.saturating_add(1));
+            // Nothing to send: no message after the cursor, and no
+            // `history_start` owed (the cursor is at or past the join point).
+            stream.filling = !(cursor >= last && cursor >= joined);
+        }
+        if unknown > 0 {
+            return self
+                .error(
+                    socket,
+                    codes::NOT_A_MEMBER,
+                    format!("{unknown} rooms of `resume` are not yours (or do not exist); they are not replayed"),
+                    None,
+                )
+                .await;
+        }
+        Ok(())
     }
 }
 

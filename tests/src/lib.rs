@@ -295,6 +295,8 @@ pub struct TestApp {
     pub backend: Backend,
     pub data_dir: tempfile::TempDir,
     pub database_url: Option<String>,
+    /// The metrics listener (`--metrics-listen`, here on a port of its own).
+    pub metrics_addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -342,6 +344,10 @@ pub struct AppOptions {
     pub push_allow_http: bool,
     /// `--web-root` (the browser chat's directory); `None`: off.
     pub web_root: Option<std::path::PathBuf>,
+    /// `--push-allow-private` (the test push services are on loopback).
+    pub push_allow_private: bool,
+    /// Anything else, applied last to the configuration.
+    pub config: Option<std::sync::Arc<dyn Fn(&mut Config) + Send + Sync>>,
 }
 
 impl Default for AppOptions {
@@ -368,8 +374,38 @@ impl Default for AppOptions {
             push_coalesce_ms: 50,
             push_allow_http: true,
             web_root: None,
+            push_allow_private: true,
+            config: None,
         }
     }
+}
+
+impl AppOptions {
+    /// These options with `f` applied to the configuration last.
+    pub fn with_config(mut self, f: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
+        let before = self.config.take();
+        self.config = Some(std::sync::Arc::new(move |c: &mut Config| {
+            if let Some(b) = &before {
+                b(c);
+            }
+            f(c);
+        }));
+        self
+    }
+}
+
+/// The rate limits of a test relay: high enough that no test meets one by
+/// accident (each limit is tested on its own with a low value).
+pub fn relaxed_limits(config: &mut Config) {
+    config.room_create_rate = 1_000_000;
+    config.invite_rate = 1_000_000;
+    config.receipt_rate = 1_000_000;
+    config.device_update_rate = 1_000_000;
+    config.contact_rate = 1_000_000;
+    config.refresh_rate = 1_000_000;
+    config.check_username_rate = 1_000_000;
+    config.push_test_rate = 1_000_000;
+    config.ws_replay_rate = 1_000_000;
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -418,15 +454,22 @@ pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
     config.push_coalesce_ms = opts.push_coalesce_ms;
     config.push_allow_http = opts.push_allow_http;
     config.web_root = Some(opts.web_root.clone().unwrap_or_default());
+    config.push_allow_private = opts.push_allow_private;
+    relaxed_limits(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     config.listen = addr;
     config.public_url = Some(format!("http://{addr}"));
+    if let Some(f) = &opts.config {
+        f(&mut config);
+    }
+    let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_addr = metrics.local_addr().unwrap();
     let state = sotto_relay::build_state(config).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let s = state.clone();
     tokio::spawn(async move {
-        sotto_relay::serve(s, listener, async {
+        sotto_relay::serve_with_metrics(s, listener, Some(metrics), async {
             let _ = rx.await;
         })
         .await
@@ -444,6 +487,7 @@ pub async fn spawn_app_with(backend: Backend, opts: AppOptions) -> TestApp {
         backend,
         data_dir,
         database_url,
+        metrics_addr,
         shutdown: Some(tx),
     }
 }
@@ -529,6 +573,18 @@ impl TestApp {
         }
     }
 
+    /// `/metrics` from the metrics listener (it is not on the API's listener).
+    pub async fn metrics_text(&self) -> String {
+        let r = self
+            .http
+            .get(format!("http://{}/metrics", self.metrics_addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Res {
         self.req("GET", path, token, None).await
     }
@@ -571,13 +627,19 @@ impl TestApp {
         self.req(method, path, token, body).await.typed(expect)
     }
 
-    /// `POST /api/v1/rooms` as `owner` → the new room's details.
+    /// `POST /api/v1/rooms` as `owner` → the new room's details. Each of
+    /// `others` first gets `owner` into their contacts (written behind the API:
+    /// [`Self::befriend`]), so they are members at once rather than invited
+    /// (`docs/relay.md`, "Consent"); tests of consent itself use the API.
     pub async fn create_room(
         &self,
         owner: &Account,
         name: &str,
         others: &[uuid::Uuid],
     ) -> RoomDetails {
+        for other in others {
+            self.befriend(*other, owner.id).await;
+        }
         let req = CreateRoomRequest {
             name: name.into(),
             member_ids: Some(others.to_vec()),
@@ -631,6 +693,19 @@ impl TestApp {
             200,
         )
         .await
+    }
+
+    /// Puts `contact` into `owner`'s contacts, behind the API (a test shortcut
+    /// for "they know each other": `owner` may then be added to rooms by
+    /// `contact` without an invitation). Nothing when already there.
+    pub async fn befriend(&self, owner: uuid::Uuid, contact: uuid::Uuid) {
+        self.exec(
+            "INSERT INTO contacts (id, owner_id, contact_id, nickname, created_at, updated_at)
+             SELECT $1, $2, $3, NULL, created_at, created_at FROM users WHERE id = $2
+             ON CONFLICT (owner_id, contact_id) DO NOTHING",
+            &[uuid::Uuid::now_v7(), owner, contact],
+        )
+        .await;
     }
 
     /// Registers through the API, verifies through the e-mailed link, signs in.

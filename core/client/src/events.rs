@@ -1,6 +1,6 @@
 //! What a session reports to the app: [`Event`]s on the [`crate::EventStream`].
 
-use sotto_core::api::{ReceiptKind, RoomChange};
+use sotto_core::api::{InvitationChange, ReceiptKind, RoomChange};
 use uuid::Uuid;
 
 use crate::content::Content;
@@ -146,6 +146,16 @@ pub enum Event {
         room_id: Uuid,
         /// What changed.
         change: RoomChange,
+    },
+    /// One of the user's invitations changed (a new one, or one gone: accepted,
+    /// declined, withdrawn); [`crate::Client::list_invitations`] lists them.
+    Invitation {
+        /// The invitation.
+        invitation_id: Uuid,
+        /// Its room.
+        room_id: Uuid,
+        /// What happened.
+        change: InvitationChange,
     },
     /// A user's devices changed (added or revoked); nothing for the app to do.
     DevicesChanged {

@@ -10,12 +10,13 @@ use sotto_core::api::auth::{
     VerifyEmailRequest,
 };
 use sotto_core::api::{
-    AddContactRequest, AddMemberRequest, AttachmentCreated, Contact, CreateRoomRequest,
+    AddContactRequest, AddMemberRequest, AddedMember, AttachmentCreated, BlockRequest,
+    BlockedUser, Contact, CreateRoomRequest, Invitation, RevokeDeviceRequest,
     CreateUserRequest, DeletePushSubscriptionRequest, Device, DeviceListQuery, DirectRoomRequest,
     Health, KeysQueryRequest, KeysQueryResponse, Message, MessageListQuery, Page, PageQuery,
     PatchContactRequest, PatchRoomRequest, PatchUserRequest, PostMessageRequest,
     PostMessageResponse, PublicUser, PushSubscriptionRequest, PushTestResponse, PutDeviceRequest,
-    Receipt, ReceiptKind, ReceiptRequest, Room, RoomDetails, RoomMember, RootInfo, UnreadResponse,
+    Receipt, ReceiptKind, ReceiptRequest, Room, RoomDetails, RootInfo, UnreadResponse,
     User, UserListQuery, UserSearchQuery, VapidPublicKey,
 };
 use sotto_core::encoding::B64;
@@ -273,12 +274,17 @@ impl Client {
         self.get_query("/api/v1/devices", &q, Auth::Bearer).await
     }
 
-    /// `DELETE /api/v1/devices/{device_id}`: revoke one of the caller's devices.
-    pub async fn revoke_device(&self, device_id: Uuid) -> Result<()> {
+    /// `DELETE /api/v1/devices/{device_id}`: revoke one of the caller's devices
+    /// (the relay asks for the account's password; the sessions that
+    /// registered the device end).
+    pub async fn revoke_device(&self, device_id: Uuid, current_password: &str) -> Result<()> {
+        let body = RevokeDeviceRequest {
+            current_password: current_password.to_string(),
+        };
         self.call_empty(
             Method::DELETE,
             &format!("/api/v1/devices/{device_id}"),
-            NO_BODY,
+            Some(&body),
             Auth::Bearer,
             Retry::Idempotent,
         )
@@ -411,8 +417,9 @@ impl Client {
         .await
     }
 
-    /// `POST /api/v1/rooms/{id}/members` (owner).
-    pub async fn add_member(&self, room: Uuid, user_id: Uuid) -> Result<RoomMember> {
+    /// `POST /api/v1/rooms/{id}/members` (owner): the new member, or the pending
+    /// invitee when the user does not have the owner in their contacts.
+    pub async fn add_member(&self, room: Uuid, user_id: Uuid) -> Result<AddedMember> {
         let body = AddMemberRequest { user_id };
         self.call(
             Method::POST,
@@ -429,6 +436,86 @@ impl Client {
         self.call_empty(
             Method::DELETE,
             &format!("/api/v1/rooms/{room}/members/{user_id}"),
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    // ---- Invitations and blocks --------------------------------------------
+
+    /// `GET /api/v1/invitations`: the caller's pending invitations (one page).
+    pub async fn list_invitations(&self, query: &PageQuery) -> Result<Page<Invitation>> {
+        self.get_query("/api/v1/invitations", query, Auth::Bearer)
+            .await
+    }
+
+    /// Every pending invitation of the caller (all pages).
+    pub async fn all_invitations(&self) -> Result<Vec<Invitation>> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .list_invitations(&PageQuery {
+                    limit: Some(200),
+                    cursor: cursor.take(),
+                })
+                .await?;
+            out.extend(page.items);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// `POST /api/v1/invitations/{id}/accept`: join the room.
+    pub async fn accept_invitation(&self, id: Uuid) -> Result<RoomDetails> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/invitations/{id}/accept"),
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Once,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/invitations/{id}/decline`.
+    pub async fn decline_invitation(&self, id: Uuid) -> Result<()> {
+        self.call_empty(
+            Method::POST,
+            &format!("/api/v1/invitations/{id}/decline"),
+            NO_BODY,
+            Auth::Bearer,
+            Retry::Once,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/blocks`: the users the caller blocked (one page).
+    pub async fn list_blocks(&self, query: &PageQuery) -> Result<Page<BlockedUser>> {
+        self.get_query("/api/v1/blocks", query, Auth::Bearer).await
+    }
+
+    /// `POST /api/v1/blocks`: block a user.
+    pub async fn block_user(&self, user_id: Uuid) -> Result<BlockedUser> {
+        self.call(
+            Method::POST,
+            "/api/v1/blocks",
+            Some(&BlockRequest { user_id }),
+            Auth::Bearer,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/blocks/{user_id}`: lift a block.
+    pub async fn unblock_user(&self, user_id: Uuid) -> Result<()> {
+        self.call_empty(
+            Method::DELETE,
+            &format!("/api/v1/blocks/{user_id}"),
             NO_BODY,
             Auth::Bearer,
             Retry::Idempotent,

@@ -1011,9 +1011,13 @@ impl Session {
     // ---- Devices and backups -----------------------------------------------
 
     /// Revokes one of this user's devices (another one, or this one when it is
-    /// being retired). Nobody encrypts to it afterwards.
-    pub async fn revoke_device(&self, device_id: Uuid) -> Result<()> {
-        self.inner.client.revoke_device(device_id).await?;
+    /// being retired), with the account's password. Nobody encrypts to it
+    /// afterwards, and the sessions that registered it end.
+    pub async fn revoke_device(&self, device_id: Uuid, current_password: &str) -> Result<()> {
+        self.inner
+            .client
+            .revoke_device(device_id, current_password)
+            .await?;
         self.forget_devices(self.inner.user.id);
         Ok(())
     }
@@ -1093,6 +1097,7 @@ async fn upload(client: &Client, s: &DeviceSecrets, name: Option<String>) -> Res
             bundle,
             display_name: name,
             replace_identity: false,
+            current_password: None,
         })
         .await
         .map_err(|e| {

@@ -334,6 +334,7 @@ async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next 
             code,
             detail,
             client_id,
+            ..
         } => match client_id.and_then(|c| lock(&inner.acks).remove(&c)) {
             Some(tx) => {
                 let _ = tx.send(Err((code, detail)));
@@ -443,6 +444,19 @@ async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next 
                 session.forget_devices(user_id);
             }
             session.emit(Event::DevicesChanged { user_id }).await;
+        }
+        ServerFrame::Invitation {
+            invitation_id,
+            room_id,
+            change,
+        } => {
+            session
+                .emit(Event::Invitation {
+                    invitation_id,
+                    room_id,
+                    change,
+                })
+                .await;
         }
         ServerFrame::Ready { .. } | ServerFrame::Pong => {}
     }

@@ -24,8 +24,10 @@ pub const MAX_KEYS_QUERY_USERS: usize = 200;
 /// `bundle.user_id` the caller, verifies the bundle's signatures and rejects
 /// malformed keys (400 `invalid_bundle`). A bundle whose identity key differs from
 /// the one already on record for the user is refused (409 `identity_key_changed`)
-/// unless `replace_identity` is `true`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// unless `replace_identity` is `true`, which needs the account's
+/// `current_password` (400 `current_password_required`, 403
+/// `invalid_credentials` when wrong). `Debug` redacts the password.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutDeviceRequest {
@@ -40,6 +42,42 @@ pub struct PutDeviceRequest {
     /// `keys_changed`, and their clients should show the safety-number change.
     #[serde(default)]
     pub replace_identity: bool,
+    /// The account's password: required with `replace_identity`, so a stolen
+    /// access token alone cannot swap the user's identity key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub current_password: Option<String>,
+}
+
+impl core::fmt::Debug for PutDeviceRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PutDeviceRequest")
+            .field("bundle", &self.bundle)
+            .field("display_name", &self.display_name)
+            .field("replace_identity", &self.replace_identity)
+            .field("current_password", &super::redact_opt(&self.current_password))
+            .finish()
+    }
+}
+
+/// `DELETE /api/v1/devices/{device_id}` → 204: revoke one of the caller's
+/// devices, which needs the account's password (so a stolen access token alone
+/// cannot cut the owner's devices off). `Debug` redacts it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RevokeDeviceRequest {
+    /// The account's password.
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub current_password: String,
+}
+
+impl core::fmt::Debug for RevokeDeviceRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RevokeDeviceRequest")
+            .field("current_password", &super::Redacted)
+            .finish()
+    }
 }
 
 /// A registered device and its public bundle.

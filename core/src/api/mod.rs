@@ -23,6 +23,7 @@
 //! | [`users`] | Users and roles |
 //! | [`devices`] | Devices and public keys |
 //! | [`rooms`] | Rooms and membership |
+//! | [`invitations`], [`blocks`] | Consent: invitations and blocks (`docs/relay.md`) |
 //! | [`messages`] | Messages (and attachments) |
 //! | [`contacts`] | Contacts |
 //! | [`push`] | Push |
@@ -34,8 +35,10 @@
 use core::fmt;
 
 pub mod auth;
+pub mod blocks;
 pub mod contacts;
 pub mod devices;
+pub mod invitations;
 pub mod messages;
 pub mod ops;
 pub mod pagination;
@@ -50,8 +53,13 @@ pub use auth::{
     RefreshRequest, RegisterRequest, ResendVerificationRequest, ResetPasswordRequest,
     TokenResponse, VerifyEmailRequest,
 };
+pub use blocks::{BlockRequest, BlockedUser};
 pub use contacts::{AddContactRequest, Contact, PatchContactRequest};
-pub use devices::{Device, DeviceListQuery, KeysQueryRequest, KeysQueryResponse, PutDeviceRequest};
+pub use devices::{
+    Device, DeviceListQuery, KeysQueryRequest, KeysQueryResponse, PutDeviceRequest,
+    RevokeDeviceRequest,
+};
+pub use invitations::{Invitation, InvitationChange, RoomInvitee};
 pub use messages::{
     AttachmentCreated, Message, MessageListQuery, PostMessageRequest, PostMessageResponse, Receipt,
     ReceiptKind, ReceiptRequest, UnreadResponse,
@@ -64,7 +72,7 @@ pub use push::{
     PushSubscriptionRequest, PushTestResponse, VapidPublicKey,
 };
 pub use rooms::{
-    AddMemberRequest, CreateRoomRequest, DirectRoomRequest, PatchRoomRequest, Room, RoomChange,
+    AddMemberRequest, AddedMember, CreateRoomRequest, DirectRoomRequest, PatchRoomRequest, Room, RoomChange,
     RoomDetails, RoomKind, RoomMember,
 };
 pub use users::{
@@ -314,6 +322,7 @@ mod tests {
                     code: codes::NOT_A_MEMBER.into(),
                     detail: Some("no".into()),
                     client_id: Some(id(2)),
+                    retry_after_ms: None,
                 },
                 "error",
             ),
@@ -322,8 +331,26 @@ mod tests {
                     code: codes::INVALID_FRAME.into(),
                     detail: None,
                     client_id: None,
+                    retry_after_ms: None,
                 },
                 "error",
+            ),
+            (
+                ServerFrame::Error {
+                    code: codes::RATE_LIMITED.into(),
+                    detail: None,
+                    client_id: Some(id(3)),
+                    retry_after_ms: Some(120),
+                },
+                "error",
+            ),
+            (
+                ServerFrame::Invitation {
+                    invitation_id: id(4),
+                    room_id: id(1),
+                    change: InvitationChange::Received,
+                },
+                "invitation",
             ),
             (ServerFrame::Pong, "pong"),
         ];
@@ -516,8 +543,20 @@ mod tests {
                 is_owner: true,
                 joined_at: "2025-01-01T00:00:00Z".into(),
             }],
+            invited: vec![RoomInvitee {
+                user_id: id(3),
+                username: "cy".into(),
+                display_name: None,
+                invited_by: id(2),
+                invited_at: "2025-01-01T00:00:00Z".into(),
+            }],
         };
         let json = serde_json::to_value(&details).unwrap();
+        assert_eq!(json["invited"][0]["invited_by"], id(2).to_string());
+        // A relay from before invitations sends no `invited`.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("invited");
+        assert!(serde_json::from_value::<RoomDetails>(old).unwrap().invited.is_empty());
         assert_eq!(json["name"], "r");
         assert_eq!(json["last_seq"], 12);
         assert_eq!(json["members"][0]["is_owner"], true);

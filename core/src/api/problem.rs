@@ -101,8 +101,13 @@ pub mod codes {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     /// 405: the route exists but not with this method.
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
-    /// 429: rate limited; see the `Retry-After` header.
+    /// 429: rate limited; see the `Retry-After` header (on a WebSocket, the
+    /// `error` frame's `retry_after_ms`).
     pub const RATE_LIMITED: &str = "rate_limited";
+    /// 409: a cap on a count is reached (rooms per user, members per room, open
+    /// invitations, devices, push subscriptions); waiting does not help, removing
+    /// something does. `detail` names the cap.
+    pub const LIMIT_REACHED: &str = "limit_reached";
 
     // ---- authentication and authorisation ----
     /// 401: no, malformed, invalid or expired access token.
@@ -166,8 +171,15 @@ pub mod codes {
     /// 400: the envelope's header (room, sender, device, client id) does not match
     /// the route, the token or the request's `client_id`.
     pub const ENVELOPE_MISMATCH: &str = "envelope_mismatch";
-    /// 413: the caller's attachment storage quota would be exceeded.
+    /// A byte quota would be exceeded: 413 for the attachment storage quota;
+    /// 429 with `Retry-After` for the message quotas (bytes per day, bytes
+    /// stored), nothing stored.
     pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+    /// 403: one of the two users blocked the other: no room invitations, no
+    /// direct room, no posts into their direct room.
+    pub const BLOCKED: &str = "blocked";
+    /// 409: the user already has a pending invitation to this room.
+    pub const ALREADY_INVITED: &str = "already_invited";
     /// 408: the client stopped sending a request body (an upload) for too long.
     pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// 409: the contact already exists.
@@ -242,5 +254,8 @@ pub mod codes {
         UNAVAILABLE,
         QUOTA_EXCEEDED,
         REQUEST_TIMEOUT,
+        LIMIT_REACHED,
+        BLOCKED,
+        ALREADY_INVITED,
     ];
 }

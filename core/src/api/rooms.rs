@@ -18,7 +18,9 @@ pub enum RoomKind {
     Direct,
 }
 
-/// `POST /api/v1/rooms` → 201 [`RoomDetails`]; the creator is the owner.
+/// `POST /api/v1/rooms` → 201 [`RoomDetails`]; the creator is the owner. Each
+/// of `member_ids` who has the creator in their contacts is a member at once;
+/// the others are invited ([`RoomDetails::invited`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -33,7 +35,9 @@ pub struct CreateRoomRequest {
 }
 
 /// `POST /api/v1/rooms/direct` → the existing direct room with that user (200) or a
-/// new one (201), as [`RoomDetails`].
+/// new one (201), as [`RoomDetails`]. A new room with a user who does not have
+/// the caller in their contacts holds the caller only, with the other invited;
+/// calling it while invited to that room accepts the invitation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -96,6 +100,10 @@ pub struct RoomDetails {
     pub room: Room,
     /// Its members.
     pub members: Vec<RoomMember>,
+    /// Users invited and not yet answered (`docs/relay.md`, "Consent"): not
+    /// members, so no keys are sealed for them.
+    #[serde(default)]
+    pub invited: Vec<super::invitations::RoomInvitee>,
 }
 
 /// `PATCH /api/v1/rooms/{id}` (owner only) → 200 [`RoomDetails`].
@@ -108,7 +116,9 @@ pub struct PatchRoomRequest {
     pub name: String,
 }
 
-/// `POST /api/v1/rooms/{id}/members` (owner only) → 201 [`RoomMember`].
+/// `POST /api/v1/rooms/{id}/members` (owner only) → 201 [`RoomMember`] when the
+/// user has the owner in their contacts, else 202
+/// [`super::invitations::RoomInvitee`]: a pending invitation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -134,4 +144,20 @@ pub enum RoomChange {
     MemberAdded,
     /// A member was removed or left (possibly the recipient).
     MemberRemoved,
+    /// A user was invited to the room (not a member until they accept).
+    MemberInvited,
+    /// A pending invitation to the room was declined or withdrawn.
+    InvitationRemoved,
+}
+
+/// The answer of `POST /api/v1/rooms/{id}/members` as a client reads it: the
+/// new member (201) or the pending invitee (202). The two shapes have no field
+/// in common but the user's, so this deserialises untagged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AddedMember {
+    /// Added: they have the owner in their contacts.
+    Member(RoomMember),
+    /// Invited: a member once they accept.
+    Invited(super::invitations::RoomInvitee),
 }

@@ -131,7 +131,29 @@ struct OnlyType {
     _type: String,
 }
 
+/// What [`ClientFrame::probe_send`] finds: the fields of a frame that looks like
+/// a `send`, read without checking the rest.
+#[derive(Deserialize)]
+struct SendProbe {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    client_id: Option<Uuid>,
+}
+
 impl ClientFrame {
+    /// The `client_id` of a frame that is a `send`, read cheaply and leniently
+    /// (other fields are skipped, not checked): so a `send` refused before it
+    /// is parsed (a rate limit) can still be answered with its `client_id`.
+    /// `None` when the text is not a JSON object with `"type": "send"` and a
+    /// UUID `client_id`.
+    #[must_use]
+    pub fn probe_send(text: &str) -> Option<Uuid> {
+        let probe: SendProbe = serde_json::from_str(text).ok()?;
+        (probe.kind.as_deref() == Some("send"))
+            .then_some(probe.client_id)
+            .flatten()
+    }
+
     /// Parses a client's text frame strictly: the relay's parser. On top of the
     /// `Deserialize` rules it refuses a `ping` with fields (serde ignores extra
     /// fields of a unit variant; the contract does not).
@@ -254,9 +276,24 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
         /// The `client_id` of the refused `send`, so the client can tell which
-        /// message failed; absent for errors not tied to a `send`.
+        /// message failed; absent for errors not tied to a `send` (and for a
+        /// frame that cannot be parsed at all).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<Uuid>,
+        /// With `rate_limited` and `quota_exceeded`: milliseconds to wait before
+        /// sending it again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    /// One of the recipient's invitations changed (`docs/relay.md`, "Consent");
+    /// refetch `GET /api/v1/invitations`.
+    Invitation {
+        /// The invitation.
+        invitation_id: Uuid,
+        /// Its room.
+        room_id: Uuid,
+        /// What happened.
+        change: super::invitations::InvitationChange,
     },
     /// Answer to `ping`.
     Pong,
@@ -295,5 +332,28 @@ mod tests {
             ClientFrame::from_json_str("[]"),
             Err(FrameError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_send_is_probed_for_its_client_id_only() {
+        let id = "00000000-0000-0000-0000-000000000007";
+        assert_eq!(
+            ClientFrame::probe_send(&format!(
+                r#"{{"type":"send","room_id":"x","client_id":"{id}","envelope":"!!","extra":[1,2]}}"#
+            )),
+            Some(Uuid::from_u128(7))
+        );
+        assert_eq!(
+            ClientFrame::probe_send(&format!(r#"{{"client_id":"{id}","type":"send"}}"#)),
+            Some(Uuid::from_u128(7))
+        );
+        assert_eq!(
+            ClientFrame::probe_send(&format!(r#"{{"type":"typing","client_id":"{id}"}}"#)),
+            None
+        );
+        assert_eq!(ClientFrame::probe_send(r#"{"type":"send","client_id":"nope"}"#), None);
+        assert_eq!(ClientFrame::probe_send(r#"{"type":"send"}"#), None);
+        assert_eq!(ClientFrame::probe_send("[1]"), None);
+        assert_eq!(ClientFrame::probe_send("{"), None);
     }
 }

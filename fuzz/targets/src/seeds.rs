@@ -252,6 +252,24 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                         code: "invalid_frame".into(),
                         detail: Some("x".into()),
                         client_id: None,
+                        retry_after_ms: None,
+                    },
+                ),
+                (
+                    "server-error-retry",
+                    ServerFrame::Error {
+                        code: "rate_limited".into(),
+                        detail: None,
+                        client_id: Some(room),
+                        retry_after_ms: Some(250),
+                    },
+                ),
+                (
+                    "server-invitation",
+                    ServerFrame::Invitation {
+                        invitation_id: room,
+                        room_id: room,
+                        change: sotto_core::api::InvitationChange::Received,
                     },
                 ),
             ];

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::{Id, Millis, Writer, q};
-use crate::db::{Db, u64_of};
+use crate::db::{Db, WriteTx, u64_of};
 use crate::error::ApiResult;
 
 /// Ids of `room`'s attachments stored as files.
@@ -54,10 +54,19 @@ pub struct NewAttachment {
 }
 
 /// Stores the row if the uploader is (still) a member of the room and stays
-/// within `quota` bytes with it, in one statement; whether it was stored.
-pub async fn insert(w: Writer<'_>, a: NewAttachment, quota: i64) -> ApiResult<bool> {
+/// within `quota` bytes with it; whether it was stored. Race-free: on
+/// PostgreSQL the uploader's user row is locked first, so two uploads of one
+/// user check the quota one after the other (each seeing the other's row);
+/// SQLite has one writer.
+pub async fn insert(tx: &mut WriteTx, a: NewAttachment, quota: i64) -> ApiResult<bool> {
+    #[cfg(feature = "postgres")]
+    if let WriteTx::Postgres(t) = tx {
+        sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", Id(a.uploader))
+            .fetch_optional(&mut **t)
+            .await?;
+    }
     Ok(q!(
-        w,
+        tx,
         execute,
         "INSERT INTO attachments (id, room_id, uploader_id, size, data, created_at)
          SELECT $1, $2, $3, CAST($4 AS BIGINT), $5, $6 WHERE EXISTS
@@ -71,6 +80,21 @@ pub async fn insert(w: Writer<'_>, a: NewAttachment, quota: i64) -> ApiResult<bo
         Millis(a.now),
         quota
     ) == 1)
+}
+
+/// Deletes attachment `id` if `uploader` uploaded it; `Some(true)` when it
+/// was kept as a file (to remove after the commit), `None` when there is no
+/// such attachment of theirs.
+pub async fn delete_own(w: Writer<'_>, id: Uuid, uploader: Uuid) -> ApiResult<Option<bool>> {
+    Ok(q!(
+        w,
+        optional,
+        r#"DELETE FROM attachments WHERE id = $1 AND uploader_id = $2
+           RETURNING (data IS NULL) AS "is_file!: bool""#,
+        Id(id),
+        Id(uploader)
+        => |r| r.is_file
+    ))
 }
 
 /// An attachment as a member may read it.

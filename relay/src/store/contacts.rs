@@ -121,3 +121,17 @@ pub async fn remove(w: Writer<'_>, owner: Uuid, id: Uuid) -> ApiResult<bool> {
         Id(owner)
     ) == 1)
 }
+
+/// Whether `owner` has `contact` in their contacts (inside a write transaction,
+/// so the answer holds for it).
+pub async fn has(tx: &mut WriteTx, owner: Uuid, contact: Uuid) -> ApiResult<bool> {
+    Ok(q!(
+        tx,
+        optional,
+        r#"SELECT id AS "id: Id" FROM contacts WHERE owner_id = $1 AND contact_id = $2"#,
+        Id(owner),
+        Id(contact)
+        => |r| r.id
+    )
+    .is_some())
+}

@@ -4,7 +4,7 @@ use sotto_core::api::devices::Device;
 use sotto_core::keys::DeviceBundle;
 use uuid::Uuid;
 
-use super::{Conn, Id, Millis, Writer, q};
+use super::{Conn, Id, Millis, q};
 use crate::db::{Db, WriteTx, rfc3339};
 use crate::error::{ApiError, ApiResult};
 
@@ -221,16 +221,64 @@ pub async fn of_users(db: &Db, users: &[Uuid], include_revoked: bool) -> ApiResu
     rows.into_iter().collect()
 }
 
-/// Revokes `user`'s device `id`; `false` if there is no such active device.
-pub async fn revoke(w: Writer<'_>, user: Uuid, id: Uuid, now: i64) -> ApiResult<bool> {
-    Ok(q!(
-        w,
+/// Revokes `user`'s device `id` and ends the sessions that uploaded its
+/// bundle; `false` if there is no such active device.
+pub async fn revoke(tx: &mut WriteTx, user: Uuid, id: Uuid, now: i64) -> ApiResult<bool> {
+    let n = q!(
+        tx,
         execute,
         "UPDATE devices SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
         Millis(now),
         Id(id),
         Id(user)
-    ) == 1)
+    );
+    if n != 1 {
+        return Ok(false);
+    }
+    q!(
+        tx,
+        execute,
+        "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL
+         AND id IN (SELECT session_id FROM device_sessions WHERE device_id = $2)",
+        Millis(now),
+        Id(id)
+    );
+    Ok(true)
+}
+
+/// Records that `session` uploaded device `id`'s bundle (revoking the device
+/// ends it).
+pub async fn record_session(tx: &mut WriteTx, id: Uuid, session: Uuid) -> ApiResult<()> {
+    q!(
+        tx,
+        execute,
+        "INSERT INTO device_sessions (device_id, session_id) SELECT $1, $2
+         WHERE EXISTS (SELECT 1 FROM sessions WHERE id = $2) ON CONFLICT (device_id, session_id) DO NOTHING",
+        Id(id),
+        Id(session)
+    );
+    Ok(())
+}
+
+/// Ends the sessions that uploaded `user`'s revoked devices, but `keep` (after
+/// an identity replacement revoked them).
+pub async fn end_sessions_of_revoked(
+    tx: &mut WriteTx,
+    user: Uuid,
+    keep: Uuid,
+    now: i64,
+) -> ApiResult<()> {
+    q!(
+        tx,
+        execute,
+        "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL AND id <> $3
+         AND id IN (SELECT s.session_id FROM device_sessions s JOIN devices d ON d.id = s.device_id
+                    WHERE d.user_id = $2 AND d.revoked_at IS NOT NULL)",
+        Millis(now),
+        Id(user),
+        Id(keep)
+    );
+    Ok(())
 }
 
 /// Which of `users` share a room or a contact (either direction) with `me`.

@@ -3,10 +3,22 @@
 
 use uuid::Uuid;
 
+use axum::http::StatusCode;
+use sotto_core::api::problem::codes;
+
 use super::{Id, q};
-use crate::db::Db;
-use crate::error::ApiResult;
-use crate::membership::not_a_member;
+use crate::db::{Db, WriteTx};
+use crate::error::{ApiError, ApiResult};
+
+/// 404 `not_a_member`: the answer for a room the caller is not in, the same as
+/// for a room that does not exist.
+pub fn not_a_member() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        codes::NOT_A_MEMBER,
+        "no such room, or you are not a member of it",
+    )
+}
 
 /// The caller's view of a room they belong to.
 #[derive(Debug, Clone)]
@@ -58,6 +70,58 @@ pub async fn peers_of(db: &Db, user: Uuid) -> ApiResult<Vec<Uuid>> {
     ))
 }
 
+/// Users sharing at least one room with `user` who may see each other's
+/// presence: neither blocked the other.
+pub async fn presence_peers_of(db: &Db, user: Uuid) -> ApiResult<Vec<Uuid>> {
+    Ok(q!(
+        db,
+        all,
+        r#"SELECT DISTINCT m2.user_id AS "user_id: Id" FROM room_members m1
+           JOIN room_members m2 ON m2.room_id = m1.room_id
+           WHERE m1.user_id = $1 AND m2.user_id <> $1
+           AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $1 AND b.blocked_id = m2.user_id)
+                                                  OR (b.blocker_id = m2.user_id AND b.blocked_id = $1))"#,
+        Id(user)
+        => |r| r.user_id.0
+    ))
+}
+
+/// Who hears that `user` types in `room`: the other members but those who
+/// blocked them or whom they blocked; `None` when `user` is not a member.
+pub async fn typing_audience(db: &Db, room: Uuid, user: Uuid) -> ApiResult<Option<Vec<Uuid>>> {
+    let rows = q!(
+        db,
+        all,
+        r#"SELECT m.user_id AS "user_id: Id",
+           EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $2 AND b.blocked_id = m.user_id)
+                                          OR (b.blocker_id = m.user_id AND b.blocked_id = $2)) AS "blocked!: bool"
+           FROM room_members m WHERE m.room_id = $1"#,
+        Id(room),
+        Id(user)
+        => |r| (r.user_id.0, r.blocked)
+    );
+    if !rows.iter().any(|(u, _)| *u == user) {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.into_iter()
+            .filter(|(u, blocked)| *u != user && !blocked)
+            .map(|(u, _)| u)
+            .collect(),
+    ))
+}
+
+/// How many rooms `user` is a member of.
+pub async fn room_count(tx: &mut WriteTx, user: Uuid) -> ApiResult<i64> {
+    Ok(q!(
+        tx,
+        one,
+        r#"SELECT COUNT(*) AS "n!: i64" FROM room_members WHERE user_id = $1"#,
+        Id(user)
+        => |r| r.n
+    ))
+}
+
 /// The rooms of `user` with their other members.
 pub async fn rooms_and_peers(db: &Db, user: Uuid) -> ApiResult<Vec<(Uuid, Vec<Uuid>)>> {
     let rows = q!(
@@ -106,14 +170,14 @@ pub async fn members_with_epoch(db: &Db, room: Uuid) -> ApiResult<(Option<i64>, 
 }
 
 /// The rooms of `user` with each room's latest `seq` (where a socket's live
-/// stream of each room starts).
-pub async fn last_seqs(db: &Db, user: Uuid) -> ApiResult<Vec<(Uuid, i64)>> {
+/// stream of each room starts) and the user's join point.
+pub async fn last_seqs(db: &Db, user: Uuid) -> ApiResult<Vec<(Uuid, i64, i64)>> {
     Ok(q!(
         db,
         all,
-        r#"SELECT r.id AS "id: Id", r.last_seq FROM room_members m JOIN rooms r ON r.id = m.room_id
+        r#"SELECT r.id AS "id: Id", r.last_seq, m.joined_seq FROM room_members m JOIN rooms r ON r.id = m.room_id
            WHERE m.user_id = $1"#,
         Id(user)
-        => |r| (r.id.0, r.last_seq)
+        => |r| (r.id.0, r.last_seq, r.joined_seq)
     ))
 }

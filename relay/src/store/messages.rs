@@ -255,26 +255,39 @@ pub fn same_message(stored: &StoredRef, room: Uuid, digest: &str) -> bool {
     stored.room_id == room && stored.envelope_sha256 == digest
 }
 
+/// What posting needs to know, read in one query.
+pub struct SendContext {
+    /// The room's membership epoch.
+    pub epoch: i64,
+    /// The sender device's active bundle.
+    pub bundle: Option<String>,
+    /// A direct room whose other member and the sender: one blocked the other.
+    pub blocked: bool,
+}
+
 /// What posting needs to know, read in one query: the caller's membership (None
-/// if not a member), the room's membership epoch, and the sender device's
-/// active bundle.
+/// if not a member), the room's membership epoch, the sender device's active
+/// bundle, and whether the room is a direct room between a blocked pair.
 pub async fn send_context(
     db: &Db,
     room: Uuid,
     me: Uuid,
     device: Uuid,
-) -> ApiResult<Option<(i64, Option<String>)>> {
+) -> ApiResult<Option<SendContext>> {
     Ok(q!(
         db,
         optional,
-        r#"SELECT r.member_epoch AS "member_epoch!: i64", d.bundle AS "bundle?: String"
+        r#"SELECT r.member_epoch AS "member_epoch!: i64", d.bundle AS "bundle?: String",
+           (r.kind = 'direct' AND EXISTS (SELECT 1 FROM room_members o JOIN blocks b
+              ON (b.blocker_id = $2 AND b.blocked_id = o.user_id) OR (b.blocker_id = o.user_id AND b.blocked_id = $2)
+              WHERE o.room_id = r.id AND o.user_id <> $2)) AS "blocked!: bool"
            FROM room_members m JOIN rooms r ON r.id = m.room_id
            LEFT JOIN devices d ON d.id = $3 AND d.user_id = $2 AND d.revoked_at IS NULL
            WHERE m.room_id = $1 AND m.user_id = $2"#,
         Id(room),
         Id(me),
         Id(device)
-        => |r| (r.member_epoch, r.bundle)
+        => |r| SendContext { epoch: r.member_epoch, bundle: r.bundle, blocked: r.blocked }
     ))
 }
 
@@ -290,16 +303,73 @@ pub async fn sender_and_seq(db: &Db, room: Uuid, id: Uuid) -> ApiResult<Option<(
     ))
 }
 
-/// Erases message `id`'s envelope, leaving a tombstone; whether it did (it was
-/// not erased already).
-pub async fn erase(w: Writer<'_>, id: Uuid, now: i64) -> ApiResult<bool> {
-    Ok(q!(
-        w,
-        execute,
-        "UPDATE messages SET envelope = NULL, deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
-        Millis(now),
-        Id(id)
-    ) == 1)
+/// Erases message `id`'s envelope, leaving a tombstone; the sender and the
+/// envelope's size when it did (it was not erased already).
+pub async fn erase(w: Writer<'_>, id: Uuid, now: i64) -> ApiResult<Option<(Uuid, i64)>> {
+    let mut held = w.hold().await?;
+    // The size is read and the envelope erased in one statement per backend
+    // (PostgreSQL's RETURNING sees the new row; its FROM clause the old one).
+    Ok(match held.conn() {
+        #[cfg(feature = "sqlite")]
+        Conn::Sqlite(c) => {
+            let old = sqlx::query!(
+                r#"/* sqlite */ SELECT sender_id AS "sender_id: Id", CAST(COALESCE(length(envelope), 0) AS BIGINT) AS "size!: i64"
+                   FROM messages WHERE id = $1 AND deleted_at IS NULL"#,
+                Id(id)
+            )
+            .fetch_optional(&mut *c)
+            .await?;
+            let n = sqlx::query!(
+                "/* sqlite */ UPDATE messages SET envelope = NULL, deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+                Millis(now),
+                Id(id)
+            )
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            old.filter(|_| n == 1).map(|r| (r.sender_id.0, r.size))
+        }
+        #[cfg(feature = "postgres")]
+        Conn::Postgres(c) => sqlx::query!(
+            r#"UPDATE messages m SET envelope = NULL, deleted_at = $1 FROM messages o
+               WHERE m.id = $2 AND o.id = m.id AND m.deleted_at IS NULL
+               RETURNING m.sender_id AS "sender_id: Id", CAST(COALESCE(octet_length(o.envelope), 0) AS BIGINT) AS "size!: i64""#,
+            Millis(now),
+            Id(id)
+        )
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|r| (r.sender_id.0, r.size)),
+    })
+}
+
+/// Envelope bytes stored in `room`, per sender (what deleting it frees).
+pub async fn bytes_by_sender(db: &Db, room: Uuid) -> ApiResult<Vec<(Uuid, i64)>> {
+    let mut held = db.hold().await?;
+    Ok(match held.conn() {
+        #[cfg(feature = "sqlite")]
+        Conn::Sqlite(c) => sqlx::query!(
+            r#"/* sqlite */ SELECT sender_id AS "sender_id: Id", CAST(SUM(length(envelope)) AS BIGINT) AS "n!: i64"
+               FROM messages WHERE room_id = $1 AND envelope IS NOT NULL GROUP BY sender_id"#,
+            Id(room)
+        )
+        .fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .map(|r| (r.sender_id.0, r.n))
+        .collect(),
+        #[cfg(feature = "postgres")]
+        Conn::Postgres(c) => sqlx::query!(
+            r#"SELECT sender_id AS "sender_id: Id", CAST(SUM(octet_length(envelope)) AS BIGINT) AS "n!: i64"
+               FROM messages WHERE room_id = $1 AND envelope IS NOT NULL GROUP BY sender_id"#,
+            Id(room)
+        )
+        .fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .map(|r| (r.sender_id.0, r.n))
+        .collect(),
+    })
 }
 
 /// Moves `user`'s `kind` receipt in `room` forward to `seq` (never back; read

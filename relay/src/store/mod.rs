@@ -23,16 +23,19 @@
 
 pub mod attachments;
 pub mod audit;
+pub mod blocks;
 pub mod contacts;
 pub mod devices;
 pub mod email_tokens;
 pub mod fanout;
+pub mod invitations;
 pub mod maintenance;
 pub mod membership;
 pub mod messages;
 pub mod push;
 pub mod rooms;
 pub mod sessions;
+pub mod usage;
 pub mod users;
 
 use sqlx::error::BoxDynError;

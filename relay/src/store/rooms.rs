@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{Conn, Id, Millis, Writer, q};
 use crate::db::{Db, WriteTx, rfc3339, u64_of};
 use crate::error::{ApiError, ApiResult};
-use crate::membership::not_a_member;
+use super::membership::not_a_member;
 
 /// A `rooms` row as its member sees it.
 struct RoomRow {
@@ -95,9 +95,11 @@ pub async fn details(db: &Db, room: Uuid, viewer: Uuid) -> ApiResult<RoomDetails
     )
     .ok_or_else(not_a_member)?;
     let members = members(db, room, row.owner_id).await?;
+    let invited = super::invitations::invitees(db, room).await?;
     Ok(RoomDetails {
         room: row.to_api()?,
         members,
+        invited,
     })
 }
 
@@ -249,6 +251,42 @@ pub async fn direct_room(tx: &mut WriteTx, key: &str) -> ApiResult<Uuid> {
         key
         => |r| r.id.0
     ))
+}
+
+/// The direct room of the pair `key`, if there is one.
+pub async fn find_direct(tx: &mut WriteTx, key: &str) -> ApiResult<Option<Uuid>> {
+    Ok(q!(
+        tx,
+        optional,
+        r#"SELECT id AS "id: Id" FROM rooms WHERE direct_key = $1"#,
+        key
+        => |r| r.id.0
+    ))
+}
+
+/// Whether `user` is a member of `room` (inside a write transaction).
+pub async fn is_member(tx: &mut WriteTx, room: Uuid, user: Uuid) -> ApiResult<bool> {
+    Ok(q!(
+        tx,
+        optional,
+        r#"SELECT user_id AS "user_id: Id" FROM room_members WHERE room_id = $1 AND user_id = $2"#,
+        Id(room),
+        Id(user)
+        => |r| r.user_id
+    )
+    .is_some())
+}
+
+/// A room's kind and owner (inside a write transaction); `None` when it is gone.
+pub async fn kind_and_owner(tx: &mut WriteTx, room: Uuid) -> ApiResult<Option<(RoomKind, Uuid)>> {
+    q!(
+        tx,
+        optional,
+        r#"SELECT kind, owner_id AS "owner_id: Id" FROM rooms WHERE id = $1"#,
+        Id(room)
+        => |r| parse_kind(&r.kind).map(|k| (k, r.owner_id.0))
+    )
+    .transpose()
 }
 
 /// A page of `user`'s rooms after the room id `after` (nil: from the start).

@@ -6,7 +6,6 @@ use sotto_core::api::problem::codes;
 use sotto_core::api::users::{PublicUser, Role, User};
 
 use super::{Conn, Flag, Id, Millis, Writer, q};
-use crate::auth::parse_role;
 use crate::db::{Db, WriteTx, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::validate::{Email, Username};
@@ -453,4 +452,17 @@ pub async fn master_count(db: &Db) -> ApiResult<i64> {
         r#"SELECT COUNT(*) AS "n!: i64" FROM users WHERE role = 'master'"#
         => |r| r.n
     ))
+}
+
+/// A stored role. Anything else in the column is a corrupt row: an error (500,
+/// logged with an id), never a silent `user`.
+pub fn parse_role(s: &str) -> ApiResult<Role> {
+    match s {
+        "master" => Ok(Role::Master),
+        "admin" => Ok(Role::Admin),
+        "user" => Ok(Role::User),
+        other => Err(ApiError::internal(format!(
+            "corrupt row: unknown role {other:?}"
+        ))),
+    }
 }

@@ -33,6 +33,7 @@ impl Relay {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SOTTO_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SOTTO_METRICS_LISTEN", "")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

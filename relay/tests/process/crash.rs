@@ -46,6 +46,7 @@ fn start(dir: &std::path::Path, port: u16, database_url: Option<&str>) -> Proc {
     let child = Proc(
         cmd.current_dir(dir)
             .env("SOTTO_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SOTTO_METRICS_LISTEN", "")
             .env("SOTTO_DATA_DIR", dir.join("data"))
             .env("SOTTO_POST_RATE", "1000000")
             .env("SOTTO_WS_FRAME_RATE", "1000000")

@@ -14,6 +14,8 @@ fn relay(dir: &std::path::Path, port: u16, envs: &[(&str, &str)]) -> Child {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("SOTTO_LISTEN", format!("127.0.0.1:{port}"))
+        // The default metrics port is left to the one test of the defaults.
+        .env("SOTTO_METRICS_LISTEN", "")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in envs {
@@ -122,21 +124,47 @@ fn starts_on_defaults_creates_master_and_stops_on_sigterm() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("username is taken"));
 
-    let child = relay(dir.path(), port, &[]);
+    // The defaults, the metrics listener's included (127.0.0.1:9464).
+    let child = {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SOTTO_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
     let client = wait_healthy(port);
-    // Embedded defaults: SQLite, outbox and JWT key under ./data (0600).
-    for f in ["data/sotto.db", "data/jwt.key"] {
+    // Embedded defaults: SQLite, outbox and JWT key under ./data; the directory
+    // 0700, every file in it 0600 (the database's WAL files too).
+    for f in ["data/sotto.db", "data/jwt.key", "data/vapid.key"] {
         assert!(dir.path().join(f).exists(), "{f} missing");
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("data/jwt.key"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        let mut files = 0;
+        for e in std::fs::read_dir(dir.path().join("data")).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                assert_eq!(mode(&e.path()), 0o600, "{}", e.path().display());
+                files += 1;
+            }
+        }
+        assert!(files >= 4, "only {files} files in the data directory");
     }
+    // `/metrics` is on the metrics listener only (loopback by default).
+    let public = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    let metrics = client.get("http://127.0.0.1:9464/metrics").send().unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().unwrap().contains("sotto_http_requests_total"));
     assert_eq!(login(&client, port, "boss", &password), 200);
     assert_eq!(login(&client, port, "boss", "not the password"), 401);
     let (status, log) = sigterm_and_wait(child);
@@ -180,4 +208,22 @@ fn bootstrap_master_from_environment_and_no_default_account() {
             .all(|l| l.starts_with('{')),
         "not JSON logs: {log}"
     );
+}
+
+#[test]
+fn a_wildcard_cors_origin_is_a_clear_start_up_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = relay(dir.path(), port, &[("SOTTO_CORS_ORIGINS", "*")])
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("`*` is not allowed"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    let out = relay(dir.path(), port, &[("SOTTO_CORS_ORIGINS", "https://ok.example, not an origin")])
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an origin"));
 }

@@ -211,6 +211,7 @@ async fn the_browser_chat_works_end_to_end_and_with_a_native_client() {
                         bundle,
                         display_name: None,
                         replace_identity: true,
+                        current_password: Some(crate::support::PASSWORD.into()),
                     })
                     .await
                     .unwrap();

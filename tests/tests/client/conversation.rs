@@ -123,7 +123,7 @@ async fn alice_and_bob_talk_across_suites_devices_and_backups(backend: Backend) 
 
     // Bob revokes the second device: new messages are not sealed to it.
     bob.session
-        .revoke_device(bob2.session.device_id())
+        .revoke_device(bob2.session.device_id(), crate::support::PASSWORD)
         .await
         .unwrap();
     alice

@@ -1134,16 +1134,45 @@ async fn operations_endpoints(backend: Backend) {
     assert_eq!(r.body["name"], "sotto-relay");
     let r = app.get("/health", None).await;
     assert_eq!((r.status, r.body["database"].as_str()), (200, Some("ok")));
-    let m = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // `/metrics` is not on the public listener, only on the metrics listener.
+    let public = app.get("/metrics", None).await;
+    public.problem(404, "not_found");
+    let m = app.metrics_text().await;
     assert!(m.contains("sotto_http_requests_total"), "{m}");
+    // Invented methods (no login needed) add no series: every label value is
+    // one of a fixed set.
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .count()
+    };
+    let client = reqwest::Client::new();
+    for i in 0..300 {
+        let r = client
+            .request(
+                reqwest::Method::from_bytes(format!("INVENT{i}").as_bytes()).unwrap(),
+                app.url(&format!("/nowhere/{i}")),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error());
+    }
+    let before = series(&app.metrics_text().await);
+    for i in 300..900 {
+        client
+            .request(
+                reqwest::Method::from_bytes(format!("X{i}").as_bytes()).unwrap(),
+                app.url("/health"),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let after = app.metrics_text().await;
+    assert_eq!(series(&after), before, "new series from invented methods");
+    assert!(after.contains(r#"method="other""#), "{after}");
+    assert!(!after.contains("INVENT") && !after.contains("X300"));
     let doc = app.get("/openapi.json", None).await;
     assert_eq!(doc.body["openapi"], "3.1.0");
     let paths = doc.body["paths"].as_object().unwrap();

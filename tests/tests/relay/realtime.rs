@@ -266,13 +266,7 @@ async fn members_hear_everything_live(backend: Backend) {
 
     // What operators see: open and authenticated sockets, users online, frames
     // by direction and type, the group commit's batch sizes.
-    let text = app
-        .get("/metrics", None)
-        .await
-        .body
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let text = app.metrics_text().await;
     let value = |prefix: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(prefix))
@@ -614,8 +608,7 @@ async fn a_slow_client_is_closed_and_others_go_on(backend: Backend) {
         matches!(end, WsEnd::Closed(4408) | WsEnd::Dropped),
         "the slow socket ended with {end:?}"
     );
-    let metrics = app.get("/metrics", None).await;
-    let text = metrics.body.as_str().unwrap_or_default().to_string();
+    let text = app.metrics_text().await;
     assert!(
         text.lines()
             .any(|l| l.starts_with("sotto_ws_slow_consumer_closes_total") && !l.ends_with(" 0")),

@@ -64,6 +64,13 @@ async function startRelay(dir, origin) {
       SOTTO_CORS_ORIGINS: origin,
       SOTTO_AUTH_RATE_PER_IP: "100000",
       SOTTO_AUTH_RATE_PER_ACCOUNT: "100000",
+      SOTTO_METRICS_LISTEN: "",
+      SOTTO_ROOM_CREATE_RATE: "1000000",
+      SOTTO_INVITE_RATE: "1000000",
+      SOTTO_CONTACT_RATE: "1000000",
+      SOTTO_DEVICE_UPDATE_RATE: "1000000",
+      SOTTO_REFRESH_RATE: "1000000",
+      SOTTO_CHECK_USERNAME_RATE: "1000000",
       RUST_LOG: "warn,sotto_relay=info",
     },
   });
