@@ -201,6 +201,15 @@ async fn messages(
         .map(|u| (u.id, u.token, u.device, u.keys, u.verified))
         .collect();
     let others: Vec<Uuid> = users[1..].iter().map(|u| u.0).collect();
+    // Each has the room's owner in their contacts (no invitation then).
+    for u in &users[1..] {
+        post(
+            "/api/v1/contacts".into(),
+            Some(u.1.clone()),
+            json!({"user_id": users[0].0}),
+        )
+        .await;
+    }
     let room = post(
         "/api/v1/rooms".into(),
         Some(users[0].1.clone()),

@@ -212,6 +212,17 @@ async fn prepare(
     for chunk in (0..senders).collect::<Vec<_>>().chunks(room_size.max(1)) {
         let owner = &users[chunk[0]];
         let others: Vec<Uuid> = chunk[1..].iter().map(|&i| users[i].id).collect();
+        // Each has the owner in their contacts, so the owner adds them
+        // without an invitation (the relay's consent rule).
+        for &i in &chunk[1..] {
+            post(
+                &client,
+                format!("{base}/api/v1/contacts"),
+                Some(&users[i].token),
+                json!({"user_id": owner.id}),
+            )
+            .await;
+        }
         let r = post(
             &client,
             format!("{base}/api/v1/rooms"),

@@ -13,8 +13,8 @@ use sotto_core::api::problem::codes;
 use sotto_core::api::users::Role;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiResult};
 use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
 
 const AUDIENCE: &str = "sotto-relay";
 

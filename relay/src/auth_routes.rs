@@ -4,10 +4,9 @@
 //! Answers that could reveal whether an address exists (register, resend,
 //! forgot) are identical either way, and e-mail goes out off the request path.
 
-
+use crate::extract::ClientIp;
 use axum::Json;
 use axum::extract::{Query, State};
-use crate::extract::ClientIp;
 use axum::http::StatusCode;
 use sotto_core::api::auth::{
     CheckUsernameQuery, CheckUsernameResponse, ForgotPasswordRequest, LoginRequest, LogoutRequest,
@@ -23,10 +22,10 @@ use utoipa_axum::routes;
 
 use crate::audit::{self, event};
 use crate::auth::{self, AuthUser};
-use crate::extract::AuthUserRow;
 use crate::db::{now_ms, rfc3339};
 use crate::digest::token_hash;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::AuthUserRow;
 use crate::json::ApiJson;
 use crate::mail::{send_later, send_verification};
 use crate::state::AppState;
@@ -426,7 +425,8 @@ async fn send_reset(state: &AppState, email: &Email, ip: std::net::IpAddr) -> Ap
     let Some(u) = crate::store::users::find_by_email(&state.db, email).await? else {
         return Ok(());
     };
-    let token = create_email_token(&state.db, u.uuid(), &u.email, Purpose::Reset, RESET_TTL_MS).await?;
+    let token =
+        create_email_token(&state.db, u.uuid(), &u.email, Purpose::Reset, RESET_TTL_MS).await?;
     let link = format!("{}/reset-password#token={token}", state.mailer.public_url());
     let body = format!(
         "Someone asked to reset the password of your Sotto account.\n\n\
@@ -442,7 +442,13 @@ async fn send_reset(state: &AppState, email: &Email, ip: std::net::IpAddr) -> Ap
         None,
     )
     .await;
-    send_later(&state.mailer, u.email.clone(), "Reset your password", body, link);
+    send_later(
+        &state.mailer,
+        u.email.clone(),
+        "Reset your password",
+        body,
+        link,
+    );
     Ok(())
 }
 

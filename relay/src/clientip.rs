@@ -37,7 +37,8 @@ pub fn parse_net(s: &str) -> Result<Net, String> {
         Some((a, p)) => (a, Some(p)),
         None => (s, None),
     };
-    let addr = IpAddr::from_str(addr).map_err(|_| format!("{s:?} is not an address or CIDR block"))?;
+    let addr =
+        IpAddr::from_str(addr).map_err(|_| format!("{s:?} is not an address or CIDR block"))?;
     let addr = canonical(addr);
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix {
@@ -63,11 +64,15 @@ impl Net {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -158,7 +163,9 @@ fn x_forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
         .iter()
         .flat_map(|v| {
             let text = v.to_str().unwrap_or("\u{0}");
-            text.split(',').map(|h| parse_hop(h.trim())).collect::<Vec<_>>()
+            text.split(',')
+                .map(|h| parse_hop(h.trim()))
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -262,7 +269,10 @@ mod tests {
         assert_eq!(p.client(ip("127.0.0.1"), &h).ip, ip("203.0.113.5"));
         assert!(p.client(ip("127.0.0.1"), &h).via_proxy);
         // Several header lines are one list.
-        let h = headers("x-forwarded-for", &["6.6.6.6", "203.0.113.5:4711", "10.1.1.1"]);
+        let h = headers(
+            "x-forwarded-for",
+            &["6.6.6.6", "203.0.113.5:4711", "10.1.1.1"],
+        );
         assert_eq!(p.client(ip("::ffff:127.0.0.1"), &h).ip, ip("203.0.113.5"));
         // Every hop trusted: the leftmost.
         let h = headers("x-forwarded-for", &["10.9.9.9, 10.1.1.1"]);
@@ -271,7 +281,10 @@ mod tests {
         let h = headers("x-forwarded-for", &["1.1.1.1, garbage, 10.1.1.1"]);
         assert_eq!(p.client(ip("127.0.0.1"), &h).ip, ip("10.1.1.1"));
         // No header from a trusted peer: the peer.
-        assert_eq!(p.client(ip("127.0.0.1"), &HeaderMap::new()).ip, ip("127.0.0.1"));
+        assert_eq!(
+            p.client(ip("127.0.0.1"), &HeaderMap::new()).ip,
+            ip("127.0.0.1")
+        );
         // IPv6 hops, bracketed with a port or bare.
         let h = headers("x-forwarded-for", &["[2001:db8::7]:1234"]);
         assert_eq!(p.client(ip("127.0.0.1"), &h).ip, ip("2001:db8::7"));

@@ -339,7 +339,13 @@ pub struct Config {
     #[arg(long, env = "SOTTO_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::clientip::parse_net, global = true)]
     pub trusted_proxies: Vec<crate::clientip::Net>,
     /// The forwarding header the trusted proxies write (only that one is read).
-    #[arg(long, env = "SOTTO_PROXY_HEADER", value_enum, default_value = "x-forwarded-for", global = true)]
+    #[arg(
+        long,
+        env = "SOTTO_PROXY_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for",
+        global = true
+    )]
     pub proxy_header: crate::clientip::ProxyHeader,
     /// Open connections in all (0: no cap); one beyond is closed at once.
     #[arg(

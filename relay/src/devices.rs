@@ -41,10 +41,14 @@ use crate::validate::check_label;
 /// Most devices one user may register.
 pub const MAX_DEVICES_PER_USER: i64 = 64;
 
-
 /// The caller's password must be `given` (400 `current_password_required`
 /// when absent, 403 `invalid_credentials` when wrong).
-async fn require_password(state: &AppState, me: &AuthUser, given: Option<String>, what: &str) -> ApiResult<()> {
+async fn require_password(
+    state: &AppState,
+    me: &AuthUser,
+    given: Option<String>,
+    what: &str,
+) -> ApiResult<()> {
     let given = given.ok_or_else(|| {
         ApiError::bad_request(
             codes::CURRENT_PASSWORD_REQUIRED,
@@ -123,7 +127,13 @@ pub async fn put(
     })?;
     state.limits.check_write(Write::DeviceUpdate, me.id())?;
     if req.replace_identity {
-        require_password(&state, &me, req.current_password.clone(), "replacing your identity key").await?;
+        require_password(
+            &state,
+            &me,
+            req.current_password.clone(),
+            "replacing your identity key",
+        )
+        .await?;
     }
     let display_name = match &req.display_name {
         Some(n) => Some(check_label(n, "display_name", 64)?),

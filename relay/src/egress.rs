@@ -394,32 +394,92 @@ mod tests {
 
     #[test]
     fn urls_are_checked_for_scheme_port_address_and_name() {
-        assert_eq!(check_url(&url("https://push.example.org/x"), STRICT), Ok(()));
-        assert_eq!(check_url(&url("https://push.example.org:443/x"), STRICT), Ok(()));
+        assert_eq!(
+            check_url(&url("https://push.example.org/x"), STRICT),
+            Ok(())
+        );
+        assert_eq!(
+            check_url(&url("https://push.example.org:443/x"), STRICT),
+            Ok(())
+        );
         assert_eq!(check_url(&url("https://8.8.8.8/x"), STRICT), Ok(()));
-        assert_eq!(check_url(&url("http://push.example.org/x"), STRICT), Err(Refused::Scheme));
-        assert_eq!(check_url(&url("ftp://push.example.org/x"), STRICT), Err(Refused::Scheme));
-        assert_eq!(check_url(&url("https://push.example.org:8443/x"), STRICT), Err(Refused::Port));
-        assert_eq!(check_url(&url("https://127.0.0.1/x"), STRICT), Err(Refused::Address));
-        assert_eq!(check_url(&url("https://[::1]/x"), STRICT), Err(Refused::Address));
-        assert_eq!(check_url(&url("https://[::ffff:7f00:1]/x"), STRICT), Err(Refused::Address));
-        assert_eq!(check_url(&url("https://10.1.2.3/x"), STRICT), Err(Refused::Address));
-        assert_eq!(check_url(&url("https://169.254.169.254/x"), STRICT), Err(Refused::Address));
-        assert_eq!(check_url(&url("https://0x7f.1/x"), STRICT), Err(Refused::Address));
-        assert_eq!(check_url(&url("https://2130706433/x"), STRICT), Err(Refused::Address));
-        assert_eq!(check_url(&url("https://localhost/x"), STRICT), Err(Refused::Name));
-        assert_eq!(check_url(&url("https://a.localhost/x"), STRICT), Err(Refused::Name));
-        assert_eq!(check_url(&url("https://metadata/x"), STRICT), Err(Refused::Name));
-        assert_eq!(check_url(&url("https://printer.local/x"), STRICT), Err(Refused::Name));
-        assert_eq!(check_url(&url("https://svc.cluster.internal/x"), STRICT), Err(Refused::Name));
-        assert_eq!(check_url(&url("https://nas.home.arpa/x"), STRICT), Err(Refused::Name));
-        assert_eq!(check_url(&url("https://user:pw@push.example.org/x"), STRICT), Err(Refused::Host));
+        assert_eq!(
+            check_url(&url("http://push.example.org/x"), STRICT),
+            Err(Refused::Scheme)
+        );
+        assert_eq!(
+            check_url(&url("ftp://push.example.org/x"), STRICT),
+            Err(Refused::Scheme)
+        );
+        assert_eq!(
+            check_url(&url("https://push.example.org:8443/x"), STRICT),
+            Err(Refused::Port)
+        );
+        assert_eq!(
+            check_url(&url("https://127.0.0.1/x"), STRICT),
+            Err(Refused::Address)
+        );
+        assert_eq!(
+            check_url(&url("https://[::1]/x"), STRICT),
+            Err(Refused::Address)
+        );
+        assert_eq!(
+            check_url(&url("https://[::ffff:7f00:1]/x"), STRICT),
+            Err(Refused::Address)
+        );
+        assert_eq!(
+            check_url(&url("https://10.1.2.3/x"), STRICT),
+            Err(Refused::Address)
+        );
+        assert_eq!(
+            check_url(&url("https://169.254.169.254/x"), STRICT),
+            Err(Refused::Address)
+        );
+        assert_eq!(
+            check_url(&url("https://0x7f.1/x"), STRICT),
+            Err(Refused::Address)
+        );
+        assert_eq!(
+            check_url(&url("https://2130706433/x"), STRICT),
+            Err(Refused::Address)
+        );
+        assert_eq!(
+            check_url(&url("https://localhost/x"), STRICT),
+            Err(Refused::Name)
+        );
+        assert_eq!(
+            check_url(&url("https://a.localhost/x"), STRICT),
+            Err(Refused::Name)
+        );
+        assert_eq!(
+            check_url(&url("https://metadata/x"), STRICT),
+            Err(Refused::Name)
+        );
+        assert_eq!(
+            check_url(&url("https://printer.local/x"), STRICT),
+            Err(Refused::Name)
+        );
+        assert_eq!(
+            check_url(&url("https://svc.cluster.internal/x"), STRICT),
+            Err(Refused::Name)
+        );
+        assert_eq!(
+            check_url(&url("https://nas.home.arpa/x"), STRICT),
+            Err(Refused::Name)
+        );
+        assert_eq!(
+            check_url(&url("https://user:pw@push.example.org/x"), STRICT),
+            Err(Refused::Host)
+        );
         let open = Policy {
             allow_http: true,
             allow_private: true,
         };
         assert_eq!(check_url(&url("http://127.0.0.1:9999/x"), open), Ok(()));
         assert_eq!(check_url(&url("https://localhost:8443/x"), open), Ok(()));
-        assert_eq!(check_url(&url("file:///etc/passwd"), open), Err(Refused::SchemeHttp));
+        assert_eq!(
+            check_url(&url("file:///etc/passwd"), open),
+            Err(Refused::SchemeHttp)
+        );
     }
 }

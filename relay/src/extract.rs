@@ -92,7 +92,6 @@ impl FromRequestParts<AppState> for AdminUser {
     }
 }
 
-
 /// The client's address: the TCP peer, or through a trusted proxy the client
 /// it names (`clientip.rs`, set on every request by the connection layer).
 #[derive(Debug, Clone, Copy)]

@@ -43,53 +43,51 @@ impl Files {
     /// Removes attachment files (after their rows are gone). Failures are logged;
     /// the hourly sweep retries.
     pub async fn remove(&self, ids: &[Uuid]) {
-    for id in ids {
-        match tokio::fs::remove_file(self.path(*id)).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(attachment = %id, error = %e, "cannot remove an attachment file")
+        for id in ids {
+            match tokio::fs::remove_file(self.path(*id)).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(attachment = %id, error = %e, "cannot remove an attachment file")
+                }
             }
         }
     }
-}
 
-/// Removes files under the attachments directory that no row refers to:
-/// finished files whose row is gone, and temporary uploads older than `grace`.
+    /// Removes files under the attachments directory that no row refers to:
+    /// finished files whose row is gone, and temporary uploads older than `grace`.
     pub async fn sweep_orphans(&self, db: &Db, grace: Duration) -> usize {
-    let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
-        return 0;
-    };
-    let mut removed = 0;
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let old_enough = entry
-            .metadata()
-            .await
-            .ok()
-            .and_then(|m| m.modified().ok())
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age >= grace);
-        let orphan = if name.starts_with(TMP_PREFIX) {
-            old_enough
-        } else if let Ok(id) = Uuid::parse_str(&name) {
-            // Database trouble: keep the file (the next sweep decides).
-            let known = store::attachments::exists(db, id)
-                .await
-                .unwrap_or(true);
-            !known && old_enough
-        } else {
-            false
+        let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
+            return 0;
         };
-        if orphan && tokio::fs::remove_file(entry.path()).await.is_ok() {
-            removed += 1;
+        let mut removed = 0;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let old_enough = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age >= grace);
+            let orphan = if name.starts_with(TMP_PREFIX) {
+                old_enough
+            } else if let Ok(id) = Uuid::parse_str(&name) {
+                // Database trouble: keep the file (the next sweep decides).
+                let known = store::attachments::exists(db, id).await.unwrap_or(true);
+                !known && old_enough
+            } else {
+                false
+            };
+            if orphan && tokio::fs::remove_file(entry.path()).await.is_ok() {
+                removed += 1;
+            }
         }
+        if removed > 0 {
+            tracing::info!(removed, "removed orphaned attachment files");
+        }
+        removed
     }
-    if removed > 0 {
-        tracing::info!(removed, "removed orphaned attachment files");
-    }
-    removed
-}
 }
 
 /// Most uploads one user may run at once (more is 429): each holds a
@@ -130,4 +128,3 @@ impl Drop for Slot<'_> {
         }
     }
 }
-

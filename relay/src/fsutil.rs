@@ -68,7 +68,11 @@ pub fn restrict_file(path: &Path) -> std::io::Result<()> {
 /// The SQLite database file at `path`, created empty and 0600 when missing, and
 /// it and its `-wal` / `-shm` files made 0600 when they exist.
 pub fn prepare_sqlite_file(path: &Path) -> std::io::Result<()> {
-    match private_file_options().write(true).create_new(true).open(path) {
+    match private_file_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),
@@ -112,18 +116,30 @@ mod tests {
         let base = std::env::temp_dir().join(format!("sotto-fsutil-{}", uuid::Uuid::new_v4()));
         let dir = base.join("a/b");
         create_private_dir(&dir).unwrap();
-        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let file = dir.join("f");
         write_private_file(&file, b"x").unwrap();
-        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let open = dir.join("open");
         std::fs::write(&open, b"x").unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
         restrict_file(&open).unwrap();
-        assert_eq!(std::fs::metadata(&open).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&open).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let db = dir.join("sotto.db");
         prepare_sqlite_file(&db).unwrap();
-        assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -99,7 +99,9 @@ pub fn start(upkeep: Upkeep, limits: Arc<RateLimits>) -> Vec<tokio::task::JoinHa
                 if minutes.is_multiple_of(60) {
                     sweep_expired(&u.db, now_ms(), u.refresh_token_ttl, u.audit_retention_days)
                         .await;
-                    u.files.sweep_orphans(&u.db, Duration::from_secs(3600)).await;
+                    u.files
+                        .sweep_orphans(&u.db, Duration::from_secs(3600))
+                        .await;
                 }
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 minutes += 1;

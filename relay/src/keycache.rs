@@ -51,4 +51,3 @@ pub fn verify_stored(cache: &DeviceCache, device: Uuid, bundle: &str) -> ApiResu
     cache.put(device, bundle, verified.clone());
     Ok(verified)
 }
-

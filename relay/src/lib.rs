@@ -115,9 +115,8 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         .vapid_subject
         .clone()
         .unwrap_or_else(|| config.public_url());
-    let vapid =
-        pusher::Vapid::load(config.vapid_private_key.as_ref(), &config.data_dir, subject)
-            .map_err(StartError::Vapid)?;
+    let vapid = pusher::Vapid::load(config.vapid_private_key.as_ref(), &config.data_dir, subject)
+        .map_err(StartError::Vapid)?;
     let (push, push_wake) = pusher::Pusher::new(
         vapid,
         pusher::PushSettings {

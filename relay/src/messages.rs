@@ -360,7 +360,9 @@ pub async fn record_receipt(
     kind: ReceiptKind,
     seq: u64,
 ) -> ApiResult<Receipt> {
-    state.limits.check_write(crate::ratelimit::Write::Receipt, me)?;
+    state
+        .limits
+        .check_write(crate::ratelimit::Write::Receipt, me)?;
     let m = require_member(&state.db, room, me).await?;
     let seq = i64::try_from(seq)
         .ok()

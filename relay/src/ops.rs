@@ -14,9 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::extract::AdminUser;
 use crate::db::rfc3339;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::AdminUser;
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, body = RootInfo)))]

@@ -262,7 +262,6 @@ impl Vapid {
     }
 }
 
-
 /// News waiting for the next push round: the room's latest `seq`, and its
 /// sender when all of it is from one user (who is not told of their own posts).
 struct News {
@@ -607,7 +606,8 @@ impl Pusher {
                     continue;
                 }
                 if in_backoff(&sub, now) {
-                    metrics::counter!("sotto_push_skipped_total", "reason" => "backoff").increment(1);
+                    metrics::counter!("sotto_push_skipped_total", "reason" => "backoff")
+                        .increment(1);
                     continue;
                 }
                 jobs.push(Job {
@@ -653,7 +653,8 @@ fn in_backoff(sub: &Subscription, now: i64) -> bool {
     let backoff = BACKOFF_FIRST_MS
         .saturating_mul(1i64 << doublings)
         .min(BACKOFF_MAX_MS);
-    sub.failed_at.is_some_and(|at| now < at.saturating_add(backoff))
+    sub.failed_at
+        .is_some_and(|at| now < at.saturating_add(backoff))
 }
 
 /// The `Topic` of pushes for `room` to `endpoint`: 32 base64url characters

@@ -213,7 +213,10 @@ impl Quotas {
                 }
             }
             Err(e) => {
-                tracing::warn!(code = e.code, "cannot write message quota counters; retrying");
+                tracing::warn!(
+                    code = e.code,
+                    "cannot write message quota counters; retrying"
+                );
                 let mut users = self.lock();
                 for d in deltas {
                     if let Some(u) = users.get_mut(&d.user) {

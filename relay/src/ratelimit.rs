@@ -155,7 +155,9 @@ impl RateLimits {
 
     /// A message posted by `user` (429 with `Retry-After` beyond the rate).
     pub fn check_post(&self, user: Uuid) -> Result<(), ApiError> {
-        self.posts.check_key(&user).map_err(|nu| refusal_of("post", nu))
+        self.posts
+            .check_key(&user)
+            .map_err(|nu| refusal_of("post", nu))
     }
 
     /// A write of kind `what` by `user`.
@@ -200,7 +202,9 @@ impl RateLimits {
         };
         let ip = crate::server::peer_key(ip);
         if !self.is_known(id, ip) {
-            self.per_user.check_key(&id).map_err(|nu| refusal_of("login", nu))?;
+            self.per_user
+                .check_key(&id)
+                .map_err(|nu| refusal_of("login", nu))?;
         }
         self.per_user_ip
             .check_key(&(id, ip))
@@ -289,7 +293,10 @@ impl RateLimits {
     }
 }
 
-fn refusal_of(limit: &'static str, nu: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> ApiError {
+fn refusal_of(
+    limit: &'static str,
+    nu: governor::NotUntil<<DefaultClock as Clock>::Instant>,
+) -> ApiError {
     metrics::counter!("sotto_rate_limited_total", "limit" => limit).increment(1);
     ApiError::rate_limited(nu.wait_time_from(DefaultClock::default().now()))
 }

@@ -139,7 +139,12 @@ pub fn blocked() -> ApiError {
 }
 
 /// The creator's room count stays under `--max-rooms-per-user`.
-async fn check_room_cap(state: &AppState, tx: &mut WriteTx, user: Uuid, who: &str) -> ApiResult<()> {
+async fn check_room_cap(
+    state: &AppState,
+    tx: &mut WriteTx,
+    user: Uuid,
+    who: &str,
+) -> ApiResult<()> {
     let max = state.config.max_rooms_per_user;
     if store::membership::room_count(tx, user).await? >= i64::from(max) {
         return Err(limit(
@@ -179,7 +184,10 @@ async fn add_or_invite(
             "this user is already a member",
         ));
     }
-    if store::invitations::pending(tx, room, target).await?.is_some() {
+    if store::invitations::pending(tx, room, target)
+        .await?
+        .is_some()
+    {
         return Err(ApiError::conflict(
             codes::ALREADY_INVITED,
             "this user is already invited",
@@ -287,7 +295,10 @@ enum Direct {
     /// The existing room, unchanged.
     Existing(Uuid),
     /// The existing room, which the caller joined (accepting an invitation).
-    Joined { room: Uuid, invitation: Option<Uuid> },
+    Joined {
+        room: Uuid,
+        invitation: Option<Uuid>,
+    },
     /// The existing room, into which the caller (again) invited or added the other.
     Readded { room: Uuid, added: Added },
 }
@@ -304,7 +315,9 @@ async fn existing_direct(
     rooms::lock_room(tx, room, now).await?;
     if rooms::is_member(tx, room, me).await? {
         let other_in = rooms::is_member(tx, room, other).await?
-            || store::invitations::pending(tx, room, other).await?.is_some();
+            || store::invitations::pending(tx, room, other)
+                .await?
+                .is_some();
         if other_in {
             return Ok(Direct::Existing(room));
         }
@@ -419,7 +432,10 @@ pub async fn direct(
             (room, StatusCode::OK)
         }
     };
-    Ok((status, Json(rooms::details(&state.db, room, me.id()).await?)))
+    Ok((
+        status,
+        Json(rooms::details(&state.db, room, me.id()).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/rooms", tag = "rooms", params(PageQuery),

@@ -154,7 +154,9 @@ impl TotalSlot {
     fn try_acquire(count: &Arc<AtomicUsize>, max: u32) -> Option<Self> {
         let max = if max == 0 { usize::MAX } else { max as usize };
         count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| Self(Arc::clone(count)))
     }
@@ -197,7 +199,10 @@ impl ReadBudget {
                 return true;
             }
             let left = cur - n;
-            match self.0.compare_exchange(cur, left.max(0), Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .0
+                .compare_exchange(cur, left.max(0), Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return left >= 0,
                 Err(now) => cur = now,
             }
@@ -358,7 +363,8 @@ pub async fn serve(
             None
         } else {
             let Some(slot) = counts.try_acquire(peer.ip(), limits.max_per_ip) else {
-                metrics::counter!("sotto_connections_refused_total", "reason" => "per_ip").increment(1);
+                metrics::counter!("sotto_connections_refused_total", "reason" => "per_ip")
+                    .increment(1);
                 tracing::debug!(%peer, "connection refused: per-IP connection cap");
                 drop(stream);
                 continue;

@@ -15,9 +15,9 @@ use utoipa_axum::routes;
 
 use crate::audit::{self, event};
 use crate::auth::{self, AuthUser};
-use crate::extract::AdminUser;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::AdminUser;
 use crate::json::ApiJson;
 use crate::pagination::{page_of, parse_cursor};
 use crate::state::AppState;

@@ -415,7 +415,8 @@ impl<'a> Conn<'a> {
         detail: impl Into<String>,
         client_id: Option<Uuid>,
     ) -> Result<(), End> {
-        self.error_retry(socket, code, detail, client_id, None).await
+        self.error_retry(socket, code, detail, client_id, None)
+            .await
     }
 
     async fn error_retry(
@@ -446,7 +447,8 @@ impl<'a> Conn<'a> {
     ) -> Result<(), End> {
         let detail = e.detail.clone().unwrap_or_else(|| e.code.replace('_', " "));
         let retry = e.retry_after_ms();
-        self.error_retry(socket, e.code, detail, client_id, retry).await
+        self.error_retry(socket, e.code, detail, client_id, retry)
+            .await
     }
 
     async fn serve(&mut self, socket: &mut WebSocket, came_online: bool) -> End {
@@ -477,9 +479,12 @@ impl<'a> Conn<'a> {
                 Box::pin(announce_presence(self.state, me, true)).await;
             }
             // Who of the user's peers is online now (later changes arrive live).
-            let peers = Box::pin(crate::store::membership::presence_peers_of(&self.state.db, me))
-                .await
-                .unwrap_or_default();
+            let peers = Box::pin(crate::store::membership::presence_peers_of(
+                &self.state.db,
+                me,
+            ))
+            .await
+            .unwrap_or_default();
             for peer in peers {
                 if self.state.presence.is_online(peer) {
                     self.send(

@@ -103,6 +103,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "db",
             "store",
             "clientip",
+            "egress",
             "server",
             "ratelimit",
             "membership",

@@ -708,6 +708,18 @@ impl TestApp {
         .await;
     }
 
+    /// Every one of `users` gets every other into their contacts ([`Self::befriend`]):
+    /// they can all add each other to rooms without invitations.
+    pub async fn acquaint(&self, users: &[uuid::Uuid]) {
+        for a in users {
+            for b in users {
+                if a != b {
+                    self.befriend(*a, *b).await;
+                }
+            }
+        }
+    }
+
     /// Registers through the API, verifies through the e-mailed link, signs in.
     pub async fn register_verified(&self, username: &str) -> Account {
         let email = format!("{username}@example.org");
@@ -971,7 +983,11 @@ impl TestApp {
                 "PUT",
                 &format!("/api/v1/devices/{device_id}"),
                 Some(&account.access),
-                Some(json!({"bundle": bundle, "display_name": "test device", "replace_identity": replace_identity})),
+                Some(if replace_identity {
+                    json!({"bundle": bundle, "display_name": "test device", "replace_identity": true, "current_password": PASSWORD})
+                } else {
+                    json!({"bundle": bundle, "display_name": "test device", "replace_identity": false})
+                }),
             )
             .await;
         assert_eq!(r.status, 201, "{r:?}");

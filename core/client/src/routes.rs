@@ -10,14 +10,14 @@ use sotto_core::api::auth::{
     VerifyEmailRequest,
 };
 use sotto_core::api::{
-    AddContactRequest, AddMemberRequest, AddedMember, AttachmentCreated, BlockRequest,
-    BlockedUser, Contact, CreateRoomRequest, Invitation, RevokeDeviceRequest,
-    CreateUserRequest, DeletePushSubscriptionRequest, Device, DeviceListQuery, DirectRoomRequest,
-    Health, KeysQueryRequest, KeysQueryResponse, Message, MessageListQuery, Page, PageQuery,
-    PatchContactRequest, PatchRoomRequest, PatchUserRequest, PostMessageRequest,
-    PostMessageResponse, PublicUser, PushSubscriptionRequest, PushTestResponse, PutDeviceRequest,
-    Receipt, ReceiptKind, ReceiptRequest, Room, RoomDetails, RootInfo, UnreadResponse,
-    User, UserListQuery, UserSearchQuery, VapidPublicKey,
+    AddContactRequest, AddMemberRequest, AddedMember, AttachmentCreated, BlockRequest, BlockedUser,
+    Contact, CreateRoomRequest, CreateUserRequest, DeletePushSubscriptionRequest, Device,
+    DeviceListQuery, DirectRoomRequest, Health, Invitation, KeysQueryRequest, KeysQueryResponse,
+    Message, MessageListQuery, Page, PageQuery, PatchContactRequest, PatchRoomRequest,
+    PatchUserRequest, PostMessageRequest, PostMessageResponse, PublicUser, PushSubscriptionRequest,
+    PushTestResponse, PutDeviceRequest, Receipt, ReceiptKind, ReceiptRequest, RevokeDeviceRequest,
+    Room, RoomDetails, RootInfo, UnreadResponse, User, UserListQuery, UserSearchQuery,
+    VapidPublicKey,
 };
 use sotto_core::encoding::B64;
 use uuid::Uuid;

@@ -55,7 +55,10 @@ impl core::fmt::Debug for PutDeviceRequest {
             .field("bundle", &self.bundle)
             .field("display_name", &self.display_name)
             .field("replace_identity", &self.replace_identity)
-            .field("current_password", &super::redact_opt(&self.current_password))
+            .field(
+                "current_password",
+                &super::redact_opt(&self.current_password),
+            )
             .finish()
     }
 }

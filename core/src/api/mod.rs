@@ -72,8 +72,8 @@ pub use push::{
     PushSubscriptionRequest, PushTestResponse, VapidPublicKey,
 };
 pub use rooms::{
-    AddMemberRequest, AddedMember, CreateRoomRequest, DirectRoomRequest, PatchRoomRequest, Room, RoomChange,
-    RoomDetails, RoomKind, RoomMember,
+    AddMemberRequest, AddedMember, CreateRoomRequest, DirectRoomRequest, PatchRoomRequest, Room,
+    RoomChange, RoomDetails, RoomKind, RoomMember,
 };
 pub use users::{
     CreateUserRequest, PatchUserRequest, PublicUser, Role, User, UserListQuery, UserSearchQuery,
@@ -556,7 +556,12 @@ mod tests {
         // A relay from before invitations sends no `invited`.
         let mut old = json.clone();
         old.as_object_mut().unwrap().remove("invited");
-        assert!(serde_json::from_value::<RoomDetails>(old).unwrap().invited.is_empty());
+        assert!(
+            serde_json::from_value::<RoomDetails>(old)
+                .unwrap()
+                .invited
+                .is_empty()
+        );
         assert_eq!(json["name"], "r");
         assert_eq!(json["last_seq"], 12);
         assert_eq!(json["members"][0]["is_owner"], true);

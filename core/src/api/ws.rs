@@ -351,7 +351,10 @@ mod tests {
             ClientFrame::probe_send(&format!(r#"{{"type":"typing","client_id":"{id}"}}"#)),
             None
         );
-        assert_eq!(ClientFrame::probe_send(r#"{"type":"send","client_id":"nope"}"#), None);
+        assert_eq!(
+            ClientFrame::probe_send(r#"{"type":"send","client_id":"nope"}"#),
+            None
+        );
         assert_eq!(ClientFrame::probe_send(r#"{"type":"send"}"#), None);
         assert_eq!(ClientFrame::probe_send("[1]"), None);
         assert_eq!(ClientFrame::probe_send("{"), None);

@@ -61,9 +61,12 @@ pub struct NewAttachment {
 pub async fn insert(tx: &mut WriteTx, a: NewAttachment, quota: i64) -> ApiResult<bool> {
     #[cfg(feature = "postgres")]
     if let WriteTx::Postgres(t) = tx {
-        sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", Id(a.uploader))
-            .fetch_optional(&mut **t)
-            .await?;
+        sqlx::query!(
+            "SELECT id FROM users WHERE id = $1 FOR UPDATE",
+            Id(a.uploader)
+        )
+        .fetch_optional(&mut **t)
+        .await?;
     }
     Ok(q!(
         tx,

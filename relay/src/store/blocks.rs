@@ -69,7 +69,12 @@ pub async fn page(db: &Db, blocker: Uuid, after: Uuid, limit: u32) -> ApiResult<
             created_at: rfc3339(r.created_at.0),
         }
     );
-    Ok(page_of(rows, limit, |b| b.user.id.to_string(), Clone::clone))
+    Ok(page_of(
+        rows,
+        limit,
+        |b| b.user.id.to_string(),
+        Clone::clone,
+    ))
 }
 
 /// Whether either of `a` and `b` blocked the other.

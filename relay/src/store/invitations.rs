@@ -5,8 +5,7 @@ use sotto_core::api::pagination::Page;
 use sotto_core::api::users::PublicUser;
 use uuid::Uuid;
 
-use super::rooms::parse_kind;
-use super::{Id, Millis, q};
+use super::{Id, Millis, parse_kind, q};
 use crate::db::{Db, WriteTx, rfc3339};
 use crate::error::ApiResult;
 
@@ -163,7 +162,12 @@ pub async fn invitees(db: &Db, room: Uuid) -> ApiResult<Vec<RoomInvitee>> {
 
 /// A page of `invitee`'s pending invitations, by invitation id (oldest first:
 /// ids are UUIDv7), after `after`.
-pub async fn page_for(db: &Db, invitee: Uuid, after: Uuid, limit: u32) -> ApiResult<Page<Invitation>> {
+pub async fn page_for(
+    db: &Db,
+    invitee: Uuid,
+    after: Uuid,
+    limit: u32,
+) -> ApiResult<Page<Invitation>> {
     let rows = q!(
         db,
         all,

@@ -28,7 +28,11 @@ pub async fn checkpoint(w: Writer<'_>) -> ApiResult<()> {
 /// Deletes sessions revoked before `revoked_before`, and sessions not used
 /// since `idle_before` (every refresh token of theirs has expired); their
 /// refresh tokens go with them. How many.
-pub async fn sweep_sessions(w: Writer<'_>, revoked_before: i64, idle_before: i64) -> ApiResult<u64> {
+pub async fn sweep_sessions(
+    w: Writer<'_>,
+    revoked_before: i64,
+    idle_before: i64,
+) -> ApiResult<u64> {
     Ok(q!(
         w,
         execute,

@@ -42,7 +42,10 @@ use sqlx::error::BoxDynError;
 use sqlx::pool::PoolConnection;
 use uuid::Uuid;
 
+use sotto_core::api::rooms::RoomKind;
+
 use crate::db::{Db, Pool, WriteTx};
+use crate::error::{ApiError, ApiResult};
 
 /// Permission to run single writing statements (see the module docs).
 #[derive(Clone, Copy)]
@@ -179,6 +182,15 @@ macro_rules! q {
     };
 }
 pub(crate) use q;
+
+/// A stored room kind (anything else is a corrupt row: 500 with a logged id).
+pub(crate) fn parse_kind(kind: &str) -> ApiResult<RoomKind> {
+    match kind {
+        "direct" => Ok(RoomKind::Direct),
+        "group" => Ok(RoomKind::Group),
+        other => Err(ApiError::internal(crate::db::corrupt("rooms.kind", &other))),
+    }
+}
 
 /// A UUID as each backend stores it: PostgreSQL's `UUID`, SQLite's hyphenated
 /// lower-case text. A stored value that is not a UUID fails to decode (a

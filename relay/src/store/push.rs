@@ -101,7 +101,11 @@ pub async fn upsert(
         auth,
         Millis(now)
     );
-    Ok(if n == 1 { Upsert::Stored } else { Upsert::Taken })
+    Ok(if n == 1 {
+        Upsert::Stored
+    } else {
+        Upsert::Taken
+    })
 }
 
 /// Removes `user`'s subscription of `endpoint`; whether there was one.

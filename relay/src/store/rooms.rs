@@ -4,10 +4,11 @@ use sotto_core::api::pagination::Page;
 use sotto_core::api::rooms::{Room, RoomDetails, RoomKind, RoomMember};
 use uuid::Uuid;
 
+use super::membership::not_a_member;
+pub(crate) use super::parse_kind;
 use super::{Conn, Id, Millis, Writer, q};
 use crate::db::{Db, WriteTx, rfc3339, u64_of};
 use crate::error::{ApiError, ApiResult};
-use super::membership::not_a_member;
 
 /// A `rooms` row as its member sees it.
 struct RoomRow {
@@ -36,14 +37,6 @@ macro_rules! room_row {
             unread: r.unread,
         }
     }};
-}
-
-pub(crate) fn parse_kind(kind: &str) -> ApiResult<RoomKind> {
-    match kind {
-        "direct" => Ok(RoomKind::Direct),
-        "group" => Ok(RoomKind::Group),
-        other => Err(ApiError::internal(crate::db::corrupt("rooms.kind", &other))),
-    }
 }
 
 impl RoomRow {

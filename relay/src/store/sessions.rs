@@ -2,12 +2,12 @@
 
 use uuid::Uuid;
 
+use super::users::UserRow;
+use super::users::parse_role;
 use super::users::user_row;
 use super::{Flag, Id, Millis, Writer, q};
-use super::users::parse_role;
 use crate::db::Db;
 use crate::error::ApiResult;
-use super::users::UserRow;
 use sotto_core::api::users::Role;
 
 /// The role of `user` if `session` is theirs and live.

@@ -350,6 +350,14 @@ fn a_killed_relay_of_two_loses_its_clients_nothing() {
     let root = token(p1, "root");
     let alice = user(p1, &root, "alice");
     let bob = user(p1, &root, "bob");
+    // Bob knows Alice (a contact), so her room takes him in without an invitation.
+    call(
+        p1,
+        "POST",
+        "/api/v1/contacts",
+        Some(&bob.token),
+        json!({"user_id": alice.id}),
+    );
     let room: Uuid = call(
         p1,
         "POST",

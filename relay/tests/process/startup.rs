@@ -164,7 +164,12 @@ fn starts_on_defaults_creates_master_and_stops_on_sigterm() {
     assert_eq!(public.status(), 404);
     let metrics = client.get("http://127.0.0.1:9464/metrics").send().unwrap();
     assert_eq!(metrics.status(), 200);
-    assert!(metrics.text().unwrap().contains("sotto_http_requests_total"));
+    assert!(
+        metrics
+            .text()
+            .unwrap()
+            .contains("sotto_http_requests_total")
+    );
     assert_eq!(login(&client, port, "boss", &password), 200);
     assert_eq!(login(&client, port, "boss", "not the password"), 401);
     let (status, log) = sigterm_and_wait(child);
@@ -218,12 +223,17 @@ fn a_wildcard_cors_origin_is_a_clear_start_up_error() {
         .wait_with_output()
         .unwrap();
     assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("`*` is not allowed"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
-    let out = relay(dir.path(), port, &[("SOTTO_CORS_ORIGINS", "https://ok.example, not an origin")])
-        .wait_with_output()
-        .unwrap();
+    let out = relay(
+        dir.path(),
+        port,
+        &[("SOTTO_CORS_ORIGINS", "https://ok.example, not an origin")],
+    )
+    .wait_with_output()
+    .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not an origin"));
 }

@@ -165,12 +165,17 @@ async fn attachments_stream_and_die_with_their_room(backend: Backend) {
         .join(Uuid::new_v4().to_string());
     std::fs::write(&orphan, b"x").unwrap();
     assert_eq!(
-        app.state.files.sweep_orphans(&app.state.db, std::time::Duration::from_secs(3600))
+        app.state
+            .files
+            .sweep_orphans(&app.state.db, std::time::Duration::from_secs(3600))
             .await,
         0
     );
     assert_eq!(
-        app.state.files.sweep_orphans(&app.state.db, std::time::Duration::ZERO).await,
+        app.state
+            .files
+            .sweep_orphans(&app.state.db, std::time::Duration::ZERO)
+            .await,
         1
     );
     assert!(!orphan.exists());

@@ -1,9 +1,9 @@
 //! Devices and public keys: registration, identity-key pinning and replacement, revocation, who may see whose keys.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use sotto_core::api::ServerFrame;
 use sotto_core::keys::{DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair};
-use sotto_tests::{Backend, Member, b64, both_backends, spawn_app};
+use sotto_tests::{Backend, Member, PASSWORD, b64, both_backends, spawn_app};
 use uuid::Uuid;
 
 use super::support::*;
@@ -133,6 +133,21 @@ async fn devices_and_identity_keys(backend: Backend) {
         json!({"bundle": bundle3, "replace_identity": true}),
     )
     .await;
+    // Replacing the identity needs the password.
+    r.problem(400, "current_password_required");
+    put_device(
+        &app,
+        &alice.access,
+        json!({"bundle": bundle3, "replace_identity": true, "current_password": "wrong"}),
+    )
+    .await
+    .problem(403, "invalid_credentials");
+    let r = put_device(
+        &app,
+        &alice.access,
+        json!({"bundle": bundle3, "replace_identity": true, "current_password": PASSWORD}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{r:?}");
     let ev = next_event(&mut bob_events).await;
     assert_eq!(*ev, ServerFrame::KeysChanged { user_id: alice.id });
@@ -144,8 +159,19 @@ async fn devices_and_identity_keys(backend: Backend) {
     let d: sotto_core::api::Device = serde_json::from_value(items[0].clone()).unwrap();
     d.bundle.verify_for(&identity2.public_key()).unwrap();
 
-    // Revoke: 204, then 404; Bob cannot revoke Alice's device. Announced.
+    // Revoke (with the password): 204, then 404; Bob cannot revoke Alice's
+    // device. Announced. The session that uploaded the device ends with it, so
+    // Alice revokes from a session of her own that did not.
     drain(&mut events);
+    let alice = {
+        let t: sotto_core::api::auth::TokenResponse =
+            app.login(&alice.username, PASSWORD).await.typed(200);
+        sotto_tests::Account {
+            access: t.access_token,
+            refresh: t.refresh_token,
+            ..alice.clone()
+        }
+    };
     let del = |who: &sotto_tests::Account| {
         let who = who.access.clone();
         let app = &app;
@@ -154,7 +180,7 @@ async fn devices_and_identity_keys(backend: Backend) {
                 "DELETE",
                 &format!("/api/v1/devices/{dev3}"),
                 Some(&who),
-                None,
+                Some(json!({"current_password": PASSWORD})),
             )
             .await
         }
@@ -185,7 +211,7 @@ async fn devices_and_identity_keys(backend: Backend) {
     put_device(
         &app,
         &alice.access,
-        json!({"bundle": bundle3, "replace_identity": true}),
+        json!({"bundle": bundle3, "replace_identity": true, "current_password": PASSWORD}),
     )
     .await
     .problem(409, "conflict");
@@ -279,20 +305,46 @@ async fn revoked_devices_stay_verifiable_but_cannot_post(backend: Backend) {
     let to = [alice.verified(), bob.verified()];
     let (cid, env) = alice.seal(room, b"before revocation", &to);
     assert_eq!(app.send(alice, room, cid, &env).await.status, 201);
+    // Revoking needs the password; Alice does it from another session (another
+    // device of hers, say).
+    let other: sotto_core::api::auth::TokenResponse = app
+        .login(&alice.account.username, PASSWORD)
+        .await
+        .typed(200);
+    let revoke = |token: String, body: Option<Value>| {
+        let path = format!("/api/v1/devices/{}", alice.device_id);
+        let app = &app;
+        async move { app.req("DELETE", &path, Some(&token), body).await }
+    };
+    revoke(other.access_token.clone(), Some(json!({})))
+        .await
+        .problem(400, "validation_failed");
+    revoke(
+        other.access_token.clone(),
+        Some(json!({"current_password": "not the password"})),
+    )
+    .await
+    .problem(403, "invalid_credentials");
+    let r = revoke(
+        other.access_token.clone(),
+        Some(json!({"current_password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    // The session that registered the device is over...
+    app.get("/api/v1/auth/me", Some(alice.token()))
+        .await
+        .problem(401, "invalid_token");
+    // ...and the revoked device can no longer post, whatever the session.
+    let (cid, env) = alice.seal(room, b"after revocation", &to);
     let r = app
-        .req(
-            "DELETE",
-            &format!("/api/v1/devices/{}", alice.device_id),
-            Some(alice.token()),
-            None,
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&other.access_token),
+            json!({"client_id": cid, "envelope": b64(&env)}),
         )
         .await;
-    assert_eq!(r.status, 204);
-    // The revoked device can no longer post...
-    let (cid, env) = alice.seal(room, b"after revocation", &to);
-    app.send(alice, room, cid, &env)
-        .await
-        .problem(400, "envelope_mismatch");
+    r.problem(400, "envelope_mismatch");
     // ...is not served for encryption...
     let r = app
         .post(
@@ -361,7 +413,7 @@ async fn revoked_devices_stay_verifiable_but_cannot_post(backend: Backend) {
         .req(
             "DELETE",
             &format!("/api/v1/rooms/{room}/messages/{id}"),
-            Some(alice.token()),
+            Some(&other.access_token),
             None,
         )
         .await;

@@ -20,6 +20,8 @@ both_backends!(
 async fn messages_receipts_and_unread(backend: Backend) {
     let app = spawn_app(backend).await;
     let m = app.members("msg", 3).await;
+    app.acquaint(&m.iter().map(|x| x.id()).collect::<Vec<_>>())
+        .await;
     let (alice, bob, carol) = (&m[0], &m[1], &m[2]);
     let room = app.room(&alice.account, "chat", &[bob.id()]).await;
     let mut events = subscribe(&app, bob.id());

@@ -13,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use sotto_core::api::ServerFrame;
 use sotto_core::api::ws::ClientFrame;
 use sotto_core::encoding::B64;
-use sotto_tests::{Backend, Ws, spawn_app};
+use sotto_tests::{AppOptions, Backend, TestApp, Ws, spawn_app, spawn_app_with};
 
 /// nginx, stopped when dropped. It runs as one process (`master_process off`),
 /// so killing it leaves no worker behind.
@@ -43,13 +43,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_nginx_example_carries_https_and_websockets() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let m = app.members("proxied", 2).await;
-    let (alice, bob) = (&m[0], &m[1]);
-    let room = app.room(&alice.account, "through nginx", &[bob.id()]).await;
-
+/// nginx started with `deploy/nginx.conf` in front of `app` (a throw-away CA
+/// and certificate for "localhost"): the process, its port, the CA's
+/// certificate, and the directory (kept while it runs).
+fn start_nginx(app: &TestApp) -> (Nginx, u16, CertificateDer<'static>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A throw-away CA and a server certificate for "localhost" signed by it.
@@ -167,14 +164,11 @@ async fn the_nginx_example_carries_https_and_websockets() {
     );
     let mut up = false;
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             up = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
         up,
@@ -183,6 +177,17 @@ async fn the_nginx_example_carries_https_and_websockets() {
     );
 
     let cert = CertificateDer::from_pem_file(d.join("ca.pem")).unwrap();
+    (_nginx, port, cert, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nginx_example_carries_https_and_websockets() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let m = app.members("proxied", 2).await;
+    let (alice, bob) = (&m[0], &m[1]);
+    let room = app.room(&alice.account, "through nginx", &[bob.id()]).await;
+
+    let (_nginx, port, cert, _dir) = start_nginx(&app);
     let base = format!("https://localhost:{port}");
     let http = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_der(&cert).unwrap())
@@ -257,4 +262,108 @@ async fn the_nginx_example_carries_https_and_websockets() {
         ws.next_where(|f| matches!(f, ServerFrame::Pong)).await,
         ServerFrame::Pong
     );
+}
+
+/// A client of nginx bound to a loopback address of its own (127.0.0.x), so
+/// nginx, and the relay through it, see it as that client.
+fn client_from(ip: [u8; 4], port: u16, cert: &CertificateDer<'static>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_der(cert).unwrap())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
+}
+
+/// Behind nginx with `--trusted-proxies` set as `deploy/nginx.conf` says,
+/// every per-address limit counts each client apart (not one bucket for
+/// everyone behind the proxy), a client's own `X-Forwarded-For` changes
+/// nothing, and the audit log records the client's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_clients_are_limited_apart_and_cannot_forge_their_address() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        AppOptions {
+            rate_per_ip: 3,
+            ..AppOptions::default()
+        }
+        .with_config(|c| {
+            c.trusted_proxies = vec![sotto_relay::clientip::parse_net("127.0.0.1").unwrap()];
+        }),
+    )
+    .await;
+    let (_nginx, port, cert, _dir) = start_nginx(&app);
+    let base = format!("https://localhost:{port}");
+    let login = |client: reqwest::Client, forged: Option<&'static str>| {
+        let url = format!("{base}/api/v1/auth/login");
+        async move {
+            let mut rb = client
+                .post(url)
+                .json(&serde_json::json!({"login": "nobody", "password": "not a password"}));
+            if let Some(f) = forged {
+                rb = rb.header("X-Forwarded-For", f);
+            }
+            rb.send().await.unwrap().status().as_u16()
+        }
+    };
+    let a = client_from([127, 0, 0, 2], port, &cert);
+    let b = client_from([127, 0, 0, 3], port, &cert);
+    let c = client_from([127, 0, 0, 4], port, &cert);
+    // A spends its budget of 3 a minute.
+    for _ in 0..3 {
+        assert_eq!(login(a.clone(), None).await, 401);
+    }
+    assert_eq!(login(a.clone(), None).await, 429);
+    // B is another client: its own budget.
+    assert_eq!(login(b.clone(), None).await, 401);
+    // A naming another address in its own header is still A.
+    assert_eq!(login(a.clone(), Some("198.51.100.7")).await, 429);
+    assert_eq!(login(a.clone(), Some("127.0.0.3, 10.0.0.1")).await, 429);
+    // C naming A's address does not spend (or get) A's budget.
+    assert_eq!(login(c.clone(), Some("127.0.0.2")).await, 401);
+    assert_eq!(login(c.clone(), Some("127.0.0.2")).await, 401);
+    // The audit log has each failed login under the client's own address.
+    let ips = app
+        .texts("SELECT ip FROM audit_log WHERE event = 'login_failed' ORDER BY at")
+        .await;
+    assert_eq!(
+        ips,
+        [
+            "127.0.0.2",
+            "127.0.0.2",
+            "127.0.0.2",
+            "127.0.0.3",
+            "127.0.0.4",
+            "127.0.0.4"
+        ],
+        "audit addresses"
+    );
+    // `/metrics` is not reachable through the proxy.
+    let r = a.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+/// The attack that `--trusted-proxies` answers: without it, every client
+/// behind nginx is nginx, and one client's failures lock everyone out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_without_trusted_proxies_everyone_shares_one_budget() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        AppOptions {
+            rate_per_ip: 3,
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let (_nginx, port, cert, _dir) = start_nginx(&app);
+    let url = format!("https://localhost:{port}/api/v1/auth/login");
+    let body = serde_json::json!({"login": "nobody", "password": "not a password"});
+    let a = client_from([127, 0, 0, 2], port, &cert);
+    for _ in 0..3 {
+        let s = a.post(&url).json(&body).send().await.unwrap().status();
+        assert_eq!(s, 401);
+    }
+    let b = client_from([127, 0, 0, 3], port, &cert);
+    let s = b.post(&url).json(&body).send().await.unwrap().status();
+    assert_eq!(s, 429, "one bucket for everyone behind the proxy");
 }

@@ -308,8 +308,14 @@ async fn subscriptions_are_validated_and_tied_to_an_own_device(backend: Backend)
         .status,
         401
     );
-    // A good one is stored; re-posting the same endpoint (from Bob's browser
-    // profile now) moves it to Bob.
+    // A good one is stored; re-posting it replaces it (a browser subscribing
+    // again), but another account cannot take the endpoint over.
+    let r = post(
+        alice.token(),
+        json!({"device_id": alice.device_id, "subscription": ua.subscription(good)}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
     let r = post(
         alice.token(),
         json!({"device_id": alice.device_id, "subscription": ua.subscription(good)}),
@@ -321,20 +327,28 @@ async fn subscriptions_are_validated_and_tied_to_an_own_device(backend: Backend)
         json!({"device_id": bob.device_id, "subscription": ua.subscription(good)}),
     )
     .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let owners = app
-        .count(
-            "SELECT COUNT(*) FROM push_subscriptions WHERE user_id = $1",
-            &[bob.id()],
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert_eq!(r.body["code"], "conflict");
+    let count = |who: uuid::Uuid| {
+        let app = &app;
+        async move {
+            app.count(
+                "SELECT COUNT(*) FROM push_subscriptions WHERE user_id = $1",
+                &[who],
+            )
+            .await
+        }
+    };
+    assert_eq!((count(alice.id()).await, count(bob.id()).await), (1, 0));
+    // Bob cannot remove it either (his unsubscribe touches only his own).
+    let r = app
+        .req(
+            "DELETE",
+            "/api/v1/push/subscriptions",
+            Some(bob.token()),
+            Some(json!({"endpoint": good})),
         )
         .await;
-    assert_eq!(owners, 1);
-    assert_eq!(
-        app.count(
-            "SELECT COUNT(*) FROM push_subscriptions WHERE user_id = $1",
-            &[alice.id()]
-        )
-        .await,
-        0
-    );
+    assert_eq!(r.status, 204);
+    assert_eq!(count(alice.id()).await, 1);
 }

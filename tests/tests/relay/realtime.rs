@@ -33,6 +33,8 @@ fn is_message(f: &ServerFrame) -> bool {
 async fn members_hear_everything_live(backend: Backend) {
     let app = spawn_app(backend).await;
     let m = app.members("rt", 3).await;
+    app.acquaint(&m.iter().map(|x| x.id()).collect::<Vec<_>>())
+        .await;
     let (alice, bob, carol) = (&m[0], &m[1], &m[2]);
     let room = app.room(&alice.account, "live", &[bob.id()]).await;
 

@@ -21,6 +21,8 @@ both_backends!(
 async fn rooms_and_membership(backend: Backend) {
     let app = spawn_app(backend).await;
     let u = app.users("rm", 4).await;
+    app.acquaint(&u.iter().map(|a| a.id).collect::<Vec<_>>())
+        .await;
     let (alice, bob, carol, dave) = (&u[0], &u[1], &u[2], &u[3]);
     let mut subs: Vec<Subscription> = u.iter().map(|a| subscribe(&app, a.id)).collect();
     let r = app
@@ -228,6 +230,8 @@ async fn rooms_and_membership(backend: Backend) {
 async fn direct_rooms_are_one_per_pair_even_under_races(backend: Backend) {
     let app = std::sync::Arc::new(spawn_app(backend).await);
     let u = app.users("dm", 3).await;
+    app.acquaint(&u.iter().map(|a| a.id).collect::<Vec<_>>())
+        .await;
     let (a, b) = (u[0].clone(), u[1].clone());
     app.post(
         "/api/v1/rooms/direct",
@@ -336,6 +340,8 @@ async fn direct_rooms_are_one_per_pair_even_under_races(backend: Backend) {
 async fn concurrent_membership_changes_stay_consistent(backend: Backend) {
     let app = std::sync::Arc::new(spawn_app(backend).await);
     let u = app.users("leave", 8).await;
+    app.acquaint(&u.iter().map(|a| a.id).collect::<Vec<_>>())
+        .await;
     let others: Vec<Uuid> = u[1..].iter().map(|a| a.id).collect();
     // Everyone leaves at once, the owner included: the room ends deleted, no 500.
     let room = app.room(&u[0], "r", &others).await;
@@ -474,6 +480,8 @@ async fn unverified_users_cannot_be_added(backend: Backend) {
 async fn deleting_a_user_hands_rooms_over(backend: Backend) {
     let app = spawn_app(backend).await;
     let u = app.users("del", 3).await;
+    app.acquaint(&u.iter().map(|a| a.id).collect::<Vec<_>>())
+        .await;
     let (alice, bob, carol) = (&u[0], &u[1], &u[2]);
     let shared = app.room(alice, "shared", &[bob.id, carol.id]).await;
     let alone = app.room(alice, "alone", &[]).await;

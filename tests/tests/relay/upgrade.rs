@@ -48,11 +48,37 @@ async fn start_on(set: &str, backend: Backend) -> (TestApp, Manifest, Value) {
     (app, manifest, read_json(dir.join("observed.json")))
 }
 
+/// Fields the API gained after the fixture was made, removed from an
+/// observation (each must hold its empty value there): `invited` of a room's
+/// details (0005, invitations).
+fn strip_added_fields(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.contains_key("members") && map.contains_key("kind") {
+                let invited = map.remove("invited");
+                assert_eq!(
+                    invited,
+                    Some(json!([])),
+                    "a room of the fixture has invitations"
+                );
+            }
+            for child in map.values_mut() {
+                strip_added_fields(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_added_fields),
+        _ => {}
+    }
+}
+
 async fn upgrade_from_migration_set_0002_keeps_everything(backend: Backend) {
     let (app, manifest, before) = start_on("0002", backend).await;
 
-    // Everything reads back as it did before the upgrade.
-    let after = observe(&app, &manifest).await;
+    // Everything reads back as it did before the upgrade, but for what later
+    // relays add to the answers (listed, and checked to be what a fixture of
+    // that time can only have: no pending invitations).
+    let mut after = observe(&app, &manifest).await;
+    strip_added_fields(&mut after);
     assert_eq!(after, before, "the API shows the upgraded data differently");
 
     // Sessions made before the upgrade live on: the refresh token rotates.
