@@ -13,6 +13,7 @@ mod access;
 mod accounts;
 mod at_rest;
 mod attachments;
+mod consent;
 mod contacts;
 mod devices;
 mod messages;

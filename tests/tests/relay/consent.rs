@@ -1,0 +1,529 @@
+//! Consent before membership (`docs/relay.md`, "Consent: invitations and
+//! blocks"): contacts are added at once, anyone else is invited and is not a
+//! member (no events, no messages, no presence) until they accept; blocks stop
+//! invitations, direct rooms, posts in a shared direct room, presence and
+//! typing between the two; the caps and rates on rooms and invitations. All
+//! through the API, both backends.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sotto_core::api::ServerFrame;
+use sotto_core::api::invitations::{Invitation, InvitationChange};
+use sotto_core::api::pagination::Page;
+use sotto_core::api::rooms::{RoomChange, RoomDetails};
+use sotto_core::api::ws::ClientFrame;
+use sotto_core::encoding::B64;
+use sotto_tests::{AppOptions, Backend, Member, TestApp, Ws, both_backends, spawn_app, spawn_app_with};
+use uuid::Uuid;
+
+both_backends!(
+    contacts_join_at_once_others_are_invited_until_they_accept,
+    direct_rooms_with_strangers_are_invitations,
+    declined_and_withdrawn_invitations_are_gone,
+    blocks_stop_invitations_direct_rooms_presence_and_typing,
+    caps_and_rates_on_rooms_and_invitations,
+);
+
+async fn contact(app: &TestApp, owner: &Member, other: Uuid) {
+    let r = app
+        .post("/api/v1/contacts", Some(owner.token()), json!({"user_id": other}))
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
+async fn invitations(app: &TestApp, who: &Member) -> Vec<Invitation> {
+    let page: Page<Invitation> = app
+        .get("/api/v1/invitations", Some(who.token()))
+        .await
+        .typed(200);
+    page.items
+}
+
+/// Frames `ws` receives within `wait` that `want` selects (to show one does
+/// NOT arrive).
+async fn frames_within(ws: &mut Ws, wait: Duration, want: impl Fn(&ServerFrame) -> bool) -> Vec<ServerFrame> {
+    let until = tokio::time::Instant::now() + wait;
+    let mut out = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return out;
+        }
+        match ws.try_next(left).await {
+            Some(f) if want(&f) => out.push(f),
+            Some(_) => {}
+            None => return out,
+        }
+    }
+}
+
+fn post_frame(m: &Member, room: Uuid, text: &[u8], to: &[&Member]) -> (Uuid, ClientFrame) {
+    let to: Vec<_> = to.iter().map(|x| x.verified()).collect();
+    let (cid, env) = m.seal(room, text, &to);
+    (
+        cid,
+        ClientFrame::Send {
+            room_id: room,
+            client_id: cid,
+            envelope: B64(env),
+        },
+    )
+}
+
+async fn contacts_join_at_once_others_are_invited_until_they_accept(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let m = app.members("cons", 3).await;
+    let (alice, bob, carol) = (&m[0], &m[1], &m[2]);
+    // Bob knows Alice; Carol does not.
+    contact(&app, bob, alice.id()).await;
+    let mut carol_ws = app.ws(carol.token()).await;
+    let mut alice_ws = app.ws(alice.token()).await;
+    let details: RoomDetails = app
+        .post(
+            "/api/v1/rooms",
+            Some(alice.token()),
+            json!({"name": "team", "member_ids": [bob.id(), carol.id()]}),
+        )
+        .await
+        .typed(201);
+    let room = details.room.id;
+    let members: Vec<Uuid> = details.members.iter().map(|x| x.user_id).collect();
+    assert_eq!(members.len(), 2);
+    assert!(members.contains(&alice.id()) && members.contains(&bob.id()));
+    assert_eq!(details.invited.len(), 1);
+    assert_eq!(details.invited[0].user_id, carol.id());
+    assert_eq!(details.invited[0].invited_by, alice.id());
+
+    // Carol is told of the invitation, and only that: the room is not hers.
+    let f = carol_ws
+        .next_where(|f| matches!(f, ServerFrame::Invitation { .. }))
+        .await;
+    let ServerFrame::Invitation {
+        invitation_id,
+        room_id,
+        change,
+    } = f
+    else {
+        unreachable!()
+    };
+    assert_eq!((room_id, change), (room, InvitationChange::Received));
+    app.get(&format!("/api/v1/rooms/{room}"), Some(carol.token()))
+        .await
+        .problem(404, "not_a_member");
+    app.get(&format!("/api/v1/rooms/{room}/messages"), Some(carol.token()))
+        .await
+        .problem(404, "not_a_member");
+    let list = invitations(&app, carol).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].id, invitation_id);
+    assert_eq!(list[0].room_name, "team");
+    assert_eq!(list[0].inviter.id, alice.id());
+    // No keys go her way: she is no member, so not in `members`; and posts to
+    // the room are not hers to see.
+    let (_, send) = post_frame(alice, room, b"before carol joins", &[alice, bob]);
+    alice_ws.send(&send).await;
+    alice_ws
+        .next_where(|f| matches!(f, ServerFrame::Ack { .. }))
+        .await;
+    // Alice sees no presence of Carol, Carol none of Alice (not peers yet).
+    let seen = frames_within(&mut carol_ws, Duration::from_millis(800), |f| {
+        matches!(f, ServerFrame::Message { .. } | ServerFrame::Presence { .. } | ServerFrame::Room { .. })
+    })
+    .await;
+    assert!(seen.is_empty(), "an invitee heard {seen:?}");
+    let seen = frames_within(&mut alice_ws, Duration::from_millis(300), |f| {
+        matches!(f, ServerFrame::Presence { user_id, .. } if *user_id == carol.id())
+    })
+    .await;
+    assert!(seen.is_empty(), "the inviter saw the invitee's presence: {seen:?}");
+
+    // She accepts: a member from now on, her history starting here.
+    let joined: RoomDetails = app
+        .post(
+            &format!("/api/v1/invitations/{invitation_id}/accept"),
+            Some(carol.token()),
+            json!({}),
+        )
+        .await
+        .typed(200);
+    assert!(joined.members.iter().any(|x| x.user_id == carol.id()));
+    assert!(joined.invited.is_empty());
+    assert!(invitations(&app, carol).await.is_empty());
+    let f = alice_ws
+        .next_where(|f| matches!(f, ServerFrame::Room { .. }))
+        .await;
+    assert_eq!(
+        f,
+        ServerFrame::Room {
+            room_id: room,
+            change: RoomChange::MemberAdded
+        }
+    );
+    // Now they are peers: each hears the other is online.
+    alice_ws
+        .next_where(|f| matches!(f, ServerFrame::Presence { user_id, online: true } if *user_id == carol.id()))
+        .await;
+    let history = app.history(&carol.account, room, 0, 50).await;
+    assert!(history.items.is_empty(), "history before acceptance: {history:?}");
+    let (cid, send) = post_frame(alice, room, b"after carol joins", &[alice, bob, carol]);
+    alice_ws.send(&send).await;
+    let f = carol_ws
+        .next_where(|f| matches!(f, ServerFrame::Message { .. }))
+        .await;
+    let ServerFrame::Message { seq, .. } = f else {
+        unreachable!()
+    };
+    assert_eq!(seq, 2);
+    let _ = cid;
+    // Accepting twice, or someone else's invitation: 404.
+    app.post(
+        &format!("/api/v1/invitations/{invitation_id}/accept"),
+        Some(carol.token()),
+        json!({}),
+    )
+    .await
+    .problem(404, "not_found");
+}
+
+async fn direct_rooms_with_strangers_are_invitations(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let m = app.members("dmc", 3).await;
+    let (alice, bob, carol) = (&m[0], &m[1], &m[2]);
+    // A stranger: Bob is invited, the room holds Alice only.
+    let r: RoomDetails = app
+        .post("/api/v1/rooms/direct", Some(alice.token()), json!({"user_id": bob.id()}))
+        .await
+        .typed(201);
+    let room = r.room.id;
+    assert_eq!(r.members.len(), 1);
+    assert_eq!(r.invited.len(), 1);
+    assert_eq!(r.invited[0].user_id, bob.id());
+    // Asking again changes nothing.
+    let again: RoomDetails = app
+        .post("/api/v1/rooms/direct", Some(alice.token()), json!({"user_id": bob.id()}))
+        .await
+        .typed(200);
+    assert_eq!(again.room.id, room);
+    assert_eq!(again.invited.len(), 1);
+    // Bob opening the direct room with Alice is his consent: he joins it.
+    let joined: RoomDetails = app
+        .post("/api/v1/rooms/direct", Some(bob.token()), json!({"user_id": alice.id()}))
+        .await
+        .typed(200);
+    assert_eq!(joined.room.id, room);
+    assert_eq!(joined.members.len(), 2);
+    assert!(joined.invited.is_empty());
+    assert!(invitations(&app, bob).await.is_empty());
+    // With a contact, the direct room has both at once.
+    contact(&app, carol, alice.id()).await;
+    let r: RoomDetails = app
+        .post("/api/v1/rooms/direct", Some(alice.token()), json!({"user_id": carol.id()}))
+        .await
+        .typed(201);
+    assert_eq!(r.members.len(), 2);
+    assert!(r.invited.is_empty());
+}
+
+async fn declined_and_withdrawn_invitations_are_gone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let m = app.members("dec", 3).await;
+    let (alice, bob, carol) = (&m[0], &m[1], &m[2]);
+    let room = app.room(&alice.account, "r", &[]).await;
+    let mut alice_ws = app.ws(alice.token()).await;
+    let invite = |who: Uuid| {
+        let app = &app;
+        async move {
+            app.post(
+                &format!("/api/v1/rooms/{room}/members"),
+                Some(alice.token()),
+                json!({"user_id": who}),
+            )
+            .await
+        }
+    };
+    let r = invite(bob.id()).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.body["user_id"], bob.id().to_string());
+    assert_eq!(r.body["invited_by"], alice.id().to_string());
+    assert_eq!(
+        alice_ws.next_where(|f| matches!(f, ServerFrame::Room { .. })).await,
+        ServerFrame::Room {
+            room_id: room,
+            change: RoomChange::MemberInvited
+        }
+    );
+    invite(bob.id()).await.problem(409, "already_invited");
+    // Bob declines: gone; the room's members hear that an invitation went.
+    let inv = invitations(&app, bob).await[0].id;
+    let mut bob_ws = app.ws(bob.token()).await;
+    let r = app
+        .post(&format!("/api/v1/invitations/{inv}/decline"), Some(bob.token()), json!({}))
+        .await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        bob_ws.next_where(|f| matches!(f, ServerFrame::Invitation { .. })).await,
+        ServerFrame::Invitation {
+            invitation_id: inv,
+            room_id: room,
+            change: InvitationChange::Removed
+        }
+    );
+    assert_eq!(
+        alice_ws.next_where(|f| matches!(f, ServerFrame::Room { .. })).await,
+        ServerFrame::Room {
+            room_id: room,
+            change: RoomChange::InvitationRemoved
+        }
+    );
+    let d: RoomDetails = app
+        .get(&format!("/api/v1/rooms/{room}"), Some(alice.token()))
+        .await
+        .typed(200);
+    assert!(d.invited.is_empty());
+    // The owner withdraws a pending one.
+    assert_eq!(invite(carol.id()).await.status, 202);
+    let mut carol_ws = app.ws(carol.token()).await;
+    let r = app
+        .req(
+            "DELETE",
+            &format!("/api/v1/rooms/{room}/members/{}", carol.id()),
+            Some(alice.token()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert!(matches!(
+        carol_ws.next_where(|f| matches!(f, ServerFrame::Invitation { .. })).await,
+        ServerFrame::Invitation {
+            change: InvitationChange::Removed,
+            ..
+        }
+    ));
+    assert!(invitations(&app, carol).await.is_empty());
+    // A deleted room takes its invitations along.
+    assert_eq!(invite(carol.id()).await.status, 202);
+    let r = app
+        .req("DELETE", &format!("/api/v1/rooms/{room}"), Some(alice.token()), None)
+        .await;
+    assert_eq!(r.status, 204);
+    assert!(invitations(&app, carol).await.is_empty());
+}
+
+async fn blocks_stop_invitations_direct_rooms_presence_and_typing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let m = app.members("blk", 3).await;
+    let (alice, bob, carol) = (&m[0], &m[1], &m[2]);
+    app.acquaint(&[alice.id(), bob.id(), carol.id()]).await;
+    let group = app.room(&alice.account, "all three", &[bob.id(), carol.id()]).await;
+    let direct: RoomDetails = app
+        .post("/api/v1/rooms/direct", Some(alice.token()), json!({"user_id": bob.id()}))
+        .await
+        .typed(201);
+    let direct = direct.room.id;
+    let mut a = app.ws(alice.token()).await;
+    let mut b = app.ws(bob.token()).await;
+    let mut c = app.ws(carol.token()).await;
+    // A pending invitation of Bob's (a room he is not in yet) goes with the block.
+    app.exec("DELETE FROM contacts WHERE owner_id = $1", &[bob.id()]).await;
+    let other = app.room(&alice.account, "other", &[]).await;
+    assert_eq!(
+        app.post(
+            &format!("/api/v1/rooms/{other}/members"),
+            Some(alice.token()),
+            json!({"user_id": bob.id()})
+        )
+        .await
+        .status,
+        202
+    );
+    // Bob blocks Alice.
+    let r = app
+        .post("/api/v1/blocks", Some(bob.token()), json!({"user_id": alice.id()}))
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["user"]["id"], alice.id().to_string());
+    let again = app
+        .post("/api/v1/blocks", Some(bob.token()), json!({"user_id": alice.id()}))
+        .await;
+    assert_eq!(again.status, 200);
+    let list: Page<Value> = app.get("/api/v1/blocks", Some(bob.token())).await.typed(200);
+    assert_eq!(list.items.len(), 1);
+    assert!(invitations(&app, bob).await.is_empty());
+    // Each is told the other is offline now.
+    a.next_where(|f| matches!(f, ServerFrame::Presence { user_id, online: false } if *user_id == bob.id()))
+        .await;
+    b.next_where(|f| matches!(f, ServerFrame::Presence { user_id, online: false } if *user_id == alice.id()))
+        .await;
+    // Typing in the shared group: Carol hears Alice, Bob does not; Alice does
+    // not hear Bob.
+    a.send(&ClientFrame::Typing {
+        room_id: group,
+        active: true,
+    })
+    .await;
+    c.next_where(|f| matches!(f, ServerFrame::Typing { user_id, .. } if *user_id == alice.id()))
+        .await;
+    b.send(&ClientFrame::Typing {
+        room_id: group,
+        active: true,
+    })
+    .await;
+    c.next_where(|f| matches!(f, ServerFrame::Typing { user_id, .. } if *user_id == bob.id()))
+        .await;
+    let heard = frames_within(&mut b, Duration::from_millis(500), |f| {
+        matches!(f, ServerFrame::Typing { user_id, .. } | ServerFrame::Presence { user_id, .. } if *user_id == alice.id())
+    })
+    .await;
+    assert!(heard.is_empty(), "Bob heard Alice: {heard:?}");
+    let heard = frames_within(&mut a, Duration::from_millis(300), |f| {
+        matches!(f, ServerFrame::Typing { user_id, .. } | ServerFrame::Presence { user_id, .. } if *user_id == bob.id())
+    })
+    .await;
+    assert!(heard.is_empty(), "Alice heard Bob: {heard:?}");
+    // A new socket of Bob's is not told Alice is online (Carol, yes).
+    let mut b2 = app.ws(bob.token()).await;
+    let online = frames_within(&mut b2, Duration::from_millis(500), |f| {
+        matches!(f, ServerFrame::Presence { online: true, .. })
+    })
+    .await;
+    assert_eq!(
+        online,
+        vec![ServerFrame::Presence {
+            user_id: carol.id(),
+            online: true
+        }]
+    );
+    // No invitations, no direct room, no posts into their direct room (either
+    // way); the shared group still works for both.
+    app.post(
+        &format!("/api/v1/rooms/{other}/members"),
+        Some(alice.token()),
+        json!({"user_id": bob.id()}),
+    )
+    .await
+    .problem(403, "blocked");
+    app.post("/api/v1/rooms", Some(alice.token()), json!({"name": "x", "member_ids": [bob.id()]}))
+        .await
+        .problem(403, "blocked");
+    app.post("/api/v1/rooms/direct", Some(bob.token()), json!({"user_id": alice.id()}))
+        .await
+        .problem(403, "blocked");
+    for (from, to) in [(alice, bob), (bob, alice)] {
+        let (cid, env) = from.seal(direct, b"blocked", &[from.verified(), to.verified()]);
+        let r = app.send(from, direct, cid, &env).await;
+        r.problem(403, "blocked");
+    }
+    let (cid, env) = alice.seal(group, b"group goes on", &[alice.verified(), bob.verified(), carol.verified()]);
+    assert_eq!(app.send(alice, group, cid, &env).await.status, 201);
+    // Unblocked: the direct room works again.
+    let r = app
+        .req("DELETE", &format!("/api/v1/blocks/{}", alice.id()), Some(bob.token()), None)
+        .await;
+    assert_eq!(r.status, 204);
+    let r = app
+        .req("DELETE", &format!("/api/v1/blocks/{}", alice.id()), Some(bob.token()), None)
+        .await;
+    r.problem(404, "not_found");
+    let (cid, env) = bob.seal(direct, b"talking again", &[alice.verified(), bob.verified()]);
+    assert_eq!(app.send(bob, direct, cid, &env).await.status, 201);
+    // Blocking yourself or nobody.
+    app.post("/api/v1/blocks", Some(bob.token()), json!({"user_id": bob.id()}))
+        .await
+        .problem(400, "cannot_target_self");
+    app.post("/api/v1/blocks", Some(bob.token()), json!({"user_id": Uuid::new_v4()}))
+        .await
+        .problem(404, "not_found");
+}
+
+async fn caps_and_rates_on_rooms_and_invitations(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions::default().with_config(|c| {
+            c.max_rooms_per_user = 3;
+            c.max_room_members = 4;
+            c.max_open_invitations = 2;
+            c.max_pending_invitations = 2;
+            c.room_create_rate = 5;
+            c.invite_rate = 3;
+        }),
+    )
+    .await;
+    let m = app.members("cap", 6).await;
+    let alice = &m[0];
+    // Open invitations per inviter: 2.
+    let room = app.room(&alice.account, "r", &[]).await;
+    let invite = |room: Uuid, who: Uuid| {
+        let app = &app;
+        async move {
+            app.post(
+                &format!("/api/v1/rooms/{room}/members"),
+                Some(alice.token()),
+                json!({"user_id": who}),
+            )
+            .await
+        }
+    };
+    assert_eq!(invite(room, m[1].id()).await.status, 202);
+    assert_eq!(invite(room, m[2].id()).await.status, 202);
+    invite(room, m[3].id()).await.problem(409, "limit_reached");
+    // Members per room, invitations included: 4 (Alice and two invitees, one more).
+    app.befriend(m[3].id(), alice.id()).await;
+    app.befriend(m[4].id(), alice.id()).await;
+    let r = invite(room, m[3].id()).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    invite(room, m[4].id()).await.problem(409, "limit_reached");
+    // Invitations per minute: 3 (two made above, one refused by the cap
+    // after it was counted).
+    let room2 = app.room(&alice.account, "r2", &[]).await;
+    let r = invite(room2, m[5].id()).await;
+    assert_eq!(r.status, 429, "{r:?}");
+    r.problem(429, "rate_limited");
+    assert!(r.headers.get("retry-after").is_some());
+    // Rooms per user: 3 (r, r2, and one more).
+    let _r3 = app.room(&alice.account, "r3", &[]).await;
+    app.post("/api/v1/rooms", Some(alice.token()), json!({"name": "r4"}))
+        .await
+        .problem(409, "limit_reached");
+    // Room creations per minute: 5 (r, r2, r3, and the refused r4 counted).
+    let bob = &m[1];
+    for i in 0..5 {
+        let r = app
+            .post("/api/v1/rooms", Some(bob.token()), json!({"name": format!("b{i}")}))
+            .await;
+        let want = if i < 3 { 201 } else { 409 };
+        assert_eq!(r.status, want, "{i}: {r:?}");
+    }
+    let r = app
+        .post("/api/v1/rooms", Some(bob.token()), json!({"name": "b5"}))
+        .await;
+    r.problem(429, "rate_limited");
+    // Pending invitations per invitee: 2 (Bob has one from Alice).
+    let carol = &m[2];
+    let c1 = app.room(&m[3].account, "c1", &[]).await;
+    let _ = carol;
+    let r = app
+        .post(
+            &format!("/api/v1/rooms/{c1}/members"),
+            Some(m[3].token()),
+            json!({"user_id": bob.id()}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let c2 = app.room(&m[4].account, "c2", &[]).await;
+    app.post(
+        &format!("/api/v1/rooms/{c2}/members"),
+        Some(m[4].token()),
+        json!({"user_id": bob.id()}),
+    )
+    .await
+    .problem(409, "limit_reached");
+    // Bob, in 3 rooms already, cannot accept one more.
+    let inv = invitations(&app, bob).await;
+    assert_eq!(inv.len(), 2);
+    app.post(&format!("/api/v1/invitations/{}/accept", inv[0].id), Some(bob.token()), json!({}))
+        .await
+        .problem(409, "limit_reached");
+    // The refused acceptance kept the invitation.
+    assert_eq!(invitations(&app, bob).await.len(), 2);
+}
