@@ -73,8 +73,7 @@ pub async fn subscribe(
     }
     let url =
         reqwest::Url::parse(&sub.endpoint).map_err(|_| invalid("the endpoint is not a URL"))?;
-    crate::egress::check_url(&url, state.push.settings().policy)
-        .map_err(|e| invalid(e.to_string()))?;
+    state.push.check_endpoint(&url).await.map_err(invalid)?;
     let p256dh = decode_key(&sub.keys.p256dh, "p256dh")?;
     if p256dh.len() != 65 || p256::PublicKey::from_sec1_bytes(&p256dh).is_err() {
         return Err(invalid(

@@ -74,7 +74,7 @@ const PUSH_TTL: &str = "86400";
 /// Lifetime of a VAPID token (RFC 8292 allows at most 24 hours).
 const VAPID_TTL_SECS: u64 = 12 * 3600;
 /// Pushes in flight at once to one destination host (`host:port`).
-pub const PER_HOST: usize = 4;
+pub const PER_HOST: usize = 16;
 /// Pushes in flight at once to subscriptions that did not fail last time.
 pub const HEALTHY_CONCURRENCY: usize = 512;
 /// Pushes in flight at once to subscriptions that failed last time.
@@ -286,6 +286,7 @@ pub struct PushSettings {
 pub struct Pusher {
     vapid: Vapid,
     client: reqwest::Client,
+    resolver: Arc<GuardedResolver>,
     settings: PushSettings,
     db: Db,
     presence: Arc<Presence>,
@@ -334,13 +335,14 @@ impl Pusher {
             settings.policy.allow_private,
         )?);
         let connect = settings.round_deadline.min(Duration::from_secs(5));
-        let client = egress::push_client(resolver, connect, settings.round_deadline)
+        let client = egress::push_client(Arc::clone(&resolver), connect, settings.round_deadline)
             .map_err(std::io::Error::other)?;
         let (wake, rx) = mpsc::channel(1);
         Ok((
             Arc::new(Self {
                 vapid,
                 client,
+                resolver,
                 settings,
                 db,
                 presence,
@@ -358,6 +360,29 @@ impl Pusher {
 
     pub fn settings(&self) -> &PushSettings {
         &self.settings
+    }
+
+    /// Whether `url` may be subscribed: the policy's checks of the URL, and
+    /// (unless private destinations are allowed) its name resolving to a
+    /// public address now. Early feedback only: every push checks again where
+    /// it connects.
+    pub async fn check_endpoint(&self, url: &reqwest::Url) -> Result<(), String> {
+        egress::check_url(url, self.settings.policy).map_err(|e| e.to_string())?;
+        if self.settings.policy.allow_private {
+            return Ok(());
+        }
+        if let Some(url::Host::Domain(name)) = url.host() {
+            match self.resolver.resolve_allowed(name).await {
+                Ok(_) => {}
+                Err(egress::ResolveError::NotPublic) => {
+                    return Err("the endpoint's name resolves to no public internet address".into());
+                }
+                Err(egress::ResolveError::Lookup(_)) => {
+                    return Err("the endpoint's name cannot be resolved now".into());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Notes that `room` has news up to `seq`, posted by `sender`; its pushes go

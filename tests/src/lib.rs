@@ -18,6 +18,7 @@ use sotto_relay::config::Config;
 use sotto_relay::db::{Pool, WriteTx};
 use sotto_relay::state::AppState;
 
+pub mod dns;
 pub mod process;
 pub mod push;
 pub mod upgrade;

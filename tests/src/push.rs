@@ -241,3 +241,22 @@ impl UserAgent {
         plain
     }
 }
+
+/// A TCP listener that never accepts (backlog 1): a connection to it hangs,
+/// in the handshake or waiting for an answer. A dead push endpoint.
+pub struct BlackHole {
+    pub addr: SocketAddr,
+    _listener: tokio::net::TcpListener,
+}
+
+impl BlackHole {
+    pub fn start() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        Self {
+            addr: listener.local_addr().unwrap(),
+            _listener: listener,
+        }
+    }
+}

@@ -14,7 +14,9 @@ use sotto_core::api::pagination::Page;
 use sotto_core::api::rooms::{RoomChange, RoomDetails};
 use sotto_core::api::ws::ClientFrame;
 use sotto_core::encoding::B64;
-use sotto_tests::{AppOptions, Backend, Member, TestApp, Ws, both_backends, spawn_app, spawn_app_with};
+use sotto_tests::{
+    AppOptions, Backend, Member, TestApp, Ws, both_backends, spawn_app, spawn_app_with,
+};
 use uuid::Uuid;
 
 both_backends!(
@@ -27,7 +29,11 @@ both_backends!(
 
 async fn contact(app: &TestApp, owner: &Member, other: Uuid) {
     let r = app
-        .post("/api/v1/contacts", Some(owner.token()), json!({"user_id": other}))
+        .post(
+            "/api/v1/contacts",
+            Some(owner.token()),
+            json!({"user_id": other}),
+        )
         .await;
     assert_eq!(r.status, 201, "{r:?}");
 }
@@ -42,7 +48,11 @@ async fn invitations(app: &TestApp, who: &Member) -> Vec<Invitation> {
 
 /// Frames `ws` receives within `wait` that `want` selects (to show one does
 /// NOT arrive).
-async fn frames_within(ws: &mut Ws, wait: Duration, want: impl Fn(&ServerFrame) -> bool) -> Vec<ServerFrame> {
+async fn frames_within(
+    ws: &mut Ws,
+    wait: Duration,
+    want: impl Fn(&ServerFrame) -> bool,
+) -> Vec<ServerFrame> {
     let until = tokio::time::Instant::now() + wait;
     let mut out = Vec::new();
     loop {
@@ -111,9 +121,12 @@ async fn contacts_join_at_once_others_are_invited_until_they_accept(backend: Bac
     app.get(&format!("/api/v1/rooms/{room}"), Some(carol.token()))
         .await
         .problem(404, "not_a_member");
-    app.get(&format!("/api/v1/rooms/{room}/messages"), Some(carol.token()))
-        .await
-        .problem(404, "not_a_member");
+    app.get(
+        &format!("/api/v1/rooms/{room}/messages"),
+        Some(carol.token()),
+    )
+    .await
+    .problem(404, "not_a_member");
     let list = invitations(&app, carol).await;
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].id, invitation_id);
@@ -128,15 +141,23 @@ async fn contacts_join_at_once_others_are_invited_until_they_accept(backend: Bac
         .await;
     // Alice sees no presence of Carol, Carol none of Alice (not peers yet).
     let seen = frames_within(&mut carol_ws, Duration::from_millis(800), |f| {
-        matches!(f, ServerFrame::Message { .. } | ServerFrame::Presence { .. } | ServerFrame::Room { .. })
+        matches!(
+            f,
+            ServerFrame::Message { .. } | ServerFrame::Presence { .. } | ServerFrame::Room { .. }
+        )
     })
     .await;
     assert!(seen.is_empty(), "an invitee heard {seen:?}");
-    let seen = frames_within(&mut alice_ws, Duration::from_millis(300), |f| {
-        matches!(f, ServerFrame::Presence { user_id, .. } if *user_id == carol.id())
-    })
+    let seen = frames_within(
+        &mut alice_ws,
+        Duration::from_millis(300),
+        |f| matches!(f, ServerFrame::Presence { user_id, .. } if *user_id == carol.id()),
+    )
     .await;
-    assert!(seen.is_empty(), "the inviter saw the invitee's presence: {seen:?}");
+    assert!(
+        seen.is_empty(),
+        "the inviter saw the invitee's presence: {seen:?}"
+    );
 
     // She accepts: a member from now on, her history starting here.
     let joined: RoomDetails = app
@@ -165,7 +186,10 @@ async fn contacts_join_at_once_others_are_invited_until_they_accept(backend: Bac
         .next_where(|f| matches!(f, ServerFrame::Presence { user_id, online: true } if *user_id == carol.id()))
         .await;
     let history = app.history(&carol.account, room, 0, 50).await;
-    assert!(history.items.is_empty(), "history before acceptance: {history:?}");
+    assert!(
+        history.items.is_empty(),
+        "history before acceptance: {history:?}"
+    );
     let (cid, send) = post_frame(alice, room, b"after carol joins", &[alice, bob, carol]);
     alice_ws.send(&send).await;
     let f = carol_ws
@@ -192,7 +216,11 @@ async fn direct_rooms_with_strangers_are_invitations(backend: Backend) {
     let (alice, bob, carol) = (&m[0], &m[1], &m[2]);
     // A stranger: Bob is invited, the room holds Alice only.
     let r: RoomDetails = app
-        .post("/api/v1/rooms/direct", Some(alice.token()), json!({"user_id": bob.id()}))
+        .post(
+            "/api/v1/rooms/direct",
+            Some(alice.token()),
+            json!({"user_id": bob.id()}),
+        )
         .await
         .typed(201);
     let room = r.room.id;
@@ -201,14 +229,22 @@ async fn direct_rooms_with_strangers_are_invitations(backend: Backend) {
     assert_eq!(r.invited[0].user_id, bob.id());
     // Asking again changes nothing.
     let again: RoomDetails = app
-        .post("/api/v1/rooms/direct", Some(alice.token()), json!({"user_id": bob.id()}))
+        .post(
+            "/api/v1/rooms/direct",
+            Some(alice.token()),
+            json!({"user_id": bob.id()}),
+        )
         .await
         .typed(200);
     assert_eq!(again.room.id, room);
     assert_eq!(again.invited.len(), 1);
     // Bob opening the direct room with Alice is his consent: he joins it.
     let joined: RoomDetails = app
-        .post("/api/v1/rooms/direct", Some(bob.token()), json!({"user_id": alice.id()}))
+        .post(
+            "/api/v1/rooms/direct",
+            Some(bob.token()),
+            json!({"user_id": alice.id()}),
+        )
         .await
         .typed(200);
     assert_eq!(joined.room.id, room);
@@ -218,7 +254,11 @@ async fn direct_rooms_with_strangers_are_invitations(backend: Backend) {
     // With a contact, the direct room has both at once.
     contact(&app, carol, alice.id()).await;
     let r: RoomDetails = app
-        .post("/api/v1/rooms/direct", Some(alice.token()), json!({"user_id": carol.id()}))
+        .post(
+            "/api/v1/rooms/direct",
+            Some(alice.token()),
+            json!({"user_id": carol.id()}),
+        )
         .await
         .typed(201);
     assert_eq!(r.members.len(), 2);
@@ -247,7 +287,9 @@ async fn declined_and_withdrawn_invitations_are_gone(backend: Backend) {
     assert_eq!(r.body["user_id"], bob.id().to_string());
     assert_eq!(r.body["invited_by"], alice.id().to_string());
     assert_eq!(
-        alice_ws.next_where(|f| matches!(f, ServerFrame::Room { .. })).await,
+        alice_ws
+            .next_where(|f| matches!(f, ServerFrame::Room { .. }))
+            .await,
         ServerFrame::Room {
             room_id: room,
             change: RoomChange::MemberInvited
@@ -258,11 +300,17 @@ async fn declined_and_withdrawn_invitations_are_gone(backend: Backend) {
     let inv = invitations(&app, bob).await[0].id;
     let mut bob_ws = app.ws(bob.token()).await;
     let r = app
-        .post(&format!("/api/v1/invitations/{inv}/decline"), Some(bob.token()), json!({}))
+        .post(
+            &format!("/api/v1/invitations/{inv}/decline"),
+            Some(bob.token()),
+            json!({}),
+        )
         .await;
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(
-        bob_ws.next_where(|f| matches!(f, ServerFrame::Invitation { .. })).await,
+        bob_ws
+            .next_where(|f| matches!(f, ServerFrame::Invitation { .. }))
+            .await,
         ServerFrame::Invitation {
             invitation_id: inv,
             room_id: room,
@@ -270,7 +318,9 @@ async fn declined_and_withdrawn_invitations_are_gone(backend: Backend) {
         }
     );
     assert_eq!(
-        alice_ws.next_where(|f| matches!(f, ServerFrame::Room { .. })).await,
+        alice_ws
+            .next_where(|f| matches!(f, ServerFrame::Room { .. }))
+            .await,
         ServerFrame::Room {
             room_id: room,
             change: RoomChange::InvitationRemoved
@@ -294,7 +344,9 @@ async fn declined_and_withdrawn_invitations_are_gone(backend: Backend) {
         .await;
     assert_eq!(r.status, 204);
     assert!(matches!(
-        carol_ws.next_where(|f| matches!(f, ServerFrame::Invitation { .. })).await,
+        carol_ws
+            .next_where(|f| matches!(f, ServerFrame::Invitation { .. }))
+            .await,
         ServerFrame::Invitation {
             change: InvitationChange::Removed,
             ..
@@ -304,7 +356,12 @@ async fn declined_and_withdrawn_invitations_are_gone(backend: Backend) {
     // A deleted room takes its invitations along.
     assert_eq!(invite(carol.id()).await.status, 202);
     let r = app
-        .req("DELETE", &format!("/api/v1/rooms/{room}"), Some(alice.token()), None)
+        .req(
+            "DELETE",
+            &format!("/api/v1/rooms/{room}"),
+            Some(alice.token()),
+            None,
+        )
         .await;
     assert_eq!(r.status, 204);
     assert!(invitations(&app, carol).await.is_empty());
@@ -315,9 +372,15 @@ async fn blocks_stop_invitations_direct_rooms_presence_and_typing(backend: Backe
     let m = app.members("blk", 3).await;
     let (alice, bob, carol) = (&m[0], &m[1], &m[2]);
     app.acquaint(&[alice.id(), bob.id(), carol.id()]).await;
-    let group = app.room(&alice.account, "all three", &[bob.id(), carol.id()]).await;
+    let group = app
+        .room(&alice.account, "all three", &[bob.id(), carol.id()])
+        .await;
     let direct: RoomDetails = app
-        .post("/api/v1/rooms/direct", Some(alice.token()), json!({"user_id": bob.id()}))
+        .post(
+            "/api/v1/rooms/direct",
+            Some(alice.token()),
+            json!({"user_id": bob.id()}),
+        )
         .await
         .typed(201);
     let direct = direct.room.id;
@@ -325,7 +388,8 @@ async fn blocks_stop_invitations_direct_rooms_presence_and_typing(backend: Backe
     let mut b = app.ws(bob.token()).await;
     let mut c = app.ws(carol.token()).await;
     // A pending invitation of Bob's (a room he is not in yet) goes with the block.
-    app.exec("DELETE FROM contacts WHERE owner_id = $1", &[bob.id()]).await;
+    app.exec("DELETE FROM contacts WHERE owner_id = $1", &[bob.id()])
+        .await;
     let other = app.room(&alice.account, "other", &[]).await;
     assert_eq!(
         app.post(
@@ -339,22 +403,37 @@ async fn blocks_stop_invitations_direct_rooms_presence_and_typing(backend: Backe
     );
     // Bob blocks Alice.
     let r = app
-        .post("/api/v1/blocks", Some(bob.token()), json!({"user_id": alice.id()}))
+        .post(
+            "/api/v1/blocks",
+            Some(bob.token()),
+            json!({"user_id": alice.id()}),
+        )
         .await;
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body["user"]["id"], alice.id().to_string());
     let again = app
-        .post("/api/v1/blocks", Some(bob.token()), json!({"user_id": alice.id()}))
+        .post(
+            "/api/v1/blocks",
+            Some(bob.token()),
+            json!({"user_id": alice.id()}),
+        )
         .await;
     assert_eq!(again.status, 200);
-    let list: Page<Value> = app.get("/api/v1/blocks", Some(bob.token())).await.typed(200);
+    let list: Page<Value> = app
+        .get("/api/v1/blocks", Some(bob.token()))
+        .await
+        .typed(200);
     assert_eq!(list.items.len(), 1);
     assert!(invitations(&app, bob).await.is_empty());
     // Each is told the other is offline now.
-    a.next_where(|f| matches!(f, ServerFrame::Presence { user_id, online: false } if *user_id == bob.id()))
-        .await;
-    b.next_where(|f| matches!(f, ServerFrame::Presence { user_id, online: false } if *user_id == alice.id()))
-        .await;
+    a.next_where(
+        |f| matches!(f, ServerFrame::Presence { user_id, online: false } if *user_id == bob.id()),
+    )
+    .await;
+    b.next_where(
+        |f| matches!(f, ServerFrame::Presence { user_id, online: false } if *user_id == alice.id()),
+    )
+    .await;
     // Typing in the shared group: Carol hears Alice, Bob does not; Alice does
     // not hear Bob.
     a.send(&ClientFrame::Typing {
@@ -403,37 +482,71 @@ async fn blocks_stop_invitations_direct_rooms_presence_and_typing(backend: Backe
     )
     .await
     .problem(403, "blocked");
-    app.post("/api/v1/rooms", Some(alice.token()), json!({"name": "x", "member_ids": [bob.id()]}))
-        .await
-        .problem(403, "blocked");
-    app.post("/api/v1/rooms/direct", Some(bob.token()), json!({"user_id": alice.id()}))
-        .await
-        .problem(403, "blocked");
+    app.post(
+        "/api/v1/rooms",
+        Some(alice.token()),
+        json!({"name": "x", "member_ids": [bob.id()]}),
+    )
+    .await
+    .problem(403, "blocked");
+    app.post(
+        "/api/v1/rooms/direct",
+        Some(bob.token()),
+        json!({"user_id": alice.id()}),
+    )
+    .await
+    .problem(403, "blocked");
     for (from, to) in [(alice, bob), (bob, alice)] {
         let (cid, env) = from.seal(direct, b"blocked", &[from.verified(), to.verified()]);
         let r = app.send(from, direct, cid, &env).await;
         r.problem(403, "blocked");
     }
-    let (cid, env) = alice.seal(group, b"group goes on", &[alice.verified(), bob.verified(), carol.verified()]);
+    let (cid, env) = alice.seal(
+        group,
+        b"group goes on",
+        &[alice.verified(), bob.verified(), carol.verified()],
+    );
     assert_eq!(app.send(alice, group, cid, &env).await.status, 201);
     // Unblocked: the direct room works again.
     let r = app
-        .req("DELETE", &format!("/api/v1/blocks/{}", alice.id()), Some(bob.token()), None)
+        .req(
+            "DELETE",
+            &format!("/api/v1/blocks/{}", alice.id()),
+            Some(bob.token()),
+            None,
+        )
         .await;
     assert_eq!(r.status, 204);
     let r = app
-        .req("DELETE", &format!("/api/v1/blocks/{}", alice.id()), Some(bob.token()), None)
+        .req(
+            "DELETE",
+            &format!("/api/v1/blocks/{}", alice.id()),
+            Some(bob.token()),
+            None,
+        )
         .await;
     r.problem(404, "not_found");
-    let (cid, env) = bob.seal(direct, b"talking again", &[alice.verified(), bob.verified()]);
+    let (cid, env) = bob.seal(
+        direct,
+        b"talking again",
+        &[alice.verified(), bob.verified()],
+    );
     assert_eq!(app.send(bob, direct, cid, &env).await.status, 201);
     // Blocking yourself or nobody.
-    app.post("/api/v1/blocks", Some(bob.token()), json!({"user_id": bob.id()}))
-        .await
-        .problem(400, "cannot_target_self");
-    app.post("/api/v1/blocks", Some(bob.token()), json!({"user_id": Uuid::new_v4()}))
-        .await
-        .problem(404, "not_found");
+    app.post(
+        "/api/v1/blocks",
+        Some(bob.token()),
+        json!({"user_id": bob.id()}),
+    )
+    .await
+    .problem(400, "cannot_target_self");
+    app.post(
+        "/api/v1/blocks",
+        Some(bob.token()),
+        json!({"user_id": Uuid::new_v4()}),
+    )
+    .await
+    .problem(404, "not_found");
 }
 
 async fn caps_and_rates_on_rooms_and_invitations(backend: Backend) {
@@ -489,7 +602,11 @@ async fn caps_and_rates_on_rooms_and_invitations(backend: Backend) {
     let bob = &m[1];
     for i in 0..5 {
         let r = app
-            .post("/api/v1/rooms", Some(bob.token()), json!({"name": format!("b{i}")}))
+            .post(
+                "/api/v1/rooms",
+                Some(bob.token()),
+                json!({"name": format!("b{i}")}),
+            )
             .await;
         let want = if i < 3 { 201 } else { 409 };
         assert_eq!(r.status, want, "{i}: {r:?}");
@@ -521,9 +638,13 @@ async fn caps_and_rates_on_rooms_and_invitations(backend: Backend) {
     // Bob, in 3 rooms already, cannot accept one more.
     let inv = invitations(&app, bob).await;
     assert_eq!(inv.len(), 2);
-    app.post(&format!("/api/v1/invitations/{}/accept", inv[0].id), Some(bob.token()), json!({}))
-        .await
-        .problem(409, "limit_reached");
+    app.post(
+        &format!("/api/v1/invitations/{}/accept", inv[0].id),
+        Some(bob.token()),
+        json!({}),
+    )
+    .await
+    .problem(409, "limit_reached");
     // The refused acceptance kept the invitation.
     assert_eq!(invitations(&app, bob).await.len(), 2);
 }

@@ -10,13 +10,17 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use sotto_core::api::push::{PushTestResponse, VapidPublicKey};
-use sotto_tests::push::{PushService, Received, UserAgent};
+use sotto_tests::dns::DnsServer;
+use sotto_tests::push::{BlackHole, PushService, Received, UserAgent};
 use sotto_tests::{AppOptions, Backend, Member, TestApp, both_backends, spawn_app_with};
 use uuid::Uuid;
 
 both_backends!(
     offline_members_get_coalesced_pushes_saying_only_room_and_seq,
     subscriptions_are_validated_and_tied_to_an_own_device,
+    push_destinations_inside_the_relays_network_are_refused,
+    dead_subscriptions_delay_nobody_else,
+    subscription_caps_test_rate_and_the_circuit,
 );
 
 async fn subscribe(app: &TestApp, who: &Member, ua: &UserAgent, endpoint: &str) -> u16 {
@@ -351,4 +355,313 @@ async fn subscriptions_are_validated_and_tied_to_an_own_device(backend: Backend)
         .await;
     assert_eq!(r.status, 204);
     assert_eq!(count(alice.id()).await, 1);
+}
+
+/// A metric's value in `/metrics` text (0 when absent).
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Push endpoints that lead into the relay's own network are refused: when
+/// subscribed (literal addresses, internal names, names resolving to such
+/// addresses, ports other than 443), and where the push connects, so a name
+/// that resolved to a public address when subscribed and to 127.0.0.1 at the
+/// push (DNS rebinding) gets no connection. The relay's push resolver asks a
+/// DNS server of the test's on loopback (`--push-dns-server`).
+async fn push_destinations_inside_the_relays_network_are_refused(backend: Backend) {
+    use hickory_proto::rr::RecordType;
+    use std::net::IpAddr;
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let dns = DnsServer::start(move |name, kind, asked| match (name, kind) {
+        ("push.rebinding.example.net", RecordType::A) if asked == 0 => vec![ip("93.184.215.14")],
+        ("push.rebinding.example.net", RecordType::A) => vec![ip("127.0.0.1")],
+        ("private.example.net", RecordType::A) => vec![ip("10.1.2.3")],
+        ("metadata.example.net", RecordType::A) => vec![ip("169.254.169.254")],
+        ("cgnat.example.net", RecordType::A) => vec![ip("100.64.0.1")],
+        ("mapped.example.net", RecordType::AAAA) => vec![ip("::ffff:127.0.0.1")],
+        ("nat64.example.net", RecordType::AAAA) => vec![ip("64:ff9b::a00:1")],
+        ("ula.example.net", RecordType::AAAA) => vec![ip("fd00::1")],
+        _ => vec![],
+    })
+    .await;
+    let server = dns.addr;
+    let app = spawn_app_with(
+        backend,
+        AppOptions {
+            push_allow_http: false,
+            push_allow_private: false,
+            ..AppOptions::default()
+        }
+        .with_config(move |c| {
+            c.push_dns_server = Some(server);
+            c.push_round_deadline_ms = 2000;
+        }),
+    )
+    .await;
+    let m = app.members("ssrf", 1).await;
+    let alice = &m[0];
+    let ua = UserAgent::new();
+    for endpoint in [
+        "https://127.0.0.1/x",
+        "https://127.1.2.3/x",
+        "https://0.0.0.0/x",
+        "https://10.0.0.1/x",
+        "https://172.16.5.4/x",
+        "https://192.168.1.1/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://100.64.0.1/x",
+        "https://224.0.0.1/x",
+        "https://[::1]/x",
+        "https://[::]/x",
+        "https://[fe80::1]/x",
+        "https://[fd12:3456::1]/x",
+        "https://[ff02::1]/x",
+        "https://[::ffff:127.0.0.1]/x",
+        "https://[::ffff:10.0.0.1]/x",
+        "https://[64:ff9b::7f00:1]/x",
+        "https://[2002:7f00:1::1]/x",
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/x",
+        "https://2130706433/x",
+        "https://0x7f.0.0.1/x",
+        "https://localhost/x",
+        "https://push.localhost/x",
+        "https://printer.local/x",
+        "https://svc.cluster.internal/x",
+        "https://metadata/x",
+        "http://push.rebinding.example.net/x",
+        "https://push.rebinding.example.net:8443/x",
+        "https://private.example.net/x",
+        "https://metadata.example.net/x",
+        "https://cgnat.example.net/x",
+        "https://mapped.example.net/x",
+        "https://nat64.example.net/x",
+        "https://ula.example.net/x",
+        "https://nowhere.example.net/x",
+    ] {
+        let r = app
+            .post(
+                "/api/v1/push/subscriptions",
+                Some(alice.token()),
+                json!({"device_id": alice.device_id, "subscription": ua.subscription(endpoint)}),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{endpoint} was accepted: {r:?}");
+        r.problem(400, "invalid_subscription");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM push_subscriptions", &[])
+            .await,
+        0
+    );
+
+    // DNS rebinding: public when subscribed (the first answer)...
+    let rebinding = "https://push.rebinding.example.net/push/x";
+    assert_eq!(subscribe(&app, alice, &ua, rebinding).await, 201);
+    assert_eq!(dns.asked("push.rebinding.example.net", RecordType::A), 1);
+    // ...127.0.0.1 when pushed to (the second): the resolver hands the push
+    // client no address, so no connection is made.
+    let before = metric(
+        &app.metrics_text().await,
+        r#"sotto_push_refused_total{reason="address"}"#,
+    );
+    assert_eq!(
+        push_test(&app, alice).await,
+        PushTestResponse { accepted: false }
+    );
+    assert!(dns.asked("push.rebinding.example.net", RecordType::A) >= 2);
+    let text = app.metrics_text().await;
+    let after = metric(&text, r#"sotto_push_refused_total{reason="address"}"#);
+    assert!(
+        after >= before + 1.0,
+        "no refusal counted: {before} -> {after}"
+    );
+    assert_eq!(
+        metric(&text, "sotto_push_sent_total"),
+        0.0,
+        "a push went somewhere"
+    );
+}
+
+/// Dead push endpoints (a listener that never accepts), as many as every cap
+/// allows, delay another user's push by at most one round deadline, and after
+/// they failed once they wait out a back-off instead of holding rounds up.
+async fn dead_subscriptions_delay_nobody_else(backend: Backend) {
+    use sotto_core::keys::IdentityKeyPair;
+    const DEADLINE_MS: u64 = 1500;
+    const COALESCE_MS: u64 = 100;
+    let black = BlackHole::start();
+    let service = PushService::start().await;
+    let app = spawn_app_with(
+        backend,
+        AppOptions {
+            push_coalesce_ms: COALESCE_MS,
+            ..AppOptions::default()
+        }
+        .with_config(|c| {
+            c.push_round_deadline_ms = DEADLINE_MS;
+            c.push_max_per_device = 4;
+            c.push_max_per_user = 8;
+            c.push_max_failures = 5;
+        }),
+    )
+    .await;
+    let m = app.members("dead", 6).await;
+    let (poster, victim, attackers) = (&m[0], &m[1], &m[2..]);
+    // Every attacker: two devices, four dead subscriptions each (both caps full).
+    let mut dead = 0;
+    for a in attackers {
+        let second = app
+            .register_device(
+                a.account.clone(),
+                IdentityKeyPair::from_seed(&a.identity.to_seed()),
+                None,
+                false,
+            )
+            .await;
+        for device in [a.device_id, second.device_id] {
+            for _ in 0..4 {
+                let r = app
+                    .post(
+                        "/api/v1/push/subscriptions",
+                        Some(a.token()),
+                        json!({"device_id": device, "subscription":
+                            UserAgent::new().subscription(&format!("http://{}/dead/{dead}", black.addr))}),
+                    )
+                    .await;
+                assert_eq!(r.status, 201, "{r:?}");
+                dead += 1;
+            }
+        }
+    }
+    assert_eq!(dead, 32);
+    let ids = |ms: &[Member]| ms.iter().map(Member::id).collect::<Vec<_>>();
+    let noisy = app.room(&poster.account, "noisy", &ids(attackers)).await;
+    let quiet = app.room(&poster.account, "quiet", &[victim.id()]).await;
+    let ua = UserAgent::new();
+    assert_eq!(
+        subscribe(&app, victim, &ua, &service.endpoint("victim")).await,
+        201
+    );
+    let bound = Duration::from_millis(DEADLINE_MS + COALESCE_MS + 1000);
+    let mut delays = Vec::new();
+    for round in 0..3 {
+        // News for the attackers' room first: its round hangs on dead endpoints...
+        let mut to = vec![poster.verified()];
+        to.extend(attackers.iter().map(Member::verified));
+        let (cid, env) = poster.seal(noisy, b"noise", &to);
+        app.post_message(poster, noisy, cid, &env, 201).await;
+        tokio::time::sleep(Duration::from_millis(COALESCE_MS + 200)).await;
+        // ...and the victim's news while it hangs.
+        let (cid, env) = poster.seal(quiet, b"hello", &[poster.verified(), victim.verified()]);
+        let start = std::time::Instant::now();
+        app.post_message(poster, quiet, cid, &env, 201).await;
+        service.wait_for("victim", round + 1).await;
+        let delay = start.elapsed();
+        assert!(
+            delay <= bound,
+            "round {round}: the victim's push took {delay:?} (bound {bound:?})"
+        );
+        delays.push(delay);
+    }
+    // The dead ones failed, so they back off: none is pushed again for now.
+    let failing = app
+        .count(
+            "SELECT COUNT(*) FROM push_subscriptions WHERE failures > 0",
+            &[],
+        )
+        .await;
+    assert_eq!(failing, 32, "dead subscriptions in back-off");
+    let (cid, env) = poster.seal(noisy, b"noise again", &[poster.verified()]);
+    app.post_message(poster, noisy, cid, &env, 201).await;
+    let (cid, env) = poster.seal(quiet, b"fast now", &[poster.verified(), victim.verified()]);
+    let start = std::time::Instant::now();
+    app.post_message(poster, quiet, cid, &env, 201).await;
+    service.wait_for("victim", 4).await;
+    let fast = start.elapsed();
+    assert!(
+        fast < Duration::from_millis(COALESCE_MS + 700),
+        "with the dead endpoints in back-off the push took {fast:?} ({delays:?} before)"
+    );
+    assert!(
+        metric(&app.metrics_text().await, "sotto_push_skipped_total") >= 32.0,
+        "back-off skips not counted"
+    );
+}
+
+/// Caps per device and per user, `/push/test`'s rate, and the circuit: a
+/// subscription whose pushes fail `--push-max-failures` times in a row is
+/// deleted, one that succeeds again starts over.
+async fn subscription_caps_test_rate_and_the_circuit(backend: Backend) {
+    use sotto_core::keys::IdentityKeyPair;
+    let service = PushService::start().await;
+    let app = spawn_app_with(
+        backend,
+        AppOptions::default().with_config(|c| {
+            c.push_max_per_device = 2;
+            c.push_max_per_user = 3;
+            c.push_max_failures = 2;
+            c.push_test_rate = 4;
+        }),
+    )
+    .await;
+    let m = app.members("caps", 1).await;
+    let alice = &m[0];
+    let second = app
+        .register_device(
+            alice.account.clone(),
+            IdentityKeyPair::from_seed(&alice.identity.to_seed()),
+            None,
+            false,
+        )
+        .await;
+    let sub = |device: Uuid, name: &str| {
+        let body = json!({"device_id": device, "subscription": UserAgent::new().subscription(&service.endpoint(name))});
+        let app = &app;
+        async move {
+            app.post("/api/v1/push/subscriptions", Some(alice.token()), body)
+                .await
+        }
+    };
+    assert_eq!(sub(alice.device_id, "a1").await.status, 201);
+    assert_eq!(sub(alice.device_id, "a2").await.status, 201);
+    sub(alice.device_id, "a3")
+        .await
+        .problem(409, "limit_reached");
+    assert_eq!(sub(second.device_id, "b1").await.status, 201);
+    sub(second.device_id, "b2")
+        .await
+        .problem(409, "limit_reached");
+    // Re-posting one of them replaces it; it does not count twice.
+    assert_eq!(sub(alice.device_id, "a1").await.status, 201);
+    // The circuit: a1 fails twice in a row and is gone; a2 failed once, then
+    // succeeds, and stays.
+    service.answer("a1", 500);
+    service.answer("a2", 503);
+    assert!(push_test(&app, alice).await.accepted);
+    service.answer("a2", 201);
+    assert!(push_test(&app, alice).await.accepted);
+    let left = app
+        .texts("SELECT endpoint FROM push_subscriptions ORDER BY endpoint")
+        .await;
+    assert_eq!(left, [service.endpoint("a2"), service.endpoint("b1")]);
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM push_subscriptions WHERE failures > 0",
+            &[]
+        )
+        .await,
+        0
+    );
+    // `/push/test` is limited per user: 4 a minute (2 above).
+    assert!(push_test(&app, alice).await.accepted);
+    assert!(push_test(&app, alice).await.accepted);
+    let r = app
+        .post("/api/v1/push/test", Some(alice.token()), json!({}))
+        .await;
+    r.problem(429, "rate_limited");
+    assert!(r.headers.get("retry-after").is_some());
 }
