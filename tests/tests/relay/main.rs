@@ -16,6 +16,7 @@ mod attachments;
 mod consent;
 mod contacts;
 mod devices;
+mod limits;
 mod messages;
 mod openapi;
 mod proxy;
