@@ -321,9 +321,11 @@ fn two_people_chat_in_tmux() {
     tmux.enter("alice", "/dm bob");
     tmux.wait_for("alice", "Message bob");
 
-    // Bob sees the new room in his list and opens it.
-    tmux.wait_for("bob", "alice");
-    tmux.press("bob", "Tab");
+    // Alice is not in Bob's contacts: he gets an invitation, and joins.
+    tmux.wait_for("bob", "alice wants to chat with you");
+    tmux.enter("bob", "/invites");
+    tmux.wait_for("bob", "#1: alice wants to chat with you");
+    tmux.enter("bob", "/join 1");
     tmux.wait_for("bob", "Message alice");
 
     // Alice types: bob sees her typing, then the message.

@@ -209,13 +209,17 @@ fn main() {
         let _alice_events = online(&alice).await;
         let mut bob_events = online(&bob).await;
 
-        // A room of 2 devices, and one of 50 (48 more members, one device each).
+        // A room of 2 devices, and one of 50 (48 more members, one device each);
+        // each has Alice in their contacts, so her rooms take them in at once.
+        bob.client().add_contact(alice.user_id(), None).await.unwrap();
         let small = alice.client().create_room("two", &[bob.user_id()]).await.unwrap().room.id;
         let mut others = Vec::new();
         for i in 0..48 {
             let name = format!("member{i}");
             relay.register_verified(&url, &name, PASSWORD).await;
-            others.push(session(&url, &name, dir.path()).await.user_id());
+            let member = session(&url, &name, dir.path()).await;
+            member.client().add_contact(alice.user_id(), None).await.unwrap();
+            others.push(member.user_id());
         }
         let mut ids = vec![bob.user_id()];
         ids.extend(&others);

@@ -132,7 +132,9 @@ export type MessageContent =
   | { type: "file"; file: AttachmentPointer };
 
 export type ReceiptKind = "delivered" | "read";
-export type RoomChange = "created" | "renamed" | "deleted" | "member_added" | "member_removed";
+export type RoomChange =
+  | "created" | "renamed" | "deleted" | "member_added" | "member_removed"
+  | "member_invited" | "invitation_removed";
 
 /** Frames the client sends on `GET /api/v1/ws` (unknown fields are refused). */
 export type ClientFrame =
@@ -150,7 +152,8 @@ export interface ClientPingFrame { type: "ping" }
 export type ServerFrame =
   | ServerReadyFrame | ServerAckFrame | ServerMessageFrame | ServerTypingFrame
   | ServerPresenceFrame | ServerReceiptFrame | ServerRoomFrame | ServerMessageDeletedFrame
-  | ServerHistoryStartFrame | ServerKeysChangedFrame | ServerErrorFrame | ServerPongFrame;
+  | ServerHistoryStartFrame | ServerKeysChangedFrame | ServerErrorFrame | ServerInvitationFrame
+  | ServerPongFrame;
 export interface ServerReadyFrame { type: "ready"; user_id: Uuid; device_id?: Uuid }
 export interface ServerAckFrame { type: "ack"; client_id: Uuid; id: Uuid; seq: number }
 export interface ServerMessageFrame {
@@ -165,7 +168,14 @@ export interface ServerMessageDeletedFrame { type: "message_deleted"; room_id: U
 /** The room's history visible to the recipient starts after `seq` (their join point). */
 export interface ServerHistoryStartFrame { type: "history_start"; room_id: Uuid; seq: number }
 export interface ServerKeysChangedFrame { type: "keys_changed"; user_id: Uuid }
-export interface ServerErrorFrame { type: "error"; code: string; detail?: string; client_id?: Uuid }
+/** `client_id` names a refused `send`; `retry_after_ms` comes with `rate_limited` and `quota_exceeded`. */
+export interface ServerErrorFrame {
+  type: "error"; code: string; detail?: string; client_id?: Uuid; retry_after_ms?: number;
+}
+/** One of the recipient's invitations changed: refetch `GET /api/v1/invitations`. */
+export interface ServerInvitationFrame {
+  type: "invitation"; invitation_id: Uuid; room_id: Uuid; change: "received" | "removed";
+}
 export interface ServerPongFrame { type: "pong" }
 
 // ---- REST shapes (sotto-core `api`; requests refuse unknown fields) ----
@@ -206,7 +216,12 @@ export interface PatchUserRequest {
   role?: Role; username?: string;
 }
 
-export interface PutDeviceRequest { bundle: DeviceBundle; display_name?: string; replace_identity?: boolean }
+/** `current_password` is required with `replace_identity`. */
+export interface PutDeviceRequest {
+  bundle: DeviceBundle; display_name?: string; replace_identity?: boolean; current_password?: string;
+}
+/** `DELETE /api/v1/devices/{device_id}`. */
+export interface RevokeDeviceRequest { current_password: string }
 /** A registered device (the REST `Device`; named so as not to clash with the `Device` class). */
 export interface RelayDevice {
   device_id: Uuid; user_id: Uuid; display_name: string | null; bundle: DeviceBundle;
@@ -226,7 +241,17 @@ export interface Room {
 export interface RoomMember {
   user_id: Uuid; username: string; display_name: string | null; is_owner: boolean; joined_at: Timestamp;
 }
-export interface RoomDetails extends Room { members: RoomMember[] }
+/** A pending invitee: not a member until they accept (no keys are sealed for them). */
+export interface RoomInvitee {
+  user_id: Uuid; username: string; display_name: string | null; invited_by: Uuid; invited_at: Timestamp;
+}
+export interface RoomDetails extends Room { members: RoomMember[]; invited: RoomInvitee[] }
+/** An invitation to the caller (`GET /api/v1/invitations`). */
+export interface Invitation {
+  id: Uuid; room_id: Uuid; room_name: string; room_kind: RoomKind; inviter: PublicUser; created_at: Timestamp;
+}
+export interface BlockRequest { user_id: Uuid }
+export interface BlockedUser { user: PublicUser; created_at: Timestamp }
 export interface PatchRoomRequest { name: string }
 export interface AddMemberRequest { user_id: Uuid }
 
@@ -258,7 +283,8 @@ export interface WebPushSubscription {
 export interface PushSubscriptionRequest { device_id: Uuid; subscription: WebPushSubscription }
 export interface DeletePushSubscriptionRequest { endpoint: string }
 export type PushPayload = { type: "news"; room_id: Uuid; seq: number } | { type: "test" };
-export interface PushTestResponse { sent: number; removed: number; failed: number }
+/** Whether the test push reached at least one push service. */
+export interface PushTestResponse { accepted: boolean }
 
 export type CheckStatus = "ok" | "unavailable";
 export interface Health { status: CheckStatus; database: CheckStatus }

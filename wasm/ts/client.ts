@@ -6,6 +6,7 @@ export { Relay } from "./relay.js";
 export type { RelayEventMap, RelayOptions } from "./relay.js";
 export { Session, storedBefore } from "./session.js";
 export type {
+  RoomInviteeSummary,
   RoomMemberSummary,
   RoomSummary,
   RsaBits,
@@ -26,6 +27,7 @@ export type {
   DeviceRejectedDetail,
   DevicesChangedDetail,
   IdentityChangedDetail,
+  InvitationDetail,
   PresenceDetail,
   ReceiptDetail,
   ReceivedMessage,

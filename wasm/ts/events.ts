@@ -1,7 +1,7 @@
 // What a session reports to the app: `CustomEvent`s whose `detail` is one of
 // these, and the message content inside envelopes (same JSON as the native SDK).
 
-import type { AttachmentPointer, ReceiptKind, RoomChange, Uuid } from "./wire.js";
+import type { AttachmentPointer, InvitationChange, ReceiptKind, RoomChange, Uuid } from "./wire.js";
 
 /** What a message says (the plaintext inside the envelope is this JSON). */
 export type Content =
@@ -89,6 +89,13 @@ export interface RoomDetail {
   change: RoomChange;
 }
 
+/** One of the user's invitations changed (new, or gone); `Session.invitations()` lists them. */
+export interface InvitationDetail {
+  invitationId: Uuid;
+  roomId: Uuid;
+  change: InvitationChange;
+}
+
 /** LOUD: the relay serves another identity key for this user; sends to them are refused until `acceptIdentity`. */
 export interface IdentityChangedDetail {
   userId: Uuid;
@@ -137,6 +144,7 @@ export interface SessionEventMap {
   presence: CustomEvent<PresenceDetail>;
   receipt: CustomEvent<ReceiptDetail>;
   room: CustomEvent<RoomDetail>;
+  invitation: CustomEvent<InvitationDetail>;
   identitychanged: CustomEvent<IdentityChangedDetail>;
   connection: CustomEvent<ConnectionDetail>;
   loggedout: CustomEvent<null>;

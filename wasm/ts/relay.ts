@@ -5,10 +5,12 @@
 import { ClientCodes, SottoError } from "./errors.js";
 import type {
   AttachmentCreated,
+  BlockedUser,
   Contact,
   CreateRoomRequest,
   RelayDevice,
   DeviceBundle,
+  Invitation,
   KeysQueryResponse,
   Message,
   Page,
@@ -19,6 +21,7 @@ import type {
   ReceiptKind,
   Room,
   RoomDetails,
+  RoomInvitee,
   RoomMember,
   TokenResponse,
   User,
@@ -484,16 +487,26 @@ export class Relay extends EventTarget {
   }
 
   /** `PUT /api/v1/devices/{device_id}`: uploads (or replaces) a signed device bundle. */
-  putDevice(bundle: DeviceBundle, opts: { displayName?: string; replaceIdentity?: boolean } = {}): Promise<RelayDevice> {
+  putDevice(
+    bundle: DeviceBundle,
+    opts: { displayName?: string; replaceIdentity?: boolean; currentPassword?: string } = {},
+  ): Promise<RelayDevice> {
     const body: Record<string, unknown> = { bundle };
     if (opts.displayName !== undefined) body["display_name"] = opts.displayName;
     if (opts.replaceIdentity) body["replace_identity"] = true;
+    if (opts.currentPassword !== undefined) body["current_password"] = opts.currentPassword;
     return this.call("PUT", `/api/v1/devices/${encodeURIComponent(bundle.device_id)}`, { body });
   }
 
-  /** `DELETE /api/v1/devices/{device_id}`: revokes one of the caller's devices. */
-  async revokeDevice(id: Uuid): Promise<void> {
-    await this.call("DELETE", `/api/v1/devices/${encodeURIComponent(id)}`);
+  /**
+   * `DELETE /api/v1/devices/{device_id}`: revokes one of the caller's devices
+   * (the relay asks for the account's password; the sessions that registered
+   * the device end).
+   */
+  async revokeDevice(id: Uuid, currentPassword: string): Promise<void> {
+    await this.call("DELETE", `/api/v1/devices/${encodeURIComponent(id)}`, {
+      body: { current_password: currentPassword },
+    });
   }
 
   /** `GET /api/v1/users/{id}/devices`: another user's devices. */
@@ -549,12 +562,47 @@ export class Relay extends EventTarget {
     await this.call("DELETE", `/api/v1/rooms/${encodeURIComponent(id)}`);
   }
 
-  /** `POST /api/v1/rooms/{id}/members` (owner). */
-  addMember(roomId: Uuid, userId: Uuid): Promise<RoomMember> {
+  /**
+   * `POST /api/v1/rooms/{id}/members` (owner): the new member (they have the
+   * owner in their contacts), or the pending invitee (`invited_by` set).
+   */
+  addMember(roomId: Uuid, userId: Uuid): Promise<RoomMember | RoomInvitee> {
     return this.call("POST", `/api/v1/rooms/${encodeURIComponent(roomId)}/members`, {
       body: { user_id: userId },
       retry: "once",
     });
+  }
+
+  // ---- invitations and blocks ---------------------------------------------------
+
+  /** `GET /api/v1/invitations`: the caller's pending invitations (all pages). */
+  invitations(): Promise<Invitation[]> {
+    return this.all("/api/v1/invitations");
+  }
+
+  /** `POST /api/v1/invitations/{id}/accept`: joins the room; its details. */
+  acceptInvitation(id: Uuid): Promise<RoomDetails> {
+    return this.call("POST", `/api/v1/invitations/${encodeURIComponent(id)}/accept`, { retry: "once" });
+  }
+
+  /** `POST /api/v1/invitations/{id}/decline`. */
+  async declineInvitation(id: Uuid): Promise<void> {
+    await this.call("POST", `/api/v1/invitations/${encodeURIComponent(id)}/decline`, { retry: "once" });
+  }
+
+  /** `GET /api/v1/blocks`: the users the caller blocked (all pages). */
+  blocks(): Promise<BlockedUser[]> {
+    return this.all("/api/v1/blocks");
+  }
+
+  /** `POST /api/v1/blocks`: blocks a user. */
+  block(userId: Uuid): Promise<BlockedUser> {
+    return this.call("POST", "/api/v1/blocks", { body: { user_id: userId } });
+  }
+
+  /** `DELETE /api/v1/blocks/{user_id}`: lifts a block. */
+  async unblock(userId: Uuid): Promise<void> {
+    await this.call("DELETE", `/api/v1/blocks/${encodeURIComponent(userId)}`);
   }
 
   /** `DELETE /api/v1/rooms/{id}/members/{user_id}` (owner, or oneself to leave). */

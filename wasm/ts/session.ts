@@ -29,6 +29,7 @@ import type { WebSocketConstructor } from "./sync.js";
 import type {
   AttachmentPointer,
   Contact,
+  Invitation,
   RelayDevice,
   PublicUser,
   RoomDetails,
@@ -63,6 +64,12 @@ export interface SessionOptions {
   webSocket?: WebSocketConstructor;
 }
 
+export interface RoomInviteeSummary {
+  user_id: Uuid;
+  username: string;
+  display_name: string | null;
+}
+
 export interface RoomMemberSummary {
   user_id: Uuid;
   username: string;
@@ -75,6 +82,8 @@ export interface RoomSummary {
   name: string;
   kind: RoomKind;
   members: RoomMemberSummary[];
+  /** Users invited who have not answered yet (not members: nothing is sealed for them). */
+  invited: RoomInviteeSummary[];
   unread: number;
   /** The room's last `seq`. */
   lastSeq: number;
@@ -157,6 +166,11 @@ function summary(d: RoomDetails): RoomSummary {
       username: m.username,
       display_name: m.display_name,
       role: m.is_owner ? "owner" : "member",
+    })),
+    invited: (d.invited ?? []).map((i) => ({
+      user_id: i.user_id,
+      username: i.username,
+      display_name: i.display_name,
     })),
     unread: d.unread,
     lastSeq: d.last_seq,
@@ -421,10 +435,31 @@ export class Session extends EventTarget {
     return summary(await this.relay.directRoom(userId));
   }
 
-  /** Adds a member (room owner only). */
-  async invite(roomId: Uuid, userId: Uuid): Promise<void> {
-    await this.relay.addMember(roomId, userId);
+  /**
+   * Adds a member (room owner only): at once when they have this user in
+   * their contacts, else as an invitation they accept or decline. Says which.
+   */
+  async invite(roomId: Uuid, userId: Uuid): Promise<"member" | "invited"> {
+    const r = await this.relay.addMember(roomId, userId);
     this.forgetRoom(roomId);
+    return "invited_by" in r ? "invited" : "member";
+  }
+
+  /** This user's pending invitations (to rooms they are not in yet). */
+  invitations(): Promise<Invitation[]> {
+    return this.relay.invitations();
+  }
+
+  /** Accepts an invitation: the room joins this user's rooms (its history starts now). */
+  async acceptInvitation(id: Uuid): Promise<RoomSummary> {
+    const d = await this.relay.acceptInvitation(id);
+    this.forgetRoom(d.id);
+    return summary(d);
+  }
+
+  /** Declines an invitation. */
+  declineInvitation(id: Uuid): Promise<void> {
+    return this.relay.declineInvitation(id);
   }
 
   searchUsers(q: string): Promise<PublicUser[]> {

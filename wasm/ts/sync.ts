@@ -153,6 +153,8 @@ export function parseFrame(text: string): ServerFrame | null {
         return str(o, "user_id");
       case "error":
         return str(o, "code");
+      case "invitation":
+        return str(o, "invitation_id") && str(o, "room_id") && (o["change"] === "received" || o["change"] === "removed");
       case "pong":
         return true;
       default:
@@ -548,6 +550,9 @@ export class Sync {
         s.emit("deviceschanged", { userId: frame.user_id });
         return CONTINUE;
       }
+      case "invitation":
+        s.emit("invitation", { invitationId: frame.invitation_id, roomId: frame.room_id, change: frame.change });
+        return CONTINUE;
       case "ready":
       case "pong":
         return CONTINUE;

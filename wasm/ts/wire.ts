@@ -63,6 +63,8 @@ export interface PutDeviceRequest {
   bundle: DeviceBundle;
   display_name?: string;
   replace_identity?: boolean;
+  /** Required with `replace_identity`. */
+  current_password?: string;
 }
 
 export interface KeysQueryResponse {
@@ -90,9 +92,37 @@ export interface RoomMember {
   joined_at: Timestamp;
 }
 
-/** `GET /api/v1/rooms/{id}`: the room and its members. */
+/** A pending invitee of a room (not a member: no keys are sealed for them). */
+export interface RoomInvitee {
+  user_id: Uuid;
+  username: string;
+  display_name: string | null;
+  invited_by: Uuid;
+  invited_at: Timestamp;
+}
+
+/** `GET /api/v1/rooms/{id}`: the room, its members and its pending invitees. */
 export interface RoomDetails extends Room {
   members: RoomMember[];
+  invited: RoomInvitee[];
+}
+
+/** An invitation to the caller (`GET /api/v1/invitations`). */
+export interface Invitation {
+  id: Uuid;
+  room_id: Uuid;
+  room_name: string;
+  room_kind: RoomKind;
+  inviter: PublicUser;
+  created_at: Timestamp;
+}
+
+export type InvitationChange = "received" | "removed";
+
+/** A user the caller blocked (`GET /api/v1/blocks`). */
+export interface BlockedUser {
+  user: PublicUser;
+  created_at: Timestamp;
 }
 
 export interface CreateRoomRequest {
@@ -153,7 +183,14 @@ export interface Problem {
   code?: string;
 }
 
-export type RoomChange = "created" | "renamed" | "deleted" | "member_added" | "member_removed";
+export type RoomChange =
+  | "created"
+  | "renamed"
+  | "deleted"
+  | "member_added"
+  | "member_removed"
+  | "member_invited"
+  | "invitation_removed";
 
 /** Frames the client sends over `GET /api/v1/ws`. */
 export type ClientFrame =
@@ -185,7 +222,8 @@ export type ServerFrame =
   | { type: "message_deleted"; room_id: Uuid; id: Uuid; seq: number }
   | { type: "history_start"; room_id: Uuid; seq: number }
   | { type: "keys_changed"; user_id: Uuid }
-  | { type: "error"; code: string; detail?: string; client_id?: Uuid }
+  | { type: "error"; code: string; detail?: string; client_id?: Uuid; retry_after_ms?: number }
+  | { type: "invitation"; invitation_id: Uuid; room_id: Uuid; change: InvitationChange }
   | { type: "pong" };
 
 // ---- encodings ---------------------------------------------------------------

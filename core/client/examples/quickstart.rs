@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use sotto_client::sotto_core::api::UserSearchQuery;
+use sotto_client::sotto_core::api::{RoomChange, UserSearchQuery};
 use sotto_client::{Client, Content, DeviceSetup, Event, Session, SessionOptions, SqliteStore};
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,7 +45,9 @@ pub async fn run(
         .ok_or("the event stream was already taken")?;
     session.connect(); // live from here: reconnects and resumes by itself
 
-    // 3. Find the peer, and the direct room with them.
+    // 3. Find the peer, and the direct room with them. Unless they have you in
+    //    their contacts, they are invited rather than added (the relay asks
+    //    for their consent): wait until they accept.
     let query = UserSearchQuery {
         q: peer.into(),
         limit: None,
@@ -57,7 +59,21 @@ pub async fn run(
         .into_iter()
         .find(|u| u.username == peer)
         .ok_or("no such user")?;
-    let room = client.direct_room(peer.id).await?.room.id;
+    let details = client.direct_room(peer.id).await?;
+    let room = details.room.id;
+    if !details.members.iter().any(|m| m.user_id == peer.id) {
+        println!("{} is invited; waiting for them to accept", peer.username);
+        while let Some(event) = events.next().await {
+            if let Event::Room {
+                room_id,
+                change: RoomChange::MemberAdded,
+            } = event
+                && room_id == room
+            {
+                break;
+            }
+        }
+    }
 
     // 4. Say hello: sealed for every device of both of you, posted once.
     session.send_text(room, "hello from the quickstart").await?;

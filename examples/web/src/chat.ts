@@ -52,6 +52,7 @@ export class Chat {
     this.state.connection = this.session.connection ?? "connecting";
     this.session.connect();
     void this.refreshRooms();
+    void this.refreshInvitations();
     this.sweep = window.setInterval(() => this.sweepTyping(), 1000);
     const onVisible = () => this.maybeMarkRead();
     document.addEventListener("visibilitychange", onVisible);
@@ -126,6 +127,7 @@ export class Chat {
       this.catchUp(room, r.seq);
     });
     this.on<{ roomId: string; change: unknown }>(s, "room", () => void this.refreshRooms());
+    this.on<{ invitationId: string; change: string }>(s, "invitation", () => void this.refreshInvitations());
     // A message that waited in the outbox (offline, or from before a reload) is stored now.
     this.on<{ roomId: string; clientId: string; id: string; seq: number }>(s, "sent", (sent) => {
       const room = this.state.room(sent.roomId);
@@ -153,7 +155,10 @@ export class Chat {
       const was = this.state.connection;
       this.state.connection = c.state;
       this.state.changed("connection");
-      if (c.state === "online" && was !== "online") void this.refreshRooms();
+      if (c.state === "online" && was !== "online") {
+        void this.refreshRooms();
+        void this.refreshInvitations();
+      }
     });
     this.on<unknown>(s, "loggedout", () => this.exit("Your session ended (logged out elsewhere, or the password changed). Log in again."));
     this.on<unknown>(this.relay, "loggedout", () => this.exit("Your session ended. Log in again."));
@@ -234,6 +239,42 @@ export class Chat {
     this.state.changed("rooms");
     this.state.changed("alerts");
     if (this.state.current) this.state.changed("room", this.state.current);
+  }
+
+  /** Fetches this user's pending invitations for the room list. */
+  async refreshInvitations(): Promise<void> {
+    try {
+      const list = await this.session.invitations();
+      this.state.invitations = list.map((i) => ({
+        id: i.id,
+        roomId: i.room_id,
+        roomName: i.room_name,
+        direct: i.room_kind === "direct",
+        inviter: i.inviter.username,
+      }));
+      for (const i of list) this.state.users.set(i.inviter.id, i.inviter.username);
+    } catch (e) {
+      console.warn("invitations", e);
+      return;
+    }
+    this.state.changed("invitations");
+  }
+
+  /** Accepts an invitation and opens its room. */
+  async acceptInvitation(id: string): Promise<void> {
+    const summary = await this.session.acceptInvitation(id);
+    this.state.invitations = this.state.invitations.filter((i) => i.id !== id);
+    this.state.changed("invitations");
+    this.state.room(summary.id).update(summary);
+    await this.refreshRooms();
+    this.openRoom(summary.id);
+  }
+
+  /** Declines an invitation. */
+  async declineInvitation(id: string): Promise<void> {
+    await this.session.declineInvitation(id);
+    this.state.invitations = this.state.invitations.filter((i) => i.id !== id);
+    this.state.changed("invitations");
   }
 
   trust(userId: string): string {
@@ -363,8 +404,14 @@ export class Chat {
 
   async invite(roomId: string, userId: string, username: string): Promise<void> {
     this.state.users.set(userId, username);
-    await this.session.invite(roomId, userId);
-    this.system(this.state.room(roomId), `You added ${username} to this room.`, "info");
+    const how = await this.session.invite(roomId, userId);
+    this.system(
+      this.state.room(roomId),
+      how === "member"
+        ? `You added ${username} to this room.`
+        : `You invited ${username}. They join when they accept, and see what is written from then on.`,
+      "info",
+    );
     await this.refreshRooms();
   }
 

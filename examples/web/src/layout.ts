@@ -49,15 +49,48 @@ export function mountLayout(root: HTMLElement, chat: Chat): void {
   const frame = h("div", { class: "chat", testid: "chat" }, top, h("div", { class: "panes" }, sidebar, pane.el));
   replace(root, frame);
 
+  // Invitations first: someone who is not in your contacts asked you into a
+  // room; nothing of it reaches you (and you are not in it) until you accept.
+  const invitationItems = () =>
+    state.invitations.map((inv) =>
+      h(
+        "li",
+        { class: "invitation", testid: "invitation", data: { inviter: inv.inviter, invitationId: inv.id } },
+        h(
+          "span",
+          { class: "room-text" },
+          h("span", {
+            class: "room-title",
+            text: inv.direct ? `${inv.inviter} wants to chat` : `${inv.inviter} invites you to ${inv.roomName || "a group"}`,
+          }),
+          h("span", { class: "room-preview", text: "You see messages from when you accept." }),
+        ),
+        h("button", {
+          type: "button",
+          class: "primary",
+          testid: "accept-invitation",
+          text: "Accept",
+          on: { click: () => void chat.acceptInvitation(inv.id).catch((e) => console.warn("accept", e)) },
+        }),
+        h("button", {
+          type: "button",
+          testid: "decline-invitation",
+          text: "Decline",
+          on: { click: () => void chat.declineInvitation(inv.id).catch((e) => console.warn("decline", e)) },
+        }),
+      ),
+    );
+
   const drawList = () => {
     frame.dataset.pane = chat.roomPaneShown && state.current ? "room" : "list";
     const rooms = state.ordered();
-    if (rooms.length === 0) {
+    if (rooms.length === 0 && state.invitations.length === 0) {
       replace(list, h("li", { class: "empty", text: "No chats yet. Start one with “New chat”." }));
       return;
     }
     replace(
       list,
+      ...invitationItems(),
       ...rooms.map((room) => {
         const title = state.title(room);
         const peer = room.peer(state.me);
@@ -112,6 +145,7 @@ export function mountLayout(root: HTMLElement, chat: Chat): void {
   state.on("rooms", drawList);
   state.on("presence", drawList);
   state.on("alerts", drawList);
+  state.on("invitations", drawList);
   const onResize = () => chat.maybeMarkRead();
   window.addEventListener("resize", onResize);
   chat.onClose(() => window.removeEventListener("resize", onResize));

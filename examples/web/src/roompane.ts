@@ -145,7 +145,13 @@ export class RoomPane {
       );
     } else {
       const online = room.members.filter((m) => m.userId !== state.me && state.presence.get(m.userId)).length;
-      subtitle = h("span", { class: "subtitle", text: `${room.members.length} members · ${online} online` });
+      const invited = room.invited.length > 0 ? ` · ${room.invited.length} invited` : "";
+      subtitle = h("span", {
+        class: "subtitle",
+        testid: "room-subtitle",
+        data: { members: String(room.members.length) },
+        text: `${room.members.length} members · ${online} online${invited}`,
+      });
     }
     replace(
       this.header,

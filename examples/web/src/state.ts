@@ -50,6 +50,8 @@ export class RoomState {
   name = "";
   kind: "direct" | "group" = "group";
   members: Member[] = [];
+  /** Invited, not answered yet: not members, so nothing is sealed for them. */
+  invited: { userId: string; username: string }[] = [];
   unread = 0;
   /** Ordered by seq; messages still being sent come last. */
   messages: ChatMessage[] = [];
@@ -72,6 +74,11 @@ export class RoomState {
 
   peer(me: string): Member | undefined {
     return this.kind === "direct" ? this.members.find((m) => m.userId !== me) : undefined;
+  }
+
+  /** The other user of a direct room who has not accepted its invitation yet. */
+  invitedPeer(me: string): { userId: string; username: string } | undefined {
+    return this.kind === "direct" ? this.invited.find((i) => i.userId !== me) : undefined;
   }
 
   lastSeq(): number {
@@ -134,6 +141,7 @@ export class RoomState {
       username: m.username,
       role: m.role,
     }));
+    this.invited = (summary.invited ?? []).map((i) => ({ userId: i.user_id, username: i.username }));
     this.unread = summary.unread ?? 0;
   }
 }
@@ -145,7 +153,16 @@ function place(m: ChatMessage): number {
   return Number.MAX_SAFE_INTEGER;
 }
 
-export type Topic = "rooms" | "room" | "connection" | "alerts" | "typing" | "presence" | "me";
+export type Topic = "rooms" | "room" | "connection" | "alerts" | "typing" | "presence" | "me" | "invitations";
+
+/** An invitation to this user, as the room list shows it. */
+export interface PendingInvitation {
+  id: string;
+  roomId: string;
+  roomName: string;
+  direct: boolean;
+  inviter: string;
+}
 
 export class ChatState {
   rooms = new Map<string, RoomState>();
@@ -155,6 +172,8 @@ export class ChatState {
   alerts = new Set<string>();
   connection = "connecting";
   current: string | null = null;
+  /** Invitations to rooms this user is not in yet (accept or decline in the room list). */
+  invitations: PendingInvitation[] = [];
   private listeners = new Map<Topic, Set<(roomId?: string) => void>>();
 
   constructor(
@@ -188,7 +207,7 @@ export class ChatState {
 
   title(room: RoomState): string {
     if (room.kind === "direct") {
-      const peer = room.peer(this.me);
+      const peer = room.peer(this.me) ?? room.invitedPeer(this.me);
       return peer ? peer.username : room.name || "(direct)";
     }
     return room.name || "(unnamed group)";

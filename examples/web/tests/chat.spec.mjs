@@ -18,6 +18,7 @@
 //   SOTTO_HEADED=1    show the browser (debugging)
 //
 // Protocol with the Rust test: JSON lines. This script prints on stdout
+//   {"step":"invited","room_id","alice_id"}        Alice invited the native user to a group
 //   {"step":"group","room_id","alice_id","text"}   Alice's group with the native user
 //   {"step":"replace_identity"}                    now give the native user a new identity key
 //   {"step":"done","plaintexts":[...]}            everything typed in the browser
@@ -327,7 +328,15 @@ async function run(browser) {
     await bobRow.getByTestId("start-chat").click();
     await until("alice: the direct chat with bob open", async () => (await alice.page.getByTestId("room-title").textContent()) === "bob");
 
-    // Bob (phone layout: the list first) sees the new chat and opens it.
+    // Bob (phone layout: the list first) does not have Alice in his contacts:
+    // the chat is an invitation he accepts (the relay's consent rule), then
+    // it opens.
+    const invitation = bob.page.locator(`[data-testid="invitation"][data-inviter="alice"]`);
+    await invitation.waitFor({ timeout: WAIT });
+    await screenshot(bob, "bob-phone-invitation");
+    await invitation.getByTestId("accept-invitation").click();
+    await until("bob: the chat with alice open after accepting", async () => (await bob.page.getByTestId("room-title").textContent()) === "alice");
+    await bob.page.getByTestId("back").click();
     await screenshot(bob, "bob-phone-room-list");
     await openRoom(bob, "alice");
     if (await bob.page.getByTestId("room-list").isVisible()) throw new Error("bob: the room list still shows beside the room on a phone-sized screen");
@@ -439,6 +448,14 @@ async function run(browser) {
       await alice.page.getByTestId("create-group").click();
       await until(`alice: the group "${group}" open`, async () => (await alice.page.getByTestId("room-title").textContent()) === group);
       const roomId = await alice.page.getByTestId("room-pane").getAttribute("data-room-id");
+      // The native user does not have Alice in their contacts: invited; the
+      // Rust test accepts through the SDK, and Alice's page sees them join.
+      emit({ step: "invited", room_id: roomId, alice_id: aliceIds.userId });
+      const joined = await nextLine();
+      if (joined.step !== "joined") throw new Error(`unexpected line from the Rust test: ${JSON.stringify(joined)}`);
+      await until(`alice: ${NATIVE_USER} a member of "${group}"`, async () =>
+        (await alice.page.getByTestId("room-subtitle").getAttribute("data-members")) === "2",
+      );
       const toNative = secret(`Hello ${NATIVE_USER}, from the browser:`);
       await send(alice, toNative);
       await expectMark(alice, toNative, ["stored", "delivered", "read"]);

@@ -2,7 +2,7 @@
 //! verification, both key-wrap suites in one room, a second device linked from
 //! a key backup, a revoked device, and a device restored from its backup.
 
-use sotto_client::sotto_core::api::MessageListQuery;
+use sotto_client::sotto_core::api::{AddedMember, MessageListQuery};
 use sotto_client::sotto_core::api::rooms::RoomChange;
 use sotto_client::sotto_core::envelope::Envelope;
 use sotto_client::sotto_core::keys::RsaBits;
@@ -184,6 +184,11 @@ async fn files_stream_encrypted_with_progress_both_ways() {
     let url = relay.url();
     let alice = Person::register(&relay, &url, "alice", None).await;
     let mut bob = Person::register(&relay, &url, "bob", Some(RsaBits::Rsa2048)).await;
+    bob.session
+        .client()
+        .add_contact(alice.id(), None)
+        .await
+        .unwrap();
     let room = alice
         .session
         .client()
@@ -293,12 +298,25 @@ async fn a_member_added_later_gets_every_message_after_joining() {
         bob.expect_text(&t).await;
     }
 
-    // Carol is online when she is added.
+    // Carol is online when she is invited (she does not know Alice), and
+    // accepts through the SDK.
     let mut carol = Person::register(&relay, &url, "carol", None).await;
-    alice
+    let added = alice
         .session
         .client()
         .add_member(room, carol.id())
+        .await
+        .unwrap();
+    assert!(matches!(added, AddedMember::Invited(_)), "{added:?}");
+    carol
+        .wait_for(|e| matches!(e, Event::Invitation { room_id, .. } if *room_id == room))
+        .await;
+    let invitations = carol.session.client().all_invitations().await.unwrap();
+    assert_eq!(invitations.len(), 1);
+    carol
+        .session
+        .client()
+        .accept_invitation(invitations[0].id)
         .await
         .unwrap();
     // Alice seals for the members she knows: wait until she has heard of the new one.
@@ -324,8 +342,14 @@ async fn a_member_added_later_gets_every_message_after_joining() {
 
     // Dave is offline when he is added; his first connection resumes the room
     // from cursor 0 and gets the history from his join point on.
+    // (He has Alice in his contacts: added at once, no invitation.)
     let dave = Person::register(&relay, &url, "dave", None).await;
     let dave_id = dave.id();
+    dave.session
+        .client()
+        .add_contact(alice.id(), None)
+        .await
+        .unwrap();
     dave.session.disconnect().await;
     alice
         .session

@@ -39,6 +39,15 @@ async fn the_documented_program_runs() {
                 .map_err(|e| e.to_string())
         }
     });
+    // Bob does not have Alice in his contacts: he accepts her invitation.
+    bob.wait_for(|e| matches!(e, sotto_client::Event::Invitation { .. }))
+        .await;
+    let invitations = bob.session.client().all_invitations().await.unwrap();
+    bob.session
+        .client()
+        .accept_invitation(invitations[0].id)
+        .await
+        .unwrap();
     let hello = bob.expect_text("hello from the quickstart").await;
     bob.session
         .send_text(hello.room_id, "hello, quickstart")

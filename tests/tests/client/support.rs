@@ -191,7 +191,8 @@ impl Person {
 }
 
 /// Alice (an X25519 device) and Bob (`bob_rsa`: an RSA device too), registered
-/// through `url`, connected, and a group room `name` of the two.
+/// through `url`, connected, and a group room `name` of the two (Bob has Alice
+/// in his contacts, so he is a member at once).
 pub async fn alice_and_bob(
     relay: &RelayProcess,
     url: &str,
@@ -200,6 +201,12 @@ pub async fn alice_and_bob(
 ) -> (Person, Person, Uuid) {
     let alice = Person::register(relay, url, "alice", None).await;
     let bob = Person::register(relay, url, "bob", bob_rsa).await;
+    // Bob knows Alice: her room takes him in without an invitation.
+    bob.session
+        .client()
+        .add_contact(alice.id(), None)
+        .await
+        .unwrap();
     let room = alice
         .session
         .client()

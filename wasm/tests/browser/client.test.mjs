@@ -157,6 +157,13 @@ test("in Chromium: WebSocket, IndexedDB keys, file over HTTP/1.1, reload", async
             b.addEventListener("message", (e) => e.detail.content.type === type && resolve(e.detail), { once: false }),
           );
         const room = await a.directRoom(b.userId);
+        // b is invited (not a's contact): it accepts, and a hears that it joined.
+        const joinedP = new Promise((resolve) =>
+          a.addEventListener("room", (e) => e.detail.change === "member_added" && resolve(), { once: false }),
+        );
+        const [inv] = await b.invitations();
+        await b.acceptInvitation(inv.id);
+        await joinedP;
         const textP = next("text");
         await a.sendText(room.id, "hello from chromium");
         const text = await textP;

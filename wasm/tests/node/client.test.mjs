@@ -42,7 +42,7 @@ class Recorder {
     this.events = [];
     this.waiters = [];
     for (const type of [
-      "message", "undecryptable", "sent", "typing", "presence", "receipt", "room", "identitychanged",
+      "message", "undecryptable", "sent", "typing", "presence", "receipt", "room", "invitation", "identitychanged",
       "connection", "loggedout", "deleted", "devicerejected", "deviceschanged", "relayerror",
     ]) {
       session.addEventListener(type, (ev) => {
@@ -136,10 +136,26 @@ test("register, verify by the e-mailed link, log in, set up keys, connect", asyn
   const found = await alice.session.searchUsers(bob.username);
   const bobUser = found.find((u) => u.username === bob.username);
   assert.ok(bobUser, "bob is found by search");
+  // Bob does not have Alice in his contacts: the direct room holds Alice, Bob
+  // is invited (consent), and joins by accepting.
   const r = await alice.session.directRoom(bobUser.id);
   assert.equal(r.kind, "direct");
-  assert.deepEqual(r.members.map((m) => m.username).sort(), [alice.username, bob.username].sort());
+  assert.deepEqual(r.members.map((m) => m.username), [alice.username]);
+  assert.deepEqual(r.invited.map((i) => i.username), [bob.username]);
   room = r.id;
+  assert.ok(!(await bob.session.rooms()).some((x) => x.id === room), "an invitee is not in the room");
+  const invited = await bob.rec.until((e) => e.type === "invitation" && e.detail.change === "received");
+  assert.equal(invited.detail.roomId, room);
+  const invitations = await bob.session.invitations();
+  assert.equal(invitations.length, 1);
+  assert.equal(invitations[0].inviter.username, alice.username);
+  assert.equal(invitations[0].room_kind, "direct");
+  const mark = alice.rec.events.length;
+  const joined = await bob.session.acceptInvitation(invitations[0].id);
+  assert.deepEqual(joined.members.map((m) => m.username).sort(), [alice.username, bob.username].sort());
+  assert.deepEqual(await bob.session.invitations(), []);
+  // Alice hears Bob joined (her next send seals to his devices too).
+  await alice.rec.until((e) => e.type === "room" && e.detail.roomId === room && e.detail.change === "member_added", 20_000, mark);
   const bobRooms = await bob.session.rooms();
   assert.ok(bobRooms.some((x) => x.id === room), "bob sees the room");
 });
@@ -196,7 +212,10 @@ test("messages both ways over the WebSocket, with delivered receipts", async () 
 });
 
 test("a member added after a room's first messages gets every message after joining", async () => {
+  // Bob has Alice in his contacts now: her group takes him in at once.
+  await bob.session.addContact(alice.session.userId);
   const group = await alice.session.createRoom("late joiners", [bob.session.userId]);
+  assert.deepEqual(group.invited, []);
   for (let i = 0; i < 3; i++) {
     const t = secret(`before carol ${i}`);
     await alice.session.sendText(group.id, t);
@@ -206,7 +225,17 @@ test("a member added after a room's first messages gets every message after join
   try {
     carol.session.connect();
     await carol.rec.until(online);
-    await alice.session.invite(group.id, carol.session.userId);
+    // Carol is a stranger: invited; she declines once, is invited again, accepts.
+    assert.equal(await alice.session.invite(group.id, carol.session.userId), "invited");
+    await carol.rec.until((e) => e.type === "invitation" && e.detail.change === "received");
+    let inv = await carol.session.invitations();
+    await carol.session.declineInvitation(inv[0].id);
+    assert.deepEqual(await carol.session.invitations(), []);
+    assert.equal(await alice.session.invite(group.id, carol.session.userId), "invited");
+    inv = await carol.session.invitations();
+    const mark = alice.rec.events.length;
+    await carol.session.acceptInvitation(inv[0].id);
+    await alice.rec.until((e) => e.type === "room" && e.detail.roomId === group.id && e.detail.change === "member_added", 20_000, mark);
     // The relay says where Carol's history starts; seq 4 is the next message, not a gap.
     const t4 = secret("welcome carol");
     const s4 = await alice.session.sendText(group.id, t4);

@@ -9,7 +9,8 @@ use ratatui::crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
 };
 use sotto_client::sotto_core::api::{
-    Contact, PublicUser, ReceiptKind, RoomChange, RoomDetails, RoomKind,
+    Contact, Invitation, InvitationChange, PublicUser, ReceiptKind, RoomChange, RoomDetails,
+    RoomKind,
 };
 use sotto_client::sotto_core::attachment::AttachmentPointer;
 use sotto_client::{
@@ -103,6 +104,8 @@ pub struct RoomView {
     pub name: String,
     pub kind: RoomKind,
     pub members: Vec<Uuid>,
+    /// Invited, not answered yet (not members: nothing is sealed for them).
+    pub invited: Vec<Uuid>,
     pub unread: u64,
     pub last_seq: u64,
     /// Highest seq this device sent a read receipt for.
@@ -124,6 +127,7 @@ impl RoomView {
             name: String::new(),
             kind: RoomKind::Group,
             members: Vec::new(),
+            invited: Vec::new(),
             unread: 0,
             last_seq: 0,
             read_sent: 0,
@@ -237,6 +241,12 @@ pub enum AppMsg {
         result: Result<String, String>,
     },
     Accepted(Uuid),
+    /// The pending invitations, fresh from the relay; `announce` says the new
+    /// ones on the home screen.
+    Invitations {
+        list: Vec<Invitation>,
+        announce: bool,
+    },
 }
 
 struct TypingOut {
@@ -257,6 +267,8 @@ pub struct App {
     pub users: HashMap<Uuid, String>,
     pub presence: HashMap<Uuid, bool>,
     pub contacts: Vec<Contact>,
+    /// Invitations to rooms this user is not in (`/invites`, `/join`, `/decline`).
+    pub invitations: Vec<Invitation>,
     /// Users whose identity key changed and was not accepted (and whether the
     /// old one was verified).
     pub alerts: BTreeMap<Uuid, bool>,
@@ -296,6 +308,7 @@ impl App {
             users,
             presence: HashMap::new(),
             contacts: Vec::new(),
+            invitations: Vec::new(),
             alerts: BTreeMap::new(),
             input: Input::default(),
             history: Vec::new(),
@@ -329,6 +342,7 @@ impl App {
         match room.kind {
             RoomKind::Direct => room
                 .peer(self.me)
+                .or_else(|| room.invited.iter().copied().find(|u| *u != self.me))
                 .map_or_else(|| "(direct)".into(), |p| self.name_of(p)),
             RoomKind::Group if room.name.is_empty() => "(loading…)".into(),
             RoomKind::Group => room.name.clone(),
@@ -856,6 +870,9 @@ impl App {
                     }
                 }
             },
+            Event::Invitation { change, .. } => {
+                self.refresh_invitations(change == InvitationChange::Received);
+            }
             Event::IdentityKeyChanged {
                 user_id,
                 was_verified,
@@ -911,6 +928,7 @@ impl App {
     }
 
     fn remove_room(&mut self, id: Uuid, why: &str) {
+        self.invitations.retain(|i| i.room_id != id);
         let Some(i) = self.room_index(id) else { return };
         let title = self
             .rooms
@@ -996,12 +1014,16 @@ impl App {
                 for m in &details.members {
                     self.users.insert(m.user_id, m.username.clone());
                 }
+                for i in &details.invited {
+                    self.users.insert(i.user_id, i.username.clone());
+                }
                 let id = details.room.id;
                 let fresh = self.room_index(id).is_none();
                 let room = self.ensure_room(id);
                 room.name = details.room.name.clone();
                 room.kind = details.room.kind;
                 room.members = details.members.iter().map(|m| m.user_id).collect();
+                room.invited = details.invited.iter().map(|i| i.user_id).collect();
                 if fresh && select {
                     // Opened from here: what it holds arrives as messages.
                     room.read_sent = details.room.last_seq;
@@ -1012,6 +1034,27 @@ impl App {
                 }
             }
             AppMsg::RoomGone(id) => self.remove_room(id, "is no longer yours (removed or deleted)"),
+            AppMsg::Invitations { list, announce } => {
+                let known: Vec<Uuid> = self.invitations.iter().map(|i| i.id).collect();
+                for inv in &list {
+                    self.users.insert(inv.inviter.id, inv.inviter.username.clone());
+                }
+                if announce {
+                    for (n, inv) in list.iter().enumerate() {
+                        if known.contains(&inv.id) {
+                            continue;
+                        }
+                        let what = describe_invitation(inv);
+                        self.say(
+                            Target::Home,
+                            format!("{what}: /join {} to accept, /decline {} to refuse.", n + 1, n + 1),
+                            Level::Warn,
+                        );
+                        self.status(format!("{what} (/join {})", n + 1), Level::Warn);
+                    }
+                }
+                self.invitations = list;
+            }
             AppMsg::Contacts(list) => {
                 for c in &list {
                     self.users.insert(c.user.id, c.user.username.clone());
@@ -1125,6 +1168,17 @@ impl App {
         });
     }
 
+    /// Fetches the pending invitations (and says the new ones when `announce`).
+    pub fn refresh_invitations(&self, announce: bool) {
+        let client = self.session.client().clone();
+        self.spawn(async move {
+            Some(match client.all_invitations().await {
+                Ok(list) => AppMsg::Invitations { list, announce },
+                Err(e) => AppMsg::Status(format!("Cannot list invitations: {e}"), Level::Error),
+            })
+        });
+    }
+
     /// Everything the app knows before going live: who I am, contacts, rooms.
     async fn load(&mut self) {
         let client = self.session.client().clone();
@@ -1156,6 +1210,10 @@ impl App {
                 Err(e) => self.status(format!("Cannot load a room: {e}"), Level::Error),
             }
             self.rooms.push(v);
+        }
+        match client.all_invitations().await {
+            Ok(list) => self.on_msg(AppMsg::Invitations { list, announce: true }),
+            Err(e) => self.status(format!("Cannot list invitations: {e}"), Level::Error),
         }
         let unread: u64 = self.rooms.iter().map(|r| r.unread).sum();
         let name = self.my_name.clone();
@@ -1303,4 +1361,15 @@ fn draw(term: &mut DefaultTerminal, app: &mut App) -> Result<(), String> {
     term.draw(|f| ui::draw(f, app))
         .map(drop)
         .map_err(|e| format!("cannot draw: {e}"))
+}
+
+/// One line about an invitation: who asks, into what.
+pub fn describe_invitation(inv: &Invitation) -> String {
+    match inv.room_kind {
+        RoomKind::Direct => format!("{} wants to chat with you", inv.inviter.username),
+        RoomKind::Group => format!(
+            "{} invites you to the group {}",
+            inv.inviter.username, inv.room_name
+        ),
+    }
 }

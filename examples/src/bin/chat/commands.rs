@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sotto_client::sotto_core::api::{PublicUser, RoomKind, UserSearchQuery};
+use sotto_client::sotto_core::api::{AddedMember, PublicUser, RoomKind, UserSearchQuery};
 use sotto_client::{Client, SenderTrust, Session};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -18,7 +18,14 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "<name> [users…]",
         "create a group room with these members",
     ),
-    ("/invite", "<user>", "add a user to this group room"),
+    (
+        "/invite",
+        "<user>",
+        "add a user to this group room (invited unless you are their contact)",
+    ),
+    ("/invites", "", "list invitations to rooms you are not in yet"),
+    ("/join", "<n>", "accept invitation #n (see /invites)"),
+    ("/decline", "<n>", "decline invitation #n"),
     ("/search", "<prefix>", "find users by username"),
     ("/contacts", "", "list your contacts"),
     ("/add", "<user> [nickname]", "add a contact"),
@@ -221,10 +228,20 @@ pub fn run(app: &mut App, line: &str) {
                     Err(e) => return Some(AppMsg::Status(e, Level::Error)),
                 };
                 Some(match client.add_member(room, user.id).await {
-                    Ok(_) => AppMsg::Lines(
+                    Ok(AddedMember::Member(_)) => AppMsg::Lines(
                         Target::Room(room),
                         vec![(
                             format!("{} was added to the room.", user.username),
+                            Level::Good,
+                        )],
+                    ),
+                    Ok(AddedMember::Invited(_)) => AppMsg::Lines(
+                        Target::Room(room),
+                        vec![(
+                            format!(
+                                "{} was invited: they join when they accept, and see what is written from then on.",
+                                user.username
+                            ),
                             Level::Good,
                         )],
                     ),
@@ -232,6 +249,61 @@ pub fn run(app: &mut App, line: &str) {
                         AppMsg::Status(format!("Cannot add {}: {e}", user.username), Level::Error)
                     }
                 })
+            });
+        }
+        "/invites" => {
+            if app.invitations.is_empty() {
+                return app.say(Target::Home, "No pending invitations.", Level::Info);
+            }
+            let lines: Vec<String> = app
+                .invitations
+                .iter()
+                .enumerate()
+                .map(|(i, inv)| format!("#{}: {}", i + 1, crate::app::describe_invitation(inv)))
+                .collect();
+            for l in lines {
+                app.say(Target::Home, l, Level::Info);
+            }
+            app.say(
+                Target::Home,
+                "/join <n> accepts (you see messages from then on), /decline <n> refuses.",
+                Level::Info,
+            );
+        }
+        "/join" | "/decline" => {
+            let Some(n) = arg(0).and_then(|n| n.trim_start_matches('#').parse::<usize>().ok())
+            else {
+                return usage(app, &cmd);
+            };
+            let Some(inv) = n.checked_sub(1).and_then(|i| app.invitations.get(i)).cloned() else {
+                return app.status(
+                    format!("There is no invitation #{n} (see /invites)."),
+                    Level::Error,
+                );
+            };
+            let accept = cmd == "/join";
+            app.invitations.retain(|i| i.id != inv.id);
+            let tx = app.tx.clone();
+            app.spawn(async move {
+                if accept {
+                    Some(match client.accept_invitation(inv.id).await {
+                        Ok(details) => AppMsg::RoomLoaded {
+                            details,
+                            select: true,
+                        },
+                        Err(e) => AppMsg::Status(format!("Cannot join: {e}"), Level::Error),
+                    })
+                } else {
+                    let r = client.decline_invitation(inv.id).await;
+                    let _ = tx.send(AppMsg::Status(
+                        match &r {
+                            Ok(()) => format!("Declined: {}.", crate::app::describe_invitation(&inv)),
+                            Err(e) => format!("Cannot decline: {e}"),
+                        },
+                        if r.is_ok() { Level::Info } else { Level::Error },
+                    ));
+                    None
+                }
             });
         }
         "/search" | "/find" => {
@@ -516,11 +588,25 @@ pub fn run(app: &mut App, line: &str) {
                 return app.status(format!("There is no file #{n}."), Level::Error);
             };
             let dir = arg(1).map_or_else(|| PathBuf::from("."), expand_home);
-            let name = pointer
-                .name
-                .as_deref()
-                .and_then(|n| Path::new(n).file_name())
-                .map_or_else(|| format!("file-{n}"), |n| n.to_string_lossy().into_owned());
+            // The name comes from the sender: only a plain file name is used
+            // (no directory, no hidden dot-file such as `.bashrc`).
+            let name = match pointer.name.as_deref() {
+                Some(sent) => match safe_file_name(sent) {
+                    Some(ok) => ok,
+                    None => {
+                        let fallback = format!("file-{n}");
+                        app.say(
+                            target,
+                            format!(
+                                "The sender's file name {sent:?} is not a plain file name (a path, or a hidden dot-file); saving it as {fallback}."
+                            ),
+                            Level::Warn,
+                        );
+                        fallback
+                    }
+                },
+                None => format!("file-{n}"),
+            };
             let dest = match free_name(&dir, &name) {
                 Ok(d) => d,
                 Err(e) => return app.status(e, Level::Error),
@@ -653,5 +739,35 @@ pub fn trust_tag(t: Option<SenderTrust>) -> &'static str {
     match t {
         Some(SenderTrust::Verified) => "✔",
         _ => "",
+    }
+}
+
+/// `name` if it is a plain file name to save under: not empty, no path
+/// separator, not starting with a dot (hidden files, `.`/`..`), no control
+/// character.
+pub fn safe_file_name(name: &str) -> Option<String> {
+    let bad = name.is_empty()
+        || name.starts_with('.')
+        || name.contains(['/', '\\'])
+        || name.chars().any(char::is_control)
+        || Path::new(name).file_name().map(|f| f.to_string_lossy()) != Some(name.into());
+    (!bad).then(|| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_file_name;
+
+    #[test]
+    fn only_plain_file_names_are_saved_under() {
+        for ok in ["notes.txt", "photo 1.jpg", "Ünïcode.pdf", "a..b"] {
+            assert_eq!(safe_file_name(ok).as_deref(), Some(ok));
+        }
+        for bad in [
+            ".bashrc", ".ssh", "..", ".", "", "../etc/passwd", "a/b", "a\\b", "/abs",
+            "x\u{0}y", "bell\u{7}",
+        ] {
+            assert_eq!(safe_file_name(bad), None, "{bad:?}");
+        }
     }
 }
