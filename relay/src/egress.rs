@@ -97,9 +97,12 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     }
     // 2001::/23, IETF special purpose: Teredo (2001::/32), ORCHID, benchmarking,
     // AS112 and others; 2001:db8::/32, documentation; 3fff::/20, documentation.
-    !(s[0] == 0x2001 && s[1] < 0x0200
-        || s[0] == 0x2001 && s[1] == 0x0db8
-        || s[0] == 0x3fff && s[1] < 0x1000)
+    let special = match s[0] {
+        0x2001 => s[1] < 0x0200 || s[1] == 0x0db8,
+        0x3fff => s[1] < 0x1000,
+        _ => false,
+    };
+    !special
 }
 
 /// Why a push endpoint URL is refused.

@@ -348,8 +348,11 @@ pub struct AppOptions {
     /// `--push-allow-private` (the test push services are on loopback).
     pub push_allow_private: bool,
     /// Anything else, applied last to the configuration.
-    pub config: Option<std::sync::Arc<dyn Fn(&mut Config) + Send + Sync>>,
+    pub config: Option<ConfigEdit>,
 }
+
+/// A change to a test relay's configuration ([`AppOptions::config`]).
+pub type ConfigEdit = std::sync::Arc<dyn Fn(&mut Config) + Send + Sync>;
 
 impl Default for AppOptions {
     fn default() -> Self {

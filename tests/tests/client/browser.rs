@@ -186,7 +186,12 @@ async fn the_browser_chat_works_end_to_end_and_with_a_native_client() {
                     .iter()
                     .find(|i| i.room_id == room)
                     .unwrap_or_else(|| panic!("no invitation to {room}: {invitations:?}"));
-                let details = carol.session.client().accept_invitation(inv.id).await.unwrap();
+                let details = carol
+                    .session
+                    .client()
+                    .accept_invitation(inv.id)
+                    .await
+                    .unwrap();
                 assert!(details.members.iter().any(|m| m.user_id == carol.id()));
                 writeln!(stdin, "{}", serde_json::json!({ "step": "joined" })).unwrap();
                 stdin.flush().unwrap();

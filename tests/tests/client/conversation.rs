@@ -2,8 +2,8 @@
 //! verification, both key-wrap suites in one room, a second device linked from
 //! a key backup, a revoked device, and a device restored from its backup.
 
-use sotto_client::sotto_core::api::{AddedMember, MessageListQuery};
 use sotto_client::sotto_core::api::rooms::RoomChange;
+use sotto_client::sotto_core::api::{AddedMember, MessageListQuery};
 use sotto_client::sotto_core::envelope::Envelope;
 use sotto_client::sotto_core::keys::RsaBits;
 use sotto_client::sotto_core::suite::Suite;

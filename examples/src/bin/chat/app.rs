@@ -1037,7 +1037,8 @@ impl App {
             AppMsg::Invitations { list, announce } => {
                 let known: Vec<Uuid> = self.invitations.iter().map(|i| i.id).collect();
                 for inv in &list {
-                    self.users.insert(inv.inviter.id, inv.inviter.username.clone());
+                    self.users
+                        .insert(inv.inviter.id, inv.inviter.username.clone());
                 }
                 if announce {
                     for (n, inv) in list.iter().enumerate() {
@@ -1047,7 +1048,11 @@ impl App {
                         let what = describe_invitation(inv);
                         self.say(
                             Target::Home,
-                            format!("{what}: /join {} to accept, /decline {} to refuse.", n + 1, n + 1),
+                            format!(
+                                "{what}: /join {} to accept, /decline {} to refuse.",
+                                n + 1,
+                                n + 1
+                            ),
                             Level::Warn,
                         );
                         self.status(format!("{what} (/join {})", n + 1), Level::Warn);
@@ -1212,7 +1217,10 @@ impl App {
             self.rooms.push(v);
         }
         match client.all_invitations().await {
-            Ok(list) => self.on_msg(AppMsg::Invitations { list, announce: true }),
+            Ok(list) => self.on_msg(AppMsg::Invitations {
+                list,
+                announce: true,
+            }),
             Err(e) => self.status(format!("Cannot list invitations: {e}"), Level::Error),
         }
         let unread: u64 = self.rooms.iter().map(|r| r.unread).sum();

@@ -23,7 +23,11 @@ pub const HELP: &[(&str, &str, &str)] = &[
         "<user>",
         "add a user to this group room (invited unless you are their contact)",
     ),
-    ("/invites", "", "list invitations to rooms you are not in yet"),
+    (
+        "/invites",
+        "",
+        "list invitations to rooms you are not in yet",
+    ),
     ("/join", "<n>", "accept invitation #n (see /invites)"),
     ("/decline", "<n>", "decline invitation #n"),
     ("/search", "<prefix>", "find users by username"),
@@ -275,7 +279,11 @@ pub fn run(app: &mut App, line: &str) {
             else {
                 return usage(app, &cmd);
             };
-            let Some(inv) = n.checked_sub(1).and_then(|i| app.invitations.get(i)).cloned() else {
+            let Some(inv) = n
+                .checked_sub(1)
+                .and_then(|i| app.invitations.get(i))
+                .cloned()
+            else {
                 return app.status(
                     format!("There is no invitation #{n} (see /invites)."),
                     Level::Error,
@@ -297,7 +305,9 @@ pub fn run(app: &mut App, line: &str) {
                     let r = client.decline_invitation(inv.id).await;
                     let _ = tx.send(AppMsg::Status(
                         match &r {
-                            Ok(()) => format!("Declined: {}.", crate::app::describe_invitation(&inv)),
+                            Ok(()) => {
+                                format!("Declined: {}.", crate::app::describe_invitation(&inv))
+                            }
                             Err(e) => format!("Cannot decline: {e}"),
                         },
                         if r.is_ok() { Level::Info } else { Level::Error },
@@ -764,8 +774,17 @@ mod tests {
             assert_eq!(safe_file_name(ok).as_deref(), Some(ok));
         }
         for bad in [
-            ".bashrc", ".ssh", "..", ".", "", "../etc/passwd", "a/b", "a\\b", "/abs",
-            "x\u{0}y", "bell\u{7}",
+            ".bashrc",
+            ".ssh",
+            "..",
+            ".",
+            "",
+            "../etc/passwd",
+            "a/b",
+            "a\\b",
+            "/abs",
+            "x\u{0}y",
+            "bell\u{7}",
         ] {
             assert_eq!(safe_file_name(bad), None, "{bad:?}");
         }
