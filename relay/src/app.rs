@@ -2,6 +2,7 @@
 //! (request metrics, tracing, panic → 500 problem, timeout, body limit, CORS,
 //! security headers).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -308,7 +309,8 @@ pub fn router(state: AppState) -> Router {
             ApiError::internal("handler panicked").into_response()
         }))
         .layer(TraceLayer::new_for_http())
-        .layer(middleware::from_fn(record_metrics));
+        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn(close_when_body_unread));
 
     for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -393,6 +395,56 @@ async fn refuse_declared_oversize(
             ApiError::too_large("the request body is too large").into_response()
         }
         _ => next.run(req).await,
+    }
+}
+
+/// On HTTP/1, answers `Connection: close` when the request's body was not read
+/// to its end (a refusal before the body was looked at: 401, 404, 429...). The
+/// unread rest is still on the connection, so the server cannot take the next
+/// request from it; without the header, a client would put the connection back
+/// in its pool and its next request would fail on the closed socket (RFC 9112,
+/// 9.6). HTTP/2 streams end on their own.
+async fn close_when_body_unread(req: Request, next: Next) -> Response {
+    use hyper::body::Body as _;
+    if req.version() >= axum::http::Version::HTTP_2 || req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = read.clone();
+    let req = req.map(|inner| axum::body::Body::new(WatchedBody { inner, read: seen }));
+    let mut res = next.run(req).await;
+    if !read.load(std::sync::atomic::Ordering::Acquire) {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
+/// A request body that records when it has been read to its end.
+struct WatchedBody {
+    inner: axum::body::Body,
+    read: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl hyper::body::Body for WatchedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, std::sync::atomic::Ordering::Release);
+        }
+        polled
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -19,6 +19,7 @@ use sotto_relay::db::{Pool, WriteTx};
 use sotto_relay::state::AppState;
 
 pub mod dns;
+pub mod fuzz;
 pub mod process;
 pub mod push;
 pub mod upgrade;

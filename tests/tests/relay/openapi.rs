@@ -5,9 +5,15 @@
 //! covered without touching this file.
 
 use serde_json::{Value, json};
+use sotto_tests::fuzz::Rng;
 use sotto_tests::{Backend, PASSWORD, TestApp, both_backends, spawn_app};
 
-both_backends!(every_answer_is_declared, declared_constraints_are_refused,);
+both_backends!(
+    every_answer_is_declared,
+    declared_constraints_are_refused,
+    conforming_requests_never_fail,
+    a_refusal_before_the_body_is_read_closes_the_connection,
+);
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
@@ -470,4 +476,477 @@ async fn declared_constraints_are_refused(backend: Backend) {
         }
     }
     assert!(checked > 40, "only {checked} constraint checks");
+}
+
+/// What the generator draws ids and tokens from: real ones of the running
+/// relay (so requests reach the handlers' deeper paths), and strangers.
+struct Pool {
+    ids: Vec<String>,
+    envelopes: Vec<String>,
+    tokens: Vec<String>,
+}
+
+/// Strings that have broken servers before: empty, huge, control and bidi
+/// characters, NUL, astral planes, SQL and path syntax, URLs of every kind.
+const NASTY: &[&str] = &[
+    "",
+    " ",
+    "a",
+    "\u{0}",
+    "\u{202e}evil",
+    "\u{feff}",
+    "💬🔒",
+    "' OR 1=1 --",
+    "\"; DROP TABLE users; --",
+    "../../etc/passwd",
+    "%00%ff",
+    "\\u0000",
+    "https://127.0.0.1/push",
+    "https://[::1]:443/x",
+    "https://10.0.0.1/x",
+    "https://[::ffff:127.0.0.1]/x",
+    "https://[64:ff9b::a00:1]/x",
+    "http://169.254.169.254/latest/meta-data",
+    "https://user:pw@192.168.1.1:8443/x",
+    "mailto:x@example.org",
+    "x@example.org",
+    "ADMIN",
+    "null",
+    "-1",
+    "1e309",
+];
+
+/// A value that `schema` accepts (resolving `$ref`s against `doc`), drawn from
+/// the pool and the nasty strings where a string is wanted.
+fn conforming(doc: &Value, schema: &Value, rng: &mut Rng, pool: &Pool, depth: u32) -> Value {
+    let schema = resolve(doc, schema);
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        let mut merged = serde_json::Map::new();
+        for part in all {
+            if let Value::Object(o) = conforming(doc, part, rng, pool, depth) {
+                merged.extend(o);
+            }
+        }
+        return Value::Object(merged);
+    }
+    if let Some(one) = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))
+        .and_then(Value::as_array)
+    {
+        return conforming(doc, rng.pick(one), rng, pool, depth);
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return rng.pick(values).clone();
+    }
+    let ty = match &schema["type"] {
+        Value::String(t) => t.clone(),
+        Value::Array(ts) => {
+            let non_null: Vec<&Value> = ts.iter().filter(|t| *t != "null").collect();
+            if non_null.is_empty() || rng.chance(15) {
+                return Value::Null;
+            }
+            rng.pick(&non_null).as_str().unwrap().to_string()
+        }
+        _ if schema.get("properties").is_some() => "object".into(),
+        _ => return json!({}),
+    };
+    match ty.as_str() {
+        "object" => {
+            let mut out = serde_json::Map::new();
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if depth < 6 {
+                for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
+                    if required.contains(&name.as_str()) || rng.chance(60) {
+                        out.insert(name.clone(), conforming(doc, prop, rng, pool, depth + 1));
+                    }
+                }
+            }
+            Value::Object(out)
+        }
+        "array" => {
+            let n = rng.below(4);
+            let items = &schema["items"];
+            Value::Array(
+                (0..n)
+                    .map(|_| conforming(doc, items, rng, pool, depth + 1))
+                    .collect(),
+            )
+        }
+        "integer" => {
+            let min = schema.get("minimum").and_then(Value::as_i64);
+            let max = schema.get("maximum").and_then(Value::as_i64);
+            let lo = min.unwrap_or(if rng.chance(20) { i64::MIN } else { 0 });
+            let hi = max.unwrap_or(if rng.chance(20) { i64::MAX } else { 1_000 });
+            let v = match rng.below(4) {
+                0 => lo,
+                1 => hi,
+                _ => lo.saturating_add((rng.next() % (hi.abs_diff(lo).max(1))) as i64),
+            };
+            json!(v.clamp(lo, hi))
+        }
+        "number" => json!((rng.next() % 1_000_000) as f64 / 7.0),
+        "boolean" => json!(rng.chance(50)),
+        _ => Value::String(conforming_string(schema, rng, pool)),
+    }
+}
+
+fn conforming_string(schema: &Value, rng: &mut Rng, pool: &Pool) -> String {
+    let format = schema.get("format").and_then(Value::as_str);
+    let encoded = schema.get("contentEncoding").is_some() || format == Some("base64url");
+    if format == Some("uuid") {
+        return if rng.chance(80) {
+            rng.pick(&pool.ids).clone()
+        } else {
+            uuid::Uuid::new_v4().to_string()
+        };
+    }
+    if format == Some("date-time") {
+        return rng
+            .pick(&[
+                "2026-01-01T00:00:00Z",
+                "1970-01-01T00:00:00Z",
+                "9999-12-31T23:59:59Z",
+            ])
+            .to_string();
+    }
+    if encoded || schema.get("pattern").and_then(Value::as_str) == Some("^[A-Za-z0-9_-]*$") {
+        if rng.chance(40) && !pool.envelopes.is_empty() {
+            return rng.pick(&pool.envelopes).clone();
+        }
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let n = rng.below(300);
+        return (0..n).map(|_| *rng.pick(ALPHABET) as char).collect();
+    }
+    let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let max = schema
+        .get("maxLength")
+        .and_then(Value::as_u64)
+        .map_or(4096, |m| m as usize);
+    if schema.get("pattern").is_some() {
+        // The one other pattern: usernames.
+        const HEAD: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        const TAIL: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789_.-";
+        let n = 2 + rng.below(30);
+        let mut s = String::from(*rng.pick(HEAD) as char);
+        s.extend((0..n).map(|_| *rng.pick(TAIL) as char));
+        return s;
+    }
+    let mut s = match rng.below(4) {
+        0 => rng.pick(NASTY).to_string(),
+        1 => rng.pick(&pool.tokens).clone(),
+        2 => "x".repeat(max.min(100_000)),
+        _ => format!("{} {}", rng.pick(NASTY), rng.next()),
+    };
+    while s.chars().count() < min {
+        s.push('z');
+    }
+    s.chars().take(max).collect()
+}
+
+/// One way to break a conforming body the way a buggy or hostile client would.
+fn mutate(body: &mut Value, rng: &mut Rng) {
+    let Value::Object(o) = body else {
+        *body = json!(rng.pick(NASTY));
+        return;
+    };
+    let keys: Vec<String> = o.keys().cloned().collect();
+    match (rng.below(4), keys.is_empty()) {
+        (0, false) => {
+            o.remove(rng.pick(&keys));
+        }
+        (1, false) => {
+            let k = rng.pick(&keys).clone();
+            let wrong = rng
+                .pick(&[
+                    json!(null),
+                    json!(-1),
+                    json!([]),
+                    json!({}),
+                    json!(true),
+                    json!(1e300),
+                ])
+                .clone();
+            o.insert(k, wrong);
+        }
+        (2, false) => {
+            let k = rng.pick(&keys).clone();
+            o.insert(k, json!("\u{0}".repeat(10_000)));
+        }
+        _ => {
+            o.insert("unexpected".into(), json!(rng.pick(NASTY)));
+        }
+    }
+}
+
+/// Schemathesis-style: requests that conform to the served document (and, one in
+/// five, a broken variant of one), with ids of real users, rooms, invitations,
+/// devices, contacts, messages and attachments, from anonymous callers, members,
+/// strangers and an administrator, for every operation: no answer is a 5xx, every
+/// answer is declared, and the relay is healthy afterwards.
+async fn conforming_requests_never_fail(backend: Backend) {
+    use sotto_tests::{AppOptions, spawn_app_with};
+    let app = spawn_app_with(
+        backend,
+        AppOptions::default().with_config(|c| {
+            c.auth_rate_per_ip = 1_000_000;
+            c.auth_rate_per_account = 1_000_000;
+            c.post_rate = 1_000_000;
+        }),
+    )
+    .await;
+    let doc = app.get("/openapi.json", None).await.body;
+    let mut rng = Rng::from_env("conforming_requests_never_fail");
+
+    // The world the requests act on.
+    let master = app.master().await;
+    let people = app.members("fz", 3).await;
+    // Accounts the administrator may delete or disable, and whose refresh
+    // token may be spent (a reused refresh token ends its session).
+    let victims = app.users("victim", 3).await;
+    let (owner, friend, stranger) = (&people[0], &people[1], &people[2]);
+    let room = app.room(&owner.account, "fuzzed", &[friend.id()]).await;
+    let (cid, env) = owner.seal(room, b"fuzz", &[owner.verified(), friend.verified()]);
+    let posted = app.send(owner, room, cid, &env).await;
+    assert_eq!(posted.status, 201, "{posted:?}");
+    let invite = app
+        .post(
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(owner.token()),
+            json!({"user_id": stranger.id()}),
+        )
+        .await;
+    assert_eq!(invite.status, 202, "{invite:?}");
+    let contact = app
+        .post(
+            "/api/v1/contacts",
+            Some(owner.token()),
+            json!({"user_id": stranger.id()}),
+        )
+        .await;
+    assert_eq!(contact.status, 201, "{contact:?}");
+    let (status, _, body) = app
+        .req_bytes(
+            "POST",
+            &format!("/api/v1/rooms/{room}/attachments"),
+            Some(owner.token()),
+            Some("application/octet-stream"),
+            b"opaque bytes".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let attachment: Value = serde_json::from_slice(&body).unwrap();
+    let mut ids: Vec<String> = vec![
+        master.id.to_string(),
+        room.to_string(),
+        posted.body["id"].as_str().unwrap().into(),
+        app.get("/api/v1/invitations", Some(stranger.token()))
+            .await
+            .body["items"][0]["id"]
+            .as_str()
+            .unwrap()
+            .into(),
+        contact.body["id"].as_str().unwrap().into(),
+        attachment["id"].as_str().unwrap().into(),
+    ];
+    for p in &people {
+        ids.push(p.id().to_string());
+        ids.push(p.device_id.to_string());
+    }
+    let victim_ids: Vec<String> = victims.iter().map(|v| v.id.to_string()).collect();
+    ids.extend(victim_ids.iter().cloned());
+    let pool = Pool {
+        ids,
+        envelopes: vec![sotto_tests::b64(&env)],
+        tokens: vec![
+            victims[0].refresh.clone(),
+            victims[1].refresh.clone(),
+            friend.account.access.clone(),
+            "not.a.token".into(),
+        ],
+    };
+    let principals: Vec<Option<&str>> = vec![
+        None,
+        Some(owner.token()),
+        Some(owner.token()),
+        Some(friend.token()),
+        Some(stranger.token()),
+        Some(master.access.as_str()),
+    ];
+
+    let ops = operations(&doc);
+    let rounds = 150;
+    let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
+    let mut previous = String::new();
+    for _ in 0..rounds {
+        for op in &ops {
+            if op.path == "/api/v1/ws" {
+                continue; // frames are fuzzed in realtime.rs
+            }
+            let mut path = String::new();
+            let mut rest = op.path.as_str();
+            while let Some(start) = rest.find('{') {
+                path.push_str(&rest[..start]);
+                let end = rest[start..].find('}').unwrap() + start;
+                // Deleting or changing users: only the victims (the others
+                // act in the rest of the run).
+                let targets_user = op.path.starts_with("/api/v1/users/{id}")
+                    && matches!(op.method.as_str(), "DELETE" | "PATCH");
+                let id = if targets_user {
+                    rng.pick(&victim_ids).clone()
+                } else if rng.chance(90) {
+                    rng.pick(&pool.ids).clone()
+                } else {
+                    "not-a-uuid".to_string()
+                };
+                path.push_str(&id);
+                rest = &rest[end + 1..];
+            }
+            path.push_str(rest);
+            let mut sep = '?';
+            for p in op.op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] != "query" || !rng.chance(60) {
+                    continue;
+                }
+                let v = conforming(&doc, &p["schema"], &mut rng, &pool, 0);
+                let v = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                let enc: String = v
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
+                path.push_str(&format!("{sep}{}={enc}", p["name"].as_str().unwrap()));
+                sep = '&';
+            }
+            let (ct, body) = if let Some(schema) = op
+                .op
+                .pointer("/requestBody/content/application~1json/schema")
+            {
+                let mut b = conforming(&doc, schema, &mut rng, &pool, 0);
+                if rng.chance(20) {
+                    mutate(&mut b, &mut rng);
+                }
+                (
+                    Some("application/json"),
+                    Some(serde_json::to_vec(&b).unwrap()),
+                )
+            } else if op
+                .op
+                .pointer("/requestBody/content/application~1octet-stream")
+                .is_some()
+            {
+                let n = rng.below(70_000);
+                (Some("application/octet-stream"), Some(vec![0x5a; n]))
+            } else {
+                (None, None)
+            };
+            // Logging out ends the caller's session: only a victim does.
+            let token = if op.path == "/api/v1/auth/logout" {
+                Some(rng.pick(&victims).access.as_str())
+            } else {
+                *rng.pick(&principals)
+            };
+            let shown = body
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(&b[..b.len().min(300)]).into_owned());
+            let mut rb = app
+                .http
+                .request(op.method.parse().unwrap(), app.url(&path))
+                .body(body.unwrap_or_default());
+            if let Some(t) = token {
+                rb = rb.bearer_auth(t);
+            }
+            if let Some(ct) = ct {
+                rb = rb.header("content-type", ct);
+            }
+            let r = rb.send().await.unwrap_or_else(|e| {
+                panic!(
+                    "{} {path}: no answer (see SOTTO_FUZZ_SEED above): {e:?}, body {shown:?}; before it: {previous}",
+                    op.method
+                )
+            });
+            let status = r.status().as_u16();
+            let content_type = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let headers = format!("{:?}", r.headers());
+            r.bytes().await.unwrap();
+            previous = format!(
+                "{} {path} as {token:?} with {} bytes: {status} {headers}",
+                op.method,
+                shown.as_ref().map_or(0, String::len)
+            );
+            assert!(
+                status < 500 || (op.path == "/health" && status == 503),
+                "{} {path} answered {status} (see SOTTO_FUZZ_SEED above), body {shown:?}",
+                op.method
+            );
+            check_declared(op, "fuzzed", status, content_type.as_deref());
+            *by_status.entry(status).or_default() += 1;
+        }
+    }
+    eprintln!("answers by status: {by_status:?}");
+    // Deep paths were reached, not only refusals.
+    let ok: usize = by_status.range(200..300).map(|(_, n)| n).sum();
+    assert!(ok > 100, "only {ok} successful answers: {by_status:?}");
+    let health = app.get("/health", None).await;
+    assert_eq!(health.status, 200, "{health:?}");
+}
+
+/// A request refused before its body was read (here 401 on an upload) leaves
+/// the body's rest on the connection: the answer says `Connection: close`, so a
+/// client does not reuse the connection and its next requests all succeed.
+async fn a_refusal_before_the_body_is_read_closes_the_connection(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.register_verified("ursula").await;
+    let room = app
+        .post("/api/v1/rooms", Some(&user.access), json!({"name": "r"}))
+        .await;
+    let room = room.body["id"].as_str().unwrap().to_string();
+    // One pooled connection, reused for every request.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .http1_only()
+        .build()
+        .unwrap();
+    for i in 0..20 {
+        let r = client
+            .post(app.url(&format!("/api/v1/rooms/{room}/attachments")))
+            .bearer_auth("not.a.token")
+            .header("content-type", "application/octet-stream")
+            .body(vec![0u8; 200_000])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("refused upload {i}: {e:?}"));
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.headers().get("connection").map(|v| v.to_str().unwrap()),
+            Some("close")
+        );
+        r.bytes().await.unwrap();
+        let r = client
+            .get(app.url("/api/v1/auth/me"))
+            .bearer_auth(&user.access)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {i} after a refused upload: {e:?}"));
+        assert_eq!(r.status(), 200);
+        // A request whose body was read keeps its connection.
+        assert!(r.headers().get("connection").is_none());
+    }
 }

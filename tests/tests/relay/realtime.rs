@@ -12,6 +12,7 @@ use sotto_core::api::rooms::RoomChange;
 use sotto_core::api::ws::ClientFrame;
 use sotto_core::encoding::B64;
 use sotto_core::keys::{DeviceBundle, DeviceKeyOptions, DeviceKeys};
+use sotto_tests::fuzz::Rng;
 use sotto_tests::{AppOptions, Backend, WsEnd, both_backends, spawn_app, spawn_app_with};
 use uuid::Uuid;
 
@@ -24,6 +25,7 @@ both_backends!(
     a_receiver_cut_off_at_random_resumes_with_every_message_once,
     a_slow_client_is_closed_and_others_go_on,
     posts_are_rate_limited_per_user_over_rest_and_sockets,
+    random_frames_never_break_the_socket_or_the_relay,
 );
 
 fn is_message(f: &ServerFrame) -> bool {
@@ -797,4 +799,193 @@ async fn posts_are_rate_limited_per_user_over_rest_and_sockets(backend: Backend)
     // Another user is not affected.
     let (cid, env) = m[1].seal(room, b"other", &[m[1].verified()]);
     app.post_message(&m[1], room, cid, &env, 201).await;
+}
+
+/// A frame of any type with fields drawn at random: ids of real rooms and of
+/// none, wrong types, extreme numbers, real and broken envelopes, missing and
+/// extra fields, truncated JSON.
+fn random_frame(rng: &mut Rng, ids: &[String], envelopes: &[(Uuid, String)]) -> String {
+    let id = |rng: &mut Rng| -> serde_json::Value {
+        match rng.below(25) {
+            0 => json!("nope"),
+            1 => json!(7),
+            2 => json!(null),
+            3 => json!(Uuid::new_v4()),
+            _ => json!(rng.pick(ids)),
+        }
+    };
+    let number = |rng: &mut Rng| -> serde_json::Value {
+        if rng.chance(85) {
+            return rng
+                .pick(&[
+                    json!(0),
+                    json!(1),
+                    json!(2),
+                    json!(u64::MAX),
+                    json!(i64::MAX),
+                ])
+                .clone();
+        }
+        rng.pick(&[json!(-1), json!(1e20), json!("3"), json!(null)])
+            .clone()
+    };
+    let ty = *rng.pick(&[
+        "auth", "send", "send", "typing", "receipt", "resume", "ping", "what",
+    ]);
+    let mut f = json!({ "type": ty });
+    match ty {
+        "auth" => f["token"] = json!(rng.pick(&["not.a.token", "", "x"])),
+        "send" => {
+            let (cid, env) = rng.pick(envelopes).clone();
+            f["room_id"] = id(rng);
+            f["client_id"] = if rng.chance(70) { json!(cid) } else { id(rng) };
+            f["envelope"] = match rng.below(6) {
+                0 => json!("!!not base64!!"),
+                1 => json!(B64::from(vec![0u8; rng.below(2_000)])),
+                _ => json!(env),
+            };
+        }
+        "typing" => {
+            f["room_id"] = id(rng);
+            f["active"] = rng
+                .pick(&[
+                    json!(true),
+                    json!(false),
+                    json!(true),
+                    json!(1),
+                    json!("yes"),
+                ])
+                .clone();
+        }
+        "receipt" => {
+            f["room_id"] = id(rng);
+            f["kind"] = json!(rng.pick(&["delivered", "read", "seen"]));
+            f["seq"] = number(rng);
+        }
+        "resume" => {
+            let mut cursors = serde_json::Map::new();
+            for _ in 0..rng.below(12) {
+                let key = match id(rng) {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                cursors.insert(key, number(rng));
+            }
+            f["cursors"] = serde_json::Value::Object(cursors);
+        }
+        _ => {}
+    }
+    if rng.chance(15) {
+        let keys: Vec<String> = f.as_object().unwrap().keys().cloned().collect();
+        let k = rng.pick(&keys).clone();
+        match rng.below(3) {
+            0 => {
+                f.as_object_mut().unwrap().remove(&k);
+            }
+            1 => f[k.as_str()] = json!([{}]),
+            _ => f["extra"] = json!("\u{202e}"),
+        }
+    }
+    let text = f.to_string();
+    if rng.chance(5) {
+        let cut = rng.below(text.len());
+        return text.chars().take(cut).collect();
+    }
+    text
+}
+
+/// Thousands of random frames on one socket, interleaved with real traffic: the
+/// relay answers only frames it knows (every error with a known code, a refused
+/// `send` with its `client_id` whenever the frame had a readable one), never
+/// closes the socket, still answers a ping, still delivers a real message to
+/// another member, and stays healthy.
+async fn random_frames_never_break_the_socket_or_the_relay(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions::default().with_config(|c| {
+            c.ws_frame_rate = 1_000_000;
+            c.post_rate = 1_000_000;
+            c.ws_typing_rate = 1_000_000;
+        }),
+    )
+    .await;
+    let mut rng = Rng::from_env("random_frames_never_break_the_socket_or_the_relay");
+    let m = app.members("wsfz", 2).await;
+    let (alice, bob) = (&m[0], &m[1]);
+    let room = app.room(&alice.account, "fuzzed", &[bob.id()]).await;
+    let bobs = app.room(&bob.account, "bob's own", &[]).await;
+    let to = [alice.verified(), bob.verified()];
+    // Envelopes with their client ids: Alice's to her room (each stored once, then
+    // answered as a retry), and Bob's to his own room.
+    let seal = |who: &sotto_tests::Member, room: Uuid, to: &[_]| {
+        let (cid, env) = who.seal(room, b"fuzz", to);
+        (cid, sotto_tests::b64(&env))
+    };
+    let envelopes: Vec<(Uuid, String)> = (0..50)
+        .map(|_| seal(alice, room, &to))
+        .chain([seal(bob, bobs, &[bob.verified()])])
+        .collect();
+    let ids = vec![room.to_string(), bobs.to_string(), alice.id().to_string()];
+    let mut a = app.ws(alice.token()).await;
+    let mut b = app.ws(bob.token()).await;
+    let mut errors = std::collections::BTreeMap::<String, usize>::new();
+    let mut answered = 0usize;
+    let mut drain = |f: ServerFrame, errors: &mut std::collections::BTreeMap<String, usize>| {
+        if let ServerFrame::Error { code, .. } = &f {
+            assert!(
+                !matches!(code.as_str(), "internal" | "unavailable"),
+                "the relay failed on a frame: {f:?}"
+            );
+            *errors.entry(code.clone()).or_default() += 1;
+        }
+        if matches!(f, ServerFrame::Ack { .. }) {
+            *errors.entry("(ack)".into()).or_default() += 1;
+        }
+        answered += 1;
+    };
+    for i in 0..3_000 {
+        let text = random_frame(&mut rng, &ids, &envelopes);
+        a.try_send_text(&text)
+            .await
+            .unwrap_or_else(|e| panic!("frame {i} could not be sent: {e}; it was {text}"));
+        // Read what is there without waiting (a socket that is not read would be
+        // closed as a slow consumer, which is not what this tests).
+        while let Some(f) = a.try_next(Duration::ZERO).await {
+            drain(f, &mut errors);
+        }
+        // Bob keeps reading too.
+        while b.try_next(Duration::ZERO).await.is_some() {}
+    }
+    // Still the same socket, answering in order.
+    a.send(&ClientFrame::Ping).await;
+    loop {
+        let f = a.next().await;
+        if matches!(f, ServerFrame::Pong) {
+            break;
+        }
+        drain(f, &mut errors);
+    }
+    eprintln!("{answered} frames answered; acks and errors by code: {errors:?}");
+    assert!(
+        errors.get("invalid_frame").copied().unwrap_or(0) > 100,
+        "{errors:?}"
+    );
+    assert!(errors.get("(ack)").copied().unwrap_or(0) > 20, "{errors:?}");
+    // Real traffic still flows both ways.
+    let (cid, env) = alice.seal(room, b"after the storm", &to);
+    a.send(&ClientFrame::Send {
+        room_id: room,
+        client_id: cid,
+        envelope: env.into(),
+    })
+    .await;
+    let ServerFrame::Ack { id: sent, .. } = a
+        .next_where(|f| matches!(f, ServerFrame::Ack { client_id, .. } if *client_id == cid))
+        .await
+    else {
+        unreachable!()
+    };
+    b.next_where(|f| matches!(f, ServerFrame::Message { id, .. } if *id == sent))
+        .await;
+    assert_eq!(app.get("/health", None).await.status, 200);
 }
