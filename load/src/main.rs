@@ -10,6 +10,10 @@
 //!   relay-load URL ws-idle N SECONDS LOGIN PASSWORD
 //!   relay-load URL ws-ingest SENDERS ROOM_SIZE SECONDS LOGIN PASSWORD   (see `ws.rs`)
 //!   relay-load URL ws-rate SENDERS ROOM_SIZE RATE SECONDS LOGIN PASSWORD
+//!
+//! With `SOTTO_LOAD_FORWARDED_FOR=1`, every client (each concurrent task, each
+//! socket) sends `X-Forwarded-For` with an address of its own, as a reverse
+//! proxy would for distinct clients (for a relay run with `--trusted-proxies`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -18,6 +22,29 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 mod ws;
+
+/// The `X-Forwarded-For` value client `i` sends, when `SOTTO_LOAD_FORWARDED_FOR`
+/// is set: a distinct documentation-range address per client.
+pub fn forwarded_for(i: usize) -> Option<String> {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| std::env::var_os("SOTTO_LOAD_FORWARDED_FOR").is_some());
+    on.then(|| {
+        format!(
+            "2001:db8::{:x}:{:x}, 198.51.100.{}",
+            i / 65536,
+            i % 65536,
+            i % 250 + 1
+        )
+    })
+}
+
+/// `rb` with client `i`'s `X-Forwarded-For`, if any.
+fn forwarded(rb: reqwest::RequestBuilder, i: usize) -> reqwest::RequestBuilder {
+    match forwarded_for(i) {
+        Some(v) => rb.header("x-forwarded-for", v),
+        None => rb,
+    }
+}
 
 #[tokio::main]
 async fn main() {
@@ -104,7 +131,7 @@ async fn main() {
     let deadline = Instant::now() + dur;
     let shared = Arc::new((base, kind.clone(), token, login, password));
     let mut tasks = vec![];
-    for _ in 0..conc {
+    for i in 0..conc {
         let client = client.clone();
         let s = shared.clone();
         tasks.push(tokio::spawn(async move {
@@ -123,7 +150,7 @@ async fn main() {
                         .json(&json!({"login": login, "password": password})),
                     other => panic!("unknown endpoint {other}"),
                 };
-                match req.send().await {
+                match forwarded(req, i).send().await {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
                         lat.push(t.elapsed());
@@ -263,12 +290,15 @@ async fn messages(
                 }
                 let n = i + k * conc;
                 let t = Instant::now();
-                let r = client
-                    .post(format!("{base}/api/v1/rooms/{room}/messages"))
-                    .bearer_auth(&tokens[n % tokens.len()])
-                    .json(&json!({"client_id": cid, "envelope": env}))
-                    .send()
-                    .await;
+                let r = forwarded(
+                    client
+                        .post(format!("{base}/api/v1/rooms/{room}/messages"))
+                        .bearer_auth(&tokens[n % tokens.len()])
+                        .json(&json!({"client_id": cid, "envelope": env})),
+                    i,
+                )
+                .send()
+                .await;
                 match r {
                     Ok(r) if r.status().as_u16() == 201 => {
                         let _ = r.bytes().await;
@@ -313,13 +343,16 @@ async fn messages(
                 x ^= x << 17;
                 let after = x % (stored.saturating_sub(50).max(1) as u64);
                 let t = Instant::now();
-                let r = client
-                    .get(format!(
-                        "{base}/api/v1/rooms/{room}/messages?after_seq={after}&limit=50"
-                    ))
-                    .bearer_auth(&reader)
-                    .send()
-                    .await;
+                let r = forwarded(
+                    client
+                        .get(format!(
+                            "{base}/api/v1/rooms/{room}/messages?after_seq={after}&limit=50"
+                        ))
+                        .bearer_auth(&reader),
+                    i,
+                )
+                .send()
+                .await;
                 match r {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;

@@ -42,7 +42,21 @@ pub struct User {
 }
 
 async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
+    post_as(client, url, token, body, None).await
+}
+
+/// `post` as client `i` (its `X-Forwarded-For`, see `forwarded_for`).
+async fn post_as(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+    i: Option<usize>,
+) -> Value {
     let mut rb = client.post(url).json(&body);
+    if let Some(v) = i.and_then(crate::forwarded_for) {
+        rb = rb.header("x-forwarded-for", v);
+    }
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
     }
@@ -81,11 +95,14 @@ pub async fn users(
             json!({"username": username, "email": format!("{username}@example.org"), "password": pw}),
         )
         .await;
-        let r = post(
+        // Each user signs in from an address of their own (with
+        // SOTTO_LOAD_FORWARDED_FOR), as people do, within the default limits.
+        let r = post_as(
             client,
             format!("{base}/api/v1/auth/login"),
             None,
             json!({"login": username, "password": pw}),
+            Some(i),
         )
         .await;
         let id: Uuid = r["user"]["id"].as_str().unwrap().parse().unwrap();
@@ -117,11 +134,15 @@ fn ws_url(base: &str) -> String {
     format!("{}/api/v1/ws", base.replacen("http://", "ws://", 1))
 }
 
-/// An authenticated socket, after its `ready`.
-async fn connect(base: &str, token: &str) -> Socket {
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(base))
-        .await
-        .unwrap();
+/// Client `i`'s authenticated socket, after its `ready`.
+async fn connect(base: &str, token: &str, i: usize) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = ws_url(base).into_client_request().unwrap();
+    if let Some(v) = crate::forwarded_for(i) {
+        req.headers_mut()
+            .insert("x-forwarded-for", v.parse().unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     ws.send(Message::Text(
         json!({"type": "auth", "token": token}).to_string().into(),
     ))
@@ -159,7 +180,7 @@ pub async fn idle(base: String, n: usize, secs: u64, login: String, password: St
         let (base, tokens, sem) = (base.clone(), tokens.clone(), sem.clone());
         tasks.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await.unwrap();
-            let ws = connect(&base, &tokens[i % tokens.len()]).await;
+            let ws = connect(&base, &tokens[i % tokens.len()], i).await;
             drop(permit);
             ws
         }));
@@ -300,8 +321,8 @@ pub async fn ingest(
     let per_sender = (30_000 / senders.max(1)).clamp(100, 2_000);
     let (users, queues) = prepare(&base, senders, room_size, per_sender, &login, &password).await;
     let mut sockets = Vec::with_capacity(senders);
-    for u in users.iter() {
-        sockets.push(connect(&base, &u.token).await);
+    for (i, u) in users.iter().enumerate() {
+        sockets.push(connect(&base, &u.token, i).await);
     }
     // Let the sockets start (the relay holds events until a first frame or 0.5 s).
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -460,8 +481,8 @@ pub async fn rate(
     let per_sender = ((rate / senders.max(1) as f64) * secs as f64).ceil() as usize + 1;
     let (users, queues) = prepare(&base, senders, room_size, per_sender, &login, &password).await;
     let mut sockets = Vec::with_capacity(senders);
-    for u in users.iter() {
-        sockets.push(connect(&base, &u.token).await);
+    for (i, u) in users.iter().enumerate() {
+        sockets.push(connect(&base, &u.token, i).await);
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
     let schedule: Schedule = Arc::default();

@@ -399,6 +399,15 @@ impl AppOptions {
     }
 }
 
+/// A metric's value in `/metrics` text (0 when absent).
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// The rate limits of a test relay: high enough that no test meets one by
 /// accident (each limit is tested on its own with a low value).
 pub fn relaxed_limits(config: &mut Config) {

@@ -38,6 +38,17 @@ async fn contact(app: &TestApp, owner: &Member, other: Uuid) {
     assert_eq!(r.status, 201, "{r:?}");
 }
 
+/// `POST /api/v1/rooms/direct` from `from` to `to`, answered `status`.
+async fn direct(app: &TestApp, from: &Member, to: &Member, status: u16) -> RoomDetails {
+    app.post(
+        "/api/v1/rooms/direct",
+        Some(from.token()),
+        json!({"user_id": to.id()}),
+    )
+    .await
+    .typed(status)
+}
+
 async fn invitations(app: &TestApp, who: &Member) -> Vec<Invitation> {
     let page: Page<Invitation> = app
         .get("/api/v1/invitations", Some(who.token()))
@@ -215,52 +226,24 @@ async fn direct_rooms_with_strangers_are_invitations(backend: Backend) {
     let m = app.members("dmc", 3).await;
     let (alice, bob, carol) = (&m[0], &m[1], &m[2]);
     // A stranger: Bob is invited, the room holds Alice only.
-    let r: RoomDetails = app
-        .post(
-            "/api/v1/rooms/direct",
-            Some(alice.token()),
-            json!({"user_id": bob.id()}),
-        )
-        .await
-        .typed(201);
+    let r: RoomDetails = direct(&app, alice, bob, 201).await;
     let room = r.room.id;
     assert_eq!(r.members.len(), 1);
     assert_eq!(r.invited.len(), 1);
     assert_eq!(r.invited[0].user_id, bob.id());
     // Asking again changes nothing.
-    let again: RoomDetails = app
-        .post(
-            "/api/v1/rooms/direct",
-            Some(alice.token()),
-            json!({"user_id": bob.id()}),
-        )
-        .await
-        .typed(200);
+    let again: RoomDetails = direct(&app, alice, bob, 200).await;
     assert_eq!(again.room.id, room);
     assert_eq!(again.invited.len(), 1);
     // Bob opening the direct room with Alice is his consent: he joins it.
-    let joined: RoomDetails = app
-        .post(
-            "/api/v1/rooms/direct",
-            Some(bob.token()),
-            json!({"user_id": alice.id()}),
-        )
-        .await
-        .typed(200);
+    let joined: RoomDetails = direct(&app, bob, alice, 200).await;
     assert_eq!(joined.room.id, room);
     assert_eq!(joined.members.len(), 2);
     assert!(joined.invited.is_empty());
     assert!(invitations(&app, bob).await.is_empty());
     // With a contact, the direct room has both at once.
     contact(&app, carol, alice.id()).await;
-    let r: RoomDetails = app
-        .post(
-            "/api/v1/rooms/direct",
-            Some(alice.token()),
-            json!({"user_id": carol.id()}),
-        )
-        .await
-        .typed(201);
+    let r: RoomDetails = direct(&app, alice, carol, 201).await;
     assert_eq!(r.members.len(), 2);
     assert!(r.invited.is_empty());
 }
@@ -375,14 +358,7 @@ async fn blocks_stop_invitations_direct_rooms_presence_and_typing(backend: Backe
     let group = app
         .room(&alice.account, "all three", &[bob.id(), carol.id()])
         .await;
-    let direct: RoomDetails = app
-        .post(
-            "/api/v1/rooms/direct",
-            Some(alice.token()),
-            json!({"user_id": bob.id()}),
-        )
-        .await
-        .typed(201);
+    let direct: RoomDetails = direct(&app, alice, bob, 201).await;
     let direct = direct.room.id;
     let mut a = app.ws(alice.token()).await;
     let mut b = app.ws(bob.token()).await;

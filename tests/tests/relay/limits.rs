@@ -14,7 +14,9 @@ use sotto_core::api::ServerFrame;
 use sotto_core::api::auth::TokenResponse;
 use sotto_core::api::ws::ClientFrame;
 use sotto_core::encoding::B64;
-use sotto_tests::{AppOptions, Backend, PASSWORD, both_backends, spawn_app, spawn_app_with};
+use sotto_tests::{
+    AppOptions, Backend, PASSWORD, both_backends, metric, spawn_app, spawn_app_with,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -395,14 +397,6 @@ async fn a_resume_of_many_rooms_is_paced_not_refused(backend: Backend) {
         ws.next_where(|f| matches!(f, ServerFrame::Pong)).await,
         ServerFrame::Pong
     );
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// Before its `auth` frame, a socket may send only a little: a large frame

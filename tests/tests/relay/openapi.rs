@@ -586,11 +586,11 @@ fn conforming(doc: &Value, schema: &Value, rng: &mut Rng, pool: &Pool, depth: u3
             let v = match rng.below(4) {
                 0 => lo,
                 1 => hi,
-                _ => lo.saturating_add((rng.next() % (hi.abs_diff(lo).max(1))) as i64),
+                _ => lo.saturating_add((rng.next_u64() % (hi.abs_diff(lo).max(1))) as i64),
             };
             json!(v.clamp(lo, hi))
         }
-        "number" => json!((rng.next() % 1_000_000) as f64 / 7.0),
+        "number" => json!((rng.next_u64() % 1_000_000) as f64 / 7.0),
         "boolean" => json!(rng.chance(50)),
         _ => Value::String(conforming_string(schema, rng, pool)),
     }
@@ -641,7 +641,7 @@ fn conforming_string(schema: &Value, rng: &mut Rng, pool: &Pool) -> String {
         0 => rng.pick(NASTY).to_string(),
         1 => rng.pick(&pool.tokens).clone(),
         2 => "x".repeat(max.min(100_000)),
-        _ => format!("{} {}", rng.pick(NASTY), rng.next()),
+        _ => format!("{} {}", rng.pick(NASTY), rng.next_u64()),
     };
     while s.chars().count() < min {
         s.push('z');

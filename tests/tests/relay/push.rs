@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sotto_core::api::push::{PushTestResponse, VapidPublicKey};
 use sotto_tests::dns::DnsServer;
 use sotto_tests::push::{BlackHole, PushService, Received, UserAgent};
-use sotto_tests::{AppOptions, Backend, Member, TestApp, both_backends, spawn_app_with};
+use sotto_tests::{AppOptions, Backend, Member, TestApp, both_backends, metric, spawn_app_with};
 use uuid::Uuid;
 
 both_backends!(
@@ -355,15 +355,6 @@ async fn subscriptions_are_validated_and_tied_to_an_own_device(backend: Backend)
         .await;
     assert_eq!(r.status, 204);
     assert_eq!(count(alice.id()).await, 1);
-}
-
-/// A metric's value in `/metrics` text (0 when absent).
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// Push endpoints that lead into the relay's own network are refused: when
