@@ -158,6 +158,16 @@ impl From<sqlx::Error> for ApiError {
                 err.retry_after = Some(std::time::Duration::from_secs(1));
                 err
             }
+            // PostgreSQL's `text` cannot hold U+0000 (SQLSTATE 22021): a NUL in a
+            // string that reaches a query unvalidated (a lookup by login or push
+            // endpoint, say) is the client's bad input, refused whole. Field
+            // validators refuse it earlier with their own codes where they exist.
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "22021") => {
+                ApiError::bad_request(
+                    codes::VALIDATION_FAILED,
+                    "text in the request must not contain U+0000 (NUL)",
+                )
+            }
             _ => ApiError::internal(e),
         }
     }

@@ -70,12 +70,6 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 ));
             }
         }
-        if escapes_nul(&bytes) {
-            return Err(ApiError::bad_request(
-                codes::VALIDATION_FAILED,
-                "text in the request must not contain U+0000 (NUL)",
-            ));
-        }
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rej) => Err(match &rej {
@@ -99,44 +93,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Whether a JSON text has a string with U+0000 in it (`\u0000`; JSON allows
-/// no raw control character in a string). No text the API stores may hold one:
-/// PostgreSQL refuses it in `text`, and it truncates strings in C consumers.
-/// Backslashes occur only as escapes inside strings, so pairing each with the
-/// character it escapes finds every `\u0000` and nothing else (`\\u0000` is
-/// a backslash followed by `u0000`).
-fn escapes_nul(json: &[u8]) -> bool {
-    let mut rest = json;
-    while let Some(i) = rest.iter().position(|b| *b == b'\\') {
-        let Some(after) = rest.get(i + 1..) else {
-            return false;
-        };
-        if after.starts_with(b"u0000") {
-            return true;
-        }
-        // Skip the escaped character (a `u` escape's hex digits are not backslashes).
-        rest = after.get(1..).unwrap_or_default();
-    }
-    false
-}
-
 /// Serde's message without axum's prefix, bounded in length (it can quote input).
 fn clean(text: &str) -> String {
     let t = text.split_once(": ").map_or(text, |(_, rest)| rest);
     t.chars().take(300).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escapes_nul;
-
-    #[test]
-    fn finds_escaped_nul_and_only_that() {
-        assert!(escapes_nul(br#"{"a":"x\u0000y"}"#));
-        assert!(escapes_nul(br#"{"a":"\\\u0000"}"#));
-        assert!(!escapes_nul(br#"{"a":"\\u0000"}"#));
-        assert!(!escapes_nul(br#"{"a":"\u0001 \n \\"}"#));
-        assert!(!escapes_nul(br#"{"a":"plain"}"#));
-        assert!(!escapes_nul(b"{\"a\":\"\\"));
-    }
 }

@@ -13,6 +13,7 @@ both_backends!(
     declared_constraints_are_refused,
     conforming_requests_never_fail,
     a_refusal_before_the_body_is_read_closes_the_connection,
+    nul_in_any_text_field_is_never_a_500,
 );
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
@@ -949,4 +950,60 @@ async fn a_refusal_before_the_body_is_read_closes_the_connection(backend: Backen
         // A request whose body was read keeps its connection.
         assert!(r.headers().get("connection").is_none());
     }
+}
+
+/// U+0000 in each string field of each operation's body in turn (PostgreSQL's
+/// `text` cannot hold it): never a 5xx, on both backends (a refusal, or the
+/// uniform answer of `password/forgot`).
+async fn nul_in_any_text_field_is_never_a_500(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let doc = app.get("/openapi.json", None).await.body;
+    let user = app.register_verified("nul").await;
+    let pool = Pool {
+        ids: vec![user.id.to_string()],
+        envelopes: vec![],
+        tokens: vec![user.refresh.clone()],
+    };
+    let mut rng = Rng::seed(1);
+    let mut probes = 0;
+    for op in operations(&doc) {
+        let Some(schema) = op
+            .op
+            .pointer("/requestBody/content/application~1json/schema")
+        else {
+            continue;
+        };
+        let body = conforming(&doc, schema, &mut rng, &pool, 0);
+        let Value::Object(fields) = &body else {
+            continue;
+        };
+        let path = fill(&op.path, &user.id.to_string());
+        for (name, value) in fields {
+            if !value.is_string() || name.contains("password") || name == "refresh_token" {
+                continue;
+            }
+            let mut b = body.clone();
+            b[name.as_str()] = json!(format!("x\u{0}y{}", value.as_str().unwrap()));
+            let (status, ct) = send(
+                &app,
+                &op.method,
+                &path,
+                Some(&user.access),
+                Some("application/json"),
+                Some(serde_json::to_vec(&b).unwrap()),
+            )
+            .await;
+            assert!(
+                status < 500,
+                "{} {path} with NUL in {name}: {status}",
+                op.method
+            );
+            check_declared(&op, "NUL", status, ct.as_deref());
+            probes += 1;
+        }
+    }
+    // Signing in with a NUL in the login, as an anonymous caller.
+    let r = app.login("nul\u{0}", PASSWORD).await;
+    assert!((400..500).contains(&r.status), "{r:?}");
+    assert!(probes > 20, "only {probes} probes");
 }
