@@ -79,6 +79,7 @@ pub mod encoding;
 pub mod envelope;
 pub mod error;
 pub mod keys;
+pub mod membership;
 pub mod primitives;
 mod rng;
 pub mod safety;

@@ -23,7 +23,8 @@ use sotto_core::backup::{self, BackupParams, DeviceSecrets, RecoveryKey};
 use sotto_core::encoding::B64;
 use sotto_core::envelope::{Envelope, EnvelopeJson, HEADER_LEN, Limits, MAX_CIPHERTEXT};
 use sotto_core::error::{BundleError, DecodeError};
-use sotto_core::keys::DeviceBundle;
+use sotto_core::keys::{DeviceBundle, VerifiedDevice};
+use sotto_core::membership::{self, MembershipError, MembershipStatement, Successor};
 use uuid::Uuid;
 
 pub mod seeds;
@@ -41,6 +42,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("attachment_stream", attachment_stream),
     ("recovery_key", recovery_key),
     ("ws_frame", ws_frame),
+    ("membership", membership),
 ];
 
 /// `Envelope::from_bytes`: an envelope that parses re-encodes to the same bytes,
@@ -591,5 +593,72 @@ pub fn ws_frame(data: &[u8]) {
             frame,
             "server frame round trip"
         );
+    }
+}
+
+/// Alice's device from `membership_v1.json` (the signer of the vector statements).
+fn membership_signer() -> &'static VerifiedDevice {
+    static DEVICE: std::sync::OnceLock<VerifiedDevice> = std::sync::OnceLock::new();
+    DEVICE.get_or_init(|| {
+        let v: serde_json::Value =
+            serde_json::from_str(seeds::MEMBERSHIP_V1).expect("membership_v1.json parses");
+        let bundle: DeviceBundle =
+            serde_json::from_value(v["bundles"]["alice"].clone()).expect("Alice's bundle");
+        bundle.verify().expect("Alice's bundle verifies")
+    })
+}
+
+/// `MembershipStatement::from_bytes`: a statement that parses re-encodes to the
+/// same bytes and keeps its invariants (epoch ≥ 1, members strictly ascending
+/// with the owner among them); it is `Same` as itself and never `Newer` than
+/// itself; a first statement is accepted exactly when its owner signed it; and
+/// when it verifies under the vector signer, any changed signature byte fails.
+pub fn membership(data: &[u8]) {
+    let Ok(s) = MembershipStatement::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(s.to_bytes(), data, "binary round trip");
+    assert!(s.epoch() >= 1);
+    assert!(
+        s.members().windows(2).all(|w| w[0] < w[1]),
+        "members ascending"
+    );
+    assert!(s.lists(s.owner()), "the owner is a member");
+    assert!(s.members().len() <= membership::MAX_MEMBERS);
+    let room = s.room_id();
+    assert_eq!(
+        membership::check_successor(room, Some(&s), &s),
+        Ok(Successor::Same)
+    );
+    let first = membership::check_successor(room, None, &s);
+    assert_eq!(
+        first.is_ok(),
+        s.signer_user() == s.owner(),
+        "first statement rule"
+    );
+    if first.is_err() {
+        assert_eq!(first, Err(MembershipError::NotOwner));
+    }
+    let other_room = Uuid::from_u128(room.as_u128() ^ 1);
+    assert_eq!(
+        membership::check_successor(other_room, None, &s),
+        Err(MembershipError::WrongRoom)
+    );
+    let signer = membership_signer();
+    match s.verify_signature(signer) {
+        Ok(()) => {
+            let mut forged = data.to_vec();
+            let last = forged.len() - 1;
+            forged[last] ^= 1;
+            let f = MembershipStatement::from_bytes(&forged).expect("only the signature changed");
+            assert_eq!(
+                f.verify_signature(signer),
+                Err(MembershipError::BadSignature)
+            );
+        }
+        Err(MembershipError::SignerMismatch) => {
+            assert!(s.signer_user() != signer.user_id() || s.signer_device() != signer.device_id())
+        }
+        Err(e) => assert_eq!(e, MembershipError::BadSignature),
     }
 }

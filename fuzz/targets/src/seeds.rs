@@ -18,6 +18,8 @@ use crate::{attachment_stream_input, recovery_blob_around};
 
 const SOTTO_V1: &str = include_str!("../../../core/tests/vectors/sotto_v1.json");
 const ATTACHMENT_V1: &str = include_str!("../../../core/tests/vectors/attachment_v1.json");
+/// The membership statement vectors (also Alice's bundle, the signer).
+pub const MEMBERSHIP_V1: &str = include_str!("../../../core/tests/vectors/membership_v1.json");
 
 /// One seed: a file name (without the `seed-` prefix) and its bytes.
 pub type Seed = (String, Vec<u8>);
@@ -168,6 +170,18 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                 }
             }
             out
+        }
+        "membership" => {
+            let m: Value = serde_json::from_str(MEMBERSHIP_V1).expect("membership_v1.json parses");
+            m["vectors"]
+                .as_array()
+                .expect("vectors")
+                .iter()
+                .map(|v| {
+                    let name = str_at(&v["name"], "name").replace(' ', "-");
+                    seed(&name, hex(str_at(&v["statement"], "statement")))
+                })
+                .collect()
         }
         "recovery_key" => {
             let text = str_at(

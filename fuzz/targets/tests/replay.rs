@@ -104,6 +104,9 @@ fn seeds_are_valid_inputs() {
     for (_, s) in seeds("recovery_key") {
         RecoveryKey::parse(std::str::from_utf8(&s).unwrap()).unwrap();
     }
+    for (_, s) in seeds("membership") {
+        sotto_core::membership::MembershipStatement::from_bytes(&s).unwrap();
+    }
     for (name, s) in seeds("ws_frame") {
         let parsed =
             sotto_core::api::ws::ClientFrame::from_json_str(std::str::from_utf8(&s).unwrap());
