@@ -1,0 +1,26 @@
+//! # sotto-engine
+//!
+//! The client decisions of Sotto, written once in Rust and driven by both SDKs:
+//! the native `sotto-client` (tokio) calls it directly, and the npm package's
+//! TypeScript client through WebAssembly (`sotto-wasm`). Sans-I/O: no sockets,
+//! no clock, no storage; the driver feeds it what the relay said and what the
+//! user did, and does what it answers (seal to these users, post this
+//! statement, show this warning, save this record).
+//!
+//! What it decides today:
+//! - [`membership`]: room membership the relay cannot forge
+//!   (`docs/protocol.md` §12.4): whom each message may be sealed to, which
+//!   membership statements to accept, what the owner signs, and the warnings a
+//!   user must see when the relay lists someone the owner did not;
+//! - [`content`]: the content codec, and which opened plaintexts are control
+//!   messages apps never see.
+//!
+//! The rest of the client logic (trust pins, device lists, cursors and gaps,
+//! de-duplication, the outbox) still lives in each driver and moves here next;
+//! `docs/architecture.md` ("The client half") says where each part stands.
+
+pub mod content;
+pub mod membership;
+
+pub use content::{Content, Plaintext};
+pub use membership::{Received, RoomRecord, Rooms, SendRefused, Warning};

@@ -1,0 +1,454 @@
+//! Room membership the relay cannot forge (`docs/protocol.md` §12.4): who may
+//! receive this device's messages in each room, decided from what the room's
+//! owner signed and the relay's own list, never from the relay's list alone.
+//!
+//! [`Rooms`] keeps, per room, a [`RoomRecord`] the driver persists (the peer of
+//! a direct room pinned at first sight; the newest accepted membership
+//! statement of a group room, or, for a room from before statements, the member
+//! list first seen), and the relay's current view in memory. The driver feeds it
+//! the relay's room details ([`Rooms::observe`]) and every membership message
+//! it opens ([`Rooms::receive`]); it asks it whom to seal to
+//! ([`Rooms::recipients`]) and, as the owner, what to sign
+//! ([`Rooms::owner_update`], [`Rooms::adding`], [`Rooms::sign`]). Everything that must reach
+//! the user comes back as a [`Warning`]; what must be saved, from
+//! [`Rooms::take_changes`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sotto_core::api::RoomDetails;
+use sotto_core::api::rooms::RoomKind;
+use sotto_core::encoding::B64;
+use sotto_core::keys::{DeviceKeys, VerifiedDevice};
+use sotto_core::membership::{self, MembershipError, MembershipStatement, Signer, Successor};
+use uuid::Uuid;
+
+/// What this device keeps about one room's membership (persisted by the driver).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomRecord {
+    /// `true` for a direct room.
+    #[serde(default)]
+    pub direct: bool,
+    /// A direct room's other user, pinned the first time this device saw the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Uuid>,
+    /// A group room's newest accepted membership statement (its bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<B64>,
+    /// A group room without a statement yet: its members as first seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<Vec<Uuid>>,
+    /// Users already reported in a [`Warning`] (each is reported once).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub reported: BTreeSet<Uuid>,
+    /// Whether the "not yet signed" notice was given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub noticed_unsigned: bool,
+    /// A room this device knew before signed membership existed
+    /// ([`Rooms::adopt_legacy`]): until a statement arrives, its members are
+    /// pinned as first seen. Any other group room waits for its statement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy: bool,
+}
+
+impl RoomRecord {
+    fn statement(&self) -> Option<MembershipStatement> {
+        self.statement
+            .as_ref()
+            .and_then(|b| MembershipStatement::from_bytes(b.as_bytes()).ok())
+    }
+}
+
+/// The relay's current view of a room (not persisted: refreshed from the relay).
+#[derive(Debug, Clone)]
+struct RelayView {
+    direct: bool,
+    owner: Uuid,
+    members: Vec<Uuid>,
+    invited: Vec<Uuid>,
+}
+
+/// Something about a room's membership the user must learn (loud).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Warning {
+    /// The relay lists members of a group room that no membership statement of
+    /// its owner names: nothing is sealed to them.
+    Unconfirmed {
+        /// The room.
+        room_id: Uuid,
+        /// Who.
+        users: Vec<Uuid>,
+    },
+    /// A direct room lists someone besides its two users: this device sends
+    /// nothing there.
+    DirectRoomTampered {
+        /// The room.
+        room_id: Uuid,
+        /// Who besides the pinned pair.
+        users: Vec<Uuid>,
+    },
+    /// A membership statement was refused (forged, replayed, not signed by the
+    /// owner, signed by a revoked or unknown device).
+    StatementRefused {
+        /// The room.
+        room_id: Uuid,
+        /// Why.
+        reason: String,
+    },
+    /// A group room from before signed membership: its members are pinned as
+    /// first seen until its owner signs a statement (a one-time notice).
+    Unsigned {
+        /// The room.
+        room_id: Uuid,
+    },
+}
+
+/// Why this device will not send in a room now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendRefused {
+    /// The relay's view of the room is not known yet: fetch its details.
+    #[error("the room's members are not known yet")]
+    Unknown,
+    /// A direct room lists someone besides its two users.
+    #[error("the direct room lists someone besides its two users")]
+    DirectRoomTampered(Vec<Uuid>),
+    /// A group room this device joined late, before it received the owner's statement.
+    #[error("the room's membership statement has not arrived yet")]
+    AwaitingStatement,
+}
+
+/// What a received statement did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// It is the room's membership from now on.
+    Accepted,
+    /// The statement held already (a re-post).
+    Same,
+}
+
+/// Every room's membership as this device decides it.
+#[derive(Debug)]
+pub struct Rooms {
+    me: Uuid,
+    records: BTreeMap<Uuid, RoomRecord>,
+    relay: BTreeMap<Uuid, RelayView>,
+    changed: BTreeSet<Uuid>,
+}
+
+impl Rooms {
+    /// The rooms of user `me`, from the records the driver saved.
+    pub fn load(me: Uuid, records: impl IntoIterator<Item = (Uuid, RoomRecord)>) -> Self {
+        Self {
+            me,
+            records: records.into_iter().collect(),
+            relay: BTreeMap::new(),
+            changed: BTreeSet::new(),
+        }
+    }
+
+    /// The record of a room, if any.
+    pub fn record(&self, room: Uuid) -> Option<&RoomRecord> {
+        self.records.get(&room)
+    }
+
+    /// The statement this device holds for a group room.
+    pub fn statement(&self, room: Uuid) -> Option<MembershipStatement> {
+        self.records.get(&room).and_then(RoomRecord::statement)
+    }
+
+    /// Marks rooms this device knew before it kept membership records (the
+    /// first start of a version with signed membership): each is pinned as
+    /// first seen until its owner signs a statement (§12.4, "Rooms made before
+    /// statements existed"). Rooms with a record already are left alone.
+    pub fn adopt_legacy(&mut self, rooms: impl IntoIterator<Item = Uuid>) {
+        for room in rooms {
+            if !self.records.contains_key(&room) {
+                self.records.insert(
+                    room,
+                    RoomRecord {
+                        legacy: true,
+                        ..RoomRecord::default()
+                    },
+                );
+                self.changed.insert(room);
+            }
+        }
+    }
+
+    /// Records that changed since the last call, to save (`None`: delete).
+    pub fn take_changes(&mut self) -> Vec<(Uuid, Option<RoomRecord>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|id| (id, self.records.get(&id).cloned()))
+            .collect()
+    }
+
+    /// Whether the relay's view of `room` is known (else fetch its details).
+    pub fn knows(&self, room: Uuid) -> bool {
+        self.relay.contains_key(&room)
+    }
+
+    /// Forgets the relay's view of one room (a room event: fetch it again) or of
+    /// all (a new connection).
+    pub fn forget_relay_view(&mut self, room: Option<Uuid>) {
+        match room {
+            Some(r) => {
+                self.relay.remove(&r);
+            }
+            None => self.relay.clear(),
+        }
+    }
+
+    /// The room is gone (deleted, or this user left): forget it entirely.
+    pub fn remove(&mut self, room: Uuid) {
+        self.relay.remove(&room);
+        if self.records.remove(&room).is_some() {
+            self.changed.insert(room);
+        }
+    }
+
+    /// Takes the relay's view of a room; returns what the user must learn.
+    pub fn observe(&mut self, details: &RoomDetails) -> Vec<Warning> {
+        let room = details.room.id;
+        let view = RelayView {
+            direct: details.room.kind == RoomKind::Direct,
+            owner: details.room.owner_id,
+            members: details.members.iter().map(|m| m.user_id).collect(),
+            invited: details.invited.iter().map(|i| i.user_id).collect(),
+        };
+        let me = self.me;
+        let record = self.records.entry(room).or_default();
+        let before = record.clone();
+        let mut warnings = Vec::new();
+        if view.direct {
+            record.direct = true;
+            if record.peer.is_none() {
+                // Pinned at first sight: the other member, or the one invited.
+                let others: Vec<Uuid> = view.members.iter().copied().filter(|u| *u != me).collect();
+                record.peer = match (others.as_slice(), view.invited.as_slice()) {
+                    ([peer], _) => Some(*peer),
+                    ([], [peer]) => Some(*peer),
+                    _ => None,
+                };
+            }
+            let extra = direct_extras(&view, me, record.peer);
+            let new: Vec<Uuid> = extra
+                .iter()
+                .copied()
+                .filter(|u| record.reported.insert(*u))
+                .collect();
+            if !new.is_empty() {
+                warnings.push(Warning::DirectRoomTampered {
+                    room_id: room,
+                    users: new,
+                });
+            }
+        } else {
+            let allowed: Option<Vec<Uuid>> = match record.statement() {
+                Some(s) => Some(s.members().to_vec()),
+                None if record.legacy => {
+                    if record.first_seen.is_none() {
+                        record.first_seen = Some(view.members.clone());
+                        if view.owner != me && !record.noticed_unsigned {
+                            record.noticed_unsigned = true;
+                            warnings.push(Warning::Unsigned { room_id: room });
+                        }
+                    }
+                    record.first_seen.clone()
+                }
+                // Waiting for the owner's statement: nobody is confirmed yet,
+                // and nobody is reported (it is on its way).
+                None => None,
+            };
+            if let Some(allowed) = allowed {
+                let new: Vec<Uuid> = view
+                    .members
+                    .iter()
+                    .copied()
+                    .filter(|u| !allowed.contains(u))
+                    .filter(|u| record.reported.insert(*u))
+                    .collect();
+                if !new.is_empty() {
+                    warnings.push(Warning::Unconfirmed {
+                        room_id: room,
+                        users: new,
+                    });
+                }
+            }
+        }
+        if *record != before {
+            self.changed.insert(room);
+        }
+        self.relay.insert(room, view);
+        warnings
+    }
+
+    /// The users whose devices may receive this device's next message in
+    /// `room` (this user among them): those the relay lists as members that the
+    /// held statement (or the pinned first-seen list, or the pinned peer) also
+    /// names. Anyone else gets nothing.
+    pub fn recipients(&self, room: Uuid) -> Result<Vec<Uuid>, SendRefused> {
+        let view = self.relay.get(&room).ok_or(SendRefused::Unknown)?;
+        let record = self.records.get(&room).ok_or(SendRefused::Unknown)?;
+        if view.direct {
+            let extra = direct_extras(view, self.me, record.peer);
+            if !extra.is_empty() {
+                return Err(SendRefused::DirectRoomTampered(extra));
+            }
+            return Ok(view.members.clone());
+        }
+        let allowed = match (record.statement(), &record.first_seen) {
+            (Some(s), _) => s.members().to_vec(),
+            (None, Some(first)) => first.clone(),
+            (None, None) => return Err(SendRefused::AwaitingStatement),
+        };
+        Ok(view
+            .members
+            .iter()
+            .copied()
+            .filter(|u| allowed.contains(u))
+            .collect())
+    }
+
+    /// Takes a membership statement opened from a message in `room`, signed (as
+    /// it says) by `signer`: a device the driver verified against the signer's
+    /// pinned identity and found not revoked before the message was stored
+    /// (`None` when it could not: unknown, other identity, revoked). A refusal
+    /// leaves the held statement as it was and comes back as a warning.
+    pub fn receive(
+        &mut self,
+        room: Uuid,
+        bytes: &[u8],
+        signer: Option<&VerifiedDevice>,
+    ) -> Result<Received, Warning> {
+        let refuse = |reason: String| Warning::StatementRefused {
+            room_id: room,
+            reason,
+        };
+        let statement =
+            MembershipStatement::from_bytes(bytes).map_err(|e| refuse(e.to_string()))?;
+        let signer = signer.ok_or_else(|| {
+            refuse(format!(
+                "signed by device {} of {}, which is not a trusted device of theirs",
+                statement.signer_device(),
+                statement.signer_user()
+            ))
+        })?;
+        statement
+            .verify_signature(signer)
+            .map_err(|e| refuse(e.to_string()))?;
+        let record = self.records.entry(room).or_default();
+        let held = record.statement();
+        match membership::check_successor(room, held.as_ref(), &statement) {
+            Ok(Successor::Same) => Ok(Received::Same),
+            Ok(Successor::Newer) => {
+                record.statement = Some(B64(statement.to_bytes()));
+                record.first_seen = None;
+                // Users named now may be reported again if they are dropped later.
+                record.reported.retain(|u| !statement.lists(*u));
+                self.changed.insert(room);
+                Ok(Received::Accepted)
+            }
+            Err(e) => Err(refuse(e.to_string())),
+        }
+    }
+
+    /// As the owner: the member list to sign now for `room`, if the held
+    /// statement does not say it yet (the first statement of a room, or
+    /// members the relay reports gone). `None` when nothing is to be signed or
+    /// this user is not the owner.
+    pub fn owner_update(&self, room: Uuid) -> Option<Vec<Uuid>> {
+        let view = self.relay.get(&room)?;
+        let record = self.records.get(&room)?;
+        if view.direct {
+            return None;
+        }
+        let held = record.statement();
+        let owner = held.as_ref().map_or(view.owner, |s| s.owner());
+        if owner != self.me {
+            return None;
+        }
+        let base: Vec<Uuid> = match (&held, &record.first_seen) {
+            (Some(s), _) => s.members().to_vec(),
+            (None, Some(first)) => first.clone(),
+            (None, None) => view.members.clone(),
+        };
+        let mut want: Vec<Uuid> = base
+            .iter()
+            .copied()
+            .filter(|u| view.members.contains(u) || view.invited.contains(u))
+            .collect();
+        if !want.contains(&self.me) {
+            want.push(self.me);
+        }
+        want.sort_unstable();
+        match &held {
+            Some(s) if s.members() == want.as_slice() => None,
+            _ => Some(want),
+        }
+    }
+
+    /// As the owner: signs `room`'s next statement with `members` (this user
+    /// included) and holds it. The driver posts its bytes in the room
+    /// ([`crate::Plaintext::membership`]) before asking the relay to add anyone.
+    pub fn sign(
+        &mut self,
+        room: Uuid,
+        members: &[Uuid],
+        device: Uuid,
+        keys: &DeviceKeys,
+    ) -> Result<MembershipStatement, MembershipError> {
+        let record = self.records.entry(room).or_default();
+        let epoch = record
+            .statement()
+            .map_or(1, |s| s.epoch().saturating_add(1));
+        let mut all = members.to_vec();
+        all.push(self.me);
+        let statement = MembershipStatement::sign(
+            room,
+            epoch,
+            self.me,
+            &all,
+            Signer {
+                user: self.me,
+                device,
+                keys,
+            },
+        )?;
+        record.statement = Some(B64(statement.to_bytes()));
+        record.first_seen = None;
+        record.reported.retain(|u| !statement.lists(*u));
+        self.changed.insert(room);
+        Ok(statement)
+    }
+
+    /// As the owner, before adding or inviting `user`: the member list of the
+    /// next statement (the held members the relay still lists, and `user`).
+    pub fn adding(&self, room: Uuid, user: Uuid) -> Vec<Uuid> {
+        let mut base = self.owner_update(room).unwrap_or_else(|| {
+            self.statement(room)
+                .map(|s| s.members().to_vec())
+                .unwrap_or_default()
+        });
+        base.push(user);
+        base
+    }
+
+    /// As the owner, when the relay reports that `user` joined `room`: the held
+    /// statement's bytes to post again if it lists them (their history starts
+    /// at joining, so they would not see the earlier post).
+    pub fn repost_for(&self, room: Uuid, user: Uuid) -> Option<Vec<u8>> {
+        let s = self.statement(room)?;
+        (s.owner() == self.me && s.lists(user) && user != self.me).then(|| s.to_bytes())
+    }
+}
+
+/// Members of a direct room besides this user and its pinned peer.
+fn direct_extras(view: &RelayView, me: Uuid, peer: Option<Uuid>) -> Vec<Uuid> {
+    view.members
+        .iter()
+        .copied()
+        .filter(|u| *u != me && Some(*u) != peer)
+        .collect()
+}

@@ -1,0 +1,438 @@
+//! Membership the relay cannot forge, decided by the engine alone (no relay
+//! process): what a hostile relay can put in a room's member list, and whom the
+//! engine then seals to.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use proptest::prelude::*;
+use sotto_core::api::RoomDetails;
+use sotto_core::api::invitations::RoomInvitee;
+use sotto_core::api::rooms::{Room, RoomKind, RoomMember};
+use sotto_core::keys::{
+    DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, VerifiedDevice,
+};
+use sotto_core::membership::{MembershipStatement, Signer};
+use sotto_engine::{Plaintext, Received, Rooms, SendRefused, Warning};
+use uuid::Uuid;
+
+const ROOM: Uuid = Uuid::from_u128(0x7007);
+
+struct Person {
+    id: Uuid,
+    device: Uuid,
+    identity: IdentityKeyPair,
+    keys: DeviceKeys,
+}
+
+impl Person {
+    fn new(n: u128) -> Self {
+        Self {
+            id: Uuid::from_u128(n),
+            device: Uuid::from_u128(n << 8 | 1),
+            identity: IdentityKeyPair::generate().unwrap(),
+            keys: DeviceKeys::generate(DeviceKeyOptions::default()).unwrap(),
+        }
+    }
+    fn verified(&self) -> VerifiedDevice {
+        DeviceBundle::create(&self.identity, &self.keys, self.id, self.device)
+            .unwrap()
+            .verify()
+            .unwrap()
+    }
+    fn sign(&self, epoch: u64, owner: Uuid, members: &[Uuid]) -> Vec<u8> {
+        MembershipStatement::sign(
+            ROOM,
+            epoch,
+            owner,
+            members,
+            Signer {
+                user: self.id,
+                device: self.device,
+                keys: &self.keys,
+            },
+        )
+        .unwrap()
+        .to_bytes()
+    }
+}
+
+fn details(kind: RoomKind, owner: Uuid, members: &[Uuid], invited: &[Uuid]) -> RoomDetails {
+    RoomDetails {
+        room: Room {
+            id: ROOM,
+            name: "r".into(),
+            kind,
+            owner_id: owner,
+            created_at: "2026-12-06T00:00:00Z".into(),
+            updated_at: "2026-12-06T00:00:00Z".into(),
+            unread: 0,
+            last_seq: 0,
+        },
+        members: members
+            .iter()
+            .map(|u| RoomMember {
+                user_id: *u,
+                username: format!("u{}", u.as_u128()),
+                display_name: None,
+                is_owner: *u == owner,
+                joined_at: "2026-12-06T00:00:00Z".into(),
+            })
+            .collect(),
+        invited: invited
+            .iter()
+            .map(|u| RoomInvitee {
+                user_id: *u,
+                username: format!("u{}", u.as_u128()),
+                display_name: None,
+                invited_by: owner,
+                invited_at: "2026-12-06T00:00:00Z".into(),
+            })
+            .collect(),
+    }
+}
+
+fn sorted(mut v: Vec<Uuid>) -> Vec<Uuid> {
+    v.sort();
+    v
+}
+
+#[test]
+fn a_direct_room_is_its_two_users_and_nobody_else() {
+    let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
+    let mut rooms = Rooms::load(alice.id, []);
+    assert_eq!(rooms.recipients(ROOM), Err(SendRefused::Unknown));
+    let d = |m: &[Uuid]| details(RoomKind::Direct, alice.id, m, &[]);
+    assert!(rooms.observe(&d(&[alice.id, bob.id])).is_empty());
+    assert_eq!(
+        sorted(rooms.recipients(ROOM).unwrap()),
+        sorted(vec![alice.id, bob.id])
+    );
+    assert_eq!(rooms.record(ROOM).unwrap().peer, Some(bob.id));
+    // The relay writes Mallory into the room: nothing is sent there, loudly, once.
+    let w = rooms.observe(&d(&[alice.id, bob.id, mallory.id]));
+    assert_eq!(
+        w,
+        vec![Warning::DirectRoomTampered {
+            room_id: ROOM,
+            users: vec![mallory.id]
+        }]
+    );
+    assert_eq!(
+        rooms.recipients(ROOM),
+        Err(SendRefused::DirectRoomTampered(vec![mallory.id]))
+    );
+    assert!(
+        rooms
+            .observe(&d(&[alice.id, bob.id, mallory.id]))
+            .is_empty()
+    );
+    // Or swaps the peer: the pin holds.
+    let _ = rooms.observe(&d(&[alice.id, mallory.id]));
+    assert_eq!(
+        rooms.recipients(ROOM),
+        Err(SendRefused::DirectRoomTampered(vec![mallory.id]))
+    );
+    // The pin survives a restart (the record is what the driver saved).
+    let saved: Vec<_> = rooms
+        .take_changes()
+        .into_iter()
+        .map(|(id, r)| (id, r.unwrap()))
+        .collect();
+    let mut again = Rooms::load(alice.id, saved);
+    let _ = again.observe(&d(&[alice.id, mallory.id]));
+    assert!(again.recipients(ROOM).is_err());
+}
+
+#[test]
+fn a_direct_room_with_an_invited_stranger_pins_the_invitee() {
+    let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
+    let mut rooms = Rooms::load(alice.id, []);
+    let _ = rooms.observe(&details(RoomKind::Direct, alice.id, &[alice.id], &[bob.id]));
+    assert_eq!(rooms.recipients(ROOM).unwrap(), vec![alice.id]);
+    let w = rooms.observe(&details(
+        RoomKind::Direct,
+        alice.id,
+        &[alice.id, mallory.id],
+        &[],
+    ));
+    assert!(
+        matches!(&w[..], [Warning::DirectRoomTampered { .. }]),
+        "{w:?}"
+    );
+    let _ = rooms.observe(&details(
+        RoomKind::Direct,
+        alice.id,
+        &[alice.id, bob.id],
+        &[],
+    ));
+    assert_eq!(
+        sorted(rooms.recipients(ROOM).unwrap()),
+        sorted(vec![alice.id, bob.id])
+    );
+}
+
+#[test]
+fn in_a_group_only_members_the_owner_signed_get_keys() {
+    let (alice, bob, carol, mallory) = (
+        Person::new(1),
+        Person::new(2),
+        Person::new(3),
+        Person::new(4),
+    );
+    // Bob's device: Alice owns the room and signed Alice and Bob.
+    let mut rooms = Rooms::load(bob.id, []);
+    let g = |m: &[Uuid]| details(RoomKind::Group, alice.id, m, &[]);
+    let s1 = alice.sign(1, alice.id, &[alice.id, bob.id]);
+    assert_eq!(
+        rooms.receive(ROOM, &s1, Some(&alice.verified())),
+        Ok(Received::Accepted)
+    );
+    assert!(rooms.observe(&g(&[alice.id, bob.id])).is_empty());
+    // The relay adds Mallory: no keys for her, and Bob hears of it once.
+    let w = rooms.observe(&g(&[alice.id, bob.id, mallory.id]));
+    assert_eq!(
+        w,
+        vec![Warning::Unconfirmed {
+            room_id: ROOM,
+            users: vec![mallory.id]
+        }]
+    );
+    assert_eq!(
+        sorted(rooms.recipients(ROOM).unwrap()),
+        sorted(vec![alice.id, bob.id])
+    );
+    // A statement forged by the relay (signed by Mallory's device, naming Alice
+    // as owner, or stripped of its signature) is refused; the held one stays.
+    let forged = mallory.sign(2, alice.id, &[alice.id, bob.id, mallory.id]);
+    assert!(matches!(
+        rooms.receive(ROOM, &forged, Some(&mallory.verified())),
+        Err(Warning::StatementRefused { .. })
+    ));
+    assert!(matches!(
+        rooms.receive(ROOM, &forged, Some(&alice.verified())),
+        Err(Warning::StatementRefused { .. })
+    ));
+    let mut stripped = alice.sign(2, alice.id, &[alice.id, bob.id, mallory.id]);
+    stripped.truncate(stripped.len() - 64);
+    assert!(matches!(
+        rooms.receive(ROOM, &stripped, Some(&alice.verified())),
+        Err(Warning::StatementRefused { .. })
+    ));
+    // Alice adds Carol; later the relay replays the older statement: refused.
+    let s2 = alice.sign(2, alice.id, &[alice.id, bob.id, carol.id]);
+    assert_eq!(
+        rooms.receive(ROOM, &s2, Some(&alice.verified())),
+        Ok(Received::Accepted)
+    );
+    assert_eq!(
+        rooms.receive(ROOM, &s2, Some(&alice.verified())),
+        Ok(Received::Same)
+    );
+    assert!(matches!(
+        rooms.receive(ROOM, &s1, Some(&alice.verified())),
+        Err(Warning::StatementRefused { .. })
+    ));
+    // Carol is invited but not a member until she accepts: no keys yet.
+    let _ = rooms.observe(&details(
+        RoomKind::Group,
+        alice.id,
+        &[alice.id, bob.id, mallory.id],
+        &[carol.id],
+    ));
+    assert_eq!(
+        sorted(rooms.recipients(ROOM).unwrap()),
+        sorted(vec![alice.id, bob.id])
+    );
+    let _ = rooms.observe(&g(&[alice.id, bob.id, carol.id, mallory.id]));
+    assert_eq!(
+        sorted(rooms.recipients(ROOM).unwrap()),
+        sorted(vec![alice.id, bob.id, carol.id])
+    );
+    // A removal takes effect whoever reports it: the relay dropped Carol.
+    let _ = rooms.observe(&g(&[alice.id, bob.id]));
+    assert_eq!(
+        sorted(rooms.recipients(ROOM).unwrap()),
+        sorted(vec![alice.id, bob.id])
+    );
+    // A statement from an untrusted (unknown or revoked) device is refused.
+    let s3 = alice.sign(3, alice.id, &[alice.id, bob.id]);
+    assert!(rooms.receive(ROOM, &s3, None).is_err());
+}
+
+#[test]
+fn the_owner_signs_before_adding_and_reposts_for_joiners() {
+    let (alice, bob, carol) = (Person::new(1), Person::new(2), Person::new(3));
+    let mut rooms = Rooms::load(alice.id, []);
+    let g = |m: &[Uuid], inv: &[Uuid]| details(RoomKind::Group, alice.id, m, inv);
+    // A new room: the owner signs its first statement.
+    assert!(rooms.observe(&g(&[alice.id], &[])).is_empty());
+    assert_eq!(rooms.owner_update(ROOM), Some(vec![alice.id]));
+    let s = rooms.sign(ROOM, &[], alice.device, &alice.keys).unwrap();
+    assert_eq!(s.epoch(), 1);
+    assert_eq!(rooms.owner_update(ROOM), None);
+    // Adding Bob: the next statement lists him, signed before the relay is asked.
+    let members = rooms.adding(ROOM, bob.id);
+    let s = rooms
+        .sign(ROOM, &members, alice.device, &alice.keys)
+        .unwrap();
+    assert_eq!((s.epoch(), s.members().len()), (2, 2));
+    // Bob joins (after accepting an invitation): the statement is posted again for him.
+    let _ = rooms.observe(&g(&[alice.id, bob.id], &[]));
+    assert_eq!(rooms.repost_for(ROOM, bob.id), Some(s.to_bytes()));
+    assert_eq!(rooms.repost_for(ROOM, carol.id), None);
+    // The relay reports Bob gone: the owner signs him out.
+    let _ = rooms.observe(&g(&[alice.id], &[]));
+    assert_eq!(rooms.owner_update(ROOM), Some(vec![alice.id]));
+    // Bob's own device accepts Alice's statements, never signs.
+    let mut bobs = Rooms::load(bob.id, []);
+    assert_eq!(
+        bobs.receive(ROOM, &s.to_bytes(), Some(&alice.verified())),
+        Ok(Received::Accepted)
+    );
+    let _ = bobs.observe(&g(&[alice.id, bob.id], &[]));
+    assert_eq!(bobs.owner_update(ROOM), None);
+    // The statement travels as a control message.
+    assert_eq!(
+        Plaintext::decode(&Plaintext::membership(&s.to_bytes())),
+        Plaintext::Membership(s.to_bytes())
+    );
+}
+
+#[test]
+fn rooms_from_before_statements_pin_their_first_members() {
+    let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
+    let mut rooms = Rooms::load(bob.id, []);
+    rooms.adopt_legacy([ROOM]);
+    let g = |m: &[Uuid]| details(RoomKind::Group, alice.id, m, &[]);
+    assert_eq!(
+        rooms.observe(&g(&[alice.id, bob.id])),
+        vec![Warning::Unsigned { room_id: ROOM }]
+    );
+    assert!(rooms.observe(&g(&[alice.id, bob.id])).is_empty(), "once");
+    // Someone the relay adds later is not in the pinned list.
+    let w = rooms.observe(&g(&[alice.id, bob.id, mallory.id]));
+    assert!(matches!(&w[..], [Warning::Unconfirmed { users, .. }] if users == &[mallory.id]));
+    assert_eq!(
+        sorted(rooms.recipients(ROOM).unwrap()),
+        sorted(vec![alice.id, bob.id])
+    );
+    // The owner's device signs what it saw first, minus who is gone.
+    let mut owner = Rooms::load(alice.id, []);
+    owner.adopt_legacy([ROOM]);
+    assert!(owner.observe(&g(&[alice.id, bob.id])).is_empty());
+    assert_eq!(
+        owner.owner_update(ROOM).map(sorted),
+        Some(sorted(vec![alice.id, bob.id]))
+    );
+    let _ = owner.observe(&g(&[alice.id, bob.id, mallory.id]));
+    assert_eq!(
+        owner.owner_update(ROOM).map(sorted),
+        Some(sorted(vec![alice.id, bob.id])),
+        "a member the relay added later is not signed in"
+    );
+    // Once the owner's statement arrives, it replaces the pinned list.
+    let s = owner
+        .sign(
+            ROOM,
+            &owner.owner_update(ROOM).unwrap(),
+            alice.device,
+            &alice.keys,
+        )
+        .unwrap();
+    assert_eq!(
+        rooms.receive(ROOM, &s.to_bytes(), Some(&alice.verified())),
+        Ok(Received::Accepted)
+    );
+    assert!(rooms.record(ROOM).unwrap().first_seen.is_none());
+    // adopt_legacy leaves rooms with a record alone.
+    rooms.adopt_legacy([ROOM]);
+    assert!(rooms.statement(ROOM).is_some());
+}
+
+#[test]
+fn a_late_joiner_sends_nothing_until_it_holds_a_statement() {
+    let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
+    let mut rooms = Rooms::load(bob.id, []);
+    // The relay lists Mallory before the statement arrives: Bob's device pins
+    // nothing and sends nothing.
+    let w = rooms.observe(&details(
+        RoomKind::Group,
+        alice.id,
+        &[alice.id, bob.id, mallory.id],
+        &[],
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(rooms.recipients(ROOM), Err(SendRefused::AwaitingStatement));
+    let s = alice.sign(4, alice.id, &[alice.id, bob.id]);
+    assert_eq!(
+        rooms.receive(ROOM, &s, Some(&alice.verified())),
+        Ok(Received::Accepted)
+    );
+    let w = rooms.observe(&details(
+        RoomKind::Group,
+        alice.id,
+        &[alice.id, bob.id, mallory.id],
+        &[],
+    ));
+    assert!(matches!(&w[..], [Warning::Unconfirmed { users, .. }] if users == &[mallory.id]));
+    assert_eq!(
+        sorted(rooms.recipients(ROOM).unwrap()),
+        sorted(vec![alice.id, bob.id])
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever member lists the relay serves, in whatever order, and whatever
+    /// statements it replays: nobody outside the owner's newest accepted
+    /// statement ever gets keys.
+    #[test]
+    fn no_schedule_seals_to_an_unsigned_member(
+        steps in proptest::collection::vec((0u8..3, proptest::collection::vec(0u128..6, 0..6), 0usize..4), 1..30)
+    ) {
+        let people: Vec<Person> = (1..=6).map(Person::new).collect();
+        let alice = &people[0];
+        let me = &people[1];
+        let mut rooms = Rooms::load(me.id, []);
+        let mut epoch = 0u64;
+        let mut signed: Vec<Vec<u8>> = Vec::new();
+        let mut newest: Option<Vec<Uuid>> = None;
+        for (what, ids, pick) in steps {
+            let mut members: Vec<Uuid> = ids.iter().map(|i| people[*i as usize].id).collect();
+            members.push(alice.id);
+            members.push(me.id);
+            members.sort();
+            members.dedup();
+            match what {
+                0 => {
+                    let _ = rooms.observe(&details(RoomKind::Group, alice.id, &members, &[]));
+                }
+                1 => {
+                    epoch += 1;
+                    let s = alice.sign(epoch, alice.id, &members);
+                    prop_assert_eq!(rooms.receive(ROOM, &s, Some(&alice.verified())), Ok(Received::Accepted));
+                    signed.push(s);
+                    newest = Some(members.clone());
+                }
+                _ => {
+                    // A replay of any earlier statement, or a forgery by a member.
+                    if let Some(old) = signed.get(pick) {
+                        let _ = rooms.receive(ROOM, old, Some(&alice.verified()));
+                    }
+                    let forged = people[2].sign(epoch + 1, alice.id, &members);
+                    prop_assert!(rooms.receive(ROOM, &forged, Some(&people[2].verified())).is_err());
+                }
+            }
+            if let (Ok(to), Some(allowed)) = (rooms.recipients(ROOM), &newest) {
+                for u in to {
+                    prop_assert!(allowed.contains(&u), "sealed to {u}, not in the newest statement");
+                }
+            }
+        }
+    }
+}
