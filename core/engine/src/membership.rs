@@ -163,14 +163,11 @@ impl Rooms {
     /// statements existed"). Rooms with a record already are left alone.
     pub fn adopt_legacy(&mut self, rooms: impl IntoIterator<Item = Uuid>) {
         for room in rooms {
-            if !self.records.contains_key(&room) {
-                self.records.insert(
-                    room,
-                    RoomRecord {
-                        legacy: true,
-                        ..RoomRecord::default()
-                    },
-                );
+            if let std::collections::btree_map::Entry::Vacant(e) = self.records.entry(room) {
+                e.insert(RoomRecord {
+                    legacy: true,
+                    ..RoomRecord::default()
+                });
                 self.changed.insert(room);
             }
         }
