@@ -49,6 +49,10 @@ pub struct RoomRecord {
     /// pinned as first seen. Any other group room waits for its statement.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legacy: bool,
+    /// As the owner: the members the held statement was posted to (it is posted
+    /// again when a member it lists joins later, see [`Rooms::reposts`]).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub announced: BTreeSet<Uuid>,
 }
 
 impl RoomRecord {
@@ -416,6 +420,18 @@ impl Rooms {
         record.statement = Some(B64(statement.to_bytes()));
         record.first_seen = None;
         record.reported.retain(|u| !statement.lists(*u));
+        // The post reaches the members the relay lists now that it names.
+        record.announced = self
+            .relay
+            .get(&room)
+            .map(|v| {
+                v.members
+                    .iter()
+                    .copied()
+                    .filter(|u| statement.lists(*u))
+                    .collect()
+            })
+            .unwrap_or_default();
         self.changed.insert(room);
         Ok(statement)
     }
@@ -432,12 +448,28 @@ impl Rooms {
         base
     }
 
-    /// As the owner, when the relay reports that `user` joined `room`: the held
-    /// statement's bytes to post again if it lists them (their history starts
-    /// at joining, so they would not see the earlier post).
-    pub fn repost_for(&self, room: Uuid, user: Uuid) -> Option<Vec<u8>> {
-        let s = self.statement(room)?;
-        (s.owner() == self.me && s.lists(user) && user != self.me).then(|| s.to_bytes())
+    /// As the owner: the held statement's bytes to post again, when the relay
+    /// lists members it names that it was not posted to (they joined after it,
+    /// and their history starts at joining). Counts them as reached.
+    pub fn reposts(&mut self, room: Uuid) -> Option<Vec<u8>> {
+        let view = self.relay.get(&room)?;
+        let record = self.records.get_mut(&room)?;
+        let statement = record.statement()?;
+        if statement.owner() != self.me {
+            return None;
+        }
+        let missing: Vec<Uuid> = view
+            .members
+            .iter()
+            .copied()
+            .filter(|u| statement.lists(*u) && !record.announced.contains(u))
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        record.announced.extend(missing);
+        self.changed.insert(room);
+        Some(statement.to_bytes())
     }
 }
 

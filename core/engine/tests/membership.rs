@@ -280,10 +280,21 @@ fn the_owner_signs_before_adding_and_reposts_for_joiners() {
         .sign(ROOM, &members, alice.device, &alice.keys)
         .unwrap();
     assert_eq!((s.epoch(), s.members().len()), (2, 2));
-    // Bob joins (after accepting an invitation): the statement is posted again for him.
-    let _ = rooms.observe(&g(&[alice.id, bob.id], &[]));
-    assert_eq!(rooms.repost_for(ROOM, bob.id), Some(s.to_bytes()));
-    assert_eq!(rooms.repost_for(ROOM, carol.id), None);
+    // Bob joins (after accepting an invitation): the statement is posted again
+    // for him, once; Carol (not in it) changes nothing.
+    assert_eq!(rooms.reposts(ROOM), None);
+    let _ = rooms.observe(&g(&[alice.id, bob.id, carol.id], &[]));
+    assert_eq!(rooms.reposts(ROOM), Some(s.to_bytes()));
+    assert_eq!(rooms.reposts(ROOM), None);
+    // Also after a restart (the record says whom it reached).
+    let saved: Vec<_> = rooms
+        .take_changes()
+        .into_iter()
+        .map(|(id, r)| (id, r.unwrap()))
+        .collect();
+    let mut restarted = Rooms::load(alice.id, saved);
+    let _ = restarted.observe(&g(&[alice.id, bob.id], &[]));
+    assert_eq!(restarted.reposts(ROOM), None);
     // The relay reports Bob gone: the owner signs him out.
     let _ = rooms.observe(&g(&[alice.id], &[]));
     assert_eq!(rooms.owner_update(ROOM), Some(vec![alice.id]));
