@@ -212,7 +212,7 @@ fn main() {
         // A room of 2 devices, and one of 50 (48 more members, one device each);
         // each has Alice in their contacts, so her rooms take them in at once.
         bob.client().add_contact(alice.user_id(), None).await.unwrap();
-        let small = alice.client().create_room("two", &[bob.user_id()]).await.unwrap().room.id;
+        let small = alice.create_room("two", &[bob.user_id()]).await.unwrap().room.id;
         let mut others = Vec::new();
         for i in 0..48 {
             let name = format!("member{i}");
@@ -223,7 +223,7 @@ fn main() {
         }
         let mut ids = vec![bob.user_id()];
         ids.extend(&others);
-        let big = alice.client().create_room("fifty", &ids).await.unwrap().room.id;
+        let big = alice.create_room("fifty", &ids).await.unwrap().room.id;
 
         println!("| room | SDK send → peer event, median (p99) | seal | relay round trip | open | sum of parts | SDK / sum |");
         println!("|---|---|---|---|---|---|---|");

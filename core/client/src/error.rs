@@ -66,6 +66,14 @@ pub enum Error {
     /// call [`crate::Session::accept_identity`].
     #[error("identity key changed for {0:?}: refusing to encrypt to them until accepted")]
     IdentityChanged(Vec<Uuid>),
+    /// A direct room lists users besides its two (a relay writing them into
+    /// the room): nothing is sent there (see [`crate::Event::Membership`]).
+    #[error("the direct room lists {0:?} besides its two users: not sending there")]
+    DirectRoomTampered(Vec<Uuid>),
+    /// This device has not yet received the owner's membership statement of
+    /// the room (it joined moments ago): nothing can be sealed until it has.
+    #[error("the room's membership statement has not arrived yet; try again shortly")]
+    MembershipPending,
     /// The user has no device that can receive messages (none, or none that verify).
     #[error("user {0} has no device to encrypt to")]
     NoDevices(Uuid),
@@ -82,6 +90,9 @@ pub enum Error {
         /// Why it could not be posted now.
         cause: Box<Error>,
     },
+    /// A membership statement could not be signed (a room over the member limit).
+    #[error("membership: {0}")]
+    Membership(#[from] sotto_core::membership::MembershipError),
     /// The session was closed.
     #[error("session closed")]
     Closed,

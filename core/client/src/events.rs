@@ -181,6 +181,12 @@ pub enum Event {
         /// The device.
         device_id: Uuid,
     },
+    /// **Warning for the user.** Something about a room's membership is not as
+    /// its owner signed it (`docs/protocol.md` §12.4): the relay lists members
+    /// no statement names (nothing is sealed to them), a direct room lists a
+    /// third user (nothing is sent there), a membership statement was refused,
+    /// or a room from before signed membership is pinned as first seen.
+    Membership(sotto_engine::Warning),
     /// The session ended on the relay (logged out elsewhere, password reset,
     /// refresh token revoked): the live connection stopped. Log in again.
     LoggedOut,

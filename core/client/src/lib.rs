@@ -51,6 +51,7 @@ pub use store::{Seen, SqliteStore, Store};
 pub use transport::{Client, ClientOptions};
 
 pub use sotto_core;
+pub use sotto_engine;
 
 /// The session's events, in order. A [`futures_util::Stream`]; or call
 /// [`EventStream::next`].

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sotto_core::api::{ClientFrame, Device, ReceiptKind, RoomDetails, User};
+use sotto_core::api::{AddedMember, ClientFrame, Device, ReceiptKind, RoomDetails, User};
 use sotto_core::backup::{self, BackupParams, DeviceSecrets, RecoveryKey};
 use sotto_core::envelope::{self, Header, Recipient};
 use sotto_core::keys::{
@@ -14,6 +14,7 @@ use sotto_core::keys::{
 use sotto_core::safety::SafetyNumber;
 use sotto_core::suite::Suite;
 use sotto_core::trust::{Pin, TrustDecision, TrustStore};
+use sotto_engine::{Plaintext, Rooms, SendRefused};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -152,8 +153,10 @@ pub(crate) struct Inner {
     pub(crate) trust: Mutex<TrustStore>,
     /// Verified devices per user (revoked ones too: to verify old messages).
     devices: Mutex<HashMap<Uuid, Arc<Vec<Target>>>>,
-    /// Room members while the live stream is up (room events keep it right).
-    pub(crate) members: Mutex<HashMap<Uuid, Vec<Uuid>>>,
+    /// Room membership as the engine decides it (`docs/protocol.md` §12.4):
+    /// the records saved in the store, and the relay's view of each room while
+    /// the live stream keeps it right.
+    pub(crate) rooms: Mutex<Rooms>,
     /// Identity changes already reported (user, new key).
     warned: Mutex<HashSet<(Uuid, [u8; 32])>>,
     /// Rejected devices already reported (user, device).
@@ -361,6 +364,17 @@ impl Session {
             )?;
             trust.mark_verified(user.id, &own);
         }
+        let rooms = match store.rooms()? {
+            Some(records) => Rooms::load(user.id, records),
+            None => {
+                // The first start with signed membership: the rooms this device
+                // knew are pinned as first seen until their owners sign.
+                let mut rooms = Rooms::load(user.id, []);
+                rooms.adopt_legacy(store.cursors()?.into_keys());
+                store.save_rooms(&rooms.take_changes())?;
+                rooms
+            }
+        };
         let (events, events_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             client,
@@ -371,7 +385,7 @@ impl Session {
             keys: secrets.device,
             trust: Mutex::new(trust),
             devices: Mutex::new(HashMap::new()),
-            members: Mutex::new(HashMap::new()),
+            rooms: Mutex::new(rooms),
             warned: Mutex::new(HashSet::new()),
             rejected: Mutex::new(HashSet::new()),
             events,
@@ -484,6 +498,16 @@ impl Session {
             return Err(Error::TooLarge);
         }
         let targets = self.recipients(room_id).await?;
+        self.seal_and_post(room_id, &plaintext, &targets).await
+    }
+
+    /// Seals `plaintext` for `targets` and posts it through the outbox.
+    async fn seal_and_post(
+        &self,
+        room_id: Uuid,
+        plaintext: &[u8],
+        targets: &[VerifiedDevice],
+    ) -> Result<Sent> {
         let header = Header {
             room_id,
             sender_user_id: self.inner.user.id,
@@ -504,7 +528,7 @@ impl Session {
                 )
             })
             .collect();
-        let sealed = envelope::seal(&plaintext, &header, &recipients, &self.inner.keys)?.to_bytes();
+        let sealed = envelope::seal(plaintext, &header, &recipients, &self.inner.keys)?.to_bytes();
         let entry = OutboxEntry {
             client_id: header.client_message_id,
             room_id,
@@ -512,6 +536,182 @@ impl Session {
         };
         self.inner.store.outbox_push(&entry)?;
         self.post(entry).await
+    }
+
+    // ---- Rooms and their signed membership ---------------------------------
+
+    /// Creates a group room owned by this user with `members` (`docs/protocol.md`
+    /// §12.4): the room is created empty, this device signs its first
+    /// membership statement listing `members` and posts it, and only then asks
+    /// the relay to add each (members who have this user in their contacts
+    /// join at once, the others are invited). Returns the room as it is then.
+    pub async fn create_room(&self, name: &str, members: &[Uuid]) -> Result<RoomDetails> {
+        let details = self.inner.client.create_room(name, &[]).await?;
+        let room_id = details.room.id;
+        self.take_details(&details).await?;
+        let statement = {
+            let mut rooms = lock(&self.inner.rooms);
+            rooms.sign(room_id, members, self.inner.device_id, &self.inner.keys)?
+        };
+        self.save_rooms()?;
+        self.post_statement(room_id, &statement.to_bytes()).await?;
+        for user in members.iter().filter(|u| **u != self.inner.user.id) {
+            if let Err(e) = self.inner.client.add_member(room_id, *user).await {
+                self.withdraw(room_id, *user).await?;
+                return Err(e);
+            }
+        }
+        let details = self.inner.client.get_room(room_id).await?;
+        self.take_details(&details).await?;
+        Ok(details)
+    }
+
+    /// Adds `user` to a room this user owns: signs the next membership
+    /// statement listing them, posts it, then asks the relay to add them (they
+    /// join at once if they have this user in their contacts; otherwise they
+    /// are invited and join when they accept).
+    pub async fn add_member(&self, room_id: Uuid, user: Uuid) -> Result<AddedMember> {
+        self.observe_room(room_id).await?;
+        let statement = {
+            let mut rooms = lock(&self.inner.rooms);
+            if rooms.is_owner(room_id) {
+                let members = rooms.adding(room_id, user);
+                Some(rooms.sign(room_id, &members, self.inner.device_id, &self.inner.keys)?)
+            } else {
+                None // the relay refuses a non-owner; let it say so
+            }
+        };
+        if let Some(statement) = statement {
+            self.save_rooms()?;
+            self.post_statement(room_id, &statement.to_bytes()).await?;
+        }
+        let added = self.inner.client.add_member(room_id, user).await;
+        lock(&self.inner.rooms).forget_relay_view(Some(room_id));
+        if added.is_err() {
+            // The relay refused (blocked, limits...): the statement must not
+            // keep naming someone who never joined.
+            self.withdraw(room_id, user).await?;
+        }
+        added
+    }
+
+    /// As the owner: signs and posts a statement without `user` if the held one names them.
+    async fn withdraw(&self, room_id: Uuid, user: Uuid) -> Result<()> {
+        self.observe_room(room_id).await?;
+        let statement = {
+            let mut rooms = lock(&self.inner.rooms);
+            match rooms.withdrawing(room_id, user) {
+                Some(members) => {
+                    Some(rooms.sign(room_id, &members, self.inner.device_id, &self.inner.keys)?)
+                }
+                None => None,
+            }
+        };
+        if let Some(statement) = statement {
+            self.save_rooms()?;
+            self.post_statement(room_id, &statement.to_bytes()).await?;
+        }
+        Ok(())
+    }
+
+    /// Saves the engine's changed membership records.
+    pub(crate) fn save_rooms(&self) -> Result<()> {
+        let changes = lock(&self.inner.rooms).take_changes();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.inner.store.save_rooms(&changes)
+    }
+
+    /// Hands the relay's details of a room to the engine; emits its warnings.
+    pub(crate) async fn take_details(&self, details: &RoomDetails) -> Result<()> {
+        let warnings = lock(&self.inner.rooms).observe(details);
+        self.save_rooms()?;
+        for w in warnings {
+            self.emit(Event::Membership(w)).await;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the engine has the relay's current view of the room; `true`
+    /// if it was fetched now.
+    pub(crate) async fn observe_room(&self, room_id: Uuid) -> Result<bool> {
+        if lock(&self.inner.rooms).knows(room_id) {
+            return Ok(false);
+        }
+        let details: RoomDetails = self.inner.client.get_room(room_id).await?;
+        self.take_details(&details).await?;
+        Ok(true)
+    }
+
+    /// As the room's owner: signs and posts the statement the room needs now
+    /// (its first one, or one without members the relay reports gone); then
+    /// forwards the held statement to member devices it has not reached
+    /// (members who joined after it, new devices).
+    pub(crate) async fn maintain_room(&self, room_id: Uuid) -> Result<()> {
+        let statement = {
+            let mut rooms = lock(&self.inner.rooms);
+            match rooms.owner_update(room_id) {
+                Some(members) => Some(
+                    rooms
+                        .sign(room_id, &members, self.inner.device_id, &self.inner.keys)?
+                        .to_bytes(),
+                ),
+                None => None,
+            }
+        };
+        if let Some(bytes) = statement {
+            self.save_rooms()?;
+            self.post_statement(room_id, &bytes).await?;
+        }
+        if lock(&self.inner.rooms).is_owner(room_id) {
+            let users = self.allowed_users(room_id)?;
+            let targets = self.devices_for(&users).await?;
+            self.forward_statement(room_id, &targets).await?;
+        }
+        Ok(())
+    }
+
+    /// Forwards the held statement of the room when some of `targets` are not
+    /// known to hold it (the engine decides, [`Rooms::reposts`]).
+    async fn forward_statement(&self, room_id: Uuid, targets: &[VerifiedDevice]) -> Result<()> {
+        let pairs: Vec<(Uuid, Uuid)> = targets
+            .iter()
+            .map(|t| (t.user_id(), t.device_id()))
+            .collect();
+        let repost = lock(&self.inner.rooms).reposts(room_id, &pairs);
+        match repost {
+            Some(bytes) => self.post_statement(room_id, &bytes).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Posts a membership statement in its room, sealed to the devices of the
+    /// members the engine allows, and records whom it reached. A post that
+    /// waits in the outbox counts: it goes out before anything sent after it.
+    async fn post_statement(&self, room_id: Uuid, statement: &[u8]) -> Result<()> {
+        let users = self.allowed_users(room_id)?;
+        let targets = self.devices_for(&users).await?;
+        let posted = self
+            .seal_and_post(room_id, &Plaintext::membership(statement), &targets)
+            .await;
+        match posted {
+            Ok(_) | Err(Error::Queued { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        lock(&self.inner.rooms).announce(room_id, targets.iter().map(VerifiedDevice::device_id));
+        self.save_rooms()
+    }
+
+    /// The users the engine allows to receive this device's messages in the room.
+    fn allowed_users(&self, room_id: Uuid) -> Result<Vec<Uuid>> {
+        lock(&self.inner.rooms)
+            .recipients(room_id)
+            .map_err(|e| match e {
+                SendRefused::DirectRoomTampered(users) => Error::DirectRoomTampered(users),
+                SendRefused::AwaitingStatement => Error::MembershipPending,
+                SendRefused::Unknown => Error::Protocol("the room is not known".into()),
+            })
     }
 
     /// Posts an outbox entry (socket first, HTTP if the socket is down or slow),
@@ -639,29 +839,34 @@ impl Session {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// The room's members (cached while the live stream keeps the cache right).
-    async fn room_members(&self, room_id: Uuid) -> Result<Vec<Uuid>> {
-        if let Some(m) = lock(&self.inner.members).get(&room_id) {
-            return Ok(m.clone());
-        }
+    /// Every active device, verified against the pins, of every user the engine
+    /// allows in the room (`docs/protocol.md` §12.4): the relay's members that
+    /// the owner's newest statement names, the pinned peer of a direct room.
+    async fn recipients(&self, room_id: Uuid) -> Result<Vec<VerifiedDevice>> {
         let generation = self.generation();
-        let details: RoomDetails = self.inner.client.get_room(room_id).await?;
-        let ids: Vec<Uuid> = details.members.iter().map(|m| m.user_id).collect();
-        // Cache only an answer no room event overtook (and only while online,
-        // when events keep it right).
-        if self.is_online() && self.generation() == generation {
-            lock(&self.inner.members).insert(room_id, ids.clone());
+        let fetched = self.observe_room(room_id).await?;
+        // Keep a view fetched now only while room events keep it right.
+        let keep = !fetched || (self.is_online() && self.generation() == generation);
+        let result = async {
+            self.maintain_room(room_id).await?;
+            let users = self.allowed_users(room_id)?;
+            let targets = self.devices_for(&users).await?;
+            self.forward_statement(room_id, &targets).await?;
+            Ok(targets)
         }
-        Ok(ids)
+        .await;
+        if !keep {
+            lock(&self.inner.rooms).forget_relay_view(Some(room_id));
+        }
+        result
     }
 
-    /// Every active device of every member, verified against the pins.
-    async fn recipients(&self, room_id: Uuid) -> Result<Vec<VerifiedDevice>> {
-        let members = self.room_members(room_id).await?;
-        let devices = self.devices_of(&members).await?;
+    /// Every active device of these users, verified against the pins.
+    async fn devices_for(&self, members: &[Uuid]) -> Result<Vec<VerifiedDevice>> {
+        let devices = self.devices_of(members).await?;
         let mut out = Vec::new();
         let mut changed = Vec::new();
-        for user in &members {
+        for user in members {
             let Some(targets) = devices.get(user) else {
                 continue;
             };
@@ -902,13 +1107,13 @@ impl Session {
 
     pub(crate) fn forget_room(&self, room_id: Uuid) {
         self.bump_generation();
-        lock(&self.inner.members).remove(&room_id);
+        lock(&self.inner.rooms).forget_relay_view(Some(room_id));
     }
 
     pub(crate) fn forget_all_caches(&self) {
         self.bump_generation();
         lock(&self.inner.devices).clear();
-        lock(&self.inner.members).clear();
+        lock(&self.inner.rooms).forget_relay_view(None);
         let _ = self.inner.store.forget_all_devices();
     }
 

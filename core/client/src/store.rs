@@ -11,7 +11,10 @@
 //! - the outbox: sealed envelopes not yet acknowledged, re-posted with the same
 //!   `client_id` after a crash or restart (the relay stores a `client_id` once);
 //! - the `(sender, client id)` pairs already delivered, so a replayed envelope
-//!   is not shown twice.
+//!   is not shown twice;
+//! - each room's membership record (`sotto_engine::RoomRecord`: a direct room's
+//!   pinned peer, a group room's newest accepted membership statement), so the
+//!   relay cannot add readers across restarts (`docs/protocol.md` §12.4).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +23,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use sotto_core::api::Device;
 use sotto_core::trust::Pin;
+use sotto_engine::RoomRecord;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -97,6 +101,14 @@ pub trait Store: Send + Sync + 'static {
     /// `room_id`, and says whether it is new, the same relay message again (a
     /// redelivery after a crash: show it), or a replay under another place.
     fn mark_seen(&self, sender: Uuid, client_id: Uuid, room_id: Uuid, seq: u64) -> Result<Seen>;
+
+    /// Every room's membership record; `None` when this store never saved any
+    /// (made by a version without signed membership: its rooms are then
+    /// adopted as legacy rooms, `sotto_engine::Rooms::adopt_legacy`).
+    fn rooms(&self) -> Result<Option<BTreeMap<Uuid, RoomRecord>>>;
+    /// Saves (`Some`) or deletes (`None`) membership records, all or none, and
+    /// remembers that records are kept (even when `changes` is empty).
+    fn save_rooms(&self, changes: &[(Uuid, Option<RoomRecord>)]) -> Result<()>;
 }
 
 /// Answer of [`Store::mark_seen`].
@@ -131,6 +143,8 @@ CREATE TABLE IF NOT EXISTS cursors (room_id TEXT PRIMARY KEY, seq INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS outbox (
     n INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL UNIQUE,
     room_id TEXT NOT NULL, envelope BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (room_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS seen (sender TEXT NOT NULL, client_id TEXT NOT NULL,
     room_id TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (sender, client_id)) WITHOUT ROWID;
@@ -176,6 +190,14 @@ impl SqliteStore {
         })
     }
 
+    fn with_mut<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| Error::store("store lock poisoned"))?;
+        f(&mut conn).map_err(Error::from)
+    }
+
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self
             .conn
@@ -194,6 +216,57 @@ fn json_err(e: serde_json::Error) -> rusqlite::Error {
 }
 
 impl Store for SqliteStore {
+    fn rooms(&self) -> Result<Option<BTreeMap<Uuid, RoomRecord>>> {
+        self.with(|c| {
+            let kept: Option<String> = c
+                .query_row("SELECT value FROM meta WHERE key = 'rooms'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if kept.is_none() {
+                return Ok(None);
+            }
+            let mut st = c.prepare("SELECT room_id, record FROM rooms")?;
+            let rows = st.query_map([], |r| {
+                let room = uuid_of(&r.get::<_, String>(0)?)?;
+                let record: RoomRecord =
+                    serde_json::from_str(&r.get::<_, String>(1)?).map_err(json_err)?;
+                Ok((room, record))
+            })?;
+            rows.collect::<rusqlite::Result<BTreeMap<_, _>>>().map(Some)
+        })
+    }
+
+    fn save_rooms(&self, changes: &[(Uuid, Option<RoomRecord>)]) -> Result<()> {
+        let mut rows = Vec::with_capacity(changes.len());
+        for (room, record) in changes {
+            let text = record
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(Error::store)?;
+            rows.push((room.to_string(), text));
+        }
+        self.with_mut(|c| {
+            let tx = c.transaction()?;
+            for (room, text) in &rows {
+                match text {
+                    Some(t) => tx.execute(
+                        "INSERT INTO rooms (room_id, record) VALUES (?1, ?2)
+                         ON CONFLICT (room_id) DO UPDATE SET record = ?2",
+                        params![room, t],
+                    )?,
+                    None => tx.execute("DELETE FROM rooms WHERE room_id = ?1", [room])?,
+                };
+            }
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('rooms', '1') ON CONFLICT (key) DO NOTHING",
+                [],
+            )?;
+            tx.commit()
+        })
+    }
+
     fn account(&self) -> Result<Option<StoredAccount>> {
         self.with(|c| {
             c.query_row(

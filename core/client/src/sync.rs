@@ -20,11 +20,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
-use crate::content::Content;
 use crate::error::Error;
 use crate::events::{Connection, Event, ReceivedMessage, UndecryptableReason};
 use crate::session::{SenderCheck, Session, lock};
 use crate::store::Seen;
+use sotto_engine::Plaintext;
 
 /// Keep-alive period; the connection is declared dead after three silent periods.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -420,6 +420,12 @@ async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next 
         ServerFrame::Room { room_id, change } => {
             session.forget_room(room_id);
             session.emit(Event::Room { room_id, change }).await;
+            // The engine looks at the new member list (warning about anyone the
+            // owner did not sign) and, as the owner, signs or re-posts the
+            // membership statement. In a task of its own: posting waits for an
+            // ack this loop reads.
+            let s = session.detached();
+            tokio::spawn(async move { room_changed(&s, room_id, change).await });
             if matches!(change, RoomChange::Created | RoomChange::MemberAdded)
                 && !live.cursors.contains_key(&room_id)
             {
@@ -461,6 +467,32 @@ async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next 
         ServerFrame::Ready { .. } | ServerFrame::Pong => {}
     }
     Next::Continue
+}
+
+/// After a room event: the engine takes the relay's new view of the room, and
+/// the owner's device keeps its membership statement right.
+async fn room_changed(session: &Session, room_id: Uuid, change: RoomChange) {
+    if change == RoomChange::Deleted {
+        lock(&session.inner.rooms).remove(room_id);
+        let _ = session.save_rooms();
+        return;
+    }
+    let result = async {
+        session.observe_room(room_id).await?;
+        session.maintain_room(room_id).await
+    }
+    .await;
+    match result {
+        Ok(()) => {}
+        // No longer a member (removed, left): forget the room.
+        Err(e) if matches!(e.status(), Some(403 | 404)) => {
+            lock(&session.inner.rooms).remove(room_id);
+            let _ = session.save_rooms();
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, %room_id, "room check failed; done again on next use")
+        }
+    }
 }
 
 /// A message frame's routing fields (relay-asserted; the envelope's signed
@@ -524,6 +556,13 @@ async fn open_message(
         Ok(Seen::Replay) => return Ok(undecryptable(UndecryptableReason::Replayed)),
         Err(e) => return Err(format!("store: {e}")),
     }
+    let content = match Plaintext::decode(&opened.plaintext) {
+        Plaintext::Content(c) => c,
+        Plaintext::Membership(statement) => {
+            let reached: Vec<Uuid> = parsed.recipient_devices().collect();
+            return membership_message(session, &m, &statement, &reached).await;
+        }
+    };
     Ok(Some(Event::Message(ReceivedMessage {
         room_id: m.room_id,
         id: m.id,
@@ -535,6 +574,34 @@ async fn open_message(
         received_at: m.created_at,
         own: m.sender_id == inner.user.id,
         trust,
-        content: Content::decode(&opened.plaintext),
+        content,
     })))
+}
+
+/// A membership statement in a message (a control message the app does not
+/// see): the engine takes it if its signer is a trusted device of the user it
+/// names, not revoked before the message was stored; a refusal is a warning.
+async fn membership_message(
+    session: &Session,
+    m: &Incoming,
+    statement: &[u8],
+    reached: &[Uuid],
+) -> Result<Option<Event>, String> {
+    let signer = match sotto_core::membership::MembershipStatement::from_bytes(statement) {
+        Ok(s) => match session
+            .sender_device(s.signer_user(), s.signer_device(), &m.created_at)
+            .await
+        {
+            SenderCheck::Trusted(device, _) => Some(device),
+            SenderCheck::Refused(_) => None,
+            SenderCheck::Transient(e) => return Err(format!("checking a statement's signer: {e}")),
+        },
+        Err(_) => None,
+    };
+    let received =
+        lock(&session.inner.rooms).receive(m.room_id, statement, signer.as_deref(), reached);
+    if let Err(e) = session.save_rooms() {
+        return Err(format!("store: {e}"));
+    }
+    Ok(received.err().map(Event::Membership))
 }

@@ -49,10 +49,16 @@ pub struct RoomRecord {
     /// pinned as first seen. Any other group room waits for its statement.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legacy: bool,
-    /// As the owner: the members the held statement was posted to (it is posted
-    /// again when a member it lists joins later, see [`Rooms::reposts`]).
+    /// The devices known to hold the held statement: those its message was
+    /// sealed to, and those this device forwarded it to since ([`Rooms::reposts`]).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub announced: BTreeSet<Uuid>,
+    /// As the owner: the members of the held statement the relay has listed
+    /// (as members or invited) since it was signed. Only these are dropped
+    /// from the next statement when the relay stops listing them; a member
+    /// signed in but not yet added is not "gone".
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub listed: BTreeSet<Uuid>,
 }
 
 impl RoomRecord {
@@ -246,6 +252,13 @@ impl Rooms {
                 });
             }
         } else {
+            if let Some(s) = record.statement().filter(|s| s.owner() == me) {
+                for u in view.members.iter().chain(&view.invited) {
+                    if s.lists(*u) {
+                        record.listed.insert(*u);
+                    }
+                }
+            }
             let allowed: Option<Vec<Uuid>> = match record.statement() {
                 Some(s) => Some(s.members().to_vec()),
                 None if record.legacy => {
@@ -322,6 +335,7 @@ impl Rooms {
         room: Uuid,
         bytes: &[u8],
         signer: Option<&VerifiedDevice>,
+        reached: &[Uuid],
     ) -> Result<Received, Warning> {
         let refuse = |reason: String| Warning::StatementRefused {
             room_id: room,
@@ -342,9 +356,15 @@ impl Rooms {
         let record = self.records.entry(room).or_default();
         let held = record.statement();
         match membership::check_successor(room, held.as_ref(), &statement) {
-            Ok(Successor::Same) => Ok(Received::Same),
+            Ok(Successor::Same) => {
+                if reached.iter().any(|d| record.announced.insert(*d)) {
+                    self.changed.insert(room);
+                }
+                Ok(Received::Same)
+            }
             Ok(Successor::Newer) => {
                 record.statement = Some(B64(statement.to_bytes()));
+                record.announced = reached.iter().copied().collect();
                 record.first_seen = None;
                 // Users named now may be reported again if they are dropped later.
                 record.reported.retain(|u| !statement.lists(*u));
@@ -352,6 +372,18 @@ impl Rooms {
                 Ok(Received::Accepted)
             }
             Err(e) => Err(refuse(e.to_string())),
+        }
+    }
+
+    /// Whether this user owns `room`: as its held statement says, or, with none,
+    /// as the relay says.
+    pub fn is_owner(&self, room: Uuid) -> bool {
+        match self.statement(room) {
+            Some(s) => s.owner() == self.me,
+            None => self
+                .relay
+                .get(&room)
+                .is_some_and(|v| v.owner == self.me && !v.direct),
         }
     }
 
@@ -375,10 +407,15 @@ impl Rooms {
             (None, Some(first)) => first.clone(),
             (None, None) => view.members.clone(),
         };
+        // Gone: listed by the relay since the statement, and no longer.
         let mut want: Vec<Uuid> = base
             .iter()
             .copied()
-            .filter(|u| view.members.contains(u) || view.invited.contains(u))
+            .filter(|u| {
+                view.members.contains(u)
+                    || view.invited.contains(u)
+                    || (held.is_some() && !record.listed.contains(u))
+            })
             .collect();
         if !want.contains(&self.me) {
             want.push(self.me);
@@ -420,13 +457,14 @@ impl Rooms {
         record.statement = Some(B64(statement.to_bytes()));
         record.first_seen = None;
         record.reported.retain(|u| !statement.lists(*u));
-        // The post reaches the members the relay lists now that it names.
-        record.announced = self
-            .relay
-            .get(&room)
+        // Nobody holds it yet: the driver's post marks who it reached.
+        record.announced.clear();
+        let view = self.relay.get(&room);
+        record.listed = view
             .map(|v| {
                 v.members
                     .iter()
+                    .chain(&v.invited)
                     .copied()
                     .filter(|u| statement.lists(*u))
                     .collect()
@@ -448,28 +486,55 @@ impl Rooms {
         base
     }
 
-    /// As the owner: the held statement's bytes to post again, when the relay
-    /// lists members it names that it was not posted to (they joined after it,
-    /// and their history starts at joining). Counts them as reached.
-    pub fn reposts(&mut self, room: Uuid) -> Option<Vec<u8>> {
-        let view = self.relay.get(&room)?;
-        let record = self.records.get_mut(&room)?;
+    /// As the owner, after the relay refused to add `user` whom the held
+    /// statement already names: the member list of the statement that takes
+    /// them out again (`None` if it does not name them).
+    pub fn withdrawing(&self, room: Uuid, user: Uuid) -> Option<Vec<Uuid>> {
+        let held = self.statement(room)?;
+        if held.owner() != self.me || !held.lists(user) {
+            return None;
+        }
+        Some(
+            held.members()
+                .iter()
+                .copied()
+                .filter(|u| *u != user)
+                .collect(),
+        )
+    }
+
+    /// The held statement's bytes to forward with the next message sealed to
+    /// `targets` (user, device), when some of those devices are not known to
+    /// hold it: members who joined after it was posted, new devices of
+    /// members. The owner forwards to every such device; any other member to
+    /// the new devices of its own user (a statement is self-authenticating, so
+    /// who forwards it does not matter to the receiver). The driver then calls
+    /// [`Rooms::announce`] with the devices its post reached.
+    pub fn reposts(&self, room: Uuid, targets: &[(Uuid, Uuid)]) -> Option<Vec<u8>> {
+        let record = self.records.get(&room)?;
         let statement = record.statement()?;
-        if statement.owner() != self.me {
-            return None;
-        }
-        let missing: Vec<Uuid> = view
-            .members
+        let owner = statement.owner() == self.me;
+        targets
             .iter()
-            .copied()
-            .filter(|u| statement.lists(*u) && !record.announced.contains(u))
-            .collect();
-        if missing.is_empty() {
-            return None;
+            .any(|(user, device)| {
+                statement.lists(*user)
+                    && (owner || *user == self.me)
+                    && !record.announced.contains(device)
+            })
+            .then(|| statement.to_bytes())
+    }
+
+    /// Records that the held statement of `room` was posted to `devices`.
+    pub fn announce(&mut self, room: Uuid, devices: impl IntoIterator<Item = Uuid>) {
+        if let Some(record) = self.records.get_mut(&room) {
+            let mut changed = false;
+            for d in devices {
+                changed |= record.announced.insert(d);
+            }
+            if changed {
+                self.changed.insert(room);
+            }
         }
-        record.announced.extend(missing);
-        self.changed.insert(room);
-        Some(statement.to_bytes())
     }
 }
 

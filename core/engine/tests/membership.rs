@@ -188,7 +188,7 @@ fn in_a_group_only_members_the_owner_signed_get_keys() {
     let g = |m: &[Uuid]| details(RoomKind::Group, alice.id, m, &[]);
     let s1 = alice.sign(1, alice.id, &[alice.id, bob.id]);
     assert_eq!(
-        rooms.receive(ROOM, &s1, Some(&alice.verified())),
+        rooms.receive(ROOM, &s1, Some(&alice.verified()), &[]),
         Ok(Received::Accepted)
     );
     assert!(rooms.observe(&g(&[alice.id, bob.id])).is_empty());
@@ -209,31 +209,31 @@ fn in_a_group_only_members_the_owner_signed_get_keys() {
     // as owner, or stripped of its signature) is refused; the held one stays.
     let forged = mallory.sign(2, alice.id, &[alice.id, bob.id, mallory.id]);
     assert!(matches!(
-        rooms.receive(ROOM, &forged, Some(&mallory.verified())),
+        rooms.receive(ROOM, &forged, Some(&mallory.verified()), &[]),
         Err(Warning::StatementRefused { .. })
     ));
     assert!(matches!(
-        rooms.receive(ROOM, &forged, Some(&alice.verified())),
+        rooms.receive(ROOM, &forged, Some(&alice.verified()), &[]),
         Err(Warning::StatementRefused { .. })
     ));
     let mut stripped = alice.sign(2, alice.id, &[alice.id, bob.id, mallory.id]);
     stripped.truncate(stripped.len() - 64);
     assert!(matches!(
-        rooms.receive(ROOM, &stripped, Some(&alice.verified())),
+        rooms.receive(ROOM, &stripped, Some(&alice.verified()), &[]),
         Err(Warning::StatementRefused { .. })
     ));
     // Alice adds Carol; later the relay replays the older statement: refused.
     let s2 = alice.sign(2, alice.id, &[alice.id, bob.id, carol.id]);
     assert_eq!(
-        rooms.receive(ROOM, &s2, Some(&alice.verified())),
+        rooms.receive(ROOM, &s2, Some(&alice.verified()), &[]),
         Ok(Received::Accepted)
     );
     assert_eq!(
-        rooms.receive(ROOM, &s2, Some(&alice.verified())),
+        rooms.receive(ROOM, &s2, Some(&alice.verified()), &[]),
         Ok(Received::Same)
     );
     assert!(matches!(
-        rooms.receive(ROOM, &s1, Some(&alice.verified())),
+        rooms.receive(ROOM, &s1, Some(&alice.verified()), &[]),
         Err(Warning::StatementRefused { .. })
     ));
     // Carol is invited but not a member until she accepts: no keys yet.
@@ -260,7 +260,7 @@ fn in_a_group_only_members_the_owner_signed_get_keys() {
     );
     // A statement from an untrusted (unknown or revoked) device is refused.
     let s3 = alice.sign(3, alice.id, &[alice.id, bob.id]);
-    assert!(rooms.receive(ROOM, &s3, None).is_err());
+    assert!(rooms.receive(ROOM, &s3, None, &[]).is_err());
 }
 
 #[test]
@@ -280,12 +280,28 @@ fn the_owner_signs_before_adding_and_reposts_for_joiners() {
         .sign(ROOM, &members, alice.device, &alice.keys)
         .unwrap();
     assert_eq!((s.epoch(), s.members().len()), (2, 2));
-    // Bob joins (after accepting an invitation): the statement is posted again
-    // for him, once; Carol (not in it) changes nothing.
-    assert_eq!(rooms.reposts(ROOM), None);
+    // The post reached Alice's device only (Bob was not in the room yet).
+    rooms.announce(ROOM, [alice.device]);
+    // Until the relay lists Bob, he is not "gone": the owner keeps him.
+    assert_eq!(rooms.owner_update(ROOM), None);
+    // Bob joins (after accepting an invitation): the statement is forwarded
+    // with the next message to his device, once; Carol (not in it) changes
+    // nothing.
+    let targets = [(alice.id, alice.device), (carol.id, carol.device)];
+    assert_eq!(rooms.reposts(ROOM, &targets), None);
     let _ = rooms.observe(&g(&[alice.id, bob.id, carol.id], &[]));
-    assert_eq!(rooms.reposts(ROOM), Some(s.to_bytes()));
-    assert_eq!(rooms.reposts(ROOM), None);
+    let targets = [(alice.id, alice.device), (bob.id, bob.device)];
+    assert_eq!(rooms.reposts(ROOM, &targets), Some(s.to_bytes()));
+    rooms.announce(ROOM, [alice.device, bob.device]);
+    assert_eq!(rooms.reposts(ROOM, &targets), None);
+    // Bob's new laptop is a device the statement has not reached.
+    let laptop = Uuid::from_u128(0x2_02);
+    let with_laptop = [
+        (alice.id, alice.device),
+        (bob.id, bob.device),
+        (bob.id, laptop),
+    ];
+    assert_eq!(rooms.reposts(ROOM, &with_laptop), Some(s.to_bytes()));
     // Also after a restart (the record says whom it reached).
     let saved: Vec<_> = rooms
         .take_changes()
@@ -294,18 +310,30 @@ fn the_owner_signs_before_adding_and_reposts_for_joiners() {
         .collect();
     let mut restarted = Rooms::load(alice.id, saved);
     let _ = restarted.observe(&g(&[alice.id, bob.id], &[]));
-    assert_eq!(restarted.reposts(ROOM), None);
+    assert_eq!(restarted.reposts(ROOM, &targets), None);
     // The relay reports Bob gone: the owner signs him out.
     let _ = rooms.observe(&g(&[alice.id], &[]));
     assert_eq!(rooms.owner_update(ROOM), Some(vec![alice.id]));
     // Bob's own device accepts Alice's statements, never signs.
     let mut bobs = Rooms::load(bob.id, []);
     assert_eq!(
-        bobs.receive(ROOM, &s.to_bytes(), Some(&alice.verified())),
+        bobs.receive(
+            ROOM,
+            &s.to_bytes(),
+            Some(&alice.verified()),
+            &[alice.device, bob.device]
+        ),
         Ok(Received::Accepted)
     );
     let _ = bobs.observe(&g(&[alice.id, bob.id], &[]));
     assert_eq!(bobs.owner_update(ROOM), None);
+    // A member forwards the statement to its own user's new devices only.
+    assert_eq!(
+        bobs.reposts(ROOM, &[(alice.id, alice.device), (bob.id, bob.device)]),
+        None
+    );
+    assert_eq!(bobs.reposts(ROOM, &[(carol.id, carol.device)]), None);
+    assert_eq!(bobs.reposts(ROOM, &with_laptop), Some(s.to_bytes()));
     // The statement travels as a control message.
     assert_eq!(
         Plaintext::decode(&Plaintext::membership(&s.to_bytes())),
@@ -355,7 +383,7 @@ fn rooms_from_before_statements_pin_their_first_members() {
         )
         .unwrap();
     assert_eq!(
-        rooms.receive(ROOM, &s.to_bytes(), Some(&alice.verified())),
+        rooms.receive(ROOM, &s.to_bytes(), Some(&alice.verified()), &[]),
         Ok(Received::Accepted)
     );
     assert!(rooms.record(ROOM).unwrap().first_seen.is_none());
@@ -380,7 +408,7 @@ fn a_late_joiner_sends_nothing_until_it_holds_a_statement() {
     assert_eq!(rooms.recipients(ROOM), Err(SendRefused::AwaitingStatement));
     let s = alice.sign(4, alice.id, &[alice.id, bob.id]);
     assert_eq!(
-        rooms.receive(ROOM, &s, Some(&alice.verified())),
+        rooms.receive(ROOM, &s, Some(&alice.verified()), &[]),
         Ok(Received::Accepted)
     );
     let w = rooms.observe(&details(
@@ -426,17 +454,17 @@ proptest! {
                 1 => {
                     epoch += 1;
                     let s = alice.sign(epoch, alice.id, &members);
-                    prop_assert_eq!(rooms.receive(ROOM, &s, Some(&alice.verified())), Ok(Received::Accepted));
+                    prop_assert_eq!(rooms.receive(ROOM, &s, Some(&alice.verified()), &[]), Ok(Received::Accepted));
                     signed.push(s);
                     newest = Some(members.clone());
                 }
                 _ => {
                     // A replay of any earlier statement, or a forgery by a member.
                     if let Some(old) = signed.get(pick) {
-                        let _ = rooms.receive(ROOM, old, Some(&alice.verified()));
+                        let _ = rooms.receive(ROOM, old, Some(&alice.verified()), &[]);
                     }
                     let forged = people[2].sign(epoch + 1, alice.id, &members);
-                    prop_assert!(rooms.receive(ROOM, &forged, Some(&people[2].verified())).is_err());
+                    prop_assert!(rooms.receive(ROOM, &forged, Some(&people[2].verified()), &[]).is_err());
                 }
             }
             if let (Ok(to), Some(allowed)) = (rooms.recipients(ROOM), &newest) {

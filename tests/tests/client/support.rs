@@ -121,6 +121,9 @@ impl Person {
     async fn recv(&mut self, wait: Duration) -> Option<Event> {
         match tokio::time::timeout(wait, self.events.next()).await {
             Ok(Some(e)) => {
+                if std::env::var_os("SOTTO_TEST_EVENTS").is_some() {
+                    eprintln!("{}: {e:?}", self.name);
+                }
                 if let Event::Message(m) = &e
                     && let Content::Text { body } = &m.content
                 {
@@ -209,7 +212,6 @@ pub async fn alice_and_bob(
         .unwrap();
     let room = alice
         .session
-        .client()
         .create_room(name, &[bob.id()])
         .await
         .unwrap()

@@ -914,6 +914,52 @@ impl App {
                     Level::Warn,
                 );
             }
+            Event::Membership(w) => {
+                use sotto_client::sotto_engine::Warning;
+                let names = |users: &[Uuid]| {
+                    users
+                        .iter()
+                        .map(|u| self.name_of(*u))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let (room, text, level) = match &w {
+                    Warning::Unconfirmed { room_id, users } => (
+                        *room_id,
+                        format!(
+                            "⚠ The relay lists {} in this room, but its owner did not sign them in: nothing is encrypted to them.",
+                            names(users)
+                        ),
+                        Level::Error,
+                    ),
+                    Warning::DirectRoomTampered { room_id, users } => (
+                        *room_id,
+                        format!(
+                            "⚠ The relay lists {} in this direct room, which only has its two people: nothing is sent here.",
+                            names(users)
+                        ),
+                        Level::Error,
+                    ),
+                    Warning::StatementRefused { room_id, reason } => (
+                        *room_id,
+                        format!("⚠ A membership change for this room was refused: {reason}."),
+                        Level::Error,
+                    ),
+                    Warning::Unsigned { room_id } => (
+                        *room_id,
+                        "This room's membership is not signed by its owner yet: its members are pinned as first seen.".to_owned(),
+                        Level::Warn,
+                    ),
+                };
+                self.say(Target::Room(room), text.clone(), level);
+                if level == Level::Error {
+                    self.say(Target::Home, text, level);
+                    self.status(
+                        "SECURITY: a room's membership was tampered with",
+                        Level::Error,
+                    );
+                }
+            }
             Event::RelayError { code, detail } => {
                 self.status(
                     format!(

@@ -202,7 +202,7 @@ pub fn run(app: &mut App, line: &str) {
                         Err(e) => return Some(AppMsg::Status(e, Level::Error)),
                     }
                 }
-                Some(match client.create_room(&name, &ids).await {
+                Some(match session.create_room(&name, &ids).await {
                     Ok(details) => AppMsg::RoomLoaded {
                         details,
                         select: true,
@@ -231,7 +231,7 @@ pub fn run(app: &mut App, line: &str) {
                     Ok(u) => u,
                     Err(e) => return Some(AppMsg::Status(e, Level::Error)),
                 };
-                Some(match client.add_member(room, user.id).await {
+                Some(match session.add_member(room, user.id).await {
                     Ok(AddedMember::Member(_)) => AppMsg::Lines(
                         Target::Room(room),
                         vec![(
