@@ -68,6 +68,11 @@ impl Device {
     pub fn keys(&self) -> &DeviceKeys {
         &self.keys
     }
+
+    /// The device id.
+    pub(crate) fn device_uuid(&self) -> Uuid {
+        self.device_id
+    }
 }
 
 /// `{ rsaBits?: 2048 | 3072 | 4096 }` → key options.

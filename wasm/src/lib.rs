@@ -12,6 +12,7 @@
 //! | [`envelope`] | envelopes without keys |
 //! | [`trust`] | safety numbers, TOFU |
 //! | [`attachment`] | attachments |
+//! | [`rooms`] | room membership (the engine's) |
 //! | [`wire`] | relay wire types |
 //! | [`error`] | error codes |
 //!
@@ -29,6 +30,7 @@ pub mod envelope;
 pub mod error;
 mod js;
 pub mod peer;
+pub mod rooms;
 pub mod trust;
 mod types;
 pub mod wire;

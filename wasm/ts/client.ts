@@ -27,6 +27,7 @@ export type {
   DeviceRejectedDetail,
   DevicesChangedDetail,
   IdentityChangedDetail,
+  MembershipWarning,
   InvitationDetail,
   PresenceDetail,
   ReceiptDetail,

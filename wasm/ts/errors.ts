@@ -28,13 +28,17 @@ export const ClientCodes = {
   closed: "closed",
   /** A file changed size while it was read. */
   fileChanged: "file_changed",
+  /** A direct room lists someone besides its two users: nothing is sent there (`users` says who). */
+  directRoomTampered: "direct_room_tampered",
+  /** A group room joined late: its owner's membership statement has not arrived yet, so nothing is sealed. */
+  membershipPending: "membership_pending",
 } as const;
 
 export interface SottoErrorOptions {
   status?: number;
   detail?: string;
   retryAfterMs?: number;
-  /** `identity_changed`: the users whose identity changed. */
+  /** `identity_changed`: the users whose identity changed; `direct_room_tampered`: the extra members. */
   users?: string[];
   /** `queued`: the id of the message waiting in the outbox. */
   clientId?: string;

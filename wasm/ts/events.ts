@@ -1,7 +1,10 @@
 // What a session reports to the app: `CustomEvent`s whose `detail` is one of
 // these, and the message content inside envelopes (same JSON as the native SDK).
 
+import type { MembershipWarning } from "./sotto_wasm.js";
 import type { AttachmentPointer, InvitationChange, ReceiptKind, RoomChange, Uuid } from "./wire.js";
+
+export type { MembershipWarning };
 
 /** What a message says (the plaintext inside the envelope is this JSON). */
 export type Content =
@@ -152,6 +155,14 @@ export interface SessionEventMap {
   devicerejected: CustomEvent<DeviceRejectedDetail>;
   deviceschanged: CustomEvent<DevicesChangedDetail>;
   relayerror: CustomEvent<RelayErrorDetail>;
+  /**
+   * Something about a room's membership the user must learn (`docs/protocol.md`
+   * §12.4): members the relay lists that the owner did not sign (nothing is
+   * sealed to them), a direct room with a third member (nothing is sent there),
+   * a refused (forged, replayed) membership statement, a room from before
+   * signed membership. Show it loudly.
+   */
+  membership: CustomEvent<MembershipWarning>;
 }
 
 function isPointer(v: unknown): v is AttachmentPointer {

@@ -6,11 +6,13 @@
 
 import {
   Device,
+  RoomMembership,
+  membershipStatementOf,
   peekEnvelope,
   safetyNumber as wasmSafetyNumber,
   verifyBundle,
 } from "./sotto_wasm.js";
-import type { Recipient, VerifiedDevice } from "./sotto_wasm.js";
+import type { MembershipWarning, Recipient, VerifiedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   Content,
@@ -104,6 +106,7 @@ export type Trust = "unverified" | "verified" | "changed" | "unknown";
 
 /** A verified peer device, and what the relay says of it. */
 interface Target {
+  userId: Uuid;
   device: VerifiedDevice;
   deviceId: Uuid;
   identityKey: Uint8Array;
@@ -124,6 +127,8 @@ export interface Incoming {
 /** @internal */
 export type OpenResult =
   | { kind: "message"; message: ReceivedMessage }
+  /** A control message (a membership statement): nothing for the app, maybe a warning. */
+  | { kind: "control"; warning: MembershipWarning | null }
   | { kind: "undecryptable"; reason: UndecryptableReason }
   | { kind: "transient"; reason: string };
 
@@ -190,8 +195,12 @@ export class Session extends EventTarget {
   private readonly sync: Sync;
   /** Verified devices per user (revoked ones too: to verify old messages). */
   private readonly deviceCache = new Map<Uuid, Target[]>();
-  /** Room members while the live stream is up (room events keep it right). */
-  private readonly members = new Map<Uuid, Uuid[]>();
+  /**
+   * Room membership as the engine decides it (`docs/protocol.md` §12.4): the
+   * records kept in the store, and the relay's view of each room while the
+   * live stream keeps it right.
+   */
+  private readonly membership: RoomMembership;
   /** Identity changes already reported (user/key). */
   private readonly warned = new Set<string>();
   /** Users whose served identity differs from the pin. */
@@ -212,13 +221,20 @@ export class Session extends EventTarget {
   private closed = false;
   private readonly onRelayLoggedOut = () => this.loggedOut();
 
-  private constructor(opts: SessionOptions, user: User, device: Device, pins: Map<Uuid, Pin>) {
+  private constructor(
+    opts: SessionOptions,
+    user: User,
+    device: Device,
+    pins: Map<Uuid, Pin>,
+    membership: RoomMembership,
+  ) {
     super();
     this.relay = opts.relay;
     this.store = opts.store;
     this.user = user;
     this.device = device;
     this.pins = pins;
+    this.membership = membership;
     const WS = opts.webSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.sync = new Sync(
       this,
@@ -315,7 +331,21 @@ export class Session extends EventTarget {
       pins.set(user.id, own);
       await store.setPin(user.id, own);
     }
-    return new Session(opts, user, device, pins);
+    let membership: RoomMembership;
+    try {
+      const records = await store.rooms();
+      membership = new RoomMembership(user.id, records ?? {});
+      if (records === null) {
+        // The first start with signed membership: the rooms this device knew
+        // are pinned as first seen until their owners sign.
+        membership.adoptLegacy([...(await store.cursors()).keys()]);
+        await store.saveRooms(membership.takeChanges());
+      }
+    } catch (e) {
+      device.free();
+      throw toSottoError(e);
+    }
+    return new Session(opts, user, device, pins, membership);
   }
 
   override addEventListener<K extends keyof SessionEventMap>(
@@ -414,6 +444,7 @@ export class Session extends EventTarget {
     this.device = null;
     this.deviceCache.clear();
     this.cache.clear();
+    this.membership.free();
   }
 
   // ---- rooms, people ----------------------------------------------------------------
@@ -425,9 +456,31 @@ export class Session extends EventTarget {
     return details.map(summary);
   }
 
-  /** A group room owned by this user. */
+  /**
+   * A group room owned by this user (`docs/protocol.md` §12.4): created empty,
+   * then this device signs its first membership statement listing `memberIds`
+   * and posts it, and only then asks the relay to add each (members who have
+   * this user in their contacts join at once, the others are invited).
+   */
   async createRoom(name: string, memberIds: Uuid[]): Promise<RoomSummary> {
-    return summary(await this.relay.createRoom({ name, member_ids: memberIds }));
+    const created = await this.relay.createRoom({ name, member_ids: [] });
+    const roomId = created.id;
+    await this.takeDetails(created);
+    const statement = this.membership.sign(roomId, memberIds, this.dev());
+    await this.saveMembership();
+    await this.postStatement(roomId, statement);
+    for (const user of memberIds.filter((u) => u !== this.user.id)) {
+      try {
+        await this.relay.addMember(roomId, user);
+      } catch (e) {
+        await this.withdraw(roomId, user);
+        throw e;
+      }
+    }
+    this.membership.forgetRelayView(roomId);
+    const details = await this.relay.room(roomId);
+    await this.takeDetails(details);
+    return summary(details);
   }
 
   /** The direct room with `userId` (existing or new). */
@@ -440,7 +493,21 @@ export class Session extends EventTarget {
    * their contacts, else as an invitation they accept or decline. Says which.
    */
   async invite(roomId: Uuid, userId: Uuid): Promise<"member" | "invited"> {
-    const r = await this.relay.addMember(roomId, userId);
+    await this.observeRoom(roomId);
+    if (this.membership.isOwner(roomId)) {
+      // The next statement lists them, posted before the relay is asked.
+      const statement = this.membership.sign(roomId, this.membership.adding(roomId, userId), this.dev());
+      await this.saveMembership();
+      await this.postStatement(roomId, statement);
+    } // else the relay refuses a non-owner: let it say so
+    let r;
+    try {
+      r = await this.relay.addMember(roomId, userId);
+    } catch (e) {
+      this.forgetRoom(roomId);
+      await this.withdraw(roomId, userId);
+      throw e;
+    }
     this.forgetRoom(roomId);
     return "invited_by" in r ? "invited" : "member";
   }
@@ -496,18 +563,7 @@ export class Session extends EventTarget {
     const plaintext = encodeContent(content);
     const clientId = uuidv7();
     const sentAt = Date.now();
-    let envelope: Uint8Array;
-    try {
-      const recipients: Recipient[] = targets.map((t) => ({ device: t.device, suite: t.hasRsa ? "rsa" : "x25519" }));
-      envelope = device.seal(plaintext, { roomId, clientMessageId: clientId, timestampMs: sentAt }, recipients);
-    } catch (e) {
-      throw toSottoError(e);
-    } finally {
-      plaintext.fill(0);
-    }
-    const entry: OutboxEntry = { clientId, roomId, envelope };
-    await this.store.outboxPush(entry);
-    const sent = await this.post(entry);
+    const sent = await this.sealAndPost(roomId, plaintext, targets, clientId, sentAt);
     this.remember({
       roomId,
       id: sent.id,
@@ -521,6 +577,28 @@ export class Session extends EventTarget {
       content,
     });
     return sent;
+  }
+
+  /** Seals `plaintext` (zeroized after) for `targets`, keeps it in the outbox and posts it. */
+  private async sealAndPost(
+    roomId: Uuid,
+    plaintext: Uint8Array,
+    targets: Target[],
+    clientId: Uuid = uuidv7(),
+    sentAt: number = Date.now(),
+  ): Promise<Sent> {
+    let envelope: Uint8Array;
+    try {
+      const recipients: Recipient[] = targets.map((t) => ({ device: t.device, suite: t.hasRsa ? "rsa" : "x25519" }));
+      envelope = this.dev().seal(plaintext, { roomId, clientMessageId: clientId, timestampMs: sentAt }, recipients);
+    } catch (e) {
+      throw toSottoError(e);
+    } finally {
+      plaintext.fill(0);
+    }
+    const entry: OutboxEntry = { clientId, roomId, envelope };
+    await this.store.outboxPush(entry);
+    return this.post(entry);
   }
 
   /** Posts an outbox entry once at a time (joins a post of the same message in flight). */
@@ -607,8 +685,10 @@ export class Session extends EventTarget {
     const self = device.verified();
     try {
       const o = device.open(e.envelope, { roomId: e.roomId, sender: self });
+      const control = membershipStatementOf(o.plaintext) !== undefined;
       const content = decodeContent(o.plaintext);
       o.plaintext.fill(0);
+      if (control) return; // a membership statement: not the app's
       this.remember({
         roomId: e.roomId,
         id: sent.id,
@@ -651,7 +731,7 @@ export class Session extends EventTarget {
    * and authenticated by the core, its `(sender, client id)` not seen elsewhere.
    * `transient`: cannot tell now (the sender's keys did not load).
    */
-  async openIncoming(m: Incoming, envelope: Uint8Array | null): Promise<OpenResult> {
+  async openIncoming(m: Incoming, envelope: Uint8Array | null, live = true): Promise<OpenResult> {
     const device = this.dev();
     if (envelope === null) return { kind: "undecryptable", reason: "invalid" };
     let recipients: string[];
@@ -690,9 +770,19 @@ export class Session extends EventTarget {
       opened.plaintext.fill(0);
       return { kind: "transient", reason: `store: ${e instanceof Error ? e.message : String(e)}` };
     }
+    if (seen === "replay") {
+      opened.plaintext.fill(0);
+      return { kind: "undecryptable", reason: "replayed" };
+    }
+    const statement = membershipStatementOf(opened.plaintext);
+    if (statement !== undefined) {
+      opened.plaintext.fill(0);
+      // Only the live stream feeds the engine (history pages hold older statements).
+      if (!live) return { kind: "control", warning: null };
+      return this.membershipMessage(m, statement, recipients);
+    }
     const content = decodeContent(opened.plaintext);
     opened.plaintext.fill(0);
-    if (seen === "replay") return { kind: "undecryptable", reason: "replayed" };
     return {
       kind: "message",
       message: {
@@ -747,6 +837,7 @@ export class Session extends EventTarget {
             createdAt: msg.created_at,
           },
           bytes,
+          false,
         );
         if (r.kind === "transient") throw new SottoError(ClientCodes.network, r.reason);
         if (r.kind === "message") this.remember(r.message);
@@ -879,20 +970,174 @@ export class Session extends EventTarget {
 
   // ---- devices and members ------------------------------------------------------------
 
-  /** The room's members (cached while the live stream keeps the cache right). */
-  private async roomMembers(roomId: Uuid): Promise<Uuid[]> {
-    const cached = this.members.get(roomId);
-    if (cached) return cached;
-    const generation = this.generation;
-    const details = await this.relay.room(roomId);
-    const ids = details.members.map((m) => m.user_id);
-    if (this.sync.state === "online" && this.generation === generation) this.members.set(roomId, ids);
-    return ids;
+  /**
+   * A membership statement in a message (a control message the app does not
+   * see): the engine takes it if its signer is a trusted device of the user it
+   * names, not revoked before the message was stored; a refusal is a warning.
+   */
+  private async membershipMessage(m: Incoming, statement: Uint8Array, reached: Uuid[]): Promise<OpenResult> {
+    let signer: VerifiedDevice | undefined;
+    try {
+      const [user, device] = RoomMembership.statementSigner(statement) as [Uuid, Uuid];
+      const check = await this.senderDevice(user, device, m.createdAt);
+      if (check.kind === "transient") return check;
+      if (check.kind === "trusted") signer = check.device;
+    } catch {
+      signer = undefined; // does not parse: the engine says why
+    }
+    const warning = this.membership.receive(m.roomId, statement, signer, reached);
+    try {
+      await this.saveMembership();
+    } catch (e) {
+      return { kind: "transient", reason: `store: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    return { kind: "control", warning };
   }
 
-  /** Every active device of every member, verified against the pins. */
+  /** Saves the engine's changed membership records. */
+  private async saveMembership(): Promise<void> {
+    const changes = this.membership.takeChanges();
+    if (changes.length > 0) await this.store.saveRooms(changes);
+  }
+
+  /** Hands the relay's details of a room to the engine; emits its warnings. */
+  private async takeDetails(details: RoomDetails): Promise<void> {
+    const warnings = this.membership.observe(details);
+    await this.saveMembership();
+    for (const w of warnings) this.emit("membership", w);
+  }
+
+  /** Makes sure the engine has the relay's view of the room; `true` if fetched now. */
+  private async observeRoom(roomId: Uuid): Promise<boolean> {
+    if (this.membership.knows(roomId)) return false;
+    for (let round = 0; round < 4; round++) {
+      const generation = this.generation;
+      await this.takeDetails(await this.relay.room(roomId));
+      if (this.generation === generation) return true;
+      // A room event overtook the answer: it is not the relay's current view.
+      this.membership.forgetRelayView(roomId);
+    }
+    throw new SottoError(ClientCodes.network, "the room keeps changing; try again");
+  }
+
+  /** The users the engine allows to receive this device's messages in the room. */
+  private allowedUsers(roomId: Uuid): Uuid[] {
+    const r = this.membership.recipients(roomId);
+    if (r.ok) return r.users;
+    if (r.reason === "direct_room_tampered") {
+      throw new SottoError(
+        ClientCodes.directRoomTampered,
+        "the direct room lists someone besides its two users: nothing was sent",
+        { users: r.users },
+      );
+    }
+    if (r.reason === "awaiting_statement") {
+      throw new SottoError(
+        ClientCodes.membershipPending,
+        "the room owner's membership statement has not arrived yet: nothing was sent",
+      );
+    }
+    throw new SottoError(ClientCodes.protocol, "the room is not known");
+  }
+
+  /**
+   * As the owner: signs and posts the statement the room needs now (its
+   * first, or one without members the relay reports gone), then forwards the
+   * held one to member devices it has not reached.
+   */
+  private async maintainRoom(roomId: Uuid): Promise<void> {
+    const members = this.membership.ownerUpdate(roomId);
+    if (members !== undefined) {
+      const statement = this.membership.sign(roomId, members, this.dev());
+      await this.saveMembership();
+      await this.postStatement(roomId, statement);
+    }
+    if (this.membership.isOwner(roomId)) {
+      await this.forwardStatement(roomId, await this.devicesFor(this.allowedUsers(roomId)));
+    }
+  }
+
+  /** As the owner, after the relay refused to add `user`: a statement without them. */
+  private async withdraw(roomId: Uuid, user: Uuid): Promise<void> {
+    await this.observeRoom(roomId);
+    const members = this.membership.withdrawing(roomId, user);
+    if (members === undefined) return;
+    const statement = this.membership.sign(roomId, members, this.dev());
+    await this.saveMembership();
+    await this.postStatement(roomId, statement);
+  }
+
+  /** Forwards the held statement when some of `targets` are not known to hold it (the engine decides). */
+  private async forwardStatement(roomId: Uuid, targets: Target[]): Promise<void> {
+    const repost = this.membership.reposts(
+      roomId,
+      targets.map((t) => [t.userId, t.deviceId]),
+    );
+    if (repost !== undefined) await this.postStatement(roomId, repost);
+  }
+
+  /**
+   * Posts a statement's control message in its room, sealed to the devices of
+   * the members the engine allows, and records whom it reached. One waiting in
+   * the outbox counts: it goes out before anything sent after it.
+   */
+  private async postStatement(roomId: Uuid, plaintext: Uint8Array): Promise<void> {
+    const targets = await this.devicesFor(this.allowedUsers(roomId));
+    try {
+      await this.sealAndPost(roomId, plaintext, targets);
+    } catch (e) {
+      if (codeOf(e) !== ClientCodes.queued) throw e;
+    }
+    this.membership.announce(
+      roomId,
+      targets.map((t) => t.deviceId),
+    );
+    await this.saveMembership();
+  }
+
+  /** @internal After a room event: the engine takes the relay's new view; the owner keeps the statement right. */
+  async roomChanged(roomId: Uuid, change: string): Promise<void> {
+    if (change === "deleted") {
+      this.membership.remove(roomId);
+      await this.saveMembership();
+      return;
+    }
+    try {
+      await this.observeRoom(roomId);
+      await this.maintainRoom(roomId);
+    } catch (e) {
+      const status = e instanceof SottoError ? e.status : undefined;
+      if (status === 403 || status === 404) {
+        // No longer a member (removed, left): forget the room.
+        this.membership.remove(roomId);
+        await this.saveMembership();
+      }
+      // anything else: done again on next use
+    }
+  }
+
+  /**
+   * Every active device, verified against the pins, of every user the engine
+   * allows in the room (`docs/protocol.md` §12.4): the relay's members that
+   * the owner's newest statement names, the pinned peer of a direct room.
+   */
   private async recipients(roomId: Uuid): Promise<Target[]> {
-    const members = await this.roomMembers(roomId);
+    const generation = this.generation;
+    const fetched = await this.observeRoom(roomId);
+    // Keep a view fetched now only while room events keep it right.
+    const keep = !fetched || (this.sync.state === "online" && this.generation === generation);
+    try {
+      await this.maintainRoom(roomId);
+      const targets = await this.devicesFor(this.allowedUsers(roomId));
+      await this.forwardStatement(roomId, targets);
+      return targets;
+    } finally {
+      if (!keep) this.membership.forgetRelayView(roomId);
+    }
+  }
+
+  /** Every active device of these users, verified against the pins. */
+  private async devicesFor(members: Uuid[]): Promise<Target[]> {
     const devices = await this.devicesOf(members);
     const out: Target[] = [];
     const changed: Uuid[] = [];
@@ -972,6 +1217,7 @@ export class Session extends EventTarget {
         continue;
       }
       verified.push({
+        userId: user,
         device: v,
         deviceId: d.device_id,
         identityKey: v.identityKey,
@@ -1075,14 +1321,14 @@ export class Session extends EventTarget {
   /** @internal */
   forgetRoom(roomId: Uuid): void {
     this.generation++;
-    this.members.delete(roomId);
+    this.membership.forgetRelayView(roomId);
   }
 
   /** @internal After a reconnect: announcements may have been missed. */
   forgetAllCaches(): void {
     this.generation++;
     this.deviceCache.clear();
-    this.members.clear();
+    this.membership.forgetRelayView(undefined);
   }
 }
 

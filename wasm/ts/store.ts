@@ -8,6 +8,7 @@
 //   under the same `client_id` after a reload (the relay stores a `client_id` once);
 // - the `(sender, client id)` pairs already delivered, so a replay is not shown twice.
 
+import type { RoomRecord } from "./sotto_wasm.js";
 import type { Uuid } from "./wire.js";
 
 /** Argon2id parameters of the stored key backup. */
@@ -72,6 +73,13 @@ export interface KeyStore {
   outboxRemove(clientId: Uuid): Promise<void>;
   /** Every message still waiting, oldest first. */
   outbox(): Promise<OutboxEntry[]>;
+  /**
+   * The engine's room membership records (`RoomMembership`), or `null` if this
+   * store never kept them (a store from before signed membership).
+   */
+  rooms(): Promise<Record<Uuid, RoomRecord> | null>;
+  /** Saves the engine's changed records in one transaction (`null`: delete). */
+  saveRooms(changes: Array<[Uuid, RoomRecord | null]>): Promise<void>;
   /** Releases the store (closes the database). */
   close(): void;
 }
@@ -84,6 +92,7 @@ export class MemoryStore implements KeyStore {
   private readonly cursorMap = new Map<Uuid, number>();
   private readonly seen = new Map<string, { roomId: Uuid; seq: number }>();
   private readonly out = new Map<Uuid, OutboxEntry>();
+  private roomMap: Map<Uuid, RoomRecord> | null = null;
 
   /** `backupParams` defaults to the core's minimum ({@link TEST_ARGON2}): the blob never leaves memory. */
   constructor(options: { backupParams?: Argon2Params | null } = {}) {
@@ -129,17 +138,29 @@ export class MemoryStore implements KeyStore {
   async outbox(): Promise<OutboxEntry[]> {
     return [...this.out.values()].map((e) => ({ ...e, envelope: e.envelope.slice() }));
   }
+  async rooms(): Promise<Record<Uuid, RoomRecord> | null> {
+    return this.roomMap === null ? null : (structuredClone(Object.fromEntries(this.roomMap)) as Record<Uuid, RoomRecord>);
+  }
+  async saveRooms(changes: Array<[Uuid, RoomRecord | null]>): Promise<void> {
+    const map = this.roomMap ?? new Map<Uuid, RoomRecord>();
+    for (const [id, r] of changes) {
+      if (r === null) map.delete(id);
+      else map.set(id, structuredClone(r));
+    }
+    this.roomMap = map;
+  }
   close(): void {}
 }
 
 // ---- IndexedDB ------------------------------------------------------------------
 
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 const ACCOUNT = "account";
 const PINS = "pins";
 const CURSORS = "cursors";
 const SEEN = "seen";
 const OUTBOX = "outbox";
+const ROOMS = "rooms";
 
 function req<T>(r: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -177,7 +198,7 @@ export class IndexedDbStore implements KeyStore {
     const r = factory.open(dbName(name), DB_VERSION);
     r.onupgradeneeded = () => {
       const db = r.result;
-      for (const s of [ACCOUNT, PINS, CURSORS, SEEN]) {
+      for (const s of [ACCOUNT, PINS, CURSORS, SEEN, ROOMS]) {
         if (!db.objectStoreNames.contains(s)) db.createObjectStore(s);
       }
       if (!db.objectStoreNames.contains(OUTBOX)) db.createObjectStore(OUTBOX, { keyPath: "clientId" });
@@ -272,6 +293,20 @@ export class IndexedDbStore implements KeyStore {
     const rows = (await this.entries<OutboxEntry & { n: number }>(OUTBOX)).map(([, v]) => v);
     rows.sort((a, b) => a.n - b.n);
     return rows.map((r) => ({ clientId: r.clientId, roomId: r.roomId, envelope: r.envelope }));
+  }
+  async rooms(): Promise<Record<Uuid, RoomRecord> | null> {
+    if ((await this.get<boolean>(ACCOUNT, "roomsKept")) !== true) return null;
+    return Object.fromEntries((await this.entries<RoomRecord>(ROOMS)).map(([k, v]) => [String(k), v]));
+  }
+  async saveRooms(changes: Array<[Uuid, RoomRecord | null]>): Promise<void> {
+    const tx = this.db.transaction([ROOMS, ACCOUNT], "readwrite");
+    const s = tx.objectStore(ROOMS);
+    for (const [id, r] of changes) {
+      if (r === null) s.delete(id);
+      else s.put(r, id);
+    }
+    tx.objectStore(ACCOUNT).put(true, "roomsKept");
+    await done(tx);
   }
   close(): void {
     this.db.close();

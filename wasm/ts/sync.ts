@@ -491,6 +491,8 @@ export class Sync {
           if (r.kind === "message") {
             s.remember(r.message);
             s.emit("message", r.message);
+          } else if (r.kind === "control") {
+            if (r.warning !== null) s.emit("membership", r.warning);
           } else {
             s.emit("undecryptable", {
               roomId: frame.room_id,
@@ -534,6 +536,9 @@ export class Sync {
       case "room": {
         s.forgetRoom(frame.room_id);
         s.emit("room", { roomId: frame.room_id, change: frame.change });
+        // The engine looks at the new member list; the owner signs or forwards
+        // its statement. Not awaited: posting waits for an ack this loop reads.
+        void s.roomChanged(frame.room_id, frame.change).catch(() => undefined);
         if ((frame.change === "created" || frame.change === "member_added") && !live.cursors.has(frame.room_id)) {
           const stored = await s.store.cursors();
           live.cursors.set(frame.room_id, stored.get(frame.room_id) ?? 0);

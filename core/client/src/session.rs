@@ -639,9 +639,17 @@ impl Session {
         if lock(&self.inner.rooms).knows(room_id) {
             return Ok(false);
         }
-        let details: RoomDetails = self.inner.client.get_room(room_id).await?;
-        self.take_details(&details).await?;
-        Ok(true)
+        for _ in 0..4 {
+            let generation = self.generation();
+            let details: RoomDetails = self.inner.client.get_room(room_id).await?;
+            self.take_details(&details).await?;
+            if self.generation() == generation {
+                return Ok(true);
+            }
+            // A room event overtook the answer: it is not the relay's current view.
+            lock(&self.inner.rooms).forget_relay_view(Some(room_id));
+        }
+        Err(Error::Network("the room keeps changing; try again".into()))
     }
 
     /// As the room's owner: signs and posts the statement the room needs now

@@ -1,0 +1,253 @@
+//! Room membership the relay cannot forge: the engine's [`sotto_engine::Rooms`]
+//! for the TypeScript client (`docs/protocol.md` §12.4). Every decision (whom to
+//! seal to, whether a statement is accepted, what the owner signs, when a
+//! statement is forwarded) is the engine's, the same code the native SDK runs;
+//! the TypeScript client only feeds it and persists what it returns.
+//!
+//! Values cross as the engine's serde JSON: records are opaque objects the
+//! client stores and hands back unchanged.
+
+use sotto_engine::{Plaintext, SendRefused};
+use uuid::Uuid;
+use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::js::{self, Obj};
+use crate::peer::VerifiedDevice;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_ROOMS: &'static str = r#"
+/** What the engine keeps about one room's membership: store it as is, hand it back to `new RoomMembership`. */
+export type RoomRecord = { [field: string]: unknown };
+/** Something about a room's membership the user must learn (loud). */
+export type MembershipWarning =
+  | { kind: "unconfirmed"; room_id: Uuid; users: Uuid[] }
+  | { kind: "direct_room_tampered"; room_id: Uuid; users: Uuid[] }
+  | { kind: "statement_refused"; room_id: Uuid; reason: string }
+  | { kind: "unsigned"; room_id: Uuid };
+/** Whom this device may seal to in a room now, or why it sends nothing there. */
+export type MembershipRecipients =
+  | { ok: true; users: Uuid[] }
+  | { ok: false; reason: "unknown" }
+  | { ok: false; reason: "awaiting_statement" }
+  | { ok: false; reason: "direct_room_tampered"; users: Uuid[] };
+"#;
+
+/// Every room's membership as this device decides it (the engine's `Rooms`).
+#[wasm_bindgen]
+pub struct RoomMembership {
+    inner: sotto_engine::Rooms,
+}
+
+fn uuid(text: &str, what: &str) -> Result<Uuid> {
+    js::parse_uuid(text, what)
+}
+
+fn uuids(list: &[String], what: &str) -> Result<Vec<Uuid>> {
+    list.iter().map(|t| uuid(t, what)).collect()
+}
+
+fn texts(list: &[Uuid]) -> Vec<String> {
+    list.iter().map(|u| js::uuid_text(*u)).collect()
+}
+
+#[wasm_bindgen]
+impl RoomMembership {
+    /// The rooms of user `me` from the saved records (`{ [roomId]: RoomRecord }`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        me: &str,
+        #[wasm_bindgen(unchecked_param_type = "Record<Uuid, RoomRecord>")] records: &JsValue,
+    ) -> Result<RoomMembership> {
+        let me = uuid(me, "me")?;
+        let records: std::collections::BTreeMap<Uuid, sotto_engine::RoomRecord> =
+            if records.is_undefined() || records.is_null() {
+                std::collections::BTreeMap::new()
+            } else {
+                js::from_js(records, "records")?
+            };
+        Ok(Self {
+            inner: sotto_engine::Rooms::load(me, records),
+        })
+    }
+
+    /// Pins the rooms this device knew before it kept membership records.
+    #[wasm_bindgen(js_name = adoptLegacy)]
+    pub fn adopt_legacy(&mut self, rooms: Vec<String>) -> Result<()> {
+        let rooms = uuids(&rooms, "rooms")?;
+        self.inner.adopt_legacy(rooms);
+        Ok(())
+    }
+
+    /// The records changed since the last call: `[roomId, RoomRecord | null][]`
+    /// (`null`: delete). Save them before acting on what the step decided.
+    #[wasm_bindgen(js_name = takeChanges, unchecked_return_type = "Array<[Uuid, RoomRecord | null]>")]
+    pub fn take_changes(&mut self) -> Result<JsValue> {
+        js::to_js(&self.inner.take_changes())
+    }
+
+    /// Whether the relay's view of the room is known (else fetch its details).
+    pub fn knows(&self, room: &str) -> Result<bool> {
+        Ok(self.inner.knows(uuid(room, "room")?))
+    }
+
+    /// Forgets the relay's view of one room, or of all (`undefined`).
+    #[wasm_bindgen(js_name = forgetRelayView)]
+    pub fn forget_relay_view(&mut self, room: Option<String>) -> Result<()> {
+        let room = room.map(|r| uuid(&r, "room")).transpose()?;
+        self.inner.forget_relay_view(room);
+        Ok(())
+    }
+
+    /// The room is gone (deleted, or this user left).
+    pub fn remove(&mut self, room: &str) -> Result<()> {
+        self.inner.remove(uuid(room, "room")?);
+        Ok(())
+    }
+
+    /// Takes the relay's `RoomDetails`; returns the warnings for the user.
+    #[wasm_bindgen(unchecked_return_type = "MembershipWarning[]")]
+    pub fn observe(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "RoomDetails")] details: &JsValue,
+    ) -> Result<JsValue> {
+        let details: sotto_core::api::RoomDetails = js::from_js(details, "details")?;
+        js::to_js(&self.inner.observe(&details))
+    }
+
+    /// Whom this device may seal to in the room now.
+    #[wasm_bindgen(unchecked_return_type = "MembershipRecipients")]
+    pub fn recipients(&self, room: &str) -> Result<JsValue> {
+        let room = uuid(room, "room")?;
+        let out = match self.inner.recipients(room) {
+            Ok(users) => Obj::new().set("ok", true).set("users", js::to_js(&users)?),
+            Err(SendRefused::DirectRoomTampered(users)) => Obj::new()
+                .set("ok", false)
+                .set("reason", "direct_room_tampered")
+                .set("users", js::to_js(&users)?),
+            Err(SendRefused::AwaitingStatement) => Obj::new()
+                .set("ok", false)
+                .set("reason", "awaiting_statement"),
+            Err(_) => Obj::new().set("ok", false).set("reason", "unknown"),
+        };
+        Ok(out.into_typed::<JsValue>())
+    }
+
+    /// Takes a statement opened from a message in `room`. `signer`: the
+    /// statement's signing device, verified against its user's pinned identity
+    /// and not revoked before the message was stored (`undefined` if it could
+    /// not be). `reached`: the device ids the message was sealed to. Returns a
+    /// warning when refused, else `null`.
+    #[wasm_bindgen(unchecked_return_type = "MembershipWarning | null")]
+    pub fn receive(
+        &mut self,
+        room: &str,
+        statement: &[u8],
+        #[wasm_bindgen(unchecked_param_type = "VerifiedDevice | undefined")] signer: &JsValue,
+        reached: Vec<String>,
+    ) -> Result<JsValue> {
+        let room = uuid(room, "room")?;
+        let reached = uuids(&reached, "reached")?;
+        let signer = if signer.is_undefined() || signer.is_null() {
+            None
+        } else {
+            Some(VerifiedDevice::from_js(signer, "signer")?)
+        };
+        match self.inner.receive(
+            room,
+            statement,
+            signer.as_ref().map(VerifiedDevice::inner),
+            &reached,
+        ) {
+            Ok(_) => Ok(JsValue::NULL),
+            Err(w) => js::to_js(&w),
+        }
+    }
+
+    /// Whether this user owns the room (as the held statement says, or the relay).
+    #[wasm_bindgen(js_name = isOwner)]
+    pub fn is_owner(&self, room: &str) -> Result<bool> {
+        Ok(self.inner.is_owner(uuid(room, "room")?))
+    }
+
+    /// The signer of a statement's bytes: `[userId, deviceId]`.
+    #[wasm_bindgen(js_name = statementSigner)]
+    pub fn statement_signer(statement: &[u8]) -> Result<Vec<String>> {
+        let s = sotto_core::membership::MembershipStatement::from_bytes(statement)
+            .map_err(|e| Error::malformed(e.to_string()))?;
+        Ok(texts(&[s.signer_user(), s.signer_device()]))
+    }
+
+    /// As the owner: the member list to sign now, if the held statement does not say it.
+    #[wasm_bindgen(js_name = ownerUpdate)]
+    pub fn owner_update(&self, room: &str) -> Result<Option<Vec<String>>> {
+        Ok(self
+            .inner
+            .owner_update(uuid(room, "room")?)
+            .map(|m| texts(m.as_slice())))
+    }
+
+    /// As the owner: the member list of the next statement, with `user` added.
+    pub fn adding(&self, room: &str, user: &str) -> Result<Vec<String>> {
+        Ok(texts(
+            &self.inner.adding(uuid(room, "room")?, uuid(user, "user")?),
+        ))
+    }
+
+    /// As the owner, after the relay refused to add `user`: the member list
+    /// that takes them out again, if the held statement names them.
+    pub fn withdrawing(&self, room: &str, user: &str) -> Result<Option<Vec<String>>> {
+        Ok(self
+            .inner
+            .withdrawing(uuid(room, "room")?, uuid(user, "user")?)
+            .map(|m| texts(m.as_slice())))
+    }
+
+    /// As the owner: signs the room's next statement listing `members` (this
+    /// user included) with `device`, holds it, and returns the control
+    /// message's plaintext to seal and post.
+    pub fn sign(&mut self, room: &str, members: Vec<String>, device: &Device) -> Result<Vec<u8>> {
+        let room = uuid(room, "room")?;
+        let members = uuids(&members, "members")?;
+        let statement = self
+            .inner
+            .sign(room, &members, device.device_uuid(), device.keys())
+            .map_err(|e| Error::invalid_argument(e.to_string()))?;
+        Ok(Plaintext::membership(&statement.to_bytes()))
+    }
+
+    /// The held statement as a control message's plaintext, when some of
+    /// `targets` (`[userId, deviceId][]`) are not known to hold it.
+    pub fn reposts(
+        &self,
+        room: &str,
+        #[wasm_bindgen(unchecked_param_type = "Array<[Uuid, Uuid]>")] targets: &JsValue,
+    ) -> Result<Option<Vec<u8>>> {
+        let room = uuid(room, "room")?;
+        let targets: Vec<(Uuid, Uuid)> = js::from_js(targets, "targets")?;
+        Ok(self
+            .inner
+            .reposts(room, &targets)
+            .map(|s| Plaintext::membership(&s)))
+    }
+
+    /// Records that the held statement was posted to `devices`.
+    pub fn announce(&mut self, room: &str, devices: Vec<String>) -> Result<()> {
+        let room = uuid(room, "room")?;
+        let devices = uuids(&devices, "devices")?;
+        self.inner.announce(room, devices);
+        Ok(())
+    }
+}
+
+/// The membership statement a message's plaintext carries (a control message
+/// apps never see), or `undefined` for an app's content.
+#[wasm_bindgen(js_name = membershipStatementOf)]
+pub fn membership_statement_of(plaintext: &[u8]) -> Option<Vec<u8>> {
+    match Plaintext::decode(plaintext) {
+        Plaintext::Membership(s) => Some(s),
+        Plaintext::Content(_) => None,
+    }
+}
