@@ -1083,16 +1083,17 @@ export class Session extends EventTarget {
    */
   private async postStatement(roomId: Uuid, plaintext: Uint8Array): Promise<void> {
     const targets = await this.devicesFor(this.allowedUsers(roomId));
-    try {
-      await this.sealAndPost(roomId, plaintext, targets);
-    } catch (e) {
-      if (codeOf(e) !== ClientCodes.queued) throw e;
-    }
+    // Counted as reached before the post, so a concurrent send does not forward it again.
     this.membership.announce(
       roomId,
       targets.map((t) => t.deviceId),
     );
     await this.saveMembership();
+    try {
+      await this.sealAndPost(roomId, plaintext, targets);
+    } catch (e) {
+      if (codeOf(e) !== ClientCodes.queued) throw e;
+    }
   }
 
   /** @internal After a room event: the engine takes the relay's new view; the owner keeps the statement right. */

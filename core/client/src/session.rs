@@ -695,20 +695,22 @@ impl Session {
     }
 
     /// Posts a membership statement in its room, sealed to the devices of the
-    /// members the engine allows, and records whom it reached. A post that
+    /// members the engine allows, and records whom it reaches. A post that
     /// waits in the outbox counts: it goes out before anything sent after it.
     async fn post_statement(&self, room_id: Uuid, statement: &[u8]) -> Result<()> {
         let users = self.allowed_users(room_id)?;
         let targets = self.devices_for(&users).await?;
+        // Counted as reached before the post, so a concurrent send does not
+        // forward the same statement again.
+        lock(&self.inner.rooms).announce(room_id, targets.iter().map(VerifiedDevice::device_id));
+        self.save_rooms()?;
         let posted = self
             .seal_and_post(room_id, &Plaintext::membership(statement), &targets)
             .await;
         match posted {
-            Ok(_) | Err(Error::Queued { .. }) => {}
-            Err(e) => return Err(e),
+            Ok(_) | Err(Error::Queued { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
-        lock(&self.inner.rooms).announce(room_id, targets.iter().map(VerifiedDevice::device_id));
-        self.save_rooms()
     }
 
     /// The users the engine allows to receive this device's messages in the room.

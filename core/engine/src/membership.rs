@@ -457,8 +457,9 @@ impl Rooms {
         record.statement = Some(B64(statement.to_bytes()));
         record.first_seen = None;
         record.reported.retain(|u| !statement.lists(*u));
-        // Nobody holds it yet: the driver's post marks who it reached.
+        // Only the signing device holds it yet: the driver's post marks whom it reaches.
         record.announced.clear();
+        record.announced.insert(device);
         let view = self.relay.get(&room);
         record.listed = view
             .map(|v| {

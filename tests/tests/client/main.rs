@@ -13,6 +13,7 @@ mod browser;
 mod conversation;
 mod faults;
 mod malicious;
+mod membership;
 mod quickstart;
 mod support;
 mod transport;

@@ -43,7 +43,7 @@ class Recorder {
     this.waiters = [];
     for (const type of [
       "message", "undecryptable", "sent", "typing", "presence", "receipt", "room", "invitation", "identitychanged",
-      "connection", "loggedout", "deleted", "devicerejected", "deviceschanged", "relayerror",
+      "connection", "loggedout", "deleted", "devicerejected", "deviceschanged", "relayerror", "membership",
     ]) {
       session.addEventListener(type, (ev) => {
         const e = { type, detail: ev.detail };
@@ -330,7 +330,9 @@ test("a file round trip, streamed with progress", async () => {
   const sent = await alice.session.sendFile(room, file, (done, total) => up.push([done, total]));
   assert.ok(up.length > 1, "upload progress reported");
   assert.deepEqual(up[up.length - 1], [size, size]);
-  const msg = (await bob.rec.until((e) => e.type === "message" && e.detail.seq === sent.seq)).detail;
+  const msg = (
+    await bob.rec.until((e) => e.type === "message" && e.detail.roomId === room && e.detail.seq === sent.seq)
+  ).detail;
   assert.equal(msg.content.type, "file");
   const pointer = msg.content.file;
   assert.equal(pointer.name, "report.bin");
@@ -395,6 +397,77 @@ function haveSqlite() {
     return false;
   }
 }
+
+test("a member written into the database gets no key: the direct room refuses, the group seals around them", async () => {
+  assert.ok(haveSqlite(), "sqlite3 is not installed (scripts/test-wasm-client installs it with apt-get)");
+  const group = await alice.session.createRoom("hostile relay", [bob.session.userId]);
+  const warm = secret("group, before the intruder");
+  await alice.session.sendText(group.id, warm);
+  await bob.rec.until(textIs(warm));
+  const mallory = await person(relay, "mallory");
+  const malloryId = mallory.session.userId;
+  const malloryDevice = mallory.session.deviceId;
+  mallory.session.close();
+
+  // The operator writes Mallory into both rooms (no API call, no event).
+  const fromA = alice.rec.events.length;
+  const fromB = bob.rec.events.length;
+  await relay.stop();
+  const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
+  const intrude = (r) =>
+    "INSERT INTO room_members (room_id, user_id, joined_at, joined_seq, delivered_seq, delivered_at, read_seq, read_at) " +
+    `SELECT id, ${q(malloryId)}, created_at, last_seq, last_seq, 0, last_seq, 0 FROM rooms WHERE id = ${q(r)};`;
+  execFileSync("sqlite3", [join(relay.data, "sotto.db"), intrude(room) + intrude(group.id)]);
+  await relay.start();
+  await alice.rec.until(online, 40_000, fromA);
+  await bob.rec.until(online, 40_000, fromB);
+
+  // The direct room: nothing is sent, loudly.
+  const before = (await alice.relay.messages(room, 0, 200)).items.length;
+  await assert.rejects(alice.session.sendText(room, secret("the launch code is 4711")), (e) => {
+    assert.ok(e instanceof SottoError, String(e));
+    assert.equal(e.code, "direct_room_tampered");
+    assert.deepEqual(e.users, [malloryId]);
+    return true;
+  });
+  const direct = await alice.rec.until((e) => e.type === "membership" && e.detail.room_id === room, 10_000, fromA);
+  assert.deepEqual(direct.detail, { kind: "direct_room_tampered", room_id: room, users: [malloryId] });
+  assert.equal((await alice.relay.messages(room, 0, 200)).items.length, before, "nothing was posted");
+
+  // The group: Alice and Bob still talk, sealed around Mallory; both are told.
+  const t = secret("group: the launch code is 4711");
+  await alice.session.sendText(group.id, t);
+  await bob.rec.until(textIs(t));
+  const u = secret("group: noted");
+  await bob.session.sendText(group.id, u);
+  await alice.rec.until(textIs(u));
+  for (const [p, from] of [[alice, fromA], [bob, fromB]]) {
+    const w = await p.rec.until((e) => e.type === "membership" && e.detail.room_id === group.id, 10_000, from);
+    assert.deepEqual(w.detail, { kind: "unconfirmed", room_id: group.id, users: [malloryId] });
+  }
+  const stored = (await alice.relay.messages(group.id, 0, 200)).items;
+  assert.ok(stored.length >= 4);
+  for (const m of stored) {
+    const to = bindings.peekEnvelope(Buffer.from(m.envelope, "base64url")).recipientDeviceIds;
+    assert.ok(!to.includes(malloryDevice), `seq ${m.seq} carries a key for the intruder`);
+  }
+  // No control message reached either app as a message.
+  for (const p of [alice, bob]) {
+    assert.ok(p.rec.events.every((e) => e.type !== "message" || e.detail.content.type !== "unknown"));
+  }
+
+  // The operator backs out: the direct room is the two of them again, and flows.
+  const fromA2 = alice.rec.events.length;
+  const fromB2 = bob.rec.events.length;
+  await relay.stop();
+  execFileSync("sqlite3", [join(relay.data, "sotto.db"), `DELETE FROM room_members WHERE user_id = ${q(malloryId)};`]);
+  await relay.start();
+  await alice.rec.until(online, 40_000, fromA2);
+  await bob.rec.until(online, 40_000, fromB2);
+  const again = secret("direct, after the intruder left");
+  await alice.session.sendText(room, again);
+  await bob.rec.until(textIs(again));
+});
 
 test(
   "an identity key rewritten by the relay is refused loudly until accepted",
