@@ -13,6 +13,7 @@ export type {
   AttachmentPointer,
   PublicUser,
   Contact,
+  MembershipWarning,
 } from "./pkg/client.js";
 
 /** The `code` of a client or relay error (`"network"`, `"invalid_credentials"`, ...). */
@@ -24,6 +25,10 @@ export function errorCode(e: unknown): string {
 }
 
 const MESSAGES: Record<string, string> = {
+  direct_room_tampered:
+    "Not sent: the relay lists someone else in this direct conversation. Nothing is encrypted for them, and nothing is sent here until it is fixed.",
+  membership_pending:
+    "Not sent yet: the room owner's signed member list has not reached this device. Try again when the owner is online.",
   network: "Cannot reach the relay. Check the connection and try again.",
   invalid_credentials: "Wrong username, e-mail or password.",
   email_not_verified: "This e-mail address is not verified yet: open the link in the verification e-mail first.",

@@ -3,6 +3,7 @@
 
 import {
   type AttachmentPointer,
+  type MembershipWarning,
   type ReceivedMessage,
   type Relay,
   type RoomSummary,
@@ -146,6 +147,26 @@ export class Chat {
     this.on<{ code: string; detail?: string }>(s, "relayerror", (e) => {
       const id = this.state.current;
       if (id) this.system(this.state.room(id), `The relay refused something: ${e.detail ?? e.code}`, "warn");
+    });
+    // Room membership the relay cannot forge: warnings are loud, in the room they concern.
+    this.on<MembershipWarning>(s, "membership", (w) => {
+      const room = this.state.room(w.room_id);
+      const names = (users: string[]) => users.map((u) => this.state.nameOf(u)).join(", ");
+      switch (w.kind) {
+        case "unconfirmed":
+          this.system(room, `⚠ The relay lists ${names(w.users)} in this room, but its owner did not sign them in: nothing is encrypted for them.`, "error");
+          break;
+        case "direct_room_tampered":
+          this.system(room, `⚠ The relay lists ${names(w.users)} in this direct conversation: nothing more is sent here.`, "error");
+          break;
+        case "statement_refused":
+          this.system(room, `⚠ A forged or outdated member list was refused: ${w.reason}.`, "error");
+          break;
+        case "unsigned":
+          this.system(room, "This room's member list is not signed yet (it was made before signed membership); its members as first seen are kept until the owner signs.", "info");
+          break;
+      }
+      this.state.changed("room", room.id);
     });
     this.on<{ userId: string }>(s, "identitychanged", (c) => {
       this.state.alerts.add(c.userId);

@@ -21,10 +21,12 @@
 //   {"step":"invited","room_id","alice_id"}        Alice invited the native user to a group
 //   {"step":"group","room_id","alice_id","text"}   Alice's group with the native user
 //   {"step":"replace_identity"}                    now give the native user a new identity key
+//   {"step":"intrude","room_id"}                   now write a stranger into the group's members (database)
 //   {"step":"done","plaintexts":[...]}            everything typed in the browser
 // and reads on stdin
 //   {"step":"reply","text"}                        what the native user answered
 //   {"step":"replaced","user_id"}                  the native user's identity key is replaced
+//   {"step":"intruded","user_id","username"}       a stranger is a member in the relay's database
 // Logs go to stderr. Exit 0 on success, 1 with a message on any failure.
 
 import { chromium } from "playwright-core";
@@ -467,6 +469,24 @@ async function run(browser) {
       await screenshot(alice, "alice-group-with-native");
       log(`native client ${NATIVE_USER}: opened the browser's message, and its answer opened in the browser`);
 
+      // ---- a hostile relay writes a stranger into the group: no key for them, a loud line ----
+      emit({ step: "intrude", room_id: roomId });
+      const intruded = await nextLine();
+      if (intruded.step !== "intruded") throw new Error(`unexpected line from the Rust test: ${JSON.stringify(intruded)}`);
+      await until("alice: back online after the relay restart", async () =>
+        (await alice.page.getByTestId("connection").getAttribute("data-state").catch(() => "online")) === "online",
+      );
+      const around = secret("Sealed around the intruder:");
+      await send(alice, around);
+      await expectMark(alice, around, ["stored", "delivered", "read"]);
+      const warning = alice.page.locator('[data-testid="system-line"]', { hasText: "did not sign them in" });
+      await until(`alice: the warning about ${intruded.username}`, () => warning.first().isVisible());
+      await screenshot(alice, "alice-unconfirmed-member");
+      emit({ step: "sealed_around", room_id: roomId, text: around });
+      const checked = await nextLine();
+      if (checked.step !== "checked") throw new Error(`unexpected line from the Rust test: ${JSON.stringify(checked)}`);
+      log(`a stranger written into the group by the relay: warned, and ${NATIVE_USER} still reads Alice`);
+
       // ---- the native user replaces their identity key: a red banner, sends held until accepted ----
       emit({ step: "replace_identity" });
       const replaced = await nextLine();
@@ -483,6 +503,7 @@ async function run(browser) {
       await send(alice, accepted);
       await expectMark(alice, accepted, ["stored", "delivered", "read"]);
       log(`${NATIVE_USER}'s identity key changed: banner shown, send refused, accepted, sending again`);
+
     }
 
     if (pageErrors.length) throw new Error(`errors in the pages:\n  ${pageErrors.join("\n  ")}`);

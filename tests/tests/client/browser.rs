@@ -26,6 +26,7 @@ use sotto_tests::Backend;
 use sotto_tests::process::RelayProcess;
 use uuid::Uuid;
 
+use crate::membership::{Intruder, sealed_to, write_member_into};
 use crate::support::{Person, assert_no_plaintext_at_rest, text};
 
 /// The whole browser script, at most (it waits at most 30 s for any one thing).
@@ -106,7 +107,7 @@ async fn the_browser_chat_works_end_to_end_and_with_a_native_client() {
     let artifacts = artifacts_dir();
     let dist = web.join("dist");
 
-    let relay = RelayProcess::start_with(
+    let mut relay = RelayProcess::start_with(
         Backend::Sqlite,
         &[("SOTTO_WEB_ROOT", dist.to_str().expect("a UTF-8 path"))],
     )
@@ -159,6 +160,7 @@ async fn the_browser_chat_works_end_to_end_and_with_a_native_client() {
 
     let mut plaintexts: Vec<String> = Vec::new();
     let deadline = tokio::time::Instant::now() + SCRIPT_TIMEOUT;
+    let mut mallory: Option<Intruder> = None;
     loop {
         let line = match tokio::time::timeout_at(deadline, lines.recv()).await {
             Ok(Some(line)) => line,
@@ -235,6 +237,31 @@ async fn the_browser_chat_works_end_to_end_and_with_a_native_client() {
                     .unwrap();
                 let line = serde_json::json!({ "step": "replaced", "user_id": carol.id() });
                 writeln!(stdin, "{line}").unwrap();
+                stdin.flush().unwrap();
+            }
+            Some("intrude") => {
+                // A hostile operator writes a stranger with a real device into
+                // the group's members, straight into the database.
+                let room: Uuid = msg["room_id"].as_str().unwrap().parse().unwrap();
+                let intruder = Intruder::register(&relay, &url).await;
+                write_member_into(&mut relay, room, intruder.id).await;
+                let line = serde_json::json!({ "step": "intruded", "user_id": intruder.id, "username": "mallory" });
+                writeln!(stdin, "{line}").unwrap();
+                stdin.flush().unwrap();
+                mallory = Some(intruder);
+            }
+            Some("sealed_around") => {
+                // The native member still reads the browser; the stored
+                // envelopes carry no key for the intruder's device.
+                let room: Uuid = msg["room_id"].as_str().unwrap().parse().unwrap();
+                let said = msg["text"].as_str().unwrap();
+                carol.expect_text(said).await;
+                let intruder = mallory.as_ref().expect("the intrude step came first");
+                assert!(
+                    !sealed_to(&carol, room).await.contains(&intruder.device),
+                    "a key for the intruder's device"
+                );
+                writeln!(stdin, "{}", serde_json::json!({ "step": "checked" })).unwrap();
                 stdin.flush().unwrap();
             }
             Some("done") => {

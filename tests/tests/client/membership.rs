@@ -40,7 +40,7 @@ async fn tamper(relay: &RelayProcess, statements: &[(&str, Vec<String>)]) {
 
 /// What a hostile operator does: `user` becomes a member of `room`, written
 /// into the database while the relay is down (no API call, no event).
-async fn write_member_into(relay: &mut RelayProcess, room: Uuid, user: Uuid) {
+pub(crate) async fn write_member_into(relay: &mut RelayProcess, room: Uuid, user: Uuid) {
     relay.kill();
     tamper(
         relay,
@@ -55,15 +55,15 @@ async fn write_member_into(relay: &mut RelayProcess, room: Uuid, user: Uuid) {
 }
 
 /// A stranger with a real device whose keys the test holds (to seal and sign as her).
-struct Intruder {
+pub(crate) struct Intruder {
     client: Client,
-    id: Uuid,
-    device: Uuid,
+    pub(crate) id: Uuid,
+    pub(crate) device: Uuid,
     keys: DeviceKeys,
 }
 
 impl Intruder {
-    async fn register(relay: &RelayProcess, url: &str) -> Self {
+    pub(crate) async fn register(relay: &RelayProcess, url: &str) -> Self {
         register_account(relay, url, "mallory").await;
         let client = Client::new(url).unwrap();
         let user = client.login("mallory", PASSWORD).await.unwrap();
@@ -136,7 +136,7 @@ impl Intruder {
 }
 
 /// Every device any stored envelope of `room` carries a key for.
-async fn sealed_to(p: &Person, room: Uuid) -> HashSet<Uuid> {
+pub(crate) async fn sealed_to(p: &Person, room: Uuid) -> HashSet<Uuid> {
     let page = p
         .session
         .client()
