@@ -189,6 +189,14 @@ impl Tmux {
         }
     }
 
+    /// Saves one window's screen now as `<file>.txt` among the artifacts.
+    fn save_as(&self, name: &str, file: &str) {
+        let _ = std::fs::write(
+            artifacts_dir().join(format!("{file}.txt")),
+            self.capture(name),
+        );
+    }
+
     fn save(&mut self) {
         self.saved = true;
         let dir = artifacts_dir();
@@ -305,7 +313,7 @@ fn two_people_chat_in_tmux() {
         "correct horse battery staple\n",
     )
     .expect("write the password");
-    let relay = Relay::start();
+    let mut relay = Relay::start();
 
     register_and_verify(&relay, dir.path(), "alice");
     register_and_verify(&relay, dir.path(), "bob");
@@ -372,6 +380,28 @@ fn two_people_chat_in_tmux() {
     let saved = std::fs::read_to_string(downloads.join("notes.txt")).expect("the saved file");
     assert_eq!(saved, content, "the file arrived intact");
 
+    // A hostile relay writes a stranger into their direct room, straight into
+    // the database: alice's chat sends nothing there and says why, loudly.
+    relay.runtime.block_on(relay.process.register_verified(
+        &relay.url,
+        "mallory",
+        "mallory's long password",
+    ));
+    relay.process.kill();
+    tmux.wait_for("alice", "○ offline");
+    relay.runtime.block_on(relay.process.tamper_sqlite(&[(
+        "INSERT INTO room_members (room_id, user_id, joined_at, joined_seq, delivered_seq, delivered_at, read_seq, read_at)
+         SELECT r.id, u.id, r.created_at, r.last_seq, r.last_seq, 0, r.last_seq, 0
+         FROM rooms r, users u WHERE r.kind = 'direct' AND u.username = 'mallory'",
+        vec![],
+    )]));
+    relay.process.restart();
+    tmux.wait_for("alice", "● online");
+    tmux.enter("alice", "the launch code is 4711");
+    tmux.wait_for("alice", "⚠ The relay lists mallory in this direct room");
+    tmux.wait_for("alice", "✗  alice: the launch code is 4711");
+    tmux.save_as("alice", "alice-direct-room-tampered");
+
     // /help lists the commands.
     tmux.enter("bob", "/help");
     tmux.wait_for("bob", "/backup <file>");
@@ -400,6 +430,7 @@ fn two_people_chat_in_tmux() {
         "control: the search sees stored bytes"
     );
     for secret in [
+        "the launch code is 4711",
         "hello bob, this is alice",
         "hi alice, bob here",
         "line 4999 of the notes",

@@ -155,6 +155,23 @@ impl RelayProcess {
         self.spawn();
     }
 
+    /// Runs statements on the relay's SQLite database, as a hostile operator
+    /// could (stop the relay first); each must change exactly one row.
+    pub async fn tamper_sqlite(&self, statements: &[(&str, Vec<String>)]) {
+        let path = self.data_dir().join("sotto.db");
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        for (sql, binds) in statements {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
+            for b in binds {
+                q = q.bind(b.clone());
+            }
+            assert_eq!(q.execute(&pool).await.unwrap().rows_affected(), 1, "{sql}");
+        }
+        pool.close().await;
+    }
+
     /// The relay's log so far.
     pub fn log(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(self.log_path()).unwrap_or_default()).into_owned()

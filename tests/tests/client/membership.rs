@@ -22,28 +22,11 @@ use crate::support::{
     PASSWORD, Person, alice_and_bob, assert_no_plaintext_at_rest, register_account, text,
 };
 
-/// Runs each statement on the (stopped) relay's SQLite database.
-async fn tamper(relay: &RelayProcess, statements: &[(&str, Vec<String>)]) {
-    let path = relay.data_dir().join("sotto.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    for (sql, binds) in statements {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
-        for b in binds {
-            q = q.bind(b.clone());
-        }
-        assert_eq!(q.execute(&pool).await.unwrap().rows_affected(), 1, "{sql}");
-    }
-    pool.close().await;
-}
-
 /// What a hostile operator does: `user` becomes a member of `room`, written
 /// into the database while the relay is down (no API call, no event).
 pub(crate) async fn write_member_into(relay: &mut RelayProcess, room: Uuid, user: Uuid) {
     relay.kill();
-    tamper(
-        relay,
+    relay.tamper_sqlite(
         &[(
             "INSERT INTO room_members (room_id, user_id, joined_at, joined_seq, delivered_seq, delivered_at, read_seq, read_at)
              SELECT id, ?2, created_at, last_seq, last_seq, 0, last_seq, 0 FROM rooms WHERE id = ?1",
@@ -327,8 +310,7 @@ async fn a_member_written_into_a_group_room_gets_no_key_and_forged_statements_ar
     assert!(forwarded < first.seq, "{forwarded} {first:?}");
     bob.session.disconnect().await;
     relay.kill();
-    tamper(
-        &relay,
+    relay.tamper_sqlite(
         &[
             (
                 "INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at)

@@ -214,6 +214,8 @@ pub enum Target {
 #[derive(Debug)]
 pub enum AppMsg {
     Status(String, Level),
+    /// A membership warning, with the room's details to name the users in it.
+    MembershipNamed(Option<RoomDetails>, sotto_client::sotto_engine::Warning),
     Lines(Target, Vec<(String, Level)>),
     RoomLoaded {
         details: RoomDetails,
@@ -916,48 +918,21 @@ impl App {
             }
             Event::Membership(w) => {
                 use sotto_client::sotto_engine::Warning;
-                let names = |users: &[Uuid]| {
-                    users
-                        .iter()
-                        .map(|u| self.name_of(*u))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                let (room, users) = match &w {
+                    Warning::Unconfirmed { room_id, users }
+                    | Warning::DirectRoomTampered { room_id, users } => (*room_id, users.clone()),
+                    Warning::StatementRefused { room_id, .. } | Warning::Unsigned { room_id } => {
+                        (*room_id, Vec::new())
+                    }
                 };
-                let (room, text, level) = match &w {
-                    Warning::Unconfirmed { room_id, users } => (
-                        *room_id,
-                        format!(
-                            "⚠ The relay lists {} in this room, but its owner did not sign them in: nothing is encrypted to them.",
-                            names(users)
-                        ),
-                        Level::Error,
-                    ),
-                    Warning::DirectRoomTampered { room_id, users } => (
-                        *room_id,
-                        format!(
-                            "⚠ The relay lists {} in this direct room, which only has its two people: nothing is sent here.",
-                            names(users)
-                        ),
-                        Level::Error,
-                    ),
-                    Warning::StatementRefused { room_id, reason } => (
-                        *room_id,
-                        format!("⚠ A membership change for this room was refused: {reason}."),
-                        Level::Error,
-                    ),
-                    Warning::Unsigned { room_id } => (
-                        *room_id,
-                        "This room's membership is not signed by its owner yet: its members are pinned as first seen.".to_owned(),
-                        Level::Warn,
-                    ),
-                };
-                self.say(Target::Room(room), text.clone(), level);
-                if level == Level::Error {
-                    self.say(Target::Home, text, level);
-                    self.status(
-                        "SECURITY: a room's membership was tampered with",
-                        Level::Error,
-                    );
+                if users.iter().all(|u| self.users.contains_key(u)) {
+                    self.membership_warning(w);
+                } else {
+                    // Name the strangers first: the room's details list them.
+                    let client = self.session.client().clone();
+                    self.spawn(async move {
+                        Some(AppMsg::MembershipNamed(client.get_room(room).await.ok(), w))
+                    });
                 }
             }
             Event::RelayError { code, detail } => {
@@ -970,6 +945,53 @@ impl App {
                 );
             }
             _ => {}
+        }
+    }
+
+    fn membership_warning(&mut self, w: sotto_client::sotto_engine::Warning) {
+        use sotto_client::sotto_engine::Warning;
+        let names = |users: &[Uuid]| {
+            users
+                .iter()
+                .map(|u| self.name_of(*u))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (room, text, level) = match &w {
+            Warning::Unconfirmed { room_id, users } => (
+                *room_id,
+                format!(
+                    "⚠ The relay lists {} in this room, but its owner did not sign them in: nothing is encrypted to them.",
+                    names(users)
+                ),
+                Level::Error,
+            ),
+            Warning::DirectRoomTampered { room_id, users } => (
+                *room_id,
+                format!(
+                    "⚠ The relay lists {} in this direct room, which only has its two people: nothing is sent here.",
+                    names(users)
+                ),
+                Level::Error,
+            ),
+            Warning::StatementRefused { room_id, reason } => (
+                *room_id,
+                format!("⚠ A membership change for this room was refused: {reason}."),
+                Level::Error,
+            ),
+            Warning::Unsigned { room_id } => (
+                *room_id,
+                "This room's membership is not signed by its owner yet: its members are pinned as first seen.".to_owned(),
+                Level::Warn,
+            ),
+        };
+        self.say(Target::Room(room), text.clone(), level);
+        if level == Level::Error {
+            self.say(Target::Home, text, level);
+            self.status(
+                "SECURITY: a room's membership was tampered with",
+                Level::Error,
+            );
         }
     }
 
@@ -1055,6 +1077,12 @@ impl App {
                 for (t, l) in lines {
                     self.say(target, t, l);
                 }
+            }
+            AppMsg::MembershipNamed(details, warning) => {
+                for m in details.iter().flat_map(|d| &d.members) {
+                    self.users.insert(m.user_id, m.username.clone());
+                }
+                self.membership_warning(warning);
             }
             AppMsg::RoomLoaded { details, select } => {
                 for m in &details.members {
