@@ -27,6 +27,15 @@ export type MembershipWarning =
   | { kind: "direct_room_tampered"; room_id: Uuid; users: Uuid[] }
   | { kind: "statement_refused"; room_id: Uuid; reason: string }
   | { kind: "unsigned"; room_id: Uuid };
+/** What a message says (the engine's content codec; anything unknown is `unknown`). */
+export type PlaintextContent =
+  | { type: "text"; body: string }
+  | { type: "file"; file: AttachmentPointer }
+  | { type: "unknown" };
+/** An opened plaintext: the app's content, or a control message apps never see. */
+export type DecodedPlaintext =
+  | { kind: "content"; content: PlaintextContent }
+  | { kind: "membership"; statement: Uint8Array };
 /** Whom this device may seal to in a room now, or why it sends nothing there. */
 export type MembershipRecipients =
   | { ok: true; users: Uuid[] }
@@ -34,6 +43,23 @@ export type MembershipRecipients =
   | { ok: false; reason: "awaiting_statement" }
   | { ok: false; reason: "direct_room_tampered"; users: Uuid[] };
 "#;
+
+/// The fields of a `RoomDetails` the engine reads (the rest is ignored, which
+/// keeps the relay's whole room type out of the package).
+#[derive(serde::Deserialize)]
+struct DetailsView {
+    id: Uuid,
+    kind: String,
+    owner_id: Uuid,
+    members: Vec<UserRef>,
+    #[serde(default)]
+    invited: Vec<UserRef>,
+}
+
+#[derive(serde::Deserialize)]
+struct UserRef {
+    user_id: Uuid,
+}
 
 /// Every room's membership as this device decides it (the engine's `Rooms`).
 #[wasm_bindgen]
@@ -113,8 +139,37 @@ impl RoomMembership {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "RoomDetails")] details: &JsValue,
     ) -> Result<JsValue> {
-        let details: sotto_core::api::RoomDetails = js::from_js(details, "details")?;
-        js::to_js(&self.inner.observe(&details))
+        let d: DetailsView = js::from_js(details, "details")?;
+        let direct = match d.kind.as_str() {
+            "direct" => true,
+            "group" => false,
+            other => return Err(Error::malformed(format!("unknown room kind {other:?}"))),
+        };
+        let users = |list: Vec<UserRef>| list.into_iter().map(|u| u.user_id).collect();
+        js::to_js(&self.inner.observe_parts(
+            d.id,
+            direct,
+            d.owner_id,
+            users(d.members),
+            users(d.invited),
+        ))
+    }
+
+    /// The users the relay lists in a group room that no statement names (before
+    /// warning, open the room's messages not handled yet: the statement naming
+    /// them may be among them).
+    #[wasm_bindgen(js_name = unconfirmedUsers)]
+    pub fn unconfirmed_users(&self, room: &str) -> Result<Vec<String>> {
+        Ok(texts(&self.inner.unconfirmed_users(uuid(room, "room")?)))
+    }
+
+    /// The warning about those users not reported yet, if any.
+    #[wasm_bindgen(unchecked_return_type = "MembershipWarning | undefined")]
+    pub fn unconfirmed(&mut self, room: &str) -> Result<JsValue> {
+        match self.inner.unconfirmed(uuid(room, "room")?) {
+            Some(w) => js::to_js(&w),
+            None => Ok(JsValue::UNDEFINED),
+        }
     }
 
     /// Whom this device may seal to in the room now.
@@ -242,12 +297,28 @@ impl RoomMembership {
     }
 }
 
-/// The membership statement a message's plaintext carries (a control message
-/// apps never see), or `undefined` for an app's content.
-#[wasm_bindgen(js_name = membershipStatementOf)]
-pub fn membership_statement_of(plaintext: &[u8]) -> Option<Vec<u8>> {
-    match Plaintext::decode(plaintext) {
-        Plaintext::Membership(s) => Some(s),
-        Plaintext::Content(_) => None,
-    }
+/// An opened message's plaintext, decoded by the engine's content codec: the
+/// app's content (anything this version does not know is `unknown`, never an
+/// error), or a membership statement (a control message apps never see).
+#[wasm_bindgen(js_name = decodePlaintext, unchecked_return_type = "DecodedPlaintext")]
+pub fn decode_plaintext(plaintext: &[u8]) -> Result<JsValue> {
+    Ok(match Plaintext::decode(plaintext) {
+        Plaintext::Membership(s) => Obj::new()
+            .set("kind", "membership")
+            .set("statement", js::bytes(&s))
+            .into_typed::<JsValue>(),
+        Plaintext::Content(c) => Obj::new()
+            .set("kind", "content")
+            .set("content", js::to_js(&c)?)
+            .into_typed::<JsValue>(),
+    })
+}
+
+/// The plaintext of a message with `content` (the engine's content codec).
+#[wasm_bindgen(js_name = encodeContentPlaintext)]
+pub fn encode_content_plaintext(
+    #[wasm_bindgen(unchecked_param_type = "PlaintextContent")] content: &JsValue,
+) -> Result<Vec<u8>> {
+    let content: sotto_engine::Content = js::from_js(content, "content")?;
+    Ok(content.encode())
 }

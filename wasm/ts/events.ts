@@ -1,6 +1,7 @@
 // What a session reports to the app: `CustomEvent`s whose `detail` is one of
 // these, and the message content inside envelopes (same JSON as the native SDK).
 
+import { decodePlaintext, encodeContentPlaintext } from "./sotto_wasm.js";
 import type { MembershipWarning } from "./sotto_wasm.js";
 import type { AttachmentPointer, InvitationChange, ReceiptKind, RoomChange, Uuid } from "./wire.js";
 
@@ -165,49 +166,18 @@ export interface SessionEventMap {
   membership: CustomEvent<MembershipWarning>;
 }
 
-function isPointer(v: unknown): v is AttachmentPointer {
-  if (typeof v !== "object" || v === null) return false;
-  const p = v as Record<string, unknown>;
-  const str = (k: string) => typeof p[k] === "string";
-  const num = (k: string) => typeof p[k] === "number" && Number.isInteger(p[k]) && (p[k] as number) >= 0;
-  const opt = (k: string) => p[k] === undefined || p[k] === null || typeof p[k] === "string";
-  return (
-    str("id") && str("key") && str("sha256") && num("size") && num("encrypted_size") && num("chunk_size") &&
-    opt("name") && opt("content_type")
-  );
-}
-
-/** Content from a message's plaintext; anything this version does not know is `unknown`, never an error. */
+/**
+ * Content from a message's plaintext (the engine's codec, in WASM); anything
+ * this version does not know, and a control message, is `unknown`, never an error.
+ */
 export function decodeContent(plaintext: Uint8Array): Content {
-  let v: unknown;
-  try {
-    v = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(plaintext));
-  } catch {
-    return { type: "unknown" };
-  }
-  if (typeof v !== "object" || v === null) return { type: "unknown" };
-  const o = v as Record<string, unknown>;
-  if (o["type"] === "text" && typeof o["body"] === "string") return { type: "text", body: o["body"] };
-  if (o["type"] === "file" && isPointer(o["file"])) {
-    const f = o["file"];
-    const file: AttachmentPointer = {
-      id: f.id,
-      key: f.key,
-      sha256: f.sha256,
-      size: f.size,
-      encrypted_size: f.encrypted_size,
-      chunk_size: f.chunk_size,
-    };
-    if (typeof f.name === "string") file.name = f.name;
-    if (typeof f.content_type === "string") file.content_type = f.content_type;
-    return { type: "file", file };
-  }
-  return { type: "unknown" };
+  const d = decodePlaintext(plaintext);
+  return d.kind === "content" ? (d.content as Content) : { type: "unknown" };
 }
 
 /** A message's plaintext for content (`{"type":"text","body":…}` / `{"type":"file","file":{…}}`). */
 export function encodeContent(content: Content): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(content));
+  return encodeContentPlaintext(content);
 }
 
 /** A one-line preview of content. */

@@ -7,7 +7,7 @@
 import {
   Device,
   RoomMembership,
-  membershipStatementOf,
+  decodePlaintext,
   peekEnvelope,
   safetyNumber as wasmSafetyNumber,
   verifyBundle,
@@ -22,7 +22,7 @@ import type {
   SessionEventMap,
   UndecryptableReason,
 } from "./events.js";
-import { decodeContent, encodeContent } from "./events.js";
+import { encodeContent } from "./events.js";
 import { decryptResponse, encryptBlob } from "./files.js";
 import type { Relay } from "./relay.js";
 import type { KeyStore, OutboxEntry, Pin } from "./store.js";
@@ -685,10 +685,10 @@ export class Session extends EventTarget {
     const self = device.verified();
     try {
       const o = device.open(e.envelope, { roomId: e.roomId, sender: self });
-      const control = membershipStatementOf(o.plaintext) !== undefined;
-      const content = decodeContent(o.plaintext);
+      const decoded = decodePlaintext(o.plaintext);
       o.plaintext.fill(0);
-      if (control) return; // a membership statement: not the app's
+      if (decoded.kind !== "content") return; // a membership statement: not the app's
+      const content = decoded.content as Content;
       this.remember({
         roomId: e.roomId,
         id: sent.id,
@@ -774,15 +774,14 @@ export class Session extends EventTarget {
       opened.plaintext.fill(0);
       return { kind: "undecryptable", reason: "replayed" };
     }
-    const statement = membershipStatementOf(opened.plaintext);
-    if (statement !== undefined) {
-      opened.plaintext.fill(0);
+    const decoded = decodePlaintext(opened.plaintext);
+    opened.plaintext.fill(0);
+    if (decoded.kind === "membership") {
       // Only the live stream feeds the engine (history pages hold older statements).
       if (!live) return { kind: "control", warning: null };
-      return this.membershipMessage(m, statement, recipients);
+      return this.membershipMessage(m, decoded.statement, recipients);
     }
-    const content = decodeContent(opened.plaintext);
-    opened.plaintext.fill(0);
+    const content = decoded.content as Content;
     return {
       kind: "message",
       message: {
@@ -1046,15 +1045,59 @@ export class Session extends EventTarget {
    * held one to member devices it has not reached.
    */
   private async maintainRoom(roomId: Uuid): Promise<void> {
-    const members = this.membership.ownerUpdate(roomId);
-    if (members !== undefined) {
-      const statement = this.membership.sign(roomId, members, this.dev());
-      await this.saveMembership();
-      await this.postStatement(roomId, statement);
-    }
+    await this.signIfNeeded(roomId);
     if (this.membership.isOwner(roomId)) {
       await this.forwardStatement(roomId, await this.devicesFor(this.allowedUsers(roomId)));
     }
+  }
+
+  /**
+   * Warns, once each, about members the relay lists that no statement names,
+   * after opening the room's messages not handled yet: the statement naming
+   * them may be among them (queued behind the live stream). Their events come
+   * from the live stream when it gets there.
+   */
+  private async checkUnconfirmed(roomId: Uuid): Promise<void> {
+    if (this.membership.unconfirmedUsers(roomId).length === 0) return;
+    try {
+      const after = (await this.store.cursors()).get(roomId) ?? 0;
+      const page = await this.relay.messages(roomId, after, 200);
+      for (const msg of page.items) {
+        if (msg.envelope === null || msg.deleted) continue;
+        if (msg.sender_id === this.user.id && msg.device_id === this.dev().deviceId) continue;
+        let bytes: Uint8Array | null;
+        try {
+          bytes = fromB64(msg.envelope);
+        } catch {
+          continue;
+        }
+        await this.openIncoming(
+          {
+            roomId,
+            id: msg.id,
+            seq: msg.seq,
+            senderId: msg.sender_id,
+            deviceId: msg.device_id,
+            createdAt: msg.created_at,
+          },
+          bytes,
+        );
+      }
+    } catch {
+      // best effort: the engine decides with what it holds
+    }
+    const warning = this.membership.unconfirmed(roomId);
+    await this.saveMembership();
+    if (warning !== undefined) this.emit("membership", warning);
+  }
+
+  /** As the owner: signs and posts the statement the room needs now, if any. */
+  private async signIfNeeded(roomId: Uuid): Promise<void> {
+    const members = this.membership.ownerUpdate(roomId);
+    if (members === undefined) return;
+    const statement = this.membership.sign(roomId, members, this.dev());
+    await this.saveMembership();
+    await this.postStatement(roomId, statement);
   }
 
   /** As the owner, after the relay refused to add `user`: a statement without them. */
@@ -1106,6 +1149,7 @@ export class Session extends EventTarget {
     try {
       await this.observeRoom(roomId);
       await this.maintainRoom(roomId);
+      await this.checkUnconfirmed(roomId);
     } catch (e) {
       const status = e instanceof SottoError ? e.status : undefined;
       if (status === 403 || status === 404) {
@@ -1128,7 +1172,8 @@ export class Session extends EventTarget {
     // Keep a view fetched now only while room events keep it right.
     const keep = !fetched || (this.sync.state === "online" && this.generation === generation);
     try {
-      await this.maintainRoom(roomId);
+      await this.signIfNeeded(roomId);
+      await this.checkUnconfirmed(roomId);
       const targets = await this.devicesFor(this.allowedUsers(roomId));
       await this.forwardStatement(roomId, targets);
       return targets;

@@ -657,6 +657,36 @@ impl Session {
     /// forwards the held statement to member devices it has not reached
     /// (members who joined after it, new devices).
     pub(crate) async fn maintain_room(&self, room_id: Uuid) -> Result<()> {
+        self.sign_if_needed(room_id).await?;
+        if lock(&self.inner.rooms).is_owner(room_id) {
+            let users = self.allowed_users(room_id)?;
+            let targets = self.devices_for(&users).await?;
+            self.forward_statement(room_id, &targets).await?;
+        }
+        Ok(())
+    }
+
+    /// Warns, once each, about members the relay lists that no statement
+    /// names, after opening the room's messages not handled yet (the statement
+    /// naming them may be among them).
+    pub(crate) async fn check_unconfirmed(&self, room_id: Uuid) -> Result<()> {
+        if lock(&self.inner.rooms)
+            .unconfirmed_users(room_id)
+            .is_empty()
+        {
+            return Ok(());
+        }
+        crate::sync::catch_up_statements(self, room_id).await;
+        let warning = lock(&self.inner.rooms).unconfirmed(room_id);
+        self.save_rooms()?;
+        if let Some(w) = warning {
+            self.emit(Event::Membership(w)).await;
+        }
+        Ok(())
+    }
+
+    /// As the room's owner: signs and posts the statement the room needs now, if any.
+    async fn sign_if_needed(&self, room_id: Uuid) -> Result<()> {
         let statement = {
             let mut rooms = lock(&self.inner.rooms);
             match rooms.owner_update(room_id) {
@@ -671,11 +701,6 @@ impl Session {
         if let Some(bytes) = statement {
             self.save_rooms()?;
             self.post_statement(room_id, &bytes).await?;
-        }
-        if lock(&self.inner.rooms).is_owner(room_id) {
-            let users = self.allowed_users(room_id)?;
-            let targets = self.devices_for(&users).await?;
-            self.forward_statement(room_id, &targets).await?;
         }
         Ok(())
     }
@@ -858,7 +883,8 @@ impl Session {
         // Keep a view fetched now only while room events keep it right.
         let keep = !fetched || (self.is_online() && self.generation() == generation);
         let result = async {
-            self.maintain_room(room_id).await?;
+            self.sign_if_needed(room_id).await?;
+            self.check_unconfirmed(room_id).await?;
             let users = self.allowed_users(room_id)?;
             let targets = self.devices_for(&users).await?;
             self.forward_statement(room_id, &targets).await?;

@@ -479,7 +479,8 @@ async fn room_changed(session: &Session, room_id: Uuid, change: RoomChange) {
     }
     let result = async {
         session.observe_room(room_id).await?;
-        session.maintain_room(room_id).await
+        session.maintain_room(room_id).await?;
+        session.check_unconfirmed(room_id).await
     }
     .await;
     match result {
@@ -492,6 +493,44 @@ async fn room_changed(session: &Session, room_id: Uuid, change: RoomChange) {
         Err(e) => {
             tracing::debug!(error = %e, %room_id, "room check failed; done again on next use")
         }
+    }
+}
+
+/// Opens the room's messages this device has not handled yet (after its stored
+/// cursor, up to 200) so the membership statements among them reach the engine
+/// before it decides whom to warn about or seal to: a statement naming a new
+/// member may still be queued behind the live stream. Content messages opened
+/// here are delivered by the live stream as usual (a redelivery at the same
+/// place is shown once, by it). Best effort: a failure leaves the decision to
+/// what the engine holds.
+pub(crate) async fn catch_up_statements(session: &Session, room_id: Uuid) {
+    let inner = &session.inner;
+    let after = match inner.store.cursors() {
+        Ok(c) => c.get(&room_id).copied().unwrap_or(0),
+        Err(_) => return,
+    };
+    let query = sotto_core::api::MessageListQuery {
+        after_seq: Some(after),
+        limit: Some(200),
+    };
+    let Ok(page) = inner.client.list_messages(room_id, &query).await else {
+        return;
+    };
+    for m in page.items {
+        let Some(envelope) = m.envelope else { continue };
+        if m.sender_id == inner.user.id && m.device_id == inner.device_id {
+            continue;
+        }
+        let incoming = Incoming {
+            room_id,
+            id: m.id,
+            seq: m.seq,
+            sender_id: m.sender_id,
+            device_id: m.device_id,
+            created_at: m.created_at,
+        };
+        // Its events (a refusal too) come from the live stream when it gets there.
+        let _ = open_message(session, incoming, envelope.as_bytes()).await;
     }
 }
 

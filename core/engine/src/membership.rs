@@ -217,12 +217,31 @@ impl Rooms {
 
     /// Takes the relay's view of a room; returns what the user must learn.
     pub fn observe(&mut self, details: &RoomDetails) -> Vec<Warning> {
-        let room = details.room.id;
+        self.observe_parts(
+            details.room.id,
+            details.room.kind == RoomKind::Direct,
+            details.room.owner_id,
+            details.members.iter().map(|m| m.user_id).collect(),
+            details.invited.iter().map(|i| i.user_id).collect(),
+        )
+    }
+
+    /// [`Rooms::observe`] from the fields it reads: the room, whether it is
+    /// direct, its owner, its members and the users invited (for drivers that
+    /// do not parse the whole `RoomDetails`, such as the WASM bindings).
+    pub fn observe_parts(
+        &mut self,
+        room: Uuid,
+        direct: bool,
+        owner: Uuid,
+        members: Vec<Uuid>,
+        invited: Vec<Uuid>,
+    ) -> Vec<Warning> {
         let view = RelayView {
-            direct: details.room.kind == RoomKind::Direct,
-            owner: details.room.owner_id,
-            members: details.members.iter().map(|m| m.user_id).collect(),
-            invited: details.invited.iter().map(|i| i.user_id).collect(),
+            direct,
+            owner,
+            members,
+            invited,
         };
         let me = self.me;
         let record = self.records.entry(room).or_default();
@@ -259,37 +278,17 @@ impl Rooms {
                     }
                 }
             }
-            let allowed: Option<Vec<Uuid>> = match record.statement() {
-                Some(s) => Some(s.members().to_vec()),
-                None if record.legacy => {
-                    if record.first_seen.is_none() {
-                        record.first_seen = Some(view.members.clone());
-                        if view.owner != me && !record.noticed_unsigned {
-                            record.noticed_unsigned = true;
-                            warnings.push(Warning::Unsigned { room_id: room });
-                        }
-                    }
-                    record.first_seen.clone()
-                }
-                // Waiting for the owner's statement: nobody is confirmed yet,
-                // and nobody is reported (it is on its way).
-                None => None,
-            };
-            if let Some(allowed) = allowed {
-                let new: Vec<Uuid> = view
-                    .members
-                    .iter()
-                    .copied()
-                    .filter(|u| !allowed.contains(u))
-                    .filter(|u| record.reported.insert(*u))
-                    .collect();
-                if !new.is_empty() {
-                    warnings.push(Warning::Unconfirmed {
-                        room_id: room,
-                        users: new,
-                    });
+            // A legacy room without a statement pins the members first seen.
+            if record.statement.is_none() && record.legacy && record.first_seen.is_none() {
+                record.first_seen = Some(view.members.clone());
+                if view.owner != me && !record.noticed_unsigned {
+                    record.noticed_unsigned = true;
+                    warnings.push(Warning::Unsigned { room_id: room });
                 }
             }
+            // Members no statement names are reported by [`Rooms::unconfirmed`],
+            // once the driver has caught up with the room's messages (the
+            // statement naming them may be among those not opened yet).
         }
         if *record != before {
             self.changed.insert(room);
@@ -323,6 +322,48 @@ impl Rooms {
             .copied()
             .filter(|u| allowed.contains(u))
             .collect())
+    }
+
+    /// The users the relay lists in a group room that the held statement (or the
+    /// first-seen pin) does not name. Before warning about them, the driver
+    /// catches up with the room's messages: a statement naming them may be
+    /// among those it has not opened yet.
+    pub fn unconfirmed_users(&self, room: Uuid) -> Vec<Uuid> {
+        let (Some(view), Some(record)) = (self.relay.get(&room), self.records.get(&room)) else {
+            return Vec::new();
+        };
+        if view.direct {
+            return Vec::new();
+        }
+        let allowed = match (record.statement(), &record.first_seen) {
+            (Some(s), _) => s.members().to_vec(),
+            (None, Some(first)) => first.clone(),
+            (None, None) => return Vec::new(),
+        };
+        view.members
+            .iter()
+            .copied()
+            .filter(|u| !allowed.contains(u))
+            .collect()
+    }
+
+    /// The warning about [`Rooms::unconfirmed_users`] not reported yet (each
+    /// user once, until a statement names them).
+    pub fn unconfirmed(&mut self, room: Uuid) -> Option<Warning> {
+        let users = self.unconfirmed_users(room);
+        let record = self.records.get_mut(&room)?;
+        let new: Vec<Uuid> = users
+            .into_iter()
+            .filter(|u| record.reported.insert(*u))
+            .collect();
+        if new.is_empty() {
+            return None;
+        }
+        self.changed.insert(room);
+        Some(Warning::Unconfirmed {
+            room_id: room,
+            users: new,
+        })
     }
 
     /// Takes a membership statement opened from a message in `room`, signed (as

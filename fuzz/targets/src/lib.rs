@@ -43,6 +43,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("recovery_key", recovery_key),
     ("ws_frame", ws_frame),
     ("membership", membership),
+    ("engine_rooms", engine_rooms),
 ];
 
 /// `Envelope::from_bytes`: an envelope that parses re-encodes to the same bytes,
@@ -660,5 +661,213 @@ pub fn membership(data: &[u8]) {
             assert!(s.signer_user() != signer.user_id() || s.signer_device() != signer.device_id())
         }
         Err(e) => assert_eq!(e, MembershipError::BadSignature),
+    }
+}
+
+/// Four people with fixed keys for [`engine_rooms`]: user, device, keys, and
+/// their verified device.
+struct EnginePerson {
+    user: Uuid,
+    device: Uuid,
+    keys: sotto_core::keys::DeviceKeys,
+    verified: VerifiedDevice,
+}
+
+fn engine_people() -> &'static [EnginePerson; 4] {
+    static PEOPLE: std::sync::OnceLock<[EnginePerson; 4]> = std::sync::OnceLock::new();
+    PEOPLE.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let n = u8::try_from(i).expect("four people") + 1;
+            let user = Uuid::from_u128(0x1000 + u128::from(n));
+            let device = Uuid::from_u128(0x2000 + u128::from(n));
+            let identity = sotto_core::keys::IdentityKeyPair::from_seed(&[n; 32]);
+            let keys =
+                sotto_core::keys::DeviceKeys::from_secret_parts(&[n; 32], &[n ^ 0x55; 32], None)
+                    .expect("fixed device keys");
+            let verified = DeviceBundle::create(&identity, &keys, user, device)
+                .expect("a bundle")
+                .verify()
+                .expect("it verifies");
+            EnginePerson {
+                user,
+                device,
+                keys,
+                verified,
+            }
+        })
+    })
+}
+
+/// The engine's room membership (`sotto_engine::Rooms`) driven by arbitrary
+/// inputs, as a hostile relay and hostile members could feed it: relay views of
+/// a group and a direct room, honestly signed statements by anyone with any
+/// owner, epoch and members, raw bytes as statements, the owner's own signing
+/// and forwarding, and a save/reload. After every step: whatever it is told,
+/// the engine never names as a recipient a user the relay does not list, nor,
+/// in the group, one the held statement (or the first-seen pin) does not name,
+/// nor, in the direct room, anyone but this user and the pinned peer; the held
+/// statement's epoch never goes down, and its owner changes only by a
+/// statement the previous owner signed; a reloaded engine decides the same.
+pub fn engine_rooms(data: &[u8]) {
+    use sotto_engine::{Rooms, SendRefused};
+    let people = engine_people();
+    let me = &people[0];
+    let group = Uuid::from_u128(0x7001);
+    let direct = Uuid::from_u128(0x7002);
+    let pick = |mask: u8| -> Vec<Uuid> {
+        people
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, p)| p.user)
+            .collect()
+    };
+    let mut rooms = Rooms::load(me.user, []);
+    if data.first().is_some_and(|b| b & 1 == 1) {
+        rooms.adopt_legacy([group]);
+    }
+    // What the relay last said of each room's members (the harness's mirror).
+    let mut listed: std::collections::BTreeMap<Uuid, Vec<Uuid>> = Default::default();
+    let mut input = data.get(1..).unwrap_or_default().chunks_exact(4);
+    let mut steps = 0;
+    while let Some(op) = input.next() {
+        steps += 1;
+        if steps > 48 {
+            break;
+        }
+        let [what, a, b, c] = [op[0], op[1], op[2], op[3]];
+        let room = if what & 0x80 == 0 { group } else { direct };
+        let held_before = rooms.statement(group);
+        match what & 0x07 {
+            0 => {
+                let members = pick(a);
+                let invited = pick(b);
+                let owner = people[usize::from(c & 3)].user;
+                listed.insert(room, members.clone());
+                let _ = rooms.observe_parts(room, room == direct, owner, members, invited);
+            }
+            1 => {
+                // A statement signed by person `a & 3`, owner `b & 3`, epoch `c`.
+                let signer = &people[usize::from(a & 3)];
+                let owner = people[usize::from(b & 3)].user;
+                let mut members = pick(a >> 2);
+                members.push(owner);
+                if let Ok(s) = MembershipStatement::sign(
+                    room,
+                    u64::from(c).max(1),
+                    owner,
+                    &members,
+                    membership::Signer {
+                        user: signer.user,
+                        device: signer.device,
+                        keys: &signer.keys,
+                    },
+                ) {
+                    let verified = (b & 0x80 == 0).then_some(&signer.verified);
+                    let _ = rooms.receive(room, &s.to_bytes(), verified, &[me.device]);
+                }
+            }
+            2 => {
+                // Raw bytes as a statement, "signed" by anyone.
+                let len = usize::from(a);
+                let raw: Vec<u8> = input
+                    .by_ref()
+                    .take(len.div_ceil(4))
+                    .flatten()
+                    .copied()
+                    .collect();
+                let signer = &people[usize::from(b & 3)].verified;
+                let _ = rooms.receive(room, &raw, Some(signer), &[]);
+            }
+            3 => {
+                if let Some(members) = rooms.owner_update(room) {
+                    let _ = rooms.sign(room, &members, me.device, &me.keys);
+                }
+            }
+            4 => {
+                let members = rooms.adding(room, people[usize::from(a & 3)].user);
+                let _ = rooms.sign(room, &members, me.device, &me.keys);
+            }
+            5 => {
+                let targets: Vec<(Uuid, Uuid)> =
+                    people.iter().map(|p| (p.user, p.device)).collect();
+                if rooms.reposts(room, &targets).is_some() {
+                    rooms.announce(room, targets.iter().map(|t| t.1));
+                }
+            }
+            6 => {
+                // Save and reload: the reloaded engine, shown the same views, decides the same.
+                let saved: Vec<_> = rooms
+                    .take_changes()
+                    .into_iter()
+                    .filter_map(|(id, r)| r.map(|r| (id, r)))
+                    .collect();
+                let mut all: std::collections::BTreeMap<Uuid, sotto_engine::RoomRecord> =
+                    Default::default();
+                for id in [group, direct] {
+                    if let Some(r) = rooms.record(id) {
+                        all.insert(id, r.clone());
+                    }
+                }
+                assert!(
+                    saved.iter().all(|(id, r)| all.get(id) == Some(r)),
+                    "changes are the records"
+                );
+                let mut reloaded = Rooms::load(me.user, all);
+                // The relay's view is not persisted: a reloaded engine fetches it
+                // before it names anyone.
+                assert_eq!(reloaded.recipients(group), Err(SendRefused::Unknown));
+                assert_eq!(reloaded.recipients(direct), Err(SendRefused::Unknown));
+                let _ = reloaded.take_changes();
+                rooms = reloaded;
+                listed.clear();
+            }
+            _ => {
+                rooms.forget_relay_view(Some(room));
+                listed.remove(&room);
+            }
+        }
+        // The held statement of the group never goes back, and changes owner only
+        // through a statement the previous owner signed.
+        let held = rooms.statement(group);
+        if let (Some(old), Some(new)) = (&held_before, &held) {
+            assert!(new.epoch() >= old.epoch(), "epoch went down");
+            if new.owner() != old.owner() {
+                assert_eq!(
+                    new.signer_user(),
+                    old.owner(),
+                    "ownership passed without the owner"
+                );
+            }
+        }
+        for room in [group, direct] {
+            let Ok(users) = rooms.recipients(room) else {
+                continue;
+            };
+            let relay = listed
+                .get(&room)
+                .expect("recipients only with a relay view");
+            for u in &users {
+                assert!(relay.contains(u), "a recipient the relay does not list");
+            }
+            if room == group {
+                let record = rooms.record(group).expect("a record");
+                let named: Vec<Uuid> = match rooms.statement(group) {
+                    Some(s) => s.members().to_vec(),
+                    None => record.first_seen.clone().expect("a pin when no statement"),
+                };
+                for u in &users {
+                    assert!(named.contains(u), "a recipient no statement names");
+                }
+            } else {
+                let peer = rooms.record(direct).and_then(|r| r.peer);
+                for u in &users {
+                    assert!(
+                        *u == me.user || Some(*u) == peer,
+                        "a third party in a direct room"
+                    );
+                }
+            }
+        }
     }
 }

@@ -183,6 +183,127 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                 })
                 .collect()
         }
+        "engine_rooms" => {
+            // Byte 0: bit 0 marks the group legacy. Then 4-byte steps
+            // [op | 0x80 for the direct room, a, b, c] (see `engine_rooms`).
+            let script = |steps: &[[u8; 4]], legacy: bool| {
+                let mut out = vec![u8::from(legacy)];
+                for s in steps {
+                    out.extend_from_slice(s);
+                }
+                out
+            };
+            vec![
+                // Owner: observe alone, sign, add person 1, relay lists them, forward.
+                seed(
+                    "owner-adds",
+                    script(
+                        &[
+                            [0, 0b0001, 0, 0],
+                            [3, 0, 0, 0],
+                            [4, 1, 0, 0],
+                            [0, 0b0011, 0, 0],
+                            [5, 0, 0, 0],
+                        ],
+                        false,
+                    ),
+                ),
+                // Member: owner 1 signs epoch 1 with us, relay adds an intruder (person 3).
+                seed(
+                    "intruder-in-group",
+                    script(&[[1, 0b0000_01_01, 1, 1], [0, 0b1011, 0, 1]], false),
+                ),
+                // A non-owner's statement, then an older one, then a newer one.
+                seed(
+                    "refusals",
+                    script(
+                        &[
+                            [1, 0b101, 1, 2],
+                            [1, 0b110, 1, 3],
+                            [1, 0b101, 1, 1],
+                            [0, 0b0111, 0, 1],
+                        ],
+                        false,
+                    ),
+                ),
+                // Direct room: peer pinned, a third member appears.
+                seed(
+                    "direct-tampered",
+                    script(&[[0x80, 0b0011, 0, 0], [0x80, 0b0111, 0, 0]], false),
+                ),
+                // Legacy room pinned at first sight, then a statement, then a reload.
+                seed(
+                    "legacy-reload",
+                    script(
+                        &[
+                            [0, 0b0111, 0, 1],
+                            [1, 0b0101, 1, 1],
+                            [6, 0, 0, 0],
+                            [0, 0b1111, 0, 1],
+                        ],
+                        true,
+                    ),
+                ),
+                // Raw bytes as a statement.
+                seed(
+                    "raw-statement",
+                    script(
+                        &[[2, 8, 1, 0], [0xde, 0xad, 0xbe, 0xef], [0, 1, 2, 3]],
+                        false,
+                    ),
+                ),
+                // Ownership passed by the owner, then by a non-owner.
+                seed(
+                    "ownership",
+                    script(
+                        &[
+                            [1, 0b0111, 1, 1],
+                            [1, 0b0111, 2, 2],
+                            [1, 0b1011, 3, 3],
+                            [0, 0b0111, 0, 2],
+                        ],
+                        false,
+                    ),
+                ),
+                // Forget the view, signer unknown (b & 0x80).
+                seed(
+                    "forget-unknown-signer",
+                    script(
+                        &[[0, 0b0011, 0, 1], [7, 0, 0, 0], [1, 0b0111, 0x81, 4]],
+                        false,
+                    ),
+                ),
+                // Invitations in the view, owner withdraws.
+                seed(
+                    "invited",
+                    script(
+                        &[
+                            [0, 0b0001, 0b0110, 0],
+                            [3, 0, 0, 0],
+                            [4, 2, 0, 0],
+                            [0, 0b0001, 0b0100, 0],
+                            [3, 0, 0, 0],
+                        ],
+                        false,
+                    ),
+                ),
+                // Everything at once.
+                seed(
+                    "mixed",
+                    script(
+                        &[
+                            [0, 0xff, 0xff, 0xff],
+                            [1, 0xff, 0xff, 0xff],
+                            [3, 0, 0, 0],
+                            [5, 0, 0, 0],
+                            [6, 0, 0, 0],
+                            [0x80, 0xff, 0, 0],
+                        ],
+                        false,
+                    ),
+                ),
+            ]
+        }
         "recovery_key" => {
             let text = str_at(
                 &v["backup_recovery_key"]["recovery_key"],
