@@ -471,6 +471,7 @@ impl Rooms {
     /// As the owner: signs `room`'s next statement with `members` (this user
     /// included) and holds it. The driver posts its bytes in the room
     /// ([`crate::Plaintext::membership`]) before asking the relay to add anyone.
+    /// Refused (`NotOwner`) when the held statement names another owner.
     pub fn sign(
         &mut self,
         room: Uuid,
@@ -479,9 +480,13 @@ impl Rooms {
         keys: &DeviceKeys,
     ) -> Result<MembershipStatement, MembershipError> {
         let record = self.records.entry(room).or_default();
-        let epoch = record
-            .statement()
-            .map_or(1, |s| s.epoch().saturating_add(1));
+        let held = record.statement();
+        // Only the owner the held statement names signs the next one (ownership
+        // passes by a statement the owner signs, never by taking it).
+        if held.as_ref().is_some_and(|s| s.owner() != self.me) {
+            return Err(MembershipError::NotOwner);
+        }
+        let epoch = held.map_or(1, |s| s.epoch().saturating_add(1));
         let mut all = members.to_vec();
         all.push(self.me);
         let statement = MembershipStatement::sign(

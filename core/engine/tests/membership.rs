@@ -487,3 +487,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn only_the_owner_signs_and_ownership_is_never_taken() {
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let mut bobs = Rooms::load(bob.id, []);
+    let s = alice.sign(1, alice.id, &[alice.id, bob.id]);
+    assert_eq!(
+        bobs.receive(ROOM, &s, Some(&alice.verified()), &[]),
+        Ok(Received::Accepted)
+    );
+    // Bob's engine refuses to sign a statement of Alice's room (found by the
+    // engine_rooms fuzz target: it used to sign one naming Bob as owner).
+    assert_eq!(
+        bobs.sign(ROOM, &[bob.id], bob.device, &bob.keys).err(),
+        Some(sotto_core::membership::MembershipError::NotOwner)
+    );
+    assert_eq!(bobs.statement(ROOM).unwrap().owner(), alice.id);
+}

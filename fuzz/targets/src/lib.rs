@@ -698,6 +698,24 @@ fn engine_people() -> &'static [EnginePerson; 4] {
     })
 }
 
+/// Statements [`engine_rooms`] signed already, by (direct room, a, owner, epoch).
+fn signed_statements(
+    key: (bool, u8, u8, u8),
+    sign: impl FnOnce() -> Option<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    type Cache = std::collections::HashMap<(bool, u8, u8, u8), Option<Vec<u8>>>;
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return hit;
+    }
+    let value = sign();
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, value.clone());
+    }
+    value
+}
+
 /// The engine's room membership (`sotto_engine::Rooms`) driven by arbitrary
 /// inputs, as a hostile relay and hostile members could feed it: relay views of
 /// a group and a direct room, honestly signed statements by anyone with any
@@ -732,7 +750,7 @@ pub fn engine_rooms(data: &[u8]) {
     let mut steps = 0;
     while let Some(op) = input.next() {
         steps += 1;
-        if steps > 48 {
+        if steps > 24 {
             break;
         }
         let [what, a, b, c] = [op[0], op[1], op[2], op[3]];
@@ -752,19 +770,26 @@ pub fn engine_rooms(data: &[u8]) {
                 let owner = people[usize::from(b & 3)].user;
                 let mut members = pick(a >> 2);
                 members.push(owner);
-                if let Ok(s) = MembershipStatement::sign(
-                    room,
-                    u64::from(c).max(1),
-                    owner,
-                    &members,
-                    membership::Signer {
-                        user: signer.user,
-                        device: signer.device,
-                        keys: &signer.keys,
-                    },
-                ) {
+                // Signing is the cost of a step: each distinct statement is signed once per process.
+                let key = (room == direct, a, b & 3, c);
+                let bytes = signed_statements(key, || {
+                    MembershipStatement::sign(
+                        room,
+                        u64::from(c).max(1),
+                        owner,
+                        &members,
+                        membership::Signer {
+                            user: signer.user,
+                            device: signer.device,
+                            keys: &signer.keys,
+                        },
+                    )
+                    .ok()
+                    .map(|s| s.to_bytes())
+                });
+                if let Some(bytes) = bytes {
                     let verified = (b & 0x80 == 0).then_some(&signer.verified);
-                    let _ = rooms.receive(room, &s.to_bytes(), verified, &[me.device]);
+                    let _ = rooms.receive(room, &bytes, verified, &[me.device]);
                 }
             }
             2 => {
