@@ -7,10 +7,10 @@
 //! Values cross as the engine's serde JSON: records are opaque objects the
 //! client stores and hands back unchanged.
 
-use sotto_engine::{Plaintext, SendRefused};
+use sotto_engine::{Plaintext, SendRefused, Warning};
 use uuid::Uuid;
-use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -19,8 +19,8 @@ use crate::peer::VerifiedDevice;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_ROOMS: &'static str = r#"
-/** What the engine keeps about one room's membership: store it as is, hand it back to `new RoomMembership`. */
-export type RoomRecord = { [field: string]: unknown };
+/** What the engine keeps about one room's membership (opaque bytes): store it as is, hand it back to `new RoomMembership`. */
+export type RoomRecord = Uint8Array;
 /** Something about a room's membership the user must learn (loud). */
 export type MembershipWarning =
   | { kind: "unconfirmed"; room_id: Uuid; users: Uuid[] }
@@ -44,23 +44,6 @@ export type MembershipRecipients =
   | { ok: false; reason: "direct_room_tampered"; users: Uuid[] };
 "#;
 
-/// The fields of a `RoomDetails` the engine reads (the rest is ignored, which
-/// keeps the relay's whole room type out of the package).
-#[derive(serde::Deserialize)]
-struct DetailsView {
-    id: Uuid,
-    kind: String,
-    owner_id: Uuid,
-    members: Vec<UserRef>,
-    #[serde(default)]
-    invited: Vec<UserRef>,
-}
-
-#[derive(serde::Deserialize)]
-struct UserRef {
-    user_id: Uuid,
-}
-
 /// Every room's membership as this device decides it (the engine's `Rooms`).
 #[wasm_bindgen]
 pub struct RoomMembership {
@@ -75,27 +58,66 @@ fn uuids(list: &[String], what: &str) -> Result<Vec<Uuid>> {
     list.iter().map(|t| uuid(t, what)).collect()
 }
 
+fn id_array(list: &[Uuid]) -> JsValue {
+    let out = js_sys::Array::new();
+    for u in list {
+        out.push(&JsValue::from_str(&js::uuid_text(*u)));
+    }
+    out.into()
+}
+
+/// A warning as its JavaScript object (`MembershipWarning`).
+fn warning(w: &Warning) -> JsValue {
+    let o = Obj::new();
+    let o = match w {
+        Warning::Unconfirmed { room_id, users } => o
+            .set("kind", "unconfirmed")
+            .set("room_id", js::uuid_text(*room_id))
+            .set("users", id_array(users)),
+        Warning::DirectRoomTampered { room_id, users } => o
+            .set("kind", "direct_room_tampered")
+            .set("room_id", js::uuid_text(*room_id))
+            .set("users", id_array(users)),
+        Warning::StatementRefused { room_id, reason } => o
+            .set("kind", "statement_refused")
+            .set("room_id", js::uuid_text(*room_id))
+            .set("reason", reason.as_str()),
+        Warning::Unsigned { room_id } => o
+            .set("kind", "unsigned")
+            .set("room_id", js::uuid_text(*room_id)),
+    };
+    o.into_typed::<JsValue>()
+}
+
 fn texts(list: &[Uuid]) -> Vec<String> {
     list.iter().map(|u| js::uuid_text(*u)).collect()
 }
 
 #[wasm_bindgen]
 impl RoomMembership {
-    /// The rooms of user `me` from the saved records (`{ [roomId]: RoomRecord }`).
+    /// The rooms of user `me` from the saved records (`[roomId, RoomRecord][]`).
     #[wasm_bindgen(constructor)]
     pub fn new(
         me: &str,
-        #[wasm_bindgen(unchecked_param_type = "Record<Uuid, RoomRecord>")] records: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Array<[Uuid, RoomRecord]>")] records: &JsValue,
     ) -> Result<RoomMembership> {
         let me = uuid(me, "me")?;
-        let records: std::collections::BTreeMap<Uuid, sotto_engine::RoomRecord> =
-            if records.is_undefined() || records.is_null() {
-                std::collections::BTreeMap::new()
-            } else {
-                js::from_js(records, "records")?
-            };
+        let mut loaded = Vec::new();
+        if !records.is_undefined() && !records.is_null() {
+            let wrong =
+                || Error::invalid_argument("records must be an array of [roomId, Uint8Array]");
+            let list: js_sys::Array = records.clone().dyn_into().map_err(|_| wrong())?;
+            for entry in list.iter() {
+                let pair: js_sys::Array = entry.dyn_into().map_err(|_| wrong())?;
+                let id = pair.get(0).as_string().ok_or_else(wrong)?;
+                let bytes: js_sys::Uint8Array = pair.get(1).dyn_into().map_err(|_| wrong())?;
+                let record = sotto_engine::RoomRecord::from_bytes(&bytes.to_vec())
+                    .map_err(|e| Error::malformed(e.to_string()))?;
+                loaded.push((uuid(&id, "room")?, record));
+            }
+        }
         Ok(Self {
-            inner: sotto_engine::Rooms::load(me, records),
+            inner: sotto_engine::Rooms::load(me, loaded),
         })
     }
 
@@ -110,8 +132,19 @@ impl RoomMembership {
     /// The records changed since the last call: `[roomId, RoomRecord | null][]`
     /// (`null`: delete). Save them before acting on what the step decided.
     #[wasm_bindgen(js_name = takeChanges, unchecked_return_type = "Array<[Uuid, RoomRecord | null]>")]
-    pub fn take_changes(&mut self) -> Result<JsValue> {
-        js::to_js(&self.inner.take_changes())
+    pub fn take_changes(&mut self) -> JsValue {
+        let out = js_sys::Array::new();
+        for (id, record) in self.inner.take_changes() {
+            let value: JsValue = match record {
+                Some(r) => js::bytes(&r.to_bytes()).into(),
+                None => JsValue::NULL,
+            };
+            out.push(&js_sys::Array::of2(
+                &JsValue::from_str(&js::uuid_text(id)),
+                &value,
+            ));
+        }
+        out.into()
     }
 
     /// Whether the relay's view of the room is known (else fetch its details).
@@ -133,26 +166,35 @@ impl RoomMembership {
         Ok(())
     }
 
-    /// Takes the relay's `RoomDetails`; returns the warnings for the user.
+    /// Takes the relay's view of a room (from its `RoomDetails`: `id`, `kind`,
+    /// `owner_id`, the members' and the invitees' `user_id`s); returns the
+    /// warnings for the user.
     #[wasm_bindgen(unchecked_return_type = "MembershipWarning[]")]
     pub fn observe(
         &mut self,
-        #[wasm_bindgen(unchecked_param_type = "RoomDetails")] details: &JsValue,
+        room: &str,
+        kind: &str,
+        owner: &str,
+        members: Vec<String>,
+        invited: Vec<String>,
     ) -> Result<JsValue> {
-        let d: DetailsView = js::from_js(details, "details")?;
-        let direct = match d.kind.as_str() {
+        let direct = match kind {
             "direct" => true,
             "group" => false,
             other => return Err(Error::malformed(format!("unknown room kind {other:?}"))),
         };
-        let users = |list: Vec<UserRef>| list.into_iter().map(|u| u.user_id).collect();
-        js::to_js(&self.inner.observe_parts(
-            d.id,
+        let warnings = self.inner.observe_parts(
+            uuid(room, "room")?,
             direct,
-            d.owner_id,
-            users(d.members),
-            users(d.invited),
-        ))
+            uuid(owner, "owner")?,
+            uuids(&members, "members")?,
+            uuids(&invited, "invited")?,
+        );
+        let out = js_sys::Array::new();
+        for w in &warnings {
+            out.push(&warning(w));
+        }
+        Ok(out.into())
     }
 
     /// The users the relay lists in a group room that no statement names (before
@@ -166,10 +208,10 @@ impl RoomMembership {
     /// The warning about those users not reported yet, if any.
     #[wasm_bindgen(unchecked_return_type = "MembershipWarning | undefined")]
     pub fn unconfirmed(&mut self, room: &str) -> Result<JsValue> {
-        match self.inner.unconfirmed(uuid(room, "room")?) {
-            Some(w) => js::to_js(&w),
-            None => Ok(JsValue::UNDEFINED),
-        }
+        Ok(match self.inner.unconfirmed(uuid(room, "room")?) {
+            Some(w) => warning(&w),
+            None => JsValue::UNDEFINED,
+        })
     }
 
     /// Whom this device may seal to in the room now.
@@ -177,11 +219,11 @@ impl RoomMembership {
     pub fn recipients(&self, room: &str) -> Result<JsValue> {
         let room = uuid(room, "room")?;
         let out = match self.inner.recipients(room) {
-            Ok(users) => Obj::new().set("ok", true).set("users", js::to_js(&users)?),
+            Ok(users) => Obj::new().set("ok", true).set("users", id_array(&users)),
             Err(SendRefused::DirectRoomTampered(users)) => Obj::new()
                 .set("ok", false)
                 .set("reason", "direct_room_tampered")
-                .set("users", js::to_js(&users)?),
+                .set("users", id_array(&users)),
             Err(SendRefused::AwaitingStatement) => Obj::new()
                 .set("ok", false)
                 .set("reason", "awaiting_statement"),
@@ -273,15 +315,24 @@ impl RoomMembership {
         Ok(Plaintext::membership(&statement.to_bytes()))
     }
 
-    /// The held statement as a control message's plaintext, when some of
-    /// `targets` (`[userId, deviceId][]`) are not known to hold it.
+    /// The held statement as a control message's plaintext, when some of the
+    /// target devices (`users[i]`'s device `devices[i]`) are not known to hold it.
     pub fn reposts(
         &self,
         room: &str,
-        #[wasm_bindgen(unchecked_param_type = "Array<[Uuid, Uuid]>")] targets: &JsValue,
+        users: Vec<String>,
+        devices: Vec<String>,
     ) -> Result<Option<Vec<u8>>> {
         let room = uuid(room, "room")?;
-        let targets: Vec<(Uuid, Uuid)> = js::from_js(targets, "targets")?;
+        if users.len() != devices.len() {
+            return Err(Error::invalid_argument(
+                "users and devices differ in length",
+            ));
+        }
+        let targets: Vec<(Uuid, Uuid)> = uuids(&users, "users")?
+            .into_iter()
+            .zip(uuids(&devices, "devices")?)
+            .collect();
         Ok(self
             .inner
             .reposts(room, &targets)

@@ -334,7 +334,7 @@ export class Session extends EventTarget {
     let membership: RoomMembership;
     try {
       const records = await store.rooms();
-      membership = new RoomMembership(user.id, records ?? {});
+      membership = new RoomMembership(user.id, records ?? []);
       if (records === null) {
         // The first start with signed membership: the rooms this device knew
         // are pinned as first seen until their owners sign.
@@ -1001,7 +1001,13 @@ export class Session extends EventTarget {
 
   /** Hands the relay's details of a room to the engine; emits its warnings. */
   private async takeDetails(details: RoomDetails): Promise<void> {
-    const warnings = this.membership.observe(details);
+    const warnings = this.membership.observe(
+      details.id,
+      details.kind,
+      details.owner_id,
+      details.members.map((m) => m.user_id),
+      (details.invited ?? []).map((i) => i.user_id),
+    );
     await this.saveMembership();
     for (const w of warnings) this.emit("membership", w);
   }
@@ -1114,7 +1120,8 @@ export class Session extends EventTarget {
   private async forwardStatement(roomId: Uuid, targets: Target[]): Promise<void> {
     const repost = this.membership.reposts(
       roomId,
-      targets.map((t) => [t.userId, t.deviceId]),
+      targets.map((t) => t.userId),
+      targets.map((t) => t.deviceId),
     );
     if (repost !== undefined) await this.postStatement(roomId, repost);
   }

@@ -77,7 +77,7 @@ export interface KeyStore {
    * The engine's room membership records (`RoomMembership`), or `null` if this
    * store never kept them (a store from before signed membership).
    */
-  rooms(): Promise<Record<Uuid, RoomRecord> | null>;
+  rooms(): Promise<Array<[Uuid, RoomRecord]> | null>;
   /** Saves the engine's changed records in one transaction (`null`: delete). */
   saveRooms(changes: Array<[Uuid, RoomRecord | null]>): Promise<void>;
   /** Releases the store (closes the database). */
@@ -138,14 +138,14 @@ export class MemoryStore implements KeyStore {
   async outbox(): Promise<OutboxEntry[]> {
     return [...this.out.values()].map((e) => ({ ...e, envelope: e.envelope.slice() }));
   }
-  async rooms(): Promise<Record<Uuid, RoomRecord> | null> {
-    return this.roomMap === null ? null : (structuredClone(Object.fromEntries(this.roomMap)) as Record<Uuid, RoomRecord>);
+  async rooms(): Promise<Array<[Uuid, RoomRecord]> | null> {
+    return this.roomMap === null ? null : [...this.roomMap].map(([id, r]) => [id, r.slice()]);
   }
   async saveRooms(changes: Array<[Uuid, RoomRecord | null]>): Promise<void> {
     const map = this.roomMap ?? new Map<Uuid, RoomRecord>();
     for (const [id, r] of changes) {
       if (r === null) map.delete(id);
-      else map.set(id, structuredClone(r));
+      else map.set(id, r.slice());
     }
     this.roomMap = map;
   }
@@ -294,9 +294,9 @@ export class IndexedDbStore implements KeyStore {
     rows.sort((a, b) => a.n - b.n);
     return rows.map((r) => ({ clientId: r.clientId, roomId: r.roomId, envelope: r.envelope }));
   }
-  async rooms(): Promise<Record<Uuid, RoomRecord> | null> {
+  async rooms(): Promise<Array<[Uuid, RoomRecord]> | null> {
     if ((await this.get<boolean>(ACCOUNT, "roomsKept")) !== true) return null;
-    return Object.fromEntries((await this.entries<RoomRecord>(ROOMS)).map(([k, v]) => [String(k), v]));
+    return (await this.entries<RoomRecord>(ROOMS)).map(([k, v]) => [String(k), v]);
   }
   async saveRooms(changes: Array<[Uuid, RoomRecord | null]>): Promise<void> {
     const tx = this.db.transaction([ROOMS, ACCOUNT], "readwrite");

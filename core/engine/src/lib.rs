@@ -20,7 +20,9 @@
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
 pub mod content;
+pub mod ids;
 pub mod membership;
 
 pub use content::{Content, Plaintext};
-pub use membership::{Received, RoomRecord, Rooms, SendRefused, Warning};
+pub use ids::IdSet;
+pub use membership::{Received, RecordError, RoomRecord, Rooms, SendRefused, Warning};

@@ -13,8 +13,6 @@
 //! the user comes back as a [`Warning`]; what must be saved, from
 //! [`Rooms::take_changes`].
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde::{Deserialize, Serialize};
 use sotto_core::api::RoomDetails;
 use sotto_core::api::rooms::RoomKind;
@@ -22,6 +20,8 @@ use sotto_core::encoding::B64;
 use sotto_core::keys::{DeviceKeys, VerifiedDevice};
 use sotto_core::membership::{self, MembershipError, MembershipStatement, Signer, Successor};
 use uuid::Uuid;
+
+use crate::ids::{IdMap, IdSet};
 
 /// What this device keeps about one room's membership (persisted by the driver).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,8 +39,8 @@ pub struct RoomRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<Vec<Uuid>>,
     /// Users already reported in a [`Warning`] (each is reported once).
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub reported: BTreeSet<Uuid>,
+    #[serde(default, skip_serializing_if = "IdSet::is_empty")]
+    pub reported: IdSet,
     /// Whether the "not yet signed" notice was given.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub noticed_unsigned: bool,
@@ -51,14 +51,14 @@ pub struct RoomRecord {
     pub legacy: bool,
     /// The devices known to hold the held statement: those its message was
     /// sealed to, and those this device forwarded it to since ([`Rooms::reposts`]).
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub announced: BTreeSet<Uuid>,
+    #[serde(default, skip_serializing_if = "IdSet::is_empty")]
+    pub announced: IdSet,
     /// As the owner: the members of the held statement the relay has listed
     /// (as members or invited) since it was signed. Only these are dropped
     /// from the next statement when the relay stops listing them; a member
     /// signed in but not yet added is not "gone".
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub listed: BTreeSet<Uuid>,
+    #[serde(default, skip_serializing_if = "IdSet::is_empty")]
+    pub listed: IdSet,
 }
 
 impl RoomRecord {
@@ -141,9 +141,9 @@ pub enum Received {
 #[derive(Debug)]
 pub struct Rooms {
     me: Uuid,
-    records: BTreeMap<Uuid, RoomRecord>,
-    relay: BTreeMap<Uuid, RelayView>,
-    changed: BTreeSet<Uuid>,
+    records: IdMap<RoomRecord>,
+    relay: IdMap<RelayView>,
+    changed: IdSet,
 }
 
 impl Rooms {
@@ -152,8 +152,8 @@ impl Rooms {
         Self {
             me,
             records: records.into_iter().collect(),
-            relay: BTreeMap::new(),
-            changed: BTreeSet::new(),
+            relay: IdMap::default(),
+            changed: IdSet::default(),
         }
     }
 
@@ -173,11 +173,14 @@ impl Rooms {
     /// statements existed"). Rooms with a record already are left alone.
     pub fn adopt_legacy(&mut self, rooms: impl IntoIterator<Item = Uuid>) {
         for room in rooms {
-            if let std::collections::btree_map::Entry::Vacant(e) = self.records.entry(room) {
-                e.insert(RoomRecord {
-                    legacy: true,
-                    ..RoomRecord::default()
-                });
+            if !self.records.contains_key(&room) {
+                self.records.insert(
+                    room,
+                    RoomRecord {
+                        legacy: true,
+                        ..RoomRecord::default()
+                    },
+                );
                 self.changed.insert(room);
             }
         }
@@ -244,7 +247,7 @@ impl Rooms {
             invited,
         };
         let me = self.me;
-        let record = self.records.entry(room).or_default();
+        let record = self.records.or_default(room);
         let before = record.clone();
         let mut warnings = Vec::new();
         if view.direct {
@@ -394,7 +397,7 @@ impl Rooms {
         statement
             .verify_signature(signer)
             .map_err(|e| refuse(e.to_string()))?;
-        let record = self.records.entry(room).or_default();
+        let record = self.records.or_default(room);
         let held = record.statement();
         match membership::check_successor(room, held.as_ref(), &statement) {
             Ok(Successor::Same) => {
@@ -479,7 +482,7 @@ impl Rooms {
         device: Uuid,
         keys: &DeviceKeys,
     ) -> Result<MembershipStatement, MembershipError> {
-        let record = self.records.entry(room).or_default();
+        let record = self.records.or_default(room);
         let held = record.statement();
         // Only the owner the held statement names signs the next one (ownership
         // passes by a statement the owner signs, never by taking it).
@@ -592,4 +595,133 @@ fn direct_extras(view: &RelayView, me: Uuid, peer: Option<Uuid>) -> Vec<Uuid> {
         .copied()
         .filter(|u| *u != me && Some(*u) != peer)
         .collect()
+}
+
+/// Why saved record bytes were refused ([`RoomRecord::from_bytes`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Shorter than its fields say, or bytes left over.
+    #[error("the room record is truncated or has trailing bytes")]
+    Truncated,
+    /// A format this version does not know.
+    #[error("unknown room record version {0}")]
+    Version(u8),
+}
+
+/// Record format version of [`RoomRecord::to_bytes`].
+const RECORD_VERSION: u8 = 1;
+
+impl RoomRecord {
+    /// The record as compact bytes for a store (the browser client keeps these;
+    /// its layout is private to the engine): version, flags, then the optional
+    /// peer, statement and first-seen list, then the three id sets.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![RECORD_VERSION];
+        let flags = u8::from(self.direct)
+            | u8::from(self.noticed_unsigned) << 1
+            | u8::from(self.legacy) << 2
+            | u8::from(self.peer.is_some()) << 3
+            | u8::from(self.statement.is_some()) << 4
+            | u8::from(self.first_seen.is_some()) << 5;
+        out.push(flags);
+        if let Some(p) = self.peer {
+            out.extend_from_slice(p.as_bytes());
+        }
+        if let Some(s) = &self.statement {
+            put_len(&mut out, s.as_bytes().len());
+            out.extend_from_slice(s.as_bytes());
+        }
+        if let Some(f) = &self.first_seen {
+            put_ids(&mut out, f.iter());
+        }
+        for set in [&self.reported, &self.announced, &self.listed] {
+            put_ids(&mut out, set.iter());
+        }
+        out
+    }
+
+    /// Parses [`RoomRecord::to_bytes`] strictly.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
+        let mut r = ByteReader(bytes);
+        let version = r.u8()?;
+        if version != RECORD_VERSION {
+            return Err(RecordError::Version(version));
+        }
+        let flags = r.u8()?;
+        let bit = |n: u8| flags & (1 << n) != 0;
+        let peer = if bit(3) { Some(r.uuid()?) } else { None };
+        let statement = if bit(4) {
+            let n = r.len()?;
+            Some(B64(r.take(n)?.to_vec()))
+        } else {
+            None
+        };
+        let first_seen = if bit(5) { Some(r.ids()?) } else { None };
+        let reported = r.ids()?.into_iter().collect();
+        let announced = r.ids()?.into_iter().collect();
+        let listed = r.ids()?.into_iter().collect();
+        if !r.0.is_empty() {
+            return Err(RecordError::Truncated);
+        }
+        Ok(Self {
+            direct: bit(0),
+            peer,
+            statement,
+            first_seen,
+            reported,
+            noticed_unsigned: bit(1),
+            legacy: bit(2),
+            announced,
+            listed,
+        })
+    }
+}
+
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
+}
+
+fn put_ids<'a>(out: &mut Vec<u8>, ids: impl ExactSizeIterator<Item = &'a Uuid>) {
+    put_len(out, ids.len());
+    for id in ids {
+        out.extend_from_slice(id.as_bytes());
+    }
+}
+
+struct ByteReader<'a>(&'a [u8]);
+
+impl<'a> ByteReader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+        if self.0.len() < n {
+            return Err(RecordError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, RecordError> {
+        self.take(1)?.first().copied().ok_or(RecordError::Truncated)
+    }
+    fn len(&mut self) -> Result<usize, RecordError> {
+        let b: [u8; 4] = self
+            .take(4)?
+            .try_into()
+            .map_err(|_| RecordError::Truncated)?;
+        usize::try_from(u32::from_be_bytes(b)).map_err(|_| RecordError::Truncated)
+    }
+    fn uuid(&mut self) -> Result<Uuid, RecordError> {
+        let b: [u8; 16] = self
+            .take(16)?
+            .try_into()
+            .map_err(|_| RecordError::Truncated)?;
+        Ok(Uuid::from_bytes(b))
+    }
+    fn ids(&mut self) -> Result<Vec<Uuid>, RecordError> {
+        let n = self.len()?;
+        // Each id takes 16 bytes: a count the rest cannot hold is refused before allocating.
+        if n > self.0.len() / 16 {
+            return Err(RecordError::Truncated);
+        }
+        (0..n).map(|_| self.uuid()).collect()
+    }
 }

@@ -16,7 +16,7 @@ use sotto_core::keys::{
     DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, VerifiedDevice,
 };
 use sotto_core::membership::{MembershipStatement, Signer};
-use sotto_engine::{Plaintext, Received, Rooms, SendRefused, Warning};
+use sotto_engine::{Plaintext, Received, RecordError, RoomRecord, Rooms, SendRefused, Warning};
 use uuid::Uuid;
 
 const ROOM: Uuid = Uuid::from_u128(0x7007);
@@ -504,4 +504,41 @@ fn only_the_owner_signs_and_ownership_is_never_taken() {
         Some(sotto_core::membership::MembershipError::NotOwner)
     );
     assert_eq!(bobs.statement(ROOM).unwrap().owner(), alice.id);
+}
+
+#[test]
+fn records_round_trip_as_bytes_and_bad_bytes_are_typed_errors() {
+    let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
+    let mut rooms = Rooms::load(alice.id, []);
+    rooms.adopt_legacy([Uuid::from_u128(0x99)]);
+    let _ = rooms.observe(&details(
+        RoomKind::Group,
+        alice.id,
+        &[alice.id, bob.id, mallory.id],
+        &[],
+    ));
+    let _ = rooms.unconfirmed(ROOM);
+    let members = rooms.adding(ROOM, bob.id);
+    rooms
+        .sign(ROOM, &members, alice.device, &alice.keys)
+        .unwrap();
+    rooms.announce(ROOM, [bob.device]);
+    for (_, record) in rooms.take_changes() {
+        let record = record.unwrap();
+        let bytes = record.to_bytes();
+        assert_eq!(RoomRecord::from_bytes(&bytes), Ok(record.clone()));
+        for cut in 0..bytes.len() {
+            assert_eq!(
+                RoomRecord::from_bytes(&bytes[..cut]),
+                Err(RecordError::Truncated),
+                "cut at {cut}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(RoomRecord::from_bytes(&longer), Err(RecordError::Truncated));
+        let mut other = bytes;
+        other[0] = 9;
+        assert_eq!(RoomRecord::from_bytes(&other), Err(RecordError::Version(9)));
+    }
 }

@@ -211,7 +211,7 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                 // Member: owner 1 signs epoch 1 with us, relay adds an intruder (person 3).
                 seed(
                     "intruder-in-group",
-                    script(&[[1, 0b0000_01_01, 1, 1], [0, 0b1011, 0, 1]], false),
+                    script(&[[1, 0b0000_0101, 1, 1], [0, 0b1011, 0, 1]], false),
                 ),
                 // A non-owner's statement, then an older one, then a newer one.
                 seed(

@@ -50,6 +50,15 @@ async function behaves(store) {
   const out = await store.outbox();
   assert.deepEqual(out.map((e) => e.clientId), ["m1", "m3"], "oldest first, once each");
   assert.equal(new TextDecoder().decode(out[0].envelope), "m1", "a second push of an id changes nothing");
+
+  // The engine's membership records: none kept yet is `null` (a store from
+  // before signed membership), then what was saved, deletes included.
+  assert.equal(await store.rooms(), null);
+  const other = "0190f0f0-0000-7000-8000-000000000002";
+  await store.saveRooms([[room, new Uint8Array([1, 2])], [other, new Uint8Array([3])]]);
+  await store.saveRooms([[other, null], [room, new Uint8Array([1, 2, 4])]]);
+  const rooms = await store.rooms();
+  assert.deepEqual(rooms.map(([id, r]) => [id, [...r]]), [[room, [1, 2, 4]]]);
 }
 
 test("MemoryStore", async () => {
@@ -69,6 +78,7 @@ test("IndexedDbStore, and it survives a reopen", async () => {
   assert.equal((await again.cursors()).get(room), 5);
   assert.equal(await again.markSeen(alice, "c1", room, 2), "replay");
   assert.deepEqual((await again.outbox()).map((e) => e.clientId), ["m1", "m3"]);
+  assert.deepEqual((await again.rooms()).map(([id, r]) => [id, [...r]]), [[room, [1, 2, 4]]]);
   again.close();
   await IndexedDbStore.destroy("alice");
   const fresh = await IndexedDbStore.open("alice");
