@@ -606,6 +606,9 @@ pub enum RecordError {
     /// A format this version does not know.
     #[error("unknown room record version {0}")]
     Version(u8),
+    /// Flags this version does not know, or a set not strictly ascending.
+    #[error("the room record is not in its canonical form")]
+    NotCanonical,
 }
 
 /// Record format version of [`RoomRecord::to_bytes`].
@@ -640,7 +643,7 @@ impl RoomRecord {
         out
     }
 
-    /// Parses [`RoomRecord::to_bytes`] strictly.
+    /// Parses [`RoomRecord::to_bytes`] strictly: what parses re-encodes to the same bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
         let mut r = ByteReader(bytes);
         let version = r.u8()?;
@@ -648,6 +651,9 @@ impl RoomRecord {
             return Err(RecordError::Version(version));
         }
         let flags = r.u8()?;
+        if flags >> 6 != 0 {
+            return Err(RecordError::NotCanonical);
+        }
         let bit = |n: u8| flags & (1 << n) != 0;
         let peer = if bit(3) { Some(r.uuid()?) } else { None };
         let statement = if bit(4) {
@@ -657,9 +663,9 @@ impl RoomRecord {
             None
         };
         let first_seen = if bit(5) { Some(r.ids()?) } else { None };
-        let reported = r.ids()?.into_iter().collect();
-        let announced = r.ids()?.into_iter().collect();
-        let listed = r.ids()?.into_iter().collect();
+        let reported = r.set()?;
+        let announced = r.set()?;
+        let listed = r.set()?;
         if !r.0.is_empty() {
             return Err(RecordError::Truncated);
         }
@@ -723,5 +729,12 @@ impl<'a> ByteReader<'a> {
             return Err(RecordError::Truncated);
         }
         (0..n).map(|_| self.uuid()).collect()
+    }
+    fn set(&mut self) -> Result<IdSet, RecordError> {
+        let ids = self.ids()?;
+        if !ids.windows(2).all(|w| w.first() < w.get(1)) {
+            return Err(RecordError::NotCanonical);
+        }
+        Ok(ids.into_iter().collect())
     }
 }

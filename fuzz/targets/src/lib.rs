@@ -803,6 +803,10 @@ pub fn engine_rooms(data: &[u8]) {
                     .collect();
                 let signer = &people[usize::from(b & 3)].verified;
                 let _ = rooms.receive(room, &raw, Some(signer), &[]);
+                // The same bytes as saved record bytes.
+                if let Ok(r) = sotto_engine::RoomRecord::from_bytes(&raw) {
+                    assert_eq!(r.to_bytes(), raw, "a record that parses re-encodes the same");
+                }
             }
             3 => {
                 if let Some(members) = rooms.owner_update(room) {
@@ -827,10 +831,13 @@ pub fn engine_rooms(data: &[u8]) {
                     .into_iter()
                     .filter_map(|(id, r)| r.map(|r| (id, r)))
                     .collect();
+                // Through the record bytes a store keeps.
                 let mut all: std::collections::BTreeMap<Uuid, sotto_engine::RoomRecord> =
                     Default::default();
                 for id in [group, direct] {
                     if let Some(r) = rooms.record(id) {
+                        let back = sotto_engine::RoomRecord::from_bytes(&r.to_bytes());
+                        assert_eq!(back.as_ref(), Ok(r), "record bytes round trip");
                         all.insert(id, r.clone());
                     }
                 }
