@@ -213,6 +213,8 @@ export class Session extends EventTarget {
    * generation is not cached, so it cannot overwrite a newer answer.
    */
   private generation = 0;
+  /** Control messages being posted (their `sent` is not the app's). */
+  private readonly control = new Set<Uuid>();
   /** Posts in flight by client id (a flush and a send never post one message twice at once). */
   private readonly posting = new Map<Uuid, Promise<Sent>>();
   /** Opened messages per room, by seq. */
@@ -586,7 +588,9 @@ export class Session extends EventTarget {
     targets: Target[],
     clientId: Uuid = uuidv7(),
     sentAt: number = Date.now(),
+    control = false,
   ): Promise<Sent> {
+    if (control) this.control.add(clientId);
     let envelope: Uint8Array;
     try {
       const recipients: Recipient[] = targets.map((t) => ({ device: t.device, suite: t.hasRsa ? "rsa" : "x25519" }));
@@ -647,7 +651,7 @@ export class Session extends EventTarget {
       }
     }
     await this.store.outboxRemove(clientId);
-    this.emit("sent", { roomId, clientId, id: result.id, seq: result.seq });
+    if (!this.control.delete(clientId)) this.emit("sent", { roomId, clientId, id: result.id, seq: result.seq });
     return { clientId, id: result.id, seq: result.seq };
   }
 
@@ -1140,7 +1144,7 @@ export class Session extends EventTarget {
     );
     await this.saveMembership();
     try {
-      await this.sealAndPost(roomId, plaintext, targets);
+      await this.sealAndPost(roomId, plaintext, targets, uuidv7(), Date.now(), true);
     } catch (e) {
       if (codeOf(e) !== ClientCodes.queued) throw e;
     }

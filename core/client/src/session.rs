@@ -159,6 +159,8 @@ pub(crate) struct Inner {
     pub(crate) rooms: Mutex<Rooms>,
     /// Identity changes already reported (user, new key).
     warned: Mutex<HashSet<(Uuid, [u8; 32])>>,
+    /// Control messages being posted (their `Sent` is not the app's).
+    control: Mutex<HashSet<Uuid>>,
     /// Rejected devices already reported (user, device).
     rejected: Mutex<HashSet<(Uuid, Uuid)>>,
     /// Events go nowhere until the app takes the stream (no unbounded buffer
@@ -387,6 +389,7 @@ impl Session {
             devices: Mutex::new(HashMap::new()),
             rooms: Mutex::new(rooms),
             warned: Mutex::new(HashSet::new()),
+            control: Mutex::new(HashSet::new()),
             rejected: Mutex::new(HashSet::new()),
             events,
             events_rx: Mutex::new(Some(events_rx)),
@@ -498,15 +501,18 @@ impl Session {
             return Err(Error::TooLarge);
         }
         let targets = self.recipients(room_id).await?;
-        self.seal_and_post(room_id, &plaintext, &targets).await
+        self.seal_and_post(room_id, &plaintext, &targets, false)
+            .await
     }
 
-    /// Seals `plaintext` for `targets` and posts it through the outbox.
+    /// Seals `plaintext` for `targets` and posts it through the outbox (a
+    /// `control` message, such as a membership statement, without `Event::Sent`).
     async fn seal_and_post(
         &self,
         room_id: Uuid,
         plaintext: &[u8],
         targets: &[VerifiedDevice],
+        control: bool,
     ) -> Result<Sent> {
         let header = Header {
             room_id,
@@ -529,6 +535,9 @@ impl Session {
             })
             .collect();
         let sealed = envelope::seal(plaintext, &header, &recipients, &self.inner.keys)?.to_bytes();
+        if control {
+            lock(&self.inner.control).insert(header.client_message_id);
+        }
         let entry = OutboxEntry {
             client_id: header.client_message_id,
             room_id,
@@ -730,7 +739,7 @@ impl Session {
         lock(&self.inner.rooms).announce(room_id, targets.iter().map(VerifiedDevice::device_id));
         self.save_rooms()?;
         let posted = self
-            .seal_and_post(room_id, &Plaintext::membership(statement), &targets)
+            .seal_and_post(room_id, &Plaintext::membership(statement), &targets, true)
             .await;
         match posted {
             Ok(_) | Err(Error::Queued { .. }) => Ok(()),
@@ -825,12 +834,14 @@ impl Session {
             },
         };
         self.inner.store.outbox_remove(client_id)?;
-        self.emit(Event::Sent {
-            room_id: entry.room_id,
-            client_id,
-            seq,
-        })
-        .await;
+        if !lock(&self.inner.control).remove(&client_id) {
+            self.emit(Event::Sent {
+                room_id: entry.room_id,
+                client_id,
+                seq,
+            })
+            .await;
+        }
         Ok(Sent { client_id, seq })
     }
 

@@ -805,7 +805,11 @@ pub fn engine_rooms(data: &[u8]) {
                 let _ = rooms.receive(room, &raw, Some(signer), &[]);
                 // The same bytes as saved record bytes.
                 if let Ok(r) = sotto_engine::RoomRecord::from_bytes(&raw) {
-                    assert_eq!(r.to_bytes(), raw, "a record that parses re-encodes the same");
+                    assert_eq!(
+                        r.to_bytes(),
+                        raw,
+                        "a record that parses re-encodes the same"
+                    );
                 }
             }
             3 => {

@@ -234,6 +234,7 @@ test("a member added after a room's first messages gets every message after join
     assert.equal(await alice.session.invite(group.id, carol.session.userId), "invited");
     inv = await carol.session.invitations();
     const mark = alice.rec.events.length;
+    const markBob = bob.rec.events.length;
     await carol.session.acceptInvitation(inv[0].id);
     await alice.rec.until((e) => e.type === "room" && e.detail.roomId === group.id && e.detail.change === "member_added", 20_000, mark);
     // The relay says where Carol's history starts; the next message is not a gap.
@@ -241,6 +242,8 @@ test("a member added after a room's first messages gets every message after join
     const t4 = secret("welcome carol");
     const s4 = await alice.session.sendText(group.id, t4);
     assert.equal((await carol.rec.until(textIs(t4))).detail.seq, s4.seq);
+    // Bob seals for the members he knows: he too waits until he has heard of her.
+    await bob.rec.until((e) => e.type === "room" && e.detail.roomId === group.id && e.detail.change === "member_added", 20_000, markBob);
     const t5 = secret("bob says hi to carol");
     await bob.session.sendText(group.id, t5);
     await carol.rec.until(textIs(t5));
