@@ -90,10 +90,11 @@ function retryAfterMs(res: Response): number | undefined {
 
 /** The error of a non-2xx answer: its problem body, or one made from the status. */
 async function problemOf(res: Response): Promise<SottoError> {
-  let p: Problem = {};
+  // Whatever answered (the relay, or a proxy in front of it) may not send a problem.
+  let p: Partial<Problem> = {};
   try {
     const parsed: unknown = JSON.parse(await res.text());
-    if (typeof parsed === "object" && parsed !== null) p = parsed as Problem;
+    if (typeof parsed === "object" && parsed !== null) p = parsed as Partial<Problem>;
   } catch {
     // not a problem document
   }
@@ -537,7 +538,7 @@ export class Relay extends EventTarget {
   /** `POST /api/v1/rooms`: a group room owned by the caller. */
   createRoom(req: CreateRoomRequest): Promise<RoomDetails> {
     return this.call("POST", "/api/v1/rooms", {
-      body: { name: req.name ?? "Group", member_ids: req.member_ids },
+      body: { name: req.name, member_ids: req.member_ids ?? [] },
       retry: "once",
     });
   }

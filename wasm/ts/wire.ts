@@ -126,8 +126,8 @@ export interface BlockedUser {
 }
 
 export interface CreateRoomRequest {
-  name?: string;
-  member_ids: Uuid[];
+  name: string;
+  member_ids?: Uuid[];
 }
 
 /** A stored message (`envelope` is null once deleted). */
@@ -175,12 +175,14 @@ export interface Contact {
 }
 
 /** RFC 9457 problem details, with the relay's stable `code`. */
+/** The relay's RFC 9457 problem document (as `sotto_core::api::Problem`). */
 export interface Problem {
-  type?: string;
-  title?: string;
-  status?: number;
+  type: string;
+  title: string;
+  status: number;
   detail?: string;
-  code?: string;
+  code: string;
+  instance?: string;
 }
 
 export type RoomChange =
