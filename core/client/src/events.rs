@@ -90,6 +90,8 @@ pub enum Event {
         room_id: Uuid,
         /// The message id the app got from `send`.
         client_id: Uuid,
+        /// The relay's id of the stored message (as in `Message.id`).
+        id: Uuid,
         /// Its place in the room.
         seq: u64,
     },

@@ -119,6 +119,8 @@ pub struct SessionOptions {
 pub struct Sent {
     /// The message id (the idempotency key of the post).
     pub client_id: Uuid,
+    /// The relay's id of the stored message (as in `Message.id`).
+    pub id: Uuid,
     /// Its place in the room.
     pub seq: u64,
 }
@@ -141,7 +143,7 @@ pub(crate) enum SenderCheck {
     Transient(String),
 }
 
-pub(crate) type AckResult = std::result::Result<u64, (String, Option<String>)>;
+pub(crate) type AckResult = std::result::Result<(Uuid, u64), (String, Option<String>)>;
 
 pub(crate) struct Inner {
     pub(crate) client: Client,
@@ -762,7 +764,7 @@ impl Session {
     /// then clears it from the outbox.
     pub(crate) async fn post(&self, entry: OutboxEntry) -> Result<Sent> {
         let client_id = entry.client_id;
-        let mut seq = None;
+        let mut stored = None;
         let live = lock(&self.inner.live).clone();
         if let Some(live) = live {
             let (tx, rx) = oneshot::channel();
@@ -774,7 +776,7 @@ impl Session {
             };
             if live.send(frame).is_ok() {
                 match tokio::time::timeout(ACK_TIMEOUT, rx).await {
-                    Ok(Ok(Ok(s))) => seq = Some(s),
+                    Ok(Ok(Ok(s))) => stored = Some(s),
                     Ok(Ok(Err((code, detail)))) => {
                         lock(&self.inner.acks).remove(&client_id);
                         // Transient refusals fall through to an HTTP post (which
@@ -807,7 +809,7 @@ impl Session {
             }
             lock(&self.inner.acks).remove(&client_id);
         }
-        let seq = match seq {
+        let (id, seq) = match stored {
             Some(s) => s,
             None => match self
                 .inner
@@ -815,7 +817,7 @@ impl Session {
                 .post_message(entry.room_id, client_id, entry.envelope)
                 .await
             {
-                Ok(r) => r.seq,
+                Ok(r) => (r.id, r.seq),
                 Err(e) => {
                     // A refusal will not change on retry: drop it from the outbox.
                     // Anything else keeps it there for the next connection.
@@ -838,11 +840,12 @@ impl Session {
             self.emit(Event::Sent {
                 room_id: entry.room_id,
                 client_id,
+                id,
                 seq,
             })
             .await;
         }
-        Ok(Sent { client_id, seq })
+        Ok(Sent { client_id, id, seq })
     }
 
     /// Re-posts everything in the outbox (after a restart or reconnect), in

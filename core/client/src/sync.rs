@@ -325,9 +325,9 @@ fn advance(session: &Session, live: &mut Live, room_id: Uuid, seq: u64) {
 async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next {
     let inner = &session.inner;
     match frame {
-        ServerFrame::Ack { client_id, seq, .. } => {
+        ServerFrame::Ack { client_id, id, seq } => {
             if let Some(tx) = lock(&inner.acks).remove(&client_id) {
-                let _ = tx.send(Ok(seq));
+                let _ = tx.send(Ok((id, seq)));
             }
         }
         ServerFrame::Error {

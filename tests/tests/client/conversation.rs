@@ -344,6 +344,8 @@ async fn a_member_added_later_gets_every_message_after_joining() {
     let m = carol.expect_text(&t4).await;
     // (Membership statements take sequence numbers too: they are messages.)
     assert_eq!((m.room_id, m.seq), (room, s4.seq));
+    // `Sent` names the relay's id of the stored message, as the TS client's does.
+    assert_eq!(m.id, s4.id);
     // Bob seals for the members he knows: he too waits until he has heard of her.
     bob.wait_for(|e| matches!(e, Event::Room { room_id, change: RoomChange::MemberAdded } if *room_id == room))
         .await;

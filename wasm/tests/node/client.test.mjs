@@ -171,6 +171,7 @@ test("messages both ways over the WebSocket, with delivered receipts", async () 
   assert.equal(got.senderDeviceId, alice.session.deviceId);
   assert.equal(got.trust, "unverified");
   assert.equal(got.seq, sent.seq);
+  assert.equal(got.id, sent.id, "sent names the relay's id of the stored message, as the native SDK's does");
   assert.equal(got.roomId, room);
   assert.equal(got.clientId, sent.clientId);
   // Mixed suites in one envelope: RSA-OAEP for Bob's device (it publishes an RSA key),

@@ -726,6 +726,7 @@ impl App {
                 room_id,
                 client_id,
                 seq,
+                ..
             } => {
                 if let Some(r) = self.room_mut(room_id) {
                     r.last_seq = r.last_seq.max(seq);
