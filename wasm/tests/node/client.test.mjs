@@ -402,6 +402,44 @@ function haveSqlite() {
   }
 }
 
+test("an injected device of another identity is rejected, loudly, and gets no key", async () => {
+  assert.ok(haveSqlite(), "sqlite3 is not installed (scripts/test-wasm-client installs it with apt-get)");
+  const bobId = bob.session.userId;
+  const fake = "0190f0f0-0000-7000-8000-00000000fa4e";
+  const evil = bindings.Device.generate(bobId, fake);
+  const bundle = evil.bundle();
+  evil.free();
+  const fromA = alice.rec.events.length;
+  const fromB = bob.rec.events.length;
+  await relay.stop();
+  const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
+  execFileSync("sqlite3", [
+    join(relay.data, "sotto.db"),
+    "INSERT INTO devices (id, user_id, display_name, identity_key, bundle, created_at, updated_at) " +
+      `VALUES (${q(fake)}, ${q(bobId)}, 'totally bob', ${q(bundle.identity_key)}, ${q(JSON.stringify(bundle))}, 0, 0);`,
+  ]);
+  await relay.start();
+  await alice.rec.until(online, 40_000, fromA);
+  await bob.rec.until(online, 40_000, fromB);
+  const t = secret("only for bob's real device");
+  const sent = await alice.session.sendText(room, t);
+  const rejected = await alice.rec.until((e) => e.type === "devicerejected", 10_000, fromA);
+  assert.deepEqual(rejected.detail, { userId: bobId, deviceId: fake });
+  await bob.rec.until(textIs(t));
+  const stored = (await alice.relay.messages(room, sent.seq - 1, 1)).items[0];
+  const to = bindings.peekEnvelope(Buffer.from(stored.envelope, "base64url")).recipientDeviceIds;
+  assert.ok(to.includes(bob.session.deviceId));
+  assert.ok(!to.includes(fake), "sealed to the injected device");
+  // The operator backs out again (the tests after this one use Bob's real devices only).
+  const fromA2 = alice.rec.events.length;
+  const fromB2 = bob.rec.events.length;
+  await relay.stop();
+  execFileSync("sqlite3", [join(relay.data, "sotto.db"), `DELETE FROM devices WHERE id = ${q(fake)};`]);
+  await relay.start();
+  await alice.rec.until(online, 40_000, fromA2);
+  await bob.rec.until(online, 40_000, fromB2);
+});
+
 test("a member written into the database gets no key: the direct room refuses, the group seals around them", async () => {
   assert.ok(haveSqlite(), "sqlite3 is not installed (scripts/test-wasm-client installs it with apt-get)");
   const group = await alice.session.createRoom("hostile relay", [bob.session.userId]);
