@@ -160,7 +160,8 @@ impl RoomMembership {
         Ok(())
     }
 
-    /// The room is gone (deleted, or this user left).
+    /// Forgets a room and its record: only on this user's own decision, never
+    /// on the relay's word (see the engine's `Rooms::remove`).
     pub fn remove(&mut self, room: &str) -> Result<()> {
         self.inner.remove(uuid(room, "room")?);
         Ok(())

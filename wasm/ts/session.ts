@@ -1152,23 +1152,19 @@ export class Session extends EventTarget {
 
   /** @internal After a room event: the engine takes the relay's new view; the owner keeps the statement right. */
   async roomChanged(roomId: Uuid, change: string): Promise<void> {
+    // A room the relay says is deleted, or no longer shows, keeps its record
+    // (the pinned peer, the held statement): a relay that could make a client
+    // forget them could then pin someone else, or replay an older statement.
     if (change === "deleted") {
-      this.membership.remove(roomId);
-      await this.saveMembership();
+      this.membership.forgetRelayView(roomId);
       return;
     }
     try {
       await this.observeRoom(roomId);
       await this.maintainRoom(roomId);
       await this.checkUnconfirmed(roomId);
-    } catch (e) {
-      const status = e instanceof SottoError ? e.status : undefined;
-      if (status === 403 || status === 404) {
-        // No longer a member (removed, left): forget the room.
-        this.membership.remove(roomId);
-        await this.saveMembership();
-      }
-      // anything else: done again on next use
+    } catch {
+      // done again on next use
     }
   }
 

@@ -470,11 +470,13 @@ async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next 
 }
 
 /// After a room event: the engine takes the relay's new view of the room, and
-/// the owner's device keeps its membership statement right.
+/// the owner's device keeps its membership statement right. A room the relay
+/// says is deleted, or no longer shows, keeps its record (the pinned peer, the
+/// held statement): a relay that could make a client forget them could then
+/// pin someone else, or replay an older statement as a first one.
 async fn room_changed(session: &Session, room_id: Uuid, change: RoomChange) {
     if change == RoomChange::Deleted {
-        lock(&session.inner.rooms).remove(room_id);
-        let _ = session.save_rooms();
+        lock(&session.inner.rooms).forget_relay_view(Some(room_id));
         return;
     }
     let result = async {
@@ -483,16 +485,8 @@ async fn room_changed(session: &Session, room_id: Uuid, change: RoomChange) {
         session.check_unconfirmed(room_id).await
     }
     .await;
-    match result {
-        Ok(()) => {}
-        // No longer a member (removed, left): forget the room.
-        Err(e) if matches!(e.status(), Some(403 | 404)) => {
-            lock(&session.inner.rooms).remove(room_id);
-            let _ = session.save_rooms();
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, %room_id, "room check failed; done again on next use")
-        }
+    if let Err(e) = result {
+        tracing::debug!(error = %e, %room_id, "room check failed; done again on next use");
     }
 }
 

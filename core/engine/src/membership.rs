@@ -210,7 +210,10 @@ impl Rooms {
         }
     }
 
-    /// The room is gone (deleted, or this user left): forget it entirely.
+    /// Forgets a room entirely, its record too. Only for a decision of this
+    /// user's own (the app deleting local data): never on the relay's word, or
+    /// the relay could make the client forget a pinned peer or the held
+    /// statement, then pin someone else or replay an older statement.
     pub fn remove(&mut self, room: Uuid) {
         self.relay.remove(&room);
         if self.records.remove(&room).is_some() {
