@@ -340,6 +340,28 @@ impl RoomMembership {
             .map(|s| Plaintext::membership(&s)))
     }
 
+    /// This device created `room` (a group): it signs the room's first statement.
+    pub fn created(&mut self, room: &str) -> Result<()> {
+        self.inner.created(uuid(room, "room")?);
+        Ok(())
+    }
+
+    /// This user asked for the direct room with `peer`: kind and peer pinned now.
+    #[wasm_bindgen(js_name = expectPeer)]
+    pub fn expect_peer(&mut self, room: &str, peer: &str) -> Result<()> {
+        self.inner
+            .expect_peer(uuid(room, "room")?, uuid(peer, "peer")?);
+        Ok(())
+    }
+
+    /// The post of the held statement to `devices` failed for good.
+    pub fn retract(&mut self, room: &str, devices: Vec<String>) -> Result<()> {
+        let room = uuid(room, "room")?;
+        let devices = uuids(&devices, "devices")?;
+        self.inner.retract(room, devices);
+        Ok(())
+    }
+
     /// Records that the held statement was posted to `devices`.
     pub fn announce(&mut self, room: &str, devices: Vec<String>) -> Result<()> {
         let room = uuid(room, "room")?;

@@ -467,6 +467,7 @@ export class Session extends EventTarget {
   async createRoom(name: string, memberIds: Uuid[]): Promise<RoomSummary> {
     const created = await this.relay.createRoom({ name, member_ids: [] });
     const roomId = created.id;
+    this.membership.created(roomId);
     await this.takeDetails(created);
     const statement = this.membership.sign(roomId, memberIds, this.dev());
     await this.saveMembership();
@@ -487,7 +488,11 @@ export class Session extends EventTarget {
 
   /** The direct room with `userId` (existing or new). */
   async directRoom(userId: Uuid): Promise<RoomSummary> {
-    return summary(await this.relay.directRoom(userId));
+    const d = await this.relay.directRoom(userId);
+    // Its peer is pinned to `userId` now, not to whoever the relay lists first.
+    this.membership.expectPeer(d.id, userId);
+    await this.takeDetails(d);
+    return summary(d);
   }
 
   /**
@@ -1029,24 +1034,29 @@ export class Session extends EventTarget {
     throw new SottoError(ClientCodes.network, "the room keeps changing; try again");
   }
 
-  /** The users the engine allows to receive this device's messages in the room. */
-  private allowedUsers(roomId: Uuid): Uuid[] {
-    const r = this.membership.recipients(roomId);
-    if (r.ok) return r.users;
-    if (r.reason === "direct_room_tampered") {
-      throw new SottoError(
-        ClientCodes.directRoomTampered,
-        "the direct room lists someone besides its two users: nothing was sent",
-        { users: r.users },
-      );
-    }
-    if (r.reason === "awaiting_statement") {
+  /**
+   * The users the engine allows to receive this device's messages in the room,
+   * fetching the relay's view again if a room event dropped it meanwhile.
+   */
+  private async allowedUsers(roomId: Uuid): Promise<Uuid[]> {
+    for (let round = 0; round < 4; round++) {
+      await this.observeRoom(roomId);
+      const r = this.membership.recipients(roomId);
+      if (r.ok) return r.users;
+      if (r.reason === "unknown") continue;
+      if (r.reason === "direct_room_tampered") {
+        throw new SottoError(
+          ClientCodes.directRoomTampered,
+          "the direct room lists someone besides its two users: nothing was sent",
+          { users: r.users },
+        );
+      }
       throw new SottoError(
         ClientCodes.membershipPending,
         "the room owner's membership statement has not arrived yet: nothing was sent",
       );
     }
-    throw new SottoError(ClientCodes.protocol, "the room is not known");
+    throw new SottoError(ClientCodes.network, "the room keeps changing; try again");
   }
 
   /**
@@ -1057,7 +1067,7 @@ export class Session extends EventTarget {
   private async maintainRoom(roomId: Uuid): Promise<void> {
     await this.signIfNeeded(roomId);
     if (this.membership.isOwner(roomId)) {
-      await this.forwardStatement(roomId, await this.devicesFor(this.allowedUsers(roomId)));
+      await this.forwardStatement(roomId, await this.devicesFor(await this.allowedUsers(roomId)));
     }
   }
 
@@ -1136,7 +1146,7 @@ export class Session extends EventTarget {
    * the outbox counts: it goes out before anything sent after it.
    */
   private async postStatement(roomId: Uuid, plaintext: Uint8Array): Promise<void> {
-    const targets = await this.devicesFor(this.allowedUsers(roomId));
+    const targets = await this.devicesFor(await this.allowedUsers(roomId));
     // Counted as reached before the post, so a concurrent send does not forward it again.
     this.membership.announce(
       roomId,
@@ -1146,7 +1156,15 @@ export class Session extends EventTarget {
     try {
       await this.sealAndPost(roomId, plaintext, targets, uuidv7(), Date.now(), true);
     } catch (e) {
-      if (codeOf(e) !== ClientCodes.queued) throw e;
+      if (codeOf(e) !== ClientCodes.queued) {
+        // Refused for good: they do not hold it, forward it next time.
+        this.membership.retract(
+          roomId,
+          targets.map((t) => t.deviceId),
+        );
+        await this.saveMembership();
+        throw e;
+      }
     }
   }
 
@@ -1181,7 +1199,7 @@ export class Session extends EventTarget {
     try {
       await this.signIfNeeded(roomId);
       await this.checkUnconfirmed(roomId);
-      const targets = await this.devicesFor(this.allowedUsers(roomId));
+      const targets = await this.devicesFor(await this.allowedUsers(roomId));
       await this.forwardStatement(roomId, targets);
       return targets;
     } finally {

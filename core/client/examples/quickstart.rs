@@ -59,7 +59,7 @@ pub async fn run(
         .into_iter()
         .find(|u| u.username == peer)
         .ok_or("no such user")?;
-    let details = client.direct_room(peer.id).await?;
+    let details = session.direct_room(peer.id).await?;
     let room = details.room.id;
     if !details.members.iter().any(|m| m.user_id == peer.id) {
         println!("{} is invited; waiting for them to accept", peer.username);

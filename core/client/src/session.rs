@@ -559,6 +559,7 @@ impl Session {
     pub async fn create_room(&self, name: &str, members: &[Uuid]) -> Result<RoomDetails> {
         let details = self.inner.client.create_room(name, &[]).await?;
         let room_id = details.room.id;
+        lock(&self.inner.rooms).created(room_id);
         self.take_details(&details).await?;
         let statement = {
             let mut rooms = lock(&self.inner.rooms);
@@ -573,6 +574,16 @@ impl Session {
             }
         }
         let details = self.inner.client.get_room(room_id).await?;
+        self.take_details(&details).await?;
+        Ok(details)
+    }
+
+    /// The direct room with `user` (existing or new, as the relay's
+    /// `POST /rooms/direct`): its peer is pinned to `user` now, so a relay that
+    /// lists someone else there gets nothing sealed to them.
+    pub async fn direct_room(&self, user: Uuid) -> Result<RoomDetails> {
+        let details = self.inner.client.direct_room(user).await?;
+        lock(&self.inner.rooms).expect_peer(details.room.id, user);
         self.take_details(&details).await?;
         Ok(details)
     }
@@ -597,7 +608,7 @@ impl Session {
             self.post_statement(room_id, &statement.to_bytes()).await?;
         }
         let added = self.inner.client.add_member(room_id, user).await;
-        lock(&self.inner.rooms).forget_relay_view(Some(room_id));
+        self.forget_room(room_id);
         if added.is_err() {
             // The relay refused (blocked, limits...): the statement must not
             // keep naming someone who never joined.
@@ -670,7 +681,7 @@ impl Session {
     pub(crate) async fn maintain_room(&self, room_id: Uuid) -> Result<()> {
         self.sign_if_needed(room_id).await?;
         if lock(&self.inner.rooms).is_owner(room_id) {
-            let users = self.allowed_users(room_id)?;
+            let users = self.allowed_users(room_id).await?;
             let targets = self.devices_for(&users).await?;
             self.forward_statement(room_id, &targets).await?;
         }
@@ -734,7 +745,7 @@ impl Session {
     /// members the engine allows, and records whom it reaches. A post that
     /// waits in the outbox counts: it goes out before anything sent after it.
     async fn post_statement(&self, room_id: Uuid, statement: &[u8]) -> Result<()> {
-        let users = self.allowed_users(room_id)?;
+        let users = self.allowed_users(room_id).await?;
         let targets = self.devices_for(&users).await?;
         // Counted as reached before the post, so a concurrent send does not
         // forward the same statement again.
@@ -745,19 +756,33 @@ impl Session {
             .await;
         match posted {
             Ok(_) | Err(Error::Queued { .. }) => Ok(()),
-            Err(e) => Err(e),
+            Err(e) => {
+                // Refused for good: they do not hold it, forward it next time.
+                lock(&self.inner.rooms)
+                    .retract(room_id, targets.iter().map(VerifiedDevice::device_id));
+                self.save_rooms()?;
+                Err(e)
+            }
         }
     }
 
-    /// The users the engine allows to receive this device's messages in the room.
-    fn allowed_users(&self, room_id: Uuid) -> Result<Vec<Uuid>> {
-        lock(&self.inner.rooms)
-            .recipients(room_id)
-            .map_err(|e| match e {
-                SendRefused::DirectRoomTampered(users) => Error::DirectRoomTampered(users),
-                SendRefused::AwaitingStatement => Error::MembershipPending,
-                SendRefused::Unknown => Error::Protocol("the room is not known".into()),
-            })
+    /// The users the engine allows to receive this device's messages in the
+    /// room, fetching the relay's view again if a room event dropped it while
+    /// this step awaited something.
+    async fn allowed_users(&self, room_id: Uuid) -> Result<Vec<Uuid>> {
+        for _ in 0..4 {
+            self.observe_room(room_id).await?;
+            let answer = lock(&self.inner.rooms).recipients(room_id);
+            return match answer {
+                Ok(users) => Ok(users),
+                Err(SendRefused::Unknown) => continue,
+                Err(SendRefused::DirectRoomTampered(users)) => {
+                    Err(Error::DirectRoomTampered(users))
+                }
+                Err(SendRefused::AwaitingStatement) => Err(Error::MembershipPending),
+            };
+        }
+        Err(Error::Network("the room keeps changing; try again".into()))
     }
 
     /// Posts an outbox entry (socket first, HTTP if the socket is down or slow),
@@ -899,7 +924,7 @@ impl Session {
         let result = async {
             self.sign_if_needed(room_id).await?;
             self.check_unconfirmed(room_id).await?;
-            let users = self.allowed_users(room_id)?;
+            let users = self.allowed_users(room_id).await?;
             let targets = self.devices_for(&users).await?;
             self.forward_statement(room_id, &targets).await?;
             Ok(targets)

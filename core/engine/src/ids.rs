@@ -29,6 +29,14 @@ impl IdSet {
     pub fn retain(&mut self, keep: impl FnMut(&Uuid) -> bool) {
         self.0.retain(keep);
     }
+    /// Removes these ids.
+    pub fn retain_not(&mut self, ids: impl IntoIterator<Item = Uuid>) {
+        for id in ids {
+            if let Ok(at) = self.0.binary_search(&id) {
+                self.0.remove(at);
+            }
+        }
+    }
     /// Empties the set.
     pub fn clear(&mut self) {
         self.0.clear();

@@ -59,6 +59,17 @@ pub struct RoomRecord {
     /// signed in but not yet added is not "gone".
     #[serde(default, skip_serializing_if = "IdSet::is_empty")]
     pub listed: IdSet,
+    /// Whether the room's kind (`direct`) is pinned: set the first time this
+    /// device saw the room, and never from the relay after that.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub seen: bool,
+    /// This device created the room ([`Rooms::created`]): it may sign the
+    /// room's first statement. No other device signs a first statement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub created: bool,
+    /// A legacy room: its owner as the relay said when its members were pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_owner: Option<Uuid>,
 }
 
 impl RoomRecord {
@@ -135,6 +146,9 @@ pub enum Received {
     Accepted,
     /// The statement held already (a re-post).
     Same,
+    /// An older statement of the held lineage (one opened late, after a newer
+    /// one): ignored, and not a warning.
+    Older,
 }
 
 /// Every room's membership as this device decides it.
@@ -252,6 +266,17 @@ impl Rooms {
         let me = self.me;
         let record = self.records.or_default(room);
         let before = record.clone();
+        // The kind is pinned at first sight (a room holding a statement, or
+        // created here, is a group): the relay cannot turn a group into a
+        // direct room to get around its statement, nor the reverse.
+        if !record.seen {
+            record.seen = true;
+            record.direct = view.direct && record.statement.is_none() && !record.created;
+        }
+        let view = RelayView {
+            direct: record.direct,
+            ..view
+        };
         let mut warnings = Vec::new();
         if view.direct {
             record.direct = true;
@@ -287,6 +312,7 @@ impl Rooms {
             // A legacy room without a statement pins the members first seen.
             if record.statement.is_none() && record.legacy && record.first_seen.is_none() {
                 record.first_seen = Some(view.members.clone());
+                record.first_owner = Some(view.owner);
                 if view.owner != me && !record.noticed_unsigned {
                     record.noticed_unsigned = true;
                     warnings.push(Warning::Unsigned { room_id: room });
@@ -418,6 +444,7 @@ impl Rooms {
                 self.changed.insert(room);
                 Ok(Received::Accepted)
             }
+            Err(MembershipError::Stale) => Ok(Received::Older),
             Err(e) => Err(refuse(e.to_string())),
         }
     }
@@ -428,10 +455,18 @@ impl Rooms {
         match self.statement(room) {
             Some(s) => s.owner() == self.me,
             None => self
-                .relay
+                .records
                 .get(&room)
-                .is_some_and(|v| v.owner == self.me && !v.direct),
+                .is_some_and(|r| self.may_sign_first(r)),
         }
+    }
+
+    /// Whether this device may sign a room's first statement: it created the
+    /// room, or (a room from before statements) the relay named this user its
+    /// owner when the members were pinned. Never on the relay's word now: a
+    /// relay that names a member owner would have it sign the relay's list.
+    fn may_sign_first(&self, record: &RoomRecord) -> bool {
+        !record.direct && (record.created || (record.legacy && record.first_owner == Some(self.me)))
     }
 
     /// As the owner: the member list to sign now for `room`, if the held
@@ -445,8 +480,11 @@ impl Rooms {
             return None;
         }
         let held = record.statement();
-        let owner = held.as_ref().map_or(view.owner, |s| s.owner());
-        if owner != self.me {
+        let mine = match &held {
+            Some(s) => s.owner() == self.me,
+            None => self.may_sign_first(record),
+        };
+        if !mine {
             return None;
         }
         let base: Vec<Uuid> = match (&held, &record.first_seen) {
@@ -485,6 +523,9 @@ impl Rooms {
         device: Uuid,
         keys: &DeviceKeys,
     ) -> Result<MembershipStatement, MembershipError> {
+        if !self.is_owner(room) {
+            return Err(MembershipError::NotOwner);
+        }
         let record = self.records.or_default(room);
         let held = record.statement();
         // Only the owner the held statement names signs the next one (ownership
@@ -577,6 +618,39 @@ impl Rooms {
             .then(|| statement.to_bytes())
     }
 
+    /// This device created `room` (a group): it signs the room's first
+    /// statement. Call before anything else about the room.
+    pub fn created(&mut self, room: Uuid) {
+        let record = self.records.or_default(room);
+        record.seen = true;
+        record.direct = false;
+        record.created = true;
+        self.changed.insert(room);
+    }
+
+    /// This user asked for the direct room with `peer`: the room's kind and
+    /// peer are pinned now, not from what the relay lists first.
+    pub fn expect_peer(&mut self, room: Uuid, peer: Uuid) {
+        let record = self.records.or_default(room);
+        if !record.seen {
+            record.seen = true;
+            record.direct = true;
+        }
+        if record.direct && record.peer.is_none() {
+            record.peer = Some(peer);
+        }
+        self.changed.insert(room);
+    }
+
+    /// The post of the held statement to `devices` failed for good: they do
+    /// not hold it (it is forwarded again next time).
+    pub fn retract(&mut self, room: Uuid, devices: impl IntoIterator<Item = Uuid>) {
+        if let Some(record) = self.records.get_mut(&room) {
+            record.announced.retain_not(devices);
+            self.changed.insert(room);
+        }
+    }
+
     /// Records that the held statement of `room` was posted to `devices`.
     pub fn announce(&mut self, room: Uuid, devices: impl IntoIterator<Item = Uuid>) {
         if let Some(record) = self.records.get_mut(&room) {
@@ -628,10 +702,16 @@ impl RoomRecord {
             | u8::from(self.legacy) << 2
             | u8::from(self.peer.is_some()) << 3
             | u8::from(self.statement.is_some()) << 4
-            | u8::from(self.first_seen.is_some()) << 5;
+            | u8::from(self.first_seen.is_some()) << 5
+            | u8::from(self.seen) << 6
+            | u8::from(self.created) << 7;
         out.push(flags);
+        out.push(u8::from(self.first_owner.is_some()));
         if let Some(p) = self.peer {
             out.extend_from_slice(p.as_bytes());
+        }
+        if let Some(o) = self.first_owner {
+            out.extend_from_slice(o.as_bytes());
         }
         if let Some(s) = &self.statement {
             put_len(&mut out, s.as_bytes().len());
@@ -654,11 +734,13 @@ impl RoomRecord {
             return Err(RecordError::Version(version));
         }
         let flags = r.u8()?;
-        if flags >> 6 != 0 {
+        let more = r.u8()?;
+        if more >> 1 != 0 {
             return Err(RecordError::NotCanonical);
         }
         let bit = |n: u8| flags & (1 << n) != 0;
         let peer = if bit(3) { Some(r.uuid()?) } else { None };
+        let first_owner = if more & 1 != 0 { Some(r.uuid()?) } else { None };
         let statement = if bit(4) {
             let n = r.len()?;
             Some(B64(r.take(n)?.to_vec()))
@@ -682,6 +764,9 @@ impl RoomRecord {
             legacy: bit(2),
             announced,
             listed,
+            seen: bit(6),
+            created: bit(7),
+            first_owner,
         })
     }
 }

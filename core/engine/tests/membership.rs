@@ -238,10 +238,11 @@ fn in_a_group_only_members_the_owner_signed_get_keys() {
         rooms.receive(ROOM, &s2, Some(&alice.verified()), &[]),
         Ok(Received::Same)
     );
-    assert!(matches!(
+    // An older statement (opened late, or replayed) changes nothing, quietly.
+    assert_eq!(
         rooms.receive(ROOM, &s1, Some(&alice.verified()), &[]),
-        Err(Warning::StatementRefused { .. })
-    ));
+        Ok(Received::Older)
+    );
     // Carol is invited but not a member until she accepts: no keys yet.
     let _ = rooms.observe(&details(
         RoomKind::Group,
@@ -274,7 +275,8 @@ fn the_owner_signs_before_adding_and_reposts_for_joiners() {
     let (alice, bob, carol) = (Person::new(1), Person::new(2), Person::new(3));
     let mut rooms = Rooms::load(alice.id, []);
     let g = |m: &[Uuid], inv: &[Uuid]| details(RoomKind::Group, alice.id, m, inv);
-    // A new room: the owner signs its first statement.
+    // A new room: the device that created it signs its first statement.
+    rooms.created(ROOM);
     assert!(rooms.observe(&g(&[alice.id], &[])).is_empty());
     assert_eq!(rooms.owner_update(ROOM), Some(vec![alice.id]));
     let s = rooms.sign(ROOM, &[], alice.device, &alice.keys).unwrap();
@@ -511,6 +513,7 @@ fn records_round_trip_as_bytes_and_bad_bytes_are_typed_errors() {
     let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
     let mut rooms = Rooms::load(alice.id, []);
     rooms.adopt_legacy([Uuid::from_u128(0x99)]);
+    rooms.created(ROOM);
     let _ = rooms.observe(&details(
         RoomKind::Group,
         alice.id,
@@ -541,4 +544,47 @@ fn records_round_trip_as_bytes_and_bad_bytes_are_typed_errors() {
         other[0] = 9;
         assert_eq!(RoomRecord::from_bytes(&other), Err(RecordError::Version(9)));
     }
+}
+
+#[test]
+fn the_relay_cannot_make_a_member_sign_nor_switch_a_rooms_kind() {
+    let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
+    // Bob joined Alice's group; the relay withholds her statement and names
+    // Bob the owner: Bob signs nothing and sends nothing.
+    let mut bobs = Rooms::load(bob.id, []);
+    let _ = bobs.observe(&details(
+        RoomKind::Group,
+        bob.id,
+        &[alice.id, bob.id, mallory.id],
+        &[],
+    ));
+    assert!(!bobs.is_owner(ROOM));
+    assert_eq!(bobs.owner_update(ROOM), None);
+    assert!(bobs.sign(ROOM, &[bob.id], bob.device, &bob.keys).is_err());
+    assert_eq!(bobs.recipients(ROOM), Err(SendRefused::AwaitingStatement));
+    // With Alice's statement held, the relay calls the room direct: still a
+    // group, sealed to the signed members only.
+    let s = alice.sign(1, alice.id, &[alice.id, bob.id]);
+    assert_eq!(
+        bobs.receive(ROOM, &s, Some(&alice.verified()), &[]),
+        Ok(Received::Accepted)
+    );
+    let _ = bobs.observe(&details(
+        RoomKind::Direct,
+        alice.id,
+        &[bob.id, mallory.id],
+        &[],
+    ));
+    assert_eq!(sorted(bobs.recipients(ROOM).unwrap()), vec![bob.id]);
+    // A direct room Bob asked for with Alice: the relay listing Mallory first
+    // does not make her the peer; calling it a group does not lift the rule.
+    let dm = Uuid::from_u128(0xd1);
+    bobs.expect_peer(dm, alice.id);
+    let mut view = details(RoomKind::Group, bob.id, &[bob.id, mallory.id], &[]);
+    view.room.id = dm;
+    let _ = bobs.observe(&view);
+    assert_eq!(
+        bobs.recipients(dm),
+        Err(SendRefused::DirectRoomTampered(vec![mallory.id]))
+    );
 }

@@ -861,6 +861,12 @@ pub fn engine_rooms(data: &[u8]) {
             _ => {
                 rooms.forget_relay_view(Some(room));
                 listed.remove(&room);
+                // This device creating the room, or asking for the direct room with someone.
+                match a & 3 {
+                    1 => rooms.created(room),
+                    2 => rooms.expect_peer(room, people[usize::from(b & 3)].user),
+                    _ => {}
+                }
             }
         }
         // The held statement of the group never goes back, and changes owner only

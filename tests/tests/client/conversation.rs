@@ -210,14 +210,7 @@ async fn files_stream_encrypted_with_progress_both_ways() {
         .add_contact(alice.id(), None)
         .await
         .unwrap();
-    let room = alice
-        .session
-        .client()
-        .direct_room(bob.id())
-        .await
-        .unwrap()
-        .room
-        .id;
+    let room = alice.session.direct_room(bob.id()).await.unwrap().room.id;
 
     // 300 KiB and a bit: several chunks, the last one partial.
     let dir = tempfile::tempdir().unwrap();

@@ -189,14 +189,7 @@ async fn a_member_written_into_a_direct_room_gets_nothing_and_is_announced() {
         .add_contact(alice.id(), None)
         .await
         .unwrap();
-    let room = alice
-        .session
-        .client()
-        .direct_room(bob.id())
-        .await
-        .unwrap()
-        .room
-        .id;
+    let room = alice.session.direct_room(bob.id()).await.unwrap().room.id;
     let before = text("before the intruder");
     alice.session.send_text(room, &before).await.unwrap();
     bob.expect_text(&before).await;

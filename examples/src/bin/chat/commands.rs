@@ -175,7 +175,7 @@ pub fn run(app: &mut App, line: &str) {
                         Level::Warn,
                     ));
                 }
-                Some(match client.direct_room(user.id).await {
+                Some(match session.direct_room(user.id).await {
                     Ok(details) => AppMsg::RoomLoaded {
                         details,
                         select: true,
