@@ -32,6 +32,7 @@ import type {
   AttachmentPointer,
   Contact,
   Invitation,
+  Message,
   RelayDevice,
   PublicUser,
   RoomDetails,
@@ -808,6 +809,28 @@ export class Session extends EventTarget {
     };
   }
 
+  /** Checks and opens a message fetched from the relay's history (`live`: feed statements to the engine). */
+  private openStored(msg: Message, live: boolean): Promise<OpenResult> {
+    let bytes: Uint8Array | null;
+    try {
+      bytes = msg.envelope === null ? null : fromB64(msg.envelope);
+    } catch {
+      bytes = null;
+    }
+    return this.openIncoming(
+      {
+        roomId: msg.room_id,
+        id: msg.id,
+        seq: msg.seq,
+        senderId: msg.sender_id,
+        deviceId: msg.device_id,
+        createdAt: msg.created_at,
+      },
+      bytes,
+      live,
+    );
+  }
+
   /**
    * The room's latest messages (up to `limit`, default 50), fetched from the
    * relay and opened, oldest first; kept in memory. Messages that cannot be
@@ -829,24 +852,7 @@ export class Session extends EventTarget {
           continue;
         }
         if (cached?.has(msg.seq)) continue;
-        let bytes: Uint8Array | null;
-        try {
-          bytes = fromB64(msg.envelope);
-        } catch {
-          bytes = null;
-        }
-        const r = await this.openIncoming(
-          {
-            roomId,
-            id: msg.id,
-            seq: msg.seq,
-            senderId: msg.sender_id,
-            deviceId: msg.device_id,
-            createdAt: msg.created_at,
-          },
-          bytes,
-          false,
-        );
+        const r = await this.openStored(msg, false);
         if (r.kind === "transient") throw new SottoError(ClientCodes.network, r.reason);
         if (r.kind === "message") this.remember(r.message);
       }
@@ -1085,23 +1091,7 @@ export class Session extends EventTarget {
       for (const msg of page.items) {
         if (msg.envelope === null || msg.deleted) continue;
         if (msg.sender_id === this.user.id && msg.device_id === this.dev().deviceId) continue;
-        let bytes: Uint8Array | null;
-        try {
-          bytes = fromB64(msg.envelope);
-        } catch {
-          continue;
-        }
-        await this.openIncoming(
-          {
-            roomId,
-            id: msg.id,
-            seq: msg.seq,
-            senderId: msg.sender_id,
-            deviceId: msg.device_id,
-            createdAt: msg.created_at,
-          },
-          bytes,
-        );
+        await this.openStored(msg, true);
       }
     } catch {
       // best effort: the engine decides with what it holds
