@@ -118,10 +118,9 @@ impl Intruder {
     }
 }
 
-/// Every device any stored envelope of `room` carries a key for.
-pub(crate) async fn sealed_to(p: &Person, room: Uuid) -> HashSet<Uuid> {
-    let page = p
-        .session
+/// The room's stored messages (the first 200), as `p` may list them.
+async fn stored(p: &Person, room: Uuid) -> Vec<sotto_client::sotto_core::api::Message> {
+    p.session
         .client()
         .list_messages(
             room,
@@ -131,8 +130,14 @@ pub(crate) async fn sealed_to(p: &Person, room: Uuid) -> HashSet<Uuid> {
             },
         )
         .await
-        .unwrap();
-    page.items
+        .unwrap()
+        .items
+}
+
+/// Every device any stored envelope of `room` carries a key for.
+pub(crate) async fn sealed_to(p: &Person, room: Uuid) -> HashSet<Uuid> {
+    stored(p, room)
+        .await
         .iter()
         .filter_map(|m| m.envelope.as_ref())
         .flat_map(|e| {
@@ -146,19 +151,8 @@ pub(crate) async fn sealed_to(p: &Person, room: Uuid) -> HashSet<Uuid> {
 
 /// The first message of `room`'s owner sealed to `device`.
 async fn forwarded_to(owner: &Person, room: Uuid, device: Uuid) -> u64 {
-    let page = owner
-        .session
-        .client()
-        .list_messages(
-            room,
-            &MessageListQuery {
-                after_seq: Some(0),
-                limit: Some(200),
-            },
-        )
+    stored(owner, room)
         .await
-        .unwrap();
-    page.items
         .iter()
         .find(|m| {
             m.sender_id == owner.id()
