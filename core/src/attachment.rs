@@ -753,6 +753,7 @@ fn decrypt_checked(
 /// sealed). `content_type` and `name` are the sender's claims: never use `name`
 /// as a file-system path without sanitizing it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct AttachmentPointer {
     /// The attachment id the relay assigned on upload.
@@ -769,9 +770,11 @@ pub struct AttachmentPointer {
     pub chunk_size: u32,
     /// The file's media type, e.g. `image/png`. Omitted when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub content_type: Option<String>,
     /// The file's name as the sender gave it. Omitted when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub name: Option<String>,
 }
 

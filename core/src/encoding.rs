@@ -24,6 +24,11 @@ pub fn b64_decode(text: &str) -> Result<Vec<u8>, DecodeError> {
 /// Only for public material (keys, signatures, ciphertext): its `Debug` prints
 /// the encoded bytes.
 #[derive(Clone, PartialEq, Eq, Default, Hash)]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(rename = "Base64Url", type = "string")
+)]
 pub struct B64(pub Vec<u8>);
 
 impl B64 {

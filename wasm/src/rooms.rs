@@ -21,17 +21,6 @@ use crate::peer::VerifiedDevice;
 const TS_ROOMS: &'static str = r#"
 /** What the engine keeps about one room's membership (opaque bytes): store it as is, hand it back to `new RoomMembership`. */
 export type RoomRecord = Uint8Array;
-/** Something about a room's membership the user must learn (loud). */
-export type MembershipWarning =
-  | { kind: "unconfirmed"; room_id: Uuid; users: Uuid[] }
-  | { kind: "direct_room_tampered"; room_id: Uuid; users: Uuid[] }
-  | { kind: "statement_refused"; room_id: Uuid; reason: string }
-  | { kind: "unsigned"; room_id: Uuid };
-/** What a message says (the engine's content codec; anything unknown is `unknown`). */
-export type PlaintextContent =
-  | { type: "text"; body: string }
-  | { type: "file"; file: AttachmentPointer }
-  | { type: "unknown" };
 /** An opened plaintext: the app's content, or a control message apps never see. */
 export type DecodedPlaintext =
   | { kind: "content"; content: PlaintextContent }

@@ -25,6 +25,14 @@ pub fn encode_client_frame(frame: types::ClientFrame) -> Result<String> {
     client_frame_text(&frame)
 }
 
+/// The token of an e-mailed link (`.../verify-email#token=...`, `?token=`,
+/// `&token=`), or the argument itself (trimmed) when it is already a token: the
+/// core's parser, the one the native SDK uses.
+#[wasm_bindgen(js_name = tokenFromLink)]
+pub fn token_from_link(link_or_token: &str) -> String {
+    sotto_core::api::token_from_link(link_or_token)
+}
+
 fn client_frame_text(frame: &ClientFrame) -> Result<String> {
     serde_json::to_string(frame).map_err(|e| {
         crate::Error::new(

@@ -44,5 +44,7 @@ export type {
 } from "./events.js";
 export { backoffMs } from "./sync.js";
 export type { WebSocketConstructor } from "./sync.js";
-export { fromB64, toB64, tokenFromLink, uuidv7 } from "./wire.js";
-export type * from "./wire.js";
+export { fromB64, toB64, uuidv7 } from "./codec.js";
+export { tokenFromLink } from "./sotto_wasm.js";
+export type { Timestamp, Uuid } from "./sotto_wasm.js";
+export * from "./wire.gen.js";

@@ -3,7 +3,7 @@
 
 import { decodePlaintext, encodeContentPlaintext } from "./sotto_wasm.js";
 import type { MembershipWarning } from "./sotto_wasm.js";
-import type { AttachmentPointer, InvitationChange, ReceiptKind, RoomChange, Uuid } from "./wire.js";
+import type { AttachmentPointer, InvitationChange, ReceiptKind, RoomChange, Uuid } from "./sotto_wasm.js";
 
 export type { MembershipWarning };
 

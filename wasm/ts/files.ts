@@ -11,7 +11,7 @@
 import { AttachmentDecryptor, AttachmentEncryptor } from "./sotto_wasm.js";
 import type { AttachmentSealed } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, toSottoError } from "./errors.js";
-import type { AttachmentPointer } from "./wire.js";
+import type { AttachmentPointer } from "./sotto_wasm.js";
 
 /** Pending ciphertext is folded into a Blob once it reaches this size. */
 const FOLD_BYTES = 8 * 1024 * 1024;

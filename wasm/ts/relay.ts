@@ -26,8 +26,8 @@ import type {
   TokenResponse,
   User,
   Uuid,
-} from "./wire.js";
-import { tokenFromLink } from "./wire.js";
+} from "./sotto_wasm.js";
+import { tokenFromLink } from "./sotto_wasm.js";
 
 export interface RelayOptions {
   /** The `fetch` to use (default: the global one). */

@@ -39,8 +39,8 @@ import type {
   RoomKind,
   User,
   Uuid,
-} from "./wire.js";
-import { fromB64, sameBytes, toB64, uuidv7 } from "./wire.js";
+} from "./sotto_wasm.js";
+import { fromB64, sameBytes, toB64, uuidv7 } from "./codec.js";
 
 /** How long a send over the socket waits for the relay's `ack` before posting over HTTP. */
 const ACK_TIMEOUT_MS = 10_000;

@@ -9,7 +9,7 @@
 // - the `(sender, client id)` pairs already delivered, so a replay is not shown twice.
 
 import type { RoomRecord } from "./sotto_wasm.js";
-import type { Uuid } from "./wire.js";
+import type { Uuid } from "./sotto_wasm.js";
 
 /** Argon2id parameters of the stored key backup. */
 export interface Argon2Params {

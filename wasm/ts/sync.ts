@@ -11,8 +11,8 @@
 import { ClientCodes, codeOf } from "./errors.js";
 import type { ConnectionState } from "./events.js";
 import type { Session } from "./session.js";
-import type { ClientFrame, ServerFrame, Uuid } from "./wire.js";
-import { fromB64 } from "./wire.js";
+import type { ClientFrame, ServerFrame, Uuid } from "./sotto_wasm.js";
+import { fromB64 } from "./codec.js";
 
 /** A WebSocket constructor (browsers: the global `WebSocket`; Node: e.g. the `ws` package's). */
 export type WebSocketConstructor = new (url: string) => WebSocket;

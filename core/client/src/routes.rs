@@ -27,17 +27,7 @@ use crate::transport::{Auth, Client, Retry, decode, problem_of};
 
 const NO_BODY: Option<&()> = None;
 
-/// `token` itself, or the `token` parameter of an e-mailed link
-/// (`https://relay/verify-email#token=...` or `?token=...`).
-pub fn token_from_link(link_or_token: &str) -> String {
-    let s = link_or_token.trim();
-    for sep in ["#token=", "?token=", "&token="] {
-        if let Some((_, rest)) = s.split_once(sep) {
-            return rest.split(['&', '#']).next().unwrap_or(rest).to_owned();
-        }
-    }
-    s.to_owned()
-}
+pub use sotto_core::api::token_from_link;
 
 impl Client {
     // ---- Accounts and auth -------------------------------------------------

@@ -91,6 +91,7 @@ struct RelayView {
 
 /// Something about a room's membership the user must learn (loud).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "MembershipWarning"))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Warning {
     /// The relay lists members of a group room that no membership statement of

@@ -18,6 +18,20 @@ pub const PASSWORD_MAX_CHARS: usize = 1024;
 /// Maximum password length in bytes (UTF-8: at most 4 per character).
 pub const PASSWORD_MAX_BYTES: usize = 4 * PASSWORD_MAX_CHARS;
 
+/// The token of an e-mailed link (`https://relay/verify-email#token=...`,
+/// `?token=...`, `&token=...`), or the argument itself (trimmed) when it is
+/// already a token. Both SDKs use this one parser (the npm package through
+/// its binding `tokenFromLink`).
+pub fn token_from_link(link_or_token: &str) -> String {
+    let s = link_or_token.trim();
+    for sep in ["#token=", "?token=", "&token="] {
+        if let Some((_, rest)) = s.split_once(sep) {
+            return rest.split(['&', '#']).next().unwrap_or(rest).to_owned();
+        }
+    }
+    s.to_owned()
+}
+
 /// The only `token_type` the relay issues.
 pub const TOKEN_TYPE_BEARER: &str = "Bearer";
 
@@ -26,6 +40,7 @@ pub const TOKEN_TYPE_BEARER: &str = "Bearer";
 /// The relay sends a verification e-mail to `email`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Wanted username; immutable once created: 3-32 of `a-z 0-9 _ . -` (stored in
@@ -64,6 +79,7 @@ impl fmt::Debug for RegisterRequest {
 /// `POST /api/v1/auth/verify-email` (public) → 200.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyEmailRequest {
     /// The single-use token from the e-mailed link (valid 24 h).
@@ -81,6 +97,7 @@ impl fmt::Debug for VerifyEmailRequest {
 /// `POST /api/v1/auth/resend-verification` (public) → 202, always.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct ResendVerificationRequest {
     /// The address to send a new verification link to, if it is an unverified
@@ -94,6 +111,7 @@ pub struct ResendVerificationRequest {
 /// `email_not_verified` when verification is required and not done.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Username or e-mail address.
@@ -116,6 +134,7 @@ impl fmt::Debug for LoginRequest {
 /// access/refresh token pair.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TokenResponse {
     /// Short-lived bearer token for `Authorization: Bearer ...` and the WebSocket
     /// `auth` frame.
@@ -148,6 +167,7 @@ impl fmt::Debug for TokenResponse {
 /// (401 `refresh_reused`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The current refresh token.
@@ -165,6 +185,7 @@ impl fmt::Debug for RefreshRequest {
 /// `POST /api/v1/auth/logout` (user) → 204; the session is revoked.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
     /// The refresh token of the session to end.
@@ -183,6 +204,7 @@ impl fmt::Debug for LogoutRequest {
 /// address exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct ForgotPasswordRequest {
     /// The account's e-mail address.
@@ -193,6 +215,7 @@ pub struct ForgotPasswordRequest {
 /// revoked.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct ResetPasswordRequest {
     /// The single-use reset token from the e-mail (valid 1 h).
@@ -217,6 +240,7 @@ impl fmt::Debug for ResetPasswordRequest {
 /// Query of `GET /api/v1/users/check-username?username=` (public).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct CheckUsernameQuery {
     /// The username to check.
@@ -239,6 +263,7 @@ pub struct CheckUsernameQuery {
 /// Answer of `GET /api/v1/users/check-username`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CheckUsernameResponse {
     /// Whether the username is valid and not taken.
     pub available: bool,

@@ -13,6 +13,7 @@ use super::users::PublicUser;
 /// `POST /api/v1/blocks` → 201 [`BlockedUser`] (200 when already blocked).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct BlockRequest {
     /// The user to block.
@@ -23,6 +24,7 @@ pub struct BlockRequest {
 /// oldest first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct BlockedUser {
     /// Their public profile.
     pub user: PublicUser,

@@ -29,22 +29,26 @@ pub const MAX_KEYS_QUERY_USERS: usize = 200;
 /// `invalid_credentials` when wrong). `Debug` redacts the password.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct PutDeviceRequest {
     /// The signed public bundle of the device.
     pub bundle: DeviceBundle,
     /// Optional human-readable device name (e.g. "Laptop"), at most 64 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub display_name: Option<String>,
     /// Explicitly replace the user's identity key with the bundle's (e.g. after
     /// losing all devices). Everyone sharing a room with the user is told via
     /// `keys_changed`, and their clients should show the safety-number change.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<bool>", optional))]
     pub replace_identity: bool,
     /// The account's password: required with `replace_identity`, so a stolen
     /// access token alone cannot swap the user's identity key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub current_password: Option<String>,
 }
@@ -68,6 +72,7 @@ impl core::fmt::Debug for PutDeviceRequest {
 /// cannot cut the owner's devices off). `Debug` redacts it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeDeviceRequest {
     /// The account's password.
@@ -89,6 +94,7 @@ impl core::fmt::Debug for RevokeDeviceRequest {
 /// `GET /api/v1/users/{id}/devices` (each a [`super::Page`] of `Device`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "RelayDevice"))]
 pub struct Device {
     /// Device id (chosen by the client, equal to `bundle.device_id`).
     pub device_id: Uuid,
@@ -109,6 +115,7 @@ pub struct Device {
     /// are listed only on request (`include_revoked`), so that clients can still
     /// verify messages they sent before; nobody should encrypt to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub revoked_at: Option<Timestamp>,
 }
@@ -116,16 +123,19 @@ pub struct Device {
 /// Query of `GET /api/v1/users/{id}/devices` and `GET /api/v1/devices`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct DeviceListQuery {
     /// Also list revoked devices (default `false`: active devices only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub include_revoked: Option<bool>,
 }
 
 /// `POST /api/v1/keys/query` → 200 [`KeysQueryResponse`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct KeysQueryRequest {
     /// Users whose device bundles are wanted (at most [`MAX_KEYS_QUERY_USERS`]).
@@ -133,6 +143,7 @@ pub struct KeysQueryRequest {
     /// Also return revoked devices (to verify old messages), flagged with
     /// `revoked_at`. Default `false`: the devices to encrypt to.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<bool>", optional))]
     pub include_revoked: bool,
 }
 
@@ -144,6 +155,7 @@ pub struct KeysQueryRequest {
 /// list, so the answer does not reveal who exists.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct KeysQueryResponse {
     /// Devices per user id; every asked user id is a key.
     pub devices: BTreeMap<Uuid, Vec<Device>>,

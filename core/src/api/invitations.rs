@@ -18,6 +18,7 @@ use super::users::PublicUser;
 /// [`super::Page`], oldest first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Invitation {
     /// Invitation id (used in `/api/v1/invitations/{id}/...`).
     pub id: Uuid,
@@ -39,6 +40,7 @@ pub struct Invitation {
 /// `POST /api/v1/rooms/{id}/members`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RoomInvitee {
     /// The invited user.
     pub user_id: Uuid,
@@ -58,6 +60,7 @@ pub struct RoomInvitee {
 /// WebSocket `invitation` frame). Clients refetch `GET /api/v1/invitations`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum InvitationChange {
     /// A new invitation for the recipient.

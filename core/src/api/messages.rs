@@ -19,6 +19,7 @@ use crate::encoding::B64;
 /// `envelope_mismatch`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct PostMessageRequest {
     /// Client-chosen message id; must equal the envelope header's.
@@ -30,6 +31,7 @@ pub struct PostMessageRequest {
 /// Answer of `POST /api/v1/rooms/{id}/messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PostMessageResponse {
     /// Relay-assigned message id.
     pub id: Uuid,
@@ -44,6 +46,7 @@ pub struct PostMessageResponse {
 /// [`super::Page`] ordered by `seq`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Message {
     /// Relay-assigned message id.
     pub id: Uuid,
@@ -77,10 +80,12 @@ pub struct Message {
 /// next `after_seq`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct MessageListQuery {
     /// Only messages with a greater `seq` (default 0: from the start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub after_seq: Option<u64>,
     /// Page size (default 50, max 200).
     #[serde(
@@ -88,6 +93,7 @@ pub struct MessageListQuery {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::api::pagination::deserialize_limit"
     )]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(
         feature = "openapi",
         param(minimum = 1, maximum = 200),
@@ -107,6 +113,7 @@ impl MessageListQuery {
 /// Kind of a receipt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptKind {
     /// The messages up to `seq` reached one of the user's devices.
@@ -120,6 +127,7 @@ pub enum ReceiptKind {
 /// Receipts only move forward: a `seq` at or below the stored one changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptRequest {
     /// Delivered or read.
@@ -131,6 +139,7 @@ pub struct ReceiptRequest {
 /// A member's receipt in a room, as stored by the relay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Receipt {
     /// The room.
     pub room_id: Uuid,
@@ -149,6 +158,7 @@ pub struct Receipt {
 /// caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(transparent)]
 pub struct UnreadResponse(pub BTreeMap<Uuid, u64>);
 
@@ -158,6 +168,7 @@ pub struct UnreadResponse(pub BTreeMap<Uuid, u64>);
 /// members of the room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AttachmentCreated {
     /// Attachment id.
     pub id: Uuid,

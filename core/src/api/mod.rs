@@ -51,7 +51,7 @@ pub mod ws;
 pub use auth::{
     CheckUsernameQuery, CheckUsernameResponse, ForgotPasswordRequest, LoginRequest, LogoutRequest,
     RefreshRequest, RegisterRequest, ResendVerificationRequest, ResetPasswordRequest,
-    TokenResponse, VerifyEmailRequest,
+    TokenResponse, VerifyEmailRequest, token_from_link,
 };
 pub use blocks::{BlockRequest, BlockedUser};
 pub use contacts::{AddContactRequest, Contact, PatchContactRequest};

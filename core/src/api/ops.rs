@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Health of the relay or one of its dependencies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     /// Working.
@@ -17,6 +18,7 @@ pub enum CheckStatus {
 /// Answer of `GET /health`: 200 when everything is `ok`, 503 otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Health {
     /// Overall status.
     pub status: CheckStatus,
@@ -27,6 +29,7 @@ pub struct Health {
 /// Answer of `GET /`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RootInfo {
     /// Service name (`"sotto-relay"`).
     pub name: String,

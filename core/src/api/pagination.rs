@@ -41,6 +41,7 @@ pub fn effective_limit(limit: Option<u32>) -> u32 {
 /// rely on the key being present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Page<T> {
     /// The items of this page, in the list's order.
     pub items: Vec<T>,
@@ -76,6 +77,7 @@ impl<T> Default for Page<T> {
 /// The `?limit=&cursor=` query string of a paginated list route.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct PageQuery {
     /// Requested page size; see [`PageQuery::effective_limit`].
@@ -84,6 +86,7 @@ pub struct PageQuery {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::api::pagination::deserialize_limit"
     )]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(
         feature = "openapi",
         param(minimum = 1, maximum = 200),
@@ -92,6 +95,7 @@ pub struct PageQuery {
     pub limit: Option<u32>,
     /// Cursor from a previous page's `next_cursor`; absent for the first page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(feature = "openapi", param(min_length = 1), schema(min_length = 1))]
     pub cursor: Option<String>,
 }

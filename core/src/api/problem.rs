@@ -19,6 +19,7 @@ pub const ABOUT_BLANK: &str = "about:blank";
 /// for humans and may change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[error("{status} {code}: {title}")]
 pub struct Problem {
     /// Problem type URI reference (`"about:blank"` unless the relay documents a
@@ -33,11 +34,13 @@ pub struct Problem {
     /// Human-readable explanation of this occurrence; never contains internal
     /// (database, stack) details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub detail: Option<String>,
     /// Stable machine-readable snake_case code; see [`codes`].
     pub code: String,
     /// URI reference identifying this occurrence (e.g. the request path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub instance: Option<String>,
 }
 

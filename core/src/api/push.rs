@@ -10,6 +10,7 @@ use uuid::Uuid;
 /// Answer of `GET /api/v1/push/vapid-public-key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct VapidPublicKey {
     /// The relay's VAPID P-256 public key, uncompressed point, base64url without
     /// padding: the `applicationServerKey` for `PushManager.subscribe`.
@@ -20,6 +21,7 @@ pub struct VapidPublicKey {
 /// Re-posting an endpoint replaces its previous subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct PushSubscriptionRequest {
     /// The caller's device this subscription belongs to.
@@ -35,12 +37,14 @@ pub struct PushSubscriptionRequest {
 /// browser adding a member must not break subscribing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "WebPushSubscription"))]
 #[serde(rename_all = "camelCase")]
 pub struct PushSubscription {
     /// The push service URL the relay posts to.
     pub endpoint: String,
     /// Expiry as milliseconds since the Unix epoch (`expirationTime`), or `null`.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub expiration_time: Option<f64>,
     /// The subscription's keys.
     pub keys: PushSubscriptionKeys,
@@ -49,6 +53,7 @@ pub struct PushSubscription {
 /// The `keys` of a browser `PushSubscription` (base64url strings, RFC 8291).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PushSubscriptionKeys {
     /// The user agent's P-256 ECDH public key.
     pub p256dh: String,
@@ -59,6 +64,7 @@ pub struct PushSubscriptionKeys {
 /// `DELETE /api/v1/push/subscriptions` → 204.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct DeletePushSubscriptionRequest {
     /// Endpoint of the subscription to remove.
@@ -69,6 +75,7 @@ pub struct DeletePushSubscriptionRequest {
 /// tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PushPayload {
     /// Room `room_id` has messages up to `seq`; the client fetches them.
@@ -87,6 +94,7 @@ pub enum PushPayload {
 /// would tell a caller about the relay's network).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PushTestResponse {
     /// At least one of the caller's subscriptions' push services accepted it.
     pub accepted: bool,

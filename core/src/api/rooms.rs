@@ -10,6 +10,7 @@ use super::Timestamp;
 /// Kind of a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum RoomKind {
     /// A named room with an owner and any number of members.
@@ -23,6 +24,7 @@ pub enum RoomKind {
 /// the others are invited ([`RoomDetails::invited`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoomRequest {
     /// Room name (plaintext metadata; clients that want it hidden put the name
@@ -31,6 +33,7 @@ pub struct CreateRoomRequest {
     pub name: String,
     /// Users to add besides the creator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub member_ids: Option<Vec<Uuid>>,
 }
 
@@ -40,6 +43,7 @@ pub struct CreateRoomRequest {
 /// calling it while invited to that room accepts the invitation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct DirectRoomRequest {
     /// The other user.
@@ -49,6 +53,7 @@ pub struct DirectRoomRequest {
 /// A room the caller belongs to; items of `GET /api/v1/rooms` (a [`super::Page`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Room {
     /// Room id.
     pub id: Uuid,
@@ -73,6 +78,7 @@ pub struct Room {
 /// A member of a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RoomMember {
     /// Member's user id.
     pub user_id: Uuid,
@@ -94,6 +100,7 @@ pub struct RoomMember {
 /// On the wire the [`Room`] fields sit at the top level next to `members`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RoomDetails {
     /// The room.
     #[serde(flatten)]
@@ -109,6 +116,7 @@ pub struct RoomDetails {
 /// `PATCH /api/v1/rooms/{id}` (owner only) → 200 [`RoomDetails`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct PatchRoomRequest {
     /// New room name: 1-128 printable characters, trimmed.
@@ -121,6 +129,7 @@ pub struct PatchRoomRequest {
 /// [`super::invitations::RoomInvitee`]: a pending invitation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct AddMemberRequest {
     /// The user to add.
@@ -132,6 +141,7 @@ pub struct AddMemberRequest {
 /// longer a member).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum RoomChange {
     /// The room was created with the recipient as a member.
@@ -154,6 +164,7 @@ pub enum RoomChange {
 /// new member (201) or the pending invitee (202). The two shapes have no field
 /// in common but the user's, so this deserialises untagged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(untagged)]
 pub enum AddedMember {
     /// Added: they have the owner in their contacts.

@@ -13,6 +13,7 @@ use super::{Redacted, Timestamp, nullable, pagination, redact_opt};
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// An ordinary user.
@@ -48,6 +49,7 @@ impl fmt::Display for Role {
 /// /api/v1/users[/{id}]`; items of `GET /api/v1/users` (a [`super::Page`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct User {
     /// User id.
     pub id: Uuid,
@@ -86,6 +88,7 @@ impl User {
 /// (`GET /api/v1/users/search`, contacts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PublicUser {
     /// User id.
     pub id: Uuid,
@@ -100,10 +103,12 @@ pub struct PublicUser {
 /// [`super::Page`] of [`User`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct UserListQuery {
     /// Filter: substring of username, e-mail or display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub q: Option<String>,
     /// Page size (default 50, max 200).
     #[serde(
@@ -111,6 +116,7 @@ pub struct UserListQuery {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::api::pagination::deserialize_limit"
     )]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(
         feature = "openapi",
         param(minimum = 1, maximum = 200),
@@ -119,6 +125,7 @@ pub struct UserListQuery {
     pub limit: Option<u32>,
     /// Cursor from the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(feature = "openapi", param(min_length = 1), schema(min_length = 1))]
     pub cursor: Option<String>,
 }
@@ -136,6 +143,7 @@ impl UserListQuery {
 /// `q`, in username order; `next_cursor` continues the list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct UserSearchQuery {
     /// Username prefix.
@@ -146,6 +154,7 @@ pub struct UserSearchQuery {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "crate::api::pagination::deserialize_limit"
     )]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(
         feature = "openapi",
         param(minimum = 1, maximum = 200),
@@ -154,6 +163,7 @@ pub struct UserSearchQuery {
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(feature = "openapi", param(min_length = 1), schema(min_length = 1))]
     pub cursor: Option<String>,
 }
@@ -171,6 +181,7 @@ impl UserSearchQuery {
 /// Only a master may set `role` to anything but `user` (403 otherwise).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// Username (same rules as at registration).
@@ -194,10 +205,12 @@ pub struct CreateUserRequest {
     pub password: String,
     /// Optional display name, at most 64 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub display_name: Option<String>,
     /// Role; `user` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub role: Option<Role>,
 }
 
@@ -220,6 +233,7 @@ impl fmt::Debug for CreateUserRequest {
 /// changes roles; nobody changes a username (400 `username_immutable`).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct PatchUserRequest {
     /// New display name: absent = unchanged, `null` = remove, a string = set.
@@ -228,14 +242,17 @@ pub struct PatchUserRequest {
         deserialize_with = "nullable::deserialize",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub display_name: Option<Option<String>>,
     /// New e-mail address (becomes unverified until verified again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(feature = "openapi", schema(min_length = 3, max_length = 254))]
     pub email: Option<String>,
     /// New password (same rules as at registration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(
         feature = "openapi",
         schema(format = Password, min_length = 8, max_length = 1024)
@@ -243,14 +260,17 @@ pub struct PatchUserRequest {
     pub password: Option<String>,
     /// The caller's current password; required when changing one's own password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[cfg_attr(feature = "openapi", schema(format = Password))]
     pub current_password: Option<String>,
     /// New role (master only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub role: Option<Role>,
     /// Never accepted: present only so that the relay can answer 400
     /// `username_immutable` rather than a generic unknown-field error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub username: Option<String>,
 }
 

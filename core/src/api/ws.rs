@@ -37,6 +37,7 @@ pub mod close_code {
 /// `invalid_frame`). `Debug` redacts the `auth` token.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// Must be the first frame: authenticate with an access token.
@@ -170,6 +171,7 @@ impl ClientFrame {
 /// A frame sent by the relay to the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// Authentication succeeded.
@@ -178,6 +180,7 @@ pub enum ServerFrame {
         user_id: Uuid,
         /// The device the access token is bound to, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         device_id: Option<Uuid>,
     },
     /// A `send` was stored (or had been: sends are idempotent on `client_id`).
@@ -274,15 +277,18 @@ pub enum ServerFrame {
         code: String,
         /// Human-readable explanation.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         detail: Option<String>,
         /// The `client_id` of the refused `send`, so the client can tell which
         /// message failed; absent for errors not tied to a `send` (and for a
         /// frame that cannot be parsed at all).
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         client_id: Option<Uuid>,
         /// With `rate_limited` and `quota_exceeded`: milliseconds to wait before
         /// sending it again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         retry_after_ms: Option<u64>,
     },
     /// One of the recipient's invitations changed (`docs/relay.md`, "Consent");

@@ -25,6 +25,7 @@ const DEVICE_SIG_CONTEXT: &[u8] = b"SOTTO-v1 device-bundle device-signature\0";
 /// into a [`VerifiedDevice`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceBundle {
     /// Format version, [`BUNDLE_VERSION`].
@@ -41,6 +42,7 @@ pub struct DeviceBundle {
     pub x25519_key: B64,
     /// The device's RSA key as SPKI DER, if it supports the `rsa` suite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub rsa_key: Option<B64>,
     /// Ed25519 signature by the identity key (64 bytes).
     pub identity_signature: B64,

@@ -6,11 +6,15 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { RelayProcess, root, sleep } from "./support.mjs";
 
+// The client's contract: the bindings are initialised before anything else is used
+// (the e-mail link parser is the core's, through them).
+const bindings = await import(pathToFileURL(join(root, "wasm", "pkg", "sotto_wasm.js")).href);
+bindings.initSync({ module: readFileSync(join(root, "wasm", "pkg", "sotto_wasm_bg.wasm")) });
 const { Relay } = await import(pathToFileURL(join(root, "wasm", "pkg", "relay.js")).href);
 const { SottoError } = await import(pathToFileURL(join(root, "wasm", "pkg", "errors.js")).href);
 
