@@ -33,6 +33,22 @@ pub fn token_from_link(link_or_token: &str) -> String {
     sotto_core::api::token_from_link(link_or_token)
 }
 
+/// The engine's reconnect delay (`sotto_engine::policy`): 0.25 s × 2^failures up
+/// to 30 s, jittered into `[d/2, d]` by `jitter`, a uniform 32-bit random number
+/// the caller draws.
+#[wasm_bindgen(js_name = reconnectDelayMs)]
+pub fn reconnect_delay_ms(failures: u32, jitter: u32) -> f64 {
+    // Below 30,000: exact as an f64.
+    sotto_engine::policy::reconnect_delay_ms(failures, jitter) as f64
+}
+
+/// Whether the relay's refusal `code` of a message may pass on a later post
+/// (the entry stays in the outbox), as the engine decides.
+#[wasm_bindgen(js_name = transientRefusal)]
+pub fn transient_refusal(code: &str) -> bool {
+    sotto_engine::policy::transient_refusal(code)
+}
+
 fn client_frame_text(frame: &ClientFrame) -> Result<String> {
     serde_json::to_string(frame).map_err(|e| {
         crate::Error::new(

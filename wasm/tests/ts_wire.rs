@@ -1,7 +1,8 @@
 //! The npm package's TypeScript wire types, generated from the Rust types
 //! (`sotto_core::api`, the device bundle, the attachment pointer, and the
 //! engine's types apps see) by `ts-rs`, and the constants the TypeScript client
-//! shares with the relay (problem codes, limits).
+//! shares with the relay (problem codes, limits) and with the native SDK (the
+//! engine's timing policy).
 //!
 //! This test fails when the committed files differ from what the Rust types
 //! generate. `SOTTO_UPDATE_TS=1 cargo test -p sotto-wasm --test ts_wire`
@@ -210,6 +211,24 @@ fn client_module(names: &[String]) -> String {
         sotto_core::envelope::MAX_RECIPIENTS,
         sotto_core::membership::MAX_MEMBERS,
         api::ws::AUTH_TIMEOUT_SECS,
+    );
+    let _ = writeln!(
+        out,
+        "\n/** The client's timing policy (sotto-engine `policy`), in milliseconds. */\n\
+         export const POLICY = {{\n  \
+           /** A socket `send` waits this long for its `ack`, then posts over HTTP. */\n  ackTimeoutMs: {},\n  \
+           /** Keep-alive period; three silent periods end the connection. */\n  pingEveryMs: {},\n  \
+           /** `delivered` receipts go out this often. */\n  receiptEveryMs: {},\n  \
+           /** A connection up this long resets the reconnect back-off. */\n  stableAfterMs: {},\n  \
+           /** To open the socket, then to get `ready` after `auth`. */\n  handshakeTimeoutMs: {},\n  \
+           /** Refresh the access token this long before it expires (or at half its life). */\n  refreshMarginMs: {},\n\
+         }} as const;",
+        sotto_engine::policy::ACK_TIMEOUT_MS,
+        sotto_engine::policy::PING_EVERY_MS,
+        sotto_engine::policy::RECEIPT_EVERY_MS,
+        sotto_engine::policy::STABLE_AFTER_MS,
+        sotto_engine::policy::HANDSHAKE_TIMEOUT_MS,
+        sotto_engine::policy::REFRESH_MARGIN_MS,
     );
     out
 }

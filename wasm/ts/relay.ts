@@ -28,6 +28,7 @@ import type {
   Uuid,
 } from "./sotto_wasm.js";
 import { tokenFromLink } from "./sotto_wasm.js";
+import { LIMITS, POLICY } from "./wire.gen.js";
 
 export interface RelayOptions {
   /** The `fetch` to use (default: the global one). */
@@ -43,11 +44,11 @@ export interface RelayOptions {
 }
 
 /** Refresh this long before the access token expires (or after half its life if that is sooner). */
-const REFRESH_MARGIN_MS = 30_000;
+const REFRESH_MARGIN_MS = POLICY.refreshMarginMs;
 /** Most users in one `keys/query` (the relay's limit). */
-const MAX_KEYS_QUERY_USERS = 200;
+const MAX_KEYS_QUERY_USERS = LIMITS.keysQueryUsers;
 /** Largest page the relay serves. */
-const MAX_LIMIT = 200;
+const MAX_LIMIT = LIMITS.pageMax;
 
 interface Tokens {
   access: string;

@@ -10,8 +10,10 @@ import {
   decodePlaintext,
   peekEnvelope,
   safetyNumber as wasmSafetyNumber,
+  transientRefusal,
   verifyBundle,
 } from "./sotto_wasm.js";
+import { POLICY } from "./wire.gen.js";
 import type { MembershipWarning, Recipient, VerifiedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
@@ -26,7 +28,7 @@ import { encodeContent } from "./events.js";
 import { decryptResponse, encryptBlob } from "./files.js";
 import type { Relay } from "./relay.js";
 import type { KeyStore, OutboxEntry, Pin } from "./store.js";
-import { Sync, transientRefusal } from "./sync.js";
+import { Sync } from "./sync.js";
 import type { WebSocketConstructor } from "./sync.js";
 import type {
   AttachmentPointer,
@@ -43,7 +45,7 @@ import type {
 import { fromB64, sameBytes, toB64, uuidv7 } from "./codec.js";
 
 /** How long a send over the socket waits for the relay's `ack` before posting over HTTP. */
-const ACK_TIMEOUT_MS = 10_000;
+const ACK_TIMEOUT_MS = POLICY.ackTimeoutMs;
 
 export type RsaBits = 2048 | 3072 | 4096;
 

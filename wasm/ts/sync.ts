@@ -13,23 +13,22 @@ import type { ConnectionState } from "./events.js";
 import type { Session } from "./session.js";
 import type { ClientFrame, ServerFrame, Uuid } from "./sotto_wasm.js";
 import { fromB64 } from "./codec.js";
+import { parseServerFrame, reconnectDelayMs } from "./sotto_wasm.js";
+import { POLICY } from "./wire.gen.js";
 
 /** A WebSocket constructor (browsers: the global `WebSocket`; Node: e.g. the `ws` package's). */
 export type WebSocketConstructor = new (url: string) => WebSocket;
 
-/** Keep-alive period; the connection is declared dead after three silent periods. */
-const PING_EVERY_MS = 20_000;
-/** How often `delivered` receipts go out (the highest seq per room since the last). */
-const RECEIPT_EVERY_MS = 300;
-/** A connection that stayed up this long resets the back-off. */
-const STABLE_AFTER_MS = 30_000;
-/** Time to open the socket, and then to get `ready` after `auth`. */
-const HANDSHAKE_MS = 10_000;
+// The engine's timing policy (sotto-engine `policy`, the native SDK's numbers).
+const PING_EVERY_MS = POLICY.pingEveryMs;
+const RECEIPT_EVERY_MS = POLICY.receiptEveryMs;
+const STABLE_AFTER_MS = POLICY.stableAfterMs;
+const HANDSHAKE_MS = POLICY.handshakeTimeoutMs;
 
-/** Reconnect delay after `failures` failed connections in a row: 0.25 s × 2^n up to 30 s, jittered into [d/2, d]. */
+/** Reconnect delay after `failures` failed connections in a row (the engine's: 0.25 s × 2^n up to 30 s, jittered into [d/2, d]). */
 export function backoffMs(failures: number): number {
-  const capped = Math.min(250 * 2 ** Math.min(failures, 7), 30_000);
-  return capped / 2 + (Math.random() * capped) / 2;
+  const jitter = crypto.getRandomValues(new Uint32Array(1))[0] ?? 0;
+  return reconnectDelayMs(Math.min(Math.max(0, Math.floor(failures)), 0xffff_ffff), jitter);
 }
 
 type Item =
@@ -106,67 +105,13 @@ export type AckResult =
   | { kind: "error"; code: string; detail?: string }
   | { kind: "offline" };
 
-function str(o: Record<string, unknown>, k: string): boolean {
-  return typeof o[k] === "string";
-}
-function num(o: Record<string, unknown>, k: string): boolean {
-  return typeof o[k] === "number" && Number.isSafeInteger(o[k]) && (o[k] as number) >= 0;
-}
-function bool(o: Record<string, unknown>, k: string): boolean {
-  return typeof o[k] === "boolean";
-}
-
-/** A relay frame, checked field by field (null: unreadable or unknown, ignored as the SDK does). */
+/** A relay frame as the core reads it (null: unreadable or unknown, ignored as the SDK does). */
 export function parseFrame(text: string): ServerFrame | null {
-  let v: unknown;
   try {
-    v = JSON.parse(text);
+    return parseServerFrame(text);
   } catch {
     return null;
   }
-  if (typeof v !== "object" || v === null) return null;
-  const o = v as Record<string, unknown>;
-  const ok = (() => {
-    switch (o["type"]) {
-      case "ready":
-        return str(o, "user_id");
-      case "ack":
-        return str(o, "client_id") && str(o, "id") && num(o, "seq");
-      case "message":
-        return (
-          str(o, "room_id") && str(o, "id") && num(o, "seq") && str(o, "sender_id") && str(o, "device_id") &&
-          str(o, "envelope") && str(o, "created_at")
-        );
-      case "typing":
-        return str(o, "room_id") && str(o, "user_id") && bool(o, "active");
-      case "presence":
-        return str(o, "user_id") && bool(o, "online");
-      case "receipt":
-        return str(o, "room_id") && str(o, "user_id") && (o["kind"] === "delivered" || o["kind"] === "read") && num(o, "seq");
-      case "room":
-        return str(o, "room_id") && str(o, "change");
-      case "message_deleted":
-        return str(o, "room_id") && str(o, "id") && num(o, "seq");
-      case "history_start":
-        return str(o, "room_id") && num(o, "seq");
-      case "keys_changed":
-        return str(o, "user_id");
-      case "error":
-        return str(o, "code");
-      case "invitation":
-        return str(o, "invitation_id") && str(o, "room_id") && (o["change"] === "received" || o["change"] === "removed");
-      case "pong":
-        return true;
-      default:
-        return false;
-    }
-  })();
-  return ok ? (o as unknown as ServerFrame) : null;
-}
-
-/** Whether an error code from a refused socket `send` is worth an HTTP retry. */
-export function transientRefusal(code: string): boolean {
-  return ["rate_limited", "internal", "unavailable", "request_timeout"].includes(code);
 }
 
 /** @internal The session's live connection. */

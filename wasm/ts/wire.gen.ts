@@ -152,3 +152,19 @@ export const LIMITS = {
   /** Seconds the relay waits for the WebSocket `auth` frame. */
   wsAuthTimeoutSecs: 10,
 } as const;
+
+/** The client's timing policy (sotto-engine `policy`), in milliseconds. */
+export const POLICY = {
+  /** A socket `send` waits this long for its `ack`, then posts over HTTP. */
+  ackTimeoutMs: 10000,
+  /** Keep-alive period; three silent periods end the connection. */
+  pingEveryMs: 20000,
+  /** `delivered` receipts go out this often. */
+  receiptEveryMs: 300,
+  /** A connection up this long resets the reconnect back-off. */
+  stableAfterMs: 30000,
+  /** To open the socket, then to get `ready` after `auth`. */
+  handshakeTimeoutMs: 10000,
+  /** Refresh the access token this long before it expires (or at half its life). */
+  refreshMarginMs: 30000,
+} as const;

@@ -27,7 +27,7 @@ use crate::transport::Client;
 
 /// How long a `send` over the socket waits for the relay's `ack` before it
 /// posts the same message (same `client_id`) over HTTP instead.
-const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+const ACK_TIMEOUT: Duration = Duration::from_millis(sotto_engine::policy::ACK_TIMEOUT_MS);
 
 /// The secret that opens a key backup.
 pub enum BackupSecret {
@@ -806,14 +806,7 @@ impl Session {
                         lock(&self.inner.acks).remove(&client_id);
                         // Transient refusals fall through to an HTTP post (which
                         // retries with back-off); the others are final.
-                        use sotto_core::api::codes;
-                        let transient = [
-                            codes::RATE_LIMITED,
-                            codes::INTERNAL,
-                            codes::UNAVAILABLE,
-                            codes::REQUEST_TIMEOUT,
-                        ];
-                        if !transient.contains(&code.as_str()) {
+                        if !sotto_engine::policy::transient_refusal(&code) {
                             let _ = self.inner.store.outbox_remove(client_id);
                             let mut p = sotto_core::api::Problem::new(
                                 400,

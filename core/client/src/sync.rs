@@ -24,20 +24,19 @@ use crate::error::Error;
 use crate::events::{Connection, Event, ReceivedMessage, UndecryptableReason};
 use crate::session::{SenderCheck, Session, lock};
 use crate::store::Seen;
-use sotto_engine::Plaintext;
+use sotto_engine::{Plaintext, policy};
 
-/// Keep-alive period; the connection is declared dead after three silent periods.
-const PING_EVERY: Duration = Duration::from_secs(20);
-/// How often `delivered` receipts are sent (the highest seq per room since the last).
-const RECEIPT_EVERY: Duration = Duration::from_millis(300);
-/// A connection that stayed up this long resets the back-off.
-const STABLE_AFTER: Duration = Duration::from_secs(30);
+// The engine's policy (`sotto_engine::policy`), the same numbers the npm
+// package's client uses.
+const PING_EVERY: Duration = Duration::from_millis(policy::PING_EVERY_MS);
+const RECEIPT_EVERY: Duration = Duration::from_millis(policy::RECEIPT_EVERY_MS);
+const STABLE_AFTER: Duration = Duration::from_millis(policy::STABLE_AFTER_MS);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(policy::HANDSHAKE_TIMEOUT_MS);
 
 fn backoff(failures: u32) -> Duration {
-    let base = Duration::from_millis(250).saturating_mul(1u32 << failures.min(7));
-    let capped = base.min(Duration::from_secs(30));
-    let r = (Uuid::new_v4().as_u128() % 1000) as u32;
-    capped / 2 + capped / 2 * r / 1000
+    // The jitter from the OS RNG (a v4 UUID's random bits).
+    let jitter = (Uuid::new_v4().as_u128() >> 64) as u32;
+    Duration::from_millis(policy::reconnect_delay_ms(failures, jitter))
 }
 
 /// How a connection ended.
@@ -260,7 +259,7 @@ async fn open(session: &Session) -> Result<(Sink, Stream, BTreeMap<Uuid, u64>), 
     send_frame(&mut sink, &auth).await.map_err(net)?;
     drop(auth);
     drop(token);
-    match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.next()).await {
         Ok(Some(Ok(WsMessage::Text(t)))) => match serde_json::from_str::<ServerFrame>(&t) {
             Ok(ServerFrame::Ready { user_id, .. }) if user_id == inner.user.id => {}
             Ok(other) => return Err(Error::Protocol(format!("expected ready, got {other:?}"))),

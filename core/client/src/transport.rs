@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 /// Refresh the access token when it has less than this left (or, for very
 /// short lifetimes, once half of it is gone).
-const REFRESH_MARGIN: Duration = Duration::from_secs(30);
+const REFRESH_MARGIN: Duration = Duration::from_millis(sotto_engine::policy::REFRESH_MARGIN_MS);
 
 /// Timeouts and retries of a [`Client`].
 #[derive(Debug, Clone)]

@@ -13,7 +13,9 @@
 //!   membership statements to accept, what the owner signs, and the warnings a
 //!   user must see when the relay lists someone the owner did not;
 //! - [`content`]: the content codec, and which opened plaintexts are control
-//!   messages apps never see.
+//!   messages apps never see;
+//! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
+//!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
 //! The rest of the client logic (trust pins, device lists, cursors and gaps,
 //! de-duplication, the outbox) still lives in each driver and moves here next;
@@ -22,6 +24,7 @@
 pub mod content;
 pub mod ids;
 pub mod membership;
+pub mod policy;
 
 pub use content::{Content, Plaintext};
 pub use ids::IdSet;
