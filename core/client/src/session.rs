@@ -14,6 +14,7 @@ use sotto_core::keys::{
 use sotto_core::safety::SafetyNumber;
 use sotto_core::suite::Suite;
 use sotto_core::trust::{Pin, TrustDecision, TrustStore};
+use sotto_engine::vault::{HistoryItem, HistoryKey, HistoryTrust, StoreKey, VaultError};
 use sotto_engine::{Plaintext, Rooms, SendRefused};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -21,7 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::content::Content;
 use crate::error::{Error, Result};
-use crate::events::{Event, SenderTrust};
+use crate::events::{Event, ReceivedMessage, SenderTrust};
 use crate::store::{OutboxEntry, Store, StoredAccount};
 use crate::transport::Client;
 
@@ -146,6 +147,10 @@ pub(crate) enum SenderCheck {
 pub(crate) type AckResult = std::result::Result<(Uuid, u64), (String, Option<String>)>;
 
 pub(crate) struct Inner {
+    /// Local history is sealed under this (derived from the store key).
+    pub(crate) history: HistoryKey,
+    /// This device, as a sender of its own messages.
+    own: VerifiedDevice,
     pub(crate) client: Client,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) user: User,
@@ -229,6 +234,55 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::Store(format!("worker failed: {e}")))?
 }
 
+/// The OS RNG, as the engine's entry points take it.
+pub(crate) fn os_rng() -> Result<impl rand_core::CryptoRng> {
+    let mut probe = [0u8; 1];
+    getrandom::fill(&mut probe).map_err(|e| Error::Store(format!("no randomness: {e}")))?;
+    Ok(rand_core::UnwrapErr(getrandom::SysRng))
+}
+
+fn vault_error(e: VaultError) -> Error {
+    match e {
+        VaultError::WrongPassphrase | VaultError::EmptyPassphrase => Error::Locked,
+        other => Error::Store(format!("store key: {other}")),
+    }
+}
+
+/// Unlocks a stored account: the store key under the passphrase (one
+/// Argon2id), then the device's secrets under the store key. A store made
+/// before the store key holds the secrets under the passphrase: they are
+/// opened so, and the account comes back upgraded (a new store key, wrapped
+/// under the same passphrase, with the secrets under it) for the caller to save.
+fn unlock(
+    acct: StoredAccount,
+    passphrase: &str,
+) -> Result<(StoreKey, DeviceSecrets, Option<StoredAccount>)> {
+    match &acct.store_key {
+        Some(wrapped) => {
+            let key = StoreKey::unwrap(wrapped, passphrase.as_bytes()).map_err(vault_error)?;
+            let secrets = backup::import_with_recovery_key(&acct.secrets, &key.device_key())
+                .map_err(|e| Error::Store(format!("the device's secrets do not open: {e}")))?;
+            Ok((key, secrets, None))
+        }
+        None => {
+            let secrets = backup::import_with_passphrase(&acct.secrets, passphrase.as_bytes())
+                .map_err(|_| Error::Locked)?;
+            let mut rng = os_rng()?;
+            let key = StoreKey::generate(&mut rng);
+            let wrapped = key
+                .wrap(passphrase.as_bytes(), &BackupParams::default(), &mut rng)
+                .map_err(vault_error)?;
+            let blob = backup::export_with_recovery_key(&secrets, &key.device_key())?;
+            let upgraded = StoredAccount {
+                secrets: blob,
+                store_key: Some(wrapped),
+                ..acct
+            };
+            Ok((key, secrets, Some(upgraded)))
+        }
+    }
+}
+
 fn clone_secrets(s: &DeviceSecrets) -> Result<DeviceSecrets> {
     let rsa = s.device.rsa_pkcs8_der()?;
     Ok(DeviceSecrets {
@@ -257,6 +311,7 @@ impl Session {
     ) -> Result<Self> {
         let user = client.me().await?;
         let passphrase = options.store_passphrase.clone();
+        let store_key: StoreKey;
         let secrets = match store.account()? {
             Some(acct) => {
                 if acct.user_id != user.id {
@@ -264,12 +319,12 @@ impl Session {
                         "the store holds another account's keys",
                     ));
                 }
-                let blob = acct.secrets.clone();
-                let secrets = blocking(move || {
-                    backup::import_with_passphrase(&blob, passphrase.as_bytes())
-                        .map_err(|_| Error::Locked)
-                })
-                .await?;
+                let pass = passphrase.clone();
+                let (key, secrets, upgraded) = blocking(move || unlock(acct, &pass)).await?;
+                if let Some(acct) = upgraded {
+                    store.set_account(&acct)?;
+                }
+                store_key = key;
                 let all = client.list_devices(true).await?;
                 match all.items.iter().find(|d| d.device_id == secrets.device_id) {
                     Some(d) if d.revoked_at.is_some() => return Err(Error::DeviceRevoked),
@@ -332,12 +387,14 @@ impl Session {
                 };
                 upload(&client, &secrets, options.device_name.clone()).await?;
                 let copy = clone_secrets(&secrets)?;
-                let blob = blocking(move || {
-                    Ok(backup::export_with_passphrase(
-                        &copy,
-                        passphrase.as_bytes(),
-                        &BackupParams::default(),
-                    )?)
+                let (key, wrapped, blob) = blocking(move || {
+                    let mut rng = os_rng()?;
+                    let key = StoreKey::generate(&mut rng);
+                    let wrapped = key
+                        .wrap(passphrase.as_bytes(), &BackupParams::default(), &mut rng)
+                        .map_err(vault_error)?;
+                    let blob = backup::export_with_recovery_key(&copy, &key.device_key())?;
+                    Ok((key, wrapped, blob))
                 })
                 .await?;
                 store.set_account(&StoredAccount {
@@ -345,7 +402,9 @@ impl Session {
                     user_id: user.id,
                     device_id: secrets.device_id,
                     secrets: blob,
+                    store_key: Some(wrapped),
                 })?;
+                store_key = key;
                 secrets
             }
         };
@@ -379,8 +438,19 @@ impl Session {
                 rooms
             }
         };
+        let history = store_key.history();
+        let own = DeviceBundle::create(
+            &secrets.identity,
+            &secrets.device,
+            secrets.user_id,
+            secrets.device_id,
+        )?
+        .verify()
+        .map_err(|e| Error::Store(format!("this device's own bundle does not verify: {e}")))?;
         let (events, events_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
+            history,
+            own,
             client,
             store,
             user,
@@ -789,6 +859,7 @@ impl Session {
     /// then clears it from the outbox.
     pub(crate) async fn post(&self, entry: OutboxEntry) -> Result<Sent> {
         let client_id = entry.client_id;
+        let (room_id, envelope) = (entry.room_id, entry.envelope.clone());
         let mut stored = None;
         let live = lock(&self.inner.live).clone();
         if let Some(live) = live {
@@ -855,6 +926,13 @@ impl Session {
         };
         self.inner.store.outbox_remove(client_id)?;
         if !lock(&self.inner.control).remove(&client_id) {
+            if let Some(m) = self.open_own(room_id, &envelope, id, seq) {
+                // History is the app's convenience: a failure to keep it does
+                // not make a stored message unsent.
+                if let Err(e) = self.keep(&[&m]) {
+                    tracing::warn!(error = %e, "could not keep a sent message in local history");
+                }
+            }
             self.emit(Event::Sent {
                 room_id: entry.room_id,
                 client_id,
@@ -864,6 +942,143 @@ impl Session {
             .await;
         }
         Ok(Sent { client_id, id, seq })
+    }
+
+    /// This device's own message as history keeps it, opened from its
+    /// envelope (sealed to this device too). `None` for a control message.
+    fn open_own(
+        &self,
+        room_id: Uuid,
+        sealed: &[u8],
+        id: Uuid,
+        seq: u64,
+    ) -> Option<ReceivedMessage> {
+        let inner = &self.inner;
+        let ctx = envelope::OpenContext {
+            room_id,
+            sender: &inner.own,
+        };
+        let opened = envelope::open(sealed, inner.device_id, &inner.keys, &ctx).ok()?;
+        let Plaintext::Content(content) = Plaintext::decode(&opened.plaintext) else {
+            return None;
+        };
+        let received_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        Some(ReceivedMessage {
+            room_id,
+            id,
+            seq,
+            sender_id: inner.user.id,
+            sender_device: inner.device_id,
+            client_id: opened.replay_id(),
+            sent_at_ms: opened.header.timestamp_ms,
+            received_at,
+            own: true,
+            trust: SenderTrust::Verified,
+            content,
+        })
+    }
+
+    /// Keeps opened messages in local history, sealed under the store key
+    /// (`sotto_engine::vault`), in one store transaction.
+    pub(crate) fn keep(&self, messages: &[&ReceivedMessage]) -> Result<()> {
+        let mut rng = os_rng()?;
+        let mut items = Vec::with_capacity(messages.len());
+        for m in messages {
+            let item = HistoryItem {
+                room_id: m.room_id,
+                id: m.id,
+                seq: m.seq,
+                sender_id: m.sender_id,
+                sender_device: m.sender_device,
+                client_id: m.client_id,
+                sent_at_ms: m.sent_at_ms,
+                received_at: m.received_at.clone(),
+                trust: match (m.own, m.trust) {
+                    (true, _) => HistoryTrust::Own,
+                    (false, SenderTrust::Verified) => HistoryTrust::Verified,
+                    (false, SenderTrust::Unverified) => HistoryTrust::Unverified,
+                },
+                content: m.content.clone(),
+            };
+            let sealed = self
+                .inner
+                .history
+                .seal(&item, &mut rng)
+                .map_err(vault_error)?;
+            items.push((m.room_id, m.seq, sealed));
+        }
+        self.inner.store.history_put(&items)
+    }
+
+    /// Local history of a room, from this device's store (no network): up to
+    /// `limit` messages with `seq < before` (the newest when `None`), oldest
+    /// first. Every message this device opened or sent since it was set up
+    /// is there, across restarts; deleted ones are not. Scroll back by passing
+    /// the first `seq` of the previous page as `before`. An item that does not
+    /// authenticate under this store's key (a modified store file) is left out.
+    pub fn history(
+        &self,
+        room_id: Uuid,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<ReceivedMessage>> {
+        let page = self.inner.store.history_page(room_id, before, limit)?;
+        let mut out = Vec::with_capacity(page.len());
+        for (seq, sealed) in page.into_iter().rev() {
+            let Ok(item) = self.inner.history.open(room_id, seq, &sealed) else {
+                tracing::warn!(%room_id, seq, "a local history item does not authenticate");
+                continue;
+            };
+            out.push(ReceivedMessage {
+                room_id: item.room_id,
+                id: item.id,
+                seq: item.seq,
+                sender_id: item.sender_id,
+                sender_device: item.sender_device,
+                client_id: item.client_id,
+                sent_at_ms: item.sent_at_ms,
+                received_at: item.received_at,
+                own: item.trust == HistoryTrust::Own,
+                trust: match item.trust {
+                    HistoryTrust::Unverified => SenderTrust::Unverified,
+                    HistoryTrust::Own | HistoryTrust::Verified => SenderTrust::Verified,
+                },
+                content: item.content,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Changes the store passphrase: the store key is wrapped again under
+    /// `new` (one Argon2id; nothing else is re-encrypted). `current` must
+    /// unlock the store ([`Error::Locked`] otherwise).
+    pub async fn change_store_passphrase(&self, current: &str, new: &str) -> Result<()> {
+        let store = self.inner.store.clone();
+        let (current, new) = (
+            Zeroizing::new(current.to_owned()),
+            Zeroizing::new(new.to_owned()),
+        );
+        blocking(move || {
+            let acct = store
+                .account()?
+                .ok_or(Error::Store("the store has no account".into()))?;
+            let wrapped = acct
+                .store_key
+                .as_deref()
+                .ok_or(Error::Store("the store has no store key".into()))?;
+            let key = StoreKey::unwrap(wrapped, current.as_bytes()).map_err(vault_error)?;
+            let mut rng = os_rng()?;
+            let rewrapped = key
+                .wrap(new.as_bytes(), &BackupParams::default(), &mut rng)
+                .map_err(vault_error)?;
+            store.set_account(&StoredAccount {
+                store_key: Some(rewrapped),
+                ..acct
+            })
+        })
+        .await
     }
 
     /// Re-posts everything in the outbox (after a restart or reconnect), in

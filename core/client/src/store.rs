@@ -2,9 +2,12 @@
 //! own; [`SqliteStore`] is the file-backed default.
 //!
 //! What is kept, and why:
-//! - the account: user and device ids, and the device's secrets as a key
-//!   backup blob (`sotto_core::backup`, Argon2id + AES-256-GCM under the store
-//!   passphrase), so keys are never on disk in the clear;
+//! - the account: user and device ids, the store key wrapped under the store
+//!   passphrase (`sotto_engine::vault`, Argon2id + AES-256-GCM), and the
+//!   device's secrets as a key backup blob under the store key, so keys are
+//!   never on disk in the clear and changing the passphrase re-wraps 32 bytes;
+//! - local history: every opened message sealed under the store key
+//!   (`sotto_engine::vault::HistoryKey`), bound to its room and `seq`;
 //! - identity pins (trust on first use, verified marks) and the verified device
 //!   bundles of each user, dropped when the relay announces `keys_changed`;
 //! - per-room cursors (the last `seq` handled), so a restart resumes, not replays;
@@ -37,8 +40,13 @@ pub struct StoredAccount {
     pub user_id: Uuid,
     /// This device.
     pub device_id: Uuid,
-    /// The device's secrets: a passphrase key backup blob.
+    /// The device's secrets: a key backup blob, under the store key when
+    /// `store_key` is set (a recovery-key blob), else under the store
+    /// passphrase (a store made before the store key; upgraded on unlock).
     pub secrets: Vec<u8>,
+    /// The store key wrapped under the store passphrase
+    /// (`sotto_engine::vault::StoreKey::wrap`).
+    pub store_key: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for StoredAccount {
@@ -109,6 +117,20 @@ pub trait Store: Send + Sync + 'static {
     /// Saves (`Some`) or deletes (`None`) membership records, all or none, and
     /// remembers that records are kept (even when `changes` is empty).
     fn save_rooms(&self, changes: &[(Uuid, Option<RoomRecord>)]) -> Result<()>;
+
+    /// Keeps sealed history items (`(room, seq, sealed)`; replaces one at the
+    /// same place), all or none.
+    fn history_put(&self, items: &[(Uuid, u64, Vec<u8>)]) -> Result<()>;
+    /// Drops the item at `room`, `seq` (the message was deleted).
+    fn history_delete(&self, room_id: Uuid, seq: u64) -> Result<()>;
+    /// Up to `limit` sealed items of a room with `seq < before` (all when
+    /// `None`), newest first.
+    fn history_page(
+        &self,
+        room_id: Uuid,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<u8>)>>;
 }
 
 /// Answer of [`Store::mark_seen`].
@@ -145,6 +167,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     room_id TEXT NOT NULL, envelope BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS rooms (room_id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (room_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    sealed BLOB NOT NULL, PRIMARY KEY (room_id, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen (sender TEXT NOT NULL, client_id TEXT NOT NULL,
     room_id TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (sender, client_id)) WITHOUT ROWID;
@@ -185,6 +209,13 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        // Stores made before the store key: add its column.
+        let has_key: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('account') WHERE name = 'store_key'")?
+            .exists([])?;
+        if !has_key {
+            conn.execute_batch("ALTER TABLE account ADD COLUMN store_key BLOB")?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -209,6 +240,11 @@ impl SqliteStore {
 
 fn uuid_of(text: &str) -> rusqlite::Result<Uuid> {
     Uuid::parse_str(text).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// A `seq` as SQLite's integer (the relay's `seq`s fit; a larger one is refused).
+fn seq_sql(seq: u64) -> rusqlite::Result<i64> {
+    i64::try_from(seq).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 fn json_err(e: serde_json::Error) -> rusqlite::Error {
@@ -267,10 +303,58 @@ impl Store for SqliteStore {
         })
     }
 
+    fn history_put(&self, items: &[(Uuid, u64, Vec<u8>)]) -> Result<()> {
+        self.with_mut(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare(
+                    "INSERT INTO history (room_id, seq, sealed) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (room_id, seq) DO UPDATE SET sealed = ?3",
+                )?;
+                for (room, seq, sealed) in items {
+                    st.execute(params![room.to_string(), seq_sql(*seq)?, sealed])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    fn history_delete(&self, room_id: Uuid, seq: u64) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM history WHERE room_id = ?1 AND seq = ?2",
+                params![room_id.to_string(), seq_sql(seq)?],
+            )
+            .map(drop)
+        })
+    }
+
+    fn history_page(
+        &self,
+        room_id: Uuid,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        let before = match before {
+            Some(b) => seq_sql(b)?,
+            None => i64::MAX,
+        };
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, sealed FROM history WHERE room_id = ?1 AND seq < ?2
+                 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![room_id.to_string(), before, limit], |r| {
+                Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get(1)?))
+            })?;
+            rows.collect()
+        })
+    }
+
     fn account(&self) -> Result<Option<StoredAccount>> {
         self.with(|c| {
             c.query_row(
-                "SELECT relay, user_id, device_id, secrets FROM account WHERE id = 1",
+                "SELECT relay, user_id, device_id, secrets, store_key FROM account WHERE id = 1",
                 [],
                 |r| {
                     Ok(StoredAccount {
@@ -278,6 +362,7 @@ impl Store for SqliteStore {
                         user_id: uuid_of(&r.get::<_, String>(1)?)?,
                         device_id: uuid_of(&r.get::<_, String>(2)?)?,
                         secrets: r.get(3)?,
+                        store_key: r.get(4)?,
                     })
                 },
             )
@@ -288,9 +373,17 @@ impl Store for SqliteStore {
     fn set_account(&self, a: &StoredAccount) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO account (id, relay, user_id, device_id, secrets) VALUES (1, ?1, ?2, ?3, ?4)
-                 ON CONFLICT (id) DO UPDATE SET relay = ?1, user_id = ?2, device_id = ?3, secrets = ?4",
-                params![a.relay, a.user_id.to_string(), a.device_id.to_string(), a.secrets],
+                "INSERT INTO account (id, relay, user_id, device_id, secrets, store_key)
+                 VALUES (1, ?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET relay = ?1, user_id = ?2, device_id = ?3,
+                   secrets = ?4, store_key = ?5",
+                params![
+                    a.relay,
+                    a.user_id.to_string(),
+                    a.device_id.to_string(),
+                    a.secrets,
+                    a.store_key
+                ],
             )
             .map(drop)
         })

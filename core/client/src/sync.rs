@@ -379,6 +379,9 @@ async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next 
                 Place::Gap => return gap(live, room_id),
                 Place::Next => advance(session, live, room_id, seq),
             }
+            if let Err(e) = inner.store.history_delete(room_id, seq) {
+                return Next::Reconnect(format!("store: {e}"));
+            }
             session
                 .emit(Event::MessageDeleted { room_id, id, seq })
                 .await;
@@ -595,7 +598,7 @@ async fn open_message(
             return membership_message(session, &m, &statement, &reached).await;
         }
     };
-    Ok(Some(Event::Message(ReceivedMessage {
+    let message = ReceivedMessage {
         room_id: m.room_id,
         id: m.id,
         seq: m.seq,
@@ -607,7 +610,13 @@ async fn open_message(
         own: m.sender_id == inner.user.id,
         trust,
         content,
-    })))
+    };
+    // Kept before the app hears of it (a failure is retried like any store
+    // failure: the message is not acknowledged past).
+    session
+        .keep(&[&message])
+        .map_err(|e| format!("store: {e}"))?;
+    Ok(Some(Event::Message(message)))
 }
 
 /// A membership statement in a message (a control message the app does not

@@ -14,6 +14,8 @@
 //!   user must see when the relay lists someone the owner did not;
 //! - [`content`]: the content codec, and which opened plaintexts are control
 //!   messages apps never see;
+//! - [`vault`]: the store key (the passphrase wraps it; the device's secrets
+//!   and local history are sealed under it) and the sealing of local history;
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
@@ -25,6 +27,7 @@ pub mod content;
 pub mod ids;
 pub mod membership;
 pub mod policy;
+pub mod vault;
 
 pub use content::{Content, Plaintext};
 pub use ids::IdSet;

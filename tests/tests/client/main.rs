@@ -12,6 +12,7 @@
 mod browser;
 mod conversation;
 mod faults;
+mod history;
 mod malicious;
 mod membership;
 mod quickstart;

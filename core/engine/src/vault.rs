@@ -1,0 +1,298 @@
+//! The client store's own secrets: the **store key**, and local history sealed
+//! under it (`docs/client.md`, "What the client keeps").
+//!
+//! A store has one random 256-bit store key. The store passphrase wraps it
+//! (Argon2id + AES-256-GCM: [`StoreKey::wrap`]); everything else secret in the
+//! store is sealed under keys derived from it:
+//! - the device's secrets, as the core's recovery-key backup blob
+//!   (`sotto_core::backup`, kdf 2) under [`StoreKey::device_key`];
+//! - every opened message kept as local history ([`HistoryKey`]).
+//!
+//! So unlocking costs one Argon2id, changing the passphrase re-wraps 32 bytes
+//! and re-encrypts nothing, and a copied store file shows no plaintext and no
+//! key without the passphrase.
+//!
+//! Byte layouts (all integers big-endian):
+//! ```text
+//! wrapped store key = "SOTTOSK" ‖ version u8 = 1 ‖ m_cost_kib u32 ‖ t_cost u32
+//!                     ‖ p_cost u32 ‖ salt [16] ‖ nonce [12]
+//!                     ‖ AES-256-GCM(argon2id(passphrase, salt), nonce,
+//!                                   aad = every preceding byte, store key [32])
+//! history key       = HKDF-SHA256(ikm = store key, salt = none,
+//!                                 info = "SOTTO-v1 local history")
+//! device key        = the store key itself, as a core `RecoveryKey` (the core
+//!                     derives with HKDF, info "SOTTO-v1 backup recovery-key")
+//! sealed item       = version u8 = 1 ‖ nonce [12]
+//!                     ‖ AES-256-GCM(history key, nonce,
+//!                                   aad = "SOTTO-v1 history" ‖ room id [16] ‖ seq u64,
+//!                                   JSON of HistoryItem)
+//! ```
+//! The room and `seq` in the associated data bind an item to its place: a
+//! store row moved to another room or position does not open.
+//!
+//! Randomness comes from the caller (`rng`): drivers pass the OS RNG, tests a
+//! seeded one.
+
+use core::fmt;
+
+use hkdf::Hkdf;
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use sotto_core::backup::{self, BackupParams, RecoveryKey};
+use sotto_core::primitives;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::content::Content;
+
+const WRAP_MAGIC: &[u8; 7] = b"SOTTOSK";
+const WRAP_VERSION: u8 = 1;
+const WRAP_LEN: usize = 7 + 1 + 12 + 16 + 12 + 32 + 16;
+const HISTORY_INFO: &[u8] = b"SOTTO-v1 local history";
+const HISTORY_AAD: &[u8] = b"SOTTO-v1 history";
+const ITEM_VERSION: u8 = 1;
+/// Largest sealed history item accepted (a message's plaintext is at most
+/// 256 KiB; its JSON and framing add little).
+const MAX_ITEM: usize = 512 * 1024;
+
+/// Why a store secret or a history item does not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// The passphrase is wrong or the wrapped key was modified.
+    #[error("wrong passphrase, or the store key was modified")]
+    WrongPassphrase,
+    /// The passphrase is empty.
+    #[error("the store passphrase is empty")]
+    EmptyPassphrase,
+    /// Argon2id parameters out of the accepted range.
+    #[error("unacceptable Argon2id parameters")]
+    BadParameters,
+    /// Not a wrapped store key or sealed item of a known layout.
+    #[error("malformed")]
+    Malformed,
+    /// A history item that does not authenticate (another store's, moved, or modified).
+    #[error("history item does not authenticate")]
+    Corrupted,
+}
+
+/// The store's root secret (zeroized on drop, never printed).
+pub struct StoreKey(Zeroizing<[u8; 32]>);
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreKey([redacted])")
+    }
+}
+
+impl StoreKey {
+    /// A new random store key.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(key.as_mut());
+        Self(key)
+    }
+
+    /// Wraps the key under `passphrase` (Argon2id with `params`, a random salt).
+    ///
+    /// # Errors
+    /// [`VaultError::EmptyPassphrase`], [`VaultError::BadParameters`].
+    pub fn wrap(
+        &self,
+        passphrase: &[u8],
+        params: &BackupParams,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Vec<u8>, VaultError> {
+        if passphrase.is_empty() {
+            return Err(VaultError::EmptyPassphrase);
+        }
+        let mut salt = [0u8; 16];
+        rng.fill_bytes(&mut salt);
+        let mut nonce = [0u8; 12];
+        rng.fill_bytes(&mut nonce);
+        let kek = backup::derive_passphrase_key(passphrase, &salt, params)
+            .map_err(|_| VaultError::BadParameters)?;
+        let mut out = Vec::with_capacity(WRAP_LEN);
+        out.extend_from_slice(WRAP_MAGIC);
+        out.push(WRAP_VERSION);
+        out.extend_from_slice(&params.m_cost_kib.to_be_bytes());
+        out.extend_from_slice(&params.t_cost.to_be_bytes());
+        out.extend_from_slice(&params.p_cost.to_be_bytes());
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&nonce);
+        let ct = primitives::aes256gcm_encrypt(&kek, &nonce, &out, self.0.as_ref())
+            .map_err(|_| VaultError::Malformed)?;
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// Unwraps a key [`StoreKey::wrap`] made.
+    ///
+    /// # Errors
+    /// [`VaultError::WrongPassphrase`] for a wrong passphrase or any modified
+    /// byte; [`VaultError::Malformed`], [`VaultError::BadParameters`] for the framing.
+    pub fn unwrap(wrapped: &[u8], passphrase: &[u8]) -> Result<Self, VaultError> {
+        if wrapped.len() != WRAP_LEN
+            || wrapped.get(..7) != Some(WRAP_MAGIC.as_slice())
+            || wrapped.get(7) != Some(&WRAP_VERSION)
+        {
+            return Err(VaultError::Malformed);
+        }
+        let u32_at = |i: usize| -> Result<u32, VaultError> {
+            wrapped
+                .get(i..i + 4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+                .ok_or(VaultError::Malformed)
+        };
+        let params = BackupParams {
+            m_cost_kib: u32_at(8)?,
+            t_cost: u32_at(12)?,
+            p_cost: u32_at(16)?,
+        };
+        let salt: [u8; 16] = array(wrapped, 20)?;
+        let nonce: [u8; 12] = array(wrapped, 36)?;
+        let (aad, ct) = wrapped.split_at(48);
+        let kek = backup::derive_passphrase_key(passphrase, &salt, &params)
+            .map_err(|_| VaultError::BadParameters)?;
+        let key = primitives::aes256gcm_decrypt(&kek, &nonce, aad, ct)
+            .map_err(|_| VaultError::WrongPassphrase)?;
+        let key: [u8; 32] = array(&key, 0)?;
+        Ok(Self(Zeroizing::new(key)))
+    }
+
+    /// The key the device's secrets are kept under (as the core's recovery-key
+    /// backup blob: `backup::export_with_recovery_key`).
+    pub fn device_key(&self) -> RecoveryKey {
+        RecoveryKey::from_bytes(*self.0)
+    }
+
+    /// The key local history is sealed under.
+    pub fn history(&self) -> HistoryKey {
+        let hk = Hkdf::<Sha256>::new(None, self.0.as_ref());
+        let mut key = Zeroizing::new([0u8; 32]);
+        // 32 bytes is always a valid HKDF-SHA256 output length.
+        let _ = hk.expand(HISTORY_INFO, key.as_mut());
+        HistoryKey(key)
+    }
+}
+
+fn array<const N: usize>(bytes: &[u8], at: usize) -> Result<[u8; N], VaultError> {
+    bytes
+        .get(at..at + N)
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+        .ok_or(VaultError::Malformed)
+}
+
+/// How far the sender of a kept message was trusted when it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryTrust {
+    /// Sent by this user (this device or another of theirs).
+    Own,
+    /// The sender's identity key was verified by safety number.
+    Verified,
+    /// The sender's identity key is pinned on first use, not verified.
+    Unverified,
+}
+
+/// One opened message as local history keeps it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    /// The room.
+    pub room_id: Uuid,
+    /// The relay's id of the message.
+    pub id: Uuid,
+    /// Its place in the room.
+    pub seq: u64,
+    /// The sender.
+    pub sender_id: Uuid,
+    /// The sending device.
+    pub sender_device: Uuid,
+    /// The sender's message id.
+    pub client_id: Uuid,
+    /// The sender's clock when sealing (Unix milliseconds; a claim).
+    pub sent_at_ms: u64,
+    /// When the relay stored it (RFC 3339).
+    pub received_at: String,
+    /// Trust in the sender when it was opened.
+    pub trust: HistoryTrust,
+    /// What it says.
+    pub content: Content,
+}
+
+impl fmt::Debug for HistoryItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HistoryItem")
+            .field("room_id", &self.room_id)
+            .field("seq", &self.seq)
+            .field("sender_id", &self.sender_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key local history is sealed under (zeroized on drop, never printed).
+pub struct HistoryKey(Zeroizing<[u8; 32]>);
+
+impl fmt::Debug for HistoryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HistoryKey([redacted])")
+    }
+}
+
+fn item_aad(room: Uuid, seq: u64) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(HISTORY_AAD.len() + 24);
+    aad.extend_from_slice(HISTORY_AAD);
+    aad.extend_from_slice(room.as_bytes());
+    aad.extend_from_slice(&seq.to_be_bytes());
+    aad
+}
+
+impl HistoryKey {
+    /// Seals `item` for the store (bound to its room and `seq`).
+    ///
+    /// # Errors
+    /// [`VaultError::Malformed`] if the item cannot be encoded.
+    pub fn seal(
+        &self,
+        item: &HistoryItem,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Vec<u8>, VaultError> {
+        let json = Zeroizing::new(serde_json::to_vec(item).map_err(|_| VaultError::Malformed)?);
+        let mut nonce = [0u8; 12];
+        rng.fill_bytes(&mut nonce);
+        let ct = primitives::aes256gcm_encrypt(
+            &self.0,
+            &nonce,
+            &item_aad(item.room_id, item.seq),
+            &json,
+        )
+        .map_err(|_| VaultError::Malformed)?;
+        let mut out = Vec::with_capacity(1 + 12 + ct.len());
+        out.push(ITEM_VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// Opens the item stored at `room`, `seq`.
+    ///
+    /// # Errors
+    /// [`VaultError::Corrupted`] if it does not authenticate there;
+    /// [`VaultError::Malformed`] for an unknown layout.
+    pub fn open(&self, room: Uuid, seq: u64, sealed: &[u8]) -> Result<HistoryItem, VaultError> {
+        if sealed.len() > MAX_ITEM || sealed.first() != Some(&ITEM_VERSION) {
+            return Err(VaultError::Malformed);
+        }
+        let nonce: [u8; 12] = array(sealed, 1)?;
+        let ct = sealed.get(13..).ok_or(VaultError::Malformed)?;
+        let json = primitives::aes256gcm_decrypt(&self.0, &nonce, &item_aad(room, seq), ct)
+            .map_err(|_| VaultError::Corrupted)?;
+        let item: HistoryItem = serde_json::from_slice(&json).map_err(|_| VaultError::Corrupted)?;
+        if item.room_id != room || item.seq != seq {
+            return Err(VaultError::Corrupted);
+        }
+        Ok(item)
+    }
+}

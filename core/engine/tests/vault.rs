@@ -1,0 +1,167 @@
+//! The store key and local history (`sotto_engine::vault`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use sotto_core::backup::{self, BackupParams, DeviceSecrets};
+use sotto_core::keys::{DeviceKeyOptions, DeviceKeys, IdentityKeyPair};
+use sotto_engine::Content;
+use sotto_engine::vault::{HistoryItem, HistoryTrust, StoreKey, VaultError};
+use uuid::Uuid;
+
+fn rng() -> ChaCha20Rng {
+    ChaCha20Rng::from_seed([7; 32])
+}
+
+fn item(room: Uuid, seq: u64, text: &str) -> HistoryItem {
+    HistoryItem {
+        room_id: room,
+        id: Uuid::from_u128(seq as u128),
+        seq,
+        sender_id: Uuid::from_u128(1),
+        sender_device: Uuid::from_u128(2),
+        client_id: Uuid::from_u128(3),
+        sent_at_ms: 1_700_000_000_000,
+        received_at: "2026-12-06T12:00:00.000Z".into(),
+        trust: HistoryTrust::Unverified,
+        content: Content::text(text),
+    }
+}
+
+#[test]
+fn the_passphrase_wraps_the_store_key_and_only_it_unwraps_it() {
+    let mut rng = rng();
+    let key = StoreKey::generate(&mut rng);
+    let wrapped = key
+        .wrap(b"store pass", &BackupParams::MINIMUM, &mut rng)
+        .unwrap();
+    assert_eq!(wrapped.len(), 96);
+    let again = StoreKey::unwrap(&wrapped, b"store pass").unwrap();
+    // Same key: what one seals the other opens.
+    let room = Uuid::from_u128(9);
+    let sealed = key
+        .history()
+        .seal(&item(room, 4, "hello"), &mut rng)
+        .unwrap();
+    assert_eq!(
+        again.history().open(room, 4, &sealed).unwrap(),
+        item(room, 4, "hello")
+    );
+
+    assert_eq!(
+        StoreKey::unwrap(&wrapped, b"wrong").err(),
+        Some(VaultError::WrongPassphrase)
+    );
+    // One byte of each part: magic, version, parameters, salt, nonce, key, tag.
+    for i in [0, 7, 19, 20, 40, 60, 95] {
+        let mut bad = wrapped.clone();
+        bad[i] ^= 1;
+        assert!(StoreKey::unwrap(&bad, b"store pass").is_err(), "byte {i}");
+    }
+    assert_eq!(
+        StoreKey::unwrap(&wrapped[..95], b"store pass").err(),
+        Some(VaultError::Malformed)
+    );
+    assert_eq!(
+        key.wrap(b"", &BackupParams::MINIMUM, &mut rng).err(),
+        Some(VaultError::EmptyPassphrase)
+    );
+    let huge = BackupParams {
+        m_cost_kib: 1 << 30,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    assert_eq!(
+        key.wrap(b"p", &huge, &mut rng).err(),
+        Some(VaultError::BadParameters)
+    );
+}
+
+#[test]
+fn changing_the_passphrase_rewraps_the_key_and_reencrypts_nothing() {
+    let mut rng = rng();
+    let key = StoreKey::generate(&mut rng);
+    let room = Uuid::from_u128(9);
+    let sealed = key
+        .history()
+        .seal(&item(room, 1, "kept"), &mut rng)
+        .unwrap();
+    let rewrapped = key
+        .wrap(b"new pass", &BackupParams::MINIMUM, &mut rng)
+        .unwrap();
+    let reopened = StoreKey::unwrap(&rewrapped, b"new pass").unwrap();
+    assert_eq!(
+        reopened.history().open(room, 1, &sealed).unwrap().content,
+        Content::text("kept")
+    );
+}
+
+#[test]
+fn a_history_item_opens_only_where_it_was_kept() {
+    let mut rng = rng();
+    let key = StoreKey::generate(&mut rng).history();
+    let room = Uuid::from_u128(9);
+    let secret = "the launch code is 4711";
+    let sealed = key.seal(&item(room, 5, secret), &mut rng).unwrap();
+    // No plaintext in what is stored.
+    assert!(!sealed.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    assert_eq!(
+        key.open(room, 6, &sealed).err(),
+        Some(VaultError::Corrupted)
+    );
+    assert_eq!(
+        key.open(Uuid::from_u128(8), 5, &sealed).err(),
+        Some(VaultError::Corrupted)
+    );
+    let other = StoreKey::generate(&mut rng).history();
+    assert_eq!(
+        other.open(room, 5, &sealed).err(),
+        Some(VaultError::Corrupted)
+    );
+    let mut bad = sealed.clone();
+    bad[0] = 2;
+    assert_eq!(key.open(room, 5, &bad).err(), Some(VaultError::Malformed));
+    assert_eq!(
+        key.open(room, 5, &sealed[..5]).err(),
+        Some(VaultError::Malformed)
+    );
+    let last = sealed.len() - 1;
+    let mut bad = sealed.clone();
+    bad[last] ^= 1;
+    assert_eq!(key.open(room, 5, &bad).err(), Some(VaultError::Corrupted));
+}
+
+#[test]
+fn the_device_secrets_are_kept_under_the_store_key() {
+    let mut rng = rng();
+    let key = StoreKey::generate(&mut rng);
+    let secrets = DeviceSecrets {
+        user_id: Uuid::from_u128(1),
+        device_id: Uuid::from_u128(2),
+        identity: IdentityKeyPair::generate().unwrap(),
+        device: DeviceKeys::generate(DeviceKeyOptions::default()).unwrap(),
+    };
+    let blob = backup::export_with_recovery_key(&secrets, &key.device_key()).unwrap();
+    let wrapped = key.wrap(b"pass", &BackupParams::MINIMUM, &mut rng).unwrap();
+    let back = StoreKey::unwrap(&wrapped, b"pass").unwrap();
+    let opened = backup::import_with_recovery_key(&blob, &back.device_key()).unwrap();
+    assert_eq!(opened.device_id, secrets.device_id);
+    assert_eq!(opened.identity.public_key(), secrets.identity.public_key());
+    let other = StoreKey::generate(&mut rng);
+    assert!(backup::import_with_recovery_key(&blob, &other.device_key()).is_err());
+}
+
+#[test]
+fn keys_never_print() {
+    let mut rng = rng();
+    let key = StoreKey::generate(&mut rng);
+    assert_eq!(format!("{key:?}"), "StoreKey([redacted])");
+    assert_eq!(format!("{:?}", key.history()), "HistoryKey([redacted])");
+    let shown = format!("{:?}", item(Uuid::nil(), 1, "secret words"));
+    assert!(!shown.contains("secret words"), "{shown}");
+}
