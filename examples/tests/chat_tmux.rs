@@ -279,13 +279,23 @@ fn sh_quote(s: &str) -> String {
 
 /// The shell command line of one chat window: the chat, then a note of how it
 /// ended (kept on screen for the capture).
-fn chat_command(relay: &Relay, dir: &Path, name: &str) -> String {
+/// The chat of `name`; with `store_passphrase`, its store is locked with the
+/// passphrase in that file instead of the login password.
+fn chat_command(relay: &Relay, dir: &Path, name: &str, store_passphrase: Option<&Path>) -> String {
     let exe = env!("CARGO_BIN_EXE_chat");
     let store = dir.join(format!("{name}.db"));
     let pw = dir.join("password");
     let err = dir.join(format!("{name}.stderr"));
+    let store_pass = store_passphrase
+        .map(|f| {
+            format!(
+                " --store-passphrase-file {}",
+                sh_quote(&f.to_string_lossy())
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "{} --relay {} --store {} --login {name} --password-file {} 2>{}; echo \"[chat exited with status $?]\"; sleep 3600",
+        "{} --relay {} --store {} --login {name} --password-file {}{store_pass} 2>>{}; echo \"[chat exited with status $?]\"; sleep 3600",
         sh_quote(exe),
         sh_quote(&relay.url),
         sh_quote(&store.to_string_lossy()),
@@ -319,8 +329,14 @@ fn two_people_chat_in_tmux() {
     register_and_verify(&relay, dir.path(), "bob");
 
     let mut tmux = Tmux::new();
-    tmux.open("alice", &chat_command(&relay, dir.path(), "alice"));
-    tmux.open("bob", &chat_command(&relay, dir.path(), "bob"));
+    // Bob locks his store with a passphrase of its own, not his password.
+    let bob_store_pass = dir.path().join("bob-store-passphrase");
+    std::fs::write(&bob_store_pass, "bob's separate store passphrase\n").expect("write");
+    tmux.open("alice", &chat_command(&relay, dir.path(), "alice", None));
+    tmux.open(
+        "bob",
+        &chat_command(&relay, dir.path(), "bob", Some(&bob_store_pass)),
+    );
     // Both logged in, keys set up, live.
     tmux.wait_for("alice", "● online");
     tmux.wait_for("bob", "● online");
@@ -438,10 +454,36 @@ fn two_people_chat_in_tmux() {
         assert!(!found(secret), "{secret:?} is at rest on the relay");
     }
 
-    tmux.save();
     // Quit with Esc: the chat ends cleanly (status 0) and gives the terminal back.
     tmux.press("alice", "Escape");
     tmux.wait_for("alice", "[chat exited with status 0]");
+
+    // Bob restarts his chat: the conversation is there again at once, from
+    // the history sealed in his store (the relay keeps only envelopes, and the
+    // chat never asks it for old messages).
+    tmux.press("bob", "Escape");
+    tmux.wait_for("bob", "[chat exited with status 0]");
+    tmux.open(
+        "bob-again",
+        &chat_command(&relay, dir.path(), "bob", Some(&bob_store_pass)),
+    );
+    tmux.wait_for("bob-again", "● online");
+    tmux.press("bob-again", "Tab");
+    tmux.wait_for("bob-again", "hello bob, this is alice");
+    tmux.wait_for("bob-again", "hi alice, bob here");
+    tmux.wait_for("bob-again", "[file #1] notes.txt");
+    tmux.save_as("bob-again", "bob-history-after-restart");
+    // His store file holds none of it in the clear.
+    let bob_store = std::fs::read(dir.path().join("bob.db")).unwrap_or_default();
+    for secret in ["hello bob, this is alice", "hi alice, bob here"] {
+        assert!(
+            !bob_store
+                .windows(secret.len())
+                .any(|w| w == secret.as_bytes()),
+            "{secret:?} is in the clear in bob's store"
+        );
+    }
+    tmux.save();
     let err = std::fs::read_to_string(dir.path().join("alice.stderr")).unwrap_or_default();
     assert!(!err.contains("panicked"), "alice's chat panicked:\n{err}");
     drop(tmux);

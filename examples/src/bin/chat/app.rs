@@ -23,6 +23,8 @@ use uuid::Uuid;
 use crate::input::Input;
 use crate::{commands, ui};
 
+/// Messages of local history shown per room at start (older ones stay in the store).
+const HISTORY_SHOWN: u32 = 200;
 /// Stop showing a peer as typing after this long without news.
 const TYPING_SHOWN_FOR: Duration = Duration::from_secs(6);
 /// Say "not typing" after this long without a keystroke.
@@ -1290,6 +1292,16 @@ impl App {
                 Err(e) => self.status(format!("Cannot load a room: {e}"), Level::Error),
             }
             self.rooms.push(v);
+            // What this device kept of the room (its local history, sealed in
+            // the store): shown at once, without the relay.
+            match self.session.history(room.id, None, HISTORY_SHOWN) {
+                Ok(kept) => {
+                    for m in kept {
+                        self.on_message(m);
+                    }
+                }
+                Err(e) => self.status(format!("Cannot read local history: {e}"), Level::Error),
+            }
         }
         match client.all_invitations().await {
             Ok(list) => self.on_msg(AppMsg::Invitations {

@@ -43,7 +43,8 @@ pub struct Cli {
         global = true
     )]
     pub relay: String,
-    /// The local key store (SQLite, keys encrypted with your password).
+    /// The local store (SQLite: keys and message history, sealed under a
+    /// store key that the store passphrase wraps).
     /// Default: ~/.local/share/sotto/<username>.db
     #[arg(long, env = "SOTTO_STORE")]
     pub store: Option<PathBuf>,
@@ -53,6 +54,11 @@ pub struct Cli {
     /// A file whose first line is the password (for --login).
     #[arg(long)]
     pub password_file: Option<PathBuf>,
+    /// A file whose first line is the store passphrase (default: the login
+    /// password). Keep it apart from the password so that whoever learns the
+    /// password cannot open a copy of this device's store.
+    #[arg(long, env = "SOTTO_STORE_PASSPHRASE_FILE")]
+    pub store_passphrase_file: Option<PathBuf>,
     /// The name of this device in device lists.
     #[arg(long, default_value = "terminal chat")]
     pub device_name: String,

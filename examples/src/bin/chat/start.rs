@@ -194,7 +194,7 @@ fn open_store(path: &Path) -> Result<Arc<SqliteStore>, String> {
 
 fn describe(e: &Error) -> String {
     match e {
-        Error::Locked => "The key store did not open with this password (it is locked with the password used when this device was set up).".into(),
+        Error::Locked => "The store did not open with this passphrase (it is locked with the store passphrase of this device: --store-passphrase-file, or the password used when the device was set up).".into(),
         Error::DeviceRevoked => "This device was revoked: use another key store (--store).".into(),
         Error::Network(_) => format!("Cannot reach the relay: {e}"),
         Error::Relay { problem, .. } => {
@@ -478,7 +478,10 @@ async fn open(p: &Pending, cli: &Cli, setup: DeviceSetup) -> Result<Opened, Erro
         p.client.clone(),
         store.clone(),
         SessionOptions {
-            store_passphrase: p.password.clone(),
+            store_passphrase: match &cli.store_passphrase_file {
+                Some(file) => read_secret_file(file).map_err(Error::Store)?,
+                None => p.password.clone(),
+            },
             setup,
             device_name: Some(cli.device_name.clone()),
         },
