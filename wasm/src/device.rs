@@ -46,11 +46,11 @@ impl Device {
         })
     }
 
-    fn from_secrets(s: DeviceSecrets) -> Result<Self> {
+    pub(crate) fn from_secrets(s: DeviceSecrets) -> Result<Self> {
         Self::assemble(s.user_id, s.device_id, s.identity, s.device)
     }
 
-    fn secrets(&self) -> Result<DeviceSecrets> {
+    pub(crate) fn secrets(&self) -> Result<DeviceSecrets> {
         let rsa = self.keys.rsa_pkcs8_der()?;
         Ok(DeviceSecrets {
             user_id: self.user_id,
@@ -97,7 +97,7 @@ pub(crate) fn rsa_bits(bits: f64) -> Result<RsaBits> {
         .ok_or_else(|| Error::invalid_argument("rsaBits must be 2048, 3072 or 4096"))
 }
 
-fn backup_params(params: Option<&JsValue>) -> Result<BackupParams> {
+pub(crate) fn backup_params(params: Option<&JsValue>) -> Result<BackupParams> {
     let Some(params) = params.filter(|p| !p.is_undefined() && !p.is_null()) else {
         return Ok(BackupParams::default());
     };

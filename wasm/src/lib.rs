@@ -33,6 +33,7 @@ pub mod peer;
 pub mod rooms;
 pub mod trust;
 mod types;
+pub mod vault;
 pub mod wire;
 
 use wasm_bindgen::prelude::wasm_bindgen;

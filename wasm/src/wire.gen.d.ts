@@ -157,6 +157,57 @@ export type MembershipWarning = { "kind": "unconfirmed",
 };
 
 /**
+ * How far the sender of a kept message was trusted when it was opened.
+ */
+export type HistoryTrust = "own" | "verified" | "unverified";
+
+/**
+ * One opened message as local history keeps it.
+ */
+export type HistoryItem = {
+  /**
+   * The room.
+   */
+  room_id: string,
+  /**
+   * The relay's id of the message.
+   */
+  id: string,
+  /**
+   * Its place in the room.
+   */
+  seq: number,
+  /**
+   * The sender.
+   */
+  sender_id: string,
+  /**
+   * The sending device.
+   */
+  sender_device: string,
+  /**
+   * The sender's message id.
+   */
+  client_id: string,
+  /**
+   * The sender's clock when sealing (Unix milliseconds; a claim).
+   */
+  sent_at_ms: number,
+  /**
+   * When the relay stored it (RFC 3339).
+   */
+  received_at: string,
+  /**
+   * Trust in the sender when it was opened.
+   */
+  trust: HistoryTrust,
+  /**
+   * What it says.
+   */
+  content: PlaintextContent,
+};
+
+/**
  * An RFC 9457 problem details body, as sent with every 4xx/5xx answer.
  *
  * Clients branch on [`Problem::code`] (one of [`codes`]); `title` and `detail` are

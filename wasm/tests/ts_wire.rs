@@ -92,6 +92,8 @@ fn wire() -> (String, Vec<String>) {
         sotto_core::attachment::AttachmentPointer,
         sotto_engine::Content,
         sotto_engine::Warning,
+        sotto_engine::vault::HistoryTrust,
+        sotto_engine::vault::HistoryItem,
         api::Problem,
         api::Page<()>,
         api::PageQuery,

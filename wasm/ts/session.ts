@@ -10,11 +10,12 @@ import {
   decodePlaintext,
   peekEnvelope,
   safetyNumber as wasmSafetyNumber,
+  StoreVault,
   transientRefusal,
   verifyBundle,
 } from "./sotto_wasm.js";
 import { POLICY } from "./wire.gen.js";
-import type { MembershipWarning, Recipient, VerifiedDevice } from "./sotto_wasm.js";
+import type { HistoryItem, MembershipWarning, Recipient, VerifiedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   Content,
@@ -194,6 +195,8 @@ export class Session extends EventTarget {
   /** @internal */ readonly store: KeyStore;
   private readonly user: User;
   private device: Device | null;
+  /** The store key: local history is sealed under it. */
+  private vault: StoreVault | null;
   private readonly pins: Map<Uuid, Pin>;
   private readonly sync: Sync;
   /** Verified devices per user (revoked ones too: to verify old messages). */
@@ -220,8 +223,6 @@ export class Session extends EventTarget {
   private readonly control = new Set<Uuid>();
   /** Posts in flight by client id (a flush and a send never post one message twice at once). */
   private readonly posting = new Map<Uuid, Promise<Sent>>();
-  /** Opened messages per room, by seq. */
-  private readonly cache = new Map<Uuid, Map<number, ReceivedMessage>>();
   private loggedOutSent = false;
   private closed = false;
   private readonly onRelayLoggedOut = () => this.loggedOut();
@@ -230,10 +231,12 @@ export class Session extends EventTarget {
     opts: SessionOptions,
     user: User,
     device: Device,
+    vault: StoreVault,
     pins: Map<Uuid, Pin>,
     membership: RoomMembership,
   ) {
     super();
+    this.vault = vault;
     this.relay = opts.relay;
     this.store = opts.store;
     this.user = user;
@@ -264,13 +267,24 @@ export class Session extends EventTarget {
     const user = await relay.me();
     const acct = await store.account();
     let device: Device;
+    let vault: StoreVault | undefined;
     if (acct !== null) {
       if (acct.userId !== user.id) {
         throw new SottoError(ClientCodes.storeMismatch, "the store holds another account's keys");
       }
       try {
-        device = Device.importPassphraseBackup(acct.backup, passphrase);
+        if (acct.storeKey !== undefined) {
+          vault = StoreVault.unwrap(acct.storeKey, passphrase);
+          device = vault.importDevice(acct.backup);
+        } else {
+          // A store from before the store key: the secrets are under the
+          // passphrase. Upgrade it: a new store key, the secrets under it.
+          device = Device.importPassphraseBackup(acct.backup, passphrase);
+          vault = StoreVault.generate();
+          await store.setAccount({ ...acct, backup: vault.exportDevice(device), storeKey: wrapKey(vault, store, passphrase) });
+        }
       } catch (e) {
+        vault?.free();
         throw toSottoError(e);
       }
       try {
@@ -320,12 +334,13 @@ export class Session extends EventTarget {
       }
       try {
         await upload(relay, device, opts.deviceName);
-        const backup = store.backupParams
-          ? device.exportPassphraseBackup(passphrase, store.backupParams)
-          : device.exportPassphraseBackup(passphrase);
-        await store.setAccount({ relay: relay.baseUrl, userId: user.id, deviceId: device.deviceId, backup });
+        vault = StoreVault.generate();
+        const storeKey = wrapKey(vault, store, passphrase);
+        const backup = vault.exportDevice(device);
+        await store.setAccount({ relay: relay.baseUrl, userId: user.id, deviceId: device.deviceId, backup, storeKey });
       } catch (e) {
         device.free();
+        vault?.free();
         throw toSottoError(e);
       }
     }
@@ -335,6 +350,10 @@ export class Session extends EventTarget {
       const own: Pin = { key: device.identityKey, verified: true };
       pins.set(user.id, own);
       await store.setPin(user.id, own);
+    }
+    if (vault === undefined) {
+      device.free();
+      throw new SottoError(ClientCodes.protocol, "the store key was not set up");
     }
     let membership: RoomMembership;
     try {
@@ -348,9 +367,10 @@ export class Session extends EventTarget {
       }
     } catch (e) {
       device.free();
+      vault.free();
       throw toSottoError(e);
     }
-    return new Session(opts, user, device, pins, membership);
+    return new Session(opts, user, device, vault, pins, membership);
   }
 
   override addEventListener<K extends keyof SessionEventMap>(
@@ -447,8 +467,9 @@ export class Session extends EventTarget {
     this.closed = true;
     this.device?.free();
     this.device = null;
+    this.vault?.free();
+    this.vault = null;
     this.deviceCache.clear();
-    this.cache.clear();
     this.membership.free();
   }
 
@@ -574,7 +595,7 @@ export class Session extends EventTarget {
     const clientId = uuidv7();
     const sentAt = Date.now();
     const sent = await this.sealAndPost(roomId, plaintext, targets, clientId, sentAt);
-    this.remember({
+    await this.keepQuietly({
       roomId,
       id: sent.id,
       seq: sent.seq,
@@ -678,7 +699,7 @@ export class Session extends EventTarget {
     for (const e of entries) {
       if (this.closed) return;
       try {
-        this.rememberOwn(e, await this.post(e));
+        await this.rememberOwn(e, await this.post(e));
       } catch (err) {
         const code = codeOf(err) ?? "refused";
         if (code === ClientCodes.queued || code === ClientCodes.closed) return;
@@ -690,18 +711,18 @@ export class Session extends EventTarget {
     }
   }
 
-  /** Puts a flushed message of this device in the history cache (opened from its own envelope). */
-  private rememberOwn(e: OutboxEntry, sent: Sent): void {
+  /** Keeps a flushed message of this device in local history (opened from its own envelope). */
+  private async rememberOwn(e: OutboxEntry, sent: Sent): Promise<void> {
     const device = this.device;
     if (device === null) return;
     const self = device.verified();
+    let message: ReceivedMessage | null = null;
     try {
       const o = device.open(e.envelope, { roomId: e.roomId, sender: self });
       const decoded = decodePlaintext(o.plaintext);
       o.plaintext.fill(0);
       if (decoded.kind !== "content") return; // a membership statement: not the app's
-      const content = decoded.content as Content;
-      this.remember({
+      message = {
         roomId: e.roomId,
         id: sent.id,
         seq: sent.seq,
@@ -711,30 +732,53 @@ export class Session extends EventTarget {
         sentAt: o.timestampMs,
         receivedAt: new Date().toISOString(),
         trust: "own",
-        content,
-      });
+        content: decoded.content as Content,
+      };
     } catch {
       // not sealed to this device (cannot happen for its own messages): nothing to show
     } finally {
       self.free();
     }
+    if (message !== null) await this.keepQuietly(message);
   }
 
   // ---- receiving -------------------------------------------------------------------
 
-  /** @internal Keeps an opened message for `history`. */
-  remember(m: ReceivedMessage): void {
-    let room = this.cache.get(m.roomId);
-    if (!room) {
-      room = new Map();
-      this.cache.set(m.roomId, room);
-    }
-    room.set(m.seq, m);
+  /**
+   * @internal Keeps an opened message in local history: sealed under the store
+   * key (`StoreVault`, the engine's code), bound to its room and seq, in the store.
+   */
+  async keep(m: ReceivedMessage): Promise<void> {
+    const vault = this.vault;
+    if (vault === null) throw new SottoError(ClientCodes.closed, "the session is closed");
+    const item: HistoryItem = {
+      room_id: m.roomId,
+      id: m.id,
+      seq: m.seq,
+      sender_id: m.senderId,
+      sender_device: m.senderDeviceId,
+      client_id: m.clientId,
+      sent_at_ms: m.sentAt,
+      received_at: m.receivedAt,
+      trust: m.trust,
+      content: m.content as HistoryItem["content"],
+    };
+    const sealed = vault.sealHistory(item);
+    await this.store.historyPut([{ roomId: m.roomId, seq: m.seq, sealed }]);
   }
 
-  /** @internal */
-  forgetMessage(roomId: Uuid, seq: number): void {
-    this.cache.get(roomId)?.delete(seq);
+  /** {@link keep} for this device's own sent messages: a store failure does not make a stored message unsent. */
+  private async keepQuietly(m: ReceivedMessage): Promise<void> {
+    try {
+      await this.keep(m);
+    } catch (e) {
+      this.emit("relayerror", { code: "store", detail: `local history: ${e instanceof Error ? e.message : String(e)}` });
+    }
+  }
+
+  /** @internal A deleted message leaves local history. */
+  forgetMessage(roomId: Uuid, seq: number): Promise<void> {
+    return this.store.historyDelete(roomId, seq);
   }
 
   /**
@@ -834,34 +878,65 @@ export class Session extends EventTarget {
   }
 
   /**
-   * The room's latest messages (up to `limit`, default 50), fetched from the
-   * relay and opened, oldest first; kept in memory. Messages that cannot be
-   * shown are left out (the live stream reported them as `undecryptable`).
+   * Local history of a room, from this device's store (no network): up to
+   * `limit` (default 50) messages with `seq < before` (the newest when
+   * undefined), oldest first. Every message this device opened or sent since it
+   * was set up is there, across reloads; deleted ones are not. Scroll back by
+   * passing the first `seq` of a page as `before`. An item that does not
+   * authenticate under this store's key is left out.
    */
-  async history(roomId: Uuid, opts: { limit?: number } = {}): Promise<ReceivedMessage[]> {
+  async history(roomId: Uuid, opts: { limit?: number; before?: number } = {}): Promise<ReceivedMessage[]> {
     const limit = Math.max(1, Math.floor(opts.limit ?? 50));
-    const room = await this.relay.room(roomId);
-    const from = Math.max(0, room.last_seq - limit);
-    const cached = this.cache.get(roomId);
-    let after = from;
-    while (after < room.last_seq) {
-      const page = await this.relay.messages(roomId, after, Math.min(200, room.last_seq - after));
-      if (page.items.length === 0) break;
-      for (const msg of page.items) {
-        after = Math.max(after, msg.seq);
-        if (msg.deleted || msg.envelope === null) {
-          this.forgetMessage(roomId, msg.seq);
-          continue;
-        }
-        if (cached?.has(msg.seq)) continue;
-        const r = await this.openStored(msg, false);
-        if (r.kind === "transient") throw new SottoError(ClientCodes.network, r.reason);
-        if (r.kind === "message") this.remember(r.message);
+    const vault = this.vault;
+    if (vault === null) throw new SottoError(ClientCodes.closed, "the session is closed");
+    const page = await this.store.historyPage(roomId, opts.before, limit);
+    const out: ReceivedMessage[] = [];
+    for (const h of page.reverse()) {
+      let item: HistoryItem;
+      try {
+        item = vault.openHistory(roomId, h.seq, h.sealed);
+      } catch {
+        continue;
       }
+      out.push({
+        roomId: item.room_id,
+        id: item.id,
+        seq: item.seq,
+        senderId: item.sender_id,
+        senderDeviceId: item.sender_device,
+        clientId: item.client_id,
+        sentAt: item.sent_at_ms,
+        receivedAt: item.received_at,
+        trust: item.trust,
+        content: item.content as Content,
+      });
     }
-    const all = [...(this.cache.get(roomId)?.values() ?? [])].filter((m) => m.seq > from && m.seq <= room.last_seq);
-    all.sort((a, b) => a.seq - b.seq);
-    return all.slice(-limit);
+    return out;
+  }
+
+  /**
+   * Changes the store passphrase: the store key is wrapped again under `next`
+   * (nothing else is re-encrypted). `current` must unlock the store
+   * (`wrong_key_or_corrupted` otherwise).
+   */
+  async changeStorePassphrase(current: string, next: string): Promise<void> {
+    const acct = await this.store.account();
+    if (acct === null || acct.storeKey === undefined) {
+      throw new SottoError(ClientCodes.storeMismatch, "the store has no store key");
+    }
+    let check: StoreVault;
+    try {
+      check = StoreVault.unwrap(acct.storeKey, current);
+    } catch (e) {
+      throw toSottoError(e);
+    }
+    try {
+      await this.store.setAccount({ ...acct, storeKey: wrapKey(check, this.store, next) });
+    } catch (e) {
+      throw toSottoError(e);
+    } finally {
+      check.free();
+    }
   }
 
   // ---- typing, receipts ------------------------------------------------------------------
@@ -1393,6 +1468,11 @@ export class Session extends EventTarget {
     this.deviceCache.clear();
     this.membership.forgetRelayView(undefined);
   }
+}
+
+/** The store key wrapped under the store passphrase (the store's Argon2id parameters, else the core's defaults). */
+function wrapKey(vault: StoreVault, store: KeyStore, passphrase: string): Uint8Array {
+  return store.backupParams ? vault.wrap(passphrase, store.backupParams) : vault.wrap(passphrase);
 }
 
 async function upload(relay: Relay, device: Device, deviceName?: string): Promise<void> {

@@ -1,7 +1,10 @@
 // The session's local state behind one interface (`KeyStore`): IndexedDB in
 // browsers, memory for tests. What is kept, and why (as the native SDK's store):
-// - the account and this device's secrets, ONLY as the core's passphrase key
-//   backup blob (Argon2id + AES-256-GCM): private keys are never stored in the clear;
+// - the account: the store key wrapped under the store passphrase (`StoreVault`,
+//   Argon2id + AES-256-GCM) and this device's secrets as a key backup blob under
+//   the store key: private keys are never stored in the clear;
+// - local history: every opened or sent message sealed under the store key
+//   (bound to its room and seq);
 // - identity pins (trust on first use, verified marks);
 // - per-room cursors (the last `seq` handled), so a reload resumes, not replays;
 // - the outbox: sealed envelopes (ciphertext) not yet acknowledged, re-posted
@@ -26,8 +29,22 @@ export interface StoredAccount {
   relay: string;
   userId: Uuid;
   deviceId: Uuid;
-  /** This device's secrets as a passphrase key backup blob (`Device.exportPassphraseBackup`). */
+  /**
+   * This device's secrets: a key backup blob under the store key
+   * (`StoreVault.exportDevice`) when `storeKey` is set, else under the store
+   * passphrase (`Device.exportPassphraseBackup`; a store from before the store
+   * key, upgraded on unlock).
+   */
   backup: Uint8Array;
+  /** The store key wrapped under the store passphrase (`StoreVault.wrap`). */
+  storeKey?: Uint8Array;
+}
+
+/** One sealed local history item (`StoreVault.sealHistory`) at its place. */
+export interface SealedHistory {
+  roomId: Uuid;
+  seq: number;
+  sealed: Uint8Array;
 }
 
 /** A user's identity key as this device trusts it. */
@@ -80,6 +97,12 @@ export interface KeyStore {
   rooms(): Promise<Array<[Uuid, RoomRecord]> | null>;
   /** Saves the engine's changed records in one transaction (`null`: delete). */
   saveRooms(changes: Array<[Uuid, RoomRecord | null]>): Promise<void>;
+  /** Keeps sealed history items (replacing one at the same place), in one transaction. */
+  historyPut(items: SealedHistory[]): Promise<void>;
+  /** Drops the item at `roomId`, `seq` (the message was deleted). */
+  historyDelete(roomId: Uuid, seq: number): Promise<void>;
+  /** Up to `limit` items of a room with `seq < before` (all when undefined), newest first. */
+  historyPage(roomId: Uuid, before: number | undefined, limit: number): Promise<SealedHistory[]>;
   /** Releases the store (closes the database). */
   close(): void;
 }
@@ -93,6 +116,7 @@ export class MemoryStore implements KeyStore {
   private readonly seen = new Map<string, { roomId: Uuid; seq: number }>();
   private readonly out = new Map<Uuid, OutboxEntry>();
   private roomMap: Map<Uuid, RoomRecord> | null = null;
+  private readonly hist = new Map<Uuid, Map<number, Uint8Array>>();
 
   /** `backupParams` defaults to the core's minimum ({@link TEST_ARGON2}): the blob never leaves memory. */
   constructor(options: { backupParams?: Argon2Params | null } = {}) {
@@ -100,13 +124,17 @@ export class MemoryStore implements KeyStore {
   }
 
   async account(): Promise<StoredAccount | null> {
-    return this.acct === null ? null : { ...this.acct, backup: this.acct.backup.slice() };
+    if (this.acct === null) return null;
+    const a: StoredAccount = { ...this.acct, backup: this.acct.backup.slice() };
+    if (this.acct.storeKey !== undefined) a.storeKey = this.acct.storeKey.slice();
+    return a;
   }
   async hasDevice(): Promise<boolean> {
     return this.acct !== null;
   }
   async setAccount(a: StoredAccount): Promise<void> {
     this.acct = { ...a, backup: a.backup.slice() };
+    if (a.storeKey !== undefined) this.acct.storeKey = a.storeKey.slice();
   }
   async pins(): Promise<Map<Uuid, Pin>> {
     return new Map([...this.pinMap].map(([u, p]) => [u, { key: p.key.slice(), verified: p.verified }]));
@@ -149,18 +177,42 @@ export class MemoryStore implements KeyStore {
     }
     this.roomMap = map;
   }
+  async historyPut(items: SealedHistory[]): Promise<void> {
+    for (const h of items) {
+      let room = this.hist.get(h.roomId);
+      if (!room) {
+        room = new Map();
+        this.hist.set(h.roomId, room);
+      }
+      room.set(h.seq, h.sealed.slice());
+    }
+  }
+  async historyDelete(roomId: Uuid, seq: number): Promise<void> {
+    this.hist.get(roomId)?.delete(seq);
+  }
+  async historyPage(roomId: Uuid, before: number | undefined, limit: number): Promise<SealedHistory[]> {
+    const room = this.hist.get(roomId);
+    if (!room) return [];
+    return [...room.keys()]
+      .filter((s) => before === undefined || s < before)
+      .sort((a, b) => b - a)
+      .slice(0, Math.max(0, limit))
+      .map((seq) => ({ roomId, seq, sealed: (room.get(seq) as Uint8Array).slice() }));
+  }
   close(): void {}
 }
 
 // ---- IndexedDB ------------------------------------------------------------------
 
-const DB_VERSION = 2;
+const DB_VERSION = 3;
 const ACCOUNT = "account";
 const PINS = "pins";
 const CURSORS = "cursors";
 const SEEN = "seen";
 const OUTBOX = "outbox";
 const ROOMS = "rooms";
+/** Keyed by `[roomId, seq]` (version 3). */
+const HISTORY = "history";
 
 function req<T>(r: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -202,6 +254,7 @@ export class IndexedDbStore implements KeyStore {
         if (!db.objectStoreNames.contains(s)) db.createObjectStore(s);
       }
       if (!db.objectStoreNames.contains(OUTBOX)) db.createObjectStore(OUTBOX, { keyPath: "clientId" });
+      if (!db.objectStoreNames.contains(HISTORY)) db.createObjectStore(HISTORY, { keyPath: ["roomId", "seq"] });
     };
     return new IndexedDbStore(await req(r));
   }
@@ -236,7 +289,9 @@ export class IndexedDbStore implements KeyStore {
     return (await this.account()) !== null;
   }
   async setAccount(a: StoredAccount): Promise<void> {
-    await this.put(ACCOUNT, { relay: a.relay, userId: a.userId, deviceId: a.deviceId, backup: a.backup }, "account");
+    const row: StoredAccount = { relay: a.relay, userId: a.userId, deviceId: a.deviceId, backup: a.backup };
+    if (a.storeKey !== undefined) row.storeKey = a.storeKey;
+    await this.put(ACCOUNT, row, "account");
   }
   async pins(): Promise<Map<Uuid, Pin>> {
     return new Map((await this.entries<Pin>(PINS)).map(([k, v]) => [String(k), v]));
@@ -307,6 +362,36 @@ export class IndexedDbStore implements KeyStore {
     }
     tx.objectStore(ACCOUNT).put(true, "roomsKept");
     await done(tx);
+  }
+  async historyPut(items: SealedHistory[]): Promise<void> {
+    if (items.length === 0) return;
+    const tx = this.db.transaction(HISTORY, "readwrite");
+    const s = tx.objectStore(HISTORY);
+    for (const h of items) s.put({ roomId: h.roomId, seq: h.seq, sealed: h.sealed });
+    await done(tx);
+  }
+  async historyDelete(roomId: Uuid, seq: number): Promise<void> {
+    const tx = this.db.transaction(HISTORY, "readwrite");
+    tx.objectStore(HISTORY).delete([roomId, seq]);
+    await done(tx);
+  }
+  async historyPage(roomId: Uuid, before: number | undefined, limit: number): Promise<SealedHistory[]> {
+    const out: SealedHistory[] = [];
+    if (limit <= 0) return out;
+    const tx = this.db.transaction(HISTORY, "readonly");
+    const range = IDBKeyRange.bound([roomId, 0], [roomId, before ?? Number.MAX_SAFE_INTEGER], false, true);
+    const cursor = tx.objectStore(HISTORY).openCursor(range, "prev");
+    await new Promise<void>((resolve, reject) => {
+      cursor.onsuccess = () => {
+        const c = cursor.result;
+        if (c === null || out.length >= limit) return resolve();
+        const v = c.value as SealedHistory;
+        out.push({ roomId: v.roomId, seq: v.seq, sealed: v.sealed });
+        c.continue();
+      };
+      cursor.onerror = () => reject(cursor.error ?? new Error("IndexedDB cursor failed"));
+    });
+    return out;
   }
   close(): void {
     this.db.close();

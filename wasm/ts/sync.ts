@@ -434,7 +434,13 @@ export class Sync {
           );
           if (r.kind === "transient") return { kind: "reconnect", reason: r.reason };
           if (r.kind === "message") {
-            s.remember(r.message);
+            // Kept before the app hears of it; a store failure is retried
+            // like any other (the cursor does not move past the message).
+            try {
+              await s.keep(r.message);
+            } catch (e) {
+              return { kind: "reconnect", reason: `store: ${e instanceof Error ? e.message : String(e)}` };
+            }
             s.emit("message", r.message);
           } else if (r.kind === "control") {
             if (r.warning !== null) s.emit("membership", r.warning);
@@ -455,7 +461,11 @@ export class Sync {
         const p = this.place(live, frame.room_id, frame.seq);
         if (p === "gap") return this.gap(live, frame.room_id);
         if (p === "next") await this.advance(live, frame.room_id, frame.seq);
-        s.forgetMessage(frame.room_id, frame.seq);
+        try {
+          await s.forgetMessage(frame.room_id, frame.seq);
+        } catch (e) {
+          return { kind: "reconnect", reason: `store: ${e instanceof Error ? e.message : String(e)}` };
+        }
         s.emit("deleted", { roomId: frame.room_id, id: frame.id, seq: frame.seq });
         return CONTINUE;
       }

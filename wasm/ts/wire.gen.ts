@@ -8,6 +8,8 @@ export type {
   AttachmentPointer,
   PlaintextContent,
   MembershipWarning,
+  HistoryTrust,
+  HistoryItem,
   Problem,
   Page,
   PageQuery,

@@ -187,6 +187,7 @@ fn array<const N: usize>(bytes: &[u8], at: usize) -> Result<[u8; N], VaultError>
 
 /// How far the sender of a kept message was trusted when it was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum HistoryTrust {
     /// Sent by this user (this device or another of theirs).
@@ -199,6 +200,7 @@ pub enum HistoryTrust {
 
 /// One opened message as local history keeps it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct HistoryItem {
     /// The room.
     pub room_id: Uuid,

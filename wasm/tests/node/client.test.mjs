@@ -356,7 +356,7 @@ test("a file round trip, streamed with progress", async () => {
   await assert.rejects(bob.session.downloadFile(forged), (e) => e instanceof SottoError && e.code === "attachment");
 });
 
-test("history: fetched, opened, own messages included, oldest first", async () => {
+test("history: from the local store, own messages included, oldest first", async () => {
   const h = await bob.session.history(room, { limit: 200 });
   const texts = h.filter((m) => m.content.type === "text").map((m) => m.content.body);
   for (const t of bob.rec.texts(room)) assert.ok(texts.includes(t), `history has ${t}`);
@@ -366,6 +366,40 @@ test("history: fetched, opened, own messages included, oldest first", async () =
   const h2 = await alice.session.history(room, { limit: 3 });
   assert.equal(h2.length, 3);
   assert.equal(h2[2].seq, h[h.length - 1].seq);
+});
+
+test("local history: sealed in the store, shown after a restart, paged back; a new store passphrase re-wraps only the key", async () => {
+  const h = await bob.session.history(room, { limit: 200 });
+  assert.ok(h.length >= 4, `history has ${h.length} messages`);
+  const shape = (list) => list.map((m) => [m.seq, m.id, m.senderId, m.trust, JSON.stringify(m.content)]);
+  // No plaintext in what the store holds.
+  const rows = await bob.store.historyPage(room, undefined, 1000);
+  assert.equal(rows.length, h.length);
+  for (const t of bob.rec.texts(room)) {
+    for (const row of rows) assert.ok(!Buffer.from(row.sealed).includes(Buffer.from(t)), `${t} in the clear`);
+  }
+  // A restart: another session on the same store sees the same history, without the relay's messages.
+  const again = await Session.open({ relay: bob.relay, store: bob.store, passphrase: PASSWORD, webSocket: WebSocket });
+  try {
+    assert.deepEqual(shape(await again.history(room, { limit: 200 })), shape(h));
+    const newest = await again.history(room, { limit: 2 });
+    const older = await again.history(room, { limit: 2, before: newest[0].seq });
+    assert.deepEqual(shape([...older, ...newest]), shape(h.slice(-4)));
+    await assert.rejects(again.changeStorePassphrase("not it", "next"), (e) => e.code === "wrong_key_or_corrupted");
+    await again.changeStorePassphrase(PASSWORD, "a store passphrase of its own");
+  } finally {
+    again.close();
+  }
+  await assert.rejects(
+    Session.open({ relay: bob.relay, store: bob.store, passphrase: PASSWORD, webSocket: WebSocket }),
+    (e) => e.code === "wrong_key_or_corrupted",
+  );
+  const third = await Session.open({ relay: bob.relay, store: bob.store, passphrase: "a store passphrase of its own", webSocket: WebSocket });
+  try {
+    assert.deepEqual(shape(await third.history(room, { limit: 200 })), shape(h), "nothing was re-encrypted");
+  } finally {
+    third.close();
+  }
 });
 
 test("a message sent while the relay is down waits in the outbox and goes out once", async () => {

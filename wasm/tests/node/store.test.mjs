@@ -59,6 +59,25 @@ async function behaves(store) {
   await store.saveRooms([[other, null], [room, new Uint8Array([1, 2, 4])]]);
   const rooms = await store.rooms();
   assert.deepEqual(rooms.map(([id, r]) => [id, [...r]]), [[room, [1, 2, 4]]]);
+
+  // The store key is kept with the account.
+  await store.setAccount({ relay: "http://r", userId: alice, deviceId: room, backup, storeKey: new Uint8Array([5, 6]) });
+  assert.deepEqual([...(await store.account()).storeKey], [5, 6]);
+
+  // Local history: items by (room, seq), pages newest first below `before`,
+  // one room's items never in another's page, a put at the same place replaces.
+  const items = (r, seqs) => seqs.map((seq) => ({ roomId: r, seq, sealed: new Uint8Array([seq]) }));
+  await store.historyPut(items(room, [1, 2, 3, 10, 11]));
+  await store.historyPut(items(other, [4, 5]));
+  await store.historyPut([{ roomId: room, seq: 3, sealed: new Uint8Array([33]) }]);
+  const seqs = async (r, before, limit) => (await store.historyPage(r, before, limit)).map((h) => [h.seq, h.sealed[0]]);
+  assert.deepEqual(await seqs(room, undefined, 3), [[11, 11], [10, 10], [3, 33]]);
+  assert.deepEqual(await seqs(room, 10, 10), [[3, 33], [2, 2], [1, 1]]);
+  assert.deepEqual(await seqs(room, 1, 10), []);
+  assert.deepEqual(await seqs(other, undefined, 10), [[5, 5], [4, 4]]);
+  await store.historyDelete(room, 10);
+  assert.deepEqual(await seqs(room, undefined, 2), [[11, 11], [3, 33]]);
+  assert.deepEqual(await seqs("0190f0f0-0000-7000-8000-0000000000ff", undefined, 5), []);
 }
 
 test("MemoryStore", async () => {
@@ -79,6 +98,7 @@ test("IndexedDbStore, and it survives a reopen", async () => {
   assert.equal(await again.markSeen(alice, "c1", room, 2), "replay");
   assert.deepEqual((await again.outbox()).map((e) => e.clientId), ["m1", "m3"]);
   assert.deepEqual((await again.rooms()).map(([id, r]) => [id, [...r]]), [[room, [1, 2, 4]]]);
+  assert.deepEqual((await again.historyPage(room, undefined, 10)).map((h) => h.seq), [11, 3, 2, 1]);
   again.close();
   await IndexedDbStore.destroy("alice");
   const fresh = await IndexedDbStore.open("alice");

@@ -1,0 +1,112 @@
+//! The store key and local history (`sotto_engine::vault`, the same code the
+//! native SDK runs): `StoreVault`.
+
+use sotto_core::backup;
+use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
+use wasm_bindgen::prelude::wasm_bindgen;
+use zeroize::Zeroizing;
+
+use crate::device::{Device, backup_params};
+use crate::error::{Code, Error, Result};
+use crate::js;
+use crate::types;
+
+impl From<VaultError> for Error {
+    fn from(e: VaultError) -> Self {
+        let code = match e {
+            VaultError::WrongPassphrase => Code::WrongKeyOrCorrupted,
+            VaultError::EmptyPassphrase => Code::EmptyPassphrase,
+            VaultError::BadParameters => Code::BadParameters,
+            VaultError::Corrupted => Code::DecryptionFailed,
+            _ => Code::Malformed,
+        };
+        Error::new(code, e.to_string())
+    }
+}
+
+fn os_rng() -> Result<impl rand_core::CryptoRng> {
+    let mut probe = [0u8; 1];
+    getrandom::fill(&mut probe).map_err(|e| Error::new(Code::Rng, e.to_string()))?;
+    Ok(rand_core::UnwrapErr(getrandom::SysRng))
+}
+
+/// A client store's secrets: the random store key (which the store
+/// passphrase wraps), the device's secrets kept under it, and local history
+/// sealed under a key derived from it. Secrets stay in WASM memory; `free()`
+/// drops them.
+#[wasm_bindgen]
+pub struct StoreVault {
+    key: StoreKey,
+    history: HistoryKey,
+}
+
+#[wasm_bindgen]
+impl StoreVault {
+    /// A new random store key (the OS RNG).
+    pub fn generate() -> Result<StoreVault> {
+        let key = StoreKey::generate(&mut os_rng()?);
+        let history = key.history();
+        Ok(Self { key, history })
+    }
+
+    /// Unwraps a stored key with the store passphrase (`wrong_key_or_corrupted`
+    /// for a wrong passphrase or a modified blob).
+    pub fn unwrap(wrapped: &[u8], passphrase: String) -> Result<StoreVault> {
+        let passphrase = Zeroizing::new(passphrase);
+        let key = StoreKey::unwrap(wrapped, passphrase.as_bytes())?;
+        let history = key.history();
+        Ok(Self { key, history })
+    }
+
+    /// The key wrapped under `passphrase` (Argon2id; `params` default to the
+    /// core's 64 MiB, t=3, p=1). Changing the passphrase is wrapping again.
+    pub fn wrap(&self, passphrase: String, params: Option<types::BackupParams>) -> Result<Vec<u8>> {
+        let passphrase = Zeroizing::new(passphrase);
+        let params = backup_params(params.as_ref().map(AsRef::as_ref))?;
+        Ok(self
+            .key
+            .wrap(passphrase.as_bytes(), &params, &mut os_rng()?)?)
+    }
+
+    /// The device's secrets as a key-backup blob under the store key.
+    #[wasm_bindgen(js_name = exportDevice)]
+    pub fn export_device(&self, device: &Device) -> Result<Vec<u8>> {
+        Ok(backup::export_with_recovery_key(
+            &device.secrets()?,
+            &self.key.device_key(),
+        )?)
+    }
+
+    /// The device kept by [`StoreVault::export_device`].
+    #[wasm_bindgen(js_name = importDevice)]
+    pub fn import_device(&self, blob: &[u8]) -> Result<Device> {
+        Device::from_secrets(backup::import_with_recovery_key(
+            blob,
+            &self.key.device_key(),
+        )?)
+    }
+
+    /// Seals a history item for the store (bound to its room and seq).
+    #[wasm_bindgen(js_name = sealHistory)]
+    pub fn seal_history(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "HistoryItem")] item: &wasm_bindgen::JsValue,
+    ) -> Result<Vec<u8>> {
+        let item: HistoryItem = js::from_js(item, "history item")?;
+        Ok(self.history.seal(&item, &mut os_rng()?)?)
+    }
+
+    /// Opens the history item stored at `roomId`, `seq` (`decryption_failed`
+    /// when it does not authenticate there).
+    #[wasm_bindgen(js_name = openHistory, unchecked_return_type = "HistoryItem")]
+    pub fn open_history(
+        &self,
+        #[wasm_bindgen(js_name = roomId)] room_id: &str,
+        seq: f64,
+        sealed: &[u8],
+    ) -> Result<wasm_bindgen::JsValue> {
+        let room = js::parse_uuid(room_id, "roomId")?;
+        let seq = js::safe_u64(seq, "seq")?;
+        js::to_js(&self.history.open(room, seq, sealed)?)
+    }
+}
