@@ -2,7 +2,7 @@
 //! native SDK runs): `StoreVault`.
 
 use sotto_core::backup;
-use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
+use sotto_engine::vault::{HistoryKey, StoreKey, VaultError};
 use wasm_bindgen::prelude::wasm_bindgen;
 use zeroize::Zeroizing;
 
@@ -86,27 +86,32 @@ impl StoreVault {
         )?)
     }
 
-    /// Seals a history item for the store (bound to its room and seq).
+    /// Seals a history item for the store, bound to `roomId` and `seq`:
+    /// `json` is the UTF-8 JSON of a `HistoryItem` (the caller encodes it).
     #[wasm_bindgen(js_name = sealHistory)]
     pub fn seal_history(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "HistoryItem")] item: &wasm_bindgen::JsValue,
+        #[wasm_bindgen(js_name = roomId)] room_id: &str,
+        seq: f64,
+        json: &[u8],
     ) -> Result<Vec<u8>> {
-        let item: HistoryItem = js::from_js(item, "history item")?;
-        Ok(self.history.seal(&item, &mut os_rng()?)?)
+        let room = js::parse_uuid(room_id, "roomId")?;
+        let seq = js::safe_u64(seq, "seq")?;
+        Ok(self.history.seal_bytes(room, seq, json, &mut os_rng()?)?)
     }
 
-    /// Opens the history item stored at `roomId`, `seq` (`decryption_failed`
-    /// when it does not authenticate there).
-    #[wasm_bindgen(js_name = openHistory, unchecked_return_type = "HistoryItem")]
+    /// Opens the history item stored at `roomId`, `seq` to its JSON bytes
+    /// (`decryption_failed` when it does not authenticate there); the caller
+    /// checks that its `room_id` and `seq` are those.
+    #[wasm_bindgen(js_name = openHistory)]
     pub fn open_history(
         &self,
         #[wasm_bindgen(js_name = roomId)] room_id: &str,
         seq: f64,
         sealed: &[u8],
-    ) -> Result<wasm_bindgen::JsValue> {
+    ) -> Result<Vec<u8>> {
         let room = js::parse_uuid(room_id, "roomId")?;
         let seq = js::safe_u64(seq, "seq")?;
-        js::to_js(&self.history.open(room, seq, sealed)?)
+        Ok(self.history.open_bytes(room, seq, sealed)?.to_vec())
     }
 }

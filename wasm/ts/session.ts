@@ -43,7 +43,7 @@ import type {
   User,
   Uuid,
 } from "./sotto_wasm.js";
-import { fromB64, sameBytes, toB64, uuidv7 } from "./codec.js";
+import { fromB64, fromUtf8, sameBytes, toB64, utf8, uuidv7 } from "./codec.js";
 
 /** How long a send over the socket waits for the relay's `ack` before posting over HTTP. */
 const ACK_TIMEOUT_MS = POLICY.ackTimeoutMs;
@@ -763,7 +763,13 @@ export class Session extends EventTarget {
       trust: m.trust,
       content: m.content as HistoryItem["content"],
     };
-    const sealed = vault.sealHistory(item);
+    const json = utf8(JSON.stringify(item));
+    let sealed: Uint8Array;
+    try {
+      sealed = vault.sealHistory(m.roomId, m.seq, json);
+    } finally {
+      json.fill(0);
+    }
     await this.store.historyPut([{ roomId: m.roomId, seq: m.seq, sealed }]);
   }
 
@@ -894,10 +900,17 @@ export class Session extends EventTarget {
     for (const h of page.reverse()) {
       let item: HistoryItem;
       try {
-        item = vault.openHistory(roomId, h.seq, h.sealed);
+        const json = vault.openHistory(roomId, h.seq, h.sealed);
+        try {
+          item = JSON.parse(fromUtf8(json)) as HistoryItem;
+        } finally {
+          json.fill(0);
+        }
       } catch {
         continue;
       }
+      // Bound to its place by the sealing; checked here as the engine does.
+      if (item.room_id !== roomId || item.seq !== h.seq) continue;
       out.push({
         roomId: item.room_id,
         id: item.id,

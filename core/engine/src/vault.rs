@@ -262,15 +262,29 @@ impl HistoryKey {
         rng: &mut impl CryptoRng,
     ) -> Result<Vec<u8>, VaultError> {
         let json = Zeroizing::new(serde_json::to_vec(item).map_err(|_| VaultError::Malformed)?);
+        self.seal_bytes(item.room_id, item.seq, &json, rng)
+    }
+
+    /// Seals an item already encoded as the JSON of a [`HistoryItem`], bound
+    /// to `room` and `seq` (the browser client encodes it in JavaScript, which
+    /// keeps serde code for it out of the `.wasm`).
+    ///
+    /// # Errors
+    /// [`VaultError::Malformed`] if it is larger than an item may be.
+    pub fn seal_bytes(
+        &self,
+        room: Uuid,
+        seq: u64,
+        json: &[u8],
+        rng: &mut impl CryptoRng,
+    ) -> Result<Vec<u8>, VaultError> {
+        if json.len() > MAX_ITEM - 29 {
+            return Err(VaultError::Malformed);
+        }
         let mut nonce = [0u8; 12];
         rng.fill_bytes(&mut nonce);
-        let ct = primitives::aes256gcm_encrypt(
-            &self.0,
-            &nonce,
-            &item_aad(item.room_id, item.seq),
-            &json,
-        )
-        .map_err(|_| VaultError::Malformed)?;
+        let ct = primitives::aes256gcm_encrypt(&self.0, &nonce, &item_aad(room, seq), json)
+            .map_err(|_| VaultError::Malformed)?;
         let mut out = Vec::with_capacity(1 + 12 + ct.len());
         out.push(ITEM_VERSION);
         out.extend_from_slice(&nonce);
@@ -284,17 +298,32 @@ impl HistoryKey {
     /// [`VaultError::Corrupted`] if it does not authenticate there;
     /// [`VaultError::Malformed`] for an unknown layout.
     pub fn open(&self, room: Uuid, seq: u64, sealed: &[u8]) -> Result<HistoryItem, VaultError> {
-        if sealed.len() > MAX_ITEM || sealed.first() != Some(&ITEM_VERSION) {
-            return Err(VaultError::Malformed);
-        }
-        let nonce: [u8; 12] = array(sealed, 1)?;
-        let ct = sealed.get(13..).ok_or(VaultError::Malformed)?;
-        let json = primitives::aes256gcm_decrypt(&self.0, &nonce, &item_aad(room, seq), ct)
-            .map_err(|_| VaultError::Corrupted)?;
+        let json = self.open_bytes(room, seq, sealed)?;
         let item: HistoryItem = serde_json::from_slice(&json).map_err(|_| VaultError::Corrupted)?;
         if item.room_id != room || item.seq != seq {
             return Err(VaultError::Corrupted);
         }
         Ok(item)
+    }
+
+    /// Opens the item stored at `room`, `seq` to its JSON bytes (zeroized on
+    /// drop); the caller parses it and checks its room and `seq` as
+    /// [`HistoryKey::open`] does.
+    ///
+    /// # Errors
+    /// As [`HistoryKey::open`].
+    pub fn open_bytes(
+        &self,
+        room: Uuid,
+        seq: u64,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        if sealed.len() > MAX_ITEM || sealed.first() != Some(&ITEM_VERSION) {
+            return Err(VaultError::Malformed);
+        }
+        let nonce: [u8; 12] = array(sealed, 1)?;
+        let ct = sealed.get(13..).ok_or(VaultError::Malformed)?;
+        primitives::aes256gcm_decrypt(&self.0, &nonce, &item_aad(room, seq), ct)
+            .map_err(|_| VaultError::Corrupted)
     }
 }

@@ -165,3 +165,29 @@ fn keys_never_print() {
     let shown = format!("{:?}", item(Uuid::nil(), 1, "secret words"));
     assert!(!shown.contains("secret words"), "{shown}");
 }
+
+#[test]
+fn items_sealed_as_json_bytes_open_as_items_and_back() {
+    // The browser client encodes the item in JavaScript and seals the bytes;
+    // the same item opens typed, and typed items open as the same JSON.
+    let mut rng = rng();
+    let key = StoreKey::generate(&mut rng).history();
+    let room = Uuid::from_u128(9);
+    let it = item(room, 3, "from the browser");
+    let json = serde_json::to_vec(&it).unwrap();
+    let sealed = key.seal_bytes(room, 3, &json, &mut rng).unwrap();
+    assert_eq!(key.open(room, 3, &sealed).unwrap(), it);
+    let typed = key.seal(&it, &mut rng).unwrap();
+    assert_eq!(&key.open_bytes(room, 3, &typed).unwrap()[..], &json[..]);
+    // Bytes sealed for one place but naming another do not open as an item.
+    let elsewhere = key.seal_bytes(room, 4, &json, &mut rng).unwrap();
+    assert_eq!(
+        key.open(room, 4, &elsewhere).err(),
+        Some(VaultError::Corrupted)
+    );
+    assert_eq!(
+        key.seal_bytes(room, 1, &vec![b' '; 600 * 1024], &mut rng)
+            .err(),
+        Some(VaultError::Malformed)
+    );
+}
