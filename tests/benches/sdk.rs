@@ -2,7 +2,9 @@
 //! text, in a room of 2 and of 50 devices, against the sum of its parts
 //! measured in the same run on the same relay: `seal` for the same devices,
 //! the relay round trip of a sealed envelope between two raw WebSockets, and
-//! `open`. Run by `scripts/bench-sdk` (release build, relay process on loopback).
+//! `open`. Then a catch-up of 10,000 messages stored while the receiver was
+//! offline, per message, against `open` and the relay's own delivery.
+//! Run by `scripts/bench-sdk` (release build, relay process on loopback).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,12 +15,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand_core::SeedableRng;
 use sotto_client::sotto_core::api::{ClientFrame, ServerFrame};
 use sotto_client::sotto_core::backup::{self, DeviceSecrets};
 use sotto_client::sotto_core::envelope::{self, Header, OpenContext, Recipient};
 use sotto_client::sotto_core::keys::VerifiedDevice;
 use sotto_client::sotto_core::suite::Suite;
-use sotto_client::{Client, DeviceSetup, Event, EventStream, Session, SessionOptions, SqliteStore};
+use sotto_client::sotto_engine::vault::{HistoryItem, HistoryTrust, StoreKey};
+use sotto_client::{
+    Client, Content, DeviceSetup, Event, EventStream, Session, SessionOptions, SqliteStore, Store,
+};
 use sotto_tests::process::RelayProcess;
 use sotto_tests::{Backend, Ws};
 use uuid::Uuid;
@@ -191,6 +197,196 @@ async fn measure(
     }
 }
 
+const CATCH_UP: usize = 10_000;
+
+/// Catch-up: `CATCH_UP` messages (1 KiB, sealed to Bob's and Alice's
+/// devices) stored while Bob's session is offline, then Bob reconnects: the
+/// time until his session yielded the last one as `Event::Message`, per
+/// message, against the core's own `open` of the same envelopes and against
+/// a raw socket's resume of the same messages (the relay's delivery), each
+/// measured in the same run.
+async fn catch_up(alice: &Session, bob: &Session, bob_events: &mut EventStream, room: Uuid) {
+    let a = secrets(alice).await;
+    let b = secrets(bob).await;
+    let alice_device = alice.bundle().unwrap().verify().unwrap();
+    let members = [alice.user_id(), bob.user_id()];
+    let keys = alice.client().query_keys(&members, false).await.unwrap();
+    let devices: Vec<VerifiedDevice> = keys
+        .devices
+        .values()
+        .flatten()
+        .map(|d| d.bundle.verify().unwrap())
+        .collect();
+    let recipients: Vec<Recipient<'_>> = devices
+        .iter()
+        .map(|d| Recipient::new(d, Suite::X25519))
+        .collect();
+    let content =
+        serde_json::to_vec(&serde_json::json!({"type": "text", "body": "y".repeat(1024)})).unwrap();
+    let envelopes: Vec<(Uuid, Vec<u8>)> = (0..CATCH_UP)
+        .map(|_| {
+            let header = Header {
+                room_id: room,
+                sender_user_id: a.user_id,
+                sender_device_id: a.device_id,
+                client_message_id: Uuid::now_v7(),
+                timestamp_ms: 0,
+            };
+            let bytes = envelope::seal(&content, &header, &recipients, &a.device)
+                .unwrap()
+                .to_bytes();
+            (header.client_message_id, bytes)
+        })
+        .collect();
+
+    // The core's own open of every envelope, as Bob's device.
+    let ctx = OpenContext {
+        room_id: room,
+        sender: &alice_device,
+    };
+    let t = Instant::now();
+    for (_, bytes) in &envelopes {
+        envelope::open(bytes, b.device_id, &b.device, &ctx).unwrap();
+    }
+    let open = t.elapsed();
+
+    // Bob goes offline; Alice stores every message through a raw socket.
+    bob.disconnect().await;
+    let start_seq = alice.client().get_room(room).await.unwrap().room.last_seq;
+    let ws_url = alice.client().ws_url();
+    let mut wa = Ws::connect_to(&ws_url, None)
+        .await
+        .authenticate(&alice.client().access_token().await.unwrap())
+        .await;
+    for (client_id, bytes) in &envelopes {
+        wa.send(&ClientFrame::Send {
+            room_id: room,
+            client_id: *client_id,
+            envelope: bytes.clone().into(),
+        })
+        .await;
+        wa.next_where(|f| matches!(f, ServerFrame::Ack { client_id: c, .. } if c == client_id))
+            .await;
+    }
+    let last_seq = alice.client().get_room(room).await.unwrap().room.last_seq;
+
+    // The relay's delivery alone: a raw socket of Bob resumes from the same cursor.
+    let mut wb = Ws::connect_to(&ws_url, None)
+        .await
+        .authenticate(&bob.client().access_token().await.unwrap())
+        .await;
+    let t = Instant::now();
+    wb.send(&ClientFrame::Resume {
+        cursors: [(room, start_seq)].into_iter().collect(),
+    })
+    .await;
+    wb.next_where(|f| matches!(f, ServerFrame::Message { seq, .. } if *seq == last_seq))
+        .await;
+    let delivery = t.elapsed();
+    drop(wb);
+
+    // Bob's session: reconnect, resume from its stored cursor, open, check,
+    // store (seen id, cursor, local history) and yield every message.
+    let t = Instant::now();
+    bob.connect();
+    let mut got = 0usize;
+    loop {
+        if let Event::Message(m) = bob_events.next().await.unwrap() {
+            if m.room_id == room && m.seq > start_seq {
+                got += 1;
+                if m.seq == last_seq {
+                    break;
+                }
+            }
+        }
+    }
+    let sdk = t.elapsed();
+    assert_eq!(got, CATCH_UP, "every message once");
+
+    // What the SDK does per message besides `open`, each alone on a fresh
+    // store file: the three store transactions (seen id, cursor, history
+    // item) and the sealing of the history item.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("parts.db")).unwrap();
+    let t = Instant::now();
+    for (i, (client_id, _)) in envelopes.iter().enumerate() {
+        store
+            .mark_seen(a.user_id, *client_id, room, i as u64 + 1)
+            .unwrap();
+    }
+    let seen = t.elapsed();
+    let t = Instant::now();
+    for i in 0..CATCH_UP {
+        store.advance_cursor(room, i as u64 + 1).unwrap();
+    }
+    let cursor = t.elapsed();
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([1; 32]);
+    let key = StoreKey::generate(&mut rng).history();
+    let item = |seq: u64| HistoryItem {
+        room_id: room,
+        id: Uuid::now_v7(),
+        seq,
+        sender_id: a.user_id,
+        sender_device: a.device_id,
+        client_id: Uuid::now_v7(),
+        sent_at_ms: 0,
+        received_at: "2026-12-06T12:00:00.000Z".into(),
+        trust: HistoryTrust::Unverified,
+        content: Content::text("y".repeat(1024)),
+    };
+    let items: Vec<HistoryItem> = (1..=CATCH_UP as u64).map(item).collect();
+    let t = Instant::now();
+    let sealed: Vec<Vec<u8>> = items
+        .iter()
+        .map(|i| key.seal(i, &mut rng).unwrap())
+        .collect();
+    let seal_history = t.elapsed();
+    let t = Instant::now();
+    for (i, s) in sealed.into_iter().enumerate() {
+        store.history_put(&[(room, i as u64 + 1, s)]).unwrap();
+    }
+    let history = t.elapsed();
+    let per = |d: Duration| us(d) / CATCH_UP as f64;
+    println!();
+    println!("| catch-up of {CATCH_UP} messages (1 KiB, 2 devices), per message | µs |");
+    println!("|---|---|");
+    println!(
+        "| SDK: reconnect → last `Event::Message` | {:.1} |",
+        per(sdk)
+    );
+    println!("| core `open` alone | {:.1} |", per(open));
+    println!(
+        "| relay delivery alone (raw socket resume) | {:.1} |",
+        per(delivery)
+    );
+    println!(
+        "| **SDK / open** | **{:.2}** |",
+        sdk.as_secs_f64() / open.as_secs_f64()
+    );
+    println!(
+        "| SDK / (open + delivery) | {:.2} |",
+        sdk.as_secs_f64() / (open + delivery).as_secs_f64()
+    );
+    println!(
+        "| part alone: store `mark_seen` (one transaction) | {:.1} |",
+        per(seen)
+    );
+    println!(
+        "| part alone: store `advance_cursor` (one transaction) | {:.1} |",
+        per(cursor)
+    );
+    println!(
+        "| part alone: seal the history item | {:.1} |",
+        per(seal_history)
+    );
+    println!(
+        "| part alone: store `history_put` (one transaction) | {:.1} |",
+        per(history)
+    );
+    let parts = open + delivery + seen + cursor + seal_history + history;
+    println!("| sum of the parts | {:.1} |", per(parts));
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -241,5 +437,6 @@ fn main() {
                 p.sdk.as_secs_f64() / sum.as_secs_f64()
             );
         }
+        catch_up(&alice, &bob, &mut bob_events, small).await;
     });
 }

@@ -222,6 +222,20 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// What this device sent, for its local history.
+struct Own {
+    sent_at_ms: u64,
+    content: Content,
+}
+
+/// Now as RFC 3339 (what history shows as "stored" for this device's own
+/// messages; the relay's ack does not say).
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -573,18 +587,20 @@ impl Session {
             return Err(Error::TooLarge);
         }
         let targets = self.recipients(room_id).await?;
-        self.seal_and_post(room_id, &plaintext, &targets, false)
+        self.seal_and_post(room_id, &plaintext, &targets, Some(content))
             .await
     }
 
-    /// Seals `plaintext` for `targets` and posts it through the outbox (a
-    /// `control` message, such as a membership statement, without `Event::Sent`).
+    /// Seals `plaintext` for `targets` and posts it through the outbox: an
+    /// app message (`content`, kept in local history once stored) or, without
+    /// `content`, a control message such as a membership statement (no
+    /// `Event::Sent`, not in history).
     async fn seal_and_post(
         &self,
         room_id: Uuid,
         plaintext: &[u8],
         targets: &[VerifiedDevice],
-        control: bool,
+        content: Option<&Content>,
     ) -> Result<Sent> {
         let header = Header {
             room_id,
@@ -607,7 +623,7 @@ impl Session {
             })
             .collect();
         let sealed = envelope::seal(plaintext, &header, &recipients, &self.inner.keys)?.to_bytes();
-        if control {
+        if content.is_none() {
             lock(&self.inner.control).insert(header.client_message_id);
         }
         let entry = OutboxEntry {
@@ -616,7 +632,11 @@ impl Session {
             envelope: sealed,
         };
         self.inner.store.outbox_push(&entry)?;
-        self.post(entry).await
+        let own = content.map(|c| Own {
+            sent_at_ms: header.timestamp_ms,
+            content: c.clone(),
+        });
+        self.post_kept(entry, own).await
     }
 
     // ---- Rooms and their signed membership ---------------------------------
@@ -822,7 +842,7 @@ impl Session {
         lock(&self.inner.rooms).announce(room_id, targets.iter().map(VerifiedDevice::device_id));
         self.save_rooms()?;
         let posted = self
-            .seal_and_post(room_id, &Plaintext::membership(statement), &targets, true)
+            .seal_and_post(room_id, &Plaintext::membership(statement), &targets, None)
             .await;
         match posted {
             Ok(_) | Err(Error::Queued { .. }) => Ok(()),
@@ -858,8 +878,20 @@ impl Session {
     /// Posts an outbox entry (socket first, HTTP if the socket is down or slow),
     /// then clears it from the outbox.
     pub(crate) async fn post(&self, entry: OutboxEntry) -> Result<Sent> {
+        self.post_kept(entry, None).await
+    }
+
+    /// [`Session::post`]; `own`: the message as this device sent it, for local
+    /// history (else, for an entry flushed from the outbox, it is opened from
+    /// its envelope).
+    async fn post_kept(&self, entry: OutboxEntry, own: Option<Own>) -> Result<Sent> {
         let client_id = entry.client_id;
-        let (room_id, envelope) = (entry.room_id, entry.envelope.clone());
+        let room_id = entry.room_id;
+        let envelope = if own.is_none() {
+            Some(entry.envelope.clone())
+        } else {
+            None
+        };
         let mut stored = None;
         let live = lock(&self.inner.live).clone();
         if let Some(live) = live {
@@ -926,7 +958,12 @@ impl Session {
         };
         self.inner.store.outbox_remove(client_id)?;
         if !lock(&self.inner.control).remove(&client_id) {
-            if let Some(m) = self.open_own(room_id, &envelope, id, seq) {
+            let kept = match (own, envelope) {
+                (Some(o), _) => Some(self.own_message(room_id, client_id, id, seq, o)),
+                (None, Some(envelope)) => self.open_own(room_id, &envelope, id, seq),
+                (None, None) => None,
+            };
+            if let Some(m) = kept {
                 // History is the app's convenience: a failure to keep it does
                 // not make a stored message unsent.
                 if let Err(e) = self.keep(&[&m]) {
@@ -942,6 +979,30 @@ impl Session {
             .await;
         }
         Ok(Sent { client_id, id, seq })
+    }
+
+    /// This device's own message as history keeps it, from what it sent.
+    fn own_message(
+        &self,
+        room_id: Uuid,
+        client_id: Uuid,
+        id: Uuid,
+        seq: u64,
+        o: Own,
+    ) -> ReceivedMessage {
+        ReceivedMessage {
+            room_id,
+            id,
+            seq,
+            sender_id: self.inner.user.id,
+            sender_device: self.inner.device_id,
+            client_id,
+            sent_at_ms: o.sent_at_ms,
+            received_at: now_rfc3339(),
+            own: true,
+            trust: SenderTrust::Verified,
+            content: o.content,
+        }
     }
 
     /// This device's own message as history keeps it, opened from its
@@ -962,9 +1023,7 @@ impl Session {
         let Plaintext::Content(content) = Plaintext::decode(&opened.plaintext) else {
             return None;
         };
-        let received_at = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let received_at = now_rfc3339();
         Some(ReceivedMessage {
             room_id,
             id,
