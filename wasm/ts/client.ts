@@ -9,6 +9,8 @@ export type {
   RoomInviteeSummary,
   RoomMemberSummary,
   RoomSummary,
+  BackupSecret,
+  DeviceSetup,
   RsaBits,
   SafetyNumber,
   SessionOptions,

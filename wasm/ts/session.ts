@@ -56,18 +56,37 @@ export interface SessionOptions {
   /** Unlocks (and, the first time, protects) this device's keys in the store. */
   passphrase: string;
   /**
-   * `"auto"` (default): restore the keys from the store if present, else create
-   * an identity and device keys and publish the bundle. `{ linkBackup,
-   * backupPassphrase }`: same identity as the backup (from `exportBackup` on
-   * another browser), new device.
+   * How to set this device up when the store has no keys (the native SDK's
+   * `DeviceSetup`). `"auto"` (default): the account's first device: create an
+   * identity and device keys and publish the bundle. `{ linkBackup, ... }`:
+   * another device of the account: the identity from a key backup of any of
+   * its devices (`exportBackup` / `exportRecoveryBackup`), new device keys.
+   * `{ restoreBackup, ... }`: this very device (same id and keys) from its
+   * backup, e.g. in a new browser profile. The backup opens with
+   * `backupPassphrase` or `recoveryKey`.
    */
-  setup?: "auto" | { linkBackup: Uint8Array; backupPassphrase: string };
+  setup?: DeviceSetup;
   /** Also publish an RSA-OAEP key (others then wrap for this device with RSA). */
   rsaBits?: RsaBits;
   /** A name for this device in device lists (e.g. "Firefox on laptop"). */
   deviceName?: string;
   /** The WebSocket constructor (default: the global `WebSocket`; in Node < 22 pass e.g. `ws`'s). */
   webSocket?: WebSocketConstructor;
+}
+
+/** The secret that opens a key backup: its passphrase, or its recovery key. */
+export type BackupSecret = { backupPassphrase: string } | { recoveryKey: string };
+
+/** See {@link SessionOptions.setup}. */
+export type DeviceSetup =
+  | "auto"
+  | ({ linkBackup: Uint8Array } & BackupSecret)
+  | ({ restoreBackup: Uint8Array } & BackupSecret);
+
+function openBackup(blob: Uint8Array, secret: BackupSecret): Device {
+  return "recoveryKey" in secret
+    ? Device.importRecoveryBackup(blob, secret.recoveryKey)
+    : Device.importPassphraseBackup(blob, secret.backupPassphrase);
 }
 
 export interface RoomInviteeSummary {
@@ -314,10 +333,27 @@ export class Session extends EventTarget {
         } catch (e) {
           throw toSottoError(e);
         }
+      } else if ("restoreBackup" in setup) {
+        try {
+          device = openBackup(setup.restoreBackup, setup);
+        } catch (e) {
+          throw toSottoError(e);
+        }
+        const mine = existing.find((d) => d.device_id === device.deviceId);
+        const wrong =
+          device.userId !== user.id
+            ? new SottoError(ClientCodes.storeMismatch, "the backup is of another account")
+            : mine?.revoked_at !== undefined && mine.revoked_at !== null
+              ? new SottoError(ClientCodes.deviceRevoked, "this device was revoked")
+              : null;
+        if (wrong !== null) {
+          device.free();
+          throw wrong;
+        }
       } else {
         let old: Device;
         try {
-          old = Device.importPassphraseBackup(setup.linkBackup, setup.backupPassphrase);
+          old = openBackup(setup.linkBackup, setup);
         } catch (e) {
           throw toSottoError(e);
         }
@@ -1067,6 +1103,15 @@ export class Session extends EventTarget {
   exportBackup(passphrase: string): Uint8Array {
     try {
       return this.dev().exportPassphraseBackup(passphrase);
+    } catch (e) {
+      throw toSottoError(e);
+    }
+  }
+
+  /** A key backup of this device under a fresh random recovery key: show `recoveryKey` to the user once. */
+  exportRecoveryBackup(): { blob: Uint8Array; recoveryKey: string } {
+    try {
+      return this.dev().exportRecoveryBackup();
     } catch (e) {
       throw toSottoError(e);
     }

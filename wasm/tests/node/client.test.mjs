@@ -323,6 +323,50 @@ test("a linked second browser gets the identity, its own device, and every messa
   }
 });
 
+test("set-up modes, as the native SDK's: link or restore, from a passphrase or a recovery key", async () => {
+  const { blob, recoveryKey } = bob.session.exportRecoveryBackup();
+  let r = new Relay(relay.url);
+  await r.login(bob.username, PASSWORD);
+  const open = (setup) => Session.open({ relay: r, store: new MemoryStore(), passphrase: PASSWORD, webSocket: WebSocket, setup });
+  // Link with the recovery key: the same identity, a new device. Its own
+  // recovery backup is kept, then the device is revoked: it cannot be restored.
+  const linked = await open({ linkBackup: blob, recoveryKey });
+  const linkedId = linked.deviceId;
+  let linkedBackup;
+  try {
+    assert.equal(linked.userId, bob.session.userId);
+    assert.notEqual(linkedId, bob.session.deviceId);
+    linkedBackup = linked.exportRecoveryBackup();
+  } finally {
+    linked.close();
+  }
+  await r.revokeDevice(linkedId, PASSWORD);
+  // Revoking ends the sessions bound to that device (this login's): log in again.
+  r = new Relay(relay.url);
+  await r.login(bob.username, PASSWORD);
+  await assert.rejects(
+    open({ restoreBackup: linkedBackup.blob, recoveryKey: linkedBackup.recoveryKey }),
+    (e) => e.code === "device_revoked",
+  );
+  // Restore: this very device, from its recovery backup and from a passphrase backup.
+  const passphraseBackup = bob.session.exportBackup("restore passphrase 1");
+  for (const setup of [
+    { restoreBackup: blob, recoveryKey },
+    { restoreBackup: passphraseBackup, backupPassphrase: "restore passphrase 1" },
+  ]) {
+    const restored = await open(setup);
+    try {
+      assert.equal(restored.deviceId, bob.session.deviceId);
+    } finally {
+      restored.close();
+    }
+  }
+  // Another device's recovery key, or a malformed one, opens nothing.
+  const other = alice.session.exportRecoveryBackup().recoveryKey;
+  await assert.rejects(open({ restoreBackup: blob, recoveryKey: other }), (e) => e.code === "wrong_key_or_corrupted");
+  await assert.rejects(open({ restoreBackup: blob, recoveryKey: "not a key" }), (e) => e.code === "bad_recovery_key");
+});
+
 test("a file round trip, streamed with progress", async () => {
   const size = 300_000; // several 64 KiB chunks
   const bytes = new Uint8Array(size);
