@@ -419,6 +419,48 @@ pub fn seeds(target: &str) -> Vec<Seed> {
             ));
             out
         }
+        "engine_vault" => {
+            // An item of the target's room and seq (text and file), one of
+            // another seq, and a framed store key with parameters out of range.
+            let item = |seq: u64, content: Value| {
+                serde_json::to_vec(&json!({
+                    "room_id": "0190f0f0-0000-7000-8000-000000000001",
+                    "id": "0190f0f0-0000-7000-8000-0000000000aa",
+                    "seq": seq,
+                    "sender_id": "0190f0f0-0000-7000-8000-0000000000bb",
+                    "sender_device": "0190f0f0-0000-7000-8000-0000000000cc",
+                    "client_id": "0190f0f0-0000-7000-8000-0000000000dd",
+                    "sent_at_ms": 1_700_000_000_000u64,
+                    "received_at": "2026-12-06T12:00:00.000Z",
+                    "trust": "unverified",
+                    "content": content,
+                }))
+                .expect("json")
+            };
+            let mut wrapped = b"SOTTOSK\x01".to_vec();
+            wrapped.resize(96, 0);
+            vec![
+                seed(
+                    "text-item",
+                    item(42, json!({"type": "text", "body": "hello"})),
+                ),
+                seed(
+                    "file-item",
+                    item(
+                        42,
+                        json!({"type": "file", "file": {"id": "0190f0f0-0000-7000-8000-0000000000ee",
+                            "key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                            "sha256": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                            "size": 5, "encrypted_size": 30, "chunk_size": 65536, "name": "a.txt"}}),
+                    ),
+                ),
+                seed(
+                    "other-seq",
+                    item(41, json!({"type": "text", "body": "moved"})),
+                ),
+                seed("wrapped-key-zero-params", wrapped),
+            ]
+        }
         _ => vec![],
     }
 }
