@@ -291,12 +291,13 @@ async fn catch_up(alice: &Session, bob: &Session, bob_events: &mut EventStream, 
     bob.connect();
     let mut got = 0usize;
     loop {
-        if let Event::Message(m) = bob_events.next().await.unwrap() {
-            if m.room_id == room && m.seq > start_seq {
-                got += 1;
-                if m.seq == last_seq {
-                    break;
-                }
+        if let Event::Message(m) = bob_events.next().await.unwrap()
+            && m.room_id == room
+            && m.seq > start_seq
+        {
+            got += 1;
+            if m.seq == last_seq {
+                break;
             }
         }
     }

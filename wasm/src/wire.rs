@@ -14,6 +14,21 @@ use crate::types;
 #[wasm_bindgen(js_name = parseServerFrame)]
 pub fn parse_server_frame(text: &str) -> Result<types::ServerFrame> {
     let frame: ServerFrame = js::from_json_text(text, "server frame")?;
+    // Every integer must be exact as a JavaScript number.
+    let n = match &frame {
+        ServerFrame::Ack { seq, .. }
+        | ServerFrame::Message { seq, .. }
+        | ServerFrame::Receipt { seq, .. }
+        | ServerFrame::MessageDeleted { seq, .. }
+        | ServerFrame::HistoryStart { seq, .. } => *seq,
+        ServerFrame::Error { retry_after_ms, .. } => retry_after_ms.unwrap_or(0),
+        _ => 0,
+    };
+    if n > (1u64 << 53) - 1 {
+        return Err(crate::Error::malformed(
+            "a number in the frame is above 2^53 - 1",
+        ));
+    }
     Ok(js::to_js(&frame)?.into())
 }
 

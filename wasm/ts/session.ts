@@ -278,8 +278,8 @@ export class Session extends EventTarget {
   /**
    * Opens the session of the relay's logged-in user on this device: unlocks
    * the keys from the store, or sets the device up (see {@link SessionOptions.setup}),
-   * uploads its signed bundle and keeps its keys in the store as a passphrase
-   * key backup blob only.
+   * keeps its keys in the store (a key backup blob under the store key, which
+   * the passphrase wraps) and uploads its signed bundle.
    */
   static async open(opts: SessionOptions): Promise<Session> {
     const { relay, store, passphrase } = opts;
@@ -298,9 +298,15 @@ export class Session extends EventTarget {
         } else {
           // A store from before the store key: the secrets are under the
           // passphrase. Upgrade it: a new store key, the secrets under it.
-          device = Device.importPassphraseBackup(acct.backup, passphrase);
-          vault = StoreVault.generate();
-          await store.setAccount({ ...acct, backup: vault.exportDevice(device), storeKey: wrapKey(vault, store, passphrase) });
+          const old = Device.importPassphraseBackup(acct.backup, passphrase);
+          try {
+            vault = StoreVault.generate();
+            await store.setAccount({ ...acct, backup: vault.exportDevice(old), storeKey: wrapKey(vault, store, passphrase) });
+          } catch (e) {
+            old.free();
+            throw e;
+          }
+          device = old;
         }
       } catch (e) {
         vault?.free();
@@ -315,6 +321,7 @@ export class Session extends EventTarget {
         if (mine === undefined) await upload(relay, device, opts.deviceName);
       } catch (e) {
         device.free();
+        vault?.free();
         throw e;
       }
     } else {
@@ -369,11 +376,14 @@ export class Session extends EventTarget {
         }
       }
       try {
-        await upload(relay, device, opts.deviceName);
         vault = StoreVault.generate();
         const storeKey = wrapKey(vault, store, passphrase);
         const backup = vault.exportDevice(device);
         await store.setAccount({ relay: relay.baseUrl, userId: user.id, deviceId: device.deviceId, backup, storeKey });
+        // Kept before it is published: a crash after the upload must not leave a
+        // device at the relay whose keys are nowhere (the next unlock uploads a
+        // device the relay does not list).
+        await upload(relay, device, opts.deviceName);
       } catch (e) {
         device.free();
         vault?.free();
@@ -381,15 +391,22 @@ export class Session extends EventTarget {
       }
     }
 
-    const pins = await store.pins();
-    if (!pins.has(user.id)) {
-      const own: Pin = { key: device.identityKey, verified: true };
-      pins.set(user.id, own);
-      await store.setPin(user.id, own);
-    }
     if (vault === undefined) {
       device.free();
       throw new SottoError(ClientCodes.protocol, "the store key was not set up");
+    }
+    let pins: Map<Uuid, Pin>;
+    try {
+      pins = await store.pins();
+      if (!pins.has(user.id)) {
+        const own: Pin = { key: device.identityKey, verified: true };
+        pins.set(user.id, own);
+        await store.setPin(user.id, own);
+      }
+    } catch (e) {
+      device.free();
+      vault.free();
+      throw toSottoError(e);
     }
     let membership: RoomMembership;
     try {
@@ -928,10 +945,18 @@ export class Session extends EventTarget {
    * authenticate under this store's key is left out.
    */
   async history(roomId: Uuid, opts: { limit?: number; before?: number } = {}): Promise<ReceivedMessage[]> {
-    const limit = Math.max(1, Math.floor(opts.limit ?? 50));
+    const limit = opts.limit ?? 50;
+    const before = opts.before;
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new SottoError("invalid_argument", "limit must be a non-negative integer");
+    }
+    if (before !== undefined && (!Number.isSafeInteger(before) || before < 0)) {
+      throw new SottoError("invalid_argument", "before must be a non-negative integer");
+    }
     const vault = this.vault;
     if (vault === null) throw new SottoError(ClientCodes.closed, "the session is closed");
-    const page = await this.store.historyPage(roomId, opts.before, limit);
+    if (limit === 0 || before === 0) return [];
+    const page = await this.store.historyPage(roomId, before, limit);
     const out: ReceivedMessage[] = [];
     for (const h of page.reverse()) {
       let item: HistoryItem;

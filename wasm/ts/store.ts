@@ -377,7 +377,7 @@ export class IndexedDbStore implements KeyStore {
   }
   async historyPage(roomId: Uuid, before: number | undefined, limit: number): Promise<SealedHistory[]> {
     const out: SealedHistory[] = [];
-    if (limit <= 0) return out;
+    if (!(limit > 0) || (before !== undefined && !(before > 0))) return out;
     const tx = this.db.transaction(HISTORY, "readonly");
     const range = IDBKeyRange.bound([roomId, 0], [roomId, before ?? Number.MAX_SAFE_INTEGER], false, true);
     const cursor = tx.objectStore(HISTORY).openCursor(range, "prev");

@@ -460,12 +460,14 @@ export class Sync {
       case "message_deleted": {
         const p = this.place(live, frame.room_id, frame.seq);
         if (p === "gap") return this.gap(live, frame.room_id);
-        if (p === "next") await this.advance(live, frame.room_id, frame.seq);
+        // Out of local history before the cursor moves past it (a failure is
+        // retried: the replay brings the tombstone again).
         try {
           await s.forgetMessage(frame.room_id, frame.seq);
         } catch (e) {
           return { kind: "reconnect", reason: `store: ${e instanceof Error ? e.message : String(e)}` };
         }
+        if (p === "next") await this.advance(live, frame.room_id, frame.seq);
         s.emit("deleted", { roomId: frame.room_id, id: frame.id, seq: frame.seq });
         return CONTINUE;
       }

@@ -399,7 +399,6 @@ impl Session {
                         s
                     }
                 };
-                upload(&client, &secrets, options.device_name.clone()).await?;
                 let copy = clone_secrets(&secrets)?;
                 let (key, wrapped, blob) = blocking(move || {
                     let mut rng = os_rng()?;
@@ -418,6 +417,10 @@ impl Session {
                     secrets: blob,
                     store_key: Some(wrapped),
                 })?;
+                // Kept before it is published: a crash after the upload must
+                // not leave a device at the relay whose keys are nowhere (the
+                // next unlock uploads a device the relay does not list).
+                upload(&client, &secrets, options.device_name.clone()).await?;
                 store_key = key;
                 secrets
             }

@@ -207,6 +207,10 @@ impl SqliteStore {
     fn init(conn: Connection) -> Result<Self> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Deleted content is overwritten, not left in free pages: a replaced
+        // wrapped store key (a passphrase change) or a deleted history item
+        // does not linger in the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         // Stores made before the store key: add its column.
@@ -385,7 +389,11 @@ impl Store for SqliteStore {
                     a.store_key
                 ],
             )
-            .map(drop)
+            .map(drop)?;
+            // Rare (set-up, upgrade, passphrase change): move the new row into
+            // the database file now and empty the WAL, so that no copy of the
+            // replaced wrapped key stays in the WAL.
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         })
     }
 

@@ -374,13 +374,18 @@ async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next 
             advance(session, live, room_id, seq);
         }
         ServerFrame::MessageDeleted { room_id, id, seq } => {
-            match place(live, room_id, seq) {
-                Place::Old => {}
+            let next = match place(live, room_id, seq) {
+                Place::Old => false,
                 Place::Gap => return gap(live, room_id),
-                Place::Next => advance(session, live, room_id, seq),
-            }
+                Place::Next => true,
+            };
+            // Out of local history before the cursor moves past it (a failure
+            // is retried: the replay brings the tombstone again).
             if let Err(e) = inner.store.history_delete(room_id, seq) {
                 return Next::Reconnect(format!("store: {e}"));
+            }
+            if next {
+                advance(session, live, room_id, seq);
             }
             session
                 .emit(Event::MessageDeleted { room_id, id, seq })

@@ -25,7 +25,8 @@
 //! sealed item       = version u8 = 1 ‖ nonce [12]
 //!                     ‖ AES-256-GCM(history key, nonce,
 //!                                   aad = "SOTTO-v1 history" ‖ room id [16] ‖ seq u64,
-//!                                   JSON of HistoryItem)
+//!                                   JSON of HistoryItem, padded with spaces to
+//!                                   its Padmé length as envelopes are)
 //! ```
 //! The room and `seq` in the associated data bind an item to its place: a
 //! store row moved to another room or position does not open.
@@ -40,6 +41,7 @@ use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use sotto_core::backup::{self, BackupParams, RecoveryKey};
+use sotto_core::envelope::padding::padme_len;
 use sotto_core::primitives;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -281,9 +283,14 @@ impl HistoryKey {
         if json.len() > MAX_ITEM - 29 {
             return Err(VaultError::Malformed);
         }
+        // Padded as envelopes are (Padmé), with JSON whitespace, so that a
+        // copied store shows no more of a message's length than the relay saw.
+        let mut padded = Zeroizing::new(Vec::with_capacity(padme_len(json.len())));
+        padded.extend_from_slice(json);
+        padded.resize(padme_len(json.len()).min(MAX_ITEM - 29), b' ');
         let mut nonce = [0u8; 12];
         rng.fill_bytes(&mut nonce);
-        let ct = primitives::aes256gcm_encrypt(&self.0, &nonce, &item_aad(room, seq), json)
+        let ct = primitives::aes256gcm_encrypt(&self.0, &nonce, &item_aad(room, seq), &padded)
             .map_err(|_| VaultError::Malformed)?;
         let mut out = Vec::with_capacity(1 + 12 + ct.len());
         out.push(ITEM_VERSION);

@@ -178,7 +178,13 @@ fn items_sealed_as_json_bytes_open_as_items_and_back() {
     let sealed = key.seal_bytes(room, 3, &json, &mut rng).unwrap();
     assert_eq!(key.open(room, 3, &sealed).unwrap(), it);
     let typed = key.seal(&it, &mut rng).unwrap();
-    assert_eq!(&key.open_bytes(room, 3, &typed).unwrap()[..], &json[..]);
+    // Opened bytes are the JSON padded with spaces to its Padmé length.
+    let opened = key.open_bytes(room, 3, &typed).unwrap();
+    assert_eq!(opened.trim_ascii_end(), &json[..]);
+    assert_eq!(
+        opened.len(),
+        sotto_core::envelope::padding::padme_len(json.len())
+    );
     // Bytes sealed for one place but naming another do not open as an item.
     let elsewhere = key.seal_bytes(room, 4, &json, &mut rng).unwrap();
     assert_eq!(

@@ -919,7 +919,7 @@ pub fn engine_rooms(data: &[u8]) {
 ///
 /// The input is used three ways under one fixed store key: as a sealed item
 /// (arbitrary bytes never open: no forgery), as the JSON of an item (sealed,
-/// it opens to the same bytes; typed, it opens exactly when it parses as an
+/// it opens to the same bytes padded with spaces to their Padmé length; typed, it opens exactly when it parses as an
 /// item of that room and `seq`, and then equals the parse; an item re-sealed
 /// typed opens the same), and as a wrapped store key (anything but a 96-byte
 /// `SOTTOSK` v1 blob is malformed; a blob with Argon2 parameters out of range
@@ -947,7 +947,21 @@ pub fn engine_vault(data: &[u8]) {
             let opened = key
                 .open_bytes(room, seq, &sealed)
                 .expect("a sealed item opens");
-            assert_eq!(&opened[..], data, "sealed bytes open unchanged");
+            let padded = sotto_core::envelope::padding::padme_len(data.len());
+            assert_eq!(
+                opened.len(),
+                padded.min(512 * 1024 - 29),
+                "padded to its Padmé length"
+            );
+            assert_eq!(
+                opened.get(..data.len()),
+                Some(data),
+                "sealed bytes open unchanged"
+            );
+            assert!(
+                opened.iter().skip(data.len()).all(|b| *b == b' '),
+                "padding is spaces"
+            );
             assert!(
                 key.open_bytes(room, seq + 1, &sealed).is_err(),
                 "moved in seq"

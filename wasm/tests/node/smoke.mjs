@@ -213,6 +213,16 @@ test("wire frames", () => {
   assert.deepEqual(f, { type: "typing", room_id: room, user_id: room, active: true });
   assert.deepEqual(w.parseServerFrame('{"type":"pong"}'), { type: "pong" });
   throwsCode(() => w.parseServerFrame('{"type":"teleport"}'), "malformed");
+  // Numbers must be exact in JavaScript: a seq of 2^53 is refused, 2^53 - 1 is not.
+  const hs = (seq) => `{"type":"history_start","room_id":"${room}","seq":${seq}}`;
+  assert.equal(w.parseServerFrame(hs("9007199254740991")).seq, Number.MAX_SAFE_INTEGER);
+  throwsCode(() => w.parseServerFrame(hs("9007199254740992")), "malformed");
+  // The engine's timing policy and retry rule, and the core's link parser.
+  assert.equal(w.reconnectDelayMs(0, 0), 125);
+  assert.equal(w.reconnectDelayMs(20, 0), 15000);
+  assert.equal(w.transientRefusal("rate_limited"), true);
+  assert.equal(w.transientRefusal("blocked"), false);
+  assert.equal(w.tokenFromLink(" https://r/verify-email#token=abc&x=1 "), "abc");
   throwsCode(() => w.parseServerFrame("{"), "malformed");
   assert.equal(w.encodeClientFrame({ type: "ping" }), '{"type":"ping"}');
   const resume = JSON.parse(w.encodeClientFrame({ type: "resume", cursors: { [room]: 7 } }));

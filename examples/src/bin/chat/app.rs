@@ -1020,6 +1020,18 @@ impl App {
     }
 
     fn on_message(&mut self, m: ReceivedMessage) {
+        // Shown already (from local history at start, then replayed live after
+        // a crash before the cursor moved): once is enough.
+        let shown = self.rooms.iter().any(|r| {
+            r.id == m.room_id
+                && r.lines
+                    .iter()
+                    .rev()
+                    .any(|l| matches!(&l.body, LineBody::Msg { seq: Some(s), .. } if *s == m.seq))
+        });
+        if shown {
+            return;
+        }
         let selected = self.current_room().is_some_and(|r| r.id == m.room_id);
         let file = match &m.content {
             Content::File { file } => {
