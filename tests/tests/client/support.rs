@@ -139,12 +139,18 @@ impl Person {
     /// The next event that `want` accepts (others are skipped), within [`WAIT`].
     pub async fn wait_for(&mut self, want: impl Fn(&Event) -> bool) -> Event {
         let deadline = Instant::now() + WAIT;
+        // What went by instead, to tell a lost message from a late one.
+        let mut skipped = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.recv(left).await {
                 Some(e) if want(&e) => return e,
-                Some(_) => {}
-                None => panic!("{}: no matching event within {WAIT:?}", self.name),
+                Some(e) => skipped.push(format!("{e:?}").chars().take(300).collect::<String>()),
+                None => panic!(
+                    "{}: no matching event within {WAIT:?}; skipped:\n{}",
+                    self.name,
+                    skipped.join("\n")
+                ),
             }
         }
     }
