@@ -88,6 +88,17 @@ async fn secrets(s: &Session) -> DeviceSecrets {
     backup::import_with_passphrase(&blob, PASSWORD.as_bytes()).unwrap()
 }
 
+/// Every active device of `members`, verified (the recipients of the parts'
+/// own `seal`).
+async fn devices_of(s: &Session, members: &[Uuid]) -> Vec<VerifiedDevice> {
+    let keys = s.client().query_keys(members, false).await.unwrap();
+    keys.devices
+        .values()
+        .flatten()
+        .map(|d| d.bundle.verify().unwrap())
+        .collect()
+}
+
 async fn measure(
     alice: &Session,
     bob: &Session,
@@ -122,13 +133,7 @@ async fn measure(
         .iter()
         .map(|m| m.user_id)
         .collect();
-    let keys = alice.client().query_keys(&members, false).await.unwrap();
-    let devices: Vec<VerifiedDevice> = keys
-        .devices
-        .values()
-        .flatten()
-        .map(|d| d.bundle.verify().unwrap())
-        .collect();
+    let devices = devices_of(alice, &members).await;
     let recipients: Vec<Recipient<'_>> = devices
         .iter()
         .map(|d| Recipient::new(d, Suite::X25519))
@@ -209,14 +214,7 @@ async fn catch_up(alice: &Session, bob: &Session, bob_events: &mut EventStream, 
     let a = secrets(alice).await;
     let b = secrets(bob).await;
     let alice_device = alice.bundle().unwrap().verify().unwrap();
-    let members = [alice.user_id(), bob.user_id()];
-    let keys = alice.client().query_keys(&members, false).await.unwrap();
-    let devices: Vec<VerifiedDevice> = keys
-        .devices
-        .values()
-        .flatten()
-        .map(|d| d.bundle.verify().unwrap())
-        .collect();
+    let devices = devices_of(alice, &[alice.user_id(), bob.user_id()]).await;
     let recipients: Vec<Recipient<'_>> = devices
         .iter()
         .map(|d| Recipient::new(d, Suite::X25519))
