@@ -99,6 +99,17 @@ async fn devices_of(s: &Session, members: &[Uuid]) -> Vec<VerifiedDevice> {
         .collect()
 }
 
+/// The header of a new message of `a` in `room` (a fresh client message id).
+fn header_of(room: Uuid, a: &DeviceSecrets) -> Header {
+    Header {
+        room_id: room,
+        sender_user_id: a.user_id,
+        sender_device_id: a.device_id,
+        client_message_id: Uuid::now_v7(),
+        timestamp_ms: 0,
+    }
+}
+
 async fn measure(
     alice: &Session,
     bob: &Session,
@@ -153,13 +164,7 @@ async fn measure(
         .await;
     let (mut seal, mut open, mut rtt) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..ROUNDS + 20 {
-        let header = Header {
-            room_id: room,
-            sender_user_id: a.user_id,
-            sender_device_id: a.device_id,
-            client_message_id: Uuid::now_v7(),
-            timestamp_ms: 0,
-        };
+        let header = header_of(room, &a);
         let t0 = Instant::now();
         let bytes = envelope::seal(&content, &header, &recipients, &a.device)
             .unwrap()
@@ -223,13 +228,7 @@ async fn catch_up(alice: &Session, bob: &Session, bob_events: &mut EventStream, 
         serde_json::to_vec(&serde_json::json!({"type": "text", "body": "y".repeat(1024)})).unwrap();
     let envelopes: Vec<(Uuid, Vec<u8>)> = (0..CATCH_UP)
         .map(|_| {
-            let header = Header {
-                room_id: room,
-                sender_user_id: a.user_id,
-                sender_device_id: a.device_id,
-                client_message_id: Uuid::now_v7(),
-                timestamp_ms: 0,
-            };
+            let header = header_of(room, &a);
             let bytes = envelope::seal(&content, &header, &recipients, &a.device)
                 .unwrap()
                 .to_bytes();
