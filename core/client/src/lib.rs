@@ -47,7 +47,8 @@ pub use events::{Connection, Event, ReceivedMessage, SenderTrust, UndecryptableR
 pub use files::{OnProgress, Progress};
 pub use routes::token_from_link;
 pub use session::{BackupSecret, DeviceSetup, Sent, Session, SessionOptions};
-pub use store::{Seen, SqliteStore, Store};
+pub use sotto_engine::Changes;
+pub use store::{SqliteStore, Store};
 pub use transport::{Client, ClientOptions};
 
 pub use sotto_core;

@@ -1048,30 +1048,34 @@ impl Session {
         let mut rng = os_rng()?;
         let mut items = Vec::with_capacity(messages.len());
         for m in messages {
-            let item = HistoryItem {
-                room_id: m.room_id,
-                id: m.id,
-                seq: m.seq,
-                sender_id: m.sender_id,
-                sender_device: m.sender_device,
-                client_id: m.client_id,
-                sent_at_ms: m.sent_at_ms,
-                received_at: m.received_at.clone(),
-                trust: match (m.own, m.trust) {
-                    (true, _) => HistoryTrust::Own,
-                    (false, SenderTrust::Verified) => HistoryTrust::Verified,
-                    (false, SenderTrust::Unverified) => HistoryTrust::Unverified,
-                },
-                content: m.content.clone(),
-            };
-            let sealed = self
-                .inner
-                .history
-                .seal(&item, &mut rng)
-                .map_err(vault_error)?;
-            items.push((m.room_id, m.seq, sealed));
+            items.push((m.room_id, m.seq, self.seal_kept(m, &mut rng)?));
         }
         self.inner.store.history_put(&items)
+    }
+
+    /// A message sealed as a local history item under the store key.
+    pub(crate) fn seal_kept(
+        &self,
+        m: &ReceivedMessage,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Result<Vec<u8>> {
+        let item = HistoryItem {
+            room_id: m.room_id,
+            id: m.id,
+            seq: m.seq,
+            sender_id: m.sender_id,
+            sender_device: m.sender_device,
+            client_id: m.client_id,
+            sent_at_ms: m.sent_at_ms,
+            received_at: m.received_at.clone(),
+            trust: match (m.own, m.trust) {
+                (true, _) => HistoryTrust::Own,
+                (false, SenderTrust::Verified) => HistoryTrust::Verified,
+                (false, SenderTrust::Unverified) => HistoryTrust::Unverified,
+            },
+            content: m.content.clone(),
+        };
+        self.inner.history.seal(&item, rng).map_err(vault_error)
     }
 
     /// Local history of a room, from this device's store (no network): up to

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 use sotto_core::api::Device;
 use sotto_core::trust::Pin;
-use sotto_engine::RoomRecord;
+use sotto_engine::{Changes, RoomRecord};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -95,8 +95,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every room's cursor.
     fn cursors(&self) -> Result<BTreeMap<Uuid, u64>>;
-    /// Moves a room's cursor forward (never back).
-    fn advance_cursor(&self, room_id: Uuid, seq: u64) -> Result<()>;
+    /// Applies what one step of the engine's feed decided
+    /// ([`sotto_engine::Changes`]), all or none: cursors move forward (never
+    /// back), seen message ids are recorded (a known one keeps its first
+    /// place), history items are kept, then deleted ones dropped.
+    fn apply(&self, changes: &Changes) -> Result<()>;
+    /// Where `(sender, client_id)` was first delivered (`(room, seq)`), if
+    /// it was ([`Store::apply`] records it).
+    fn seen_at(&self, sender: Uuid, client_id: Uuid) -> Result<Option<(Uuid, u64)>>;
 
     /// Adds a message to the outbox.
     fn outbox_push(&self, entry: &OutboxEntry) -> Result<()>;
@@ -104,11 +110,6 @@ pub trait Store: Send + Sync + 'static {
     fn outbox_remove(&self, client_id: Uuid) -> Result<()>;
     /// Every message still waiting, oldest first.
     fn outbox(&self) -> Result<Vec<OutboxEntry>>;
-
-    /// Records that `(sender, client_id)` was delivered as message `seq` of
-    /// `room_id`, and says whether it is new, the same relay message again (a
-    /// redelivery after a crash: show it), or a replay under another place.
-    fn mark_seen(&self, sender: Uuid, client_id: Uuid, room_id: Uuid, seq: u64) -> Result<Seen>;
 
     /// Every room's membership record; `None` when this store never saved any
     /// (made by a version without signed membership: its rooms are then
@@ -121,8 +122,6 @@ pub trait Store: Send + Sync + 'static {
     /// Keeps sealed history items (`(room, seq, sealed)`; replaces one at the
     /// same place), all or none.
     fn history_put(&self, items: &[(Uuid, u64, Vec<u8>)]) -> Result<()>;
-    /// Drops the item at `room`, `seq` (the message was deleted).
-    fn history_delete(&self, room_id: Uuid, seq: u64) -> Result<()>;
     /// Up to `limit` sealed items of a room with `seq < before` (all when
     /// `None`), newest first.
     fn history_page(
@@ -131,17 +130,6 @@ pub trait Store: Send + Sync + 'static {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<(u64, Vec<u8>)>>;
-}
-
-/// Answer of [`Store::mark_seen`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seen {
-    /// First time.
-    New,
-    /// The same message at the same place (redelivered).
-    Again,
-    /// The same sender's message id at another place: a replay.
-    Replay,
 }
 
 /// The default [`Store`]: one SQLite file (WAL), mode 0600 (its WAL files too).
@@ -323,16 +311,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn history_delete(&self, room_id: Uuid, seq: u64) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "DELETE FROM history WHERE room_id = ?1 AND seq = ?2",
-                params![room_id.to_string(), seq_sql(seq)?],
-            )
-            .map(drop)
-        })
-    }
-
     fn history_page(
         &self,
         room_id: Uuid,
@@ -471,15 +449,58 @@ impl Store for SqliteStore {
         })
     }
 
-    fn advance_cursor(&self, room_id: Uuid, seq: u64) -> Result<()> {
-        let seq = i64::try_from(seq).map_err(Error::store)?;
+    fn apply(&self, changes: &Changes) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.with_mut(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO cursors (room_id, seq) VALUES (?1, ?2)
+                     ON CONFLICT (room_id) DO UPDATE SET seq = max(seq, ?2)",
+                )?;
+                for (room, seq) in &changes.cursors {
+                    st.execute(params![room.to_string(), seq_sql(*seq)?])?;
+                }
+                let mut st = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO seen (sender, client_id, room_id, seq) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for ((sender, client_id), (room, seq)) in &changes.seen {
+                    st.execute(params![
+                        sender.to_string(),
+                        client_id.to_string(),
+                        room.to_string(),
+                        seq_sql(*seq)?
+                    ])?;
+                }
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO history (room_id, seq, sealed) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (room_id, seq) DO UPDATE SET sealed = ?3",
+                )?;
+                for ((room, seq), sealed) in &changes.history_put {
+                    st.execute(params![room.to_string(), seq_sql(*seq)?, sealed])?;
+                }
+                let mut st =
+                    tx.prepare_cached("DELETE FROM history WHERE room_id = ?1 AND seq = ?2")?;
+                for (room, seq) in &changes.history_delete {
+                    st.execute(params![room.to_string(), seq_sql(*seq)?])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    fn seen_at(&self, sender: Uuid, client_id: Uuid) -> Result<Option<(Uuid, u64)>> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO cursors (room_id, seq) VALUES (?1, ?2)
-                 ON CONFLICT (room_id) DO UPDATE SET seq = max(seq, ?2)",
-                params![room_id.to_string(), seq],
-            )
-            .map(drop)
+            c.prepare_cached("SELECT room_id, seq FROM seen WHERE sender = ?1 AND client_id = ?2")?
+                .query_row(params![sender.to_string(), client_id.to_string()], |r| {
+                    Ok((
+                        uuid_of(&r.get::<_, String>(0)?)?,
+                        r.get::<_, i64>(1)?.max(0) as u64,
+                    ))
+                })
+                .optional()
         })
     }
 
@@ -516,29 +537,6 @@ impl Store for SqliteStore {
             rows.collect()
         })
     }
-
-    fn mark_seen(&self, sender: Uuid, client_id: Uuid, room_id: Uuid, seq: u64) -> Result<Seen> {
-        let seq = i64::try_from(seq).map_err(Error::store)?;
-        self.with(|c| {
-            let inserted = c.execute(
-                "INSERT OR IGNORE INTO seen (sender, client_id, room_id, seq) VALUES (?1, ?2, ?3, ?4)",
-                params![sender.to_string(), client_id.to_string(), room_id.to_string(), seq],
-            )?;
-            if inserted == 1 {
-                return Ok(Seen::New);
-            }
-            let (room, at): (String, i64) = c.query_row(
-                "SELECT room_id, seq FROM seen WHERE sender = ?1 AND client_id = ?2",
-                params![sender.to_string(), client_id.to_string()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            Ok(if room == room_id.to_string() && at == seq {
-                Seen::Again
-            } else {
-                Seen::Replay
-            })
-        })
-    }
 }
 
 #[cfg(test)]
@@ -546,16 +544,95 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    const ROOM: Uuid = Uuid::from_u128(1);
+    const BOB: Uuid = Uuid::from_u128(3);
+
+    fn changes(cursor: u64, seen: &[(u128, u64)], put: &[u64], delete: &[u64]) -> Changes {
+        Changes {
+            cursors: BTreeMap::from([(ROOM, cursor)]),
+            seen: seen
+                .iter()
+                .map(|(id, seq)| ((BOB, Uuid::from_u128(*id)), (ROOM, *seq)))
+                .collect(),
+            history_put: put.iter().map(|s| ((ROOM, *s), vec![*s as u8])).collect(),
+            history_delete: delete.iter().map(|s| (ROOM, *s)).collect(),
+        }
+    }
+
     #[test]
-    fn cursors_only_move_forward_and_seen_is_once() {
+    fn apply_moves_cursors_forward_records_seen_once_and_keeps_history() {
         let s = SqliteStore::in_memory().unwrap();
-        let room = Uuid::from_u128(1);
-        s.advance_cursor(room, 5).unwrap();
-        s.advance_cursor(room, 3).unwrap();
-        assert_eq!(s.cursors().unwrap()[&room], 5);
-        assert_eq!(s.mark_seen(room, room, room, 1).unwrap(), Seen::New);
-        assert_eq!(s.mark_seen(room, room, room, 1).unwrap(), Seen::Again);
-        assert_eq!(s.mark_seen(room, room, room, 2).unwrap(), Seen::Replay);
+        s.apply(&changes(5, &[(100, 4)], &[4, 5], &[])).unwrap();
+        s.apply(&changes(3, &[(100, 9)], &[], &[5])).unwrap();
+        assert_eq!(s.cursors().unwrap()[&ROOM], 5, "never back");
+        assert_eq!(
+            s.seen_at(BOB, Uuid::from_u128(100)).unwrap(),
+            Some((ROOM, 4)),
+            "the first place stays"
+        );
+        assert_eq!(s.seen_at(BOB, Uuid::from_u128(101)).unwrap(), None);
+        assert_eq!(s.history_page(ROOM, None, 10).unwrap(), vec![(4, vec![4])]);
+        s.apply(&Changes::default()).unwrap();
+    }
+
+    #[test]
+    fn apply_is_all_or_none() {
+        let s = SqliteStore::in_memory().unwrap();
+        s.apply(&changes(2, &[], &[2], &[])).unwrap();
+        // A seq the store cannot hold fails the apply after the cursor row.
+        let mut bad = changes(7, &[(100, 7)], &[7], &[2]);
+        bad.history_put.insert((ROOM, u64::MAX), vec![0]);
+        assert!(s.apply(&bad).is_err());
+        assert_eq!(s.cursors().unwrap()[&ROOM], 2);
+        assert_eq!(s.seen_at(BOB, Uuid::from_u128(100)).unwrap(), None);
+        assert_eq!(s.history_page(ROOM, None, 10).unwrap(), vec![(2, vec![2])]);
+    }
+
+    /// A crash between the feed's step and the apply: the store still holds
+    /// the old cursor, the relay replays from it, and the replayed messages
+    /// are new again (not replays), so each is shown once.
+    #[test]
+    fn a_crash_before_apply_replays_from_the_stored_cursor() {
+        use sotto_engine::feed::{Arrival, Feed, Seen};
+        let dir = std::env::temp_dir().join(format!("sotto-store-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.db");
+        let (me, mine, bob_device) = (Uuid::from_u128(7), Uuid::from_u128(8), Uuid::from_u128(9));
+        let step = |store: &SqliteStore, seqs: std::ops::RangeInclusive<u64>| {
+            let mut feed = Feed::new(me, mine);
+            feed.connect([ROOM], &store.cursors().unwrap());
+            let mut shown = Vec::new();
+            for seq in seqs {
+                assert_eq!(feed.message(ROOM, seq, BOB, bob_device), Arrival::Open);
+                let id = Uuid::from_u128(1000 + u128::from(seq));
+                let stored = store.seen_at(BOB, id).unwrap();
+                assert_eq!(feed.seen(BOB, id, ROOM, seq, stored), Seen::New);
+                feed.settle(ROOM, seq, Some(vec![seq as u8]));
+                shown.push(seq);
+            }
+            (feed.take_changes(), shown)
+        };
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            let (c, _) = step(&store, 1..=3);
+            store.apply(&c).unwrap();
+            let (_lost, _) = step(&store, 4..=6);
+            // crash: the process dies before the apply (and before any event)
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.cursors().unwrap()[&ROOM], 3);
+        let (c, shown) = step(&store, 4..=6);
+        store.apply(&c).unwrap();
+        assert_eq!(shown, vec![4, 5, 6]);
+        assert_eq!(store.history_page(ROOM, None, 10).unwrap().len(), 6);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_outbox_keeps_one_entry_per_client_id() {
+        let s = SqliteStore::in_memory().unwrap();
+        let room = ROOM;
         let e = OutboxEntry {
             client_id: Uuid::from_u128(2),
             room_id: room,

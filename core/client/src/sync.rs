@@ -1,20 +1,20 @@
 //! The live connection: one WebSocket at a time, resumed from the stored
-//! cursors, reconnected with back-off. Messages are opened, verified and
-//! de-duplicated here before they become [`Event`]s.
+//! cursors, reconnected with back-off. Messages are opened and verified here;
+//! the engine's [`Feed`] decides their order (cursors, gaps and `resume`),
+//! de-duplication and receipts.
 //!
-//! Cursors: a room's cursor is the last `seq` handled (shown, reported
-//! undecryptable, or deleted). It moves one step at a time: a message that
-//! skips ahead (a gap: live delivery that overtook the replay) is dropped and
-//! the room is resumed from the cursor, so nothing is ever skipped. A message
-//! that cannot be checked now (the sender's keys did not load) ends the
-//! connection without moving the cursor; the next connection resumes there.
+//! Frames are handled in bursts: every frame already received (up to
+//! [`BURST`]) is one step. The step's [`sotto_engine::Changes`] (cursors, seen
+//! ids, history) go to the store in one transaction, and only then are the
+//! step's events emitted and its frames sent. A message that cannot be checked
+//! now (the sender's keys did not load) ends the connection without moving the
+//! cursor; the next connection resumes there.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use sotto_core::OpenError;
-use sotto_core::api::{ClientFrame, ReceiptKind, RoomChange, ServerFrame};
+use sotto_core::api::{ClientFrame, RoomChange, ServerFrame};
 use sotto_core::envelope::{self, OpenContext};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -22,9 +22,12 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::events::{Connection, Event, ReceivedMessage, UndecryptableReason};
-use crate::session::{SenderCheck, Session, lock};
-use crate::store::Seen;
+use crate::session::{SenderCheck, Session, lock, os_rng};
+use sotto_engine::feed::{Arrival, Deletion, Feed, Seen};
 use sotto_engine::{Plaintext, policy};
+
+/// At most this many frames make one step (one store transaction).
+const BURST: usize = 256;
 
 // The engine's policy (`sotto_engine::policy`), the same numbers the npm
 // package's client uses.
@@ -106,29 +109,40 @@ async fn send_frame(sink: &mut Sink, frame: &ClientFrame) -> Result<(), String> 
         .map_err(|e| e.to_string())
 }
 
-/// The live state of one connection.
-struct Live {
-    /// Last seq handled per room (persisted as it moves).
-    cursors: BTreeMap<Uuid, u64>,
-    /// Rooms resumed after a gap, whose replay has not reached the cursor yet.
-    resuming: HashSet<Uuid>,
-    /// Highest seq per room to confirm with a `delivered` receipt.
-    delivered: HashMap<Uuid, u64>,
+/// What one step produced, acted on after its changes are stored.
+#[derive(Default)]
+struct Step {
+    events: Vec<Event>,
+    frames: Vec<ClientFrame>,
 }
 
-/// What handling a frame asks of the connection.
-enum Next {
-    Continue,
-    /// Send `resume` for this room from its cursor.
-    Resume(Uuid),
-    /// End the connection (and resume on the next one).
-    Reconnect(String),
+/// A socket read, sorted.
+enum Read {
+    Frame(ServerFrame),
+    Nothing,
+    End(String),
+}
+
+fn read(msg: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>) -> Read {
+    match msg {
+        Some(Ok(WsMessage::Text(t))) => match serde_json::from_str::<ServerFrame>(&t) {
+            Ok(f) => Read::Frame(f),
+            Err(e) => {
+                tracing::debug!(error = %e, "unreadable frame ignored");
+                Read::Nothing
+            }
+        },
+        Some(Ok(WsMessage::Close(c))) => Read::End(format!("closed by the relay: {c:?}")),
+        Some(Ok(_)) => Read::Nothing,
+        Some(Err(e)) => Read::End(format!("socket: {e}")),
+        None => Read::End("socket closed".into()),
+    }
 }
 
 /// One connection, from connect to its end. On stop it sends the frames
 /// still queued (a last receipt) and closes cleanly.
 async fn connection(session: &Session, mut stop: watch::Receiver<bool>) -> End {
-    let (mut sink, mut stream, cursors) = tokio::select! {
+    let (mut sink, mut stream, mut feed) = tokio::select! {
         r = open(session) => match r {
             Ok(parts) => parts,
             Err(Error::NotLoggedIn) => return End::LoggedOut,
@@ -160,11 +174,6 @@ async fn connection(session: &Session, mut stop: watch::Receiver<bool>) -> End {
         });
     }
 
-    let mut live = Live {
-        cursors,
-        resuming: HashSet::new(),
-        delivered: HashMap::new(),
-    };
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut receipts = tokio::time::interval(RECEIPT_EVERY);
     let mut last_rx = Instant::now();
@@ -180,27 +189,53 @@ async fn connection(session: &Session, mut stop: watch::Receiver<bool>) -> End {
                 return End::Stopped;
             }
             msg = stream.next() => {
-                let text = match msg {
-                    Some(Ok(WsMessage::Text(t))) => t,
-                    Some(Ok(WsMessage::Close(c))) => return retry(format!("closed by the relay: {c:?}")),
-                    Some(Ok(_)) => { last_rx = Instant::now(); continue; }
-                    Some(Err(e)) => return retry(format!("socket: {e}")),
-                    None => return retry("socket closed".into()),
-                };
                 last_rx = Instant::now();
-                let frame = match serde_json::from_str::<ServerFrame>(&text) {
-                    Ok(f) => f,
-                    Err(e) => { tracing::debug!(error = %e, "unreadable frame ignored"); continue; }
+                // One step: this frame and every frame already received.
+                let mut frames = Vec::new();
+                let mut ended = match read(msg) {
+                    Read::Frame(f) => { frames.push(f); None }
+                    Read::Nothing => None,
+                    Read::End(e) => Some(e),
                 };
-                match handle(session, frame, &mut live).await {
-                    Next::Continue => {}
-                    Next::Resume(room) => {
-                        let c = BTreeMap::from([(room, live.cursors.get(&room).copied().unwrap_or(0))]);
-                        if let Err(e) = send_frame(&mut sink, &ClientFrame::Resume { cursors: c }).await {
-                            return retry(e);
-                        }
+                while ended.is_none() && frames.len() < BURST {
+                    match stream.next().now_or_never() {
+                        None => break,
+                        Some(msg) => match read(msg) {
+                            Read::Frame(f) => frames.push(f),
+                            Read::Nothing => {}
+                            Read::End(e) => ended = Some(e),
+                        },
                     }
-                    Next::Reconnect(reason) => return retry(reason),
+                }
+                let mut step = Step::default();
+                let mut failed = None;
+                for frame in frames {
+                    if let Err(reason) = handle(session, frame, &mut feed, &mut step).await {
+                        failed = Some(reason);
+                        break;
+                    }
+                }
+                // The step's changes are stored before anything is shown or sent.
+                let changes = feed.take_changes();
+                if !changes.is_empty() {
+                    let store = inner.store.clone();
+                    let applied = tokio::task::spawn_blocking(move || store.apply(&changes)).await;
+                    match applied {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return retry(format!("store: {e}")),
+                        Err(e) => return retry(format!("store worker: {e}")),
+                    }
+                }
+                for event in step.events {
+                    session.emit(event).await;
+                }
+                for frame in &step.frames {
+                    if let Err(e) = send_frame(&mut sink, frame).await {
+                        return retry(e);
+                    }
+                }
+                if let Some(reason) = failed.or(ended) {
+                    return retry(reason);
                 }
             }
             out = rx.recv() => {
@@ -218,8 +253,7 @@ async fn connection(session: &Session, mut stop: watch::Receiver<bool>) -> End {
                 }
             }
             _ = receipts.tick() => {
-                for (room_id, seq) in live.delivered.drain() {
-                    let frame = ClientFrame::Receipt { room_id, kind: ReceiptKind::Delivered, seq };
+                for frame in feed.receipts() {
                     if let Err(e) = send_frame(&mut sink, &frame).await {
                         return retry(e);
                     }
@@ -232,15 +266,13 @@ async fn connection(session: &Session, mut stop: watch::Receiver<bool>) -> End {
 /// Lists the rooms and their cursors, then connects, authenticates and sends
 /// `resume` as the very first frame after `ready` (before the relay starts
 /// live delivery), so the replay and the live stream join without a gap.
-async fn open(session: &Session) -> Result<(Sink, Stream, BTreeMap<Uuid, u64>), Error> {
+async fn open(session: &Session) -> Result<(Sink, Stream, Feed), Error> {
     let inner = &session.inner;
     let net = Error::Network;
     let rooms = inner.client.all_rooms().await?;
     let stored = inner.store.cursors()?;
-    let cursors: BTreeMap<Uuid, u64> = rooms
-        .iter()
-        .map(|r| (r.id, stored.get(&r.id).copied().unwrap_or(0)))
-        .collect();
+    let mut feed = Feed::new(inner.user.id, inner.device_id);
+    let resume = feed.connect(rooms.iter().map(|r| r.id), &stored);
     let token = inner.client.access_token().await?;
     let ws = match tokio::time::timeout(
         inner.client.options().connect_timeout,
@@ -269,59 +301,20 @@ async fn open(session: &Session) -> Result<(Sink, Stream, BTreeMap<Uuid, u64>), 
         Ok(other) => return Err(net(format!("no ready: {other:?}"))),
         Err(_) => return Err(net("no ready within 10 s".into())),
     }
-    send_frame(
-        &mut sink,
-        &ClientFrame::Resume {
-            cursors: cursors.clone(),
-        },
-    )
-    .await
-    .map_err(net)?;
+    send_frame(&mut sink, &resume).await.map_err(net)?;
     // Announcements missed while offline: refetch keys and members on demand.
     session.forget_all_caches();
-    Ok((sink, stream, cursors))
+    Ok((sink, stream, feed))
 }
 
-/// Where a message or deletion with `seq` stands against the room's cursor.
-enum Place {
-    /// Already handled.
-    Old,
-    /// The next one.
-    Next,
-    /// Skips ahead: resume (once) and drop it; the replay brings it back.
-    Gap,
-}
-
-fn place(live: &mut Live, room_id: Uuid, seq: u64) -> Place {
-    let cursor = live.cursors.get(&room_id).copied().unwrap_or(0);
-    if seq <= cursor {
-        Place::Old
-    } else if seq == cursor + 1 {
-        live.resuming.remove(&room_id);
-        Place::Next
-    } else {
-        Place::Gap
-    }
-}
-
-fn gap(live: &mut Live, room_id: Uuid) -> Next {
-    live.cursors.entry(room_id).or_insert(0);
-    if live.resuming.insert(room_id) {
-        Next::Resume(room_id)
-    } else {
-        Next::Continue
-    }
-}
-
-fn advance(session: &Session, live: &mut Live, room_id: Uuid, seq: u64) {
-    live.cursors.insert(room_id, seq);
-    if let Err(e) = session.inner.store.advance_cursor(room_id, seq) {
-        tracing::warn!(error = %e, "cursor not saved");
-    }
-}
-
-/// Handles one frame.
-async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next {
+/// Handles one frame of a step. `Err`: end the connection after the step
+/// (what was handled before it is stored and shown).
+async fn handle(
+    session: &Session,
+    frame: ServerFrame,
+    feed: &mut Feed,
+    step: &mut Step,
+) -> Result<(), String> {
     let inner = &session.inner;
     match frame {
         ServerFrame::Ack { client_id, id, seq } => {
@@ -338,7 +331,7 @@ async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next 
             Some(tx) => {
                 let _ = tx.send(Err((code, detail)));
             }
-            None => session.emit(Event::RelayError { code, detail }).await,
+            None => step.events.push(Event::RelayError { code, detail }),
         },
         ServerFrame::Message {
             room_id,
@@ -348,14 +341,10 @@ async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next 
             device_id,
             envelope,
             created_at,
-        } => {
-            match place(live, room_id, seq) {
-                Place::Old => return Next::Continue,
-                Place::Gap => return gap(live, room_id),
-                Place::Next => {}
-            }
-            let own_device = sender_id == inner.user.id && device_id == inner.device_id;
-            if !own_device {
+        } => match feed.message(room_id, seq, sender_id, device_id) {
+            Arrival::Skip | Arrival::Handled => {}
+            Arrival::Resume(frame) => step.frames.push(frame),
+            Arrival::Open => {
                 let m = Incoming {
                     room_id,
                     id,
@@ -364,116 +353,84 @@ async fn handle(session: &Session, frame: ServerFrame, live: &mut Live) -> Next 
                     device_id,
                     created_at,
                 };
-                match open_message(session, m, envelope.as_bytes()).await {
-                    Ok(Some(event)) => session.emit(event).await,
-                    Ok(None) => {}
-                    Err(reason) => return Next::Reconnect(reason),
+                if let Some(event) = receive(session, feed, m, envelope.as_bytes()).await? {
+                    step.events.push(event);
                 }
-                live.delivered.insert(room_id, seq);
             }
-            advance(session, live, room_id, seq);
-        }
-        ServerFrame::MessageDeleted { room_id, id, seq } => {
-            let next = match place(live, room_id, seq) {
-                Place::Old => false,
-                Place::Gap => return gap(live, room_id),
-                Place::Next => true,
-            };
-            // Out of local history before the cursor moves past it (a failure
-            // is retried: the replay brings the tombstone again).
-            if let Err(e) = inner.store.history_delete(room_id, seq) {
-                return Next::Reconnect(format!("store: {e}"));
-            }
-            if next {
-                advance(session, live, room_id, seq);
-            }
-            session
-                .emit(Event::MessageDeleted { room_id, id, seq })
-                .await;
-        }
+        },
+        ServerFrame::MessageDeleted { room_id, id, seq } => match feed.deletion(room_id, seq) {
+            Deletion::Deleted => step.events.push(Event::MessageDeleted { room_id, id, seq }),
+            Deletion::Skip => {}
+            Deletion::Resume(frame) => step.frames.push(frame),
+        },
         ServerFrame::Typing {
             room_id,
             user_id,
             active,
         } => {
             if user_id != inner.user.id {
-                session
-                    .emit(Event::Typing {
-                        room_id,
-                        user_id,
-                        active,
-                    })
-                    .await;
+                step.events.push(Event::Typing {
+                    room_id,
+                    user_id,
+                    active,
+                });
             }
         }
         ServerFrame::Presence { user_id, online } => {
-            session.emit(Event::Presence { user_id, online }).await;
+            step.events.push(Event::Presence { user_id, online });
         }
         ServerFrame::Receipt {
             room_id,
             user_id,
             kind,
             seq,
-        } => {
-            session
-                .emit(Event::Receipt {
-                    room_id,
-                    user_id,
-                    kind,
-                    seq,
-                })
-                .await;
-        }
+        } => step.events.push(Event::Receipt {
+            room_id,
+            user_id,
+            kind,
+            seq,
+        }),
         ServerFrame::Room { room_id, change } => {
             session.forget_room(room_id);
-            session.emit(Event::Room { room_id, change }).await;
+            step.events.push(Event::Room { room_id, change });
             // The engine looks at the new member list (warning about anyone the
             // owner did not sign) and, as the owner, signs or re-posts the
             // membership statement. In a task of its own: posting waits for an
             // ack this loop reads.
             let s = session.detached();
             tokio::spawn(async move { room_changed(&s, room_id, change).await });
-            if matches!(change, RoomChange::Created | RoomChange::MemberAdded)
-                && !live.cursors.contains_key(&room_id)
-            {
-                let stored = inner.store.cursors().unwrap_or_default();
-                live.cursors
-                    .insert(room_id, stored.get(&room_id).copied().unwrap_or(0));
-                return Next::Resume(room_id);
+            if matches!(change, RoomChange::Created | RoomChange::MemberAdded) {
+                let stored = inner
+                    .store
+                    .cursors()
+                    .map_err(|e| format!("store: {e}"))?
+                    .get(&room_id)
+                    .copied();
+                if let Some(frame) = feed.joined(room_id, stored) {
+                    step.frames.push(frame);
+                }
             }
         }
-        ServerFrame::HistoryStart { room_id, seq } => {
-            // Messages up to `seq` predate this user's membership: the room's
-            // history starts after it, so the next visible message is `seq + 1`.
-            let cursor = live.cursors.get(&room_id).copied().unwrap_or(0);
-            if seq > cursor {
-                advance(session, live, room_id, seq);
-            }
-            live.resuming.remove(&room_id);
-        }
+        ServerFrame::HistoryStart { room_id, seq } => feed.history_start(room_id, seq),
         ServerFrame::KeysChanged { user_id } => {
             if let Err(e) = session.refresh_devices(user_id).await {
                 tracing::debug!(error = %e, "refetching keys failed; retried on next use");
                 session.forget_devices(user_id);
             }
-            session.emit(Event::DevicesChanged { user_id }).await;
+            step.events.push(Event::DevicesChanged { user_id });
         }
         ServerFrame::Invitation {
             invitation_id,
             room_id,
             change,
-        } => {
-            session
-                .emit(Event::Invitation {
-                    invitation_id,
-                    room_id,
-                    change,
-                })
-                .await;
-        }
+        } => step.events.push(Event::Invitation {
+            invitation_id,
+            room_id,
+            change,
+        }),
         ServerFrame::Ready { .. } | ServerFrame::Pong => {}
     }
-    Next::Continue
+    Ok(())
 }
 
 /// After a room event: the engine takes the relay's new view of the room, and
@@ -530,8 +487,15 @@ pub(crate) async fn catch_up_statements(session: &Session, room_id: Uuid) {
             device_id: m.device_id,
             created_at: m.created_at,
         };
-        // Its events (a refusal too) come from the live stream when it gets there.
-        let _ = open_message(session, incoming, envelope.as_bytes()).await;
+        // Only statements: messages are shown (and statements again, which
+        // the engine takes once) when the live stream gets there.
+        if let Ok(Checked::Opened {
+            plaintext, reached, ..
+        }) = open_checked(session, &incoming, envelope.as_bytes()).await
+            && let Plaintext::Membership(statement) = Plaintext::decode(&plaintext.plaintext)
+        {
+            let _ = membership_message(session, &incoming, &statement, &reached).await;
+        }
     }
 }
 
@@ -546,61 +510,98 @@ struct Incoming {
     created_at: String,
 }
 
-/// Checks and opens one message. `Err` means "cannot tell now" (the sender's
+/// What the checks before the content made of a message.
+enum Checked {
+    /// Opened: authenticated by a trusted device of its sender.
+    Opened {
+        plaintext: sotto_core::envelope::Opened,
+        trust: crate::events::SenderTrust,
+        /// The devices the envelope is sealed to.
+        reached: Vec<Uuid>,
+    },
+    /// Refused, for this reason (shown as undecryptable).
+    Refused(UndecryptableReason),
+}
+
+/// The open pipeline up to the plaintext: is it for this device, is the
+/// sender's device trusted (and not revoked before the message was stored),
+/// does it open and authenticate. `Err` means "cannot tell now" (the sender's
 /// keys did not load): the cursor must not move.
-async fn open_message(
-    session: &Session,
-    m: Incoming,
-    envelope: &[u8],
-) -> Result<Option<Event>, String> {
+async fn open_checked(session: &Session, m: &Incoming, envelope: &[u8]) -> Result<Checked, String> {
     let inner = &session.inner;
-    let undecryptable = |reason| {
-        Some(Event::Undecryptable {
-            room_id: m.room_id,
-            seq: m.seq,
-            sender_id: m.sender_id,
-            reason,
-        })
-    };
     // Cheap checks first: is it for this device at all?
     let Ok(parsed) = envelope::Envelope::from_bytes(envelope) else {
-        return Ok(undecryptable(UndecryptableReason::Invalid));
+        return Ok(Checked::Refused(UndecryptableReason::Invalid));
     };
     if !parsed.recipient_devices().any(|d| d == inner.device_id) {
-        return Ok(undecryptable(UndecryptableReason::NotForThisDevice));
+        return Ok(Checked::Refused(UndecryptableReason::NotForThisDevice));
     }
     let (sender, trust) = match session
         .sender_device(m.sender_id, m.device_id, &m.created_at)
         .await
     {
         SenderCheck::Trusted(device, trust) => (device, trust),
-        SenderCheck::Refused(reason) => return Ok(undecryptable(reason)),
+        SenderCheck::Refused(reason) => return Ok(Checked::Refused(reason)),
         SenderCheck::Transient(e) => return Err(format!("checking a sender: {e}")),
     };
     let ctx = OpenContext {
         room_id: m.room_id,
         sender: &sender,
     };
-    let opened = match envelope::open(envelope, inner.device_id, &inner.keys, &ctx) {
-        Ok(o) => o,
+    match envelope::open(envelope, inner.device_id, &inner.keys, &ctx) {
+        Ok(plaintext) => Ok(Checked::Opened {
+            plaintext,
+            trust,
+            reached: parsed.recipient_devices().collect(),
+        }),
         Err(OpenError::NotARecipient) => {
-            return Ok(undecryptable(UndecryptableReason::NotForThisDevice));
+            Ok(Checked::Refused(UndecryptableReason::NotForThisDevice))
         }
-        Err(_) => return Ok(undecryptable(UndecryptableReason::Invalid)),
+        Err(_) => Ok(Checked::Refused(UndecryptableReason::Invalid)),
+    }
+}
+
+/// Receives the room's next message (the feed said [`Arrival::Open`]): opens
+/// it, checks its id against replays, and settles it in the feed (with its
+/// sealed history item). Returns the event to show once the step is stored.
+async fn receive(
+    session: &Session,
+    feed: &mut Feed,
+    m: Incoming,
+    envelope: &[u8],
+) -> Result<Option<Event>, String> {
+    let inner = &session.inner;
+    let undecryptable = |feed: &mut Feed, reason| {
+        feed.settle(m.room_id, m.seq, None);
+        Ok(Some(Event::Undecryptable {
+            room_id: m.room_id,
+            seq: m.seq,
+            sender_id: m.sender_id,
+            reason,
+        }))
     };
-    match inner
+    let (opened, trust, reached) = match open_checked(session, &m, envelope).await? {
+        Checked::Opened {
+            plaintext,
+            trust,
+            reached,
+        } => (plaintext, trust, reached),
+        Checked::Refused(reason) => return undecryptable(feed, reason),
+    };
+    let stored = inner
         .store
-        .mark_seen(m.sender_id, opened.replay_id(), m.room_id, m.seq)
-    {
-        Ok(Seen::New | Seen::Again) => {}
-        Ok(Seen::Replay) => return Ok(undecryptable(UndecryptableReason::Replayed)),
-        Err(e) => return Err(format!("store: {e}")),
+        .seen_at(m.sender_id, opened.replay_id())
+        .map_err(|e| format!("store: {e}"))?;
+    match feed.seen(m.sender_id, opened.replay_id(), m.room_id, m.seq, stored) {
+        Seen::New | Seen::Again => {}
+        Seen::Replay => return undecryptable(feed, UndecryptableReason::Replayed),
     }
     let content = match Plaintext::decode(&opened.plaintext) {
         Plaintext::Content(c) => c,
         Plaintext::Membership(statement) => {
-            let reached: Vec<Uuid> = parsed.recipient_devices().collect();
-            return membership_message(session, &m, &statement, &reached).await;
+            let warning = membership_message(session, &m, &statement, &reached).await?;
+            feed.settle(m.room_id, m.seq, None);
+            return Ok(warning);
         }
     };
     let message = ReceivedMessage {
@@ -616,11 +617,11 @@ async fn open_message(
         trust,
         content,
     };
-    // Kept before the app hears of it (a failure is retried like any store
-    // failure: the message is not acknowledged past).
-    session
-        .keep(&[&message])
+    // Kept in the same step as the cursor: stored before the app hears of it.
+    let sealed = os_rng()
+        .and_then(|mut rng| session.seal_kept(&message, &mut rng))
         .map_err(|e| format!("store: {e}"))?;
+    feed.settle(m.room_id, m.seq, Some(sealed));
     Ok(Some(Event::Message(message)))
 }
 

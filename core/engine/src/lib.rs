@@ -16,19 +16,23 @@
 //!   messages apps never see;
 //! - [`vault`]: the store key (the passphrase wraps it; the device's secrets
 //!   and local history are sealed under it) and the sealing of local history;
+//! - [`feed`]: the incoming stream: room cursors, gaps and `resume`,
+//!   de-duplication, `delivered` receipts, and the [`Changes`] a step leaves
+//!   for the store (applied in one transaction before its events are shown);
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (trust pins, device lists, cursors and gaps,
-//! de-duplication, the outbox) still lives in each driver and moves here next;
+//! The rest of the client logic (trust pins, device lists, the outbox) still lives in each driver and moves here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
 pub mod content;
+pub mod feed;
 pub mod ids;
 pub mod membership;
 pub mod policy;
 pub mod vault;
 
 pub use content::{Content, Plaintext};
+pub use feed::{Arrival, Changes, Deletion, Feed};
 pub use ids::IdSet;
 pub use membership::{Received, RecordError, RoomRecord, Rooms, SendRefused, Warning};
