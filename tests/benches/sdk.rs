@@ -339,9 +339,9 @@ async fn catch_up(alice: &Session, bob: &Session, bob_events: &mut EventStream, 
     let mut step = Changes::default();
     for (i, (sealed, (client_id, _))) in sealed.into_iter().zip(&envelopes).enumerate() {
         let seq = i as u64 + 1;
-        step.cursors.insert(room, seq);
-        step.seen.insert((a.user_id, *client_id), (room, seq));
-        step.history_put.insert((room, seq), sealed);
+        step.cursors = vec![(room, seq)];
+        step.seen.push((a.user_id, *client_id, room, seq));
+        step.history_put.push((room, seq, sealed));
         if step.history_put.len() == 256 {
             steps.push(std::mem::take(&mut step));
         }

@@ -28,6 +28,7 @@ pub mod attachment;
 pub mod device;
 pub mod envelope;
 pub mod error;
+pub mod feed;
 mod js;
 pub mod peer;
 pub mod rooms;

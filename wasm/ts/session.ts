@@ -28,14 +28,13 @@ import type {
 import { encodeContent } from "./events.js";
 import { decryptResponse, encryptBlob } from "./files.js";
 import type { Relay } from "./relay.js";
-import type { KeyStore, OutboxEntry, Pin } from "./store.js";
+import type { KeyStore, OutboxEntry, Pin, Seen } from "./store.js";
 import { Sync } from "./sync.js";
 import type { WebSocketConstructor } from "./sync.js";
 import type {
   AttachmentPointer,
   Contact,
   Invitation,
-  Message,
   RelayDevice,
   PublicUser,
   RoomDetails,
@@ -802,6 +801,11 @@ export class Session extends EventTarget {
    * key (`StoreVault`, the engine's code), bound to its room and seq, in the store.
    */
   async keep(m: ReceivedMessage): Promise<void> {
+    await this.store.historyPut([{ roomId: m.roomId, seq: m.seq, sealed: this.sealKept(m) }]);
+  }
+
+  /** @internal A message sealed as a local history item under the store key. */
+  sealKept(m: ReceivedMessage): Uint8Array {
     const vault = this.vault;
     if (vault === null) throw new SottoError(ClientCodes.closed, "the session is closed");
     const item: HistoryItem = {
@@ -817,13 +821,11 @@ export class Session extends EventTarget {
       content: m.content as HistoryItem["content"],
     };
     const json = utf8(JSON.stringify(item));
-    let sealed: Uint8Array;
     try {
-      sealed = vault.sealHistory(m.roomId, m.seq, json);
+      return vault.sealHistory(m.roomId, m.seq, json);
     } finally {
       json.fill(0);
     }
-    await this.store.historyPut([{ roomId: m.roomId, seq: m.seq, sealed }]);
   }
 
   /** {@link keep} for this device's own sent messages: a store failure does not make a stored message unsent. */
@@ -835,18 +837,18 @@ export class Session extends EventTarget {
     }
   }
 
-  /** @internal A deleted message leaves local history. */
-  forgetMessage(roomId: Uuid, seq: number): Promise<void> {
-    return this.store.historyDelete(roomId, seq);
-  }
-
   /**
    * @internal Checks and opens one message: addressed to this device, sent by a
    * device whose bundle verifies under the sender's pinned identity key, opened
-   * and authenticated by the core, its `(sender, client id)` not seen elsewhere.
+   * and authenticated by the core, its `(sender, client id)` not seen elsewhere
+   * (`seen`: the engine feed's verdict; null: no check, for statements read ahead).
    * `transient`: cannot tell now (the sender's keys did not load).
    */
-  async openIncoming(m: Incoming, envelope: Uint8Array | null, live = true): Promise<OpenResult> {
+  async openIncoming(
+    m: Incoming,
+    envelope: Uint8Array | null,
+    seen: ((clientId: Uuid) => Promise<Seen>) | null,
+  ): Promise<OpenResult> {
     const device = this.dev();
     if (envelope === null) return { kind: "undecryptable", reason: "invalid" };
     let recipients: string[];
@@ -878,24 +880,20 @@ export class Session extends EventTarget {
     } finally {
       ownSelf?.free();
     }
-    let seen;
+    let verdict: Seen = "new";
     try {
-      seen = await this.store.markSeen(m.senderId, opened.clientMessageId, m.roomId, m.seq);
+      if (seen !== null) verdict = await seen(opened.clientMessageId);
     } catch (e) {
       opened.plaintext.fill(0);
       return { kind: "transient", reason: `store: ${e instanceof Error ? e.message : String(e)}` };
     }
-    if (seen === "replay") {
+    if (verdict === "replay") {
       opened.plaintext.fill(0);
       return { kind: "undecryptable", reason: "replayed" };
     }
     const decoded = decodePlaintext(opened.plaintext);
     opened.plaintext.fill(0);
-    if (decoded.kind === "membership") {
-      // Only the live stream feeds the engine (history pages hold older statements).
-      if (!live) return { kind: "control", warning: null };
-      return this.membershipMessage(m, decoded.statement, recipients);
-    }
+    if (decoded.kind === "membership") return this.membershipMessage(m, decoded.statement, recipients);
     const content = decoded.content as Content;
     return {
       kind: "message",
@@ -912,28 +910,6 @@ export class Session extends EventTarget {
         content,
       },
     };
-  }
-
-  /** Checks and opens a message fetched from the relay's history (`live`: feed statements to the engine). */
-  private openStored(msg: Message, live: boolean): Promise<OpenResult> {
-    let bytes: Uint8Array | null;
-    try {
-      bytes = msg.envelope === null ? null : fromB64(msg.envelope);
-    } catch {
-      bytes = null;
-    }
-    return this.openIncoming(
-      {
-        roomId: msg.room_id,
-        id: msg.id,
-        seq: msg.seq,
-        senderId: msg.sender_id,
-        deviceId: msg.device_id,
-        createdAt: msg.created_at,
-      },
-      bytes,
-      live,
-    );
   }
 
   /**
@@ -1251,7 +1227,15 @@ export class Session extends EventTarget {
       for (const msg of page.items) {
         if (msg.envelope === null || msg.deleted) continue;
         if (msg.sender_id === this.user.id && msg.device_id === this.dev().deviceId) continue;
-        await this.openStored(msg, true);
+        let bytes: Uint8Array | null;
+        try {
+          bytes = msg.envelope === null ? null : fromB64(msg.envelope);
+        } catch {
+          bytes = null;
+        }
+        // Statements reach the engine; messages are shown when the live stream gets there.
+        const m = { roomId: msg.room_id, id: msg.id, seq: msg.seq, senderId: msg.sender_id, deviceId: msg.device_id };
+        await this.openIncoming({ ...m, createdAt: msg.created_at }, bytes, null);
       }
     } catch {
       // best effort: the engine decides with what it holds

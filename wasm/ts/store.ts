@@ -11,7 +11,7 @@
 //   under the same `client_id` after a reload (the relay stores a `client_id` once);
 // - the `(sender, client id)` pairs already delivered, so a replay is not shown twice.
 
-import type { RoomRecord } from "./sotto_wasm.js";
+import type { FeedChanges, RoomRecord } from "./sotto_wasm.js";
 import type { Uuid } from "./sotto_wasm.js";
 
 /** Argon2id parameters of the stored key backup. */
@@ -82,10 +82,15 @@ export interface KeyStore {
   pins(): Promise<Map<Uuid, Pin>>;
   setPin(userId: Uuid, pin: Pin): Promise<void>;
   cursors(): Promise<Map<Uuid, number>>;
-  /** Moves a room's cursor forward (never back). */
-  advanceCursor(roomId: Uuid, seq: number): Promise<void>;
-  /** Records `(sender, clientId)` delivered as `seq` of `roomId`. */
-  markSeen(sender: Uuid, clientId: Uuid, roomId: Uuid, seq: number): Promise<Seen>;
+  /**
+   * Applies what one step of the engine's feed decided (`ClientFeed.takeChanges`),
+   * all or none, in one transaction: cursors move forward (never back), seen
+   * message ids are recorded (a known one keeps its first place), history items
+   * are kept, then deleted ones dropped.
+   */
+  apply(changes: FeedChanges): Promise<void>;
+  /** Where `(sender, clientId)` was first delivered, if it was (`apply` records it). */
+  seenAt(sender: Uuid, clientId: Uuid): Promise<{ roomId: Uuid; seq: number } | null>;
   outboxPush(entry: OutboxEntry): Promise<void>;
   outboxRemove(clientId: Uuid): Promise<void>;
   /** Every message still waiting, oldest first. */
@@ -99,8 +104,6 @@ export interface KeyStore {
   saveRooms(changes: Array<[Uuid, RoomRecord | null]>): Promise<void>;
   /** Keeps sealed history items (replacing one at the same place), in one transaction. */
   historyPut(items: SealedHistory[]): Promise<void>;
-  /** Drops the item at `roomId`, `seq` (the message was deleted). */
-  historyDelete(roomId: Uuid, seq: number): Promise<void>;
   /** Up to `limit` items of a room with `seq < before` (all when undefined), newest first. */
   historyPage(roomId: Uuid, before: number | undefined, limit: number): Promise<SealedHistory[]>;
   /** Releases the store (closes the database). */
@@ -145,17 +148,23 @@ export class MemoryStore implements KeyStore {
   async cursors(): Promise<Map<Uuid, number>> {
     return new Map(this.cursorMap);
   }
-  async advanceCursor(roomId: Uuid, seq: number): Promise<void> {
-    this.cursorMap.set(roomId, Math.max(this.cursorMap.get(roomId) ?? 0, seq));
-  }
-  async markSeen(sender: Uuid, clientId: Uuid, roomId: Uuid, seq: number): Promise<Seen> {
-    const k = `${sender}/${clientId}`;
-    const at = this.seen.get(k);
-    if (at === undefined) {
-      this.seen.set(k, { roomId, seq });
-      return "new";
+  async apply(c: FeedChanges): Promise<void> {
+    // All or none: everything is checked before anything changes.
+    const places = [...c.cursors, ...c.seen, ...c.historyPut, ...c.historyDelete];
+    if (!places.every((p) => typeof p.roomId === "string" && Number.isSafeInteger(p.seq) && p.seq >= 0)) {
+      throw new Error("invalid place in a store step");
     }
-    return at.roomId === roomId && at.seq === seq ? "again" : "replay";
+    for (const { roomId, seq } of c.cursors) this.cursorMap.set(roomId, Math.max(this.cursorMap.get(roomId) ?? 0, seq));
+    for (const { sender, clientId, roomId, seq } of c.seen) {
+      const k = `${sender}/${clientId}`;
+      if (!this.seen.has(k)) this.seen.set(k, { roomId, seq });
+    }
+    await this.historyPut(c.historyPut);
+    for (const { roomId, seq } of c.historyDelete) this.hist.get(roomId)?.delete(seq);
+  }
+  async seenAt(sender: Uuid, clientId: Uuid): Promise<{ roomId: Uuid; seq: number } | null> {
+    const at = this.seen.get(`${sender}/${clientId}`);
+    return at === undefined ? null : { ...at };
   }
   async outboxPush(e: OutboxEntry): Promise<void> {
     if (!this.out.has(e.clientId)) this.out.set(e.clientId, { ...e, envelope: e.envelope.slice() });
@@ -186,9 +195,6 @@ export class MemoryStore implements KeyStore {
       }
       room.set(h.seq, h.sealed.slice());
     }
-  }
-  async historyDelete(roomId: Uuid, seq: number): Promise<void> {
-    this.hist.get(roomId)?.delete(seq);
   }
   async historyPage(roomId: Uuid, before: number | undefined, limit: number): Promise<SealedHistory[]> {
     const room = this.hist.get(roomId);
@@ -302,32 +308,43 @@ export class IndexedDbStore implements KeyStore {
   async cursors(): Promise<Map<Uuid, number>> {
     return new Map((await this.entries<number>(CURSORS)).map(([k, v]) => [String(k), v]));
   }
-  async advanceCursor(roomId: Uuid, seq: number): Promise<void> {
-    const tx = this.db.transaction(CURSORS, "readwrite");
-    const s = tx.objectStore(CURSORS);
-    const g = s.get(roomId);
-    g.onsuccess = () => {
-      const cur = typeof g.result === "number" ? g.result : 0;
-      if (seq > cur) s.put(seq, roomId);
-    };
-    await done(tx);
-  }
-  async markSeen(sender: Uuid, clientId: Uuid, roomId: Uuid, seq: number): Promise<Seen> {
-    const tx = this.db.transaction(SEEN, "readwrite");
-    const s = tx.objectStore(SEEN);
-    const key = `${sender}/${clientId}`;
-    let answer: Seen = "new";
-    const g = s.get(key);
-    g.onsuccess = () => {
-      const at = g.result as { roomId: Uuid; seq: number } | undefined;
-      if (at === undefined) {
-        s.put({ roomId, seq }, key);
-      } else {
-        answer = at.roomId === roomId && at.seq === seq ? "again" : "replay";
+  async apply(c: FeedChanges): Promise<void> {
+    if (c.cursors.length + c.seen.length + c.historyPut.length + c.historyDelete.length === 0) return;
+    // One transaction, no other await inside it: all or none.
+    const tx = this.db.transaction([CURSORS, SEEN, HISTORY], "readwrite");
+    const committed = done(tx);
+    try {
+      const cursors = tx.objectStore(CURSORS);
+      for (const { roomId, seq } of c.cursors) {
+        if (!Number.isSafeInteger(seq)) throw new Error("invalid cursor");
+        const g = cursors.get(roomId);
+        g.onsuccess = () => {
+          if (!(typeof g.result === "number" && g.result >= seq)) cursors.put(seq, roomId);
+        };
       }
-    };
-    await done(tx);
-    return answer;
+      const seen = tx.objectStore(SEEN);
+      for (const { sender, clientId, roomId, seq } of c.seen) {
+        // `add` keeps the first place; a known id fails only its own request.
+        const a = seen.add({ roomId, seq }, `${sender}/${clientId}`);
+        a.onerror = (ev) => {
+          ev.preventDefault();
+          ev.stopPropagation();
+        };
+      }
+      const history = tx.objectStore(HISTORY);
+      for (const h of c.historyPut) history.put({ roomId: h.roomId, seq: h.seq, sealed: h.sealed });
+      for (const { roomId, seq } of c.historyDelete) history.delete([roomId, seq]);
+    } catch (e) {
+      // A request that throws does not abort the transaction by itself.
+      tx.abort();
+      await committed.catch(() => undefined);
+      throw e;
+    }
+    await committed;
+  }
+  async seenAt(sender: Uuid, clientId: Uuid): Promise<{ roomId: Uuid; seq: number } | null> {
+    const at = await this.get<{ roomId: Uuid; seq: number }>(SEEN, `${sender}/${clientId}`);
+    return at === undefined ? null : { roomId: at.roomId, seq: at.seq };
   }
   async outboxPush(e: OutboxEntry): Promise<void> {
     const tx = this.db.transaction(OUTBOX, "readwrite");
@@ -368,11 +385,6 @@ export class IndexedDbStore implements KeyStore {
     const tx = this.db.transaction(HISTORY, "readwrite");
     const s = tx.objectStore(HISTORY);
     for (const h of items) s.put({ roomId: h.roomId, seq: h.seq, sealed: h.sealed });
-    await done(tx);
-  }
-  async historyDelete(roomId: Uuid, seq: number): Promise<void> {
-    const tx = this.db.transaction(HISTORY, "readwrite");
-    tx.objectStore(HISTORY).delete([roomId, seq]);
     await done(tx);
   }
   async historyPage(roomId: Uuid, before: number | undefined, limit: number): Promise<SealedHistory[]> {

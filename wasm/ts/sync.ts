@@ -1,11 +1,12 @@
 // The live connection: one WebSocket at a time, resumed from the stored
 // cursors right after `ready`, reconnected with back-off (0.25 s doubling to
-// 30 s, jittered). Mirrors the native SDK's core/client/src/sync.rs.
+// 30 s, jittered). The driver of the native SDK's core/client/src/sync.rs.
 //
-// Cursors: a room's cursor is the last `seq` handled (shown, reported
-// undecryptable, or deleted). It moves one step at a time: a message that skips
-// ahead (a gap) is dropped and the room resumed from the cursor, so nothing is
-// ever skipped. A message that cannot be checked now (the sender's keys did not
+// The engine's feed (`ClientFeed`) decides the order: cursors, gaps and
+// `resume`, de-duplication, receipts. Frames are handled in steps (every frame
+// already received, up to BURST): a step's changes go to the store in one
+// transaction (`KeyStore.apply`), and only then are its events shown and its
+// frames sent. A message that cannot be checked now (the sender's keys did not
 // load) ends the connection without moving the cursor; the next one resumes there.
 
 import { ClientCodes, codeOf } from "./errors.js";
@@ -13,7 +14,8 @@ import type { ConnectionState } from "./events.js";
 import type { Session } from "./session.js";
 import type { ClientFrame, ServerFrame, Uuid } from "./sotto_wasm.js";
 import { fromB64 } from "./codec.js";
-import { parseServerFrame, reconnectDelayMs } from "./sotto_wasm.js";
+import { ClientFeed, parseServerFrame, reconnectDelayMs } from "./sotto_wasm.js";
+import type { ResumeCursors } from "./sotto_wasm.js";
 import { POLICY } from "./wire.gen.js";
 
 /** A WebSocket constructor (browsers: the global `WebSocket`; Node: e.g. the `ws` package's). */
@@ -24,6 +26,8 @@ const PING_EVERY_MS = POLICY.pingEveryMs;
 const RECEIPT_EVERY_MS = POLICY.receiptEveryMs;
 const STABLE_AFTER_MS = POLICY.stableAfterMs;
 const HANDSHAKE_MS = POLICY.handshakeTimeoutMs;
+/** At most this many frames make one step (one store transaction). */
+const BURST = 256;
 
 /** Reconnect delay after `failures` failed connections in a row (the engine's: 0.25 s × 2^n up to 30 s, jittered into [d/2, d]). */
 export function backoffMs(failures: number): number {
@@ -53,6 +57,18 @@ class Mailbox {
     } else {
       this.items.push(i);
     }
+  }
+
+  /** The texts queued right behind the current item (up to `max`): the rest of a step. */
+  takeTexts(max: number): string[] {
+    const out: string[] = [];
+    while (out.length < max) {
+      const i = this.items[0];
+      if (i === undefined || i.kind !== "text") break;
+      this.items.shift();
+      out.push(i.data);
+    }
+    return out;
   }
 
   next(timeoutMs?: number): Promise<Item> {
@@ -86,18 +102,12 @@ interface Run {
   wake: (() => void) | null;
 }
 
-/** The live state of one connection. */
-interface Live {
-  /** Last seq handled per room (persisted as it moves). */
-  cursors: Map<Uuid, number>;
-  /** Rooms resumed after a gap whose replay has not reached the cursor yet. */
-  resuming: Set<Uuid>;
-  /** Highest seq per room to confirm with a `delivered` receipt. */
-  delivered: Map<Uuid, number>;
+/** What one step produced, acted on after its changes are stored. */
+interface Step {
+  /** The step's events, emitted in order once its changes are stored. */
+  shows: Array<() => void>;
+  resumes: ResumeCursors[];
 }
-
-type Next = { kind: "continue" } | { kind: "resume"; roomId: Uuid } | { kind: "reconnect"; reason: string };
-const CONTINUE: Next = { kind: "continue" };
 
 /** What the wait for a socket `ack` ended with. */
 export type AckResult =
@@ -229,12 +239,12 @@ export class Sync {
    */
   private async connection(run: Run): Promise<End> {
     const s = this.s;
-    let cursors: Map<Uuid, number>;
+    let rooms: Uuid[];
+    let stored: Map<Uuid, number>;
     let token: string;
     try {
-      const rooms = await s.relay.rooms();
-      const stored = await s.store.cursors();
-      cursors = new Map(rooms.map((r) => [r.id, stored.get(r.id) ?? 0]));
+      rooms = (await s.relay.rooms()).map((r) => r.id);
+      stored = await s.store.cursors();
       token = await s.relay.accessToken();
     } catch (e) {
       if (codeOf(e) === ClientCodes.notLoggedIn) return { kind: "loggedout" };
@@ -260,8 +270,10 @@ export class Sync {
     ws.onclose = (ev: CloseEvent) =>
       mb.push({ kind: "closed", reason: `socket closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})` });
     ws.onerror = () => mb.push({ kind: "closed", reason: "socket error" });
+    const feed = new ClientFeed(s.userId, s.deviceId);
     const end = (e: End, code = 1000): End => {
       for (const t of timers) clearInterval(t);
+      feed.free();
       ws.onopen = null;
       ws.onmessage = null;
       ws.onclose = null;
@@ -297,7 +309,7 @@ export class Sync {
       return end({ kind: "retry", reason: `expected ready, got ${rf === null ? "an unreadable frame" : rf.type}` });
     }
     try {
-      ws.send(JSON.stringify({ type: "resume", cursors: Object.fromEntries(cursors) } satisfies ClientFrame));
+      ws.send(JSON.stringify({ type: "resume", cursors: feed.connect(rooms, [...stored]) } satisfies ClientFrame));
     } catch (e) {
       return end({ kind: "retry", reason: `resume: ${String(e)}` });
     }
@@ -307,7 +319,6 @@ export class Sync {
     this.setState("online");
     void s.flushOutbox();
 
-    const live: Live = { cursors, resuming: new Set(), delivered: new Map() };
     const sendOrEnd = (frame: ClientFrame): End | null => {
       try {
         ws.send(JSON.stringify(frame));
@@ -316,13 +327,20 @@ export class Sync {
         return end({ kind: "retry", reason: `send: ${String(e)}` });
       }
     };
+    const receipts = (): End | null => {
+      for (const { roomId, seq } of feed.receipts()) {
+        const e = sendOrEnd({ type: "receipt", room_id: roomId, kind: "delivered", seq });
+        if (e) return e;
+      }
+      return null;
+    };
     timers.push(setInterval(() => mb.push({ kind: "tick" }), PING_EVERY_MS));
     timers.push(setInterval(() => mb.push({ kind: "receipts" }), RECEIPT_EVERY_MS));
     for (;;) {
       const item = await mb.next();
       switch (item.kind) {
         case "stop": {
-          this.flushReceipts(live, ws);
+          receipts();
           return end({ kind: "stopped" });
         }
         case "closed":
@@ -334,24 +352,37 @@ export class Sync {
           break;
         }
         case "receipts": {
-          if (!this.flushReceipts(live, ws)) return end({ kind: "retry", reason: "send failed" });
+          const e = receipts();
+          if (e) return e;
           break;
         }
         case "text": {
-          const frame = parseFrame(item.data);
-          if (frame === null) break; // unreadable frame: ignored
-          let next: Next;
-          try {
-            next = await this.handle(frame, live);
-          } catch (e) {
-            next = { kind: "reconnect", reason: e instanceof Error ? e.message : String(e) };
+          // One step: this frame and every frame already received.
+          const step: Step = { shows: [], resumes: [] };
+          let failed: string | null = null;
+          for (const text of [item.data, ...mb.takeTexts(BURST - 1)]) {
+            const frame = parseFrame(text);
+            if (frame === null) continue; // unreadable frame: ignored
+            try {
+              failed = await this.handle(frame, feed, step);
+            } catch (e) {
+              failed = e instanceof Error ? e.message : String(e);
+            }
+            if (failed !== null || run.stopped) break;
           }
+          // The step's changes are stored before anything is shown or sent.
+          try {
+            await s.store.apply(feed.takeChanges());
+          } catch (e) {
+            return end({ kind: "retry", reason: `store: ${e instanceof Error ? e.message : String(e)}` });
+          }
+          for (const show of step.shows) show();
           if (run.stopped) return end({ kind: "stopped" });
-          if (next.kind === "reconnect") return end({ kind: "retry", reason: next.reason });
-          if (next.kind === "resume") {
-            const e = sendOrEnd({ type: "resume", cursors: { [next.roomId]: live.cursors.get(next.roomId) ?? 0 } });
+          for (const cursors of step.resumes) {
+            const e = sendOrEnd({ type: "resume", cursors });
             if (e) return e;
           }
+          if (failed !== null) return end({ kind: "retry", reason: failed });
           break;
         }
         default:
@@ -360,148 +391,93 @@ export class Sync {
     }
   }
 
-  private flushReceipts(live: Live, ws: WebSocket): boolean {
-    for (const [roomId, seq] of live.delivered) {
-      try {
-        ws.send(JSON.stringify({ type: "receipt", room_id: roomId, kind: "delivered", seq } satisfies ClientFrame));
-      } catch {
-        return false;
-      }
-    }
-    live.delivered.clear();
-    return true;
-  }
-
-  private place(live: Live, roomId: Uuid, seq: number): "old" | "next" | "gap" {
-    const cursor = live.cursors.get(roomId) ?? 0;
-    if (seq <= cursor) return "old";
-    if (seq === cursor + 1) {
-      live.resuming.delete(roomId);
-      return "next";
-    }
-    return "gap";
-  }
-
-  private gap(live: Live, roomId: Uuid): Next {
-    if (!live.cursors.has(roomId)) live.cursors.set(roomId, 0);
-    if (live.resuming.has(roomId)) return CONTINUE;
-    live.resuming.add(roomId);
-    return { kind: "resume", roomId };
-  }
-
-  private async advance(live: Live, roomId: Uuid, seq: number): Promise<void> {
-    live.cursors.set(roomId, seq);
-    await this.s.store.advanceCursor(roomId, seq);
-  }
-
-  private async handle(frame: ServerFrame, live: Live): Promise<Next> {
+  /** Handles one frame of a step; a reason: end the connection after the step. */
+  private async handle(frame: ServerFrame, feed: ClientFeed, step: Step): Promise<string | null> {
     const s = this.s;
     switch (frame.type) {
-      case "ack": {
+      case "ack":
         this.acks.get(frame.client_id)?.({ kind: "ack", id: frame.id, seq: frame.seq });
-        return CONTINUE;
-      }
+        return null;
       case "error": {
         const waiter = frame.client_id === undefined ? undefined : this.acks.get(frame.client_id);
         const r: { kind: "error"; code: string; detail?: string } = { kind: "error", code: frame.code };
         if (frame.detail !== undefined) r.detail = frame.detail;
         if (waiter) waiter(r);
-        else s.emit("relayerror", frame.detail === undefined ? { code: frame.code } : { code: frame.code, detail: frame.detail });
-        return CONTINUE;
+        else {
+          const { code, detail } = frame;
+          step.shows.push(() => s.emit("relayerror", detail === undefined ? { code } : { code, detail }));
+        }
+        return null;
       }
       case "message": {
-        const p = this.place(live, frame.room_id, frame.seq);
-        if (p === "old") return CONTINUE;
-        if (p === "gap") return this.gap(live, frame.room_id);
-        const ownDevice = frame.sender_id === s.userId && frame.device_id === s.deviceId;
-        if (!ownDevice) {
-          let envelope: Uint8Array | null;
-          try {
-            envelope = fromB64(frame.envelope);
-          } catch {
-            envelope = null;
-          }
-          const r = await s.openIncoming(
-            {
-              roomId: frame.room_id,
-              id: frame.id,
-              seq: frame.seq,
-              senderId: frame.sender_id,
-              deviceId: frame.device_id,
-              createdAt: frame.created_at,
-            },
-            envelope,
-          );
-          if (r.kind === "transient") return { kind: "reconnect", reason: r.reason };
-          if (r.kind === "message") {
-            // Kept before the app hears of it; a store failure is retried
-            // like any other (the cursor does not move past the message).
-            try {
-              await s.keep(r.message);
-            } catch (e) {
-              return { kind: "reconnect", reason: `store: ${e instanceof Error ? e.message : String(e)}` };
-            }
-            s.emit("message", r.message);
-          } else if (r.kind === "control") {
-            if (r.warning !== null) s.emit("membership", r.warning);
-          } else {
-            s.emit("undecryptable", {
-              roomId: frame.room_id,
-              seq: frame.seq,
-              senderId: frame.sender_id,
-              reason: r.reason,
-            });
-          }
-          live.delivered.set(frame.room_id, frame.seq);
+        const { room_id: roomId, seq, sender_id: senderId } = frame;
+        const arrival = feed.message(roomId, seq, senderId, frame.device_id);
+        if (arrival.kind === "resume") step.resumes.push(arrival.cursors);
+        if (arrival.kind !== "open") return null;
+        let envelope: Uint8Array | null;
+        try {
+          envelope = fromB64(frame.envelope);
+        } catch {
+          envelope = null;
         }
-        await this.advance(live, frame.room_id, frame.seq);
-        return CONTINUE;
+        const m = { roomId, id: frame.id, seq, senderId, deviceId: frame.device_id, createdAt: frame.created_at };
+        const r = await s.openIncoming(m, envelope, async (clientId) =>
+          feed.seen(senderId, clientId, roomId, seq, await s.store.seenAt(senderId, clientId)),
+        );
+        if (r.kind === "transient") return r.reason;
+        if (r.kind === "message") {
+          // Kept in the same step as the cursor: stored before the app hears of it.
+          feed.settle(roomId, seq, s.sealKept(r.message));
+          step.shows.push(() => s.emit("message", r.message));
+        } else {
+          feed.settle(roomId, seq, undefined);
+          if (r.kind === "control") {
+            const w = r.warning;
+            if (w !== null) step.shows.push(() => s.emit("membership", w));
+          } else {
+            const detail = { roomId, seq, senderId, reason: r.reason };
+            step.shows.push(() => s.emit("undecryptable", detail));
+          }
+        }
+        return null;
       }
       case "message_deleted": {
-        const p = this.place(live, frame.room_id, frame.seq);
-        if (p === "gap") return this.gap(live, frame.room_id);
-        // Out of local history before the cursor moves past it (a failure is
-        // retried: the replay brings the tombstone again).
-        try {
-          await s.forgetMessage(frame.room_id, frame.seq);
-        } catch (e) {
-          return { kind: "reconnect", reason: `store: ${e instanceof Error ? e.message : String(e)}` };
-        }
-        if (p === "next") await this.advance(live, frame.room_id, frame.seq);
-        s.emit("deleted", { roomId: frame.room_id, id: frame.id, seq: frame.seq });
-        return CONTINUE;
+        const d = feed.deletion(frame.room_id, frame.seq);
+        if (d.kind === "resume") step.resumes.push(d.cursors);
+        const detail = { roomId: frame.room_id, id: frame.id, seq: frame.seq };
+        if (d.kind === "deleted") step.shows.push(() => s.emit("deleted", detail));
+        return null;
       }
-      case "history_start": {
-        // Messages up to `seq` predate this user's membership: the room's history
-        // starts after it, so the next visible message is `seq + 1`.
-        if (frame.seq > (live.cursors.get(frame.room_id) ?? 0)) await this.advance(live, frame.room_id, frame.seq);
-        live.resuming.delete(frame.room_id);
-        return CONTINUE;
-      }
+      case "history_start":
+        feed.historyStart(frame.room_id, frame.seq);
+        return null;
       case "typing": {
-        if (frame.user_id !== s.userId) {
-          s.emit("typing", { roomId: frame.room_id, userId: frame.user_id, active: frame.active });
-        }
-        return CONTINUE;
+        const detail = { roomId: frame.room_id, userId: frame.user_id, active: frame.active };
+        if (frame.user_id !== s.userId) step.shows.push(() => s.emit("typing", detail));
+        return null;
       }
-      case "presence":
-        s.emit("presence", { userId: frame.user_id, online: frame.online });
-        return CONTINUE;
-      case "receipt":
-        s.emit("receipt", { roomId: frame.room_id, userId: frame.user_id, kind: frame.kind, seq: frame.seq });
-        return CONTINUE;
+      case "presence": {
+        const detail = { userId: frame.user_id, online: frame.online };
+        step.shows.push(() => s.emit("presence", detail));
+        return null;
+      }
+      case "receipt": {
+        const detail = { roomId: frame.room_id, userId: frame.user_id, kind: frame.kind, seq: frame.seq };
+        step.shows.push(() => s.emit("receipt", detail));
+        return null;
+      }
       case "room": {
         s.forgetRoom(frame.room_id);
-        s.emit("room", { roomId: frame.room_id, change: frame.change });
+        const detail = { roomId: frame.room_id, change: frame.change };
+        step.shows.push(() => s.emit("room", detail));
         // The engine looks at the new member list; the owner signs or forwards
         // its statement. Not awaited: posting waits for an ack this loop reads.
         void s.roomChanged(frame.room_id, frame.change).catch(() => undefined);
-        if ((frame.change === "created" || frame.change === "member_added") && !live.cursors.has(frame.room_id)) {
-          const stored = await s.store.cursors();
-          live.cursors.set(frame.room_id, stored.get(frame.room_id) ?? 0);
-          return { kind: "resume", roomId: frame.room_id };
+        if (frame.change === "created" || frame.change === "member_added") {
+          const resume = feed.joined(frame.room_id, (await s.store.cursors()).get(frame.room_id));
+          if (resume !== undefined) step.resumes.push(resume);
         }
-        return CONTINUE;
+        return null;
       }
       case "keys_changed": {
         try {
@@ -509,15 +485,18 @@ export class Sync {
         } catch {
           s.forgetDevices(frame.user_id); // refetched on next use
         }
-        s.emit("deviceschanged", { userId: frame.user_id });
-        return CONTINUE;
+        const detail = { userId: frame.user_id };
+        step.shows.push(() => s.emit("deviceschanged", detail));
+        return null;
       }
-      case "invitation":
-        s.emit("invitation", { invitationId: frame.invitation_id, roomId: frame.room_id, change: frame.change });
-        return CONTINUE;
+      case "invitation": {
+        const detail = { invitationId: frame.invitation_id, roomId: frame.room_id, change: frame.change };
+        step.shows.push(() => s.emit("invitation", detail));
+        return null;
+      }
       case "ready":
       case "pong":
-        return CONTINUE;
+        return null;
     }
   }
 }

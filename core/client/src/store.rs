@@ -466,7 +466,7 @@ impl Store for SqliteStore {
                 let mut st = tx.prepare_cached(
                     "INSERT OR IGNORE INTO seen (sender, client_id, room_id, seq) VALUES (?1, ?2, ?3, ?4)",
                 )?;
-                for ((sender, client_id), (room, seq)) in &changes.seen {
+                for (sender, client_id, room, seq) in &changes.seen {
                     st.execute(params![
                         sender.to_string(),
                         client_id.to_string(),
@@ -478,7 +478,7 @@ impl Store for SqliteStore {
                     "INSERT INTO history (room_id, seq, sealed) VALUES (?1, ?2, ?3)
                      ON CONFLICT (room_id, seq) DO UPDATE SET sealed = ?3",
                 )?;
-                for ((room, seq), sealed) in &changes.history_put {
+                for (room, seq, sealed) in &changes.history_put {
                     st.execute(params![room.to_string(), seq_sql(*seq)?, sealed])?;
                 }
                 let mut st =
@@ -549,12 +549,12 @@ mod tests {
 
     fn changes(cursor: u64, seen: &[(u128, u64)], put: &[u64], delete: &[u64]) -> Changes {
         Changes {
-            cursors: BTreeMap::from([(ROOM, cursor)]),
+            cursors: vec![(ROOM, cursor)],
             seen: seen
                 .iter()
-                .map(|(id, seq)| ((BOB, Uuid::from_u128(*id)), (ROOM, *seq)))
+                .map(|(id, seq)| (BOB, Uuid::from_u128(*id), ROOM, *seq))
                 .collect(),
-            history_put: put.iter().map(|s| ((ROOM, *s), vec![*s as u8])).collect(),
+            history_put: put.iter().map(|s| (ROOM, *s, vec![*s as u8])).collect(),
             history_delete: delete.iter().map(|s| (ROOM, *s)).collect(),
         }
     }
@@ -581,7 +581,7 @@ mod tests {
         s.apply(&changes(2, &[], &[2], &[])).unwrap();
         // A seq the store cannot hold fails the apply after the cursor row.
         let mut bad = changes(7, &[(100, 7)], &[7], &[2]);
-        bad.history_put.insert((ROOM, u64::MAX), vec![0]);
+        bad.history_put.push((ROOM, u64::MAX, vec![0]));
         assert!(s.apply(&bad).is_err());
         assert_eq!(s.cursors().unwrap()[&ROOM], 2);
         assert_eq!(s.seen_at(BOB, Uuid::from_u128(100)).unwrap(), None);
@@ -600,7 +600,8 @@ mod tests {
         let (me, mine, bob_device) = (Uuid::from_u128(7), Uuid::from_u128(8), Uuid::from_u128(9));
         let step = |store: &SqliteStore, seqs: std::ops::RangeInclusive<u64>| {
             let mut feed = Feed::new(me, mine);
-            feed.connect([ROOM], &store.cursors().unwrap());
+            let stored = store.cursors().unwrap();
+            feed.connect([ROOM], |r| stored.get(&r).copied());
             let mut shown = Vec::new();
             for seq in seqs {
                 assert_eq!(feed.message(ROOM, seq, BOB, bob_device), Arrival::Open);

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::events::{Connection, Event, ReceivedMessage, UndecryptableReason};
 use crate::session::{SenderCheck, Session, lock, os_rng};
-use sotto_engine::feed::{Arrival, Deletion, Feed, Seen};
+use sotto_engine::feed::{Arrival, Deletion, Feed, Seen, receipt_frame};
 use sotto_engine::{Plaintext, policy};
 
 /// At most this many frames make one step (one store transaction).
@@ -253,8 +253,8 @@ async fn connection(session: &Session, mut stop: watch::Receiver<bool>) -> End {
                 }
             }
             _ = receipts.tick() => {
-                for frame in feed.receipts() {
-                    if let Err(e) = send_frame(&mut sink, &frame).await {
+                for receipt in feed.receipts() {
+                    if let Err(e) = send_frame(&mut sink, &receipt_frame(receipt)).await {
                         return retry(e);
                     }
                 }
@@ -272,7 +272,7 @@ async fn open(session: &Session) -> Result<(Sink, Stream, Feed), Error> {
     let rooms = inner.client.all_rooms().await?;
     let stored = inner.store.cursors()?;
     let mut feed = Feed::new(inner.user.id, inner.device_id);
-    let resume = feed.connect(rooms.iter().map(|r| r.id), &stored);
+    let resume = feed.connect(rooms.iter().map(|r| r.id), |r| stored.get(&r).copied());
     let token = inner.client.access_token().await?;
     let ws = match tokio::time::timeout(
         inner.client.options().connect_timeout,
@@ -301,7 +301,7 @@ async fn open(session: &Session) -> Result<(Sink, Stream, Feed), Error> {
         Ok(other) => return Err(net(format!("no ready: {other:?}"))),
         Err(_) => return Err(net("no ready within 10 s".into())),
     }
-    send_frame(&mut sink, &resume).await.map_err(net)?;
+    send_frame(&mut sink, &resume.frame()).await.map_err(net)?;
     // Announcements missed while offline: refetch keys and members on demand.
     session.forget_all_caches();
     Ok((sink, stream, feed))
@@ -343,7 +343,7 @@ async fn handle(
             created_at,
         } => match feed.message(room_id, seq, sender_id, device_id) {
             Arrival::Skip | Arrival::Handled => {}
-            Arrival::Resume(frame) => step.frames.push(frame),
+            Arrival::Resume(resume) => step.frames.push(resume.frame()),
             Arrival::Open => {
                 let m = Incoming {
                     room_id,
@@ -361,7 +361,7 @@ async fn handle(
         ServerFrame::MessageDeleted { room_id, id, seq } => match feed.deletion(room_id, seq) {
             Deletion::Deleted => step.events.push(Event::MessageDeleted { room_id, id, seq }),
             Deletion::Skip => {}
-            Deletion::Resume(frame) => step.frames.push(frame),
+            Deletion::Resume(resume) => step.frames.push(resume.frame()),
         },
         ServerFrame::Typing {
             room_id,
@@ -406,8 +406,8 @@ async fn handle(
                     .map_err(|e| format!("store: {e}"))?
                     .get(&room_id)
                     .copied();
-                if let Some(frame) = feed.joined(room_id, stored) {
-                    step.frames.push(frame);
+                if let Some(resume) = feed.joined(room_id, stored) {
+                    step.frames.push(resume.frame());
                 }
             }
         }

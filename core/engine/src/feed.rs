@@ -26,24 +26,30 @@
 //! If the apply fails, the driver drops the events and reconnects; the next
 //! [`Feed::connect`] starts from what the store holds.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use sotto_core::api::{ClientFrame, ReceiptKind};
 use uuid::Uuid;
 
+use crate::ids::{IdMap, IdSet};
+
 /// What a step leaves for the store, applied all or none before the step's
 /// events are shown (`Store::apply` in the native SDK, `KeyStore.apply` in the
-/// npm package).
+/// npm package). Plain vectors (a step is at most a few hundred frames), which
+/// keeps the WASM package small.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
-    /// A room's new cursor (the store keeps the larger of this and its own).
-    pub cursors: BTreeMap<Uuid, u64>,
-    /// `(sender, client message id)` first delivered at `(room, seq)`.
-    pub seen: BTreeMap<(Uuid, Uuid), (Uuid, u64)>,
-    /// Sealed history items to keep at `(room, seq)` (replacing one there).
-    pub history_put: BTreeMap<(Uuid, u64), Vec<u8>>,
-    /// History items to drop (deleted messages). Applied after the puts.
-    pub history_delete: BTreeSet<(Uuid, u64)>,
+    /// A room's new cursor, once per room (the store keeps the larger of this
+    /// and its own).
+    pub cursors: Vec<(Uuid, u64)>,
+    /// A sender's message id first delivered at a place: `(sender, client
+    /// message id, room, seq)`, once per id. A store that knows the id keeps
+    /// its first place.
+    pub seen: Vec<(Uuid, Uuid, Uuid, u64)>,
+    /// Sealed history items to keep at `(room, seq)` (replacing one there),
+    /// once per place.
+    pub history_put: Vec<(Uuid, u64, Vec<u8>)>,
+    /// History items to drop (deleted messages), once per place. Applied
+    /// after the puts.
+    pub history_delete: Vec<(Uuid, u64)>,
 }
 
 impl Changes {
@@ -56,14 +62,37 @@ impl Changes {
     }
 }
 
+/// A `resume` request: replay each room after its cursor (`(room, cursor)`,
+/// ascending by room).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume(pub Vec<(Uuid, u64)>);
+
+impl Resume {
+    /// As the relay frame.
+    pub fn frame(&self) -> ClientFrame {
+        ClientFrame::Resume {
+            cursors: self.0.iter().copied().collect(),
+        }
+    }
+}
+
+/// A `delivered` receipt (`(room, seq)` from [`Feed::receipts`]) as the relay frame.
+pub fn receipt_frame((room_id, seq): (Uuid, u64)) -> ClientFrame {
+    ClientFrame::Receipt {
+        room_id,
+        kind: ReceiptKind::Delivered,
+        seq,
+    }
+}
+
 /// Where a message stands against its room's cursor ([`Feed::message`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arrival {
     /// Nothing to do: handled before, or a gap whose `resume` is already asked.
     Skip,
-    /// A gap: drop the message and send this `resume` frame (the replay brings
-    /// it back in order).
-    Resume(ClientFrame),
+    /// A gap: drop the message and send this `resume` (the replay brings it
+    /// back in order).
+    Resume(Resume),
     /// This device's own message, handled (its cursor is in the changes).
     Handled,
     /// The next message of its room from someone else: open it, then
@@ -78,8 +107,8 @@ pub enum Deletion {
     Deleted,
     /// A gap whose `resume` is already asked: drop it.
     Skip,
-    /// A gap: drop it and send this `resume` frame.
-    Resume(ClientFrame),
+    /// A gap: drop it and send this `resume`.
+    Resume(Resume),
 }
 
 /// Whether a message id was seen before ([`Feed::seen`]).
@@ -99,11 +128,13 @@ pub struct Feed {
     user_id: Uuid,
     device_id: Uuid,
     /// Last seq handled per room, including what is in `changes`.
-    cursors: BTreeMap<Uuid, u64>,
+    cursors: IdMap<u64>,
     /// Rooms resumed after a gap whose replay has not reached the cursor yet.
-    resuming: BTreeSet<Uuid>,
+    resuming: IdSet,
     /// Highest seq per room to confirm with a `delivered` receipt.
-    delivered: BTreeMap<Uuid, u64>,
+    delivered: IdMap<u64>,
+    /// Rooms whose cursor moved since the changes were last taken.
+    moved: IdSet,
     changes: Changes,
 }
 
@@ -113,9 +144,10 @@ impl Feed {
         Self {
             user_id,
             device_id,
-            cursors: BTreeMap::new(),
-            resuming: BTreeSet::new(),
-            delivered: BTreeMap::new(),
+            cursors: IdMap::default(),
+            resuming: IdSet::default(),
+            delivered: IdMap::default(),
+            moved: IdSet::default(),
             changes: Changes::default(),
         }
     }
@@ -123,23 +155,23 @@ impl Feed {
     /// A new connection is authenticated: `rooms` are the rooms the relay
     /// lists for this user, `stored` the store's cursors. Forgets everything of
     /// the previous connection (changes it did not apply included: the store is
-    /// the truth) and returns the `resume` frame to send first, before the
-    /// relay starts live delivery.
+    /// the truth) and returns the `resume` to send first, before the relay
+    /// starts live delivery. `stored` answers a room's cursor in the store.
     pub fn connect(
         &mut self,
         rooms: impl IntoIterator<Item = Uuid>,
-        stored: &BTreeMap<Uuid, u64>,
-    ) -> ClientFrame {
-        self.cursors = rooms
-            .into_iter()
-            .map(|r| (r, stored.get(&r).copied().unwrap_or(0)))
-            .collect();
+        stored: impl Fn(Uuid) -> Option<u64>,
+    ) -> Resume {
+        self.cursors.clear();
+        for room in rooms {
+            // (no sort: a sort's code weighs kilobytes in the WASM package)
+            self.cursors.insert(room, stored(room).unwrap_or(0));
+        }
         self.resuming.clear();
         self.delivered.clear();
+        self.moved.clear();
         self.changes = Changes::default();
-        ClientFrame::Resume {
-            cursors: self.cursors.clone(),
-        }
+        Resume(self.cursors.iter().collect())
     }
 
     /// The cursor of a room as this feed holds it (0: nothing handled).
@@ -147,16 +179,16 @@ impl Feed {
         self.cursors.get(&room_id).copied().unwrap_or(0)
     }
 
-    fn resume(&mut self, room_id: Uuid) -> Option<ClientFrame> {
-        let cursor = *self.cursors.entry(room_id).or_insert(0);
-        self.resuming.insert(room_id).then(|| ClientFrame::Resume {
-            cursors: BTreeMap::from([(room_id, cursor)]),
-        })
+    fn resume(&mut self, room_id: Uuid) -> Option<Resume> {
+        let cursor = *self.cursors.or_default(room_id);
+        self.resuming
+            .insert(room_id)
+            .then(|| Resume(vec![(room_id, cursor)]))
     }
 
     fn advance(&mut self, room_id: Uuid, seq: u64) {
         self.cursors.insert(room_id, seq);
-        self.changes.cursors.insert(room_id, seq);
+        self.moved.insert(room_id);
     }
 
     /// A `message` frame arrived.
@@ -174,7 +206,7 @@ impl Feed {
         if Some(seq) != cursor.checked_add(1) {
             return self.resume(room_id).map_or(Arrival::Skip, Arrival::Resume);
         }
-        self.resuming.remove(&room_id);
+        self.resuming.retain_not([room_id]);
         if sender_id == self.user_id && device_id == self.device_id {
             // Its own message (kept in history when it was sent).
             self.advance(room_id, seq);
@@ -195,10 +227,15 @@ impl Feed {
         seq: u64,
         stored: Option<(Uuid, u64)>,
     ) -> Seen {
-        let key = (sender_id, client_id);
-        match self.changes.seen.get(&key).copied().or(stored) {
+        let pending = self
+            .changes
+            .seen
+            .iter()
+            .find(|(s, c, _, _)| (*s, *c) == (sender_id, client_id))
+            .map(|(_, _, room, seq)| (*room, *seq));
+        match pending.or(stored) {
             None => {
-                self.changes.seen.insert(key, (room_id, seq));
+                self.changes.seen.push((sender_id, client_id, room_id, seq));
                 Seen::New
             }
             Some(at) if at == (room_id, seq) => Seen::Again,
@@ -215,7 +252,7 @@ impl Feed {
             return;
         }
         if let Some(sealed) = kept {
-            self.changes.history_put.insert((room_id, seq), sealed);
+            self.changes.history_put.push((room_id, seq, sealed));
         }
         self.advance(room_id, seq);
         self.delivered.insert(room_id, seq);
@@ -232,11 +269,16 @@ impl Feed {
                     .resume(room_id)
                     .map_or(Deletion::Skip, Deletion::Resume);
             }
-            self.resuming.remove(&room_id);
+            self.resuming.retain_not([room_id]);
             self.advance(room_id, seq);
         }
-        self.changes.history_put.remove(&(room_id, seq));
-        self.changes.history_delete.insert((room_id, seq));
+        let place = (room_id, seq);
+        self.changes
+            .history_put
+            .retain(|(r, s, _)| (*r, *s) != place);
+        if !self.changes.history_delete.contains(&place) {
+            self.changes.history_delete.push(place);
+        }
         Deletion::Deleted
     }
 
@@ -246,45 +288,42 @@ impl Feed {
         if seq > self.cursor(room_id) {
             self.advance(room_id, seq);
         }
-        self.resuming.remove(&room_id);
+        self.resuming.retain_not([room_id]);
     }
 
     /// This user joined a room the connection did not resume (created, or
     /// added to it): `stored` is the store's cursor for it. Returns the
-    /// `resume` frame to send, or `None` when the room is already followed.
-    pub fn joined(&mut self, room_id: Uuid, stored: Option<u64>) -> Option<ClientFrame> {
+    /// `resume` to send, or `None` when the room is already followed.
+    pub fn joined(&mut self, room_id: Uuid, stored: Option<u64>) -> Option<Resume> {
         if self.cursors.contains_key(&room_id) {
             return None;
         }
         let cursor = stored.unwrap_or(0);
         self.cursors.insert(room_id, cursor);
-        Some(ClientFrame::Resume {
-            cursors: BTreeMap::from([(room_id, cursor)]),
-        })
+        Some(Resume(vec![(room_id, cursor)]))
     }
 
     /// The `delivered` receipts due (the highest settled seq per room since
-    /// the last call); send them on the receipt timer.
-    pub fn receipts(&mut self) -> Vec<ClientFrame> {
-        std::mem::take(&mut self.delivered)
-            .into_iter()
-            .map(|(room_id, seq)| ClientFrame::Receipt {
-                room_id,
-                kind: ReceiptKind::Delivered,
-                seq,
-            })
-            .collect()
+    /// the last call, [`receipt_frame`]); send them on the receipt timer.
+    pub fn receipts(&mut self) -> Vec<(Uuid, u64)> {
+        std::mem::take(&mut self.delivered).into_iter().collect()
     }
 
     /// Whether changes wait to be applied.
     pub fn has_changes(&self) -> bool {
-        !self.changes.is_empty()
+        !self.moved.is_empty() || !self.changes.is_empty()
     }
 
     /// The changes since the last call, to apply in one store transaction
-    /// before the events of the frames that made them are shown.
+    /// before the events of the frames that made them are shown. Take them
+    /// every step: a step's replay check looks through them one by one.
     pub fn take_changes(&mut self) -> Changes {
-        std::mem::take(&mut self.changes)
+        let mut changes = std::mem::take(&mut self.changes);
+        changes.cursors = std::mem::take(&mut self.moved)
+            .into_iter()
+            .map(|room| (room, self.cursor(room)))
+            .collect();
+        changes
     }
 }
 
@@ -301,11 +340,12 @@ mod tests {
 
     fn feed() -> Feed {
         let mut f = Feed::new(ME, MY_DEVICE);
-        let first = f.connect([ROOM], &BTreeMap::from([(ROOM, 3)]));
+        let first = f.connect([ROOM], |r| (r == ROOM).then_some(3));
+        assert_eq!(first, Resume(vec![(ROOM, 3)]));
         assert_eq!(
-            first,
+            first.frame(),
             ClientFrame::Resume {
-                cursors: BTreeMap::from([(ROOM, 3)])
+                cursors: [(ROOM, 3)].into()
             }
         );
         f
@@ -321,16 +361,18 @@ mod tests {
         assert_eq!(f.message(ROOM, 4, BOB, BOB_DEVICE), Arrival::Skip);
         assert_eq!(f.message(ROOM, 5, ME, MY_DEVICE), Arrival::Handled);
         let c = f.take_changes();
-        assert_eq!(c.cursors, BTreeMap::from([(ROOM, 5)]));
-        assert_eq!(c.history_put, BTreeMap::from([((ROOM, 4), vec![7])]));
+        assert_eq!(c.cursors, vec![(ROOM, 5)]);
+        assert_eq!(c.history_put, vec![(ROOM, 4, vec![7])]);
         assert!(!f.has_changes());
+        let receipts = f.receipts();
+        assert_eq!(receipts, vec![(ROOM, 4)]);
         assert_eq!(
-            f.receipts(),
-            vec![ClientFrame::Receipt {
+            receipt_frame(receipts[0]),
+            ClientFrame::Receipt {
                 room_id: ROOM,
                 kind: ReceiptKind::Delivered,
                 seq: 4
-            }]
+            }
         );
         assert!(f.receipts().is_empty());
     }
@@ -338,9 +380,7 @@ mod tests {
     #[test]
     fn a_gap_resumes_once_until_the_replay_arrives() {
         let mut f = feed();
-        let resume = ClientFrame::Resume {
-            cursors: BTreeMap::from([(ROOM, 3)]),
-        };
+        let resume = Resume(vec![(ROOM, 3)]);
         assert_eq!(f.message(ROOM, 6, BOB, BOB_DEVICE), Arrival::Resume(resume));
         assert_eq!(f.message(ROOM, 7, BOB, BOB_DEVICE), Arrival::Skip);
         assert_eq!(f.deletion(ROOM, 8), Deletion::Skip);
@@ -349,6 +389,7 @@ mod tests {
         // The replay reached the cursor: a new gap resumes again.
         assert!(matches!(f.deletion(ROOM, 9), Deletion::Resume(_)));
         assert!(!f.take_changes().history_delete.contains(&(ROOM, 9)));
+        assert!(!f.has_changes());
     }
 
     #[test]
@@ -356,13 +397,8 @@ mod tests {
         let mut f = feed();
         assert_eq!(f.message(ROOM, 4, BOB, BOB_DEVICE), Arrival::Open);
         // (the sender's keys did not load: the driver reconnects)
-        let resume = f.connect([ROOM], &BTreeMap::from([(ROOM, 3)]));
-        assert_eq!(
-            resume,
-            ClientFrame::Resume {
-                cursors: BTreeMap::from([(ROOM, 3)])
-            }
-        );
+        let resume = f.connect([ROOM], |_| Some(3));
+        assert_eq!(resume, Resume(vec![(ROOM, 3)]));
         assert_eq!(f.message(ROOM, 4, BOB, BOB_DEVICE), Arrival::Open);
         // Settling anything but the next one is ignored.
         f.settle(ROOM, 6, None);
@@ -377,7 +413,7 @@ mod tests {
         assert_eq!(f.seen(BOB, id, ROOM, 4, None), Seen::Again);
         assert_eq!(f.seen(BOB, id, ROOM, 5, None), Seen::Replay);
         let c = f.take_changes();
-        assert_eq!(c.seen, BTreeMap::from([((BOB, id), (ROOM, 4))]));
+        assert_eq!(c.seen, vec![(BOB, id, ROOM, 4)]);
         assert_eq!(f.seen(BOB, id, ROOM, 4, Some((ROOM, 4))), Seen::Again);
         assert_eq!(f.seen(BOB, id, ROOM, 9, Some((ROOM, 4))), Seen::Replay);
         assert!(!f.has_changes());
@@ -389,24 +425,20 @@ mod tests {
         assert_eq!(f.message(ROOM, 4, BOB, BOB_DEVICE), Arrival::Open);
         f.settle(ROOM, 4, Some(vec![1]));
         assert_eq!(f.deletion(ROOM, 4), Deletion::Deleted);
+        assert_eq!(f.deletion(ROOM, 4), Deletion::Deleted);
         assert_eq!(f.deletion(ROOM, 5), Deletion::Deleted);
         assert_eq!(f.cursor(ROOM), 5);
         let c = f.take_changes();
         assert!(c.history_put.is_empty(), "kept then deleted in one step");
-        assert_eq!(c.history_delete, BTreeSet::from([(ROOM, 4), (ROOM, 5)]));
-        assert_eq!(c.cursors[&ROOM], 5);
+        assert_eq!(c.history_delete, vec![(ROOM, 4), (ROOM, 5)]);
+        assert_eq!(c.cursors, vec![(ROOM, 5)]);
     }
 
     #[test]
     fn history_start_and_joined_rooms() {
         let mut f = feed();
         let other = Uuid::from_u128(11);
-        assert_eq!(
-            f.joined(other, Some(2)),
-            Some(ClientFrame::Resume {
-                cursors: BTreeMap::from([(other, 2)])
-            })
-        );
+        assert_eq!(f.joined(other, Some(2)), Some(Resume(vec![(other, 2)])));
         assert_eq!(f.joined(other, Some(2)), None);
         f.history_start(other, 40);
         f.history_start(other, 10);
@@ -415,9 +447,7 @@ mod tests {
         let unknown = Uuid::from_u128(u128::MAX);
         assert_eq!(
             f.message(unknown, u64::MAX, BOB, BOB_DEVICE),
-            Arrival::Resume(ClientFrame::Resume {
-                cursors: BTreeMap::from([(unknown, 0)])
-            })
+            Arrival::Resume(Resume(vec![(unknown, 0)]))
         );
     }
 }

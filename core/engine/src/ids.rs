@@ -125,6 +125,13 @@ impl<V> IdMap<V> {
     }
 }
 
+impl<V: Copy> IdMap<V> {
+    /// The entries, ascending by id.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Uuid, V)> + '_ {
+        self.0.iter().copied()
+    }
+}
+
 impl<V: Default> IdMap<V> {
     /// The value of `id`, inserted as the default first if missing.
     pub(crate) fn or_default(&mut self, id: Uuid) -> &mut V {
@@ -149,5 +156,13 @@ impl<V> FromIterator<(Uuid, V)> for IdMap<V> {
         v.sort_by_key(|a| a.0);
         v.dedup_by(|a, b| a.0 == b.0);
         Self(v)
+    }
+}
+
+impl<V> IntoIterator for IdMap<V> {
+    type Item = (Uuid, V);
+    type IntoIter = std::vec::IntoIter<(Uuid, V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
     }
 }

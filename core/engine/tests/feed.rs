@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use proptest::prelude::*;
-use sotto_core::api::{ClientFrame, ServerFrame};
-use sotto_engine::feed::{Arrival, Changes, Deletion, Feed, Seen};
+use sotto_core::api::ServerFrame;
+use sotto_engine::feed::{Arrival, Changes, Deletion, Feed, Resume, Seen};
 use uuid::Uuid;
 
 const ME: Uuid = Uuid::from_u128(1);
@@ -104,8 +104,8 @@ impl Relay {
     }
 
     /// What a `resume` from `cursors` replays.
-    fn resume(&mut self, cursors: &BTreeMap<Uuid, u64>) {
-        for (room_id, cursor) in cursors {
+    fn resume(&mut self, resume: &Resume) {
+        for (room_id, cursor) in &resume.0 {
             let room = ROOMS.iter().position(|r| r == room_id).unwrap();
             for seq in cursor + 1..=self.logs[room].len() as u64 {
                 let f = self.frame(room, seq);
@@ -129,10 +129,11 @@ impl Store {
             let at = self.cursors.entry(room).or_insert(0);
             *at = (*at).max(seq);
         }
-        for (k, v) in c.seen {
-            self.seen.entry(k).or_insert(v);
+        for (sender, client_id, room, seq) in c.seen {
+            self.seen.entry((sender, client_id)).or_insert((room, seq));
         }
-        self.history.extend(c.history_put.into_keys());
+        self.history
+            .extend(c.history_put.into_iter().map(|(room, seq, _)| (room, seq)));
         for place in c.history_delete {
             self.history.remove(&place);
         }
@@ -156,10 +157,10 @@ struct Client {
 impl Client {
     fn connect(&mut self, relay: &mut Relay) {
         relay.queue.clear();
-        let ClientFrame::Resume { cursors } = self.feed.connect(ROOMS, &self.store.cursors) else {
-            panic!("connect answers resume");
-        };
-        relay.resume(&cursors);
+        let resume = self
+            .feed
+            .connect(ROOMS, |r| self.store.cursors.get(&r).copied());
+        relay.resume(&resume);
     }
 
     /// Handles up to `n` frames as one step; stores it unless `crash`.
@@ -216,11 +217,8 @@ impl Client {
         for (room, e) in events {
             self.shown.entry(room).or_default().push(e);
         }
-        for f in out {
-            let ClientFrame::Resume { cursors } = f else {
-                panic!("the feed only asks for resume");
-            };
-            relay.resume(&cursors);
+        for r in out {
+            relay.resume(&r);
         }
     }
 }

@@ -31,7 +31,7 @@ const PASSWORD = "correct horse battery staple";
 
 /** Serves wasm/pkg (and an empty page at /) on loopback. */
 async function staticServer() {
-  const types = { ".js": "text/javascript", ".wasm": "application/wasm" };
+  const types = { ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm" };
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/") {
@@ -39,8 +39,9 @@ async function staticServer() {
       res.end("<!doctype html><title>sotto-wasm/client</title>");
       return;
     }
-    const file = normalize(join(pkg, path));
-    if (!file.startsWith(pkg) || !existsSync(file)) {
+    // The store conformance suite, shared with the Node tests.
+    const file = path === "/conformance.mjs" ? join(here, "..", "conformance.mjs") : normalize(join(pkg, path));
+    if (!(file.startsWith(pkg) || path === "/conformance.mjs") || !existsSync(file)) {
       res.writeHead(404);
       res.end();
       return;
@@ -106,6 +107,38 @@ async function verificationToken(dir, email) {
   }
   throw new Error(`no e-mail to ${email}`);
 }
+
+test("in Chromium: the store conformance suite on IndexedDB", async () => {
+  if (missing) throw new Error(missing);
+  const server = await staticServer();
+  const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    const result = await page.evaluate(async () => {
+      const { default: init, ClientFeed } = await import("/sotto_wasm.js");
+      await init();
+      const { IndexedDbStore } = await import("/store.js");
+      const { storeConformance } = await import("/conformance.mjs");
+      const reopen = async (x) => {
+        x.close();
+        return IndexedDbStore.open("conformance");
+      };
+      try {
+        const s = await storeConformance({ open: () => IndexedDbStore.open("conformance"), reopen, ClientFeed });
+        s.close();
+        await IndexedDbStore.destroy("conformance");
+        return "ok";
+      } catch (e) {
+        return String(e && e.stack ? e.stack : e);
+      }
+    });
+    assert.equal(result, "ok");
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
 
 test("in Chromium: WebSocket, IndexedDB keys, file over HTTP/1.1, reload", async () => {
   if (missing) throw new Error(missing);
