@@ -14,6 +14,7 @@ use sotto_core::keys::{
 use sotto_core::safety::SafetyNumber;
 use sotto_core::suite::Suite;
 use sotto_core::trust::{Pin, TrustDecision, TrustStore};
+use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer, Verdict};
 use sotto_engine::vault::{HistoryItem, HistoryKey, HistoryTrust, StoreKey, VaultError};
 use sotto_engine::{Plaintext, Rooms, SendRefused};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -144,7 +145,9 @@ pub(crate) enum SenderCheck {
     Transient(String),
 }
 
-pub(crate) type AckResult = std::result::Result<(Uuid, u64), (String, Option<String>)>;
+/// A socket `ack` (id, seq), or the `error` frame naming the entry (code,
+/// detail, `retry_after_ms`).
+pub(crate) type AckResult = std::result::Result<(Uuid, u64), (String, Option<String>, Option<u64>)>;
 
 pub(crate) struct Inner {
     /// Local history is sealed under this (derived from the store key).
@@ -166,8 +169,11 @@ pub(crate) struct Inner {
     pub(crate) rooms: Mutex<Rooms>,
     /// Identity changes already reported (user, new key).
     warned: Mutex<HashSet<(Uuid, [u8; 32])>>,
-    /// Control messages being posted (their `Sent` is not the app's).
-    control: Mutex<HashSet<Uuid>>,
+    /// The outbox's posts in flight (the engine's single-flight rule) and the
+    /// control messages among them (their `Sent` is not the app's).
+    outbox: Mutex<Outbox>,
+    /// Woken whenever a post ends, for a flush waiting on another's post.
+    outbox_done: tokio::sync::Notify,
     /// Rejected devices already reported (user, device).
     rejected: Mutex<HashSet<(Uuid, Uuid)>>,
     /// Events go nowhere until the app takes the stream (no unbounded buffer
@@ -478,7 +484,8 @@ impl Session {
             devices: Mutex::new(HashMap::new()),
             rooms: Mutex::new(rooms),
             warned: Mutex::new(HashSet::new()),
-            control: Mutex::new(HashSet::new()),
+            outbox: Mutex::new(Outbox::new()),
+            outbox_done: tokio::sync::Notify::new(),
             rejected: Mutex::new(HashSet::new()),
             events,
             events_rx: Mutex::new(Some(events_rx)),
@@ -626,15 +633,20 @@ impl Session {
             })
             .collect();
         let sealed = envelope::seal(plaintext, &header, &recipients, &self.inner.keys)?.to_bytes();
-        if content.is_none() {
-            lock(&self.inner.control).insert(header.client_message_id);
-        }
         let entry = OutboxEntry {
             client_id: header.client_message_id,
             room_id,
             envelope: sealed,
         };
         self.inner.store.outbox_push(&entry)?;
+        {
+            let mut outbox = lock(&self.inner.outbox);
+            if content.is_none() {
+                outbox.control(entry.client_id);
+            }
+            // A new client id: nobody else posts it.
+            outbox.begin(entry.client_id);
+        }
         let own = content.map(|c| Own {
             sent_at_ms: header.timestamp_ms,
             content: c.clone(),
@@ -878,24 +890,28 @@ impl Session {
         Err(Error::Network("the room keeps changing; try again".into()))
     }
 
-    /// Posts an outbox entry (socket first, HTTP if the socket is down or slow),
-    /// then clears it from the outbox.
+    /// [`Session::post_kept`] for an entry this caller claimed (the engine's
+    /// `Outbox::begin` answered `true`).
     pub(crate) async fn post(&self, entry: OutboxEntry) -> Result<Sent> {
         self.post_kept(entry, None).await
     }
 
-    /// [`Session::post`]; `own`: the message as this device sent it, for local
-    /// history (else, for an entry flushed from the outbox, it is opened from
-    /// its envelope).
+    /// Posts an outbox entry this caller claimed (socket first, HTTP if the
+    /// socket is down, slow or asks for it), then does what the engine's
+    /// [`Outbox`] makes of the answer. `own`: the message as this device sent
+    /// it, for local history (else, for an entry flushed from the outbox, it
+    /// is opened from its envelope).
     async fn post_kept(&self, entry: OutboxEntry, own: Option<Own>) -> Result<Sent> {
+        let verdict = self.post_claimed(&entry).await;
+        let result = self.settle_post(entry, own, verdict).await;
+        self.inner.outbox_done.notify_waiters();
+        result
+    }
+
+    /// The posting itself; `Err` carries the refusal or the cause of a queue.
+    async fn post_claimed(&self, entry: &OutboxEntry) -> (Verdict, Option<Error>) {
         let client_id = entry.client_id;
-        let room_id = entry.room_id;
-        let envelope = if own.is_none() {
-            Some(entry.envelope.clone())
-        } else {
-            None
-        };
-        let mut stored = None;
+        let mut after_ms = 0;
         let live = lock(&self.inner.live).clone();
         if let Some(live) = live {
             let (tx, rx) = oneshot::channel();
@@ -905,15 +921,36 @@ impl Session {
                 client_id,
                 envelope: entry.envelope.clone().into(),
             };
-            if live.send(frame).is_ok() {
-                match tokio::time::timeout(ACK_TIMEOUT, rx).await {
-                    Ok(Ok(Ok(s))) => stored = Some(s),
-                    Ok(Ok(Err((code, detail)))) => {
-                        lock(&self.inner.acks).remove(&client_id);
-                        // Transient refusals fall through to an HTTP post (which
-                        // retries with back-off); the others are final.
-                        if !sotto_engine::policy::transient_refusal(&code) {
-                            let _ = self.inner.store.outbox_remove(client_id);
+            let answer = if live.send(frame).is_ok() {
+                tokio::time::timeout(ACK_TIMEOUT, rx)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            } else {
+                None
+            };
+            lock(&self.inner.acks).remove(&client_id);
+            let verdict = {
+                let mut outbox = lock(&self.inner.outbox);
+                match &answer {
+                    Some(Ok((id, seq))) => {
+                        outbox.socket(client_id, SocketAnswer::Ack { id: *id, seq: *seq })
+                    }
+                    Some(Err((code, _, retry_after_ms))) => outbox.socket(
+                        client_id,
+                        SocketAnswer::Refused {
+                            code,
+                            retry_after_ms: *retry_after_ms,
+                        },
+                    ),
+                    None => outbox.socket(client_id, SocketAnswer::NoAck),
+                }
+            };
+            match verdict {
+                Verdict::PostOverHttp { after_ms: ms } => after_ms = ms,
+                other => {
+                    let cause = match answer {
+                        Some(Err((code, detail, retry_after_ms))) => {
                             let mut p = sotto_core::api::Problem::new(
                                 400,
                                 &code,
@@ -922,66 +959,112 @@ impl Session {
                             if let Some(d) = detail {
                                 p = p.with_detail(d);
                             }
-                            return Err(Error::Relay {
+                            Some(Error::Relay {
                                 problem: Box::new(p),
-                                retry_after: None,
-                            });
+                                retry_after: retry_after_ms.map(Duration::from_millis),
+                            })
                         }
-                    }
-                    _ => {}
+                        _ => None,
+                    };
+                    return (other, cause);
                 }
             }
-            lock(&self.inner.acks).remove(&client_id);
         }
-        let (id, seq) = match stored {
-            Some(s) => s,
-            None => match self
-                .inner
-                .client
-                .post_message(entry.room_id, client_id, entry.envelope)
-                .await
-            {
-                Ok(r) => (r.id, r.seq),
-                Err(e) => {
-                    // A refusal will not change on retry: drop it from the outbox.
-                    // Anything else keeps it there for the next connection.
-                    let final_refusal = e
-                        .status()
-                        .is_some_and(|s| (400..500).contains(&s) && ![401, 408, 429].contains(&s));
-                    if final_refusal {
-                        let _ = self.inner.store.outbox_remove(client_id);
-                        return Err(e);
-                    }
-                    return Err(Error::Queued {
-                        client_id,
-                        cause: Box::new(e),
-                    });
-                }
-            },
-        };
-        self.inner.store.outbox_remove(client_id)?;
-        if !lock(&self.inner.control).remove(&client_id) {
-            let kept = match (own, envelope) {
-                (Some(o), _) => Some(self.own_message(room_id, client_id, id, seq, o)),
-                (None, Some(envelope)) => self.open_own(room_id, &envelope, id, seq),
-                (None, None) => None,
-            };
-            if let Some(m) = kept {
-                // History is the app's convenience: a failure to keep it does
-                // not make a stored message unsent.
-                if let Err(e) = self.keep(&[&m]) {
-                    tracing::warn!(error = %e, "could not keep a sent message in local history");
-                }
-            }
-            self.emit(Event::Sent {
-                room_id: entry.room_id,
-                client_id,
-                id,
-                seq,
-            })
+        if after_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        }
+        let posted = self
+            .inner
+            .client
+            .post_message(entry.room_id, client_id, entry.envelope.clone())
             .await;
+        let mut outbox = lock(&self.inner.outbox);
+        match posted {
+            Ok(r) => (
+                outbox.http(
+                    client_id,
+                    HttpAnswer::Stored {
+                        id: r.id,
+                        seq: r.seq,
+                    },
+                ),
+                None,
+            ),
+            Err(e) => {
+                let answer = match e.status() {
+                    Some(status) => HttpAnswer::Refused { status },
+                    None => HttpAnswer::Unreachable,
+                };
+                (outbox.http(client_id, answer), Some(e))
+            }
         }
-        Ok(Sent { client_id, id, seq })
+    }
+
+    /// Acts on the engine's verdict: the store's outbox, history, events.
+    /// A store failure after the relay stored the message does not make it
+    /// unsent: it is reported (`Event::RelayError` with code `store`), and the
+    /// entry goes out again on the next connection under the same client id.
+    async fn settle_post(
+        &self,
+        entry: OutboxEntry,
+        own: Option<Own>,
+        (verdict, cause): (Verdict, Option<Error>),
+    ) -> Result<Sent> {
+        let client_id = entry.client_id;
+        let refusal =
+            || cause.unwrap_or_else(|| Error::Protocol("the relay refused the message".into()));
+        match verdict {
+            Verdict::Sent { id, seq, announce } => {
+                if let Err(e) = self.inner.store.outbox_remove(client_id) {
+                    self.store_failed(format!("message {client_id} stays in the outbox: {e}"))
+                        .await;
+                }
+                if announce {
+                    let kept = match own {
+                        Some(o) => Some(self.own_message(entry.room_id, client_id, id, seq, o)),
+                        None => self.open_own(entry.room_id, &entry.envelope, id, seq),
+                    };
+                    if let Some(m) = kept
+                        && let Err(e) = self.keep(&[&m])
+                    {
+                        // History is the app's convenience: a sent message stays sent.
+                        self.store_failed(format!("local history: {e}")).await;
+                    }
+                    self.emit(Event::Sent {
+                        room_id: entry.room_id,
+                        client_id,
+                        id,
+                        seq,
+                    })
+                    .await;
+                }
+                Ok(Sent { client_id, id, seq })
+            }
+            Verdict::Refused => {
+                if let Err(e) = self.inner.store.outbox_remove(client_id) {
+                    self.store_failed(format!("message {client_id} stays in the outbox: {e}"))
+                        .await;
+                }
+                Err(refusal())
+            }
+            Verdict::Queued | Verdict::PostOverHttp { .. } => {
+                lock(&self.inner.outbox).abandon(client_id);
+                Err(Error::Queued {
+                    client_id,
+                    cause: Box::new(refusal()),
+                })
+            }
+        }
+    }
+
+    /// Reports a failure of the local store that did not stop the operation.
+    async fn store_failed(&self, detail: String) {
+        tracing::warn!(%detail, "store failure");
+        self.emit(Event::RelayError {
+            code: "store".into(),
+            detail: Some(detail),
+        })
+        .await;
     }
 
     /// This device's own message as history keeps it, from what it sent.
@@ -1154,6 +1237,22 @@ impl Session {
         let mut refused = Vec::new();
         for e in self.inner.store.outbox()? {
             let client_id = e.client_id;
+            if !self.claim(client_id).await {
+                // Another post of it ended meanwhile: done unless it is still waiting.
+                if self
+                    .inner
+                    .store
+                    .outbox()?
+                    .iter()
+                    .any(|x| x.client_id == client_id)
+                {
+                    return Err(Error::Queued {
+                        client_id,
+                        cause: Box::new(Error::Network("posted elsewhere; still waiting".into())),
+                    });
+                }
+                continue;
+            }
             match self.post(e).await {
                 Ok(_) => {}
                 Err(e @ Error::Queued { .. }) => return Err(e),
@@ -1161,6 +1260,25 @@ impl Session {
             }
         }
         Ok(refused)
+    }
+
+    /// Claims the post of an outbox entry (the engine's single-flight rule):
+    /// `true` if this caller posts it; `false` after waiting for a post of it
+    /// in flight elsewhere to end.
+    async fn claim(&self, client_id: Uuid) -> bool {
+        loop {
+            let ended = self.inner.outbox_done.notified();
+            {
+                let mut outbox = lock(&self.inner.outbox);
+                if outbox.begin(client_id) {
+                    return true;
+                }
+            }
+            ended.await;
+            if !lock(&self.inner.outbox).is_posting(client_id) {
+                return false;
+            }
+        }
     }
 
     pub(crate) async fn emit(&self, event: Event) {

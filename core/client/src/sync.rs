@@ -326,10 +326,10 @@ async fn handle(
             code,
             detail,
             client_id,
-            ..
+            retry_after_ms,
         } => match client_id.and_then(|c| lock(&inner.acks).remove(&c)) {
             Some(tx) => {
-                let _ = tx.send(Err((code, detail)));
+                let _ = tx.send(Err((code, detail, retry_after_ms)));
             }
             None => step.events.push(Event::RelayError { code, detail }),
         },

@@ -19,16 +19,19 @@
 //! - [`feed`]: the incoming stream: room cursors, gaps and `resume`,
 //!   de-duplication, `delivered` receipts, and the [`Changes`] a step leaves
 //!   for the store (applied in one transaction before its events are shown);
+//! - [`outbox`]: single-flight posting of sealed messages and what each answer
+//!   of the relay means for the entry (sent, refused, retried, queued);
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (trust pins, device lists, the outbox) still lives in each driver and moves here next;
+//! The rest of the client logic (trust pins, device lists) still lives in each driver and moves here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
 pub mod content;
 pub mod feed;
 pub mod ids;
 pub mod membership;
+pub mod outbox;
 pub mod policy;
 pub mod vault;
 

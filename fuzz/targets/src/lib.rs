@@ -45,6 +45,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("membership", membership),
     ("engine_rooms", engine_rooms),
     ("engine_vault", engine_vault),
+    ("engine_feed", engine_feed),
 ];
 
 /// `Envelope::from_bytes`: an envelope that parses re-encodes to the same bytes,
@@ -1018,4 +1019,175 @@ pub fn engine_vault(data: &[u8]) {
     }
     // (A framed blob with parameters in range costs an Argon2id derivation of
     // at least 8 MiB: not run here; the engine's tests cover it.)
+}
+
+/// `sotto_engine::feed`: the engine's handling of relay frames, driven as the
+/// clients drive it. The input is lines: a relay frame in JSON (parsed by the
+/// core's frame parser, as both clients do), or a control line: `S` stores the
+/// step (applies its changes), `C` crashes (drops the step, reconnects from
+/// what is stored), `R` takes the receipts. Invariants: a stored cursor never
+/// moves back; a message is stored as shown at most once (per room and seq,
+/// and per sender message id); a step's changes name each room, id and place
+/// once; `resume` carries the feed's own cursor; receipts name only settled
+/// messages; deletions leave no kept item at their place.
+pub fn engine_feed(data: &[u8]) {
+    use sotto_engine::feed::{Arrival, Changes, Deletion, Feed, Resume, Seen};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let me = Uuid::from_u128(1);
+    let my_device = Uuid::from_u128(2);
+    let mut feed = Feed::new(me, my_device);
+    // The store.
+    let mut cursors: BTreeMap<Uuid, u64> = BTreeMap::new();
+    let mut seen: BTreeMap<(Uuid, Uuid), (Uuid, u64)> = BTreeMap::new();
+    let mut kept: BTreeSet<(Uuid, u64)> = BTreeSet::new();
+    let mut shown: BTreeSet<(Uuid, u64)> = BTreeSet::new();
+    let mut shown_ids: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
+    // The step in flight: what it would show once stored.
+    let mut pending: Vec<(Uuid, u64, Uuid, Uuid)> = Vec::new();
+    let mut settled: BTreeSet<(Uuid, u64)> = BTreeSet::new();
+    let check_resume = |feed: &Feed, r: &Resume| {
+        for (room, cursor) in &r.0 {
+            assert_eq!(feed.cursor(*room), *cursor, "resume from the feed's cursor");
+        }
+    };
+    let store = |c: Changes,
+                 cursors: &mut BTreeMap<Uuid, u64>,
+                 seen: &mut BTreeMap<(Uuid, Uuid), (Uuid, u64)>,
+                 kept: &mut BTreeSet<(Uuid, u64)>| {
+        let rooms: BTreeSet<Uuid> = c.cursors.iter().map(|(r, _)| *r).collect();
+        assert_eq!(
+            rooms.len(),
+            c.cursors.len(),
+            "a room's cursor once per step"
+        );
+        let ids: BTreeSet<(Uuid, Uuid)> = c.seen.iter().map(|(s, i, _, _)| (*s, *i)).collect();
+        assert_eq!(ids.len(), c.seen.len(), "an id once per step");
+        let puts: BTreeSet<(Uuid, u64)> = c.history_put.iter().map(|(r, s, _)| (*r, *s)).collect();
+        assert_eq!(puts.len(), c.history_put.len(), "a place once per step");
+        for (room, seq) in c.cursors {
+            let at = cursors.entry(room).or_insert(0);
+            *at = (*at).max(seq);
+        }
+        for (sender, id, room, seq) in c.seen {
+            seen.entry((sender, id)).or_insert((room, seq));
+        }
+        kept.extend(puts);
+        for place in c.history_delete {
+            kept.remove(&place);
+        }
+    };
+    feed.connect([], |r| cursors.get(&r).copied());
+    for (n, line) in data.split(|b| *b == b'\n').enumerate() {
+        if n > 64 {
+            break;
+        }
+        match line {
+            b"S" => {
+                store(feed.take_changes(), &mut cursors, &mut seen, &mut kept);
+                for (room, seq, sender, id) in pending.drain(..) {
+                    assert!(shown.insert((room, seq)), "shown twice: {room} {seq}");
+                    assert!(shown_ids.insert((sender, id)), "an id shown twice");
+                }
+                continue;
+            }
+            b"C" => {
+                pending.clear();
+                settled.clear();
+                let r = feed.connect(cursors.keys().copied(), |r| cursors.get(&r).copied());
+                assert!(!feed.has_changes());
+                for (room, cursor) in &r.0 {
+                    assert_eq!(cursors.get(room), Some(cursor), "reconnect from the store");
+                }
+                continue;
+            }
+            b"R" => {
+                for (room, seq) in feed.receipts() {
+                    assert!(
+                        settled.contains(&(room, seq)),
+                        "a receipt for nothing settled"
+                    );
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            continue;
+        };
+        let Ok(frame) = serde_json::from_str::<ServerFrame>(text) else {
+            continue;
+        };
+        match frame {
+            ServerFrame::Message {
+                room_id,
+                seq,
+                sender_id,
+                device_id,
+                envelope,
+                ..
+            } => {
+                let before = feed.cursor(room_id);
+                match feed.message(room_id, seq, sender_id, device_id) {
+                    Arrival::Skip => assert!(seq <= before || seq > before.saturating_add(1)),
+                    Arrival::Resume(r) => {
+                        assert!(seq > before.saturating_add(1));
+                        check_resume(&feed, &r);
+                    }
+                    Arrival::Handled => {
+                        assert_eq!((sender_id, device_id), (me, my_device));
+                        assert_eq!(feed.cursor(room_id), seq);
+                    }
+                    Arrival::Open => {
+                        assert_eq!(Some(seq), before.checked_add(1));
+                        // The envelope's first 16 bytes stand for the sender's message id.
+                        let id = envelope
+                            .as_bytes()
+                            .get(..16)
+                            .and_then(|b| Uuid::from_slice(b).ok())
+                            .unwrap_or_default();
+                        let stored = seen.get(&(sender_id, id)).copied();
+                        let verdict = feed.seen(sender_id, id, room_id, seq, stored);
+                        let show = verdict != Seen::Replay;
+                        if verdict == Seen::Again {
+                            assert_eq!(stored.unwrap_or((room_id, seq)), (room_id, seq));
+                        }
+                        feed.settle(room_id, seq, show.then(|| vec![1]));
+                        assert_eq!(feed.cursor(room_id), seq);
+                        settled.insert((room_id, seq));
+                        if show && !shown.contains(&(room_id, seq)) {
+                            pending.push((room_id, seq, sender_id, id));
+                        }
+                    }
+                }
+            }
+            ServerFrame::MessageDeleted { room_id, seq, .. } => {
+                let before = feed.cursor(room_id);
+                match feed.deletion(room_id, seq) {
+                    Deletion::Deleted => assert!(seq <= before.saturating_add(1)),
+                    Deletion::Skip => assert!(seq > before.saturating_add(1)),
+                    Deletion::Resume(r) => check_resume(&feed, &r),
+                }
+            }
+            ServerFrame::HistoryStart { room_id, seq } => {
+                let before = feed.cursor(room_id);
+                feed.history_start(room_id, seq);
+                assert_eq!(feed.cursor(room_id), before.max(seq));
+            }
+            ServerFrame::Room { room_id, .. } => {
+                let stored = cursors.get(&room_id).copied();
+                if let Some(r) = feed.joined(room_id, stored) {
+                    check_resume(&feed, &r);
+                }
+            }
+            _ => {}
+        }
+    }
+    store(feed.take_changes(), &mut cursors, &mut seen, &mut kept);
+    for (room, seq) in &kept {
+        assert!(
+            cursors.get(room).is_some_and(|c| c >= seq),
+            "an item kept beyond its room's cursor"
+        );
+    }
 }

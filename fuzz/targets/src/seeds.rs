@@ -461,6 +461,92 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                 seed("wrapped-key-zero-params", wrapped),
             ]
         }
+        "engine_feed" => {
+            // Schedules of frames for one room: in order, a gap and its replay,
+            // a redelivery after a crash, a deletion, a replayed id, a join.
+            let room = "0190f0f0-0000-7000-8000-000000000001";
+            let msg = |seq: u64, id: u8, mine: bool| {
+                let (sender, device) = if mine {
+                    (
+                        "00000000-0000-0000-0000-000000000001",
+                        "00000000-0000-0000-0000-000000000002",
+                    )
+                } else {
+                    (
+                        "0190f0f0-0000-7000-8000-0000000000bb",
+                        "0190f0f0-0000-7000-8000-0000000000cc",
+                    )
+                };
+                let envelope = B64(vec![id; 16]);
+                serde_json::to_string(&json!({
+                    "type": "message", "room_id": room, "id": "0190f0f0-0000-7000-8000-0000000000aa",
+                    "seq": seq, "sender_id": sender, "device_id": device,
+                    "envelope": envelope, "created_at": "2026-12-06T12:00:00.000Z",
+                }))
+                .expect("json")
+            };
+            let deleted = |seq: u64| {
+                serde_json::to_string(&json!({"type": "message_deleted", "room_id": room,
+                    "id": "0190f0f0-0000-7000-8000-0000000000aa", "seq": seq}))
+                .expect("json")
+            };
+            let joined = serde_json::to_string(
+                &json!({"type": "room", "room_id": room, "change": "member_added"}),
+            )
+            .expect("json");
+            let start =
+                serde_json::to_string(&json!({"type": "history_start", "room_id": room, "seq": 2}))
+                    .expect("json");
+            let lines = |l: Vec<String>| l.join("\n").into_bytes();
+            vec![
+                seed(
+                    "in-order",
+                    lines(vec![
+                        joined.clone(),
+                        msg(1, 1, false),
+                        msg(2, 2, true),
+                        msg(3, 3, false),
+                        "S".into(),
+                        "R".into(),
+                    ]),
+                ),
+                seed(
+                    "gap-and-replay",
+                    lines(vec![
+                        joined.clone(),
+                        msg(3, 3, false),
+                        msg(1, 1, false),
+                        msg(2, 2, false),
+                        msg(3, 3, false),
+                        "S".into(),
+                    ]),
+                ),
+                seed(
+                    "crash-and-redeliver",
+                    lines(vec![
+                        joined.clone(),
+                        msg(1, 1, false),
+                        "S".into(),
+                        msg(2, 2, false),
+                        "C".into(),
+                        msg(2, 2, false),
+                        "S".into(),
+                    ]),
+                ),
+                seed(
+                    "delete-and-replayed-id",
+                    lines(vec![
+                        joined.clone(),
+                        start,
+                        msg(3, 1, false),
+                        deleted(3),
+                        msg(4, 1, false),
+                        deleted(4),
+                        "S".into(),
+                    ]),
+                ),
+            ]
+        }
         _ => vec![],
     }
 }

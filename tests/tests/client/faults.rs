@@ -106,6 +106,60 @@ async fn sealed_messages_survive_an_app_restart_before_the_relay_acked_them() {
     assert_no_plaintext_at_rest(&relay, &texts, "alice");
 }
 
+/// Single-flight posting (the engine's `Outbox`): while the reconnecting
+/// session flushes its outbox, the app flushes it too, three times at once.
+/// Each waiting message is posted by one of them; the others wait for that
+/// post, so each is `Sent` once (a second post would be answered by the relay
+/// with the same id and announced twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_entry_is_posted_once_however_many_flush_it() {
+    let mut relay = RelayProcess::start(Backend::Sqlite).await;
+    let url = relay.url();
+    let (mut alice, mut bob, room) = alice_and_bob(&relay, &url, None, "r").await;
+    let texts: Vec<String> = (0..6).map(|i| text(&format!("flushed {i}"))).collect();
+    alice.session.send_text(room, &texts[0]).await.unwrap();
+    relay.kill();
+    let mut queued = Vec::new();
+    for t in &texts[1..] {
+        match alice.session.send_text(room, t).await {
+            Err(sotto_client::Error::Queued { client_id, .. }) => queued.push(client_id),
+            other => panic!("the relay is down: {other:?}"),
+        }
+    }
+    relay.restart();
+    let s = &alice.session;
+    let (a, b, c) = tokio::join!(s.flush_outbox(), s.flush_outbox(), s.flush_outbox());
+    for r in [a, b, c] {
+        match r {
+            Ok(refused) => assert!(refused.is_empty(), "{refused:?}"),
+            // Still reconnecting: a flush that found its message waiting stops.
+            Err(sotto_client::Error::Queued { .. }) => {}
+            Err(e) => panic!("flush failed: {e}"),
+        }
+    }
+    let seen = bob.collect_texts(&texts, Duration::from_secs(2)).await;
+    exactly_once(&seen, &texts);
+    // Every queued message was announced once (and nothing else was).
+    let mut sent = std::collections::HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(e)) =
+        tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut alice.events)).await
+    {
+        if let Event::Sent { client_id, .. } = e {
+            *sent.entry(client_id).or_insert(0) += 1;
+        }
+    }
+    for id in &queued {
+        assert_eq!(
+            sent.get(id),
+            Some(&1),
+            "{id} was announced {:?} times",
+            sent.get(id)
+        );
+    }
+    assert!(sent.values().all(|n| *n == 1), "{sent:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_cut_during_a_burst_loses_and_doubles_nothing() {
     let relay = RelayProcess::start(Backend::Sqlite).await;
