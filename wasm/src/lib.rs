@@ -30,6 +30,7 @@ pub mod envelope;
 pub mod error;
 pub mod feed;
 mod js;
+pub mod outbox;
 pub mod peer;
 pub mod rooms;
 pub mod trust;

@@ -5,17 +5,17 @@
 // core/client/src/session.rs.
 
 import {
+  ClientOutbox,
   Device,
   RoomMembership,
   decodePlaintext,
   peekEnvelope,
   safetyNumber as wasmSafetyNumber,
   StoreVault,
-  transientRefusal,
   verifyBundle,
 } from "./sotto_wasm.js";
 import { POLICY } from "./wire.gen.js";
-import type { HistoryItem, MembershipWarning, Recipient, VerifiedDevice } from "./sotto_wasm.js";
+import type { HistoryItem, MembershipWarning, OutboxVerdict, Recipient, VerifiedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   Content,
@@ -237,9 +237,9 @@ export class Session extends EventTarget {
    * generation is not cached, so it cannot overwrite a newer answer.
    */
   private generation = 0;
-  /** Control messages being posted (their `sent` is not the app's). */
-  private readonly control = new Set<Uuid>();
-  /** Posts in flight by client id (a flush and a send never post one message twice at once). */
+  /** The engine's outbox: single-flight posting, control messages, the verdict on each answer. */
+  private readonly outbox = new ClientOutbox();
+  /** Posts in flight by client id, to join (the engine says who posts). */
   private readonly posting = new Map<Uuid, Promise<Sent>>();
   private loggedOutSent = false;
   private closed = false;
@@ -671,7 +671,6 @@ export class Session extends EventTarget {
     sentAt: number = Date.now(),
     control = false,
   ): Promise<Sent> {
-    if (control) this.control.add(clientId);
     let envelope: Uint8Array;
     try {
       const recipients: Recipient[] = targets.map((t) => ({ device: t.device, suite: t.hasRsa ? "rsa" : "x25519" }));
@@ -683,57 +682,74 @@ export class Session extends EventTarget {
     }
     const entry: OutboxEntry = { clientId, roomId, envelope };
     await this.store.outboxPush(entry);
+    if (control) this.outbox.control(clientId);
     return this.post(entry);
   }
 
-  /** Posts an outbox entry once at a time (joins a post of the same message in flight). */
+  /** Posts an outbox entry, or joins the post of it in flight (the engine's single-flight rule). */
   private post(entry: OutboxEntry): Promise<Sent> {
-    const running = this.posting.get(entry.clientId);
-    if (running) return running;
+    if (!this.outbox.begin(entry.clientId)) {
+      const running = this.posting.get(entry.clientId);
+      if (running) return running;
+    }
     const p = this.postOnce(entry).finally(() => this.posting.delete(entry.clientId));
     this.posting.set(entry.clientId, p);
     return p;
   }
 
+  /** Socket first, HTTP if the engine says so; then what the engine's verdict says. */
   private async postOnce(entry: OutboxEntry): Promise<Sent> {
     const { clientId, roomId } = entry;
-    let result: { id: Uuid; seq: number } | null = null;
+    const ob = this.outbox;
     const envelopeB64 = toB64(entry.envelope);
+    let cause: unknown;
+    let verdict: OutboxVerdict;
     const wait = this.sync.expectAck(clientId, ACK_TIMEOUT_MS);
     if (this.sync.send({ type: "send", room_id: roomId, client_id: clientId, envelope: envelopeB64 })) {
       const r = await wait.result;
-      if (r.kind === "ack") result = { id: r.id, seq: r.seq };
-      else if (r.kind === "error" && !transientRefusal(r.code)) {
-        await this.store.outboxRemove(clientId);
-        throw new SottoError(r.code, `the relay refused the message${r.detail ? `: ${r.detail}` : ""}`, {
-          status: 400,
-          detail: r.detail,
-          clientId,
-        });
-      }
+      if (r.kind === "ack") verdict = ob.socketAck(clientId, r.id, r.seq);
+      else if (r.kind === "error") {
+        verdict = ob.socketRefused(clientId, r.code, r.retryAfterMs);
+        const detail = r.detail ? `: ${r.detail}` : "";
+        cause = new SottoError(r.code, `the relay refused the message${detail}`, { status: 400, detail: r.detail, clientId });
+      } else verdict = ob.socketSilent(clientId);
     } else {
       wait.cancel();
+      verdict = ob.socketSilent(clientId);
     }
-    if (result === null) {
+    if (verdict.kind === "http") {
+      const afterMs = verdict.afterMs;
+      if (afterMs > 0) await new Promise((resolve) => setTimeout(resolve, afterMs));
       try {
-        result = await this.relay.postMessage(roomId, clientId, envelopeB64);
+        const r = await this.relay.postMessage(roomId, clientId, envelopeB64);
+        verdict = ob.httpStored(clientId, r.id, r.seq);
       } catch (e) {
+        cause = e;
         const status = e instanceof SottoError ? e.status : undefined;
-        const finalRefusal = status !== undefined && status >= 400 && status < 500 && ![401, 408, 429].includes(status);
-        if (finalRefusal) {
-          await this.store.outboxRemove(clientId);
-          throw e;
-        }
-        throw new SottoError(ClientCodes.queued, "the relay cannot be reached: the message waits in the outbox", {
-          clientId,
-          cause: e,
-          detail: e instanceof Error ? e.message : undefined,
-        });
+        verdict = status === undefined ? ob.httpUnreachable(clientId) : ob.httpRefused(clientId, status);
       }
     }
-    await this.store.outboxRemove(clientId);
-    if (!this.control.delete(clientId)) this.emit("sent", { roomId, clientId, id: result.id, seq: result.seq });
-    return { clientId, id: result.id, seq: result.seq };
+    if (verdict.kind === "sent" || verdict.kind === "refused") {
+      // A store failure does not make a stored message unsent (it goes out again
+      // on the next connection, under the same client id), nor hide a refusal.
+      await this.store.outboxRemove(clientId).catch((e) => this.storeFailed(`message ${clientId} stays in the outbox`, e));
+    }
+    if (verdict.kind === "sent") {
+      if (verdict.announce) this.emit("sent", { roomId, clientId, id: verdict.id, seq: verdict.seq });
+      return { clientId, id: verdict.id, seq: verdict.seq };
+    }
+    if (verdict.kind === "refused") throw cause;
+    ob.abandon(clientId);
+    throw new SottoError(ClientCodes.queued, "the relay cannot be reached: the message waits in the outbox", {
+      clientId,
+      cause,
+      detail: cause instanceof Error ? cause.message : undefined,
+    });
+  }
+
+  /** Reports a failure of the local store that did not stop the operation (`relayerror`, code `store`). */
+  private storeFailed(what: string, e: unknown): void {
+    this.emit("relayerror", { code: "store", detail: `${what}: ${e instanceof Error ? e.message : String(e)}` });
   }
 
   /**
@@ -830,11 +846,7 @@ export class Session extends EventTarget {
 
   /** {@link keep} for this device's own sent messages: a store failure does not make a stored message unsent. */
   private async keepQuietly(m: ReceivedMessage): Promise<void> {
-    try {
-      await this.keep(m);
-    } catch (e) {
-      this.emit("relayerror", { code: "store", detail: `local history: ${e instanceof Error ? e.message : String(e)}` });
-    }
+    await this.keep(m).catch((e) => this.storeFailed("local history", e));
   }
 
   /**

@@ -112,7 +112,7 @@ interface Step {
 /** What the wait for a socket `ack` ended with. */
 export type AckResult =
   | { kind: "ack"; id: Uuid; seq: number }
-  | { kind: "error"; code: string; detail?: string }
+  | { kind: "error"; code: string; detail?: string; retryAfterMs?: number }
   | { kind: "offline" };
 
 /** A relay frame as the core reads it (null: unreadable or unknown, ignored as the SDK does). */
@@ -400,8 +400,9 @@ export class Sync {
         return null;
       case "error": {
         const waiter = frame.client_id === undefined ? undefined : this.acks.get(frame.client_id);
-        const r: { kind: "error"; code: string; detail?: string } = { kind: "error", code: frame.code };
+        const r: AckResult = { kind: "error", code: frame.code };
         if (frame.detail !== undefined) r.detail = frame.detail;
+        if (frame.retry_after_ms !== undefined) r.retryAfterMs = frame.retry_after_ms;
         if (waiter) waiter(r);
         else {
           const { code, detail } = frame;

@@ -446,7 +446,7 @@ test("local history: sealed in the store, shown after a restart, paged back; a n
   }
 });
 
-test("a message sent while the relay is down waits in the outbox and goes out once", async () => {
+test("messages sent while the relay is down wait in the outbox and go out once, however many flush them", async () => {
   // Warm the caches (members, devices): sealing needs no relay, posting does.
   const warm = secret("just before the outage");
   await alice.session.sendText(room, warm);
@@ -454,21 +454,32 @@ test("a message sent while the relay is down waits in the outbox and goes out on
   const from = alice.rec.events.length;
   await relay.stop();
   await alice.rec.until((e) => e.type === "connection" && e.detail.state === "offline", 20_000, from);
-  const t = secret("queued while the relay is down");
-  let clientId;
-  await assert.rejects(alice.session.sendText(room, t), (e) => {
-    assert.ok(e instanceof SottoError, String(e));
-    assert.equal(e.code, "queued");
-    clientId = e.clientId;
-    return true;
-  });
-  assert.deepEqual((await alice.store.outbox()).map((e) => e.clientId), [clientId]);
-  await relay.start(); // same port; both clients reconnect by themselves
-  await alice.rec.until((e) => e.type === "sent" && e.detail.clientId === clientId, 40_000, from);
-  await bob.rec.until(textIs(t), 40_000);
+  const texts = [0, 1, 2].map((i) => secret(`queued while the relay is down ${i}`));
+  const clientIds = [];
+  for (const t of texts) {
+    await assert.rejects(alice.session.sendText(room, t), (e) => {
+      assert.ok(e instanceof SottoError, String(e));
+      assert.equal(e.code, "queued");
+      clientIds.push(e.clientId);
+      return true;
+    });
+  }
+  assert.deepEqual((await alice.store.outbox()).map((e) => e.clientId), clientIds);
+  await relay.start(); // same port; both clients reconnect by themselves (and flush)
+  // The app flushes too, three times at once: the engine's single-flight rule
+  // lets one post of each entry run; the others join it.
+  await Promise.all([0, 1, 2].map(() => alice.session.flushOutbox()));
+  for (const id of clientIds) {
+    await alice.rec.until((e) => e.type === "sent" && e.detail.clientId === id, 40_000, from);
+  }
+  for (const t of texts) await bob.rec.until(textIs(t), 40_000);
   assert.deepEqual(await alice.store.outbox(), []);
   await sleep(300);
-  assert.equal(bob.rec.texts(room).filter((x) => x === t).length, 1, "delivered once");
+  for (const t of texts) assert.equal(bob.rec.texts(room).filter((x) => x === t).length, 1, "delivered once");
+  const sent = alice.rec.events.slice(from).filter((e) => e.type === "sent");
+  for (const id of clientIds) {
+    assert.equal(sent.filter((e) => e.detail.clientId === id).length, 1, `${id} announced once`);
+  }
 });
 
 function haveSqlite() {
