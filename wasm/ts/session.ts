@@ -1008,10 +1008,15 @@ export class Session extends EventTarget {
     this.sync.send({ type: "typing", room_id: roomId, active });
   }
 
-  /** Marks the room read up to `seq` (others get a `read` receipt). */
-  markRead(roomId: Uuid, seq: number): void {
+  /**
+   * Marks the room read up to `seq` (others get a `read` receipt): over the live
+   * socket, else over HTTP, as the native SDK's `mark_read`. Rejects when
+   * neither reaches the relay (the receipt is not retried: mark again later).
+   */
+  async markRead(roomId: Uuid, seq: number): Promise<void> {
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new SottoError("invalid_argument", "seq must be a non-negative integer");
     if (this.sync.send({ type: "receipt", room_id: roomId, kind: "read", seq })) return;
-    this.relay.receipt(roomId, "read", seq).catch(() => undefined);
+    await this.relay.receipt(roomId, "read", seq);
   }
 
   // ---- files ----------------------------------------------------------------------------

@@ -399,11 +399,11 @@ export class Chat {
     room.unread = 0;
     if (seq > room.readSent) {
       room.readSent = seq;
-      try {
-        this.session.markRead(id, seq);
-      } catch (e) {
+      this.session.markRead(id, seq).catch((e: unknown) => {
+        // Not sent: mark again when the room is next viewed.
+        if (room.readSent === seq) room.readSent = 0;
         console.warn("markRead", e);
-      }
+      });
     }
     this.state.changed("rooms");
   }

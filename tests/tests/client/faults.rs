@@ -126,6 +126,9 @@ async fn an_outbox_entry_is_posted_once_however_many_flush_it() {
             other => panic!("the relay is down: {other:?}"),
         }
     }
+    // Neither the socket nor HTTP reaches the relay: marking read fails, loudly
+    // (the npm package's `markRead` rejects the same way).
+    assert!(alice.session.mark_read(room, 1).await.is_err());
     relay.restart();
     let s = &alice.session;
     let (a, b, c) = tokio::join!(s.flush_outbox(), s.flush_outbox(), s.flush_outbox());
@@ -158,6 +161,22 @@ async fn an_outbox_entry_is_posted_once_however_many_flush_it() {
         );
     }
     assert!(sent.values().all(|n| *n == 1), "{sent:?}");
+
+    // Offline, a read receipt goes over HTTP.
+    bob.session.disconnect().await;
+    bob.session.mark_read(room, 2).await.unwrap();
+    alice
+        .wait_for(|e| {
+            matches!(
+                e,
+                Event::Receipt {
+                    kind: sotto_client::sotto_core::api::ReceiptKind::Read,
+                    seq: 2,
+                    ..
+                }
+            )
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

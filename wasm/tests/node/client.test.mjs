@@ -193,9 +193,19 @@ test("messages both ways over the WebSocket, with delivered receipts", async () 
   await alice.rec.until(
     (e) => e.type === "receipt" && e.detail.userId === bob.session.userId && e.detail.kind === "delivered" && e.detail.seq >= sent.seq,
   );
-  // Read receipts and typing.
-  bob.session.markRead(room, sent.seq);
+  // Read receipts (over the socket; offline, over HTTP, as the native SDK's) and typing.
+  await bob.session.markRead(room, sent.seq);
   await alice.rec.until((e) => e.type === "receipt" && e.detail.kind === "read" && e.detail.userId === bob.session.userId);
+  const replySeq = back.seq;
+  bob.session.disconnect();
+  const fromB = bob.rec.events.length;
+  await bob.session.markRead(room, replySeq);
+  await alice.rec.until(
+    (e) => e.type === "receipt" && e.detail.kind === "read" && e.detail.userId === bob.session.userId && e.detail.seq === replySeq,
+  );
+  await assert.rejects(bob.session.markRead(room, -1), (e) => e.code === "invalid_argument");
+  bob.session.connect();
+  await bob.rec.until(online, 20_000, fromB);
   bob.session.setTyping(room, true);
   await alice.rec.until((e) => e.type === "typing" && e.detail.userId === bob.session.userId && e.detail.active);
 
@@ -465,6 +475,8 @@ test("messages sent while the relay is down wait in the outbox and go out once, 
     });
   }
   assert.deepEqual((await alice.store.outbox()).map((e) => e.clientId), clientIds);
+  // Neither the socket nor HTTP reaches the relay: marking read fails, loudly.
+  await assert.rejects(alice.session.markRead(room, 1), (e) => e instanceof SottoError);
   await relay.start(); // same port; both clients reconnect by themselves (and flush)
   // The app flushes too, three times at once: the engine's single-flight rule
   // lets one post of each entry run; the others join it.
