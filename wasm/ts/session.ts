@@ -5,12 +5,14 @@
 // core/client/src/session.rs.
 
 import {
+  checkSender,
   ClientOutbox,
   Device,
   RoomMembership,
   decodePlaintext,
   peekEnvelope,
   safetyNumber as wasmSafetyNumber,
+  storedBefore as wasmStoredBefore,
   StoreVault,
   verifyBundle,
 } from "./sotto_wasm.js";
@@ -159,25 +161,8 @@ type SenderCheck =
   | { kind: "refused"; reason: UndecryptableReason }
   | { kind: "transient"; reason: string };
 
-/**
- * Whether the relay's RFC 3339 UTC timestamp `storedAt` is before `revokedAt`.
- * Fractions of a second have as few digits as needed, so both are padded to
- * nine first; anything not in that UTC form counts as "not before".
- */
-export function storedBefore(storedAt: string, revokedAt: string): boolean {
-  const sortable = (ts: string): string | null => {
-    if (!ts.endsWith("Z")) return null;
-    const body = ts.slice(0, -1);
-    const dot = body.indexOf(".");
-    const secs = dot < 0 ? body : body.slice(0, dot);
-    const frac = dot < 0 ? "" : body.slice(dot + 1);
-    if (secs.length !== 19 || frac.length > 9 || !/^\d*$/.test(frac)) return null;
-    return `${secs}.${frac.padEnd(9, "0")}Z`;
-  };
-  const a = sortable(storedAt);
-  const b = sortable(revokedAt);
-  return a !== null && b !== null && a < b;
-}
+/** Whether the relay's RFC 3339 UTC timestamp `storedAt` is before `revokedAt` (the engine's comparison). */
+export const storedBefore = (storedAt: string, revokedAt: string): boolean => wasmStoredBefore(storedAt, revokedAt);
 
 function keyTag(user: Uuid, key: Uint8Array): string {
   return `${user}/${toB64(key)}`;
@@ -1513,16 +1498,11 @@ export class Session extends EventTarget {
       }
       const t = devices.get(user)?.find((d) => d.deviceId === deviceId);
       if (!t) continue;
+      // The engine's rule (pins, own devices, revoked devices).
       const pin = this.pins.get(user);
-      if (!pin || !sameBytes(pin.key, t.identityKey)) return { kind: "refused", reason: "untrusted_sender" };
-      const own = user === this.user.id;
-      if (t.revokedAt === undefined) {
-        return { kind: "trusted", device: t.device, trust: own ? "own" : pin.verified ? "verified" : "unverified" };
-      }
-      if (storedBefore(storedAt, t.revokedAt)) {
-        return { kind: "trusted", device: t.device, trust: own ? "own" : "unverified" };
-      }
-      return { kind: "refused", reason: "unknown_device" };
+      const v = checkSender(this.user.id, user, pin?.key, pin?.verified ?? false, t.identityKey, t.revokedAt, storedAt);
+      if (v === "untrusted_sender" || v === "unknown_device") return { kind: "refused", reason: v };
+      return { kind: "trusted", device: t.device, trust: v };
     }
     return { kind: "refused", reason: "unknown_device" };
   }

@@ -5,14 +5,11 @@ use uuid::Uuid;
 
 use crate::content::Content;
 
-/// How far the sender of a message is trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SenderTrust {
-    /// Its identity key is pinned and was verified by safety number.
-    Verified,
-    /// Its identity key is pinned on first use, not verified.
-    Unverified,
-}
+/// How far the sender of a message is trusted (the engine's decision,
+/// `sotto_engine::trust`): `Own` (this user's own devices), `Verified` (pinned and
+/// verified by safety number), `Unverified` (pinned on first use; also any
+/// message from a revoked device, stored before its revocation).
+pub use sotto_engine::trust::SenderTrust;
 
 /// A decrypted message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +31,8 @@ pub struct ReceivedMessage {
     pub sent_at_ms: u64,
     /// When the relay stored it (RFC 3339).
     pub received_at: String,
-    /// Whether this is from another device of this same user.
+    /// Whether this is from a device of this same user (`trust` is then
+    /// [`SenderTrust::Own`]).
     pub own: bool,
     /// Trust in the sender.
     pub trust: SenderTrust,

@@ -15,7 +15,8 @@ use sotto_core::safety::SafetyNumber;
 use sotto_core::suite::Suite;
 use sotto_core::trust::{Pin, TrustDecision, TrustStore};
 use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer, Verdict};
-use sotto_engine::vault::{HistoryItem, HistoryKey, HistoryTrust, StoreKey, VaultError};
+use sotto_engine::trust::{PinnedKey, SenderRefused, check_sender};
+use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
 use sotto_engine::{Plaintext, Rooms, SendRefused};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -1086,7 +1087,7 @@ impl Session {
             sent_at_ms: o.sent_at_ms,
             received_at: now_rfc3339(),
             own: true,
-            trust: SenderTrust::Verified,
+            trust: SenderTrust::Own,
             content: o.content,
         }
     }
@@ -1120,7 +1121,7 @@ impl Session {
             sent_at_ms: opened.header.timestamp_ms,
             received_at,
             own: true,
-            trust: SenderTrust::Verified,
+            trust: SenderTrust::Own,
             content,
         })
     }
@@ -1151,11 +1152,7 @@ impl Session {
             client_id: m.client_id,
             sent_at_ms: m.sent_at_ms,
             received_at: m.received_at.clone(),
-            trust: match (m.own, m.trust) {
-                (true, _) => HistoryTrust::Own,
-                (false, SenderTrust::Verified) => HistoryTrust::Verified,
-                (false, SenderTrust::Unverified) => HistoryTrust::Unverified,
-            },
+            trust: m.trust,
             content: m.content.clone(),
         };
         self.inner.history.seal(&item, rng).map_err(vault_error)
@@ -1189,11 +1186,8 @@ impl Session {
                 client_id: item.client_id,
                 sent_at_ms: item.sent_at_ms,
                 received_at: item.received_at,
-                own: item.trust == HistoryTrust::Own,
-                trust: match item.trust {
-                    HistoryTrust::Unverified => SenderTrust::Unverified,
-                    HistoryTrust::Own | HistoryTrust::Verified => SenderTrust::Verified,
-                },
+                own: item.trust == SenderTrust::Own,
+                trust: item.trust,
                 content: item.content,
             });
         }
@@ -1545,22 +1539,22 @@ impl Session {
             };
             let (device, revoked_at) = t;
             let pin = lock(&self.inner.trust).pin(&user).copied();
-            return match pin {
-                Some(p) if p.key == *device.identity_key() => match revoked_at {
-                    None => SenderCheck::Trusted(
-                        Box::new(device),
-                        if p.verified {
-                            SenderTrust::Verified
-                        } else {
-                            SenderTrust::Unverified
-                        },
-                    ),
-                    Some(r) if stored_before(stored_at, &r) => {
-                        SenderCheck::Trusted(Box::new(device), SenderTrust::Unverified)
-                    }
-                    Some(_) => SenderCheck::Refused(R::UnknownDevice),
-                },
-                _ => SenderCheck::Refused(R::UntrustedSender),
+            // The engine's rule (pins, own devices, revoked devices).
+            let pinned = pin.as_ref().map(|p| PinnedKey {
+                key: p.key.to_bytes(),
+                verified: p.verified,
+            });
+            return match check_sender(
+                self.inner.user.id,
+                user,
+                pinned,
+                device.identity_key().to_bytes(),
+                revoked_at.as_deref(),
+                stored_at,
+            ) {
+                Ok(trust) => SenderCheck::Trusted(Box::new(device), trust),
+                Err(SenderRefused::UntrustedSender) => SenderCheck::Refused(R::UntrustedSender),
+                Err(SenderRefused::UnknownDevice) => SenderCheck::Refused(R::UnknownDevice),
             };
         }
         SenderCheck::Refused(R::UnknownDevice)
@@ -1747,21 +1741,6 @@ impl Session {
     }
 }
 
-/// Whether the relay's RFC 3339 UTC timestamp `stored_at` is before
-/// `revoked_at`. The relay writes fractions of a second with as few digits as
-/// needed (`…:01.5Z`, `…:01Z`), so both are brought to nine digits first;
-/// anything not in that UTC form counts as "not before".
-fn stored_before(stored_at: &str, revoked_at: &str) -> bool {
-    fn sortable(ts: &str) -> Option<String> {
-        let body = ts.strip_suffix('Z')?;
-        let (secs, frac) = body.split_once('.').unwrap_or((body, ""));
-        let well_formed =
-            secs.len() == 19 && frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit());
-        well_formed.then(|| format!("{secs}.{frac:0<9}Z"))
-    }
-    matches!((sortable(stored_at), sortable(revoked_at)), (Some(a), Some(b)) if a < b)
-}
-
 async fn upload(client: &Client, s: &DeviceSecrets, name: Option<String>) -> Result<()> {
     let bundle = DeviceBundle::create(&s.identity, &s.device, s.user_id, s.device_id)?;
     client
@@ -1786,33 +1765,4 @@ async fn upload(client: &Client, s: &DeviceSecrets, name: Option<String>) -> Res
 /// a panicked holder cannot leave them unsafe, only stale).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::stored_before;
-
-    #[test]
-    fn relay_timestamps_compare_whatever_their_precision() {
-        assert!(!stored_before(
-            "2026-12-02T16:59:01.5Z",
-            "2026-12-02T16:59:01.123456Z"
-        ));
-        assert!(stored_before(
-            "2026-12-02T16:59:01.12Z",
-            "2026-12-02T16:59:01.5Z"
-        ));
-        assert!(stored_before(
-            "2026-12-02T16:59:01Z",
-            "2026-12-02T16:59:01.001Z"
-        ));
-        assert!(!stored_before(
-            "2026-12-02T16:59:01Z",
-            "2026-12-02T16:59:01Z"
-        ));
-        assert!(!stored_before(
-            "2026-12-02T16:59:01+01:00",
-            "2027-01-01T00:00:00Z"
-        ));
-    }
 }

@@ -14,6 +14,8 @@
 //!   user must see when the relay lists someone the owner did not;
 //! - [`content`]: the content codec, and which opened plaintexts are control
 //!   messages apps never see;
+//! - [`trust`]: whether a sending device is trusted (pins, own devices, the
+//!   revoked-device rule);
 //! - [`vault`]: the store key (the passphrase wraps it; the device's secrets
 //!   and local history are sealed under it) and the sealing of local history;
 //! - [`feed`]: the incoming stream: room cursors, gaps and `resume`,
@@ -24,7 +26,7 @@
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (trust pins, device lists) still lives in each driver and moves here next;
+//! The rest of the client logic (keeping the pins, device lists) still lives in each driver and moves here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
 pub mod content;
@@ -33,6 +35,7 @@ pub mod ids;
 pub mod membership;
 pub mod outbox;
 pub mod policy;
+pub mod trust;
 pub mod vault;
 
 pub use content::{Content, Plaintext};

@@ -130,7 +130,8 @@ async fn alice_and_bob_talk_across_suites_devices_and_backups(backend: Backend) 
     // What Bob's second device writes, his first device reads as his own.
     let t4 = text("bob's laptop to the room");
     bob2.session.send_text(room, &t4).await.unwrap();
-    assert!(bob.expect_text(&t4).await.own);
+    let m = bob.expect_text(&t4).await;
+    assert!(m.own && m.trust == SenderTrust::Own, "{m:?}");
     alice.expect_text(&t4).await;
     let t4_copy = t4.clone();
     sent.push(t4);
@@ -181,9 +182,9 @@ async fn alice_and_bob_talk_across_suites_devices_and_backups(backend: Backend) 
     let mut restored = Person::login(&url, "bob", DeviceSetup::Restore { backup, secret }).await;
     assert_eq!(restored.session.device_id(), bob.session.device_id());
     // It replays the history sealed to it. What the since-revoked laptop wrote
-    // before its revocation still verifies, but is no longer shown as verified.
+    // before its revocation still verifies; it is its own user's: `Own`.
     let m4 = restored.expect_text(&t4_copy).await;
-    assert!(m4.own && m4.trust == SenderTrust::Unverified, "{m4:?}");
+    assert!(m4.own && m4.trust == SenderTrust::Own, "{m4:?}");
     let t6 = text("to the restored device");
     alice.session.send_text(room, &t6).await.unwrap();
     restored.expect_text(&t6).await;
