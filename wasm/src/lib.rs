@@ -32,6 +32,7 @@ pub mod feed;
 mod js;
 pub mod outbox;
 pub mod peer;
+pub mod pins;
 pub mod rooms;
 pub mod trust;
 mod types;

@@ -7,6 +7,7 @@
 import {
   checkSender,
   ClientOutbox,
+  ClientPins,
   Device,
   RoomMembership,
   decodePlaintext,
@@ -30,7 +31,7 @@ import type {
 import { encodeContent } from "./events.js";
 import { decryptResponse, encryptBlob } from "./files.js";
 import type { Relay } from "./relay.js";
-import type { KeyStore, OutboxEntry, Pin, Seen } from "./store.js";
+import type { KeyStore, OutboxEntry, Seen } from "./store.js";
 import { Sync } from "./sync.js";
 import type { WebSocketConstructor } from "./sync.js";
 import type {
@@ -164,10 +165,6 @@ type SenderCheck =
 /** Whether the relay's RFC 3339 UTC timestamp `storedAt` is before `revokedAt` (the engine's comparison). */
 export const storedBefore = (storedAt: string, revokedAt: string): boolean => wasmStoredBefore(storedAt, revokedAt);
 
-function keyTag(user: Uuid, key: Uint8Array): string {
-  return `${user}/${toB64(key)}`;
-}
-
 function summary(d: RoomDetails): RoomSummary {
   return {
     id: d.id,
@@ -200,7 +197,8 @@ export class Session extends EventTarget {
   private device: Device | null;
   /** The store key: local history is sealed under it. */
   private vault: StoreVault | null;
-  private readonly pins: Map<Uuid, Pin>;
+  /** Trust on first use, decided by the engine (`ClientPins`, the native SDK's code). */
+  private readonly pins: ClientPins;
   private readonly sync: Sync;
   /** Verified devices per user (revoked ones too: to verify old messages). */
   private readonly deviceCache = new Map<Uuid, Target[]>();
@@ -210,12 +208,6 @@ export class Session extends EventTarget {
    * live stream keeps it right.
    */
   private readonly membership: RoomMembership;
-  /** Identity changes already reported (user/key). */
-  private readonly warned = new Set<string>();
-  /** Users whose served identity differs from the pin. */
-  private readonly changed = new Set<Uuid>();
-  /** Rejected devices already reported (user/device). */
-  private readonly rejected = new Set<string>();
   /**
    * Bumped whenever a user's devices or a room's members may have changed
    * (`keys_changed`, `room`, reconnect): a fetch that started under an older
@@ -235,7 +227,7 @@ export class Session extends EventTarget {
     user: User,
     device: Device,
     vault: StoreVault,
-    pins: Map<Uuid, Pin>,
+    pins: ClientPins,
     membership: RoomMembership,
   ) {
     super();
@@ -379,14 +371,11 @@ export class Session extends EventTarget {
       device.free();
       throw new SottoError(ClientCodes.protocol, "the store key was not set up");
     }
-    let pins: Map<Uuid, Pin>;
+    let pins: ClientPins;
     try {
-      pins = await store.pins();
-      if (!pins.has(user.id)) {
-        const own: Pin = { key: device.identityKey, verified: true };
-        pins.set(user.id, own);
-        await store.setPin(user.id, own);
-      }
+      const stored = await store.pins();
+      if (!stored.has(user.id)) await store.setPin(user.id, { key: device.identityKey, verified: true });
+      pins = new ClientPins(user.id, device.identityKey, [...stored]);
     } catch (e) {
       device.free();
       vault.free();
@@ -1050,7 +1039,7 @@ export class Session extends EventTarget {
   /** The safety number of this user and `userId` (fetches their keys if needed). */
   async safetyNumber(userId: Uuid): Promise<SafetyNumber> {
     await this.devicesOf([userId]);
-    const pin = this.pins.get(userId);
+    const pin = this.pins.pin(userId);
     if (!pin) throw new SottoError(ClientCodes.noDevices, "no identity key is known for this user");
     try {
       const n = wasmSafetyNumber(this.dev().identityKey, pin.key);
@@ -1062,11 +1051,9 @@ export class Session extends EventTarget {
 
   /** Marks `userId`'s pinned identity key verified (after the safety numbers matched). */
   async markVerified(userId: Uuid): Promise<void> {
-    const pin = this.pins.get(userId);
+    const pin = this.pins.markVerified(userId);
     if (!pin) throw new SottoError(ClientCodes.noDevices, "no identity key is known for this user");
-    const next: Pin = { key: pin.key, verified: true };
-    this.pins.set(userId, next);
-    await this.store.setPin(userId, next);
+    await this.store.setPin(userId, pin);
   }
 
   /**
@@ -1086,20 +1073,13 @@ export class Session extends EventTarget {
     if (keys.length !== 1 || key === undefined) {
       throw new SottoError(ClientCodes.noDevices, "the user's devices do not agree on one identity key");
     }
-    const pin: Pin = { key, verified: false };
-    this.pins.set(userId, pin);
-    await this.store.setPin(userId, pin);
-    for (const tag of [...this.warned]) if (tag.startsWith(`${userId}/`)) this.warned.delete(tag);
-    this.changed.delete(userId);
+    await this.store.setPin(userId, this.pins.accept(userId, key));
     await this.refreshDevices(userId);
   }
 
   /** How far `userId`'s identity is trusted (`changed`: sends to them are refused until `acceptIdentity`). */
-  trust(userId: Uuid): "unverified" | "verified" | "changed" | "unknown" {
-    if (this.changed.has(userId)) return "changed";
-    const pin = this.pins.get(userId);
-    if (!pin) return "unknown";
-    return pin.verified ? "verified" : "unverified";
+  trust(userId: Uuid): Trust {
+    return this.pins.trust(userId);
   }
 
   /** A key backup of this device under `passphrase` (Argon2id, the core's defaults), to link another browser. */
@@ -1351,7 +1331,7 @@ export class Session extends EventTarget {
     for (const user of members) {
       const targets = devices.get(user);
       if (!targets) continue;
-      const pin = this.pins.get(user);
+      const pin = this.pins.pin(user);
       const before = out.length;
       let otherIdentity = false;
       for (const t of targets) {
@@ -1432,52 +1412,16 @@ export class Session extends EventTarget {
         revokedAt: d.revoked_at ?? undefined,
       });
     }
-    const keys: Uint8Array[] = [];
-    for (const t of verified) {
-      if (t.revokedAt !== undefined) continue;
-      if (!keys.some((k) => sameBytes(k, t.identityKey))) keys.push(t.identityKey);
-    }
-    const identityEvents: Array<{ userId: Uuid; wasVerified: boolean }> = [];
-    let pin = this.pins.get(user);
-    if (pin === undefined) {
-      // First contact: pin only if all active devices agree on one key.
-      const only = keys[0];
-      if (keys.length === 1 && only !== undefined) {
-        pin = { key: only, verified: false };
-        this.pins.set(user, pin);
-        await this.store.setPin(user, pin);
-      }
-    } else {
-      let differs = false;
-      for (const k of keys) {
-        if (sameBytes(k, pin.key)) continue;
-        differs = true;
-        const tag = keyTag(user, k);
-        if (!this.warned.has(tag)) {
-          this.warned.add(tag);
-          identityEvents.push({ userId: user, wasVerified: pin.verified });
-        }
-      }
-      if (differs) this.changed.add(user);
-      else this.changed.delete(user);
-    }
-    pin = this.pins.get(user);
-    const good = verified.filter((t) => pin !== undefined && sameBytes(pin.key, t.identityKey));
-    const bad = verified.filter((t) => !(pin !== undefined && sameBytes(pin.key, t.identityKey)));
-    // A device of a changed identity is reported by the identity-change event;
-    // a stray device next to good ones is rejected.
-    if (good.some((t) => t.revokedAt === undefined)) {
-      for (const t of bad) if (t.revokedAt === undefined) rejected.push(t.deviceId);
-    }
+    // The engine decides: first-contact pin, identity changes, rejections.
+    const served = verified.map((t) => ({ deviceId: t.deviceId, identityKey: t.identityKey, revoked: t.revokedAt !== undefined }));
+    const o = this.pins.observe(user, served, rejected);
+    if (o.pinned !== undefined) await this.store.setPin(user, o.pinned);
+    const good = verified.filter((t) => o.trusted.includes(t.deviceId));
+    const bad = verified.filter((t) => !o.trusted.includes(t.deviceId));
     const kept = good.concat(bad);
     if (this.generation === generation) this.deviceCache.set(user, kept);
-    for (const e of identityEvents) this.emit("identitychanged", e);
-    for (const deviceId of rejected) {
-      const tag = `${user}/${deviceId}`;
-      if (this.rejected.has(tag)) continue;
-      this.rejected.add(tag);
-      this.emit("devicerejected", { userId: user, deviceId });
-    }
+    for (const wasVerified of o.identityChanged) this.emit("identitychanged", { userId: user, wasVerified });
+    for (const deviceId of o.rejected) this.emit("devicerejected", { userId: user, deviceId });
     return kept;
   }
 
@@ -1499,7 +1443,7 @@ export class Session extends EventTarget {
       const t = devices.get(user)?.find((d) => d.deviceId === deviceId);
       if (!t) continue;
       // The engine's rule (pins, own devices, revoked devices).
-      const pin = this.pins.get(user);
+      const pin = this.pins.pin(user);
       const v = checkSender(this.user.id, user, pin?.key, pin?.verified ?? false, t.identityKey, t.revokedAt, storedAt);
       if (v === "untrusted_sender" || v === "unknown_device") return { kind: "refused", reason: v };
       return { kind: "trusted", device: t.device, trust: v };

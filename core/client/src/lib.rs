@@ -48,6 +48,7 @@ pub use files::{OnProgress, Progress};
 pub use routes::token_from_link;
 pub use session::{BackupSecret, DeviceSetup, Sent, Session, SessionOptions};
 pub use sotto_engine::Changes;
+pub use sotto_engine::pins::Trust;
 pub use store::{SqliteStore, Store};
 pub use transport::{Client, ClientOptions};
 

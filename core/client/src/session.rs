@@ -1,6 +1,6 @@
 //! [`Session`]: one device of one account, doing the encryption for the app.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,8 +13,9 @@ use sotto_core::keys::{
 };
 use sotto_core::safety::SafetyNumber;
 use sotto_core::suite::Suite;
-use sotto_core::trust::{Pin, TrustDecision, TrustStore};
+use sotto_core::trust::Pin;
 use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer, Verdict};
+use sotto_engine::pins::{self, Pins, ServedDevice};
 use sotto_engine::trust::{PinnedKey, SenderRefused, check_sender};
 use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
 use sotto_engine::{Plaintext, Rooms, SendRefused};
@@ -161,22 +162,18 @@ pub(crate) struct Inner {
     pub(crate) device_id: Uuid,
     pub(crate) identity: IdentityKeyPair,
     pub(crate) keys: DeviceKeys,
-    pub(crate) trust: Mutex<TrustStore>,
+    pub(crate) trust: Mutex<Pins>,
     /// Verified devices per user (revoked ones too: to verify old messages).
     devices: Mutex<HashMap<Uuid, Arc<Vec<Target>>>>,
     /// Room membership as the engine decides it (`docs/protocol.md` §12.4):
     /// the records saved in the store, and the relay's view of each room while
     /// the live stream keeps it right.
     pub(crate) rooms: Mutex<Rooms>,
-    /// Identity changes already reported (user, new key).
-    warned: Mutex<HashSet<(Uuid, [u8; 32])>>,
     /// The outbox's posts in flight (the engine's single-flight rule) and the
     /// control messages among them (their `Sent` is not the app's).
     outbox: Mutex<Outbox>,
     /// Woken whenever a post ends, for a flush waiting on another's post.
     outbox_done: tokio::sync::Notify,
-    /// Rejected devices already reported (user, device).
-    rejected: Mutex<HashSet<(Uuid, Uuid)>>,
     /// Events go nowhere until the app takes the stream (no unbounded buffer
     /// for an app that never reads them); after that they are never dropped.
     pub(crate) events: mpsc::UnboundedSender<Event>,
@@ -433,15 +430,10 @@ impl Session {
             }
         };
 
-        let mut trust = TrustStore::new();
-        for (user_id, pin) in store.pins()? {
-            trust.accept(user_id, pin.key);
-            if pin.verified {
-                trust.mark_verified(user_id, &pin.key);
-            }
-        }
+        // The engine's pins: the store's, and this user's own key (verified).
+        let stored_pins = store.pins()?;
         let own = secrets.identity.public_key();
-        if let TrustDecision::FirstSeen = trust.observe(user.id, &own) {
+        if !stored_pins.contains_key(&user.id) {
             store.set_pin(
                 user.id,
                 &Pin {
@@ -449,8 +441,12 @@ impl Session {
                     verified: true,
                 },
             )?;
-            trust.mark_verified(user.id, &own);
         }
+        let trust = Pins::load(
+            user.id,
+            own.to_bytes(),
+            stored_pins.into_iter().map(|(u, p)| (u, engine_pin(&p))),
+        );
         let rooms = match store.rooms()? {
             Some(records) => Rooms::load(user.id, records),
             None => {
@@ -484,10 +480,8 @@ impl Session {
             trust: Mutex::new(trust),
             devices: Mutex::new(HashMap::new()),
             rooms: Mutex::new(rooms),
-            warned: Mutex::new(HashSet::new()),
             outbox: Mutex::new(Outbox::new()),
             outbox_done: tokio::sync::Notify::new(),
-            rejected: Mutex::new(HashSet::new()),
             events,
             events_rx: Mutex::new(Some(events_rx)),
             events_taken: std::sync::atomic::AtomicBool::new(false),
@@ -1331,12 +1325,14 @@ impl Session {
             let Some(targets) = devices.get(user) else {
                 continue;
             };
-            let pin = lock(&self.inner.trust).pin(user).copied();
+            let pin = lock(&self.inner.trust).pin(*user);
             let before = out.len();
             let mut other_identity = false;
             for t in targets.iter().filter(|t| t.revoked_at.is_none()) {
                 match &pin {
-                    Some(p) if p.key == *t.device.identity_key() => out.push(t.device.clone()),
+                    Some(p) if p.key == t.device.identity_key().to_bytes() => {
+                        out.push(t.device.clone())
+                    }
                     _ => other_identity = true,
                 }
             }
@@ -1441,64 +1437,42 @@ impl Session {
                 _ => rejected.push(d.device_id),
             }
         }
-        let mut keys: Vec<IdentityPublicKey> = Vec::new();
-        for t in verified.iter().filter(|t| t.revoked_at.is_none()) {
-            if !keys.contains(t.device.identity_key()) {
-                keys.push(*t.device.identity_key());
-            }
+        // The engine decides: first-contact pin, identity changes, rejections.
+        let served: Vec<ServedDevice> = verified
+            .iter()
+            .map(|t| ServedDevice {
+                device_id: t.device.device_id(),
+                identity_key: t.device.identity_key().to_bytes(),
+                revoked: t.revoked_at.is_some(),
+            })
+            .collect();
+        let observed = lock(&self.inner.trust).observe(user, &served, &rejected);
+        if let Some(pin) = observed.pinned.as_ref().and_then(core_pin) {
+            self.inner.store.set_pin(user, &pin)?;
         }
-        let mut events = Vec::new();
-        let kept: Vec<Target> = {
-            let mut trust = lock(&self.inner.trust);
-            match trust.pin(&user).copied() {
-                None => {
-                    // First contact: pin only if all active devices agree on one key.
-                    if let [k] = keys.as_slice() {
-                        trust.observe(user, k);
-                        self.inner.store.set_pin(
-                            user,
-                            &Pin {
-                                key: *k,
-                                verified: false,
-                            },
-                        )?;
-                    }
-                }
-                Some(pin) => {
-                    for k in keys.iter().filter(|k| **k != pin.key) {
-                        if lock(&self.inner.warned).insert((user, k.to_bytes())) {
-                            events.push(Event::IdentityKeyChanged {
-                                user_id: user,
-                                was_verified: pin.verified,
-                            });
-                        }
-                    }
-                }
-            }
-            let pin = trust.pin(&user).copied();
-            let (good, bad): (Vec<Target>, Vec<Target>) = verified
-                .into_iter()
-                .partition(|t| pin.is_some_and(|p| p.key == *t.device.identity_key()));
-            // A device of a changed identity is reported by the identity-change
-            // event; a stray device next to good ones is rejected.
-            let any_good = good.iter().any(|t| t.revoked_at.is_none());
-            if any_good {
-                rejected.extend(
-                    bad.iter()
-                        .filter(|t| t.revoked_at.is_none())
-                        .map(|t| t.device.device_id()),
-                );
-            }
-            good.into_iter().chain(bad).collect()
-        };
-        for device_id in rejected {
-            if lock(&self.inner.rejected).insert((user, device_id)) {
-                events.push(Event::DeviceRejected {
+        let mut events: Vec<Event> = observed
+            .identity_changed
+            .iter()
+            .map(|was_verified| Event::IdentityKeyChanged {
+                user_id: user,
+                was_verified: *was_verified,
+            })
+            .collect();
+        events.extend(
+            observed
+                .rejected
+                .iter()
+                .map(|device_id| Event::DeviceRejected {
                     user_id: user,
-                    device_id,
-                });
-            }
-        }
+                    device_id: *device_id,
+                }),
+        );
+        // Pinned devices first (the cache's order), then the others (kept to
+        // recognise them, never trusted).
+        let (good, bad): (Vec<Target>, Vec<Target>) = verified
+            .into_iter()
+            .partition(|t| observed.trusted.contains(&t.device.device_id()));
+        let kept: Vec<Target> = good.into_iter().chain(bad).collect();
         let kept = Arc::new(kept);
         if self.generation() == generation {
             lock(&self.inner.devices).insert(user, kept.clone());
@@ -1538,10 +1512,9 @@ impl Session {
                 continue;
             };
             let (device, revoked_at) = t;
-            let pin = lock(&self.inner.trust).pin(&user).copied();
             // The engine's rule (pins, own devices, revoked devices).
-            let pinned = pin.as_ref().map(|p| PinnedKey {
-                key: p.key.to_bytes(),
+            let pinned = lock(&self.inner.trust).pin(user).map(|p| PinnedKey {
+                key: p.key,
                 verified: p.verified,
             });
             return match check_sender(
@@ -1616,30 +1589,37 @@ impl Session {
     /// keys if needed; `None` if they have no pinned identity.
     pub async fn safety_number(&self, user_id: Uuid) -> Result<Option<SafetyNumber>> {
         self.devices_of(&[user_id]).await?;
-        let pin = lock(&self.inner.trust).pin(&user_id).copied();
+        let pin = lock(&self.inner.trust)
+            .pin(user_id)
+            .as_ref()
+            .and_then(core_pin);
         Ok(pin.map(|p| SafetyNumber::new(&self.inner.identity.public_key(), &p.key)))
     }
 
     /// The pin of a user: their identity key as this device trusts it.
     pub fn pin(&self, user_id: Uuid) -> Option<Pin> {
-        lock(&self.inner.trust).pin(&user_id).copied()
+        lock(&self.inner.trust)
+            .pin(user_id)
+            .as_ref()
+            .and_then(core_pin)
+    }
+
+    /// A user's trust state (the engine's `pins`): `Unknown` (no pin yet),
+    /// `Unverified`, `Verified`, or `Changed` (the relay serves an active
+    /// device of theirs under another identity key: nothing flows to or from
+    /// it until [`Session::accept_identity`]). The npm package's `trust(user)`.
+    pub fn trust(&self, user_id: Uuid) -> pins::Trust {
+        lock(&self.inner.trust).trust(user_id)
     }
 
     /// Marks `user_id`'s pinned identity key as verified (after the safety
     /// numbers matched).
     pub fn mark_verified(&self, user_id: Uuid) -> Result<bool> {
         let mut trust = lock(&self.inner.trust);
-        let Some(pin) = trust.pin(&user_id).copied() else {
+        let Some(pin) = trust.mark_verified(user_id).as_ref().and_then(core_pin) else {
             return Ok(false);
         };
-        trust.mark_verified(user_id, &pin.key);
-        self.inner.store.set_pin(
-            user_id,
-            &Pin {
-                key: pin.key,
-                verified: true,
-            },
-        )?;
+        self.inner.store.set_pin(user_id, &pin)?;
         Ok(true)
     }
 
@@ -1662,15 +1642,10 @@ impl Session {
         let [key] = keys.as_slice() else {
             return Err(Error::NoDevices(user_id));
         };
-        lock(&self.inner.trust).accept(user_id, *key);
-        self.inner.store.set_pin(
-            user_id,
-            &Pin {
-                key: *key,
-                verified: false,
-            },
-        )?;
-        lock(&self.inner.warned).retain(|(u, _)| *u != user_id);
+        let pin = lock(&self.inner.trust).accept(user_id, key.to_bytes());
+        if let Some(pin) = core_pin(&pin) {
+            self.inner.store.set_pin(user_id, &pin)?;
+        }
         self.refresh_devices(user_id).await
     }
 
@@ -1739,6 +1714,22 @@ impl Session {
     pub fn cursors(&self) -> Result<BTreeMap<Uuid, u64>> {
         self.inner.store.cursors()
     }
+}
+
+/// A stored pin as the engine's.
+fn engine_pin(p: &Pin) -> pins::Pin {
+    pins::Pin {
+        key: p.key.to_bytes(),
+        verified: p.verified,
+    }
+}
+
+/// The engine's pin as the store's (its key came from a verified bundle).
+fn core_pin(p: &pins::Pin) -> Option<Pin> {
+    IdentityPublicKey::from_bytes(&p.key).ok().map(|key| Pin {
+        key,
+        verified: p.verified,
+    })
 }
 
 async fn upload(client: &Client, s: &DeviceSecrets, name: Option<String>) -> Result<()> {

@@ -23,10 +23,12 @@
 //!   for the store (applied in one transaction before its events are shown);
 //! - [`outbox`]: single-flight posting of sealed messages and what each answer
 //!   of the relay means for the entry (sent, refused, retried, queued);
+//! - [`pins`]: trust on first use: which key each user is pinned to, identity
+//!   changes, rejected devices, a user's trust state;
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (keeping the pins, device lists) still lives in each driver and moves here next;
+//! The rest of the client logic (the device cache, the step API over all of it) still lives in each driver and moves here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
 pub mod content;
@@ -34,6 +36,7 @@ pub mod feed;
 pub mod ids;
 pub mod membership;
 pub mod outbox;
+pub mod pins;
 pub mod policy;
 pub mod trust;
 pub mod vault;

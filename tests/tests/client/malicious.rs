@@ -60,6 +60,7 @@ async fn a_rewritten_identity_key_is_refused_and_announced() {
     let bob_device = _bob.session.device_id();
     _bob.session.disconnect().await;
     let (evil, bundle) = forged(bob_id, bob_device);
+    assert_eq!(alice.session.trust(bob_id), sotto_client::Trust::Unverified);
 
     relay.kill();
     tamper(
@@ -102,13 +103,18 @@ async fn a_rewritten_identity_key_is_refused_and_announced() {
         before,
         "nothing was posted"
     );
-    // The pin is unchanged until the app accepts the new key.
+    // The pin is unchanged until the app accepts the new key; the user's
+    // trust state says why nothing flows (the npm package's `trust(user)`).
     assert_ne!(alice.session.pin(bob_id).unwrap().key, evil.public_key());
+    assert_eq!(alice.session.trust(bob_id), sotto_client::Trust::Changed);
     sent.push(t);
 
     // Once the person accepts it (after comparing safety numbers), it flows.
     alice.session.accept_identity(bob_id).await.unwrap();
     assert_eq!(alice.session.pin(bob_id).unwrap().key, evil.public_key());
+    assert_eq!(alice.session.trust(bob_id), sotto_client::Trust::Unverified);
+    assert!(alice.session.mark_verified(bob_id).unwrap());
+    assert_eq!(alice.session.trust(bob_id), sotto_client::Trust::Verified);
     alice.session.send_text(room, "accepted").await.unwrap();
     assert_no_plaintext_at_rest(&relay, &sent, "alice");
 }
