@@ -107,7 +107,8 @@ export interface IdentityChangedDetail {
   wasVerified: boolean;
 }
 
-export type ConnectionState = "connecting" | "online" | "offline";
+/** `following`: another tab of this browser holds this device's connection; its events arrive through it. */
+export type ConnectionState = "connecting" | "online" | "offline" | "following";
 
 export interface ConnectionDetail {
   state: ConnectionState;

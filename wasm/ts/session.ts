@@ -21,6 +21,7 @@ import { POLICY } from "./wire.gen.js";
 import type { HistoryItem, MembershipWarning, OutboxVerdict, Recipient, VerifiedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
+  ConnectionState,
   Content,
   ReceivedMessage,
   SenderTrust,
@@ -33,6 +34,7 @@ import { decryptResponse, encryptBlob } from "./files.js";
 import type { Relay } from "./relay.js";
 import type { KeyStore, OutboxEntry, Seen } from "./store.js";
 import { Sync } from "./sync.js";
+import { Tabs } from "./tabs.js";
 import type { WebSocketConstructor } from "./sync.js";
 import type {
   AttachmentPointer,
@@ -74,6 +76,13 @@ export interface SessionOptions {
   deviceName?: string;
   /** The WebSocket constructor (default: the global `WebSocket`; in Node < 22 pass e.g. `ws`'s). */
   webSocket?: WebSocketConstructor;
+  /**
+   * Share this device with the other tabs of this browser (default: true where
+   * Web Locks and BroadcastChannel exist): one tab leads and holds the
+   * connection, the others follow it (`connection` state `following`), hear
+   * its events and hand it their sends (see `tabs.ts`).
+   */
+  tabs?: boolean;
 }
 
 /** The secret that opens a key backup: its passphrase, or its recovery key. */
@@ -198,7 +207,7 @@ export class Session extends EventTarget {
   /** The store key: local history is sealed under it. */
   private vault: StoreVault | null;
   /** Trust on first use, decided by the engine (`ClientPins`, the native SDK's code). */
-  private readonly pins: ClientPins;
+  private pins: ClientPins;
   private readonly sync: Sync;
   /** Verified devices per user (revoked ones too: to verify old messages). */
   private readonly deviceCache = new Map<Uuid, Target[]>();
@@ -207,7 +216,9 @@ export class Session extends EventTarget {
    * records kept in the store, and the relay's view of each room while the
    * live stream keeps it right.
    */
-  private readonly membership: RoomMembership;
+  private membership: RoomMembership;
+  /** The other tabs of this device (null: alone, or no Web Locks here). */
+  private readonly tabs: Tabs | null;
   /**
    * Bumped whenever a user's devices or a room's members may have changed
    * (`keys_changed`, `room`, reconnect): a fetch that started under an older
@@ -249,6 +260,14 @@ export class Session extends EventTarget {
         } as unknown as WebSocketConstructor,
     );
     this.relay.addEventListener("loggedout", this.onRelayLoggedOut);
+    this.tabs =
+      opts.tabs !== false && Tabs.available()
+        ? new Tabs(
+            `sotto:${this.relay.baseUrl}:${device.deviceId}`,
+            (method, args) => this.serveTab(method, args),
+            (type, detail) => this.followTab(type, detail),
+          )
+        : null;
   }
 
   /**
@@ -439,6 +458,62 @@ export class Session extends EventTarget {
   emit<K extends keyof SessionEventMap>(type: K, detail: SessionEventMap[K]["detail"]): void {
     if (this.closed) return;
     this.dispatchEvent(new CustomEvent(type, { detail }));
+    // Each tab has its own login: the leader's logout is not the others'.
+    if (type !== "loggedout") this.tabs?.broadcast(type, detail);
+  }
+
+  // ---- tabs (tabs.ts) ---------------------------------------------------------------
+
+  /** The methods a following tab hands to the leading one (they change shared state). */
+  private static readonly FORWARDED = new Set([
+    "send",
+    "createRoom",
+    "directRoom",
+    "invite",
+    "acceptInvitation",
+    "markRead",
+    "setTyping",
+    "markVerified",
+    "acceptIdentity",
+  ]);
+
+  /** Runs a following tab's call in this (leading) tab. */
+  private serveTab(method: string, args: unknown[]): Promise<unknown> {
+    if (!Session.FORWARDED.has(method)) return Promise.reject(new SottoError("invalid_argument", `not forwarded: ${method}`));
+    const f = (this as unknown as Record<string, (...a: unknown[]) => unknown>)[method];
+    if (typeof f !== "function") return Promise.reject(new SottoError("invalid_argument", `no method ${method}`));
+    return Promise.resolve(f.apply(this, args));
+  }
+
+  /** An event the leading tab emitted: shown here too (pins reloaded when trust changed). */
+  private followTab(type: string, detail: unknown): void {
+    if (this.closed) return;
+    if (type === "identitychanged" || type === "deviceschanged") void this.reloadPins().catch(() => undefined);
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** Whether `method` goes to the leading tab; its answer if so. */
+  private async viaLeader(method: string, args: unknown[]): Promise<{ value: unknown } | null> {
+    if (this.tabs === null || !(await this.tabs.otherLeads())) return null;
+    const value = await this.tabs.call(method, args);
+    if (method === "markVerified" || method === "acceptIdentity") await this.reloadPins();
+    return { value };
+  }
+
+  /** The engine's pins and membership records again from the store (another tab changed them). */
+  private async reloadState(): Promise<void> {
+    await this.reloadPins();
+    const records = await this.store.rooms();
+    const membership = new RoomMembership(this.user.id, records ?? []);
+    this.membership.free();
+    this.membership = membership;
+  }
+
+  private async reloadPins(): Promise<void> {
+    const stored = await this.store.pins();
+    const pins = new ClientPins(this.user.id, this.dev().identityKey, [...stored]);
+    this.pins.free();
+    this.pins = pins;
   }
 
   /** @internal The relay ended the session: stop, and say so once. */
@@ -461,10 +536,13 @@ export class Session extends EventTarget {
     return this.user.username;
   }
 
-  /** The state of the live connection. */
-  get connection(): "connecting" | "online" | "offline" {
-    return this.sync.state;
+  /** The state of the live connection (`following`: another tab of this device holds it). */
+  get connection(): ConnectionState {
+    return this.tabs !== null && this.following ? "following" : this.sync.state;
   }
+
+  /** Waiting for the lead while another tab holds the connection. */
+  private following = false;
 
   private dev(): Device {
     if (this.device === null || this.closed) throw new SottoError(ClientCodes.closed, "the session is closed");
@@ -477,18 +555,38 @@ export class Session extends EventTarget {
   connect(): void {
     this.dev();
     this.loggedOutSent = false;
-    this.sync.start();
+    const tabs = this.tabs;
+    if (tabs === null) {
+      this.sync.start();
+      return;
+    }
+    // One tab of this device leads; this one follows until the lead is free.
+    void tabs.otherLeads().then((other) => {
+      if (other && !tabs.isLeader && !this.closed) {
+        this.following = true;
+        this.dispatchEvent(new CustomEvent("connection", { detail: { state: "following" } }));
+      }
+    });
+    tabs.lead(async () => {
+      // Another tab may have changed the engine's state while this one followed.
+      await this.reloadState();
+      this.following = false;
+      this.sync.start();
+    });
   }
 
-  /** Stops the live connection (messages not yet acknowledged stay in the outbox). */
+  /** Stops the live connection (messages not yet acknowledged stay in the outbox); another tab may lead. */
   disconnect(): void {
     this.sync.stop();
+    this.following = false;
+    this.tabs?.stepDown();
   }
 
   /** Disconnects and frees this device's secrets in WASM memory. The session is unusable after. */
   close(): void {
     if (this.closed) return;
     this.sync.stop();
+    this.tabs?.close();
     this.relay.removeEventListener("loggedout", this.onRelayLoggedOut);
     this.closed = true;
     this.device?.free();
@@ -497,6 +595,7 @@ export class Session extends EventTarget {
     this.vault = null;
     this.deviceCache.clear();
     this.membership.free();
+    this.pins.free();
   }
 
   // ---- rooms, people ----------------------------------------------------------------
@@ -515,6 +614,8 @@ export class Session extends EventTarget {
    * this user in their contacts join at once, the others are invited).
    */
   async createRoom(name: string, memberIds: Uuid[]): Promise<RoomSummary> {
+    const viaLeader = await this.viaLeader("createRoom", [name, memberIds]);
+    if (viaLeader !== null) return viaLeader.value as RoomSummary;
     const created = await this.relay.createRoom({ name, member_ids: [] });
     const roomId = created.id;
     this.membership.created(roomId);
@@ -538,6 +639,8 @@ export class Session extends EventTarget {
 
   /** The direct room with `userId` (existing or new). */
   async directRoom(userId: Uuid): Promise<RoomSummary> {
+    const viaLeader = await this.viaLeader("directRoom", [userId]);
+    if (viaLeader !== null) return viaLeader.value as RoomSummary;
     const d = await this.relay.directRoom(userId);
     // Its peer is pinned to `userId` now, not to whoever the relay lists first.
     this.membership.expectPeer(d.id, userId);
@@ -550,6 +653,8 @@ export class Session extends EventTarget {
    * their contacts, else as an invitation they accept or decline. Says which.
    */
   async invite(roomId: Uuid, userId: Uuid): Promise<"member" | "invited"> {
+    const viaLeader = await this.viaLeader("invite", [roomId, userId]);
+    if (viaLeader !== null) return viaLeader.value as "member" | "invited";
     await this.observeRoom(roomId);
     if (this.membership.isOwner(roomId)) {
       // The next statement lists them, posted before the relay is asked.
@@ -576,6 +681,8 @@ export class Session extends EventTarget {
 
   /** Accepts an invitation: the room joins this user's rooms (its history starts now). */
   async acceptInvitation(id: Uuid): Promise<RoomSummary> {
+    const viaLeader = await this.viaLeader("acceptInvitation", [id]);
+    if (viaLeader !== null) return viaLeader.value as RoomSummary;
     const d = await this.relay.acceptInvitation(id);
     this.forgetRoom(d.id);
     return summary(d);
@@ -615,6 +722,8 @@ export class Session extends EventTarget {
    * cannot be reached (it goes out later; a `sent` event follows).
    */
   async send(roomId: Uuid, content: Content): Promise<Sent> {
+    const viaLeader = await this.viaLeader("send", [roomId, content]);
+    if (viaLeader !== null) return viaLeader.value as Sent;
     const device = this.dev();
     const targets = await this.recipients(roomId);
     const plaintext = encodeContent(content);
@@ -979,6 +1088,10 @@ export class Session extends EventTarget {
 
   /** Shows or hides this user's typing indicator (live only; dropped when offline). */
   setTyping(roomId: Uuid, active: boolean): void {
+    if (this.tabs !== null && !this.tabs.isLeader) {
+      void this.viaLeader("setTyping", [roomId, active]).catch(() => undefined);
+      return;
+    }
     this.sync.send({ type: "typing", room_id: roomId, active });
   }
 
@@ -988,6 +1101,8 @@ export class Session extends EventTarget {
    * neither reaches the relay (the receipt is not retried: mark again later).
    */
   async markRead(roomId: Uuid, seq: number): Promise<void> {
+    const viaLeader = await this.viaLeader("markRead", [roomId, seq]);
+    if (viaLeader !== null) return viaLeader.value as void;
     if (!Number.isSafeInteger(seq) || seq < 0) throw new SottoError("invalid_argument", "seq must be a non-negative integer");
     if (this.sync.send({ type: "receipt", room_id: roomId, kind: "read", seq })) return;
     await this.relay.receipt(roomId, "read", seq);
@@ -1051,6 +1166,8 @@ export class Session extends EventTarget {
 
   /** Marks `userId`'s pinned identity key verified (after the safety numbers matched). */
   async markVerified(userId: Uuid): Promise<void> {
+    const viaLeader = await this.viaLeader("markVerified", [userId]);
+    if (viaLeader !== null) return viaLeader.value as void;
     const pin = this.pins.markVerified(userId);
     if (!pin) throw new SottoError(ClientCodes.noDevices, "no identity key is known for this user");
     await this.store.setPin(userId, pin);
@@ -1062,6 +1179,8 @@ export class Session extends EventTarget {
    * pinned, unverified, and messages flow again.
    */
   async acceptIdentity(userId: Uuid): Promise<void> {
+    const viaLeader = await this.viaLeader("acceptIdentity", [userId]);
+    if (viaLeader !== null) return viaLeader.value as void;
     await this.refreshDevices(userId);
     const targets = (await this.devicesOf([userId])).get(userId) ?? [];
     const keys: Uint8Array[] = [];

@@ -10,6 +10,7 @@ const CONNECTION_TEXT: Record<string, string> = {
   connecting: "connecting…",
   online: "online",
   offline: "offline: reconnecting…",
+  following: "online (through another tab)",
 };
 
 export function mountLayout(root: HTMLElement, chat: Chat): void {

@@ -264,3 +264,119 @@ test("in Chromium: WebSocket, IndexedDB keys, file over HTTP/1.1, reload", async
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("in Chromium: two tabs of one device share one connection (Web Locks), and the lead passes on", async () => {
+  if (missing) throw new Error(missing);
+  const dir = mkdtempSync(join(tmpdir(), "sotto-wasm-tabs-"));
+  const server = await staticServer();
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const relay = await startRelay(dir, origin);
+  const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
+  try {
+    // Two tabs of Alice's browser (one context: one IndexedDB, one lock manager),
+    // and Bob in a browser of his own. Every page counts the sockets it opens.
+    const aliceBrowser = await browser.newContext();
+    const bobBrowser = await browser.newContext();
+    const errors = [];
+    const open = async (context) => {
+      const page = await context.newPage();
+      page.on("pageerror", (e) => errors.push(String(e)));
+      await page.goto(`${origin}/`);
+      await page.evaluate(async () => {
+        const Native = globalThis.WebSocket;
+        globalThis.sockets = 0;
+        globalThis.WebSocket = class extends Native {
+          constructor(...a) {
+            super(...a);
+            globalThis.sockets++;
+          }
+        };
+        const { default: init } = await import("/sotto_wasm.js");
+        await init();
+        globalThis.sotto = await import("/client.js");
+        globalThis.seen = [];
+        globalThis.states = [];
+      });
+      return page;
+    };
+    const [tab1, tab2, bobTab] = [await open(aliceBrowser), await open(aliceBrowser), await open(bobBrowser)];
+    for (const name of ["alice", "bob"]) {
+      await tab1.evaluate(
+        ([url, name, pw]) => new globalThis.sotto.Relay(url).register(name, `${name}@example.org`, pw),
+        [relay.url, name, PASSWORD],
+      );
+      const token = await verificationToken(dir, `${name}@example.org`);
+      await tab1.evaluate(([url, token]) => new globalThis.sotto.Relay(url).verifyEmail(token), [relay.url, token]);
+    }
+    // Each tab logs in on its own (its own refresh token) and opens the one device.
+    const start = (page, name) =>
+      page.evaluate(
+        async ([url, name, pw]) => {
+          const { Relay, Session, IndexedDbStore } = globalThis.sotto;
+          const relay = new Relay(url);
+          await relay.login(name, pw);
+          const s = await Session.open({ relay, store: await IndexedDbStore.open(name), passphrase: `store ${name}` });
+          s.addEventListener("message", (e) => globalThis.seen.push(e.detail.content.body));
+          s.addEventListener("connection", (e) => globalThis.states.push(e.detail.state));
+          globalThis.s = s;
+          globalThis.r = relay;
+          s.connect();
+          const deadline = Date.now() + 20_000;
+          while (s.connection !== "online" && s.connection !== "following" && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          return { deviceId: s.deviceId, userId: s.userId, connection: s.connection };
+        },
+        [relay.url, name, PASSWORD],
+      );
+    const a1 = await start(tab1, "alice");
+    assert.equal(a1.connection, "online", "the first tab leads");
+    const b = await start(bobTab, "bob");
+    const a2 = await start(tab2, "alice");
+    assert.equal(a2.deviceId, a1.deviceId, "one device in both tabs");
+    assert.equal(a2.connection, "following", "the second tab follows");
+    assert.equal(await tab2.evaluate(() => globalThis.sockets), 0, "the following tab opens no socket");
+
+    // A room, made from the following tab (handed to the leading one).
+    const room = await tab2.evaluate(async (bobId) => (await globalThis.s.directRoom(bobId)).id, b.userId);
+    await bobTab.evaluate(async () => {
+      const [inv] = await globalThis.s.invitations();
+      await globalThis.s.acceptInvitation(inv.id);
+    });
+    const waitFor = (page, text) =>
+      page.evaluate(async (text) => {
+        const deadline = Date.now() + 20_000;
+        while (!globalThis.seen.includes(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        return globalThis.seen.filter((t) => t === text).length;
+      }, text);
+    // Bob writes: both of Alice's tabs show it (the follower through the leader).
+    await bobTab.evaluate((room) => globalThis.s.sendText(room, "hello, both tabs"), room);
+    assert.equal(await waitFor(tab1, "hello, both tabs"), 1);
+    assert.equal(await waitFor(tab2, "hello, both tabs"), 1);
+    // Alice writes from the following tab: one post, Bob gets it once.
+    const sent = await tab2.evaluate((room) => globalThis.s.sendText(room, "from the second tab"), room);
+    assert.equal(typeof sent.seq, "number");
+    assert.equal(await waitFor(bobTab, "from the second tab"), 1);
+    const stored = await bobTab.evaluate(async (room) => (await globalThis.r.messages(room, 0, 100)).items.length, room);
+
+    // The leading tab goes: the follower takes the lead and its own socket.
+    await tab1.close();
+    const promoted = await tab2.evaluate(async () => {
+      const deadline = Date.now() + 20_000;
+      while (globalThis.s.connection !== "online" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      return { connection: globalThis.s.connection, sockets: globalThis.sockets };
+    });
+    assert.deepEqual(promoted, { connection: "online", sockets: 1 });
+    await bobTab.evaluate((room) => globalThis.s.sendText(room, "after the handover"), room);
+    assert.equal(await waitFor(tab2, "after the handover"), 1);
+    // Nothing was posted twice: Bob's room holds his three messages' worth plus Alice's one, once each.
+    const after = await bobTab.evaluate(async (room) => (await globalThis.r.messages(room, 0, 100)).items.length, room);
+    assert.equal(after, stored + 1, "only Bob's last message was added");
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    relay.child.kill("SIGKILL");
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
