@@ -46,6 +46,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("engine_rooms", engine_rooms),
     ("engine_vault", engine_vault),
     ("engine_feed", engine_feed),
+    ("engine_outbox", engine_outbox),
 ];
 
 /// `Envelope::from_bytes`: an envelope that parses re-encodes to the same bytes,
@@ -1189,5 +1190,163 @@ pub fn engine_feed(data: &[u8]) {
             cursors.get(room).is_some_and(|c| c >= seq),
             "an item kept beyond its room's cursor"
         );
+    }
+}
+
+/// `sotto_engine::outbox`: the relay's answers to posts, as the clients feed
+/// them. The input is a schedule of 3-byte steps (an entry, an operation, an
+/// argument): begin a post, mark a control message, a socket ack / refusal
+/// (any problem code, with or without `retry_after_ms`) / silence, an HTTP
+/// store / refusal (any status) / unreachable, abandon. Invariants: a second
+/// `begin` of an entry in flight is refused (single flight); every verdict
+/// but "post over HTTP" ends the flight; a refusal is final only for a
+/// non-transient code or a final HTTP status; `Sent` carries the relay's id
+/// and seq and is announced exactly when the entry was not marked control in
+/// that flight; a wait is asked only for `rate_limited` and never beyond the
+/// cap.
+pub fn engine_outbox(data: &[u8]) {
+    use sotto_engine::outbox::{
+        HttpAnswer, MAX_RETRY_AFTER_MS, Outbox, SocketAnswer, Verdict, final_http_refusal,
+    };
+    use sotto_engine::policy::transient_refusal;
+    const CODES: [&str; 6] = [
+        "rate_limited",
+        "unavailable",
+        "internal",
+        "not_a_member",
+        "blocked",
+        "request_timeout",
+    ];
+    let mut o = Outbox::new();
+    let mut flying = [false; 4];
+    let mut control = [false; 4];
+    for (n, step) in data.chunks_exact(3).enumerate() {
+        if n > 200 {
+            break;
+        }
+        let (e, op, arg) = (usize::from(step[0] & 3), step[1] % 9, step[2]);
+        let id = Uuid::from_u128(e as u128 + 1);
+        let (msg, seq) = (Uuid::from_u128(0xabc), u64::from(arg));
+        let check_end =
+            |v: Verdict, flying: &mut [bool; 4], control: &mut [bool; 4], o: &Outbox| match v {
+                Verdict::PostOverHttp { .. } => {
+                    assert!(o.is_posting(id), "an HTTP post stays this caller's")
+                }
+                Verdict::Sent { .. } | Verdict::Refused | Verdict::Queued => {
+                    assert!(!o.is_posting(id), "the flight ends");
+                    flying[e] = false;
+                    control[e] = false;
+                }
+            };
+        match op {
+            0 => {
+                let began = o.begin(id);
+                assert_eq!(began, !flying[e], "single flight");
+                flying[e] = true;
+            }
+            1 => {
+                o.control(id);
+                control[e] = true;
+            }
+            2..=4 if flying[e] => {
+                let retry = (arg & 1 == 1).then(|| u64::from(arg) * 1000);
+                let code = CODES[usize::from(arg) % CODES.len()];
+                let answer = match op {
+                    2 => SocketAnswer::Ack { id: msg, seq },
+                    3 => SocketAnswer::Refused {
+                        code,
+                        retry_after_ms: retry,
+                    },
+                    _ => SocketAnswer::NoAck,
+                };
+                let was_control = control[e];
+                let v = o.socket(id, answer);
+                match (answer, v) {
+                    (
+                        SocketAnswer::Ack { .. },
+                        Verdict::Sent {
+                            id: i,
+                            seq: s,
+                            announce,
+                        },
+                    ) => {
+                        assert_eq!((i, s), (msg, seq));
+                        assert_eq!(announce, !was_control);
+                    }
+                    (SocketAnswer::Refused { code, .. }, Verdict::Refused) => {
+                        assert!(!transient_refusal(code));
+                    }
+                    (
+                        SocketAnswer::Refused {
+                            code,
+                            retry_after_ms,
+                        },
+                        Verdict::PostOverHttp { after_ms },
+                    ) => {
+                        assert!(transient_refusal(code));
+                        if after_ms > 0 {
+                            assert_eq!(code, "rate_limited");
+                            assert_eq!(Some(after_ms), retry_after_ms);
+                        }
+                        assert!(after_ms <= MAX_RETRY_AFTER_MS);
+                    }
+                    (
+                        SocketAnswer::Refused {
+                            code,
+                            retry_after_ms,
+                        },
+                        Verdict::Queued,
+                    ) => {
+                        assert_eq!(code, "rate_limited");
+                        assert!(retry_after_ms.is_some_and(|ms| ms > MAX_RETRY_AFTER_MS));
+                    }
+                    (SocketAnswer::NoAck, Verdict::PostOverHttp { after_ms: 0 }) => {}
+                    (a, v) => panic!("{a:?} gave {v:?}"),
+                }
+                check_end(v, &mut flying, &mut control, &o);
+            }
+            5..=7 if flying[e] => {
+                let status = 400 + u16::from(arg) * 2;
+                let answer = match op {
+                    5 => HttpAnswer::Stored { id: msg, seq },
+                    6 => HttpAnswer::Refused { status },
+                    _ => HttpAnswer::Unreachable,
+                };
+                let was_control = control[e];
+                let v = o.http(id, answer);
+                match (answer, v) {
+                    (
+                        HttpAnswer::Stored { .. },
+                        Verdict::Sent {
+                            id: i,
+                            seq: s,
+                            announce,
+                        },
+                    ) => {
+                        assert_eq!((i, s), (msg, seq));
+                        assert_eq!(announce, !was_control);
+                    }
+                    (HttpAnswer::Refused { status }, Verdict::Refused) => {
+                        assert!(final_http_refusal(status))
+                    }
+                    (HttpAnswer::Refused { status }, Verdict::Queued) => {
+                        assert!(!final_http_refusal(status))
+                    }
+                    (HttpAnswer::Unreachable, Verdict::Queued) => {}
+                    (a, v) => panic!("{a:?} gave {v:?}"),
+                }
+                check_end(v, &mut flying, &mut control, &o);
+            }
+            8 => {
+                o.abandon(id);
+                assert!(!o.is_posting(id));
+                flying[e] = false;
+                control[e] = false;
+            }
+            _ => {}
+        }
+        for (k, f) in flying.iter().enumerate() {
+            assert_eq!(o.is_posting(Uuid::from_u128(k as u128 + 1)), *f);
+        }
     }
 }

@@ -547,6 +547,21 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                 ),
             ]
         }
+        "engine_outbox" => vec![
+            // begin, socket ack; begin, control, socket refused (rate limited,
+            // wait), HTTP stored; begin, socket silent, HTTP 403; begin, HTTP
+            // unreachable; begin twice.
+            seed("ack", vec![0, 0, 0, 0, 2, 7]),
+            seed(
+                "control-rate-limited-then-http",
+                vec![1, 0, 0, 1, 1, 0, 1, 3, 1, 1, 5, 9],
+            ),
+            seed("silent-then-refused", vec![2, 0, 0, 2, 4, 0, 2, 6, 1]),
+            seed(
+                "unreachable-and-twice",
+                vec![3, 0, 0, 3, 0, 0, 3, 7, 0, 3, 8, 0],
+            ),
+        ],
         _ => vec![],
     }
 }
