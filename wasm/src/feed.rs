@@ -83,8 +83,8 @@ impl ClientFeed {
         })
     }
 
-    /// A connection is authenticated: `rooms` the relay lists, `stored` the
-    /// store's cursors (`[roomId, seq]` pairs). Forgets the previous
+    /// A connection is authenticated: `rooms` the relay lists, `stored` every
+    /// cursor of the store (`[roomId, seq]` pairs). Forgets the previous
     /// connection's state and returns the cursors of the first `resume`.
     #[wasm_bindgen(unchecked_return_type = "ResumeCursors")]
     pub fn connect(
@@ -106,12 +106,7 @@ impl ClientFeed {
             let seq = js::safe_u64(pair.get(1).as_f64().unwrap_or(f64::NAN), "cursor")?;
             cursors.push((room, seq));
         }
-        let resume = self.inner.connect(rooms, |r| {
-            cursors
-                .iter()
-                .find(|(room, _)| *room == r)
-                .map(|(_, seq)| *seq)
-        });
+        let resume = self.inner.connect(rooms, cursors);
         Ok(cursors_js(&resume))
     }
 

@@ -74,6 +74,12 @@ impl ClientOutbox {
         Ok(self.inner.is_posting(id(client_id)?))
     }
 
+    /// The entry left the store after a `sent` or `refused` verdict: the post has ended.
+    pub fn finish(&mut self, client_id: &str) -> Result<()> {
+        self.inner.finish(id(client_id)?);
+        Ok(())
+    }
+
     /// The post stopped without an answer.
     pub fn abandon(&mut self, client_id: &str) -> Result<()> {
         self.inner.abandon(id(client_id)?);

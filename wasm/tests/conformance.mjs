@@ -43,6 +43,11 @@ async function basics(store) {
   await store.setPin(alice, { key: new Uint8Array(32).fill(7), verified: true });
   const pins = await store.pins();
   eq([pins.size, pins.get(alice).verified, [...pins.get(alice).key]], [1, true, new Array(32).fill(7)], "pins");
+  // A first-contact pin never replaces one that is there (another tab's).
+  eq(await store.addPin(alice, { key: new Uint8Array(32).fill(9), verified: false }), false, "addPin keeps a pin");
+  eq([...(await store.pins()).get(alice).key], new Array(32).fill(7), "the pin stays");
+  eq(await store.addPin(bob, { key: new Uint8Array(32).fill(9), verified: false }), true, "addPin pins a new user");
+  eq((await store.pins()).size, 2, "two pins");
 
   for (const c of ["m1", "m2", "m3"]) {
     await store.outboxPush({ clientId: c, roomId: room, envelope: new TextEncoder().encode(c) });

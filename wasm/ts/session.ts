@@ -485,23 +485,42 @@ export class Session extends EventTarget {
     return Promise.resolve(f.apply(this, args));
   }
 
-  /** An event the leading tab emitted: shown here too (pins reloaded when trust changed). */
+  /**
+   * An event the leading tab emitted: shown here too, and this tab's caches
+   * follow it (devices and rooms refetched on next use, pins reloaded, a
+   * changed identity remembered for `trust`).
+   */
   private followTab(type: string, detail: unknown): void {
     if (this.closed) return;
-    if (type === "identitychanged" || type === "deviceschanged") void this.reloadPins().catch(() => undefined);
+    const d = detail as { userId?: Uuid; roomId?: Uuid };
+    if (type === "identitychanged" && d.userId !== undefined) this.changedElsewhere.add(d.userId);
+    if ((type === "identitychanged" || type === "deviceschanged") && d.userId !== undefined) {
+      this.forgetDevices(d.userId);
+      void this.reloadPins().catch(() => undefined);
+    }
+    if (type === "room" && d.roomId !== undefined) this.forgetRoom(d.roomId);
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+
+  /** Users whose identity change the leading tab reported (for `trust` in a following tab). */
+  private readonly changedElsewhere = new Set<Uuid>();
 
   /** Whether `method` goes to the leading tab; its answer if so. */
   private async viaLeader(method: string, args: unknown[]): Promise<{ value: unknown } | null> {
     if (this.tabs === null || !(await this.tabs.otherLeads())) return null;
     const value = await this.tabs.call(method, args);
-    if (method === "markVerified" || method === "acceptIdentity") await this.reloadPins();
+    if (method === "markVerified" || method === "acceptIdentity") {
+      if (method === "acceptIdentity") this.changedElsewhere.delete(args[0] as Uuid);
+      await this.reloadPins();
+    }
     return { value };
   }
 
   /** The engine's pins and membership records again from the store (another tab changed them). */
   private async reloadState(): Promise<void> {
+    // Cached devices and room views may be stale too: fetched again on use.
+    this.forgetAllCaches();
+    this.changedElsewhere.clear();
     await this.reloadPins();
     const records = await this.store.rooms();
     const membership = new RoomMembership(this.user.id, records ?? []);
@@ -519,6 +538,8 @@ export class Session extends EventTarget {
   /** @internal The relay ended the session: stop, and say so once. */
   loggedOut(): void {
     this.sync.stop();
+    // Another tab, logged in on its own, may lead.
+    this.tabs?.stepDown(this.sync.ended());
     if (this.loggedOutSent) return;
     this.loggedOutSent = true;
     this.emit("loggedout", null);
@@ -567,9 +588,10 @@ export class Session extends EventTarget {
         this.dispatchEvent(new CustomEvent("connection", { detail: { state: "following" } }));
       }
     });
-    tabs.lead(async () => {
+    tabs.lead(async (stillWanted) => {
       // Another tab may have changed the engine's state while this one followed.
       await this.reloadState();
+      if (!stillWanted() || this.closed) return;
       this.following = false;
       this.sync.start();
     });
@@ -579,7 +601,8 @@ export class Session extends EventTarget {
   disconnect(): void {
     this.sync.stop();
     this.following = false;
-    this.tabs?.stepDown();
+    // The lead passes on once this tab's last step is stored.
+    this.tabs?.stepDown(this.sync.ended());
   }
 
   /** Disconnects and frees this device's secrets in WASM memory. The session is unusable after. */
@@ -764,8 +787,8 @@ export class Session extends EventTarget {
       plaintext.fill(0);
     }
     const entry: OutboxEntry = { clientId, roomId, envelope };
-    await this.store.outboxPush(entry);
     if (control) this.outbox.control(clientId);
+    await this.store.outboxPush(entry);
     return this.post(entry);
   }
 
@@ -782,6 +805,15 @@ export class Session extends EventTarget {
 
   /** Socket first, HTTP if the engine says so; then what the engine's verdict says. */
   private async postOnce(entry: OutboxEntry): Promise<Sent> {
+    try {
+      return await this.postClaimed(entry);
+    } finally {
+      // However it ended (a no-op after `finish`): nobody holds the post now.
+      this.outbox.abandon(entry.clientId);
+    }
+  }
+
+  private async postClaimed(entry: OutboxEntry): Promise<Sent> {
     const { clientId, roomId } = entry;
     const ob = this.outbox;
     const envelopeB64 = toB64(entry.envelope);
@@ -816,13 +848,14 @@ export class Session extends EventTarget {
       // A store failure does not make a stored message unsent (it goes out again
       // on the next connection, under the same client id), nor hide a refusal.
       await this.store.outboxRemove(clientId).catch((e) => this.storeFailed(`message ${clientId} stays in the outbox`, e));
+      // Out of the store: the post has ended (nobody re-posts it).
+      ob.finish(clientId);
     }
     if (verdict.kind === "sent") {
       if (verdict.announce) this.emit("sent", { roomId, clientId, id: verdict.id, seq: verdict.seq });
       return { clientId, id: verdict.id, seq: verdict.seq };
     }
     if (verdict.kind === "refused") throw cause;
-    ob.abandon(clientId);
     throw new SottoError(ClientCodes.queued, "the relay cannot be reached: the message waits in the outbox", {
       clientId,
       cause,
@@ -844,12 +877,20 @@ export class Session extends EventTarget {
     let entries: OutboxEntry[];
     try {
       entries = await this.store.outbox();
-    } catch {
+    } catch (e) {
+      this.storeFailed("the outbox cannot be read; retried on the next connection", e);
       return;
     }
     for (const e of entries) {
       if (this.closed) return;
       try {
+        // The list was read before: the entry may have been sent since (a post
+        // of it in flight is joined by `post`, not repeated).
+        const still = await this.store.outbox().then(
+          (list) => list.some((x) => x.clientId === e.clientId),
+          () => true, // cannot tell: post it (the relay stores a client id once)
+        );
+        if (!this.outbox.isPosting(e.clientId) && !still) continue;
         await this.rememberOwn(e, await this.post(e));
       } catch (err) {
         const code = codeOf(err) ?? "refused";
@@ -1198,7 +1239,8 @@ export class Session extends EventTarget {
 
   /** How far `userId`'s identity is trusted (`changed`: sends to them are refused until `acceptIdentity`). */
   trust(userId: Uuid): Trust {
-    return this.pins.trust(userId);
+    const t = this.pins.trust(userId);
+    return t !== "changed" && this.changedElsewhere.has(userId) ? "changed" : t;
   }
 
   /** A key backup of this device under `passphrase` (Argon2id, the core's defaults), to link another browser. */
@@ -1533,8 +1575,12 @@ export class Session extends EventTarget {
     }
     // The engine decides: first-contact pin, identity changes, rejections.
     const served = verified.map((t) => ({ deviceId: t.deviceId, identityKey: t.identityKey, revoked: t.revokedAt !== undefined }));
-    const o = this.pins.observe(user, served, rejected);
-    if (o.pinned !== undefined) await this.store.setPin(user, o.pinned);
+    let o = this.pins.observe(user, served, rejected);
+    if (o.pinned !== undefined && !(await this.store.addPin(user, o.pinned))) {
+      // Another tab of this device pinned them first: that pin stands.
+      await this.reloadPins();
+      o = this.pins.observe(user, served, rejected);
+    }
     const good = verified.filter((t) => o.trusted.includes(t.deviceId));
     const bad = verified.filter((t) => !o.trusted.includes(t.deviceId));
     const kept = good.concat(bad);

@@ -81,6 +81,11 @@ export interface KeyStore {
   setAccount(account: StoredAccount): Promise<void>;
   pins(): Promise<Map<Uuid, Pin>>;
   setPin(userId: Uuid, pin: Pin): Promise<void>;
+  /**
+   * Keeps a first-contact pin only if the user has none yet (another tab of
+   * this device may have pinned them first): false when a pin was there.
+   */
+  addPin(userId: Uuid, pin: Pin): Promise<boolean>;
   cursors(): Promise<Map<Uuid, number>>;
   /**
    * Applies what one step of the engine's feed decided (`ClientFeed.takeChanges`),
@@ -144,6 +149,11 @@ export class MemoryStore implements KeyStore {
   }
   async setPin(userId: Uuid, pin: Pin): Promise<void> {
     this.pinMap.set(userId, { key: pin.key.slice(), verified: pin.verified });
+  }
+  async addPin(userId: Uuid, pin: Pin): Promise<boolean> {
+    if (this.pinMap.has(userId)) return false;
+    await this.setPin(userId, pin);
+    return true;
   }
   async cursors(): Promise<Map<Uuid, number>> {
     return new Map(this.cursorMap);
@@ -304,6 +314,19 @@ export class IndexedDbStore implements KeyStore {
   }
   async setPin(userId: Uuid, pin: Pin): Promise<void> {
     await this.put(PINS, { key: pin.key, verified: pin.verified }, userId);
+  }
+  async addPin(userId: Uuid, pin: Pin): Promise<boolean> {
+    const tx = this.db.transaction(PINS, "readwrite");
+    let added = true;
+    const a = tx.objectStore(PINS).add({ key: pin.key, verified: pin.verified }, userId);
+    a.onerror = (ev) => {
+      // A pin is there already (ConstraintError): keep it.
+      added = false;
+      ev.preventDefault();
+      ev.stopPropagation();
+    };
+    await done(tx);
+    return added;
   }
   async cursors(): Promise<Map<Uuid, number>> {
     return new Map((await this.entries<number>(CURSORS)).map(([k, v]) => [String(k), v]));

@@ -141,8 +141,18 @@ export class Sync {
     if (this.current !== null && !this.current.stopped) return;
     const run: Run = { stopped: false, mailbox: null, wake: null };
     this.current = run;
-    void this.loop(run);
+    // A stopped run may still be finishing a step: the new one starts after it
+    // (two runs at once would each show what the other stores).
+    const previous = this.running;
+    this.running = previous.then(() => (run.stopped ? undefined : this.loop(run)));
   }
+
+  /** Resolves once no run is left (after `stop`, when the last step is done). */
+  ended(): Promise<void> {
+    return this.running;
+  }
+
+  private running: Promise<void> = Promise.resolve();
 
   /** Stops the loop: the socket is closed, pending sends fall back to HTTP. */
   stop(): void {
@@ -271,9 +281,11 @@ export class Sync {
       mb.push({ kind: "closed", reason: `socket closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})` });
     ws.onerror = () => mb.push({ kind: "closed", reason: "socket error" });
     const feed = new ClientFeed(s.userId, s.deviceId);
+    let freed = false;
     const end = (e: End, code = 1000): End => {
       for (const t of timers) clearInterval(t);
-      feed.free();
+      if (!freed) feed.free();
+      freed = true;
       ws.onopen = null;
       ws.onmessage = null;
       ws.onclose = null;
@@ -422,10 +434,18 @@ export class Sync {
           envelope = null;
         }
         const m = { roomId, id: frame.id, seq, senderId, deviceId: frame.device_id, createdAt: frame.created_at };
-        const r = await s.openIncoming(m, envelope, async (clientId) =>
-          feed.seen(senderId, clientId, roomId, seq, await s.store.seenAt(senderId, clientId)),
-        );
+        let again = false;
+        const r = await s.openIncoming(m, envelope, async (clientId) => {
+          const v = feed.seen(senderId, clientId, roomId, seq, await s.store.seenAt(senderId, clientId));
+          again = v === "again";
+          return v;
+        });
         if (r.kind === "transient") return r.reason;
+        if (again) {
+          // Handled in a stored step already (a replay from an old cursor): not shown again.
+          feed.settle(roomId, seq, undefined);
+          return null;
+        }
         if (r.kind === "message") {
           // Kept in the same step as the cursor: stored before the app hears of it.
           feed.settle(roomId, seq, s.sealKept(r.message));

@@ -28,7 +28,7 @@ interface SerializedError {
 }
 
 /** How long a following tab waits for the leading tab's answer. */
-const CALL_TIMEOUT_MS = 60_000;
+const CALL_TIMEOUT_MS = 180_000;
 
 interface Pending {
   method: string;
@@ -66,7 +66,10 @@ export class Tabs {
   private leading = false;
   private closed = false;
   private release: (() => void) | null = null;
-  private requested = false;
+  /** The ask for the lead that is still wanted (0: none). */
+  private wanted = 0;
+  private asks = 0;
+  private releaseAfter: Promise<void> = Promise.resolve();
   private readonly pending = new Map<string, Pending>();
   private readonly channel: BroadcastChannel;
 
@@ -94,34 +97,44 @@ export class Tabs {
 
   /**
    * Asks for the lead: `onLead` runs once this tab holds the lock (at once if no
-   * other tab leads); until then the tab follows.
+   * other tab leads); until then the tab follows. `onLead` gets a check that
+   * says whether the tab still wants the lead (a `stepDown` meanwhile).
    */
-  lead(onLead: () => Promise<void>): void {
-    if (this.requested || this.closed) return;
-    this.requested = true;
+  lead(onLead: (stillWanted: () => boolean) => Promise<void>): void {
+    if (this.closed) return;
+    const ask = ++this.asks;
+    this.wanted = ask;
+    const stillWanted = () => !this.closed && this.wanted === ask;
     void navigator.locks.request(this.name, async () => {
-      if (this.closed || !this.requested) return;
+      if (!stillWanted()) return;
       this.leading = true;
-      try {
-        await onLead();
-      } catch {
-        // the session reports its own failures
-      }
       // Calls this tab sent to a leader that went away may or may not have run
       // there: fail them (the app may try again) rather than run them twice.
       this.failPending("the leading tab went away before answering; try again");
-      await new Promise<void>((resolve) => {
-        this.release = resolve;
-        if (this.closed || !this.requested) resolve();
-      });
-      this.leading = false;
+      try {
+        await onLead(stillWanted);
+      } catch {
+        // the session reports its own failures
+      }
+      if (stillWanted()) {
+        await new Promise<void>((resolve) => {
+          this.release = resolve;
+        });
+      }
+      if (this.wanted !== ask || this.closed) this.leading = false;
+      await this.releaseAfter;
     });
   }
 
-  /** Gives the lead up (another tab may take it); no longer asks for it. */
-  stepDown(): void {
-    this.requested = false;
+  /**
+   * Gives the lead up once `after` resolves (the connection's last step done),
+   * so another tab does not connect while this one still stores; no longer
+   * asks for it.
+   */
+  stepDown(after: Promise<void> = Promise.resolve()): void {
+    this.wanted = 0;
     this.leading = false;
+    this.releaseAfter = after.catch(() => undefined);
     this.release?.();
     this.release = null;
   }

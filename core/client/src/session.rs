@@ -633,14 +633,19 @@ impl Session {
             room_id,
             envelope: sealed,
         };
-        self.inner.store.outbox_push(&entry)?;
         {
+            // Claimed before it is in the store, so a flush that reads the
+            // store meanwhile waits for this post instead of making its own.
             let mut outbox = lock(&self.inner.outbox);
             if content.is_none() {
                 outbox.control(entry.client_id);
             }
-            // A new client id: nobody else posts it.
             outbox.begin(entry.client_id);
+        }
+        if let Err(e) = self.inner.store.outbox_push(&entry) {
+            lock(&self.inner.outbox).abandon(entry.client_id);
+            self.inner.outbox_done.notify_waiters();
+            return Err(e);
         }
         let own = content.map(|c| Own {
             sent_at_ms: header.timestamp_ms,
@@ -897,10 +902,14 @@ impl Session {
     /// it, for local history (else, for an entry flushed from the outbox, it
     /// is opened from its envelope).
     async fn post_kept(&self, entry: OutboxEntry, own: Option<Own>) -> Result<Sent> {
+        // Ends the post however this future ends: answered, or dropped by its
+        // caller mid-way (the entry then waits in the store for the next flush).
+        let _claim = Claim {
+            session: self,
+            client_id: entry.client_id,
+        };
         let verdict = self.post_claimed(&entry).await;
-        let result = self.settle_post(entry, own, verdict).await;
-        self.inner.outbox_done.notify_waiters();
-        result
+        self.settle_post(entry, own, verdict).await
     }
 
     /// The posting itself; `Err` carries the refusal or the cause of a queue.
@@ -1014,6 +1023,8 @@ impl Session {
                     self.store_failed(format!("message {client_id} stays in the outbox: {e}"))
                         .await;
                 }
+                // Out of the store: the post has ended (nobody re-posts it).
+                lock(&self.inner.outbox).finish(client_id);
                 if announce {
                     let kept = match own {
                         Some(o) => Some(self.own_message(entry.room_id, client_id, id, seq, o)),
@@ -1040,6 +1051,7 @@ impl Session {
                     self.store_failed(format!("message {client_id} stays in the outbox: {e}"))
                         .await;
                 }
+                lock(&self.inner.outbox).finish(client_id);
                 Err(refusal())
             }
             Verdict::Queued | Verdict::PostOverHttp { .. } => {
@@ -1225,15 +1237,25 @@ impl Session {
         let mut refused = Vec::new();
         for e in self.inner.store.outbox()? {
             let client_id = e.client_id;
-            if !self.claim(client_id).await {
-                // Another post of it ended meanwhile: done unless it is still waiting.
-                if self
-                    .inner
-                    .store
-                    .outbox()?
-                    .iter()
-                    .any(|x| x.client_id == client_id)
-                {
+            let claimed = self.claim(client_id).await;
+            // The list was read before: the entry may have been sent since.
+            let waiting = match self.inner.store.outbox() {
+                Ok(list) => list.iter().any(|x| x.client_id == client_id),
+                Err(e) => {
+                    if claimed {
+                        lock(&self.inner.outbox).abandon(client_id);
+                        self.inner.outbox_done.notify_waiters();
+                    }
+                    return Err(e);
+                }
+            };
+            if !claimed || !waiting {
+                if claimed {
+                    lock(&self.inner.outbox).abandon(client_id);
+                    self.inner.outbox_done.notify_waiters();
+                }
+                if waiting {
+                    // Another post of it ended without storing it.
                     return Err(Error::Queued {
                         client_id,
                         cause: Box::new(Error::Network("posted elsewhere; still waiting".into())),
@@ -1713,6 +1735,21 @@ impl Session {
     /// Cursors of the rooms this device has read up to.
     pub fn cursors(&self) -> Result<BTreeMap<Uuid, u64>> {
         self.inner.store.cursors()
+    }
+}
+
+/// An outbox post in flight (the engine's `Outbox::begin`): ends it when
+/// dropped, whether the post was answered (then it was already finished or
+/// abandoned: a no-op) or its caller dropped the future mid-way.
+struct Claim<'a> {
+    session: &'a Session,
+    client_id: Uuid,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        lock(&self.session.inner.outbox).abandon(self.client_id);
+        self.session.inner.outbox_done.notify_waiters();
     }
 }
 

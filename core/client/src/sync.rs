@@ -272,7 +272,7 @@ async fn open(session: &Session) -> Result<(Sink, Stream, Feed), Error> {
     let rooms = inner.client.all_rooms().await?;
     let stored = inner.store.cursors()?;
     let mut feed = Feed::new(inner.user.id, inner.device_id);
-    let resume = feed.connect(rooms.iter().map(|r| r.id), |r| stored.get(&r).copied());
+    let resume = feed.connect(rooms.iter().map(|r| r.id), stored);
     let token = inner.client.access_token().await?;
     let ws = match tokio::time::timeout(
         inner.client.options().connect_timeout,
@@ -593,7 +593,12 @@ async fn receive(
         .seen_at(m.sender_id, opened.replay_id())
         .map_err(|e| format!("store: {e}"))?;
     match feed.seen(m.sender_id, opened.replay_id(), m.room_id, m.seq, stored) {
-        Seen::New | Seen::Again => {}
+        Seen::New => {}
+        // Handled in a stored step already (a replay from an old cursor): not shown again.
+        Seen::Again => {
+            feed.settle(m.room_id, m.seq, None);
+            return Ok(None);
+        }
         Seen::Replay => return undecryptable(feed, UndecryptableReason::Replayed),
     }
     let content = match Plaintext::decode(&opened.plaintext) {

@@ -116,7 +116,10 @@ pub enum Deletion {
 pub enum Seen {
     /// First time.
     New,
-    /// The same message at the same place (redelivered after a crash): show it.
+    /// The same message at the same place: already handled in a stored step
+    /// (its id and its room's cursor are stored in one transaction), so a
+    /// redelivery (a relay replaying from an old cursor, a second tab):
+    /// settle it without showing it again.
     Again,
     /// The same sender's message id at another place: a replay, refused.
     Replay,
@@ -135,6 +138,9 @@ pub struct Feed {
     delivered: IdMap<u64>,
     /// Rooms whose cursor moved since the changes were last taken.
     moved: IdSet,
+    /// The store's cursors at connect, for rooms the relay did not list (a
+    /// room it left out still resumes from where this device is).
+    stored: IdMap<u64>,
     changes: Changes,
 }
 
@@ -148,6 +154,7 @@ impl Feed {
             resuming: IdSet::default(),
             delivered: IdMap::default(),
             moved: IdSet::default(),
+            stored: IdMap::default(),
             changes: Changes::default(),
         }
     }
@@ -156,16 +163,21 @@ impl Feed {
     /// lists for this user, `stored` the store's cursors. Forgets everything of
     /// the previous connection (changes it did not apply included: the store is
     /// the truth) and returns the `resume` to send first, before the relay
-    /// starts live delivery. `stored` answers a room's cursor in the store.
+    /// starts live delivery. `stored` is every cursor the store holds.
     pub fn connect(
         &mut self,
         rooms: impl IntoIterator<Item = Uuid>,
-        stored: impl Fn(Uuid) -> Option<u64>,
+        stored: impl IntoIterator<Item = (Uuid, u64)>,
     ) -> Resume {
+        self.stored.clear();
+        for (room, cursor) in stored {
+            self.stored.insert(room, cursor);
+        }
         self.cursors.clear();
         for room in rooms {
             // (no sort: a sort's code weighs kilobytes in the WASM package)
-            self.cursors.insert(room, stored(room).unwrap_or(0));
+            let cursor = self.stored.get(&room).copied().unwrap_or(0);
+            self.cursors.insert(room, cursor);
         }
         self.resuming.clear();
         self.delivered.clear();
@@ -174,13 +186,19 @@ impl Feed {
         Resume(self.cursors.iter().collect())
     }
 
-    /// The cursor of a room as this feed holds it (0: nothing handled).
+    /// The cursor of a room as this feed holds it (the store's for a room the
+    /// relay did not list; 0: nothing handled).
     pub fn cursor(&self, room_id: Uuid) -> u64 {
-        self.cursors.get(&room_id).copied().unwrap_or(0)
+        self.cursors
+            .get(&room_id)
+            .or_else(|| self.stored.get(&room_id))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn resume(&mut self, room_id: Uuid) -> Option<Resume> {
-        let cursor = *self.cursors.or_default(room_id);
+        let cursor = self.cursor(room_id);
+        self.cursors.insert(room_id, cursor);
         self.resuming
             .insert(room_id)
             .then(|| Resume(vec![(room_id, cursor)]))
@@ -340,7 +358,7 @@ mod tests {
 
     fn feed() -> Feed {
         let mut f = Feed::new(ME, MY_DEVICE);
-        let first = f.connect([ROOM], |r| (r == ROOM).then_some(3));
+        let first = f.connect([ROOM], [(ROOM, 3)]);
         assert_eq!(first, Resume(vec![(ROOM, 3)]));
         assert_eq!(
             first.frame(),
@@ -397,7 +415,7 @@ mod tests {
         let mut f = feed();
         assert_eq!(f.message(ROOM, 4, BOB, BOB_DEVICE), Arrival::Open);
         // (the sender's keys did not load: the driver reconnects)
-        let resume = f.connect([ROOM], |_| Some(3));
+        let resume = f.connect([ROOM], [(ROOM, 3)]);
         assert_eq!(resume, Resume(vec![(ROOM, 3)]));
         assert_eq!(f.message(ROOM, 4, BOB, BOB_DEVICE), Arrival::Open);
         // Settling anything but the next one is ignored.
@@ -449,5 +467,24 @@ mod tests {
             f.message(unknown, u64::MAX, BOB, BOB_DEVICE),
             Arrival::Resume(Resume(vec![(unknown, 0)]))
         );
+    }
+
+    #[test]
+    fn a_room_the_relay_does_not_list_resumes_from_the_stored_cursor() {
+        let mut f = Feed::new(ME, MY_DEVICE);
+        let hidden = Uuid::from_u128(12);
+        let first = f.connect([ROOM], [(ROOM, 3), (hidden, 40)]);
+        assert_eq!(first, Resume(vec![(ROOM, 3)]));
+        assert_eq!(f.cursor(hidden), 40);
+        assert_eq!(f.message(hidden, 1, BOB, BOB_DEVICE), Arrival::Skip);
+        assert_eq!(f.message(hidden, 41, BOB, BOB_DEVICE), Arrival::Open);
+        assert_eq!(
+            f.message(hidden, 45, BOB, BOB_DEVICE),
+            Arrival::Resume(Resume(vec![(hidden, 40)]))
+        );
+        // Joining it later resumes from the stored cursor too.
+        let other = Uuid::from_u128(13);
+        f.connect([ROOM], [(other, 7)]);
+        assert_eq!(f.joined(other, Some(7)), Some(Resume(vec![(other, 7)])));
     }
 }

@@ -30,7 +30,8 @@ pub enum SocketAnswer<'a> {
     Refused {
         /// The problem code.
         code: &'a str,
-        /// With `rate_limited`/`quota_exceeded`: how long to wait.
+        /// The wait the relay asks for (`rate_limited` is retried after it;
+        /// `quota_exceeded` is final).
         retry_after_ms: Option<u64>,
     },
     /// No socket, or no answer within [`crate::policy::ACK_TIMEOUT_MS`].
@@ -59,8 +60,9 @@ pub enum HttpAnswer {
 /// What to do with the entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The relay stored it: remove the entry. With `announce` (an app
-    /// message, not a control message) emit `Sent` and keep it in history.
+    /// The relay stored it: remove the entry, then [`Outbox::finish`]. With
+    /// `announce` (an app message, not a control message) emit `Sent` and
+    /// keep it in history.
     Sent {
         /// The relay's message id.
         id: Uuid,
@@ -69,8 +71,8 @@ pub enum Verdict {
         /// Whether the app hears of it.
         announce: bool,
     },
-    /// Refused for good (posting it again cannot pass): remove the entry and
-    /// give the caller the refusal.
+    /// Refused for good (posting it again cannot pass): remove the entry,
+    /// [`Outbox::finish`], and give the caller the refusal.
     Refused,
     /// Post it over HTTP (same client id) after this many milliseconds.
     PostOverHttp {
@@ -78,7 +80,7 @@ pub enum Verdict {
         after_ms: u64,
     },
     /// Keep the entry: it goes out on the next connection (the caller hears
-    /// `queued`).
+    /// `queued`). The post has ended.
     Queued,
 }
 
@@ -132,7 +134,9 @@ impl Outbox {
         control
     }
 
-    /// The socket answered a `send` of `client_id`.
+    /// The socket answered a `send` of `client_id`. A `Sent` or `Refused`
+    /// keeps the post in flight until [`Outbox::finish`] (after the driver
+    /// removed the entry from its store), so no one posts it again meanwhile.
     pub fn socket(&mut self, client_id: Uuid, answer: SocketAnswer<'_>) -> Verdict {
         match answer {
             SocketAnswer::Ack { id, seq } => self.sent(client_id, id, seq),
@@ -141,7 +145,6 @@ impl Outbox {
                 retry_after_ms,
             } => {
                 if !crate::policy::transient_refusal(code) {
-                    self.end(client_id);
                     return Verdict::Refused;
                 }
                 match retry_after_ms {
@@ -159,14 +162,12 @@ impl Outbox {
         }
     }
 
-    /// HTTP answered a post of `client_id`.
+    /// HTTP answered a post of `client_id` (`Sent` and `Refused` as for
+    /// [`Outbox::socket`]).
     pub fn http(&mut self, client_id: Uuid, answer: HttpAnswer) -> Verdict {
         match answer {
             HttpAnswer::Stored { id, seq } => self.sent(client_id, id, seq),
-            HttpAnswer::Refused { status } if final_http_refusal(status) => {
-                self.end(client_id);
-                Verdict::Refused
-            }
+            HttpAnswer::Refused { status } if final_http_refusal(status) => Verdict::Refused,
             HttpAnswer::Refused { .. } | HttpAnswer::Unreachable => {
                 self.end(client_id);
                 Verdict::Queued
@@ -174,18 +175,24 @@ impl Outbox {
         }
     }
 
+    /// The driver acted on a `Sent` or `Refused` (the entry left its store):
+    /// the post has ended.
+    pub fn finish(&mut self, client_id: Uuid) {
+        self.end(client_id);
+    }
+
     /// The driver stopped a post of `client_id` without an answer (the
-    /// session closed, the store failed): it stays in the store's outbox.
+    /// session closed, the store failed, the caller went away): it stays in
+    /// the store's outbox.
     pub fn abandon(&mut self, client_id: Uuid) {
         self.end(client_id);
     }
 
     fn sent(&mut self, client_id: Uuid, id: Uuid, seq: u64) -> Verdict {
-        let control = self.end(client_id);
         Verdict::Sent {
             id,
             seq,
-            announce: !control,
+            announce: !self.control.contains(&client_id),
         }
     }
 }
@@ -211,6 +218,8 @@ mod tests {
                 announce: true
             }
         );
+        assert!(o.is_posting(A), "until the driver removed the entry");
+        o.finish(A);
         assert!(!o.is_posting(A));
         assert!(o.begin(A), "after it ended, it may be posted again");
         o.abandon(A);
@@ -230,6 +239,7 @@ mod tests {
                 announce: false
             }
         );
+        o.finish(A);
         assert!(o.begin(A));
         assert_eq!(
             o.http(A, HttpAnswer::Stored { id: ID, seq: 1 }),
@@ -251,6 +261,11 @@ mod tests {
             retry_after_ms,
         };
         assert_eq!(o.socket(A, refused("not_a_member", None)), Verdict::Refused);
+        assert_eq!(
+            o.socket(A, refused("quota_exceeded", Some(5))),
+            Verdict::Refused
+        );
+        o.finish(A);
         assert!(!o.is_posting(A));
         o.begin(A);
         assert_eq!(
@@ -292,7 +307,8 @@ mod tests {
                 verdict,
                 "{status}"
             );
-            assert!(!o.is_posting(A));
+            assert_eq!(o.is_posting(A), verdict == Verdict::Refused, "{status}");
+            o.finish(A);
         }
         o.begin(A);
         assert_eq!(o.http(A, HttpAnswer::Unreachable), Verdict::Queued);

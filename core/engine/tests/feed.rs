@@ -157,9 +157,8 @@ struct Client {
 impl Client {
     fn connect(&mut self, relay: &mut Relay) {
         relay.queue.clear();
-        let resume = self
-            .feed
-            .connect(ROOMS, |r| self.store.cursors.get(&r).copied());
+        let stored: Vec<(Uuid, u64)> = self.store.cursors.iter().map(|(r, c)| (*r, *c)).collect();
+        let resume = self.feed.connect(ROOMS, stored);
         relay.resume(&resume);
     }
 
@@ -186,10 +185,11 @@ impl Client {
                         let client_id = Uuid::from_slice(envelope.as_bytes()).unwrap();
                         let stored = self.store.seen.get(&(sender_id, client_id)).copied();
                         match self.feed.seen(sender_id, client_id, room_id, seq, stored) {
-                            Seen::New | Seen::Again => {
+                            Seen::New => {
                                 self.feed.settle(room_id, seq, Some(vec![1]));
                                 events.push((room_id, Shown::Message(seq)));
                             }
+                            Seen::Again => self.feed.settle(room_id, seq, None),
                             Seen::Replay => {
                                 self.feed.settle(room_id, seq, None);
                                 events.push((room_id, Shown::Replayed(seq)));

@@ -1078,7 +1078,7 @@ pub fn engine_feed(data: &[u8]) {
             kept.remove(&place);
         }
     };
-    feed.connect([], |r| cursors.get(&r).copied());
+    feed.connect([], []);
     for (n, line) in data.split(|b| *b == b'\n').enumerate() {
         if n > 64 {
             break;
@@ -1095,7 +1095,7 @@ pub fn engine_feed(data: &[u8]) {
             b"C" => {
                 pending.clear();
                 settled.clear();
-                let r = feed.connect(cursors.keys().copied(), |r| cursors.get(&r).copied());
+                let r = feed.connect(cursors.keys().copied(), cursors.clone());
                 assert!(!feed.has_changes());
                 for (room, cursor) in &r.0 {
                     assert_eq!(cursors.get(room), Some(cursor), "reconnect from the store");
@@ -1149,7 +1149,7 @@ pub fn engine_feed(data: &[u8]) {
                             .unwrap_or_default();
                         let stored = seen.get(&(sender_id, id)).copied();
                         let verdict = feed.seen(sender_id, id, room_id, seq, stored);
-                        let show = verdict != Seen::Replay;
+                        let show = verdict == Seen::New;
                         if verdict == Seen::Again {
                             assert_eq!(stored.unwrap_or((room_id, seq)), (room_id, seq));
                         }
@@ -1197,9 +1197,10 @@ pub fn engine_feed(data: &[u8]) {
 /// them. The input is a schedule of 3-byte steps (an entry, an operation, an
 /// argument): begin a post, mark a control message, a socket ack / refusal
 /// (any problem code, with or without `retry_after_ms`) / silence, an HTTP
-/// store / refusal (any status) / unreachable, abandon. Invariants: a second
-/// `begin` of an entry in flight is refused (single flight); every verdict
-/// but "post over HTTP" ends the flight; a refusal is final only for a
+/// store / refusal (any status) / unreachable, finish or abandon. Invariants:
+/// a second `begin` of an entry in flight is refused (single flight); only
+/// `Queued`, `finish` and `abandon` end the flight (`Sent` and `Refused` keep
+/// it until the driver removed the entry); a refusal is final only for a
 /// non-transient code or a final HTTP status; `Sent` carries the relay's id
 /// and seq and is announced exactly when the entry was not marked control in
 /// that flight; a wait is asked only for `rate_limited` and never beyond the
@@ -1229,10 +1230,12 @@ pub fn engine_outbox(data: &[u8]) {
         let (msg, seq) = (Uuid::from_u128(0xabc), u64::from(arg));
         let check_end =
             |v: Verdict, flying: &mut [bool; 4], control: &mut [bool; 4], o: &Outbox| match v {
-                Verdict::PostOverHttp { .. } => {
-                    assert!(o.is_posting(id), "an HTTP post stays this caller's")
+                // Still this caller's: an HTTP post, or until the driver removed
+                // the entry and called `finish`.
+                Verdict::PostOverHttp { .. } | Verdict::Sent { .. } | Verdict::Refused => {
+                    assert!(o.is_posting(id), "the post stays this caller's")
                 }
-                Verdict::Sent { .. } | Verdict::Refused | Verdict::Queued => {
+                Verdict::Queued => {
                     assert!(!o.is_posting(id), "the flight ends");
                     flying[e] = false;
                     control[e] = false;
@@ -1338,7 +1341,11 @@ pub fn engine_outbox(data: &[u8]) {
                 check_end(v, &mut flying, &mut control, &o);
             }
             8 => {
-                o.abandon(id);
+                if arg & 1 == 0 {
+                    o.abandon(id);
+                } else {
+                    o.finish(id);
+                }
                 assert!(!o.is_posting(id));
                 flying[e] = false;
                 control[e] = false;
