@@ -86,6 +86,33 @@ impl ClientPins {
         })
     }
 
+    /// The pins again from the store (`[userId, {key, verified}]` pairs),
+    /// keeping what was reported and who is changed.
+    pub fn reload(
+        &mut self,
+        me: &str,
+        #[wasm_bindgen(js_name = myKey)] my_key: &[u8],
+        #[wasm_bindgen(
+            unchecked_param_type = "Array<[Uuid, { key: Uint8Array; verified: boolean }]>"
+        )]
+        stored: JsValue,
+    ) -> Result<()> {
+        let fresh = Self::new(me, my_key, stored)?;
+        let me = js::parse_uuid(me, "me")?;
+        let my_key = key32(my_key, "myKey")?;
+        let pins: Vec<(uuid::Uuid, Pin)> = fresh.inner.all().collect();
+        self.inner.reload(me, my_key, pins);
+        Ok(())
+    }
+
+    /// The leading tab reported an identity change of `user`.
+    #[wasm_bindgen(js_name = changedElsewhere)]
+    pub fn changed_elsewhere(&mut self, user: &str) -> Result<()> {
+        self.inner
+            .changed_elsewhere(js::parse_uuid(user, "userId")?);
+        Ok(())
+    }
+
     /// A user's pin.
     #[wasm_bindgen(unchecked_return_type = "{ key: Uint8Array; verified: boolean } | undefined")]
     pub fn pin(&self, user: &str) -> Result<JsValue> {

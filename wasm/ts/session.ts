@@ -493,7 +493,7 @@ export class Session extends EventTarget {
   private followTab(type: string, detail: unknown): void {
     if (this.closed) return;
     const d = detail as { userId?: Uuid; roomId?: Uuid };
-    if (type === "identitychanged" && d.userId !== undefined) this.changedElsewhere.add(d.userId);
+    if (type === "identitychanged" && d.userId !== undefined) this.pins.changedElsewhere(d.userId);
     if ((type === "identitychanged" || type === "deviceschanged") && d.userId !== undefined) {
       this.forgetDevices(d.userId);
       void this.reloadPins().catch(() => undefined);
@@ -502,17 +502,13 @@ export class Session extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  /** Users whose identity change the leading tab reported (for `trust` in a following tab). */
-  private readonly changedElsewhere = new Set<Uuid>();
+
 
   /** Whether `method` goes to the leading tab; its answer if so. */
   private async viaLeader(method: string, args: unknown[]): Promise<{ value: unknown } | null> {
     if (this.tabs === null || !(await this.tabs.otherLeads())) return null;
     const value = await this.tabs.call(method, args);
-    if (method === "markVerified" || method === "acceptIdentity") {
-      if (method === "acceptIdentity") this.changedElsewhere.delete(args[0] as Uuid);
-      await this.reloadPins();
-    }
+    if (method === "markVerified" || method === "acceptIdentity") await this.reloadPins();
     return { value };
   }
 
@@ -520,7 +516,6 @@ export class Session extends EventTarget {
   private async reloadState(): Promise<void> {
     // Cached devices and room views may be stale too: fetched again on use.
     this.forgetAllCaches();
-    this.changedElsewhere.clear();
     await this.reloadPins();
     const records = await this.store.rooms();
     const membership = new RoomMembership(this.user.id, records ?? []);
@@ -528,11 +523,10 @@ export class Session extends EventTarget {
     this.membership = membership;
   }
 
+  /** The engine's pins again from the store (keeping what it reported and who is changed). */
   private async reloadPins(): Promise<void> {
     const stored = await this.store.pins();
-    const pins = new ClientPins(this.user.id, this.dev().identityKey, [...stored]);
-    this.pins.free();
-    this.pins = pins;
+    this.pins.reload(this.user.id, this.dev().identityKey, [...stored]);
   }
 
   /** @internal The relay ended the session: stop, and say so once. */
@@ -1239,8 +1233,7 @@ export class Session extends EventTarget {
 
   /** How far `userId`'s identity is trusted (`changed`: sends to them are refused until `acceptIdentity`). */
   trust(userId: Uuid): Trust {
-    const t = this.pins.trust(userId);
-    return t !== "changed" && this.changedElsewhere.has(userId) ? "changed" : t;
+    return this.pins.trust(userId);
   }
 
   /** A key backup of this device under `passphrase` (Argon2id, the core's defaults), to link another browser. */

@@ -106,6 +106,40 @@ impl Pins {
         pins
     }
 
+    /// The pins again from the store (another tab of this device changed
+    /// them), keeping what was reported and who is changed; a user whose pin
+    /// is now another key was accepted elsewhere and is no longer changed.
+    pub fn reload(
+        &mut self,
+        me: Uuid,
+        my_key: [u8; 32],
+        stored: impl IntoIterator<Item = (Uuid, Pin)>,
+    ) {
+        let fresh = Self::load(me, my_key, stored);
+        let accepted: Vec<Uuid> = self
+            .changed
+            .iter()
+            .copied()
+            .filter(|u| fresh.pin(*u).map(|p| p.key) != self.pin(*u).map(|p| p.key))
+            .collect();
+        self.changed.retain_not(accepted.iter().copied());
+        self.warned.retain(|(u, _)| !accepted.contains(u));
+        self.pins = fresh.pins;
+    }
+
+    /// Another tab of this device (the one holding the connection) reported
+    /// an identity change of `user`: this tab's trust state says so too.
+    pub fn changed_elsewhere(&mut self, user: Uuid) {
+        if self.pin(user).is_some() {
+            self.changed.insert(user);
+        }
+    }
+
+    /// Every pin, by user id.
+    pub fn all(&self) -> impl Iterator<Item = (Uuid, Pin)> + '_ {
+        self.pins.iter()
+    }
+
     /// A user's pin.
     pub fn pin(&self, user: Uuid) -> Option<Pin> {
         self.pins.get(&user).copied()
@@ -290,6 +324,40 @@ mod tests {
         // A change back is reported again (the warnings were cleared).
         let o = p.observe(BOB, &[dev(D1, 7, false)], &[]);
         assert_eq!(o.identity_changed, vec![false]);
+    }
+
+    #[test]
+    fn a_following_tab_keeps_a_change_reported_elsewhere_until_accepted() {
+        let stored = [(
+            BOB,
+            Pin {
+                key: [7; 32],
+                verified: true,
+            },
+        )];
+        let mut p = Pins::load(ME, [1; 32], stored);
+        p.changed_elsewhere(Uuid::nil());
+        assert_eq!(
+            p.trust(Uuid::nil()),
+            Trust::Unknown,
+            "no pin: nothing changed"
+        );
+        p.changed_elsewhere(BOB);
+        assert_eq!(p.trust(BOB), Trust::Changed);
+        p.reload(ME, [1; 32], stored);
+        assert_eq!(p.trust(BOB), Trust::Changed, "the same pin: still changed");
+        p.reload(
+            ME,
+            [1; 32],
+            [(
+                BOB,
+                Pin {
+                    key: [9; 32],
+                    verified: false,
+                },
+            )],
+        );
+        assert_eq!(p.trust(BOB), Trust::Unverified, "accepted in the other tab");
     }
 
     #[test]
