@@ -108,6 +108,39 @@ async function verificationToken(dir, email) {
   throw new Error(`no e-mail to ${email}`);
 }
 
+/**
+ * Runs `fn` with the package served on loopback, a relay process (its data in a
+ * temporary directory, allowed from that origin) and Chromium; stops them all after.
+ */
+async function inChromium(prefix, fn) {
+  if (missing) throw new Error(missing);
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const server = await staticServer();
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const relay = await startRelay(dir, origin);
+  const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
+  try {
+    await fn({ dir, origin, relay, browser });
+  } finally {
+    await browser.close();
+    relay.child.kill("SIGKILL");
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Registers each of `names` from `page` and verifies its e-mail through the relay's outbox link. */
+async function registerAll(page, relay, dir, names) {
+  for (const name of names) {
+    await page.evaluate(
+      ([url, name, pw]) => new globalThis.sotto.Relay(url).register(name, `${name}@example.org`, pw),
+      [relay.url, name, PASSWORD],
+    );
+    const token = await verificationToken(dir, `${name}@example.org`);
+    await page.evaluate(([url, token]) => new globalThis.sotto.Relay(url).verifyEmail(token), [relay.url, token]);
+  }
+}
+
 test("in Chromium: the store conformance suite on IndexedDB", async () => {
   if (missing) throw new Error(missing);
   const server = await staticServer();
@@ -140,14 +173,8 @@ test("in Chromium: the store conformance suite on IndexedDB", async () => {
   }
 });
 
-test("in Chromium: WebSocket, IndexedDB keys, file over HTTP/1.1, reload", async () => {
-  if (missing) throw new Error(missing);
-  const dir = mkdtempSync(join(tmpdir(), "sotto-wasm-browser-"));
-  const server = await staticServer();
-  const origin = `http://127.0.0.1:${server.address().port}`;
-  const relay = await startRelay(dir, origin);
-  const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
-  try {
+test("in Chromium: WebSocket, IndexedDB keys, file over HTTP/1.1, reload", () =>
+  inChromium("sotto-wasm-browser-", async ({ dir, origin, relay, browser }) => {
     const page = await browser.newPage();
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
@@ -159,14 +186,7 @@ test("in Chromium: WebSocket, IndexedDB keys, file over HTTP/1.1, reload", async
         globalThis.sotto = await import("/client.js");
       });
     await load();
-    for (const name of ["alice", "bob"]) {
-      await page.evaluate(
-        ([url, name, pw]) => new globalThis.sotto.Relay(url).register(name, `${name}@example.org`, pw),
-        [relay.url, name, PASSWORD],
-      );
-      const token = await verificationToken(dir, `${name}@example.org`);
-      await page.evaluate(([url, token]) => new globalThis.sotto.Relay(url).verifyEmail(token), [relay.url, token]);
-    }
+    await registerAll(page, relay, dir, ["alice", "bob"]);
 
     const first = await page.evaluate(
       async ([url, pw]) => {
@@ -257,22 +277,10 @@ test("in Chromium: WebSocket, IndexedDB keys, file over HTTP/1.1, reload", async
     assert.equal(again.deviceId, first.bobDevice, "the same device, unlocked from IndexedDB");
     assert.deepEqual(again.history, ["hello from chromium", "file"]);
     assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-    relay.child.kill("SIGKILL");
-    server.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test("in Chromium: two tabs of one device share one connection (Web Locks), and the lead passes on", async () => {
-  if (missing) throw new Error(missing);
-  const dir = mkdtempSync(join(tmpdir(), "sotto-wasm-tabs-"));
-  const server = await staticServer();
-  const origin = `http://127.0.0.1:${server.address().port}`;
-  const relay = await startRelay(dir, origin);
-  const browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
-  try {
+test("in Chromium: two tabs of one device share one connection (Web Locks), and the lead passes on", () =>
+  inChromium("sotto-wasm-tabs-", async ({ dir, origin, relay, browser }) => {
     // Two tabs of Alice's browser (one context: one IndexedDB, one lock manager),
     // and Bob in a browser of his own. Every page counts the sockets it opens.
     const aliceBrowser = await browser.newContext();
@@ -300,14 +308,7 @@ test("in Chromium: two tabs of one device share one connection (Web Locks), and 
       return page;
     };
     const [tab1, tab2, bobTab] = [await open(aliceBrowser), await open(aliceBrowser), await open(bobBrowser)];
-    for (const name of ["alice", "bob"]) {
-      await tab1.evaluate(
-        ([url, name, pw]) => new globalThis.sotto.Relay(url).register(name, `${name}@example.org`, pw),
-        [relay.url, name, PASSWORD],
-      );
-      const token = await verificationToken(dir, `${name}@example.org`);
-      await tab1.evaluate(([url, token]) => new globalThis.sotto.Relay(url).verifyEmail(token), [relay.url, token]);
-    }
+    await registerAll(tab1, relay, dir, ["alice", "bob"]);
     // Each tab logs in on its own (its own refresh token) and opens the one device.
     const start = (page, name) =>
       page.evaluate(
@@ -373,10 +374,4 @@ test("in Chromium: two tabs of one device share one connection (Web Locks), and 
     const after = await bobTab.evaluate(async (room) => (await globalThis.r.messages(room, 0, 100)).items.length, room);
     assert.equal(after, stored + 1, "only Bob's last message was added");
     assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-    relay.child.kill("SIGKILL");
-    server.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
