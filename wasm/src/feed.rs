@@ -208,14 +208,12 @@ impl ClientFeed {
         Ok(())
     }
 
-    /// This user joined a room (`stored`: its cursor in the store). Returns the
-    /// cursors of the `resume` to send, or `undefined` if already followed.
+    /// This user joined a room. Returns the cursors of the `resume` to send
+    /// (from the store's cursor given at `connect`), or `undefined` if
+    /// already followed.
     #[wasm_bindgen(unchecked_return_type = "ResumeCursors | undefined")]
-    pub fn joined(&mut self, room_id: &str, stored: Option<f64>) -> Result<JsValue> {
-        let stored = stored
-            .map(|s| js::safe_u64(s, "stored cursor"))
-            .transpose()?;
-        Ok(match self.inner.joined(id(room_id, "room_id")?, stored) {
+    pub fn joined(&mut self, room_id: &str) -> Result<JsValue> {
+        Ok(match self.inner.joined(id(room_id, "room_id")?) {
             Some(resume) => cursors_js(&resume),
             None => JsValue::UNDEFINED,
         })

@@ -495,7 +495,7 @@ export class Sync {
         // its statement. Not awaited: posting waits for an ack this loop reads.
         void s.roomChanged(frame.room_id, frame.change).catch(() => undefined);
         if (frame.change === "created" || frame.change === "member_added") {
-          const resume = feed.joined(frame.room_id, (await s.store.cursors()).get(frame.room_id));
+          const resume = feed.joined(frame.room_id);
           if (resume !== undefined) step.resumes.push(resume);
         }
         return null;

@@ -399,16 +399,10 @@ async fn handle(
             // ack this loop reads.
             let s = session.detached();
             tokio::spawn(async move { room_changed(&s, room_id, change).await });
-            if matches!(change, RoomChange::Created | RoomChange::MemberAdded) {
-                let stored = inner
-                    .store
-                    .cursors()
-                    .map_err(|e| format!("store: {e}"))?
-                    .get(&room_id)
-                    .copied();
-                if let Some(resume) = feed.joined(room_id, stored) {
-                    step.frames.push(resume.frame());
-                }
+            if matches!(change, RoomChange::Created | RoomChange::MemberAdded)
+                && let Some(resume) = feed.joined(room_id)
+            {
+                step.frames.push(resume.frame());
             }
         }
         ServerFrame::HistoryStart { room_id, seq } => feed.history_start(room_id, seq),

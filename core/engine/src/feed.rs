@@ -310,13 +310,15 @@ impl Feed {
     }
 
     /// This user joined a room the connection did not resume (created, or
-    /// added to it): `stored` is the store's cursor for it. Returns the
-    /// `resume` to send, or `None` when the room is already followed.
-    pub fn joined(&mut self, room_id: Uuid, stored: Option<u64>) -> Option<Resume> {
+    /// added to it): it resumes from the store's cursor for it (as of
+    /// [`Feed::connect`]; a room not followed since cannot have moved).
+    /// Returns the `resume` to send, or `None` when the room is already
+    /// followed.
+    pub fn joined(&mut self, room_id: Uuid) -> Option<Resume> {
         if self.cursors.contains_key(&room_id) {
             return None;
         }
-        let cursor = stored.unwrap_or(0);
+        let cursor = self.cursor(room_id);
         self.cursors.insert(room_id, cursor);
         Some(Resume(vec![(room_id, cursor)]))
     }
@@ -454,10 +456,15 @@ mod tests {
 
     #[test]
     fn history_start_and_joined_rooms() {
-        let mut f = feed();
+        let mut f = Feed::new(ME, MY_DEVICE);
         let other = Uuid::from_u128(11);
-        assert_eq!(f.joined(other, Some(2)), Some(Resume(vec![(other, 2)])));
-        assert_eq!(f.joined(other, Some(2)), None);
+        f.connect([ROOM], [(ROOM, 3), (other, 2)]);
+        assert_eq!(f.joined(other), Some(Resume(vec![(other, 2)])));
+        assert_eq!(f.joined(other), None);
+        assert_eq!(
+            f.joined(Uuid::from_u128(12)),
+            Some(Resume(vec![(Uuid::from_u128(12), 0)]))
+        );
         f.history_start(other, 40);
         f.history_start(other, 10);
         assert_eq!(f.cursor(other), 40);
@@ -485,6 +492,6 @@ mod tests {
         // Joining it later resumes from the stored cursor too.
         let other = Uuid::from_u128(13);
         f.connect([ROOM], [(other, 7)]);
-        assert_eq!(f.joined(other, Some(7)), Some(Resume(vec![(other, 7)])));
+        assert_eq!(f.joined(other), Some(Resume(vec![(other, 7)])));
     }
 }

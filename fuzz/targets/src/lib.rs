@@ -1176,8 +1176,7 @@ pub fn engine_feed(data: &[u8]) {
                 assert_eq!(feed.cursor(room_id), before.max(seq));
             }
             ServerFrame::Room { room_id, .. } => {
-                let stored = cursors.get(&room_id).copied();
-                if let Some(r) = feed.joined(room_id, stored) {
+                if let Some(r) = feed.joined(room_id) {
                     check_resume(&feed, &r);
                 }
             }
