@@ -90,6 +90,8 @@ pub async fn decline(
     let Some(taken) = store::invitations::take(&mut tx, id, me.id()).await? else {
         return Err(ApiError::not_found());
     };
+    // A change of the room's invitations: its `member_epoch` grows.
+    store::rooms::lock_room(&mut tx, taken.room, now_ms()).await?;
     tx.commit().await?;
     publish(
         &state,

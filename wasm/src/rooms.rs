@@ -163,6 +163,7 @@ impl RoomMembership {
     pub fn observe(
         &mut self,
         room: &str,
+        #[wasm_bindgen(js_name = memberEpoch)] member_epoch: f64,
         kind: &str,
         owner: &str,
         members: Vec<String>,
@@ -175,6 +176,7 @@ impl RoomMembership {
         };
         let warnings = self.inner.observe_parts(
             uuid(room, "room")?,
+            crate::js::safe_u64(member_epoch, "member_epoch")?,
             direct,
             uuid(owner, "owner")?,
             uuids(&members, "members")?,

@@ -794,6 +794,12 @@ export type Room = {
    * `seq` of the room's latest message (0 when it has none).
    */
   last_seq: number,
+  /**
+   * Grows at every change of the room's members, owner or invitations.
+   * Clients order the room views they fetch by it: an answer with a smaller
+   * `member_epoch` than one already seen was overtaken by a change.
+   */
+  member_epoch: number,
 };
 
 /**
@@ -870,6 +876,12 @@ export type RoomDetails = {
    * `seq` of the room's latest message (0 when it has none).
    */
   last_seq: number,
+  /**
+   * Grows at every change of the room's members, owner or invitations.
+   * Clients order the room views they fetch by it: an answer with a smaller
+   * `member_epoch` than one already seen was overtaken by a change.
+   */
+  member_epoch: number,
 };
 
 /**

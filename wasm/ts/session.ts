@@ -1290,6 +1290,7 @@ export class Session extends EventTarget {
   private async takeDetails(details: RoomDetails): Promise<void> {
     const warnings = this.membership.observe(
       details.id,
+      details.member_epoch,
       details.kind,
       details.owner_id,
       details.members.map((m) => m.user_id),

@@ -70,6 +70,17 @@ pub struct RoomRecord {
     /// A legacy room: its owner as the relay said when its members were pinned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_owner: Option<Uuid>,
+    /// As the owner: the relay's `member_epoch` of the view the held statement
+    /// was signed against. Only views of a later epoch add to
+    /// [`RoomRecord::listed`]: a view fetched before the signing (a re-invite
+    /// racing a decline) says nothing about whether the relay has listed a
+    /// member since.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub signed_epoch: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RoomRecord {
@@ -83,6 +94,8 @@ impl RoomRecord {
 /// The relay's current view of a room (not persisted: refreshed from the relay).
 #[derive(Debug, Clone)]
 struct RelayView {
+    /// The relay's `member_epoch` when it answered.
+    epoch: u64,
     direct: bool,
     owner: Uuid,
     members: Vec<Uuid>,
@@ -158,6 +171,9 @@ pub struct Rooms {
     me: Uuid,
     records: IdMap<RoomRecord>,
     relay: IdMap<RelayView>,
+    /// The newest `member_epoch` seen per room (kept when a view is forgotten):
+    /// an answer older than it is stale and never replaces what came after.
+    epochs: IdMap<u64>,
     changed: IdSet,
 }
 
@@ -168,6 +184,7 @@ impl Rooms {
             me,
             records: records.into_iter().collect(),
             relay: IdMap::default(),
+            epochs: IdMap::default(),
             changed: IdSet::default(),
         }
     }
@@ -240,6 +257,7 @@ impl Rooms {
     pub fn observe(&mut self, details: &RoomDetails) -> Vec<Warning> {
         self.observe_parts(
             details.room.id,
+            details.room.member_epoch,
             details.room.kind == RoomKind::Direct,
             details.room.owner_id,
             details.members.iter().map(|m| m.user_id).collect(),
@@ -247,18 +265,29 @@ impl Rooms {
         )
     }
 
-    /// [`Rooms::observe`] from the fields it reads: the room, whether it is
-    /// direct, its owner, its members and the users invited (for drivers that
-    /// do not parse the whole `RoomDetails`, such as the WASM bindings).
+    /// [`Rooms::observe`] from the fields it reads: the room, its
+    /// `member_epoch`, whether it is direct, its owner, its members and the
+    /// users invited (for drivers that do not parse the whole `RoomDetails`,
+    /// such as the WASM bindings).
+    ///
+    /// A view older than one already seen (a smaller `member_epoch`: an
+    /// answer overtaken by a later change) is stale: ignored, no warnings.
     pub fn observe_parts(
         &mut self,
         room: Uuid,
+        epoch: u64,
         direct: bool,
         owner: Uuid,
         members: Vec<Uuid>,
         invited: Vec<Uuid>,
     ) -> Vec<Warning> {
+        let newest = self.epochs.or_default(room);
+        if epoch < *newest {
+            return Vec::new();
+        }
+        *newest = epoch;
         let view = RelayView {
+            epoch,
             direct,
             owner,
             members,
@@ -303,7 +332,10 @@ impl Rooms {
                 });
             }
         } else {
-            if let Some(s) = record.statement().filter(|s| s.owner() == me) {
+            if let Some(s) = record
+                .statement()
+                .filter(|s| s.owner() == me && view.epoch > record.signed_epoch)
+            {
                 for u in view.members.iter().chain(&view.invited) {
                     if s.lists(*u) {
                         record.listed.insert(*u);
@@ -554,12 +586,16 @@ impl Rooms {
         // Only the signing device holds it yet: the driver's post marks whom it reaches.
         record.announced.clear();
         record.announced.insert(device);
+        // Listed since the signing: the members of the view it was signed
+        // against. Not those only invited in it: an invitation may have been
+        // declined since, and re-sent by the very statement signed now, so a
+        // later view without them says nothing about this statement.
         let view = self.relay.get(&room);
+        record.signed_epoch = view.map_or(0, |v| v.epoch);
         record.listed = view
             .map(|v| {
                 v.members
                     .iter()
-                    .chain(&v.invited)
                     .copied()
                     .filter(|u| statement.lists(*u))
                     .collect()
@@ -707,12 +743,15 @@ impl RoomRecord {
             | u8::from(self.seen) << 6
             | u8::from(self.created) << 7;
         out.push(flags);
-        out.push(u8::from(self.first_owner.is_some()));
+        out.push(u8::from(self.first_owner.is_some()) | u8::from(self.signed_epoch != 0) << 1);
         if let Some(p) = self.peer {
             out.extend_from_slice(p.as_bytes());
         }
         if let Some(o) = self.first_owner {
             out.extend_from_slice(o.as_bytes());
+        }
+        if self.signed_epoch != 0 {
+            out.extend_from_slice(&self.signed_epoch.to_be_bytes());
         }
         if let Some(s) = &self.statement {
             put_len(&mut out, s.as_bytes().len());
@@ -736,12 +775,21 @@ impl RoomRecord {
         }
         let flags = r.u8()?;
         let more = r.u8()?;
-        if more >> 1 != 0 {
+        if more >> 2 != 0 {
             return Err(RecordError::NotCanonical);
         }
         let bit = |n: u8| flags & (1 << n) != 0;
         let peer = if bit(3) { Some(r.uuid()?) } else { None };
         let first_owner = if more & 1 != 0 { Some(r.uuid()?) } else { None };
+        let signed_epoch = if more & 2 != 0 {
+            let n = r.u64()?;
+            if n == 0 {
+                return Err(RecordError::NotCanonical);
+            }
+            n
+        } else {
+            0
+        };
         let statement = if bit(4) {
             let n = r.len()?;
             Some(B64(r.take(n)?.to_vec()))
@@ -768,6 +816,7 @@ impl RoomRecord {
             seen: bit(6),
             created: bit(7),
             first_owner,
+            signed_epoch,
         })
     }
 }
@@ -803,6 +852,13 @@ impl<'a> ByteReader<'a> {
             .try_into()
             .map_err(|_| RecordError::Truncated)?;
         usize::try_from(u32::from_be_bytes(b)).map_err(|_| RecordError::Truncated)
+    }
+    fn u64(&mut self) -> Result<u64, RecordError> {
+        let b: [u8; 8] = self
+            .take(8)?
+            .try_into()
+            .map_err(|_| RecordError::Truncated)?;
+        Ok(u64::from_be_bytes(b))
     }
     fn uuid(&mut self) -> Result<Uuid, RecordError> {
         let b: [u8; 16] = self

@@ -60,7 +60,23 @@ impl Person {
     }
 }
 
+/// The relay's `member_epoch` for the next view: every view in these tests is
+/// newer than the one before, as the relay's answers to fetches made one after
+/// another are (tests of stale answers use [`details_at`]).
+static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 fn details(kind: RoomKind, owner: Uuid, members: &[Uuid], invited: &[Uuid]) -> RoomDetails {
+    let epoch = EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    details_at(epoch, kind, owner, members, invited)
+}
+
+fn details_at(
+    epoch: u64,
+    kind: RoomKind,
+    owner: Uuid,
+    members: &[Uuid],
+    invited: &[Uuid],
+) -> RoomDetails {
     RoomDetails {
         room: Room {
             id: ROOM,
@@ -71,6 +87,7 @@ fn details(kind: RoomKind, owner: Uuid, members: &[Uuid], invited: &[Uuid]) -> R
             updated_at: "2026-12-06T00:00:00Z".into(),
             unread: 0,
             last_seq: 0,
+            member_epoch: epoch,
         },
         members: members
             .iter()
@@ -268,6 +285,76 @@ fn in_a_group_only_members_the_owner_signed_get_keys() {
     // A statement from an untrusted (unknown or revoked) device is refused.
     let s3 = alice.sign(3, alice.id, &[alice.id, bob.id]);
     assert!(rooms.receive(ROOM, &s3, None, &[]).is_err());
+}
+
+/// A re-invite racing a decline: the owner re-signs an invitee against a view
+/// fetched before they declined, and a view from between the decline and the
+/// re-invite arrives after the signing. That view does not sign them out (it
+/// predates the re-invite), and neither does any stale answer; a decline the
+/// relay reports after the re-invite does.
+#[test]
+fn a_view_from_before_a_re_invite_does_not_sign_the_invitee_out() {
+    let (alice, bob, carol) = (Person::new(1), Person::new(2), Person::new(3));
+    let (a, b, c) = (alice.id, bob.id, carol.id);
+    let mut rooms = Rooms::load(a, []);
+    let at = |e: u64, m: &[Uuid], inv: &[Uuid]| details_at(e, RoomKind::Group, a, m, inv);
+    rooms.created(ROOM);
+    let _ = rooms.observe(&at(1, &[a], &[]));
+    rooms.sign(ROOM, &[], alice.device, &alice.keys).unwrap();
+    let members = rooms.adding(ROOM, b);
+    rooms
+        .sign(ROOM, &members, alice.device, &alice.keys)
+        .unwrap();
+    let _ = rooms.observe(&at(2, &[a, b], &[]));
+    // Carol is invited (epoch 3).
+    let members = rooms.adding(ROOM, c);
+    rooms
+        .sign(ROOM, &members, alice.device, &alice.keys)
+        .unwrap();
+    let _ = rooms.observe(&at(3, &[a, b], &[c]));
+    assert_eq!(rooms.owner_update(ROOM), None);
+    // She declines (epoch 4); Alice, still holding the view of epoch 3,
+    // invites her again at once: a statement naming her, signed first.
+    let members = rooms.adding(ROOM, c);
+    let s = rooms
+        .sign(ROOM, &members, alice.device, &alice.keys)
+        .unwrap();
+    assert_eq!(s.members(), sorted(vec![a, b, c]).as_slice());
+    // The view of epoch 4 (fetched after the decline, before the re-invite)
+    // arrives now: Carol is not gone, the re-invite is on its way.
+    let _ = rooms.observe(&at(4, &[a, b], &[]));
+    assert_eq!(
+        rooms.owner_update(ROOM),
+        None,
+        "a view from before the re-invite"
+    );
+    // A stale answer (epoch 3, overtaken) changes nothing either.
+    assert!(rooms.observe(&at(3, &[a, b, c], &[])).is_empty());
+    assert_eq!(
+        rooms.recipients(ROOM),
+        Ok(vec![a, b]),
+        "stale views are ignored"
+    );
+    // The re-invite (5), her acceptance (6): she gets keys.
+    let _ = rooms.observe(&at(5, &[a, b], &[c]));
+    let _ = rooms.observe(&at(6, &[a, b, c], &[]));
+    assert_eq!(rooms.recipients(ROOM), Ok(vec![a, b, c]));
+    assert_eq!(rooms.unconfirmed(ROOM), None);
+    // Now a later view without her means she left: the owner signs her out.
+    let _ = rooms.observe(&at(7, &[a, b], &[]));
+    assert_eq!(rooms.owner_update(ROOM), Some(sorted(vec![a, b])));
+    // And after a restart the record still knows which views count.
+    let saved: Vec<_> = rooms
+        .take_changes()
+        .into_iter()
+        .map(|(id, r)| (id, r.unwrap()))
+        .collect();
+    let record = &saved[0].1;
+    assert_eq!(
+        RoomRecord::from_bytes(&record.to_bytes()).as_ref(),
+        Ok(record)
+    );
+    assert_ne!(record.signed_epoch, 0);
 }
 
 #[test]

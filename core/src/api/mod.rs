@@ -535,6 +535,7 @@ mod tests {
                 updated_at: "2025-01-01T00:00:00Z".into(),
                 unread: 0,
                 last_seq: 12,
+                member_epoch: 3,
             },
             members: vec![RoomMember {
                 user_id: id(2),

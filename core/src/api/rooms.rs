@@ -73,6 +73,11 @@ pub struct Room {
     pub unread: u64,
     /// `seq` of the room's latest message (0 when it has none).
     pub last_seq: u64,
+    /// Grows at every change of the room's members, owner or invitations.
+    /// Clients order the room views they fetch by it: an answer with a smaller
+    /// `member_epoch` than one already seen was overtaken by a change.
+    #[serde(default)]
+    pub member_epoch: u64,
 }
 
 /// A member of a room.

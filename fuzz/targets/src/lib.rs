@@ -749,6 +749,8 @@ pub fn engine_rooms(data: &[u8]) {
     }
     // What the relay last said of each room's members (the harness's mirror).
     let mut listed: std::collections::BTreeMap<Uuid, Vec<Uuid>> = Default::default();
+    // The newest `member_epoch` the engine has seen of each room (its mirror).
+    let mut epochs: std::collections::BTreeMap<Uuid, u64> = Default::default();
     let mut input = data.get(1..).unwrap_or_default().chunks_exact(4);
     let mut steps = 0;
     while let Some(op) = input.next() {
@@ -764,8 +766,19 @@ pub fn engine_rooms(data: &[u8]) {
                 let members = pick(a);
                 let invited = pick(b);
                 let owner = people[usize::from(c & 3)].user;
-                listed.insert(room, members.clone());
-                let _ = rooms.observe_parts(room, room == direct, owner, members, invited);
+                // The relay's `member_epoch`: the next one, or (top bit) an older
+                // answer, which the engine ignores.
+                let newest = epochs.entry(room).or_insert(0);
+                let epoch = if c & 0x80 == 0 {
+                    *newest + u64::from(c >> 4 & 1)
+                } else {
+                    newest.saturating_sub(u64::from(c >> 4 & 7))
+                };
+                if epoch >= *newest {
+                    *newest = epoch;
+                    listed.insert(room, members.clone());
+                }
+                let _ = rooms.observe_parts(room, epoch, room == direct, owner, members, invited);
             }
             1 => {
                 // A statement signed by person `a & 3`, owner `b & 3`, epoch `c`.
@@ -860,6 +873,7 @@ pub fn engine_rooms(data: &[u8]) {
                 let _ = reloaded.take_changes();
                 rooms = reloaded;
                 listed.clear();
+                epochs.clear();
             }
             _ => {
                 rooms.forget_relay_view(Some(room));

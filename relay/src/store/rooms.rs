@@ -20,6 +20,7 @@ struct RoomRow {
     created_at: i64,
     updated_at: i64,
     unread: i64,
+    member_epoch: i64,
 }
 
 /// Builds a [`RoomRow`] from a record with its columns.
@@ -35,6 +36,7 @@ macro_rules! room_row {
             created_at: r.created_at.0,
             updated_at: r.updated_at.0,
             unread: r.unread,
+            member_epoch: r.member_epoch,
         }
     }};
 }
@@ -50,6 +52,7 @@ impl RoomRow {
             updated_at: rfc3339(self.updated_at),
             unread: u64_of("unread", self.unread)?,
             last_seq: u64_of("last_seq", self.last_seq)?,
+            member_epoch: u64_of("member_epoch", self.member_epoch)?,
         })
     }
 }
@@ -79,6 +82,7 @@ pub async fn details(db: &Db, room: Uuid, viewer: Uuid) -> ApiResult<RoomDetails
         optional,
         r#"SELECT r.id AS "id: Id", r.kind, r.name, r.owner_id AS "owner_id: Id", r.last_seq,
            r.created_at AS "created_at: Millis", r.updated_at AS "updated_at: Millis",
+           r.member_epoch AS "member_epoch!: i64",
            (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq
               AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) AS "unread!: i64"
            FROM room_members m JOIN rooms r ON r.id = m.room_id WHERE m.user_id = $1 AND r.id = $2"#,
@@ -289,6 +293,7 @@ pub async fn page_of_member(db: &Db, user: Uuid, after: Uuid, limit: u32) -> Api
         all,
         r#"SELECT r.id AS "id: Id", r.kind, r.name, r.owner_id AS "owner_id: Id", r.last_seq,
            r.created_at AS "created_at: Millis", r.updated_at AS "updated_at: Millis",
+           r.member_epoch AS "member_epoch!: i64",
            (SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq
               AND x.sender_id <> m.user_id AND x.deleted_at IS NULL) AS "unread!: i64"
            FROM room_members m JOIN rooms r ON r.id = m.room_id
