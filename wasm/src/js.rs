@@ -85,6 +85,10 @@ pub(crate) fn parse_uuid(text: &str, what: &str) -> Result<Uuid> {
 }
 
 /// The canonical text of a UUID: lowercase, hyphenated.
+pub(crate) fn parse_uuids(texts: &[String], what: &str) -> Result<Vec<Uuid>> {
+    texts.iter().map(|t| parse_uuid(t, what)).collect()
+}
+
 pub(crate) fn uuid_text(id: Uuid) -> String {
     id.hyphenated().to_string()
 }

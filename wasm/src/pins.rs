@@ -1,9 +1,13 @@
-//! Trust on first use for the TypeScript client: the engine's
-//! [`sotto_engine::pins::Pins`] (the native SDK's code). The client fetches
-//! and verifies bundles, hands the list over, persists the pin it gets back
-//! and emits the events.
+//! Trust on first use and the device-list cache for the TypeScript client:
+//! the engine's [`sotto_engine::pins::Pins`] and
+//! [`sotto_engine::devices::Devices`] (the native SDK's code). The client
+//! fetches and verifies bundles, hands the list over, persists the pin it gets
+//! back and emits the events; the engine caches the list and decides whom to
+//! seal to and which senders to trust.
 
-use sotto_engine::pins::{Pin, Pins, ServedDevice};
+use sotto_engine::devices::{Devices, Fetch, Known, Sender, Unsealable};
+use sotto_engine::pins::{Pin, Pins};
+use sotto_engine::trust::{SenderRefused, SenderTrust};
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 
@@ -12,9 +16,22 @@ use crate::js::{self, Obj};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_PINS: &'static str = r#"
-/** A verified device of a served list, for `ClientPins.observe`. */
-export interface ServedDevice { deviceId: Uuid; identityKey: Uint8Array; revoked: boolean }
-/** What observing a served device list decided (`ClientPins.observe`). */
+/**
+ * A verified device of a served list, for `ClientPins.served`: the engine reads
+ * these fields and hands the object itself back from `sealable` and `sender`.
+ */
+export interface ServedDevice { deviceId: Uuid; identityKey: Uint8Array; revokedAt?: string }
+/** Whom a message may be sealed to now (`ClientPins.sealable`). */
+export type Sealable<T> =
+  | { ok: true; targets: T[] }
+  | { ok: false; reason: "identity_changed" | "unfetched"; users: Uuid[] }
+  | { ok: false; reason: "no_devices" };
+/** What is known of a sending device (`ClientPins.sender`). */
+export type SenderLookup<T> =
+  | { kind: "unknown" }
+  | { kind: "refused"; reason: "untrusted_sender" | "unknown_device" }
+  | { kind: "trusted"; target: T; trust: "own" | "verified" | "unverified" };
+/** What a served device list decided (`ClientPins.served`). */
 export interface ObservedDevices {
   /** A pin made now (first contact): persist it. */
   pinned?: { key: Uint8Array; verified: boolean };
@@ -27,10 +44,12 @@ export interface ObservedDevices {
 }
 "#;
 
-/// Every pin of this device (the engine's `Pins`).
+/// Every pin of this device (the engine's `Pins`), and the device lists
+/// cached in memory (the engine's `Devices`).
 #[wasm_bindgen]
 pub struct ClientPins {
     inner: Pins,
+    devices: Devices<JsValue>,
 }
 
 fn key32(bytes: &[u8], what: &str) -> Result<[u8; 32]> {
@@ -83,6 +102,7 @@ impl ClientPins {
         }
         Ok(Self {
             inner: Pins::load(js::parse_uuid(me, "me")?, key32(my_key, "myKey")?, pins),
+            devices: Devices::default(),
         })
     }
 
@@ -134,31 +154,59 @@ impl ClientPins {
             .to_owned())
     }
 
-    /// Takes a served device list of `user` (`served`: the devices whose
-    /// bundle verified; `invalid`: the others).
+    /// Of these users, those whose device list is not cached (to fetch).
+    pub fn missing(&self, users: Vec<String>) -> Result<Vec<String>> {
+        let users = js::parse_uuids(&users, "userId")?;
+        Ok(self
+            .devices
+            .missing(&users)
+            .into_iter()
+            .map(js::uuid_text)
+            .collect())
+    }
+
+    /// The token of a fetch of device lists about to be made (hand it to `served`).
+    pub fn fetching(&self) -> f64 {
+        js::number(self.devices.fetching().number())
+    }
+
+    /// Drops one user's cached list (`keys_changed`), or all (a new connection).
+    pub fn forget(&mut self, user: Option<String>) -> Result<()> {
+        let user = user.map(|u| js::parse_uuid(&u, "userId")).transpose()?;
+        self.devices.forget(user);
+        Ok(())
+    }
+
+    /// Takes `user`'s served list, fetched under `fetch` (`served`: the
+    /// devices whose bundle verified, as `ServedDevice`s; `invalid`: the
+    /// others): pins and events decided, the list cached unless overtaken.
     #[wasm_bindgen(unchecked_return_type = "ObservedDevices")]
-    pub fn observe(
+    pub fn served(
         &mut self,
         user: &str,
         #[wasm_bindgen(unchecked_param_type = "ServedDevice[]")] served: JsValue,
         invalid: Vec<String>,
+        fetch: f64,
     ) -> Result<JsValue> {
         let mut list = Vec::new();
         for d in js_sys::Array::from(&served).iter() {
             let key = js_sys::Uint8Array::new(&js::get(&d, "identityKey")?).to_vec();
-            list.push(ServedDevice {
+            list.push(Known {
                 device_id: js::get_uuid(&d, "deviceId")?,
                 identity_key: key32(&key, "identityKey")?,
-                revoked: js::get(&d, "revoked")?.as_bool().unwrap_or(false),
+                revoked_at: js::get(&d, "revokedAt")?.as_string(),
+                handle: d,
             });
         }
-        let invalid = invalid
-            .iter()
-            .map(|d| js::parse_uuid(d, "device id"))
-            .collect::<Result<Vec<_>>>()?;
-        let o = self
-            .inner
-            .observe(js::parse_uuid(user, "userId")?, &list, &invalid);
+        let invalid = js::parse_uuids(&invalid, "device id")?;
+        let fetch = Fetch::from_number(js::safe_u64(fetch, "fetch")?);
+        let o = self.devices.served(
+            &mut self.inner,
+            js::parse_uuid(user, "userId")?,
+            list,
+            &invalid,
+            fetch,
+        );
         let changed = js_sys::Array::new();
         for v in &o.identity_changed {
             changed.push(&JsValue::from_bool(*v));
@@ -171,6 +219,78 @@ impl ClientPins {
             out = out.set("pinned", pin_js(p));
         }
         Ok(out.into_typed::<JsValue>())
+    }
+
+    /// A user's cached list (trusted devices first), if cached.
+    #[wasm_bindgen(unchecked_return_type = "ServedDevice[] | undefined")]
+    pub fn list(&self, user: &str) -> Result<JsValue> {
+        Ok(match self.devices.list(js::parse_uuid(user, "userId")?) {
+            None => JsValue::UNDEFINED,
+            Some(list) => list
+                .iter()
+                .map(|k| k.handle.clone())
+                .collect::<js_sys::Array>()
+                .into(),
+        })
+    }
+
+    /// The devices a message to these users is sealed to (see `Sealable`).
+    #[wasm_bindgen(unchecked_return_type = "Sealable<ServedDevice>")]
+    pub fn sealable(&self, users: Vec<String>) -> Result<JsValue> {
+        let users = js::parse_uuids(&users, "userId")?;
+        let no = |reason: &str| Obj::new().set("ok", false).set("reason", reason);
+        Ok(match self.devices.sealable(&self.inner, &users) {
+            Ok(targets) => Obj::new().set("ok", true).set(
+                "targets",
+                targets
+                    .into_iter()
+                    .map(|(_, t)| t)
+                    .collect::<js_sys::Array>(),
+            ),
+            Err(Unsealable::IdentityChanged(u)) => no("identity_changed").set("users", ids(&u)),
+            Err(Unsealable::Unfetched(u)) => no("unfetched").set("users", ids(&u)),
+            Err(Unsealable::NoDevices) => no("no_devices"),
+        }
+        .into_typed::<JsValue>())
+    }
+
+    /// The sending device `deviceId` of `user`, for a message the relay
+    /// stored at `storedAt`, as this user `me` sees it (see `SenderLookup`).
+    #[wasm_bindgen(unchecked_return_type = "SenderLookup<ServedDevice>")]
+    pub fn sender(
+        &self,
+        me: &str,
+        user: &str,
+        #[wasm_bindgen(js_name = deviceId)] device_id: &str,
+        #[wasm_bindgen(js_name = storedAt)] stored_at: &str,
+    ) -> Result<JsValue> {
+        let found = self.devices.sender(
+            &self.inner,
+            js::parse_uuid(me, "me")?,
+            js::parse_uuid(user, "userId")?,
+            js::parse_uuid(device_id, "deviceId")?,
+            stored_at,
+        );
+        let kind = |k: &str| Obj::new().set("kind", k);
+        Ok(match found {
+            Sender::Unknown => kind("unknown"),
+            Sender::Refused(r) => kind("refused").set(
+                "reason",
+                match r {
+                    SenderRefused::UntrustedSender => "untrusted_sender",
+                    SenderRefused::UnknownDevice => "unknown_device",
+                },
+            ),
+            Sender::Trusted(target, trust) => kind("trusted").set("target", target).set(
+                "trust",
+                match trust {
+                    SenderTrust::Own => "own",
+                    SenderTrust::Verified => "verified",
+                    SenderTrust::Unverified => "unverified",
+                },
+            ),
+        }
+        .into_typed::<JsValue>())
     }
 
     /// The user accepted `key` for `user`: returns the pin to persist.

@@ -81,56 +81,6 @@ mod tests {
     }
 }
 
-/// Whether a message's sending device is trusted (the engine's rule, the
-/// native SDK's code): `"own"` (this user's devices), `"verified"`,
-/// `"unverified"`, or the refusal `"untrusted_sender"` (not the pinned key) /
-/// `"unknown_device"` (revoked before the relay stored the message). `pinKey`
-/// undefined: no pin. Times are the relay's RFC 3339.
-#[wasm_bindgen(
-    js_name = checkSender,
-    unchecked_return_type = "\"own\" | \"verified\" | \"unverified\" | \"untrusted_sender\" | \"unknown_device\""
-)]
-#[allow(clippy::too_many_arguments)]
-pub fn check_sender(
-    me: &str,
-    sender: &str,
-    pin_key: Option<Vec<u8>>,
-    pin_verified: bool,
-    device_key: &[u8],
-    revoked_at: Option<String>,
-    stored_at: &str,
-) -> Result<String> {
-    use sotto_engine::trust::{PinnedKey, SenderRefused, SenderTrust};
-    let key32 = |b: &[u8], what: &str| -> Result<[u8; 32]> {
-        <[u8; 32]>::try_from(b)
-            .map_err(|_| crate::Error::invalid_argument(format!("{what} must be 32 bytes")))
-    };
-    let pin = pin_key
-        .map(|k| {
-            key32(&k, "pinKey").map(|key| PinnedKey {
-                key,
-                verified: pin_verified,
-            })
-        })
-        .transpose()?;
-    let answer = sotto_engine::trust::check_sender(
-        js::parse_uuid(me, "me")?,
-        js::parse_uuid(sender, "sender")?,
-        pin,
-        key32(device_key, "deviceKey")?,
-        revoked_at.as_deref(),
-        stored_at,
-    );
-    Ok(match answer {
-        Ok(SenderTrust::Own) => "own",
-        Ok(SenderTrust::Verified) => "verified",
-        Ok(SenderTrust::Unverified) => "unverified",
-        Err(SenderRefused::UntrustedSender) => "untrusted_sender",
-        Err(SenderRefused::UnknownDevice) => "unknown_device",
-    }
-    .to_owned())
-}
-
 /// Whether the relay's timestamp `storedAt` is before `revokedAt` (the
 /// engine's comparison; anything not in the relay's UTC form is not before).
 #[wasm_bindgen(js_name = storedBefore)]

@@ -5,7 +5,6 @@
 // core/client/src/session.rs.
 
 import {
-  checkSender,
   ClientOutbox,
   ClientPins,
   Device,
@@ -18,7 +17,7 @@ import {
   verifyBundle,
 } from "./sotto_wasm.js";
 import { POLICY } from "./wire.gen.js";
-import type { HistoryItem, MembershipWarning, OutboxVerdict, Recipient, VerifiedDevice } from "./sotto_wasm.js";
+import type { HistoryItem, MembershipWarning, OutboxVerdict, Recipient, Sealable, SenderLookup, VerifiedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   ConnectionState,
@@ -210,7 +209,6 @@ export class Session extends EventTarget {
   private pins: ClientPins;
   private readonly sync: Sync;
   /** Verified devices per user (revoked ones too: to verify old messages). */
-  private readonly deviceCache = new Map<Uuid, Target[]>();
   /**
    * Room membership as the engine decides it (`docs/protocol.md` §12.4): the
    * records kept in the store, and the relay's view of each room while the
@@ -220,9 +218,9 @@ export class Session extends EventTarget {
   /** The other tabs of this device (null: alone, or no Web Locks here). */
   private readonly tabs: Tabs | null;
   /**
-   * Bumped whenever a user's devices or a room's members may have changed
-   * (`keys_changed`, `room`, reconnect): a fetch that started under an older
-   * generation is not cached, so it cannot overwrite a newer answer.
+   * Bumped whenever a room's members may have changed (`room`, reconnect): a
+   * room view fetched under an older generation is not kept. (Device lists:
+   * the engine's `fetching`/`served` do the same.)
    */
   private generation = 0;
   /** The engine's outbox: single-flight posting, control messages, the verdict on each answer. */
@@ -610,7 +608,6 @@ export class Session extends EventTarget {
     this.device = null;
     this.vault?.free();
     this.vault = null;
-    this.deviceCache.clear();
     this.membership.free();
     this.pins.free();
   }
@@ -1188,7 +1185,7 @@ export class Session extends EventTarget {
 
   /** The safety number of this user and `userId` (fetches their keys if needed). */
   async safetyNumber(userId: Uuid): Promise<SafetyNumber> {
-    await this.devicesOf([userId]);
+    await this.fetchDevices([userId]);
     const pin = this.pins.pin(userId);
     if (!pin) throw new SottoError(ClientCodes.noDevices, "no identity key is known for this user");
     try {
@@ -1217,7 +1214,7 @@ export class Session extends EventTarget {
     const viaLeader = await this.viaLeader("acceptIdentity", [userId]);
     if (viaLeader !== null) return viaLeader.value as void;
     await this.refreshDevices(userId);
-    const targets = (await this.devicesOf([userId])).get(userId) ?? [];
+    const targets = (this.pins.list(userId) ?? []) as Target[];
     const keys: Uint8Array[] = [];
     for (const t of targets) {
       if (t.revokedAt !== undefined) continue;
@@ -1478,70 +1475,47 @@ export class Session extends EventTarget {
     }
   }
 
-  /** Every active device of these users, verified against the pins. */
+  /** Every active device of these users, verified against the pins (the engine decides). */
   private async devicesFor(members: Uuid[]): Promise<Target[]> {
-    const devices = await this.devicesOf(members);
-    const out: Target[] = [];
-    const changed: Uuid[] = [];
-    for (const user of members) {
-      const targets = devices.get(user);
-      if (!targets) continue;
-      const pin = this.pins.pin(user);
-      const before = out.length;
-      let otherIdentity = false;
-      for (const t of targets) {
-        if (t.revokedAt !== undefined) continue;
-        if (pin && sameBytes(pin.key, t.identityKey)) out.push(t);
-        else otherIdentity = true;
-      }
-      if (out.length === before && otherIdentity) changed.push(user);
-    }
-    if (changed.length > 0) {
-      throw new SottoError(
-        ClientCodes.identityChanged,
-        "the identity key of a member changed: nothing was sent (compare safety numbers, then acceptIdentity)",
-        { users: changed },
-      );
-    }
-    if (out.length === 0) throw new SottoError(ClientCodes.noDevices, "nobody in this room has a device");
-    return out;
-  }
-
-  /**
-   * The verified devices of these users, from memory or the relay. An answer
-   * that a `keys_changed` (or reconnect) overtook while it was fetched is
-   * fetched again, so a stale device list is never used or cached.
-   */
-  private async devicesOf(users: Uuid[]): Promise<Map<Uuid, Target[]>> {
-    const out = new Map<Uuid, Target[]>();
     for (let round = 0; round < 4; round++) {
-      const generation = this.generation;
-      const missing: Uuid[] = [];
-      for (const u of users) {
-        if (out.has(u)) continue;
-        const cached = this.deviceCache.get(u);
-        if (cached) out.set(u, cached);
-        else missing.push(u);
+      await this.fetchDevices(members);
+      const r = this.pins.sealable(members) as Sealable<Target>;
+      if (r.ok) return r.targets;
+      if (r.reason === "unfetched") continue; // dropped again since the fetch (keys_changed)
+      if (r.reason === "identity_changed") {
+        throw new SottoError(
+          ClientCodes.identityChanged,
+          "the identity key of a member changed: nothing was sent (compare safety numbers, then acceptIdentity)",
+          { users: r.users },
+        );
       }
-      if (missing.length > 0) {
-        const resp = await this.relay.keysQuery(missing, { includeRevoked: true });
-        for (const u of missing) {
-          out.set(u, await this.acceptDevices(u, resp.devices[u] ?? [], generation));
-        }
-      }
-      if (missing.length === 0 || this.generation === generation) return out;
-      for (const u of missing) out.delete(u);
+      throw new SottoError(ClientCodes.noDevices, "nobody in this room has a device");
     }
     throw new SottoError(ClientCodes.network, "device lists keep changing; try again");
   }
 
   /**
-   * Verifies a served device list: each bundle's signatures and ids, then its
-   * identity key against the pin (pinning it on first sight when all active
-   * devices agree). Devices under another identity key are reported and never
-   * pass a pin check. Cached only if nothing changed since `generation`.
+   * Makes sure the engine caches these users' device lists, fetching the
+   * missing ones. An answer a `keys_changed` (or reconnect) overtook is not
+   * cached, and fetched again.
    */
-  private async acceptDevices(user: Uuid, list: RelayDevice[], generation: number): Promise<Target[]> {
+  private async fetchDevices(users: Uuid[]): Promise<void> {
+    for (let round = 0; round < 4; round++) {
+      const fetch = this.pins.fetching();
+      const missing = this.pins.missing(users);
+      if (missing.length === 0) return;
+      const resp = await this.relay.keysQuery(missing, { includeRevoked: true });
+      for (const u of missing) await this.acceptDevices(u, resp.devices[u] ?? [], fetch);
+    }
+    throw new SottoError(ClientCodes.network, "device lists keep changing; try again");
+  }
+
+  /**
+   * Verifies a served device list (each bundle's signatures and ids) and hands
+   * it to the engine: first-contact pin, identity changes, rejections, and the
+   * cache (unless the fetch was overtaken).
+   */
+  private async acceptDevices(user: Uuid, list: RelayDevice[], fetch: number): Promise<void> {
     const verified: Target[] = [];
     const rejected: Uuid[] = [];
     for (const d of list) {
@@ -1558,69 +1532,49 @@ export class Session extends EventTarget {
         rejected.push(d.device_id);
         continue;
       }
-      verified.push({
-        userId: user,
-        device: v,
-        deviceId: d.device_id,
-        identityKey: v.identityKey,
-        hasRsa: v.hasRsa,
-        revokedAt: d.revoked_at ?? undefined,
-      });
+      const revokedAt = d.revoked_at ?? undefined;
+      verified.push({ userId: user, device: v, deviceId: d.device_id, identityKey: v.identityKey, hasRsa: v.hasRsa, revokedAt });
     }
-    // The engine decides: first-contact pin, identity changes, rejections.
-    const served = verified.map((t) => ({ deviceId: t.deviceId, identityKey: t.identityKey, revoked: t.revokedAt !== undefined }));
-    let o = this.pins.observe(user, served, rejected);
+    let o = this.pins.served(user, verified, rejected, fetch);
     if (o.pinned !== undefined && !(await this.store.addPin(user, o.pinned))) {
       // Another tab of this device pinned them first: that pin stands.
       await this.reloadPins();
-      o = this.pins.observe(user, served, rejected);
+      o = this.pins.served(user, verified, rejected, fetch);
     }
-    const good = verified.filter((t) => o.trusted.includes(t.deviceId));
-    const bad = verified.filter((t) => !o.trusted.includes(t.deviceId));
-    const kept = good.concat(bad);
-    if (this.generation === generation) this.deviceCache.set(user, kept);
     for (const wasVerified of o.identityChanged) this.emit("identitychanged", { userId: user, wasVerified });
     for (const deviceId of o.rejected) this.emit("devicerejected", { userId: user, deviceId });
-    return kept;
   }
 
   /**
    * The verified, pinned device `deviceId` of `user`, to check a message from it
-   * that the relay stored at `storedAt`. Refetches once when the device is
-   * unknown (a new device). A revoked device is accepted only for messages the
-   * relay stored before the revocation, and never as verified.
+   * that the relay stored at `storedAt` (the engine's rule). Refetches once when
+   * the device is unknown (a new device).
    */
   private async senderDevice(user: Uuid, deviceId: Uuid, storedAt: string): Promise<SenderCheck> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      let devices: Map<Uuid, Target[]>;
       try {
         if (attempt === 1) await this.refreshDevices(user);
-        devices = await this.devicesOf([user]);
+        else await this.fetchDevices([user]);
       } catch (e) {
         return { kind: "transient", reason: `checking a sender: ${e instanceof Error ? e.message : String(e)}` };
       }
-      const t = devices.get(user)?.find((d) => d.deviceId === deviceId);
-      if (!t) continue;
-      // The engine's rule (pins, own devices, revoked devices).
-      const pin = this.pins.pin(user);
-      const v = checkSender(this.user.id, user, pin?.key, pin?.verified ?? false, t.identityKey, t.revokedAt, storedAt);
-      if (v === "untrusted_sender" || v === "unknown_device") return { kind: "refused", reason: v };
-      return { kind: "trusted", device: t.device, trust: v };
+      const s = this.pins.sender(this.user.id, user, deviceId, storedAt) as SenderLookup<Target>;
+      if (s.kind === "unknown") continue;
+      if (s.kind === "refused") return s;
+      return { kind: "trusted", device: s.target.device, trust: s.trust };
     }
     return { kind: "refused", reason: "unknown_device" };
   }
 
   /** @internal Refetches one user's devices (after `keys_changed`, or an unknown sender device). */
   async refreshDevices(user: Uuid): Promise<void> {
-    this.generation++;
-    this.deviceCache.delete(user);
-    await this.devicesOf([user]);
+    this.pins.forget(user);
+    await this.fetchDevices([user]);
   }
 
   /** @internal */
   forgetDevices(user: Uuid): void {
-    this.generation++;
-    this.deviceCache.delete(user);
+    this.pins.forget(user);
   }
 
   /** @internal */
@@ -1632,7 +1586,7 @@ export class Session extends EventTarget {
   /** @internal After a reconnect: announcements may have been missed. */
   forgetAllCaches(): void {
     this.generation++;
-    this.deviceCache.clear();
+    this.pins.forget(undefined);
     this.membership.forgetRelayView(undefined);
   }
 }

@@ -14,9 +14,10 @@ use sotto_core::keys::{
 use sotto_core::safety::SafetyNumber;
 use sotto_core::suite::Suite;
 use sotto_core::trust::Pin;
+use sotto_engine::devices::{Devices, Fetch, Known, Sender, Unsealable};
 use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer, Verdict};
-use sotto_engine::pins::{self, Pins, ServedDevice};
-use sotto_engine::trust::{PinnedKey, SenderRefused, check_sender};
+use sotto_engine::pins::{self, Pins};
+use sotto_engine::trust::SenderRefused;
 use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
 use sotto_engine::{Plaintext, Rooms, SendRefused};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -129,14 +130,6 @@ pub struct Sent {
     pub seq: u64,
 }
 
-/// What a peer device got sealed to: one verified device and the suite chosen
-/// for it.
-struct Target {
-    device: VerifiedDevice,
-    /// When the relay says the device was revoked.
-    revoked_at: Option<String>,
-}
-
 /// What [`Session::sender_device`] found out about a message's sender.
 pub(crate) enum SenderCheck {
     /// A device bundle signed by the pinned identity.
@@ -163,8 +156,9 @@ pub(crate) struct Inner {
     pub(crate) identity: IdentityKeyPair,
     pub(crate) keys: DeviceKeys,
     pub(crate) trust: Mutex<Pins>,
-    /// Verified devices per user (revoked ones too: to verify old messages).
-    devices: Mutex<HashMap<Uuid, Arc<Vec<Target>>>>,
+    /// Verified devices per user (revoked ones too: to verify old messages),
+    /// as the engine caches them (memory only: dropped on every connection).
+    devices: Mutex<Devices<VerifiedDevice>>,
     /// Room membership as the engine decides it (`docs/protocol.md` §12.4):
     /// the records saved in the store, and the relay's view of each room while
     /// the live stream keeps it right.
@@ -478,7 +472,7 @@ impl Session {
             identity: secrets.identity,
             keys: secrets.device,
             trust: Mutex::new(trust),
-            devices: Mutex::new(HashMap::new()),
+            devices: Mutex::new(Devices::default()),
             rooms: Mutex::new(rooms),
             outbox: Mutex::new(Outbox::new()),
             outbox_done: tokio::sync::Notify::new(),
@@ -1338,88 +1332,49 @@ impl Session {
         result
     }
 
-    /// Every active device of these users, verified against the pins.
+    /// Every active device of these users, verified against the pins (the
+    /// engine's rule: a user whose active devices are all under another key
+    /// stops the send).
     async fn devices_for(&self, members: &[Uuid]) -> Result<Vec<VerifiedDevice>> {
-        let devices = self.devices_of(members).await?;
-        let mut out = Vec::new();
-        let mut changed = Vec::new();
-        for user in members {
-            let Some(targets) = devices.get(user) else {
-                continue;
-            };
-            let pin = lock(&self.inner.trust).pin(*user);
-            let before = out.len();
-            let mut other_identity = false;
-            for t in targets.iter().filter(|t| t.revoked_at.is_none()) {
-                match &pin {
-                    Some(p) if p.key == t.device.identity_key().to_bytes() => {
-                        out.push(t.device.clone())
-                    }
-                    _ => other_identity = true,
-                }
-            }
-            if out.len() == before && other_identity {
-                changed.push(*user);
-            }
-        }
-        if !changed.is_empty() {
-            return Err(Error::IdentityChanged(changed));
-        }
-        if out.is_empty() {
-            return Err(Error::NoDevices(self.inner.user.id));
-        }
-        Ok(out)
-    }
-
-    fn cached_devices(&self, user: Uuid) -> Option<Arc<Vec<Target>>> {
-        lock(&self.inner.devices).get(&user).cloned()
-    }
-
-    /// The verified devices of these users: from memory, the store, or the
-    /// relay. An answer that a `keys_changed` (or reconnect) overtook while it
-    /// was being fetched is fetched again, so a stale device list (say, with a
-    /// device revoked meanwhile) is never used or cached.
-    async fn devices_of(&self, users: &[Uuid]) -> Result<HashMap<Uuid, Arc<Vec<Target>>>> {
-        let mut out = HashMap::new();
         for _ in 0..4 {
-            let generation = self.generation();
-            let mut missing = Vec::new();
-            for u in users {
-                if out.contains_key(u) {
-                    continue;
-                }
-                if let Some(t) = self.cached_devices(*u) {
-                    out.insert(*u, t);
-                    continue;
-                }
-                match self.inner.store.devices(*u)? {
-                    Some(list) => {
-                        let t = self.accept_devices(*u, list, generation).await?;
-                        out.insert(*u, t);
-                    }
-                    None => missing.push(*u),
-                }
+            self.fetch_devices(members).await?;
+            let sealable = {
+                let trust = lock(&self.inner.trust);
+                lock(&self.inner.devices).sealable(&trust, members)
+            };
+            return match sealable {
+                Ok(targets) => Ok(targets.into_iter().map(|(_, d)| d).collect()),
+                // Dropped again since the fetch (`keys_changed`): fetch again.
+                Err(Unsealable::Unfetched(_)) => continue,
+                Err(Unsealable::IdentityChanged(users)) => Err(Error::IdentityChanged(users)),
+                Err(Unsealable::NoDevices) => Err(Error::NoDevices(self.inner.user.id)),
+            };
+        }
+        Err(Error::Network(
+            "device lists keep changing; try again".into(),
+        ))
+    }
+
+    /// Makes sure the engine caches these users' device lists, fetching the
+    /// missing ones from the relay. An answer that a `keys_changed` (or
+    /// reconnect) overtook while it was fetched is not cached: it is fetched
+    /// again, so a stale list (say, with a device revoked meanwhile) is never
+    /// used.
+    async fn fetch_devices(&self, users: &[Uuid]) -> Result<()> {
+        for _ in 0..4 {
+            let (fetch, missing) = {
+                let devices = lock(&self.inner.devices);
+                (devices.fetching(), devices.missing(users))
+            };
+            if missing.is_empty() {
+                return Ok(());
             }
             for chunk in missing.chunks(sotto_core::api::devices::MAX_KEYS_QUERY_USERS) {
                 let resp = self.inner.client.query_keys(chunk, true).await?;
                 for u in chunk {
                     let list = resp.devices.get(u).cloned().unwrap_or_default();
-                    if self.generation() == generation {
-                        self.inner.store.set_devices(*u, &list)?;
-                    }
-                    let t = self.accept_devices(*u, list, generation).await?;
-                    out.insert(*u, t);
+                    self.accept_devices(*u, list, fetch).await?;
                 }
-            }
-            if self.generation() == generation {
-                return Ok(out);
-            }
-            // Something changed while fetching: fetch what was fetched again.
-            for u in &missing {
-                out.remove(u);
-            }
-            if missing.is_empty() {
-                return Ok(out);
             }
         }
         Err(Error::Network(
@@ -1430,85 +1385,65 @@ impl Session {
     /// Refetches one user's devices (after `keys_changed`, or an unknown sender
     /// device), reporting identity changes and rejected devices.
     pub(crate) async fn refresh_devices(&self, user: Uuid) -> Result<()> {
-        self.bump_generation();
-        lock(&self.inner.devices).remove(&user);
-        self.inner.store.forget_devices(user)?;
-        self.devices_of(&[user]).await.map(drop)
+        lock(&self.inner.devices).forget(Some(user));
+        self.fetch_devices(&[user]).await
     }
 
-    /// Verifies a served device list: each bundle's signatures and ids, then its
-    /// identity key against the pin (pinning it on first sight when all devices
-    /// agree). Devices under another identity key are reported and never pass a
-    /// pin check. Cached only if nothing changed since `generation`.
-    async fn accept_devices(
-        &self,
-        user: Uuid,
-        list: Vec<Device>,
-        generation: u64,
-    ) -> Result<Arc<Vec<Target>>> {
+    /// Verifies a served device list (each bundle's signatures and ids) and
+    /// hands it to the engine, which checks it against the pin (pinning it on
+    /// first sight when all devices agree), and caches it unless `fetch` was
+    /// overtaken. Devices under another identity key are reported and never
+    /// pass a pin check.
+    async fn accept_devices(&self, user: Uuid, list: Vec<Device>, fetch: Fetch) -> Result<()> {
         let mut verified = Vec::new();
         let mut rejected = Vec::new();
         for d in list {
             let ok =
                 d.user_id == user && d.bundle.user_id == user && d.bundle.device_id == d.device_id;
             match d.bundle.verify() {
-                Ok(v) if ok => verified.push(Target {
-                    device: v,
+                Ok(v) if ok => verified.push(Known {
+                    device_id: v.device_id(),
+                    identity_key: v.identity_key().to_bytes(),
                     revoked_at: d.revoked_at.clone(),
+                    handle: v,
                 }),
                 _ => rejected.push(d.device_id),
             }
         }
         // The engine decides: first-contact pin, identity changes, rejections.
-        let served: Vec<ServedDevice> = verified
-            .iter()
-            .map(|t| ServedDevice {
-                device_id: t.device.device_id(),
-                identity_key: t.device.identity_key().to_bytes(),
-                revoked: t.revoked_at.is_some(),
-            })
-            .collect();
-        let observed = lock(&self.inner.trust).observe(user, &served, &rejected);
+        let observed = {
+            let mut trust = lock(&self.inner.trust);
+            lock(&self.inner.devices).served(&mut trust, user, verified, &rejected, fetch)
+        };
         if let Some(pin) = observed.pinned.as_ref().and_then(core_pin) {
             self.inner.store.set_pin(user, &pin)?;
         }
-        let mut events: Vec<Event> = observed
-            .identity_changed
-            .iter()
-            .map(|was_verified| Event::IdentityKeyChanged {
-                user_id: user,
-                was_verified: *was_verified,
-            })
-            .collect();
-        events.extend(
+        let changed =
             observed
-                .rejected
+                .identity_changed
                 .iter()
-                .map(|device_id| Event::DeviceRejected {
+                .map(|was_verified| Event::IdentityKeyChanged {
                     user_id: user,
-                    device_id: *device_id,
-                }),
-        );
-        // Pinned devices first (the cache's order), then the others (kept to
-        // recognise them, never trusted).
-        let (good, bad): (Vec<Target>, Vec<Target>) = verified
-            .into_iter()
-            .partition(|t| observed.trusted.contains(&t.device.device_id()));
-        let kept: Vec<Target> = good.into_iter().chain(bad).collect();
-        let kept = Arc::new(kept);
-        if self.generation() == generation {
-            lock(&self.inner.devices).insert(user, kept.clone());
-        }
-        for e in events {
+                    was_verified: *was_verified,
+                });
+        let rejected = observed
+            .rejected
+            .iter()
+            .map(|device_id| Event::DeviceRejected {
+                user_id: user,
+                device_id: *device_id,
+            });
+        for e in changed.chain(rejected).collect::<Vec<_>>() {
             self.emit(e).await;
         }
-        Ok(kept)
+        Ok(())
     }
 
     /// The verified, pinned device `device_id` of `user`, to check a message
     /// from it that the relay stored at `stored_at`. Refetches once when the
     /// device is unknown (a new device). A revoked device is accepted only for
-    /// messages the relay stored before the revocation, and never as verified.
+    /// messages the relay stored before the revocation, and never as verified
+    /// (the engine's rule).
     pub(crate) async fn sender_device(
         &self,
         user: Uuid,
@@ -1517,48 +1452,42 @@ impl Session {
     ) -> SenderCheck {
         use crate::events::UndecryptableReason as R;
         for attempt in 0..2 {
-            if attempt == 1
-                && let Err(e) = self.refresh_devices(user).await
-            {
+            let fetched = if attempt == 1 {
+                self.refresh_devices(user).await
+            } else {
+                self.fetch_devices(&[user]).await
+            };
+            if let Err(e) = fetched {
                 return SenderCheck::Transient(e.to_string());
             }
-            let devices = match self.devices_of(&[user]).await {
-                Ok(d) => d,
-                Err(e) => return SenderCheck::Transient(e.to_string()),
+            let sender = {
+                let trust = lock(&self.inner.trust);
+                lock(&self.inner.devices).sender(
+                    &trust,
+                    self.inner.user.id,
+                    user,
+                    device_id,
+                    stored_at,
+                )
             };
-            let Some(t) = devices.get(&user).and_then(|ts| {
-                ts.iter()
-                    .find(|t| t.device.device_id() == device_id)
-                    .map(|t| (t.device.clone(), t.revoked_at.clone()))
-            }) else {
-                continue;
-            };
-            let (device, revoked_at) = t;
-            // The engine's rule (pins, own devices, revoked devices).
-            let pinned = lock(&self.inner.trust).pin(user).map(|p| PinnedKey {
-                key: p.key,
-                verified: p.verified,
-            });
-            return match check_sender(
-                self.inner.user.id,
-                user,
-                pinned,
-                device.identity_key().to_bytes(),
-                revoked_at.as_deref(),
-                stored_at,
-            ) {
-                Ok(trust) => SenderCheck::Trusted(Box::new(device), trust),
-                Err(SenderRefused::UntrustedSender) => SenderCheck::Refused(R::UntrustedSender),
-                Err(SenderRefused::UnknownDevice) => SenderCheck::Refused(R::UnknownDevice),
-            };
+            match sender {
+                Sender::Unknown => continue,
+                Sender::Trusted(device, trust) => {
+                    return SenderCheck::Trusted(Box::new(device), trust);
+                }
+                Sender::Refused(SenderRefused::UntrustedSender) => {
+                    return SenderCheck::Refused(R::UntrustedSender);
+                }
+                Sender::Refused(SenderRefused::UnknownDevice) => {
+                    return SenderCheck::Refused(R::UnknownDevice);
+                }
+            }
         }
         SenderCheck::Refused(R::UnknownDevice)
     }
 
     pub(crate) fn forget_devices(&self, user: Uuid) {
-        self.bump_generation();
-        lock(&self.inner.devices).remove(&user);
-        let _ = self.inner.store.forget_devices(user);
+        lock(&self.inner.devices).forget(Some(user));
     }
 
     pub(crate) fn forget_room(&self, room_id: Uuid) {
@@ -1568,9 +1497,8 @@ impl Session {
 
     pub(crate) fn forget_all_caches(&self) {
         self.bump_generation();
-        lock(&self.inner.devices).clear();
+        lock(&self.inner.devices).forget(None);
         lock(&self.inner.rooms).forget_relay_view(None);
-        let _ = self.inner.store.forget_all_devices();
     }
 
     // ---- Typing and receipts -----------------------------------------------
@@ -1610,7 +1538,7 @@ impl Session {
     /// over another channel, then [`Session::mark_verified`]). Fetches their
     /// keys if needed; `None` if they have no pinned identity.
     pub async fn safety_number(&self, user_id: Uuid) -> Result<Option<SafetyNumber>> {
-        self.devices_of(&[user_id]).await?;
+        self.fetch_devices(&[user_id]).await?;
         let pin = lock(&self.inner.trust)
             .pin(user_id)
             .as_ref()
@@ -1650,21 +1578,21 @@ impl Session {
     /// and from it flow again. Fails if their devices do not agree on one key.
     pub async fn accept_identity(&self, user_id: Uuid) -> Result<()> {
         self.refresh_devices(user_id).await?;
-        let targets = self
-            .devices_of(&[user_id])
-            .await?
-            .remove(&user_id)
-            .unwrap_or_default();
-        let mut keys: Vec<IdentityPublicKey> = Vec::new();
-        for t in targets.iter().filter(|t| t.revoked_at.is_none()) {
-            if !keys.contains(t.device.identity_key()) {
-                keys.push(*t.device.identity_key());
+        let mut keys: Vec<[u8; 32]> = Vec::new();
+        for k in lock(&self.inner.devices)
+            .list(user_id)
+            .unwrap_or_default()
+            .iter()
+            .filter(|k| k.revoked_at.is_none())
+        {
+            if !keys.contains(&k.identity_key) {
+                keys.push(k.identity_key);
             }
         }
         let [key] = keys.as_slice() else {
             return Err(Error::NoDevices(user_id));
         };
-        let pin = lock(&self.inner.trust).accept(user_id, key.to_bytes());
+        let pin = lock(&self.inner.trust).accept(user_id, *key);
         if let Some(pin) = core_pin(&pin) {
             self.inner.store.set_pin(user_id, &pin)?;
         }

@@ -24,7 +24,6 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sotto_core::api::Device;
 use sotto_core::trust::Pin;
 use sotto_engine::{Changes, RoomRecord};
 use uuid::Uuid;
@@ -83,16 +82,6 @@ pub trait Store: Send + Sync + 'static {
     /// Sets one user's pin.
     fn set_pin(&self, user_id: Uuid, pin: &Pin) -> Result<()>;
 
-    /// The cached device list of a user (as the relay served it, revoked
-    /// devices included; verified again when loaded), if any.
-    fn devices(&self, user_id: Uuid) -> Result<Option<Vec<Device>>>;
-    /// Caches a user's device bundles.
-    fn set_devices(&self, user_id: Uuid, devices: &[Device]) -> Result<()>;
-    /// Drops a user's cached bundles (`keys_changed`).
-    fn forget_devices(&self, user_id: Uuid) -> Result<()>;
-    /// Drops every cached bundle (after a reconnect: announcements may be missed).
-    fn forget_all_devices(&self) -> Result<()>;
-
     /// Every room's cursor.
     fn cursors(&self) -> Result<BTreeMap<Uuid, u64>>;
     /// Applies what one step of the engine's feed decided
@@ -148,7 +137,9 @@ CREATE TABLE IF NOT EXISTS account (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     relay TEXT NOT NULL, user_id TEXT NOT NULL, device_id TEXT NOT NULL, secrets BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pins (user_id TEXT PRIMARY KEY, pin TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS devices (user_id TEXT PRIMARY KEY, bundles TEXT NOT NULL);
+-- Device lists are cached in memory only (the engine's devices); stores made
+-- before that kept them here.
+DROP TABLE IF EXISTS devices;
 CREATE TABLE IF NOT EXISTS cursors (room_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     n INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL UNIQUE,
@@ -396,44 +387,6 @@ impl Store for SqliteStore {
             )
             .map(drop)
         })
-    }
-
-    fn devices(&self, user_id: Uuid) -> Result<Option<Vec<Device>>> {
-        let text: Option<String> = self.with(|c| {
-            c.query_row(
-                "SELECT bundles FROM devices WHERE user_id = ?1",
-                [user_id.to_string()],
-                |r| r.get(0),
-            )
-            .optional()
-        })?;
-        text.map(|t| serde_json::from_str(&t).map_err(Error::store))
-            .transpose()
-    }
-
-    fn set_devices(&self, user_id: Uuid, devices: &[Device]) -> Result<()> {
-        let text = serde_json::to_string(devices).map_err(Error::store)?;
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO devices (user_id, bundles) VALUES (?1, ?2) ON CONFLICT (user_id) DO UPDATE SET bundles = ?2",
-                params![user_id.to_string(), text],
-            )
-            .map(drop)
-        })
-    }
-
-    fn forget_devices(&self, user_id: Uuid) -> Result<()> {
-        self.with(|c| {
-            c.execute(
-                "DELETE FROM devices WHERE user_id = ?1",
-                [user_id.to_string()],
-            )
-            .map(drop)
-        })
-    }
-
-    fn forget_all_devices(&self) -> Result<()> {
-        self.with(|c| c.execute("DELETE FROM devices", []).map(drop))
     }
 
     fn cursors(&self) -> Result<BTreeMap<Uuid, u64>> {

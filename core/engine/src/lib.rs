@@ -25,13 +25,18 @@
 //!   of the relay means for the entry (sent, refused, retried, queued);
 //! - [`pins`]: trust on first use: which key each user is pinned to, identity
 //!   changes, rejected devices, a user's trust state;
+//! - [`devices`]: the device-list cache (in memory, dropped on connect and on
+//!   `keys_changed`, overtaken answers not kept), which devices a message is
+//!   sealed to, and whether a sending device is known and trusted;
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (the device cache, the step API over all of it) still lives in each driver and moves here next;
+//! The rest of the client logic (the step API over all of it: fetching,
+//! sequencing, timers) still lives in each driver and moves here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
 pub mod content;
+pub mod devices;
 pub mod feed;
 pub mod ids;
 pub mod membership;

@@ -328,6 +328,19 @@ test("a linked second browser gets the identity, its own device, and every messa
       Session.open({ relay: r2, store: store2, passphrase: "not the passphrase", webSocket: WebSocket }),
       (e) => e instanceof SottoError && e.code === "wrong_key_or_corrupted",
     );
+    // The device cache (the engine's, as the native SDK's): Alice revokes the
+    // second browser; Bob's client drops her cached list on keys_changed, so
+    // his next message is not sealed to the revoked device.
+    const fromB = bob.rec.events.length;
+    await alice.relay.revokeDevice(second.deviceId, PASSWORD);
+    await bob.rec.until((e) => e.type === "deviceschanged" && e.detail.userId === alice.session.userId, 20_000, fromB);
+    const later = secret("after the revocation");
+    const s = await bob.session.sendText(room, later);
+    await alice.rec.until(textIs(later));
+    const stored = (await bob.relay.messages(room, s.seq - 1, 1)).items[0];
+    const to = bindings.peekEnvelope(Buffer.from(stored.envelope, "base64url")).recipientDeviceIds;
+    assert.ok(to.includes(alice.session.deviceId));
+    assert.ok(!to.includes(second.deviceId), "sealed to the revoked device");
   } finally {
     second.close();
   }

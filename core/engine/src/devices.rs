@@ -1,0 +1,365 @@
+//! The device lists of the users this device talks to, decided once for both
+//! clients: what is cached and for how long, when an answer is too old to
+//! keep, which devices a message may be sealed to, and whether a sending
+//! device is known and trusted.
+//!
+//! The cache lives in memory only (both clients): it is dropped on every
+//! connection (announcements may have been missed while away) and for a user
+//! on `keys_changed`. An answer fetched before such a drop is *overtaken*: the
+//! driver may use it for the call it made it for, but it is not cached, and
+//! [`Devices::fetch_again`] says the driver should fetch again before trusting
+//! it for long. Bundle verification (the core's signature checks) stays with
+//! the driver, which hands the verified devices in with a handle of its own
+//! (`D`: the native SDK's `VerifiedDevice`, the browser's JS object), and gets
+//! handles back.
+
+use uuid::Uuid;
+
+use crate::ids::IdMap;
+use crate::pins::{Observed, Pins, ServedDevice};
+use crate::trust::{PinnedKey, SenderRefused, SenderTrust, check_sender};
+
+/// One served device whose bundle verified, with the driver's handle.
+#[derive(Debug, Clone)]
+pub struct Known<D> {
+    /// The device.
+    pub device_id: Uuid,
+    /// The identity key its bundle is signed under.
+    pub identity_key: [u8; 32],
+    /// When the relay says it was revoked (RFC 3339), if it was.
+    pub revoked_at: Option<String>,
+    /// The driver's verified device (what it seals to, opens with).
+    pub handle: D,
+}
+
+/// A fetch of device lists the driver is about to make (see
+/// [`Devices::fetching`]): answers are cached only if nothing dropped the
+/// cache meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fetch(u64);
+
+impl Fetch {
+    /// The fetch's number (the bindings pass it through JavaScript).
+    pub fn number(self) -> u64 {
+        self.0
+    }
+
+    /// A fetch from [`Fetch::number`].
+    pub fn from_number(n: u64) -> Self {
+        Self(n)
+    }
+}
+
+/// Why nothing may be sealed to these users now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unsealable {
+    /// These users serve active devices only under another identity key than
+    /// the pin (or have no pin): nothing is sent until the user accepts or
+    /// verifies.
+    IdentityChanged(Vec<Uuid>),
+    /// None of the users has an active, trusted device.
+    NoDevices,
+    /// These users' lists are not cached (never fetched, or dropped since):
+    /// fetch them, then ask again.
+    Unfetched(Vec<Uuid>),
+}
+
+/// What is known of a sending device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender<D> {
+    /// Not in the cached list (or the list is not cached): refetch once.
+    Unknown,
+    /// Known and refused.
+    Refused(SenderRefused),
+    /// Known and trusted this much.
+    Trusted(D, SenderTrust),
+}
+
+/// The device-list cache (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Devices<D> {
+    lists: IdMap<Vec<Known<D>>>,
+    generation: u64,
+}
+
+impl<D> Default for Devices<D> {
+    fn default() -> Self {
+        Self {
+            lists: IdMap::default(),
+            generation: 0,
+        }
+    }
+}
+
+impl<D: Clone> Devices<D> {
+    /// Of these users, those whose list is not cached (to fetch).
+    pub fn missing(&self, users: &[Uuid]) -> Vec<Uuid> {
+        let mut out: Vec<Uuid> = Vec::new();
+        for u in users {
+            if !self.lists.contains_key(u) && !out.contains(u) {
+                out.push(*u);
+            }
+        }
+        out
+    }
+
+    /// A user's cached list (trusted devices first, in the order served).
+    pub fn list(&self, user: Uuid) -> Option<&[Known<D>]> {
+        self.lists.get(&user).map(Vec::as_slice)
+    }
+
+    /// The driver is about to fetch lists: the token to hand back with them.
+    pub fn fetching(&self) -> Fetch {
+        Fetch(self.generation)
+    }
+
+    /// Whether lists fetched under `fetch` were overtaken (the cache was
+    /// dropped since): the driver fetches them again before relying on them.
+    pub fn fetch_again(&self, fetch: Fetch) -> bool {
+        fetch.0 != self.generation
+    }
+
+    /// Takes `user`'s served list, fetched under `fetch`: `verified` the
+    /// devices whose bundle verified (with the driver's handles), `invalid`
+    /// those whose bundle did not or named another user or device. The pins
+    /// decide first contact, identity changes and rejections (the driver
+    /// persists [`Observed::pinned`] and emits the events); the list is cached,
+    /// trusted devices first, unless the fetch was overtaken.
+    pub fn served(
+        &mut self,
+        pins: &mut Pins,
+        user: Uuid,
+        verified: Vec<Known<D>>,
+        invalid: &[Uuid],
+        fetch: Fetch,
+    ) -> Observed {
+        let served: Vec<ServedDevice> = verified
+            .iter()
+            .map(|k| ServedDevice {
+                device_id: k.device_id,
+                identity_key: k.identity_key,
+                revoked: k.revoked_at.is_some(),
+            })
+            .collect();
+        let observed = pins.observe(user, &served, invalid);
+        let (mut kept, others): (Vec<Known<D>>, Vec<Known<D>>) = verified
+            .into_iter()
+            .partition(|k| observed.trusted.contains(&k.device_id));
+        kept.extend(others);
+        if !self.fetch_again(fetch) {
+            self.lists.insert(user, kept);
+        }
+        observed
+    }
+
+    /// Drops one user's list (`keys_changed`, a sender device not in it) or
+    /// all (a new connection): fetches already under way are overtaken.
+    pub fn forget(&mut self, user: Option<Uuid>) {
+        self.generation = self.generation.wrapping_add(1);
+        match user {
+            Some(u) => {
+                self.lists.remove(&u);
+            }
+            None => self.lists.clear(),
+        }
+    }
+
+    /// The devices a message to these users is sealed to: every active device
+    /// under each user's pinned key. A user whose active devices are all
+    /// under another key (an identity change not accepted) stops the send,
+    /// and so does a user whose list is not cached: a message is never
+    /// sealed around a member because their list was dropped meanwhile.
+    pub fn sealable(&self, pins: &Pins, users: &[Uuid]) -> Result<Vec<(Uuid, D)>, Unsealable> {
+        let missing = self.missing(users);
+        if !missing.is_empty() {
+            return Err(Unsealable::Unfetched(missing));
+        }
+        let mut out = Vec::new();
+        let mut changed = Vec::new();
+        for user in users {
+            let Some(list) = self.lists.get(user) else {
+                continue;
+            };
+            let pin = pins.pin(*user).map(|p| p.key);
+            let before = out.len();
+            let mut other_identity = false;
+            for k in list.iter().filter(|k| k.revoked_at.is_none()) {
+                if Some(k.identity_key) == pin {
+                    out.push((*user, k.handle.clone()));
+                } else {
+                    other_identity = true;
+                }
+            }
+            if out.len() == before && other_identity && !changed.contains(user) {
+                changed.push(*user);
+            }
+        }
+        if !changed.is_empty() {
+            return Err(Unsealable::IdentityChanged(changed));
+        }
+        if out.is_empty() {
+            return Err(Unsealable::NoDevices);
+        }
+        Ok(out)
+    }
+
+    /// The sending device `device` of `user` for a message the relay stored
+    /// at `stored_at` (RFC 3339), as seen by `me`: [`check_sender`] on the
+    /// cached list.
+    pub fn sender(
+        &self,
+        pins: &Pins,
+        me: Uuid,
+        user: Uuid,
+        device: Uuid,
+        stored_at: &str,
+    ) -> Sender<D> {
+        let Some(k) = self
+            .lists
+            .get(&user)
+            .and_then(|l| l.iter().find(|k| k.device_id == device))
+        else {
+            return Sender::Unknown;
+        };
+        let pin = pins.pin(user).map(|p| PinnedKey {
+            key: p.key,
+            verified: p.verified,
+        });
+        match check_sender(
+            me,
+            user,
+            pin,
+            k.identity_key,
+            k.revoked_at.as_deref(),
+            stored_at,
+        ) {
+            Ok(trust) => Sender::Trusted(k.handle.clone(), trust),
+            Err(e) => Sender::Refused(e),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    const ME: Uuid = Uuid::from_u128(1);
+    const BOB: Uuid = Uuid::from_u128(2);
+    const CAROL: Uuid = Uuid::from_u128(3);
+    const D1: Uuid = Uuid::from_u128(11);
+    const D2: Uuid = Uuid::from_u128(12);
+    const D3: Uuid = Uuid::from_u128(13);
+
+    fn known(id: Uuid, key: u8, revoked: Option<&str>) -> Known<Uuid> {
+        Known {
+            device_id: id,
+            identity_key: [key; 32],
+            revoked_at: revoked.map(str::to_owned),
+            handle: id,
+        }
+    }
+
+    fn setup() -> (Devices<Uuid>, Pins) {
+        (Devices::default(), Pins::load(ME, [1; 32], []))
+    }
+
+    #[test]
+    fn a_served_list_is_cached_trusted_first_and_sealed_to_its_active_devices() {
+        let (mut d, mut pins) = setup();
+        assert_eq!(d.missing(&[BOB, BOB, CAROL]), vec![BOB, CAROL]);
+        let f = d.fetching();
+        let o = d.served(
+            &mut pins,
+            BOB,
+            vec![
+                known(D1, 7, Some("2026-01-01T00:00:00Z")),
+                known(D2, 7, None),
+            ],
+            &[D3],
+            f,
+        );
+        assert!(o.pinned.is_some(), "first contact pins");
+        assert_eq!(o.rejected, vec![D3]);
+        assert_eq!(d.missing(&[BOB]), Vec::<Uuid>::new());
+        assert_eq!(
+            d.sealable(&pins, &[BOB]),
+            Ok(vec![(BOB, D2)]),
+            "not the revoked one"
+        );
+        assert_eq!(
+            d.sealable(&pins, &[BOB, CAROL]),
+            Err(Unsealable::Unfetched(vec![CAROL]))
+        );
+        let _ = d.served(&mut pins, CAROL, vec![], &[], d.fetching());
+        assert_eq!(d.sealable(&pins, &[CAROL]), Err(Unsealable::NoDevices));
+    }
+
+    #[test]
+    fn an_answer_overtaken_by_keys_changed_is_not_cached() {
+        let (mut d, mut pins) = setup();
+        let f = d.fetching();
+        d.forget(Some(BOB)); // keys_changed while the fetch was out
+        assert!(d.fetch_again(f));
+        let _ = d.served(&mut pins, BOB, vec![known(D1, 7, None)], &[], f);
+        assert!(d.list(BOB).is_none(), "stale answer not cached");
+        let f = d.fetching();
+        let _ = d.served(&mut pins, BOB, vec![known(D2, 7, None)], &[], f);
+        assert_eq!(d.list(BOB).map(<[_]>::len), Some(1));
+        d.forget(None); // a new connection
+        assert_eq!(d.missing(&[BOB]), vec![BOB]);
+    }
+
+    #[test]
+    fn a_changed_identity_stops_the_send_and_its_devices_never_send() {
+        let (mut d, mut pins) = setup();
+        let f = d.fetching();
+        let _ = d.served(&mut pins, BOB, vec![known(D1, 7, None)], &[], f);
+        d.forget(Some(BOB));
+        let f = d.fetching();
+        let o = d.served(&mut pins, BOB, vec![known(D2, 9, None)], &[], f);
+        assert_eq!(o.identity_changed, vec![false]);
+        let _ = d.served(&mut pins, ME, vec![known(D3, 1, None)], &[], d.fetching());
+        assert_eq!(
+            d.sealable(&pins, &[ME, BOB]),
+            Err(Unsealable::IdentityChanged(vec![BOB]))
+        );
+        let stamp = "2026-06-01T00:00:00Z";
+        assert_eq!(
+            d.sender(&pins, ME, BOB, D2, stamp),
+            Sender::Refused(SenderRefused::UntrustedSender)
+        );
+        assert_eq!(d.sender(&pins, ME, BOB, D1, stamp), Sender::Unknown);
+        // Accepted: the new key is pinned, the device sends and receives.
+        pins.accept(BOB, [9; 32]);
+        assert_eq!(d.sealable(&pins, &[BOB]), Ok(vec![(BOB, D2)]));
+        assert_eq!(
+            d.sender(&pins, ME, BOB, D2, stamp),
+            Sender::Trusted(D2, SenderTrust::Unverified)
+        );
+    }
+
+    #[test]
+    fn a_revoked_device_sends_only_what_was_stored_before_its_revocation() {
+        let (mut d, mut pins) = setup();
+        let f = d.fetching();
+        let _ = d.served(
+            &mut pins,
+            BOB,
+            vec![
+                known(D1, 7, None),
+                known(D2, 7, Some("2026-06-01T00:00:00Z")),
+            ],
+            &[],
+            f,
+        );
+        assert_eq!(
+            d.sender(&pins, ME, BOB, D2, "2026-05-01T00:00:00Z"),
+            Sender::Trusted(D2, SenderTrust::Unverified)
+        );
+        assert_eq!(
+            d.sender(&pins, ME, BOB, D2, "2026-07-01T00:00:00Z"),
+            Sender::Refused(SenderRefused::UnknownDevice)
+        );
+    }
+}
