@@ -2,8 +2,10 @@
 // REAL relay process: register, verify by the e-mailed link, log in, exchange
 // messages both ways over the WebSocket, resume after a cut without loss or
 // duplicates, a linked second browser, a file round trip, history, an
-// identity change refused loudly (the relay's database rewritten as a hostile
-// operator could), and no plaintext anywhere in the relay's data directory.
+// identity change refused loudly, a member written into rooms and the
+// statements a hostile relay can serve (forged, stripped, replayed) refused
+// (the relay's database rewritten as a hostile operator could), and no
+// plaintext anywhere in the relay's data directory.
 //
 // Run by scripts/test-wasm-client (which builds the relay and the package).
 // Needs: target/debug/sotto-relay (or SOTTO_RELAY_BIN), wasm/pkg built, the
@@ -13,6 +15,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { generateKeyPairSync, sign as cryptoSign } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -80,6 +83,21 @@ class Recorder {
 }
 
 const online = (e) => e.type === "connection" && e.detail.state === "online";
+const uuidOrder = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+const uuidBytes = (u) => Buffer.from(u.replace(/-/g, ""), "hex");
+
+/** A membership statement's bytes (`docs/protocol.md` §12.1) with a zero signature. */
+function statementBytes(room, epoch, owner, signerUser, signerDevice, members) {
+  const head = Buffer.alloc(75);
+  head[0] = 1;
+  uuidBytes(room).copy(head, 1);
+  head.writeBigUInt64BE(epoch, 17);
+  uuidBytes(owner).copy(head, 25);
+  uuidBytes(signerUser).copy(head, 41);
+  uuidBytes(signerDevice).copy(head, 57);
+  head.writeUInt16BE(members.length, 73);
+  return new Uint8Array(Buffer.concat([head, ...members.map(uuidBytes), Buffer.alloc(64)]));
+}
 const textIs = (body) => (e) => e.type === "message" && e.detail.content.type === "text" && e.detail.content.body === body;
 
 async function person(relay, name, url = relay.url, extra = {}) {
@@ -554,7 +572,7 @@ test("an injected device of another identity is rejected, loudly, and gets no ke
   await bob.rec.until(online, 40_000, fromB2);
 });
 
-test("a member written into the database gets no key: the direct room refuses, the group seals around them", async () => {
+test("a member written into the database gets no key: the direct room refuses, the group seals around them; forged, stripped and replayed statements are refused", async () => {
   assert.ok(haveSqlite(), "sqlite3 is not installed (scripts/test-wasm-client installs it with apt-get)");
   const group = await alice.session.createRoom("hostile relay", [bob.session.userId]);
   const warm = secret("group, before the intruder");
@@ -563,66 +581,135 @@ test("a member written into the database gets no key: the direct room refuses, t
   const mallory = await person(relay, "mallory");
   const malloryId = mallory.session.userId;
   const malloryDevice = mallory.session.deviceId;
-  mallory.session.close();
+  try {
 
-  // The operator writes Mallory into both rooms (no API call, no event).
-  const fromA = alice.rec.events.length;
-  const fromB = bob.rec.events.length;
-  await relay.stop();
-  const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
-  const intrude = (r) =>
-    "INSERT INTO room_members (room_id, user_id, joined_at, joined_seq, delivered_seq, delivered_at, read_seq, read_at) " +
-    `SELECT id, ${q(malloryId)}, created_at, last_seq, last_seq, 0, last_seq, 0 FROM rooms WHERE id = ${q(r)};`;
-  execFileSync("sqlite3", [join(relay.data, "sotto.db"), intrude(room) + intrude(group.id)]);
-  await relay.start();
-  await alice.rec.until(online, 40_000, fromA);
-  await bob.rec.until(online, 40_000, fromB);
+    // The operator writes Mallory into both rooms (no API call, no event).
+    const fromA = alice.rec.events.length;
+    const fromB = bob.rec.events.length;
+    await relay.stop();
+    const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
+    const intrude = (r) =>
+      "INSERT INTO room_members (room_id, user_id, joined_at, joined_seq, delivered_seq, delivered_at, read_seq, read_at) " +
+      `SELECT id, ${q(malloryId)}, created_at, last_seq, last_seq, 0, last_seq, 0 FROM rooms WHERE id = ${q(r)};`;
+    execFileSync("sqlite3", [join(relay.data, "sotto.db"), intrude(room) + intrude(group.id)]);
+    await relay.start();
+    await alice.rec.until(online, 40_000, fromA);
+    await bob.rec.until(online, 40_000, fromB);
 
-  // The direct room: nothing is sent, loudly.
-  const before = (await alice.relay.messages(room, 0, 200)).items.length;
-  await assert.rejects(alice.session.sendText(room, secret("the launch code is 4711")), (e) => {
-    assert.ok(e instanceof SottoError, String(e));
-    assert.equal(e.code, "direct_room_tampered");
-    assert.deepEqual(e.users, [malloryId]);
-    return true;
-  });
-  const direct = await alice.rec.until((e) => e.type === "membership" && e.detail.room_id === room, 10_000, fromA);
-  assert.deepEqual(direct.detail, { kind: "direct_room_tampered", room_id: room, users: [malloryId] });
-  assert.equal((await alice.relay.messages(room, 0, 200)).items.length, before, "nothing was posted");
+    // The direct room: nothing is sent, loudly.
+    const before = (await alice.relay.messages(room, 0, 200)).items.length;
+    await assert.rejects(alice.session.sendText(room, secret("the launch code is 4711")), (e) => {
+      assert.ok(e instanceof SottoError, String(e));
+      assert.equal(e.code, "direct_room_tampered");
+      assert.deepEqual(e.users, [malloryId]);
+      return true;
+    });
+    const direct = await alice.rec.until((e) => e.type === "membership" && e.detail.room_id === room, 10_000, fromA);
+    assert.deepEqual(direct.detail, { kind: "direct_room_tampered", room_id: room, users: [malloryId] });
+    assert.equal((await alice.relay.messages(room, 0, 200)).items.length, before, "nothing was posted");
 
-  // The group: Alice and Bob still talk, sealed around Mallory; both are told.
-  const t = secret("group: the launch code is 4711");
-  await alice.session.sendText(group.id, t);
-  await bob.rec.until(textIs(t));
-  const u = secret("group: noted");
-  await bob.session.sendText(group.id, u);
-  await alice.rec.until(textIs(u));
-  for (const [p, from] of [[alice, fromA], [bob, fromB]]) {
-    const w = await p.rec.until((e) => e.type === "membership" && e.detail.room_id === group.id, 10_000, from);
-    assert.deepEqual(w.detail, { kind: "unconfirmed", room_id: group.id, users: [malloryId] });
+    // The group: Alice and Bob still talk, sealed around Mallory; both are told.
+    const t = secret("group: the launch code is 4711");
+    await alice.session.sendText(group.id, t);
+    await bob.rec.until(textIs(t));
+    const u = secret("group: noted");
+    await bob.session.sendText(group.id, u);
+    await alice.rec.until(textIs(u));
+    for (const [p, from] of [[alice, fromA], [bob, fromB]]) {
+      const w = await p.rec.until((e) => e.type === "membership" && e.detail.room_id === group.id, 10_000, from);
+      assert.deepEqual(w.detail, { kind: "unconfirmed", room_id: group.id, users: [malloryId] });
+    }
+    const stored = (await alice.relay.messages(group.id, 0, 200)).items;
+    assert.ok(stored.length >= 4);
+    for (const m of stored) {
+      const to = bindings.peekEnvelope(Buffer.from(m.envelope, "base64url")).recipientDeviceIds;
+      assert.ok(!to.includes(malloryDevice), `seq ${m.seq} carries a key for the intruder`);
+    }
+    // No control message reached either app as a message.
+    for (const p of [alice, bob]) {
+      assert.ok(p.rec.events.every((e) => e.type !== "message" || e.detail.content.type !== "unknown"));
+    }
+
+    // Statements the relay's intruder posts, each refused by both clients with a
+    // loud warning: Alice's statement with the signature stripped (zeroed), and
+    // one "signed" in her name by a key that is not her device's.
+    const members = [alice.session.userId, bob.session.userId, malloryId].sort(uuidOrder);
+    const stripped = statementBytes(group.id, 1000n, alice.session.userId, alice.session.userId, alice.session.deviceId, members);
+    const forged = statementBytes(group.id, 1000n, alice.session.userId, alice.session.userId, alice.session.deviceId, members);
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const label = Buffer.from("SOTTO-v1 room-membership\0", "latin1");
+    forged.set(cryptoSign(null, Buffer.concat([label, forged.subarray(0, forged.length - 64)]), privateKey), forged.length - 64);
+    const served = await mallory.relay.keysQuery([alice.session.userId, bob.session.userId], { includeRevoked: false });
+    const to = Object.values(served.devices).flat().map((d) => {
+      const device = bindings.verifyBundle(d.bundle);
+      return { device, suite: device.hasRsa ? "rsa" : "x25519" };
+    });
+    const fromA3 = alice.rec.events.length;
+    const fromB3 = bob.rec.events.length;
+    for (const statement of [stripped, forged]) {
+      const plaintext = Buffer.from(JSON.stringify({ type: "membership", statement: Buffer.from(statement).toString("base64url") }));
+      const clientMessageId = crypto.randomUUID();
+      const sealed = mallory.session.device.seal(plaintext, { roomId: group.id, clientMessageId, timestampMs: Date.now() }, to);
+      await mallory.relay.postMessage(group.id, clientMessageId, Buffer.from(sealed).toString("base64url"));
+    }
+    for (const [p, from] of [[alice, fromA3], [bob, fromB3]]) {
+      const refused = (e) => e.type === "membership" && e.detail.kind === "statement_refused" && e.detail.room_id === group.id;
+      // Both statements, each refused (counted once the second arrives).
+      await p.rec.until((e) => refused(e) && p.rec.events.slice(from).filter(refused).length >= 2, 20_000, from);
+    }
+    const v = secret("group: after the forgeries");
+    await bob.session.sendText(group.id, v);
+    await alice.rec.until(textIs(v));
+
+    // A replayed statement: the operator copies Alice's statement as Bob got it
+    // (her first message in the group sealed to his device) to a new place in the
+    // room. Bob's client refuses the copy as a replay, and nothing changes.
+    const all = (await alice.relay.messages(group.id, 0, 200)).items;
+    const first = all.find(
+      (m) =>
+        m.sender_id === alice.session.userId &&
+        bindings.peekEnvelope(Buffer.from(m.envelope, "base64url")).recipientDeviceIds.includes(bob.session.deviceId),
+    );
+    assert.ok(first !== undefined, "Alice's statement as Bob got it");
+    const fromB4 = bob.rec.events.length;
+    const fromA4 = alice.rec.events.length;
+    await relay.stop();
+    execFileSync("sqlite3", [
+      join(relay.data, "sotto.db"),
+      "INSERT INTO messages (id, room_id, seq, sender_id, device_id, client_id, envelope, envelope_sha256, created_at) " +
+        `SELECT ${q(crypto.randomUUID())}, room_id, (SELECT last_seq + 1 FROM rooms WHERE id = ${q(group.id)}), sender_id, device_id, ` +
+        `${q(crypto.randomUUID())}, envelope, envelope_sha256, created_at FROM messages WHERE room_id = ${q(group.id)} AND seq = ${first.seq};`,
+    ]);
+    await relay.start();
+    await bob.rec.until(online, 40_000, fromB4);
+    await alice.rec.until(online, 40_000, fromA4);
+    const replay = await bob.rec.until((e) => e.type === "undecryptable" && e.detail.roomId === group.id, 20_000, fromB4);
+    assert.equal(replay.detail.reason, "replayed");
+    const w = secret("group: still only us");
+    await bob.session.sendText(group.id, w);
+    await alice.rec.until(textIs(w));
+    for (const m of (await alice.relay.messages(group.id, 0, 200)).items) {
+      const to = bindings.peekEnvelope(Buffer.from(m.envelope, "base64url")).recipientDeviceIds;
+      assert.ok(!to.includes(malloryDevice), `seq ${m.seq} carries a key for the intruder`);
+    }
+    for (const p of [alice, bob]) {
+      assert.ok(p.rec.events.every((e) => e.type !== "message" || e.detail.content.type !== "unknown"));
+    }
+
+    // The operator backs out: the direct room is the two of them again, and flows.
+    const fromA2 = alice.rec.events.length;
+    const fromB2 = bob.rec.events.length;
+    await relay.stop();
+    execFileSync("sqlite3", [join(relay.data, "sotto.db"), `DELETE FROM room_members WHERE user_id = ${q(malloryId)};`]);
+    await relay.start();
+    await alice.rec.until(online, 40_000, fromA2);
+    await bob.rec.until(online, 40_000, fromB2);
+    const again = secret("direct, after the intruder left");
+    await alice.session.sendText(room, again);
+    await bob.rec.until(textIs(again));
+  } finally {
+    mallory.session.close();
   }
-  const stored = (await alice.relay.messages(group.id, 0, 200)).items;
-  assert.ok(stored.length >= 4);
-  for (const m of stored) {
-    const to = bindings.peekEnvelope(Buffer.from(m.envelope, "base64url")).recipientDeviceIds;
-    assert.ok(!to.includes(malloryDevice), `seq ${m.seq} carries a key for the intruder`);
-  }
-  // No control message reached either app as a message.
-  for (const p of [alice, bob]) {
-    assert.ok(p.rec.events.every((e) => e.type !== "message" || e.detail.content.type !== "unknown"));
-  }
-
-  // The operator backs out: the direct room is the two of them again, and flows.
-  const fromA2 = alice.rec.events.length;
-  const fromB2 = bob.rec.events.length;
-  await relay.stop();
-  execFileSync("sqlite3", [join(relay.data, "sotto.db"), `DELETE FROM room_members WHERE user_id = ${q(malloryId)};`]);
-  await relay.start();
-  await alice.rec.until(online, 40_000, fromA2);
-  await bob.rec.until(online, 40_000, fromB2);
-  const again = secret("direct, after the intruder left");
-  await alice.session.sendText(room, again);
-  await bob.rec.until(textIs(again));
 });
 
 test(
