@@ -149,6 +149,14 @@ impl RoomMembership {
         Ok(())
     }
 
+    /// As the owner, after a `member_added` room event: the held statement is
+    /// forwarded to every member device again with the next message.
+    #[wasm_bindgen(js_name = memberAdded)]
+    pub fn member_added(&mut self, room: &str) -> Result<()> {
+        self.inner.member_added(uuid(room, "room")?);
+        Ok(())
+    }
+
     /// Forgets a room and its record: only on this user's own decision, never
     /// on the relay's word (see the engine's `Rooms::remove`).
     pub fn remove(&mut self, room: &str) -> Result<()> {
@@ -278,11 +286,22 @@ impl RoomMembership {
             .map(|m| texts(m.as_slice())))
     }
 
-    /// As the owner: the member list of the next statement, with `user` added.
-    pub fn adding(&self, room: &str, user: &str) -> Result<Vec<String>> {
-        Ok(texts(
-            &self.inner.adding(uuid(room, "room")?, uuid(user, "user")?),
-        ))
+    /// As the owner, before asking the relay to add or invite `user`: signs
+    /// the next statement with `user` added (they do not count as listed by
+    /// the relay until a later view lists them), holds it, and returns the
+    /// control message's plaintext to seal and post.
+    #[wasm_bindgen(js_name = signAdding)]
+    pub fn sign_adding(&mut self, room: &str, user: &str, device: &Device) -> Result<Vec<u8>> {
+        let statement = self
+            .inner
+            .sign_adding(
+                uuid(room, "room")?,
+                uuid(user, "user")?,
+                device.device_uuid(),
+                device.keys(),
+            )
+            .map_err(|e| Error::invalid_argument(e.to_string()))?;
+        Ok(Plaintext::membership(&statement.to_bytes()))
     }
 
     /// As the owner, after the relay refused to add `user`: the member list

@@ -672,7 +672,7 @@ export class Session extends EventTarget {
     await this.observeRoom(roomId);
     if (this.membership.isOwner(roomId)) {
       // The next statement lists them, posted before the relay is asked.
-      const statement = this.membership.sign(roomId, this.membership.adding(roomId, userId), this.dev());
+      const statement = this.membership.signAdding(roomId, userId, this.dev());
       await this.saveMembership();
       await this.postStatement(roomId, statement);
     } // else the relay refuses a non-owner: let it say so
@@ -1302,10 +1302,12 @@ export class Session extends EventTarget {
     if (this.membership.knows(roomId)) return false;
     for (let round = 0; round < 4; round++) {
       const generation = this.generation;
-      await this.takeDetails(await this.relay.room(roomId));
-      if (this.generation === generation) return true;
-      // A room event overtook the answer: it is not the relay's current view.
-      this.membership.forgetRelayView(roomId);
+      const details = await this.relay.room(roomId);
+      // A room event (or this device's own change) overtook the answer: it is
+      // not the relay's current view, and the engine never sees it.
+      if (this.generation !== generation) continue;
+      await this.takeDetails(details);
+      return true;
     }
     throw new SottoError(ClientCodes.network, "the room keeps changing; try again");
   }
@@ -1445,6 +1447,8 @@ export class Session extends EventTarget {
       this.membership.forgetRelayView(roomId);
       return;
     }
+    // Whoever joined (or rejoined) may not hold the owner's statement.
+    if (change === "member_added") this.membership.memberAdded(roomId);
     try {
       await this.observeRoom(roomId);
       await this.maintainRoom(roomId);
@@ -1587,7 +1591,9 @@ export class Session extends EventTarget {
   forgetAllCaches(): void {
     this.generation++;
     this.pins.forget(undefined);
+    // (The owner's statements are forwarded again after a new connection.)
     this.membership.forgetRelayView(undefined);
+    void this.saveMembership().catch(() => undefined);
   }
 }
 

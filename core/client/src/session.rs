@@ -696,8 +696,7 @@ impl Session {
         let statement = {
             let mut rooms = lock(&self.inner.rooms);
             if rooms.is_owner(room_id) {
-                let members = rooms.adding(room_id, user);
-                Some(rooms.sign(room_id, &members, self.inner.device_id, &self.inner.keys)?)
+                Some(rooms.sign_adding(room_id, user, self.inner.device_id, &self.inner.keys)?)
             } else {
                 None // the relay refuses a non-owner; let it say so
             }
@@ -763,12 +762,14 @@ impl Session {
         for _ in 0..4 {
             let generation = self.generation();
             let details: RoomDetails = self.inner.client.get_room(room_id).await?;
-            self.take_details(&details).await?;
-            if self.generation() == generation {
-                return Ok(true);
+            // A room event (or this device's own change) overtook the answer:
+            // it is not the relay's current view, and the engine never sees it
+            // (an owner would sign from it).
+            if self.generation() != generation {
+                continue;
             }
-            // A room event overtook the answer: it is not the relay's current view.
-            lock(&self.inner.rooms).forget_relay_view(Some(room_id));
+            self.take_details(&details).await?;
+            return Ok(true);
         }
         Err(Error::Network("the room keeps changing; try again".into()))
     }
@@ -1499,6 +1500,10 @@ impl Session {
         self.bump_generation();
         lock(&self.inner.devices).forget(None);
         lock(&self.inner.rooms).forget_relay_view(None);
+        // (The owner's statements are forwarded again after a new connection.)
+        if let Err(e) = self.save_rooms() {
+            tracing::debug!(error = %e, "saving room records failed; saved with the next change");
+        }
     }
 
     // ---- Typing and receipts -----------------------------------------------

@@ -437,6 +437,10 @@ async fn room_changed(session: &Session, room_id: Uuid, change: RoomChange) {
         lock(&session.inner.rooms).forget_relay_view(Some(room_id));
         return;
     }
+    if change == RoomChange::MemberAdded {
+        // Whoever joined (or rejoined) may not hold the owner's statement.
+        lock(&session.inner.rooms).member_added(room_id);
+    }
     let result = async {
         session.observe_room(room_id).await?;
         session.maintain_room(room_id).await?;

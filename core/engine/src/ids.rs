@@ -123,6 +123,10 @@ impl<V> IdMap<V> {
     pub(crate) fn clear(&mut self) {
         self.0.clear();
     }
+    /// The ids, ascending.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.0.iter().map(|(k, _)| *k)
+    }
 }
 
 impl<V: Copy> IdMap<V> {

@@ -232,13 +232,25 @@ impl Rooms {
     }
 
     /// Forgets the relay's view of one room (a room event: fetch it again) or of
-    /// all (a new connection).
+    /// all (a new connection). A new connection may have missed a
+    /// `member_added`: as the owner, every held statement is forwarded again
+    /// with the next message of its room ([`Rooms::member_added`]).
     pub fn forget_relay_view(&mut self, room: Option<Uuid>) {
         match room {
             Some(r) => {
                 self.relay.remove(&r);
             }
-            None => self.relay.clear(),
+            None => {
+                self.relay.clear();
+                let owned: Vec<Uuid> = self
+                    .records
+                    .keys()
+                    .filter(|r| self.statement(*r).is_some_and(|s| s.owner() == self.me))
+                    .collect();
+                for room in owned {
+                    self.member_added(room);
+                }
+            }
         }
     }
 
@@ -603,6 +615,43 @@ impl Rooms {
             .unwrap_or_default();
         self.changed.insert(room);
         Ok(statement)
+    }
+
+    /// As the owner, before asking the relay to add or invite `user`: signs
+    /// and holds the next statement ([`Rooms::adding`]'s members) as
+    /// [`Rooms::sign`] does, except that `user` does not count as listed by the
+    /// relay since the signing, even if the view it was signed against lists
+    /// them: that view may predate their removal (or their declining), and a
+    /// later view without them says nothing about this new addition.
+    pub fn sign_adding(
+        &mut self,
+        room: Uuid,
+        user: Uuid,
+        device: Uuid,
+        keys: &DeviceKeys,
+    ) -> Result<MembershipStatement, MembershipError> {
+        let members = self.adding(room, user);
+        let statement = self.sign(room, &members, device, keys)?;
+        if let Some(record) = self.records.get_mut(&room) {
+            record.listed.retain_not([user]);
+        }
+        Ok(statement)
+    }
+
+    /// As the owner, after the relay reported a member added (`member_added`:
+    /// a join, or a rejoin after a removal): the held statement is forwarded
+    /// to every member device again with the next message. Whom its posts were
+    /// sealed to says nothing about a rejoining member: a post sealed to their
+    /// device from a view that still listed them after their removal never
+    /// reached them, and their history starts again at the rejoin.
+    pub fn member_added(&mut self, room: Uuid) {
+        let owner = self.statement(room).is_some_and(|s| s.owner() == self.me);
+        if let Some(record) = self.records.get_mut(&room).filter(|_| owner)
+            && !record.announced.is_empty()
+        {
+            record.announced.clear();
+            self.changed.insert(room);
+        }
     }
 
     /// As the owner, before adding or inviting `user`: the member list of the
