@@ -81,6 +81,13 @@ pub async fn block(
     if let Some(room) = store::rooms::find_direct(&mut tx, &format!("{a}:{b}")).await? {
         store::rooms::lock_room(&mut tx, room, now).await?;
     }
+    // Rooms whose invitations went: their `member_epoch` grows.
+    let mut rooms: Vec<Uuid> = removed.iter().map(|t| t.room).collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    for room in rooms {
+        store::rooms::lock_room(&mut tx, room, now).await?;
+    }
     tx.commit().await?;
     for t in removed {
         tell_invitee(&state, t.invitee, t.id, t.room, InvitationChange::Removed);

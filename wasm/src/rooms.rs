@@ -149,6 +149,13 @@ impl RoomMembership {
         Ok(())
     }
 
+    /// As the owner, after the relay added or invited `user`: they count as
+    /// listed from now on (a later view without them signs them out).
+    pub fn added(&mut self, room: &str, user: &str) -> Result<()> {
+        self.inner.added(uuid(room, "room")?, uuid(user, "user")?);
+        Ok(())
+    }
+
     /// As the owner, after a `member_added` room event: the held statement is
     /// forwarded to every member device again with the next message.
     #[wasm_bindgen(js_name = memberAdded)]
@@ -184,7 +191,13 @@ impl RoomMembership {
         };
         let warnings = self.inner.observe_parts(
             uuid(room, "room")?,
-            crate::js::safe_u64(member_epoch, "member_epoch")?,
+            // (Saturating, as the native client's parse of a huge number is exact:
+            // both then hold an epoch no later view exceeds until reconnecting.)
+            if member_epoch.is_finite() && member_epoch > 0.0 {
+                member_epoch as u64
+            } else {
+                0
+            },
             direct,
             uuid(owner, "owner")?,
             uuids(&members, "members")?,

@@ -468,6 +468,7 @@ export class Session extends EventTarget {
     "createRoom",
     "directRoom",
     "invite",
+    "removeMember",
     "acceptInvitation",
     "markRead",
     "setTyping",
@@ -514,9 +515,12 @@ export class Session extends EventTarget {
   private async reloadState(): Promise<void> {
     // Cached devices and room views may be stale too: fetched again on use.
     this.forgetAllCaches();
+    // This tab's records are older than the store's: nothing of them is saved.
+    this.membership.takeChanges();
     await this.reloadPins();
     const records = await this.store.rooms();
     const membership = new RoomMembership(this.user.id, records ?? []);
+    membership.forgetRelayView(undefined);
     this.membership.free();
     this.membership = membership;
   }
@@ -644,7 +648,9 @@ export class Session extends EventTarget {
         await this.withdraw(roomId, user);
         throw e;
       }
+      this.membership.added(roomId, user);
     }
+    await this.saveMembership();
     this.membership.forgetRelayView(roomId);
     const details = await this.relay.room(roomId);
     await this.takeDetails(details);
@@ -685,12 +691,32 @@ export class Session extends EventTarget {
       throw e;
     }
     this.forgetRoom(roomId);
+    // Listed from now on: a later view without them signs them out.
+    this.membership.added(roomId, userId);
+    await this.saveMembership();
     return "invited_by" in r ? "invited" : "member";
   }
 
   /** This user's pending invitations (to rooms they are not in yet). */
   invitations(): Promise<Invitation[]> {
     return this.relay.invitations();
+  }
+
+  /**
+   * Removes a member, or withdraws their pending invitation (room owner), or
+   * leaves (`userId` this user). The owner then signs and posts the statement
+   * without them, whatever the relay answered, so the removal holds even if
+   * the relay keeps them listed (as the native SDK's `remove_member`).
+   */
+  async removeMember(roomId: Uuid, userId: Uuid): Promise<void> {
+    const viaLeader = await this.viaLeader("removeMember", [roomId, userId]);
+    if (viaLeader !== null) return;
+    try {
+      await this.relay.removeMember(roomId, userId);
+    } finally {
+      this.forgetRoom(roomId);
+      if (userId !== this.user.id) await this.withdraw(roomId, userId);
+    }
   }
 
   /** Accepts an invitation: the room joins this user's rooms (its history starts now). */
@@ -1287,7 +1313,7 @@ export class Session extends EventTarget {
   private async takeDetails(details: RoomDetails): Promise<void> {
     const warnings = this.membership.observe(
       details.id,
-      details.member_epoch,
+      details.member_epoch ?? 0, // (a relay from before member_epoch: 0, as natively)
       details.kind,
       details.owner_id,
       details.members.map((m) => m.user_id),
@@ -1591,9 +1617,9 @@ export class Session extends EventTarget {
   forgetAllCaches(): void {
     this.generation++;
     this.pins.forget(undefined);
-    // (The owner's statements are forwarded again after a new connection.)
+    // (The owner's statements are forwarded again after a new connection; the
+    // records say so with their next save.)
     this.membership.forgetRelayView(undefined);
-    void this.saveMembership().catch(() => undefined);
   }
 }
 

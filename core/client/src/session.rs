@@ -671,7 +671,9 @@ impl Session {
                 self.withdraw(room_id, *user).await?;
                 return Err(e);
             }
+            lock(&self.inner.rooms).added(room_id, *user);
         }
+        self.save_rooms()?;
         let details = self.inner.client.get_room(room_id).await?;
         self.take_details(&details).await?;
         Ok(details)
@@ -707,12 +709,33 @@ impl Session {
         }
         let added = self.inner.client.add_member(room_id, user).await;
         self.forget_room(room_id);
-        if added.is_err() {
+        if added.is_ok() {
+            // Listed from now on: a later view without them signs them out.
+            lock(&self.inner.rooms).added(room_id, user);
+            self.save_rooms()?;
+        } else {
             // The relay refused (blocked, limits...): the statement must not
             // keep naming someone who never joined.
             self.withdraw(room_id, user).await?;
         }
         added
+    }
+
+    /// Removes `user` from a room this user owns, or withdraws their pending
+    /// invitation; with `user` this user, leaves the room. As the owner, then
+    /// signs and posts the statement without them, whatever the relay
+    /// answered, so the removal holds even if the relay keeps them (or later
+    /// writes them back) in its member list. (Signed after the relay's
+    /// removal, not before: until then the relay lists them, and a client
+    /// holding the new statement would warn about a member its owner is
+    /// removing.)
+    pub async fn remove_member(&self, room_id: Uuid, user: Uuid) -> Result<()> {
+        let removed = self.inner.client.remove_member(room_id, user).await;
+        self.forget_room(room_id);
+        if user != self.inner.user.id {
+            self.withdraw(room_id, user).await?;
+        }
+        removed
     }
 
     /// As the owner: signs and posts a statement without `user` if the held one names them.
@@ -1499,11 +1522,9 @@ impl Session {
     pub(crate) fn forget_all_caches(&self) {
         self.bump_generation();
         lock(&self.inner.devices).forget(None);
+        // (The owner's statements are forwarded again after a new connection;
+        // the records say so with their next save.)
         lock(&self.inner.rooms).forget_relay_view(None);
-        // (The owner's statements are forwarded again after a new connection.)
-        if let Err(e) = self.save_rooms() {
-            tracing::debug!(error = %e, "saving room records failed; saved with the next change");
-        }
     }
 
     // ---- Typing and receipts -----------------------------------------------

@@ -5,10 +5,9 @@
 //!
 //! The cache lives in memory only (both clients): it is dropped on every
 //! connection (announcements may have been missed while away) and for a user
-//! on `keys_changed`. An answer fetched before such a drop is *overtaken*: the
-//! driver may use it for the call it made it for, but it is not cached, and
-//! [`Devices::fetch_again`] says the driver should fetch again before trusting
-//! it for long. Bundle verification (the core's signature checks) stays with
+//! on `keys_changed`. An answer fetched before such a drop is *overtaken*: it
+//! is not cached ([`Devices::fetch_again`] says so), and both drivers fetch
+//! again before using it. Bundle verification (the core's signature checks) stays with
 //! the driver, which hands the verified devices in with a handle of its own
 //! (`D`: the native SDK's `VerifiedDevice`, the browser's JS object), and gets
 //! handles back.

@@ -242,6 +242,9 @@ impl Rooms {
             }
             None => {
                 self.relay.clear();
+                // Epochs start again with the connection: a relay that once
+                // answered an absurd epoch cannot freeze a room's view for good.
+                self.epochs.clear();
                 let owned: Vec<Uuid> = self
                     .records
                     .keys()
@@ -598,16 +601,16 @@ impl Rooms {
         // Only the signing device holds it yet: the driver's post marks whom it reaches.
         record.announced.clear();
         record.announced.insert(device);
-        // Listed since the signing: the members of the view it was signed
-        // against. Not those only invited in it: an invitation may have been
-        // declined since, and re-sent by the very statement signed now, so a
-        // later view without them says nothing about this statement.
+        // Listed since the signing: those the view it was signed against
+        // lists (members or invited). [`Rooms::sign_adding`] leaves out the
+        // user it adds: the view may predate their removal or declining.
         let view = self.relay.get(&room);
         record.signed_epoch = view.map_or(0, |v| v.epoch);
         record.listed = view
             .map(|v| {
                 v.members
                     .iter()
+                    .chain(&v.invited)
                     .copied()
                     .filter(|u| statement.lists(*u))
                     .collect()
@@ -636,6 +639,22 @@ impl Rooms {
             record.listed.retain_not([user]);
         }
         Ok(statement)
+    }
+
+    /// As the owner, after the relay added or invited `user` (its answer to
+    /// the request [`Rooms::sign_adding`] came before): they count as listed
+    /// from now on, so a later view without them (they declined, left, or
+    /// were removed) signs them out. Answers fetched before the request are
+    /// the driver's to drop (it forgets the room's view on its own change).
+    pub fn added(&mut self, room: Uuid, user: Uuid) {
+        let owner = self
+            .statement(room)
+            .is_some_and(|s| s.owner() == self.me && s.lists(user));
+        if let Some(record) = self.records.get_mut(&room).filter(|_| owner)
+            && record.listed.insert(user)
+        {
+            self.changed.insert(room);
+        }
     }
 
     /// As the owner, after the relay reported a member added (`member_added`:

@@ -281,6 +281,11 @@ struct World {
     clients: Vec<Client>,
     /// Every user the owner has ever signed into the room.
     ever_signed: BTreeSet<Uuid>,
+    /// Users in the room by the owner's will (joined through her adding or
+    /// inviting them, not since removed): the relay's other members are not.
+    let_in: BTreeSet<usize>,
+    /// Users Alice removed (or whose invitation she withdrew), not invited since.
+    expelled: BTreeSet<usize>,
     next_text: u64,
     next_id: u128,
 }
@@ -321,6 +326,8 @@ impl World {
             },
             clients,
             ever_signed: BTreeSet::new(),
+            let_in: BTreeSet::new(),
+            expelled: BTreeSet::new(),
             next_text: 0,
             next_id: 0x10_000,
         };
@@ -540,12 +547,29 @@ impl World {
         }
     }
 
+    /// Alice removes `u` or withdraws their invitation, as the drivers'
+    /// `remove_member` does: the statement without them is signed and posted
+    /// with the relay's removal (the caller changes the relay next; nothing
+    /// runs in between).
+    fn expel(&mut self, u: usize) {
+        self.expelled.insert(u);
+        if !self.clients[ALICE].rooms.knows(ROOM) {
+            self.fetch_room(ALICE);
+        }
+        if let Some(members) = self.clients[ALICE].rooms.withdrawing(ROOM, user(u)) {
+            self.sign_and_post(ALICE, None, &members);
+        }
+        self.clients[ALICE].rooms.forget_relay_view(Some(ROOM));
+        self.overtaken(ALICE);
+    }
+
     /// Alice adds `u`: signs first, then asks the relay (an invitation, or
     /// at once when `u` has her in their contacts).
     fn add(&mut self, u: usize, invite: bool) {
         if self.relay.members.contains(&u) || self.relay.invited.contains(&u) {
             return;
         }
+        self.expelled.remove(&u);
         if !self.clients[ALICE].rooms.knows(ROOM) {
             self.fetch_room(ALICE);
         }
@@ -558,9 +582,11 @@ impl World {
         }
         self.clients[ALICE].rooms.forget_relay_view(Some(ROOM));
         self.overtaken(ALICE);
+        self.clients[ALICE].rooms.added(ROOM, user(u));
     }
 
     fn join(&mut self, u: usize) {
+        self.let_in.insert(u);
         self.relay.invited.retain(|x| *x != u);
         self.relay.members.push(u);
         self.relay.joined[u] = self.relay.log.len() as u64;
@@ -707,7 +733,15 @@ enum Op {
     Invite(usize),
     Accept(usize),
     Decline(usize),
+    /// Alice withdraws a pending invitation.
+    Withdraw(usize),
+    /// Alice removes a member.
     Remove(usize),
+    /// A member leaves.
+    Leave(usize),
+    /// The hostile relay writes back a user who declined, left or was
+    /// removed (a member again, no event).
+    ReAdd(usize),
     /// The hostile relay writes Mallory into the members (announcing it or not).
     Intrude(bool),
     /// Bob gets a second device (announced by `keys_changed`).
@@ -734,7 +768,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => joiner().prop_map(Op::Invite),
         2 => joiner().prop_map(Op::Accept),
         1 => joiner().prop_map(Op::Decline),
+        1 => joiner().prop_map(Op::Withdraw),
+        1 => joiner().prop_map(Op::ReAdd),
         1 => joiner().prop_map(Op::Remove),
+        1 => joiner().prop_map(Op::Leave),
         1 => any::<bool>().prop_map(Op::Intrude),
         1 => Just(Op::NewDevice),
         1 => Just(Op::Revoke),
@@ -771,8 +808,26 @@ fn run(ops: &[Op]) {
                     w.relay.changed(true, false);
                 }
             }
-            Op::Remove(u) => {
+            Op::Withdraw(u) => {
+                if w.relay.invited.contains(&u) {
+                    w.expel(u);
+                    w.relay.invited.retain(|x| *x != u);
+                    w.relay.changed(true, false);
+                }
+            }
+            Op::ReAdd(u) => {
+                if !w.relay.members.contains(&u) && !w.relay.invited.contains(&u) {
+                    w.relay.members.push(u);
+                    w.relay.joined[u] = w.relay.log.len() as u64;
+                    w.relay.changed(false, false);
+                }
+            }
+            Op::Remove(u) | Op::Leave(u) => {
                 if w.relay.members.contains(&u) {
+                    if matches!(op, Op::Remove(_)) {
+                        w.expel(u);
+                    }
+                    w.let_in.remove(&u);
                     w.relay.members.retain(|x| *x != u);
                     w.relay.changed(true, false);
                     w.relay.queues[u].push_back(Frame::Room(false));
@@ -879,23 +934,15 @@ fn run(ops: &[Op]) {
         }
     }
 
-    // Every member Alice let in (all but the intruder) is in her statement:
-    // nobody legitimate is signed out by a stale or racing view.
-    let statement = w.clients[ALICE].rooms.statement(ROOM).unwrap();
-    for u in w.relay.members.iter().filter(|u| **u != MALLORY) {
-        assert!(
-            statement.lists(user(*u)),
-            "member {u} signed out: {:?}",
-            statement.members()
-        );
-    }
-
     // A last message from each member, everyone caught up before it: to
     // exactly the active devices of the members the owner's newest statement
     // names; the intruder warned about.
     for c in CLIENTS {
         settle(&mut w);
-        if !w.relay.members.contains(&c) {
+        // (A member the relay wrote back after Alice removed them seals by
+        // the statement they hold; what matters is that nobody else seals to
+        // them, checked by the others' messages.)
+        if !w.relay.members.contains(&c) || (c != ALICE && !w.let_in.contains(&c)) {
             continue;
         }
         let statement = w.clients[ALICE].rooms.statement(ROOM).unwrap();
@@ -931,6 +978,28 @@ fn run(ops: &[Op]) {
                 "client {c} was not told of the intruder"
             );
         }
+    }
+
+    // After those sends (the owner's re-signs what it missed while away on
+    // its next use of the room): every member Alice let in is in her
+    // statement (nobody legitimate is
+    // signed out by a stale or racing view), and nobody else: not the
+    // intruder, nor anyone who declined, left, was removed or withdrawn
+    // (whom the relay may have written back).
+    let statement = w.clients[ALICE].rooms.statement(ROOM).unwrap();
+    for u in 0..4 {
+        let let_in = u == ALICE || (w.relay.members.contains(&u) && w.let_in.contains(&u));
+        let named = statement.lists(user(u));
+        assert!(
+            named || !let_in,
+            "user {u}, a member by Alice's will, signed out: {:?}",
+            statement.members()
+        );
+        assert!(
+            !named || !(w.expelled.contains(&u) || u == MALLORY),
+            "user {u}, whom Alice removed (or the intruder), still signed in: {:?}",
+            statement.members()
+        );
     }
 }
 

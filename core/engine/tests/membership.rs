@@ -315,9 +315,8 @@ fn a_view_from_before_a_re_invite_does_not_sign_the_invitee_out() {
     assert_eq!(rooms.owner_update(ROOM), None);
     // She declines (epoch 4); Alice, still holding the view of epoch 3,
     // invites her again at once: a statement naming her, signed first.
-    let members = rooms.adding(ROOM, c);
     let s = rooms
-        .sign(ROOM, &members, alice.device, &alice.keys)
+        .sign_adding(ROOM, c, alice.device, &alice.keys)
         .unwrap();
     assert_eq!(s.members(), sorted(vec![a, b, c]).as_slice());
     // The view of epoch 4 (fetched after the decline, before the re-invite)
@@ -355,6 +354,27 @@ fn a_view_from_before_a_re_invite_does_not_sign_the_invitee_out() {
         Ok(record)
     );
     assert_ne!(record.signed_epoch, 0);
+}
+
+/// An invitee who declines before the owner sees any view listing them is
+/// signed out all the same: the relay's answer to the invitation counts them
+/// as listed (`added`).
+#[test]
+fn an_invitee_who_declines_at_once_is_signed_out() {
+    let (alice, bob, carol) = (Person::new(1), Person::new(2), Person::new(3));
+    let (a, b, c) = (alice.id, bob.id, carol.id);
+    let mut rooms = Rooms::load(a, []);
+    let at = |e: u64, m: &[Uuid], inv: &[Uuid]| details_at(e, RoomKind::Group, a, m, inv);
+    rooms.created(ROOM);
+    let _ = rooms.observe(&at(1, &[a, b], &[]));
+    rooms.sign(ROOM, &[b], alice.device, &alice.keys).unwrap();
+    rooms
+        .sign_adding(ROOM, c, alice.device, &alice.keys)
+        .unwrap();
+    // The relay invited her (epoch 2); she declined (3) before Alice looked.
+    rooms.added(ROOM, c);
+    let _ = rooms.observe(&at(3, &[a, b], &[]));
+    assert_eq!(rooms.owner_update(ROOM), Some(sorted(vec![a, b])));
 }
 
 #[test]

@@ -433,7 +433,8 @@ pub async fn delete(tx: &mut WriteTx, user: Uuid) -> ApiResult<bool> {
     q!(
         tx,
         execute,
-        "UPDATE rooms SET member_epoch = member_epoch + 1 WHERE id IN (SELECT room_id FROM room_members WHERE user_id = $1)",
+        "UPDATE rooms SET member_epoch = member_epoch + 1 WHERE id IN (SELECT room_id FROM room_members WHERE user_id = $1)
+         OR id IN (SELECT room_id FROM invitations WHERE invitee_id = $1 OR inviter_id = $1)",
         Id(user)
     );
     Ok(q!(

@@ -328,3 +328,45 @@ async fn a_member_written_into_a_group_room_gets_no_key_and_forged_statements_ar
     assert!(!sealed_to(&alice, room).await.contains(&mallory.device));
     assert_no_plaintext_at_rest(&relay, &sent, "alice");
 }
+
+/// The owner removes a member through the SDK: the statement without them is
+/// signed and posted with it, so when the operator writes them back into the
+/// room (no API call, no event), nothing more is sealed to their device, and
+/// the owner is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_written_back_gets_no_key() {
+    let mut relay = RelayProcess::start(Backend::Sqlite).await;
+    let url = relay.url();
+    let (mut alice, mut bob, room) = alice_and_bob(&relay, &url, None, "rm").await;
+    let first = text("before the removal");
+    alice.session.send_text(room, &first).await.unwrap();
+    bob.expect_text(&first).await;
+    alice.session.remove_member(room, bob.id()).await.unwrap();
+    write_member_into(&mut relay, room, bob.id()).await;
+    online(&mut alice).await;
+    let after = text("after the removal");
+    let sent = alice.session.send_text(room, &after).await.unwrap();
+    let m = stored(&alice, room)
+        .await
+        .into_iter()
+        .find(|m| m.seq == sent.seq)
+        .unwrap();
+    let to: Vec<Uuid> = Envelope::from_bytes(m.envelope.unwrap().as_bytes())
+        .unwrap()
+        .recipient_devices()
+        .collect();
+    assert_eq!(
+        to,
+        vec![alice.session.device_id()],
+        "only Alice's own device"
+    );
+    let ev = alice.wait_for(|e| matches!(e, Event::Membership(_))).await;
+    assert_eq!(
+        ev,
+        Event::Membership(Warning::Unconfirmed {
+            room_id: room,
+            users: vec![bob.id()],
+        })
+    );
+    assert_no_plaintext_at_rest(&relay, &[first, after], "alice");
+}

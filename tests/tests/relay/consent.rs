@@ -254,6 +254,19 @@ async fn declined_and_withdrawn_invitations_are_gone(backend: Backend) {
     let (alice, bob, carol) = (&m[0], &m[1], &m[2]);
     let room = app.room(&alice.account, "r", &[]).await;
     let mut alice_ws = app.ws(alice.token()).await;
+    // Every change of the room's invitations raises its `member_epoch`
+    // (clients order the room views they fetch by it).
+    let epoch = || {
+        let app = &app;
+        async move {
+            let d: RoomDetails = app
+                .get(&format!("/api/v1/rooms/{room}"), Some(alice.token()))
+                .await
+                .typed(200);
+            d.room.member_epoch
+        }
+    };
+    let e0 = epoch().await;
     let invite = |who: Uuid| {
         let app = &app;
         async move {
@@ -278,6 +291,8 @@ async fn declined_and_withdrawn_invitations_are_gone(backend: Backend) {
             change: RoomChange::MemberInvited
         }
     );
+    let e1 = epoch().await;
+    assert!(e1 > e0, "invited: {e0} → {e1}");
     invite(bob.id()).await.problem(409, "already_invited");
     // Bob declines: gone; the room's members hear that an invitation went.
     let inv = invitations(&app, bob).await[0].id;
@@ -314,8 +329,11 @@ async fn declined_and_withdrawn_invitations_are_gone(backend: Backend) {
         .await
         .typed(200);
     assert!(d.invited.is_empty());
+    let e2 = d.room.member_epoch;
+    assert!(e2 > e1, "declined: {e1} → {e2}");
     // The owner withdraws a pending one.
     assert_eq!(invite(carol.id()).await.status, 202);
+    let e3 = epoch().await;
     let mut carol_ws = app.ws(carol.token()).await;
     let r = app
         .req(
@@ -336,6 +354,8 @@ async fn declined_and_withdrawn_invitations_are_gone(backend: Backend) {
         }
     ));
     assert!(invitations(&app, carol).await.is_empty());
+    let e4 = epoch().await;
+    assert!(e4 > e3 && e3 > e2, "withdrawn: {e2} → {e3} → {e4}");
     // A deleted room takes its invitations along.
     assert_eq!(invite(carol.id()).await.status, 202);
     let r = app
@@ -377,6 +397,17 @@ async fn blocks_stop_invitations_direct_rooms_presence_and_typing(backend: Backe
         .status,
         202
     );
+    let other_epoch = || {
+        let app = &app;
+        async move {
+            let d: RoomDetails = app
+                .get(&format!("/api/v1/rooms/{other}"), Some(alice.token()))
+                .await
+                .typed(200);
+            d.room.member_epoch
+        }
+    };
+    let before_block = other_epoch().await;
     // Bob blocks Alice.
     let r = app
         .post(
@@ -401,6 +432,10 @@ async fn blocks_stop_invitations_direct_rooms_presence_and_typing(backend: Backe
         .typed(200);
     assert_eq!(list.items.len(), 1);
     assert!(invitations(&app, bob).await.is_empty());
+    assert!(
+        other_epoch().await > before_block,
+        "the invitation the block took raised the room's member_epoch"
+    );
     // Each is told the other is offline now.
     a.next_where(
         |f| matches!(f, ServerFrame::Presence { user_id, online: false } if *user_id == bob.id()),
