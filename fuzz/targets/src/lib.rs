@@ -834,8 +834,20 @@ pub fn engine_rooms(data: &[u8]) {
                 }
             }
             4 => {
-                let members = rooms.adding(room, people[usize::from(a & 3)].user);
-                let _ = rooms.sign(room, &members, me.device, &me.keys);
+                // The owner adds someone (signing first), the relay answers
+                // (`added`), or reports a join (`member_added`).
+                let user = people[usize::from(a & 3)].user;
+                match b & 3 {
+                    0 => {
+                        let members = rooms.adding(room, user);
+                        let _ = rooms.sign(room, &members, me.device, &me.keys);
+                    }
+                    1 => {
+                        let _ = rooms.sign_adding(room, user, me.device, &me.keys);
+                    }
+                    2 => rooms.added(room, user),
+                    _ => rooms.member_added(room),
+                }
             }
             5 => {
                 let targets: Vec<(Uuid, Uuid)> =
@@ -876,8 +888,16 @@ pub fn engine_rooms(data: &[u8]) {
                 epochs.clear();
             }
             _ => {
-                rooms.forget_relay_view(Some(room));
-                listed.remove(&room);
+                // One room's view, or (a new connection) all: then the
+                // epochs start again too.
+                if b & 0x80 != 0 {
+                    rooms.forget_relay_view(None);
+                    listed.clear();
+                    epochs.clear();
+                } else {
+                    rooms.forget_relay_view(Some(room));
+                    listed.remove(&room);
+                }
                 // This device creating the room, or asking for the direct room with someone.
                 match a & 3 {
                     1 => rooms.created(room),
