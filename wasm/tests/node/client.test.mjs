@@ -712,6 +712,33 @@ test("a member written into the database gets no key: the direct room refuses, t
   }
 });
 
+test("a member the owner removed gets no key when the operator writes them back (removeMember, as the native remove_member)", async () => {
+  const group = await alice.session.createRoom("removal", [bob.session.userId]);
+  const before = secret("removal: before");
+  await alice.session.sendText(group.id, before);
+  await bob.rec.until(textIs(before));
+  await alice.session.removeMember(group.id, bob.session.userId);
+  const fromA = alice.rec.events.length;
+  const fromB = bob.rec.events.length;
+  await relay.stop();
+  const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
+  execFileSync("sqlite3", [
+    join(relay.data, "sotto.db"),
+    "INSERT INTO room_members (room_id, user_id, joined_at, joined_seq, delivered_seq, delivered_at, read_seq, read_at) " +
+      `SELECT id, ${q(bob.session.userId)}, created_at, last_seq, last_seq, 0, last_seq, 0 FROM rooms WHERE id = ${q(group.id)};`,
+  ]);
+  await relay.start();
+  await alice.rec.until(online, 40_000, fromA);
+  await bob.rec.until(online, 40_000, fromB);
+  const later = secret("removal: after");
+  const sent = await alice.session.sendText(group.id, later);
+  const stored = (await alice.relay.messages(group.id, sent.seq - 1, 1)).items[0];
+  const to = bindings.peekEnvelope(Buffer.from(stored.envelope, "base64url")).recipientDeviceIds;
+  assert.deepEqual(to, [alice.session.deviceId], "only Alice's own device");
+  const w = await alice.rec.until((e) => e.type === "membership" && e.detail.room_id === group.id, 10_000, fromA);
+  assert.deepEqual(w.detail, { kind: "unconfirmed", room_id: group.id, users: [bob.session.userId] });
+});
+
 test(
   "an identity key rewritten by the relay is refused loudly until accepted",
   async () => {
