@@ -49,6 +49,15 @@ async fn direct(app: &TestApp, from: &Member, to: &Member, status: u16) -> RoomD
     .typed(status)
 }
 
+/// The room's `member_epoch` as member `who` sees it.
+async fn member_epoch(app: &TestApp, who: &Member, room: Uuid) -> u64 {
+    let d: RoomDetails = app
+        .get(&format!("/api/v1/rooms/{room}"), Some(who.token()))
+        .await
+        .typed(200);
+    d.room.member_epoch
+}
+
 async fn invitations(app: &TestApp, who: &Member) -> Vec<Invitation> {
     let page: Page<Invitation> = app
         .get("/api/v1/invitations", Some(who.token()))
@@ -256,16 +265,7 @@ async fn declined_and_withdrawn_invitations_are_gone(backend: Backend) {
     let mut alice_ws = app.ws(alice.token()).await;
     // Every change of the room's invitations raises its `member_epoch`
     // (clients order the room views they fetch by it).
-    let epoch = || {
-        let app = &app;
-        async move {
-            let d: RoomDetails = app
-                .get(&format!("/api/v1/rooms/{room}"), Some(alice.token()))
-                .await
-                .typed(200);
-            d.room.member_epoch
-        }
-    };
+    let epoch = || member_epoch(&app, alice, room);
     let e0 = epoch().await;
     let invite = |who: Uuid| {
         let app = &app;
@@ -397,16 +397,7 @@ async fn blocks_stop_invitations_direct_rooms_presence_and_typing(backend: Backe
         .status,
         202
     );
-    let other_epoch = || {
-        let app = &app;
-        async move {
-            let d: RoomDetails = app
-                .get(&format!("/api/v1/rooms/{other}"), Some(alice.token()))
-                .await
-                .typed(200);
-            d.room.member_epoch
-        }
-    };
+    let other_epoch = || member_epoch(&app, alice, other);
     let before_block = other_epoch().await;
     // Bob blocks Alice.
     let r = app
