@@ -329,6 +329,11 @@ impl Feed {
         std::mem::take(&mut self.delivered).into_iter().collect()
     }
 
+    /// Whether `delivered` receipts are due ([`Feed::receipts`]).
+    pub fn has_receipts(&self) -> bool {
+        !self.delivered.is_empty()
+    }
+
     /// Whether changes wait to be applied.
     pub fn has_changes(&self) -> bool {
         !self.moved.is_empty() || !self.changes.is_empty()

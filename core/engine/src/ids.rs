@@ -123,6 +123,9 @@ impl<V> IdMap<V> {
     pub(crate) fn clear(&mut self) {
         self.0.clear();
     }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
     /// The ids, ascending.
     pub(crate) fn keys(&self) -> impl Iterator<Item = Uuid> + '_ {
         self.0.iter().map(|(k, _)| *k)

@@ -39,6 +39,7 @@ pub mod content;
 pub mod devices;
 pub mod feed;
 pub mod ids;
+pub mod link;
 pub mod membership;
 pub mod outbox;
 pub mod pins;
