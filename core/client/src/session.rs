@@ -15,6 +15,7 @@ use sotto_core::safety::SafetyNumber;
 use sotto_core::suite::Suite;
 use sotto_core::trust::Pin;
 use sotto_engine::devices::{Devices, Fetch, Known, Sender, Unsealable};
+use sotto_engine::link::{Ack, Link};
 use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer, Verdict};
 use sotto_engine::pins::{self, Pins};
 use sotto_engine::trust::SenderRefused;
@@ -140,10 +141,6 @@ pub(crate) enum SenderCheck {
     Transient(String),
 }
 
-/// A socket `ack` (id, seq), or the `error` frame naming the entry (code,
-/// detail, `retry_after_ms`).
-pub(crate) type AckResult = std::result::Result<(Uuid, u64), (String, Option<String>, Option<u64>)>;
-
 pub(crate) struct Inner {
     /// Local history is sealed under this (derived from the store key).
     pub(crate) history: HistoryKey,
@@ -177,10 +174,17 @@ pub(crate) struct Inner {
     /// (`keys_changed`, `room`, reconnect): a fetch that started under an older
     /// generation is not cached, so it cannot overwrite a newer answer.
     generation: std::sync::atomic::AtomicU64,
-    /// The live socket's outgoing frames, while connected.
-    pub(crate) live: Mutex<Option<mpsc::UnboundedSender<ClientFrame>>>,
-    /// `send`s over the socket waiting for their `ack`.
-    pub(crate) acks: Mutex<HashMap<Uuid, oneshot::Sender<AckResult>>>,
+    /// The engine's live connection (`sotto_engine::link`) while a
+    /// connection task runs; the task does its outputs.
+    pub(crate) link: Mutex<Option<Link<Event>>>,
+    /// Wakes the connection task when an input from elsewhere (a send, a
+    /// typing frame) left outputs to do.
+    pub(crate) link_wake: tokio::sync::Notify,
+    /// The origin of the link's clock.
+    pub(crate) epoch: std::time::Instant,
+    /// `send`s over the socket waiting for their `ack` (the link decides when
+    /// the wait ends).
+    pub(crate) acks: Mutex<HashMap<Uuid, oneshot::Sender<Ack>>>,
     /// The live connection's task and the switch that stops it (one per `connect`).
     sync: Mutex<Option<(tokio::task::JoinHandle<()>, watch::Sender<bool>)>>,
 }
@@ -480,7 +484,9 @@ impl Session {
             events_rx: Mutex::new(Some(events_rx)),
             events_taken: std::sync::atomic::AtomicBool::new(false),
             generation: std::sync::atomic::AtomicU64::new(0),
-            live: Mutex::new(None),
+            link: Mutex::new(None),
+            link_wake: tokio::sync::Notify::new(),
+            epoch: std::time::Instant::now(),
             acks: Mutex::new(HashMap::new()),
             sync: Mutex::new(None),
         });
@@ -561,7 +567,7 @@ impl Session {
 
     /// Whether the live connection is up.
     pub fn is_online(&self) -> bool {
-        lock(&self.inner.live).is_some()
+        lock(&self.inner.link).as_ref().is_some_and(Link::is_online)
     }
 
     // ---- Sending -----------------------------------------------------------
@@ -934,45 +940,52 @@ impl Session {
     async fn post_claimed(&self, entry: &OutboxEntry) -> (Verdict, Option<Error>) {
         let client_id = entry.client_id;
         let mut after_ms = 0;
-        let live = lock(&self.inner.live).clone();
-        if let Some(live) = live {
-            let (tx, rx) = oneshot::channel();
-            lock(&self.inner.acks).insert(client_id, tx);
-            let frame = ClientFrame::Send {
-                room_id: entry.room_id,
-                client_id,
-                envelope: entry.envelope.clone().into(),
-            };
-            let answer = if live.send(frame).is_ok() {
-                tokio::time::timeout(ACK_TIMEOUT, rx)
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            } else {
-                None
-            };
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.acks).insert(client_id, tx);
+        let frame = ClientFrame::Send {
+            room_id: entry.room_id,
+            client_id,
+            envelope: entry.envelope.clone().into(),
+        };
+        let now = self.now_ms();
+        let on_socket = lock(&self.inner.link)
+            .as_mut()
+            .is_some_and(|link| link.send_message(now, client_id, frame));
+        if on_socket {
+            self.inner.link_wake.notify_one();
+            // The link ends the wait (ack, refusal, timeout, socket gone); the
+            // timeout here only guards against a connection task that was
+            // aborted with the wait in flight.
+            let answer = tokio::time::timeout(ACK_TIMEOUT * 2, rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or(Ack::Offline);
             lock(&self.inner.acks).remove(&client_id);
-            let verdict = {
-                let mut outbox = lock(&self.inner.outbox);
+            let verdict = lock(&self.inner.outbox).socket(
+                client_id,
                 match &answer {
-                    Some(Ok((id, seq))) => {
-                        outbox.socket(client_id, SocketAnswer::Ack { id: *id, seq: *seq })
-                    }
-                    Some(Err((code, _, retry_after_ms))) => outbox.socket(
-                        client_id,
-                        SocketAnswer::Refused {
-                            code,
-                            retry_after_ms: *retry_after_ms,
-                        },
-                    ),
-                    None => outbox.socket(client_id, SocketAnswer::NoAck),
-                }
-            };
+                    Ack::Stored { id, seq } => SocketAnswer::Ack { id: *id, seq: *seq },
+                    Ack::Refused {
+                        code,
+                        retry_after_ms,
+                        ..
+                    } => SocketAnswer::Refused {
+                        code,
+                        retry_after_ms: *retry_after_ms,
+                    },
+                    Ack::Offline => SocketAnswer::NoAck,
+                },
+            );
             match verdict {
                 Verdict::PostOverHttp { after_ms: ms } => after_ms = ms,
                 other => {
                     let cause = match answer {
-                        Some(Err((code, detail, retry_after_ms))) => {
+                        Ack::Refused {
+                            code,
+                            detail,
+                            retry_after_ms,
+                        } => {
                             let mut p = sotto_core::api::Problem::new(
                                 400,
                                 &code,
@@ -991,6 +1004,8 @@ impl Session {
                     return (other, cause);
                 }
             }
+        } else {
+            lock(&self.inner.acks).remove(&client_id);
         }
         if after_ms > 0 {
             tokio::time::sleep(Duration::from_millis(after_ms)).await;
@@ -1532,23 +1547,32 @@ impl Session {
     /// Shows or hides this user's typing indicator in a room (live only; dropped
     /// when offline).
     pub fn set_typing(&self, room_id: Uuid, active: bool) {
-        if let Some(live) = lock(&self.inner.live).as_ref() {
-            let _ = live.send(ClientFrame::Typing { room_id, active });
+        self.send_live(ClientFrame::Typing { room_id, active });
+    }
+
+    /// Sends a frame on the live connection; false when offline.
+    fn send_live(&self, frame: ClientFrame) -> bool {
+        let sent = lock(&self.inner.link)
+            .as_mut()
+            .is_some_and(|link| link.send(frame));
+        if sent {
+            self.inner.link_wake.notify_one();
         }
+        sent
+    }
+
+    /// The link's clock: milliseconds since the session opened.
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.inner.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Marks the room read up to `seq` (others see a `read` receipt).
     pub async fn mark_read(&self, room_id: Uuid, seq: u64) -> Result<()> {
-        let live = lock(&self.inner.live).clone();
-        if let Some(live) = live
-            && live
-                .send(ClientFrame::Receipt {
-                    room_id,
-                    kind: ReceiptKind::Read,
-                    seq,
-                })
-                .is_ok()
-        {
+        if self.send_live(ClientFrame::Receipt {
+            room_id,
+            kind: ReceiptKind::Read,
+            seq,
+        }) {
             return Ok(());
         }
         self.inner

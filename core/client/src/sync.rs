@@ -1,106 +1,145 @@
-//! The live connection: one WebSocket at a time, resumed from the stored
-//! cursors, reconnected with back-off. Messages are opened and verified here;
-//! the engine's [`Feed`] decides their order (cursors, gaps and `resume`),
-//! de-duplication and receipts.
+//! The live connection's driver: the engine's [`Link`] decides (when to
+//! connect, `resume`, ping, send receipts, give up on an `ack`, back off); this
+//! task does its I/O: the HTTP calls that prepare a connection, the
+//! WebSocket, the store transaction of each step, opening messages, and the
+//! app's events. Messages are opened and verified here, by the engine's rules
+//! (sender trust, replay check, membership statements).
 //!
-//! Frames are handled in bursts: every frame already received (up to
-//! [`BURST`]) is one step. The step's [`sotto_engine::Changes`] (cursors, seen
-//! ids, history) go to the store in one transaction, and only then are the
-//! step's events emitted and its frames sent. A message that cannot be checked
-//! now (the sender's keys did not load) ends the connection without moving the
-//! cursor; the next connection resumes there.
-
-use std::time::{Duration, Instant};
+//! The link hands out a step's messages one at a time ([`Output::Receive`]),
+//! then the step's [`sotto_engine::Changes`] ([`Output::Store`], applied in one
+//! transaction off the runtime's threads), and only after that its events and
+//! frames. A message that cannot be checked now (the sender's keys did not
+//! load) ends the connection without moving the cursor; the next connection
+//! resumes there.
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use sotto_core::OpenError;
 use sotto_core::api::{ClientFrame, RoomChange, ServerFrame};
 use sotto_core::envelope::{self, OpenContext};
-use tokio::sync::{mpsc, watch};
+use sotto_engine::Plaintext;
+use sotto_engine::feed::Seen;
+use sotto_engine::link::{BURST, Conn, Incoming, Link, LinkState, Output, PrepareFailed, Settle};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::events::{Connection, Event, ReceivedMessage, UndecryptableReason};
 use crate::session::{SenderCheck, Session, lock, os_rng};
-use sotto_engine::feed::{Arrival, Deletion, Feed, Seen, receipt_frame};
-use sotto_engine::{Plaintext, policy};
-
-/// At most this many frames make one step (one store transaction).
-const BURST: usize = 256;
-
-// The engine's policy (`sotto_engine::policy`), the same numbers the npm
-// package's client uses.
-const PING_EVERY: Duration = Duration::from_millis(policy::PING_EVERY_MS);
-const RECEIPT_EVERY: Duration = Duration::from_millis(policy::RECEIPT_EVERY_MS);
-const STABLE_AFTER: Duration = Duration::from_millis(policy::STABLE_AFTER_MS);
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(policy::HANDSHAKE_TIMEOUT_MS);
-
-fn backoff(failures: u32) -> Duration {
-    // The jitter from the OS RNG (a v4 UUID's random bits).
-    let jitter = (Uuid::new_v4().as_u128() >> 64) as u32;
-    Duration::from_millis(policy::reconnect_delay_ms(failures, jitter))
-}
-
-/// How a connection ended.
-enum End {
-    /// Try again after a back-off.
-    Retry(String),
-    /// The app stopped it.
-    Stopped,
-    /// The session is over (logged out, refresh token revoked): stop for good.
-    LoggedOut,
-}
-
-/// The reconnect loop (one per [`Session::connect`]); ends when `stop` is set
-/// (disconnect, or the app dropped its last handle) or the session is logged out.
-pub(crate) async fn run(session: Session, mut stop: watch::Receiver<bool>) {
-    let mut failures = 0u32;
-    loop {
-        if *stop.borrow_and_update() {
-            break;
-        }
-        let started = Instant::now();
-        let end = connection(&session, stop.clone()).await;
-        went_offline(&session);
-        let reason = match end {
-            End::Stopped => break,
-            End::LoggedOut => {
-                session.emit(Event::LoggedOut).await;
-                break;
-            }
-            End::Retry(reason) => reason,
-        };
-        if started.elapsed() > STABLE_AFTER {
-            failures = 0;
-        }
-        failures = failures.saturating_add(1);
-        let delay = backoff(failures);
-        tracing::debug!(%reason, ?delay, "live connection ended");
-        session
-            .emit(Event::Connection(Connection::Offline {
-                reason,
-                retry_in_ms: delay.as_millis() as u64,
-            }))
-            .await;
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            _ = stop.changed() => break,
-        }
-    }
-    went_offline(&session);
-}
-
-/// Forgets the socket; `send`s waiting for an ack fall back to HTTP at once.
-fn went_offline(session: &Session) {
-    *lock(&session.inner.live) = None;
-    lock(&session.inner.acks).clear();
-}
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 type Sink = futures_util::stream::SplitSink<Socket, WsMessage>;
 type Stream = futures_util::stream::SplitStream<Socket>;
+
+/// The back-off jitter, from the OS RNG (a v4 UUID's random bits).
+fn jitter() -> u32 {
+    (Uuid::new_v4().as_u128() >> 64) as u32
+}
+
+/// The I/O of one connection task.
+#[derive(Default)]
+struct Io {
+    /// The open socket and the attempt it belongs to.
+    socket: Option<(Conn, Sink, Stream)>,
+    /// The access token got at `Prepare`, until `Authenticate` sends it.
+    token: Option<Zeroizing<String>>,
+}
+
+/// Runs `f` on the session's link (`None`: no connection task).
+fn with_link<R>(session: &Session, f: impl FnOnce(&mut Link<Event>) -> R) -> Option<R> {
+    lock(&session.inner.link).as_mut().map(f)
+}
+
+/// The connection task (one per [`Session::connect`]): does the link's
+/// outputs until it is stopped (`stop` set: disconnect, or the app dropped
+/// its last handle) and wound down, or the session is logged out.
+pub(crate) async fn run(session: Session, mut stop: watch::Receiver<bool>) {
+    let inner = &session.inner;
+    let timeout_ms =
+        u64::try_from(inner.client.options().connect_timeout.as_millis()).unwrap_or(u64::MAX);
+    let mut link = Link::new(inner.user.id, inner.device_id, timeout_ms, Box::new(jitter));
+    link.start(session.now_ms());
+    // Waits of an aborted earlier task end here (their senders drop).
+    lock(&inner.acks).clear();
+    *lock(&inner.link) = Some(link);
+    let mut io = Io::default();
+    let mut stopping = false;
+    loop {
+        while let Some(out) = with_link(&session, |l| l.poll(session.now_ms())).flatten() {
+            perform(&session, &mut io, out).await;
+        }
+        let Some((true, deadline)) = with_link(&session, |l| (l.is_active(), l.deadline())) else {
+            break;
+        };
+        let sleep = deadline.map(|d| {
+            tokio::time::Instant::from_std(inner.epoch) + std::time::Duration::from_millis(d)
+        });
+        tokio::select! {
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                with_link(&session, |l| l.stop(session.now_ms()));
+            }
+            msg = read(&mut io) => {
+                let Some(conn) = io.socket.as_ref().map(|s| s.0) else { continue };
+                // This frame and every frame already received: one step.
+                let mut ended = take(&session, conn, msg);
+                let mut n = 1;
+                while !ended && n < BURST {
+                    let Some((_, _, stream)) = io.socket.as_mut() else { break };
+                    match stream.next().now_or_never() {
+                        None => break,
+                        Some(msg) => ended = take(&session, conn, msg),
+                    }
+                    n += 1;
+                }
+            }
+            () = inner.link_wake.notified() => {}
+            () = async {
+                match sleep {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+    }
+    *lock(&inner.link) = None;
+    // Sends still waiting fall back to HTTP.
+    lock(&inner.acks).clear();
+    if let Some((_, mut sink, _)) = io.socket.take() {
+        let _ = sink.close().await;
+    }
+}
+
+/// The next read of the open socket (never, while there is none).
+async fn read(io: &mut Io) -> Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>> {
+    match io.socket.as_mut() {
+        Some((_, _, stream)) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Gives a socket read to the link; true when the socket ended.
+fn take(
+    session: &Session,
+    conn: Conn,
+    msg: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>,
+) -> bool {
+    let now = session.now_ms();
+    let ended = match msg {
+        Some(Ok(WsMessage::Text(t))) => {
+            with_link(session, |l| l.received(conn, now, &t));
+            return false;
+        }
+        Some(Ok(WsMessage::Close(c))) => format!("closed by the relay: {c:?}"),
+        Some(Ok(_)) => return false,
+        Some(Err(e)) => format!("socket: {e}"),
+        None => "socket closed".into(),
+    };
+    with_link(session, |l| l.closed(conn, now, ended));
+    true
+}
 
 async fn send_frame(sink: &mut Sink, frame: &ClientFrame) -> Result<(), String> {
     let text = serde_json::to_string(frame).map_err(|e| e.to_string())?;
@@ -109,322 +148,218 @@ async fn send_frame(sink: &mut Sink, frame: &ClientFrame) -> Result<(), String> 
         .map_err(|e| e.to_string())
 }
 
-/// What one step produced, acted on after its changes are stored.
-#[derive(Default)]
-struct Step {
-    events: Vec<Event>,
-    frames: Vec<ClientFrame>,
-}
-
-/// A socket read, sorted.
-enum Read {
-    Frame(ServerFrame),
-    Nothing,
-    End(String),
-}
-
-fn read(msg: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>) -> Read {
-    match msg {
-        Some(Ok(WsMessage::Text(t))) => match serde_json::from_str::<ServerFrame>(&t) {
-            Ok(f) => Read::Frame(f),
-            Err(e) => {
-                tracing::debug!(error = %e, "unreadable frame ignored");
-                Read::Nothing
-            }
-        },
-        Some(Ok(WsMessage::Close(c))) => Read::End(format!("closed by the relay: {c:?}")),
-        Some(Ok(_)) => Read::Nothing,
-        Some(Err(e)) => Read::End(format!("socket: {e}")),
-        None => Read::End("socket closed".into()),
-    }
-}
-
-/// One connection, from connect to its end. On stop it sends the frames
-/// still queued (a last receipt) and closes cleanly.
-async fn connection(session: &Session, mut stop: watch::Receiver<bool>) -> End {
-    let (mut sink, mut stream, mut feed) = tokio::select! {
-        r = open(session) => match r {
-            Ok(parts) => parts,
-            Err(Error::NotLoggedIn) => return End::LoggedOut,
-            Err(e) => return End::Retry(e.to_string()),
-        },
-        _ = stop.changed() => return End::Stopped,
-    };
+/// Does one output of the link.
+async fn perform(session: &Session, io: &mut Io, out: Output<Event>) {
     let inner = &session.inner;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    *lock(&inner.live) = Some(tx);
-    session.emit(Event::Connection(Connection::Online)).await;
-    {
-        let s = session.detached();
-        tokio::spawn(async move {
-            match s.flush_outbox().await {
-                Ok(refused) => {
-                    for (client_id, e) in refused {
-                        s.emit(Event::RelayError {
-                            code: e.code().unwrap_or("refused").to_owned(),
-                            detail: Some(format!("message {client_id} was refused: {e}")),
-                        })
-                        .await;
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "outbox flush stopped; retried on the next connection");
-                }
+    match out {
+        Output::Prepare(conn) => {
+            let prepared = async {
+                let rooms = inner.client.all_rooms().await?;
+                let stored = inner.store.cursors()?;
+                let token = inner.client.access_token().await?;
+                Ok::<_, Error>((rooms, stored, token))
             }
-        });
-    }
-
-    let mut ping = tokio::time::interval(PING_EVERY);
-    let mut receipts = tokio::time::interval(RECEIPT_EVERY);
-    let mut last_rx = Instant::now();
-    let retry = |e: String| End::Retry(e);
-    loop {
-        tokio::select! {
-            _ = stop.changed() => {
-                *lock(&inner.live) = None;
-                while let Ok(frame) = rx.try_recv() {
-                    let _ = send_frame(&mut sink, &frame).await;
+            .await;
+            let answer = match prepared {
+                Ok((rooms, stored, token)) => {
+                    io.token = Some(token);
+                    Ok((
+                        rooms.iter().map(|r| r.id).collect(),
+                        stored.into_iter().collect(),
+                    ))
                 }
-                let _ = sink.close().await;
-                return End::Stopped;
-            }
-            msg = stream.next() => {
-                last_rx = Instant::now();
-                // One step: this frame and every frame already received.
-                let mut frames = Vec::new();
-                let mut ended = match read(msg) {
-                    Read::Frame(f) => { frames.push(f); None }
-                    Read::Nothing => None,
-                    Read::End(e) => Some(e),
-                };
-                while ended.is_none() && frames.len() < BURST {
-                    match stream.next().now_or_never() {
-                        None => break,
-                        Some(msg) => match read(msg) {
-                            Read::Frame(f) => frames.push(f),
-                            Read::Nothing => {}
-                            Read::End(e) => ended = Some(e),
-                        },
-                    }
+                Err(Error::NotLoggedIn) => Err(PrepareFailed::LoggedOut),
+                Err(e) => Err(PrepareFailed::Retry(e.to_string())),
+            };
+            with_link(session, |l| l.prepared(conn, session.now_ms(), answer));
+        }
+        Output::Open(conn) => {
+            let opened = tokio::time::timeout(
+                inner.client.options().connect_timeout,
+                tokio_tungstenite::connect_async(inner.client.ws_url()),
+            )
+            .await;
+            let now = session.now_ms();
+            match opened {
+                Ok(Ok((ws, _))) => {
+                    let (sink, stream) = ws.split();
+                    io.socket = Some((conn, sink, stream));
+                    with_link(session, |l| l.opened(conn, now));
                 }
-                let mut step = Step::default();
-                let mut failed = None;
-                for frame in frames {
-                    if let Err(reason) = handle(session, frame, &mut feed, &mut step).await {
-                        failed = Some(reason);
-                        break;
-                    }
+                Ok(Err(e)) => {
+                    with_link(session, |l| l.closed(conn, now, format!("connect: {e}")));
                 }
-                // The step's changes are stored before anything is shown or sent.
-                let changes = feed.take_changes();
-                if !changes.is_empty() {
-                    let store = inner.store.clone();
-                    let applied = tokio::task::spawn_blocking(move || store.apply(&changes)).await;
-                    match applied {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => return retry(format!("store: {e}")),
-                        Err(e) => return retry(format!("store worker: {e}")),
-                    }
-                }
-                for event in step.events {
-                    session.emit(event).await;
-                }
-                for frame in &step.frames {
-                    if let Err(e) = send_frame(&mut sink, frame).await {
-                        return retry(e);
-                    }
-                }
-                if let Some(reason) = failed.or(ended) {
-                    return retry(reason);
-                }
-            }
-            out = rx.recv() => {
-                let Some(frame) = out else { return End::Stopped };
-                if let Err(e) = send_frame(&mut sink, &frame).await {
-                    return retry(e);
-                }
-            }
-            _ = ping.tick() => {
-                if last_rx.elapsed() > PING_EVERY * 3 {
-                    return retry("no answer from the relay".into());
-                }
-                if let Err(e) = send_frame(&mut sink, &ClientFrame::Ping).await {
-                    return retry(e);
-                }
-            }
-            _ = receipts.tick() => {
-                for receipt in feed.receipts() {
-                    if let Err(e) = send_frame(&mut sink, &receipt_frame(receipt)).await {
-                        return retry(e);
-                    }
+                Err(_) => {
+                    with_link(session, |l| {
+                        l.closed(conn, now, "connect: timed out".into())
+                    });
                 }
             }
         }
-    }
-}
-
-/// Lists the rooms and their cursors, then connects, authenticates and sends
-/// `resume` as the very first frame after `ready` (before the relay starts
-/// live delivery), so the replay and the live stream join without a gap.
-async fn open(session: &Session) -> Result<(Sink, Stream, Feed), Error> {
-    let inner = &session.inner;
-    let net = Error::Network;
-    let rooms = inner.client.all_rooms().await?;
-    let stored = inner.store.cursors()?;
-    let mut feed = Feed::new(inner.user.id, inner.device_id);
-    let resume = feed.connect(rooms.iter().map(|r| r.id), stored);
-    let token = inner.client.access_token().await?;
-    let ws = match tokio::time::timeout(
-        inner.client.options().connect_timeout,
-        tokio_tungstenite::connect_async(inner.client.ws_url()),
-    )
-    .await
-    {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return Err(net(format!("connect: {e}"))),
-        Err(_) => return Err(net("connect: timed out".into())),
-    };
-    let (mut sink, mut stream) = ws.split();
-    let auth = ClientFrame::Auth {
-        token: token.to_string(),
-    };
-    send_frame(&mut sink, &auth).await.map_err(net)?;
-    drop(auth);
-    drop(token);
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.next()).await {
-        Ok(Some(Ok(WsMessage::Text(t)))) => match serde_json::from_str::<ServerFrame>(&t) {
-            Ok(ServerFrame::Ready { user_id, .. }) if user_id == inner.user.id => {}
-            Ok(other) => return Err(Error::Protocol(format!("expected ready, got {other:?}"))),
-            Err(e) => return Err(Error::Protocol(format!("bad frame: {e}"))),
-        },
-        Ok(Some(Ok(WsMessage::Close(c)))) => return Err(net(format!("closed: {c:?}"))),
-        Ok(other) => return Err(net(format!("no ready: {other:?}"))),
-        Err(_) => return Err(net("no ready within 10 s".into())),
-    }
-    send_frame(&mut sink, &resume.frame()).await.map_err(net)?;
-    // Announcements missed while offline: refetch keys and members on demand.
-    session.forget_all_caches();
-    Ok((sink, stream, feed))
-}
-
-/// Handles one frame of a step. `Err`: end the connection after the step
-/// (what was handled before it is stored and shown).
-async fn handle(
-    session: &Session,
-    frame: ServerFrame,
-    feed: &mut Feed,
-    step: &mut Step,
-) -> Result<(), String> {
-    let inner = &session.inner;
-    match frame {
-        ServerFrame::Ack { client_id, id, seq } => {
+        Output::Authenticate(conn) => {
+            let sent = match (io.token.take(), io.socket.as_mut()) {
+                (Some(token), Some((c, sink, _))) if *c == conn => {
+                    let auth = ClientFrame::Auth {
+                        token: token.to_string(),
+                    };
+                    send_frame(sink, &auth).await
+                }
+                _ => Err("no token".into()),
+            };
+            if let Err(e) = sent {
+                with_link(session, |l| {
+                    l.closed(conn, session.now_ms(), format!("auth: {e}"))
+                });
+            }
+        }
+        Output::Online(_) => {
+            // Announcements missed while offline: refetch keys and members on demand.
+            session.forget_all_caches();
+            let s = session.detached();
+            tokio::spawn(async move {
+                match s.flush_outbox().await {
+                    Ok(refused) => {
+                        for (client_id, e) in refused {
+                            s.emit(Event::RelayError {
+                                code: e.code().unwrap_or("refused").to_owned(),
+                                detail: Some(format!("message {client_id} was refused: {e}")),
+                            })
+                            .await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "outbox flush stopped; retried on the next connection");
+                    }
+                }
+            });
+        }
+        Output::Send(frame) => {
+            if let Some((conn, sink, _)) = io.socket.as_mut()
+                && let Err(e) = send_frame(sink, &frame).await
+            {
+                let conn = *conn;
+                with_link(session, |l| {
+                    l.closed(conn, session.now_ms(), format!("send: {e}"))
+                });
+            }
+        }
+        Output::Close(conn) => {
+            if io.socket.as_ref().is_some_and(|s| s.0 == conn)
+                && let Some((_, mut sink, _)) = io.socket.take()
+            {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
+            }
+        }
+        Output::State(LinkState::Online) => {
+            session.emit(Event::Connection(Connection::Online)).await;
+        }
+        Output::State(LinkState::Offline {
+            reason,
+            retry_in_ms: Some(retry_in_ms),
+        }) => {
+            tracing::debug!(%reason, retry_in_ms, "live connection ended");
+            session
+                .emit(Event::Connection(Connection::Offline {
+                    reason,
+                    retry_in_ms,
+                }))
+                .await;
+        }
+        // The native SDK's events name no attempt under way, and a stopped
+        // connection is the app's own doing.
+        Output::State(LinkState::Connecting | LinkState::Offline { .. }) => {}
+        Output::Acked { client_id, ack } => {
             if let Some(tx) = lock(&inner.acks).remove(&client_id) {
-                let _ = tx.send(Ok((id, seq)));
+                let _ = tx.send(ack);
             }
         }
-        ServerFrame::Error {
-            code,
-            detail,
-            client_id,
-            retry_after_ms,
-        } => match client_id.and_then(|c| lock(&inner.acks).remove(&c)) {
-            Some(tx) => {
-                let _ = tx.send(Err((code, detail, retry_after_ms)));
-            }
-            None => step.events.push(Event::RelayError { code, detail }),
-        },
-        ServerFrame::Message {
-            room_id,
-            id,
-            seq,
-            sender_id,
-            device_id,
-            envelope,
-            created_at,
-        } => match feed.message(room_id, seq, sender_id, device_id) {
-            Arrival::Skip | Arrival::Handled => {}
-            Arrival::Resume(resume) => step.frames.push(resume.frame()),
-            Arrival::Open => {
-                let m = Incoming {
-                    room_id,
-                    id,
-                    seq,
-                    sender_id,
-                    device_id,
-                    created_at,
-                };
-                if let Some(event) = receive(session, feed, m, envelope.as_bytes()).await? {
-                    step.events.push(event);
+        Output::Receive(m) => {
+            let (room_id, seq) = (m.room_id, m.seq);
+            let settle = receive(session, m).await;
+            with_link(session, |l| l.settle(room_id, seq, settle));
+        }
+        Output::RoomChanged { room_id, change } => {
+            session.forget_room(room_id);
+            // The engine looks at the new member list (warning about anyone the
+            // owner did not sign) and, as the owner, signs or re-posts the
+            // membership statement. In a task of its own: posting waits for an
+            // ack this task reads.
+            let s = session.detached();
+            tokio::spawn(async move { room_changed(&s, room_id, change).await });
+        }
+        Output::KeysChanged(user_id) => {
+            let s = session.detached();
+            tokio::spawn(async move {
+                if let Err(e) = s.refresh_devices(user_id).await {
+                    tracing::debug!(error = %e, "refetching keys failed; retried on next use");
+                    s.forget_devices(user_id);
                 }
+            });
+        }
+        Output::Store(changes) => {
+            let store = inner.store.clone();
+            let applied = match tokio::task::spawn_blocking(move || store.apply(&changes)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(format!("store worker: {e}")),
+            };
+            with_link(session, |l| l.stored(session.now_ms(), applied));
+        }
+        Output::Show(frame) => {
+            if let Some(event) = shown(frame) {
+                session.emit(event).await;
             }
-        },
-        ServerFrame::MessageDeleted { room_id, id, seq } => match feed.deletion(room_id, seq) {
-            Deletion::Deleted => step.events.push(Event::MessageDeleted { room_id, id, seq }),
-            Deletion::Skip => {}
-            Deletion::Resume(resume) => step.frames.push(resume.frame()),
-        },
+        }
+        Output::App(event) => session.emit(event).await,
+        Output::LoggedOut => session.emit(Event::LoggedOut).await,
+    }
+}
+
+/// The app's event for a frame the link shows.
+fn shown(frame: ServerFrame) -> Option<Event> {
+    Some(match frame {
+        ServerFrame::MessageDeleted { room_id, id, seq } => {
+            Event::MessageDeleted { room_id, id, seq }
+        }
         ServerFrame::Typing {
             room_id,
             user_id,
             active,
-        } => {
-            if user_id != inner.user.id {
-                step.events.push(Event::Typing {
-                    room_id,
-                    user_id,
-                    active,
-                });
-            }
-        }
-        ServerFrame::Presence { user_id, online } => {
-            step.events.push(Event::Presence { user_id, online });
-        }
+        } => Event::Typing {
+            room_id,
+            user_id,
+            active,
+        },
+        ServerFrame::Presence { user_id, online } => Event::Presence { user_id, online },
         ServerFrame::Receipt {
             room_id,
             user_id,
             kind,
             seq,
-        } => step.events.push(Event::Receipt {
+        } => Event::Receipt {
             room_id,
             user_id,
             kind,
             seq,
-        }),
-        ServerFrame::Room { room_id, change } => {
-            session.forget_room(room_id);
-            step.events.push(Event::Room { room_id, change });
-            // The engine looks at the new member list (warning about anyone the
-            // owner did not sign) and, as the owner, signs or re-posts the
-            // membership statement. In a task of its own: posting waits for an
-            // ack this loop reads.
-            let s = session.detached();
-            tokio::spawn(async move { room_changed(&s, room_id, change).await });
-            if matches!(change, RoomChange::Created | RoomChange::MemberAdded)
-                && let Some(resume) = feed.joined(room_id)
-            {
-                step.frames.push(resume.frame());
-            }
-        }
-        ServerFrame::HistoryStart { room_id, seq } => feed.history_start(room_id, seq),
-        ServerFrame::KeysChanged { user_id } => {
-            if let Err(e) = session.refresh_devices(user_id).await {
-                tracing::debug!(error = %e, "refetching keys failed; retried on next use");
-                session.forget_devices(user_id);
-            }
-            step.events.push(Event::DevicesChanged { user_id });
-        }
+        },
+        ServerFrame::Room { room_id, change } => Event::Room { room_id, change },
+        ServerFrame::KeysChanged { user_id } => Event::DevicesChanged { user_id },
         ServerFrame::Invitation {
             invitation_id,
             room_id,
             change,
-        } => step.events.push(Event::Invitation {
+        } => Event::Invitation {
             invitation_id,
             room_id,
             change,
-        }),
-        ServerFrame::Ready { .. } | ServerFrame::Pong => {}
-    }
-    Ok(())
+        },
+        ServerFrame::Error { code, detail, .. } => Event::RelayError { code, detail },
+        ServerFrame::Ready { .. }
+        | ServerFrame::Ack { .. }
+        | ServerFrame::Message { .. }
+        | ServerFrame::HistoryStart { .. }
+        | ServerFrame::Pong => return None,
+    })
 }
 
 /// After a room event: the engine takes the relay's new view of the room, and
@@ -484,28 +419,18 @@ pub(crate) async fn catch_up_statements(session: &Session, room_id: Uuid) {
             sender_id: m.sender_id,
             device_id: m.device_id,
             created_at: m.created_at,
+            envelope: envelope.0,
         };
         // Only statements: messages are shown (and statements again, which
         // the engine takes once) when the live stream gets there.
         if let Ok(Checked::Opened {
             plaintext, reached, ..
-        }) = open_checked(session, &incoming, envelope.as_bytes()).await
+        }) = open_checked(session, &incoming).await
             && let Plaintext::Membership(statement) = Plaintext::decode(&plaintext.plaintext)
         {
             let _ = membership_message(session, &incoming, &statement, &reached).await;
         }
     }
-}
-
-/// A message frame's routing fields (relay-asserted; the envelope's signed
-/// header must agree, which `open` checks).
-struct Incoming {
-    room_id: Uuid,
-    id: Uuid,
-    seq: u64,
-    sender_id: Uuid,
-    device_id: Uuid,
-    created_at: String,
 }
 
 /// What the checks before the content made of a message.
@@ -525,8 +450,9 @@ enum Checked {
 /// sender's device trusted (and not revoked before the message was stored),
 /// does it open and authenticate. `Err` means "cannot tell now" (the sender's
 /// keys did not load): the cursor must not move.
-async fn open_checked(session: &Session, m: &Incoming, envelope: &[u8]) -> Result<Checked, String> {
+async fn open_checked(session: &Session, m: &Incoming) -> Result<Checked, String> {
     let inner = &session.inner;
+    let envelope = m.envelope.as_slice();
     // Cheap checks first: is it for this device at all?
     let Ok(parsed) = envelope::Envelope::from_bytes(envelope) else {
         return Ok(Checked::Refused(UndecryptableReason::Invalid));
@@ -559,52 +485,57 @@ async fn open_checked(session: &Session, m: &Incoming, envelope: &[u8]) -> Resul
     }
 }
 
-/// Receives the room's next message (the feed said [`Arrival::Open`]): opens
-/// it, checks its id against replays, and settles it in the feed (with its
-/// sealed history item). Returns the event to show once the step is stored.
-async fn receive(
-    session: &Session,
-    feed: &mut Feed,
-    m: Incoming,
-    envelope: &[u8],
-) -> Result<Option<Event>, String> {
+/// Receives the room's next message (the link said [`Output::Receive`]):
+/// opens it, checks its id against replays, and says how it settles (with its
+/// sealed history item and the event to show once the step is stored).
+async fn receive(session: &Session, m: Incoming) -> Settle<Event> {
+    match receive_checked(session, &m).await {
+        Ok((kept, event)) => Settle::Handled { kept, event },
+        Err(reason) => Settle::Later(reason),
+    }
+}
+
+type Handled = (Option<Vec<u8>>, Option<Event>);
+
+async fn receive_checked(session: &Session, m: &Incoming) -> Result<Handled, String> {
     let inner = &session.inner;
-    let undecryptable = |feed: &mut Feed, reason| {
-        feed.settle(m.room_id, m.seq, None);
-        Ok(Some(Event::Undecryptable {
-            room_id: m.room_id,
-            seq: m.seq,
-            sender_id: m.sender_id,
-            reason,
-        }))
+    let undecryptable = |reason| {
+        Ok((
+            None,
+            Some(Event::Undecryptable {
+                room_id: m.room_id,
+                seq: m.seq,
+                sender_id: m.sender_id,
+                reason,
+            }),
+        ))
     };
-    let (opened, trust, reached) = match open_checked(session, &m, envelope).await? {
+    let (opened, trust, reached) = match open_checked(session, m).await? {
         Checked::Opened {
             plaintext,
             trust,
             reached,
         } => (plaintext, trust, reached),
-        Checked::Refused(reason) => return undecryptable(feed, reason),
+        Checked::Refused(reason) => return undecryptable(reason),
     };
     let stored = inner
         .store
         .seen_at(m.sender_id, opened.replay_id())
         .map_err(|e| format!("store: {e}"))?;
-    match feed.seen(m.sender_id, opened.replay_id(), m.room_id, m.seq, stored) {
+    let seen = lock(&inner.link).as_mut().map_or(Seen::New, |l| {
+        l.seen(m.sender_id, opened.replay_id(), m.room_id, m.seq, stored)
+    });
+    match seen {
         Seen::New => {}
         // Handled in a stored step already (a replay from an old cursor): not shown again.
-        Seen::Again => {
-            feed.settle(m.room_id, m.seq, None);
-            return Ok(None);
-        }
-        Seen::Replay => return undecryptable(feed, UndecryptableReason::Replayed),
+        Seen::Again => return Ok((None, None)),
+        Seen::Replay => return undecryptable(UndecryptableReason::Replayed),
     }
     let content = match Plaintext::decode(&opened.plaintext) {
         Plaintext::Content(c) => c,
         Plaintext::Membership(statement) => {
-            let warning = membership_message(session, &m, &statement, &reached).await?;
-            feed.settle(m.room_id, m.seq, None);
-            return Ok(warning);
+            let warning = membership_message(session, m, &statement, &reached).await?;
+            return Ok((None, warning));
         }
     };
     let message = ReceivedMessage {
@@ -615,7 +546,7 @@ async fn receive(
         sender_device: m.device_id,
         client_id: opened.replay_id(),
         sent_at_ms: opened.header.timestamp_ms,
-        received_at: m.created_at,
+        received_at: m.created_at.clone(),
         own: m.sender_id == inner.user.id,
         trust,
         content,
@@ -624,8 +555,7 @@ async fn receive(
     let sealed = os_rng()
         .and_then(|mut rng| session.seal_kept(&message, &mut rng))
         .map_err(|e| format!("store: {e}"))?;
-    feed.settle(m.room_id, m.seq, Some(sealed));
-    Ok(Some(Event::Message(message)))
+    Ok((Some(sealed), Some(Event::Message(message))))
 }
 
 /// A membership statement in a message (a control message the app does not

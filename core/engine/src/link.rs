@@ -389,12 +389,7 @@ impl<E> Link<E> {
 
     /// The answer to [`Output::Prepare`]: the rooms the relay lists and the
     /// store's cursors, or why not.
-    pub fn prepared(
-        &mut self,
-        conn: Conn,
-        now: Millis,
-        prepared: Result<Prepared, PrepareFailed>,
-    ) {
+    pub fn prepared(&mut self, conn: Conn, now: Millis, prepared: Result<Prepared, PrepareFailed>) {
         if conn != self.conn || self.phase != Phase::Preparing {
             return;
         }
