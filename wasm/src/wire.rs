@@ -13,6 +13,12 @@ use crate::types;
 /// `type` or with a field of the wrong type is `malformed`.
 #[wasm_bindgen(js_name = parseServerFrame)]
 pub fn parse_server_frame(text: &str) -> Result<types::ServerFrame> {
+    Ok(js::to_js(&read_server_frame(text)?)?.into())
+}
+
+/// A relay frame as the core reads it, every integer in it exact as a
+/// JavaScript number.
+pub(crate) fn read_server_frame(text: &str) -> Result<ServerFrame> {
     let frame: ServerFrame = js::from_json_text(text, "server frame")?;
     // Every integer must be exact as a JavaScript number.
     let n = match &frame {
@@ -29,7 +35,7 @@ pub fn parse_server_frame(text: &str) -> Result<types::ServerFrame> {
             "a number in the frame is above 2^53 - 1",
         ));
     }
-    Ok(js::to_js(&frame)?.into())
+    Ok(frame)
 }
 
 /// Encodes a frame to send to the relay, checked strictly (unknown fields are

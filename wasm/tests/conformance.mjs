@@ -6,7 +6,7 @@
 //
 // `open()` opens the store under test; `reopen(store)` closes it and opens it
 // again (a page reload: persistent stores keep everything, a memory store is
-// handed back as is); `ClientFeed` is the engine's feed from the bindings.
+// handed back as is); `ClientLink` is the engine's live connection from the bindings.
 
 function fail(msg) {
   throw new Error(`store conformance: ${msg}`);
@@ -122,28 +122,50 @@ async function apply(store) {
 }
 
 /**
- * A crash between the feed's step and the apply: the store keeps the old
+ * A crash between the engine's step and the apply: the store keeps the old
  * cursor, the next connection resumes from it, and the messages of the lost
- * step are new again (not replays), so each is shown once.
+ * step are new again (not replays), so each is shown once. Driven through the
+ * engine's link (`ClientLink`), as the client drives it.
  */
-async function crashBeforeApply(store, reopen, ClientFeed) {
+async function crashBeforeApply(store, reopen, ClientLink) {
   const step = async (s, from, to, applyIt) => {
-    const feed = new ClientFeed(alice, room);
+    const link = new ClientLink(alice, room, 1000);
     try {
-      const resume = feed.connect([other], [...(await s.cursors())]);
-      const shown = [];
+      const next = (kind) => {
+        for (;;) {
+          const out = link.poll(0);
+          if (out === undefined) fail(`the link stopped before ${kind}`);
+          if (out.kind === kind) return out;
+        }
+      };
+      link.start(0);
+      const { conn } = next("prepare");
+      link.prepared(conn, 0, [other], [...(await s.cursors())]);
+      next("open");
+      link.opened(conn, 0);
+      next("authenticate");
+      link.received(conn, 0, JSON.stringify({ type: "ready", user_id: alice }));
+      const resume = JSON.parse(next("send").text).cursors;
       for (let seq = from; seq <= to; seq++) {
-        eq(feed.message(other, seq, bob, bobDevice), { kind: "open" }, `message ${seq} opens`);
+        const frame = { room_id: other, id: id(2000 + seq), seq, sender_id: bob, device_id: bobDevice };
+        link.received(conn, 0, JSON.stringify({ type: "message", ...frame, envelope: "AA", created_at: "2026-12-07T00:00:00Z" }));
+      }
+      const shown = [];
+      for (;;) {
+        const out = next(shown.length === to - from + 1 ? "store" : "receive");
+        if (out.kind === "store") {
+          if (applyIt) await s.apply(out.changes);
+          break;
+        }
+        const { seq } = out.message;
         const clientId = id(1000 + seq);
-        eq(feed.seen(bob, clientId, other, seq, await s.seenAt(bob, clientId)), "new", `message ${seq} is new`);
-        feed.settle(other, seq, new Uint8Array([seq]));
+        eq(link.seen(bob, clientId, other, seq, await s.seenAt(bob, clientId)), "new", `message ${seq} is new`);
+        link.settle(other, seq, new Uint8Array([seq]), undefined);
         shown.push(seq);
       }
-      const changes = feed.takeChanges();
-      if (applyIt) await s.apply(changes);
       return { resume, shown };
     } finally {
-      feed.free();
+      link.free();
     }
   };
   await step(store, 1, 3, true);
@@ -157,10 +179,10 @@ async function crashBeforeApply(store, reopen, ClientFeed) {
 }
 
 /** Runs the whole suite; returns the store (reopened by the crash check). */
-export async function storeConformance({ open, reopen, ClientFeed }) {
+export async function storeConformance({ open, reopen, ClientLink }) {
   let store = await open();
   await basics(store);
   await apply(store);
-  store = await crashBeforeApply(store, reopen, ClientFeed);
+  store = await crashBeforeApply(store, reopen, ClientLink);
   return store;
 }

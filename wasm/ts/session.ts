@@ -16,7 +16,6 @@ import {
   StoreVault,
   verifyBundle,
 } from "./sotto_wasm.js";
-import { POLICY } from "./wire.gen.js";
 import type { HistoryItem, MembershipWarning, OutboxVerdict, Recipient, Sealable, SenderLookup, VerifiedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
@@ -49,7 +48,6 @@ import type {
 import { fromB64, fromUtf8, sameBytes, toB64, utf8, uuidv7 } from "./codec.js";
 
 /** How long a send over the socket waits for the relay's `ack` before posting over HTTP. */
-const ACK_TIMEOUT_MS = POLICY.ackTimeoutMs;
 
 export type RsaBits = 2048 | 3072 | 4096;
 
@@ -836,19 +834,14 @@ export class Session extends EventTarget {
     const envelopeB64 = toB64(entry.envelope);
     let cause: unknown;
     let verdict: OutboxVerdict;
-    const wait = this.sync.expectAck(clientId, ACK_TIMEOUT_MS);
-    if (this.sync.send({ type: "send", room_id: roomId, client_id: clientId, envelope: envelopeB64 })) {
-      const r = await wait.result;
-      if (r.kind === "ack") verdict = ob.socketAck(clientId, r.id, r.seq);
-      else if (r.kind === "error") {
-        verdict = ob.socketRefused(clientId, r.code, r.retryAfterMs);
-        const detail = r.detail ? `: ${r.detail}` : "";
-        cause = new SottoError(r.code, `the relay refused the message${detail}`, { status: 400, detail: r.detail, clientId });
-      } else verdict = ob.socketSilent(clientId);
-    } else {
-      wait.cancel();
-      verdict = ob.socketSilent(clientId);
-    }
+    const acked = this.sync.sendMessage(clientId, { type: "send", room_id: roomId, client_id: clientId, envelope: envelopeB64 });
+    const r = acked === null ? null : await acked;
+    if (r?.kind === "stored") verdict = ob.socketAck(clientId, r.id, r.seq);
+    else if (r?.kind === "refused") {
+      verdict = ob.socketRefused(clientId, r.code, r.retryAfterMs);
+      const detail = r.detail ? `: ${r.detail}` : "";
+      cause = new SottoError(r.code, `the relay refused the message${detail}`, { status: 400, detail: r.detail, clientId });
+    } else verdict = ob.socketSilent(clientId);
     if (verdict.kind === "http") {
       const afterMs = verdict.afterMs;
       if (afterMs > 0) await new Promise((resolve) => setTimeout(resolve, afterMs));

@@ -88,7 +88,7 @@ export interface KeyStore {
   addPin(userId: Uuid, pin: Pin): Promise<boolean>;
   cursors(): Promise<Map<Uuid, number>>;
   /**
-   * Applies what one step of the engine's feed decided (`ClientFeed.takeChanges`),
+   * Applies what one step of the engine's feed decided (a `store` output of `ClientLink.poll`),
    * all or none, in one transaction: cursors move forward (never back), seen
    * message ids are recorded (a known one keeps its first place), history items
    * are kept, then deleted ones dropped.

@@ -1,33 +1,19 @@
-// The live connection: one WebSocket at a time, resumed from the stored
-// cursors right after `ready`, reconnected with back-off (0.25 s doubling to
-// 30 s, jittered). The driver of the native SDK's core/client/src/sync.rs.
-//
-// The engine's feed (`ClientFeed`) decides the order: cursors, gaps and
-// `resume`, de-duplication, receipts. Frames are handled in steps (every frame
-// already received, up to BURST): a step's changes go to the store in one
-// transaction (`KeyStore.apply`), and only then are its events shown and its
-// frames sent. A message that cannot be checked now (the sender's keys did not
-// load) ends the connection without moving the cursor; the next one resumes there.
+// The live connection's driver. The engine's link (`ClientLink`, the code the
+// native SDK runs) decides: when to connect, `resume` first after `ready`, the
+// steps (one `KeyStore.apply` transaction each, its events shown only after),
+// gaps, de-duplication, receipts, keep-alive, the wait for an `ack`, back-off.
+// This does its outputs: HTTP, the WebSocket, the store, opening messages and
+// the app's events. The driver of the native SDK is core/client/src/sync.rs.
 
 import { ClientCodes, codeOf } from "./errors.js";
 import type { ConnectionState } from "./events.js";
 import type { Session } from "./session.js";
-import type { ClientFrame, ServerFrame, Uuid } from "./sotto_wasm.js";
-import { fromB64 } from "./codec.js";
-import { ClientFeed, parseServerFrame, reconnectDelayMs } from "./sotto_wasm.js";
-import type { ResumeCursors } from "./sotto_wasm.js";
+import type { ClientFrame, LinkAck, LinkIncoming, LinkOutput, ServerFrame, Uuid } from "./sotto_wasm.js";
+import { ClientLink, parseServerFrame, reconnectDelayMs } from "./sotto_wasm.js";
 import { POLICY } from "./wire.gen.js";
 
 /** A WebSocket constructor (browsers: the global `WebSocket`; Node: e.g. the `ws` package's). */
 export type WebSocketConstructor = new (url: string) => WebSocket;
-
-// The engine's timing policy (sotto-engine `policy`, the native SDK's numbers).
-const PING_EVERY_MS = POLICY.pingEveryMs;
-const RECEIPT_EVERY_MS = POLICY.receiptEveryMs;
-const STABLE_AFTER_MS = POLICY.stableAfterMs;
-const HANDSHAKE_MS = POLICY.handshakeTimeoutMs;
-/** At most this many frames make one step (one store transaction). */
-const BURST = 256;
 
 /** Reconnect delay after `failures` failed connections in a row (the engine's: 0.25 s × 2^n up to 30 s, jittered into [d/2, d]). */
 export function backoffMs(failures: number): number {
@@ -35,87 +21,7 @@ export function backoffMs(failures: number): number {
   return reconnectDelayMs(Math.min(Math.max(0, Math.floor(failures)), 0xffff_ffff), jitter);
 }
 
-type Item =
-  | { kind: "open" }
-  | { kind: "text"; data: string }
-  | { kind: "closed"; reason: string }
-  | { kind: "tick" }
-  | { kind: "receipts" }
-  | { kind: "stop" }
-  | { kind: "timeout" };
-
-/** One consumer's queue of everything that happens to a connection, handled in order. */
-class Mailbox {
-  private readonly items: Item[] = [];
-  private waiter: ((i: Item) => void) | null = null;
-
-  push(i: Item): void {
-    const w = this.waiter;
-    if (w !== null) {
-      this.waiter = null;
-      w(i);
-    } else {
-      this.items.push(i);
-    }
-  }
-
-  /** The texts queued right behind the current item (up to `max`): the rest of a step. */
-  takeTexts(max: number): string[] {
-    const out: string[] = [];
-    while (out.length < max) {
-      const i = this.items[0];
-      if (i === undefined || i.kind !== "text") break;
-      this.items.shift();
-      out.push(i.data);
-    }
-    return out;
-  }
-
-  next(timeoutMs?: number): Promise<Item> {
-    const first = this.items.shift();
-    if (first !== undefined) return Promise.resolve(first);
-    return new Promise((resolve) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const w = (i: Item) => {
-        if (timer !== undefined) clearTimeout(timer);
-        resolve(i);
-      };
-      this.waiter = w;
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          if (this.waiter === w) {
-            this.waiter = null;
-            resolve({ kind: "timeout" });
-          }
-        }, timeoutMs);
-      }
-    });
-  }
-}
-
-type End = { kind: "retry"; reason: string } | { kind: "stopped" } | { kind: "loggedout" };
-
-/** One `connect()`: stopped by `disconnect()`. */
-interface Run {
-  stopped: boolean;
-  mailbox: Mailbox | null;
-  wake: (() => void) | null;
-}
-
-/** What one step produced, acted on after its changes are stored. */
-interface Step {
-  /** The step's events, emitted in order once its changes are stored. */
-  shows: Array<() => void>;
-  resumes: ResumeCursors[];
-}
-
-/** What the wait for a socket `ack` ended with. */
-export type AckResult =
-  | { kind: "ack"; id: Uuid; seq: number }
-  | { kind: "error"; code: string; detail?: string; retryAfterMs?: number }
-  | { kind: "offline" };
-
-/** A relay frame as the core reads it (null: unreadable or unknown, ignored as the SDK does). */
+/** A relay frame as the core reads it (null: unreadable or unknown). */
 export function parseFrame(text: string): ServerFrame | null {
   try {
     return parseServerFrame(text);
@@ -124,400 +30,269 @@ export function parseFrame(text: string): ServerFrame | null {
   }
 }
 
+const now = (): number => performance.now();
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
 /** @internal The session's live connection. */
 export class Sync {
   state: ConnectionState = "offline";
-  private current: Run | null = null;
-  private socket: WebSocket | null = null;
-  private readonly acks = new Map<Uuid, (r: AckResult) => void>();
+  private readonly link: ClientLink;
+  private socket: { conn: number; ws: WebSocket } | null = null;
+  private token: string | null = null;
+  private readonly acks = new Map<Uuid, (a: LinkAck) => void>();
+  private pumping = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private idle: Array<() => void> = [];
 
   constructor(
     private readonly s: Session,
     private readonly WS: WebSocketConstructor,
-  ) {}
+  ) {
+    this.link = new ClientLink(s.userId, s.deviceId, POLICY.handshakeTimeoutMs);
+  }
 
-  /** Starts the reconnect loop (idempotent). */
+  /** Starts the connection (idempotent). */
   start(): void {
-    if (this.current !== null && !this.current.stopped) return;
-    const run: Run = { stopped: false, mailbox: null, wake: null };
-    this.current = run;
-    // A stopped run may still be finishing a step: the new one starts after it
-    // (two runs at once would each show what the other stores).
-    const previous = this.running;
-    this.running = previous.then(() => (run.stopped ? undefined : this.loop(run)));
+    this.input((l) => l.start(now()));
   }
 
-  /** Resolves once no run is left (after `stop`, when the last step is done). */
-  ended(): Promise<void> {
-    return this.running;
-  }
-
-  private running: Promise<void> = Promise.resolve();
-
-  /** Stops the loop: the socket is closed, pending sends fall back to HTTP. */
+  /** Stops it: the socket closes once the step under way is stored; pending sends fall back to HTTP. */
   stop(): void {
-    const run = this.current;
-    if (run === null) return;
-    run.stopped = true;
-    run.mailbox?.push({ kind: "stop" });
-    run.wake?.();
+    this.input((l) => l.stop(now()));
+  }
+
+  /** Resolves once the link has wound down (after `stop`, when its last step is stored). */
+  ended(): Promise<void> {
+    if (!this.link.isActive && !this.pumping) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
   }
 
   /** Sends a frame on the live socket; false when offline. */
   send(frame: ClientFrame): boolean {
-    const ws = this.socket;
-    if (ws === null || this.state !== "online" || ws.readyState !== 1) return false;
-    try {
-      ws.send(JSON.stringify(frame));
-      return true;
-    } catch {
-      return false;
+    const sent = this.link.send(frame);
+    if (sent) this.kick();
+    return sent;
+  }
+
+  /** Sends a message frame and waits for its `ack` (the engine's timeout); null when offline. */
+  sendMessage(clientId: Uuid, frame: ClientFrame): Promise<LinkAck> | null {
+    if (!this.link.sendMessage(now(), clientId, frame)) return null;
+    const result = new Promise<LinkAck>((resolve) => this.acks.set(clientId, resolve));
+    this.kick();
+    return result;
+  }
+
+  private input(f: (l: ClientLink) => void): void {
+    f(this.link);
+    this.kick();
+  }
+
+  /** Does the link's outputs until it waits for an input or a deadline. */
+  private kick(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    void this.pump().finally(() => {
+      this.pumping = false;
+      clearTimeout(this.timer);
+      const at = this.link.deadline();
+      if (at !== undefined) this.timer = setTimeout(() => this.kick(), Math.max(0, at - now()));
+      if (!this.link.isActive) for (const resolve of this.idle.splice(0)) resolve();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    for (let out = this.link.poll(now()); out !== undefined; out = this.link.poll(now())) {
+      try {
+        await this.perform(out);
+      } catch (e) {
+        // An output's own failure (a store or socket error) is reported to the link there;
+        // anything else is a bug: keep the loop alive and say so.
+        this.s.emit("relayerror", { code: "internal", detail: `live connection: ${message(e)}` });
+      }
     }
   }
 
-  /** Waits for the `ack` (or refusal) of `clientId`, at most `timeoutMs`; `offline` when the socket goes. */
-  expectAck(clientId: Uuid, timeoutMs: number): { result: Promise<AckResult>; cancel: () => void } {
-    let resolveFn: (r: AckResult) => void = () => undefined;
-    const result = new Promise<AckResult>((resolve) => {
-      const timer = setTimeout(() => finish({ kind: "offline" }), timeoutMs);
-      const finish = (r: AckResult) => {
-        clearTimeout(timer);
-        if (this.acks.get(clientId) === finish) this.acks.delete(clientId);
-        resolve(r);
-      };
-      resolveFn = finish;
-      this.acks.set(clientId, finish);
-    });
-    return { result, cancel: () => resolveFn({ kind: "offline" }) };
-  }
-
-  private setState(state: ConnectionState, reason?: string, retryInMs?: number): void {
-    this.state = state;
-    const detail: { state: ConnectionState; reason?: string; retryInMs?: number } = { state };
-    if (reason !== undefined) detail.reason = reason;
-    if (retryInMs !== undefined) detail.retryInMs = Math.round(retryInMs);
-    this.s.emit("connection", detail);
-  }
-
-  /** Forgets the socket; sends waiting for an ack fall back to HTTP at once (unless a newer run is live). */
-  private wentOffline(run: Run): void {
-    if (this.current !== run && this.current !== null && !this.current.stopped) return;
-    this.socket = null;
-    for (const finish of [...this.acks.values()]) finish({ kind: "offline" });
-    this.acks.clear();
-  }
-
-  private async loop(run: Run): Promise<void> {
-    let failures = 0;
-    while (!run.stopped) {
-      this.setState("connecting");
-      const started = Date.now();
-      let end: End;
-      try {
-        end = await this.connection(run);
-      } catch (e) {
-        end = { kind: "retry", reason: e instanceof Error ? e.message : String(e) };
-      }
-      this.wentOffline(run);
-      if (end.kind === "stopped" || run.stopped) break;
-      if (end.kind === "loggedout") {
-        run.stopped = true;
-        this.setState("offline", "logged out");
-        this.s.loggedOut();
+  private async perform(out: LinkOutput): Promise<void> {
+    const s = this.s;
+    const link = this.link;
+    switch (out.kind) {
+      case "prepare": {
+        try {
+          const rooms = (await s.relay.rooms()).map((r) => r.id);
+          const stored = await s.store.cursors();
+          this.token = await s.relay.accessToken();
+          link.prepared(out.conn, now(), rooms, [...stored]);
+        } catch (e) {
+          link.prepareFailed(out.conn, now(), codeOf(e) === ClientCodes.notLoggedIn, message(e));
+        }
         return;
       }
-      if (Date.now() - started > STABLE_AFTER_MS) failures = 0;
-      failures++;
-      const delay = backoffMs(failures);
-      this.setState("offline", end.reason, delay);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay);
-        run.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      run.wake = null;
-    }
-    if (this.current === run) this.setState("offline", "disconnected");
-  }
-
-  /**
-   * One connection: lists the rooms and their cursors, connects, authenticates,
-   * sends `resume` as the very first frame after `ready` (so replay and live
-   * delivery join without a gap), then handles frames in order until it ends.
-   */
-  private async connection(run: Run): Promise<End> {
-    const s = this.s;
-    let rooms: Uuid[];
-    let stored: Map<Uuid, number>;
-    let token: string;
-    try {
-      rooms = (await s.relay.rooms()).map((r) => r.id);
-      stored = await s.store.cursors();
-      token = await s.relay.accessToken();
-    } catch (e) {
-      if (codeOf(e) === ClientCodes.notLoggedIn) return { kind: "loggedout" };
-      return { kind: "retry", reason: e instanceof Error ? e.message : String(e) };
-    }
-    if (run.stopped) return { kind: "stopped" };
-
-    let ws: WebSocket;
-    try {
-      ws = new this.WS(s.relay.wsUrl);
-    } catch (e) {
-      return { kind: "retry", reason: `connect: ${e instanceof Error ? e.message : String(e)}` };
-    }
-    const mb = new Mailbox();
-    run.mailbox = mb;
-    const timers: Array<ReturnType<typeof setInterval>> = [];
-    let lastRx = Date.now();
-    ws.onopen = () => mb.push({ kind: "open" });
-    ws.onmessage = (ev: MessageEvent) => {
-      lastRx = Date.now();
-      if (typeof ev.data === "string") mb.push({ kind: "text", data: ev.data });
-    };
-    ws.onclose = (ev: CloseEvent) =>
-      mb.push({ kind: "closed", reason: `socket closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})` });
-    ws.onerror = () => mb.push({ kind: "closed", reason: "socket error" });
-    const feed = new ClientFeed(s.userId, s.deviceId);
-    let freed = false;
-    const end = (e: End, code = 1000): End => {
-      for (const t of timers) clearInterval(t);
-      if (!freed) feed.free();
-      freed = true;
-      ws.onopen = null;
-      ws.onmessage = null;
-      ws.onclose = null;
-      ws.onerror = null;
-      try {
-        ws.close(code);
-      } catch {
-        // already closed
+      case "open":
+        return this.open(out.conn);
+      case "authenticate": {
+        const token = this.token ?? "";
+        this.token = null;
+        this.sendText(out.conn, JSON.stringify({ type: "auth", token } satisfies ClientFrame), "auth");
+        return;
       }
-      if (run.mailbox === mb) run.mailbox = null;
-      if (this.socket === ws) this.socket = null;
-      return e;
-    };
-    if (run.stopped) return end({ kind: "stopped" });
-
-    const first = await mb.next(HANDSHAKE_MS);
-    if (first.kind === "stop") return end({ kind: "stopped" });
-    if (first.kind !== "open") {
-      return end({ kind: "retry", reason: first.kind === "closed" ? first.reason : "connect: timed out" });
-    }
-    try {
-      ws.send(JSON.stringify({ type: "auth", token } satisfies ClientFrame));
-    } catch (e) {
-      return end({ kind: "retry", reason: `auth: ${String(e)}` });
-    }
-    const ready = await mb.next(HANDSHAKE_MS);
-    if (ready.kind === "stop") return end({ kind: "stopped" });
-    if (ready.kind !== "text") {
-      return end({ kind: "retry", reason: ready.kind === "closed" ? ready.reason : "no ready within 10 s" });
-    }
-    const rf = parseFrame(ready.data);
-    if (rf === null || rf.type !== "ready" || rf.user_id !== s.userId) {
-      return end({ kind: "retry", reason: `expected ready, got ${rf === null ? "an unreadable frame" : rf.type}` });
-    }
-    try {
-      ws.send(JSON.stringify({ type: "resume", cursors: feed.connect(rooms, [...stored]) } satisfies ClientFrame));
-    } catch (e) {
-      return end({ kind: "retry", reason: `resume: ${String(e)}` });
-    }
-    // Announcements missed while offline: refetch keys and members on demand.
-    s.forgetAllCaches();
-    this.socket = ws;
-    this.setState("online");
-    void s.flushOutbox();
-
-    const sendOrEnd = (frame: ClientFrame): End | null => {
-      try {
-        ws.send(JSON.stringify(frame));
-        return null;
-      } catch (e) {
-        return end({ kind: "retry", reason: `send: ${String(e)}` });
+      case "online":
+        // Announcements missed while offline: refetch keys and members on demand.
+        s.forgetAllCaches();
+        void s.flushOutbox();
+        return;
+      case "send":
+        if (this.socket !== null) this.sendText(this.socket.conn, out.text, "send");
+        return;
+      case "close":
+        if (this.socket?.conn === out.conn) this.closeSocket();
+        return;
+      case "state": {
+        this.state = out.state;
+        const detail: { state: ConnectionState; reason?: string; retryInMs?: number } = { state: out.state };
+        if (out.reason !== undefined) detail.reason = out.reason;
+        if (out.retryInMs !== undefined) detail.retryInMs = out.retryInMs;
+        s.emit("connection", detail);
+        return;
       }
-    };
-    const receipts = (): End | null => {
-      for (const { roomId, seq } of feed.receipts()) {
-        const e = sendOrEnd({ type: "receipt", room_id: roomId, kind: "delivered", seq });
-        if (e) return e;
+      case "acked": {
+        const resolve = this.acks.get(out.clientId);
+        this.acks.delete(out.clientId);
+        resolve?.(out.ack);
+        return;
       }
-      return null;
-    };
-    timers.push(setInterval(() => mb.push({ kind: "tick" }), PING_EVERY_MS));
-    timers.push(setInterval(() => mb.push({ kind: "receipts" }), RECEIPT_EVERY_MS));
-    for (;;) {
-      const item = await mb.next();
-      switch (item.kind) {
-        case "stop": {
-          receipts();
-          return end({ kind: "stopped" });
-        }
-        case "closed":
-          return end({ kind: "retry", reason: item.reason });
-        case "tick": {
-          if (Date.now() - lastRx > PING_EVERY_MS * 3) return end({ kind: "retry", reason: "no answer from the relay" });
-          const e = sendOrEnd({ type: "ping" });
-          if (e) return e;
-          break;
-        }
-        case "receipts": {
-          const e = receipts();
-          if (e) return e;
-          break;
-        }
-        case "text": {
-          // One step: this frame and every frame already received.
-          const step: Step = { shows: [], resumes: [] };
-          let failed: string | null = null;
-          for (const text of [item.data, ...mb.takeTexts(BURST - 1)]) {
-            const frame = parseFrame(text);
-            if (frame === null) continue; // unreadable frame: ignored
-            try {
-              failed = await this.handle(frame, feed, step);
-            } catch (e) {
-              failed = e instanceof Error ? e.message : String(e);
-            }
-            if (failed !== null || run.stopped) break;
-          }
-          // The step's changes are stored before anything is shown or sent.
-          try {
-            await s.store.apply(feed.takeChanges());
-          } catch (e) {
-            return end({ kind: "retry", reason: `store: ${e instanceof Error ? e.message : String(e)}` });
-          }
-          for (const show of step.shows) show();
-          if (run.stopped) return end({ kind: "stopped" });
-          for (const cursors of step.resumes) {
-            const e = sendOrEnd({ type: "resume", cursors });
-            if (e) return e;
-          }
-          if (failed !== null) return end({ kind: "retry", reason: failed });
-          break;
-        }
-        default:
-          break;
-      }
-    }
-  }
-
-  /** Handles one frame of a step; a reason: end the connection after the step. */
-  private async handle(frame: ServerFrame, feed: ClientFeed, step: Step): Promise<string | null> {
-    const s = this.s;
-    switch (frame.type) {
-      case "ack":
-        this.acks.get(frame.client_id)?.({ kind: "ack", id: frame.id, seq: frame.seq });
-        return null;
-      case "error": {
-        const waiter = frame.client_id === undefined ? undefined : this.acks.get(frame.client_id);
-        const r: AckResult = { kind: "error", code: frame.code };
-        if (frame.detail !== undefined) r.detail = frame.detail;
-        if (frame.retry_after_ms !== undefined) r.retryAfterMs = frame.retry_after_ms;
-        if (waiter) waiter(r);
-        else {
-          const { code, detail } = frame;
-          step.shows.push(() => s.emit("relayerror", detail === undefined ? { code } : { code, detail }));
-        }
-        return null;
-      }
-      case "message": {
-        const { room_id: roomId, seq, sender_id: senderId } = frame;
-        const arrival = feed.message(roomId, seq, senderId, frame.device_id);
-        if (arrival.kind === "resume") step.resumes.push(arrival.cursors);
-        if (arrival.kind !== "open") return null;
-        let envelope: Uint8Array | null;
-        try {
-          envelope = fromB64(frame.envelope);
-        } catch {
-          envelope = null;
-        }
-        const m = { roomId, id: frame.id, seq, senderId, deviceId: frame.device_id, createdAt: frame.created_at };
-        let again = false;
-        const r = await s.openIncoming(m, envelope, async (clientId) => {
-          const v = feed.seen(senderId, clientId, roomId, seq, await s.store.seenAt(senderId, clientId));
-          again = v === "again";
-          return v;
-        });
-        if (r.kind === "transient") return r.reason;
-        if (again) {
-          // Handled in a stored step already (a replay from an old cursor): not shown again.
-          feed.settle(roomId, seq, undefined);
-          return null;
-        }
-        if (r.kind === "message") {
-          // Kept in the same step as the cursor: stored before the app hears of it.
-          feed.settle(roomId, seq, s.sealKept(r.message));
-          step.shows.push(() => s.emit("message", r.message));
-        } else {
-          feed.settle(roomId, seq, undefined);
-          if (r.kind === "control") {
-            const w = r.warning;
-            if (w !== null) step.shows.push(() => s.emit("membership", w));
-          } else {
-            const detail = { roomId, seq, senderId, reason: r.reason };
-            step.shows.push(() => s.emit("undecryptable", detail));
-          }
-        }
-        return null;
-      }
-      case "message_deleted": {
-        const d = feed.deletion(frame.room_id, frame.seq);
-        if (d.kind === "resume") step.resumes.push(d.cursors);
-        const detail = { roomId: frame.room_id, id: frame.id, seq: frame.seq };
-        if (d.kind === "deleted") step.shows.push(() => s.emit("deleted", detail));
-        return null;
-      }
-      case "history_start":
-        feed.historyStart(frame.room_id, frame.seq);
-        return null;
-      case "typing": {
-        const detail = { roomId: frame.room_id, userId: frame.user_id, active: frame.active };
-        if (frame.user_id !== s.userId) step.shows.push(() => s.emit("typing", detail));
-        return null;
-      }
-      case "presence": {
-        const detail = { userId: frame.user_id, online: frame.online };
-        step.shows.push(() => s.emit("presence", detail));
-        return null;
-      }
-      case "receipt": {
-        const detail = { roomId: frame.room_id, userId: frame.user_id, kind: frame.kind, seq: frame.seq };
-        step.shows.push(() => s.emit("receipt", detail));
-        return null;
-      }
-      case "room": {
-        s.forgetRoom(frame.room_id);
-        const detail = { roomId: frame.room_id, change: frame.change };
-        step.shows.push(() => s.emit("room", detail));
+      case "receive":
+        return this.receive(out.message);
+      case "roomChanged":
         // The engine looks at the new member list; the owner signs or forwards
         // its statement. Not awaited: posting waits for an ack this loop reads.
-        void s.roomChanged(frame.room_id, frame.change).catch(() => undefined);
-        if (frame.change === "created" || frame.change === "member_added") {
-          const resume = feed.joined(frame.room_id);
-          if (resume !== undefined) step.resumes.push(resume);
-        }
-        return null;
+        s.forgetRoom(out.roomId);
+        void s.roomChanged(out.roomId, out.change).catch(() => undefined);
+        return;
+      case "keysChanged": {
+        const user = out.userId;
+        void s.refreshDevices(user).catch(() => s.forgetDevices(user)); // refetched on next use
+        return;
       }
-      case "keys_changed": {
+      case "store": {
+        let error: string | undefined;
         try {
-          await s.refreshDevices(frame.user_id);
-        } catch {
-          s.forgetDevices(frame.user_id); // refetched on next use
+          await s.store.apply(out.changes);
+        } catch (e) {
+          error = message(e);
         }
-        const detail = { userId: frame.user_id };
-        step.shows.push(() => s.emit("deviceschanged", detail));
-        return null;
+        link.stored(now(), error);
+        return;
       }
-      case "invitation": {
-        const detail = { invitationId: frame.invitation_id, roomId: frame.room_id, change: frame.change };
-        step.shows.push(() => s.emit("invitation", detail));
-        return null;
+      case "show":
+        return this.show(out.frame);
+      case "app":
+        (out.event as () => void)();
+        return;
+      case "loggedOut":
+        s.loggedOut();
+        return;
+    }
+  }
+
+  private open(conn: number): void {
+    let ws: WebSocket;
+    try {
+      ws = new this.WS(this.s.relay.wsUrl);
+    } catch (e) {
+      this.link.closed(conn, now(), `connect: ${message(e)}`);
+      return;
+    }
+    this.socket = { conn, ws };
+    ws.onopen = () => this.input((l) => l.opened(conn, now()));
+    ws.onmessage = (ev: MessageEvent) => {
+      if (typeof ev.data === "string") {
+        const text = ev.data;
+        this.input((l) => l.received(conn, now(), text));
       }
-      case "ready":
-      case "pong":
-        return null;
+    };
+    ws.onclose = (ev: CloseEvent) =>
+      this.input((l) => l.closed(conn, now(), `socket closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})`));
+    ws.onerror = () => this.input((l) => l.closed(conn, now(), "socket error"));
+  }
+
+  private sendText(conn: number, text: string, what: string): void {
+    const ws = this.socket?.conn === conn ? this.socket.ws : null;
+    try {
+      if (ws === null || ws.readyState !== 1) throw new Error("socket not open");
+      ws.send(text);
+    } catch (e) {
+      this.link.closed(conn, now(), `${what}: ${message(e)}`);
+    }
+  }
+
+  private closeSocket(): void {
+    const ws = this.socket?.ws;
+    this.socket = null;
+    if (ws === undefined) return;
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    ws.onerror = null;
+    try {
+      ws.close(1000);
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Opens a message the link handed out, then settles it. */
+  private async receive(m: LinkIncoming): Promise<void> {
+    const s = this.s;
+    const link = this.link;
+    const { roomId, seq, senderId } = m;
+    const incoming = { roomId, id: m.id, seq, senderId, deviceId: m.deviceId, createdAt: m.createdAt };
+    let again = false;
+    try {
+      const r = await s.openIncoming(incoming, m.envelope, async (clientId) => {
+        const v = link.seen(senderId, clientId, roomId, seq, await s.store.seenAt(senderId, clientId));
+        again = v === "again";
+        return v;
+      });
+      if (r.kind === "transient") link.settleLater(roomId, seq, r.reason);
+      // Handled in a stored step already (a replay from an old cursor): not shown again.
+      else if (again) link.settle(roomId, seq, undefined, undefined);
+      // Kept in the same step as the cursor: stored before the app hears of it.
+      else if (r.kind === "message") link.settle(roomId, seq, s.sealKept(r.message), () => s.emit("message", r.message));
+      else if (r.kind === "control") {
+        const w = r.warning;
+        link.settle(roomId, seq, undefined, w === null ? undefined : () => s.emit("membership", w));
+      } else {
+        const detail = { roomId, seq, senderId, reason: r.reason };
+        link.settle(roomId, seq, undefined, () => s.emit("undecryptable", detail));
+      }
+    } catch (e) {
+      link.settleLater(roomId, seq, message(e));
+    }
+  }
+
+  private show(f: ServerFrame): void {
+    const s = this.s;
+    switch (f.type) {
+      case "message_deleted":
+        return s.emit("deleted", { roomId: f.room_id, id: f.id, seq: f.seq });
+      case "typing":
+        return s.emit("typing", { roomId: f.room_id, userId: f.user_id, active: f.active });
+      case "presence":
+        return s.emit("presence", { userId: f.user_id, online: f.online });
+      case "receipt":
+        return s.emit("receipt", { roomId: f.room_id, userId: f.user_id, kind: f.kind, seq: f.seq });
+      case "room":
+        return s.emit("room", { roomId: f.room_id, change: f.change });
+      case "keys_changed":
+        return s.emit("deviceschanged", { userId: f.user_id });
+      case "invitation":
+        return s.emit("invitation", { invitationId: f.invitation_id, roomId: f.room_id, change: f.change });
+      case "error": {
+        const { code, detail } = f;
+        return s.emit("relayerror", detail === undefined ? { code } : { code, detail });
+      }
+      default:
+        return;
     }
   }
 }

@@ -441,9 +441,18 @@ impl<E> Link<E> {
         if conn != self.conn {
             return;
         }
-        let Ok(frame) = serde_json::from_str::<ServerFrame>(text) else {
+        match serde_json::from_str::<ServerFrame>(text) {
+            Ok(frame) => self.received_frame(conn, now, frame),
+            // Still a sign of life.
+            Err(_) => self.last_rx = now,
+        }
+    }
+
+    /// [`Link::received`] for a frame the driver parsed itself.
+    pub fn received_frame(&mut self, conn: Conn, now: Millis, frame: ServerFrame) {
+        if conn != self.conn {
             return;
-        };
+        }
         self.last_rx = now;
         match self.phase {
             Phase::Handshake(_) => match frame {

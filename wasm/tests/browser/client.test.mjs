@@ -25,7 +25,7 @@ test("in Chromium: the store conformance suite on IndexedDB", async () => {
     const page = await browser.newPage();
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
     const result = await page.evaluate(async () => {
-      const { default: init, ClientFeed } = await import("/sotto_wasm.js");
+      const { default: init, ClientLink } = await import("/sotto_wasm.js");
       await init();
       const { IndexedDbStore } = await import("/store.js");
       const { storeConformance } = await import("/conformance.mjs");
@@ -34,7 +34,7 @@ test("in Chromium: the store conformance suite on IndexedDB", async () => {
         return IndexedDbStore.open("conformance");
       };
       try {
-        const s = await storeConformance({ open: () => IndexedDbStore.open("conformance"), reopen, ClientFeed });
+        const s = await storeConformance({ open: () => IndexedDbStore.open("conformance"), reopen, ClientLink });
         s.close();
         await IndexedDbStore.destroy("conformance");
         return "ok";

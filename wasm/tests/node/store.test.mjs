@@ -17,7 +17,7 @@ const { IndexedDbStore, MemoryStore, TEST_ARGON2 } = await import(
 const bindings = await import(pathToFileURL(join(here, "..", "..", "pkg", "sotto_wasm.js")).href);
 bindings.initSync({ module: readFileSync(join(here, "..", "..", "pkg", "sotto_wasm_bg.wasm")) });
 const { storeConformance } = await import(pathToFileURL(join(here, "..", "conformance.mjs")).href);
-const { ClientFeed } = bindings;
+const { ClientLink } = bindings;
 
 const room = "0190f0f0-0000-7000-8000-000000000001";
 const alice = "0190f0f0-0000-7000-8000-00000000000a";
@@ -26,7 +26,7 @@ test("MemoryStore", async () => {
   const s = new MemoryStore();
   assert.deepEqual(s.backupParams, TEST_ARGON2);
   assert.equal(new MemoryStore({ backupParams: null }).backupParams, undefined);
-  await storeConformance({ open: async () => s, reopen: async (x) => x, ClientFeed });
+  await storeConformance({ open: async () => s, reopen: async (x) => x, ClientLink });
 });
 
 test("IndexedDbStore, and it survives a reopen", async () => {
@@ -36,7 +36,7 @@ test("IndexedDbStore, and it survives a reopen", async () => {
     x.close();
     return IndexedDbStore.open("alice");
   };
-  (await storeConformance({ open: async () => s, reopen, ClientFeed })).close();
+  (await storeConformance({ open: async () => s, reopen, ClientLink })).close();
   const again = await IndexedDbStore.open("alice");
   assert.equal((await again.account()).userId, alice);
   assert.equal((await again.cursors()).get(room), 5);
