@@ -28,11 +28,15 @@
 //! - [`devices`]: the device-list cache (in memory, dropped on connect and on
 //!   `keys_changed`, overtaken answers not kept), which devices a message is
 //!   sealed to, and whether a sending device is known and trusted;
+//! - [`link`]: the live connection as a state machine (connect, `resume`,
+//!   steps stored before shown, acks, keep-alive, receipts, back-off), with
+//!   the driver's clock and jitter as inputs;
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (the step API over all of it: fetching,
-//! sequencing, timers) still lives in each driver and moves here next;
+//! The rest of the client logic (the open and send pipelines' order, room
+//! operations: fetching and sequencing) still lives in each driver and moves
+//! here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
 pub mod content;

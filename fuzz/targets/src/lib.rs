@@ -47,6 +47,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("engine_vault", engine_vault),
     ("engine_feed", engine_feed),
     ("engine_outbox", engine_outbox),
+    ("engine_link", engine_link),
 ];
 
 /// `Envelope::from_bytes`: an envelope that parses re-encodes to the same bytes,
@@ -1389,6 +1390,161 @@ pub fn engine_outbox(data: &[u8]) {
         }
         for (k, f) in flying.iter().enumerate() {
             assert_eq!(o.is_posting(Uuid::from_u128(k as u128 + 1)), *f);
+        }
+    }
+}
+
+/// The engine's live connection (`sotto_engine::link::Link`) driven by a
+/// schedule of driver inputs, one per line: `s` start, `x` stop, `p` prepared
+/// (one room, its stored cursor), `P` prepare failed, `L` logged out, `o`
+/// opened, `c` closed, `O` closed for the previous attempt, `t` time passes
+/// (by the line's length in seconds), `k` settle handled, `K` settle later,
+/// `d` stored, `D` store failed, `m` send a message (a new client id), `f`
+/// forget the last ack, anything else a frame text from the relay. After each
+/// input every output is drained, as a driver does. Invariants: at most one
+/// message is out to be opened, and none while a store is out; nothing is
+/// shown while a step's store is out; every output of a step's events comes
+/// after its store was answered; each send's wait ends at most once; frames go
+/// out only on an authenticated socket; after the outputs are drained, the
+/// deadline is in the future (no busy loop); once stopped and drained, the
+/// link is idle.
+pub fn engine_link(data: &[u8]) {
+    use sotto_engine::link::{Conn, Link, Output, PrepareFailed, Settle};
+    use std::collections::BTreeSet;
+
+    let me = Uuid::from_u128(1);
+    let room = Uuid::from_u128(10);
+    let mut link: Link<u32> = Link::new(me, Uuid::from_u128(2), 3_000, Box::new(|| 0x8000_0000));
+    let mut now = 0u64;
+    let mut conn: Option<Conn> = None;
+    let mut socket: Option<Conn> = None;
+    let mut opening: Option<(Uuid, u64)> = None;
+    let mut storing = false;
+    let mut waiting: BTreeSet<Uuid> = BTreeSet::new();
+    let mut next_id = 100u128;
+    let mut last_sent: Option<Uuid> = None;
+    let mut events = 0u32;
+    let mut cursor = 0u64;
+    for (n, line) in data.split(|b| *b == b'\n').enumerate() {
+        if n > 128 {
+            break;
+        }
+        match line {
+            b"s" => link.start(now),
+            b"x" => link.stop(now),
+            b"p" => {
+                if let Some(c) = conn {
+                    link.prepared(c, now, Ok((vec![room], vec![(room, cursor)])));
+                }
+            }
+            b"P" | b"L" => {
+                if let Some(c) = conn {
+                    let why = if line == b"L" {
+                        PrepareFailed::LoggedOut
+                    } else {
+                        PrepareFailed::Retry("down".into())
+                    };
+                    link.prepared(c, now, Err(why));
+                }
+            }
+            b"o" => {
+                if let Some(c) = conn {
+                    link.opened(c, now);
+                }
+            }
+            b"c" | b"O" => {
+                if let Some(c) = conn {
+                    let c = if line == b"O" { Conn(c.0.wrapping_sub(1)) } else { c };
+                    link.closed(c, now, "cut".into());
+                }
+            }
+            b"k" | b"K" => {
+                if let Some((r, seq)) = opening.take() {
+                    let settle = if line == b"k" {
+                        events += 1;
+                        Settle::Handled { kept: Some(vec![1]), event: Some(events) }
+                    } else {
+                        Settle::Later("keys".into())
+                    };
+                    link.settle(r, seq, settle);
+                }
+            }
+            b"d" | b"D" => {
+                if storing {
+                    storing = false;
+                    link.stored(now, if line == b"d" { Ok(()) } else { Err("full".into()) });
+                }
+            }
+            b"m" => {
+                next_id += 1;
+                let id = Uuid::from_u128(next_id);
+                if link.send_message(now, id, ClientFrame::Ping) {
+                    waiting.insert(id);
+                    last_sent = Some(id);
+                }
+            }
+            b"f" => {
+                if let Some(id) = last_sent.take() {
+                    link.forget_ack(id);
+                    waiting.remove(&id);
+                }
+            }
+            _ if line.first() == Some(&b't') => {
+                now = now.saturating_add(1_000 * line.len() as u64);
+            }
+            _ => {
+                if let (Some(c), Ok(text)) = (conn, std::str::from_utf8(line)) {
+                    link.received(c, now, text);
+                }
+            }
+        }
+        while let Some(out) = link.poll(now) {
+            match out {
+                Output::Prepare(c) => conn = Some(c),
+                Output::Authenticate(c) => {
+                    assert_eq!(Some(c), conn, "authenticates the current attempt");
+                    socket = Some(c);
+                }
+                Output::Close(c) => {
+                    if socket == Some(c) {
+                        socket = None;
+                    }
+                }
+                Output::Send(_) => assert!(socket.is_some(), "a frame with no socket"),
+                Output::Receive(m) => {
+                    assert!(opening.is_none(), "two messages out to open");
+                    assert!(!storing, "a message out while a store is");
+                    opening = Some((m.room_id, m.seq));
+                }
+                Output::Store(changes) => {
+                    assert!(opening.is_none(), "a store while a message is out");
+                    assert!(!storing, "two stores out");
+                    if let Some((_, seq)) = changes.cursors.iter().find(|(r, _)| *r == room) {
+                        cursor = cursor.max(*seq);
+                    }
+                    storing = true;
+                }
+                Output::App(_) | Output::Show(_) => {
+                    assert!(!storing, "shown before its step was stored");
+                }
+                Output::Acked { client_id, .. } => {
+                    assert!(waiting.remove(&client_id), "a wait ended twice, or never began");
+                }
+                Output::Open(_)
+                | Output::Online(_)
+                | Output::State(_)
+                | Output::RoomChanged { .. }
+                | Output::KeysChanged(_)
+                | Output::LoggedOut => {}
+            }
+        }
+        if opening.is_none() && !storing {
+            if let Some(d) = link.deadline() {
+                assert!(d > now, "a deadline already passed after draining: {d} <= {now}");
+            }
+        }
+        if !link.is_active() {
+            assert!(waiting.is_empty(), "an idle link with a send still waiting");
         }
     }
 }

@@ -547,6 +547,46 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                 ),
             ]
         }
+        "engine_link" => {
+            // A connection through its handshake, a step of two messages
+            // stored and shown, a send acked, a cut, a reconnect; a stop in a
+            // step; a silent relay.
+            let room = "00000000-0000-0000-0000-00000000000a";
+            let msg = |seq: u64| {
+                serde_json::to_string(&json!({
+                    "type": "message", "room_id": room,
+                    "id": format!("0190f0f0-0000-7000-8000-{seq:012}"),
+                    "seq": seq, "sender_id": "0190f0f0-0000-7000-8000-0000000000bb",
+                    "device_id": "0190f0f0-0000-7000-8000-0000000000cc",
+                    "envelope": B64(vec![seq as u8; 8]), "created_at": "2026-12-06T12:00:00.000Z",
+                }))
+                .expect("json")
+            };
+            let ready = r#"{"type":"ready","user_id":"00000000-0000-0000-0000-000000000001"}"#;
+            let ack = r#"{"type":"ack","client_id":"00000000-0000-0000-0000-000000000065","id":"0190f0f0-0000-7000-8000-0000000000aa","seq":3}"#;
+            let lines = |l: Vec<&str>| l.join("\n").into_bytes();
+            let (m1, m2) = (msg(1), msg(2));
+            vec![
+                seed(
+                    "connect-step-ack-cut",
+                    lines(vec![
+                        "s", "p", "o", ready, &m1, &m2, "k", "k", "d", "m", ack, "c", "tttt", "p",
+                        "o", ready, &m2, "k", "d",
+                    ]),
+                ),
+                seed(
+                    "stop-in-a-step",
+                    lines(vec!["s", "p", "o", ready, &m1, &m2, "x", "k", "d", "s"]),
+                ),
+                seed(
+                    "silent-relay",
+                    lines(vec![
+                        "s", "p", "o", ready, "m", "tttttttttttttttttttt", "tttttttttttttttttttttttttttttttttttttttt",
+                        "tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt", "O", "P", "L",
+                    ]),
+                ),
+            ]
+        }
         "engine_outbox" => vec![
             // begin, socket ack; begin, control, socket refused (rate limited,
             // wait), HTTP stored; begin, socket silent, HTTP 403; begin, HTTP
