@@ -234,6 +234,20 @@ impl ClientLink {
         self.inner.is_active()
     }
 
+    /// The attempt whose socket may carry an app's frame now (`undefined`:
+    /// not live). The driver writes such frames itself, not behind a step.
+    #[wasm_bindgen(getter)]
+    pub fn live(&self) -> Option<f64> {
+        self.inner.live().map(|c| js::number(c.0))
+    }
+
+    /// Waits for the `ack` of a message frame the driver wrote on the live
+    /// socket (an `acked` output ends it); false when not live.
+    #[wasm_bindgen(js_name = expectAck)]
+    pub fn expect_ack(&mut self, now: f64, client_id: &str) -> Result<bool> {
+        Ok(self.inner.expect_ack(ms(now), id(client_id, "clientId")?))
+    }
+
     /// The app wants the connection.
     pub fn start(&mut self, now: f64) {
         self.inner.start(ms(now));
@@ -307,30 +321,6 @@ impl ClientLink {
             Err(_) => self.inner.received(c, ms(now), ""),
         }
         Ok(())
-    }
-
-    /// Sends `frame` (`typing`, a `read` receipt) if live; false when not.
-    pub fn send(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "ClientFrame")] frame: JsValue,
-    ) -> Result<bool> {
-        let frame: ClientFrame = js::from_js(&frame, "client frame")?;
-        Ok(self.inner.send(frame))
-    }
-
-    /// Sends a message frame and waits for its `ack` (an `acked` output);
-    /// false when offline (post it over HTTP).
-    #[wasm_bindgen(js_name = sendMessage)]
-    pub fn send_message(
-        &mut self,
-        now: f64,
-        client_id: &str,
-        #[wasm_bindgen(unchecked_param_type = "ClientFrame")] frame: JsValue,
-    ) -> Result<bool> {
-        let frame: ClientFrame = js::from_js(&frame, "client frame")?;
-        Ok(self
-            .inner
-            .send_message(ms(now), id(client_id, "clientId")?, frame))
     }
 
     /// No longer waits for this `ack`.

@@ -41,6 +41,7 @@ export class Sync {
   private token: string | null = null;
   private readonly acks = new Map<Uuid, (a: LinkAck) => void>();
   private pumping = false;
+  private again = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private idle: Array<() => void> = [];
 
@@ -67,18 +68,38 @@ export class Sync {
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
-  /** Sends a frame on the live socket; false when offline. */
+  /** Sends a frame on the live socket at once (not behind a step); false when offline. */
   send(frame: ClientFrame): boolean {
-    const sent = this.link.send(frame);
-    if (sent) this.kick();
-    return sent;
+    const conn = this.link.live;
+    const socket = this.socket;
+    if (conn === undefined || socket === null || socket.conn !== conn || socket.ws.readyState !== 1) return false;
+    try {
+      socket.ws.send(JSON.stringify(frame));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
-  /** Sends a message frame and waits for its `ack` (the engine's timeout); null when offline. */
+  /**
+   * Sends a message frame and waits for its `ack` (the engine's timeout; a guard
+   * of twice that in case a step never ends); null when offline.
+   */
   sendMessage(clientId: Uuid, frame: ClientFrame): Promise<LinkAck> | null {
-    if (!this.link.sendMessage(now(), clientId, frame)) return null;
-    const result = new Promise<LinkAck>((resolve) => this.acks.set(clientId, resolve));
-    this.kick();
+    if (!this.send(frame) || !this.link.expectAck(now(), clientId)) return null;
+    const result = new Promise<LinkAck>((resolve) => {
+      const finish = (a: LinkAck) => {
+        clearTimeout(guard);
+        if (this.acks.get(clientId) === finish) {
+          this.acks.delete(clientId);
+          this.link.forgetAck(clientId);
+        }
+        resolve(a);
+      };
+      const guard = setTimeout(() => finish({ kind: "offline" }), 2 * POLICY.ackTimeoutMs);
+      this.acks.set(clientId, finish);
+    });
+    this.kick(); // the ack's deadline
     return result;
   }
 
@@ -89,10 +110,17 @@ export class Sync {
 
   /** Does the link's outputs until it waits for an input or a deadline. */
   private kick(): void {
-    if (this.pumping) return;
+    if (this.pumping) {
+      this.again = true; // an input after the pump's last poll: poll again
+      return;
+    }
     this.pumping = true;
     void this.pump().finally(() => {
       this.pumping = false;
+      if (this.again) {
+        this.kick();
+        return;
+      }
       clearTimeout(this.timer);
       const at = this.link.deadline();
       if (at !== undefined) this.timer = setTimeout(() => this.kick(), Math.max(0, at - now()));
@@ -101,7 +129,10 @@ export class Sync {
   }
 
   private async pump(): Promise<void> {
-    for (let out = this.link.poll(now()); out !== undefined; out = this.link.poll(now())) {
+    for (;;) {
+      this.again = false;
+      const out = this.link.poll(now());
+      if (out === undefined) return;
       try {
         await this.perform(out);
       } catch (e) {
@@ -154,12 +185,9 @@ export class Sync {
         s.emit("connection", detail);
         return;
       }
-      case "acked": {
-        const resolve = this.acks.get(out.clientId);
-        this.acks.delete(out.clientId);
-        resolve?.(out.ack);
+      case "acked":
+        this.acks.get(out.clientId)?.(out.ack);
         return;
-      }
       case "receive":
         return this.receive(out.message);
       case "roomChanged":

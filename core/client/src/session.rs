@@ -176,7 +176,11 @@ pub(crate) struct Inner {
     generation: std::sync::atomic::AtomicU64,
     /// The engine's live connection (`sotto_engine::link`) while a
     /// connection task runs; the task does its outputs.
-    pub(crate) link: Mutex<Option<Link<Event>>>,
+    /// Tagged with the number of the task that drives it: a task still
+    /// winding down after a `disconnect` touches only its own link.
+    pub(crate) link: Mutex<Option<(u64, Link<Event>)>>,
+    /// Numbers the connection tasks.
+    pub(crate) link_tasks: std::sync::atomic::AtomicU64,
     /// Wakes the connection task when an input from elsewhere (a send, a
     /// typing frame) left outputs to do.
     pub(crate) link_wake: tokio::sync::Notify,
@@ -485,6 +489,7 @@ impl Session {
             events_taken: std::sync::atomic::AtomicBool::new(false),
             generation: std::sync::atomic::AtomicU64::new(0),
             link: Mutex::new(None),
+            link_tasks: std::sync::atomic::AtomicU64::new(0),
             link_wake: tokio::sync::Notify::new(),
             epoch: std::time::Instant::now(),
             acks: Mutex::new(HashMap::new()),
@@ -567,7 +572,9 @@ impl Session {
 
     /// Whether the live connection is up.
     pub fn is_online(&self) -> bool {
-        lock(&self.inner.link).as_ref().is_some_and(Link::is_online)
+        lock(&self.inner.link)
+            .as_ref()
+            .is_some_and(|(_, link)| link.is_online())
     }
 
     // ---- Sending -----------------------------------------------------------
@@ -950,7 +957,7 @@ impl Session {
         let now = self.now_ms();
         let on_socket = lock(&self.inner.link)
             .as_mut()
-            .is_some_and(|link| link.send_message(now, client_id, frame));
+            .is_some_and(|(_, link)| link.send_message(now, client_id, frame));
         if on_socket {
             self.inner.link_wake.notify_one();
             // The link ends the wait (ack, refusal, timeout, socket gone); the
@@ -1554,7 +1561,7 @@ impl Session {
     fn send_live(&self, frame: ClientFrame) -> bool {
         let sent = lock(&self.inner.link)
             .as_mut()
-            .is_some_and(|link| link.send(frame));
+            .is_some_and(|(_, link)| link.send(frame));
         if sent {
             self.inner.link_wake.notify_one();
         }

@@ -47,9 +47,26 @@ struct Io {
     token: Option<Zeroizing<String>>,
 }
 
-/// Runs `f` on the session's link (`None`: no connection task).
-fn with_link<R>(session: &Session, f: impl FnOnce(&mut Link<Event>) -> R) -> Option<R> {
-    lock(&session.inner.link).as_mut().map(f)
+/// The link of one connection task: the session's link while this task is
+/// the one driving it (a task still winding down after a `disconnect`, when
+/// `connect` already started the next, finds `None` and ends).
+#[derive(Clone)]
+struct Task {
+    session: Session,
+    id: u64,
+}
+
+impl Task {
+    fn with_link<R>(&self, f: impl FnOnce(&mut Link<Event>) -> R) -> Option<R> {
+        lock(&self.session.inner.link)
+            .as_mut()
+            .filter(|(id, _)| *id == self.id)
+            .map(|(_, link)| f(link))
+    }
+
+    fn now(&self) -> u64 {
+        self.session.now_ms()
+    }
 }
 
 /// The connection task (one per [`Session::connect`]): does the link's
@@ -59,18 +76,42 @@ pub(crate) async fn run(session: Session, mut stop: watch::Receiver<bool>) {
     let inner = &session.inner;
     let timeout_ms =
         u64::try_from(inner.client.options().connect_timeout.as_millis()).unwrap_or(u64::MAX);
+    let id = inner
+        .link_tasks
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let task = Task {
+        session: session.clone(),
+        id,
+    };
     let mut link = Link::new(inner.user.id, inner.device_id, timeout_ms, Box::new(jitter));
-    link.start(session.now_ms());
-    // Waits of an aborted earlier task end here (their senders drop).
-    lock(&inner.acks).clear();
-    *lock(&inner.link) = Some(link);
+    link.start(task.now());
+    {
+        let mut slot = lock(&inner.link);
+        // Waits on an earlier task's link end here (their senders drop): they
+        // go over HTTP.
+        lock(&inner.acks).clear();
+        *slot = Some((id, link));
+    }
     let mut io = Io::default();
     let mut stopping = false;
     loop {
-        while let Some(out) = with_link(&session, |l| l.poll(session.now_ms())).flatten() {
-            perform(&session, &mut io, out).await;
+        while let Some(out) = task.with_link(|l| l.poll(task.now())).flatten() {
+            // Preparing and opening wait on the network: a stop cuts them short
+            // (the link ignores their late answers). The other outputs finish a
+            // step the link waits for, or are quick.
+            if !stopping && matches!(out, Output::Prepare(_) | Output::Open(_)) {
+                tokio::select! {
+                    () = perform(&task, &mut io, out) => {}
+                    _ = stop.changed() => {
+                        stopping = true;
+                        task.with_link(|l| l.stop(task.now()));
+                    }
+                }
+            } else {
+                perform(&task, &mut io, out).await;
+            }
         }
-        let Some((true, deadline)) = with_link(&session, |l| (l.is_active(), l.deadline())) else {
+        let Some((true, deadline)) = task.with_link(|l| (l.is_active(), l.deadline())) else {
             break;
         };
         let sleep = deadline.map(|d| {
@@ -79,18 +120,18 @@ pub(crate) async fn run(session: Session, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = stop.changed(), if !stopping => {
                 stopping = true;
-                with_link(&session, |l| l.stop(session.now_ms()));
+                task.with_link(|l| l.stop(task.now()));
             }
             msg = read(&mut io) => {
                 let Some(conn) = io.socket.as_ref().map(|s| s.0) else { continue };
                 // This frame and every frame already received: one step.
-                let mut ended = take(&session, conn, msg);
+                let mut ended = take(&task, conn, msg);
                 let mut n = 1;
                 while !ended && n < BURST {
                     let Some((_, _, stream)) = io.socket.as_mut() else { break };
                     match stream.next().now_or_never() {
                         None => break,
-                        Some(msg) => ended = take(&session, conn, msg),
+                        Some(msg) => ended = take(&task, conn, msg),
                     }
                     n += 1;
                 }
@@ -104,11 +145,16 @@ pub(crate) async fn run(session: Session, mut stop: watch::Receiver<bool>) {
             } => {}
         }
     }
-    *lock(&inner.link) = None;
-    // Sends still waiting fall back to HTTP.
-    lock(&inner.acks).clear();
+    {
+        let mut slot = lock(&inner.link);
+        if slot.as_ref().is_some_and(|(owner, _)| *owner == id) {
+            *slot = None;
+            // Sends still waiting fall back to HTTP.
+            lock(&inner.acks).clear();
+        }
+    }
     if let Some((_, mut sink, _)) = io.socket.take() {
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
     }
 }
 
@@ -122,14 +168,14 @@ async fn read(io: &mut Io) -> Option<Result<WsMessage, tokio_tungstenite::tungst
 
 /// Gives a socket read to the link; true when the socket ended.
 fn take(
-    session: &Session,
+    task: &Task,
     conn: Conn,
     msg: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>,
 ) -> bool {
-    let now = session.now_ms();
+    let now = task.now();
     let ended = match msg {
         Some(Ok(WsMessage::Text(t))) => {
-            with_link(session, |l| l.received(conn, now, &t));
+            task.with_link(|l| l.received(conn, now, &t));
             return false;
         }
         Some(Ok(WsMessage::Close(c))) => format!("closed by the relay: {c:?}"),
@@ -137,7 +183,7 @@ fn take(
         Some(Err(e)) => format!("socket: {e}"),
         None => "socket closed".into(),
     };
-    with_link(session, |l| l.closed(conn, now, ended));
+    task.with_link(|l| l.closed(conn, now, ended));
     true
 }
 
@@ -149,7 +195,8 @@ async fn send_frame(sink: &mut Sink, frame: &ClientFrame) -> Result<(), String> 
 }
 
 /// Does one output of the link.
-async fn perform(session: &Session, io: &mut Io, out: Output<Event>) {
+async fn perform(task: &Task, io: &mut Io, out: Output<Event>) {
+    let session = &task.session;
     let inner = &session.inner;
     match out {
         Output::Prepare(conn) => {
@@ -171,7 +218,7 @@ async fn perform(session: &Session, io: &mut Io, out: Output<Event>) {
                 Err(Error::NotLoggedIn) => Err(PrepareFailed::LoggedOut),
                 Err(e) => Err(PrepareFailed::Retry(e.to_string())),
             };
-            with_link(session, |l| l.prepared(conn, session.now_ms(), answer));
+            task.with_link(|l| l.prepared(conn, task.now(), answer));
         }
         Output::Open(conn) => {
             let opened = tokio::time::timeout(
@@ -179,20 +226,18 @@ async fn perform(session: &Session, io: &mut Io, out: Output<Event>) {
                 tokio_tungstenite::connect_async(inner.client.ws_url()),
             )
             .await;
-            let now = session.now_ms();
+            let now = task.now();
             match opened {
                 Ok(Ok((ws, _))) => {
                     let (sink, stream) = ws.split();
                     io.socket = Some((conn, sink, stream));
-                    with_link(session, |l| l.opened(conn, now));
+                    task.with_link(|l| l.opened(conn, now));
                 }
                 Ok(Err(e)) => {
-                    with_link(session, |l| l.closed(conn, now, format!("connect: {e}")));
+                    task.with_link(|l| l.closed(conn, now, format!("connect: {e}")));
                 }
                 Err(_) => {
-                    with_link(session, |l| {
-                        l.closed(conn, now, "connect: timed out".into())
-                    });
+                    task.with_link(|l| l.closed(conn, now, "connect: timed out".into()));
                 }
             }
         }
@@ -207,9 +252,7 @@ async fn perform(session: &Session, io: &mut Io, out: Output<Event>) {
                 _ => Err("no token".into()),
             };
             if let Err(e) = sent {
-                with_link(session, |l| {
-                    l.closed(conn, session.now_ms(), format!("auth: {e}"))
-                });
+                task.with_link(|l| l.closed(conn, task.now(), format!("auth: {e}")));
             }
         }
         Output::Online(_) => {
@@ -238,9 +281,7 @@ async fn perform(session: &Session, io: &mut Io, out: Output<Event>) {
                 && let Err(e) = send_frame(sink, &frame).await
             {
                 let conn = *conn;
-                with_link(session, |l| {
-                    l.closed(conn, session.now_ms(), format!("send: {e}"))
-                });
+                task.with_link(|l| l.closed(conn, task.now(), format!("send: {e}")));
             }
         }
         Output::Close(conn) => {
@@ -275,8 +316,8 @@ async fn perform(session: &Session, io: &mut Io, out: Output<Event>) {
         }
         Output::Receive(m) => {
             let (room_id, seq) = (m.room_id, m.seq);
-            let settle = receive(session, m).await;
-            with_link(session, |l| l.settle(room_id, seq, settle));
+            let settle = receive(task, m).await;
+            task.with_link(|l| l.settle(room_id, seq, settle));
         }
         Output::RoomChanged { room_id, change } => {
             session.forget_room(room_id);
@@ -288,6 +329,9 @@ async fn perform(session: &Session, io: &mut Io, out: Output<Event>) {
             tokio::spawn(async move { room_changed(&s, room_id, change).await });
         }
         Output::KeysChanged(user_id) => {
+            // Dropped now, before the step's next message is checked against
+            // it; refetched in the background (and on demand meanwhile).
+            session.forget_devices(user_id);
             let s = session.detached();
             tokio::spawn(async move {
                 if let Err(e) = s.refresh_devices(user_id).await {
@@ -303,7 +347,7 @@ async fn perform(session: &Session, io: &mut Io, out: Output<Event>) {
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(e) => Err(format!("store worker: {e}")),
             };
-            with_link(session, |l| l.stored(session.now_ms(), applied));
+            task.with_link(|l| l.stored(task.now(), applied));
         }
         Output::Show(frame) => {
             if let Some(event) = shown(frame) {
@@ -488,8 +532,8 @@ async fn open_checked(session: &Session, m: &Incoming) -> Result<Checked, String
 /// Receives the room's next message (the link said [`Output::Receive`]):
 /// opens it, checks its id against replays, and says how it settles (with its
 /// sealed history item and the event to show once the step is stored).
-async fn receive(session: &Session, m: Incoming) -> Settle<Event> {
-    match receive_checked(session, &m).await {
+async fn receive(task: &Task, m: Incoming) -> Settle<Event> {
+    match receive_checked(task, &m).await {
         Ok((kept, event)) => Settle::Handled { kept, event },
         Err(reason) => Settle::Later(reason),
     }
@@ -497,7 +541,8 @@ async fn receive(session: &Session, m: Incoming) -> Settle<Event> {
 
 type Handled = (Option<Vec<u8>>, Option<Event>);
 
-async fn receive_checked(session: &Session, m: &Incoming) -> Result<Handled, String> {
+async fn receive_checked(task: &Task, m: &Incoming) -> Result<Handled, String> {
+    let session = &task.session;
     let inner = &session.inner;
     let undecryptable = |reason| {
         Ok((
@@ -522,9 +567,10 @@ async fn receive_checked(session: &Session, m: &Incoming) -> Result<Handled, Str
         .store
         .seen_at(m.sender_id, opened.replay_id())
         .map_err(|e| format!("store: {e}"))?;
-    let seen = lock(&inner.link).as_mut().map_or(Seen::New, |l| {
-        l.seen(m.sender_id, opened.replay_id(), m.room_id, m.seq, stored)
-    });
+    // (No link: this task was replaced; its step is never stored.)
+    let seen = task
+        .with_link(|l| l.seen(m.sender_id, opened.replay_id(), m.room_id, m.seq, stored))
+        .unwrap_or(Seen::New);
     match seen {
         Seen::New => {}
         // Handled in a stored step already (a replay from an old cursor): not shown again.

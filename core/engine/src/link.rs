@@ -506,6 +506,25 @@ impl<E> Link<E> {
         }
     }
 
+    /// The attempt whose socket may carry a frame now (live and wanted), for a
+    /// driver that writes an app's frame straight to its socket instead of
+    /// queueing it behind a step ([`Link::send`] queues it).
+    pub fn live(&self) -> Option<Conn> {
+        (self.phase == Phase::Online && self.running).then_some(self.conn)
+    }
+
+    /// Waits for the `ack` of a message frame the driver wrote itself on the
+    /// socket of [`Link::live`], until `now` + [`policy::ACK_TIMEOUT_MS`].
+    /// False when the link is not live (post it over HTTP).
+    pub fn expect_ack(&mut self, now: Millis, client_id: Uuid) -> bool {
+        if self.live().is_none() {
+            return false;
+        }
+        self.acks
+            .insert(client_id, now.saturating_add(policy::ACK_TIMEOUT_MS));
+        true
+    }
+
     /// Sends a frame the app asked for (`typing`, a `read` receipt) if the
     /// connection is live; false when it is not (the driver falls back to
     /// HTTP or drops it).
@@ -524,9 +543,7 @@ impl<E> Link<E> {
         if !self.send(frame) {
             return false;
         }
-        self.acks
-            .insert(client_id, now.saturating_add(policy::ACK_TIMEOUT_MS));
-        true
+        self.expect_ack(now, client_id)
     }
 
     /// The driver no longer waits for this `ack`.
@@ -586,6 +603,9 @@ impl<E> Link<E> {
     /// Shows a stored step's events and sends its frames.
     fn release(&mut self, now: Millis) {
         let step = std::mem::take(&mut self.step);
+        // A long step (a slow device fetch) is not the relay's silence: a
+        // driver may read nothing while it opens.
+        self.last_rx = self.last_rx.max(now);
         for shown in step.shown {
             self.out.push_back(match shown {
                 Shown::Frame(frame) => Output::Show(frame),

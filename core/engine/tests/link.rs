@@ -585,3 +585,65 @@ fn a_close_is_handled_after_the_frames_before_it() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_long_step_is_not_the_relays_silence() {
+    let mut link = link();
+    let conn = online(&mut link, 0, 0);
+    link.received(conn, 1, &message(1));
+    drain(&mut link, 1);
+    // Opening it takes 70 s (a slow device fetch); nothing is read meanwhile.
+    let later = 70_000;
+    link.settle(
+        ROOM,
+        1,
+        Settle::Handled {
+            kept: None,
+            event: Some("one"),
+        },
+    );
+    drain(&mut link, later);
+    link.stored(later, Ok(()));
+    let out = drain(&mut link, later);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Close(_))),
+        "the connection survives: {out:?}"
+    );
+    assert!(link.is_online());
+    let next = link.deadline().unwrap();
+    let out = drain(&mut link, next);
+    assert!(
+        matches!(
+            &out[..],
+            [Output::Send(ClientFrame::Ping)] | [Output::Send(ClientFrame::Receipt { .. })]
+        ),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_frame_the_driver_writes_itself_still_has_its_ack_awaited() {
+    let mut link = link();
+    assert_eq!(link.live(), None);
+    assert!(!link.expect_ack(0, Uuid::from_u128(7)), "offline: HTTP");
+    let conn = online(&mut link, 0, 0);
+    assert_eq!(link.live(), Some(conn));
+    assert!(link.expect_ack(5, Uuid::from_u128(7)));
+    assert!(
+        drain(&mut link, 5).is_empty(),
+        "nothing queued: the driver sent it"
+    );
+    let out = drain(&mut link, 5 + policy::ACK_TIMEOUT_MS);
+    assert!(
+        matches!(
+            &out[..],
+            [Output::Acked {
+                ack: Ack::Offline,
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+    link.stop(6 + policy::ACK_TIMEOUT_MS);
+    assert_eq!(link.live(), None);
+}

@@ -1454,7 +1454,11 @@ pub fn engine_link(data: &[u8]) {
             }
             b"c" | b"O" => {
                 if let Some(c) = conn {
-                    let c = if line == b"O" { Conn(c.0.wrapping_sub(1)) } else { c };
+                    let c = if line == b"O" {
+                        Conn(c.0.wrapping_sub(1))
+                    } else {
+                        c
+                    };
                     link.closed(c, now, "cut".into());
                 }
             }
@@ -1462,7 +1466,10 @@ pub fn engine_link(data: &[u8]) {
                 if let Some((r, seq)) = opening.take() {
                     let settle = if line == b"k" {
                         events += 1;
-                        Settle::Handled { kept: Some(vec![1]), event: Some(events) }
+                        Settle::Handled {
+                            kept: Some(vec![1]),
+                            event: Some(events),
+                        }
                     } else {
                         Settle::Later("keys".into())
                     };
@@ -1472,7 +1479,14 @@ pub fn engine_link(data: &[u8]) {
             b"d" | b"D" => {
                 if storing {
                     storing = false;
-                    link.stored(now, if line == b"d" { Ok(()) } else { Err("full".into()) });
+                    link.stored(
+                        now,
+                        if line == b"d" {
+                            Ok(())
+                        } else {
+                            Err("full".into())
+                        },
+                    );
                 }
             }
             b"m" => {
@@ -1528,7 +1542,10 @@ pub fn engine_link(data: &[u8]) {
                     assert!(!storing, "shown before its step was stored");
                 }
                 Output::Acked { client_id, .. } => {
-                    assert!(waiting.remove(&client_id), "a wait ended twice, or never began");
+                    assert!(
+                        waiting.remove(&client_id),
+                        "a wait ended twice, or never began"
+                    );
                 }
                 Output::Open(_)
                 | Output::Online(_)
@@ -1540,7 +1557,10 @@ pub fn engine_link(data: &[u8]) {
         }
         if opening.is_none() && !storing {
             if let Some(d) = link.deadline() {
-                assert!(d > now, "a deadline already passed after draining: {d} <= {now}");
+                assert!(
+                    d > now,
+                    "a deadline already passed after draining: {d} <= {now}"
+                );
             }
         }
         if !link.is_active() {

@@ -581,8 +581,17 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                 seed(
                     "silent-relay",
                     lines(vec![
-                        "s", "p", "o", ready, "m", "tttttttttttttttttttt", "tttttttttttttttttttttttttttttttttttttttt",
-                        "tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt", "O", "P", "L",
+                        "s",
+                        "p",
+                        "o",
+                        ready,
+                        "m",
+                        "tttttttttttttttttttt",
+                        "tttttttttttttttttttttttttttttttttttttttt",
+                        "tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt",
+                        "O",
+                        "P",
+                        "L",
                     ]),
                 ),
             ]
