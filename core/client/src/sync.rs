@@ -10,16 +10,18 @@
 //! transaction off the runtime's threads), and only after that its events and
 //! frames. A message that cannot be checked now (the sender's keys did not
 //! load) ends the connection without moving the cursor; the next connection
-//! resumes there.
+//! resumes there. Each socket has a reader task that reads and parses frames
+//! ahead of the link (up to [`READ_AHEAD`]), so the relay's delivery of the
+//! next frames overlaps with opening the current ones.
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use sotto_core::OpenError;
 use sotto_core::api::{ClientFrame, RoomChange, ServerFrame};
 use sotto_core::envelope::{self, OpenContext};
 use sotto_engine::Plaintext;
 use sotto_engine::feed::Seen;
 use sotto_engine::link::{BURST, Conn, Incoming, Link, LinkState, Output, PrepareFailed, Settle};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -28,21 +30,68 @@ use crate::error::Error;
 use crate::events::{Connection, Event, ReceivedMessage, UndecryptableReason};
 use crate::session::{SenderCheck, Session, lock, os_rng};
 
-type Socket =
+type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-type Sink = futures_util::stream::SplitSink<Socket, WsMessage>;
-type Stream = futures_util::stream::SplitStream<Socket>;
+type Sink = futures_util::stream::SplitSink<Ws, WsMessage>;
+type Stream = futures_util::stream::SplitStream<Ws>;
 
 /// The back-off jitter, from the OS RNG (a v4 UUID's random bits).
 fn jitter() -> u32 {
     (Uuid::new_v4().as_u128() >> 64) as u32
 }
 
+/// A socket read, parsed by the socket's reader task.
+enum Read {
+    Frame(ServerFrame),
+    /// Not a frame this client reads (a newer relay's): still a sign of life.
+    Other,
+    End(String),
+}
+
+/// How many parsed frames the reader task may run ahead of the link.
+const READ_AHEAD: usize = 4 * BURST;
+
+/// The open socket of one attempt. Its reader task reads and parses frames
+/// while the link's step opens the ones before them (the relay's delivery
+/// overlaps with opening); dropping it stops the reader.
+struct Socket {
+    conn: Conn,
+    sink: Sink,
+    reads: mpsc::Receiver<Read>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+fn reader(mut stream: Stream, tx: mpsc::Sender<Read>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let read = match stream.next().await {
+                Some(Ok(WsMessage::Text(t))) => {
+                    serde_json::from_str::<ServerFrame>(&t).map_or(Read::Other, Read::Frame)
+                }
+                Some(Ok(WsMessage::Close(c))) => Read::End(format!("closed by the relay: {c:?}")),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => Read::End(format!("socket: {e}")),
+                None => Read::End("socket closed".into()),
+            };
+            let end = matches!(read, Read::End(_));
+            if tx.send(read).await.is_err() || end {
+                break;
+            }
+        }
+    })
+}
+
 /// The I/O of one connection task.
 #[derive(Default)]
 struct Io {
-    /// The open socket and the attempt it belongs to.
-    socket: Option<(Conn, Sink, Stream)>,
+    /// The open socket.
+    socket: Option<Socket>,
     /// The access token got at `Prepare`, until `Authenticate` sends it.
     token: Option<Zeroizing<String>>,
 }
@@ -122,16 +171,16 @@ pub(crate) async fn run(session: Session, mut stop: watch::Receiver<bool>) {
                 stopping = true;
                 task.with_link(|l| l.stop(task.now()));
             }
-            msg = read(&mut io) => {
-                let Some(conn) = io.socket.as_ref().map(|s| s.0) else { continue };
-                // This frame and every frame already received: one step.
-                let mut ended = take(&task, conn, msg);
+            read = read(&mut io) => {
+                let Some(socket) = io.socket.as_mut() else { continue };
+                let conn = socket.conn;
+                // This frame and every frame already read: one step.
+                let mut ended = take(&task, conn, read);
                 let mut n = 1;
                 while !ended && n < BURST {
-                    let Some((_, _, stream)) = io.socket.as_mut() else { break };
-                    match stream.next().now_or_never() {
-                        None => break,
-                        Some(msg) => ended = take(&task, conn, msg),
+                    match socket.reads.try_recv() {
+                        Ok(read) => ended = take(&task, conn, Some(read)),
+                        Err(_) => break,
                     }
                     n += 1;
                 }
@@ -153,34 +202,39 @@ pub(crate) async fn run(session: Session, mut stop: watch::Receiver<bool>) {
             lock(&inner.acks).clear();
         }
     }
-    if let Some((_, mut sink, _)) = io.socket.take() {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
+    if let Some(socket) = io.socket.take() {
+        close(socket).await;
     }
 }
 
-/// The next read of the open socket (never, while there is none).
-async fn read(io: &mut Io) -> Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>> {
+/// Closes a socket cleanly (at most a second) and stops its reader.
+async fn close(mut socket: Socket) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), socket.sink.close()).await;
+}
+
+/// The next read of the open socket (never, while there is none; `None`: its
+/// reader ended).
+async fn read(io: &mut Io) -> Option<Read> {
     match io.socket.as_mut() {
-        Some((_, _, stream)) => stream.next().await,
+        Some(socket) => socket.reads.recv().await,
         None => std::future::pending().await,
     }
 }
 
 /// Gives a socket read to the link; true when the socket ended.
-fn take(
-    task: &Task,
-    conn: Conn,
-    msg: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>,
-) -> bool {
+fn take(task: &Task, conn: Conn, read: Option<Read>) -> bool {
     let now = task.now();
-    let ended = match msg {
-        Some(Ok(WsMessage::Text(t))) => {
-            task.with_link(|l| l.received(conn, now, &t));
+    let ended = match read {
+        Some(Read::Frame(frame)) => {
+            task.with_link(|l| l.received_frame(conn, now, frame));
             return false;
         }
-        Some(Ok(WsMessage::Close(c))) => format!("closed by the relay: {c:?}"),
-        Some(Ok(_)) => return false,
-        Some(Err(e)) => format!("socket: {e}"),
+        // An empty text is unreadable: the link only notes the sign of life.
+        Some(Read::Other) => {
+            task.with_link(|l| l.received(conn, now, ""));
+            return false;
+        }
+        Some(Read::End(reason)) => reason,
         None => "socket closed".into(),
     };
     task.with_link(|l| l.closed(conn, now, ended));
@@ -230,7 +284,13 @@ async fn perform(task: &Task, io: &mut Io, out: Output<Event>) {
             match opened {
                 Ok(Ok((ws, _))) => {
                     let (sink, stream) = ws.split();
-                    io.socket = Some((conn, sink, stream));
+                    let (tx, reads) = mpsc::channel(READ_AHEAD);
+                    io.socket = Some(Socket {
+                        conn,
+                        sink,
+                        reads,
+                        reader: reader(stream, tx),
+                    });
                     task.with_link(|l| l.opened(conn, now));
                 }
                 Ok(Err(e)) => {
@@ -243,11 +303,11 @@ async fn perform(task: &Task, io: &mut Io, out: Output<Event>) {
         }
         Output::Authenticate(conn) => {
             let sent = match (io.token.take(), io.socket.as_mut()) {
-                (Some(token), Some((c, sink, _))) if *c == conn => {
+                (Some(token), Some(socket)) if socket.conn == conn => {
                     let auth = ClientFrame::Auth {
                         token: token.to_string(),
                     };
-                    send_frame(sink, &auth).await
+                    send_frame(&mut socket.sink, &auth).await
                 }
                 _ => Err("no token".into()),
             };
@@ -277,18 +337,18 @@ async fn perform(task: &Task, io: &mut Io, out: Output<Event>) {
             });
         }
         Output::Send(frame) => {
-            if let Some((conn, sink, _)) = io.socket.as_mut()
-                && let Err(e) = send_frame(sink, &frame).await
+            if let Some(socket) = io.socket.as_mut()
+                && let Err(e) = send_frame(&mut socket.sink, &frame).await
             {
-                let conn = *conn;
+                let conn = socket.conn;
                 task.with_link(|l| l.closed(conn, task.now(), format!("send: {e}")));
             }
         }
         Output::Close(conn) => {
-            if io.socket.as_ref().is_some_and(|s| s.0 == conn)
-                && let Some((_, mut sink, _)) = io.socket.take()
+            if io.socket.as_ref().is_some_and(|s| s.conn == conn)
+                && let Some(socket) = io.socket.take()
             {
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.close()).await;
+                close(socket).await;
             }
         }
         Output::State(LinkState::Online) => {

@@ -1555,13 +1555,14 @@ pub fn engine_link(data: &[u8]) {
                 | Output::LoggedOut => {}
             }
         }
-        if opening.is_none() && !storing {
-            if let Some(d) = link.deadline() {
-                assert!(
-                    d > now,
-                    "a deadline already passed after draining: {d} <= {now}"
-                );
-            }
+        if opening.is_none()
+            && !storing
+            && let Some(d) = link.deadline()
+        {
+            assert!(
+                d > now,
+                "a deadline already passed after draining: {d} <= {now}"
+            );
         }
         if !link.is_active() {
             assert!(waiting.is_empty(), "an idle link with a send still waiting");
