@@ -77,6 +77,14 @@ pub struct RoomRecord {
     /// member since.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub signed_epoch: u64,
+    /// As the owner: the newest `member_epoch` this device had seen when
+    /// [`RoomRecord::announced`] was last emptied or reset (0: unknown). After
+    /// a new connection the set is kept only if the room's epoch is still this
+    /// one. A device is wrongly counted as reached only when a post was
+    /// sealed to a user the relay had removed, which takes a removal and a
+    /// re-addition after the reset: two changes of the epoch.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub announced_epoch: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -174,6 +182,9 @@ pub struct Rooms {
     /// The newest `member_epoch` seen per room (kept when a view is forgotten):
     /// an answer older than it is stale and never replaces what came after.
     epochs: IdMap<u64>,
+    /// Owned rooms whose `announced` set waits for the first view of a new
+    /// connection: kept if its epoch is the one it was announced at.
+    recheck: IdSet,
     changed: IdSet,
 }
 
@@ -185,6 +196,7 @@ impl Rooms {
             records: records.into_iter().collect(),
             relay: IdMap::default(),
             epochs: IdMap::default(),
+            recheck: IdSet::default(),
             changed: IdSet::default(),
         }
     }
@@ -233,8 +245,10 @@ impl Rooms {
 
     /// Forgets the relay's view of one room (a room event: fetch it again) or of
     /// all (a new connection). A new connection may have missed a
-    /// `member_added`: as the owner, every held statement is forwarded again
-    /// with the next message of its room ([`Rooms::member_added`]).
+    /// `member_added`: as the owner, a held statement is forwarded again with
+    /// the next message of its room ([`Rooms::member_added`]) unless the room's
+    /// first view on the new connection has the `member_epoch` the statement
+    /// was last announced at ([`RoomRecord::announced_epoch`]).
     pub fn forget_relay_view(&mut self, room: Option<Uuid>) {
         match room {
             Some(r) => {
@@ -251,7 +265,7 @@ impl Rooms {
                     .filter(|r| self.statement(*r).is_some_and(|s| s.owner() == self.me))
                     .collect();
                 for room in owned {
-                    self.member_added(room);
+                    self.recheck.insert(room);
                 }
             }
         }
@@ -301,6 +315,25 @@ impl Rooms {
             return Vec::new();
         }
         *newest = epoch;
+        if self.recheck.contains(&room) {
+            self.recheck.retain_not([room]);
+            let kept = self
+                .records
+                .get(&room)
+                .is_some_and(|r| r.announced_epoch != 0 && r.announced_epoch == epoch);
+            if !kept {
+                self.member_added(room);
+            }
+        }
+        // An empty set holds no device counted wrongly: its basis may move up.
+        if let Some(r) = self.records.get_mut(&room)
+            && r.announced.is_empty()
+            && r.statement.is_some()
+            && r.announced_epoch != epoch
+        {
+            r.announced_epoch = epoch;
+            self.changed.insert(room);
+        }
         let view = RelayView {
             epoch,
             direct,
@@ -474,6 +507,7 @@ impl Rooms {
         statement
             .verify_signature(signer)
             .map_err(|e| refuse(e.to_string()))?;
+        let epoch = self.epochs.get(&room).copied().unwrap_or(0);
         let record = self.records.or_default(room);
         let held = record.statement();
         match membership::check_successor(room, held.as_ref(), &statement) {
@@ -486,6 +520,7 @@ impl Rooms {
             Ok(Successor::Newer) => {
                 record.statement = Some(B64(statement.to_bytes()));
                 record.announced = reached.iter().copied().collect();
+                record.announced_epoch = epoch;
                 record.first_seen = None;
                 // Users named now may be reported again if they are dropped later.
                 record.reported.retain(|u| !statement.lists(*u));
@@ -601,6 +636,7 @@ impl Rooms {
         // Only the signing device holds it yet: the driver's post marks whom it reaches.
         record.announced.clear();
         record.announced.insert(device);
+        record.announced_epoch = self.epochs.get(&room).copied().unwrap_or(0);
         // Listed since the signing: those the view it was signed against
         // lists (members or invited). [`Rooms::sign_adding`] leaves out the
         // user it adds: the view may predate their removal or declining.
@@ -665,10 +701,12 @@ impl Rooms {
     /// reached them, and their history starts again at the rejoin.
     pub fn member_added(&mut self, room: Uuid) {
         let owner = self.statement(room).is_some_and(|s| s.owner() == self.me);
+        let epoch = self.epochs.get(&room).copied().unwrap_or(0);
         if let Some(record) = self.records.get_mut(&room).filter(|_| owner)
-            && !record.announced.is_empty()
+            && (!record.announced.is_empty() || record.announced_epoch != epoch)
         {
             record.announced.clear();
+            record.announced_epoch = epoch;
             self.changed.insert(room);
         }
     }
@@ -811,7 +849,11 @@ impl RoomRecord {
             | u8::from(self.seen) << 6
             | u8::from(self.created) << 7;
         out.push(flags);
-        out.push(u8::from(self.first_owner.is_some()) | u8::from(self.signed_epoch != 0) << 1);
+        out.push(
+            u8::from(self.first_owner.is_some())
+                | u8::from(self.signed_epoch != 0) << 1
+                | u8::from(self.announced_epoch != 0) << 2,
+        );
         if let Some(p) = self.peer {
             out.extend_from_slice(p.as_bytes());
         }
@@ -820,6 +862,9 @@ impl RoomRecord {
         }
         if self.signed_epoch != 0 {
             out.extend_from_slice(&self.signed_epoch.to_be_bytes());
+        }
+        if self.announced_epoch != 0 {
+            out.extend_from_slice(&self.announced_epoch.to_be_bytes());
         }
         if let Some(s) = &self.statement {
             put_len(&mut out, s.as_bytes().len());
@@ -843,13 +888,22 @@ impl RoomRecord {
         }
         let flags = r.u8()?;
         let more = r.u8()?;
-        if more >> 2 != 0 {
+        if more >> 3 != 0 {
             return Err(RecordError::NotCanonical);
         }
         let bit = |n: u8| flags & (1 << n) != 0;
         let peer = if bit(3) { Some(r.uuid()?) } else { None };
         let first_owner = if more & 1 != 0 { Some(r.uuid()?) } else { None };
         let signed_epoch = if more & 2 != 0 {
+            let n = r.u64()?;
+            if n == 0 {
+                return Err(RecordError::NotCanonical);
+            }
+            n
+        } else {
+            0
+        };
+        let announced_epoch = if more & 4 != 0 {
             let n = r.u64()?;
             if n == 0 {
                 return Err(RecordError::NotCanonical);
@@ -885,6 +939,7 @@ impl RoomRecord {
             created: bit(7),
             first_owner,
             signed_epoch,
+            announced_epoch,
         })
     }
 }

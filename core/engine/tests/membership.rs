@@ -695,3 +695,53 @@ fn the_relay_cannot_make_a_member_sign_nor_switch_a_rooms_kind() {
         Err(SendRefused::DirectRoomTampered(vec![mallory.id]))
     );
 }
+
+#[test]
+fn after_a_reconnect_the_owner_forwards_again_only_if_the_members_changed() {
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let g = |epoch, m: &[Uuid]| details_at(epoch, RoomKind::Group, alice.id, m, &[]);
+    let mut rooms = Rooms::load(alice.id, []);
+    rooms.created(ROOM);
+    let _ = rooms.observe(&g(100, &[alice.id]));
+    rooms.sign(ROOM, &[], alice.device, &alice.keys).unwrap();
+    let members = rooms.adding(ROOM, bob.id);
+    let s = rooms
+        .sign(ROOM, &members, alice.device, &alice.keys)
+        .unwrap();
+    rooms.announce(ROOM, [alice.device]);
+    // Bob joins: the event comes first, then the view the client fetches.
+    rooms.member_added(ROOM);
+    let _ = rooms.observe(&g(101, &[alice.id, bob.id]));
+    let targets = [(alice.id, alice.device), (bob.id, bob.device)];
+    assert_eq!(rooms.reposts(ROOM, &targets), Some(s.to_bytes()));
+    rooms.announce(ROOM, [alice.device, bob.device]);
+    // A new connection, nothing changed meanwhile (the same epoch): no
+    // forwarding again, across a restart too.
+    rooms.forget_relay_view(None);
+    let _ = rooms.observe(&g(101, &[alice.id, bob.id]));
+    assert_eq!(rooms.reposts(ROOM, &targets), None);
+    let saved: Vec<_> = rooms
+        .take_changes()
+        .into_iter()
+        .map(|(id, r)| (id, r.unwrap()))
+        .collect();
+    let mut rooms = Rooms::load(alice.id, saved);
+    rooms.forget_relay_view(None);
+    let _ = rooms.observe(&g(101, &[alice.id, bob.id]));
+    assert_eq!(rooms.reposts(ROOM, &targets), None);
+    // While this device was away, the relay removed Bob and added him back
+    // (his history starts again at the rejoin, without the statement): the
+    // epoch moved, so the statement goes to every device again.
+    rooms.forget_relay_view(None);
+    let _ = rooms.observe(&g(103, &[alice.id, bob.id]));
+    assert_eq!(rooms.reposts(ROOM, &targets), Some(s.to_bytes()));
+    // A record from before the epoch was kept: forwarded again after every
+    // new connection, as before.
+    let mut old = rooms.record(ROOM).unwrap().clone();
+    old.announced_epoch = 0;
+    old.announced = [alice.device, bob.device].into_iter().collect();
+    let mut rooms = Rooms::load(alice.id, [(ROOM, old)]);
+    rooms.forget_relay_view(None);
+    let _ = rooms.observe(&g(103, &[alice.id, bob.id]));
+    assert_eq!(rooms.reposts(ROOM, &targets), Some(s.to_bytes()));
+}
