@@ -50,13 +50,14 @@ async function basics(store) {
   eq((await store.pins()).size, 2, "two pins");
 
   for (const c of ["m1", "m2", "m3"]) {
-    await store.outboxPush({ clientId: c, roomId: room, envelope: new TextEncoder().encode(c) });
+    await store.outboxPush({ clientId: c, roomId: room, envelope: new TextEncoder().encode(c), control: c === "m3" });
   }
   await store.outboxPush({ clientId: "m1", roomId: room, envelope: new Uint8Array([9]) });
   await store.outboxRemove("m2");
   const out = await store.outbox();
   eq(out.map((e) => e.clientId), ["m1", "m3"], "the outbox: oldest first, once each");
   eq(new TextDecoder().decode(out[0].envelope), "m1", "a second push of an id changes nothing");
+  eq(out.map((e) => e.control === true), [false, true], "a control message stays marked (no `sent` for it after a reload)");
 
   // Membership records: none kept yet is `null`, then what was saved, deletes included.
   eq(await store.rooms(), null, "no membership records yet");

@@ -801,8 +801,7 @@ export class Session extends EventTarget {
     } finally {
       plaintext.fill(0);
     }
-    const entry: OutboxEntry = { clientId, roomId, envelope };
-    if (control) this.outbox.control(clientId);
+    const entry: OutboxEntry = { clientId, roomId, envelope, control };
     await this.store.outboxPush(entry);
     return this.post(entry);
   }
@@ -820,6 +819,8 @@ export class Session extends EventTarget {
 
   /** Socket first, HTTP if the engine says so; then what the engine's verdict says. */
   private async postOnce(entry: OutboxEntry): Promise<Sent> {
+    // Not the app's: no `sent` (the store keeps the mark across reloads).
+    if (entry.control === true) this.outbox.control(entry.clientId);
     try {
       return await this.postClaimed(entry);
     } finally {

@@ -59,6 +59,8 @@ export interface OutboxEntry {
   roomId: Uuid;
   /** The sealed envelope (ciphertext only). */
   envelope: Uint8Array;
+  /** A control message (a membership statement): its post is never announced as `sent`, after a reload too. */
+  control?: boolean;
 }
 
 /**
@@ -177,7 +179,7 @@ export class MemoryStore implements KeyStore {
     return at === undefined ? null : { ...at };
   }
   async outboxPush(e: OutboxEntry): Promise<void> {
-    if (!this.out.has(e.clientId)) this.out.set(e.clientId, { ...e, envelope: e.envelope.slice() });
+    if (!this.out.has(e.clientId)) this.out.set(e.clientId, { ...e, envelope: e.envelope.slice(), control: e.control === true });
   }
   async outboxRemove(clientId: Uuid): Promise<void> {
     this.out.delete(clientId);
@@ -375,7 +377,7 @@ export class IndexedDbStore implements KeyStore {
     const n = Date.now() * 1000 + (this.outboxSeq++ % 1000);
     const g = s.get(e.clientId);
     g.onsuccess = () => {
-      if (g.result === undefined) s.put({ n, clientId: e.clientId, roomId: e.roomId, envelope: e.envelope });
+      if (g.result === undefined) s.put({ n, clientId: e.clientId, roomId: e.roomId, envelope: e.envelope, control: e.control === true });
     };
     await done(tx);
   }
@@ -387,7 +389,7 @@ export class IndexedDbStore implements KeyStore {
   async outbox(): Promise<OutboxEntry[]> {
     const rows = (await this.entries<OutboxEntry & { n: number }>(OUTBOX)).map(([, v]) => v);
     rows.sort((a, b) => a.n - b.n);
-    return rows.map((r) => ({ clientId: r.clientId, roomId: r.roomId, envelope: r.envelope }));
+    return rows.map((r) => ({ clientId: r.clientId, roomId: r.roomId, envelope: r.envelope, control: r.control === true }));
   }
   async rooms(): Promise<Array<[Uuid, RoomRecord]> | null> {
     if ((await this.get<boolean>(ACCOUNT, "roomsKept")) !== true) return null;

@@ -639,16 +639,11 @@ impl Session {
             client_id: header.client_message_id,
             room_id,
             envelope: sealed,
+            control: content.is_none(),
         };
-        {
-            // Claimed before it is in the store, so a flush that reads the
-            // store meanwhile waits for this post instead of making its own.
-            let mut outbox = lock(&self.inner.outbox);
-            if content.is_none() {
-                outbox.control(entry.client_id);
-            }
-            outbox.begin(entry.client_id);
-        }
+        // Claimed before it is in the store, so a flush that reads the store
+        // meanwhile waits for this post instead of making its own.
+        lock(&self.inner.outbox).begin(entry.client_id);
         if let Err(e) = self.inner.store.outbox_push(&entry) {
             lock(&self.inner.outbox).abandon(entry.client_id);
             self.inner.outbox_done.notify_waiters();
@@ -939,6 +934,10 @@ impl Session {
             session: self,
             client_id: entry.client_id,
         };
+        if entry.control {
+            // Not the app's: no `Sent` (the store keeps the mark across restarts).
+            lock(&self.inner.outbox).control(entry.client_id);
+        }
         let verdict = self.post_claimed(&entry).await;
         self.settle_post(entry, own, verdict).await
     }

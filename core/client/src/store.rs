@@ -67,6 +67,9 @@ pub struct OutboxEntry {
     pub room_id: Uuid,
     /// The sealed envelope (ciphertext only).
     pub envelope: Vec<u8>,
+    /// A control message (a membership statement), not the app's: its post
+    /// is never announced as [`crate::Event::Sent`], after a restart too.
+    pub control: bool,
 }
 
 /// Local persistence of a session. Every method is short (no network); a
@@ -198,6 +201,13 @@ impl SqliteStore {
             .exists([])?;
         if !has_key {
             conn.execute_batch("ALTER TABLE account ADD COLUMN store_key BLOB")?;
+        }
+        // Stores made before the outbox marked control messages.
+        let has_control: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'control'")?
+            .exists([])?;
+        if !has_control {
+            conn.execute_batch("ALTER TABLE outbox ADD COLUMN control INTEGER NOT NULL DEFAULT 0")?;
         }
         Ok(Self {
             conn: Mutex::new(conn),
@@ -460,8 +470,14 @@ impl Store for SqliteStore {
     fn outbox_push(&self, e: &OutboxEntry) -> Result<()> {
         self.with(|c| {
             c.execute(
-                "INSERT OR IGNORE INTO outbox (client_id, room_id, envelope) VALUES (?1, ?2, ?3)",
-                params![e.client_id.to_string(), e.room_id.to_string(), e.envelope],
+                "INSERT OR IGNORE INTO outbox (client_id, room_id, envelope, control) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    e.client_id.to_string(),
+                    e.room_id.to_string(),
+                    e.envelope,
+                    e.control
+                ],
             )
             .map(drop)
         })
@@ -479,12 +495,14 @@ impl Store for SqliteStore {
 
     fn outbox(&self) -> Result<Vec<OutboxEntry>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT client_id, room_id, envelope FROM outbox ORDER BY n")?;
+            let mut st =
+                c.prepare("SELECT client_id, room_id, envelope, control FROM outbox ORDER BY n")?;
             let rows = st.query_map([], |r| {
                 Ok(OutboxEntry {
                     client_id: uuid_of(&r.get::<_, String>(0)?)?,
                     room_id: uuid_of(&r.get::<_, String>(1)?)?,
                     envelope: r.get(2)?,
+                    control: r.get(3)?,
                 })
             })?;
             rows.collect()
@@ -590,9 +608,18 @@ mod tests {
             client_id: Uuid::from_u128(2),
             room_id: room,
             envelope: vec![1, 2],
+            control: false,
+        };
+        let statement = OutboxEntry {
+            client_id: Uuid::from_u128(4),
+            control: true,
+            ..e.clone()
         };
         s.outbox_push(&e).unwrap();
         s.outbox_push(&e).unwrap();
+        s.outbox_push(&statement).unwrap();
+        assert_eq!(s.outbox().unwrap(), vec![e.clone(), statement.clone()]);
+        s.outbox_remove(statement.client_id).unwrap();
         assert_eq!(s.outbox().unwrap(), vec![e.clone()]);
         s.outbox_remove(e.client_id).unwrap();
         assert!(s.outbox().unwrap().is_empty());
