@@ -156,6 +156,22 @@ CREATE TABLE IF NOT EXISTS seen (sender TEXT NOT NULL, client_id TEXT NOT NULL,
     PRIMARY KEY (sender, client_id)) WITHOUT ROWID;
 ";
 
+/// Adds a column a store made by an older version lacks. Two processes opening
+/// the same old file at once may both try: the loser finds it added.
+fn add_column(conn: &Connection, table: &str, column: &str, ddl: &str) -> rusqlite::Result<()> {
+    let has = |conn: &Connection| -> rusqlite::Result<bool> {
+        conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+            .exists(params![table, column])
+    };
+    if has(conn)? {
+        return Ok(());
+    }
+    match conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ddl}")) {
+        Err(_) if has(conn)? => Ok(()),
+        other => other,
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -196,19 +212,9 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         // Stores made before the store key: add its column.
-        let has_key: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('account') WHERE name = 'store_key'")?
-            .exists([])?;
-        if !has_key {
-            conn.execute_batch("ALTER TABLE account ADD COLUMN store_key BLOB")?;
-        }
+        add_column(&conn, "account", "store_key", "BLOB")?;
         // Stores made before the outbox marked control messages.
-        let has_control: bool = conn
-            .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'control'")?
-            .exists([])?;
-        if !has_control {
-            conn.execute_batch("ALTER TABLE outbox ADD COLUMN control INTEGER NOT NULL DEFAULT 0")?;
-        }
+        add_column(&conn, "outbox", "control", "INTEGER NOT NULL DEFAULT 0")?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -598,6 +604,26 @@ mod tests {
         assert_eq!(store.history_page(ROOM, None, 10).unwrap().len(), 6);
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_store_from_before_the_control_mark_opens_with_its_outbox() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE outbox (n INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL UNIQUE,
+                room_id TEXT NOT NULL, envelope BLOB NOT NULL);
+             INSERT INTO outbox (client_id, room_id, envelope)
+                VALUES ('00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000001', x'0102');",
+        )
+        .unwrap();
+        let s = SqliteStore::init(conn).unwrap();
+        let out = s.outbox().unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].control);
+        // Opening it again finds the columns added.
+        let conn = s.conn.into_inner().unwrap();
+        let s = SqliteStore::init(conn).unwrap();
+        assert_eq!(s.outbox().unwrap().len(), 1);
     }
 
     #[test]

@@ -21,8 +21,11 @@ use sotto_core::envelope::{self, OpenContext};
 use sotto_engine::Plaintext;
 use sotto_engine::feed::Seen;
 use sotto_engine::link::{BURST, Conn, Incoming, Link, LinkState, Output, PrepareFailed, Settle};
-use tokio::sync::{mpsc, watch};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -48,8 +51,16 @@ enum Read {
     End(String),
 }
 
-/// How many parsed frames the reader task may run ahead of the link.
+/// How many parsed frames the reader task may run ahead of the link...
 const READ_AHEAD: usize = 4 * BURST;
+/// ...and how many bytes of frame text they may weigh together (a catch-up of
+/// large envelopes must not fill memory: the socket's own buffers hold the
+/// rest, and the relay's slow-consumer rules apply as before).
+const READ_AHEAD_BYTES: usize = 16 << 20;
+/// The largest frame this client reads: a message frame carries at most a
+/// 1 MiB envelope in base64 (the relay refuses larger); the rest is refused as
+/// a protocol error instead of being buffered (tungstenite's default: 64 MiB).
+const MAX_FRAME_BYTES: usize = 2 * sotto_core::envelope::MAX_ENVELOPE_BYTES + (64 << 10);
 
 /// The open socket of one attempt. Its reader task reads and parses frames
 /// while the link's step opens the ones before them (the relay's delivery
@@ -57,7 +68,9 @@ const READ_AHEAD: usize = 4 * BURST;
 struct Socket {
     conn: Conn,
     sink: Sink,
-    reads: mpsc::Receiver<Read>,
+    /// Each read with its share of [`READ_AHEAD_BYTES`], given back when the
+    /// link takes it.
+    reads: mpsc::Receiver<(Read, Option<OwnedSemaphorePermit>)>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -67,20 +80,32 @@ impl Drop for Socket {
     }
 }
 
-fn reader(mut stream: Stream, tx: mpsc::Sender<Read>) -> tokio::task::JoinHandle<()> {
+fn reader(
+    mut stream: Stream,
+    tx: mpsc::Sender<(Read, Option<OwnedSemaphorePermit>)>,
+) -> tokio::task::JoinHandle<()> {
+    let budget = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
     tokio::spawn(async move {
         loop {
-            let read = match stream.next().await {
+            let (read, permit) = match stream.next().await {
                 Some(Ok(WsMessage::Text(t))) => {
-                    serde_json::from_str::<ServerFrame>(&t).map_or(Read::Other, Read::Frame)
+                    let weight = u32::try_from(t.len().clamp(1, READ_AHEAD_BYTES)).unwrap_or(1);
+                    let Ok(permit) = budget.clone().acquire_many_owned(weight).await else {
+                        break;
+                    };
+                    let read =
+                        serde_json::from_str::<ServerFrame>(&t).map_or(Read::Other, Read::Frame);
+                    (read, Some(permit))
                 }
-                Some(Ok(WsMessage::Close(c))) => Read::End(format!("closed by the relay: {c:?}")),
+                Some(Ok(WsMessage::Close(c))) => {
+                    (Read::End(format!("closed by the relay: {c:?}")), None)
+                }
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => Read::End(format!("socket: {e}")),
-                None => Read::End("socket closed".into()),
+                Some(Err(e)) => (Read::End(format!("socket: {e}")), None),
+                None => (Read::End("socket closed".into()), None),
             };
             let end = matches!(read, Read::End(_));
-            if tx.send(read).await.is_err() || end {
+            if tx.send((read, permit)).await.is_err() || end {
                 break;
             }
         }
@@ -179,7 +204,7 @@ pub(crate) async fn run(session: Session, mut stop: watch::Receiver<bool>) {
                 let mut n = 1;
                 while !ended && n < BURST {
                     match socket.reads.try_recv() {
-                        Ok(read) => ended = take(&task, conn, Some(read)),
+                        Ok((read, _permit)) => ended = take(&task, conn, Some(read)),
                         Err(_) => break,
                     }
                     n += 1;
@@ -213,10 +238,10 @@ async fn close(mut socket: Socket) {
 }
 
 /// The next read of the open socket (never, while there is none; `None`: its
-/// reader ended).
+/// reader ended). Its share of the read-ahead budget is given back here.
 async fn read(io: &mut Io) -> Option<Read> {
     match io.socket.as_mut() {
-        Some(socket) => socket.reads.recv().await,
+        Some(socket) => socket.reads.recv().await.map(|(read, _permit)| read),
         None => std::future::pending().await,
     }
 }
@@ -275,9 +300,17 @@ async fn perform(task: &Task, io: &mut Io, out: Output<Event>) {
             task.with_link(|l| l.prepared(conn, task.now(), answer));
         }
         Output::Open(conn) => {
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(MAX_FRAME_BYTES))
+                .max_frame_size(Some(MAX_FRAME_BYTES));
             let opened = tokio::time::timeout(
                 inner.client.options().connect_timeout,
-                tokio_tungstenite::connect_async(inner.client.ws_url()),
+                // No Nagle delay: frames are small and interactive.
+                tokio_tungstenite::connect_async_with_config(
+                    inner.client.ws_url(),
+                    Some(config),
+                    true,
+                ),
             )
             .await;
             let now = task.now();

@@ -507,12 +507,15 @@ impl Rooms {
         statement
             .verify_signature(signer)
             .map_err(|e| refuse(e.to_string()))?;
-        let epoch = self.epochs.get(&room).copied().unwrap_or(0);
         let record = self.records.or_default(room);
         let held = record.statement();
         match membership::check_successor(room, held.as_ref(), &statement) {
             Ok(Successor::Same) => {
                 if reached.iter().any(|d| record.announced.insert(*d)) {
+                    // A post read from the backlog may predate a removal and
+                    // re-addition the epoch already counts: after the next
+                    // connection the set is checked again.
+                    record.announced_epoch = 0;
                     self.changed.insert(room);
                 }
                 Ok(Received::Same)
@@ -520,7 +523,9 @@ impl Rooms {
             Ok(Successor::Newer) => {
                 record.statement = Some(B64(statement.to_bytes()));
                 record.announced = reached.iter().copied().collect();
-                record.announced_epoch = epoch;
+                // (As above: whom a post reached is trusted only until the
+                // next connection.)
+                record.announced_epoch = 0;
                 record.first_seen = None;
                 // Users named now may be reported again if they are dropped later.
                 record.reported.retain(|u| !statement.lists(*u));

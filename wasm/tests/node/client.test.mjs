@@ -311,6 +311,26 @@ test("a cut connection resumes from its cursor: nothing lost, nothing twice", as
   assert.equal(cursors.get(room), seqs[seqs.length - 1], "the cursor moved with the messages");
 });
 
+test("a disconnect from inside an event handler, a few awaits later, takes effect at once", async () => {
+  const from = bob.rec.events.length;
+  const text = secret("disconnect when this arrives");
+  const handler = async (e) => {
+    if (e.detail.content.type !== "text" || e.detail.content.body !== text) return;
+    // Continuations in later microtasks: the pump may be winding down meanwhile.
+    await Promise.resolve();
+    await Promise.resolve();
+    await Promise.resolve();
+    bob.session.disconnect();
+  };
+  bob.session.addEventListener("message", (e) => void handler(e));
+  await alice.session.sendText(room, text);
+  // Done at once, not when some later frame happens to wake the link.
+  await bob.rec.until((e) => e.type === "connection" && e.detail.state === "offline" && e.detail.reason === "disconnected", 5_000, from);
+  const from2 = bob.rec.events.length;
+  bob.session.connect();
+  await bob.rec.until(online, 20_000, from2);
+});
+
 test("a linked second browser gets the identity, its own device, and every message", async () => {
   const backup = alice.session.exportBackup("link passphrase 123");
   const r2 = new Relay(relay.url);
