@@ -5,7 +5,6 @@
 //! outputs (`ClientLink.poll`): HTTP, the WebSocket, one IndexedDB transaction
 //! per step (`KeyStore.apply`), opening messages, the app's events.
 
-use sotto_core::api::ClientFrame;
 use sotto_engine::feed::{Changes, Seen};
 use sotto_engine::link::{Ack, Conn, Incoming, Link, LinkState, Output, PrepareFailed, Settle};
 use uuid::Uuid;
@@ -159,15 +158,6 @@ fn ack_js(ack: Ack) -> JsValue {
     .into_typed::<JsValue>()
 }
 
-fn frame_text(frame: &ClientFrame) -> Result<String> {
-    serde_json::to_string(frame).map_err(|e| {
-        crate::Error::new(
-            crate::Code::Internal,
-            format!("cannot serialize frame: {e}"),
-        )
-    })
-}
-
 fn output_js(out: Output<JsValue>) -> Result<JsValue> {
     let kind = |k: &str| Obj::new().set("kind", k);
     let with_conn = |k: &str, c: Conn| kind(k).set("conn", js::number(c.0));
@@ -177,7 +167,7 @@ fn output_js(out: Output<JsValue>) -> Result<JsValue> {
         Output::Authenticate(c) => with_conn("authenticate", c),
         Output::Online(c) => with_conn("online", c),
         Output::Close(c) => with_conn("close", c),
-        Output::Send(frame) => kind("send").set("text", frame_text(&frame)?),
+        Output::Send(frame) => kind("send").set("text", crate::wire::client_frame_text(&frame)?),
         Output::State(LinkState::Connecting) => kind("state").set("state", "connecting"),
         Output::State(LinkState::Online) => kind("state").set("state", "online"),
         Output::State(LinkState::Offline {

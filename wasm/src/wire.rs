@@ -70,7 +70,7 @@ pub fn transient_refusal(code: &str) -> bool {
     sotto_engine::policy::transient_refusal(code)
 }
 
-fn client_frame_text(frame: &ClientFrame) -> Result<String> {
+pub(crate) fn client_frame_text(frame: &ClientFrame) -> Result<String> {
     serde_json::to_string(frame).map_err(|e| {
         crate::Error::new(
             crate::Code::Internal,
