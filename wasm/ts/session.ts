@@ -16,7 +16,7 @@ import {
   StoreVault,
   verifyBundle,
 } from "./sotto_wasm.js";
-import type { HistoryItem, MembershipWarning, OutboxVerdict, Recipient, Sealable, SenderLookup, VerifiedDevice } from "./sotto_wasm.js";
+import type { HistoryItem, LinkIncoming, MembershipWarning, OutboxVerdict, Recipient, Sealable, SenderLookup, VerifiedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   ConnectionState,
@@ -145,15 +145,8 @@ interface Target {
   revokedAt: string | undefined;
 }
 
-/** @internal A message frame's routing fields (the envelope's signed header must agree). */
-export interface Incoming {
-  roomId: Uuid;
-  id: Uuid;
-  seq: number;
-  senderId: Uuid;
-  deviceId: Uuid;
-  createdAt: string;
-}
+/** @internal A message frame's routing fields, as the engine's link hands them out (the envelope's signed header must agree). */
+export type Incoming = Omit<LinkIncoming, "envelope">;
 
 /** @internal */
 export type OpenResult =
