@@ -29,6 +29,18 @@ fn drain(link: &mut Link<&'static str>, now: u64) -> Vec<Output<&'static str>> {
     std::iter::from_fn(|| link.poll(now)).collect()
 }
 
+/// Settles ROOM's message `seq` as shown with `event` (no history item).
+fn shown(link: &mut Link<&'static str>, seq: u64, event: &'static str) {
+    link.settle(
+        ROOM,
+        seq,
+        Settle::Handled {
+            kept: None,
+            event: Some(event),
+        },
+    );
+}
+
 fn text(frame: &ServerFrame) -> String {
     serde_json::to_string(frame).unwrap()
 }
@@ -116,14 +128,7 @@ fn a_step_is_stored_before_its_events_are_shown_and_its_receipt_sent() {
         panic!("{out:?}")
     };
     assert_eq!(m.seq, 2);
-    link.settle(
-        ROOM,
-        2,
-        Settle::Handled {
-            kept: None,
-            event: Some("two"),
-        },
-    );
+    shown(&mut link, 2, "two");
     // The step's changes: both cursors in one batch, the history item.
     let out = drain(&mut link, 1);
     let [Output::Store(changes)] = &out[..] else {
@@ -220,14 +225,7 @@ fn a_failed_store_drops_the_steps_events_and_reconnects() {
     let conn = online(&mut link, 0, 0);
     link.received(conn, 1, &message(1));
     drain(&mut link, 1);
-    link.settle(
-        ROOM,
-        1,
-        Settle::Handled {
-            kept: None,
-            event: Some("one"),
-        },
-    );
+    shown(&mut link, 1, "one");
     assert!(matches!(drain(&mut link, 1)[..], [Output::Store(_)]));
     link.stored(1, Err("disk full".into()));
     let out = drain(&mut link, 1);
@@ -498,14 +496,7 @@ fn stop_during_a_step_lets_it_finish_then_sends_the_receipts_and_closes() {
     drain(&mut link, 1);
     link.stop(2);
     assert!(link.is_active());
-    link.settle(
-        ROOM,
-        1,
-        Settle::Handled {
-            kept: None,
-            event: Some("one"),
-        },
-    );
+    shown(&mut link, 1, "one");
     // The step ends at the stop: message 2 is left for the next connection.
     let out = drain(&mut link, 2);
     let [Output::Store(changes)] = &out[..] else {
@@ -569,14 +560,7 @@ fn a_close_is_handled_after_the_frames_before_it() {
     link.received(conn, 1, &message(1));
     link.closed(conn, 1, "bye".into());
     drain(&mut link, 1);
-    link.settle(
-        ROOM,
-        1,
-        Settle::Handled {
-            kept: None,
-            event: Some("one"),
-        },
-    );
+    shown(&mut link, 1, "one");
     assert!(matches!(drain(&mut link, 1)[..], [Output::Store(_)]));
     link.stored(1, Ok(()));
     let out = drain(&mut link, 1);
@@ -594,14 +578,7 @@ fn a_long_step_is_not_the_relays_silence() {
     drain(&mut link, 1);
     // Opening it takes 70 s (a slow device fetch); nothing is read meanwhile.
     let later = 70_000;
-    link.settle(
-        ROOM,
-        1,
-        Settle::Handled {
-            kept: None,
-            event: Some("one"),
-        },
-    );
+    shown(&mut link, 1, "one");
     drain(&mut link, later);
     link.stored(later, Ok(()));
     let out = drain(&mut link, later);
