@@ -45,6 +45,7 @@ pub mod feed;
 pub mod ids;
 pub mod link;
 pub mod membership;
+pub mod open;
 pub mod outbox;
 pub mod pins;
 pub mod policy;

@@ -1,0 +1,430 @@
+//! The open pipeline: one message from the relay, from its bytes to what the
+//! app sees, in one order for both SDKs.
+//!
+//! 1. **Peek**: the envelope parses, and it is sealed to this device.
+//! 2. **Sender check**: the sending device is in its user's device list,
+//!    under the pinned identity key, and not revoked before the relay stored
+//!    the message ([`crate::trust::check_sender`]). A device not in the list
+//!    makes the list fetched again once (a new device). This device's own
+//!    messages are checked against itself, without a fetch.
+//! 3. **Open**: the core opens and authenticates the envelope for that sender
+//!    in that room.
+//! 4. **Replay check**: the sender's message id, through the feed's
+//!    [`Seen`] verdict (a redelivery at the same place is settled without
+//!    being shown; the same id elsewhere is a replay).
+//! 5. **Decode**: content for the app, or a membership statement: its signer
+//!    goes through the sender check too, and [`Rooms::receive`] takes it or
+//!    says why not.
+//!
+//! [`Opening`] is sans-I/O: it says what it needs ([`Step::Fetch`]: a user's
+//! device list; [`Step::Seen`]: the feed's verdict, which may need the store)
+//! and the driver answers, then steps again. Nothing here blocks, and one
+//! `Opening` never touches another message.
+
+use sotto_core::envelope::{self, Envelope, OpenContext};
+use sotto_core::keys::{DeviceKeys, VerifiedDevice};
+use sotto_core::membership::MembershipStatement;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::content::Plaintext;
+use crate::devices::{Devices, Sender};
+use crate::feed::Seen;
+use crate::link::Incoming;
+use crate::membership::{Rooms, Warning};
+use crate::pins::Pins;
+use crate::trust::{SenderRefused, SenderTrust};
+use crate::vault::{HistoryItem, HistoryTrust};
+
+/// Why a message could not be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UndecryptableReason {
+    /// The message was not sealed to this device (sent before it existed, or
+    /// after it was revoked).
+    NotForThisDevice,
+    /// The sending device is unknown or its bundle does not verify.
+    UnknownDevice,
+    /// The sender's identity key differs from the pinned one.
+    UntrustedSender,
+    /// The envelope is malformed, forged or tampered with.
+    Invalid,
+    /// The same sender's message id was already delivered (a replay).
+    Replayed,
+}
+
+impl UndecryptableReason {
+    /// The wire-style name (`not_for_this_device`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotForThisDevice => "not_for_this_device",
+            Self::UnknownDevice => "unknown_device",
+            Self::UntrustedSender => "untrusted_sender",
+            Self::Invalid => "invalid",
+            Self::Replayed => "replayed",
+        }
+    }
+}
+
+/// The verified device behind a driver's device-list handle.
+pub trait SenderDevice {
+    /// The device whose bundle verified.
+    fn verified(&self) -> &VerifiedDevice;
+}
+
+impl SenderDevice for VerifiedDevice {
+    fn verified(&self) -> &VerifiedDevice {
+        self
+    }
+}
+
+/// This device, as the pipeline needs it.
+pub struct Me<'a> {
+    /// This user.
+    pub user: Uuid,
+    /// This device, verified (the sender of its own messages).
+    pub device: &'a VerifiedDevice,
+    /// Its secret keys (to open).
+    pub keys: &'a DeviceKeys,
+}
+
+/// What the pipeline needs next, or its outcome.
+#[derive(Debug)]
+pub enum Step {
+    /// Make sure `user`'s device list is cached ([`Devices::missing`]: fetch
+    /// it, hand the answer to [`Devices::served`]), then step again. A fetch
+    /// that fails: [`Opening::failed`].
+    Fetch(Uuid),
+    /// Ask the feed whether the sender's message id `client_id` was handled
+    /// ([`crate::Feed::seen`], with the store's record), then
+    /// [`Opening::seen`] and step again.
+    Seen {
+        /// The sending user.
+        sender: Uuid,
+        /// The sender's message id.
+        client_id: Uuid,
+    },
+    /// Done.
+    Done(Outcome),
+}
+
+/// What became of the message.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Content for the app, as local history keeps it.
+    Message(HistoryItem),
+    /// A membership statement (not the app's): taken (`None`), or refused
+    /// with the warning to show. The rooms' records may have changed: the
+    /// driver saves them.
+    Control(Option<Warning>),
+    /// Shown as undecryptable, for this reason.
+    Undecryptable(UndecryptableReason),
+    /// Handled in a stored step already: settled, not shown again.
+    Again,
+    /// Cannot tell now (a device list did not load, the store failed): the
+    /// room's cursor must not move; the message comes again.
+    Later(String),
+}
+
+/// Where the pipeline stands.
+enum Stage {
+    Sender {
+        refetched: bool,
+    },
+    Seen {
+        opened: envelope::Opened,
+        trust: SenderTrust,
+        reached: Vec<Uuid>,
+        verdict: Option<Seen>,
+    },
+    Signer {
+        statement: Zeroizing<Vec<u8>>,
+        reached: Vec<Uuid>,
+        refetched: bool,
+    },
+    Failed(String),
+    Done,
+}
+
+/// One message through the open pipeline (see the module docs).
+pub struct Opening {
+    m: Incoming,
+    /// Statements only (a read-ahead of the backlog): no replay check, and
+    /// content is not the app's (the live stream shows it when it gets there).
+    statements_only: bool,
+    stage: Stage,
+    /// Device-list fetches asked for so far (bounded: lists that keep
+    /// changing end in [`Outcome::Later`]).
+    fetches: u8,
+}
+
+/// At most this many device-list fetches for one message.
+const MAX_FETCHES: u8 = 4;
+
+impl std::fmt::Debug for Opening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opening")
+            .field("room_id", &self.m.room_id)
+            .field("seq", &self.m.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Opening {
+    /// A message of the live stream (or a history page).
+    pub fn new(m: Incoming) -> Self {
+        Self {
+            m,
+            statements_only: false,
+            stage: Stage::Sender { refetched: false },
+            fetches: 0,
+        }
+    }
+
+    /// A message read ahead of the live stream for its membership statement
+    /// only: no replay check (the live stream does it when it gets there),
+    /// and content comes out as [`Outcome::Again`].
+    pub fn statements_only(m: Incoming) -> Self {
+        Self {
+            statements_only: true,
+            ..Self::new(m)
+        }
+    }
+
+    /// The message.
+    pub fn incoming(&self) -> &Incoming {
+        &self.m
+    }
+
+    /// The driver could not do what the last step asked (`why`): the
+    /// outcome is [`Outcome::Later`].
+    pub fn failed(&mut self, why: impl Into<String>) {
+        self.stage = Stage::Failed(why.into());
+    }
+
+    /// The feed's verdict on the sender's message id ([`Step::Seen`]).
+    pub fn seen(&mut self, verdict: Seen) {
+        if let Stage::Seen { verdict: v, .. } = &mut self.stage {
+            *v = Some(verdict);
+        }
+    }
+
+    /// Runs the pipeline as far as it can go without the driver.
+    pub fn step<D: SenderDevice + Clone>(
+        &mut self,
+        me: &Me<'_>,
+        pins: &Pins,
+        devices: &mut Devices<D>,
+        rooms: &mut Rooms,
+    ) -> Step {
+        loop {
+            match std::mem::replace(&mut self.stage, Stage::Done) {
+                Stage::Done => return Step::Done(Outcome::Later("opened already".into())),
+                Stage::Failed(why) => return Step::Done(Outcome::Later(why)),
+                Stage::Sender { refetched } => {
+                    match self.check_sender(me, pins, devices, refetched) {
+                        Checked::Need(user, refetched) => {
+                            self.stage = Stage::Sender { refetched };
+                            return self.fetch(user);
+                        }
+                        Checked::Refused(reason) => {
+                            return Step::Done(Outcome::Undecryptable(reason));
+                        }
+                        Checked::Next(stage) => self.stage = stage,
+                    }
+                }
+                Stage::Seen {
+                    opened,
+                    trust,
+                    reached,
+                    verdict,
+                } => {
+                    let verdict = if self.statements_only {
+                        Seen::New
+                    } else if let Some(v) = verdict {
+                        v
+                    } else {
+                        let step = Step::Seen {
+                            sender: self.m.sender_id,
+                            client_id: opened.replay_id(),
+                        };
+                        self.stage = Stage::Seen {
+                            opened,
+                            trust,
+                            reached,
+                            verdict: None,
+                        };
+                        return step;
+                    };
+                    match verdict {
+                        Seen::New => {}
+                        Seen::Again => return Step::Done(Outcome::Again),
+                        Seen::Replay => {
+                            return Step::Done(Outcome::Undecryptable(
+                                UndecryptableReason::Replayed,
+                            ));
+                        }
+                    }
+                    match Plaintext::decode(&opened.plaintext) {
+                        Plaintext::Membership(statement) => {
+                            self.stage = Stage::Signer {
+                                statement: Zeroizing::new(statement),
+                                reached,
+                                refetched: false,
+                            };
+                        }
+                        Plaintext::Content(_) if self.statements_only => {
+                            return Step::Done(Outcome::Again);
+                        }
+                        Plaintext::Content(content) => {
+                            let m = &self.m;
+                            return Step::Done(Outcome::Message(HistoryItem {
+                                room_id: m.room_id,
+                                id: m.id,
+                                seq: m.seq,
+                                sender_id: m.sender_id,
+                                sender_device: m.device_id,
+                                client_id: opened.replay_id(),
+                                sent_at_ms: opened.header.timestamp_ms,
+                                received_at: m.created_at.clone(),
+                                trust: match trust {
+                                    SenderTrust::Own => HistoryTrust::Own,
+                                    SenderTrust::Verified => HistoryTrust::Verified,
+                                    SenderTrust::Unverified => HistoryTrust::Unverified,
+                                },
+                                content,
+                            }));
+                        }
+                    }
+                }
+                Stage::Signer {
+                    statement,
+                    reached,
+                    refetched,
+                } => {
+                    let signer = match MembershipStatement::from_bytes(&statement) {
+                        // Does not parse: `receive` says why.
+                        Err(_) => None,
+                        Ok(s) => {
+                            let (user, device) = (s.signer_user(), s.signer_device());
+                            match self.lookup(me, pins, devices, user, device, refetched) {
+                                Lookup::Need(refetched) => {
+                                    self.stage = Stage::Signer {
+                                        statement,
+                                        reached,
+                                        refetched,
+                                    };
+                                    return self.fetch(user);
+                                }
+                                Lookup::Found(d, _) => Some(d),
+                                Lookup::Refused(_) => None,
+                            }
+                        }
+                    };
+                    let got = rooms.receive(self.m.room_id, &statement, signer.as_ref(), &reached);
+                    return Step::Done(Outcome::Control(got.err()));
+                }
+            }
+        }
+    }
+
+    /// Asks for `user`'s device list, unless asked too often already.
+    fn fetch(&mut self, user: Uuid) -> Step {
+        self.fetches = self.fetches.saturating_add(1);
+        if self.fetches > MAX_FETCHES {
+            self.stage = Stage::Done;
+            return Step::Done(Outcome::Later(
+                "device lists keep changing; try again".into(),
+            ));
+        }
+        Step::Fetch(user)
+    }
+
+    /// Steps 1 to 3: peek, sender check, open.
+    fn check_sender<D: SenderDevice + Clone>(
+        &self,
+        me: &Me<'_>,
+        pins: &Pins,
+        devices: &mut Devices<D>,
+        refetched: bool,
+    ) -> Checked {
+        let m = &self.m;
+        let my_device = me.device.device_id();
+        let Ok(parsed) = Envelope::from_bytes(&m.envelope) else {
+            return Checked::Refused(UndecryptableReason::Invalid);
+        };
+        if !parsed.recipient_devices().any(|d| d == my_device) {
+            return Checked::Refused(UndecryptableReason::NotForThisDevice);
+        }
+        let (sender, trust) =
+            match self.lookup(me, pins, devices, m.sender_id, m.device_id, refetched) {
+                Lookup::Need(refetched) => return Checked::Need(m.sender_id, refetched),
+                Lookup::Refused(reason) => return Checked::Refused(reason),
+                Lookup::Found(d, trust) => (d, trust),
+            };
+        let ctx = OpenContext {
+            room_id: m.room_id,
+            sender: &sender,
+        };
+        match envelope::open(&m.envelope, my_device, me.keys, &ctx) {
+            Ok(opened) => Checked::Next(Stage::Seen {
+                opened,
+                trust,
+                reached: parsed.recipient_devices().collect(),
+                verdict: None,
+            }),
+            Err(sotto_core::OpenError::NotARecipient) => {
+                Checked::Refused(UndecryptableReason::NotForThisDevice)
+            }
+            Err(_) => Checked::Refused(UndecryptableReason::Invalid),
+        }
+    }
+
+    /// The trusted device `device` of `user`, for a message the relay stored
+    /// at this message's time. Unknown in a list cached before: dropped and
+    /// fetched once more (a new device); unknown in a list fetched for this
+    /// message: unknown.
+    fn lookup<D: SenderDevice + Clone>(
+        &self,
+        me: &Me<'_>,
+        pins: &Pins,
+        devices: &mut Devices<D>,
+        user: Uuid,
+        device: Uuid,
+        refetched: bool,
+    ) -> Lookup {
+        if user == me.user && device == me.device.device_id() {
+            return Lookup::Found(me.device.clone(), SenderTrust::Own);
+        }
+        if !devices.missing(&[user]).is_empty() {
+            // Fetched now: a device missing from it is unknown.
+            return Lookup::Need(true);
+        }
+        match devices.sender(pins, me.user, user, device, &self.m.created_at) {
+            Sender::Trusted(d, trust) => Lookup::Found(d.verified().clone(), trust),
+            Sender::Refused(SenderRefused::UntrustedSender) => {
+                Lookup::Refused(UndecryptableReason::UntrustedSender)
+            }
+            Sender::Refused(SenderRefused::UnknownDevice) => {
+                Lookup::Refused(UndecryptableReason::UnknownDevice)
+            }
+            Sender::Unknown if refetched => Lookup::Refused(UndecryptableReason::UnknownDevice),
+            Sender::Unknown => {
+                devices.forget(Some(user));
+                Lookup::Need(true)
+            }
+        }
+    }
+}
+
+enum Checked {
+    Need(Uuid, bool),
+    Refused(UndecryptableReason),
+    Next(Stage),
+}
+
+enum Lookup {
+    Need(bool),
+    Found(VerifiedDevice, SenderTrust),
+    Refused(UndecryptableReason),
+}
