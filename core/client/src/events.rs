@@ -40,23 +40,7 @@ pub struct ReceivedMessage {
     pub content: Content,
 }
 
-/// Why a message could not be shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum UndecryptableReason {
-    /// The message was not sealed to this device (sent before it existed, or
-    /// after it was revoked).
-    NotForThisDevice,
-    /// The sending device is unknown or its bundle does not verify.
-    UnknownDevice,
-    /// The sender's identity key differs from the pinned one (see
-    /// [`Event::IdentityKeyChanged`]).
-    UntrustedSender,
-    /// The envelope is malformed, forged or tampered with.
-    Invalid,
-    /// The same sender's message id was already delivered (a replay).
-    Replayed,
-}
+pub use sotto_engine::open::UndecryptableReason;
 
 /// Connection state of the live stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,4 +181,22 @@ pub enum Event {
         /// Details.
         detail: Option<String>,
     },
+}
+
+impl From<sotto_engine::vault::HistoryItem> for ReceivedMessage {
+    fn from(item: sotto_engine::vault::HistoryItem) -> Self {
+        Self {
+            room_id: item.room_id,
+            id: item.id,
+            seq: item.seq,
+            sender_id: item.sender_id,
+            sender_device: item.sender_device,
+            client_id: item.client_id,
+            sent_at_ms: item.sent_at_ms,
+            received_at: item.received_at,
+            own: item.trust == SenderTrust::Own,
+            trust: item.trust,
+            content: item.content,
+        }
+    }
 }

@@ -14,11 +14,12 @@ use sotto_core::keys::{
 use sotto_core::safety::SafetyNumber;
 use sotto_core::suite::Suite;
 use sotto_core::trust::Pin;
-use sotto_engine::devices::{Devices, Fetch, Known, Sender, Unsealable};
+use sotto_engine::devices::{Devices, Fetch, Known, Unsealable};
+use sotto_engine::feed::Seen;
 use sotto_engine::link::{Ack, Link};
+use sotto_engine::open::{Me, Opening, Outcome, Step};
 use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer, Verdict};
 use sotto_engine::pins::{self, Pins};
-use sotto_engine::trust::SenderRefused;
 use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
 use sotto_engine::{Plaintext, Rooms, SendRefused};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -129,16 +130,6 @@ pub struct Sent {
     pub id: Uuid,
     /// Its place in the room.
     pub seq: u64,
-}
-
-/// What [`Session::sender_device`] found out about a message's sender.
-pub(crate) enum SenderCheck {
-    /// A device bundle signed by the pinned identity.
-    Trusted(Box<VerifiedDevice>, SenderTrust),
-    /// Not a sender to trust, for good.
-    Refused(crate::events::UndecryptableReason),
-    /// The keys could not be fetched now: try again later.
-    Transient(String),
 }
 
 pub(crate) struct Inner {
@@ -1222,19 +1213,7 @@ impl Session {
                 tracing::warn!(%room_id, seq, "a local history item does not authenticate");
                 continue;
             };
-            out.push(ReceivedMessage {
-                room_id: item.room_id,
-                id: item.id,
-                seq: item.seq,
-                sender_id: item.sender_id,
-                sender_device: item.sender_device,
-                client_id: item.client_id,
-                sent_at_ms: item.sent_at_ms,
-                received_at: item.received_at,
-                own: item.trust == SenderTrust::Own,
-                trust: item.trust,
-                content: item.content,
-            });
+            out.push(ReceivedMessage::from(item));
         }
         Ok(out)
     }
@@ -1484,51 +1463,40 @@ impl Session {
         Ok(())
     }
 
-    /// The verified, pinned device `device_id` of `user`, to check a message
-    /// from it that the relay stored at `stored_at`. Refetches once when the
-    /// device is unknown (a new device). A revoked device is accepted only for
-    /// messages the relay stored before the revocation, and never as verified
-    /// (the engine's rule).
-    pub(crate) async fn sender_device(
+    /// Drives the engine's open pipeline for one message
+    /// (`sotto_engine::open`): fetches the device lists it asks for, and asks
+    /// `seen` for the feed's verdict on the sender's message id.
+    pub(crate) async fn open_message(
         &self,
-        user: Uuid,
-        device_id: Uuid,
-        stored_at: &str,
-    ) -> SenderCheck {
-        use crate::events::UndecryptableReason as R;
-        for attempt in 0..2 {
-            let fetched = if attempt == 1 {
-                self.refresh_devices(user).await
-            } else {
-                self.fetch_devices(&[user]).await
+        op: &mut Opening,
+        mut seen: impl FnMut(Uuid, Uuid) -> std::result::Result<Seen, String>,
+    ) -> Outcome {
+        let inner = &self.inner;
+        loop {
+            let step = {
+                let me = Me {
+                    user: inner.user.id,
+                    device: &inner.own,
+                    keys: &inner.keys,
+                };
+                let trust = lock(&inner.trust);
+                let mut devices = lock(&inner.devices);
+                let mut rooms = lock(&inner.rooms);
+                op.step(&me, &trust, &mut devices, &mut rooms)
             };
-            if let Err(e) = fetched {
-                return SenderCheck::Transient(e.to_string());
-            }
-            let sender = {
-                let trust = lock(&self.inner.trust);
-                lock(&self.inner.devices).sender(
-                    &trust,
-                    self.inner.user.id,
-                    user,
-                    device_id,
-                    stored_at,
-                )
-            };
-            match sender {
-                Sender::Unknown => continue,
-                Sender::Trusted(device, trust) => {
-                    return SenderCheck::Trusted(Box::new(device), trust);
+            match step {
+                Step::Done(outcome) => return outcome,
+                Step::Fetch(user) => {
+                    if let Err(e) = self.fetch_devices(&[user]).await {
+                        op.failed(format!("checking a sender: {e}"));
+                    }
                 }
-                Sender::Refused(SenderRefused::UntrustedSender) => {
-                    return SenderCheck::Refused(R::UntrustedSender);
-                }
-                Sender::Refused(SenderRefused::UnknownDevice) => {
-                    return SenderCheck::Refused(R::UnknownDevice);
-                }
+                Step::Seen { sender, client_id } => match seen(sender, client_id) {
+                    Ok(verdict) => op.seen(verdict),
+                    Err(why) => op.failed(why),
+                },
             }
         }
-        SenderCheck::Refused(R::UnknownDevice)
     }
 
     pub(crate) fn forget_devices(&self, user: Uuid) {

@@ -1,9 +1,8 @@
 //! The live connection's driver: the engine's [`Link`] decides (when to
 //! connect, `resume`, ping, send receipts, give up on an `ack`, back off); this
 //! task does its I/O: the HTTP calls that prepare a connection, the
-//! WebSocket, the store transaction of each step, opening messages, and the
-//! app's events. Messages are opened and verified here, by the engine's rules
-//! (sender trust, replay check, membership statements).
+//! WebSocket, the store transaction of each step, the device-list fetches the
+//! engine's open pipeline ([`Opening`]) asks for, and the app's events.
 //!
 //! The link hands out a step's messages one at a time ([`Output::Receive`]),
 //! then the step's [`sotto_engine::Changes`] ([`Output::Store`], applied in one
@@ -15,12 +14,10 @@
 //! next frames overlaps with opening the current ones.
 
 use futures_util::{SinkExt, StreamExt};
-use sotto_core::OpenError;
 use sotto_core::api::{ClientFrame, RoomChange, ServerFrame};
-use sotto_core::envelope::{self, OpenContext};
-use sotto_engine::Plaintext;
 use sotto_engine::feed::Seen;
 use sotto_engine::link::{BURST, Conn, Incoming, Link, LinkState, Output, PrepareFailed, Settle};
+use sotto_engine::open::{Opening, Outcome};
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -30,8 +27,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::events::{Connection, Event, ReceivedMessage, UndecryptableReason};
-use crate::session::{SenderCheck, Session, lock, os_rng};
+use crate::events::{Connection, Event, ReceivedMessage};
+use crate::session::{Session, lock, os_rng};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -527,10 +524,9 @@ async fn room_changed(session: &Session, room_id: Uuid, change: RoomChange) {
 /// Opens the room's messages this device has not handled yet (after its stored
 /// cursor, up to 200) so the membership statements among them reach the engine
 /// before it decides whom to warn about or seal to: a statement naming a new
-/// member may still be queued behind the live stream. Content messages opened
-/// here are delivered by the live stream as usual (a redelivery at the same
-/// place is shown once, by it). Best effort: a failure leaves the decision to
-/// what the engine holds.
+/// member may still be queued behind the live stream. Content messages are
+/// left to the live stream (the engine's [`Opening::statements_only`]).
+/// Best effort: a failure leaves the decision to what the engine holds.
 pub(crate) async fn catch_up_statements(session: &Session, room_id: Uuid) {
     let inner = &session.inner;
     let after = match inner.store.cursors() {
@@ -558,75 +554,19 @@ pub(crate) async fn catch_up_statements(session: &Session, room_id: Uuid) {
             created_at: m.created_at,
             envelope: envelope.0,
         };
-        // Only statements: messages are shown (and statements again, which
-        // the engine takes once) when the live stream gets there.
-        if let Ok(Checked::Opened {
-            plaintext, reached, ..
-        }) = open_checked(session, &incoming).await
-            && let Plaintext::Membership(statement) = Plaintext::decode(&plaintext.plaintext)
-        {
-            let _ = membership_message(session, &incoming, &statement, &reached).await;
+        let mut op = Opening::statements_only(incoming);
+        if let Outcome::Control(_) = session.open_message(&mut op, |_, _| Ok(Seen::New)).await {
+            let _ = session.save_rooms();
         }
-    }
-}
-
-/// What the checks before the content made of a message.
-enum Checked {
-    /// Opened: authenticated by a trusted device of its sender.
-    Opened {
-        plaintext: sotto_core::envelope::Opened,
-        trust: crate::events::SenderTrust,
-        /// The devices the envelope is sealed to.
-        reached: Vec<Uuid>,
-    },
-    /// Refused, for this reason (shown as undecryptable).
-    Refused(UndecryptableReason),
-}
-
-/// The open pipeline up to the plaintext: is it for this device, is the
-/// sender's device trusted (and not revoked before the message was stored),
-/// does it open and authenticate. `Err` means "cannot tell now" (the sender's
-/// keys did not load): the cursor must not move.
-async fn open_checked(session: &Session, m: &Incoming) -> Result<Checked, String> {
-    let inner = &session.inner;
-    let envelope = m.envelope.as_slice();
-    // Cheap checks first: is it for this device at all?
-    let Ok(parsed) = envelope::Envelope::from_bytes(envelope) else {
-        return Ok(Checked::Refused(UndecryptableReason::Invalid));
-    };
-    if !parsed.recipient_devices().any(|d| d == inner.device_id) {
-        return Ok(Checked::Refused(UndecryptableReason::NotForThisDevice));
-    }
-    let (sender, trust) = match session
-        .sender_device(m.sender_id, m.device_id, &m.created_at)
-        .await
-    {
-        SenderCheck::Trusted(device, trust) => (device, trust),
-        SenderCheck::Refused(reason) => return Ok(Checked::Refused(reason)),
-        SenderCheck::Transient(e) => return Err(format!("checking a sender: {e}")),
-    };
-    let ctx = OpenContext {
-        room_id: m.room_id,
-        sender: &sender,
-    };
-    match envelope::open(envelope, inner.device_id, &inner.keys, &ctx) {
-        Ok(plaintext) => Ok(Checked::Opened {
-            plaintext,
-            trust,
-            reached: parsed.recipient_devices().collect(),
-        }),
-        Err(OpenError::NotARecipient) => {
-            Ok(Checked::Refused(UndecryptableReason::NotForThisDevice))
-        }
-        Err(_) => Ok(Checked::Refused(UndecryptableReason::Invalid)),
     }
 }
 
 /// Receives the room's next message (the link said [`Output::Receive`]):
-/// opens it, checks its id against replays, and says how it settles (with its
-/// sealed history item and the event to show once the step is stored).
+/// the engine's open pipeline, with the feed's replay verdict; says how it
+/// settles (with its sealed history item and the event to show once the step
+/// is stored).
 async fn receive(task: &Task, m: Incoming) -> Settle<Event> {
-    match receive_checked(task, &m).await {
+    match receive_opened(task, m).await {
         Ok((kept, event)) => Settle::Handled { kept, event },
         Err(reason) => Settle::Later(reason),
     }
@@ -634,93 +574,44 @@ async fn receive(task: &Task, m: Incoming) -> Settle<Event> {
 
 type Handled = (Option<Vec<u8>>, Option<Event>);
 
-async fn receive_checked(task: &Task, m: &Incoming) -> Result<Handled, String> {
+async fn receive_opened(task: &Task, m: Incoming) -> Result<Handled, String> {
     let session = &task.session;
     let inner = &session.inner;
-    let undecryptable = |reason| {
-        Ok((
+    let (room_id, seq, sender_id) = (m.room_id, m.seq, m.sender_id);
+    let mut op = Opening::new(m);
+    let seen = |sender, client_id| {
+        let stored = inner
+            .store
+            .seen_at(sender, client_id)
+            .map_err(|e| format!("store: {e}"))?;
+        // (No link: this task was replaced; its step is never stored.)
+        Ok(task
+            .with_link(|l| l.seen(sender, client_id, room_id, seq, stored))
+            .unwrap_or(Seen::New))
+    };
+    match session.open_message(&mut op, seen).await {
+        Outcome::Message(item) => {
+            let message = ReceivedMessage::from(item);
+            // Kept in the same step as the cursor: stored before the app hears of it.
+            let sealed = os_rng()
+                .and_then(|mut rng| session.seal_kept(&message, &mut rng))
+                .map_err(|e| format!("store: {e}"))?;
+            Ok((Some(sealed), Some(Event::Message(message))))
+        }
+        Outcome::Control(warning) => {
+            session.save_rooms().map_err(|e| format!("store: {e}"))?;
+            Ok((None, warning.map(Event::Membership)))
+        }
+        Outcome::Undecryptable(reason) => Ok((
             None,
             Some(Event::Undecryptable {
-                room_id: m.room_id,
-                seq: m.seq,
-                sender_id: m.sender_id,
+                room_id,
+                seq,
+                sender_id,
                 reason,
             }),
-        ))
-    };
-    let (opened, trust, reached) = match open_checked(session, m).await? {
-        Checked::Opened {
-            plaintext,
-            trust,
-            reached,
-        } => (plaintext, trust, reached),
-        Checked::Refused(reason) => return undecryptable(reason),
-    };
-    let stored = inner
-        .store
-        .seen_at(m.sender_id, opened.replay_id())
-        .map_err(|e| format!("store: {e}"))?;
-    // (No link: this task was replaced; its step is never stored.)
-    let seen = task
-        .with_link(|l| l.seen(m.sender_id, opened.replay_id(), m.room_id, m.seq, stored))
-        .unwrap_or(Seen::New);
-    match seen {
-        Seen::New => {}
-        // Handled in a stored step already (a replay from an old cursor): not shown again.
-        Seen::Again => return Ok((None, None)),
-        Seen::Replay => return undecryptable(UndecryptableReason::Replayed),
+        )),
+        Outcome::Again => Ok((None, None)),
+        Outcome::Later(why) => Err(why),
     }
-    let content = match Plaintext::decode(&opened.plaintext) {
-        Plaintext::Content(c) => c,
-        Plaintext::Membership(statement) => {
-            let warning = membership_message(session, m, &statement, &reached).await?;
-            return Ok((None, warning));
-        }
-    };
-    let message = ReceivedMessage {
-        room_id: m.room_id,
-        id: m.id,
-        seq: m.seq,
-        sender_id: m.sender_id,
-        sender_device: m.device_id,
-        client_id: opened.replay_id(),
-        sent_at_ms: opened.header.timestamp_ms,
-        received_at: m.created_at.clone(),
-        own: m.sender_id == inner.user.id,
-        trust,
-        content,
-    };
-    // Kept in the same step as the cursor: stored before the app hears of it.
-    let sealed = os_rng()
-        .and_then(|mut rng| session.seal_kept(&message, &mut rng))
-        .map_err(|e| format!("store: {e}"))?;
-    Ok((Some(sealed), Some(Event::Message(message))))
-}
-
-/// A membership statement in a message (a control message the app does not
-/// see): the engine takes it if its signer is a trusted device of the user it
-/// names, not revoked before the message was stored; a refusal is a warning.
-async fn membership_message(
-    session: &Session,
-    m: &Incoming,
-    statement: &[u8],
-    reached: &[Uuid],
-) -> Result<Option<Event>, String> {
-    let signer = match sotto_core::membership::MembershipStatement::from_bytes(statement) {
-        Ok(s) => match session
-            .sender_device(s.signer_user(), s.signer_device(), &m.created_at)
-            .await
-        {
-            SenderCheck::Trusted(device, _) => Some(device),
-            SenderCheck::Refused(_) => None,
-            SenderCheck::Transient(e) => return Err(format!("checking a statement's signer: {e}")),
-        },
-        Err(_) => None,
-    };
-    let received =
-        lock(&session.inner.rooms).receive(m.room_id, statement, signer.as_deref(), reached);
-    if let Err(e) = session.save_rooms() {
-        return Err(format!("store: {e}"));
-    }
-    Ok(received.err().map(Event::Membership))
 }

@@ -34,7 +34,7 @@ use crate::link::Incoming;
 use crate::membership::{Rooms, Warning};
 use crate::pins::Pins;
 use crate::trust::{SenderRefused, SenderTrust};
-use crate::vault::{HistoryItem, HistoryTrust};
+use crate::vault::HistoryItem;
 
 /// Why a message could not be shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,11 +287,7 @@ impl Opening {
                                 client_id: opened.replay_id(),
                                 sent_at_ms: opened.header.timestamp_ms,
                                 received_at: m.created_at.clone(),
-                                trust: match trust {
-                                    SenderTrust::Own => HistoryTrust::Own,
-                                    SenderTrust::Verified => HistoryTrust::Verified,
-                                    SenderTrust::Unverified => HistoryTrust::Unverified,
-                                },
+                                trust,
                                 content,
                             }));
                         }

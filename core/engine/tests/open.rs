@@ -138,8 +138,7 @@ impl Client {
                             handle: v.clone(),
                         })
                         .collect();
-                    self.devices
-                        .served(&mut self.pins, user, list, &[], fetch);
+                    self.devices.served(&mut self.pins, user, list, &[], fetch);
                 }
                 Step::Seen { .. } => {
                     self.asked_seen += 1;
@@ -164,7 +163,10 @@ fn a_text_from_a_trusted_device_is_shown_with_its_fields() {
     assert_eq!(item.content, Content::text("hello"));
     assert_eq!(item.client_id, Uuid::from_u128(1));
     assert_eq!((item.room_id, item.id, item.seq), (ROOM, m.id, 7));
-    assert_eq!((item.sender_id, item.sender_device), (alice.id, alice.device));
+    assert_eq!(
+        (item.sender_id, item.sender_device),
+        (alice.id, alice.device)
+    );
     assert_eq!(item.sent_at_ms, 1_700_000_000_000);
     assert_eq!(item.received_at, "2026-12-07T10:00:00Z");
     assert_eq!(item.trust, HistoryTrust::Unverified);
@@ -172,7 +174,10 @@ fn a_text_from_a_trusted_device_is_shown_with_its_fields() {
     assert_eq!(bob.asked_seen, 1);
     // The list is cached now: the next message needs no fetch.
     let m = alice.text(2, "again", &[&to]);
-    assert!(matches!(bob.open(&mut Opening::new(m)), Outcome::Message(_)));
+    assert!(matches!(
+        bob.open(&mut Opening::new(m)),
+        Outcome::Message(_)
+    ));
     assert_eq!(bob.fetched.len(), 1);
 }
 
@@ -185,7 +190,10 @@ fn cheap_refusals_come_before_any_fetch() {
     let mut garbage = alice.text(1, "x", &[&bob.me_verified.clone()]);
     garbage.envelope.truncate(10);
     let o = bob.open(&mut Opening::new(garbage));
-    assert!(matches!(o, Outcome::Undecryptable(UndecryptableReason::Invalid)));
+    assert!(matches!(
+        o,
+        Outcome::Undecryptable(UndecryptableReason::Invalid)
+    ));
     let o = bob.open(&mut Opening::new(alice.text(2, "x", &[&carol.verified()])));
     assert!(matches!(
         o,
@@ -278,12 +286,18 @@ fn a_forged_envelope_does_not_open() {
     m.sender_id = alice.id;
     m.device_id = alice.device;
     let o = bob.open(&mut Opening::new(m));
-    assert!(matches!(o, Outcome::Undecryptable(UndecryptableReason::Invalid)));
+    assert!(matches!(
+        o,
+        Outcome::Undecryptable(UndecryptableReason::Invalid)
+    ));
     // The right sender in another room.
     let mut m = alice.text(2, "x", &[&to]);
     m.room_id = Uuid::from_u128(0x8008);
     let o = bob.open(&mut Opening::new(m));
-    assert!(matches!(o, Outcome::Undecryptable(UndecryptableReason::Invalid)));
+    assert!(matches!(
+        o,
+        Outcome::Undecryptable(UndecryptableReason::Invalid)
+    ));
 }
 
 #[test]
