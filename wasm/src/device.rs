@@ -69,6 +69,16 @@ impl Device {
         &self.keys
     }
 
+    /// The user id.
+    pub(crate) fn user(&self) -> Uuid {
+        self.user_id
+    }
+
+    /// This device, verified (the sender of its own messages).
+    pub(crate) fn own(&self) -> &sotto_core::keys::VerifiedDevice {
+        &self.own
+    }
+
     /// The device id.
     pub(crate) fn device_uuid(&self) -> Uuid {
         self.device_id

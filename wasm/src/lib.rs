@@ -30,6 +30,7 @@ pub mod envelope;
 pub mod error;
 mod js;
 pub mod link;
+pub mod open;
 pub mod outbox;
 pub mod peer;
 pub mod pins;

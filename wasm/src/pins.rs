@@ -5,32 +5,28 @@
 //! back and emits the events; the engine caches the list and decides whom to
 //! seal to and which senders to trust.
 
-use sotto_engine::devices::{Devices, Fetch, Known, Sender, Unsealable};
+use sotto_engine::devices::{Devices, Fetch, Known, Unsealable};
+use sotto_engine::open::SenderDevice;
 use sotto_engine::pins::{Pin, Pins};
-use sotto_engine::trust::{SenderRefused, SenderTrust};
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::error::{Error, Result};
 use crate::js::{self, Obj};
+use crate::peer::VerifiedDevice;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_PINS: &'static str = r#"
 /**
  * A verified device of a served list, for `ClientPins.served`: the engine reads
- * these fields and hands the object itself back from `sealable` and `sender`.
+ * these fields (and `device`) and hands the object itself back from `list` and `sealable`.
  */
-export interface ServedDevice { deviceId: Uuid; identityKey: Uint8Array; revokedAt?: string }
+export interface ServedDevice { deviceId: Uuid; identityKey: Uint8Array; revokedAt?: string; device: VerifiedDevice }
 /** Whom a message may be sealed to now (`ClientPins.sealable`). */
 export type Sealable<T> =
   | { ok: true; targets: T[] }
   | { ok: false; reason: "identity_changed" | "unfetched"; users: Uuid[] }
   | { ok: false; reason: "no_devices" };
-/** What is known of a sending device (`ClientPins.sender`). */
-export type SenderLookup<T> =
-  | { kind: "unknown" }
-  | { kind: "refused"; reason: "untrusted_sender" | "unknown_device" }
-  | { kind: "trusted"; target: T; trust: "own" | "verified" | "unverified" };
 /** What a served device list decided (`ClientPins.served`). */
 export interface ObservedDevices {
   /** A pin made now (first contact): persist it. */
@@ -49,7 +45,29 @@ export interface ObservedDevices {
 #[wasm_bindgen]
 pub struct ClientPins {
     inner: Pins,
-    devices: Devices<JsValue>,
+    devices: Devices<Served>,
+}
+
+/// A served device as the cache keeps it: the client's `ServedDevice` object
+/// (handed back by `list` and `sealable`), and its verified device (for the
+/// engine's open pipeline).
+#[derive(Clone)]
+pub(crate) struct Served {
+    js: JsValue,
+    device: sotto_core::keys::VerifiedDevice,
+}
+
+impl SenderDevice for Served {
+    fn verified(&self) -> &sotto_core::keys::VerifiedDevice {
+        &self.device
+    }
+}
+
+impl ClientPins {
+    /// The pins and the device cache (for the open pipeline).
+    pub(crate) fn parts(&mut self) -> (&Pins, &mut Devices<Served>) {
+        (&self.inner, &mut self.devices)
+    }
 }
 
 fn key32(bytes: &[u8], what: &str) -> Result<[u8; 32]> {
@@ -195,7 +213,12 @@ impl ClientPins {
                 device_id: js::get_uuid(&d, "deviceId")?,
                 identity_key: key32(&key, "identityKey")?,
                 revoked_at: js::get(&d, "revokedAt")?.as_string(),
-                handle: d,
+                handle: Served {
+                    device: VerifiedDevice::from_js(&js::get(&d, "device")?, "device")?
+                        .inner()
+                        .clone(),
+                    js: d,
+                },
             });
         }
         let invalid = js::parse_uuids(&invalid, "device id")?;
@@ -228,7 +251,7 @@ impl ClientPins {
             None => JsValue::UNDEFINED,
             Some(list) => list
                 .iter()
-                .map(|k| k.handle.clone())
+                .map(|k| k.handle.js.clone())
                 .collect::<js_sys::Array>()
                 .into(),
         })
@@ -244,51 +267,12 @@ impl ClientPins {
                 "targets",
                 targets
                     .into_iter()
-                    .map(|(_, t)| t)
+                    .map(|(_, t)| t.js)
                     .collect::<js_sys::Array>(),
             ),
             Err(Unsealable::IdentityChanged(u)) => no("identity_changed").set("users", ids(&u)),
             Err(Unsealable::Unfetched(u)) => no("unfetched").set("users", ids(&u)),
             Err(Unsealable::NoDevices) => no("no_devices"),
-        }
-        .into_typed::<JsValue>())
-    }
-
-    /// The sending device `deviceId` of `user`, for a message the relay
-    /// stored at `storedAt`, as this user `me` sees it (see `SenderLookup`).
-    #[wasm_bindgen(unchecked_return_type = "SenderLookup<ServedDevice>")]
-    pub fn sender(
-        &self,
-        me: &str,
-        user: &str,
-        #[wasm_bindgen(js_name = deviceId)] device_id: &str,
-        #[wasm_bindgen(js_name = storedAt)] stored_at: &str,
-    ) -> Result<JsValue> {
-        let found = self.devices.sender(
-            &self.inner,
-            js::parse_uuid(me, "me")?,
-            js::parse_uuid(user, "userId")?,
-            js::parse_uuid(device_id, "deviceId")?,
-            stored_at,
-        );
-        let kind = |k: &str| Obj::new().set("kind", k);
-        Ok(match found {
-            Sender::Unknown => kind("unknown"),
-            Sender::Refused(r) => kind("refused").set(
-                "reason",
-                match r {
-                    SenderRefused::UntrustedSender => "untrusted_sender",
-                    SenderRefused::UnknownDevice => "unknown_device",
-                },
-            ),
-            Sender::Trusted(target, trust) => kind("trusted").set("target", target).set(
-                "trust",
-                match trust {
-                    SenderTrust::Own => "own",
-                    SenderTrust::Verified => "verified",
-                    SenderTrust::Unverified => "unverified",
-                },
-            ),
         }
         .into_typed::<JsValue>())
     }

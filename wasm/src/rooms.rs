@@ -15,7 +15,6 @@ use wasm_bindgen::{JsCast, JsValue};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::js::{self, Obj};
-use crate::peer::VerifiedDevice;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_ROOMS: &'static str = r#"
@@ -53,6 +52,13 @@ fn id_array(list: &[Uuid]) -> JsValue {
         out.push(&JsValue::from_str(&js::uuid_text(*u)));
     }
     out.into()
+}
+
+impl RoomMembership {
+    /// The engine's rooms (for the open pipeline).
+    pub(crate) fn inner_mut(&mut self) -> &mut sotto_engine::Rooms {
+        &mut self.inner
+    }
 }
 
 /// A warning as its JavaScript object (`MembershipWarning`).
@@ -245,49 +251,10 @@ impl RoomMembership {
         Ok(out.into_typed::<JsValue>())
     }
 
-    /// Takes a statement opened from a message in `room`. `signer`: the
-    /// statement's signing device, verified against its user's pinned identity
-    /// and not revoked before the message was stored (`undefined` if it could
-    /// not be). `reached`: the device ids the message was sealed to. Returns a
-    /// warning when refused, else `null`.
-    #[wasm_bindgen(unchecked_return_type = "MembershipWarning | null")]
-    pub fn receive(
-        &mut self,
-        room: &str,
-        statement: &[u8],
-        #[wasm_bindgen(unchecked_param_type = "VerifiedDevice | undefined")] signer: &JsValue,
-        reached: Vec<String>,
-    ) -> Result<JsValue> {
-        let room = uuid(room, "room")?;
-        let reached = uuids(&reached, "reached")?;
-        let signer = if signer.is_undefined() || signer.is_null() {
-            None
-        } else {
-            Some(VerifiedDevice::from_js(signer, "signer")?)
-        };
-        match self.inner.receive(
-            room,
-            statement,
-            signer.as_ref().map(VerifiedDevice::inner),
-            &reached,
-        ) {
-            Ok(_) => Ok(JsValue::NULL),
-            Err(w) => js::to_js(&w),
-        }
-    }
-
     /// Whether this user owns the room (as the held statement says, or the relay).
     #[wasm_bindgen(js_name = isOwner)]
     pub fn is_owner(&self, room: &str) -> Result<bool> {
         Ok(self.inner.is_owner(uuid(room, "room")?))
-    }
-
-    /// The signer of a statement's bytes: `[userId, deviceId]`.
-    #[wasm_bindgen(js_name = statementSigner)]
-    pub fn statement_signer(statement: &[u8]) -> Result<Vec<String>> {
-        let s = sotto_core::membership::MembershipStatement::from_bytes(statement)
-            .map_err(|e| Error::malformed(e.to_string()))?;
-        Ok(texts(&[s.signer_user(), s.signer_device()]))
     }
 
     /// As the owner: the member list to sign now, if the held statement does not say it.

@@ -5,27 +5,25 @@
 // core/client/src/session.rs.
 
 import {
+  ClientOpening,
   ClientOutbox,
   ClientPins,
   Device,
   RoomMembership,
   decodePlaintext,
-  peekEnvelope,
   safetyNumber as wasmSafetyNumber,
   storedBefore as wasmStoredBefore,
   StoreVault,
   verifyBundle,
 } from "./sotto_wasm.js";
-import type { HistoryItem, LinkIncoming, MembershipWarning, OutboxVerdict, Recipient, Sealable, SenderLookup, VerifiedDevice } from "./sotto_wasm.js";
+import type { HistoryItem, LinkIncoming, OpenStep, OutboxVerdict, Recipient, Sealable, VerifiedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   ConnectionState,
   Content,
   ReceivedMessage,
-  SenderTrust,
   Sent,
   SessionEventMap,
-  UndecryptableReason,
 } from "./events.js";
 import { encodeContent } from "./events.js";
 import { decryptResponse, encryptBlob } from "./files.js";
@@ -144,22 +142,6 @@ interface Target {
   hasRsa: boolean;
   revokedAt: string | undefined;
 }
-
-/** @internal A message frame's routing fields, as the engine's link hands them out (the envelope's signed header must agree). */
-export type Incoming = Omit<LinkIncoming, "envelope">;
-
-/** @internal */
-export type OpenResult =
-  | { kind: "message"; message: ReceivedMessage }
-  /** A control message (a membership statement): nothing for the app, maybe a warning. */
-  | { kind: "control"; warning: MembershipWarning | null }
-  | { kind: "undecryptable"; reason: UndecryptableReason }
-  | { kind: "transient"; reason: string };
-
-type SenderCheck =
-  | { kind: "trusted"; device: VerifiedDevice; trust: SenderTrust }
-  | { kind: "refused"; reason: UndecryptableReason }
-  | { kind: "transient"; reason: string };
 
 /** Whether the relay's RFC 3339 UTC timestamp `storedAt` is before `revokedAt` (the engine's comparison). */
 export const storedBefore = (storedAt: string, revokedAt: string): boolean => wasmStoredBefore(storedAt, revokedAt);
@@ -950,9 +932,7 @@ export class Session extends EventTarget {
 
   /** @internal A message sealed as a local history item under the store key. */
   sealKept(m: ReceivedMessage): Uint8Array {
-    const vault = this.vault;
-    if (vault === null) throw new SottoError(ClientCodes.closed, "the session is closed");
-    const item: HistoryItem = {
+    return this.sealItem({
       room_id: m.roomId,
       id: m.id,
       seq: m.seq,
@@ -963,10 +943,16 @@ export class Session extends EventTarget {
       received_at: m.receivedAt,
       trust: m.trust,
       content: m.content as HistoryItem["content"],
-    };
+    });
+  }
+
+  /** @internal A local history item sealed under the store key. */
+  sealItem(item: HistoryItem): Uint8Array {
+    const vault = this.vault;
+    if (vault === null) throw new SottoError(ClientCodes.closed, "the session is closed");
     const json = utf8(JSON.stringify(item));
     try {
-      return vault.sealHistory(m.roomId, m.seq, json);
+      return vault.sealHistory(item.room_id, item.seq, json);
     } finally {
       json.fill(0);
     }
@@ -978,77 +964,49 @@ export class Session extends EventTarget {
   }
 
   /**
-   * @internal Checks and opens one message: addressed to this device, sent by a
-   * device whose bundle verifies under the sender's pinned identity key, opened
-   * and authenticated by the core, its `(sender, client id)` not seen elsewhere
-   * (`seen`: the engine feed's verdict; null: no check, for statements read ahead).
-   * `transient`: cannot tell now (the sender's keys did not load).
+   * @internal Drives the engine's open pipeline (`ClientOpening`) for one
+   * message: fetches the device lists it asks for, asks `seen` for the link's
+   * replay verdict (null: read ahead for statements only), and saves the
+   * rooms' records after a statement. Every check is the engine's.
    */
-  async openIncoming(
-    m: Incoming,
-    envelope: Uint8Array | null,
-    seen: ((clientId: Uuid) => Promise<Seen>) | null,
-  ): Promise<OpenResult> {
-    const device = this.dev();
-    if (envelope === null) return { kind: "undecryptable", reason: "invalid" };
-    let recipients: string[];
+  async openIncoming(m: LinkIncoming, seen: ((clientId: Uuid) => Promise<Seen>) | null): Promise<OpenStep> {
+    const op = new ClientOpening(m, seen === null);
+    const text = (e: unknown) => (e instanceof Error ? e.message : String(e));
     try {
-      recipients = peekEnvelope(envelope).recipientDeviceIds;
-    } catch {
-      return { kind: "undecryptable", reason: "invalid" };
-    }
-    if (!recipients.includes(device.deviceId)) return { kind: "undecryptable", reason: "not_for_this_device" };
-    let sender: VerifiedDevice;
-    let trust: SenderTrust;
-    let ownSelf: VerifiedDevice | null = null;
-    if (m.senderId === this.user.id && m.deviceId === device.deviceId) {
-      ownSelf = device.verified();
-      sender = ownSelf;
-      trust = "own";
-    } else {
-      const check = await this.senderDevice(m.senderId, m.deviceId, m.createdAt);
-      if (check.kind === "transient") return check;
-      if (check.kind === "refused") return { kind: "undecryptable", reason: check.reason };
-      sender = check.device;
-      trust = check.trust;
-    }
-    let opened;
-    try {
-      opened = this.dev().open(envelope, { roomId: m.roomId, sender });
-    } catch (e) {
-      return { kind: "undecryptable", reason: codeOf(e) === "not_a_recipient" ? "not_for_this_device" : "invalid" };
+      for (;;) {
+        const s = op.step(this.pins, this.membership, this.dev()) as OpenStep;
+        if (s.kind === "fetch") {
+          await this.fetchDevices([s.userId]).catch((e) => op.failed(`checking a sender: ${text(e)}`));
+        } else if (s.kind === "seen") {
+          await (seen ?? (async () => "new" as const))(s.clientId).then(
+            (v) => op.seen(v),
+            (e) => op.failed(`store: ${text(e)}`),
+          );
+        } else if (s.kind === "control") {
+          return await this.saveMembership().then(
+            () => s,
+            (e): OpenStep => ({ kind: "later", reason: `store: ${text(e)}` }),
+          );
+        } else return s;
+      }
     } finally {
-      ownSelf?.free();
+      op.free();
     }
-    let verdict: Seen = "new";
-    try {
-      if (seen !== null) verdict = await seen(opened.clientMessageId);
-    } catch (e) {
-      opened.plaintext.fill(0);
-      return { kind: "transient", reason: `store: ${e instanceof Error ? e.message : String(e)}` };
-    }
-    if (verdict === "replay") {
-      opened.plaintext.fill(0);
-      return { kind: "undecryptable", reason: "replayed" };
-    }
-    const decoded = decodePlaintext(opened.plaintext);
-    opened.plaintext.fill(0);
-    if (decoded.kind === "membership") return this.membershipMessage(m, decoded.statement, recipients);
-    const content = decoded.content as Content;
+  }
+
+  /** @internal A local history item as the app sees it. */
+  received(item: HistoryItem): ReceivedMessage {
     return {
-      kind: "message",
-      message: {
-        roomId: m.roomId,
-        id: m.id,
-        seq: m.seq,
-        senderId: m.senderId,
-        senderDeviceId: m.deviceId,
-        clientId: opened.clientMessageId,
-        sentAt: opened.timestampMs,
-        receivedAt: m.createdAt,
-        trust,
-        content,
-      },
+      roomId: item.room_id,
+      id: item.id,
+      seq: item.seq,
+      senderId: item.sender_id,
+      senderDeviceId: item.sender_device,
+      clientId: item.client_id,
+      sentAt: item.sent_at_ms,
+      receivedAt: item.received_at,
+      trust: item.trust,
+      content: item.content as Content,
     };
   }
 
@@ -1088,18 +1046,7 @@ export class Session extends EventTarget {
       }
       // Bound to its place by the sealing; checked here as the engine does.
       if (item.room_id !== roomId || item.seq !== h.seq) continue;
-      out.push({
-        roomId: item.room_id,
-        id: item.id,
-        seq: item.seq,
-        senderId: item.sender_id,
-        senderDeviceId: item.sender_device,
-        clientId: item.client_id,
-        sentAt: item.sent_at_ms,
-        receivedAt: item.received_at,
-        trust: item.trust,
-        content: item.content as Content,
-      });
+      out.push(this.received(item));
     }
     return out;
   }
@@ -1266,30 +1213,6 @@ export class Session extends EventTarget {
 
   // ---- devices and members ------------------------------------------------------------
 
-  /**
-   * A membership statement in a message (a control message the app does not
-   * see): the engine takes it if its signer is a trusted device of the user it
-   * names, not revoked before the message was stored; a refusal is a warning.
-   */
-  private async membershipMessage(m: Incoming, statement: Uint8Array, reached: Uuid[]): Promise<OpenResult> {
-    let signer: VerifiedDevice | undefined;
-    try {
-      const [user, device] = RoomMembership.statementSigner(statement) as [Uuid, Uuid];
-      const check = await this.senderDevice(user, device, m.createdAt);
-      if (check.kind === "transient") return check;
-      if (check.kind === "trusted") signer = check.device;
-    } catch {
-      signer = undefined; // does not parse: the engine says why
-    }
-    const warning = this.membership.receive(m.roomId, statement, signer, reached);
-    try {
-      await this.saveMembership();
-    } catch (e) {
-      return { kind: "transient", reason: `store: ${e instanceof Error ? e.message : String(e)}` };
-    }
-    return { kind: "control", warning };
-  }
-
   /** Saves the engine's changed membership records. */
   private async saveMembership(): Promise<void> {
     const changes = this.membership.takeChanges();
@@ -1376,15 +1299,16 @@ export class Session extends EventTarget {
       for (const msg of page.items) {
         if (msg.envelope === null || msg.deleted) continue;
         if (msg.sender_id === this.user.id && msg.device_id === this.dev().deviceId) continue;
-        let bytes: Uint8Array | null;
+        let envelope: Uint8Array;
         try {
-          bytes = msg.envelope === null ? null : fromB64(msg.envelope);
+          envelope = fromB64(msg.envelope);
         } catch {
-          bytes = null;
+          continue;
         }
         // Statements reach the engine; messages are shown when the live stream gets there.
-        const m = { roomId: msg.room_id, id: msg.id, seq: msg.seq, senderId: msg.sender_id, deviceId: msg.device_id };
-        await this.openIncoming({ ...m, createdAt: msg.created_at }, bytes, null);
+        const { id, seq } = msg;
+        const m = { roomId: msg.room_id, id, seq, senderId: msg.sender_id, deviceId: msg.device_id };
+        await this.openIncoming({ ...m, createdAt: msg.created_at, envelope }, null);
       }
     } catch {
       // best effort: the engine decides with what it holds
@@ -1560,27 +1484,6 @@ export class Session extends EventTarget {
     }
     for (const wasVerified of o.identityChanged) this.emit("identitychanged", { userId: user, wasVerified });
     for (const deviceId of o.rejected) this.emit("devicerejected", { userId: user, deviceId });
-  }
-
-  /**
-   * The verified, pinned device `deviceId` of `user`, to check a message from it
-   * that the relay stored at `storedAt` (the engine's rule). Refetches once when
-   * the device is unknown (a new device).
-   */
-  private async senderDevice(user: Uuid, deviceId: Uuid, storedAt: string): Promise<SenderCheck> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        if (attempt === 1) await this.refreshDevices(user);
-        else await this.fetchDevices([user]);
-      } catch (e) {
-        return { kind: "transient", reason: `checking a sender: ${e instanceof Error ? e.message : String(e)}` };
-      }
-      const s = this.pins.sender(this.user.id, user, deviceId, storedAt) as SenderLookup<Target>;
-      if (s.kind === "unknown") continue;
-      if (s.kind === "refused") return s;
-      return { kind: "trusted", device: s.target.device, trust: s.trust };
-    }
-    return { kind: "refused", reason: "unknown_device" };
   }
 
   /** @internal Refetches one user's devices (after `keys_changed`, or an unknown sender device). */

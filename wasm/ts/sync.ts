@@ -268,31 +268,28 @@ export class Sync {
     }
   }
 
-  /** Opens a message the link handed out, then settles it. */
+  /** Opens a message the link handed out (the engine's pipeline), then settles it. */
   private async receive(m: LinkIncoming): Promise<void> {
     const s = this.s;
     const link = this.link;
     const { roomId, seq, senderId } = m;
-    const incoming = { roomId, id: m.id, seq, senderId, deviceId: m.deviceId, createdAt: m.createdAt };
-    let again = false;
     try {
-      const r = await s.openIncoming(incoming, m.envelope, async (clientId) => {
-        const v = link.seen(senderId, clientId, roomId, seq, await s.store.seenAt(senderId, clientId));
-        again = v === "again";
-        return v;
-      });
-      if (r.kind === "transient") link.settleLater(roomId, seq, r.reason);
-      // Handled in a stored step already (a replay from an old cursor): not shown again.
-      else if (again) link.settle(roomId, seq, undefined, undefined);
-      // Kept in the same step as the cursor: stored before the app hears of it.
-      else if (r.kind === "message") link.settle(roomId, seq, s.sealKept(r.message), () => s.emit("message", r.message));
-      else if (r.kind === "control") {
+      const r = await s.openIncoming(m, async (clientId) =>
+        link.seen(senderId, clientId, roomId, seq, await s.store.seenAt(senderId, clientId)),
+      );
+      if (r.kind === "later") link.settleLater(roomId, seq, r.reason);
+      else if (r.kind === "again") link.settle(roomId, seq, undefined, undefined);
+      else if (r.kind === "message") {
+        // Kept in the same step as the cursor: stored before the app hears of it.
+        const msg = s.received(r.item);
+        link.settle(roomId, seq, s.sealItem(r.item), () => s.emit("message", msg));
+      } else if (r.kind === "control") {
         const w = r.warning;
         link.settle(roomId, seq, undefined, w === null ? undefined : () => s.emit("membership", w));
-      } else {
+      } else if (r.kind === "undecryptable") {
         const detail = { roomId, seq, senderId, reason: r.reason };
         link.settle(roomId, seq, undefined, () => s.emit("undecryptable", detail));
-      }
+      } else link.settleLater(roomId, seq, `cannot open now (${r.kind})`);
     } catch (e) {
       link.settleLater(roomId, seq, message(e));
     }
