@@ -39,6 +39,7 @@
 //! here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
+pub mod address;
 pub mod content;
 pub mod devices;
 pub mod feed;

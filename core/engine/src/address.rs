@@ -1,0 +1,344 @@
+//! Whom this device seals to in a room, and the membership statements it
+//! must post first, in one order for both SDKs (`docs/protocol.md` §12.4).
+//!
+//! An [`Addressing`] runs one of these ([`Purpose`]):
+//! - **send**: the room's view (fetched if not held) → as the owner, the
+//!   statement the room needs now (its first, or one without members the
+//!   relay reports gone), posted → members the relay lists that no statement
+//!   names: the backlog read for statements, then one warning → the allowed
+//!   users ([`Rooms::recipients`]) → their active, trusted devices
+//!   ([`Devices::sealable`]) → as the owner, the held statement forwarded to
+//!   devices not known to hold it → the devices to seal to;
+//! - **maintain** (after a room event): the same without the send, the
+//!   forwarding only as the owner;
+//! - **add** / **withdraw** a member, as the owner: the statement with or
+//!   without them, posted.
+//!
+//! Posting a statement is itself: the allowed users' devices → counted as
+//! reached ([`Rooms::announce`]) → [`Need::Post`]; a post refused for good
+//! takes the count back ([`Addressing::post_refused`]).
+//!
+//! Sans-I/O: each [`Addressing::step`] says what it needs ([`Need`]); the
+//! driver does it, saves the rooms' changed records ([`Rooms::take_changes`])
+//! before acting on a step's output, and steps again. Fetches are bounded:
+//! lists or views that keep changing end in [`AddressError::KeepsChanging`].
+
+use sotto_core::keys::DeviceKeys;
+use sotto_core::membership::MembershipError;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::content::Plaintext;
+use crate::devices::{Devices, Unsealable};
+use crate::membership::{Rooms, SendRefused, Warning};
+use crate::open::SenderDevice;
+use crate::pins::Pins;
+
+/// What an [`Addressing`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A message is about to be sealed: the devices to seal it to.
+    Send,
+    /// After a room event: keep the statement right, warn about members no
+    /// statement names.
+    Maintain,
+    /// As the owner, before asking the relay to add this user: the statement
+    /// naming them.
+    Add(Uuid),
+    /// As the owner, after the relay removed (or refused to add) this user:
+    /// the statement without them, if the held one names them.
+    Withdraw(Uuid),
+}
+
+/// Why nothing can be sealed (or posted) now.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    /// A direct room lists someone besides its two users.
+    #[error("the direct room lists someone besides its two users: nothing was sent")]
+    DirectRoomTampered(Vec<Uuid>),
+    /// The owner's statement has not arrived yet (a room joined late).
+    #[error("the room owner's membership statement has not arrived yet: nothing was sent")]
+    MembershipPending,
+    /// These members' identity keys changed and were not accepted.
+    #[error("the identity key of a member changed: nothing was sent")]
+    IdentityChanged(Vec<Uuid>),
+    /// Nobody in the room has a device.
+    #[error("nobody in this room has a device")]
+    NoDevices,
+    /// The room's view or device lists kept changing under the fetches.
+    #[error("{0} keep changing; try again")]
+    KeepsChanging(&'static str),
+    /// Signing the statement failed.
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+}
+
+/// What the addressing needs next, or its end.
+#[derive(Debug)]
+pub enum Need<D> {
+    /// The relay's view of the room: fetch its details (unless a room event
+    /// overtook the answer) and hand them to [`Rooms::observe`].
+    Room,
+    /// These users' device lists: fetch and hand to [`Devices::served`].
+    Devices(Vec<Uuid>),
+    /// Open the room's messages after this device's cursor for their
+    /// statements only ([`crate::open::Opening::statements_only`]).
+    ReadAhead,
+    /// Show this warning.
+    Warn(Warning),
+    /// Seal this control message (a statement) to `targets` and post it
+    /// through the outbox; a refusal for good: [`Addressing::post_refused`].
+    Post {
+        /// The plaintext (zeroized on drop).
+        plaintext: Zeroizing<Vec<u8>>,
+        /// The devices to seal it to.
+        targets: Vec<D>,
+    },
+    /// Done: the devices to seal to (empty unless [`Purpose::Send`]).
+    Done(Vec<D>),
+    /// Stopped: nothing more is posted.
+    Failed(AddressError),
+}
+
+/// Where an addressing stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Observe,
+    Sign,
+    Unconfirmed,
+    Targets,
+    Forward,
+    Done,
+}
+
+/// This device, to sign statements.
+pub struct Signer<'a> {
+    /// This device.
+    pub device: Uuid,
+    /// Its secret keys.
+    pub keys: &'a DeviceKeys,
+}
+
+/// One addressing (see the module docs).
+pub struct Addressing<D> {
+    room: Uuid,
+    purpose: Purpose,
+    stage: Stage,
+    /// A statement to post before going on (its plaintext).
+    posting: Option<Zeroizing<Vec<u8>>>,
+    /// The devices a posted statement was sealed to (for `post_refused`).
+    posted: Vec<Uuid>,
+    read_ahead: bool,
+    targets: Vec<D>,
+    room_fetches: u8,
+    device_fetches: u8,
+}
+
+impl<D> std::fmt::Debug for Addressing<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Addressing")
+            .field("room", &self.room)
+            .field("purpose", &self.purpose)
+            .field("stage", &self.stage)
+            .finish_non_exhaustive()
+    }
+}
+
+/// At most this many fetches of the room's view, and of device lists.
+const MAX_FETCHES: u8 = 4;
+
+enum Devs<D> {
+    Need(Need<D>),
+    Got(Vec<D>),
+}
+
+impl<D: SenderDevice + Clone> Addressing<D> {
+    /// Starts one for `room`.
+    pub fn new(room: Uuid, purpose: Purpose) -> Self {
+        Self {
+            room,
+            purpose,
+            stage: Stage::Observe,
+            posting: None,
+            posted: Vec::new(),
+            read_ahead: false,
+            targets: Vec::new(),
+            room_fetches: 0,
+            device_fetches: 0,
+        }
+    }
+
+    /// The room.
+    pub fn room(&self) -> Uuid {
+        self.room
+    }
+
+    /// The statement of the last [`Need::Post`] was refused for good: its
+    /// devices do not hold it (forwarded next time). The addressing ends;
+    /// the driver reports the refusal.
+    pub fn post_refused(&mut self, rooms: &mut Rooms) {
+        rooms.retract(self.room, self.posted.drain(..));
+        self.stage = Stage::Done;
+    }
+
+    /// Runs as far as it can go without the driver.
+    pub fn step(
+        &mut self,
+        me: &Signer<'_>,
+        pins: &Pins,
+        devices: &Devices<D>,
+        rooms: &mut Rooms,
+    ) -> Need<D> {
+        loop {
+            if let Some(plaintext) = self.posting.take() {
+                match self.devices_of_allowed(pins, devices, rooms) {
+                    Ok(Devs::Got(targets)) => {
+                        // Counted as reached before the post, so a concurrent
+                        // send does not forward the same statement again.
+                        self.posted = targets.iter().map(|t| t.verified().device_id()).collect();
+                        rooms.announce(self.room, self.posted.iter().copied());
+                        return Need::Post { plaintext, targets };
+                    }
+                    Ok(Devs::Need(need)) => {
+                        if !matches!(need, Need::Failed(_)) {
+                            self.posting = Some(plaintext);
+                        }
+                        return need;
+                    }
+                    Err(e) => return self.fail(e),
+                }
+            }
+            match self.stage {
+                Stage::Done => return Need::Done(std::mem::take(&mut self.targets)),
+                Stage::Observe => {
+                    if !rooms.knows(self.room) {
+                        return self.fetch_room();
+                    }
+                    self.stage = Stage::Sign;
+                }
+                Stage::Sign => {
+                    let members = match self.purpose {
+                        Purpose::Send | Purpose::Maintain => rooms.owner_update(self.room),
+                        Purpose::Withdraw(user) => rooms.withdrawing(self.room, user),
+                        Purpose::Add(_) => None,
+                    };
+                    let signed = match (self.purpose, members) {
+                        (Purpose::Add(user), _) if rooms.is_owner(self.room) => {
+                            Some(rooms.sign_adding(self.room, user, me.device, me.keys))
+                        }
+                        (_, Some(members)) => {
+                            Some(rooms.sign(self.room, &members, me.device, me.keys))
+                        }
+                        _ => None,
+                    };
+                    self.stage = match self.purpose {
+                        Purpose::Send => Stage::Unconfirmed,
+                        Purpose::Maintain if rooms.is_owner(self.room) => Stage::Targets,
+                        Purpose::Maintain => Stage::Unconfirmed,
+                        Purpose::Add(_) | Purpose::Withdraw(_) => Stage::Done,
+                    };
+                    match signed {
+                        Some(Ok(s)) => {
+                            self.posting = Some(Zeroizing::new(Plaintext::membership(&s.to_bytes())))
+                        }
+                        Some(Err(e)) => return self.fail(e.into()),
+                        None => {}
+                    }
+                }
+                Stage::Unconfirmed => {
+                    if rooms.unconfirmed_users(self.room).is_empty() {
+                        self.stage = self.after_unconfirmed();
+                        continue;
+                    }
+                    if !self.read_ahead {
+                        // The statement naming them may be queued behind the
+                        // live stream: read it first.
+                        self.read_ahead = true;
+                        return Need::ReadAhead;
+                    }
+                    self.stage = self.after_unconfirmed();
+                    if let Some(w) = rooms.unconfirmed(self.room) {
+                        return Need::Warn(w);
+                    }
+                }
+                Stage::Targets => match self.devices_of_allowed(pins, devices, rooms) {
+                    Ok(Devs::Got(targets)) => {
+                        self.targets = targets;
+                        self.stage = Stage::Forward;
+                    }
+                    Ok(Devs::Need(need)) => return need,
+                    Err(e) => return self.fail(e),
+                },
+                Stage::Forward => {
+                    let pairs: Vec<(Uuid, Uuid)> = self
+                        .targets
+                        .iter()
+                        .map(|t| (t.verified().user_id(), t.verified().device_id()))
+                        .collect();
+                    self.stage = match self.purpose {
+                        Purpose::Maintain => Stage::Unconfirmed,
+                        _ => Stage::Done,
+                    };
+                    if let Some(bytes) = rooms.reposts(self.room, &pairs) {
+                        self.posting = Some(Zeroizing::new(Plaintext::membership(&bytes)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn after_unconfirmed(&self) -> Stage {
+        match self.purpose {
+            Purpose::Send => Stage::Targets,
+            _ => Stage::Done,
+        }
+    }
+
+    fn fail(&mut self, e: AddressError) -> Need<D> {
+        self.stage = Stage::Done;
+        self.posting = None;
+        self.targets.clear();
+        Need::Failed(e)
+    }
+
+    fn fetch_room(&mut self) -> Need<D> {
+        self.room_fetches = self.room_fetches.saturating_add(1);
+        if self.room_fetches > MAX_FETCHES {
+            return self.fail(AddressError::KeepsChanging("the room's members"));
+        }
+        Need::Room
+    }
+
+    /// Every active, trusted device of the users allowed in the room, or
+    /// what is needed to know them.
+    fn devices_of_allowed(
+        &mut self,
+        pins: &Pins,
+        devices: &Devices<D>,
+        rooms: &Rooms,
+    ) -> Result<Devs<D>, AddressError> {
+        let users = match rooms.recipients(self.room) {
+            Ok(users) => users,
+            // A room event dropped the view since: fetch it again.
+            Err(SendRefused::Unknown) => return Ok(Devs::Need(self.fetch_room())),
+            Err(SendRefused::DirectRoomTampered(users)) => {
+                return Err(AddressError::DirectRoomTampered(users));
+            }
+            Err(SendRefused::AwaitingStatement) => return Err(AddressError::MembershipPending),
+        };
+        match devices.sealable(pins, &users) {
+            Ok(targets) => Ok(Devs::Got(targets.into_iter().map(|(_, d)| d).collect())),
+            // Never fetched, or dropped since (`keys_changed`): fetch them.
+            Err(Unsealable::Unfetched(missing)) => {
+                self.device_fetches = self.device_fetches.saturating_add(1);
+                if self.device_fetches > MAX_FETCHES {
+                    return Err(AddressError::KeepsChanging("device lists"));
+                }
+                Ok(Devs::Need(Need::Devices(missing)))
+            }
+            Err(Unsealable::IdentityChanged(users)) => Err(AddressError::IdentityChanged(users)),
+            Err(Unsealable::NoDevices) => Err(AddressError::NoDevices),
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Addressing (`sotto_engine::address`): whom a device seals to, and the
+//! statements it posts first, with a driver answering from an in-memory relay.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use sotto_core::api::RoomDetails;
+use sotto_core::api::rooms::{Room, RoomKind, RoomMember};
+use sotto_core::keys::{
+    DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, VerifiedDevice,
+};
+use sotto_core::membership::MembershipStatement;
+use sotto_engine::address::{AddressError, Addressing, Need, Purpose, Signer};
+use sotto_engine::devices::{Devices, Known};
+use sotto_engine::pins::Pins;
+use sotto_engine::{Plaintext, Rooms, Warning};
+use uuid::Uuid;
+
+const ROOM: Uuid = Uuid::from_u128(0x7007);
+
+struct Person {
+    id: Uuid,
+    device: Uuid,
+    identity: IdentityKeyPair,
+    keys: DeviceKeys,
+}
+
+impl Person {
+    fn new(n: u128) -> Self {
+        Self {
+            id: Uuid::from_u128(n),
+            device: Uuid::from_u128(n << 8 | 1),
+            identity: IdentityKeyPair::generate().unwrap(),
+            keys: DeviceKeys::generate(DeviceKeyOptions::default()).unwrap(),
+        }
+    }
+    fn verified(&self) -> VerifiedDevice {
+        DeviceBundle::create(&self.identity, &self.keys, self.id, self.device)
+            .unwrap()
+            .verify()
+            .unwrap()
+    }
+}
+
+/// The relay's room, as a driver would fetch it.
+struct Relay {
+    kind: RoomKind,
+    owner: Uuid,
+    members: Vec<Uuid>,
+    epoch: u64,
+    serves_rooms: bool,
+    devices: Vec<VerifiedDevice>,
+}
+
+impl Relay {
+    fn details(&mut self) -> RoomDetails {
+        self.epoch += 1;
+        RoomDetails {
+            room: Room {
+                id: ROOM,
+                name: "r".into(),
+                kind: self.kind,
+                owner_id: self.owner,
+                created_at: "2026-12-07T00:00:00Z".into(),
+                updated_at: "2026-12-07T00:00:00Z".into(),
+                unread: 0,
+                last_seq: 0,
+                member_epoch: self.epoch,
+            },
+            members: self
+                .members
+                .iter()
+                .map(|u| RoomMember {
+                    user_id: *u,
+                    username: format!("u{}", u.as_u128()),
+                    display_name: None,
+                    is_owner: *u == self.owner,
+                    joined_at: "2026-12-07T00:00:00Z".into(),
+                })
+                .collect(),
+            invited: Vec::new(),
+        }
+    }
+}
+
+/// One client: its pins, device cache, rooms; what it did.
+struct Client {
+    me: Person,
+    pins: Pins,
+    devices: Devices<VerifiedDevice>,
+    rooms: Rooms,
+    log: Vec<String>,
+    /// Statements posted: (members, sealed to).
+    posts: Vec<(Vec<Uuid>, Vec<Uuid>)>,
+    warnings: Vec<Warning>,
+    refuse_posts: bool,
+}
+
+impl Client {
+    fn new(me: Person) -> Self {
+        Self {
+            pins: Pins::load(me.id, me.identity.public_key().to_bytes(), []),
+            rooms: Rooms::load(me.id, []),
+            devices: Devices::default(),
+            me,
+            log: Vec::new(),
+            posts: Vec::new(),
+            warnings: Vec::new(),
+            refuse_posts: false,
+        }
+    }
+
+    fn run(&mut self, relay: &mut Relay, purpose: Purpose) -> Result<Vec<Uuid>, AddressError> {
+        let mut a = Addressing::new(ROOM, purpose);
+        for _ in 0..50 {
+            let signer = Signer {
+                device: self.me.device,
+                keys: &self.me.keys,
+            };
+            let need = a.step(&signer, &self.pins, &self.devices, &mut self.rooms);
+            // The driver saves the changed records before acting on a step.
+            let _ = self.rooms.take_changes();
+            match need {
+                Need::Room => {
+                    self.log.push("room".into());
+                    if relay.serves_rooms {
+                        let d = relay.details();
+                        self.warnings.extend(self.rooms.observe(&d));
+                    }
+                }
+                Need::Devices(users) => {
+                    self.log.push(format!("devices {}", users.len()));
+                    for u in users {
+                        let fetch = self.devices.fetching();
+                        let list = relay
+                            .devices
+                            .iter()
+                            .filter(|d| d.user_id() == u)
+                            .map(|v| Known {
+                                device_id: v.device_id(),
+                                identity_key: v.identity_key().to_bytes(),
+                                revoked_at: None,
+                                handle: v.clone(),
+                            })
+                            .collect();
+                        self.devices.served(&mut self.pins, u, list, &[], fetch);
+                    }
+                }
+                Need::ReadAhead => self.log.push("read ahead".into()),
+                Need::Warn(w) => self.warnings.push(w),
+                Need::Post { plaintext, targets } => {
+                    let Plaintext::Membership(bytes) = Plaintext::decode(&plaintext) else {
+                        panic!("a post that is no statement");
+                    };
+                    let s = MembershipStatement::from_bytes(&bytes).unwrap();
+                    self.log.push("post".into());
+                    self.posts.push((
+                        s.members().to_vec(),
+                        targets.iter().map(VerifiedDevice::device_id).collect(),
+                    ));
+                    if self.refuse_posts {
+                        a.post_refused(&mut self.rooms);
+                    }
+                }
+                Need::Done(targets) => {
+                    return Ok(targets.iter().map(VerifiedDevice::device_id).collect());
+                }
+                Need::Failed(e) => return Err(e),
+            }
+        }
+        panic!("the addressing did not end");
+    }
+}
+
+fn sorted(mut v: Vec<Uuid>) -> Vec<Uuid> {
+    v.sort();
+    v
+}
+
+fn group(owner: &Person, members: &[&Person]) -> Relay {
+    Relay {
+        kind: RoomKind::Group,
+        owner: owner.id,
+        members: members.iter().map(|p| p.id).collect(),
+        epoch: 0,
+        serves_rooms: true,
+        devices: members.iter().map(|p| p.verified()).collect(),
+    }
+}
+
+#[test]
+fn the_owner_posts_the_first_statement_before_the_first_message() {
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let mut relay = group(&alice, &[&alice, &bob]);
+    let (a_dev, b_dev) = (alice.device, bob.device);
+    let mut c = Client::new(alice);
+    c.rooms.created(ROOM);
+    let targets = c.run(&mut relay, Purpose::Send).unwrap();
+    assert_eq!(sorted(targets), sorted(vec![a_dev, b_dev]));
+    assert_eq!(c.log, ["room", "devices 2", "post"], "view, lists, statement, then seal");
+    let (members, to) = &c.posts[0];
+    assert_eq!(sorted(members.clone()), sorted(vec![Uuid::from_u128(1), Uuid::from_u128(2)]));
+    assert_eq!(sorted(to.clone()), sorted(vec![a_dev, b_dev]));
+    // Next send: nothing to sign, nothing to forward, nothing fetched.
+    c.log.clear();
+    assert_eq!(c.run(&mut relay, Purpose::Send).unwrap().len(), 2);
+    assert!(c.log.is_empty(), "{:?}", c.log);
+    assert_eq!(c.posts.len(), 1);
+}
+
+#[test]
+fn a_member_written_in_by_the_relay_is_warned_about_and_gets_nothing() {
+    let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
+    let mut relay = group(&alice, &[&alice, &bob]);
+    let mut owner = Client::new(alice);
+    owner.rooms.created(ROOM);
+    owner.run(&mut relay, Purpose::Send).unwrap();
+    // The relay writes Mallory in (no event); the owner's view is dropped.
+    relay.members.push(mallory.id);
+    relay.devices.push(mallory.verified());
+    owner.rooms.forget_relay_view(Some(ROOM));
+    let targets = owner.run(&mut relay, Purpose::Send).unwrap();
+    assert!(!targets.contains(&mallory.device));
+    assert_eq!(targets.len(), 2);
+    assert!(
+        owner
+            .warnings
+            .iter()
+            .any(|w| matches!(w, Warning::Unconfirmed { users, .. } if users == &vec![mallory.id])),
+        "{:?}",
+        owner.warnings
+    );
+    assert!(owner.log.contains(&"read ahead".to_string()), "the backlog is read first");
+    // The owner signs nobody new: the statement still names Alice and Bob.
+    assert!(owner.posts.iter().all(|(m, _)| !m.contains(&mallory.id)));
+}
+
+#[test]
+fn a_direct_room_with_a_third_member_sends_nothing() {
+    let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
+    let mut relay = group(&alice, &[&alice, &bob, &mallory]);
+    relay.kind = RoomKind::Direct;
+    let bob_id = bob.id;
+    let mut c = Client::new(alice);
+    c.rooms.expect_peer(ROOM, bob_id);
+    let e = c.run(&mut relay, Purpose::Send).unwrap_err();
+    assert!(matches!(e, AddressError::DirectRoomTampered(ref u) if u == &vec![mallory.id]), "{e:?}");
+    assert!(c.posts.is_empty());
+}
+
+#[test]
+fn a_late_member_without_the_statement_waits() {
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let mut relay = group(&alice, &[&alice, &bob]);
+    let mut c = Client::new(bob);
+    let e = c.run(&mut relay, Purpose::Send).unwrap_err();
+    assert!(matches!(e, AddressError::MembershipPending), "{e:?}");
+    assert!(c.posts.is_empty());
+}
+
+#[test]
+fn a_refused_statement_is_forwarded_again_next_time() {
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let mut relay = group(&alice, &[&alice, &bob]);
+    let mut c = Client::new(alice);
+    c.rooms.created(ROOM);
+    c.refuse_posts = true;
+    // Refused for good: the addressing ends (the driver reports the refusal).
+    let targets = c.run(&mut relay, Purpose::Send).unwrap();
+    assert!(targets.is_empty());
+    assert_eq!(c.posts.len(), 1);
+    c.refuse_posts = false;
+    c.run(&mut relay, Purpose::Send).unwrap();
+    assert_eq!(c.posts.len(), 2, "forwarded to the devices it did not reach");
+    c.run(&mut relay, Purpose::Send).unwrap();
+    assert_eq!(c.posts.len(), 2);
+}
+
+#[test]
+fn a_room_that_never_loads_ends_the_addressing() {
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let mut relay = group(&alice, &[&alice, &bob]);
+    relay.serves_rooms = false;
+    let mut c = Client::new(alice);
+    let e = c.run(&mut relay, Purpose::Send).unwrap_err();
+    assert!(matches!(e, AddressError::KeepsChanging(_)), "{e:?}");
+    assert_eq!(c.log.iter().filter(|l| *l == "room").count(), 4);
+}
+
+#[test]
+fn adding_and_withdrawing_post_the_statement_with_and_without_them() {
+    let (alice, bob, carol) = (Person::new(1), Person::new(2), Person::new(3));
+    let carol_id = carol.id;
+    let mut relay = group(&alice, &[&alice, &bob]);
+    relay.devices.push(carol.verified());
+    let mut c = Client::new(alice);
+    c.rooms.created(ROOM);
+    c.run(&mut relay, Purpose::Maintain).unwrap();
+    assert_eq!(c.posts.len(), 1, "maintain signs the first statement");
+    assert!(c.run(&mut relay, Purpose::Add(carol_id)).unwrap().is_empty());
+    assert!(c.posts[1].0.contains(&carol_id), "signed before the relay is asked");
+    // The relay refused to add her: the statement without her.
+    c.run(&mut relay, Purpose::Withdraw(carol_id)).unwrap();
+    assert_eq!(c.posts.len(), 3);
+    assert!(!c.posts[2].0.contains(&carol_id));
+    // Nothing names her now: nothing more to withdraw.
+    c.run(&mut relay, Purpose::Withdraw(carol_id)).unwrap();
+    assert_eq!(c.posts.len(), 3);
+}
