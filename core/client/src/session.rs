@@ -14,14 +14,15 @@ use sotto_core::keys::{
 use sotto_core::safety::SafetyNumber;
 use sotto_core::suite::Suite;
 use sotto_core::trust::Pin;
-use sotto_engine::devices::{Devices, Fetch, Known, Unsealable};
+use sotto_engine::address::{AddressError, Addressing, Need, Purpose, Signer};
+use sotto_engine::devices::{Devices, Fetch, Known};
 use sotto_engine::feed::Seen;
 use sotto_engine::link::{Ack, Link};
 use sotto_engine::open::{Me, Opening, Outcome, Step};
 use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer, Verdict};
 use sotto_engine::pins::{self, Pins};
 use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
-use sotto_engine::{Plaintext, Rooms, SendRefused};
+use sotto_engine::{Plaintext, Rooms};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -659,12 +660,8 @@ impl Session {
         let room_id = details.room.id;
         lock(&self.inner.rooms).created(room_id);
         self.take_details(&details).await?;
-        let statement = {
-            let mut rooms = lock(&self.inner.rooms);
-            rooms.sign(room_id, members, self.inner.device_id, &self.inner.keys)?
-        };
-        self.save_rooms()?;
-        self.post_statement(room_id, &statement.to_bytes()).await?;
+        self.address(room_id, Purpose::Create(members.to_vec()))
+            .await?;
         for user in members.iter().filter(|u| **u != self.inner.user.id) {
             if let Err(e) = self.inner.client.add_member(room_id, *user).await {
                 self.withdraw(room_id, *user).await?;
@@ -693,19 +690,8 @@ impl Session {
     /// join at once if they have this user in their contacts; otherwise they
     /// are invited and join when they accept).
     pub async fn add_member(&self, room_id: Uuid, user: Uuid) -> Result<AddedMember> {
-        self.observe_room(room_id).await?;
-        let statement = {
-            let mut rooms = lock(&self.inner.rooms);
-            if rooms.is_owner(room_id) {
-                Some(rooms.sign_adding(room_id, user, self.inner.device_id, &self.inner.keys)?)
-            } else {
-                None // the relay refuses a non-owner; let it say so
-            }
-        };
-        if let Some(statement) = statement {
-            self.save_rooms()?;
-            self.post_statement(room_id, &statement.to_bytes()).await?;
-        }
+        // As the owner (a non-owner's add the relay refuses: let it say so).
+        self.address(room_id, Purpose::Add(user)).await?;
         let added = self.inner.client.add_member(room_id, user).await;
         self.forget_room(room_id);
         if added.is_ok() {
@@ -739,20 +725,7 @@ impl Session {
 
     /// As the owner: signs and posts a statement without `user` if the held one names them.
     async fn withdraw(&self, room_id: Uuid, user: Uuid) -> Result<()> {
-        self.observe_room(room_id).await?;
-        let statement = {
-            let mut rooms = lock(&self.inner.rooms);
-            match rooms.withdrawing(room_id, user) {
-                Some(members) => {
-                    Some(rooms.sign(room_id, &members, self.inner.device_id, &self.inner.keys)?)
-                }
-                None => None,
-            }
-        };
-        if let Some(statement) = statement {
-            self.save_rooms()?;
-            self.post_statement(room_id, &statement.to_bytes()).await?;
-        }
+        self.address(room_id, Purpose::Withdraw(user)).await?;
         Ok(())
     }
 
@@ -796,115 +769,62 @@ impl Session {
         Err(Error::Network("the room keeps changing; try again".into()))
     }
 
-    /// As the room's owner: signs and posts the statement the room needs now
-    /// (its first one, or one without members the relay reports gone); then
-    /// forwards the held statement to member devices it has not reached
-    /// (members who joined after it, new devices).
-    pub(crate) async fn maintain_room(&self, room_id: Uuid) -> Result<()> {
-        self.sign_if_needed(room_id).await?;
-        if lock(&self.inner.rooms).is_owner(room_id) {
-            let users = self.allowed_users(room_id).await?;
-            let targets = self.devices_for(&users).await?;
-            self.forward_statement(room_id, &targets).await?;
-        }
-        Ok(())
-    }
-
-    /// Warns, once each, about members the relay lists that no statement
-    /// names, after opening the room's messages not handled yet (the statement
-    /// naming them may be among them).
-    pub(crate) async fn check_unconfirmed(&self, room_id: Uuid) -> Result<()> {
-        if lock(&self.inner.rooms)
-            .unconfirmed_users(room_id)
-            .is_empty()
-        {
-            return Ok(());
-        }
-        crate::sync::catch_up_statements(self, room_id).await;
-        let warning = lock(&self.inner.rooms).unconfirmed(room_id);
-        self.save_rooms()?;
-        if let Some(w) = warning {
-            self.emit(Event::Membership(w)).await;
-        }
-        Ok(())
-    }
-
-    /// As the room's owner: signs and posts the statement the room needs now, if any.
-    async fn sign_if_needed(&self, room_id: Uuid) -> Result<()> {
-        let statement = {
-            let mut rooms = lock(&self.inner.rooms);
-            match rooms.owner_update(room_id) {
-                Some(members) => Some(
-                    rooms
-                        .sign(room_id, &members, self.inner.device_id, &self.inner.keys)?
-                        .to_bytes(),
-                ),
-                None => None,
-            }
-        };
-        if let Some(bytes) = statement {
-            self.save_rooms()?;
-            self.post_statement(room_id, &bytes).await?;
-        }
-        Ok(())
-    }
-
-    /// Forwards the held statement of the room when some of `targets` are not
-    /// known to hold it (the engine decides, [`Rooms::reposts`]).
-    async fn forward_statement(&self, room_id: Uuid, targets: &[VerifiedDevice]) -> Result<()> {
-        let pairs: Vec<(Uuid, Uuid)> = targets
-            .iter()
-            .map(|t| (t.user_id(), t.device_id()))
-            .collect();
-        let repost = lock(&self.inner.rooms).reposts(room_id, &pairs);
-        match repost {
-            Some(bytes) => self.post_statement(room_id, &bytes).await,
-            None => Ok(()),
-        }
-    }
-
-    /// Posts a membership statement in its room, sealed to the devices of the
-    /// members the engine allows, and records whom it reaches. A post that
-    /// waits in the outbox counts: it goes out before anything sent after it.
-    async fn post_statement(&self, room_id: Uuid, statement: &[u8]) -> Result<()> {
-        let users = self.allowed_users(room_id).await?;
-        let targets = self.devices_for(&users).await?;
-        // Counted as reached before the post, so a concurrent send does not
-        // forward the same statement again.
-        lock(&self.inner.rooms).announce(room_id, targets.iter().map(VerifiedDevice::device_id));
-        self.save_rooms()?;
-        let posted = self
-            .seal_and_post(room_id, &Plaintext::membership(statement), &targets, None)
-            .await;
-        match posted {
-            Ok(_) | Err(Error::Queued { .. }) => Ok(()),
-            Err(e) => {
-                // Refused for good: they do not hold it, forward it next time.
-                lock(&self.inner.rooms)
-                    .retract(room_id, targets.iter().map(VerifiedDevice::device_id));
-                self.save_rooms()?;
-                Err(e)
-            }
-        }
-    }
-
-    /// The users the engine allows to receive this device's messages in the
-    /// room, fetching the relay's view again if a room event dropped it while
-    /// this step awaited something.
-    async fn allowed_users(&self, room_id: Uuid) -> Result<Vec<Uuid>> {
-        for _ in 0..4 {
-            self.observe_room(room_id).await?;
-            let answer = lock(&self.inner.rooms).recipients(room_id);
-            return match answer {
-                Ok(users) => Ok(users),
-                Err(SendRefused::Unknown) => continue,
-                Err(SendRefused::DirectRoomTampered(users)) => {
-                    Err(Error::DirectRoomTampered(users))
-                }
-                Err(SendRefused::AwaitingStatement) => Err(Error::MembershipPending),
+    /// Drives the engine's addressing for `room_id` (`sotto_engine::address`):
+    /// fetches what it asks for, posts the statements it signs, shows its
+    /// warnings, and saves the rooms' records before acting on each step.
+    /// Returns the devices to seal to ([`Purpose::Send`]).
+    pub(crate) async fn address(
+        &self,
+        room_id: Uuid,
+        purpose: Purpose,
+    ) -> Result<Vec<VerifiedDevice>> {
+        let inner = &self.inner;
+        let mut a = Addressing::new(room_id, purpose);
+        loop {
+            let need = {
+                let signer = Signer {
+                    device: inner.device_id,
+                    keys: &inner.keys,
+                };
+                let trust = lock(&inner.trust);
+                let devices = lock(&inner.devices);
+                let mut rooms = lock(&inner.rooms);
+                a.step(&signer, &trust, &devices, &mut rooms)
             };
+            self.save_rooms()?;
+            match need {
+                Need::Room => {
+                    self.observe_room(room_id).await?;
+                }
+                Need::Devices(users) => self.fetch_devices(&users).await?,
+                Need::ReadAhead => crate::sync::catch_up_statements(self, room_id).await,
+                Need::Warn(w) => self.emit(Event::Membership(w)).await,
+                Need::Post { plaintext, targets } => {
+                    match self
+                        .seal_and_post(room_id, &plaintext, &targets, None)
+                        .await
+                    {
+                        Ok(_) | Err(Error::Queued { .. }) => {}
+                        Err(e) => {
+                            a.post_refused(&mut lock(&inner.rooms));
+                            self.save_rooms()?;
+                            return Err(e);
+                        }
+                    }
+                }
+                Need::Done(targets) => return Ok(targets),
+                Need::Failed(e) => {
+                    return Err(match e {
+                        AddressError::DirectRoomTampered(users) => Error::DirectRoomTampered(users),
+                        AddressError::MembershipPending => Error::MembershipPending,
+                        AddressError::IdentityChanged(users) => Error::IdentityChanged(users),
+                        AddressError::NoDevices => Error::NoDevices(inner.user.id),
+                        AddressError::Membership(e) => Error::Membership(e),
+                        other => Error::Network(other.to_string()),
+                    });
+                }
+            }
         }
-        Err(Error::Network("the room keeps changing; try again".into()))
     }
 
     /// [`Session::post_kept`] for an entry this caller claimed (the engine's
@@ -1341,42 +1261,11 @@ impl Session {
         let fetched = self.observe_room(room_id).await?;
         // Keep a view fetched now only while room events keep it right.
         let keep = !fetched || (self.is_online() && self.generation() == generation);
-        let result = async {
-            self.sign_if_needed(room_id).await?;
-            self.check_unconfirmed(room_id).await?;
-            let users = self.allowed_users(room_id).await?;
-            let targets = self.devices_for(&users).await?;
-            self.forward_statement(room_id, &targets).await?;
-            Ok(targets)
-        }
-        .await;
+        let result = self.address(room_id, Purpose::Send).await;
         if !keep {
             lock(&self.inner.rooms).forget_relay_view(Some(room_id));
         }
         result
-    }
-
-    /// Every active device of these users, verified against the pins (the
-    /// engine's rule: a user whose active devices are all under another key
-    /// stops the send).
-    async fn devices_for(&self, members: &[Uuid]) -> Result<Vec<VerifiedDevice>> {
-        for _ in 0..4 {
-            self.fetch_devices(members).await?;
-            let sealable = {
-                let trust = lock(&self.inner.trust);
-                lock(&self.inner.devices).sealable(&trust, members)
-            };
-            return match sealable {
-                Ok(targets) => Ok(targets.into_iter().map(|(_, d)| d).collect()),
-                // Dropped again since the fetch (`keys_changed`): fetch again.
-                Err(Unsealable::Unfetched(_)) => continue,
-                Err(Unsealable::IdentityChanged(users)) => Err(Error::IdentityChanged(users)),
-                Err(Unsealable::NoDevices) => Err(Error::NoDevices(self.inner.user.id)),
-            };
-        }
-        Err(Error::Network(
-            "device lists keep changing; try again".into(),
-        ))
     }
 
     /// Makes sure the engine caches these users' device lists, fetching the

@@ -512,8 +512,9 @@ async fn room_changed(session: &Session, room_id: Uuid, change: RoomChange) {
     }
     let result = async {
         session.observe_room(room_id).await?;
-        session.maintain_room(room_id).await?;
-        session.check_unconfirmed(room_id).await
+        session
+            .address(room_id, sotto_engine::address::Purpose::Maintain)
+            .await
     }
     .await;
     if let Err(e) = result {

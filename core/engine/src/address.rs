@@ -11,8 +11,8 @@
 //!   devices not known to hold it → the devices to seal to;
 //! - **maintain** (after a room event): the same without the send, the
 //!   forwarding only as the owner;
-//! - **add** / **withdraw** a member, as the owner: the statement with or
-//!   without them, posted.
+//! - **create** a group, **add** or **withdraw** a member, as the owner: the
+//!   first statement, or the statement with or without them, posted.
 //!
 //! Posting a statement is itself: the allowed users' devices → counted as
 //! reached ([`Rooms::announce`]) → [`Need::Post`]; a post refused for good
@@ -35,13 +35,16 @@ use crate::open::SenderDevice;
 use crate::pins::Pins;
 
 /// What an [`Addressing`] is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Purpose {
     /// A message is about to be sealed: the devices to seal it to.
     Send,
     /// After a room event: keep the statement right, warn about members no
     /// statement names.
     Maintain,
+    /// This device created the room ([`Rooms::created`]): its first
+    /// statement, with these members, before the relay is asked to add them.
+    Create(Vec<Uuid>),
     /// As the owner, before asking the relay to add this user: the statement
     /// naming them.
     Add(Uuid),
@@ -218,14 +221,15 @@ impl<D: SenderDevice + Clone> Addressing<D> {
                     self.stage = Stage::Sign;
                 }
                 Stage::Sign => {
-                    let members = match self.purpose {
+                    let members = match &self.purpose {
                         Purpose::Send | Purpose::Maintain => rooms.owner_update(self.room),
-                        Purpose::Withdraw(user) => rooms.withdrawing(self.room, user),
+                        Purpose::Withdraw(user) => rooms.withdrawing(self.room, *user),
+                        Purpose::Create(members) => Some(members.clone()),
                         Purpose::Add(_) => None,
                     };
-                    let signed = match (self.purpose, members) {
+                    let signed = match (&self.purpose, members) {
                         (Purpose::Add(user), _) if rooms.is_owner(self.room) => {
-                            Some(rooms.sign_adding(self.room, user, me.device, me.keys))
+                            Some(rooms.sign_adding(self.room, *user, me.device, me.keys))
                         }
                         (_, Some(members)) => {
                             Some(rooms.sign(self.room, &members, me.device, me.keys))
@@ -236,11 +240,12 @@ impl<D: SenderDevice + Clone> Addressing<D> {
                         Purpose::Send => Stage::Unconfirmed,
                         Purpose::Maintain if rooms.is_owner(self.room) => Stage::Targets,
                         Purpose::Maintain => Stage::Unconfirmed,
-                        Purpose::Add(_) | Purpose::Withdraw(_) => Stage::Done,
+                        _ => Stage::Done,
                     };
                     match signed {
                         Some(Ok(s)) => {
-                            self.posting = Some(Zeroizing::new(Plaintext::membership(&s.to_bytes())))
+                            self.posting =
+                                Some(Zeroizing::new(Plaintext::membership(&s.to_bytes())))
                         }
                         Some(Err(e)) => return self.fail(e.into()),
                         None => {}

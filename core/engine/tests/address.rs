@@ -200,9 +200,16 @@ fn the_owner_posts_the_first_statement_before_the_first_message() {
     c.rooms.created(ROOM);
     let targets = c.run(&mut relay, Purpose::Send).unwrap();
     assert_eq!(sorted(targets), sorted(vec![a_dev, b_dev]));
-    assert_eq!(c.log, ["room", "devices 2", "post"], "view, lists, statement, then seal");
+    assert_eq!(
+        c.log,
+        ["room", "devices 2", "post"],
+        "view, lists, statement, then seal"
+    );
     let (members, to) = &c.posts[0];
-    assert_eq!(sorted(members.clone()), sorted(vec![Uuid::from_u128(1), Uuid::from_u128(2)]));
+    assert_eq!(
+        sorted(members.clone()),
+        sorted(vec![Uuid::from_u128(1), Uuid::from_u128(2)])
+    );
     assert_eq!(sorted(to.clone()), sorted(vec![a_dev, b_dev]));
     // Next send: nothing to sign, nothing to forward, nothing fetched.
     c.log.clear();
@@ -233,7 +240,10 @@ fn a_member_written_in_by_the_relay_is_warned_about_and_gets_nothing() {
         "{:?}",
         owner.warnings
     );
-    assert!(owner.log.contains(&"read ahead".to_string()), "the backlog is read first");
+    assert!(
+        owner.log.contains(&"read ahead".to_string()),
+        "the backlog is read first"
+    );
     // The owner signs nobody new: the statement still names Alice and Bob.
     assert!(owner.posts.iter().all(|(m, _)| !m.contains(&mallory.id)));
 }
@@ -247,7 +257,10 @@ fn a_direct_room_with_a_third_member_sends_nothing() {
     let mut c = Client::new(alice);
     c.rooms.expect_peer(ROOM, bob_id);
     let e = c.run(&mut relay, Purpose::Send).unwrap_err();
-    assert!(matches!(e, AddressError::DirectRoomTampered(ref u) if u == &vec![mallory.id]), "{e:?}");
+    assert!(
+        matches!(e, AddressError::DirectRoomTampered(ref u) if u == &vec![mallory.id]),
+        "{e:?}"
+    );
     assert!(c.posts.is_empty());
 }
 
@@ -274,7 +287,11 @@ fn a_refused_statement_is_forwarded_again_next_time() {
     assert_eq!(c.posts.len(), 1);
     c.refuse_posts = false;
     c.run(&mut relay, Purpose::Send).unwrap();
-    assert_eq!(c.posts.len(), 2, "forwarded to the devices it did not reach");
+    assert_eq!(
+        c.posts.len(),
+        2,
+        "forwarded to the devices it did not reach"
+    );
     c.run(&mut relay, Purpose::Send).unwrap();
     assert_eq!(c.posts.len(), 2);
 }
@@ -300,8 +317,15 @@ fn adding_and_withdrawing_post_the_statement_with_and_without_them() {
     c.rooms.created(ROOM);
     c.run(&mut relay, Purpose::Maintain).unwrap();
     assert_eq!(c.posts.len(), 1, "maintain signs the first statement");
-    assert!(c.run(&mut relay, Purpose::Add(carol_id)).unwrap().is_empty());
-    assert!(c.posts[1].0.contains(&carol_id), "signed before the relay is asked");
+    assert!(
+        c.run(&mut relay, Purpose::Add(carol_id))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        c.posts[1].0.contains(&carol_id),
+        "signed before the relay is asked"
+    );
     // The relay refused to add her: the statement without her.
     c.run(&mut relay, Purpose::Withdraw(carol_id)).unwrap();
     assert_eq!(c.posts.len(), 3);
