@@ -24,6 +24,7 @@
 //! tests cover it), but the functions that build JavaScript values only work on
 //! `wasm32`; the pure parts (error mapping, argument checks) are tested on the host.
 
+pub mod address;
 pub mod attachment;
 pub mod device;
 pub mod envelope;

@@ -5,7 +5,7 @@
 //! back and emits the events; the engine caches the list and decides whom to
 //! seal to and which senders to trust.
 
-use sotto_engine::devices::{Devices, Fetch, Known, Unsealable};
+use sotto_engine::devices::{Devices, Fetch, Known};
 use sotto_engine::open::SenderDevice;
 use sotto_engine::pins::{Pin, Pins};
 use wasm_bindgen::JsValue;
@@ -19,14 +19,9 @@ use crate::peer::VerifiedDevice;
 const TS_PINS: &'static str = r#"
 /**
  * A verified device of a served list, for `ClientPins.served`: the engine reads
- * these fields (and `device`) and hands the object itself back from `list` and `sealable`.
+ * these fields (and `device`) and hands the object itself back from `list`, and as addressing targets.
  */
 export interface ServedDevice { deviceId: Uuid; identityKey: Uint8Array; revokedAt?: string; device: VerifiedDevice }
-/** Whom a message may be sealed to now (`ClientPins.sealable`). */
-export type Sealable<T> =
-  | { ok: true; targets: T[] }
-  | { ok: false; reason: "identity_changed" | "unfetched"; users: Uuid[] }
-  | { ok: false; reason: "no_devices" };
 /** What a served device list decided (`ClientPins.served`). */
 export interface ObservedDevices {
   /** A pin made now (first contact): persist it. */
@@ -63,8 +58,15 @@ impl SenderDevice for Served {
     }
 }
 
+impl Served {
+    /// The client's `ServedDevice` object.
+    pub(crate) fn into_js(self) -> JsValue {
+        self.js
+    }
+}
+
 impl ClientPins {
-    /// The pins and the device cache (for the open pipeline).
+    /// The pins and the device cache (for the open pipeline and addressing).
     pub(crate) fn parts(&mut self) -> (&Pins, &mut Devices<Served>) {
         (&self.inner, &mut self.devices)
     }
@@ -255,26 +257,6 @@ impl ClientPins {
                 .collect::<js_sys::Array>()
                 .into(),
         })
-    }
-
-    /// The devices a message to these users is sealed to (see `Sealable`).
-    #[wasm_bindgen(unchecked_return_type = "Sealable<ServedDevice>")]
-    pub fn sealable(&self, users: Vec<String>) -> Result<JsValue> {
-        let users = js::parse_uuids(&users, "userId")?;
-        let no = |reason: &str| Obj::new().set("ok", false).set("reason", reason);
-        Ok(match self.devices.sealable(&self.inner, &users) {
-            Ok(targets) => Obj::new().set("ok", true).set(
-                "targets",
-                targets
-                    .into_iter()
-                    .map(|(_, t)| t.js)
-                    .collect::<js_sys::Array>(),
-            ),
-            Err(Unsealable::IdentityChanged(u)) => no("identity_changed").set("users", ids(&u)),
-            Err(Unsealable::Unfetched(u)) => no("unfetched").set("users", ids(&u)),
-            Err(Unsealable::NoDevices) => no("no_devices"),
-        }
-        .into_typed::<JsValue>())
     }
 
     /// The user accepted `key` for `user`: returns the pin to persist.

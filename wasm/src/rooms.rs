@@ -7,12 +7,11 @@
 //! Values cross as the engine's serde JSON: records are opaque objects the
 //! client stores and hands back unchanged.
 
-use sotto_engine::{Plaintext, SendRefused, Warning};
+use sotto_engine::{Plaintext, Warning};
 use uuid::Uuid;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::js::{self, Obj};
 
@@ -82,10 +81,6 @@ fn warning(w: &Warning) -> JsValue {
             .set("room_id", js::uuid_text(*room_id)),
     };
     o.into_typed::<JsValue>()
-}
-
-fn texts(list: &[Uuid]) -> Vec<String> {
-    list.iter().map(|u| js::uuid_text(*u)).collect()
 }
 
 #[wasm_bindgen]
@@ -170,13 +165,6 @@ impl RoomMembership {
         Ok(())
     }
 
-    /// Forgets a room and its record: only on this user's own decision, never
-    /// on the relay's word (see the engine's `Rooms::remove`).
-    pub fn remove(&mut self, room: &str) -> Result<()> {
-        self.inner.remove(uuid(room, "room")?);
-        Ok(())
-    }
-
     /// Takes the relay's view of a room (from its `RoomDetails`: `id`, `kind`,
     /// `owner_id`, the members' and the invitees' `user_id`s); returns the
     /// warnings for the user.
@@ -216,120 +204,6 @@ impl RoomMembership {
         Ok(out.into())
     }
 
-    /// The users the relay lists in a group room that no statement names (before
-    /// warning, open the room's messages not handled yet: the statement naming
-    /// them may be among them).
-    #[wasm_bindgen(js_name = unconfirmedUsers)]
-    pub fn unconfirmed_users(&self, room: &str) -> Result<Vec<String>> {
-        Ok(texts(&self.inner.unconfirmed_users(uuid(room, "room")?)))
-    }
-
-    /// The warning about those users not reported yet, if any.
-    #[wasm_bindgen(unchecked_return_type = "MembershipWarning | undefined")]
-    pub fn unconfirmed(&mut self, room: &str) -> Result<JsValue> {
-        Ok(match self.inner.unconfirmed(uuid(room, "room")?) {
-            Some(w) => warning(&w),
-            None => JsValue::UNDEFINED,
-        })
-    }
-
-    /// Whom this device may seal to in the room now.
-    #[wasm_bindgen(unchecked_return_type = "MembershipRecipients")]
-    pub fn recipients(&self, room: &str) -> Result<JsValue> {
-        let room = uuid(room, "room")?;
-        let out = match self.inner.recipients(room) {
-            Ok(users) => Obj::new().set("ok", true).set("users", id_array(&users)),
-            Err(SendRefused::DirectRoomTampered(users)) => Obj::new()
-                .set("ok", false)
-                .set("reason", "direct_room_tampered")
-                .set("users", id_array(&users)),
-            Err(SendRefused::AwaitingStatement) => Obj::new()
-                .set("ok", false)
-                .set("reason", "awaiting_statement"),
-            Err(_) => Obj::new().set("ok", false).set("reason", "unknown"),
-        };
-        Ok(out.into_typed::<JsValue>())
-    }
-
-    /// Whether this user owns the room (as the held statement says, or the relay).
-    #[wasm_bindgen(js_name = isOwner)]
-    pub fn is_owner(&self, room: &str) -> Result<bool> {
-        Ok(self.inner.is_owner(uuid(room, "room")?))
-    }
-
-    /// As the owner: the member list to sign now, if the held statement does not say it.
-    #[wasm_bindgen(js_name = ownerUpdate)]
-    pub fn owner_update(&self, room: &str) -> Result<Option<Vec<String>>> {
-        Ok(self
-            .inner
-            .owner_update(uuid(room, "room")?)
-            .map(|m| texts(m.as_slice())))
-    }
-
-    /// As the owner, before asking the relay to add or invite `user`: signs
-    /// the next statement with `user` added (they do not count as listed by
-    /// the relay until a later view lists them), holds it, and returns the
-    /// control message's plaintext to seal and post.
-    #[wasm_bindgen(js_name = signAdding)]
-    pub fn sign_adding(&mut self, room: &str, user: &str, device: &Device) -> Result<Vec<u8>> {
-        let statement = self
-            .inner
-            .sign_adding(
-                uuid(room, "room")?,
-                uuid(user, "user")?,
-                device.device_uuid(),
-                device.keys(),
-            )
-            .map_err(|e| Error::invalid_argument(e.to_string()))?;
-        Ok(Plaintext::membership(&statement.to_bytes()))
-    }
-
-    /// As the owner, after the relay refused to add `user`: the member list
-    /// that takes them out again, if the held statement names them.
-    pub fn withdrawing(&self, room: &str, user: &str) -> Result<Option<Vec<String>>> {
-        Ok(self
-            .inner
-            .withdrawing(uuid(room, "room")?, uuid(user, "user")?)
-            .map(|m| texts(m.as_slice())))
-    }
-
-    /// As the owner: signs the room's next statement listing `members` (this
-    /// user included) with `device`, holds it, and returns the control
-    /// message's plaintext to seal and post.
-    pub fn sign(&mut self, room: &str, members: Vec<String>, device: &Device) -> Result<Vec<u8>> {
-        let room = uuid(room, "room")?;
-        let members = uuids(&members, "members")?;
-        let statement = self
-            .inner
-            .sign(room, &members, device.device_uuid(), device.keys())
-            .map_err(|e| Error::invalid_argument(e.to_string()))?;
-        Ok(Plaintext::membership(&statement.to_bytes()))
-    }
-
-    /// The held statement as a control message's plaintext, when some of the
-    /// target devices (`users[i]`'s device `devices[i]`) are not known to hold it.
-    pub fn reposts(
-        &self,
-        room: &str,
-        users: Vec<String>,
-        devices: Vec<String>,
-    ) -> Result<Option<Vec<u8>>> {
-        let room = uuid(room, "room")?;
-        if users.len() != devices.len() {
-            return Err(Error::invalid_argument(
-                "users and devices differ in length",
-            ));
-        }
-        let targets: Vec<(Uuid, Uuid)> = uuids(&users, "users")?
-            .into_iter()
-            .zip(uuids(&devices, "devices")?)
-            .collect();
-        Ok(self
-            .inner
-            .reposts(room, &targets)
-            .map(|s| Plaintext::membership(&s)))
-    }
-
     /// This device created `room` (a group): it signs the room's first statement.
     pub fn created(&mut self, room: &str) -> Result<()> {
         self.inner.created(uuid(room, "room")?);
@@ -341,22 +215,6 @@ impl RoomMembership {
     pub fn expect_peer(&mut self, room: &str, peer: &str) -> Result<()> {
         self.inner
             .expect_peer(uuid(room, "room")?, uuid(peer, "peer")?);
-        Ok(())
-    }
-
-    /// The post of the held statement to `devices` failed for good.
-    pub fn retract(&mut self, room: &str, devices: Vec<String>) -> Result<()> {
-        let room = uuid(room, "room")?;
-        let devices = uuids(&devices, "devices")?;
-        self.inner.retract(room, devices);
-        Ok(())
-    }
-
-    /// Records that the held statement was posted to `devices`.
-    pub fn announce(&mut self, room: &str, devices: Vec<String>) -> Result<()> {
-        let room = uuid(room, "room")?;
-        let devices = uuids(&devices, "devices")?;
-        self.inner.announce(room, devices);
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 // core/client/src/session.rs.
 
 import {
+  ClientAddressing,
   ClientOpening,
   ClientOutbox,
   ClientPins,
@@ -16,7 +17,7 @@ import {
   StoreVault,
   verifyBundle,
 } from "./sotto_wasm.js";
-import type { HistoryItem, LinkIncoming, OpenStep, OutboxVerdict, Recipient, Sealable, VerifiedDevice } from "./sotto_wasm.js";
+import type { AddressNeed, AddressPurpose, HistoryItem, LinkIncoming, OpenStep, OutboxVerdict, Recipient, VerifiedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   ConnectionState,
@@ -611,14 +612,12 @@ export class Session extends EventTarget {
     const roomId = created.id;
     this.membership.created(roomId);
     await this.takeDetails(created);
-    const statement = this.membership.sign(roomId, memberIds, this.dev());
-    await this.saveMembership();
-    await this.postStatement(roomId, statement);
+    await this.address(roomId, { kind: "create", members: memberIds });
     for (const user of memberIds.filter((u) => u !== this.user.id)) {
       try {
         await this.relay.addMember(roomId, user);
       } catch (e) {
-        await this.withdraw(roomId, user);
+        await this.address(roomId, { kind: "withdraw", userId: user });
         throw e;
       }
       this.membership.added(roomId, user);
@@ -648,19 +647,15 @@ export class Session extends EventTarget {
   async invite(roomId: Uuid, userId: Uuid): Promise<"member" | "invited"> {
     const viaLeader = await this.viaLeader("invite", [roomId, userId]);
     if (viaLeader !== null) return viaLeader.value as "member" | "invited";
-    await this.observeRoom(roomId);
-    if (this.membership.isOwner(roomId)) {
-      // The next statement lists them, posted before the relay is asked.
-      const statement = this.membership.signAdding(roomId, userId, this.dev());
-      await this.saveMembership();
-      await this.postStatement(roomId, statement);
-    } // else the relay refuses a non-owner: let it say so
+    // As the owner, the next statement lists them, posted before the relay
+    // is asked (a non-owner's add the relay refuses: let it say so).
+    await this.address(roomId, { kind: "add", userId });
     let r;
     try {
       r = await this.relay.addMember(roomId, userId);
     } catch (e) {
       this.forgetRoom(roomId);
-      await this.withdraw(roomId, userId);
+      await this.address(roomId, { kind: "withdraw", userId });
       throw e;
     }
     this.forgetRoom(roomId);
@@ -688,7 +683,7 @@ export class Session extends EventTarget {
       await this.relay.removeMember(roomId, userId);
     } finally {
       this.forgetRoom(roomId);
-      if (userId !== this.user.id) await this.withdraw(roomId, userId);
+      if (userId !== this.user.id) await this.address(roomId, { kind: "withdraw", userId });
     }
   }
 
@@ -1249,50 +1244,44 @@ export class Session extends EventTarget {
   }
 
   /**
-   * The users the engine allows to receive this device's messages in the room,
-   * fetching the relay's view again if a room event dropped it meanwhile.
+   * Drives the engine's addressing (`ClientAddressing`) of a room: fetches
+   * what it asks for, posts the statements it signs, shows its warnings, and
+   * saves the rooms' records before acting on each step. Resolves to the
+   * devices to seal to (for `send`).
    */
-  private async allowedUsers(roomId: Uuid): Promise<Uuid[]> {
-    for (let round = 0; round < 4; round++) {
-      await this.observeRoom(roomId);
-      const r = this.membership.recipients(roomId);
-      if (r.ok) return r.users;
-      if (r.reason === "unknown") continue;
-      if (r.reason === "direct_room_tampered") {
-        throw new SottoError(
-          ClientCodes.directRoomTampered,
-          "the direct room lists someone besides its two users: nothing was sent",
-          { users: r.users },
-        );
+  private async address(roomId: Uuid, purpose: AddressPurpose): Promise<Target[]> {
+    const a = new ClientAddressing(roomId, purpose);
+    try {
+      for (;;) {
+        const n = a.step(this.pins, this.membership, this.dev()) as AddressNeed;
+        await this.saveMembership();
+        if (n.kind === "room") await this.observeRoom(roomId);
+        else if (n.kind === "devices") await this.fetchDevices(n.users);
+        else if (n.kind === "readAhead") await this.readAhead(roomId);
+        else if (n.kind === "warn") this.emit("membership", n.warning);
+        else if (n.kind === "post") {
+          try {
+            await this.sealAndPost(roomId, n.plaintext, n.targets as Target[], uuidv7(), Date.now(), true);
+          } catch (e) {
+            if (codeOf(e) === ClientCodes.queued) continue; // it goes out before anything sent after it
+            a.postRefused(this.membership);
+            await this.saveMembership();
+            throw e;
+          }
+        } else if (n.kind === "done") return n.targets as Target[];
+        else throw addressFailed(n);
       }
-      throw new SottoError(
-        ClientCodes.membershipPending,
-        "the room owner's membership statement has not arrived yet: nothing was sent",
-      );
-    }
-    throw new SottoError(ClientCodes.network, "the room keeps changing; try again");
-  }
-
-  /**
-   * As the owner: signs and posts the statement the room needs now (its
-   * first, or one without members the relay reports gone), then forwards the
-   * held one to member devices it has not reached.
-   */
-  private async maintainRoom(roomId: Uuid): Promise<void> {
-    await this.signIfNeeded(roomId);
-    if (this.membership.isOwner(roomId)) {
-      await this.forwardStatement(roomId, await this.devicesFor(await this.allowedUsers(roomId)));
+    } finally {
+      a.free();
     }
   }
 
   /**
-   * Warns, once each, about members the relay lists that no statement names,
-   * after opening the room's messages not handled yet: the statement naming
-   * them may be among them (queued behind the live stream). Their events come
-   * from the live stream when it gets there.
+   * Opens the room's messages this device has not handled yet (after its
+   * cursor, up to 200) for their membership statements only: one naming a new
+   * member may be queued behind the live stream. Best effort.
    */
-  private async checkUnconfirmed(roomId: Uuid): Promise<void> {
-    if (this.membership.unconfirmedUsers(roomId).length === 0) return;
+  private async readAhead(roomId: Uuid): Promise<void> {
     try {
       const after = (await this.store.cursors()).get(roomId) ?? 0;
       const page = await this.relay.messages(roomId, after, 200);
@@ -1305,73 +1294,12 @@ export class Session extends EventTarget {
         } catch {
           continue;
         }
-        // Statements reach the engine; messages are shown when the live stream gets there.
         const { id, seq } = msg;
         const m = { roomId: msg.room_id, id, seq, senderId: msg.sender_id, deviceId: msg.device_id };
         await this.openIncoming({ ...m, createdAt: msg.created_at, envelope }, null);
       }
     } catch {
       // best effort: the engine decides with what it holds
-    }
-    const warning = this.membership.unconfirmed(roomId);
-    await this.saveMembership();
-    if (warning !== undefined) this.emit("membership", warning);
-  }
-
-  /** As the owner: signs and posts the statement the room needs now, if any. */
-  private async signIfNeeded(roomId: Uuid): Promise<void> {
-    const members = this.membership.ownerUpdate(roomId);
-    if (members === undefined) return;
-    const statement = this.membership.sign(roomId, members, this.dev());
-    await this.saveMembership();
-    await this.postStatement(roomId, statement);
-  }
-
-  /** As the owner, after the relay refused to add `user`: a statement without them. */
-  private async withdraw(roomId: Uuid, user: Uuid): Promise<void> {
-    await this.observeRoom(roomId);
-    const members = this.membership.withdrawing(roomId, user);
-    if (members === undefined) return;
-    const statement = this.membership.sign(roomId, members, this.dev());
-    await this.saveMembership();
-    await this.postStatement(roomId, statement);
-  }
-
-  /** Forwards the held statement when some of `targets` are not known to hold it (the engine decides). */
-  private async forwardStatement(roomId: Uuid, targets: Target[]): Promise<void> {
-    const repost = this.membership.reposts(
-      roomId,
-      targets.map((t) => t.userId),
-      targets.map((t) => t.deviceId),
-    );
-    if (repost !== undefined) await this.postStatement(roomId, repost);
-  }
-
-  /**
-   * Posts a statement's control message in its room, sealed to the devices of
-   * the members the engine allows, and records whom it reached. One waiting in
-   * the outbox counts: it goes out before anything sent after it.
-   */
-  private async postStatement(roomId: Uuid, plaintext: Uint8Array): Promise<void> {
-    const targets = await this.devicesFor(await this.allowedUsers(roomId));
-    // Counted as reached before the post, so a concurrent send does not forward it again.
-    this.membership.announce(
-      roomId,
-      targets.map((t) => t.deviceId),
-    );
-    await this.saveMembership();
-    try {
-      await this.sealAndPost(roomId, plaintext, targets, uuidv7(), Date.now(), true);
-    } catch (e) {
-      if (codeOf(e) !== ClientCodes.queued) {
-        // Refused for good: they do not hold it, forward it next time.
-        this.membership.retract(
-          roomId,
-          targets.map((t) => t.deviceId),
-        );
-        await this.saveMembership();
-        throw e;
-      }
     }
   }
 
@@ -1388,8 +1316,7 @@ export class Session extends EventTarget {
     if (change === "member_added") this.membership.memberAdded(roomId);
     try {
       await this.observeRoom(roomId);
-      await this.maintainRoom(roomId);
-      await this.checkUnconfirmed(roomId);
+      await this.address(roomId, { kind: "maintain" });
     } catch {
       // done again on next use
     }
@@ -1406,33 +1333,10 @@ export class Session extends EventTarget {
     // Keep a view fetched now only while room events keep it right.
     const keep = !fetched || (this.sync.state === "online" && this.generation === generation);
     try {
-      await this.signIfNeeded(roomId);
-      await this.checkUnconfirmed(roomId);
-      const targets = await this.devicesFor(await this.allowedUsers(roomId));
-      await this.forwardStatement(roomId, targets);
-      return targets;
+      return await this.address(roomId, { kind: "send" });
     } finally {
       if (!keep) this.membership.forgetRelayView(roomId);
     }
-  }
-
-  /** Every active device of these users, verified against the pins (the engine decides). */
-  private async devicesFor(members: Uuid[]): Promise<Target[]> {
-    for (let round = 0; round < 4; round++) {
-      await this.fetchDevices(members);
-      const r = this.pins.sealable(members) as Sealable<Target>;
-      if (r.ok) return r.targets;
-      if (r.reason === "unfetched") continue; // dropped again since the fetch (keys_changed)
-      if (r.reason === "identity_changed") {
-        throw new SottoError(
-          ClientCodes.identityChanged,
-          "the identity key of a member changed: nothing was sent (compare safety numbers, then acceptIdentity)",
-          { users: r.users },
-        );
-      }
-      throw new SottoError(ClientCodes.noDevices, "nobody in this room has a device");
-    }
-    throw new SottoError(ClientCodes.network, "device lists keep changing; try again");
   }
 
   /**
@@ -1514,6 +1418,29 @@ export class Session extends EventTarget {
 }
 
 /** The store key wrapped under the store passphrase (the store's Argon2id parameters, else the core's defaults). */
+/** The error for an addressing the engine stopped (it says why). */
+function addressFailed(n: Extract<AddressNeed, { kind: "failed" }>): SottoError {
+  const users = { users: n.users };
+  switch (n.reason) {
+    case "direct_room_tampered":
+      return new SottoError(ClientCodes.directRoomTampered, "the direct room lists someone besides its two users: nothing was sent", users);
+    case "membership_pending":
+      return new SottoError(ClientCodes.membershipPending, "the room owner's membership statement has not arrived yet: nothing was sent");
+    case "identity_changed":
+      return new SottoError(
+        ClientCodes.identityChanged,
+        "the identity key of a member changed: nothing was sent (compare safety numbers, then acceptIdentity)",
+        users,
+      );
+    case "no_devices":
+      return new SottoError(ClientCodes.noDevices, "nobody in this room has a device");
+    case "membership":
+      return new SottoError("invalid_argument", n.detail);
+    default:
+      return new SottoError(ClientCodes.network, n.detail);
+  }
+}
+
 function wrapKey(vault: StoreVault, store: KeyStore, passphrase: string): Uint8Array {
   return store.backupParams ? vault.wrap(passphrase, store.backupParams) : vault.wrap(passphrase);
 }
