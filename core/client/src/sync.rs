@@ -592,7 +592,7 @@ async fn receive_opened(task: &Task, m: Incoming) -> Result<Handled, String> {
     };
     match session.open_message(&mut op, seen).await {
         Outcome::Message(item) => {
-            let message = ReceivedMessage::from(item);
+            let message = ReceivedMessage::from(*item);
             // Kept in the same step as the cursor: stored before the app hears of it.
             let sealed = os_rng()
                 .and_then(|mut rng| session.seal_kept(&message, &mut rng))

@@ -112,7 +112,7 @@ pub enum Step {
 #[derive(Debug)]
 pub enum Outcome {
     /// Content for the app, as local history keeps it.
-    Message(HistoryItem),
+    Message(Box<HistoryItem>),
     /// A membership statement (not the app's): taken (`None`), or refused
     /// with the warning to show. The rooms' records may have changed: the
     /// driver saves them.
@@ -278,7 +278,7 @@ impl Opening {
                         }
                         Plaintext::Content(content) => {
                             let m = &self.m;
-                            return Step::Done(Outcome::Message(HistoryItem {
+                            return Step::Done(Outcome::Message(Box::new(HistoryItem {
                                 room_id: m.room_id,
                                 id: m.id,
                                 seq: m.seq,
@@ -289,7 +289,7 @@ impl Opening {
                                 received_at: m.created_at.clone(),
                                 trust,
                                 content,
-                            }));
+                            })));
                         }
                     }
                 }
@@ -312,7 +312,7 @@ impl Opening {
                                     };
                                     return self.fetch(user);
                                 }
-                                Lookup::Found(d, _) => Some(d),
+                                Lookup::Found(d, _) => Some(*d),
                                 Lookup::Refused(_) => None,
                             }
                         }
@@ -390,14 +390,14 @@ impl Opening {
         refetched: bool,
     ) -> Lookup {
         if user == me.user && device == me.device.device_id() {
-            return Lookup::Found(me.device.clone(), SenderTrust::Own);
+            return Lookup::Found(Box::new(me.device.clone()), SenderTrust::Own);
         }
         if !devices.missing(&[user]).is_empty() {
             // Fetched now: a device missing from it is unknown.
             return Lookup::Need(true);
         }
         match devices.sender(pins, me.user, user, device, &self.m.created_at) {
-            Sender::Trusted(d, trust) => Lookup::Found(d.verified().clone(), trust),
+            Sender::Trusted(d, trust) => Lookup::Found(Box::new(d.verified().clone()), trust),
             Sender::Refused(SenderRefused::UntrustedSender) => {
                 Lookup::Refused(UndecryptableReason::UntrustedSender)
             }
@@ -421,6 +421,6 @@ enum Checked {
 
 enum Lookup {
     Need(bool),
-    Found(VerifiedDevice, SenderTrust),
+    Found(Box<VerifiedDevice>, SenderTrust),
     Refused(UndecryptableReason),
 }

@@ -48,6 +48,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("engine_feed", engine_feed),
     ("engine_outbox", engine_outbox),
     ("engine_link", engine_link),
+    ("engine_open", engine_open),
 ];
 
 /// `Envelope::from_bytes`: an envelope that parses re-encodes to the same bytes,
@@ -1567,5 +1568,182 @@ pub fn engine_link(data: &[u8]) {
         if !link.is_active() {
             assert!(waiting.is_empty(), "an idle link with a send still waiting");
         }
+    }
+}
+
+/// The engine's open pipeline (`sotto_engine::open::Opening`) on one message
+/// whose routing fields, sealing and bytes the input chooses, with a driver
+/// that serves device lists, fails fetches and answers the replay check as
+/// the input says. Checked: the pipeline ends within a bounded number of
+/// steps and at most four fetches, each of the claimed sender or a
+/// statement's signer; a message is shown only if the claimed sender sealed
+/// it to this device, with the header's id and the content its plaintext
+/// decodes to; a read-ahead never asks the replay check and never shows
+/// content; "again" and "replayed" come only from the replay verdict;
+/// "later" only from a failed fetch.
+///
+/// Byte 0: bits 0-1 who the relay says sent it (0 Alice, 1 this device,
+/// 2 Mallory, whose list is empty, 3 Alice, but Mallory sealed it); bit 2
+/// sealed (else the rest is the envelope's bytes); bit 3 read ahead; bits 4-5
+/// the replay verdict (new, again, replay); bit 6 fetches fail; bit 7 stored
+/// after Alice's device was revoked. Byte 1: bit 0 Alice's device revoked;
+/// bit 1 not sealed to this device; bit 2 the rest is a statement's bytes;
+/// bit 3 sealed for another room. The rest: the plaintext.
+pub fn engine_open(data: &[u8]) {
+    use sotto_core::envelope::{self, Header, Recipient};
+    use sotto_engine::devices::{Devices, Known};
+    use sotto_engine::feed::Seen;
+    use sotto_engine::link::Incoming;
+    use sotto_engine::open::{Me, Opening, Outcome, Step, UndecryptableReason};
+    use sotto_engine::pins::Pins;
+    use sotto_engine::{Content, Plaintext, Rooms};
+
+    let people = engine_people();
+    let (me, alice, mallory) = (&people[0], &people[1], &people[3]);
+    let room = Uuid::from_u128(0x7001);
+    let (Some(&b0), Some(&b1)) = (data.first(), data.get(1)) else {
+        return;
+    };
+    let rest = data.get(2..).unwrap_or_default();
+    let (claimed, sealer) = match b0 & 3 {
+        0 => (alice, alice),
+        1 => (me, me),
+        2 => (mallory, mallory),
+        _ => (alice, mallory),
+    };
+    let sealed = b0 & 4 != 0;
+    let ahead = b0 & 8 != 0;
+    let verdict = match b0 >> 4 & 3 {
+        1 => Seen::Again,
+        2 => Seen::Replay,
+        _ => Seen::New,
+    };
+    let fetch_fails = b0 & 0x40 != 0;
+    let created_at = if b0 & 0x80 != 0 {
+        "2026-12-07T10:00:00Z"
+    } else {
+        "2026-12-07T08:00:00Z"
+    };
+    let revoked = (b1 & 1 != 0).then(|| "2026-12-07T09:00:00Z".to_owned());
+    let to_me = b1 & 2 == 0;
+    let plaintext = if b1 & 4 != 0 {
+        Plaintext::membership(rest)
+    } else {
+        rest.to_vec()
+    };
+    let client_id = Uuid::from_u128(0xc1);
+    let envelope = if sealed {
+        let header = Header {
+            room_id: if b1 & 8 != 0 {
+                Uuid::from_u128(0x7009)
+            } else {
+                room
+            },
+            sender_user_id: sealer.user,
+            sender_device_id: sealer.device,
+            client_message_id: client_id,
+            timestamp_ms: 1,
+        };
+        let mut to = vec![Recipient::x25519(&alice.verified)];
+        if to_me {
+            to.push(Recipient::x25519(&me.verified));
+        }
+        match envelope::seal(&plaintext, &header, &to, &sealer.keys) {
+            Ok(e) => e.to_bytes(),
+            Err(_) => return, // too large to seal: nothing to open
+        }
+    } else {
+        rest.to_vec()
+    };
+    let m = Incoming {
+        room_id: room,
+        id: Uuid::from_u128(0xabc),
+        seq: 5,
+        sender_id: claimed.user,
+        device_id: claimed.device,
+        created_at: created_at.to_owned(),
+        envelope,
+    };
+    let mut op = if ahead {
+        Opening::statements_only(m)
+    } else {
+        Opening::new(m)
+    };
+    let mut pins = Pins::load(me.user, me.verified.identity_key().to_bytes(), []);
+    let mut devices: Devices<VerifiedDevice> = Devices::default();
+    let mut rooms = Rooms::load(me.user, []);
+    let statement_signer = match Plaintext::decode(&plaintext) {
+        Plaintext::Membership(bytes) => MembershipStatement::from_bytes(&bytes)
+            .ok()
+            .map(|s| s.signer_user()),
+        Plaintext::Content(_) => None,
+    };
+    let (mut fetches, mut asked_seen, mut fetch_failed) = (0, false, false);
+    let me_ = Me {
+        user: me.user,
+        device: &me.verified,
+        keys: &me.keys,
+    };
+    let mut outcome = None;
+    for _ in 0..12 {
+        match op.step(&me_, &pins, &mut devices, &mut rooms) {
+            Step::Done(o) => {
+                outcome = Some(o);
+                break;
+            }
+            Step::Fetch(user) => {
+                fetches += 1;
+                assert!(
+                    user == claimed.user || Some(user) == statement_signer,
+                    "a fetch of someone the message does not name"
+                );
+                if fetch_fails {
+                    fetch_failed = true;
+                    op.failed("down");
+                    continue;
+                }
+                let list: Vec<Known<VerifiedDevice>> = people
+                    .iter()
+                    .filter(|p| p.user == user && p.user != mallory.user)
+                    .map(|p| Known {
+                        device_id: p.device,
+                        identity_key: p.verified.identity_key().to_bytes(),
+                        revoked_at: if p.user == alice.user { revoked.clone() } else { None },
+                        handle: p.verified.clone(),
+                    })
+                    .collect();
+                let fetch = devices.fetching();
+                devices.served(&mut pins, user, list, &[], fetch);
+            }
+            Step::Seen { sender, client_id: id } => {
+                assert!(!ahead, "a read-ahead asked the replay check");
+                assert_eq!(sender, claimed.user);
+                assert_eq!(id, client_id, "the replay check of another id");
+                asked_seen = true;
+                op.seen(verdict);
+            }
+        }
+    }
+    let outcome = outcome.expect("the pipeline ends within 12 steps");
+    assert!(fetches <= 4, "{fetches} fetches");
+    match outcome {
+        Outcome::Message(item) => {
+            assert!(!ahead, "a read-ahead showed content");
+            assert!(sealed && to_me && b1 & 8 == 0, "shown without being sealed to me here");
+            assert_eq!(claimed.user, sealer.user, "shown under a sender that did not seal it");
+            assert_ne!(claimed.user, mallory.user, "shown from a device never served");
+            assert!(asked_seen && verdict == Seen::New);
+            assert_eq!(item.client_id, client_id);
+            assert_eq!(item.content, Content::decode(&plaintext));
+            if revoked.is_some() && claimed.user == alice.user {
+                assert!(b0 & 0x80 == 0, "shown from a device revoked before it was stored");
+            }
+        }
+        Outcome::Again => assert!(ahead || verdict == Seen::Again),
+        Outcome::Undecryptable(UndecryptableReason::Replayed) => {
+            assert!(asked_seen && verdict == Seen::Replay);
+        }
+        Outcome::Later(_) => assert!(fetch_failed, "later without a failed fetch"),
+        Outcome::Control(_) | Outcome::Undecryptable(_) => {}
     }
 }

@@ -611,6 +611,30 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                 vec![3, 0, 0, 3, 0, 0, 3, 7, 0, 3, 8, 0],
             ),
         ],
+        "engine_open" => {
+            // [flags, flags, plaintext...] (see `engine_open`): a text from
+            // Alice, from this device, claimed by Alice but sealed by
+            // Mallory, a replay, a read-ahead, a failed fetch, a statement's
+            // bytes, raw envelope bytes, a revoked sender.
+            let text = sotto_engine::Content::text("hi").encode();
+            let with = |b0: u8, b1: u8, rest: &[u8]| {
+                let mut v = vec![b0, b1];
+                v.extend_from_slice(rest);
+                v
+            };
+            vec![
+                seed("alice-text", with(0x04, 0, &text)),
+                seed("own-text", with(0x05, 0, &text)),
+                seed("impostor", with(0x07, 0, &text)),
+                seed("replay", with(0x24, 0, &text)),
+                seed("read-ahead", with(0x0c, 0, &text)),
+                seed("fetch-fails", with(0x44, 0, &text)),
+                seed("statement", with(0x04, 4, &[1, 2, 3])),
+                seed("raw", with(0x00, 0, &minimal.to_bytes())),
+                seed("revoked", with(0x84, 1, &text)),
+                seed("other-room", with(0x04, 8, &text)),
+            ]
+        }
         _ => vec![],
     }
 }
