@@ -31,12 +31,19 @@
 //! - [`link`]: the live connection as a state machine (connect, `resume`,
 //!   steps stored before shown, acks, keep-alive, receipts, back-off), with
 //!   the driver's clock and jitter as inputs;
+//! - [`open`]: the open pipeline of one message, in one order (peek, sender
+//!   check with one refetch, open, replay check, decode, a statement's signer
+//!   check), asking the driver for device lists and the feed's verdict;
+//! - [`address`]: whom to seal to in a room and the membership statements to
+//!   post first (for a send, after a room event, creating a group, adding and
+//!   withdrawing a member), asking the driver for the room's view, device
+//!   lists, a read-ahead, posts and warnings;
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (the open and send pipelines' order, room
-//! operations: fetching and sequencing) still lives in each driver and moves
-//! here next;
+//! The rest of the client logic (sealing and posting, bundle verification
+//! before [`devices::Devices::served`], room operations' HTTP calls, set-up,
+//! token refresh) still lives in each driver and moves here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
 pub mod address;
