@@ -32,8 +32,10 @@ export type AddressNeed =
   | { kind: "devices"; users: Uuid[] }
   /** Open the room's messages after the cursor for their statements only. */
   | { kind: "readAhead" }
+  /** Another statement's post in the room is under way: wait a moment (or until a post ends), then step again. */
+  | { kind: "wait" }
   | { kind: "warn"; warning: MembershipWarning }
-  /** Seal this statement's plaintext to `targets`, post it as a control message; refused for good: `postRefused`. */
+  /** Seal this statement's plaintext to `targets`, post it as a control message; then `posted` (stored or queued), or `postRefused`. */
   | { kind: "post"; plaintext: Uint8Array; targets: ServedDevice[] }
   /** The devices to seal to (empty unless sending). */
   | { kind: "done"; targets: ServedDevice[] }
@@ -108,6 +110,7 @@ impl ClientAddressing {
                 Need::Room => kind("room"),
                 Need::Devices(users) => kind("devices").set("users", ids(&users)),
                 Need::ReadAhead => kind("readAhead"),
+                Need::Wait => kind("wait"),
                 Need::Warn(w) => kind("warn").set("warning", js::to_js(&w)?),
                 Need::Post {
                     plaintext,
@@ -135,6 +138,11 @@ impl ClientAddressing {
             }
             .into_typed::<JsValue>(),
         )
+    }
+
+    /// The last `post` is stored by the relay, or queued in the outbox.
+    pub fn posted(&mut self, rooms: &mut RoomMembership) {
+        self.inner.posted(rooms.inner_mut());
     }
 
     /// The last `post` was refused for good: its devices do not hold the

@@ -18,8 +18,9 @@ use crate::peer::VerifiedDevice;
 #[wasm_bindgen(typescript_custom_section)]
 const TS_PINS: &'static str = r#"
 /**
- * A verified device of a served list, for `ClientPins.served`: the engine reads
- * these fields (and `device`) and hands the object itself back from `list`, and as addressing targets.
+ * A verified device of a served list, for `ClientPins.served`: the engine takes
+ * the ids and key from `device` (it must be `deviceId` of that user), reads
+ * `revokedAt`, and hands the object itself back from `list` and as addressing targets.
  */
 export interface ServedDevice { deviceId: Uuid; identityKey: Uint8Array; revokedAt?: string; device: VerifiedDevice }
 /** What a served device list decided (`ClientPins.served`). */
@@ -44,7 +45,7 @@ pub struct ClientPins {
 }
 
 /// A served device as the cache keeps it: the client's `ServedDevice` object
-/// (handed back by `list` and `sealable`), and its verified device (for the
+/// (handed back by `list` and as addressing targets), and its verified device (for the
 /// engine's open pipeline).
 #[derive(Clone)]
 pub(crate) struct Served {
@@ -208,30 +209,32 @@ impl ClientPins {
         invalid: Vec<String>,
         fetch: f64,
     ) -> Result<JsValue> {
+        let user_id = js::parse_uuid(user, "userId")?;
+        let mut invalid = js::parse_uuids(&invalid, "device id")?;
         let mut list = Vec::new();
         for d in js_sys::Array::from(&served).iter() {
-            let key = js_sys::Uint8Array::new(&js::get(&d, "identityKey")?).to_vec();
+            // The ids and key come from the verified bundle, not the object's
+            // other fields; a device of someone else is invalid.
+            let device = VerifiedDevice::from_js(&js::get(&d, "device")?, "device")?
+                .inner()
+                .clone();
+            if device.user_id() != user_id
+                || Some(device.device_id()) != js::get_uuid(&d, "deviceId").ok()
+            {
+                invalid.push(device.device_id());
+                continue;
+            }
             list.push(Known {
-                device_id: js::get_uuid(&d, "deviceId")?,
-                identity_key: key32(&key, "identityKey")?,
+                device_id: device.device_id(),
+                identity_key: device.identity_key().to_bytes(),
                 revoked_at: js::get(&d, "revokedAt")?.as_string(),
-                handle: Served {
-                    device: VerifiedDevice::from_js(&js::get(&d, "device")?, "device")?
-                        .inner()
-                        .clone(),
-                    js: d,
-                },
+                handle: Served { device, js: d },
             });
         }
-        let invalid = js::parse_uuids(&invalid, "device id")?;
         let fetch = Fetch::from_number(js::safe_u64(fetch, "fetch")?);
-        let o = self.devices.served(
-            &mut self.inner,
-            js::parse_uuid(user, "userId")?,
-            list,
-            &invalid,
-            fetch,
-        );
+        let o = self
+            .devices
+            .served(&mut self.inner, user_id, list, &invalid, fetch);
         let changed = js_sys::Array::new();
         for v in &o.identity_changed {
             changed.push(&JsValue::from_bool(*v));

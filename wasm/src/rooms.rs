@@ -23,12 +23,6 @@ export type RoomRecord = Uint8Array;
 export type DecodedPlaintext =
   | { kind: "content"; content: PlaintextContent }
   | { kind: "membership"; statement: Uint8Array };
-/** Whom this device may seal to in a room now, or why it sends nothing there. */
-export type MembershipRecipients =
-  | { ok: true; users: Uuid[] }
-  | { ok: false; reason: "unknown" }
-  | { ok: false; reason: "awaiting_statement" }
-  | { ok: false; reason: "direct_room_tampered"; users: Uuid[] };
 "#;
 
 /// Every room's membership as this device decides it (the engine's `Rooms`).

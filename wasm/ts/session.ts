@@ -1259,15 +1259,19 @@ export class Session extends EventTarget {
         else if (n.kind === "devices") await this.fetchDevices(n.users);
         else if (n.kind === "readAhead") await this.readAhead(roomId);
         else if (n.kind === "warn") this.emit("membership", n.warning);
+        else if (n.kind === "wait") await new Promise((resolve) => setTimeout(resolve, 20));
         else if (n.kind === "post") {
           try {
             await this.sealAndPost(roomId, n.plaintext, n.targets as Target[], uuidv7(), Date.now(), true);
           } catch (e) {
-            if (codeOf(e) === ClientCodes.queued) continue; // it goes out before anything sent after it
-            a.postRefused(this.membership);
-            await this.saveMembership();
-            throw e;
+            // Queued: it goes out before anything sent after it.
+            if (codeOf(e) !== ClientCodes.queued) {
+              a.postRefused(this.membership);
+              await this.saveMembership();
+              throw e;
+            }
           }
+          a.posted(this.membership);
         } else if (n.kind === "done") return n.targets as Target[];
         else throw addressFailed(n);
       }
@@ -1417,7 +1421,6 @@ export class Session extends EventTarget {
   }
 }
 
-/** The store key wrapped under the store passphrase (the store's Argon2id parameters, else the core's defaults). */
 /** The error for an addressing the engine stopped (it says why). */
 function addressFailed(n: Extract<AddressNeed, { kind: "failed" }>): SottoError {
   const users = { users: n.users };
@@ -1441,6 +1444,7 @@ function addressFailed(n: Extract<AddressNeed, { kind: "failed" }>): SottoError 
   }
 }
 
+/** The store key wrapped under the store passphrase (the store's Argon2id parameters, else the core's defaults). */
 function wrapKey(vault: StoreVault, store: KeyStore, passphrase: string): Uint8Array {
   return store.backupParams ? vault.wrap(passphrase, store.backupParams) : vault.wrap(passphrase);
 }

@@ -799,14 +799,23 @@ impl Session {
                 Need::Devices(users) => self.fetch_devices(&users).await?,
                 Need::ReadAhead => crate::sync::catch_up_statements(self, room_id).await,
                 Need::Warn(w) => self.emit(Event::Membership(w)).await,
+                Need::Wait => {
+                    // Woken when a post ends (bounded: the engine waits a few times only).
+                    let ended = inner.outbox_done.notified();
+                    let _ = tokio::time::timeout(Duration::from_millis(100), ended).await;
+                }
                 Need::Post { plaintext, targets } => {
                     match self
                         .seal_and_post(room_id, &plaintext, &targets, None)
                         .await
                     {
-                        Ok(_) | Err(Error::Queued { .. }) => {}
+                        Ok(_) | Err(Error::Queued { .. }) => {
+                            a.posted(&mut lock(&inner.rooms));
+                            inner.outbox_done.notify_waiters();
+                        }
                         Err(e) => {
                             a.post_refused(&mut lock(&inner.rooms));
+                            inner.outbox_done.notify_waiters();
                             self.save_rooms()?;
                             return Err(e);
                         }

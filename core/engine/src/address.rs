@@ -20,8 +20,10 @@
 //!
 //! Sans-I/O: each [`Addressing::step`] says what it needs ([`Need`]); the
 //! driver does it, saves the rooms' changed records ([`Rooms::take_changes`])
-//! before acting on a step's output, and steps again. Fetches are bounded:
-//! lists or views that keep changing end in [`AddressError::KeepsChanging`].
+//! before acting on a step's output, and steps again. Fetches are bounded
+//! (four of the room's view and four rounds of device lists for each
+//! statement post and for the targets): lists or views that keep changing
+//! end in [`AddressError::KeepsChanging`].
 
 use sotto_core::keys::DeviceKeys;
 use sotto_core::membership::MembershipError;
@@ -70,8 +72,12 @@ pub enum AddressError {
     #[error("nobody in this room has a device")]
     NoDevices,
     /// The room's view or device lists kept changing under the fetches.
-    #[error("{0} keep changing; try again")]
+    #[error("{0}")]
     KeepsChanging(&'static str),
+    /// A statement's post was refused for good ([`Addressing::post_refused`]):
+    /// nothing more is posted or sealed (the driver reports the refusal).
+    #[error("the membership statement's post was refused")]
+    PostRefused,
     /// Signing the statement failed.
     #[error(transparent)]
     Membership(#[from] MembershipError),
@@ -90,6 +96,10 @@ pub enum Need<D> {
     ReadAhead,
     /// Show this warning.
     Warn(Warning),
+    /// Another statement's post in this room is under way (another
+    /// addressing's): wait until a post ends, then step again, so this
+    /// message does not overtake the statement its devices were counted for.
+    Wait,
     /// Seal this control message (a statement) to `targets` and post it
     /// through the outbox; a refusal for good: [`Addressing::post_refused`].
     Post {
@@ -98,7 +108,9 @@ pub enum Need<D> {
         /// The devices to seal it to.
         targets: Vec<D>,
     },
-    /// Done: the devices to seal to (empty unless [`Purpose::Send`]).
+    /// Done: the devices to seal to (for [`Purpose::Send`]; for
+    /// [`Purpose::Maintain`] as the owner, the devices the statement was
+    /// checked against; otherwise empty).
     Done(Vec<D>),
     /// Stopped: nothing more is posted.
     Failed(AddressError),
@@ -113,6 +125,7 @@ enum Stage {
     Targets,
     Forward,
     Done,
+    Refused,
 }
 
 /// This device, to sign statements.
@@ -130,6 +143,9 @@ pub struct Addressing<D> {
     stage: Stage,
     /// A statement to post before going on (its plaintext).
     posting: Option<Zeroizing<Vec<u8>>>,
+    /// This addressing's statement post is under way ([`Rooms::post_started`]).
+    in_flight: bool,
+    waits: u8,
     /// The devices a posted statement was sealed to (for `post_refused`).
     posted: Vec<Uuid>,
     read_ahead: bool,
@@ -151,6 +167,11 @@ impl<D> std::fmt::Debug for Addressing<D> {
 /// At most this many fetches of the room's view, and of device lists.
 const MAX_FETCHES: u8 = 4;
 
+/// At most this many waits for another statement's post (then the message
+/// is sealed anyway: the relay orders it after the statement or not, and a
+/// member without the statement still opens it).
+const MAX_WAITS: u8 = 50;
+
 enum Devs<D> {
     Need(Need<D>),
     Got(Vec<D>),
@@ -164,6 +185,8 @@ impl<D: SenderDevice + Clone> Addressing<D> {
             purpose,
             stage: Stage::Observe,
             posting: None,
+            in_flight: false,
+            waits: 0,
             posted: Vec::new(),
             read_ahead: false,
             targets: Vec::new(),
@@ -178,11 +201,26 @@ impl<D: SenderDevice + Clone> Addressing<D> {
     }
 
     /// The statement of the last [`Need::Post`] was refused for good: its
-    /// devices do not hold it (forwarded next time). The addressing ends;
-    /// the driver reports the refusal.
+    /// devices do not hold it (forwarded next time). The addressing ends
+    /// ([`AddressError::PostRefused`]); the driver reports the refusal.
     pub fn post_refused(&mut self, rooms: &mut Rooms) {
+        self.post_ended(rooms);
         rooms.retract(self.room, self.posted.drain(..));
-        self.stage = Stage::Done;
+        self.posting = None;
+        self.targets.clear();
+        self.stage = Stage::Refused;
+    }
+
+    /// The statement of the last [`Need::Post`] is stored by the relay, or
+    /// queued in the outbox (it goes out before anything queued after it).
+    pub fn posted(&mut self, rooms: &mut Rooms) {
+        self.post_ended(rooms);
+    }
+
+    fn post_ended(&mut self, rooms: &mut Rooms) {
+        if std::mem::take(&mut self.in_flight) {
+            rooms.post_ended(self.room);
+        }
     }
 
     /// Runs as far as it can go without the driver.
@@ -201,6 +239,10 @@ impl<D: SenderDevice + Clone> Addressing<D> {
                         // send does not forward the same statement again.
                         self.posted = targets.iter().map(|t| t.verified().device_id()).collect();
                         rooms.announce(self.room, self.posted.iter().copied());
+                        // (A driver that skips `posted` leaves no count behind.)
+                        self.post_ended(rooms);
+                        rooms.post_started(self.room);
+                        self.in_flight = true;
                         return Need::Post { plaintext, targets };
                     }
                     Ok(Devs::Need(need)) => {
@@ -214,10 +256,12 @@ impl<D: SenderDevice + Clone> Addressing<D> {
             }
             match self.stage {
                 Stage::Done => return Need::Done(std::mem::take(&mut self.targets)),
+                Stage::Refused => return Need::Failed(AddressError::PostRefused),
                 Stage::Observe => {
                     if !rooms.knows(self.room) {
                         return self.fetch_room();
                     }
+                    self.room_fetches = 0;
                     self.stage = Stage::Sign;
                 }
                 Stage::Sign => {
@@ -287,6 +331,16 @@ impl<D: SenderDevice + Clone> Addressing<D> {
                     };
                     if let Some(bytes) = rooms.reposts(self.room, &pairs) {
                         self.posting = Some(Zeroizing::new(Plaintext::membership(&bytes)));
+                    } else if self.purpose == Purpose::Send
+                        && rooms.posting(self.room)
+                        && self.waits < MAX_WAITS
+                    {
+                        // Another addressing's statement counted these
+                        // devices as reached and is being posted: seal after
+                        // it is stored, then check the targets again.
+                        self.waits += 1;
+                        self.stage = Stage::Targets;
+                        return Need::Wait;
                     }
                 }
             }
@@ -310,7 +364,9 @@ impl<D: SenderDevice + Clone> Addressing<D> {
     fn fetch_room(&mut self) -> Need<D> {
         self.room_fetches = self.room_fetches.saturating_add(1);
         if self.room_fetches > MAX_FETCHES {
-            return self.fail(AddressError::KeepsChanging("the room's members"));
+            return self.fail(AddressError::KeepsChanging(
+                "the room keeps changing; try again",
+            ));
         }
         Need::Room
     }
@@ -333,12 +389,19 @@ impl<D: SenderDevice + Clone> Addressing<D> {
             Err(SendRefused::AwaitingStatement) => return Err(AddressError::MembershipPending),
         };
         match devices.sealable(pins, &users) {
-            Ok(targets) => Ok(Devs::Got(targets.into_iter().map(|(_, d)| d).collect())),
+            Ok(targets) => {
+                // Each sub-step (a statement's post, the targets) has its own bound.
+                self.room_fetches = 0;
+                self.device_fetches = 0;
+                Ok(Devs::Got(targets.into_iter().map(|(_, d)| d).collect()))
+            }
             // Never fetched, or dropped since (`keys_changed`): fetch them.
             Err(Unsealable::Unfetched(missing)) => {
                 self.device_fetches = self.device_fetches.saturating_add(1);
                 if self.device_fetches > MAX_FETCHES {
-                    return Err(AddressError::KeepsChanging("device lists"));
+                    return Err(AddressError::KeepsChanging(
+                        "device lists keep changing; try again",
+                    ));
                 }
                 Ok(Devs::Need(Need::Devices(missing)))
             }

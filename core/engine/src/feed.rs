@@ -261,6 +261,15 @@ impl Feed {
         }
     }
 
+    /// The message at `room_id`/`seq` was not handled after all (it comes
+    /// again): a sender's id [`Feed::seen`] recorded for it in this step is
+    /// dropped, so its redelivery is not taken for one already handled.
+    pub fn unsee(&mut self, room_id: Uuid, seq: u64) {
+        self.changes
+            .seen
+            .retain(|(_, _, room, s)| (*room, *s) != (room_id, seq));
+    }
+
     /// The message [`Arrival::Open`] asked for is handled: shown (with its
     /// sealed history item in `kept`), a control message, or reported
     /// undecryptable. Moves the cursor and queues a `delivered` receipt. A

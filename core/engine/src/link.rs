@@ -578,7 +578,11 @@ impl<E> Link<E> {
                     self.step.shown.push(Shown::App(event));
                 }
             }
-            Settle::Later(reason) => self.step.end = Some(reason),
+            Settle::Later(reason) => {
+                // Not handled: its id is not stored as seen at this place.
+                self.feed.unsee(room_id, seq);
+                self.step.end = Some(reason);
+            }
         }
     }
 

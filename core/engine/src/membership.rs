@@ -186,6 +186,9 @@ pub struct Rooms {
     /// connection: kept if its epoch is the one it was announced at.
     recheck: IdSet,
     changed: IdSet,
+    /// Statement posts under way per room (memory only: after a restart the
+    /// outbox posts what is left in order).
+    posting: IdMap<u32>,
 }
 
 impl Rooms {
@@ -198,6 +201,7 @@ impl Rooms {
             epochs: IdMap::default(),
             recheck: IdSet::default(),
             changed: IdSet::default(),
+            posting: IdMap::default(),
         }
     }
 
@@ -788,6 +792,28 @@ impl Rooms {
             record.peer = Some(peer);
         }
         self.changed.insert(room);
+    }
+
+    /// A statement's post in `room` begins (its devices were announced).
+    pub fn post_started(&mut self, room: Uuid) {
+        *self.posting.or_default(room) += 1;
+    }
+
+    /// A statement's post in `room` ended (stored, queued in the outbox, or
+    /// refused).
+    pub fn post_ended(&mut self, room: Uuid) {
+        if let Some(n) = self.posting.get_mut(&room) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.posting.remove(&room);
+            }
+        }
+    }
+
+    /// Whether a statement's post in `room` is under way: a message sealed to
+    /// the devices it announced must not overtake it.
+    pub fn posting(&self, room: Uuid) -> bool {
+        self.posting.contains_key(&room)
     }
 
     /// The post of the held statement to `devices` failed for good: they do

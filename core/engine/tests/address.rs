@@ -113,6 +113,10 @@ impl Client {
         }
     }
 
+    fn me_verified(&self) -> VerifiedDevice {
+        self.me.verified()
+    }
+
     fn run(&mut self, relay: &mut Relay, purpose: Purpose) -> Result<Vec<Uuid>, AddressError> {
         let mut a = Addressing::new(ROOM, purpose);
         for _ in 0..50 {
@@ -150,6 +154,7 @@ impl Client {
                     }
                 }
                 Need::ReadAhead => self.log.push("read ahead".into()),
+                Need::Wait => panic!("nothing else posts here"),
                 Need::Warn(w) => self.warnings.push(w),
                 Need::Post { plaintext, targets } => {
                     let Plaintext::Membership(bytes) = Plaintext::decode(&plaintext) else {
@@ -163,6 +168,8 @@ impl Client {
                     ));
                     if self.refuse_posts {
                         a.post_refused(&mut self.rooms);
+                    } else {
+                        a.posted(&mut self.rooms);
                     }
                 }
                 Need::Done(targets) => {
@@ -281,9 +288,10 @@ fn a_refused_statement_is_forwarded_again_next_time() {
     let mut c = Client::new(alice);
     c.rooms.created(ROOM);
     c.refuse_posts = true;
-    // Refused for good: the addressing ends (the driver reports the refusal).
-    let targets = c.run(&mut relay, Purpose::Send).unwrap();
-    assert!(targets.is_empty());
+    // Refused for good: the addressing ends, nothing sealed (the driver
+    // reports the refusal).
+    let e = c.run(&mut relay, Purpose::Send).unwrap_err();
+    assert!(matches!(e, AddressError::PostRefused), "{e:?}");
     assert_eq!(c.posts.len(), 1);
     c.refuse_posts = false;
     c.run(&mut relay, Purpose::Send).unwrap();
@@ -305,6 +313,67 @@ fn a_room_that_never_loads_ends_the_addressing() {
     let e = c.run(&mut relay, Purpose::Send).unwrap_err();
     assert!(matches!(e, AddressError::KeepsChanging(_)), "{e:?}");
     assert_eq!(c.log.iter().filter(|l| *l == "room").count(), 4);
+    assert_eq!(e.to_string(), "the room keeps changing; try again");
+}
+
+#[test]
+fn a_member_sees_the_warning_after_the_read_ahead_and_keeps_sending_around_the_intruder() {
+    let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
+    let mut relay = group(&alice, &[&alice, &bob]);
+    let mut owner = Client::new(alice);
+    owner.rooms.created(ROOM);
+    owner.run(&mut relay, Purpose::Send).unwrap();
+    // Bob holds Alice's statement (as if opened from her post).
+    let statement = owner.rooms.statement(ROOM).unwrap().to_bytes();
+    let (b_dev, a_verified) = (bob.device, owner.me_verified());
+    let mut bob = Client::new(bob);
+    relay.members.push(mallory.id);
+    relay.devices.push(mallory.verified());
+    bob.run(&mut relay, Purpose::Maintain).unwrap();
+    bob.log.clear();
+    bob.warnings.clear();
+    bob.rooms.forget_relay_view(Some(ROOM));
+    let _ = bob.rooms.observe(&relay.details());
+    let got = bob
+        .rooms
+        .receive(ROOM, &statement, Some(&a_verified), &[b_dev]);
+    assert!(got.is_ok(), "{got:?}");
+    bob.rooms.forget_relay_view(Some(ROOM));
+    let targets = bob.run(&mut relay, Purpose::Send).unwrap();
+    assert!(!targets.contains(&mallory.device));
+    assert_eq!(targets.len(), 2);
+    assert_eq!(bob.log[..2], ["room", "read ahead"], "{:?}", bob.log);
+    assert!(
+        matches!(&bob.warnings[..], [Warning::Unconfirmed { users, .. }] if users == &vec![mallory.id]),
+        "{:?}",
+        bob.warnings
+    );
+    assert!(bob.posts.is_empty(), "a member signs nothing");
+}
+
+#[test]
+fn a_changed_identity_or_an_empty_room_stops_the_send() {
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let mut relay = group(&alice, &[&alice, &bob]);
+    let bob_id = bob.id;
+    let mut c = Client::new(alice);
+    c.rooms.created(ROOM);
+    c.run(&mut relay, Purpose::Send).unwrap();
+    // Bob's devices are now all under another identity key.
+    let impostor = Person {
+        id: bob_id,
+        device: Uuid::from_u128(0x99),
+        identity: IdentityKeyPair::generate().unwrap(),
+        keys: DeviceKeys::generate(DeviceKeyOptions::default()).unwrap(),
+    };
+    relay.devices.retain(|d| d.user_id() != bob_id);
+    relay.devices.push(impostor.verified());
+    c.devices.forget(Some(bob_id));
+    let e = c.run(&mut relay, Purpose::Send).unwrap_err();
+    assert!(
+        matches!(e, AddressError::IdentityChanged(ref u) if u == &vec![bob_id]),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -333,4 +402,59 @@ fn adding_and_withdrawing_post_the_statement_with_and_without_them() {
     // Nothing names her now: nothing more to withdraw.
     c.run(&mut relay, Purpose::Withdraw(carol_id)).unwrap();
     assert_eq!(c.posts.len(), 3);
+}
+
+#[test]
+fn a_send_waits_for_a_statement_another_addressing_is_posting() {
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let mut relay = group(&alice, &[&alice, &bob]);
+    let b_dev = bob.device;
+    let mut c = Client::new(alice);
+    c.rooms.created(ROOM);
+    // A room event's upkeep signs the first statement and starts posting it.
+    let mut upkeep: Addressing<VerifiedDevice> = Addressing::new(ROOM, Purpose::Maintain);
+    let mut send: Addressing<VerifiedDevice> = Addressing::new(ROOM, Purpose::Send);
+    let step = |a: &mut Addressing<VerifiedDevice>, c: &mut Client| {
+        let signer = Signer {
+            device: c.me.device,
+            keys: &c.me.keys,
+        };
+        a.step(&signer, &c.pins, &c.devices, &mut c.rooms)
+    };
+    let d = relay.details();
+    let _ = c.rooms.observe(&d);
+    let Need::Devices(users) = step(&mut upkeep, &mut c) else {
+        panic!("the lists first")
+    };
+    for u in users {
+        let fetch = c.devices.fetching();
+        let list = relay
+            .devices
+            .iter()
+            .filter(|d| d.user_id() == u)
+            .map(|v| Known {
+                device_id: v.device_id(),
+                identity_key: v.identity_key().to_bytes(),
+                revoked_at: None,
+                handle: v.clone(),
+            })
+            .collect();
+        c.devices.served(&mut c.pins, u, list, &[], fetch);
+    }
+    let Need::Post { targets, .. } = step(&mut upkeep, &mut c) else {
+        panic!("the statement's post")
+    };
+    assert!(targets.iter().any(|t| t.device_id() == b_dev));
+    // Meanwhile a send: Bob's device counts as reached, the post is under way.
+    assert!(matches!(step(&mut send, &mut c), Need::Wait));
+    assert!(
+        matches!(step(&mut send, &mut c), Need::Wait),
+        "still under way"
+    );
+    upkeep.posted(&mut c.rooms);
+    let Need::Done(targets) = step(&mut send, &mut c) else {
+        panic!("sealed after the statement is stored")
+    };
+    assert_eq!(targets.len(), 2);
+    assert!(!c.rooms.posting(ROOM));
 }

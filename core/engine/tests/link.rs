@@ -11,6 +11,7 @@
 
 use sotto_core::api::{ClientFrame, ReceiptKind, RoomChange, ServerFrame};
 use sotto_core::encoding::B64;
+use sotto_engine::feed::Seen;
 use sotto_engine::link::{Ack, Conn, Link, LinkState, Output, PrepareFailed, Settle};
 use sotto_engine::policy;
 use uuid::Uuid;
@@ -217,6 +218,32 @@ fn a_message_that_cannot_be_checked_ends_the_connection_without_moving_its_curso
         panic!("{out:?}")
     };
     assert_eq!(cursors.get(&ROOM), Some(&4));
+}
+
+#[test]
+fn a_message_settled_later_is_not_stored_as_seen() {
+    let mut link = link();
+    let conn = online(&mut link, 0, 4);
+    link.received(conn, 1, &message(5));
+    link.received(conn, 1, &message(6));
+    assert!(matches!(drain(&mut link, 1)[..], [Output::Receive(_)]));
+    let (five, six) = (Uuid::from_u128(55), Uuid::from_u128(66));
+    assert_eq!(link.seen(BOB, five, ROOM, 5, None), Seen::New);
+    shown(&mut link, 5, "five");
+    assert!(matches!(drain(&mut link, 1)[..], [Output::Receive(_)]));
+    // Opened and checked against replays, then a signer's keys did not load.
+    assert_eq!(link.seen(BOB, six, ROOM, 6, None), Seen::New);
+    link.settle(ROOM, 6, Settle::Later("keys did not load".into()));
+    let out = drain(&mut link, 1);
+    let Some(Output::Store(changes)) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        changes.seen,
+        vec![(BOB, five, ROOM, 5)],
+        "six comes again, unseen"
+    );
+    assert_eq!(changes.cursors, vec![(ROOM, 5)]);
 }
 
 #[test]

@@ -1708,14 +1708,21 @@ pub fn engine_open(data: &[u8]) {
                     .map(|p| Known {
                         device_id: p.device,
                         identity_key: p.verified.identity_key().to_bytes(),
-                        revoked_at: if p.user == alice.user { revoked.clone() } else { None },
+                        revoked_at: if p.user == alice.user {
+                            revoked.clone()
+                        } else {
+                            None
+                        },
                         handle: p.verified.clone(),
                     })
                     .collect();
                 let fetch = devices.fetching();
                 devices.served(&mut pins, user, list, &[], fetch);
             }
-            Step::Seen { sender, client_id: id } => {
+            Step::Seen {
+                sender,
+                client_id: id,
+            } => {
                 assert!(!ahead, "a read-ahead asked the replay check");
                 assert_eq!(sender, claimed.user);
                 assert_eq!(id, client_id, "the replay check of another id");
@@ -1729,14 +1736,26 @@ pub fn engine_open(data: &[u8]) {
     match outcome {
         Outcome::Message(item) => {
             assert!(!ahead, "a read-ahead showed content");
-            assert!(sealed && to_me && b1 & 8 == 0, "shown without being sealed to me here");
-            assert_eq!(claimed.user, sealer.user, "shown under a sender that did not seal it");
-            assert_ne!(claimed.user, mallory.user, "shown from a device never served");
+            assert!(
+                sealed && to_me && b1 & 8 == 0,
+                "shown without being sealed to me here"
+            );
+            assert_eq!(
+                claimed.user, sealer.user,
+                "shown under a sender that did not seal it"
+            );
+            assert_ne!(
+                claimed.user, mallory.user,
+                "shown from a device never served"
+            );
             assert!(asked_seen && verdict == Seen::New);
             assert_eq!(item.client_id, client_id);
             assert_eq!(item.content, Content::decode(&plaintext));
             if revoked.is_some() && claimed.user == alice.user {
-                assert!(b0 & 0x80 == 0, "shown from a device revoked before it was stored");
+                assert!(
+                    b0 & 0x80 == 0,
+                    "shown from a device revoked before it was stored"
+                );
             }
         }
         Outcome::Again => assert!(ahead || verdict == Seen::Again),
