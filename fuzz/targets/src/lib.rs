@@ -671,14 +671,14 @@ pub fn membership(data: &[u8]) {
 
 /// Four people with fixed keys for [`engine_rooms`]: user, device, keys, and
 /// their verified device.
-struct EnginePerson {
-    user: Uuid,
-    device: Uuid,
-    keys: sotto_core::keys::DeviceKeys,
-    verified: VerifiedDevice,
+pub(crate) struct EnginePerson {
+    pub(crate) user: Uuid,
+    pub(crate) device: Uuid,
+    pub(crate) keys: sotto_core::keys::DeviceKeys,
+    pub(crate) verified: VerifiedDevice,
 }
 
-fn engine_people() -> &'static [EnginePerson; 4] {
+pub(crate) fn engine_people() -> &'static [EnginePerson; 4] {
     static PEOPLE: std::sync::OnceLock<[EnginePerson; 4]> = std::sync::OnceLock::new();
     PEOPLE.get_or_init(|| {
         std::array::from_fn(|i| {
@@ -1763,6 +1763,26 @@ pub fn engine_open(data: &[u8]) {
             assert!(asked_seen && verdict == Seen::Replay);
         }
         Outcome::Later(_) => assert!(fetch_failed, "later without a failed fetch"),
-        Outcome::Control(_) | Outcome::Undecryptable(_) => {}
+        Outcome::Control(warning) => {
+            assert!(
+                sealed && matches!(Plaintext::decode(&plaintext), Plaintext::Membership(_)),
+                "a control message from a content plaintext"
+            );
+            match rooms.statement(room) {
+                // Taken: signed by a served, trusted device (never Mallory).
+                Some(held) => {
+                    assert!(warning.is_none());
+                    assert_ne!(
+                        held.signer_user(),
+                        mallory.user,
+                        "a statement Mallory signed"
+                    );
+                    assert_eq!(Some(held.signer_user()), statement_signer);
+                    assert!(b1 & 1 == 0 || held.signer_user() != alice.user || b0 & 0x80 == 0);
+                }
+                None => assert!(warning.is_some(), "a statement neither taken nor refused"),
+            }
+        }
+        Outcome::Undecryptable(_) => {}
     }
 }

@@ -617,6 +617,22 @@ pub fn seeds(target: &str) -> Vec<Seed> {
             // Mallory, a replay, a read-ahead, a failed fetch, a statement's
             // bytes, raw envelope bytes, a revoked sender.
             let text = sotto_engine::Content::text("hi").encode();
+            // Alice's statement naming this user and her (room 0x7001).
+            let people = crate::engine_people();
+            let (me, alice) = (&people[0], &people[1]);
+            let signed = sotto_core::membership::MembershipStatement::sign(
+                Uuid::from_u128(0x7001),
+                1,
+                alice.user,
+                &[me.user, alice.user],
+                sotto_core::membership::Signer {
+                    user: alice.user,
+                    device: alice.device,
+                    keys: &alice.keys,
+                },
+            )
+            .expect("a statement")
+            .to_bytes();
             let with = |b0: u8, b1: u8, rest: &[u8]| {
                 let mut v = vec![b0, b1];
                 v.extend_from_slice(rest);
@@ -630,6 +646,11 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                 seed("read-ahead", with(0x0c, 0, &text)),
                 seed("fetch-fails", with(0x44, 0, &text)),
                 seed("statement", with(0x04, 4, &[1, 2, 3])),
+                seed("signed-statement", with(0x04, 4, &signed)),
+                seed(
+                    "signed-statement-forwarded-by-this-device",
+                    with(0x05, 4, &signed),
+                ),
                 seed("raw", with(0x00, 0, &minimal.to_bytes())),
                 seed("revoked", with(0x84, 1, &text)),
                 seed("other-room", with(0x04, 8, &text)),
