@@ -9,41 +9,18 @@
 
 use sotto_core::api::RoomDetails;
 use sotto_core::api::rooms::{Room, RoomKind, RoomMember};
-use sotto_core::keys::{
-    DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, VerifiedDevice,
-};
+use sotto_core::keys::{DeviceKeyOptions, DeviceKeys, IdentityKeyPair, VerifiedDevice};
 use sotto_core::membership::MembershipStatement;
 use sotto_engine::address::{AddressError, Addressing, Need, Purpose, Signer};
-use sotto_engine::devices::{Devices, Known};
+use sotto_engine::devices::Devices;
 use sotto_engine::pins::Pins;
 use sotto_engine::{Plaintext, Rooms, Warning};
 use uuid::Uuid;
 
+mod common;
+use common::{Person, known};
+
 const ROOM: Uuid = Uuid::from_u128(0x7007);
-
-struct Person {
-    id: Uuid,
-    device: Uuid,
-    identity: IdentityKeyPair,
-    keys: DeviceKeys,
-}
-
-impl Person {
-    fn new(n: u128) -> Self {
-        Self {
-            id: Uuid::from_u128(n),
-            device: Uuid::from_u128(n << 8 | 1),
-            identity: IdentityKeyPair::generate().unwrap(),
-            keys: DeviceKeys::generate(DeviceKeyOptions::default()).unwrap(),
-        }
-    }
-    fn verified(&self) -> VerifiedDevice {
-        DeviceBundle::create(&self.identity, &self.keys, self.id, self.device)
-            .unwrap()
-            .verify()
-            .unwrap()
-    }
-}
 
 /// The relay's room, as a driver would fetch it.
 struct Relay {
@@ -143,12 +120,7 @@ impl Client {
                             .devices
                             .iter()
                             .filter(|d| d.user_id() == u)
-                            .map(|v| Known {
-                                device_id: v.device_id(),
-                                identity_key: v.identity_key().to_bytes(),
-                                revoked_at: None,
-                                handle: v.clone(),
-                            })
+                            .map(|v| known(v, None))
                             .collect();
                         self.devices.served(&mut self.pins, u, list, &[], fetch);
                     }
@@ -363,7 +335,7 @@ fn a_changed_identity_or_an_empty_room_stops_the_send() {
     let impostor = Person {
         id: bob_id,
         device: Uuid::from_u128(0x99),
-        identity: IdentityKeyPair::generate().unwrap(),
+        identity: IdentityKeyPair::generate().unwrap().into(),
         keys: DeviceKeys::generate(DeviceKeyOptions::default()).unwrap(),
     };
     relay.devices.retain(|d| d.user_id() != bob_id);
@@ -432,12 +404,7 @@ fn a_send_waits_for_a_statement_another_addressing_is_posting() {
             .devices
             .iter()
             .filter(|d| d.user_id() == u)
-            .map(|v| Known {
-                device_id: v.device_id(),
-                identity_key: v.identity_key().to_bytes(),
-                revoked_at: None,
-                handle: v.clone(),
-            })
+            .map(|v| known(v, None))
             .collect();
         c.devices.served(&mut c.pins, u, list, &[], fetch);
     }

@@ -12,37 +12,16 @@ use proptest::prelude::*;
 use sotto_core::api::RoomDetails;
 use sotto_core::api::invitations::RoomInvitee;
 use sotto_core::api::rooms::{Room, RoomKind, RoomMember};
-use sotto_core::keys::{
-    DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, VerifiedDevice,
-};
 use sotto_core::membership::{MembershipStatement, Signer};
 use sotto_engine::{Plaintext, Received, RecordError, RoomRecord, Rooms, SendRefused, Warning};
 use uuid::Uuid;
 
+mod common;
+use common::Person;
+
 const ROOM: Uuid = Uuid::from_u128(0x7007);
 
-struct Person {
-    id: Uuid,
-    device: Uuid,
-    identity: IdentityKeyPair,
-    keys: DeviceKeys,
-}
-
 impl Person {
-    fn new(n: u128) -> Self {
-        Self {
-            id: Uuid::from_u128(n),
-            device: Uuid::from_u128(n << 8 | 1),
-            identity: IdentityKeyPair::generate().unwrap(),
-            keys: DeviceKeys::generate(DeviceKeyOptions::default()).unwrap(),
-        }
-    }
-    fn verified(&self) -> VerifiedDevice {
-        DeviceBundle::create(&self.identity, &self.keys, self.id, self.device)
-            .unwrap()
-            .verify()
-            .unwrap()
-    }
     fn sign(&self, epoch: u64, owner: Uuid, members: &[Uuid]) -> Vec<u8> {
         MembershipStatement::sign(
             ROOM,

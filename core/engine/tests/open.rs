@@ -8,11 +8,9 @@
 )]
 
 use sotto_core::envelope::{self, Header, Recipient};
-use sotto_core::keys::{
-    DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, VerifiedDevice,
-};
+use sotto_core::keys::{IdentityKeyPair, VerifiedDevice};
 use sotto_core::membership::{MembershipStatement, Signer};
-use sotto_engine::devices::{Devices, Known};
+use sotto_engine::devices::Devices;
 use sotto_engine::feed::Seen;
 use sotto_engine::link::Incoming;
 use sotto_engine::open::{Me, Opening, Outcome, Step, UndecryptableReason};
@@ -21,33 +19,12 @@ use sotto_engine::vault::HistoryTrust;
 use sotto_engine::{Content, Plaintext, Rooms, Warning};
 use uuid::Uuid;
 
+mod common;
+use common::{Person, known};
+
 const ROOM: Uuid = Uuid::from_u128(0x7007);
 
-struct Person {
-    id: Uuid,
-    device: Uuid,
-    identity: std::rc::Rc<IdentityKeyPair>,
-    keys: DeviceKeys,
-}
-
 impl Person {
-    fn new(n: u128) -> Self {
-        Self::with_identity(n, 1, IdentityKeyPair::generate().unwrap().into())
-    }
-    fn with_identity(n: u128, d: u128, identity: std::rc::Rc<IdentityKeyPair>) -> Self {
-        Self {
-            id: Uuid::from_u128(n),
-            device: Uuid::from_u128(n << 8 | d),
-            identity,
-            keys: DeviceKeys::generate(DeviceKeyOptions::default()).unwrap(),
-        }
-    }
-    fn verified(&self) -> VerifiedDevice {
-        DeviceBundle::create(&self.identity, &self.keys, self.id, self.device)
-            .unwrap()
-            .verify()
-            .unwrap()
-    }
     /// `plaintext` sealed by this device to `to`, as the relay delivers it.
     fn message(&self, client_id: u128, plaintext: &[u8], to: &[&VerifiedDevice]) -> Incoming {
         let header = Header {
@@ -131,12 +108,7 @@ impl Client {
                         .served
                         .iter()
                         .filter(|(u, _, _)| *u == user)
-                        .map(|(_, v, r)| Known {
-                            device_id: v.device_id(),
-                            identity_key: v.identity_key().to_bytes(),
-                            revoked_at: r.clone(),
-                            handle: v.clone(),
-                        })
+                        .map(|(_, v, r)| known(v, r.clone()))
                         .collect();
                     self.devices.served(&mut self.pins, user, list, &[], fetch);
                 }
