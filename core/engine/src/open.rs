@@ -128,9 +128,7 @@ pub enum Outcome {
 
 /// Where the pipeline stands.
 enum Stage {
-    Sender {
-        refetched: bool,
-    },
+    Sender,
     Seen {
         opened: envelope::Opened,
         trust: SenderTrust,
@@ -140,7 +138,6 @@ enum Stage {
     Signer {
         statement: Zeroizing<Vec<u8>>,
         reached: Vec<Uuid>,
-        refetched: bool,
     },
     Failed(String),
     Done,
@@ -156,6 +153,9 @@ pub struct Opening {
     /// Device-list fetches asked for so far (bounded: lists that keep
     /// changing end in [`Outcome::Later`]).
     fetches: u8,
+    /// The users whose lists this opening asked for (a device missing from
+    /// such a list is unknown, not fetched again).
+    fetched: Vec<Uuid>,
 }
 
 /// At most this many device-list fetches for one message.
@@ -176,8 +176,9 @@ impl Opening {
         Self {
             m,
             statements_only: false,
-            stage: Stage::Sender { refetched: false },
+            stage: Stage::Sender,
             fetches: 0,
+            fetched: Vec::new(),
         }
     }
 
@@ -221,18 +222,16 @@ impl Opening {
             match std::mem::replace(&mut self.stage, Stage::Done) {
                 Stage::Done => return Step::Done(Outcome::Later("opened already".into())),
                 Stage::Failed(why) => return Step::Done(Outcome::Later(why)),
-                Stage::Sender { refetched } => {
-                    match self.check_sender(me, pins, devices, refetched) {
-                        Checked::Need(user, refetched) => {
-                            self.stage = Stage::Sender { refetched };
-                            return self.fetch(user);
-                        }
-                        Checked::Refused(reason) => {
-                            return Step::Done(Outcome::Undecryptable(reason));
-                        }
-                        Checked::Next(stage) => self.stage = stage,
+                Stage::Sender => match self.check_sender(me, pins, devices) {
+                    Checked::Need(user) => {
+                        self.stage = Stage::Sender;
+                        return self.fetch(user);
                     }
-                }
+                    Checked::Refused(reason) => {
+                        return Step::Done(Outcome::Undecryptable(reason));
+                    }
+                    Checked::Next(stage) => self.stage = stage,
+                },
                 Stage::Seen {
                     opened,
                     trust,
@@ -270,7 +269,6 @@ impl Opening {
                             self.stage = Stage::Signer {
                                 statement: Zeroizing::new(statement),
                                 reached,
-                                refetched: false,
                             };
                         }
                         Plaintext::Content(_) if self.statements_only => {
@@ -293,23 +291,16 @@ impl Opening {
                         }
                     }
                 }
-                Stage::Signer {
-                    statement,
-                    reached,
-                    refetched,
-                } => {
+                Stage::Signer { statement, reached } => {
                     let signer = match MembershipStatement::from_bytes(&statement) {
                         // Does not parse: `receive` says why.
                         Err(_) => None,
                         Ok(s) => {
                             let (user, device) = (s.signer_user(), s.signer_device());
-                            match self.lookup(me, pins, devices, user, device, refetched) {
-                                Lookup::Need(refetched) => {
-                                    self.stage = Stage::Signer {
-                                        statement,
-                                        reached,
-                                        refetched,
-                                    };
+                            let at = &self.m.created_at;
+                            match lookup(&mut self.fetched, at, me, pins, devices, user, device) {
+                                Lookup::Need => {
+                                    self.stage = Stage::Signer { statement, reached };
                                     return self.fetch(user);
                                 }
                                 Lookup::Found(d, _) => Some(*d),
@@ -338,13 +329,12 @@ impl Opening {
 
     /// Steps 1 to 3: peek, sender check, open.
     fn check_sender<D: SenderDevice + Clone>(
-        &self,
+        &mut self,
         me: &Me<'_>,
         pins: &Pins,
         devices: &mut Devices<D>,
-        refetched: bool,
     ) -> Checked {
-        let m = &self.m;
+        let Self { m, fetched, .. } = self;
         let my_device = me.device.device_id();
         let Ok(parsed) = Envelope::from_bytes(&m.envelope) else {
             return Checked::Refused(UndecryptableReason::Invalid);
@@ -352,12 +342,13 @@ impl Opening {
         if !parsed.recipient_devices().any(|d| d == my_device) {
             return Checked::Refused(UndecryptableReason::NotForThisDevice);
         }
-        let (sender, trust) =
-            match self.lookup(me, pins, devices, m.sender_id, m.device_id, refetched) {
-                Lookup::Need(refetched) => return Checked::Need(m.sender_id, refetched),
-                Lookup::Refused(reason) => return Checked::Refused(reason),
-                Lookup::Found(d, trust) => (d, trust),
-            };
+        let at = &m.created_at;
+        let (sender, trust) = match lookup(fetched, at, me, pins, devices, m.sender_id, m.device_id)
+        {
+            Lookup::Need => return Checked::Need(m.sender_id),
+            Lookup::Refused(reason) => return Checked::Refused(reason),
+            Lookup::Found(d, trust) => (d, trust),
+        };
         let ctx = OpenContext {
             room_id: m.room_id,
             sender: &sender,
@@ -375,52 +366,55 @@ impl Opening {
             Err(_) => Checked::Refused(UndecryptableReason::Invalid),
         }
     }
+}
 
-    /// The trusted device `device` of `user`, for a message the relay stored
-    /// at this message's time. Unknown in a list cached before: dropped and
-    /// fetched once more (a new device); unknown in a list fetched for this
-    /// message: unknown.
-    fn lookup<D: SenderDevice + Clone>(
-        &self,
-        me: &Me<'_>,
-        pins: &Pins,
-        devices: &mut Devices<D>,
-        user: Uuid,
-        device: Uuid,
-        refetched: bool,
-    ) -> Lookup {
-        if user == me.user && device == me.device.device_id() {
-            return Lookup::Found(Box::new(me.device.clone()), SenderTrust::Own);
+/// The trusted device `device` of `user`, for a message the relay stored at
+/// `stored_at`. Unknown in a list cached before: dropped and fetched once
+/// more (a new device); unknown in a list this opening fetched (`fetched`):
+/// unknown.
+fn lookup<D: SenderDevice + Clone>(
+    fetched: &mut Vec<Uuid>,
+    stored_at: &str,
+    me: &Me<'_>,
+    pins: &Pins,
+    devices: &mut Devices<D>,
+    user: Uuid,
+    device: Uuid,
+) -> Lookup {
+    if user == me.user && device == me.device.device_id() {
+        return Lookup::Found(Box::new(me.device.clone()), SenderTrust::Own);
+    }
+    if !devices.missing(&[user]).is_empty() {
+        fetched.push(user);
+        return Lookup::Need;
+    }
+    match devices.sender(pins, me.user, user, device, stored_at) {
+        Sender::Trusted(d, trust) => Lookup::Found(Box::new(d.verified().clone()), trust),
+        Sender::Refused(SenderRefused::UntrustedSender) => {
+            Lookup::Refused(UndecryptableReason::UntrustedSender)
         }
-        if !devices.missing(&[user]).is_empty() {
-            // Fetched now: a device missing from it is unknown.
-            return Lookup::Need(true);
+        Sender::Refused(SenderRefused::UnknownDevice) => {
+            Lookup::Refused(UndecryptableReason::UnknownDevice)
         }
-        match devices.sender(pins, me.user, user, device, &self.m.created_at) {
-            Sender::Trusted(d, trust) => Lookup::Found(Box::new(d.verified().clone()), trust),
-            Sender::Refused(SenderRefused::UntrustedSender) => {
-                Lookup::Refused(UndecryptableReason::UntrustedSender)
-            }
-            Sender::Refused(SenderRefused::UnknownDevice) => {
-                Lookup::Refused(UndecryptableReason::UnknownDevice)
-            }
-            Sender::Unknown if refetched => Lookup::Refused(UndecryptableReason::UnknownDevice),
-            Sender::Unknown => {
-                devices.forget(Some(user));
-                Lookup::Need(true)
-            }
+        Sender::Unknown if fetched.contains(&user) => {
+            Lookup::Refused(UndecryptableReason::UnknownDevice)
+        }
+        Sender::Unknown => {
+            devices.forget(Some(user));
+            fetched.push(user);
+            Lookup::Need
         }
     }
 }
 
 enum Checked {
-    Need(Uuid, bool),
+    Need(Uuid),
     Refused(UndecryptableReason),
     Next(Stage),
 }
 
 enum Lookup {
-    Need(bool),
+    Need,
     Found(Box<VerifiedDevice>, SenderTrust),
     Refused(UndecryptableReason),
 }

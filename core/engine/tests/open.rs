@@ -396,6 +396,16 @@ fn a_statement_goes_to_the_rooms_after_its_signer_is_checked() {
         "{o:?}"
     );
     assert_eq!(bob.fetched.len(), before + 2, "Carol's list, Alice's again");
+    // A first contact whose statement names a device of theirs not in the
+    // list fetched for this message: one fetch, not two.
+    let dave = Person::new(0xdae);
+    bob.serve(&dave, None);
+    let dave_ghost = Person::with_identity(0xdae, 9, dave.identity.clone());
+    let m = dave.message(4, &statement(&dave_ghost, dave.id, &[dave.id, bob.me.id]), &[&to]);
+    let before = bob.fetched.len();
+    let o = bob.open(&mut Opening::new(m));
+    assert!(matches!(o, Outcome::Control(Some(_))), "{o:?}");
+    assert_eq!(bob.fetched.len(), before + 1);
     // Bytes that are no statement: refused without a fetch of anyone.
     let m = alice.message(3, &Plaintext::membership(b"nonsense"), &[&to]);
     let before = bob.fetched.len();
