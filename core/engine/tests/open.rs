@@ -401,7 +401,11 @@ fn a_statement_goes_to_the_rooms_after_its_signer_is_checked() {
     let dave = Person::new(0xdae);
     bob.serve(&dave, None);
     let dave_ghost = Person::with_identity(0xdae, 9, dave.identity.clone());
-    let m = dave.message(4, &statement(&dave_ghost, dave.id, &[dave.id, bob.me.id]), &[&to]);
+    let m = dave.message(
+        4,
+        &statement(&dave_ghost, dave.id, &[dave.id, bob.me.id]),
+        &[&to],
+    );
     let before = bob.fetched.len();
     let o = bob.open(&mut Opening::new(m));
     assert!(matches!(o, Outcome::Control(Some(_))), "{o:?}");
