@@ -90,6 +90,20 @@ impl Client {
         }
     }
 
+    /// The relay's lists of `users`, as a fetch hands them to the cache.
+    fn serve(&mut self, relay: &Relay, users: Vec<Uuid>) {
+        for u in users {
+            let fetch = self.devices.fetching();
+            let list = relay
+                .devices
+                .iter()
+                .filter(|d| d.user_id() == u)
+                .map(|v| known(v, None))
+                .collect();
+            self.devices.served(&mut self.pins, u, list, &[], fetch);
+        }
+    }
+
     fn me_verified(&self) -> VerifiedDevice {
         self.me.verified()
     }
@@ -114,16 +128,7 @@ impl Client {
                 }
                 Need::Devices(users) => {
                     self.log.push(format!("devices {}", users.len()));
-                    for u in users {
-                        let fetch = self.devices.fetching();
-                        let list = relay
-                            .devices
-                            .iter()
-                            .filter(|d| d.user_id() == u)
-                            .map(|v| known(v, None))
-                            .collect();
-                        self.devices.served(&mut self.pins, u, list, &[], fetch);
-                    }
+                    self.serve(relay, users);
                 }
                 Need::ReadAhead => self.log.push("read ahead".into()),
                 Need::Wait => panic!("nothing else posts here"),
@@ -398,16 +403,7 @@ fn a_send_waits_for_a_statement_another_addressing_is_posting() {
     let Need::Devices(users) = step(&mut upkeep, &mut c) else {
         panic!("the lists first")
     };
-    for u in users {
-        let fetch = c.devices.fetching();
-        let list = relay
-            .devices
-            .iter()
-            .filter(|d| d.user_id() == u)
-            .map(|v| known(v, None))
-            .collect();
-        c.devices.served(&mut c.pins, u, list, &[], fetch);
-    }
+    c.serve(&relay, users);
     let Need::Post { targets, .. } = step(&mut upkeep, &mut c) else {
         panic!("the statement's post")
     };
