@@ -88,6 +88,12 @@ impl Client {
         self.served
             .push((p.id, p.verified(), revoked_at.map(str::to_owned)));
     }
+    /// Opens `m` and asserts it is shown.
+    fn shows(&mut self, m: Incoming) {
+        let o = self.open(&mut Opening::new(m));
+        assert!(matches!(o, Outcome::Message(_)), "not shown: {o:?}");
+    }
+
     fn open(&mut self, op: &mut Opening) -> Outcome {
         for _ in 0..20 {
             let me = Me {
@@ -146,10 +152,7 @@ fn a_text_from_a_trusted_device_is_shown_with_its_fields() {
     assert_eq!(bob.asked_seen, 1);
     // The list is cached now: the next message needs no fetch.
     let m = alice.text(2, "again", &[&to]);
-    assert!(matches!(
-        bob.open(&mut Opening::new(m)),
-        Outcome::Message(_)
-    ));
+    bob.shows(m);
     assert_eq!(bob.fetched.len(), 1);
 }
 
@@ -181,10 +184,7 @@ fn an_unknown_device_is_fetched_once_more_then_refused() {
     bob.serve(&alice, None);
     let to = bob.me_verified.clone();
     // Cached list first.
-    assert!(matches!(
-        bob.open(&mut Opening::new(alice.text(1, "a", &[&to]))),
-        Outcome::Message(_)
-    ));
+    bob.shows(alice.text(1, "a", &[&to]));
     // A second device of Alice's, not served yet: refetched once, refused.
     let laptop = Person::with_identity(0xa11ce, 2, alice.identity.clone());
     let o = bob.open(&mut Opening::new(laptop.text(2, "b", &[&to])));
@@ -214,10 +214,7 @@ fn another_identity_and_a_device_revoked_before_the_message_are_refused() {
     let mut bob = Client::new();
     bob.serve(&alice, None);
     let to = bob.me_verified.clone();
-    assert!(matches!(
-        bob.open(&mut Opening::new(alice.text(1, "a", &[&to]))),
-        Outcome::Message(_)
-    ));
+    bob.shows(alice.text(1, "a", &[&to]));
     // The relay serves a device of Alice under another identity key.
     let impostor = Person::with_identity(0xa11ce, 3, IdentityKeyPair::generate().unwrap().into());
     bob.serve(&impostor, None);
@@ -427,10 +424,7 @@ fn a_statement_whose_signer_cannot_be_checked_now_is_later_and_changes_nothing()
     bob.serve(&alice, None);
     let to = bob.me_verified.clone();
     // Carol's list loads; then the relay goes down before Alice's (the signer).
-    assert!(matches!(
-        bob.open(&mut Opening::new(carol.text(1, "hi", &[&to]))),
-        Outcome::Message(_)
-    ));
+    bob.shows(carol.text(1, "hi", &[&to]));
     bob.fetch_fails = true;
     let m = carol.message(
         2,
