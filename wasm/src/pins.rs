@@ -1,11 +1,12 @@
 //! Trust on first use and the device-list cache for the TypeScript client:
 //! the engine's [`sotto_engine::pins::Pins`] and
 //! [`sotto_engine::devices::Devices`] (the native SDK's code). The client
-//! fetches and verifies bundles, hands the list over, persists the pin it gets
-//! back and emits the events; the engine caches the list and decides whom to
-//! seal to and which senders to trust.
+//! fetches the relay's device lists, hands them over, persists the pin it gets
+//! back and emits the events; the engine verifies the bundles, caches the
+//! list and decides whom to seal to and which senders to trust.
 
-use sotto_engine::devices::{Devices, Fetch, Known};
+use sotto_core::api::devices::Device;
+use sotto_engine::devices::{Devices, Fetch};
 use sotto_engine::open::SenderDevice;
 use sotto_engine::pins::{Pin, Pins};
 use wasm_bindgen::JsValue;
@@ -18,12 +19,11 @@ use crate::peer::VerifiedDevice;
 #[wasm_bindgen(typescript_custom_section)]
 const TS_PINS: &'static str = r#"
 /**
- * A verified device of a served list, for `ClientPins.served`: the engine takes
- * the ids and key from `device` (it must be `deviceId` of that user), reads
- * `revokedAt`, and hands the object itself back from `list` and as addressing targets.
+ * A verified device of a served list (`ClientPins.servedList`), as `list` and
+ * the addressing's targets hand it back: the fields are the verified bundle's.
  */
-export interface ServedDevice { deviceId: Uuid; identityKey: Uint8Array; revokedAt?: string; device: VerifiedDevice }
-/** What a served device list decided (`ClientPins.served`). */
+export interface ServedDevice { userId: Uuid; deviceId: Uuid; identityKey: Uint8Array; hasRsa: boolean; revokedAt?: string; device: VerifiedDevice }
+/** What a served device list decided (`ClientPins.servedList`). */
 export interface ObservedDevices {
   /** A pin made now (first contact): persist it. */
   pinned?: { key: Uint8Array; verified: boolean };
@@ -198,43 +198,35 @@ impl ClientPins {
         Ok(())
     }
 
-    /// Takes `user`'s served list, fetched under `fetch` (`served`: the
-    /// devices whose bundle verified, as `ServedDevice`s; `invalid`: the
-    /// others): pins and events decided, the list cached unless overtaken.
-    #[wasm_bindgen(unchecked_return_type = "ObservedDevices")]
-    pub fn served(
+    /// Takes `user`'s device list as the relay served it, fetched under
+    /// `fetch`: the engine verifies each bundle (signatures, ids), decides
+    /// pins and events, and caches the list unless overtaken.
+    #[wasm_bindgen(js_name = servedList, unchecked_return_type = "ObservedDevices")]
+    pub fn served_list(
         &mut self,
         user: &str,
-        #[wasm_bindgen(unchecked_param_type = "ServedDevice[]")] served: JsValue,
-        invalid: Vec<String>,
+        #[wasm_bindgen(unchecked_param_type = "RelayDevice[]")] list: JsValue,
         fetch: f64,
     ) -> Result<JsValue> {
         let user_id = js::parse_uuid(user, "userId")?;
-        let mut invalid = js::parse_uuids(&invalid, "device id")?;
-        let mut list = Vec::new();
-        for d in js_sys::Array::from(&served).iter() {
-            // The ids and key come from the verified bundle, not the object's
-            // other fields; a device of someone else is invalid.
-            let device = VerifiedDevice::from_js(&js::get(&d, "device")?, "device")?
-                .inner()
-                .clone();
-            if device.user_id() != user_id
-                || Some(device.device_id()) != js::get_uuid(&d, "deviceId").ok()
-            {
-                invalid.push(device.device_id());
-                continue;
-            }
-            list.push(Known {
-                device_id: device.device_id(),
-                identity_key: device.identity_key().to_bytes(),
-                revoked_at: js::get(&d, "revokedAt")?.as_string(),
-                handle: Served { device, js: d },
-            });
-        }
+        let list: Vec<Device> = js::from_js(&list, "device list")?;
         let fetch = Fetch::from_number(js::safe_u64(fetch, "fetch")?);
         let o = self
             .devices
-            .served(&mut self.inner, user_id, list, &invalid, fetch);
+            .served_list(&mut self.inner, user_id, &list, fetch, |device, d| {
+                let mut js = Obj::new()
+                    .set("userId", js::uuid_text(device.user_id()))
+                    .set("deviceId", js::uuid_text(device.device_id()))
+                    .set("identityKey", js::bytes(&device.identity_key().to_bytes()))
+                    .set("hasRsa", device.has_rsa());
+                if let Some(at) = &d.revoked_at {
+                    js = js.set("revokedAt", at.as_str());
+                }
+                let js = js
+                    .set("device", VerifiedDevice::new(device.clone()))
+                    .into_typed::<JsValue>();
+                Served { device, js }
+            });
         let changed = js_sys::Array::new();
         for v in &o.identity_changed {
             changed.push(&JsValue::from_bool(*v));
@@ -262,13 +254,16 @@ impl ClientPins {
         })
     }
 
-    /// The user accepted `key` for `user`: returns the pin to persist.
-    #[wasm_bindgen(unchecked_return_type = "{ key: Uint8Array; verified: boolean }")]
-    pub fn accept(&mut self, user: &str, key: &[u8]) -> Result<JsValue> {
-        Ok(pin_js(self.inner.accept(
-            js::parse_uuid(user, "userId")?,
-            key32(key, "key")?,
-        )))
+    /// The user accepts the identity key `user`'s active devices in the
+    /// cached list agree on: the pin to persist, or undefined when they do
+    /// not agree on one key (or there is none).
+    #[wasm_bindgen(unchecked_return_type = "{ key: Uint8Array; verified: boolean } | undefined")]
+    pub fn accept(&mut self, user: &str) -> Result<JsValue> {
+        let user = js::parse_uuid(user, "userId")?;
+        Ok(match self.devices.agreed_key(user) {
+            Some(key) => pin_js(self.inner.accept(user, key)),
+            None => JsValue::UNDEFINED,
+        })
     }
 
     /// Marks `user`'s pin verified: the pin to persist, or undefined.

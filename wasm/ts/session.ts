@@ -15,9 +15,8 @@ import {
   safetyNumber as wasmSafetyNumber,
   storedBefore as wasmStoredBefore,
   StoreVault,
-  verifyBundle,
 } from "./sotto_wasm.js";
-import type { AddressNeed, AddressPurpose, HistoryItem, LinkIncoming, OpenStep, OutboxVerdict, Recipient, VerifiedDevice } from "./sotto_wasm.js";
+import type { AddressNeed, AddressPurpose, HistoryItem, LinkIncoming, OpenStep, OutboxVerdict, Recipient, ServedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   ConnectionState,
@@ -44,7 +43,7 @@ import type {
   User,
   Uuid,
 } from "./sotto_wasm.js";
-import { fromB64, fromUtf8, sameBytes, toB64, utf8, uuidv7 } from "./codec.js";
+import { fromB64, fromUtf8, toB64, utf8, uuidv7 } from "./codec.js";
 
 /** How long a send over the socket waits for the relay's `ack` before posting over HTTP. */
 
@@ -134,15 +133,8 @@ export interface SafetyNumber {
 
 export type Trust = "unverified" | "verified" | "changed" | "unknown";
 
-/** A verified peer device, and what the relay says of it. */
-interface Target {
-  userId: Uuid;
-  device: VerifiedDevice;
-  deviceId: Uuid;
-  identityKey: Uint8Array;
-  hasRsa: boolean;
-  revokedAt: string | undefined;
-}
+/** A verified peer device, and what the relay says of it (the engine's). */
+type Target = ServedDevice;
 
 /** Whether the relay's RFC 3339 UTC timestamp `storedAt` is before `revokedAt` (the engine's comparison). */
 export const storedBefore = (storedAt: string, revokedAt: string): boolean => wasmStoredBefore(storedAt, revokedAt);
@@ -1169,17 +1161,9 @@ export class Session extends EventTarget {
     const viaLeader = await this.viaLeader("acceptIdentity", [userId]);
     if (viaLeader !== null) return viaLeader.value as void;
     await this.refreshDevices(userId);
-    const targets = (this.pins.list(userId) ?? []) as Target[];
-    const keys: Uint8Array[] = [];
-    for (const t of targets) {
-      if (t.revokedAt !== undefined) continue;
-      if (!keys.some((k) => sameBytes(k, t.identityKey))) keys.push(t.identityKey);
-    }
-    const key = keys[0];
-    if (keys.length !== 1 || key === undefined) {
-      throw new SottoError(ClientCodes.noDevices, "the user's devices do not agree on one identity key");
-    }
-    await this.store.setPin(userId, this.pins.accept(userId, key));
+    const pin = this.pins.accept(userId);
+    if (pin === undefined) throw new SottoError(ClientCodes.noDevices, "the user's devices do not agree on one identity key");
+    await this.store.setPin(userId, pin);
     await this.refreshDevices(userId);
   }
 
@@ -1360,35 +1344,16 @@ export class Session extends EventTarget {
   }
 
   /**
-   * Verifies a served device list (each bundle's signatures and ids) and hands
-   * it to the engine: first-contact pin, identity changes, rejections, and the
-   * cache (unless the fetch was overtaken).
+   * Hands a served device list to the engine: it verifies each bundle, decides
+   * first-contact pins, identity changes and rejections, and caches the list
+   * (unless the fetch was overtaken).
    */
   private async acceptDevices(user: Uuid, list: RelayDevice[], fetch: number): Promise<void> {
-    const verified: Target[] = [];
-    const rejected: Uuid[] = [];
-    for (const d of list) {
-      const ok = d.user_id === user && d.bundle.user_id === user && d.bundle.device_id === d.device_id;
-      let v: VerifiedDevice;
-      try {
-        v = verifyBundle(d.bundle);
-      } catch {
-        rejected.push(d.device_id);
-        continue;
-      }
-      if (!ok) {
-        v.free();
-        rejected.push(d.device_id);
-        continue;
-      }
-      const revokedAt = d.revoked_at ?? undefined;
-      verified.push({ userId: user, device: v, deviceId: d.device_id, identityKey: v.identityKey, hasRsa: v.hasRsa, revokedAt });
-    }
-    let o = this.pins.served(user, verified, rejected, fetch);
+    let o = this.pins.servedList(user, list, fetch);
     if (o.pinned !== undefined && !(await this.store.addPin(user, o.pinned))) {
       // Another tab of this device pinned them first: that pin stands.
       await this.reloadPins();
-      o = this.pins.served(user, verified, rejected, fetch);
+      o = this.pins.servedList(user, list, fetch);
     }
     for (const wasVerified of o.identityChanged) this.emit("identitychanged", { userId: user, wasVerified });
     for (const deviceId of o.rejected) this.emit("devicerejected", { userId: user, deviceId });

@@ -15,7 +15,7 @@ use sotto_core::safety::SafetyNumber;
 use sotto_core::suite::Suite;
 use sotto_core::trust::Pin;
 use sotto_engine::address::{AddressError, Addressing, Need, Purpose, Signer};
-use sotto_engine::devices::{Devices, Fetch, Known};
+use sotto_engine::devices::{Devices, Fetch};
 use sotto_engine::feed::Seen;
 use sotto_engine::link::{Ack, Link};
 use sotto_engine::open::{Me, Opening, Outcome, Step};
@@ -1294,7 +1294,7 @@ impl Session {
             for chunk in missing.chunks(sotto_core::api::devices::MAX_KEYS_QUERY_USERS) {
                 let resp = self.inner.client.query_keys(chunk, true).await?;
                 for u in chunk {
-                    let list = resp.devices.get(u).cloned().unwrap_or_default();
+                    let list = resp.devices.get(u).map_or(&[][..], Vec::as_slice);
                     self.accept_devices(*u, list, fetch).await?;
                 }
             }
@@ -1311,31 +1311,16 @@ impl Session {
         self.fetch_devices(&[user]).await
     }
 
-    /// Verifies a served device list (each bundle's signatures and ids) and
-    /// hands it to the engine, which checks it against the pin (pinning it on
-    /// first sight when all devices agree), and caches it unless `fetch` was
+    /// Hands a served device list to the engine, which verifies each bundle
+    /// (signatures and ids), checks it against the pin (pinning it on first
+    /// sight when all devices agree), and caches it unless `fetch` was
     /// overtaken. Devices under another identity key are reported and never
     /// pass a pin check.
-    async fn accept_devices(&self, user: Uuid, list: Vec<Device>, fetch: Fetch) -> Result<()> {
-        let mut verified = Vec::new();
-        let mut rejected = Vec::new();
-        for d in list {
-            let ok =
-                d.user_id == user && d.bundle.user_id == user && d.bundle.device_id == d.device_id;
-            match d.bundle.verify() {
-                Ok(v) if ok => verified.push(Known {
-                    device_id: v.device_id(),
-                    identity_key: v.identity_key().to_bytes(),
-                    revoked_at: d.revoked_at.clone(),
-                    handle: v,
-                }),
-                _ => rejected.push(d.device_id),
-            }
-        }
+    async fn accept_devices(&self, user: Uuid, list: &[Device], fetch: Fetch) -> Result<()> {
         // The engine decides: first-contact pin, identity changes, rejections.
         let observed = {
             let mut trust = lock(&self.inner.trust);
-            lock(&self.inner.devices).served(&mut trust, user, verified, &rejected, fetch)
+            lock(&self.inner.devices).served_list(&mut trust, user, list, fetch, |v, _| v)
         };
         if let Some(pin) = observed.pinned.as_ref().and_then(core_pin) {
             self.inner.store.set_pin(user, &pin)?;
@@ -1500,21 +1485,10 @@ impl Session {
     /// and from it flow again. Fails if their devices do not agree on one key.
     pub async fn accept_identity(&self, user_id: Uuid) -> Result<()> {
         self.refresh_devices(user_id).await?;
-        let mut keys: Vec<[u8; 32]> = Vec::new();
-        for k in lock(&self.inner.devices)
-            .list(user_id)
-            .unwrap_or_default()
-            .iter()
-            .filter(|k| k.revoked_at.is_none())
-        {
-            if !keys.contains(&k.identity_key) {
-                keys.push(k.identity_key);
-            }
-        }
-        let [key] = keys.as_slice() else {
+        let Some(key) = lock(&self.inner.devices).agreed_key(user_id) else {
             return Err(Error::NoDevices(user_id));
         };
-        let pin = lock(&self.inner.trust).accept(user_id, *key);
+        let pin = lock(&self.inner.trust).accept(user_id, key);
         if let Some(pin) = core_pin(&pin) {
             self.inner.store.set_pin(user_id, &pin)?;
         }

@@ -7,11 +7,14 @@
 //! connection (announcements may have been missed while away) and for a user
 //! on `keys_changed`. An answer fetched before such a drop is *overtaken*: it
 //! is not cached ([`Devices::fetch_again`] says so), and both drivers fetch
-//! again before using it. Bundle verification (the core's signature checks) stays with
-//! the driver, which hands the verified devices in with a handle of its own
-//! (`D`: the native SDK's `VerifiedDevice`, the browser's JS object), and gets
-//! handles back.
+//! again before using it. A served list is verified here
+//! ([`Devices::served_list`]: each bundle's signatures, and that it is the
+//! listed user's and device's); the driver only makes its handle of each
+//! verified device (`D`: the native SDK's `VerifiedDevice`, the browser's JS
+//! object), and gets handles back.
 
+use sotto_core::api::devices::Device;
+use sotto_core::keys::VerifiedDevice;
 use uuid::Uuid;
 
 use crate::ids::IdMap;
@@ -149,6 +152,53 @@ impl<D: Clone> Devices<D> {
             self.lists.insert(user, kept);
         }
         observed
+    }
+
+    /// Takes `user`'s device list as the relay served it, fetched under
+    /// `fetch`: every bundle is verified (its signatures, and that it is
+    /// `user`'s and the listed device's; any other is invalid and reported as
+    /// rejected), then [`Devices::served`] decides. `handle` makes the
+    /// driver's handle of a verified device (with the relay's entry, e.g. for
+    /// its revocation time).
+    pub fn served_list(
+        &mut self,
+        pins: &mut Pins,
+        user: Uuid,
+        list: &[Device],
+        fetch: Fetch,
+        mut handle: impl FnMut(VerifiedDevice, &Device) -> D,
+    ) -> Observed {
+        let mut verified = Vec::new();
+        let mut invalid = Vec::new();
+        for d in list {
+            let theirs =
+                d.user_id == user && d.bundle.user_id == user && d.bundle.device_id == d.device_id;
+            match d.bundle.verify() {
+                Ok(v) if theirs => verified.push(Known {
+                    device_id: v.device_id(),
+                    identity_key: v.identity_key().to_bytes(),
+                    revoked_at: d.revoked_at.clone(),
+                    handle: handle(v, d),
+                }),
+                _ => invalid.push(d.device_id),
+            }
+        }
+        self.served(pins, user, verified, &invalid, fetch)
+    }
+
+    /// The identity key `user`'s active devices in the cached list all agree
+    /// on: what accepting their identity change pins ([`Pins::accept`]).
+    /// `None` when the list is not cached, has no active device, or its active
+    /// devices are under more than one key (nothing to accept).
+    pub fn agreed_key(&self, user: Uuid) -> Option<[u8; 32]> {
+        let mut keys = self
+            .lists
+            .get(&user)?
+            .iter()
+            .filter(|k| k.revoked_at.is_none())
+            .map(|k| k.identity_key);
+        let first = keys.next()?;
+        keys.all(|k| k == first).then_some(first)
     }
 
     /// Drops one user's list (`keys_changed`, a sender device not in it) or

@@ -25,9 +25,10 @@
 //!   of the relay means for the entry (sent, refused, retried, queued);
 //! - [`pins`]: trust on first use: which key each user is pinned to, identity
 //!   changes, rejected devices, a user's trust state;
-//! - [`devices`]: the device-list cache (in memory, dropped on connect and on
-//!   `keys_changed`, overtaken answers not kept), which devices a message is
-//!   sealed to, and whether a sending device is known and trusted;
+//! - [`devices`]: a served device list's verification, the device-list cache
+//!   (in memory, dropped on connect and on `keys_changed`, overtaken answers
+//!   not kept), which devices a message is sealed to, whether a sending device
+//!   is known and trusted, and the key an identity change is accepted under;
 //! - [`link`]: the live connection as a state machine (connect, `resume`,
 //!   steps stored before shown, acks, keep-alive, receipts, back-off), with
 //!   the driver's clock and jitter as inputs;
@@ -41,9 +42,8 @@
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (sealing and posting, bundle verification
-//! before [`devices::Devices::served`], room operations' HTTP calls, set-up,
-//! token refresh) still lives in each driver and moves here next;
+//! The rest of the client logic (sealing and posting, room operations' HTTP
+//! calls, set-up, token refresh) still lives in each driver and moves here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
 pub mod address;

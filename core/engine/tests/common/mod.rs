@@ -53,3 +53,18 @@ pub fn known(device: &VerifiedDevice, revoked_at: Option<String>) -> Known<Verif
         handle: device.clone(),
     }
 }
+
+impl Person {
+    /// The device as the relay lists it (`GET …/devices`, `POST /keys/query`).
+    pub fn served(&self, revoked_at: Option<&str>) -> sotto_core::api::devices::Device {
+        sotto_core::api::devices::Device {
+            device_id: self.device,
+            user_id: self.id,
+            display_name: None,
+            bundle: DeviceBundle::create(&self.identity, &self.keys, self.id, self.device).unwrap(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+            revoked_at: revoked_at.map(str::to_owned),
+        }
+    }
+}
