@@ -6,30 +6,30 @@ use std::time::Duration;
 
 use sotto_core::api::{AddedMember, ClientFrame, Device, ReceiptKind, RoomDetails, User};
 use sotto_core::backup::{self, BackupParams, DeviceSecrets, RecoveryKey};
-use sotto_core::envelope::{self, Header, Recipient};
+use sotto_core::envelope;
 use sotto_core::keys::{
     DeviceBundle, DeviceKeyOptions, DeviceKeys, IdentityKeyPair, IdentityPublicKey, RsaBits,
     VerifiedDevice,
 };
 use sotto_core::safety::SafetyNumber;
-use sotto_core::suite::Suite;
 use sotto_core::trust::Pin;
+use sotto_engine::Rooms;
 use sotto_engine::address::{AddressError, Addressing, Need, Purpose, Signer};
 use sotto_engine::devices::{Devices, Fetch};
 use sotto_engine::feed::Seen;
 use sotto_engine::link::{Ack, Link};
 use sotto_engine::open::{Me, Opening, Outcome, Step};
-use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer, Verdict};
+use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer};
 use sotto_engine::pins::{self, Pins};
+use sotto_engine::post::{Do, Posted, Posting};
 use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
-use sotto_engine::{Plaintext, Rooms};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::content::Content;
 use crate::error::{Error, Result};
-use crate::events::{Event, ReceivedMessage, SenderTrust};
+use crate::events::{Event, ReceivedMessage};
 use crate::store::{OutboxEntry, Store, StoredAccount};
 use crate::transport::Client;
 
@@ -218,12 +218,6 @@ impl std::fmt::Debug for Session {
             .field("device_id", &self.inner.device_id)
             .finish_non_exhaustive()
     }
-}
-
-/// What this device sent, for its local history.
-struct Own {
-    sent_at_ms: u64,
-    content: Content,
 }
 
 /// Now as RFC 3339 (what history shows as "stored" for this device's own
@@ -591,61 +585,51 @@ impl Session {
             return Err(Error::TooLarge);
         }
         let targets = self.recipients(room_id).await?;
-        self.seal_and_post(room_id, &plaintext, &targets, Some(content))
+        self.seal_and_post(room_id, &plaintext, &targets, false)
             .await
     }
 
-    /// Seals `plaintext` for `targets` and posts it through the outbox: an
-    /// app message (`content`, kept in local history once stored) or, without
-    /// `content`, a control message such as a membership statement (no
-    /// `Event::Sent`, not in history).
+    /// Seals `plaintext` for `targets` and posts it through the outbox
+    /// (`sotto_engine::post`): an app message (kept in local history once
+    /// stored) or, with `control`, a membership statement (no `Event::Sent`,
+    /// not in history).
     async fn seal_and_post(
         &self,
         room_id: Uuid,
         plaintext: &[u8],
         targets: &[VerifiedDevice],
-        content: Option<&Content>,
+        control: bool,
     ) -> Result<Sent> {
-        let header = Header {
-            room_id,
-            sender_user_id: self.inner.user.id,
-            sender_device_id: self.inner.device_id,
-            client_message_id: Uuid::now_v7(),
-            timestamp_ms: now_ms(),
+        let inner = &self.inner;
+        let mut posting = {
+            let me = self.me();
+            let mut outbox = lock(&inner.outbox);
+            Posting::seal(
+                &mut outbox,
+                &me,
+                room_id,
+                plaintext,
+                targets,
+                control,
+                Uuid::now_v7(),
+                now_ms(),
+            )?
         };
-        let recipients: Vec<Recipient<'_>> = targets
-            .iter()
-            .map(|d| {
-                Recipient::new(
-                    d,
-                    if d.has_rsa() {
-                        Suite::Rsa
-                    } else {
-                        Suite::X25519
-                    },
-                )
-            })
-            .collect();
-        let sealed = envelope::seal(plaintext, &header, &recipients, &self.inner.keys)?.to_bytes();
-        let entry = OutboxEntry {
-            client_id: header.client_message_id,
-            room_id,
-            envelope: sealed,
-            control: content.is_none(),
-        };
-        // Claimed before it is in the store, so a flush that reads the store
-        // meanwhile waits for this post instead of making its own.
-        lock(&self.inner.outbox).begin(entry.client_id);
-        if let Err(e) = self.inner.store.outbox_push(&entry) {
-            lock(&self.inner.outbox).abandon(entry.client_id);
-            self.inner.outbox_done.notify_waiters();
+        if let Err(e) = inner.store.outbox_push(posting.entry()) {
+            posting.abandon(&mut lock(&inner.outbox));
+            inner.outbox_done.notify_waiters();
             return Err(e);
         }
-        let own = content.map(|c| Own {
-            sent_at_ms: header.timestamp_ms,
-            content: c.clone(),
-        });
-        self.post_kept(entry, own).await
+        self.post(posting).await
+    }
+
+    /// This device as the engine's open and seal code sees it.
+    fn me(&self) -> Me<'_> {
+        Me {
+            user: self.inner.user.id,
+            device: &self.inner.own,
+            keys: &self.inner.keys,
+        }
     }
 
     // ---- Rooms and their signed membership ---------------------------------
@@ -806,7 +790,7 @@ impl Session {
                 }
                 Need::Post { plaintext, targets } => {
                     match self
-                        .seal_and_post(room_id, &plaintext, &targets, None)
+                        .seal_and_post(room_id, &plaintext, &targets, true)
                         .await
                     {
                         Ok(_) | Err(Error::Queued { .. }) => {
@@ -836,191 +820,157 @@ impl Session {
         }
     }
 
-    /// [`Session::post_kept`] for an entry this caller claimed (the engine's
-    /// `Outbox::begin` answered `true`).
-    pub(crate) async fn post(&self, entry: OutboxEntry) -> Result<Sent> {
-        self.post_kept(entry, None).await
-    }
-
-    /// Posts an outbox entry this caller claimed (socket first, HTTP if the
-    /// socket is down, slow or asks for it), then does what the engine's
-    /// [`Outbox`] makes of the answer. `own`: the message as this device sent
-    /// it, for local history (else, for an entry flushed from the outbox, it
-    /// is opened from its envelope).
-    async fn post_kept(&self, entry: OutboxEntry, own: Option<Own>) -> Result<Sent> {
+    /// Drives the engine's posting of one outbox entry this caller claimed
+    /// (`sotto_engine::post`): the socket first, HTTP when the outbox says so,
+    /// the entry out of the store once stored or refused for good; then local
+    /// history and `Event::Sent` for an app message. A store failure after
+    /// the relay stored the message does not make it unsent: it is reported
+    /// (`Event::RelayError` with code `store`), and the entry goes out again
+    /// on the next connection under the same client id.
+    pub(crate) async fn post(&self, mut p: Posting) -> Result<Sent> {
+        let inner = &self.inner;
+        let (room_id, client_id) = (p.entry().room_id, p.entry().client_id);
         // Ends the post however this future ends: answered, or dropped by its
         // caller mid-way (the entry then waits in the store for the next flush).
         let _claim = Claim {
             session: self,
-            client_id: entry.client_id,
+            client_id,
         };
-        if entry.control {
-            // Not the app's: no `Sent` (the store keeps the mark across restarts).
-            lock(&self.inner.outbox).control(entry.client_id);
+        // Why it was refused or queued, for the caller.
+        let mut cause: Option<Error> = None;
+        loop {
+            let next = p.step(&mut lock(&inner.outbox));
+            match next {
+                Do::Socket(frame) => {
+                    let answer = self.post_on_socket(client_id, frame).await;
+                    {
+                        let mut outbox = lock(&inner.outbox);
+                        p.socket(
+                            &mut outbox,
+                            match &answer {
+                                Ack::Stored { id, seq } => SocketAnswer::Ack { id: *id, seq: *seq },
+                                Ack::Refused {
+                                    code,
+                                    retry_after_ms,
+                                    ..
+                                } => SocketAnswer::Refused {
+                                    code,
+                                    retry_after_ms: *retry_after_ms,
+                                },
+                                Ack::Offline => SocketAnswer::NoAck,
+                            },
+                        );
+                    }
+                    if let Ack::Refused {
+                        code,
+                        detail,
+                        retry_after_ms,
+                    } = answer
+                    {
+                        let mut problem = sotto_core::api::Problem::new(
+                            400,
+                            &code,
+                            "the relay refused the message",
+                        );
+                        if let Some(d) = detail {
+                            problem = problem.with_detail(d);
+                        }
+                        cause = Some(Error::Relay {
+                            problem: Box::new(problem),
+                            retry_after: retry_after_ms.map(Duration::from_millis),
+                        });
+                    }
+                }
+                Do::Http { after_ms } => {
+                    if after_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    }
+                    let posted = inner
+                        .client
+                        .post_message(room_id, client_id, p.entry().envelope.clone())
+                        .await;
+                    let answer = match &posted {
+                        Ok(r) => HttpAnswer::Stored {
+                            id: r.id,
+                            seq: r.seq,
+                        },
+                        Err(e) => match e.status() {
+                            Some(status) => HttpAnswer::Refused { status },
+                            None => HttpAnswer::Unreachable,
+                        },
+                    };
+                    p.http(&mut lock(&inner.outbox), answer);
+                    if let Err(e) = posted {
+                        cause = Some(e);
+                    }
+                }
+                Do::Remove => {
+                    if let Err(e) = inner.store.outbox_remove(client_id) {
+                        self.store_failed(format!("message {client_id} stays in the outbox: {e}"))
+                            .await;
+                    }
+                    p.removed(&mut lock(&inner.outbox));
+                }
+                Do::Done(Posted::Sent { id, seq, announce }) => {
+                    if announce {
+                        let item = p.history_item(&self.me(), id, seq, now_rfc3339());
+                        if let Some(item) = item
+                            && let Err(e) = self.keep_items(&[item])
+                        {
+                            // History is the app's convenience: a sent message stays sent.
+                            self.store_failed(format!("local history: {e}")).await;
+                        }
+                        self.emit(Event::Sent {
+                            room_id,
+                            client_id,
+                            id,
+                            seq,
+                        })
+                        .await;
+                    }
+                    return Ok(Sent { client_id, id, seq });
+                }
+                Do::Done(Posted::Refused) => {
+                    return Err(cause.unwrap_or_else(|| {
+                        Error::Protocol("the relay refused the message".into())
+                    }));
+                }
+                Do::Done(Posted::Queued) => {
+                    let cause = cause
+                        .unwrap_or_else(|| Error::Network("the relay cannot be reached".into()));
+                    return Err(Error::Queued {
+                        client_id,
+                        cause: Box::new(cause),
+                    });
+                }
+            }
         }
-        let verdict = self.post_claimed(&entry).await;
-        self.settle_post(entry, own, verdict).await
     }
 
-    /// The posting itself; `Err` carries the refusal or the cause of a queue.
-    async fn post_claimed(&self, entry: &OutboxEntry) -> (Verdict, Option<Error>) {
-        let client_id = entry.client_id;
-        let mut after_ms = 0;
+    /// Sends a `send` frame on the live socket and waits for its answer
+    /// (`Ack::Offline`: no socket, or no answer in time).
+    async fn post_on_socket(&self, client_id: Uuid, frame: ClientFrame) -> Ack {
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.acks).insert(client_id, tx);
-        let frame = ClientFrame::Send {
-            room_id: entry.room_id,
-            client_id,
-            envelope: entry.envelope.clone().into(),
-        };
         let now = self.now_ms();
         let on_socket = lock(&self.inner.link)
             .as_mut()
             .is_some_and(|(_, link)| link.send_message(now, client_id, frame));
-        if on_socket {
-            self.inner.link_wake.notify_one();
-            // The link ends the wait (ack, refusal, timeout, socket gone); the
-            // timeout here only guards against a connection task that was
-            // aborted with the wait in flight.
-            let answer = tokio::time::timeout(ACK_TIMEOUT * 2, rx)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or(Ack::Offline);
+        if !on_socket {
             lock(&self.inner.acks).remove(&client_id);
-            let verdict = lock(&self.inner.outbox).socket(
-                client_id,
-                match &answer {
-                    Ack::Stored { id, seq } => SocketAnswer::Ack { id: *id, seq: *seq },
-                    Ack::Refused {
-                        code,
-                        retry_after_ms,
-                        ..
-                    } => SocketAnswer::Refused {
-                        code,
-                        retry_after_ms: *retry_after_ms,
-                    },
-                    Ack::Offline => SocketAnswer::NoAck,
-                },
-            );
-            match verdict {
-                Verdict::PostOverHttp { after_ms: ms } => after_ms = ms,
-                other => {
-                    let cause = match answer {
-                        Ack::Refused {
-                            code,
-                            detail,
-                            retry_after_ms,
-                        } => {
-                            let mut p = sotto_core::api::Problem::new(
-                                400,
-                                &code,
-                                "the relay refused the message",
-                            );
-                            if let Some(d) = detail {
-                                p = p.with_detail(d);
-                            }
-                            Some(Error::Relay {
-                                problem: Box::new(p),
-                                retry_after: retry_after_ms.map(Duration::from_millis),
-                            })
-                        }
-                        _ => None,
-                    };
-                    return (other, cause);
-                }
-            }
-        } else {
-            lock(&self.inner.acks).remove(&client_id);
+            return Ack::Offline;
         }
-        if after_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(after_ms)).await;
-        }
-        let posted = self
-            .inner
-            .client
-            .post_message(entry.room_id, client_id, entry.envelope.clone())
-            .await;
-        let mut outbox = lock(&self.inner.outbox);
-        match posted {
-            Ok(r) => (
-                outbox.http(
-                    client_id,
-                    HttpAnswer::Stored {
-                        id: r.id,
-                        seq: r.seq,
-                    },
-                ),
-                None,
-            ),
-            Err(e) => {
-                let answer = match e.status() {
-                    Some(status) => HttpAnswer::Refused { status },
-                    None => HttpAnswer::Unreachable,
-                };
-                (outbox.http(client_id, answer), Some(e))
-            }
-        }
-    }
-
-    /// Acts on the engine's verdict: the store's outbox, history, events.
-    /// A store failure after the relay stored the message does not make it
-    /// unsent: it is reported (`Event::RelayError` with code `store`), and the
-    /// entry goes out again on the next connection under the same client id.
-    async fn settle_post(
-        &self,
-        entry: OutboxEntry,
-        own: Option<Own>,
-        (verdict, cause): (Verdict, Option<Error>),
-    ) -> Result<Sent> {
-        let client_id = entry.client_id;
-        let refusal =
-            || cause.unwrap_or_else(|| Error::Protocol("the relay refused the message".into()));
-        match verdict {
-            Verdict::Sent { id, seq, announce } => {
-                if let Err(e) = self.inner.store.outbox_remove(client_id) {
-                    self.store_failed(format!("message {client_id} stays in the outbox: {e}"))
-                        .await;
-                }
-                // Out of the store: the post has ended (nobody re-posts it).
-                lock(&self.inner.outbox).finish(client_id);
-                if announce {
-                    let kept = match own {
-                        Some(o) => Some(self.own_message(entry.room_id, client_id, id, seq, o)),
-                        None => self.open_own(entry.room_id, &entry.envelope, id, seq),
-                    };
-                    if let Some(m) = kept
-                        && let Err(e) = self.keep(&[&m])
-                    {
-                        // History is the app's convenience: a sent message stays sent.
-                        self.store_failed(format!("local history: {e}")).await;
-                    }
-                    self.emit(Event::Sent {
-                        room_id: entry.room_id,
-                        client_id,
-                        id,
-                        seq,
-                    })
-                    .await;
-                }
-                Ok(Sent { client_id, id, seq })
-            }
-            Verdict::Refused => {
-                if let Err(e) = self.inner.store.outbox_remove(client_id) {
-                    self.store_failed(format!("message {client_id} stays in the outbox: {e}"))
-                        .await;
-                }
-                lock(&self.inner.outbox).finish(client_id);
-                Err(refusal())
-            }
-            Verdict::Queued | Verdict::PostOverHttp { .. } => {
-                lock(&self.inner.outbox).abandon(client_id);
-                Err(Error::Queued {
-                    client_id,
-                    cause: Box::new(refusal()),
-                })
-            }
-        }
+        self.inner.link_wake.notify_one();
+        // The link ends the wait (ack, refusal, timeout, socket gone); the
+        // timeout here only guards against a connection task that was
+        // aborted with the wait in flight.
+        let answer = tokio::time::timeout(ACK_TIMEOUT * 2, rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(Ack::Offline);
+        lock(&self.inner.acks).remove(&client_id);
+        answer
     }
 
     /// Reports a failure of the local store that did not stop the operation.
@@ -1033,73 +983,19 @@ impl Session {
         .await;
     }
 
-    /// This device's own message as history keeps it, from what it sent.
-    fn own_message(
-        &self,
-        room_id: Uuid,
-        client_id: Uuid,
-        id: Uuid,
-        seq: u64,
-        o: Own,
-    ) -> ReceivedMessage {
-        ReceivedMessage {
-            room_id,
-            id,
-            seq,
-            sender_id: self.inner.user.id,
-            sender_device: self.inner.device_id,
-            client_id,
-            sent_at_ms: o.sent_at_ms,
-            received_at: now_rfc3339(),
-            own: true,
-            trust: SenderTrust::Own,
-            content: o.content,
-        }
-    }
-
-    /// This device's own message as history keeps it, opened from its
-    /// envelope (sealed to this device too). `None` for a control message.
-    fn open_own(
-        &self,
-        room_id: Uuid,
-        sealed: &[u8],
-        id: Uuid,
-        seq: u64,
-    ) -> Option<ReceivedMessage> {
-        let inner = &self.inner;
-        let ctx = envelope::OpenContext {
-            room_id,
-            sender: &inner.own,
-        };
-        let opened = envelope::open(sealed, inner.device_id, &inner.keys, &ctx).ok()?;
-        let Plaintext::Content(content) = Plaintext::decode(&opened.plaintext) else {
-            return None;
-        };
-        let received_at = now_rfc3339();
-        Some(ReceivedMessage {
-            room_id,
-            id,
-            seq,
-            sender_id: inner.user.id,
-            sender_device: inner.device_id,
-            client_id: opened.replay_id(),
-            sent_at_ms: opened.header.timestamp_ms,
-            received_at,
-            own: true,
-            trust: SenderTrust::Own,
-            content,
-        })
-    }
-
-    /// Keeps opened messages in local history, sealed under the store key
-    /// (`sotto_engine::vault`), in one store transaction.
-    pub(crate) fn keep(&self, messages: &[&ReceivedMessage]) -> Result<()> {
+    /// Keeps history items, sealed under the store key, in one store transaction.
+    fn keep_items(&self, items: &[HistoryItem]) -> Result<()> {
         let mut rng = os_rng()?;
-        let mut items = Vec::with_capacity(messages.len());
-        for m in messages {
-            items.push((m.room_id, m.seq, self.seal_kept(m, &mut rng)?));
+        let mut sealed = Vec::with_capacity(items.len());
+        for item in items {
+            let bytes = self
+                .inner
+                .history
+                .seal(item, &mut rng)
+                .map_err(vault_error)?;
+            sealed.push((item.room_id, item.seq, bytes));
         }
-        self.inner.store.history_put(&items)
+        self.inner.store.history_put(&sealed)
     }
 
     /// A message sealed as a local history item under the store key.
@@ -1184,33 +1080,38 @@ impl Session {
         let mut refused = Vec::new();
         for e in self.inner.store.outbox()? {
             let client_id = e.client_id;
-            let claimed = self.claim(client_id).await;
+            let claimed = self.claim(e).await;
             // The list was read before: the entry may have been sent since.
             let waiting = match self.inner.store.outbox() {
                 Ok(list) => list.iter().any(|x| x.client_id == client_id),
                 Err(e) => {
-                    if claimed {
-                        lock(&self.inner.outbox).abandon(client_id);
+                    if let Some(mut p) = claimed {
+                        p.abandon(&mut lock(&self.inner.outbox));
                         self.inner.outbox_done.notify_waiters();
                     }
                     return Err(e);
                 }
             };
-            if !claimed || !waiting {
-                if claimed {
-                    lock(&self.inner.outbox).abandon(client_id);
-                    self.inner.outbox_done.notify_waiters();
+            let p = match claimed {
+                Some(p) if waiting => p,
+                claimed => {
+                    if let Some(mut p) = claimed {
+                        p.abandon(&mut lock(&self.inner.outbox));
+                        self.inner.outbox_done.notify_waiters();
+                    }
+                    if waiting {
+                        // Another post of it ended without storing it.
+                        return Err(Error::Queued {
+                            client_id,
+                            cause: Box::new(Error::Network(
+                                "posted elsewhere; still waiting".into(),
+                            )),
+                        });
+                    }
+                    continue;
                 }
-                if waiting {
-                    // Another post of it ended without storing it.
-                    return Err(Error::Queued {
-                        client_id,
-                        cause: Box::new(Error::Network("posted elsewhere; still waiting".into())),
-                    });
-                }
-                continue;
-            }
-            match self.post(e).await {
+            };
+            match self.post(p).await {
                 Ok(_) => {}
                 Err(e @ Error::Queued { .. }) => return Err(e),
                 Err(e) => refused.push((client_id, e)),
@@ -1219,21 +1120,19 @@ impl Session {
         Ok(refused)
     }
 
-    /// Claims the post of an outbox entry (the engine's single-flight rule):
-    /// `true` if this caller posts it; `false` after waiting for a post of it
-    /// in flight elsewhere to end.
-    async fn claim(&self, client_id: Uuid) -> bool {
+    /// Claims the post of a stored outbox entry (the engine's single-flight
+    /// rule, `Posting::resume`): the posting if this caller posts it; `None`
+    /// after waiting for a post of it in flight elsewhere to end.
+    async fn claim(&self, entry: OutboxEntry) -> Option<Posting> {
+        let client_id = entry.client_id;
         loop {
             let ended = self.inner.outbox_done.notified();
-            {
-                let mut outbox = lock(&self.inner.outbox);
-                if outbox.begin(client_id) {
-                    return true;
-                }
+            if let Some(p) = Posting::resume(&mut lock(&self.inner.outbox), entry.clone()) {
+                return Some(p);
             }
             ended.await;
             if !lock(&self.inner.outbox).is_posting(client_id) {
-                return false;
+                return None;
             }
         }
     }

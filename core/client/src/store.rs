@@ -58,19 +58,8 @@ impl std::fmt::Debug for StoredAccount {
     }
 }
 
-/// A sealed message waiting for the relay's acknowledgement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxEntry {
-    /// The idempotency key of the post.
-    pub client_id: Uuid,
-    /// The room.
-    pub room_id: Uuid,
-    /// The sealed envelope (ciphertext only).
-    pub envelope: Vec<u8>,
-    /// A control message (a membership statement), not the app's: its post
-    /// is never announced as [`crate::Event::Sent`], after a restart too.
-    pub control: bool,
-}
+/// A sealed message waiting for the relay's acknowledgement (the engine's).
+pub use sotto_engine::post::OutboxEntry;
 
 /// Local persistence of a session. Every method is short (no network); a
 /// failure is reported as [`Error::Store`].

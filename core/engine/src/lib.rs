@@ -39,10 +39,13 @@
 //!   post first (for a send, after a room event, creating a group, adding and
 //!   withdrawing a member), asking the driver for the room's view, device
 //!   lists, a read-ahead, posts and warnings;
+//! - [`post`]: sealing one outgoing message for the devices the addressing
+//!   chose, and posting it (socket first, HTTP when the outbox says so, out
+//!   of the store once stored or refused), for a send and for a flush alike;
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (sealing and posting, room operations' HTTP
+//! The rest of the client logic (the outbox flush loop, room operations' HTTP
 //! calls, set-up, token refresh) still lives in each driver and moves here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
@@ -57,6 +60,7 @@ pub mod open;
 pub mod outbox;
 pub mod pins;
 pub mod policy;
+pub mod post;
 pub mod trust;
 pub mod vault;
 

@@ -1,0 +1,293 @@
+//! Sealing and posting one message (`sotto_engine::post`) on real keys and
+//! envelopes: the order of a post (socket, HTTP, out of the store), each
+//! answer's effect, single flight, and the history item of a sent message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use sotto_core::api::ClientFrame;
+use sotto_core::envelope::{self, OpenContext};
+use sotto_core::keys::VerifiedDevice;
+use sotto_engine::Content;
+use sotto_engine::open::Me;
+use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer};
+use sotto_engine::post::{Do, OutboxEntry, Posted, Posting};
+use sotto_engine::vault::HistoryTrust;
+use uuid::Uuid;
+
+mod common;
+use common::Person;
+
+const ROOM: Uuid = Uuid::from_u128(0x7007);
+const CLIENT_ID: Uuid = Uuid::from_u128(0xc1);
+const ID: Uuid = Uuid::from_u128(0x1d);
+const AT: u64 = 1_700_000_000_000;
+
+struct Sender {
+    me: Person,
+    own: VerifiedDevice,
+    outbox: Outbox,
+}
+
+impl Sender {
+    fn new() -> Self {
+        let me = Person::new(1);
+        let own = me.verified();
+        Self {
+            me,
+            own,
+            outbox: Outbox::new(),
+        }
+    }
+
+    fn me(&self) -> Me<'_> {
+        Me {
+            user: self.me.id,
+            device: &self.own,
+            keys: &self.me.keys,
+        }
+    }
+
+    fn seal(&mut self, body: &str, to: &[VerifiedDevice], control: bool) -> Posting {
+        let me = Me {
+            user: self.me.id,
+            device: &self.own,
+            keys: &self.me.keys,
+        };
+        let plaintext = Content::text(body).encode();
+        Posting::seal(
+            &mut self.outbox,
+            &me,
+            ROOM,
+            &plaintext,
+            to,
+            control,
+            CLIENT_ID,
+            AT,
+        )
+        .unwrap()
+    }
+
+    /// Steps through a socket frame, answering `answer`.
+    fn socket(&mut self, p: &mut Posting, answer: SocketAnswer<'_>) {
+        let Do::Socket(frame) = p.step(&mut self.outbox) else {
+            panic!("the socket first");
+        };
+        let ClientFrame::Send {
+            room_id,
+            client_id,
+            envelope,
+        } = frame
+        else {
+            panic!("a send frame");
+        };
+        assert_eq!((room_id, client_id), (ROOM, CLIENT_ID));
+        assert_eq!(envelope.0, p.entry().envelope, "the entry's envelope");
+        p.socket(&mut self.outbox, answer);
+    }
+
+    fn done(&mut self, p: &mut Posting) -> Posted {
+        match p.step(&mut self.outbox) {
+            Do::Done(r) => r,
+            other => panic!("expected the end, got {other:?}"),
+        }
+    }
+
+    fn remove(&mut self, p: &mut Posting) {
+        assert!(matches!(p.step(&mut self.outbox), Do::Remove));
+        assert!(
+            self.outbox.is_posting(CLIENT_ID),
+            "still claimed until the entry left the store"
+        );
+        p.removed(&mut self.outbox);
+    }
+}
+
+fn opens_for(p: &Posting, who: &Person, sender: &VerifiedDevice) -> bool {
+    let ctx = OpenContext {
+        room_id: ROOM,
+        sender,
+    };
+    envelope::open(&p.entry().envelope, who.device, &who.keys, &ctx).is_ok()
+}
+
+#[test]
+fn a_message_is_sealed_to_its_targets_posted_on_the_socket_and_kept() {
+    let mut s = Sender::new();
+    let bob = Person::new(2);
+    let carol = Person::new(3);
+    let mut p = s.seal("hello", &[bob.verified(), s.own.clone()], false);
+    assert!(s.outbox.is_posting(CLIENT_ID), "claimed when sealed");
+    assert!(!p.entry().control);
+    assert!(opens_for(&p, &bob, &s.own));
+    assert!(opens_for(&p, &s.me, &s.own), "to this device too");
+    assert!(!opens_for(&p, &carol, &s.own), "not to anyone else");
+    s.socket(&mut p, SocketAnswer::Ack { id: ID, seq: 4 });
+    s.remove(&mut p);
+    assert_eq!(
+        s.done(&mut p),
+        Posted::Sent {
+            id: ID,
+            seq: 4,
+            announce: true
+        }
+    );
+    assert!(!s.outbox.is_posting(CLIENT_ID), "the post has ended");
+    let item = p
+        .history_item(&s.me(), ID, 4, "2026-12-07T10:00:00Z".into())
+        .unwrap();
+    assert_eq!(item.content, Content::text("hello"));
+    assert_eq!((item.client_id, item.sent_at_ms), (CLIENT_ID, AT));
+    assert_eq!((item.sender_id, item.sender_device), (s.me.id, s.me.device));
+    assert_eq!(item.trust, HistoryTrust::Own);
+}
+
+#[test]
+fn a_control_message_is_not_announced_nor_kept() {
+    let mut s = Sender::new();
+    let bob = Person::new(2);
+    let mut p = s.seal("statement", &[bob.verified()], true);
+    assert!(p.entry().control);
+    s.socket(&mut p, SocketAnswer::NoAck);
+    assert!(matches!(p.step(&mut s.outbox), Do::Http { after_ms: 0 }));
+    p.http(&mut s.outbox, HttpAnswer::Stored { id: ID, seq: 9 });
+    s.remove(&mut p);
+    assert_eq!(
+        s.done(&mut p),
+        Posted::Sent {
+            id: ID,
+            seq: 9,
+            announce: false
+        }
+    );
+    assert!(p.history_item(&s.me(), ID, 9, String::new()).is_none());
+}
+
+#[test]
+fn a_rate_limit_waits_then_an_unreachable_relay_keeps_it_queued() {
+    let mut s = Sender::new();
+    let mut p = s.seal("later", &[s.own.clone()], false);
+    s.socket(
+        &mut p,
+        SocketAnswer::Refused {
+            code: "rate_limited",
+            retry_after_ms: Some(1500),
+        },
+    );
+    assert!(matches!(p.step(&mut s.outbox), Do::Http { after_ms: 1500 }));
+    p.http(&mut s.outbox, HttpAnswer::Unreachable);
+    assert_eq!(
+        s.done(&mut p),
+        Posted::Queued,
+        "no removal: it stays stored"
+    );
+    assert!(
+        !s.outbox.is_posting(CLIENT_ID),
+        "the next flush may post it"
+    );
+}
+
+#[test]
+fn a_final_refusal_takes_it_out_of_the_store() {
+    let mut s = Sender::new();
+    let mut p = s.seal("no", &[s.own.clone()], false);
+    s.socket(
+        &mut p,
+        SocketAnswer::Refused {
+            code: "not_a_member",
+            retry_after_ms: None,
+        },
+    );
+    s.remove(&mut p);
+    assert_eq!(s.done(&mut p), Posted::Refused);
+    assert!(!s.outbox.is_posting(CLIENT_ID));
+    // The same over HTTP: a 403 is final, a 503 is not.
+    let mut p = s.seal("no", &[s.own.clone()], false);
+    s.socket(&mut p, SocketAnswer::NoAck);
+    let _ = p.step(&mut s.outbox);
+    p.http(&mut s.outbox, HttpAnswer::Refused { status: 403 });
+    s.remove(&mut p);
+    assert_eq!(s.done(&mut p), Posted::Refused);
+    let mut p = s.seal("no", &[s.own.clone()], false);
+    s.socket(&mut p, SocketAnswer::NoAck);
+    let _ = p.step(&mut s.outbox);
+    p.http(&mut s.outbox, HttpAnswer::Refused { status: 503 });
+    assert_eq!(s.done(&mut p), Posted::Queued);
+}
+
+#[test]
+fn a_stored_entry_is_posted_once_and_its_history_comes_from_the_envelope() {
+    let mut s = Sender::new();
+    let bob = Person::new(2);
+    let sealed = s.seal("from before", &[bob.verified(), s.own.clone()], false);
+    let entry: OutboxEntry = sealed.entry().clone();
+    assert!(
+        Posting::resume(&mut s.outbox, entry.clone()).is_none(),
+        "a post in flight is joined, not repeated"
+    );
+    drop(sealed);
+    s.outbox.abandon(CLIENT_ID); // the app restarted: nothing in flight
+    let mut p = Posting::resume(&mut s.outbox, entry).unwrap();
+    s.socket(&mut p, SocketAnswer::Ack { id: ID, seq: 2 });
+    s.remove(&mut p);
+    assert_eq!(
+        s.done(&mut p),
+        Posted::Sent {
+            id: ID,
+            seq: 2,
+            announce: true
+        }
+    );
+    let item = p.history_item(&s.me(), ID, 2, String::new()).unwrap();
+    assert_eq!(item.content, Content::text("from before"));
+    assert_eq!((item.client_id, item.sent_at_ms), (CLIENT_ID, AT));
+    // A stored control message stays unannounced after a restart.
+    let control = s.seal("statement", &[bob.verified()], true);
+    let entry = control.entry().clone();
+    s.outbox.abandon(CLIENT_ID);
+    let mut p = Posting::resume(&mut s.outbox, entry).unwrap();
+    s.socket(&mut p, SocketAnswer::Ack { id: ID, seq: 3 });
+    s.remove(&mut p);
+    assert_eq!(
+        s.done(&mut p),
+        Posted::Sent {
+            id: ID,
+            seq: 3,
+            announce: false
+        }
+    );
+}
+
+#[test]
+fn a_driver_that_stops_or_skips_an_answer_leaves_it_queued() {
+    let mut s = Sender::new();
+    let mut p = s.seal("x", &[s.own.clone()], false);
+    p.abandon(&mut s.outbox);
+    assert!(!s.outbox.is_posting(CLIENT_ID));
+    assert_eq!(s.done(&mut p), Posted::Queued);
+    // Stepping again without answering the socket: queued, claim released.
+    let mut p = s.seal("x", &[s.own.clone()], false);
+    assert!(matches!(p.step(&mut s.outbox), Do::Socket(_)));
+    assert_eq!(s.done(&mut p), Posted::Queued);
+    assert!(!s.outbox.is_posting(CLIENT_ID));
+    // An answer that comes too late changes nothing.
+    p.socket(&mut s.outbox, SocketAnswer::Ack { id: ID, seq: 1 });
+    assert_eq!(s.done(&mut p), Posted::Queued);
+}
+
+#[test]
+fn nothing_to_seal_to_is_an_error_and_claims_nothing() {
+    let mut s = Sender::new();
+    let me = Me {
+        user: s.me.id,
+        device: &s.own,
+        keys: &s.me.keys,
+    };
+    let none: [VerifiedDevice; 0] = [];
+    let r = Posting::seal(&mut s.outbox, &me, ROOM, b"x", &none, false, CLIENT_ID, AT);
+    assert!(r.is_err());
+    assert!(!s.outbox.is_posting(CLIENT_ID));
+}
