@@ -1,49 +1,45 @@
-//! The outbox's decisions for the TypeScript client: the engine's
-//! [`sotto_engine::outbox::Outbox`] (the native SDK's code): single-flight
-//! posting of a sealed message, and the verdict on each answer of the relay.
-//! The client keeps the entries in its store and does the posting.
+//! Sealing and posting for the TypeScript client: the engine's
+//! [`sotto_engine::post::Posting`] and [`sotto_engine::outbox::Outbox`] (the
+//! native SDK's code). The engine seals, decides the order of a post
+//! (socket, HTTP, out of the store) and what each answer means; the client
+//! keeps the entries in its store, sends the frame, posts over HTTP and
+//! reports what it saw.
 
-use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer, Verdict};
+use sotto_core::api::ClientFrame;
+use sotto_core::encoding::b64_encode;
+use sotto_engine::open::Me;
+use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer};
+use sotto_engine::post::{Do, OutboxEntry, Posted, Posting};
 use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
 
-use crate::error::Result;
+use crate::device::Device;
+use crate::error::{Error, Result};
 use crate::js::{self, Obj};
+use crate::peer::VerifiedDevice;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_OUTBOX: &'static str = r#"
-/** What to do with an outbox entry after an answer of the relay (`ClientOutbox`). */
-export type OutboxVerdict =
-  | { kind: "sent"; id: Uuid; seq: number; announce: boolean }
-  | { kind: "refused" }
+/** What to do next for an outgoing message (`ClientPosting.step`). */
+export type PostStep =
+  /** Send `frame` on the live socket; answer `socketAck`, `socketRefused`, or `socketSilent` (no socket, no answer in time). */
+  | { kind: "socket"; frame: Extract<ClientFrame, { type: "send" }> }
+  /** Wait `afterMs`, post the entry over HTTP; answer `httpStored`, `httpRefused` or `httpUnreachable`. */
   | { kind: "http"; afterMs: number }
+  /** Take the entry out of the store (report a failure), then `removed`. */
+  | { kind: "remove" }
+  /** Stored by the relay: with `announce` (an app message) keep `historyItem` and emit `sent`. */
+  | { kind: "sent"; id: Uuid; seq: number; announce: boolean }
+  /** Refused for good: the caller gets the refusal. */
+  | { kind: "refused" }
+  /** It waits in the store for the next connection. */
   | { kind: "queued" };
 "#;
 
-/// The posts in flight (the engine's `Outbox`).
+/// The posts in flight (the engine's `Outbox`): one post of an entry at a time.
 #[wasm_bindgen]
 pub struct ClientOutbox {
     inner: Outbox,
-}
-
-fn verdict(v: Verdict) -> JsValue {
-    let o = match v {
-        Verdict::Sent { id, seq, announce } => Obj::new()
-            .set("kind", "sent")
-            .set("id", js::uuid_text(id))
-            .set("seq", js::number(seq))
-            .set("announce", announce),
-        Verdict::Refused => Obj::new().set("kind", "refused"),
-        Verdict::PostOverHttp { after_ms } => Obj::new()
-            .set("kind", "http")
-            .set("afterMs", js::number(after_ms)),
-        Verdict::Queued => Obj::new().set("kind", "queued"),
-    };
-    o.into_typed::<JsValue>()
-}
-
-fn id(text: &str) -> Result<uuid::Uuid> {
-    js::parse_uuid(text, "clientId")
 }
 
 #[wasm_bindgen]
@@ -57,53 +53,148 @@ impl ClientOutbox {
         }
     }
 
-    /// Marks a control message (no `sent` event, not in history).
-    pub fn control(&mut self, client_id: &str) -> Result<()> {
-        self.inner.control(id(client_id)?);
-        Ok(())
-    }
-
-    /// Claims the post of an entry: false if a post of it is in flight.
-    pub fn begin(&mut self, client_id: &str) -> Result<bool> {
-        Ok(self.inner.begin(id(client_id)?))
-    }
-
     /// Whether a post of the entry is in flight.
     #[wasm_bindgen(js_name = isPosting)]
     pub fn is_posting(&self, client_id: &str) -> Result<bool> {
-        Ok(self.inner.is_posting(id(client_id)?))
+        Ok(self
+            .inner
+            .is_posting(js::parse_uuid(client_id, "clientId")?))
+    }
+}
+
+/// One outgoing message on its way to the relay (the engine's `Posting`).
+#[wasm_bindgen]
+pub struct ClientPosting {
+    inner: Posting,
+}
+
+fn me(device: &Device) -> Me<'_> {
+    Me {
+        user: device.user(),
+        device: device.own(),
+        keys: device.keys(),
+    }
+}
+
+#[wasm_bindgen]
+impl ClientPosting {
+    /// Seals `plaintext` (zeroized by the caller) in `roomId` for `targets`
+    /// (the addressing's devices) under `clientId` at `sentAtMs`, and claims
+    /// its post. `control`: a membership statement. Push `entry()` to the
+    /// store before the first step (`abandon` if that fails).
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal(
+        outbox: &mut ClientOutbox,
+        device: &Device,
+        #[wasm_bindgen(js_name = roomId)] room_id: &str,
+        plaintext: &[u8],
+        #[wasm_bindgen(unchecked_param_type = "ServedDevice[]")] targets: JsValue,
+        control: bool,
+        #[wasm_bindgen(js_name = clientId)] client_id: &str,
+        #[wasm_bindgen(js_name = sentAtMs)] sent_at_ms: f64,
+    ) -> Result<ClientPosting> {
+        if !js_sys::Array::is_array(&targets) {
+            return Err(Error::invalid_argument("targets must be an array"));
+        }
+        let mut devices = Vec::new();
+        for t in js_sys::Array::from(&targets).iter() {
+            devices.push(
+                VerifiedDevice::from_js(&js::get(&t, "device")?, "target.device")?
+                    .inner()
+                    .clone(),
+            );
+        }
+        let inner = Posting::seal(
+            &mut outbox.inner,
+            &me(device),
+            js::parse_uuid(room_id, "roomId")?,
+            plaintext,
+            &devices,
+            control,
+            js::parse_uuid(client_id, "clientId")?,
+            js::safe_u64(sent_at_ms, "sentAtMs")?,
+        )?;
+        Ok(Self { inner })
     }
 
-    /// The entry left the store after a `sent` or `refused` verdict: the post has ended.
-    pub fn finish(&mut self, client_id: &str) -> Result<()> {
-        self.inner.finish(id(client_id)?);
-        Ok(())
+    /// An entry the store kept (a flush), claimed for this caller; undefined
+    /// when a post of it is in flight already (join that one).
+    pub fn resume(
+        outbox: &mut ClientOutbox,
+        #[wasm_bindgen(unchecked_param_type = "OutboxEntry")] entry: JsValue,
+    ) -> Result<Option<ClientPosting>> {
+        let entry = OutboxEntry {
+            client_id: js::get_uuid(&entry, "clientId")?,
+            room_id: js::get_uuid(&entry, "roomId")?,
+            envelope: js_sys::Uint8Array::new(&js::get(&entry, "envelope")?).to_vec(),
+            control: js::get(&entry, "control")?.is_truthy(),
+        };
+        Ok(Posting::resume(&mut outbox.inner, entry).map(|inner| Self { inner }))
     }
 
-    /// The post stopped without an answer.
-    pub fn abandon(&mut self, client_id: &str) -> Result<()> {
-        self.inner.abandon(id(client_id)?);
-        Ok(())
+    /// The entry, as the store keeps it.
+    #[wasm_bindgen(unchecked_return_type = "OutboxEntry")]
+    pub fn entry(&self) -> JsValue {
+        let e = self.inner.entry();
+        Obj::new()
+            .set("clientId", js::uuid_text(e.client_id))
+            .set("roomId", js::uuid_text(e.room_id))
+            .set("envelope", js::bytes(&e.envelope))
+            .set("control", e.control)
+            .into_typed::<JsValue>()
+    }
+
+    /// What to do next.
+    #[wasm_bindgen(unchecked_return_type = "PostStep")]
+    pub fn step(&mut self, outbox: &mut ClientOutbox) -> JsValue {
+        let kind = |k: &str| Obj::new().set("kind", k);
+        match self.inner.step(&mut outbox.inner) {
+            Do::Socket(ClientFrame::Send {
+                room_id,
+                client_id,
+                envelope,
+            }) => kind("socket").set(
+                "frame",
+                Obj::new()
+                    .set("type", "send")
+                    .set("room_id", js::uuid_text(room_id))
+                    .set("client_id", js::uuid_text(client_id))
+                    .set("envelope", b64_encode(envelope.as_bytes()))
+                    .into_typed::<JsValue>(),
+            ),
+            // (The engine posts only `send` frames.)
+            Do::Socket(_) => kind("queued"),
+            Do::Http { after_ms } => kind("http").set("afterMs", js::number(after_ms)),
+            Do::Remove => kind("remove"),
+            Do::Done(Posted::Sent { id, seq, announce }) => kind("sent")
+                .set("id", js::uuid_text(id))
+                .set("seq", js::number(seq))
+                .set("announce", announce),
+            Do::Done(Posted::Refused) => kind("refused"),
+            Do::Done(Posted::Queued) => kind("queued"),
+        }
+        .into_typed::<JsValue>()
     }
 
     /// The socket acknowledged the entry.
-    #[wasm_bindgen(js_name = socketAck, unchecked_return_type = "OutboxVerdict")]
-    pub fn socket_ack(&mut self, client_id: &str, message_id: &str, seq: f64) -> Result<JsValue> {
+    #[wasm_bindgen(js_name = socketAck)]
+    pub fn socket_ack(&mut self, outbox: &mut ClientOutbox, id: &str, seq: f64) -> Result<()> {
         let answer = SocketAnswer::Ack {
-            id: js::parse_uuid(message_id, "id")?,
+            id: js::parse_uuid(id, "id")?,
             seq: js::safe_u64(seq, "seq")?,
         };
-        Ok(verdict(self.inner.socket(id(client_id)?, answer)))
+        self.inner.socket(&mut outbox.inner, answer);
+        Ok(())
     }
 
     /// The socket refused the entry (`code`, `retryAfterMs`).
-    #[wasm_bindgen(js_name = socketRefused, unchecked_return_type = "OutboxVerdict")]
+    #[wasm_bindgen(js_name = socketRefused)]
     pub fn socket_refused(
         &mut self,
-        client_id: &str,
+        outbox: &mut ClientOutbox,
         code: &str,
-        retry_after_ms: Option<f64>,
-    ) -> Result<JsValue> {
+        #[wasm_bindgen(js_name = retryAfterMs)] retry_after_ms: Option<f64>,
+    ) -> Result<()> {
         let retry_after_ms = retry_after_ms
             .map(|ms| js::safe_u64(ms, "retryAfterMs"))
             .transpose()?;
@@ -111,41 +202,65 @@ impl ClientOutbox {
             code,
             retry_after_ms,
         };
-        Ok(verdict(self.inner.socket(id(client_id)?, answer)))
+        self.inner.socket(&mut outbox.inner, answer);
+        Ok(())
     }
 
     /// No socket, or no answer in time.
-    #[wasm_bindgen(js_name = socketSilent, unchecked_return_type = "OutboxVerdict")]
-    pub fn socket_silent(&mut self, client_id: &str) -> Result<JsValue> {
-        Ok(verdict(
-            self.inner.socket(id(client_id)?, SocketAnswer::NoAck),
-        ))
+    #[wasm_bindgen(js_name = socketSilent)]
+    pub fn socket_silent(&mut self, outbox: &mut ClientOutbox) {
+        self.inner.socket(&mut outbox.inner, SocketAnswer::NoAck);
     }
 
     /// HTTP stored the entry.
-    #[wasm_bindgen(js_name = httpStored, unchecked_return_type = "OutboxVerdict")]
-    pub fn http_stored(&mut self, client_id: &str, message_id: &str, seq: f64) -> Result<JsValue> {
+    #[wasm_bindgen(js_name = httpStored)]
+    pub fn http_stored(&mut self, outbox: &mut ClientOutbox, id: &str, seq: f64) -> Result<()> {
         let answer = HttpAnswer::Stored {
-            id: js::parse_uuid(message_id, "id")?,
+            id: js::parse_uuid(id, "id")?,
             seq: js::safe_u64(seq, "seq")?,
         };
-        Ok(verdict(self.inner.http(id(client_id)?, answer)))
+        self.inner.http(&mut outbox.inner, answer);
+        Ok(())
     }
 
     /// HTTP answered with a problem of this status.
-    #[wasm_bindgen(js_name = httpRefused, unchecked_return_type = "OutboxVerdict")]
-    pub fn http_refused(&mut self, client_id: &str, status: u16) -> Result<JsValue> {
-        Ok(verdict(
-            self.inner
-                .http(id(client_id)?, HttpAnswer::Refused { status }),
-        ))
+    #[wasm_bindgen(js_name = httpRefused)]
+    pub fn http_refused(&mut self, outbox: &mut ClientOutbox, status: u16) {
+        self.inner
+            .http(&mut outbox.inner, HttpAnswer::Refused { status });
     }
 
     /// HTTP could not reach the relay.
-    #[wasm_bindgen(js_name = httpUnreachable, unchecked_return_type = "OutboxVerdict")]
-    pub fn http_unreachable(&mut self, client_id: &str) -> Result<JsValue> {
-        Ok(verdict(
-            self.inner.http(id(client_id)?, HttpAnswer::Unreachable),
-        ))
+    #[wasm_bindgen(js_name = httpUnreachable)]
+    pub fn http_unreachable(&mut self, outbox: &mut ClientOutbox) {
+        self.inner.http(&mut outbox.inner, HttpAnswer::Unreachable);
+    }
+
+    /// The entry left the store (or the store failed, reported): the post has ended.
+    pub fn removed(&mut self, outbox: &mut ClientOutbox) {
+        self.inner.removed(&mut outbox.inner);
+    }
+
+    /// The client stops before the end: the entry stays in the store.
+    pub fn abandon(&mut self, outbox: &mut ClientOutbox) {
+        self.inner.abandon(&mut outbox.inner);
+    }
+
+    /// The sent message as local history keeps it (`receivedAt`: now, RFC
+    /// 3339); undefined for a control message.
+    #[wasm_bindgen(js_name = historyItem, unchecked_return_type = "HistoryItem | undefined")]
+    pub fn history_item(
+        &self,
+        device: &Device,
+        id: &str,
+        seq: f64,
+        #[wasm_bindgen(js_name = receivedAt)] received_at: String,
+    ) -> Result<JsValue> {
+        let id = js::parse_uuid(id, "id")?;
+        let seq = js::safe_u64(seq, "seq")?;
+        match self.inner.history_item(&me(device), id, seq, received_at) {
+            Some(item) => js::to_js(&item),
+            None => Ok(JsValue::UNDEFINED),
+        }
     }
 }

@@ -8,15 +8,15 @@ import {
   ClientAddressing,
   ClientOpening,
   ClientOutbox,
+  ClientPosting,
   ClientPins,
   Device,
   RoomMembership,
-  decodePlaintext,
   safetyNumber as wasmSafetyNumber,
   storedBefore as wasmStoredBefore,
   StoreVault,
 } from "./sotto_wasm.js";
-import type { AddressNeed, AddressPurpose, HistoryItem, LinkIncoming, OpenStep, OutboxVerdict, Recipient, ServedDevice } from "./sotto_wasm.js";
+import type { AddressNeed, AddressPurpose, HistoryItem, LinkIncoming, OpenStep, ServedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   ConnectionState,
@@ -724,116 +724,99 @@ export class Session extends EventTarget {
   async send(roomId: Uuid, content: Content): Promise<Sent> {
     const viaLeader = await this.viaLeader("send", [roomId, content]);
     if (viaLeader !== null) return viaLeader.value as Sent;
-    const device = this.dev();
     const targets = await this.recipients(roomId);
-    const plaintext = encodeContent(content);
-    const clientId = uuidv7();
-    const sentAt = Date.now();
-    const sent = await this.sealAndPost(roomId, plaintext, targets, clientId, sentAt);
-    await this.keepQuietly({
-      roomId,
-      id: sent.id,
-      seq: sent.seq,
-      senderId: this.user.id,
-      senderDeviceId: device.deviceId,
-      clientId,
-      sentAt,
-      receivedAt: new Date().toISOString(),
-      trust: "own",
-      content,
-    });
-    return sent;
+    return this.sealAndPost(roomId, encodeContent(content), targets, false);
   }
 
-  /** Seals `plaintext` (zeroized after) for `targets`, keeps it in the outbox and posts it. */
-  private async sealAndPost(
-    roomId: Uuid,
-    plaintext: Uint8Array,
-    targets: Target[],
-    clientId: Uuid = uuidv7(),
-    sentAt: number = Date.now(),
-    control = false,
-  ): Promise<Sent> {
-    let envelope: Uint8Array;
+  /**
+   * Seals `plaintext` (zeroized after) for `targets` (the engine's
+   * `ClientPosting`), keeps it in the outbox and posts it; `control`: a
+   * membership statement (no `sent`, not in history).
+   */
+  private async sealAndPost(roomId: Uuid, plaintext: Uint8Array, targets: Target[], control: boolean): Promise<Sent> {
+    let p: ClientPosting;
     try {
-      const recipients: Recipient[] = targets.map((t) => ({ device: t.device, suite: t.hasRsa ? "rsa" : "x25519" }));
-      envelope = this.dev().seal(plaintext, { roomId, clientMessageId: clientId, timestampMs: sentAt }, recipients);
+      p = ClientPosting.seal(this.outbox, this.dev(), roomId, plaintext, targets, control, uuidv7(), Date.now());
     } catch (e) {
       throw toSottoError(e);
     } finally {
       plaintext.fill(0);
     }
-    const entry: OutboxEntry = { clientId, roomId, envelope, control };
-    await this.store.outboxPush(entry);
-    return this.post(entry);
-  }
-
-  /** Posts an outbox entry, or joins the post of it in flight (the engine's single-flight rule). */
-  private post(entry: OutboxEntry): Promise<Sent> {
-    if (!this.outbox.begin(entry.clientId)) {
-      const running = this.posting.get(entry.clientId);
-      if (running) return running;
-    }
-    const p = this.postOnce(entry).finally(() => this.posting.delete(entry.clientId));
-    this.posting.set(entry.clientId, p);
-    return p;
-  }
-
-  /** Socket first, HTTP if the engine says so; then what the engine's verdict says. */
-  private async postOnce(entry: OutboxEntry): Promise<Sent> {
-    // Not the app's: no `sent` (the store keeps the mark across reloads).
-    if (entry.control === true) this.outbox.control(entry.clientId);
     try {
-      return await this.postClaimed(entry);
-    } finally {
-      // However it ended (a no-op after `finish`): nobody holds the post now.
-      this.outbox.abandon(entry.clientId);
+      await this.store.outboxPush(p.entry());
+    } catch (e) {
+      p.abandon(this.outbox);
+      p.free();
+      throw e;
     }
+    return this.post(p);
   }
 
-  private async postClaimed(entry: OutboxEntry): Promise<Sent> {
-    const { clientId, roomId } = entry;
-    const ob = this.outbox;
-    const envelopeB64 = toB64(entry.envelope);
-    let cause: unknown;
-    let verdict: OutboxVerdict;
-    const acked = this.sync.sendMessage(clientId, { type: "send", room_id: roomId, client_id: clientId, envelope: envelopeB64 });
-    const r = acked === null ? null : await acked;
-    if (r?.kind === "stored") verdict = ob.socketAck(clientId, r.id, r.seq);
-    else if (r?.kind === "refused") {
-      verdict = ob.socketRefused(clientId, r.code, r.retryAfterMs);
-      const detail = r.detail ? `: ${r.detail}` : "";
-      cause = new SottoError(r.code, `the relay refused the message${detail}`, { status: 400, detail: r.detail, clientId });
-    } else verdict = ob.socketSilent(clientId);
-    if (verdict.kind === "http") {
-      const afterMs = verdict.afterMs;
-      if (afterMs > 0) await new Promise((resolve) => setTimeout(resolve, afterMs));
-      try {
-        const r = await this.relay.postMessage(roomId, clientId, envelopeB64);
-        verdict = ob.httpStored(clientId, r.id, r.seq);
-      } catch (e) {
-        cause = e;
-        const status = e instanceof SottoError ? e.status : undefined;
-        verdict = status === undefined ? ob.httpUnreachable(clientId) : ob.httpRefused(clientId, status);
-      }
-    }
-    if (verdict.kind === "sent" || verdict.kind === "refused") {
-      // A store failure does not make a stored message unsent (it goes out again
-      // on the next connection, under the same client id), nor hide a refusal.
-      await this.store.outboxRemove(clientId).catch((e) => this.storeFailed(`message ${clientId} stays in the outbox`, e));
-      // Out of the store: the post has ended (nobody re-posts it).
-      ob.finish(clientId);
-    }
-    if (verdict.kind === "sent") {
-      if (verdict.announce) this.emit("sent", { roomId, clientId, id: verdict.id, seq: verdict.seq });
-      return { clientId, id: verdict.id, seq: verdict.seq };
-    }
-    if (verdict.kind === "refused") throw cause;
-    throw new SottoError(ClientCodes.queued, "the relay cannot be reached: the message waits in the outbox", {
-      clientId,
-      cause,
-      detail: cause instanceof Error ? cause.message : undefined,
+  /** Drives one post (the engine's `ClientPosting`), joinable by a flush of the same entry while it runs. */
+  private post(p: ClientPosting): Promise<Sent> {
+    const clientId = p.entry().clientId;
+    const run = this.drivePost(p, clientId).finally(() => {
+      this.posting.delete(clientId);
+      p.free();
     });
+    this.posting.set(clientId, run);
+    return run;
+  }
+
+  /**
+   * The socket first, HTTP when the engine says so, the entry out of the store
+   * once stored or refused; then history and `sent` for an app message. A
+   * store failure does not make a stored message unsent, nor hide a refusal.
+   */
+  private async drivePost(p: ClientPosting, clientId: Uuid): Promise<Sent> {
+    const ob = this.outbox;
+    let cause: unknown;
+    try {
+      for (;;) {
+        const s = p.step(ob);
+        if (s.kind === "socket") {
+          const acked = this.sync.sendMessage(clientId, s.frame);
+          const r = acked === null ? null : await acked;
+          if (r?.kind === "stored") p.socketAck(ob, r.id, r.seq);
+          else if (r?.kind === "refused") {
+            p.socketRefused(ob, r.code, r.retryAfterMs);
+            const detail = r.detail ? `: ${r.detail}` : "";
+            cause = new SottoError(r.code, `the relay refused the message${detail}`, { status: 400, detail: r.detail, clientId });
+          } else p.socketSilent(ob);
+        } else if (s.kind === "http") {
+          if (s.afterMs > 0) await new Promise((resolve) => setTimeout(resolve, s.afterMs));
+          try {
+            const r = await this.relay.postMessage(p.entry().roomId, clientId, toB64(p.entry().envelope));
+            p.httpStored(ob, r.id, r.seq);
+          } catch (e) {
+            cause = e;
+            const status = e instanceof SottoError ? e.status : undefined;
+            if (status === undefined) p.httpUnreachable(ob);
+            else p.httpRefused(ob, status);
+          }
+        } else if (s.kind === "remove") {
+          await this.store.outboxRemove(clientId).catch((e) => this.storeFailed(`message ${clientId} stays in the outbox`, e));
+          p.removed(ob);
+        } else if (s.kind === "sent") {
+          const sent = { clientId, id: s.id, seq: s.seq };
+          if (!s.announce) return sent;
+          const item = p.historyItem(this.dev(), s.id, s.seq, new Date().toISOString());
+          if (item !== undefined) await this.keepItem(item);
+          this.emit("sent", { roomId: p.entry().roomId, ...sent });
+          return sent;
+        } else if (s.kind === "refused") throw cause;
+        else {
+          throw new SottoError(ClientCodes.queued, "the relay cannot be reached: the message waits in the outbox", {
+            clientId,
+            cause,
+            detail: cause instanceof Error ? cause.message : undefined,
+          });
+        }
+      }
+    } finally {
+      // However it ended (a no-op after the end): nobody holds the post now.
+      p.abandon(ob);
+    }
   }
 
   /** Reports a failure of the local store that did not stop the operation (`relayerror`, code `store`). */
@@ -858,13 +841,20 @@ export class Session extends EventTarget {
       if (this.closed) return;
       try {
         // The list was read before: the entry may have been sent since (a post
-        // of it in flight is joined by `post`, not repeated).
+        // of it in flight is joined, not repeated).
+        const running = this.posting.get(e.clientId);
+        if (running !== undefined) {
+          await running;
+          continue;
+        }
         const still = await this.store.outbox().then(
           (list) => list.some((x) => x.clientId === e.clientId),
           () => true, // cannot tell: post it (the relay stores a client id once)
         );
-        if (!this.outbox.isPosting(e.clientId) && !still) continue;
-        await this.rememberOwn(e, await this.post(e));
+        if (!still) continue;
+        const p = ClientPosting.resume(this.outbox, e);
+        if (p === undefined) continue;
+        await this.post(p);
       } catch (err) {
         const code = codeOf(err) ?? "refused";
         if (code === ClientCodes.queued || code === ClientCodes.closed) return;
@@ -876,62 +866,7 @@ export class Session extends EventTarget {
     }
   }
 
-  /** Keeps a flushed message of this device in local history (opened from its own envelope). */
-  private async rememberOwn(e: OutboxEntry, sent: Sent): Promise<void> {
-    const device = this.device;
-    if (device === null) return;
-    const self = device.verified();
-    let message: ReceivedMessage | null = null;
-    try {
-      const o = device.open(e.envelope, { roomId: e.roomId, sender: self });
-      const decoded = decodePlaintext(o.plaintext);
-      o.plaintext.fill(0);
-      if (decoded.kind !== "content") return; // a membership statement: not the app's
-      message = {
-        roomId: e.roomId,
-        id: sent.id,
-        seq: sent.seq,
-        senderId: this.user.id,
-        senderDeviceId: device.deviceId,
-        clientId: e.clientId,
-        sentAt: o.timestampMs,
-        receivedAt: new Date().toISOString(),
-        trust: "own",
-        content: decoded.content as Content,
-      };
-    } catch {
-      // not sealed to this device (cannot happen for its own messages): nothing to show
-    } finally {
-      self.free();
-    }
-    if (message !== null) await this.keepQuietly(message);
-  }
-
   // ---- receiving -------------------------------------------------------------------
-
-  /**
-   * @internal Keeps an opened message in local history: sealed under the store
-   * key (`StoreVault`, the engine's code), bound to its room and seq, in the store.
-   */
-  async keep(m: ReceivedMessage): Promise<void> {
-    await this.store.historyPut([{ roomId: m.roomId, seq: m.seq, sealed: this.sealKept(m) }]);
-  }
-
-  /** @internal A message sealed as a local history item under the store key. */
-  sealKept(m: ReceivedMessage): Uint8Array {
-    return this.sealItem({
-      room_id: m.roomId,
-      id: m.id,
-      seq: m.seq,
-      sender_id: m.senderId,
-      sender_device: m.senderDeviceId,
-      client_id: m.clientId,
-      sent_at_ms: m.sentAt,
-      received_at: m.receivedAt,
-      trust: m.trust,
-      content: m.content as HistoryItem["content"],
-    });
-  }
 
   /** @internal A local history item sealed under the store key. */
   sealItem(item: HistoryItem): Uint8Array {
@@ -945,9 +880,13 @@ export class Session extends EventTarget {
     }
   }
 
-  /** {@link keep} for this device's own sent messages: a store failure does not make a stored message unsent. */
-  private async keepQuietly(m: ReceivedMessage): Promise<void> {
-    await this.keep(m).catch((e) => this.storeFailed("local history", e));
+  /** Keeps this device's own sent message: a store failure does not make a stored message unsent. */
+  private async keepItem(item: HistoryItem): Promise<void> {
+    try {
+      await this.store.historyPut([{ roomId: item.room_id, seq: item.seq, sealed: this.sealItem(item) }]);
+    } catch (e) {
+      this.storeFailed("local history", e);
+    }
   }
 
   /**
@@ -1246,7 +1185,7 @@ export class Session extends EventTarget {
         else if (n.kind === "wait") await new Promise((resolve) => setTimeout(resolve, 20));
         else if (n.kind === "post") {
           try {
-            await this.sealAndPost(roomId, n.plaintext, n.targets as Target[], uuidv7(), Date.now(), true);
+            await this.sealAndPost(roomId, n.plaintext, n.targets as Target[], true);
           } catch (e) {
             // Queued: it goes out before anything sent after it.
             if (codeOf(e) !== ClientCodes.queued) {
