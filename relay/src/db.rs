@@ -65,6 +65,17 @@ pub enum WriteTx {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
+/// A read-only transaction whose statements all see one snapshot of the
+/// database (see [`Db::begin_read`]).
+pub struct ReadTx(pub(crate) WriteTx);
+
+impl ReadTx {
+    /// Ends it (nothing to write).
+    pub async fn end(self) -> Result<(), sqlx::Error> {
+        self.0.commit().await
+    }
+}
+
 impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
@@ -212,6 +223,25 @@ impl Db {
             Pool::Sqlite(p) => Ok(WriteTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?)),
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => Ok(WriteTx::Postgres(p.begin().await?)),
+        }
+    }
+
+    /// A read-only transaction on the read pool: every statement in it sees
+    /// the same snapshot (SQLite: a deferred transaction, whose snapshot is
+    /// taken at its first read in WAL mode; PostgreSQL: `REPEATABLE READ`),
+    /// for answers assembled from several queries that must agree (a room's
+    /// `member_epoch`, members and invitees).
+    pub async fn begin_read(&self) -> Result<ReadTx, sqlx::Error> {
+        match &self.read {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => Ok(ReadTx(WriteTx::Sqlite(
+                p.begin_with("BEGIN DEFERRED").await?,
+            ))),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => Ok(ReadTx(WriteTx::Postgres(
+                p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .await?,
+            ))),
         }
     }
 

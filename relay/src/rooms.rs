@@ -619,7 +619,8 @@ pub async fn add_member(
     rooms::lock_room(&mut tx, id, now).await?;
     let added = add_or_invite(&state, &mut tx, id, me.id(), req.user_id, now).await?;
     tx.commit().await?;
-    let members = rooms::members(&state.db, id, m.owner_id).await?;
+    let mut read = state.db.begin_read().await?;
+    let members = rooms::members(&mut read, id, m.owner_id).await?;
     let ids: Vec<Uuid> = members.iter().map(|x| x.user_id).collect();
     match added {
         Added::Member => {
@@ -634,7 +635,7 @@ pub async fn add_member(
         Added::Invited(inv) => {
             publish(&state, ids, id, RoomChange::MemberInvited);
             tell_invitee(&state, req.user_id, inv, id, InvitationChange::Received);
-            let invitee = store::invitations::invitees(&state.db, id)
+            let invitee = store::invitations::invitees(&mut read, id)
                 .await?
                 .into_iter()
                 .find(|x| x.user_id == req.user_id)

@@ -6,7 +6,7 @@ use sotto_core::api::users::PublicUser;
 use uuid::Uuid;
 
 use super::{Id, Millis, parse_kind, q};
-use crate::db::{Db, WriteTx, rfc3339};
+use crate::db::{Db, ReadTx, WriteTx, rfc3339};
 use crate::error::ApiResult;
 
 /// An invitation as it is taken (accepted or declined).
@@ -141,9 +141,9 @@ pub async fn of_room_ids(db: &Db, room: Uuid) -> ApiResult<Vec<(Uuid, Uuid)>> {
 }
 
 /// The pending invitees of `room`, as its members see them.
-pub async fn invitees(db: &Db, room: Uuid) -> ApiResult<Vec<RoomInvitee>> {
+pub async fn invitees(tx: &mut ReadTx, room: Uuid) -> ApiResult<Vec<RoomInvitee>> {
     Ok(q!(
-        db,
+        tx,
         all,
         r#"SELECT i.invitee_id AS "invitee_id: Id", u.username, u.display_name,
            i.inviter_id AS "inviter_id: Id", i.created_at AS "created_at: Millis"

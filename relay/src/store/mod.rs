@@ -84,6 +84,13 @@ impl WriteTx {
     }
 }
 
+impl crate::db::ReadTx {
+    /// The transaction's connection (one snapshot).
+    pub(crate) async fn hold(&mut self) -> Result<Held<'_>, sqlx::Error> {
+        self.0.hold().await
+    }
+}
+
 /// A connection a statement runs on: taken from a pool, or a transaction's.
 pub(crate) enum Held<'a> {
     #[cfg(feature = "sqlite")]

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::membership::not_a_member;
 pub(crate) use super::parse_kind;
 use super::{Conn, Id, Millis, Writer, q};
-use crate::db::{Db, WriteTx, rfc3339, u64_of};
+use crate::db::{Db, ReadTx, WriteTx, rfc3339, u64_of};
 use crate::error::{ApiError, ApiResult};
 
 /// A `rooms` row as its member sees it.
@@ -57,9 +57,9 @@ impl RoomRow {
     }
 }
 
-pub async fn members(db: &Db, room: Uuid, owner: Uuid) -> ApiResult<Vec<RoomMember>> {
+pub async fn members(tx: &mut ReadTx, room: Uuid, owner: Uuid) -> ApiResult<Vec<RoomMember>> {
     Ok(q!(
-        db,
+        tx,
         all,
         r#"SELECT m.user_id AS "user_id: Id", u.username, u.display_name, m.joined_at AS "joined_at: Millis"
            FROM room_members m JOIN users u ON u.id = m.user_id
@@ -76,9 +76,13 @@ pub async fn members(db: &Db, room: Uuid, owner: Uuid) -> ApiResult<Vec<RoomMemb
 }
 
 /// The room as `viewer` (a member) sees it, with its members; 404 otherwise.
+/// One snapshot: its `member_epoch`, members and invitees agree (a client
+/// signs membership statements from them: a view torn across someone's
+/// acceptance would show them nowhere, and the owner would sign them out).
 pub async fn details(db: &Db, room: Uuid, viewer: Uuid) -> ApiResult<RoomDetails> {
+    let mut tx = db.begin_read().await?;
     let row = q!(
-        db,
+        tx,
         optional,
         r#"SELECT r.id AS "id: Id", r.kind, r.name, r.owner_id AS "owner_id: Id", r.last_seq,
            r.created_at AS "created_at: Millis", r.updated_at AS "updated_at: Millis",
@@ -91,8 +95,9 @@ pub async fn details(db: &Db, room: Uuid, viewer: Uuid) -> ApiResult<RoomDetails
         => |r| room_row!(r)
     )
     .ok_or_else(not_a_member)?;
-    let members = members(db, room, row.owner_id).await?;
-    let invited = super::invitations::invitees(db, room).await?;
+    let members = members(&mut tx, room, row.owner_id).await?;
+    let invited = super::invitations::invitees(&mut tx, room).await?;
+    tx.end().await?;
     Ok(RoomDetails {
         room: row.to_api()?,
         members,

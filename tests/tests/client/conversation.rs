@@ -318,6 +318,12 @@ async fn a_member_added_later_gets_every_message_after_joining() {
     let mut carol = Person::register(&relay, &url, "carol", None).await;
     let added = alice.session.add_member(room, carol.id()).await.unwrap();
     assert!(matches!(added, AddedMember::Invited(_)), "{added:?}");
+    // Past the room's earlier events (Bob's join at its creation), so that
+    // the `MemberAdded` waited for below is Carol's.
+    for p in [&mut alice, &mut bob] {
+        p.wait_for(|e| matches!(e, Event::Room { room_id, change: RoomChange::MemberInvited } if *room_id == room))
+            .await;
+    }
     carol
         .wait_for(|e| matches!(e, Event::Invitation { room_id, .. } if *room_id == room))
         .await;
