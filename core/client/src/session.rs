@@ -22,6 +22,7 @@ use sotto_engine::open::{Me, Opening, Outcome, Step};
 use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer};
 use sotto_engine::pins::{self, Pins};
 use sotto_engine::post::{Do, Posted, Posting};
+use sotto_engine::room_ops::{Answer, Call, OpNeed, RoomOp, RoomOperation, RoomView};
 use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -162,10 +163,6 @@ pub(crate) struct Inner {
     pub(crate) events: mpsc::UnboundedSender<Event>,
     events_rx: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
     events_taken: std::sync::atomic::AtomicBool,
-    /// Bumped whenever a user's devices or a room's members may have changed
-    /// (`keys_changed`, `room`, reconnect): a fetch that started under an older
-    /// generation is not cached, so it cannot overwrite a newer answer.
-    generation: std::sync::atomic::AtomicU64,
     /// The engine's live connection (`sotto_engine::link`) while a
     /// connection task runs; the task does its outputs.
     /// Tagged with the number of the task that drives it: a task still
@@ -218,6 +215,13 @@ impl std::fmt::Debug for Session {
             .field("device_id", &self.inner.device_id)
             .finish_non_exhaustive()
     }
+}
+
+/// The relay's last answer in a room operation.
+enum Reply {
+    Nothing,
+    Details(RoomDetails),
+    Added(AddedMember),
 }
 
 /// Now as RFC 3339 (what history shows as "stored" for this device's own
@@ -473,7 +477,6 @@ impl Session {
             events,
             events_rx: Mutex::new(Some(events_rx)),
             events_taken: std::sync::atomic::AtomicBool::new(false),
-            generation: std::sync::atomic::AtomicU64::new(0),
             link: Mutex::new(None),
             link_tasks: std::sync::atomic::AtomicU64::new(0),
             link_wake: tokio::sync::Notify::new(),
@@ -640,54 +643,46 @@ impl Session {
     /// the relay to add each (members who have this user in their contacts
     /// join at once, the others are invited). Returns the room as it is then.
     pub async fn create_room(&self, name: &str, members: &[Uuid]) -> Result<RoomDetails> {
-        let details = self.inner.client.create_room(name, &[]).await?;
-        let room_id = details.room.id;
-        lock(&self.inner.rooms).created(room_id);
-        self.take_details(&details).await?;
-        self.address(room_id, Purpose::Create(members.to_vec()))
-            .await?;
-        for user in members.iter().filter(|u| **u != self.inner.user.id) {
-            if let Err(e) = self.inner.client.add_member(room_id, *user).await {
-                self.withdraw(room_id, *user).await?;
-                return Err(e);
-            }
-            lock(&self.inner.rooms).added(room_id, *user);
+        let op = RoomOp::Create {
+            members: members.to_vec(),
+        };
+        match self.room_op(op, name).await? {
+            Reply::Details(d) => Ok(d),
+            _ => Err(Error::Protocol("the relay's answer is not a room".into())),
         }
-        self.save_rooms()?;
-        let details = self.inner.client.get_room(room_id).await?;
-        self.take_details(&details).await?;
-        Ok(details)
     }
 
     /// The direct room with `user` (existing or new, as the relay's
     /// `POST /rooms/direct`): its peer is pinned to `user` now, so a relay that
     /// lists someone else there gets nothing sealed to them.
     pub async fn direct_room(&self, user: Uuid) -> Result<RoomDetails> {
-        let details = self.inner.client.direct_room(user).await?;
-        lock(&self.inner.rooms).expect_peer(details.room.id, user);
-        self.take_details(&details).await?;
-        Ok(details)
+        match self.room_op(RoomOp::Direct { peer: user }, "").await? {
+            Reply::Details(d) => Ok(d),
+            _ => Err(Error::Protocol("the relay's answer is not a room".into())),
+        }
     }
 
     /// Adds `user` to a room this user owns: signs the next membership
     /// statement listing them, posts it, then asks the relay to add them (they
     /// join at once if they have this user in their contacts; otherwise they
-    /// are invited and join when they accept).
+    /// are invited and join when they accept). If the relay refuses, the
+    /// statement is withdrawn again.
     pub async fn add_member(&self, room_id: Uuid, user: Uuid) -> Result<AddedMember> {
-        // As the owner (a non-owner's add the relay refuses: let it say so).
-        self.address(room_id, Purpose::Add(user)).await?;
-        let added = self.inner.client.add_member(room_id, user).await;
-        self.forget_room(room_id);
-        if added.is_ok() {
-            // Listed from now on: a later view without them signs them out.
-            lock(&self.inner.rooms).added(room_id, user);
-            self.save_rooms()?;
-        } else {
-            // The relay refused (blocked, limits...): the statement must not
-            // keep naming someone who never joined.
-            self.withdraw(room_id, user).await?;
+        match self
+            .room_op(
+                RoomOp::Add {
+                    room: room_id,
+                    user,
+                },
+                "",
+            )
+            .await?
+        {
+            Reply::Added(a) => Ok(a),
+            _ => Err(Error::Protocol(
+                "the relay's answer is not an added member".into(),
+            )),
         }
-        added
     }
 
     /// Removes `user` from a room this user owns, or withdraws their pending
@@ -699,18 +694,75 @@ impl Session {
     /// holding the new statement would warn about a member its owner is
     /// removing.)
     pub async fn remove_member(&self, room_id: Uuid, user: Uuid) -> Result<()> {
-        let removed = self.inner.client.remove_member(room_id, user).await;
-        self.forget_room(room_id);
-        if user != self.inner.user.id {
-            self.withdraw(room_id, user).await?;
-        }
-        removed
+        self.room_op(
+            RoomOp::Remove {
+                room: room_id,
+                user,
+            },
+            "",
+        )
+        .await
+        .map(|_| ())
     }
 
-    /// As the owner: signs and posts a statement without `user` if the held one names them.
-    async fn withdraw(&self, room_id: Uuid, user: Uuid) -> Result<()> {
-        self.address(room_id, Purpose::Withdraw(user)).await?;
-        Ok(())
+    /// Drives the engine's room operation (`sotto_engine::room_ops`): the
+    /// relay calls and addressing runs it asks for, in its order, and the
+    /// warnings it shows. Returns the relay's last answer, or the error kept
+    /// (a refusal, or a failed addressing's error, which replaces it).
+    async fn room_op(&self, op: RoomOp, name: &str) -> Result<Reply> {
+        let client = &self.inner.client;
+        let mut o = RoomOperation::new(self.inner.user.id, op);
+        let mut last = Reply::Nothing;
+        let mut error = None;
+        loop {
+            let need = o.step();
+            self.save_rooms()?;
+            match need {
+                OpNeed::Call(call) => {
+                    let reply = match call {
+                        Call::CreateRoom => client.create_room(name, &[]).await.map(Reply::Details),
+                        Call::DirectRoom(u) => client.direct_room(u).await.map(Reply::Details),
+                        Call::AddMember { room, user } => {
+                            client.add_member(room, user).await.map(Reply::Added)
+                        }
+                        Call::RemoveMember { room, user } => client
+                            .remove_member(room, user)
+                            .await
+                            .map(|()| Reply::Nothing),
+                        Call::GetRoom(room) => client.get_room(room).await.map(Reply::Details),
+                    };
+                    let answer = match reply {
+                        Ok(r) => {
+                            let a = match &r {
+                                Reply::Details(d) => Answer::View(RoomView::from(d)),
+                                _ => Answer::Ok,
+                            };
+                            last = r;
+                            a
+                        }
+                        Err(e) => {
+                            error = Some(e);
+                            Answer::Refused
+                        }
+                    };
+                    o.answered(&mut lock(&self.inner.rooms), answer);
+                }
+                OpNeed::Address(room, purpose) => match self.address(room, purpose).await {
+                    Ok(_) => o.addressed(true),
+                    Err(e) => {
+                        error = Some(e);
+                        o.addressed(false);
+                    }
+                },
+                OpNeed::Warn(w) => self.emit(Event::Membership(w)).await,
+                OpNeed::Done => return Ok(last),
+                OpNeed::Failed => {
+                    return Err(error.unwrap_or_else(|| {
+                        Error::Protocol("the relay's answer does not fit the room operation".into())
+                    }));
+                }
+            }
+        }
     }
 
     /// Saves the engine's changed membership records.
@@ -739,12 +791,12 @@ impl Session {
             return Ok(false);
         }
         for _ in 0..4 {
-            let generation = self.generation();
+            let fetch = lock(&self.inner.rooms).fetching_view();
             let details: RoomDetails = self.inner.client.get_room(room_id).await?;
             // A room event (or this device's own change) overtook the answer:
             // it is not the relay's current view, and the engine never sees it
             // (an owner would sign from it).
-            if self.generation() != generation {
+            if lock(&self.inner.rooms).view_overtaken(fetch) {
                 continue;
             }
             self.take_details(&details).await?;
@@ -1147,28 +1199,14 @@ impl Session {
         }
     }
 
-    /// The current cache generation (see `Inner::generation`).
-    pub(crate) fn generation(&self) -> u64 {
-        self.inner
-            .generation
-            .load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Invalidates every fetch in flight (their answers are used once, not cached).
-    pub(crate) fn bump_generation(&self) {
-        self.inner
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-
     /// Every active device, verified against the pins, of every user the engine
     /// allows in the room (`docs/protocol.md` §12.4): the relay's members that
     /// the owner's newest statement names, the pinned peer of a direct room.
     async fn recipients(&self, room_id: Uuid) -> Result<Vec<VerifiedDevice>> {
-        let generation = self.generation();
+        let fetch = lock(&self.inner.rooms).fetching_view();
         let fetched = self.observe_room(room_id).await?;
         // Keep a view fetched now only while room events keep it right.
-        let keep = !fetched || (self.is_online() && self.generation() == generation);
+        let keep = !fetched || (self.is_online() && !lock(&self.inner.rooms).view_overtaken(fetch));
         let result = self.address(room_id, Purpose::Send).await;
         if !keep {
             lock(&self.inner.rooms).forget_relay_view(Some(room_id));
@@ -1285,13 +1323,13 @@ impl Session {
         lock(&self.inner.devices).forget(Some(user));
     }
 
+    /// A room event: the room's view is fetched again (a fetch under way is
+    /// overtaken: the engine's `Rooms::view_overtaken`).
     pub(crate) fn forget_room(&self, room_id: Uuid) {
-        self.bump_generation();
         lock(&self.inner.rooms).forget_relay_view(Some(room_id));
     }
 
     pub(crate) fn forget_all_caches(&self) {
-        self.bump_generation();
         lock(&self.inner.devices).forget(None);
         // (The owner's statements are forwarded again after a new connection;
         // the records say so with their next save.)

@@ -42,11 +42,15 @@
 //! - [`post`]: sealing one outgoing message for the devices the addressing
 //!   chose, and posting it (socket first, HTTP when the outbox says so, out
 //!   of the store once stored or refused), for a send and for a flush alike;
+//! - [`room_ops`]: creating a group room, the direct room, adding and
+//!   removing members, in the order that keeps the signed membership right
+//!   (the statement before the relay adds; withdrawn again on a refusal;
+//!   posted without the removed whatever the relay answered);
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (the outbox flush loop, room operations' HTTP
-//! calls, set-up, token refresh) still lives in each driver and moves here next;
+//! The rest of the client logic (the outbox flush loop, set-up, token
+//! refresh) still lives in each driver and moves here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
 pub mod address;
@@ -61,6 +65,7 @@ pub mod outbox;
 pub mod pins;
 pub mod policy;
 pub mod post;
+pub mod room_ops;
 pub mod trust;
 pub mod vault;
 

@@ -189,6 +189,27 @@ pub struct Rooms {
     /// Statement posts under way per room (memory only: after a restart the
     /// outbox posts what is left in order).
     posting: IdMap<u32>,
+    /// Bumped whenever a view is forgotten: a view fetched before is not the
+    /// relay's current one ([`Rooms::fetching_view`]).
+    views: u64,
+}
+
+/// A fetch of a room's view the driver is about to make
+/// ([`Rooms::fetching_view`]): its answer is taken only if no room event or
+/// new connection overtook it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewFetch(u64);
+
+impl ViewFetch {
+    /// The fetch's number (the bindings pass it through JavaScript).
+    pub fn number(self) -> u64 {
+        self.0
+    }
+
+    /// A fetch from [`ViewFetch::number`].
+    pub fn from_number(n: u64) -> Self {
+        Self(n)
+    }
 }
 
 impl Rooms {
@@ -202,7 +223,22 @@ impl Rooms {
             recheck: IdSet::default(),
             changed: IdSet::default(),
             posting: IdMap::default(),
+            views: 0,
         }
+    }
+
+    /// The driver is about to fetch a room's view: the token to check with
+    /// [`Rooms::view_overtaken`] before observing the answer.
+    pub fn fetching_view(&self) -> ViewFetch {
+        ViewFetch(self.views)
+    }
+
+    /// Whether a view fetched under `fetch` was overtaken (a view was
+    /// forgotten since: a room event, a change of this device's own, a new
+    /// connection). It is not the relay's current view: the driver does not
+    /// observe it (an owner would sign from it), and fetches again.
+    pub fn view_overtaken(&self, fetch: ViewFetch) -> bool {
+        fetch.0 != self.views
     }
 
     /// The record of a room, if any.
@@ -254,6 +290,7 @@ impl Rooms {
     /// first view on the new connection has the `member_epoch` the statement
     /// was last announced at ([`RoomRecord::announced_epoch`]).
     pub fn forget_relay_view(&mut self, room: Option<Uuid>) {
+        self.views = self.views.wrapping_add(1);
         match room {
             Some(r) => {
                 self.relay.remove(&r);
