@@ -35,6 +35,7 @@ pub mod open;
 pub mod outbox;
 pub mod peer;
 pub mod pins;
+pub mod room_ops;
 pub mod rooms;
 pub mod trust;
 mod types;

@@ -10,8 +10,8 @@ use sotto_core::encoding::b64_encode;
 use sotto_engine::open::Me;
 use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer};
 use sotto_engine::post::{Do, OutboxEntry, Posted, Posting};
-use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -104,8 +104,7 @@ impl ClientPosting {
                     .clone(),
             );
         }
-        let inner = Posting::seal(
-            &mut outbox.inner,
+        let mut inner = Posting::seal(
             &me(device),
             js::parse_uuid(room_id, "roomId")?,
             plaintext,
@@ -114,6 +113,7 @@ impl ClientPosting {
             js::parse_uuid(client_id, "clientId")?,
             js::safe_u64(sent_at_ms, "sentAtMs")?,
         )?;
+        inner.claim(&mut outbox.inner);
         Ok(Self { inner })
     }
 
@@ -126,7 +126,10 @@ impl ClientPosting {
         let entry = OutboxEntry {
             client_id: js::get_uuid(&entry, "clientId")?,
             room_id: js::get_uuid(&entry, "roomId")?,
-            envelope: js_sys::Uint8Array::new(&js::get(&entry, "envelope")?).to_vec(),
+            envelope: js::get(&entry, "envelope")?
+                .dyn_into::<js_sys::Uint8Array>()
+                .map_err(|_| Error::invalid_argument("entry.envelope must be a Uint8Array"))?
+                .to_vec(),
             control: js::get(&entry, "control")?.is_truthy(),
         };
         Ok(Posting::resume(&mut outbox.inner, entry).map(|inner| Self { inner }))

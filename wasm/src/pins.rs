@@ -5,8 +5,8 @@
 //! back and emits the events; the engine verifies the bundles, caches the
 //! list and decides whom to seal to and which senders to trust.
 
-use sotto_core::api::devices::Device;
-use sotto_engine::devices::{Devices, Fetch};
+use sotto_core::keys::DeviceBundle;
+use sotto_engine::devices::{Devices, Fetch, Listed};
 use sotto_engine::open::SenderDevice;
 use sotto_engine::pins::{Pin, Pins};
 use wasm_bindgen::JsValue;
@@ -209,24 +209,63 @@ impl ClientPins {
         fetch: f64,
     ) -> Result<JsValue> {
         let user_id = js::parse_uuid(user, "userId")?;
-        let list: Vec<Device> = js::from_js(&list, "device list")?;
+        if !js_sys::Array::is_array(&list) {
+            return Err(Error::invalid_argument("the device list must be an array"));
+        }
+        // Entry by entry, the fields the engine reads (no serde code for the
+        // whole `Device`): one the relay garbled is rejected by its id, not
+        // the whole list.
+        let mut parsed: Vec<(uuid::Uuid, uuid::Uuid, DeviceBundle, Option<String>)> = Vec::new();
+        let mut unreadable = Vec::new();
+        for entry in js_sys::Array::from(&list).iter() {
+            let read = || -> Result<_> {
+                Ok((
+                    js::get_uuid(&entry, "device_id")?,
+                    js::get_uuid(&entry, "user_id")?,
+                    js::from_js::<DeviceBundle>(&js::get(&entry, "bundle")?, "bundle")?,
+                    js::get(&entry, "revoked_at")?.as_string(),
+                ))
+            };
+            match read() {
+                Ok(d) => parsed.push(d),
+                Err(_) => {
+                    if let Ok(id) = js::get_uuid(&entry, "device_id") {
+                        unreadable.push(id);
+                    }
+                }
+            }
+        }
+        let listed: Vec<Listed<'_>> = parsed
+            .iter()
+            .map(|(device_id, user_id, bundle, revoked_at)| Listed {
+                device_id: *device_id,
+                user_id: *user_id,
+                bundle,
+                revoked_at: revoked_at.as_deref(),
+            })
+            .collect();
         let fetch = Fetch::from_number(js::safe_u64(fetch, "fetch")?);
-        let o = self
-            .devices
-            .served_list(&mut self.inner, user_id, &list, fetch, |device, d| {
+        let o = self.devices.served_list(
+            &mut self.inner,
+            user_id,
+            &listed,
+            &unreadable,
+            fetch,
+            |device, d| {
                 let mut js = Obj::new()
                     .set("userId", js::uuid_text(device.user_id()))
                     .set("deviceId", js::uuid_text(device.device_id()))
                     .set("identityKey", js::bytes(&device.identity_key().to_bytes()))
                     .set("hasRsa", device.has_rsa());
                 if let Some(at) = &d.revoked_at {
-                    js = js.set("revokedAt", at.as_str());
+                    js = js.set("revokedAt", *at);
                 }
                 let js = js
                     .set("device", VerifiedDevice::new(device.clone()))
                     .into_typed::<JsValue>();
                 Served { device, js }
-            });
+            },
+        );
         let changed = js_sys::Array::new();
         for v in &o.identity_changed {
             changed.push(&JsValue::from_bool(*v));

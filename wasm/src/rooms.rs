@@ -47,6 +47,41 @@ fn id_array(list: &[Uuid]) -> JsValue {
     out.into()
 }
 
+/// A `RoomDetails` object of the relay as the engine reads it (no serde:
+/// the fields it needs).
+pub(crate) fn view_of(details: &JsValue) -> Result<sotto_engine::room_ops::RoomView> {
+    let kind = js::get_string(details, "kind")?;
+    let direct = match kind.as_str() {
+        "direct" => true,
+        "group" => false,
+        other => return Err(Error::malformed(format!("unknown room kind {other:?}"))),
+    };
+    let ids = |key: &str, field: &str| -> Result<Vec<Uuid>> {
+        let list = js::get(details, key)?;
+        if list.is_undefined() || list.is_null() {
+            return Ok(Vec::new());
+        }
+        js_sys::Array::from(&list)
+            .iter()
+            .map(|m| js::get_uuid(&m, field))
+            .collect()
+    };
+    let epoch = js::get(details, "member_epoch")?.as_f64().unwrap_or(0.0);
+    Ok(sotto_engine::room_ops::RoomView {
+        id: js::get_uuid(details, "id")?,
+        // (Saturating, as the native client's parse of a huge number is exact.)
+        member_epoch: if epoch.is_finite() && epoch > 0.0 {
+            epoch as u64
+        } else {
+            0
+        },
+        direct,
+        owner: js::get_uuid(details, "owner_id")?,
+        members: ids("members", "user_id")?,
+        invited: ids("invited", "user_id")?,
+    })
+}
+
 impl RoomMembership {
     /// The engine's rooms (for the open pipeline).
     pub(crate) fn inner_mut(&mut self) -> &mut sotto_engine::Rooms {
@@ -55,7 +90,7 @@ impl RoomMembership {
 }
 
 /// A warning as its JavaScript object (`MembershipWarning`).
-fn warning(w: &Warning) -> JsValue {
+pub(crate) fn warning(w: &Warning) -> JsValue {
     let o = Obj::new();
     let o = match w {
         Warning::Unconfirmed { room_id, users } => o
@@ -196,6 +231,42 @@ impl RoomMembership {
             out.push(&warning(w));
         }
         Ok(out.into())
+    }
+
+    /// Hands the relay's `RoomDetails` to the engine: the warnings to show.
+    #[wasm_bindgen(js_name = observeDetails, unchecked_return_type = "MembershipWarning[]")]
+    pub fn observe_details(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "RoomDetails")] details: JsValue,
+    ) -> Result<JsValue> {
+        let v = view_of(&details)?;
+        let warnings = self.inner.observe_parts(
+            v.id,
+            v.member_epoch,
+            v.direct,
+            v.owner,
+            v.members,
+            v.invited,
+        );
+        let out = js_sys::Array::new();
+        for w in &warnings {
+            out.push(&warning(w));
+        }
+        Ok(out.into())
+    }
+
+    /// The token of a room-view fetch about to be made (see `viewOvertaken`).
+    #[wasm_bindgen(js_name = fetchingView)]
+    pub fn fetching_view(&self) -> f64 {
+        js::number(self.inner.fetching_view().number())
+    }
+
+    /// Whether a view fetched under `fetch` was overtaken (a view was
+    /// forgotten since): not the relay's current one, fetch again.
+    #[wasm_bindgen(js_name = viewOvertaken)]
+    pub fn view_overtaken(&self, fetch: f64) -> Result<bool> {
+        let fetch = sotto_engine::membership::ViewFetch::from_number(js::safe_u64(fetch, "fetch")?);
+        Ok(self.inner.view_overtaken(fetch))
     }
 
     /// This device created `room` (a group): it signs the room's first statement.

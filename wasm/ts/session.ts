@@ -9,6 +9,7 @@ import {
   ClientOpening,
   ClientOutbox,
   ClientPosting,
+  ClientRoomOp,
   ClientPins,
   Device,
   RoomMembership,
@@ -16,7 +17,7 @@ import {
   storedBefore as wasmStoredBefore,
   StoreVault,
 } from "./sotto_wasm.js";
-import type { AddressNeed, AddressPurpose, HistoryItem, LinkIncoming, OpenStep, ServedDevice } from "./sotto_wasm.js";
+import type { AddressNeed, AddressPurpose, HistoryItem, LinkIncoming, OpenStep, RoomOpRequest, ServedDevice } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   ConnectionState,
@@ -183,12 +184,6 @@ export class Session extends EventTarget {
   private membership: RoomMembership;
   /** The other tabs of this device (null: alone, or no Web Locks here). */
   private readonly tabs: Tabs | null;
-  /**
-   * Bumped whenever a room's members may have changed (`room`, reconnect): a
-   * room view fetched under an older generation is not kept. (Device lists:
-   * the engine's `fetching`/`served` do the same.)
-   */
-  private generation = 0;
   /** The engine's outbox: single-flight posting, control messages, the verdict on each answer. */
   private readonly outbox = new ClientOutbox();
   /** Posts in flight by client id, to join (the engine says who posts). */
@@ -600,61 +595,76 @@ export class Session extends EventTarget {
   async createRoom(name: string, memberIds: Uuid[]): Promise<RoomSummary> {
     const viaLeader = await this.viaLeader("createRoom", [name, memberIds]);
     if (viaLeader !== null) return viaLeader.value as RoomSummary;
-    const created = await this.relay.createRoom({ name, member_ids: [] });
-    const roomId = created.id;
-    this.membership.created(roomId);
-    await this.takeDetails(created);
-    await this.address(roomId, { kind: "create", members: memberIds });
-    for (const user of memberIds.filter((u) => u !== this.user.id)) {
-      try {
-        await this.relay.addMember(roomId, user);
-      } catch (e) {
-        await this.address(roomId, { kind: "withdraw", userId: user });
-        throw e;
-      }
-      this.membership.added(roomId, user);
-    }
-    await this.saveMembership();
-    this.membership.forgetRelayView(roomId);
-    const details = await this.relay.room(roomId);
-    await this.takeDetails(details);
-    return summary(details);
+    return summary((await this.roomOp({ kind: "create", members: memberIds }, name)) as RoomDetails);
   }
 
-  /** The direct room with `userId` (existing or new). */
+  /** The direct room with `userId` (existing or new); its peer is pinned to `userId`, not to whoever the relay lists. */
   async directRoom(userId: Uuid): Promise<RoomSummary> {
     const viaLeader = await this.viaLeader("directRoom", [userId]);
     if (viaLeader !== null) return viaLeader.value as RoomSummary;
-    const d = await this.relay.directRoom(userId);
-    // Its peer is pinned to `userId` now, not to whoever the relay lists first.
-    this.membership.expectPeer(d.id, userId);
-    await this.takeDetails(d);
-    return summary(d);
+    return summary((await this.roomOp({ kind: "direct", peer: userId })) as RoomDetails);
   }
 
   /**
    * Adds a member (room owner only): at once when they have this user in
    * their contacts, else as an invitation they accept or decline. Says which.
+   * The statement naming them is posted first, and withdrawn if the relay refuses.
    */
   async invite(roomId: Uuid, userId: Uuid): Promise<"member" | "invited"> {
     const viaLeader = await this.viaLeader("invite", [roomId, userId]);
     if (viaLeader !== null) return viaLeader.value as "member" | "invited";
-    // As the owner, the next statement lists them, posted before the relay
-    // is asked (a non-owner's add the relay refuses: let it say so).
-    await this.address(roomId, { kind: "add", userId });
-    let r;
-    try {
-      r = await this.relay.addMember(roomId, userId);
-    } catch (e) {
-      this.forgetRoom(roomId);
-      await this.address(roomId, { kind: "withdraw", userId });
-      throw e;
-    }
-    this.forgetRoom(roomId);
-    // Listed from now on: a later view without them signs them out.
-    this.membership.added(roomId, userId);
-    await this.saveMembership();
+    const r = (await this.roomOp({ kind: "add", roomId, userId })) as object;
     return "invited_by" in r ? "invited" : "member";
+  }
+
+  /**
+   * Drives the engine's room operation (`ClientRoomOp`): the relay calls and
+   * addressing runs it asks for, in its order, and its warnings. Resolves to
+   * the relay's last answer; rejects with the error kept (a refusal, or a
+   * failed addressing's, which replaces it).
+   */
+  private async roomOp(request: RoomOpRequest, name = ""): Promise<unknown> {
+    const op = new ClientRoomOp(this.user.id, request);
+    let last: unknown = null;
+    let error: unknown = new SottoError(ClientCodes.protocol, "the relay's answer does not fit the room operation");
+    try {
+      for (;;) {
+        const n = op.step();
+        await this.saveMembership();
+        if (n.kind === "address") {
+          const ok = await this.address(n.roomId, n.purpose).then(
+            () => true,
+            (e) => ((error = e), false),
+          );
+          op.addressed(ok);
+        } else if (n.kind === "warn") this.emit("membership", n.warning);
+        else if (n.kind === "done") return last;
+        else if (n.kind === "failed") throw error;
+        else {
+          const call =
+            n.kind === "createRoom"
+              ? this.relay.createRoom({ name, member_ids: [] })
+              : n.kind === "directRoom"
+                ? this.relay.directRoom(n.userId)
+                : n.kind === "addMember"
+                  ? this.relay.addMember(n.roomId, n.userId)
+                  : n.kind === "removeMember"
+                    ? this.relay.removeMember(n.roomId, n.userId).then(() => null)
+                    : this.relay.room(n.roomId);
+          try {
+            last = await call;
+          } catch (e) {
+            error = e;
+            op.refused(this.membership);
+            continue;
+          }
+          const isRoom = n.kind !== "addMember" && n.kind !== "removeMember";
+          op.answered(this.membership, isRoom ? (last as RoomDetails) : null);
+        }
+      }
+    } finally {
+      op.free();
+    }
   }
 
   /** This user's pending invitations (to rooms they are not in yet). */
@@ -671,12 +681,7 @@ export class Session extends EventTarget {
   async removeMember(roomId: Uuid, userId: Uuid): Promise<void> {
     const viaLeader = await this.viaLeader("removeMember", [roomId, userId]);
     if (viaLeader !== null) return;
-    try {
-      await this.relay.removeMember(roomId, userId);
-    } finally {
-      this.forgetRoom(roomId);
-      if (userId !== this.user.id) await this.address(roomId, { kind: "withdraw", userId });
-    }
+    await this.roomOp({ kind: "remove", roomId, userId });
   }
 
   /** Accepts an invitation: the room joins this user's rooms (its history starts now). */
@@ -733,30 +738,38 @@ export class Session extends EventTarget {
    * `ClientPosting`), keeps it in the outbox and posts it; `control`: a
    * membership statement (no `sent`, not in history).
    */
-  private async sealAndPost(roomId: Uuid, plaintext: Uint8Array, targets: Target[], control: boolean): Promise<Sent> {
+  private sealAndPost(roomId: Uuid, plaintext: Uint8Array, targets: Target[], control: boolean): Promise<Sent> {
     let p: ClientPosting;
     try {
+      // Claimed here: a flush that reads the store joins this post.
       p = ClientPosting.seal(this.outbox, this.dev(), roomId, plaintext, targets, control, uuidv7(), Date.now());
     } catch (e) {
-      throw toSottoError(e);
+      return Promise.reject(toSottoError(e));
     } finally {
       plaintext.fill(0);
     }
-    try {
-      await this.store.outboxPush(p.entry());
-    } catch (e) {
-      p.abandon(this.outbox);
-      p.free();
-      throw e;
-    }
-    return this.post(p);
+    return this.post(p, true);
   }
 
-  /** Drives one post (the engine's `ClientPosting`), joinable by a flush of the same entry while it runs. */
-  private post(p: ClientPosting): Promise<Sent> {
+  /**
+   * Drives one post (the engine's `ClientPosting`, claimed), registered at
+   * once so that a flush of the same entry joins it; `push`: keep it in the
+   * store's outbox first (a new message).
+   */
+  private post(p: ClientPosting, push: boolean): Promise<Sent> {
     const clientId = p.entry().clientId;
-    const run = this.drivePost(p, clientId).finally(() => {
-      this.posting.delete(clientId);
+    const run = (async () => {
+      if (push) {
+        try {
+          await this.store.outboxPush(p.entry());
+        } catch (e) {
+          p.abandon(this.outbox);
+          throw e;
+        }
+      }
+      return this.drivePost(p, clientId);
+    })().finally(() => {
+      if (this.posting.get(clientId) === run) this.posting.delete(clientId);
       p.free();
     });
     this.posting.set(clientId, run);
@@ -800,7 +813,9 @@ export class Session extends EventTarget {
         } else if (s.kind === "sent") {
           const sent = { clientId, id: s.id, seq: s.seq };
           if (!s.announce) return sent;
-          const item = p.historyItem(this.dev(), s.id, s.seq, new Date().toISOString());
+          // (Closed meanwhile: the message is sent all the same, without history.)
+          const device = this.device;
+          const item = device === null ? undefined : p.historyItem(device, s.id, s.seq, new Date().toISOString());
           if (item !== undefined) await this.keepItem(item);
           this.emit("sent", { roomId: p.entry().roomId, ...sent });
           return sent;
@@ -840,21 +855,22 @@ export class Session extends EventTarget {
     for (const e of entries) {
       if (this.closed) return;
       try {
-        // The list was read before: the entry may have been sent since (a post
-        // of it in flight is joined, not repeated).
+        // The list was read before: the entry may have been sent since. A post
+        // of it in flight is joined, in order, not repeated (every claim is in
+        // `posting` from the moment it is taken).
+        const still = await this.store.outbox().then(
+          (list) => list.some((x) => x.clientId === e.clientId),
+          () => true, // cannot tell: post it (the relay stores a client id once)
+        );
         const running = this.posting.get(e.clientId);
         if (running !== undefined) {
           await running;
           continue;
         }
-        const still = await this.store.outbox().then(
-          (list) => list.some((x) => x.clientId === e.clientId),
-          () => true, // cannot tell: post it (the relay stores a client id once)
-        );
         if (!still) continue;
         const p = ClientPosting.resume(this.outbox, e);
-        if (p === undefined) continue;
-        await this.post(p);
+        if (p === undefined) continue; // (claimed and not in `posting`: cannot happen)
+        await this.post(p, false);
       } catch (err) {
         const code = codeOf(err) ?? "refused";
         if (code === ClientCodes.queued || code === ClientCodes.closed) return;
@@ -1139,14 +1155,7 @@ export class Session extends EventTarget {
 
   /** Hands the relay's details of a room to the engine; emits its warnings. */
   private async takeDetails(details: RoomDetails): Promise<void> {
-    const warnings = this.membership.observe(
-      details.id,
-      details.member_epoch ?? 0, // (a relay from before member_epoch: 0, as natively)
-      details.kind,
-      details.owner_id,
-      details.members.map((m) => m.user_id),
-      (details.invited ?? []).map((i) => i.user_id),
-    );
+    const warnings = this.membership.observeDetails(details);
     await this.saveMembership();
     for (const w of warnings) this.emit("membership", w);
   }
@@ -1155,11 +1164,11 @@ export class Session extends EventTarget {
   private async observeRoom(roomId: Uuid): Promise<boolean> {
     if (this.membership.knows(roomId)) return false;
     for (let round = 0; round < 4; round++) {
-      const generation = this.generation;
+      const fetch = this.membership.fetchingView();
       const details = await this.relay.room(roomId);
       // A room event (or this device's own change) overtook the answer: it is
       // not the relay's current view, and the engine never sees it.
-      if (this.generation !== generation) continue;
+      if (this.membership.viewOvertaken(fetch)) continue;
       await this.takeDetails(details);
       return true;
     }
@@ -1255,10 +1264,10 @@ export class Session extends EventTarget {
    * the owner's newest statement names, the pinned peer of a direct room.
    */
   private async recipients(roomId: Uuid): Promise<Target[]> {
-    const generation = this.generation;
+    const fetch = this.membership.fetchingView();
     const fetched = await this.observeRoom(roomId);
     // Keep a view fetched now only while room events keep it right.
-    const keep = !fetched || (this.sync.state === "online" && this.generation === generation);
+    const keep = !fetched || (this.sync.state === "online" && !this.membership.viewOvertaken(fetch));
     try {
       return await this.address(roomId, { kind: "send" });
     } finally {
@@ -1311,13 +1320,11 @@ export class Session extends EventTarget {
 
   /** @internal */
   forgetRoom(roomId: Uuid): void {
-    this.generation++;
     this.membership.forgetRelayView(roomId);
   }
 
   /** @internal After a reconnect: announcements may have been missed. */
   forgetAllCaches(): void {
-    this.generation++;
     this.pins.forget(undefined);
     // (The owner's statements are forwarded again after a new connection; the
     // records say so with their next save.)

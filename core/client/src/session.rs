@@ -15,7 +15,7 @@ use sotto_core::safety::SafetyNumber;
 use sotto_core::trust::Pin;
 use sotto_engine::Rooms;
 use sotto_engine::address::{AddressError, Addressing, Need, Purpose, Signer};
-use sotto_engine::devices::{Devices, Fetch};
+use sotto_engine::devices::{Devices, Fetch, Listed};
 use sotto_engine::feed::Seen;
 use sotto_engine::link::{Ack, Link};
 use sotto_engine::open::{Me, Opening, Outcome, Step};
@@ -604,20 +604,18 @@ impl Session {
         control: bool,
     ) -> Result<Sent> {
         let inner = &self.inner;
-        let mut posting = {
-            let me = self.me();
-            let mut outbox = lock(&inner.outbox);
-            Posting::seal(
-                &mut outbox,
-                &me,
-                room_id,
-                plaintext,
-                targets,
-                control,
-                Uuid::now_v7(),
-                now_ms(),
-            )?
-        };
+        let mut posting = Posting::seal(
+            &self.me(),
+            room_id,
+            plaintext,
+            targets,
+            control,
+            Uuid::now_v7(),
+            now_ms(),
+        )?;
+        // Claimed before it is in the store, so a flush that reads the store
+        // meanwhile waits for this post instead of making its own.
+        posting.claim(&mut lock(&inner.outbox));
         if let Err(e) = inner.store.outbox_push(posting.entry()) {
             posting.abandon(&mut lock(&inner.outbox));
             inner.outbox_done.notify_waiters();
@@ -879,15 +877,16 @@ impl Session {
     /// the relay stored the message does not make it unsent: it is reported
     /// (`Event::RelayError` with code `store`), and the entry goes out again
     /// on the next connection under the same client id.
-    pub(crate) async fn post(&self, mut p: Posting) -> Result<Sent> {
+    pub(crate) async fn post(&self, p: Posting) -> Result<Sent> {
         let inner = &self.inner;
         let (room_id, client_id) = (p.entry().room_id, p.entry().client_id);
         // Ends the post however this future ends: answered, or dropped by its
         // caller mid-way (the entry then waits in the store for the next flush).
-        let _claim = Claim {
+        let mut claim = Claim {
             session: self,
-            client_id,
+            posting: p,
         };
+        let p = &mut claim.posting;
         // Why it was refused or queued, for the caller.
         let mut cause: Option<Error> = None;
         loop {
@@ -1255,9 +1254,10 @@ impl Session {
     /// pass a pin check.
     async fn accept_devices(&self, user: Uuid, list: &[Device], fetch: Fetch) -> Result<()> {
         // The engine decides: first-contact pin, identity changes, rejections.
+        let listed: Vec<Listed<'_>> = list.iter().map(Listed::from).collect();
         let observed = {
             let mut trust = lock(&self.inner.trust);
-            lock(&self.inner.devices).served_list(&mut trust, user, list, fetch, |v, _| v)
+            lock(&self.inner.devices).served_list(&mut trust, user, &listed, &[], fetch, |v, _| v)
         };
         if let Some(pin) = observed.pinned.as_ref().and_then(core_pin) {
             self.inner.store.set_pin(user, &pin)?;
@@ -1499,17 +1499,18 @@ impl Session {
     }
 }
 
-/// An outbox post in flight (the engine's `Outbox::begin`): ends it when
-/// dropped, whether the post was answered (then it was already finished or
-/// abandoned: a no-op) or its caller dropped the future mid-way.
+/// An outbox post in flight: abandons it when dropped (`Posting::abandon`:
+/// a no-op once the post ended, so a claim taken since by another post
+/// stands), whether the post was answered or its caller dropped the future
+/// mid-way; and wakes whoever waits for a post to end.
 struct Claim<'a> {
     session: &'a Session,
-    client_id: Uuid,
+    posting: Posting,
 }
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        lock(&self.session.inner.outbox).abandon(self.client_id);
+        self.posting.abandon(&mut lock(&self.session.inner.outbox));
         self.session.inner.outbox_done.notify_waiters();
     }
 }

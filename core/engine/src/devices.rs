@@ -14,12 +14,38 @@
 //! object), and gets handles back.
 
 use sotto_core::api::devices::Device;
-use sotto_core::keys::VerifiedDevice;
+use sotto_core::keys::{DeviceBundle, VerifiedDevice};
 use uuid::Uuid;
 
 use crate::ids::IdMap;
 use crate::pins::{Observed, Pins, ServedDevice};
 use crate::trust::{PinnedKey, SenderRefused, SenderTrust, check_sender};
+
+/// One entry of a device list as the relay served it: what
+/// [`Devices::served_list`] reads (a driver that does not parse the whole
+/// `Device` fills it from the fields).
+#[derive(Debug, Clone, Copy)]
+pub struct Listed<'a> {
+    /// The device the relay lists.
+    pub device_id: Uuid,
+    /// The user the relay lists it under.
+    pub user_id: Uuid,
+    /// Its signed bundle.
+    pub bundle: &'a DeviceBundle,
+    /// When the relay says it was revoked (RFC 3339), if it was.
+    pub revoked_at: Option<&'a str>,
+}
+
+impl<'a> From<&'a Device> for Listed<'a> {
+    fn from(d: &'a Device) -> Self {
+        Self {
+            device_id: d.device_id,
+            user_id: d.user_id,
+            bundle: &d.bundle,
+            revoked_at: d.revoked_at.as_deref(),
+        }
+    }
+}
 
 /// One served device whose bundle verified, with the driver's handle.
 #[derive(Debug, Clone)]
@@ -157,19 +183,21 @@ impl<D: Clone> Devices<D> {
     /// Takes `user`'s device list as the relay served it, fetched under
     /// `fetch`: every bundle is verified (its signatures, and that it is
     /// `user`'s and the listed device's; any other is invalid and reported as
-    /// rejected), then [`Devices::served`] decides. `handle` makes the
-    /// driver's handle of a verified device (with the relay's entry, e.g. for
-    /// its revocation time).
+    /// rejected), then [`Devices::served`] decides. `unreadable`: the ids of
+    /// entries the driver could not even parse (rejected too). `handle` makes
+    /// the driver's handle of a verified device (with the relay's entry, e.g.
+    /// for its revocation time).
     pub fn served_list(
         &mut self,
         pins: &mut Pins,
         user: Uuid,
-        list: &[Device],
+        list: &[Listed<'_>],
+        unreadable: &[Uuid],
         fetch: Fetch,
-        mut handle: impl FnMut(VerifiedDevice, &Device) -> D,
+        mut handle: impl FnMut(VerifiedDevice, &Listed<'_>) -> D,
     ) -> Observed {
         let mut verified = Vec::new();
-        let mut invalid = Vec::new();
+        let mut invalid = unreadable.to_vec();
         for d in list {
             let theirs =
                 d.user_id == user && d.bundle.user_id == user && d.bundle.device_id == d.device_id;
@@ -177,7 +205,7 @@ impl<D: Clone> Devices<D> {
                 Ok(v) if theirs => verified.push(Known {
                     device_id: v.device_id(),
                     identity_key: v.identity_key().to_bytes(),
-                    revoked_at: d.revoked_at.clone(),
+                    revoked_at: d.revoked_at.map(str::to_owned),
                     handle: handle(v, d),
                 }),
                 _ => invalid.push(d.device_id),

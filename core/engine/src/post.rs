@@ -2,8 +2,8 @@
 //!
 //! [`Posting::seal`] seals a plaintext for the devices the addressing chose
 //! (RSA-OAEP for a device that publishes an RSA key, X25519 for the others)
-//! into an [`OutboxEntry`], claimed for this caller (the outbox's
-//! single-flight rule). [`Posting::resume`] takes an entry the store kept
+//! into an [`OutboxEntry`]; [`Posting::claim`] claims it for this caller (the
+//! outbox's single-flight rule). [`Posting::resume`] takes an entry the store kept
 //! (a flush after a restart or reconnect). Then the posting is driven the
 //! sans-I/O way: [`Posting::step`] says what to do ([`Do`]), the driver does
 //! it and reports what it saw, and steps again:
@@ -108,6 +108,8 @@ pub struct Posting {
     /// The plaintext and the sealing time, when sealed here (for the
     /// history item without opening the envelope again).
     sealed: Option<(Zeroizing<Vec<u8>>, u64)>,
+    /// Whether this post holds the outbox's claim on its client id.
+    claimed: bool,
     state: State,
 }
 
@@ -131,17 +133,18 @@ fn suite(device: &sotto_core::keys::VerifiedDevice) -> Suite {
 
 impl Posting {
     /// Seals `plaintext` in `room` for `targets` (from the addressing) as
-    /// this device, under `client_id` at the driver's clock `sent_at_ms`, and
-    /// claims its post. `control`: a membership statement (no `Sent`, not in
-    /// history). The driver pushes [`Posting::entry`] to the store's outbox
-    /// before the first step (and [`Posting::abandon`]s if that fails).
+    /// this device, under a fresh `client_id` at the driver's clock
+    /// `sent_at_ms`. `control`: a membership statement (no `Sent`, not in
+    /// history). Then the driver [`Posting::claim`]s it (before pushing
+    /// [`Posting::entry`] to the store's outbox, so that a flush reading the
+    /// store joins this post), and [`Posting::abandon`]s if the push fails.
+    /// (Sealing takes no lock of the driver's: it can be slow, RSA-OAEP for
+    /// many devices.)
     ///
     /// # Errors
     /// The core's [`SealError`] (too large, no recipient, a key that does not
-    /// take a wrap); nothing is claimed then.
-    #[allow(clippy::too_many_arguments)]
+    /// take a wrap).
     pub fn seal<D: SenderDevice>(
-        outbox: &mut Outbox,
         me: &Me<'_>,
         room: Uuid,
         plaintext: &[u8],
@@ -162,23 +165,36 @@ impl Posting {
             .map(|d| Recipient::new(d.verified(), suite(d.verified())))
             .collect();
         let envelope = envelope::seal(plaintext, &header, &recipients, me.keys)?.to_bytes();
-        let entry = OutboxEntry {
-            client_id,
-            room_id: room,
-            envelope,
-            control,
-        };
-        // Claimed before it is in the store: a flush that reads the store
-        // meanwhile joins this post instead of making its own.
-        outbox.begin(client_id);
-        if control {
-            outbox.control(client_id);
-        }
         Ok(Self {
-            entry,
+            entry: OutboxEntry {
+                client_id,
+                room_id: room,
+                envelope,
+                control,
+            },
             sealed: (!control).then(|| (Zeroizing::new(plaintext.to_vec()), sent_at_ms)),
+            claimed: false,
             state: State::Socket,
         })
+    }
+
+    /// Claims the post of a message sealed here (the outbox's single-flight
+    /// rule). `false` if its client id is in flight already (not a fresh
+    /// id): the post then ends queued at the first step, and the other post
+    /// goes on.
+    pub fn claim(&mut self, outbox: &mut Outbox) -> bool {
+        if self.claimed {
+            return true;
+        }
+        if !outbox.begin(self.entry.client_id) {
+            self.state = State::Done(Posted::Queued);
+            return false;
+        }
+        self.claimed = true;
+        if self.entry.control {
+            outbox.control(self.entry.client_id);
+        }
+        true
     }
 
     /// An entry the store kept (a flush), claimed for this caller; `None`
@@ -195,6 +211,7 @@ impl Posting {
         Some(Self {
             entry,
             sealed: None,
+            claimed: true,
             state: State::Socket,
         })
     }
@@ -207,6 +224,10 @@ impl Posting {
     /// What to do next. Asked again before the driver answered the last
     /// step, it ends the post as queued (the entry stays in the store).
     pub fn step(&mut self, outbox: &mut Outbox) -> Do {
+        // (A driver that did not claim before the first step claims now.)
+        if self.state == State::Socket && !self.claimed && !self.claim(outbox) {
+            return Do::Done(Posted::Queued);
+        }
         match self.state {
             State::Socket => {
                 self.state = State::AwaitSocket;
@@ -226,8 +247,7 @@ impl Posting {
             }
             State::Done(p) => Do::Done(p),
             State::AwaitSocket | State::AwaitHttp | State::AwaitRemove(_) => {
-                outbox.abandon(self.entry.client_id);
-                self.state = State::Done(Posted::Queued);
+                self.abandon(outbox);
                 Do::Done(Posted::Queued)
             }
         }
@@ -243,7 +263,10 @@ impl Posting {
                 State::Http(after_ms)
             }
             Verdict::PostOverHttp { .. } | Verdict::Queued => {
+                // (The outbox ended a `Queued` already; ending it again is a no-op
+                // while this post holds the claim.)
                 outbox.abandon(self.entry.client_id);
+                self.claimed = false;
                 State::Done(Posted::Queued)
             }
         };
@@ -272,6 +295,7 @@ impl Posting {
     pub fn removed(&mut self, outbox: &mut Outbox) {
         if let State::AwaitRemove(p) = self.state {
             outbox.finish(self.entry.client_id);
+            self.claimed = false;
             self.state = State::Done(p);
         }
     }
@@ -279,8 +303,13 @@ impl Posting {
     /// The driver stops before [`Do::Done`]: the entry stays in the store,
     /// and the next flush posts it.
     pub fn abandon(&mut self, outbox: &mut Outbox) {
-        if !matches!(self.state, State::Done(_)) {
+        if self.claimed {
+            // Only a claim this post holds: after its end, the client id may
+            // be another post's.
             outbox.abandon(self.entry.client_id);
+            self.claimed = false;
+        }
+        if !matches!(self.state, State::Done(_)) {
             self.state = State::Done(Posted::Queued);
         }
     }

@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use common::Person;
 use sotto_core::keys::VerifiedDevice;
-use sotto_engine::devices::Devices;
+use sotto_engine::devices::{Devices, Listed};
 use sotto_engine::pins::{Pins, Trust};
 use uuid::Uuid;
 
@@ -23,6 +23,10 @@ fn setup(me: &Person) -> (Devices<VerifiedDevice>, Pins) {
         Devices::default(),
         Pins::load(me.id, me.identity.public_key().to_bytes(), []),
     )
+}
+
+fn listed(list: &[sotto_core::api::devices::Device]) -> Vec<Listed<'_>> {
+    list.iter().map(Listed::from).collect()
 }
 
 fn ids(d: &Devices<VerifiedDevice>, user: Uuid) -> Vec<Uuid> {
@@ -41,10 +45,17 @@ fn a_valid_list_is_verified_pinned_and_cached_with_its_revocations() {
     let bob2 = Person::with_identity(2, 2, Rc::clone(&bob.identity));
     let list = [bob.served(None), bob2.served(Some("2026-06-01T00:00:00Z"))];
     let mut seen = Vec::new();
-    let o = d.served_list(&mut pins, bob.id, &list, d.fetching(), |v, entry| {
-        seen.push(entry.device_id);
-        v
-    });
+    let o = d.served_list(
+        &mut pins,
+        bob.id,
+        &listed(&list),
+        &[],
+        d.fetching(),
+        |v, entry| {
+            seen.push(entry.device_id);
+            v
+        },
+    );
     assert_eq!(seen, vec![bob.device, bob2.device], "a handle for each");
     assert_eq!(
         o.pinned.map(|p| p.key),
@@ -82,10 +93,23 @@ fn a_bundle_of_someone_else_or_another_device_or_forged_is_rejected() {
         *b ^= 1;
     }
     let list = [bob.served(None), theirs, moved, forged.clone()];
-    let o = d.served_list(&mut pins, bob.id, &list, d.fetching(), |v, _| v);
+    let garbled = Uuid::from_u128(0x2ee); // an entry the driver could not parse
+    let o = d.served_list(
+        &mut pins,
+        bob.id,
+        &listed(&list),
+        &[garbled],
+        d.fetching(),
+        |v, _| v,
+    );
     assert_eq!(
         o.rejected,
-        vec![mallory.device, Uuid::from_u128(0x2ff), forged.device_id]
+        vec![
+            garbled,
+            mallory.device,
+            Uuid::from_u128(0x2ff),
+            forged.device_id
+        ]
     );
     assert_eq!(ids(&d, bob.id), vec![bob.device], "only Bob's valid one");
     assert_eq!(pins.trust(bob.id), Trust::Unverified);
@@ -105,7 +129,8 @@ fn an_identity_change_is_accepted_only_under_one_agreed_key() {
     let _ = d.served_list(
         &mut pins,
         bob.id,
-        &[bob.served(None)],
+        &listed(&[bob.served(None)]),
+        &[],
         d.fetching(),
         |v, _| v,
     );
@@ -117,7 +142,14 @@ fn an_identity_change_is_accepted_only_under_one_agreed_key() {
     );
     d.forget(Some(bob.id));
     let list = [bob.served(Some("2026-06-01T00:00:00Z")), new.served(None)];
-    let o = d.served_list(&mut pins, bob.id, &list, d.fetching(), |v, _| v);
+    let o = d.served_list(
+        &mut pins,
+        bob.id,
+        &listed(&list),
+        &[],
+        d.fetching(),
+        |v, _| v,
+    );
     assert_eq!(o.identity_changed, vec![false]);
     assert_eq!(pins.trust(bob.id), Trust::Changed);
     let key = new.identity.public_key().to_bytes();
@@ -131,11 +163,25 @@ fn an_identity_change_is_accepted_only_under_one_agreed_key() {
     // Two active devices under two keys: nothing to accept.
     d.forget(Some(bob.id));
     let list = [bob.served(None), new.served(None)];
-    let _ = d.served_list(&mut pins, bob.id, &list, d.fetching(), |v, _| v);
+    let _ = d.served_list(
+        &mut pins,
+        bob.id,
+        &listed(&list),
+        &[],
+        d.fetching(),
+        |v, _| v,
+    );
     assert_eq!(d.agreed_key(bob.id), None);
     // No active device at all: nothing either.
     d.forget(Some(bob.id));
     let list = [new.served(Some("2026-07-01T00:00:00Z"))];
-    let _ = d.served_list(&mut pins, bob.id, &list, d.fetching(), |v, _| v);
+    let _ = d.served_list(
+        &mut pins,
+        bob.id,
+        &listed(&list),
+        &[],
+        d.fetching(),
+        |v, _| v,
+    );
     assert_eq!(d.agreed_key(bob.id), None);
 }

@@ -58,17 +58,9 @@ impl Sender {
             keys: &self.me.keys,
         };
         let plaintext = Content::text(body).encode();
-        Posting::seal(
-            &mut self.outbox,
-            &me,
-            ROOM,
-            &plaintext,
-            to,
-            control,
-            CLIENT_ID,
-            AT,
-        )
-        .unwrap()
+        let mut p = Posting::seal(&me, ROOM, &plaintext, to, control, CLIENT_ID, AT).unwrap();
+        assert!(p.claim(&mut self.outbox));
+        p
     }
 
     /// Steps through a socket frame, answering `answer`.
@@ -280,14 +272,42 @@ fn a_driver_that_stops_or_skips_an_answer_leaves_it_queued() {
 
 #[test]
 fn nothing_to_seal_to_is_an_error_and_claims_nothing() {
-    let mut s = Sender::new();
+    let s = Sender::new();
     let me = Me {
         user: s.me.id,
         device: &s.own,
         keys: &s.me.keys,
     };
     let none: [VerifiedDevice; 0] = [];
-    let r = Posting::seal(&mut s.outbox, &me, ROOM, b"x", &none, false, CLIENT_ID, AT);
+    let r = Posting::seal(&me, ROOM, b"x", &none, false, CLIENT_ID, AT);
     assert!(r.is_err());
     assert!(!s.outbox.is_posting(CLIENT_ID));
+}
+
+#[test]
+fn a_post_never_releases_a_claim_it_does_not_hold() {
+    let mut s = Sender::new();
+    let mut first = s.seal("one", &[s.own.clone()], false);
+    // The same client id sealed again (not a fresh id): it does not post.
+    let me = Me {
+        user: s.me.id,
+        device: &s.own,
+        keys: &s.me.keys,
+    };
+    let mut twin = Posting::seal(&me, ROOM, b"x", &[s.own.clone()], false, CLIENT_ID, AT).unwrap();
+    assert!(!twin.claim(&mut s.outbox));
+    assert!(matches!(twin.step(&mut s.outbox), Do::Done(Posted::Queued)));
+    twin.abandon(&mut s.outbox);
+    assert!(
+        s.outbox.is_posting(CLIENT_ID),
+        "the first post keeps its claim"
+    );
+    // The first post ends; a flush takes the entry again; a late abandon of
+    // the first (its driver's guard going out of scope) leaves that claim.
+    s.socket(&mut first, SocketAnswer::Ack { id: ID, seq: 1 });
+    s.remove(&mut first);
+    let entry = first.entry().clone();
+    let _again = Posting::resume(&mut s.outbox, entry).unwrap();
+    first.abandon(&mut s.outbox);
+    assert!(s.outbox.is_posting(CLIENT_ID), "the flush's claim stands");
 }
