@@ -110,7 +110,7 @@ impl Outbox {
     }
 
     /// Marks `client_id` as a control message (a membership statement): no
-    /// `Sent`, not in history. Call before [`Outbox::begin`].
+    /// `Sent`, not in history), for the post in flight or about to start.
     pub fn control(&mut self, client_id: Uuid) {
         self.control.insert(client_id);
     }
