@@ -179,58 +179,12 @@ impl RoomMembership {
         Ok(())
     }
 
-    /// As the owner, after the relay added or invited `user`: they count as
-    /// listed from now on (a later view without them signs them out).
-    pub fn added(&mut self, room: &str, user: &str) -> Result<()> {
-        self.inner.added(uuid(room, "room")?, uuid(user, "user")?);
-        Ok(())
-    }
-
     /// As the owner, after a `member_added` room event: the held statement is
     /// forwarded to every member device again with the next message.
     #[wasm_bindgen(js_name = memberAdded)]
     pub fn member_added(&mut self, room: &str) -> Result<()> {
         self.inner.member_added(uuid(room, "room")?);
         Ok(())
-    }
-
-    /// Takes the relay's view of a room (from its `RoomDetails`: `id`, `kind`,
-    /// `owner_id`, the members' and the invitees' `user_id`s); returns the
-    /// warnings for the user.
-    #[wasm_bindgen(unchecked_return_type = "MembershipWarning[]")]
-    pub fn observe(
-        &mut self,
-        room: &str,
-        #[wasm_bindgen(js_name = memberEpoch)] member_epoch: f64,
-        kind: &str,
-        owner: &str,
-        members: Vec<String>,
-        invited: Vec<String>,
-    ) -> Result<JsValue> {
-        let direct = match kind {
-            "direct" => true,
-            "group" => false,
-            other => return Err(Error::malformed(format!("unknown room kind {other:?}"))),
-        };
-        let warnings = self.inner.observe_parts(
-            uuid(room, "room")?,
-            // (Saturating, as the native client's parse of a huge number is exact:
-            // both then hold an epoch no later view exceeds until reconnecting.)
-            if member_epoch.is_finite() && member_epoch > 0.0 {
-                member_epoch as u64
-            } else {
-                0
-            },
-            direct,
-            uuid(owner, "owner")?,
-            uuids(&members, "members")?,
-            uuids(&invited, "invited")?,
-        );
-        let out = js_sys::Array::new();
-        for w in &warnings {
-            out.push(&warning(w));
-        }
-        Ok(out.into())
     }
 
     /// Hands the relay's `RoomDetails` to the engine: the warnings to show.
@@ -267,20 +221,6 @@ impl RoomMembership {
     pub fn view_overtaken(&self, fetch: f64) -> Result<bool> {
         let fetch = sotto_engine::membership::ViewFetch::from_number(js::safe_u64(fetch, "fetch")?);
         Ok(self.inner.view_overtaken(fetch))
-    }
-
-    /// This device created `room` (a group): it signs the room's first statement.
-    pub fn created(&mut self, room: &str) -> Result<()> {
-        self.inner.created(uuid(room, "room")?);
-        Ok(())
-    }
-
-    /// This user asked for the direct room with `peer`: kind and peer pinned now.
-    #[wasm_bindgen(js_name = expectPeer)]
-    pub fn expect_peer(&mut self, room: &str, peer: &str) -> Result<()> {
-        self.inner
-            .expect_peer(uuid(room, "room")?, uuid(peer, "peer")?);
-        Ok(())
     }
 }
 
