@@ -23,6 +23,7 @@ use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer};
 use sotto_engine::pins::{self, Pins};
 use sotto_engine::post::{Do, Posted, Posting};
 use sotto_engine::room_ops::{Answer, Call, OpNeed, RoomOp, RoomOperation, RoomView};
+use sotto_engine::setup::{Mode, OwnDevice, SetUp, SetupError, SetupNeed};
 use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -320,106 +321,132 @@ impl Session {
         options: SessionOptions,
     ) -> Result<Self> {
         let user = client.me().await?;
-        let passphrase = options.store_passphrase.clone();
-        let store_key: StoreKey;
-        let secrets = match store.account()? {
-            Some(acct) => {
-                if acct.user_id != user.id {
-                    return Err(Error::StoreMismatch(
-                        "the store holds another account's keys",
-                    ));
-                }
-                let pass = passphrase.clone();
-                let (key, secrets, upgraded) = blocking(move || unlock(acct, &pass)).await?;
-                if let Some(acct) = upgraded {
-                    store.set_account(&acct)?;
-                }
-                store_key = key;
-                let all = client.list_devices(true).await?;
-                match all.items.iter().find(|d| d.device_id == secrets.device_id) {
-                    Some(d) if d.revoked_at.is_some() => return Err(Error::DeviceRevoked),
-                    Some(_) => {}
-                    None => upload(&client, &secrets, options.device_name.clone()).await?,
-                }
-                secrets
+        let SessionOptions {
+            store_passphrase: passphrase,
+            setup,
+            device_name,
+        } = options;
+        let (mode, rsa, mut backup) = match setup {
+            DeviceSetup::New { rsa } => (Mode::New, rsa, None),
+            DeviceSetup::Link {
+                backup,
+                secret,
+                rsa,
+            } => (Mode::Link, rsa, Some((backup, secret))),
+            DeviceSetup::Restore { backup, secret } => {
+                (Mode::Restore, None, Some((backup, secret)))
             }
-            None => {
-                let existing = client.list_devices(true).await?;
-                let secrets = match options.setup {
-                    DeviceSetup::New { rsa } => {
-                        if !existing.items.is_empty() {
-                            return Err(Error::IdentityExists);
-                        }
-                        let user_id = user.id;
-                        blocking(move || {
-                            Ok(DeviceSecrets {
-                                user_id,
-                                device_id: Uuid::now_v7(),
-                                identity: IdentityKeyPair::generate()?,
-                                device: DeviceKeys::generate(DeviceKeyOptions { rsa })?,
-                            })
-                        })
-                        .await?
+        };
+        let mut acct = store.account()?;
+        // The engine decides the order and the checks (`sotto_engine::setup`);
+        // the key derivations and generation run off the async threads.
+        let mut set_up = SetUp::new(user.id, acct.as_ref().map(|a| a.user_id), mode);
+        let mut secrets: Option<DeviceSecrets> = None;
+        let mut opened: Option<DeviceSecrets> = None;
+        let mut store_key: Option<StoreKey> = None;
+        let out_of_order = || Error::Protocol("the session set-up went out of order".into());
+        loop {
+            match set_up.step() {
+                SetupNeed::Unlock => {
+                    let a = acct.take().ok_or_else(out_of_order)?;
+                    let pass = passphrase.clone();
+                    let (key, s, upgraded) = blocking(move || unlock(a, &pass)).await?;
+                    if let Some(a) = upgraded {
+                        store.set_account(&a)?;
                     }
-                    DeviceSetup::Link {
-                        backup,
-                        secret,
-                        rsa,
-                    } => {
-                        let old = blocking(move || secret.open(&backup)).await?;
-                        if old.user_id != user.id {
-                            return Err(Error::StoreMismatch("the backup is of another account"));
-                        }
-                        let device =
-                            blocking(move || Ok(DeviceKeys::generate(DeviceKeyOptions { rsa })?))
-                                .await?;
-                        DeviceSecrets {
-                            user_id: user.id,
+                    set_up.unlocked(s.device_id);
+                    store_key = Some(key);
+                    secrets = Some(s);
+                }
+                SetupNeed::OwnDevices => {
+                    let all = client.list_devices(true).await?;
+                    let own = all.items.iter().map(|d| OwnDevice {
+                        device_id: d.device_id,
+                        revoked: d.revoked_at.is_some(),
+                    });
+                    set_up.own_devices(own.collect());
+                }
+                SetupNeed::Generate => {
+                    let user_id = user.id;
+                    let s = blocking(move || {
+                        Ok(DeviceSecrets {
+                            user_id,
                             device_id: Uuid::now_v7(),
-                            identity: old.identity,
-                            device,
-                        }
-                    }
-                    DeviceSetup::Restore { backup, secret } => {
-                        let s = blocking(move || secret.open(&backup)).await?;
-                        if s.user_id != user.id {
-                            return Err(Error::StoreMismatch("the backup is of another account"));
-                        }
-                        if existing
-                            .items
-                            .iter()
-                            .any(|d| d.device_id == s.device_id && d.revoked_at.is_some())
-                        {
-                            return Err(Error::DeviceRevoked);
-                        }
-                        s
-                    }
-                };
-                let copy = clone_secrets(&secrets)?;
-                let (key, wrapped, blob) = blocking(move || {
-                    let mut rng = os_rng()?;
-                    let key = StoreKey::generate(&mut rng);
-                    let wrapped = key
-                        .wrap(passphrase.as_bytes(), &BackupParams::default(), &mut rng)
-                        .map_err(vault_error)?;
-                    let blob = backup::export_with_recovery_key(&copy, &key.device_key())?;
-                    Ok((key, wrapped, blob))
-                })
-                .await?;
-                store.set_account(&StoredAccount {
-                    relay: client.base_url().to_owned(),
-                    user_id: user.id,
-                    device_id: secrets.device_id,
-                    secrets: blob,
-                    store_key: Some(wrapped),
-                })?;
-                // Kept before it is published: a crash after the upload must
-                // not leave a device at the relay whose keys are nowhere (the
-                // next unlock uploads a device the relay does not list).
-                upload(&client, &secrets, options.device_name.clone()).await?;
-                store_key = key;
-                secrets
+                            identity: IdentityKeyPair::generate()?,
+                            device: DeviceKeys::generate(DeviceKeyOptions { rsa })?,
+                        })
+                    })
+                    .await?;
+                    set_up.generated(s.device_id);
+                    secrets = Some(s);
+                }
+                SetupNeed::OpenBackup => {
+                    let (blob, secret) = backup.take().ok_or_else(out_of_order)?;
+                    let s = blocking(move || secret.open(&blob)).await?;
+                    set_up.backup_opened(s.user_id, s.device_id);
+                    opened = Some(s);
+                }
+                SetupNeed::NewDeviceKeys => {
+                    let old = opened.take().ok_or_else(out_of_order)?;
+                    let device =
+                        blocking(move || Ok(DeviceKeys::generate(DeviceKeyOptions { rsa })?))
+                            .await?;
+                    let s = DeviceSecrets {
+                        user_id: user.id,
+                        device_id: Uuid::now_v7(),
+                        identity: old.identity,
+                        device,
+                    };
+                    set_up.generated(s.device_id);
+                    secrets = Some(s);
+                }
+                SetupNeed::SaveAccount => {
+                    // (Restore: this very device, from its backup.)
+                    let s = match secrets.take().or_else(|| opened.take()) {
+                        Some(s) => s,
+                        None => return Err(out_of_order()),
+                    };
+                    let copy = clone_secrets(&s)?;
+                    let pass = passphrase.clone();
+                    let (key, wrapped, blob) = blocking(move || {
+                        let mut rng = os_rng()?;
+                        let key = StoreKey::generate(&mut rng);
+                        let wrapped = key
+                            .wrap(pass.as_bytes(), &BackupParams::default(), &mut rng)
+                            .map_err(vault_error)?;
+                        let blob = backup::export_with_recovery_key(&copy, &key.device_key())?;
+                        Ok((key, wrapped, blob))
+                    })
+                    .await?;
+                    store.set_account(&StoredAccount {
+                        relay: client.base_url().to_owned(),
+                        user_id: user.id,
+                        device_id: s.device_id,
+                        secrets: blob,
+                        store_key: Some(wrapped),
+                    })?;
+                    set_up.saved();
+                    store_key = Some(key);
+                    secrets = Some(s);
+                }
+                SetupNeed::Upload => {
+                    let s = secrets.as_ref().ok_or_else(out_of_order)?;
+                    upload(&client, s, device_name.clone()).await?;
+                    set_up.uploaded();
+                }
+                SetupNeed::Done => break,
+                SetupNeed::Failed(e) => {
+                    return Err(match e {
+                        SetupError::StoreMismatch(why) => Error::StoreMismatch(why),
+                        SetupError::IdentityExists => Error::IdentityExists,
+                        SetupError::DeviceRevoked => Error::DeviceRevoked,
+                        _ => out_of_order(),
+                    });
+                }
             }
+        }
+        let (Some(secrets), Some(store_key)) = (secrets, store_key) else {
+            return Err(out_of_order());
         };
 
         // The engine's pins: the store's, and this user's own key (verified).

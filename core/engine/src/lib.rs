@@ -46,11 +46,14 @@
 //!   removing members, in the order that keeps the signed membership right
 //!   (the statement before the relay adds; withdrawn again on a refusal;
 //!   posted without the removed whatever the relay answered);
+//! - [`setup`]: opening a session on this device: unlocking a stored
+//!   account, or setting the device up (new, linked from a backup, restored),
+//!   with the checks against the store, the backup and the relay's list, and
+//!   the keys kept before they are published;
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (the outbox flush loop, set-up, token
-//! refresh) still lives in each driver and moves here next;
+//! The rest of the client logic (the outbox flush loop, token refresh) still lives in each driver and moves here next;
 //! `docs/architecture.md` ("The client half") says where each part stands.
 
 pub mod address;
@@ -66,6 +69,7 @@ pub mod pins;
 pub mod policy;
 pub mod post;
 pub mod room_ops;
+pub mod setup;
 pub mod trust;
 pub mod vault;
 
