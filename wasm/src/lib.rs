@@ -37,6 +37,7 @@ pub mod peer;
 pub mod pins;
 pub mod room_ops;
 pub mod rooms;
+pub mod setup;
 pub mod trust;
 mod types;
 pub mod vault;

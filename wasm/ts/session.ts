@@ -10,6 +10,7 @@ import {
   ClientOutbox,
   ClientPosting,
   ClientRoomOp,
+  ClientSetUp,
   ClientPins,
   Device,
   RoomMembership,
@@ -17,7 +18,7 @@ import {
   storedBefore as wasmStoredBefore,
   StoreVault,
 } from "./sotto_wasm.js";
-import type { AddressNeed, AddressPurpose, HistoryItem, LinkIncoming, OpenStep, RoomOpRequest, ServedDevice } from "./sotto_wasm.js";
+import type { AddressNeed, AddressPurpose, HistoryItem, LinkIncoming, OpenStep, RoomOpRequest, ServedDevice, SetupStep } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   ConnectionState,
@@ -239,116 +240,65 @@ export class Session extends EventTarget {
     const { relay, store, passphrase } = opts;
     const user = await relay.me();
     const acct = await store.account();
-    let device: Device;
-    let vault: StoreVault | undefined;
-    if (acct !== null) {
-      if (acct.userId !== user.id) {
-        throw new SottoError(ClientCodes.storeMismatch, "the store holds another account's keys");
-      }
-      try {
-        if (acct.storeKey !== undefined) {
-          vault = StoreVault.unwrap(acct.storeKey, passphrase);
-          device = vault.importDevice(acct.backup);
-        } else {
-          // A store from before the store key: the secrets are under the
-          // passphrase. Upgrade it: a new store key, the secrets under it.
-          const old = Device.importPassphraseBackup(acct.backup, passphrase);
-          try {
+    const setup = opts.setup ?? "auto";
+    const keyOptions = opts.rsaBits === undefined ? undefined : { rsaBits: opts.rsaBits };
+    // The engine decides the order and the checks (`ClientSetUp`, the native SDK's code).
+    const s = new ClientSetUp(user.id, acct?.userId, setup === "auto" ? "new" : "restoreBackup" in setup ? "restore" : "link");
+    let device: Device | null = null;
+    let opened: Device | null = null;
+    let vault: StoreVault | null = null;
+    try {
+      for (;;) {
+        const n = s.step();
+        if (n.kind === "unlock" && acct !== null) {
+          if (acct.storeKey !== undefined) {
+            vault = StoreVault.unwrap(acct.storeKey, passphrase);
+            device = vault.importDevice(acct.backup);
+          } else {
+            // A store from before the store key: the secrets are under the
+            // passphrase. Upgraded: a new store key, the secrets under it.
+            device = Device.importPassphraseBackup(acct.backup, passphrase);
             vault = StoreVault.generate();
-            await store.setAccount({ ...acct, backup: vault.exportDevice(old), storeKey: wrapKey(vault, store, passphrase) });
-          } catch (e) {
-            old.free();
-            throw e;
+            await store.setAccount({ ...acct, backup: vault.exportDevice(device), storeKey: wrapKey(vault, store, passphrase) });
           }
-          device = old;
-        }
-      } catch (e) {
-        vault?.free();
-        throw toSottoError(e);
-      }
-      try {
-        const all = await relay.devices({ includeRevoked: true });
-        const mine = all.find((d) => d.device_id === device.deviceId);
-        if (mine?.revoked_at !== undefined && mine.revoked_at !== null) {
-          throw new SottoError(ClientCodes.deviceRevoked, "this device was revoked");
-        }
-        if (mine === undefined) await upload(relay, device, opts.deviceName);
-      } catch (e) {
-        device.free();
-        vault?.free();
-        throw e;
-      }
-    } else {
-      const existing = await relay.devices({ includeRevoked: true });
-      const setup = opts.setup ?? "auto";
-      const keyOptions = opts.rsaBits === undefined ? undefined : { rsaBits: opts.rsaBits };
-      if (setup === "auto") {
-        if (existing.length > 0) {
-          throw new SottoError(
-            ClientCodes.identityExists,
-            "this account already has devices: link this browser with a key backup of one of them",
-          );
-        }
-        try {
+          s.unlocked(device.deviceId);
+        } else if (n.kind === "ownDevices") s.ownDevices(await relay.devices({ includeRevoked: true }));
+        else if (n.kind === "generate") {
           device = Device.generate(user.id, uuidv7(), keyOptions);
-        } catch (e) {
-          throw toSottoError(e);
-        }
-      } else if ("restoreBackup" in setup) {
-        try {
-          device = openBackup(setup.restoreBackup, setup);
-        } catch (e) {
-          throw toSottoError(e);
-        }
-        const mine = existing.find((d) => d.device_id === device.deviceId);
-        const wrong =
-          device.userId !== user.id
-            ? new SottoError(ClientCodes.storeMismatch, "the backup is of another account")
-            : mine?.revoked_at !== undefined && mine.revoked_at !== null
-              ? new SottoError(ClientCodes.deviceRevoked, "this device was revoked")
-              : null;
-        if (wrong !== null) {
-          device.free();
-          throw wrong;
-        }
-      } else {
-        let old: Device;
-        try {
-          old = openBackup(setup.linkBackup, setup);
-        } catch (e) {
-          throw toSottoError(e);
-        }
-        try {
-          if (old.userId !== user.id) {
-            throw new SottoError(ClientCodes.storeMismatch, "the backup is of another account");
-          }
-          device = old.withNewDeviceKeys(uuidv7(), keyOptions);
-        } catch (e) {
-          throw toSottoError(e);
-        } finally {
-          old.free();
-        }
+          s.generated(device.deviceId);
+        } else if (n.kind === "openBackup" && setup !== "auto") {
+          opened = openBackup("restoreBackup" in setup ? setup.restoreBackup : setup.linkBackup, setup);
+          s.backupOpened(opened.userId, opened.deviceId);
+        } else if (n.kind === "newDeviceKeys" && opened !== null) {
+          device = opened.withNewDeviceKeys(uuidv7(), keyOptions);
+          s.generated(device.deviceId);
+        } else if (n.kind === "saveAccount") {
+          // (Restore: this very device, from its backup.)
+          if (device === null) [device, opened] = [opened, null];
+          if (device === null) throw new SottoError(ClientCodes.protocol, "no keys to keep");
+          vault?.free();
+          vault = StoreVault.generate();
+          const backup = vault.exportDevice(device);
+          const storeKey = wrapKey(vault, store, passphrase);
+          await store.setAccount({ relay: relay.baseUrl, userId: user.id, deviceId: device.deviceId, backup, storeKey });
+          s.saved();
+        } else if (n.kind === "upload" && device !== null) {
+          await upload(relay, device, opts.deviceName);
+          s.uploaded();
+        } else if (n.kind === "done") break;
+        else if (n.kind === "failed") throw setupFailed(n);
+        else throw new SottoError(ClientCodes.protocol, `the session set-up went out of order (${n.kind})`);
       }
-      try {
-        vault = StoreVault.generate();
-        const storeKey = wrapKey(vault, store, passphrase);
-        const backup = vault.exportDevice(device);
-        await store.setAccount({ relay: relay.baseUrl, userId: user.id, deviceId: device.deviceId, backup, storeKey });
-        // Kept before it is published: a crash after the upload must not leave a
-        // device at the relay whose keys are nowhere (the next unlock uploads a
-        // device the relay does not list).
-        await upload(relay, device, opts.deviceName);
-      } catch (e) {
-        device.free();
-        vault?.free();
-        throw toSottoError(e);
-      }
+    } catch (e) {
+      device?.free();
+      vault?.free();
+      throw toSottoError(e);
+    } finally {
+      opened?.free();
+      s.free();
     }
+    if (device === null || vault === null) throw new SottoError(ClientCodes.protocol, "the store key was not set up");
 
-    if (vault === undefined) {
-      device.free();
-      throw new SottoError(ClientCodes.protocol, "the store key was not set up");
-    }
     let pins: ClientPins;
     try {
       const stored = await store.pins();
@@ -1352,6 +1302,20 @@ function addressFailed(n: Extract<AddressNeed, { kind: "failed" }>): SottoError 
       return new SottoError("invalid_argument", n.detail);
     default:
       return new SottoError(ClientCodes.network, n.detail);
+  }
+}
+
+/** The error for a set-up the engine stopped (it says why). */
+function setupFailed(n: Extract<SetupStep, { kind: "failed" }>): SottoError {
+  switch (n.reason) {
+    case "store_mismatch":
+      return new SottoError(ClientCodes.storeMismatch, n.detail);
+    case "identity_exists":
+      return new SottoError(ClientCodes.identityExists, "this account already has devices: link this browser with a key backup of one of them");
+    case "device_revoked":
+      return new SottoError(ClientCodes.deviceRevoked, n.detail);
+    default:
+      return new SottoError(ClientCodes.protocol, n.detail);
   }
 }
 
