@@ -619,8 +619,14 @@ pub async fn add_member(
     rooms::lock_room(&mut tx, id, now).await?;
     let added = add_or_invite(&state, &mut tx, id, me.id(), req.user_id, now).await?;
     tx.commit().await?;
+    // One snapshot of the members and invitees, ended before anything else.
     let mut read = state.db.begin_read().await?;
     let members = rooms::members(&mut read, id, m.owner_id).await?;
+    let invitees = match added {
+        Added::Invited(_) => store::invitations::invitees(&mut read, id).await?,
+        Added::Member => Vec::new(),
+    };
+    read.end().await?;
     let ids: Vec<Uuid> = members.iter().map(|x| x.user_id).collect();
     match added {
         Added::Member => {
@@ -635,8 +641,7 @@ pub async fn add_member(
         Added::Invited(inv) => {
             publish(&state, ids, id, RoomChange::MemberInvited);
             tell_invitee(&state, req.user_id, inv, id, InvitationChange::Received);
-            let invitee = store::invitations::invitees(&mut read, id)
-                .await?
+            let invitee = invitees
                 .into_iter()
                 .find(|x| x.user_id == req.user_id)
                 .ok_or_else(|| ApiError::internal("the invitation vanished"))?;

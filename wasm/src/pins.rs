@@ -223,7 +223,14 @@ impl ClientPins {
                     js::get_uuid(&entry, "device_id")?,
                     js::get_uuid(&entry, "user_id")?,
                     js::from_js::<DeviceBundle>(&js::get(&entry, "bundle")?, "bundle")?,
-                    js::get(&entry, "revoked_at")?.as_string(),
+                    match js::get(&entry, "revoked_at")? {
+                        v if v.is_undefined() || v.is_null() => None,
+                        // (Anything but a timestamp string: unreadable, as natively.)
+                        v => Some(
+                            v.as_string()
+                                .ok_or_else(|| Error::malformed("revoked_at must be a string"))?,
+                        ),
+                    },
                 ))
             };
             match read() {

@@ -22,7 +22,7 @@ export type RoomOpRequest =
   | { kind: "add" | "remove"; roomId: Uuid; userId: Uuid };
 /** What `ClientRoomOp.step` needs next (save the rooms' records first). */
 export type RoomOpNeed =
-  /** A relay call: answer `answered(rooms, details)` with the room's `RoomDetails` (null for add/remove), or `refused(rooms)` keeping the error. */
+  /** A relay call: answer `answered(rooms, details)` with the room's `RoomDetails` (null for add/remove), or `refused(rooms, code)` keeping the error. */
   | { kind: "createRoom" }
   | { kind: "directRoom"; userId: Uuid }
   | { kind: "addMember"; roomId: Uuid; userId: Uuid }
@@ -138,9 +138,11 @@ impl ClientRoomOp {
         Ok(())
     }
 
-    /// The relay refused the call, or could not be reached (keep the error).
-    pub fn refused(&mut self, rooms: &mut RoomMembership) {
-        self.inner.answered(rooms.inner_mut(), Answer::Refused);
+    /// The relay refused the call with this problem `code` (undefined: it
+    /// could not be reached); keep the error.
+    pub fn refused(&mut self, rooms: &mut RoomMembership, code: Option<String>) {
+        self.inner
+            .answered(rooms.inner_mut(), Answer::refusal(code.as_deref()));
     }
 
     /// The addressing asked for ended (`ok`), or failed (keep its error).

@@ -112,6 +112,24 @@ pub(crate) fn warning(w: &Warning) -> JsValue {
     o.into_typed::<JsValue>()
 }
 
+/// The saved records (`[roomId, RoomRecord][]`).
+fn records_of(records: &JsValue) -> Result<Vec<(Uuid, sotto_engine::RoomRecord)>> {
+    let mut loaded = Vec::new();
+    if !records.is_undefined() && !records.is_null() {
+        let wrong = || Error::invalid_argument("records must be an array of [roomId, Uint8Array]");
+        let list: js_sys::Array = records.clone().dyn_into().map_err(|_| wrong())?;
+        for entry in list.iter() {
+            let pair: js_sys::Array = entry.dyn_into().map_err(|_| wrong())?;
+            let id = pair.get(0).as_string().ok_or_else(wrong)?;
+            let bytes: js_sys::Uint8Array = pair.get(1).dyn_into().map_err(|_| wrong())?;
+            let record = sotto_engine::RoomRecord::from_bytes(&bytes.to_vec())
+                .map_err(|e| Error::malformed(e.to_string()))?;
+            loaded.push((uuid(&id, "room")?, record));
+        }
+    }
+    Ok(loaded)
+}
+
 #[wasm_bindgen]
 impl RoomMembership {
     /// The rooms of user `me` from the saved records (`[roomId, RoomRecord][]`).
@@ -120,24 +138,27 @@ impl RoomMembership {
         me: &str,
         #[wasm_bindgen(unchecked_param_type = "Array<[Uuid, RoomRecord]>")] records: &JsValue,
     ) -> Result<RoomMembership> {
-        let me = uuid(me, "me")?;
-        let mut loaded = Vec::new();
-        if !records.is_undefined() && !records.is_null() {
-            let wrong =
-                || Error::invalid_argument("records must be an array of [roomId, Uint8Array]");
-            let list: js_sys::Array = records.clone().dyn_into().map_err(|_| wrong())?;
-            for entry in list.iter() {
-                let pair: js_sys::Array = entry.dyn_into().map_err(|_| wrong())?;
-                let id = pair.get(0).as_string().ok_or_else(wrong)?;
-                let bytes: js_sys::Uint8Array = pair.get(1).dyn_into().map_err(|_| wrong())?;
-                let record = sotto_engine::RoomRecord::from_bytes(&bytes.to_vec())
-                    .map_err(|e| Error::malformed(e.to_string()))?;
-                loaded.push((uuid(&id, "room")?, record));
-            }
-        }
         Ok(Self {
-            inner: sotto_engine::Rooms::load(me, loaded),
+            inner: sotto_engine::Rooms::load(uuid(me, "me")?, records_of(records)?),
         })
+    }
+
+    /// The records again from the store (another tab changed them): every
+    /// relay view forgotten, every view fetch under way overtaken.
+    pub fn reload(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Array<[Uuid, RoomRecord]>")] records: &JsValue,
+    ) -> Result<()> {
+        self.inner.reload(records_of(records)?);
+        Ok(())
+    }
+
+    /// Drops a view fetched for one send that cannot be kept right (no live
+    /// stream); other fetches under way stand.
+    #[wasm_bindgen(js_name = dropFetchedView)]
+    pub fn drop_fetched_view(&mut self, room: &str) -> Result<()> {
+        self.inner.drop_fetched_view(uuid(room, "room")?);
+        Ok(())
     }
 
     /// Pins the rooms this device knew before it kept membership records.

@@ -188,7 +188,7 @@ export class Session extends EventTarget {
   /** The engine's outbox: single-flight posting, control messages, the verdict on each answer. */
   private readonly outbox = new ClientOutbox();
   /** Posts in flight by client id, to join (the engine says who posts). */
-  private readonly posting = new Map<Uuid, Promise<Sent>>();
+  private readonly posting = new Map<Uuid, Promise<Sent | null>>();
   private loggedOutSent = false;
   private closed = false;
   private readonly onRelayLoggedOut = () => this.loggedOut();
@@ -429,11 +429,8 @@ export class Session extends EventTarget {
     // This tab's records are older than the store's: nothing of them is saved.
     this.membership.takeChanges();
     await this.reloadPins();
-    const records = await this.store.rooms();
-    const membership = new RoomMembership(this.user.id, records ?? []);
-    membership.forgetRelayView(undefined);
-    this.membership.free();
-    this.membership = membership;
+    // In place: view fetches under way are overtaken, not taken as current.
+    this.membership.reload((await this.store.rooms()) ?? []);
   }
 
   /** The engine's pins again from the store (keeping what it reported and who is changed). */
@@ -605,7 +602,7 @@ export class Session extends EventTarget {
             last = await call;
           } catch (e) {
             error = e;
-            op.refused(this.membership);
+            op.refused(this.membership, codeOf(e));
             continue;
           }
           const isRoom = n.kind !== "addMember" && n.kind !== "removeMember";
@@ -698,24 +695,34 @@ export class Session extends EventTarget {
     } finally {
       plaintext.fill(0);
     }
-    return this.post(p, true);
+    return this.post(p, true) as Promise<Sent>; // (a push never resolves to null)
   }
 
   /**
    * Drives one post (the engine's `ClientPosting`, claimed), registered at
    * once so that a flush of the same entry joins it; `push`: keep it in the
-   * store's outbox first (a new message).
+   * store's outbox first (a new message); else (a flush) post it only if the
+   * store still holds it (null: it was sent meanwhile).
    */
-  private post(p: ClientPosting, push: boolean): Promise<Sent> {
+  private post(p: ClientPosting, push: boolean): Promise<Sent | null> {
     const clientId = p.entry().clientId;
     const run = (async () => {
-      if (push) {
-        try {
-          await this.store.outboxPush(p.entry());
-        } catch (e) {
-          p.abandon(this.outbox);
-          throw e;
+      try {
+        if (push) await this.store.outboxPush(p.entry());
+        else {
+          // A stored entry: it may have been sent since the flush read the list.
+          const still = await this.store.outbox().then(
+            (list) => list.some((x) => x.clientId === clientId),
+            () => true, // cannot tell: post it (the relay stores a client id once)
+          );
+          if (!still) {
+            p.abandon(this.outbox);
+            return null;
+          }
         }
+      } catch (e) {
+        p.abandon(this.outbox);
+        throw e;
       }
       return this.drivePost(p, clientId);
     })().finally(() => {
@@ -805,19 +812,14 @@ export class Session extends EventTarget {
     for (const e of entries) {
       if (this.closed) return;
       try {
-        // The list was read before: the entry may have been sent since. A post
-        // of it in flight is joined, in order, not repeated (every claim is in
-        // `posting` from the moment it is taken).
-        const still = await this.store.outbox().then(
-          (list) => list.some((x) => x.clientId === e.clientId),
-          () => true, // cannot tell: post it (the relay stores a client id once)
-        );
+        // A post of it in flight is joined, in order, not repeated (every
+        // claim is in `posting` from the moment it is taken); else it is
+        // claimed, and posted if the store still holds it.
         const running = this.posting.get(e.clientId);
         if (running !== undefined) {
           await running;
           continue;
         }
-        if (!still) continue;
         const p = ClientPosting.resume(this.outbox, e);
         if (p === undefined) continue; // (claimed and not in `posting`: cannot happen)
         await this.post(p, false);
@@ -1221,7 +1223,7 @@ export class Session extends EventTarget {
     try {
       return await this.address(roomId, { kind: "send" });
     } finally {
-      if (!keep) this.membership.forgetRelayView(roomId);
+      if (!keep) this.membership.dropFetchedView(roomId);
     }
   }
 

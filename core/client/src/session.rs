@@ -766,8 +766,9 @@ impl Session {
                             a
                         }
                         Err(e) => {
+                            let a = Answer::refusal(e.code());
                             error = Some(e);
-                            Answer::Refused
+                            a
                         }
                     };
                     o.answered(&mut lock(&self.inner.rooms), answer);
@@ -1235,7 +1236,7 @@ impl Session {
         let keep = !fetched || (self.is_online() && !lock(&self.inner.rooms).view_overtaken(fetch));
         let result = self.address(room_id, Purpose::Send).await;
         if !keep {
-            lock(&self.inner.rooms).forget_relay_view(Some(room_id));
+            lock(&self.inner.rooms).drop_fetched_view(room_id);
         }
         result
     }

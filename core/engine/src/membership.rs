@@ -227,6 +227,26 @@ impl Rooms {
         }
     }
 
+    /// The records again from the store (another tab of this device changed
+    /// them): the records replaced, every relay view forgotten, and every
+    /// view fetch under way overtaken (the count of views goes on; statement
+    /// posts under way are kept).
+    pub fn reload(&mut self, records: impl IntoIterator<Item = (Uuid, RoomRecord)>) {
+        let views = self.views;
+        let posting = std::mem::take(&mut self.posting);
+        *self = Self::load(self.me, records);
+        self.views = views;
+        self.posting = posting;
+        self.forget_relay_view(None);
+    }
+
+    /// Drops a view the driver fetched for one send and cannot keep right
+    /// (no live stream): unlike [`Rooms::forget_relay_view`] nothing changed
+    /// at the relay, so other fetches under way are not overtaken.
+    pub fn drop_fetched_view(&mut self, room: Uuid) {
+        self.relay.remove(&room);
+    }
+
     /// The driver is about to fetch a room's view: the token to check with
     /// [`Rooms::view_overtaken`] before observing the answer.
     pub fn fetching_view(&self) -> ViewFetch {

@@ -108,6 +108,10 @@ pub enum Answer {
     /// It refused, or could not be reached: the driver keeps the error (the
     /// operation fails with it).
     Refused,
+    /// An add refused because the user is a member or invited already
+    /// (`already_member`, `already_invited`): they are listed, so the
+    /// statement naming them stays (the driver keeps the error for an add).
+    AlreadyListed,
 }
 
 /// What the operation needs next.
@@ -138,8 +142,11 @@ enum Wait {
     MemberAdded { at: usize, user: Uuid },
     /// Create: the fresh view at the end.
     Refetched,
-    /// A member the relay refused is withdrawn again (then the operation fails).
-    Withdrawn,
+    /// Create: the members from `at` on are withdrawn again, the refused one
+    /// first (then the operation fails).
+    Withdrawn { at: usize },
+    /// Add: the refused member is withdrawn again (then the operation fails).
+    WithdrawnOne,
     /// Direct: the relay's direct room with `peer`.
     Direct(Uuid),
     /// Add: the relay added `user`.
@@ -159,8 +166,11 @@ enum State {
     AddFrom(usize),
     /// Add: the statement is posted; ask the relay.
     AskAdd(Uuid),
-    /// Withdraw a member the relay refused, then fail.
+    /// Add: withdraw the member the relay refused, then fail.
     WithdrawThenFail(Uuid),
+    /// Create: withdraw the members from this index on (the relay refused
+    /// one; the later ones were never asked), then fail.
+    WithdrawFrom(usize),
     /// Remove: as the owner, post the statement without them.
     WithdrawAfterRemove(bool),
     Waiting(Wait),
@@ -181,6 +191,20 @@ pub struct RoomOperation {
 impl RoomOperation {
     /// The operation `op` as user `me`.
     pub fn new(me: Uuid, op: RoomOp) -> Self {
+        // Each member once: a second add of the same user would be refused
+        // (`already_member`) and must not withdraw the first.
+        let op = match op {
+            RoomOp::Create { members } => {
+                let mut unique: Vec<Uuid> = Vec::with_capacity(members.len());
+                for m in members {
+                    if !unique.contains(&m) {
+                        unique.push(m);
+                    }
+                }
+                RoomOp::Create { members: unique }
+            }
+            other => other,
+        };
         let room = match &op {
             RoomOp::Add { room, .. } | RoomOp::Remove { room, .. } => Some(*room),
             RoomOp::Create { .. } | RoomOp::Direct { .. } => None,
@@ -276,9 +300,28 @@ impl RoomOperation {
             (State::WithdrawThenFail(user), Some(room)) => {
                 // The statement must not keep naming someone who never joined.
                 self.wait(
-                    Wait::Withdrawn,
+                    Wait::WithdrawnOne,
                     OpNeed::Address(room, Purpose::Withdraw(user)),
                 )
+            }
+            (State::WithdrawFrom(from), Some(room)) => {
+                // Every member not added: the refused one and those never asked.
+                let next = match &self.op {
+                    RoomOp::Create { members } => members
+                        .iter()
+                        .enumerate()
+                        .skip(from)
+                        .find(|(_, u)| **u != self.me)
+                        .map(|(at, u)| (at, *u)),
+                    _ => None,
+                };
+                match next {
+                    Some((at, user)) => self.wait(
+                        Wait::Withdrawn { at },
+                        OpNeed::Address(room, Purpose::Withdraw(user)),
+                    ),
+                    None => self.finish(false),
+                }
             }
             (State::WithdrawAfterRemove(relay_ok), Some(room)) => match self.op {
                 RoomOp::Remove { user, .. } if user != self.me => self.wait(
@@ -307,6 +350,7 @@ impl RoomOperation {
         let State::Waiting(wait) = self.state else {
             return;
         };
+        // (`AlreadyListed`: for a create, the member is there: as added.)
         let ok = answer != Answer::Refused;
         self.state = match (wait, answer) {
             (Wait::Created, Answer::View(v)) => {
@@ -323,7 +367,7 @@ impl RoomOperation {
                 }
                 State::AddFrom(at + 1)
             }
-            (Wait::MemberAdded { user, .. }, _) => State::WithdrawThenFail(user),
+            (Wait::MemberAdded { at, .. }, _) => State::WithdrawFrom(at),
             (Wait::Refetched, Answer::View(v)) if Some(v.id) == self.room => {
                 self.observe(rooms, v);
                 State::Done
@@ -335,17 +379,19 @@ impl RoomOperation {
                 self.observe(rooms, v);
                 State::Done
             }
-            (Wait::Added(user), _) => {
+            (Wait::Added(user), answer) => {
                 if let Some(room) = self.room {
                     rooms.forget_relay_view(Some(room));
                     if ok {
                         rooms.added(room, user);
                     }
                 }
-                if ok {
-                    State::Done
-                } else {
-                    State::WithdrawThenFail(user)
+                match answer {
+                    Answer::Refused => State::WithdrawThenFail(user),
+                    // Listed already: the statement naming them stays; the
+                    // caller hears the relay's answer.
+                    Answer::AlreadyListed => State::Failed,
+                    Answer::Ok | Answer::View(_) => State::Done,
                 }
             }
             (Wait::RelayRemoved, _) => {
@@ -363,6 +409,8 @@ impl RoomOperation {
             return;
         };
         self.state = match (wait, ok, &self.op) {
+            // Each withdrawal in turn, whatever the last one did (its error is kept).
+            (Wait::Withdrawn { at }, _, _) => State::WithdrawFrom(at + 1),
             (Wait::Statement, true, RoomOp::Create { .. }) => State::AddFrom(0),
             (Wait::Statement, true, RoomOp::Add { user, .. }) => State::AskAdd(*user),
             (Wait::OwnerWithdrew { relay_ok }, true, _) => {
@@ -374,6 +422,18 @@ impl RoomOperation {
             }
             _ => State::Failed,
         };
+    }
+}
+
+impl Answer {
+    /// A refusal with this problem code: [`Answer::AlreadyListed`] for
+    /// `already_member` and `already_invited`, else [`Answer::Refused`].
+    pub fn refusal(code: Option<&str>) -> Self {
+        use sotto_core::api::codes::{ALREADY_INVITED, ALREADY_MEMBER};
+        match code {
+            Some(ALREADY_MEMBER | ALREADY_INVITED) => Self::AlreadyListed,
+            _ => Self::Refused,
+        }
     }
 }
 
@@ -470,6 +530,55 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_create_withdraws_every_member_not_added_and_adds_each_once() {
+        const DAVE: Uuid = Uuid::from_u128(5);
+        let mut rooms = Rooms::load(ME, []);
+        let asked = run(
+            &mut rooms,
+            RoomOp::Create {
+                members: vec![BOB, CAROL, BOB, DAVE],
+            },
+            vec![
+                Answer::View(view(false, ME, &[ME])),
+                Answer::Ok,
+                Answer::Refused,
+            ],
+            &[true, true, false],
+        );
+        assert_eq!(
+            &asked[1..],
+            &[
+                OpNeed::Address(ROOM, Purpose::Create(vec![BOB, CAROL, DAVE])),
+                OpNeed::Call(Call::AddMember {
+                    room: ROOM,
+                    user: BOB
+                }),
+                OpNeed::Call(Call::AddMember {
+                    room: ROOM,
+                    user: CAROL
+                }),
+                OpNeed::Address(ROOM, Purpose::Withdraw(CAROL)),
+                OpNeed::Address(ROOM, Purpose::Withdraw(DAVE)),
+                OpNeed::Failed,
+            ],
+            "Dave was never asked: not left named (even after a failed withdrawal before)"
+        );
+        // A member the relay lists already (`already_member`) counts as added.
+        let mut rooms = Rooms::load(ME, []);
+        let asked = run(
+            &mut rooms,
+            RoomOp::Create { members: vec![BOB] },
+            vec![
+                Answer::View(view(false, ME, &[ME])),
+                Answer::AlreadyListed,
+                Answer::View(view(false, ME, &[ME, BOB])),
+            ],
+            &[true],
+        );
+        assert_eq!(asked.last(), Some(&OpNeed::Done));
+    }
+
+    #[test]
     fn create_ends_with_a_fresh_view_of_that_room_only() {
         let mut rooms = Rooms::load(ME, []);
         let answers = || {
@@ -556,6 +665,10 @@ mod tests {
             asked.get(2),
             Some(&OpNeed::Address(ROOM, Purpose::Withdraw(BOB)))
         );
+        assert_eq!(asked.last(), Some(&OpNeed::Failed));
+        // Listed already (a lost answer, a second click): not withdrawn.
+        let asked = run(&mut rooms, op(), vec![Answer::AlreadyListed], &[true]);
+        assert_eq!(asked.len(), 3);
         assert_eq!(asked.last(), Some(&OpNeed::Failed));
         // The statement could not be posted: the relay is not asked.
         let asked = run(&mut rooms, op(), vec![], &[false]);

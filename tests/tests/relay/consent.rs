@@ -25,6 +25,7 @@ both_backends!(
     declined_and_withdrawn_invitations_are_gone,
     blocks_stop_invitations_direct_rooms_presence_and_typing,
     caps_and_rates_on_rooms_and_invitations,
+    a_room_view_is_one_snapshot_while_an_invitation_is_accepted,
 );
 
 async fn contact(app: &TestApp, owner: &Member, other: Uuid) {
@@ -649,4 +650,74 @@ async fn caps_and_rates_on_rooms_and_invitations(backend: Backend) {
     .problem(409, "limit_reached");
     // The refused acceptance kept the invitation.
     assert_eq!(invitations(&app, bob).await.len(), 2);
+}
+
+/// `GET /rooms/{id}` is one snapshot: read while an invitation is accepted,
+/// every view lists the invitee as invited or as a member, never neither (a
+/// client signs membership statements from these views: torn across the
+/// acceptance, it would sign the new member out). Rounds of reads racing an
+/// acceptance; the torn read this guards against was a window of two queries.
+async fn a_room_view_is_one_snapshot_while_an_invitation_is_accepted(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions::default().with_config(|c| c.invite_rate = 1000),
+    )
+    .await;
+    let m = app.members("snap", 2).await;
+    let (alice, bob) = (&m[0], &m[1]);
+    let room = app.room(&alice.account, "r", &[]).await;
+    let view = || async {
+        let d: RoomDetails = app
+            .get(&format!("/api/v1/rooms/{room}"), Some(alice.token()))
+            .await
+            .typed(200);
+        d
+    };
+    for round in 0..15 {
+        let r = app
+            .post(
+                &format!("/api/v1/rooms/{room}/members"),
+                Some(alice.token()),
+                json!({"user_id": bob.id()}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{r:?}");
+        let inv = invitations(&app, bob).await[0].id;
+        let reads = async {
+            let mut views = Vec::new();
+            for _ in 0..25 {
+                views.push(view().await);
+            }
+            views
+        };
+        let accept = async {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            app.post(
+                &format!("/api/v1/invitations/{inv}/accept"),
+                Some(bob.token()),
+                json!({}),
+            )
+            .await
+        };
+        let (views, accepted) = tokio::join!(reads, accept);
+        assert_eq!(accepted.status, 200, "{accepted:?}");
+        for d in &views {
+            let member = d.members.iter().any(|x| x.user_id == bob.id());
+            let invited = d.invited.iter().any(|x| x.user_id == bob.id());
+            assert!(
+                member != invited,
+                "round {round}: a torn view at epoch {}: member {member}, invited {invited}",
+                d.room.member_epoch
+            );
+        }
+        let r = app
+            .req(
+                "DELETE",
+                &format!("/api/v1/rooms/{room}/members/{}", bob.id()),
+                Some(alice.token()),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 204, "{r:?}");
+    }
 }
