@@ -214,15 +214,7 @@ impl RoomMembership {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "RoomDetails")] details: JsValue,
     ) -> Result<JsValue> {
-        let v = view_of(&details)?;
-        let warnings = self.inner.observe_parts(
-            v.id,
-            v.member_epoch,
-            v.direct,
-            v.owner,
-            v.members,
-            v.invited,
-        );
+        let warnings = self.inner.observe_view(view_of(&details)?);
         let out = js_sys::Array::new();
         for w in &warnings {
             out.push(&warning(w));

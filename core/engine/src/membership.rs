@@ -15,7 +15,6 @@
 
 use serde::{Deserialize, Serialize};
 use sotto_core::api::RoomDetails;
-use sotto_core::api::rooms::RoomKind;
 use sotto_core::encoding::B64;
 use sotto_core::keys::{DeviceKeys, VerifiedDevice};
 use sotto_core::membership::{self, MembershipError, MembershipStatement, Signer, Successor};
@@ -345,13 +344,18 @@ impl Rooms {
 
     /// Takes the relay's view of a room; returns what the user must learn.
     pub fn observe(&mut self, details: &RoomDetails) -> Vec<Warning> {
+        self.observe_view(details.into())
+    }
+
+    /// [`Rooms::observe`] from a [`RoomView`](crate::room_ops::RoomView).
+    pub fn observe_view(&mut self, v: crate::room_ops::RoomView) -> Vec<Warning> {
         self.observe_parts(
-            details.room.id,
-            details.room.member_epoch,
-            details.room.kind == RoomKind::Direct,
-            details.room.owner_id,
-            details.members.iter().map(|m| m.user_id).collect(),
-            details.invited.iter().map(|i| i.user_id).collect(),
+            v.id,
+            v.member_epoch,
+            v.direct,
+            v.owner,
+            v.members,
+            v.invited,
         )
     }
 

@@ -228,16 +228,21 @@ impl RoomOperation {
         need
     }
 
+    /// Create: the first member besides this user from index `from` on.
+    fn member_from(&self, from: usize) -> Option<(usize, Uuid)> {
+        match &self.op {
+            RoomOp::Create { members } => members
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, u)| **u != self.me)
+                .map(|(at, u)| (at, *u)),
+            _ => None,
+        }
+    }
+
     fn observe(&mut self, rooms: &mut Rooms, v: RoomView) {
-        let warnings = rooms.observe_parts(
-            v.id,
-            v.member_epoch,
-            v.direct,
-            v.owner,
-            v.members,
-            v.invited,
-        );
-        self.warnings.extend(warnings);
+        self.warnings.extend(rooms.observe_view(v));
     }
 
     /// What to do next. The driver saves the rooms' changes
@@ -275,16 +280,7 @@ impl RoomOperation {
                 _ => self.finish(false),
             },
             (State::AddFrom(from), Some(room)) => {
-                let next = match &self.op {
-                    RoomOp::Create { members } => members
-                        .iter()
-                        .enumerate()
-                        .skip(from)
-                        .find(|(_, u)| **u != self.me)
-                        .map(|(at, u)| (at, *u)),
-                    _ => None,
-                };
-                match next {
+                match self.member_from(from) {
                     Some((at, user)) => self.wait(
                         Wait::MemberAdded { at, user },
                         OpNeed::Call(Call::AddMember { room, user }),
@@ -306,16 +302,7 @@ impl RoomOperation {
             }
             (State::WithdrawFrom(from), Some(room)) => {
                 // Every member not added: the refused one and those never asked.
-                let next = match &self.op {
-                    RoomOp::Create { members } => members
-                        .iter()
-                        .enumerate()
-                        .skip(from)
-                        .find(|(_, u)| **u != self.me)
-                        .map(|(at, u)| (at, *u)),
-                    _ => None,
-                };
-                match next {
+                match self.member_from(from) {
                     Some((at, user)) => self.wait(
                         Wait::Withdrawn { at },
                         OpNeed::Address(room, Purpose::Withdraw(user)),
