@@ -29,6 +29,18 @@ fn listed(list: &[sotto_core::api::devices::Device]) -> Vec<Listed<'_>> {
     list.iter().map(Listed::from).collect()
 }
 
+/// `list` served for `user` now (with `unreadable` entries' ids), handles kept as verified.
+fn serve(
+    d: &mut Devices<VerifiedDevice>,
+    pins: &mut Pins,
+    user: Uuid,
+    list: &[sotto_core::api::devices::Device],
+    unreadable: &[Uuid],
+) -> sotto_engine::pins::Observed {
+    let fetch = d.fetching();
+    d.served_list(pins, user, &listed(list), unreadable, fetch, |v, _| v)
+}
+
 fn ids(d: &Devices<VerifiedDevice>, user: Uuid) -> Vec<Uuid> {
     d.list(user)
         .unwrap_or_default()
@@ -94,14 +106,7 @@ fn a_bundle_of_someone_else_or_another_device_or_forged_is_rejected() {
     }
     let list = [bob.served(None), theirs, moved, forged.clone()];
     let garbled = Uuid::from_u128(0x2ee); // an entry the driver could not parse
-    let o = d.served_list(
-        &mut pins,
-        bob.id,
-        &listed(&list),
-        &[garbled],
-        d.fetching(),
-        |v, _| v,
-    );
+    let o = serve(&mut d, &mut pins, bob.id, &list, &[garbled]);
     assert_eq!(
         o.rejected,
         vec![
@@ -126,14 +131,7 @@ fn an_identity_change_is_accepted_only_under_one_agreed_key() {
     let (mut d, mut pins) = setup(&me);
     let bob = Person::new(2);
     assert_eq!(d.agreed_key(bob.id), None, "nothing cached");
-    let _ = d.served_list(
-        &mut pins,
-        bob.id,
-        &listed(&[bob.served(None)]),
-        &[],
-        d.fetching(),
-        |v, _| v,
-    );
+    let _ = serve(&mut d, &mut pins, bob.id, &[bob.served(None)], &[]);
     // Bob reinstalls: a new identity; the old device is revoked.
     let new = Person::with_identity(
         2,
@@ -142,14 +140,7 @@ fn an_identity_change_is_accepted_only_under_one_agreed_key() {
     );
     d.forget(Some(bob.id));
     let list = [bob.served(Some("2026-06-01T00:00:00Z")), new.served(None)];
-    let o = d.served_list(
-        &mut pins,
-        bob.id,
-        &listed(&list),
-        &[],
-        d.fetching(),
-        |v, _| v,
-    );
+    let o = serve(&mut d, &mut pins, bob.id, &list, &[]);
     assert_eq!(o.identity_changed, vec![false]);
     assert_eq!(pins.trust(bob.id), Trust::Changed);
     let key = new.identity.public_key().to_bytes();
@@ -163,25 +154,11 @@ fn an_identity_change_is_accepted_only_under_one_agreed_key() {
     // Two active devices under two keys: nothing to accept.
     d.forget(Some(bob.id));
     let list = [bob.served(None), new.served(None)];
-    let _ = d.served_list(
-        &mut pins,
-        bob.id,
-        &listed(&list),
-        &[],
-        d.fetching(),
-        |v, _| v,
-    );
+    let _ = serve(&mut d, &mut pins, bob.id, &list, &[]);
     assert_eq!(d.agreed_key(bob.id), None);
     // No active device at all: nothing either.
     d.forget(Some(bob.id));
     let list = [new.served(Some("2026-07-01T00:00:00Z"))];
-    let _ = d.served_list(
-        &mut pins,
-        bob.id,
-        &listed(&list),
-        &[],
-        d.fetching(),
-        |v, _| v,
-    );
+    let _ = serve(&mut d, &mut pins, bob.id, &list, &[]);
     assert_eq!(d.agreed_key(bob.id), None);
 }
