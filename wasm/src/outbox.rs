@@ -9,7 +9,7 @@ use sotto_core::api::ClientFrame;
 use sotto_core::encoding::b64_encode;
 use sotto_engine::open::Me;
 use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer};
-use sotto_engine::post::{Do, OutboxEntry, Posted, Posting};
+use sotto_engine::post::{Do, Flush, FlushStep, OutboxEntry, Posted, Posting};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -22,6 +22,8 @@ use crate::peer::VerifiedDevice;
 const TS_OUTBOX: &'static str = r#"
 /** What to do next for an outgoing message (`ClientPosting.step`). */
 export type PostStep =
+  /** Whether the store still holds the entry (a flush read the list before): answer `checked`. */
+  | { kind: "check" }
   /** Send `frame` on the live socket; answer `socketAck`, `socketRefused`, or `socketSilent` (no socket, no answer in time). */
   | { kind: "socket"; frame: Extract<ClientFrame, { type: "send" }> }
   /** Wait `afterMs`, post the entry over HTTP; answer `httpStored`, `httpRefused` or `httpUnreachable`. */
@@ -33,7 +35,18 @@ export type PostStep =
   /** Refused for good: the caller gets the refusal. */
   | { kind: "refused" }
   /** It waits in the store for the next connection. */
-  | { kind: "queued" };
+  | { kind: "queued" }
+  /** The entry had left the store (another post sent it): nothing to do. */
+  | { kind: "gone" };
+
+/** What to do next in a flush of the outbox (`ClientFlush.step`). */
+export type FlushStep =
+  /** Drive `posting` to its end, then `posted(kind)` with its last step's kind. */
+  | { kind: "post"; posting: ClientPosting }
+  /** A post of `clientId` is in flight: wait for it to end, then `joined()`. */
+  | { kind: "join"; clientId: Uuid }
+  /** The flush has ended (the rest, if any, waits behind a queued entry). */
+  | { kind: "done" };
 "#;
 
 /// The posts in flight (the engine's `Outbox`): one post of an entry at a time.
@@ -66,6 +79,19 @@ impl ClientOutbox {
 #[wasm_bindgen]
 pub struct ClientPosting {
     inner: Posting,
+}
+
+/// A store's outbox entry, read field by field.
+fn outbox_entry(entry: &JsValue) -> Result<OutboxEntry> {
+    Ok(OutboxEntry {
+        client_id: js::get_uuid(entry, "clientId")?,
+        room_id: js::get_uuid(entry, "roomId")?,
+        envelope: js::get(entry, "envelope")?
+            .dyn_into::<js_sys::Uint8Array>()
+            .map_err(|_| Error::invalid_argument("entry.envelope must be a Uint8Array"))?
+            .to_vec(),
+        control: js::get(entry, "control")?.is_truthy(),
+    })
 }
 
 fn me(device: &Device) -> Me<'_> {
@@ -123,16 +149,7 @@ impl ClientPosting {
         outbox: &mut ClientOutbox,
         #[wasm_bindgen(unchecked_param_type = "OutboxEntry")] entry: JsValue,
     ) -> Result<Option<ClientPosting>> {
-        let entry = OutboxEntry {
-            client_id: js::get_uuid(&entry, "clientId")?,
-            room_id: js::get_uuid(&entry, "roomId")?,
-            envelope: js::get(&entry, "envelope")?
-                .dyn_into::<js_sys::Uint8Array>()
-                .map_err(|_| Error::invalid_argument("entry.envelope must be a Uint8Array"))?
-                .to_vec(),
-            control: js::get(&entry, "control")?.is_truthy(),
-        };
-        Ok(Posting::resume(&mut outbox.inner, entry).map(|inner| Self { inner }))
+        Ok(Posting::resume(&mut outbox.inner, outbox_entry(&entry)?).map(|inner| Self { inner }))
     }
 
     /// The entry, as the store keeps it.
@@ -168,6 +185,7 @@ impl ClientPosting {
             // (The engine posts only `send` frames.)
             Do::Socket(_) => kind("queued"),
             Do::Http { after_ms } => kind("http").set("afterMs", js::number(after_ms)),
+            Do::Check => kind("check"),
             Do::Remove => kind("remove"),
             Do::Done(Posted::Sent { id, seq, announce }) => kind("sent")
                 .set("id", js::uuid_text(id))
@@ -175,8 +193,14 @@ impl ClientPosting {
                 .set("announce", announce),
             Do::Done(Posted::Refused) => kind("refused"),
             Do::Done(Posted::Queued) => kind("queued"),
+            Do::Done(Posted::Gone) => kind("gone"),
         }
         .into_typed::<JsValue>()
+    }
+
+    /// Whether the store still holds the entry (`check`; a store that cannot tell: true).
+    pub fn checked(&mut self, outbox: &mut ClientOutbox, still: bool) {
+        self.inner.checked(&mut outbox.inner, still);
     }
 
     /// The socket acknowledged the entry.
@@ -265,5 +289,73 @@ impl ClientPosting {
             Some(item) => js::to_js(&item),
             None => Ok(JsValue::UNDEFINED),
         }
+    }
+}
+
+/// The store's outbox posted in order (the engine's `Flush`): one post of an
+/// entry at a time, stopping at the first that cannot go out yet.
+#[wasm_bindgen]
+pub struct ClientFlush {
+    inner: Flush,
+}
+
+#[wasm_bindgen]
+impl ClientFlush {
+    /// A flush of the store's entries (oldest first).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "OutboxEntry[]")] entries: JsValue,
+    ) -> Result<ClientFlush> {
+        if !js_sys::Array::is_array(&entries) {
+            return Err(Error::invalid_argument("entries must be an array"));
+        }
+        let entries = js_sys::Array::from(&entries)
+            .iter()
+            .map(|e| outbox_entry(&e))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            inner: Flush::new(entries),
+        })
+    }
+
+    /// What to do next.
+    #[wasm_bindgen(unchecked_return_type = "FlushStep")]
+    pub fn step(&mut self, outbox: &mut ClientOutbox) -> JsValue {
+        let kind = |k: &str| Obj::new().set("kind", k);
+        match self.inner.step(&mut outbox.inner) {
+            FlushStep::Post(p) => {
+                kind("post").set("posting", JsValue::from(ClientPosting { inner: p }))
+            }
+            FlushStep::Join(id) => kind("join").set("clientId", js::uuid_text(id)),
+            FlushStep::Done => kind("done"),
+        }
+        .into_typed::<JsValue>()
+    }
+
+    /// The post that `join` waited for has ended.
+    pub fn joined(&mut self) {
+        self.inner.joined();
+    }
+
+    /// How the handed-out post ended: the kind of its last step (`sent`,
+    /// `refused`, `queued`, `gone`).
+    pub fn posted(&mut self, kind: &str) -> Result<()> {
+        let outcome = match kind {
+            "sent" => Posted::Sent {
+                id: uuid::Uuid::nil(),
+                seq: 0,
+                announce: false,
+            },
+            "refused" => Posted::Refused,
+            "queued" => Posted::Queued,
+            "gone" => Posted::Gone,
+            _ => {
+                return Err(Error::invalid_argument(
+                    "kind must be sent, refused, queued or gone",
+                ));
+            }
+        };
+        self.inner.posted(outcome);
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 
 import {
   ClientAddressing,
+  ClientFlush,
   ClientOpening,
   ClientOutbox,
   ClientPosting,
@@ -30,7 +31,7 @@ import type {
 import { encodeContent } from "./events.js";
 import { decryptResponse, encryptBlob } from "./files.js";
 import type { Relay } from "./relay.js";
-import type { KeyStore, OutboxEntry, Seen } from "./store.js";
+import type { KeyStore, Seen } from "./store.js";
 import { Sync } from "./sync.js";
 import { Tabs } from "./tabs.js";
 import type { WebSocketConstructor } from "./sync.js";
@@ -701,28 +702,19 @@ export class Session extends EventTarget {
   /**
    * Drives one post (the engine's `ClientPosting`, claimed), registered at
    * once so that a flush of the same entry joins it; `push`: keep it in the
-   * store's outbox first (a new message); else (a flush) post it only if the
-   * store still holds it (null: it was sent meanwhile).
+   * store's outbox first (a new message). Null: a flushed entry had left the
+   * store (sent meanwhile).
    */
   private post(p: ClientPosting, push: boolean): Promise<Sent | null> {
     const clientId = p.entry().clientId;
     const run = (async () => {
-      try {
-        if (push) await this.store.outboxPush(p.entry());
-        else {
-          // A stored entry: it may have been sent since the flush read the list.
-          const still = await this.store.outbox().then(
-            (list) => list.some((x) => x.clientId === clientId),
-            () => true, // cannot tell: post it (the relay stores a client id once)
-          );
-          if (!still) {
-            p.abandon(this.outbox);
-            return null;
-          }
+      if (push) {
+        try {
+          await this.store.outboxPush(p.entry());
+        } catch (e) {
+          p.abandon(this.outbox);
+          throw e;
         }
-      } catch (e) {
-        p.abandon(this.outbox);
-        throw e;
       }
       return this.drivePost(p, clientId);
     })().finally(() => {
@@ -738,13 +730,18 @@ export class Session extends EventTarget {
    * once stored or refused; then history and `sent` for an app message. A
    * store failure does not make a stored message unsent, nor hide a refusal.
    */
-  private async drivePost(p: ClientPosting, clientId: Uuid): Promise<Sent> {
+  private async drivePost(p: ClientPosting, clientId: Uuid): Promise<Sent | null> {
     const ob = this.outbox;
     let cause: unknown;
     try {
       for (;;) {
         const s = p.step(ob);
-        if (s.kind === "socket") {
+        if (s.kind === "check") {
+          // (A store that cannot tell: post it; the relay stores a client id once.)
+          const list = await this.store.outbox().catch(() => null);
+          p.checked(ob, list === null || list.some((x) => x.clientId === clientId));
+        } else if (s.kind === "gone") return null;
+        else if (s.kind === "socket") {
           const acked = this.sync.sendMessage(clientId, s.frame);
           const r = acked === null ? null : await acked;
           if (r?.kind === "stored") p.socketAck(ob, r.id, r.seq);
@@ -798,39 +795,44 @@ export class Session extends EventTarget {
 
   /**
    * @internal Re-posts everything in the outbox (after a reload or reconnect),
-   * in order. A message refused for good is dropped and reported
+   * in order (the engine's `ClientFlush`): a post of an entry in flight is
+   * joined, not repeated. A message refused for good is dropped and reported
    * (`relayerror`); one that cannot be posted yet stops the flush.
    */
   async flushOutbox(): Promise<void> {
-    let entries: OutboxEntry[];
+    let f: ClientFlush;
     try {
-      entries = await this.store.outbox();
+      f = new ClientFlush(await this.store.outbox());
     } catch (e) {
       this.storeFailed("the outbox cannot be read; retried on the next connection", e);
       return;
     }
-    for (const e of entries) {
-      if (this.closed) return;
-      try {
-        // A post of it in flight is joined, in order, not repeated (every
-        // claim is in `posting` from the moment it is taken); else it is
-        // claimed, and posted if the store still holds it.
-        const running = this.posting.get(e.clientId);
-        if (running !== undefined) {
-          await running;
+    try {
+      for (let s = f.step(this.outbox); s.kind !== "done"; s = f.step(this.outbox)) {
+        if (s.kind === "join") {
+          const running = this.posting.get(s.clientId);
+          await (running?.catch(() => undefined) ?? new Promise((resolve) => setTimeout(resolve, 20)));
+          f.joined();
           continue;
         }
-        const p = ClientPosting.resume(this.outbox, e);
-        if (p === undefined) continue; // (claimed and not in `posting`: cannot happen)
-        await this.post(p, false);
-      } catch (err) {
-        const code = codeOf(err) ?? "refused";
-        if (code === ClientCodes.queued || code === ClientCodes.closed) return;
-        this.emit("relayerror", {
-          code,
-          detail: `message ${e.clientId} was refused: ${err instanceof Error ? err.message : String(err)}`,
-        });
+        if (this.closed) {
+          s.posting.abandon(this.outbox);
+          s.posting.free();
+          return;
+        }
+        const clientId = s.posting.entry().clientId;
+        try {
+          f.posted((await this.post(s.posting, false)) === null ? "gone" : "sent");
+        } catch (err) {
+          const code = codeOf(err) ?? "refused";
+          const stop = code === ClientCodes.queued || code === ClientCodes.closed;
+          f.posted(stop ? "queued" : "refused");
+          const detail = `message ${clientId} was refused: ${err instanceof Error ? err.message : String(err)}`;
+          if (!stop) this.emit("relayerror", { code, detail });
+        }
       }
+    } finally {
+      f.free();
     }
   }
 

@@ -21,7 +21,7 @@ use sotto_engine::link::{Ack, Link};
 use sotto_engine::open::{Me, Opening, Outcome, Step};
 use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer};
 use sotto_engine::pins::{self, Pins};
-use sotto_engine::post::{Do, Posted, Posting};
+use sotto_engine::post::{Do, Flush, FlushStep, Posted, Posting};
 use sotto_engine::room_ops::{Answer, Call, OpNeed, RoomOp, RoomOperation, RoomView};
 use sotto_engine::setup::{Mode, OwnDevice, SetUp, SetupError, SetupNeed};
 use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
@@ -32,7 +32,7 @@ use zeroize::Zeroizing;
 use crate::content::Content;
 use crate::error::{Error, Result};
 use crate::events::{Event, ReceivedMessage};
-use crate::store::{OutboxEntry, Store, StoredAccount};
+use crate::store::{Store, StoredAccount};
 use crate::transport::Client;
 
 /// How long a `send` over the socket waits for the relay's `ack` before it
@@ -648,7 +648,9 @@ impl Session {
             inner.outbox_done.notify_waiters();
             return Err(e);
         }
-        self.post(posting).await
+        self.post(posting)
+            .await?
+            .ok_or_else(|| Error::Protocol("a new message left the outbox unposted".into()))
     }
 
     /// This device as the engine's open and seal code sees it.
@@ -904,8 +906,9 @@ impl Session {
     /// history and `Event::Sent` for an app message. A store failure after
     /// the relay stored the message does not make it unsent: it is reported
     /// (`Event::RelayError` with code `store`), and the entry goes out again
-    /// on the next connection under the same client id.
-    pub(crate) async fn post(&self, p: Posting) -> Result<Sent> {
+    /// on the next connection under the same client id. `None`: a resumed
+    /// entry had left the store (posted since by another).
+    pub(crate) async fn post(&self, p: Posting) -> Result<Option<Sent>> {
         let inner = &self.inner;
         let (room_id, client_id) = (p.entry().room_id, p.entry().client_id);
         // Ends the post however this future ends: answered, or dropped by its
@@ -920,6 +923,14 @@ impl Session {
         loop {
             let next = p.step(&mut lock(&inner.outbox));
             match next {
+                Do::Check => {
+                    // (A store that cannot tell: post it; the relay stores a client id once.)
+                    let still = inner
+                        .store
+                        .outbox()
+                        .map_or(true, |list| list.iter().any(|x| x.client_id == client_id));
+                    p.checked(&mut lock(&inner.outbox), still);
+                }
                 Do::Socket(frame) => {
                     let answer = self.post_on_socket(client_id, frame).await;
                     {
@@ -1007,8 +1018,9 @@ impl Session {
                         })
                         .await;
                     }
-                    return Ok(Sent { client_id, id, seq });
+                    return Ok(Some(Sent { client_id, id, seq }));
                 }
+                Do::Done(Posted::Gone) => return Ok(None),
                 Do::Done(Posted::Refused) => {
                     return Err(cause.unwrap_or_else(|| {
                         Error::Protocol("the relay refused the message".into())
@@ -1153,65 +1165,43 @@ impl Session {
     }
 
     /// Re-posts everything in the outbox (after a restart or reconnect), in
-    /// order. A message the relay refuses for good is dropped (and reported in
-    /// the result); one that cannot be posted yet stops the flush.
+    /// order (the engine's [`Flush`]): an entry a post in flight holds is
+    /// waited for, never posted twice. A message the relay refuses for good
+    /// is dropped (and reported in the result); one that cannot be posted yet
+    /// stops the flush, and the rest waits behind it.
     pub async fn flush_outbox(&self) -> Result<Vec<(Uuid, Error)>> {
+        let mut flush = Flush::new(self.inner.store.outbox()?);
         let mut refused = Vec::new();
-        for e in self.inner.store.outbox()? {
-            let client_id = e.client_id;
-            let claimed = self.claim(e).await;
-            // The list was read before: the entry may have been sent since.
-            let waiting = match self.inner.store.outbox() {
-                Ok(list) => list.iter().any(|x| x.client_id == client_id),
-                Err(e) => {
-                    if let Some(mut p) = claimed {
-                        p.abandon(&mut lock(&self.inner.outbox));
-                        self.inner.outbox_done.notify_waiters();
-                    }
-                    return Err(e);
-                }
-            };
-            let p = match claimed {
-                Some(p) if waiting => p,
-                claimed => {
-                    if let Some(mut p) = claimed {
-                        p.abandon(&mut lock(&self.inner.outbox));
-                        self.inner.outbox_done.notify_waiters();
-                    }
-                    if waiting {
-                        // Another post of it ended without storing it.
-                        return Err(Error::Queued {
-                            client_id,
-                            cause: Box::new(Error::Network(
-                                "posted elsewhere; still waiting".into(),
-                            )),
-                        });
-                    }
-                    continue;
-                }
-            };
-            match self.post(p).await {
-                Ok(_) => {}
-                Err(e @ Error::Queued { .. }) => return Err(e),
-                Err(e) => refused.push((client_id, e)),
-            }
-        }
-        Ok(refused)
-    }
-
-    /// Claims the post of a stored outbox entry (the engine's single-flight
-    /// rule, `Posting::resume`): the posting if this caller posts it; `None`
-    /// after waiting for a post of it in flight elsewhere to end.
-    async fn claim(&self, entry: OutboxEntry) -> Option<Posting> {
-        let client_id = entry.client_id;
         loop {
+            // Registered before the step: a post that ends after it still wakes this.
             let ended = self.inner.outbox_done.notified();
-            if let Some(p) = Posting::resume(&mut lock(&self.inner.outbox), entry.clone()) {
-                return Some(p);
-            }
-            ended.await;
-            if !lock(&self.inner.outbox).is_posting(client_id) {
-                return None;
+            let next = flush.step(&mut lock(&self.inner.outbox));
+            match next {
+                FlushStep::Post(p) => {
+                    let client_id = p.entry().client_id;
+                    let outcome = match self.post(p).await {
+                        Ok(Some(_)) => Posted::Sent {
+                            id: Uuid::nil(),
+                            seq: 0,
+                            announce: false,
+                        },
+                        Ok(None) => Posted::Gone,
+                        Err(e @ Error::Queued { .. }) => {
+                            flush.posted(Posted::Queued);
+                            return Err(e);
+                        }
+                        Err(e) => {
+                            refused.push((client_id, e));
+                            Posted::Refused
+                        }
+                    };
+                    flush.posted(outcome);
+                }
+                FlushStep::Join(_) => {
+                    ended.await;
+                    flush.joined();
+                }
+                FlushStep::Done => return Ok(refused),
             }
         }
     }

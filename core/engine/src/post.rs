@@ -22,9 +22,20 @@
 //!    the caller the refusal), or [`Posted::Queued`] (the entry waits in the
 //!    store for the next connection).
 //!
+//! A resumed entry first asks [`Do::Check`]: whether the store still holds
+//! it (the flush read the list before it claimed the entry; another post may
+//! have sent it since). One that left the store ends [`Posted::Gone`].
+//!
 //! The verdict on each answer is [`Outbox`]'s. A driver that stops before
 //! [`Do::Done`] (the session closed, the store push failed, the caller went
 //! away) calls [`Posting::abandon`]; the entry stays in the store.
+//!
+//! [`Flush`] posts the store's outbox in order after a restart or reconnect:
+//! it hands out each entry's [`Posting`], or asks the driver to wait for a
+//! post of it in flight elsewhere ([`FlushStep::Join`]), and stops at the
+//! first entry that cannot go out yet (the rest waits behind it).
+
+use std::collections::VecDeque;
 
 use sotto_core::SealError;
 use sotto_core::api::ClientFrame;
@@ -57,6 +68,9 @@ pub struct OutboxEntry {
 /// What to do next for a [`Posting`].
 #[derive(Debug)]
 pub enum Do {
+    /// Is the entry still in the store? Answer [`Posting::checked`] (a store
+    /// that cannot tell: `true`; the relay stores a client id once).
+    Check,
     /// Send this frame on the live socket and report its `ack` or refusal
     /// ([`Posting::socket`]); with no socket, or no answer within
     /// [`crate::policy::ACK_TIMEOUT_MS`], report [`SocketAnswer::NoAck`].
@@ -89,10 +103,15 @@ pub enum Posted {
     Refused,
     /// It waits in the store for the next connection.
     Queued,
+    /// A resumed entry had left the store (another post sent or refused it
+    /// since the list was read): nothing to do or report.
+    Gone,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    Check,
+    AwaitCheck,
     Socket,
     AwaitSocket,
     Http(u64),
@@ -212,7 +231,7 @@ impl Posting {
             entry,
             sealed: None,
             claimed: true,
-            state: State::Socket,
+            state: State::Check,
         })
     }
 
@@ -229,6 +248,10 @@ impl Posting {
             return Do::Done(Posted::Queued);
         }
         match self.state {
+            State::Check => {
+                self.state = State::AwaitCheck;
+                Do::Check
+            }
             State::Socket => {
                 self.state = State::AwaitSocket;
                 Do::Socket(ClientFrame::Send {
@@ -246,7 +269,7 @@ impl Posting {
                 Do::Remove
             }
             State::Done(p) => Do::Done(p),
-            State::AwaitSocket | State::AwaitHttp | State::AwaitRemove(_) => {
+            State::AwaitCheck | State::AwaitSocket | State::AwaitHttp | State::AwaitRemove(_) => {
                 self.abandon(outbox);
                 Do::Done(Posted::Queued)
             }
@@ -270,6 +293,19 @@ impl Posting {
                 State::Done(Posted::Queued)
             }
         };
+    }
+
+    /// The store's answer to [`Do::Check`]: whether it still holds the entry.
+    pub fn checked(&mut self, outbox: &mut Outbox, still_stored: bool) {
+        if self.state != State::AwaitCheck {
+            return;
+        }
+        if still_stored {
+            self.state = State::Socket;
+        } else {
+            self.abandon(outbox);
+            self.state = State::Done(Posted::Gone);
+        }
     }
 
     /// The socket's answer to [`Do::Socket`].
@@ -362,5 +398,109 @@ impl Posting {
             trust: SenderTrust::Own,
             content,
         })
+    }
+}
+
+/// What a [`Flush`] asks next.
+#[derive(Debug)]
+pub enum FlushStep {
+    /// Drive this post of the entry to its end (it starts with [`Do::Check`]),
+    /// then [`Flush::posted`] with how it ended.
+    Post(Posting),
+    /// A post of the entry `client_id` is in flight elsewhere (a send, or
+    /// another flush): wait until it ends, then [`Flush::joined`]. Never post
+    /// it beside that one.
+    Join(Uuid),
+    /// The flush has ended: every entry went out, or one cannot go out yet
+    /// and the rest waits behind it (in order, for the next flush).
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaiting {
+    Nothing,
+    Post,
+    Join,
+}
+
+/// The store's outbox posted in order, one entry at a time (see the module
+/// docs). A refusal for good drops that entry (its post reported it) and the
+/// flush goes on; an entry that stays queued ends the flush.
+#[derive(Debug)]
+pub struct Flush {
+    entries: VecDeque<OutboxEntry>,
+    /// The entry being joined: tried again once the other post ended.
+    joined: Option<OutboxEntry>,
+    awaiting: Awaiting,
+    ended: bool,
+}
+
+impl Flush {
+    /// A flush of `entries`, as the store lists them (oldest first).
+    pub fn new(entries: Vec<OutboxEntry>) -> Self {
+        Self {
+            entries: entries.into(),
+            joined: None,
+            awaiting: Awaiting::Nothing,
+            ended: false,
+        }
+    }
+
+    /// What to do next. Asked again before the driver answered the last
+    /// step, the flush ends (what is left waits in the store).
+    pub fn step(&mut self, outbox: &mut Outbox) -> FlushStep {
+        if self.awaiting != Awaiting::Nothing {
+            self.ended = true;
+        }
+        if self.ended {
+            self.joined = None;
+            return FlushStep::Done;
+        }
+        let Some(entry) = self.joined.take().or_else(|| self.entries.pop_front()) else {
+            self.ended = true;
+            return FlushStep::Done;
+        };
+        let client_id = entry.client_id;
+        if outbox.is_posting(client_id) {
+            self.joined = Some(entry);
+            self.awaiting = Awaiting::Join;
+            return FlushStep::Join(client_id);
+        }
+        match Posting::resume(outbox, entry) {
+            Some(p) => {
+                self.awaiting = Awaiting::Post;
+                FlushStep::Post(p)
+            }
+            // (Not posting a moment ago: cannot happen with one outbox.)
+            None => {
+                self.ended = true;
+                FlushStep::Done
+            }
+        }
+    }
+
+    /// The post that [`FlushStep::Join`] waited for has ended: the entry is
+    /// tried again (its post first checks that the store still holds it).
+    pub fn joined(&mut self) {
+        if self.awaiting == Awaiting::Join {
+            self.awaiting = Awaiting::Nothing;
+        }
+    }
+
+    /// How the post that [`FlushStep::Post`] handed out ended. `Queued`
+    /// ends the flush: later entries must not overtake it.
+    pub fn posted(&mut self, outcome: Posted) {
+        if self.awaiting != Awaiting::Post {
+            return;
+        }
+        self.awaiting = Awaiting::Nothing;
+        if outcome == Posted::Queued {
+            self.ended = true;
+        }
+    }
+
+    /// Whether it has ended.
+    pub fn is_done(&self) -> bool {
+        self.ended
     }
 }

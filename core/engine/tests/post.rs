@@ -14,7 +14,7 @@ use sotto_core::keys::VerifiedDevice;
 use sotto_engine::Content;
 use sotto_engine::open::Me;
 use sotto_engine::outbox::{HttpAnswer, Outbox, SocketAnswer};
-use sotto_engine::post::{Do, OutboxEntry, Posted, Posting};
+use sotto_engine::post::{Do, Flush, FlushStep, OutboxEntry, Posted, Posting};
 use sotto_engine::vault::HistoryTrust;
 use uuid::Uuid;
 
@@ -79,6 +79,12 @@ impl Sender {
         assert_eq!((room_id, client_id), (ROOM, CLIENT_ID));
         assert_eq!(envelope.0, p.entry().envelope, "the entry's envelope");
         p.socket(&mut self.outbox, answer);
+    }
+
+    /// A resumed entry asks whether the store still holds it.
+    fn check(&mut self, p: &mut Posting, still: bool) {
+        assert!(matches!(p.step(&mut self.outbox), Do::Check));
+        p.checked(&mut self.outbox, still);
     }
 
     fn done(&mut self, p: &mut Posting) -> Posted {
@@ -223,6 +229,7 @@ fn a_stored_entry_is_posted_once_and_its_history_comes_from_the_envelope() {
     drop(sealed);
     s.outbox.abandon(CLIENT_ID); // the app restarted: nothing in flight
     let mut p = Posting::resume(&mut s.outbox, entry).unwrap();
+    s.check(&mut p, true);
     s.socket(&mut p, SocketAnswer::Ack { id: ID, seq: 2 });
     s.remove(&mut p);
     assert_eq!(
@@ -241,6 +248,7 @@ fn a_stored_entry_is_posted_once_and_its_history_comes_from_the_envelope() {
     let entry = control.entry().clone();
     s.outbox.abandon(CLIENT_ID);
     let mut p = Posting::resume(&mut s.outbox, entry).unwrap();
+    s.check(&mut p, true);
     s.socket(&mut p, SocketAnswer::Ack { id: ID, seq: 3 });
     s.remove(&mut p);
     assert_eq!(
@@ -310,4 +318,114 @@ fn a_post_never_releases_a_claim_it_does_not_hold() {
     let _again = Posting::resume(&mut s.outbox, entry).unwrap();
     first.abandon(&mut s.outbox);
     assert!(s.outbox.is_posting(CLIENT_ID), "the flush's claim stands");
+}
+
+/// A sealed entry under `client_id`, as the store keeps it.
+fn sealed_entry(s: &Sender, client_id: u128) -> OutboxEntry {
+    let p = Posting::seal(
+        &s.me(),
+        ROOM,
+        b"x",
+        std::slice::from_ref(&s.own),
+        false,
+        Uuid::from_u128(client_id),
+        AT,
+    )
+    .unwrap();
+    p.entry().clone()
+}
+
+#[test]
+fn a_flush_joins_a_post_in_flight_skips_what_left_the_store_and_stops_at_the_first_queued() {
+    let mut s = Sender::new();
+    let (a, b, c, d) = (
+        sealed_entry(&s, 0xa),
+        sealed_entry(&s, 0xb),
+        sealed_entry(&s, 0xc),
+        sealed_entry(&s, 0xd),
+    );
+    let mut store = vec![a.clone(), b.clone(), c.clone(), d.clone()];
+    // A send of `a` is in flight when the flush reads the store.
+    let mut send = Posting::resume(&mut s.outbox, a.clone()).unwrap();
+    let mut f = Flush::new(store.clone());
+    assert!(matches!(f.step(&mut s.outbox), FlushStep::Join(id) if id == a.client_id));
+    // That post ends: stored, out of the store.
+    assert!(matches!(send.step(&mut s.outbox), Do::Check));
+    send.checked(&mut s.outbox, true);
+    assert!(matches!(send.step(&mut s.outbox), Do::Socket(_)));
+    send.socket(&mut s.outbox, SocketAnswer::Ack { id: ID, seq: 1 });
+    assert!(matches!(send.step(&mut s.outbox), Do::Remove));
+    store.retain(|e| e.client_id != a.client_id);
+    send.removed(&mut s.outbox);
+    f.joined();
+    // Tried again: it left the store, so nothing is posted.
+    let FlushStep::Post(mut p) = f.step(&mut s.outbox) else {
+        panic!("a post of the joined entry");
+    };
+    assert_eq!(p.entry().client_id, a.client_id);
+    assert!(matches!(p.step(&mut s.outbox), Do::Check));
+    p.checked(
+        &mut s.outbox,
+        store.iter().any(|e| e.client_id == a.client_id),
+    );
+    assert!(matches!(p.step(&mut s.outbox), Do::Done(Posted::Gone)));
+    assert!(
+        !s.outbox.is_posting(a.client_id),
+        "a gone entry holds no claim"
+    );
+    f.posted(Posted::Gone);
+    // `b` is refused for good: dropped, and the flush goes on.
+    let FlushStep::Post(mut p) = f.step(&mut s.outbox) else {
+        panic!("b next");
+    };
+    assert_eq!(p.entry().client_id, b.client_id);
+    assert!(matches!(p.step(&mut s.outbox), Do::Check));
+    p.checked(&mut s.outbox, true);
+    assert!(matches!(p.step(&mut s.outbox), Do::Socket(_)));
+    let refusal = SocketAnswer::Refused {
+        code: "forbidden",
+        retry_after_ms: None,
+    };
+    p.socket(&mut s.outbox, refusal);
+    assert!(matches!(p.step(&mut s.outbox), Do::Remove));
+    p.removed(&mut s.outbox);
+    assert!(matches!(p.step(&mut s.outbox), Do::Done(Posted::Refused)));
+    f.posted(Posted::Refused);
+    // `c` cannot go out now: the flush stops, and `d` waits behind it.
+    let FlushStep::Post(mut p) = f.step(&mut s.outbox) else {
+        panic!("c next");
+    };
+    assert_eq!(p.entry().client_id, c.client_id);
+    assert!(matches!(p.step(&mut s.outbox), Do::Check));
+    p.checked(&mut s.outbox, true);
+    assert!(matches!(p.step(&mut s.outbox), Do::Socket(_)));
+    p.socket(&mut s.outbox, SocketAnswer::NoAck);
+    assert!(matches!(p.step(&mut s.outbox), Do::Http { after_ms: 0 }));
+    p.http(&mut s.outbox, HttpAnswer::Unreachable);
+    assert!(matches!(p.step(&mut s.outbox), Do::Done(Posted::Queued)));
+    f.posted(Posted::Queued);
+    assert!(matches!(f.step(&mut s.outbox), FlushStep::Done));
+    assert!(f.is_done());
+    assert!(!s.outbox.is_posting(c.client_id) && !s.outbox.is_posting(d.client_id));
+}
+
+#[test]
+fn a_flush_whose_driver_skips_an_answer_ends() {
+    let mut s = Sender::new();
+    let (a, b) = (sealed_entry(&s, 0xa), sealed_entry(&s, 0xb));
+    let mut f = Flush::new(vec![a, b]);
+    let FlushStep::Post(mut p) = f.step(&mut s.outbox) else {
+        panic!("a post");
+    };
+    // Stepped again without `posted`: it ends; the handed-out post still
+    // holds its claim until its own end.
+    assert!(matches!(f.step(&mut s.outbox), FlushStep::Done));
+    p.abandon(&mut s.outbox);
+    assert!(matches!(f.step(&mut s.outbox), FlushStep::Done));
+    // A flush that joined and was never told: it ends too.
+    let c = sealed_entry(&s, 0xc);
+    let _in_flight = Posting::resume(&mut s.outbox, c.clone()).unwrap();
+    let mut f = Flush::new(vec![c]);
+    assert!(matches!(f.step(&mut s.outbox), FlushStep::Join(_)));
+    assert!(matches!(f.step(&mut s.outbox), FlushStep::Done));
 }
