@@ -19,7 +19,8 @@ const TS_ROOM_OPS: &'static str = r#"
 export type RoomOpRequest =
   | { kind: "create"; members: Uuid[] }
   | { kind: "direct"; peer: Uuid }
-  | { kind: "add" | "remove"; roomId: Uuid; userId: Uuid };
+  | { kind: "add" | "remove"; roomId: Uuid; userId: Uuid }
+  | { kind: "accept"; invitation: Invitation };
 /** What `ClientRoomOp.step` needs next (save the rooms' records first). */
 export type RoomOpNeed =
   /** A relay call: answer `answered(rooms, details)` with the room's `RoomDetails` (null for add/remove), or `refused(rooms, code)` keeping the error. */
@@ -28,6 +29,7 @@ export type RoomOpNeed =
   | { kind: "addMember"; roomId: Uuid; userId: Uuid }
   | { kind: "removeMember"; roomId: Uuid; userId: Uuid }
   | { kind: "getRoom"; roomId: Uuid }
+  | { kind: "acceptInvitation"; invitationId: Uuid }
   /** Run the addressing to its end, then `addressed(ok)` (on failure keep its error). */
   | { kind: "address"; roomId: Uuid; purpose: AddressPurpose }
   | { kind: "warn"; warning: MembershipWarning }
@@ -90,6 +92,19 @@ impl ClientRoomOp {
                 room: js::get_uuid(&op, "roomId")?,
                 user: js::get_uuid(&op, "userId")?,
             },
+            "accept" => {
+                let i = js::object(&js::get(&op, "invitation")?, "invitation")?.clone();
+                let direct = js::get_string(&i, "room_kind")? == "direct";
+                RoomOp::Accept {
+                    invitation: js::get_uuid(&i, "id")?,
+                    room: js::get_uuid(&i, "room_id")?,
+                    direct_with: if direct {
+                        Some(js::get_uuid(&js::get(&i, "inviter")?, "id")?)
+                    } else {
+                        None
+                    },
+                }
+            }
             _ => return Err(Error::invalid_argument("unknown room operation")),
         };
         Ok(Self {
@@ -112,6 +127,9 @@ impl ClientRoomOp {
                 .set("roomId", id(room))
                 .set("userId", id(user)),
             OpNeed::Call(Call::GetRoom(room)) => kind("getRoom").set("roomId", id(room)),
+            OpNeed::Call(Call::AcceptInvitation(i)) => {
+                kind("acceptInvitation").set("invitationId", id(i))
+            }
             OpNeed::Address(room, p) => kind("address")
                 .set("roomId", id(room))
                 .set("purpose", purpose(&p)),

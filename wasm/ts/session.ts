@@ -598,7 +598,9 @@ export class Session extends EventTarget {
                   ? this.relay.addMember(n.roomId, n.userId)
                   : n.kind === "removeMember"
                     ? this.relay.removeMember(n.roomId, n.userId).then(() => null)
-                    : this.relay.room(n.roomId);
+                    : n.kind === "acceptInvitation"
+                      ? this.relay.acceptInvitation(n.invitationId)
+                      : this.relay.room(n.roomId);
           try {
             last = await call;
           } catch (e) {
@@ -632,13 +634,20 @@ export class Session extends EventTarget {
     await this.roomOp({ kind: "remove", roomId, userId });
   }
 
-  /** Accepts an invitation: the room joins this user's rooms (its history starts now). */
-  async acceptInvitation(id: Uuid): Promise<RoomSummary> {
-    const viaLeader = await this.viaLeader("acceptInvitation", [id]);
+  /**
+   * Accepts an invitation (as `invitations()` lists it, or its id): the room
+   * joins this user's rooms (its history starts now). This device gets its
+   * messages once the owner's statement names this user; a direct room's peer
+   * is pinned to the inviter, so a relay that lists someone else there gets
+   * nothing sealed to them.
+   */
+  async acceptInvitation(invitation: Uuid | Invitation): Promise<RoomSummary> {
+    const viaLeader = await this.viaLeader("acceptInvitation", [invitation]);
     if (viaLeader !== null) return viaLeader.value as RoomSummary;
-    const d = await this.relay.acceptInvitation(id);
-    this.forgetRoom(d.id);
-    return summary(d);
+    const i =
+      typeof invitation === "string" ? (await this.relay.invitations()).find((x) => x.id === invitation) : invitation;
+    if (i === undefined) throw new SottoError("not_found", "no such pending invitation");
+    return summary((await this.roomOp({ kind: "accept", invitation: i })) as RoomDetails);
   }
 
   /** Declines an invitation. */

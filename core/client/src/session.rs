@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sotto_core::api::{AddedMember, ClientFrame, Device, ReceiptKind, RoomDetails, User};
+use sotto_core::api::{
+    AddedMember, ClientFrame, Device, Invitation, ReceiptKind, RoomDetails, User,
+};
 use sotto_core::backup::{self, BackupParams, DeviceSecrets, RecoveryKey};
 use sotto_core::envelope;
 use sotto_core::keys::{
@@ -732,6 +734,29 @@ impl Session {
         .map(|_| ())
     }
 
+    /// This user's pending invitations (all pages), to rooms they are not in yet.
+    pub async fn invitations(&self) -> Result<Vec<Invitation>> {
+        self.inner.client.all_invitations().await
+    }
+
+    /// Accepts an invitation as [`Session::invitations`] listed it: the room
+    /// joins this user's rooms (its history starts now). This device gets the
+    /// room's messages once the owner's statement names this user
+    /// (`docs/protocol.md` §12.4); a direct room's peer is pinned to the
+    /// inviter, so a relay that lists someone else there gets nothing sealed
+    /// to them.
+    pub async fn accept_invitation(&self, invitation: &Invitation) -> Result<RoomDetails> {
+        match self.room_op(RoomOp::from(invitation), "").await? {
+            Reply::Details(d) => Ok(d),
+            _ => Err(Error::Protocol("the relay's answer is not a room".into())),
+        }
+    }
+
+    /// Declines an invitation.
+    pub async fn decline_invitation(&self, invitation_id: Uuid) -> Result<()> {
+        self.inner.client.decline_invitation(invitation_id).await
+    }
+
     /// Drives the engine's room operation (`sotto_engine::room_ops`): the
     /// relay calls and addressing runs it asks for, in its order, and the
     /// warnings it shows. Returns the relay's last answer, or the error kept
@@ -757,6 +782,9 @@ impl Session {
                             .await
                             .map(|()| Reply::Nothing),
                         Call::GetRoom(room) => client.get_room(room).await.map(Reply::Details),
+                        Call::AcceptInvitation(id) => {
+                            client.accept_invitation(id).await.map(Reply::Details)
+                        }
                     };
                     let answer = match reply {
                         Ok(r) => {

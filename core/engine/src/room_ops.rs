@@ -11,7 +11,11 @@
 //!   before the relay is asked; if the relay refuses, it is withdrawn;
 //! - **remove** a member or leave: the relay is asked; then, as the owner, the
 //!   statement without them is posted whatever the relay answered, so the
-//!   removal holds even if the relay keeps (or writes back) them.
+//!   removal holds even if the relay keeps (or writes back) them;
+//! - **accept** an invitation: the relay must answer with the invitation's
+//!   room; a direct room's peer is pinned to the inviter this user accepted,
+//!   not to whoever the relay lists; the room's view is fetched fresh on next
+//!   use (this user's keys come with the owner's statement naming them).
 //!
 //! [`RoomOperation`] is sans-I/O: [`RoomOperation::step`] says what it needs
 //! ([`OpNeed`]): a call to the relay, an addressing run to its end (the
@@ -53,6 +57,25 @@ pub enum RoomOp {
         /// Who goes.
         user: Uuid,
     },
+    /// Accept the invitation `invitation` to `room` (as the relay listed it).
+    Accept {
+        /// The invitation.
+        invitation: Uuid,
+        /// Its room.
+        room: Uuid,
+        /// For a direct room, the inviter: the room's peer.
+        direct_with: Option<Uuid>,
+    },
+}
+
+impl From<&sotto_core::api::Invitation> for RoomOp {
+    fn from(i: &sotto_core::api::Invitation) -> Self {
+        Self::Accept {
+            invitation: i.id,
+            room: i.room_id,
+            direct_with: (i.room_kind == sotto_core::api::RoomKind::Direct).then_some(i.inviter.id),
+        }
+    }
 }
 
 /// A call to the relay.
@@ -79,6 +102,8 @@ pub enum Call {
     },
     /// `GET /rooms/{room}`; answer with the room's view.
     GetRoom(Uuid),
+    /// `POST /invitations/{id}/accept`; answer with the room's view.
+    AcceptInvitation(Uuid),
 }
 
 /// A room as the relay describes it (what [`Rooms::observe_parts`] reads).
@@ -155,6 +180,8 @@ enum Wait {
     RelayRemoved,
     /// Remove: the owner's statement without them is posted.
     OwnerWithdrew { relay_ok: bool },
+    /// Accept: the relay let this user in.
+    Accepted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +233,9 @@ impl RoomOperation {
             other => other,
         };
         let room = match &op {
-            RoomOp::Add { room, .. } | RoomOp::Remove { room, .. } => Some(*room),
+            RoomOp::Add { room, .. }
+            | RoomOp::Remove { room, .. }
+            | RoomOp::Accept { room, .. } => Some(*room),
             RoomOp::Create { .. } | RoomOp::Direct { .. } => None,
         };
         Self {
@@ -267,6 +296,10 @@ impl RoomOperation {
                 RoomOp::Remove { room, user } => self.wait(
                     Wait::RelayRemoved,
                     OpNeed::Call(Call::RemoveMember { room, user }),
+                ),
+                RoomOp::Accept { invitation, .. } => self.wait(
+                    Wait::Accepted,
+                    OpNeed::Call(Call::AcceptInvitation(invitation)),
                 ),
             },
             (State::PostFirst, Some(room)) => match &self.op {
@@ -384,6 +417,20 @@ impl RoomOperation {
             (Wait::RelayRemoved, _) => {
                 rooms.forget_relay_view(self.room);
                 State::WithdrawAfterRemove(ok)
+            }
+            (Wait::Accepted, Answer::View(v)) if Some(v.id) == self.room => {
+                if let RoomOp::Accept {
+                    room,
+                    direct_with: Some(peer),
+                    ..
+                } = self.op
+                {
+                    // The inviter this user accepted, not whoever the relay lists.
+                    rooms.expect_peer(room, peer);
+                }
+                // Its live events may still be on their way: fetched fresh on next use.
+                rooms.forget_relay_view(self.room);
+                State::Done
             }
             _ => State::Failed,
         };
@@ -692,6 +739,62 @@ mod tests {
         let asked = run(&mut rooms, op(ME), vec![Answer::Ok], &[]);
         assert_eq!(asked.len(), 2);
         assert_eq!(asked.last(), Some(&OpNeed::Done));
+    }
+
+    #[test]
+    fn accepting_a_direct_invitation_pins_the_inviter_and_the_room_must_match() {
+        const INVITATION: Uuid = Uuid::from_u128(0x1417);
+        let accept = |direct_with| RoomOp::Accept {
+            invitation: INVITATION,
+            room: ROOM,
+            direct_with,
+        };
+        let mut rooms = Rooms::load(ME, []);
+        // The relay answers with another room: the operation fails, nothing pinned.
+        let other = RoomView {
+            id: Uuid::from_u128(0x701),
+            ..view(true, BOB, &[BOB, ME])
+        };
+        let asked = run(
+            &mut rooms,
+            accept(Some(BOB)),
+            vec![Answer::View(other)],
+            &[],
+        );
+        assert_eq!(
+            asked.first(),
+            Some(&OpNeed::Call(Call::AcceptInvitation(INVITATION)))
+        );
+        assert_eq!(asked.last(), Some(&OpNeed::Failed));
+        assert!(rooms.record(ROOM).and_then(|r| r.peer).is_none());
+        // The relay lets this user in, listing Mallory as the other member:
+        // the peer is Bob, who invited, and the view is fetched fresh.
+        let asked = run(
+            &mut rooms,
+            accept(Some(BOB)),
+            vec![Answer::View(view(true, BOB, &[MALLORY, ME]))],
+            &[],
+        );
+        assert_eq!(asked.last(), Some(&OpNeed::Done));
+        assert_eq!(rooms.record(ROOM).and_then(|r| r.peer), Some(BOB));
+        assert!(!rooms.knows(ROOM), "fetched fresh on next use");
+        let warnings = rooms.observe_view(view(true, BOB, &[MALLORY, ME]));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| matches!(w, Warning::DirectRoomTampered { .. })),
+            "{warnings:?}"
+        );
+        // A group room's invitation pins nobody.
+        let mut rooms = Rooms::load(ME, []);
+        let asked = run(
+            &mut rooms,
+            accept(None),
+            vec![Answer::View(view(false, BOB, &[BOB, ME]))],
+            &[],
+        );
+        assert_eq!(asked.last(), Some(&OpNeed::Done));
+        assert!(rooms.record(ROOM).and_then(|r| r.peer).is_none());
     }
 
     #[test]

@@ -183,17 +183,12 @@ async fn the_browser_chat_works_end_to_end_and_with_a_native_client() {
             Some("invited") => {
                 // Carol accepts Alice's invitation through the SDK.
                 let room: Uuid = msg["room_id"].as_str().unwrap().parse().unwrap();
-                let invitations = carol.session.client().all_invitations().await.unwrap();
+                let invitations = carol.session.invitations().await.unwrap();
                 let inv = invitations
                     .iter()
                     .find(|i| i.room_id == room)
                     .unwrap_or_else(|| panic!("no invitation to {room}: {invitations:?}"));
-                let details = carol
-                    .session
-                    .client()
-                    .accept_invitation(inv.id)
-                    .await
-                    .unwrap();
+                let details = carol.session.accept_invitation(inv).await.unwrap();
                 assert!(details.members.iter().any(|m| m.user_id == carol.id()));
                 writeln!(stdin, "{}", serde_json::json!({ "step": "joined" })).unwrap();
                 stdin.flush().unwrap();

@@ -327,12 +327,11 @@ async fn a_member_added_later_gets_every_message_after_joining() {
     carol
         .wait_for(|e| matches!(e, Event::Invitation { room_id, .. } if *room_id == room))
         .await;
-    let invitations = carol.session.client().all_invitations().await.unwrap();
+    let invitations = carol.session.invitations().await.unwrap();
     assert_eq!(invitations.len(), 1);
     carol
         .session
-        .client()
-        .accept_invitation(invitations[0].id)
+        .accept_invitation(&invitations[0])
         .await
         .unwrap();
     // Alice seals for the members she knows: wait until she has heard of the new one.

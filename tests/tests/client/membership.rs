@@ -221,6 +221,63 @@ async fn a_member_written_into_a_direct_room_gets_nothing_and_is_announced() {
     assert_no_plaintext_at_rest(&relay, &[before, secret], "alice");
 }
 
+/// Bob accepts Alice's invitation to a direct room, but the operator has
+/// swapped Alice for Mallory in its members first (no API call, no event):
+/// Bob's client pins the inviter he accepted, so nothing of his is sealed to
+/// Mallory, and he is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_direct_invitation_pins_the_inviter_whoever_the_relay_lists() {
+    let mut relay = RelayProcess::start(Backend::Sqlite).await;
+    let url = relay.url();
+    let alice = Person::register(&relay, &url, "alice", None).await;
+    let mut bob = Person::register(&relay, &url, "bob", None).await;
+    // Alice is not in Bob's contacts: he is invited.
+    let room = alice.session.direct_room(bob.id()).await.unwrap().room.id;
+    bob.wait_for(|e| matches!(e, Event::Invitation { room_id, .. } if *room_id == room))
+        .await;
+    let mallory = Intruder::register(&relay, &url).await;
+    relay.kill();
+    relay
+        .tamper_sqlite(&[(
+            "UPDATE room_members SET user_id = ?2 WHERE room_id = ?1 AND user_id = ?3",
+            vec![
+                room.to_string(),
+                mallory.id.to_string(),
+                alice.id().to_string(),
+            ],
+        )])
+        .await;
+    relay.restart();
+    online(&mut bob).await;
+
+    let invitations = bob.session.invitations().await.unwrap();
+    assert_eq!(invitations.len(), 1);
+    assert_eq!(invitations[0].inviter.id, alice.id());
+    let joined = bob
+        .session
+        .accept_invitation(&invitations[0])
+        .await
+        .unwrap();
+    assert_eq!(joined.room.id, room);
+    let mut listed: Vec<Uuid> = joined.members.iter().map(|m| m.user_id).collect();
+    listed.sort();
+    let mut expected = vec![bob.id(), mallory.id];
+    expected.sort();
+    assert_eq!(listed, expected, "the relay lists Mallory, not Alice");
+
+    let secret = text("for alice only");
+    let err = bob.session.send_text(room, &secret).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::DirectRoomTampered(_)),
+        "sent to a swapped direct room: {err:?}"
+    );
+    bob.wait_for(|e| matches!(e, Event::Membership(Warning::DirectRoomTampered { room_id, .. }) if *room_id == room))
+        .await;
+    let sealed = sealed_to(&bob, room).await;
+    assert!(!sealed.contains(&mallory.device), "a key for the intruder");
+    assert_no_plaintext_at_rest(&relay, &[secret], "bob");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_written_into_a_group_room_gets_no_key_and_forged_statements_are_refused() {
     let mut relay = RelayProcess::start(Backend::Sqlite).await;

@@ -42,10 +42,9 @@ async fn the_documented_program_runs() {
     // Bob does not have Alice in his contacts: he accepts her invitation.
     bob.wait_for(|e| matches!(e, sotto_client::Event::Invitation { .. }))
         .await;
-    let invitations = bob.session.client().all_invitations().await.unwrap();
+    let invitations = bob.session.invitations().await.unwrap();
     bob.session
-        .client()
-        .accept_invitation(invitations[0].id)
+        .accept_invitation(&invitations[0])
         .await
         .unwrap();
     let hello = bob.expect_text("hello from the quickstart").await;

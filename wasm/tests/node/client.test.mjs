@@ -759,6 +759,42 @@ test("a member the owner removed gets no key when the operator writes them back 
   assert.deepEqual(w.detail, { kind: "unconfirmed", room_id: group.id, users: [bob.session.userId] });
 });
 
+test("an accepted direct invitation pins the inviter, whoever the relay lists (as the native accept_invitation)", async () => {
+  const ivy = await person(relay, "ivy");
+  const ike = await person(relay, "ike");
+  const mal = await person(relay, "mal");
+  try {
+    // Ivy is not in Ike's contacts: he is invited. The operator swaps Ivy for
+    // Mal in the room's members before he accepts (no API call, no event).
+    ike.session.connect();
+    await ike.rec.until(online, 40_000);
+    const r = await ivy.session.directRoom(ike.session.userId);
+    await ike.rec.until((e) => e.type === "invitation" && e.detail.roomId === r.id);
+    const from = ike.rec.events.length;
+    await relay.stop();
+    const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
+    execFileSync("sqlite3", [
+      join(relay.data, "sotto.db"),
+      `UPDATE room_members SET user_id = ${q(mal.session.userId)} WHERE room_id = ${q(r.id)} AND user_id = ${q(ivy.session.userId)};`,
+    ]);
+    await relay.start();
+    await ike.rec.until(online, 40_000, from);
+    const [inv] = await ike.session.invitations();
+    assert.equal(inv.inviter.id, ivy.session.userId);
+    const joined = await ike.session.acceptInvitation(inv);
+    assert.deepEqual(joined.members.map((m) => m.user_id).sort(), [ike.session.userId, mal.session.userId].sort());
+    await assert.rejects(ike.session.sendText(r.id, secret("for ivy only")), (e) => e instanceof SottoError && e.code === "direct_room_tampered");
+    const w = await ike.rec.until((e) => e.type === "membership" && e.detail.room_id === r.id, 10_000, from);
+    assert.equal(w.detail.kind, "direct_room_tampered");
+    for (const m of (await ike.relay.messages(r.id, 0, 200)).items) {
+      const to = bindings.peekEnvelope(Buffer.from(m.envelope, "base64url")).recipientDeviceIds;
+      assert.ok(!to.includes(mal.session.deviceId), `seq ${m.seq} carries a key for the intruder`);
+    }
+  } finally {
+    for (const p of [ivy, ike, mal]) p.session.close();
+  }
+});
+
 test(
   "an identity key rewritten by the relay is refused loudly until accepted",
   async () => {

@@ -294,7 +294,7 @@ pub fn run(app: &mut App, line: &str) {
             let tx = app.tx.clone();
             app.spawn(async move {
                 if accept {
-                    Some(match client.accept_invitation(inv.id).await {
+                    Some(match session.accept_invitation(&inv).await {
                         Ok(details) => AppMsg::RoomLoaded {
                             details,
                             select: true,
@@ -302,7 +302,7 @@ pub fn run(app: &mut App, line: &str) {
                         Err(e) => AppMsg::Status(format!("Cannot join: {e}"), Level::Error),
                     })
                 } else {
-                    let r = client.decline_invitation(inv.id).await;
+                    let r = session.decline_invitation(inv.id).await;
                     let _ = tx.send(AppMsg::Status(
                         match &r {
                             Ok(()) => {
