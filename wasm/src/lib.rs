@@ -26,6 +26,7 @@
 
 pub mod address;
 pub mod attachment;
+pub mod auth;
 pub mod device;
 pub mod envelope;
 pub mod error;

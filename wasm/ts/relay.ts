@@ -27,8 +27,9 @@ import type {
   User,
   Uuid,
 } from "./sotto_wasm.js";
-import { tokenFromLink } from "./sotto_wasm.js";
-import { LIMITS, POLICY } from "./wire.gen.js";
+import { ClientTokens, tokenFromLink } from "./sotto_wasm.js";
+import type { TokenAccess } from "./sotto_wasm.js";
+import { LIMITS } from "./wire.gen.js";
 
 export interface RelayOptions {
   /** The `fetch` to use (default: the global one). */
@@ -43,19 +44,10 @@ export interface RelayOptions {
   maxBackoffMs?: number;
 }
 
-/** Refresh this long before the access token expires (or after half its life if that is sooner). */
-const REFRESH_MARGIN_MS = POLICY.refreshMarginMs;
 /** Most users in one `keys/query` (the relay's limit). */
 const MAX_KEYS_QUERY_USERS = LIMITS.keysQueryUsers;
 /** Largest page the relay serves. */
 const MAX_LIMIT = LIMITS.pageMax;
-
-interface Tokens {
-  access: string;
-  refresh: string;
-  refreshAt: number;
-  user: User;
-}
 
 type Retry = "idempotent" | "once";
 
@@ -132,7 +124,10 @@ export class Relay extends EventTarget {
   private readonly maxAttempts: number;
   private readonly backoffMs: number;
   private readonly maxBackoffMs: number;
-  private tokens: Tokens | null = null;
+  /** The session's tokens, as the engine decides (`ClientTokens`; made at the first login). */
+  private tokens: ClientTokens | null = null;
+  private sessionUser: User | null = null;
+  /** The refresh in flight (the engine says who starts one and who joins it). */
   private refreshing: Promise<void> | null = null;
 
   constructor(baseUrl: string, options: RelayOptions = {}) {
@@ -175,85 +170,92 @@ export class Relay extends EventTarget {
 
   /** The logged-in user (as of the last login or refresh), or null. */
   get currentUser(): User | null {
-    return this.tokens?.user ?? null;
+    return this.loggedIn ? this.sessionUser : null;
   }
 
   /** Whether the relay holds a session. */
   get loggedIn(): boolean {
-    return this.tokens !== null;
+    return this.tokens?.isLoggedIn ?? false;
   }
 
   // ---- tokens -------------------------------------------------------------
 
   private setTokens(t: TokenResponse): User {
-    const life = Math.max(0, t.expires_in) * 1000;
-    const usable = Math.max(life - REFRESH_MARGIN_MS, life / 2);
-    this.tokens = { access: t.access_token, refresh: t.refresh_token, refreshAt: Date.now() + usable, user: t.user };
+    (this.tokens ??= new ClientTokens()).loggedIn(Date.now(), t.access_token, t.refresh_token, t.expires_in);
+    this.sessionUser = t.user;
     return t.user;
   }
 
   /** A valid access token, refreshed first if it is due (one refresh at a time). */
-  async accessToken(): Promise<string> {
-    const t = this.tokens;
-    if (t === null) throw new SottoError(ClientCodes.notLoggedIn, "not logged in");
-    if (Date.now() < t.refreshAt && this.refreshing === null) return t.access;
-    await this.refreshShared();
-    const now = this.tokens as Tokens | null;
-    if (now === null) throw new SottoError(ClientCodes.notLoggedIn, "not logged in");
-    return now.access;
+  accessToken(): Promise<string> {
+    return this.untilToken((t) => t.access(Date.now()));
   }
 
   /** Refreshes the access token now (rotating the refresh token). */
   async refresh(): Promise<void> {
-    await this.refreshShared(undefined, true);
+    let first = true;
+    await this.untilToken((t) => (first ? ((first = false), t.force()) : t.access(Date.now())));
   }
 
   /**
-   * Joins the refresh in flight, or starts one when due (or forced, or when
-   * `used` is still the current access token after a 401). The refresh runs to
-   * its end whoever waits for it, so a rotated refresh token is never lost.
+   * Asks the engine (`ask`) until it hands out a token: refreshes when it says
+   * this caller refreshes, waits for the refresh in flight when it says join.
+   * The refresh runs to its end whoever waits for it, so a rotated refresh
+   * token is never lost.
    */
-  private refreshShared(used?: string, force = false): Promise<void> {
-    if (this.refreshing !== null) return this.refreshing;
-    const t = this.tokens;
-    if (t === null) return Promise.reject(new SottoError(ClientCodes.notLoggedIn, "not logged in"));
-    const due = force || (used !== undefined ? t.access === used : Date.now() >= t.refreshAt);
-    if (!due) return Promise.resolve();
-    const p = this.doRefresh(t).finally(() => {
-      this.refreshing = null;
-    });
-    this.refreshing = p;
-    return p;
+  private async untilToken(ask: (t: ClientTokens) => TokenAccess): Promise<string> {
+    for (;;) {
+      const t = this.tokens;
+      const a = t === null ? ({ kind: "loggedOut" } as const) : ask(t);
+      if (a.kind === "use") return a.token;
+      if (a.kind === "loggedOut" || t === null) throw new SottoError(ClientCodes.notLoggedIn, "not logged in");
+      if (a.kind === "join") await this.refreshing?.catch(() => undefined);
+      else {
+        const p = this.doRefresh(t, a.ticket, a.refreshToken).finally(() => {
+          if (this.refreshing === p) this.refreshing = null;
+        });
+        this.refreshing = p;
+        await p;
+      }
+    }
   }
 
-  private async doRefresh(current: Tokens): Promise<void> {
+  private async doRefresh(tokens: ClientTokens, ticket: number, refreshToken: string): Promise<void> {
     // Not blindly retried: a refresh token is single-use and presenting a spent
     // one revokes the session. Only a request that never left is repeated.
     let res: Response;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        res = await this.fetchFn(`${this.baseUrl}/api/v1/auth/refresh`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ refresh_token: current.refresh }),
-          signal: AbortSignal.timeout(this.timeoutMs),
-        });
-        break;
-      } catch (e) {
-        if (neverLeft(e) && attempt < this.maxAttempts) {
-          await sleep(this.backoff(attempt));
-          continue;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          res = await this.fetchFn(`${this.baseUrl}/api/v1/auth/refresh`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ refresh_token: refreshToken }),
+            signal: AbortSignal.timeout(this.timeoutMs),
+          });
+          break;
+        } catch (e) {
+          if (neverLeft(e) && attempt < this.maxAttempts) {
+            await sleep(this.backoff(attempt));
+            continue;
+          }
+          throw networkError(e);
         }
-        throw networkError(e);
       }
-    }
-    if (res.ok) {
-      this.setTokens((await res.json()) as TokenResponse);
-      return;
+      if (res.ok) {
+        const t = (await res.json()) as TokenResponse;
+        tokens.refreshed(Date.now(), ticket, t.access_token, t.refresh_token, t.expires_in);
+        this.sessionUser = t.user;
+        return;
+      }
+    } catch (e) {
+      tokens.refreshFailed(Date.now(), ticket, false);
+      throw e;
     }
     const err = await problemOf(res);
+    tokens.refreshFailed(Date.now(), ticket, res.status === 401);
     if (res.status === 401) {
-      if (this.tokens === current) this.forget();
+      if (tokens.takeEnded()) this.dispatchEvent(new Event("loggedout"));
       throw new SottoError(ClientCodes.notLoggedIn, `the session ended: ${err.message}`, {
         status: 401,
         detail: err.code,
@@ -261,12 +263,6 @@ export class Relay extends EventTarget {
       });
     }
     throw err;
-  }
-
-  private forget(): void {
-    const had = this.tokens !== null;
-    this.tokens = null;
-    if (had) this.dispatchEvent(new Event("loggedout"));
   }
 
   private backoff(attempt: number): number {
@@ -339,7 +335,8 @@ export class Relay extends EventTarget {
         refreshed = true;
         attempt--;
         await res.body?.cancel().catch(() => undefined);
-        await this.refreshShared(token);
+        let first = true;
+        await this.untilToken((t) => (first ? ((first = false), t.rejected(token)) : t.access(Date.now())));
         continue;
       }
       const transient = [429, 502, 503, 504].includes(res.status);
@@ -421,10 +418,11 @@ export class Relay extends EventTarget {
   /** `POST /api/v1/auth/logout`: revokes the session on the relay and forgets the tokens. */
   async logout(): Promise<void> {
     const t = this.tokens;
-    if (t === null) return;
+    if (t === null || !t.isLoggedIn) return;
     try {
       const access = await this.accessToken();
-      const refresh = this.tokens?.refresh ?? t.refresh;
+      const refresh = t.logout();
+      if (refresh === undefined) return;
       const res = await this.fetchFn(`${this.baseUrl}/api/v1/auth/logout`, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${access}` },
@@ -436,7 +434,8 @@ export class Relay extends EventTarget {
       if (e instanceof SottoError && e.code === ClientCodes.notLoggedIn) return;
       throw e instanceof SottoError ? e : networkError(e);
     } finally {
-      this.tokens = null;
+      t.logout();
+      this.sessionUser = null;
     }
   }
 

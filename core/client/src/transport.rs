@@ -1,20 +1,18 @@
 //! [`Client`]: the relay's HTTP API as typed async methods (the methods are in
 //! [`crate::routes`]), with the session's tokens, refresh, timeouts and retries.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sotto_core::api::{Problem, RefreshRequest, TokenResponse, User};
+use sotto_engine::auth::{Access, Issued, Refreshed, Tokens as EngineTokens};
+use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-
-/// Refresh the access token when it has less than this left (or, for very
-/// short lifetimes, once half of it is gone).
-const REFRESH_MARGIN: Duration = Duration::from_millis(sotto_engine::policy::REFRESH_MARGIN_MS);
 
 /// Timeouts and retries of a [`Client`].
 #[derive(Debug, Clone)]
@@ -46,21 +44,23 @@ impl Default for ClientOptions {
     }
 }
 
-struct Tokens {
-    access: Zeroizing<String>,
-    refresh: Zeroizing<String>,
-    /// When to refresh: ahead of expiry, so no call carries a dying token.
-    refresh_at: Instant,
-    user: User,
+/// The session: the engine's tokens (when to refresh, one refresh at a
+/// time, what a 401 means) and the user they belong to.
+#[derive(Default)]
+struct TokenState {
+    auth: EngineTokens,
+    user: Option<User>,
 }
 
 struct Inner {
     http: reqwest::Client,
     base: String,
     options: ClientOptions,
-    /// The session's tokens. Held across a refresh, so only one refresh is in
-    /// flight and concurrent callers wait for its result.
-    tokens: tokio::sync::Mutex<Option<Tokens>>,
+    tokens: Mutex<TokenState>,
+    /// Woken when a refresh ends (callers the engine told to join it).
+    refreshed: Notify,
+    /// The clock the engine's token deadlines count from.
+    origin: Instant,
 }
 
 /// A connection to one relay: every route of the API as a typed method, built on
@@ -126,7 +126,9 @@ impl Client {
                 http,
                 base,
                 options,
-                tokens: tokio::sync::Mutex::new(None),
+                tokens: Mutex::new(TokenState::default()),
+                refreshed: Notify::new(),
+                origin: Instant::now(),
             }),
         })
     }
@@ -151,91 +153,135 @@ impl Client {
         &self.inner.options
     }
 
-    /// The logged-in user (as of the last login or refresh), if any.
-    pub async fn user(&self) -> Option<User> {
+    fn tokens(&self) -> std::sync::MutexGuard<'_, TokenState> {
         self.inner
             .tokens
             .lock()
-            .await
-            .as_ref()
-            .map(|t| t.user.clone())
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Milliseconds on the engine's clock.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.inner.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The logged-in user (as of the last login or refresh), if any.
+    pub async fn user(&self) -> Option<User> {
+        self.tokens().user.clone()
     }
 
     /// Whether the client holds a session.
     pub async fn is_logged_in(&self) -> bool {
-        self.inner.tokens.lock().await.is_some()
+        self.tokens().auth.is_logged_in()
     }
 
     pub(crate) async fn set_tokens(&self, t: TokenResponse) -> User {
-        let user = t.user.clone();
-        *self.inner.tokens.lock().await = Some(tokens_of(t));
+        let now = self.now_ms();
+        let (issued, user) = issued(t);
+        let mut tokens = self.tokens();
+        tokens.auth.logged_in(now, issued);
+        tokens.user = Some(user.clone());
         user
     }
 
     pub(crate) async fn take_refresh_token(&self) -> Option<Zeroizing<String>> {
-        self.inner.tokens.lock().await.take().map(|t| t.refresh)
+        let mut tokens = self.tokens();
+        tokens.user = None;
+        tokens.auth.logout()
     }
 
     /// A valid access token, refreshed first if it is due. One refresh at a
-    /// time: concurrent callers wait for it and share its result.
+    /// time (the engine's rule): concurrent callers wait for it and then use
+    /// its result.
     pub async fn access_token(&self) -> Result<Zeroizing<String>> {
-        {
-            let guard = self.inner.tokens.lock().await;
-            match guard.as_ref() {
-                None => return Err(Error::NotLoggedIn),
-                Some(t) if Instant::now() < t.refresh_at => return Ok(t.access.clone()),
-                Some(_) => {}
-            }
-        }
-        self.refresh_detached(None).await?;
-        let guard = self.inner.tokens.lock().await;
-        guard
-            .as_ref()
-            .map(|t| t.access.clone())
-            .ok_or(Error::NotLoggedIn)
+        self.until_token(|auth, now| auth.access(now)).await
     }
 
-    /// Refreshes now (a 401 with a token we thought valid), unless another
-    /// caller already replaced the token `used`.
-    pub(crate) async fn refresh_after_401(&self, used: &str) -> Result<()> {
-        self.refresh_detached(Some(Zeroizing::new(used.to_owned())))
-            .await
+    /// After a 401 with a token we thought valid: refreshes, unless another
+    /// caller already replaced the token `used`; the token to retry with.
+    pub(crate) async fn refresh_after_401(&self, used: &str) -> Result<Zeroizing<String>> {
+        let mut first = true;
+        self.until_token(|auth, now| {
+            // Once: after that refresh (or the one joined), the current token.
+            if std::mem::take(&mut first) {
+                auth.rejected(used)
+            } else {
+                auth.access(now)
+            }
+        })
+        .await
+    }
+
+    /// Asks the engine (`ask`) until it hands out a token: refreshes when it
+    /// says this caller refreshes, waits for the refresh in flight when it
+    /// says join.
+    async fn until_token(
+        &self,
+        mut ask: impl FnMut(&mut EngineTokens, u64) -> Access,
+    ) -> Result<Zeroizing<String>> {
+        loop {
+            // Registered before asking: a refresh that ends after it still wakes this.
+            let ended = self.inner.refreshed.notified();
+            let access = {
+                let now = self.now_ms();
+                ask(&mut self.tokens().auth, now)
+            };
+            match access {
+                Access::Use(token) => return Ok(token),
+                Access::LoggedOut => return Err(Error::NotLoggedIn),
+                Access::Join => ended.await,
+                Access::Refresh { ticket, refresh } => {
+                    self.refresh_detached(ticket, refresh).await?
+                }
+            }
+        }
     }
 
     /// Runs the refresh in a task of its own: if the caller is dropped (a
     /// timeout, a `select!`), the refresh still completes and its rotated
     /// refresh token is kept; losing it would make the next refresh present a
     /// spent token, which revokes the session.
-    async fn refresh_detached(&self, used: Option<Zeroizing<String>>) -> Result<()> {
+    async fn refresh_detached(&self, ticket: u64, refresh: Zeroizing<String>) -> Result<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut guard = me.inner.tokens.lock().await;
-            let due = match (guard.as_ref(), &used) {
-                (None, _) => return Err(Error::NotLoggedIn),
-                (Some(t), Some(used)) => t.access.as_str() == used.as_str(),
-                (Some(t), None) => Instant::now() >= t.refresh_at,
+            let result = me.post_refresh(&refresh).await;
+            let (outcome, user, answer) = match result {
+                Ok(t) => {
+                    let (issued, user) = issued(t);
+                    (Refreshed::Tokens(issued), Some(user), Ok(()))
+                }
+                Err(e) if e.status() == Some(401) => {
+                    (Refreshed::Revoked, None, Err(Error::NotLoggedIn))
+                }
+                Err(e) => (Refreshed::Failed, None, Err(e)),
             };
-            if due {
-                me.refresh_locked(&mut guard).await?;
+            {
+                let now = me.now_ms();
+                let mut tokens = me.tokens();
+                tokens.auth.refreshed(now, ticket, outcome);
+                if user.is_some() {
+                    tokens.user = user;
+                } else if !tokens.auth.is_logged_in() {
+                    tokens.user = None;
+                }
             }
-            Ok(())
+            me.inner.refreshed.notify_waiters();
+            answer
         })
         .await
         .map_err(|e| Error::Network(format!("token refresh failed: {e}")))?
     }
 
-    async fn refresh_locked(&self, guard: &mut Option<Tokens>) -> Result<()> {
-        let Some(current) = guard.as_ref() else {
-            return Err(Error::NotLoggedIn);
-        };
+    /// `POST /auth/refresh` with `refresh`. Not idempotent: a refresh token is
+    /// single-use, and re-presenting a spent one revokes the session. Only a
+    /// request that never left is repeated.
+    async fn post_refresh(&self, refresh: &str) -> Result<TokenResponse> {
         let body = RefreshRequest {
-            refresh_token: current.refresh.to_string(),
+            refresh_token: refresh.to_owned(),
         };
-        // Not idempotent: a refresh token is single-use, and re-presenting a spent
-        // one revokes the session. Only a request that never left is repeated.
         let url = format!("{}/api/v1/auth/refresh", self.inner.base);
         let mut attempt = 0;
-        let res = loop {
+        loop {
             attempt += 1;
             let sent = self
                 .inner
@@ -247,28 +293,16 @@ impl Client {
                 .send()
                 .await;
             match sent {
-                Ok(r) if r.status().is_success() => break Ok(r),
+                Ok(r) if r.status().is_success() => return decode(r).await,
                 Ok(r) => {
                     let ra = retry_after(&r);
-                    break Err(problem_of(r, ra).await);
+                    return Err(problem_of(r, ra).await);
                 }
                 Err(e) if e.is_connect() && attempt < self.inner.options.max_attempts => {
                     tokio::time::sleep(self.backoff(attempt)).await;
                 }
-                Err(e) => break Err(Error::Network(e.to_string())),
+                Err(e) => return Err(Error::Network(e.to_string())),
             }
-        };
-        match res {
-            Ok(res) => {
-                let t: TokenResponse = decode(res).await?;
-                *guard = Some(tokens_of(t));
-                Ok(())
-            }
-            Err(e) if e.status() == Some(401) => {
-                *guard = None;
-                Err(Error::NotLoggedIn)
-            }
-            Err(e) => Err(e),
         }
     }
 
@@ -296,6 +330,8 @@ impl Client {
         let url = format!("{}{}", self.inner.base, path);
         let max = self.inner.options.max_attempts.max(1);
         let mut refreshed = false;
+        // The token a 401 was answered with, to retry with once.
+        let mut retry_token: Option<Zeroizing<String>> = None;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -312,9 +348,10 @@ impl Client {
                     .header(header::CONTENT_TYPE, "application/json")
                     .body(b.clone());
             }
-            let token = match auth {
-                Auth::Bearer => Some(self.access_token().await?),
-                Auth::Public => None,
+            let token = match (auth, retry_token.take()) {
+                (Auth::Bearer, Some(t)) => Some(t),
+                (Auth::Bearer, None) => Some(self.access_token().await?),
+                (Auth::Public, _) => None,
             };
             if let Some(t) = &token {
                 req = req.bearer_auth(t.as_str());
@@ -340,7 +377,7 @@ impl Client {
             {
                 refreshed = true;
                 attempt -= 1;
-                self.refresh_after_401(t).await?;
+                retry_token = Some(self.refresh_after_401(t).await?);
                 continue;
             }
             let transient = matches!(status.as_u16(), 429 | 502 | 503 | 504);
@@ -416,15 +453,16 @@ impl Client {
     }
 }
 
-fn tokens_of(t: TokenResponse) -> Tokens {
-    let lifetime = Duration::from_secs(t.expires_in);
-    let usable = lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2);
-    Tokens {
-        access: Zeroizing::new(t.access_token),
-        refresh: Zeroizing::new(t.refresh_token),
-        refresh_at: Instant::now() + usable,
-        user: t.user,
-    }
+/// A token answer as the engine's [`Issued`], and its user.
+fn issued(t: TokenResponse) -> (Issued, User) {
+    (
+        Issued {
+            access: Zeroizing::new(t.access_token),
+            refresh: Zeroizing::new(t.refresh_token),
+            expires_in_s: t.expires_in,
+        },
+        t.user,
+    )
 }
 
 pub(crate) fn json<B: Serialize + ?Sized>(body: &B) -> Result<Vec<u8>> {

@@ -42,21 +42,28 @@
 //! - [`post`]: sealing one outgoing message for the devices the addressing
 //!   chose, and posting it (socket first, HTTP when the outbox says so, out
 //!   of the store once stored or refused), for a send and for a flush alike;
+//!   the flush of the store's outbox (in order, joining a post in flight,
+//!   stopping at the first entry that cannot go out yet);
 //! - [`room_ops`]: creating a group room, the direct room, adding and
-//!   removing members, in the order that keeps the signed membership right
+//!   removing members, accepting an invitation, in the order that keeps the signed membership right
 //!   (the statement before the relay adds; withdrawn again on a refusal;
 //!   posted without the removed whatever the relay answered);
 //! - [`setup`]: opening a session on this device: unlocking a stored
 //!   account, or setting the device up (new, linked from a backup, restored),
 //!   with the checks against the store, the backup and the relay's list, and
 //!   the keys kept before they are published;
+//! - [`auth`]: the session's tokens: when the access token is refreshed,
+//!   one refresh at a time (a refresh token is single-use), what a `401`
+//!   means, when the session has ended;
 //! - [`policy`]: timing and retry (reconnect back-off, ack timeout, receipt
 //!   batching, keep-alive, token refresh margin, which refusals are retried).
 //!
-//! The rest of the client logic (the outbox flush loop, token refresh) still lives in each driver and moves here next;
-//! `docs/architecture.md` ("The client half") says where each part stands.
+//! Each part is its own machine, stepped by each driver; one `step(inputs)`
+//! over all of them is not there yet. `docs/architecture.md` ("The client
+//! half") says where each part stands.
 
 pub mod address;
+pub mod auth;
 pub mod content;
 pub mod devices;
 pub mod feed;
