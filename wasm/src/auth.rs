@@ -103,7 +103,8 @@ impl ClientTokens {
         access(self.inner.rejected(used))
     }
 
-    /// The refresh `ticket` brought new tokens.
+    /// The refresh `ticket` brought new tokens; whether it counted (false:
+    /// a login or logout overtook it; keep nothing of it).
     pub fn refreshed(
         &mut self,
         #[wasm_bindgen(js_name = nowMs)] now_ms: f64,
@@ -111,14 +112,13 @@ impl ClientTokens {
         access: String,
         refresh: String,
         #[wasm_bindgen(js_name = expiresIn)] expires_in: f64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let outcome = Refreshed::Tokens(issued(access, refresh, expires_in)?);
-        self.inner.refreshed(
+        Ok(self.inner.refreshed(
             js::safe_u64(now_ms, "nowMs")?,
             js::safe_u64(ticket, "ticket")?,
             outcome,
-        );
-        Ok(())
+        ))
     }
 
     /// The refresh `ticket` failed: `revoked` (a `401`: the session ended),

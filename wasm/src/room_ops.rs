@@ -114,10 +114,10 @@ impl ClientRoomOp {
 
     /// What to do next.
     #[wasm_bindgen(unchecked_return_type = "RoomOpNeed")]
-    pub fn step(&mut self) -> JsValue {
+    pub fn step(&mut self, rooms: &mut RoomMembership) -> JsValue {
         let kind = |k: &str| Obj::new().set("kind", k);
         let id = |u: uuid::Uuid| js::uuid_text(u);
-        match self.inner.step() {
+        match self.inner.step(rooms.inner_mut()) {
             OpNeed::Call(Call::CreateRoom) => kind("createRoom"),
             OpNeed::Call(Call::DirectRoom(u)) => kind("directRoom").set("userId", id(u)),
             OpNeed::Call(Call::AddMember { room, user }) => kind("addMember")

@@ -244,8 +244,8 @@ export class Relay extends EventTarget {
       }
       if (res.ok) {
         const t = (await res.json()) as TokenResponse;
-        tokens.refreshed(Date.now(), ticket, t.access_token, t.refresh_token, t.expires_in);
-        this.sessionUser = t.user;
+        // The user only from a refresh that counted (not one a login overtook).
+        if (tokens.refreshed(Date.now(), ticket, t.access_token, t.refresh_token, t.expires_in)) this.sessionUser = t.user;
         return;
       }
     } catch (e) {

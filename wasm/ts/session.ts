@@ -577,7 +577,7 @@ export class Session extends EventTarget {
     let error: unknown = new SottoError(ClientCodes.protocol, "the relay's answer does not fit the room operation");
     try {
       for (;;) {
-        const n = op.step();
+        const n = op.step(this.membership);
         await this.saveMembership();
         if (n.kind === "address") {
           const ok = await this.address(n.roomId, n.purpose).then(

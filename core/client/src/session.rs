@@ -767,7 +767,7 @@ impl Session {
         let mut last = Reply::Nothing;
         let mut error = None;
         loop {
-            let need = o.step();
+            let need = o.step(&mut lock(&self.inner.rooms));
             self.save_rooms()?;
             match need {
                 OpNeed::Call(call) => {

@@ -244,8 +244,15 @@ impl Client {
     async fn refresh_detached(&self, ticket: u64, refresh: Zeroizing<String>) -> Result<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let result = me.post_refresh(&refresh).await;
-            let (outcome, user, answer) = match result {
+            // Reports the refresh ended however the task ends (a cancelled or
+            // panicking task too): a ticket left in flight would make every
+            // later caller wait for it forever.
+            let mut report = Report {
+                client: &me,
+                ticket,
+                outcome: Some((Refreshed::Failed, None)),
+            };
+            let (outcome, user, answer) = match me.post_refresh(&refresh).await {
                 Ok(t) => {
                     let (issued, user) = issued(t);
                     (Refreshed::Tokens(issued), Some(user), Ok(()))
@@ -255,17 +262,8 @@ impl Client {
                 }
                 Err(e) => (Refreshed::Failed, None, Err(e)),
             };
-            {
-                let now = me.now_ms();
-                let mut tokens = me.tokens();
-                tokens.auth.refreshed(now, ticket, outcome);
-                if user.is_some() {
-                    tokens.user = user;
-                } else if !tokens.auth.is_logged_in() {
-                    tokens.user = None;
-                }
-            }
-            me.inner.refreshed.notify_waiters();
+            report.outcome = Some((outcome, user));
+            drop(report);
             answer
         })
         .await
@@ -450,6 +448,35 @@ impl Client {
     /// The underlying HTTP client (streaming uploads and downloads).
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+}
+
+/// Hands a refresh's end to the engine when dropped, and wakes the callers
+/// that joined it.
+struct Report<'a> {
+    client: &'a Client,
+    ticket: u64,
+    outcome: Option<(Refreshed, Option<User>)>,
+}
+
+impl Drop for Report<'_> {
+    fn drop(&mut self) {
+        let Some((outcome, user)) = self.outcome.take() else {
+            return;
+        };
+        let now = self.client.now_ms();
+        {
+            let mut tokens = self.client.tokens();
+            // The user only from a refresh that counted (not one a login overtook).
+            if tokens.auth.refreshed(now, self.ticket, outcome) {
+                if user.is_some() {
+                    tokens.user = user;
+                } else if !tokens.auth.is_logged_in() {
+                    tokens.user = None;
+                }
+            }
+        }
+        self.client.inner.refreshed.notify_waiters();
     }
 }
 

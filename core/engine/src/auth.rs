@@ -198,11 +198,12 @@ impl Tokens {
         }
     }
 
-    /// The refresh `ticket` ended at `now_ms`. An answer of a refresh that
-    /// no longer counts (a login since) changes nothing.
-    pub fn refreshed(&mut self, now_ms: u64, ticket: u64, outcome: Refreshed) {
+    /// The refresh `ticket` ended at `now_ms`; whether it counted. An answer
+    /// of a refresh that no longer counts (a login or logout since) changes
+    /// nothing (the driver keeps nothing of it either, not its user).
+    pub fn refreshed(&mut self, now_ms: u64, ticket: u64, outcome: Refreshed) -> bool {
         if self.refreshing != Some(ticket) {
-            return;
+            return false;
         }
         self.refreshing = None;
         match outcome {
@@ -214,6 +215,7 @@ impl Tokens {
             }
             Refreshed::Failed => {}
         }
+        true
     }
 
     /// Whether the session ended by a refused refresh since the last call
@@ -272,11 +274,11 @@ mod tests {
         assert_eq!(auth.access(871_001), Access::Join);
         assert_eq!(auth.rejected("a1"), Access::Join);
         assert_eq!(auth.force(), Access::Join);
-        auth.refreshed(872_000, ticket, Refreshed::Tokens(issued("a2", "r2", 900)));
+        assert!(auth.refreshed(872_000, ticket, Refreshed::Tokens(issued("a2", "r2", 900))));
         assert_eq!(token(auth.access(872_001)), "a2");
         assert_eq!(auth.deadline(), Some(872_000 + 870_000));
         // A late answer under the same ticket changes nothing.
-        auth.refreshed(873_000, ticket, Refreshed::Revoked);
+        assert!(!auth.refreshed(873_000, ticket, Refreshed::Revoked));
         assert!(auth.is_logged_in());
         assert!(!auth.take_ended());
     }
@@ -293,7 +295,7 @@ mod tests {
         let mut auth = Tokens::new();
         auth.logged_in(0, issued("a1", "r1", 900));
         let (ticket, _) = refresh(auth.rejected("a1"));
-        auth.refreshed(1, ticket, Refreshed::Tokens(issued("a2", "r2", 900)));
+        assert!(auth.refreshed(1, ticket, Refreshed::Tokens(issued("a2", "r2", 900))));
         // Another call that carried a1 got its 401 late: a2 is already there.
         assert_eq!(token(auth.rejected("a1")), "a2");
         let (_, rt) = refresh(auth.rejected("a2"));
@@ -305,7 +307,7 @@ mod tests {
         let mut auth = Tokens::new();
         auth.logged_in(0, issued("a1", "r1", 900));
         let (ticket, _) = refresh(auth.force());
-        auth.refreshed(1, ticket, Refreshed::Failed);
+        assert!(auth.refreshed(1, ticket, Refreshed::Failed));
         assert_eq!(
             token(auth.access(2)),
             "a1",
@@ -313,7 +315,7 @@ mod tests {
         );
         let (ticket, rt) = refresh(auth.force());
         assert_eq!(rt, "r1");
-        auth.refreshed(3, ticket, Refreshed::Revoked);
+        assert!(auth.refreshed(3, ticket, Refreshed::Revoked));
         assert_eq!(auth.access(4), Access::LoggedOut);
         assert!(auth.take_ended());
         assert!(!auth.take_ended(), "said once");
@@ -326,12 +328,15 @@ mod tests {
         let (old, _) = refresh(auth.force());
         auth.logged_in(5, issued("b1", "s1", 900));
         // The old session's refresh is refused: the new session stays.
-        auth.refreshed(6, old, Refreshed::Revoked);
+        assert!(!auth.refreshed(6, old, Refreshed::Revoked));
         assert_eq!(token(auth.access(7)), "b1");
         assert!(!auth.take_ended());
-        let (_, _) = refresh(auth.force());
+        let (late, _) = refresh(auth.force());
         assert_eq!(auth.logout().map(|r| r.to_string()), Some("s1".into()));
         assert_eq!(auth.access(8), Access::LoggedOut);
+        // The refresh in flight at the logout answers with tokens: not kept.
+        assert!(!auth.refreshed(9, late, Refreshed::Tokens(issued("c1", "t1", 900))));
+        assert_eq!(auth.access(10), Access::LoggedOut);
         assert!(auth.logout().is_none());
     }
 }

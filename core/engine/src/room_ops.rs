@@ -277,7 +277,7 @@ impl RoomOperation {
     /// What to do next. The driver saves the rooms' changes
     /// ([`Rooms::take_changes`]) after every step, before acting on it.
     /// Asked again before the driver answered, the operation fails.
-    pub fn step(&mut self) -> OpNeed {
+    pub fn step(&mut self, rooms: &mut Rooms) -> OpNeed {
         if let Some(w) = self.warnings.pop_front() {
             return OpNeed::Warn(w);
         }
@@ -297,10 +297,22 @@ impl RoomOperation {
                     Wait::RelayRemoved,
                     OpNeed::Call(Call::RemoveMember { room, user }),
                 ),
-                RoomOp::Accept { invitation, .. } => self.wait(
-                    Wait::Accepted,
-                    OpNeed::Call(Call::AcceptInvitation(invitation)),
-                ),
+                RoomOp::Accept {
+                    invitation,
+                    room,
+                    direct_with,
+                } => {
+                    // Pinned before the relay is asked: its room events for
+                    // this join may be seen (and the room fetched) before its
+                    // answer, and the first sight must not pin whoever it lists.
+                    if let Some(peer) = direct_with {
+                        rooms.expect_peer(room, peer);
+                    }
+                    self.wait(
+                        Wait::Accepted,
+                        OpNeed::Call(Call::AcceptInvitation(invitation)),
+                    )
+                }
             },
             (State::PostFirst, Some(room)) => match &self.op {
                 RoomOp::Create { members } => {
@@ -419,15 +431,6 @@ impl RoomOperation {
                 State::WithdrawAfterRemove(ok)
             }
             (Wait::Accepted, Answer::View(v)) if Some(v.id) == self.room => {
-                if let RoomOp::Accept {
-                    room,
-                    direct_with: Some(peer),
-                    ..
-                } = self.op
-                {
-                    // The inviter this user accepted, not whoever the relay lists.
-                    rooms.expect_peer(room, peer);
-                }
                 // Its live events may still be on their way: fetched fresh on next use.
                 rooms.forget_relay_view(self.room);
                 State::Done
@@ -513,7 +516,7 @@ mod tests {
         let mut addressed = ok.iter();
         answers.reverse();
         for _ in 0..20 {
-            let need = op.step();
+            let need = op.step(rooms);
             asked.push(need.clone());
             match need {
                 OpNeed::Call(_) => op.answered(rooms, answers.pop().unwrap()),
@@ -750,7 +753,7 @@ mod tests {
             direct_with,
         };
         let mut rooms = Rooms::load(ME, []);
-        // The relay answers with another room: the operation fails, nothing pinned.
+        // The relay answers with another room: the operation fails.
         let other = RoomView {
             id: Uuid::from_u128(0x701),
             ..view(true, BOB, &[BOB, ME])
@@ -766,7 +769,6 @@ mod tests {
             Some(&OpNeed::Call(Call::AcceptInvitation(INVITATION)))
         );
         assert_eq!(asked.last(), Some(&OpNeed::Failed));
-        assert!(rooms.record(ROOM).and_then(|r| r.peer).is_none());
         // The relay lets this user in, listing Mallory as the other member:
         // the peer is Bob, who invited, and the view is fetched fresh.
         let asked = run(
@@ -785,6 +787,25 @@ mod tests {
                 .any(|w| matches!(w, Warning::DirectRoomTampered { .. })),
             "{warnings:?}"
         );
+        // The relay's room events for the join come first, and the room is
+        // fetched before the accept's answer: the inviter is pinned already.
+        let mut rooms = Rooms::load(ME, []);
+        let mut op = RoomOperation::new(ME, accept(Some(BOB)));
+        assert_eq!(
+            op.step(&mut rooms),
+            OpNeed::Call(Call::AcceptInvitation(INVITATION))
+        );
+        let warnings = rooms.observe_view(view(true, BOB, &[MALLORY, ME]));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| matches!(w, Warning::DirectRoomTampered { .. })),
+            "seen before the answer: {warnings:?}"
+        );
+        assert_eq!(rooms.record(ROOM).and_then(|r| r.peer), Some(BOB));
+        op.answered(&mut rooms, Answer::View(view(true, BOB, &[MALLORY, ME])));
+        assert_eq!(op.step(&mut rooms), OpNeed::Done);
+        assert_eq!(rooms.record(ROOM).and_then(|r| r.peer), Some(BOB));
         // A group room's invitation pins nobody.
         let mut rooms = Rooms::load(ME, []);
         let asked = run(
@@ -799,8 +820,9 @@ mod tests {
 
     #[test]
     fn a_step_without_an_answer_fails() {
+        let mut rooms = Rooms::load(ME, []);
         let mut op = RoomOperation::new(ME, RoomOp::Direct { peer: BOB });
-        assert!(matches!(op.step(), OpNeed::Call(_)));
-        assert_eq!(op.step(), OpNeed::Failed);
+        assert!(matches!(op.step(&mut rooms), OpNeed::Call(_)));
+        assert_eq!(op.step(&mut rooms), OpNeed::Failed);
     }
 }
