@@ -14,8 +14,8 @@
 //!   history items) in one SQLite transaction on a real file, before the
 //!   step's events are handed out.
 //!
-//! Prints a Markdown table: three rounds, each on a fresh store, with `open`
-//! measured right before each. Run by `scripts/bench-sdk` (release build).
+//! Prints a Markdown table, per message: three rounds, each on a fresh store,
+//! with `open` measured right before each, and where the engine's time went. Run by `scripts/bench-sdk` (release build).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -73,8 +73,24 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// One catch-up through the engine and a fresh SQLite store; the time it took.
-fn engine_catch_up(alice: &Person, bob: &Person, frames: &[String]) -> Duration {
+/// Where a catch-up's time went (the rest is the link: parsing frames, the
+/// feed's checks, building steps).
+#[derive(Default)]
+struct Parts {
+    /// The open pipeline, its `seen_at` reads included.
+    open: Duration,
+    /// The `seen_at` reads alone.
+    seen: Duration,
+    /// Sealing the history items.
+    seal: Duration,
+    /// The store's `apply` of each step.
+    apply: Duration,
+}
+
+/// One catch-up through the engine and a fresh SQLite store; the time it
+/// took, and its parts.
+fn engine_catch_up(alice: &Person, bob: &Person, frames: &[String]) -> (Duration, Parts) {
+    let mut parts = Parts::default();
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("bob.db")).unwrap();
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
@@ -128,21 +144,27 @@ fn engine_catch_up(alice: &Person, bob: &Person, frames: &[String]) -> Duration 
             }
             Output::Receive(m) => {
                 let (room, seq) = (m.room_id, m.seq);
+                let t_open = Instant::now();
                 let mut op = Opening::new(m);
                 let outcome = loop {
                     match op.step(&me, &pins, &mut devices, &mut rooms) {
                         Step::Done(o) => break o,
                         Step::Seen { sender, client_id } => {
+                            let t_seen = Instant::now();
                             let stored = store.seen_at(sender, client_id).unwrap();
+                            parts.seen += t_seen.elapsed();
                             op.seen(link.seen(sender, client_id, room, seq, stored));
                         }
                         Step::Fetch(user) => panic!("a fetch of {user}'s devices"),
                     }
                 };
+                parts.open += t_open.elapsed();
                 let Outcome::Message(item) = outcome else {
                     panic!("not shown: {outcome:?}");
                 };
+                let t_seal = Instant::now();
                 let kept = history.seal(&item, &mut rng).unwrap();
+                parts.seal += t_seal.elapsed();
                 link.settle(
                     room,
                     seq,
@@ -153,7 +175,9 @@ fn engine_catch_up(alice: &Person, bob: &Person, frames: &[String]) -> Duration 
                 );
             }
             Output::Store(changes) => {
+                let t_apply = Instant::now();
                 store.apply(&changes).unwrap();
+                parts.apply += t_apply.elapsed();
                 link.stored(1, Ok(()));
             }
             Output::App(_) => shown += 1,
@@ -169,7 +193,7 @@ fn engine_catch_up(alice: &Person, bob: &Person, frames: &[String]) -> Duration 
         Some(&(MESSAGES as u64)),
         "every message stored"
     );
-    took
+    (took, parts)
 }
 
 fn main() {
@@ -214,9 +238,9 @@ fn main() {
     };
 
     println!(
-        "| round | core `open`, µs per message | engine step, µs per message | engine / `open` |"
+        "| round | core `open` | engine step | engine / `open` | its open pipeline (`seen_at` reads) | history seal | store `apply` | the link (the rest) |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
     for round in 1..=ROUNDS {
         let t = Instant::now();
@@ -224,14 +248,20 @@ fn main() {
             envelope::open(bytes, bob.device, &bob.keys, &ctx).unwrap();
         }
         let open = t.elapsed();
-        let engine = engine_catch_up(&alice, &bob, &frames);
+        let (engine, parts) = engine_catch_up(&alice, &bob, &frames);
         let per = |d: Duration| us(d) / MESSAGES as f64;
         let ratio = engine.as_secs_f64() / open.as_secs_f64();
         ratios.push(ratio);
+        let link = engine.saturating_sub(parts.open + parts.seal + parts.apply);
         println!(
-            "| {round} | {:.1} | {:.1} | {ratio:.3} |",
+            "| {round} | {:.1} µs | {:.1} µs | {ratio:.3} | {:.1} µs ({:.1}) | {:.1} µs | {:.1} µs | {:.1} µs |",
             per(open),
-            per(engine)
+            per(engine),
+            per(parts.open),
+            per(parts.seen),
+            per(parts.seal),
+            per(parts.apply),
+            per(link),
         );
     }
     ratios.sort_by(f64::total_cmp);
