@@ -429,3 +429,235 @@ fn a_flush_whose_driver_skips_an_answer_ends() {
     assert!(matches!(f.step(&mut s.outbox), FlushStep::Join(_)));
     assert!(matches!(f.step(&mut s.outbox), FlushStep::Done));
 }
+
+mod schedules {
+    //! Two flushes and a post of a stored entry (a send's retry, a tab's
+    //! flush) run against one outbox and one store, interleaved at random,
+    //! each answer random. Whatever happens: no entry is ever on its way to
+    //! the relay twice at once; an entry that left the store is never posted
+    //! again; each flush hands entries out in the store's order; every claim
+    //! ends with its post; and once everyone stops, nothing is left claimed
+    //! and every entry either left the store or is still there to go out.
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ENTRIES: u128 = 4;
+
+    #[derive(Debug, Clone, Copy)]
+    enum Answer {
+        Ack,
+        Refused { final_: bool },
+        Silent,
+        HttpStored,
+        HttpRefused { status: u16 },
+        HttpUnreachable,
+    }
+
+    fn answer() -> impl Strategy<Value = Answer> {
+        prop_oneof![
+            3 => Just(Answer::Ack),
+            1 => any::<bool>().prop_map(|final_| Answer::Refused { final_ }),
+            2 => Just(Answer::Silent),
+            2 => Just(Answer::HttpStored),
+            1 => prop_oneof![Just(403u16), Just(503u16)].prop_map(|status| Answer::HttpRefused { status }),
+            1 => Just(Answer::HttpUnreachable),
+        ]
+    }
+
+    /// What an actor is doing.
+    enum Actor {
+        /// A flush, and the post it drives (if any), or the entry it joins.
+        Flush {
+            flush: Flush,
+            post: Option<Live>,
+            joining: Option<Uuid>,
+            handed: Vec<Uuid>,
+        },
+        /// One post of a stored entry (a retry of one message).
+        Post(Option<Live>),
+        Done,
+    }
+
+    fn entry(n: u128) -> OutboxEntry {
+        OutboxEntry {
+            client_id: Uuid::from_u128(0xe0 + n),
+            room_id: ROOM,
+            envelope: vec![n as u8],
+            control: false,
+        }
+    }
+
+    /// A post and whether it is on its way to the relay (a frame sent or an
+    /// HTTP post made, not answered yet).
+    struct Live {
+        p: Posting,
+        on_air: bool,
+    }
+
+    /// One turn of a post: its next step, or the answer to the one on its
+    /// way; `Some` when it ended.
+    fn drive(
+        live: &mut Live,
+        outbox: &mut Outbox,
+        store: &mut Vec<OutboxEntry>,
+        on_air: &mut BTreeSet<Uuid>,
+        removed: &mut BTreeSet<Uuid>,
+        a: Answer,
+    ) -> Option<Posted> {
+        let p = &mut live.p;
+        let id = p.entry().client_id;
+        if live.on_air {
+            live.on_air = false;
+            on_air.remove(&id);
+            match a {
+                Answer::Ack => p.socket(outbox, SocketAnswer::Ack { id: ID, seq: 1 }),
+                Answer::Refused { final_ } => p.socket(
+                    outbox,
+                    SocketAnswer::Refused {
+                        code: if final_ { "forbidden" } else { "rate_limited" },
+                        retry_after_ms: Some(10),
+                    },
+                ),
+                Answer::Silent => p.socket(outbox, SocketAnswer::NoAck),
+                Answer::HttpStored => p.http(outbox, HttpAnswer::Stored { id: ID, seq: 1 }),
+                Answer::HttpRefused { status } => p.http(outbox, HttpAnswer::Refused { status }),
+                Answer::HttpUnreachable => p.http(outbox, HttpAnswer::Unreachable),
+            }
+            return None;
+        }
+        match p.step(outbox) {
+            Do::Check => p.checked(outbox, store.iter().any(|e| e.client_id == id)),
+            Do::Socket(_) | Do::Http { .. } => {
+                assert!(outbox.is_posting(id), "posted without the claim");
+                assert!(
+                    !removed.contains(&id),
+                    "{id} posted after it left the store"
+                );
+                assert!(on_air.insert(id), "{id} on its way twice at once");
+                live.on_air = true;
+            }
+            Do::Remove => {
+                store.retain(|e| e.client_id != id);
+                removed.insert(id);
+                p.removed(outbox);
+            }
+            Do::Done(end) => return Some(end),
+        }
+        None
+    }
+
+    fn run(schedule: &[(usize, Answer)], post_of: u128) {
+        let mut outbox = Outbox::new();
+        let mut store: Vec<OutboxEntry> = (0..ENTRIES).map(entry).collect();
+        let order: Vec<Uuid> = store.iter().map(|e| e.client_id).collect();
+        let mut on_air = BTreeSet::new();
+        let mut removed = BTreeSet::new();
+        let mut actors = vec![
+            Actor::Flush {
+                flush: Flush::new(store.clone()),
+                post: None,
+                joining: None,
+                handed: Vec::new(),
+            },
+            Actor::Flush {
+                flush: Flush::new(store.clone()),
+                post: None,
+                joining: None,
+                handed: Vec::new(),
+            },
+            Actor::Post(
+                Posting::resume(&mut outbox, entry(post_of)).map(|p| Live { p, on_air: false }),
+            ),
+        ];
+        let mut steps = schedule.iter().copied().collect::<Vec<_>>();
+        // Then everyone runs to its end, answering `Ack`.
+        for _ in 0..200 {
+            steps.push((0, Answer::Ack));
+            steps.push((1, Answer::Ack));
+            steps.push((2, Answer::Ack));
+        }
+        for (who, a) in steps {
+            let actor = &mut actors[who % 3];
+            match actor {
+                Actor::Post(slot) => {
+                    let Some(p) = slot else {
+                        *actor = Actor::Done;
+                        continue;
+                    };
+                    if drive(p, &mut outbox, &mut store, &mut on_air, &mut removed, a).is_some() {
+                        *actor = Actor::Done;
+                    }
+                }
+                Actor::Flush {
+                    flush,
+                    post,
+                    joining,
+                    handed,
+                } => {
+                    if let Some(p) = post {
+                        if let Some(end) =
+                            drive(p, &mut outbox, &mut store, &mut on_air, &mut removed, a)
+                        {
+                            flush.posted(end);
+                            *post = None;
+                        }
+                        continue;
+                    }
+                    if let Some(id) = *joining {
+                        // The joined post must end before the flush goes on.
+                        if outbox.is_posting(id) {
+                            continue;
+                        }
+                        flush.joined();
+                        *joining = None;
+                    }
+                    match flush.step(&mut outbox) {
+                        FlushStep::Post(p) => {
+                            let id = p.entry().client_id;
+                            // In the store's order (an entry tried again after a join comes again).
+                            if handed.last() != Some(&id) {
+                                let at = order.iter().position(|x| *x == id).unwrap();
+                                if let Some(last) = handed.last() {
+                                    assert!(
+                                        order.iter().position(|x| x == last).unwrap() < at,
+                                        "out of order"
+                                    );
+                                }
+                                handed.push(id);
+                            }
+                            *post = Some(Live { p, on_air: false });
+                        }
+                        FlushStep::Join(id) => *joining = Some(id),
+                        FlushStep::Done => *actor = Actor::Done,
+                    }
+                }
+                Actor::Done => {}
+            }
+        }
+        assert!(
+            actors.iter().all(|a| matches!(a, Actor::Done)),
+            "someone never ended"
+        );
+        for n in 0..ENTRIES {
+            let id = entry(n).client_id;
+            assert!(!outbox.is_posting(id), "a claim left over");
+            // Sent or refused (out of the store), or still there to go out.
+            assert!(removed.contains(&id) != store.iter().any(|e| e.client_id == id));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn concurrent_flushes_and_posts_never_post_an_entry_twice_at_once(
+            schedule in prop::collection::vec((0..3usize, answer()), 0..60),
+            post_of in 0..ENTRIES,
+        ) {
+            run(&schedule, post_of);
+        }
+    }
+}
