@@ -555,7 +555,7 @@ mod schedules {
         let order: Vec<Uuid> = store.iter().map(|e| e.client_id).collect();
         let mut on_air = BTreeSet::new();
         let mut removed = BTreeSet::new();
-        let mut actors = vec![
+        let mut actors = [
             Actor::Flush {
                 flush: Flush::new(store.clone()),
                 post: None,
@@ -572,7 +572,7 @@ mod schedules {
                 Posting::resume(&mut outbox, entry(post_of)).map(|p| Live { p, on_air: false }),
             ),
         ];
-        let mut steps = schedule.iter().copied().collect::<Vec<_>>();
+        let mut steps = schedule.to_vec();
         // Then everyone runs to its end, answering `Ack`.
         for _ in 0..200 {
             steps.push((0, Answer::Ack));
