@@ -200,12 +200,28 @@ impl RoomMembership {
         Ok(())
     }
 
-    /// As the owner, after a `member_added` room event: the held statement is
-    /// forwarded to every member device again with the next message.
-    #[wasm_bindgen(js_name = memberAdded)]
-    pub fn member_added(&mut self, room: &str) -> Result<()> {
-        self.inner.member_added(uuid(room, "room")?);
-        Ok(())
+    /// A room event of the relay (`change` as the `room` frame names it): the
+    /// engine drops its view of the room (and, after `member_added`, the
+    /// owner forwards its statement again); whether to fetch the room's view
+    /// now and run the addressing's `maintain`.
+    #[wasm_bindgen(js_name = roomChanged)]
+    pub fn room_changed(
+        &mut self,
+        room: &str,
+        #[wasm_bindgen(unchecked_param_type = "RoomChange")] change: &str,
+    ) -> Result<bool> {
+        use sotto_core::api::RoomChange;
+        let change = match change {
+            "created" => RoomChange::Created,
+            "renamed" => RoomChange::Renamed,
+            "deleted" => RoomChange::Deleted,
+            "member_added" => RoomChange::MemberAdded,
+            "member_removed" => RoomChange::MemberRemoved,
+            "member_invited" => RoomChange::MemberInvited,
+            "invitation_removed" => RoomChange::InvitationRemoved,
+            _ => return Err(Error::invalid_argument("change must be a RoomChange")),
+        };
+        Ok(self.inner.room_changed(uuid(room, "room")?, change))
     }
 
     /// Hands the relay's `RoomDetails` to the engine: the warnings to show.

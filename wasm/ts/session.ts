@@ -41,6 +41,7 @@ import type {
   Invitation,
   RelayDevice,
   PublicUser,
+  RoomChange,
   RoomDetails,
   RoomKind,
   User,
@@ -1202,17 +1203,14 @@ export class Session extends EventTarget {
     }
   }
 
-  /** @internal After a room event: the engine takes the relay's new view; the owner keeps the statement right. */
-  async roomChanged(roomId: Uuid, change: string): Promise<void> {
-    // A room the relay says is deleted, or no longer shows, keeps its record
-    // (the pinned peer, the held statement): a relay that could make a client
-    // forget them could then pin someone else, or replay an older statement.
-    if (change === "deleted") {
-      this.membership.forgetRelayView(roomId);
-      return;
-    }
-    // Whoever joined (or rejoined) may not hold the owner's statement.
-    if (change === "member_added") this.membership.memberAdded(roomId);
+  /**
+   * @internal After a room event: the engine drops its view of the room and
+   * says whether to look at it again now (`RoomMembership.roomChanged`: not
+   * for a deleted room, whose record stays); then the relay's new view, and
+   * the owner keeps the statement right. Best effort: done again on next use.
+   */
+  async roomChanged(roomId: Uuid, change: RoomChange): Promise<void> {
+    if (!this.membership.roomChanged(roomId, change)) return;
     try {
       await this.observeRoom(roomId);
       await this.address(roomId, { kind: "maintain" });

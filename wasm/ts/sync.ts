@@ -193,7 +193,6 @@ export class Sync {
       case "roomChanged":
         // The engine looks at the new member list; the owner signs or forwards
         // its statement. Not awaited: posting waits for an ack this loop reads.
-        s.forgetRoom(out.roomId);
         void s.roomChanged(out.roomId, out.change).catch(() => undefined);
         return;
       case "keysChanged": {

@@ -1369,12 +1369,6 @@ impl Session {
         lock(&self.inner.devices).forget(Some(user));
     }
 
-    /// A room event: the room's view is fetched again (a fetch under way is
-    /// overtaken: the engine's `Rooms::view_overtaken`).
-    pub(crate) fn forget_room(&self, room_id: Uuid) {
-        lock(&self.inner.rooms).forget_relay_view(Some(room_id));
-    }
-
     pub(crate) fn forget_all_caches(&self) {
         lock(&self.inner.devices).forget(None);
         // (The owner's statements are forwarded again after a new connection;

@@ -14,7 +14,7 @@
 //! next frames overlaps with opening the current ones.
 
 use futures_util::{SinkExt, StreamExt};
-use sotto_core::api::{ClientFrame, RoomChange, ServerFrame};
+use sotto_core::api::{ClientFrame, ServerFrame};
 use sotto_engine::feed::Seen;
 use sotto_engine::link::{BURST, Conn, Incoming, Link, LinkState, Output, PrepareFailed, Settle};
 use sotto_engine::open::{Opening, Outcome};
@@ -410,13 +410,15 @@ async fn perform(task: &Task, io: &mut Io, out: Output<Event>) {
             task.with_link(|l| l.settle(room_id, seq, settle));
         }
         Output::RoomChanged { room_id, change } => {
-            session.forget_room(room_id);
-            // The engine looks at the new member list (warning about anyone the
-            // owner did not sign) and, as the owner, signs or re-posts the
-            // membership statement. In a task of its own: posting waits for an
-            // ack this task reads.
-            let s = session.detached();
-            tokio::spawn(async move { room_changed(&s, room_id, change).await });
+            // The engine decides (`Rooms::room_changed`): the view is dropped
+            // now, before the step's next message; then it looks at the new
+            // member list (warning about anyone the owner did not sign) and,
+            // as the owner, signs or re-posts the membership statement. In a
+            // task of its own: posting waits for an ack this task reads.
+            if lock(&session.inner.rooms).room_changed(room_id, change) {
+                let s = session.detached();
+                tokio::spawn(async move { maintain(&s, room_id).await });
+            }
         }
         Output::KeysChanged(user_id) => {
             // Dropped now, before the step's next message is checked against
@@ -496,20 +498,11 @@ fn shown(frame: ServerFrame) -> Option<Event> {
     })
 }
 
-/// After a room event: the engine takes the relay's new view of the room, and
-/// the owner's device keeps its membership statement right. A room the relay
-/// says is deleted, or no longer shows, keeps its record (the pinned peer, the
-/// held statement): a relay that could make a client forget them could then
-/// pin someone else, or replay an older statement as a first one.
-async fn room_changed(session: &Session, room_id: Uuid, change: RoomChange) {
-    if change == RoomChange::Deleted {
-        lock(&session.inner.rooms).forget_relay_view(Some(room_id));
-        return;
-    }
-    if change == RoomChange::MemberAdded {
-        // Whoever joined (or rejoined) may not hold the owner's statement.
-        lock(&session.inner.rooms).member_added(room_id);
-    }
+/// After a room event the engine wants looked at: the room's view fetched
+/// fresh, then the addressing's `Maintain` (the owner signs or forwards its
+/// statement; anyone the owner did not sign is warned about). Best effort:
+/// done again on next use.
+async fn maintain(session: &Session, room_id: Uuid) {
     let result = async {
         session.observe_room(room_id).await?;
         session

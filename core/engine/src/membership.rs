@@ -763,6 +763,33 @@ impl Rooms {
         }
     }
 
+    /// A room event of the relay (a `room` frame): the relay's view of the
+    /// room is dropped (fetched again on next use, and any fetch under way is
+    /// overtaken); after `member_added`, the owner forwards its statement
+    /// again ([`Rooms::member_added`]). Whether the driver should now fetch
+    /// the room's view and run the addressing's `Maintain` (so that the owner
+    /// signs or forwards, and anyone unsigned is warned about): not for a
+    /// deleted room, whose record stays (the pinned peer, the held statement:
+    /// a relay that could make a client forget them could then pin someone
+    /// else, or replay an older statement as a first one).
+    pub fn room_changed(&mut self, room: Uuid, change: sotto_core::api::RoomChange) -> bool {
+        use sotto_core::api::RoomChange;
+        self.forget_relay_view(Some(room));
+        match change {
+            RoomChange::Deleted => false,
+            RoomChange::MemberAdded => {
+                // Whoever joined (or rejoined) may not hold the owner's statement.
+                self.member_added(room);
+                true
+            }
+            RoomChange::Created
+            | RoomChange::Renamed
+            | RoomChange::MemberRemoved
+            | RoomChange::MemberInvited
+            | RoomChange::InvitationRemoved => true,
+        }
+    }
+
     /// As the owner, after the relay reported a member added (`member_added`:
     /// a join, or a rejoin after a removal): the held statement is forwarded
     /// to every member device again with the next message. Whom its posts were

@@ -608,10 +608,13 @@ impl World {
                 Frame::Message(seq) => self.message(c, seq, &mut shown),
                 Frame::Room(joined) => {
                     self.overtaken(c);
-                    self.clients[c].rooms.forget_relay_view(Some(ROOM));
-                    if joined {
-                        self.clients[c].rooms.member_added(ROOM);
-                    }
+                    let change = if joined {
+                        sotto_core::api::RoomChange::MemberAdded
+                    } else {
+                        sotto_core::api::RoomChange::MemberRemoved
+                    };
+                    // (As both drivers: the engine drops the view, then it is looked at.)
+                    assert!(self.clients[c].rooms.room_changed(ROOM, change));
                     if self.relay.members.contains(&c)
                         && let Some(r) = self.clients[c].feed.joined(ROOM)
                     {

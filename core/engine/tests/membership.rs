@@ -97,6 +97,37 @@ fn sorted(mut v: Vec<Uuid>) -> Vec<Uuid> {
 }
 
 #[test]
+fn a_room_event_drops_the_view_and_a_deleted_room_keeps_its_record() {
+    use sotto_core::api::RoomChange;
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let mut rooms = Rooms::load(alice.id, []);
+    let d = |m: &[Uuid]| details(RoomKind::Direct, alice.id, m, &[]);
+    assert!(rooms.observe(&d(&[alice.id, bob.id])).is_empty());
+    let fetch = rooms.fetching_view();
+    // Any change but a deletion: the view is fetched again and the room looked at.
+    for change in [
+        RoomChange::Renamed,
+        RoomChange::MemberAdded,
+        RoomChange::MemberRemoved,
+        RoomChange::MemberInvited,
+        RoomChange::InvitationRemoved,
+        RoomChange::Created,
+    ] {
+        assert!(rooms.room_changed(ROOM, change), "{change:?}");
+        assert!(!rooms.knows(ROOM), "{change:?}: the view is dropped");
+        assert!(rooms.observe(&d(&[alice.id, bob.id])).is_empty());
+    }
+    assert!(
+        rooms.view_overtaken(fetch),
+        "a fetch under way is overtaken"
+    );
+    // Deleted: not looked at, and the pinned peer stays.
+    assert!(!rooms.room_changed(ROOM, RoomChange::Deleted));
+    assert!(!rooms.knows(ROOM));
+    assert_eq!(rooms.record(ROOM).unwrap().peer, Some(bob.id));
+}
+
+#[test]
 fn a_direct_room_is_its_two_users_and_nobody_else() {
     let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
     let mut rooms = Rooms::load(alice.id, []);
