@@ -4,8 +4,9 @@
 //! relay frames are already received (as text), and the engine does what the
 //! native driver makes it do, on this thread:
 //!
-//! - the link (`sotto_engine::link::Link`): parse each frame, the feed's
-//!   cursor, gap and de-dup checks, steps of up to 256 frames;
+//! - the link (`sotto_engine::link::Link`): the feed's cursor, gap and de-dup
+//!   checks, steps of up to 256 frames; the frames are parsed on a reader
+//!   thread of their own, as the native driver's reader task does;
 //! - per message, the open pipeline (`Opening`: peek, the sender check against
 //!   the pinned, cached device list, open, the replay check with the store's
 //!   `seen_at` read, decode) and the sealing of its local-history item under
@@ -121,71 +122,93 @@ fn engine_catch_up(alice: &Person, bob: &Person, frames: &[String]) -> (Duration
     link.start(0);
     let mut shown = 0usize;
     let mut conn = None;
-    while shown < MESSAGES {
-        let Some(out) = link.poll(1) else {
-            panic!("the link waits with {shown} shown");
-        };
-        match out {
-            Output::Prepare(c) => link.prepared(c, 1, Ok((vec![ROOM], vec![(ROOM, 0)]))),
-            Output::Open(c) => link.opened(c, 1),
-            Output::Authenticate(c) => {
-                conn = Some(c);
-                let ready = ServerFrame::Ready {
-                    user_id: bob.id,
-                    device_id: Some(bob.device),
+    // The relay's frames, parsed ahead on a reader thread of their own, as
+    // the native driver's reader task does (up to 1,024 ahead).
+    let mut reader: Option<std::sync::mpsc::Receiver<ServerFrame>> = None;
+    std::thread::scope(|scope| {
+        while shown < MESSAGES {
+            let Some(out) = link.poll(1) else {
+                // The link waits for the relay: the next frame the reader parsed.
+                let (Some(c), Some(r)) = (conn, &reader) else {
+                    panic!("the link waits with {shown} shown");
                 };
-                link.received(c, 1, &serde_json::to_string(&ready).unwrap());
-            }
-            Output::Online(c) => {
-                // The relay's answer to `resume`: every queued message, as text.
-                for f in frames {
-                    link.received(c, 1, f);
+                // Then what else is parsed already, up to a step's worth (the
+                // native driver's burst).
+                link.received_frame(c, 1, r.recv().unwrap());
+                for frame in r.try_iter().take(255) {
+                    link.received_frame(c, 1, frame);
                 }
-            }
-            Output::Receive(m) => {
-                let (room, seq) = (m.room_id, m.seq);
-                let t_open = Instant::now();
-                let mut op = Opening::new(m);
-                let outcome = loop {
-                    match op.step(&me, &pins, &mut devices, &mut rooms) {
-                        Step::Done(o) => break o,
-                        Step::Seen { sender, client_id } => {
-                            let t_seen = Instant::now();
-                            let stored = store.seen_at(sender, client_id).unwrap();
-                            parts.seen += t_seen.elapsed();
-                            op.seen(link.seen(sender, client_id, room, seq, stored));
+                continue;
+            };
+            match out {
+                Output::Prepare(c) => link.prepared(c, 1, Ok((vec![ROOM], vec![(ROOM, 0)]))),
+                Output::Open(c) => link.opened(c, 1),
+                Output::Authenticate(c) => {
+                    conn = Some(c);
+                    let ready = ServerFrame::Ready {
+                        user_id: bob.id,
+                        device_id: Some(bob.device),
+                    };
+                    link.received(c, 1, &serde_json::to_string(&ready).unwrap());
+                }
+                Output::Online(_) => {
+                    // The relay's answer to `resume`: every queued message, as text.
+                    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+                    scope.spawn(move || {
+                        for f in frames {
+                            let frame: ServerFrame = serde_json::from_str(f).unwrap();
+                            if tx.send(frame).is_err() {
+                                return;
+                            }
                         }
-                        Step::Fetch(user) => panic!("a fetch of {user}'s devices"),
-                    }
-                };
-                parts.open += t_open.elapsed();
-                let Outcome::Message(item) = outcome else {
-                    panic!("not shown: {outcome:?}");
-                };
-                let t_seal = Instant::now();
-                let kept = history.seal(&item, &mut rng).unwrap();
-                parts.seal += t_seal.elapsed();
-                link.settle(
-                    room,
-                    seq,
-                    Settle::Handled {
-                        kept: Some(kept),
-                        event: Some(seq),
-                    },
-                );
+                    });
+                    reader = Some(rx);
+                }
+                Output::Receive(m) => {
+                    let (room, seq) = (m.room_id, m.seq);
+                    let t_open = Instant::now();
+                    let mut op = Opening::new(m);
+                    let outcome = loop {
+                        match op.step(&me, &pins, &mut devices, &mut rooms) {
+                            Step::Done(o) => break o,
+                            Step::Seen { sender, client_id } => {
+                                let t_seen = Instant::now();
+                                let stored = store.seen_at(sender, client_id).unwrap();
+                                parts.seen += t_seen.elapsed();
+                                op.seen(link.seen(sender, client_id, room, seq, stored));
+                            }
+                            Step::Fetch(user) => panic!("a fetch of {user}'s devices"),
+                        }
+                    };
+                    parts.open += t_open.elapsed();
+                    let Outcome::Message(item) = outcome else {
+                        panic!("not shown: {outcome:?}");
+                    };
+                    let t_seal = Instant::now();
+                    let kept = history.seal(&item, &mut rng).unwrap();
+                    parts.seal += t_seal.elapsed();
+                    link.settle(
+                        room,
+                        seq,
+                        Settle::Handled {
+                            kept: Some(kept),
+                            event: Some(seq),
+                        },
+                    );
+                }
+                Output::Store(changes) => {
+                    let t_apply = Instant::now();
+                    store.apply(&changes).unwrap();
+                    parts.apply += t_apply.elapsed();
+                    link.stored(1, Ok(()));
+                }
+                Output::App(_) => shown += 1,
+                Output::State(LinkState::Offline { .. }) => panic!("offline"),
+                Output::Send(_) | Output::State(_) | Output::Show(_) => {}
+                other => panic!("unexpected {other:?}"),
             }
-            Output::Store(changes) => {
-                let t_apply = Instant::now();
-                store.apply(&changes).unwrap();
-                parts.apply += t_apply.elapsed();
-                link.stored(1, Ok(()));
-            }
-            Output::App(_) => shown += 1,
-            Output::State(LinkState::Offline { .. }) => panic!("offline"),
-            Output::Send(_) | Output::State(_) | Output::Show(_) => {}
-            other => panic!("unexpected {other:?}"),
         }
-    }
+    });
     let took = t.elapsed();
     assert!(conn.is_some());
     assert_eq!(
