@@ -748,8 +748,11 @@ export class Session extends EventTarget {
         const s = p.step(ob);
         if (s.kind === "check") {
           // (A store that cannot tell: post it; the relay stores a client id once.)
-          const list = await this.store.outbox().catch(() => null);
-          p.checked(ob, list === null || list.some((x) => x.clientId === clientId));
+          const store = this.store;
+          const has = store.outboxHas
+            ? store.outboxHas(clientId)
+            : store.outbox().then((list) => list.some((x) => x.clientId === clientId));
+          p.checked(ob, await has.catch(() => true));
         } else if (s.kind === "gone") return null;
         else if (s.kind === "socket") {
           const acked = this.sync.sendMessage(clientId, s.frame);

@@ -103,6 +103,11 @@ export interface KeyStore {
   /** Every message still waiting, oldest first. */
   outbox(): Promise<OutboxEntry[]>;
   /**
+   * Whether the message `clientId` is still waiting (a flush checks each entry
+   * before posting it). Optional: without it, the client reads the whole outbox.
+   */
+  outboxHas?(clientId: Uuid): Promise<boolean>;
+  /**
    * The engine's room membership records (`RoomMembership`), or `null` if this
    * store never kept them (a store from before signed membership).
    */
@@ -186,6 +191,9 @@ export class MemoryStore implements KeyStore {
   }
   async outbox(): Promise<OutboxEntry[]> {
     return [...this.out.values()].map((e) => ({ ...e, envelope: e.envelope.slice() }));
+  }
+  async outboxHas(clientId: Uuid): Promise<boolean> {
+    return this.out.has(clientId);
   }
   async rooms(): Promise<Array<[Uuid, RoomRecord]> | null> {
     return this.roomMap === null ? null : [...this.roomMap].map(([id, r]) => [id, r.slice()]);
@@ -385,6 +393,9 @@ export class IndexedDbStore implements KeyStore {
     const tx = this.db.transaction(OUTBOX, "readwrite");
     tx.objectStore(OUTBOX).delete(clientId);
     await done(tx);
+  }
+  async outboxHas(clientId: Uuid): Promise<boolean> {
+    return (await this.get<OutboxEntry>(OUTBOX, clientId)) !== undefined;
   }
   async outbox(): Promise<OutboxEntry[]> {
     const rows = (await this.entries<OutboxEntry & { n: number }>(OUTBOX)).map(([, v]) => v);

@@ -953,10 +953,7 @@ impl Session {
             match next {
                 Do::Check => {
                     // (A store that cannot tell: post it; the relay stores a client id once.)
-                    let still = inner
-                        .store
-                        .outbox()
-                        .map_or(true, |list| list.iter().any(|x| x.client_id == client_id));
+                    let still = inner.store.outbox_contains(client_id).unwrap_or(true);
                     p.checked(&mut lock(&inner.outbox), still);
                 }
                 Do::Socket(frame) => {

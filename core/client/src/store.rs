@@ -91,6 +91,12 @@ pub trait Store: Send + Sync + 'static {
     fn outbox_remove(&self, client_id: Uuid) -> Result<()>;
     /// Every message still waiting, oldest first.
     fn outbox(&self) -> Result<Vec<OutboxEntry>>;
+    /// Whether the message `client_id` is still waiting (a flush checks each
+    /// entry before posting it). The default reads the whole outbox; a store
+    /// that can look one entry up should.
+    fn outbox_contains(&self, client_id: Uuid) -> Result<bool> {
+        Ok(self.outbox()?.iter().any(|e| e.client_id == client_id))
+    }
 
     /// Every room's membership record; `None` when this store never saved any
     /// (made by a version without signed membership: its rooms are then
@@ -558,6 +564,13 @@ impl Store for SqliteStore {
         })
     }
 
+    fn outbox_contains(&self, client_id: Uuid) -> Result<bool> {
+        self.with(|c| {
+            c.prepare_cached("SELECT 1 FROM outbox WHERE client_id = ?1")?
+                .exists(params![client_id.to_string()])
+        })
+    }
+
     fn outbox(&self) -> Result<Vec<OutboxEntry>> {
         self.with(|c| {
             let mut st =
@@ -739,6 +752,8 @@ mod tests {
         assert_eq!(s.outbox().unwrap(), vec![e.clone(), statement.clone()]);
         s.outbox_remove(statement.client_id).unwrap();
         assert_eq!(s.outbox().unwrap(), vec![e.clone()]);
+        assert!(s.outbox_contains(e.client_id).unwrap());
+        assert!(!s.outbox_contains(statement.client_id).unwrap());
         s.outbox_remove(e.client_id).unwrap();
         assert!(s.outbox().unwrap().is_empty());
     }
