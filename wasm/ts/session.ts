@@ -749,9 +749,11 @@ export class Session extends EventTarget {
         if (s.kind === "check") {
           // (A store that cannot tell: post it; the relay stores a client id once.)
           const store = this.store;
-          const has = store.outboxHas
-            ? store.outboxHas(clientId)
-            : store.outbox().then((list) => list.some((x) => x.clientId === clientId));
+          const has = Promise.resolve().then(() =>
+            store.outboxHas
+              ? store.outboxHas(clientId)
+              : store.outbox().then((list) => list.some((x) => x.clientId === clientId)),
+          );
           p.checked(ob, await has.catch(() => true));
         } else if (s.kind === "gone") return null;
         else if (s.kind === "socket") {

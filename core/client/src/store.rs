@@ -123,18 +123,28 @@ pub trait Store: Send + Sync + 'static {
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// Copies the WAL back into the database file on a thread of its own
-    /// after each [`Store::apply`] (a file store only), so that a catch-up's
-    /// steps do not wait for SQLite's checkpoints (about half of `apply`'s
-    /// time, `BENCHMARKS.md`). SQLite's own automatic checkpoint stays as the
-    /// fallback: it runs only when the WAL has grown past 1,000 pages anyway.
+    /// once [`Store::apply`] wrote about [`CHECKPOINT_EVERY`] bytes since the
+    /// last time (a file store only), so that a catch-up's steps do not wait
+    /// for SQLite's checkpoints (about half of `apply`'s time,
+    /// `BENCHMARKS.md`). SQLite's own automatic checkpoint (at 1,000 pages)
+    /// stays as the fallback.
     checkpoints: Option<Checkpoints>,
 }
+
+/// About how many bytes `apply` writes before the checkpoint thread is woken
+/// (256 pages: a live message at a time does not cost a checkpoint each).
+const CHECKPOINT_EVERY: u64 = 1 << 20;
 
 /// The checkpoint thread, and the signal that wakes it (dropped: it ends,
 /// and the store's drop waits for it).
 struct Checkpoints {
     wake: Option<std::sync::mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Held around each of the thread's checkpoints: an account write takes
+    /// it to empty the WAL with no checkpoint of this process in its way.
+    gate: std::sync::Arc<Mutex<()>>,
+    /// Bytes `apply` wrote since the thread was last woken (about).
+    written: std::sync::atomic::AtomicU64,
 }
 
 impl Checkpoints {
@@ -144,12 +154,18 @@ impl Checkpoints {
     /// checkpoint then does the work, as before).
     fn start(path: &Path) -> Option<Self> {
         let conn = Connection::open(path).ok()?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).ok()?;
+        // Never waits for a lock (the store's drop joins this thread).
+        conn.busy_timeout(std::time::Duration::ZERO).ok()?;
         let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let gate = std::sync::Arc::new(Mutex::new(()));
+        let held = gate.clone();
         let thread = std::thread::Builder::new()
             .name("sotto-store-checkpoint".into())
             .spawn(move || {
                 while woken.recv().is_ok() {
+                    let _g = held
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     // Best effort: a checkpoint that cannot finish now is done by
                     // the next one (or SQLite's own).
                     let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
@@ -159,11 +175,19 @@ impl Checkpoints {
         Some(Self {
             wake: Some(wake),
             thread: Some(thread),
+            gate,
+            written: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    fn wake(&self) {
-        if let Some(w) = &self.wake {
+    /// `apply` wrote about `bytes`: wakes the thread once enough piled up.
+    fn wrote(&self, bytes: u64) {
+        use std::sync::atomic::Ordering;
+        let total = self.written.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if total >= CHECKPOINT_EVERY
+            && let Some(w) = &self.wake
+        {
+            self.written.store(0, Ordering::Relaxed);
             // Full: a wake-up is pending already.
             let _ = w.try_send(());
         }
@@ -413,6 +437,7 @@ impl Store for SqliteStore {
     }
 
     fn set_account(&self, a: &StoredAccount) -> Result<()> {
+        let gate = self.checkpoints.as_ref().map(|k| k.gate.clone());
         self.with(|c| {
             c.execute(
                 "INSERT INTO account (id, relay, user_id, device_id, secrets, store_key)
@@ -430,14 +455,18 @@ impl Store for SqliteStore {
             .map(drop)?;
             // Rare (set-up, upgrade, passphrase change): move the new row into
             // the database file now and empty the WAL, so that no copy of the
-            // replaced wrapped key stays in the WAL. (The checkpoint thread may
-            // hold the checkpoint for a moment: try again until it is done.)
-            for _ in 0..50 {
-                let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-                if busy == 0 {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
+            // replaced wrapped key stays in the WAL. The checkpoint thread's
+            // gate keeps this process's own checkpoint out of the way; the
+            // busy flag is then set only by another process on the same file.
+            let _gate = gate
+                .as_ref()
+                .map(|g| g.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy != 0 {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some("another process holds the store: its log could not be emptied".into()),
+                ));
             }
             Ok(())
         })
@@ -520,7 +549,14 @@ impl Store for SqliteStore {
             tx.commit()
         })?;
         if let Some(c) = &self.checkpoints {
-            c.wake();
+            // (About: the history items, and ~100 bytes a row for the rest.)
+            let rows = changes.cursors.len() + changes.seen.len() + changes.history_delete.len();
+            let items: usize = changes
+                .history_put
+                .iter()
+                .map(|(_, _, b)| b.len() + 100)
+                .sum();
+            c.wrote(u64::try_from(rows * 100 + items).unwrap_or(u64::MAX));
         }
         Ok(())
     }
@@ -620,8 +656,17 @@ mod tests {
             ..Changes::default()
         };
         s.apply(&step).unwrap();
-        // A few pages in the WAL, far below SQLite's own 1,000-page
-        // checkpoint: only the checkpoint thread moves them into the file.
+        // Then 1.2 MB more (the thread wakes after about 1 MiB): about 300
+        // pages in the WAL, far below SQLite's own 1,000-page checkpoint, so
+        // only the checkpoint thread moves them into the file.
+        for seq in 2..600u64 {
+            let filler = Changes {
+                cursors: vec![(ROOM, seq)],
+                history_put: vec![(ROOM, seq, vec![seq as u8; 2048])],
+                ..Changes::default()
+            };
+            s.apply(&filler).unwrap();
+        }
         let in_file = || {
             std::fs::read(&path)
                 .unwrap()
