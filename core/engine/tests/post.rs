@@ -335,6 +335,19 @@ fn sealed_entry(s: &Sender, client_id: u128) -> OutboxEntry {
     p.entry().clone()
 }
 
+/// The flush's next post, of `entry`, past its store check (still stored)
+/// and on the socket.
+fn next_post(f: &mut Flush, s: &mut Sender, entry: &OutboxEntry) -> Posting {
+    let FlushStep::Post(mut p) = f.step(&mut s.outbox) else {
+        panic!("{} next", entry.client_id);
+    };
+    assert_eq!(p.entry().client_id, entry.client_id);
+    assert!(matches!(p.step(&mut s.outbox), Do::Check));
+    p.checked(&mut s.outbox, true);
+    assert!(matches!(p.step(&mut s.outbox), Do::Socket(_)));
+    p
+}
+
 #[test]
 fn a_flush_joins_a_post_in_flight_skips_what_left_the_store_and_stops_at_the_first_queued() {
     let mut s = Sender::new();
@@ -375,13 +388,7 @@ fn a_flush_joins_a_post_in_flight_skips_what_left_the_store_and_stops_at_the_fir
     );
     f.posted(Posted::Gone);
     // `b` is refused for good: dropped, and the flush goes on.
-    let FlushStep::Post(mut p) = f.step(&mut s.outbox) else {
-        panic!("b next");
-    };
-    assert_eq!(p.entry().client_id, b.client_id);
-    assert!(matches!(p.step(&mut s.outbox), Do::Check));
-    p.checked(&mut s.outbox, true);
-    assert!(matches!(p.step(&mut s.outbox), Do::Socket(_)));
+    let mut p = next_post(&mut f, &mut s, &b);
     let refusal = SocketAnswer::Refused {
         code: "forbidden",
         retry_after_ms: None,
@@ -392,13 +399,7 @@ fn a_flush_joins_a_post_in_flight_skips_what_left_the_store_and_stops_at_the_fir
     assert!(matches!(p.step(&mut s.outbox), Do::Done(Posted::Refused)));
     f.posted(Posted::Refused);
     // `c` cannot go out now: the flush stops, and `d` waits behind it.
-    let FlushStep::Post(mut p) = f.step(&mut s.outbox) else {
-        panic!("c next");
-    };
-    assert_eq!(p.entry().client_id, c.client_id);
-    assert!(matches!(p.step(&mut s.outbox), Do::Check));
-    p.checked(&mut s.outbox, true);
-    assert!(matches!(p.step(&mut s.outbox), Do::Socket(_)));
+    let mut p = next_post(&mut f, &mut s, &c);
     p.socket(&mut s.outbox, SocketAnswer::NoAck);
     assert!(matches!(p.step(&mut s.outbox), Do::Http { after_ms: 0 }));
     p.http(&mut s.outbox, HttpAnswer::Unreachable);
