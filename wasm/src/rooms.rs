@@ -210,17 +210,11 @@ impl RoomMembership {
         room: &str,
         #[wasm_bindgen(unchecked_param_type = "RoomChange")] change: &str,
     ) -> Result<bool> {
-        use sotto_core::api::RoomChange;
-        let change = match change {
-            "created" => RoomChange::Created,
-            "renamed" => RoomChange::Renamed,
-            "deleted" => RoomChange::Deleted,
-            "member_added" => RoomChange::MemberAdded,
-            "member_removed" => RoomChange::MemberRemoved,
-            "member_invited" => RoomChange::MemberInvited,
-            "invitation_removed" => RoomChange::InvitationRemoved,
-            _ => return Err(Error::invalid_argument("change must be a RoomChange")),
-        };
+        // The wire's own names (serde's), as `ClientLink` hands them out.
+        let change: sotto_core::api::RoomChange = serde_json::to_string(change)
+            .ok()
+            .and_then(|quoted| serde_json::from_str(&quoted).ok())
+            .ok_or_else(|| Error::invalid_argument("change must be a RoomChange"))?;
         Ok(self.inner.room_changed(uuid(room, "room")?, change))
     }
 
