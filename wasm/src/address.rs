@@ -26,8 +26,8 @@ export type AddressPurpose =
   | { kind: "withdraw"; userId: Uuid };
 /** What `ClientAddressing.step` needs next (save the rooms' records first), or its end. */
 export type AddressNeed =
-  /** The relay's view of the room: fetch it (unless overtaken) and hand it to `RoomMembership.observe`. */
-  | { kind: "room" }
+  /** The relay's view of the room: fetch it, hand it to `RoomMembership.observeFetched` with `fetch`. */
+  | { kind: "room"; fetch: number }
   /** These users' device lists. */
   | { kind: "devices"; users: Uuid[] }
   /** Open the room's messages after the cursor for their statements only. */
@@ -107,7 +107,7 @@ impl ClientAddressing {
         let kind = |k: &str| Obj::new().set("kind", k);
         Ok(
             match self.inner.step(&signer, trust, devices, rooms.inner_mut()) {
-                Need::Room => kind("room"),
+                Need::Room(fetch) => kind("room").set("fetch", js::number(fetch.number())),
                 Need::Devices(users) => kind("devices").set("users", ids(&users)),
                 Need::ReadAhead => kind("readAhead"),
                 Need::Wait => kind("wait"),
@@ -138,6 +138,13 @@ impl ClientAddressing {
             }
             .into_typed::<JsValue>(),
         )
+    }
+
+    /// The addressing is over (done, failed or given up): a view of the room
+    /// it fetched is kept only if this device is `online` and no room event
+    /// overtook the fetch (the engine's rule).
+    pub fn finish(&mut self, rooms: &mut RoomMembership, online: bool) {
+        self.inner.finish(rooms.inner_mut(), online);
     }
 
     /// The last `post` is stored by the relay, or queued in the outbox.

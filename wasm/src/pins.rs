@@ -6,7 +6,7 @@
 //! list and decides whom to seal to and which senders to trust.
 
 use sotto_core::keys::DeviceBundle;
-use sotto_engine::devices::{Devices, Fetch, Listed};
+use sotto_engine::devices::{Devices, Fetch, Listed, Query};
 use sotto_engine::open::SenderDevice;
 use sotto_engine::pins::{Pin, Pins};
 use wasm_bindgen::JsValue;
@@ -23,6 +23,8 @@ const TS_PINS: &'static str = r#"
  * the addressing's targets hand it back: the fields are the verified bundle's.
  */
 export interface ServedDevice { userId: Uuid; deviceId: Uuid; identityKey: Uint8Array; hasRsa: boolean; revokedAt?: string; device: VerifiedDevice }
+/** The next query of a device-list fetch (`ClientPins.query`): ask for `users` and hand each list to `servedList` under `fetch`, then ask again. */
+export type DeviceQuery = { kind: "keys"; users: Uuid[]; fetch: number } | { kind: "done" } | { kind: "keepsChanging" };
 /** What a served device list decided (`ClientPins.servedList`). */
 export interface ObservedDevices {
   /** A pin made now (first contact): persist it. */
@@ -175,20 +177,27 @@ impl ClientPins {
             .to_owned())
     }
 
-    /// Of these users, those whose device list is not cached (to fetch).
-    pub fn missing(&self, users: Vec<String>) -> Result<Vec<String>> {
+    /// The next query of a fetch of these users' device lists, after `asked`
+    /// queries of it (the engine's `Devices::query`): the missing users, in
+    /// chunks the relay takes; again for an overtaken answer; bounded.
+    #[wasm_bindgen(unchecked_return_type = "DeviceQuery")]
+    pub fn query(&self, users: Vec<String>, asked: u32) -> Result<JsValue> {
         let users = js::parse_uuids(&users, "userId")?;
-        Ok(self
-            .devices
-            .missing(&users)
-            .into_iter()
-            .map(js::uuid_text)
-            .collect())
-    }
-
-    /// The token of a fetch of device lists about to be made (hand it to `served`).
-    pub fn fetching(&self) -> f64 {
-        js::number(self.devices.fetching().number())
+        let kind = |k: &str| Obj::new().set("kind", k);
+        Ok(match self.devices.query(&users, asked as usize) {
+            Query::Keys { users, fetch } => {
+                let list: js_sys::Array = users
+                    .into_iter()
+                    .map(|u| JsValue::from_str(&js::uuid_text(u)))
+                    .collect();
+                kind("keys")
+                    .set("users", list)
+                    .set("fetch", js::number(fetch.number()))
+            }
+            Query::Done => kind("done"),
+            Query::KeepsChanging => kind("keepsChanging"),
+        }
+        .into_typed::<JsValue>())
     }
 
     /// Drops one user's cached list (`keys_changed`), or all (a new connection).

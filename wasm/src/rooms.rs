@@ -153,14 +153,6 @@ impl RoomMembership {
         Ok(())
     }
 
-    /// Drops a view fetched for one send that cannot be kept right (no live
-    /// stream); other fetches under way stand.
-    #[wasm_bindgen(js_name = dropFetchedView)]
-    pub fn drop_fetched_view(&mut self, room: &str) -> Result<()> {
-        self.inner.drop_fetched_view(uuid(room, "room")?);
-        Ok(())
-    }
-
     /// Pins the rooms this device knew before it kept membership records.
     #[wasm_bindgen(js_name = adoptLegacy)]
     pub fn adopt_legacy(&mut self, rooms: Vec<String>) -> Result<()> {
@@ -185,11 +177,6 @@ impl RoomMembership {
             ));
         }
         out.into()
-    }
-
-    /// Whether the relay's view of the room is known (else fetch its details).
-    pub fn knows(&self, room: &str) -> Result<bool> {
-        Ok(self.inner.knows(uuid(room, "room")?))
     }
 
     /// Forgets the relay's view of one room, or of all (`undefined`).
@@ -218,32 +205,25 @@ impl RoomMembership {
         Ok(self.inner.room_changed(uuid(room, "room")?, change))
     }
 
-    /// Hands the relay's `RoomDetails` to the engine: the warnings to show.
-    #[wasm_bindgen(js_name = observeDetails, unchecked_return_type = "MembershipWarning[]")]
-    pub fn observe_details(
+    /// Hands the relay's `RoomDetails`, fetched for the addressing's `room`
+    /// step under its `fetch` token, to the engine: the warnings to show, or
+    /// `null` if a room event overtook the answer (not taken; the addressing
+    /// asks again).
+    #[wasm_bindgen(js_name = observeFetched, unchecked_return_type = "MembershipWarning[] | null")]
+    pub fn observe_fetched(
         &mut self,
+        fetch: f64,
         #[wasm_bindgen(unchecked_param_type = "RoomDetails")] details: JsValue,
     ) -> Result<JsValue> {
-        let warnings = self.inner.observe_view(view_of(&details)?);
+        let fetch = sotto_engine::membership::ViewFetch::from_number(js::safe_u64(fetch, "fetch")?);
+        let Some(warnings) = self.inner.observe_fetched(fetch, view_of(&details)?) else {
+            return Ok(JsValue::NULL);
+        };
         let out = js_sys::Array::new();
         for w in &warnings {
             out.push(&warning(w));
         }
         Ok(out.into())
-    }
-
-    /// The token of a room-view fetch about to be made (see `viewOvertaken`).
-    #[wasm_bindgen(js_name = fetchingView)]
-    pub fn fetching_view(&self) -> f64 {
-        js::number(self.inner.fetching_view().number())
-    }
-
-    /// Whether a view fetched under `fetch` was overtaken (a view was
-    /// forgotten since): not the relay's current one, fetch again.
-    #[wasm_bindgen(js_name = viewOvertaken)]
-    pub fn view_overtaken(&self, fetch: f64) -> Result<bool> {
-        let fetch = sotto_engine::membership::ViewFetch::from_number(js::safe_u64(fetch, "fetch")?);
-        Ok(self.inner.view_overtaken(fetch))
     }
 }
 

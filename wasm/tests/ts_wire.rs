@@ -216,14 +216,15 @@ fn client_module(names: &[String]) -> String {
     );
     let _ = writeln!(
         out,
-        "\n/** The client's timing policy (sotto-engine `policy`), in milliseconds. */\n\
+        "\n/** The client's timing and retry policy (sotto-engine `policy`); times in milliseconds. */\n\
          export const POLICY = {{\n  \
            /** A socket `send` waits this long for its `ack`, then posts over HTTP. */\n  ackTimeoutMs: {},\n  \
            /** Keep-alive period; three silent periods end the connection. */\n  pingEveryMs: {},\n  \
            /** `delivered` receipts go out this often. */\n  receiptEveryMs: {},\n  \
            /** A connection up this long resets the reconnect back-off. */\n  stableAfterMs: {},\n  \
            /** To open the socket, then to get `ready` after `auth`. */\n  handshakeTimeoutMs: {},\n  \
-           /** Refresh the access token this long before it expires (or at half its life). */\n  refreshMarginMs: {},\n\
+           /** Refresh the access token this long before it expires (or at half its life). */\n  refreshMarginMs: {},\n  \
+           /** Messages read ahead of the live stream for their membership statements. */\n  readAheadLimit: {},\n\
          }} as const;",
         sotto_engine::policy::ACK_TIMEOUT_MS,
         sotto_engine::policy::PING_EVERY_MS,
@@ -231,6 +232,7 @@ fn client_module(names: &[String]) -> String {
         sotto_engine::policy::STABLE_AFTER_MS,
         sotto_engine::policy::HANDSHAKE_TIMEOUT_MS,
         sotto_engine::policy::REFRESH_MARGIN_MS,
+        sotto_engine::policy::READ_AHEAD_LIMIT,
     );
     out
 }

@@ -19,7 +19,7 @@ import {
   storedBefore as wasmStoredBefore,
   StoreVault,
 } from "./sotto_wasm.js";
-import type { AddressNeed, AddressPurpose, HistoryItem, LinkIncoming, OpenStep, RoomOpRequest, ServedDevice, SetupStep } from "./sotto_wasm.js";
+import type { AddressNeed, AddressPurpose, DeviceQuery, HistoryItem, LinkIncoming, OpenStep, RoomOpRequest, ServedDevice, SetupStep } from "./sotto_wasm.js";
 import { ClientCodes, SottoError, codeOf, toSottoError } from "./errors.js";
 import type {
   ConnectionState,
@@ -34,6 +34,7 @@ import type { Relay } from "./relay.js";
 import type { KeyStore, Seen } from "./store.js";
 import { Sync } from "./sync.js";
 import { Tabs } from "./tabs.js";
+import { POLICY } from "./wire.gen.js";
 import type { WebSocketConstructor } from "./sync.js";
 import type {
   AttachmentPointer,
@@ -687,7 +688,7 @@ export class Session extends EventTarget {
   async send(roomId: Uuid, content: Content): Promise<Sent> {
     const viaLeader = await this.viaLeader("send", [roomId, content]);
     if (viaLeader !== null) return viaLeader.value as Sent;
-    const targets = await this.recipients(roomId);
+    const targets = await this.address(roomId, { kind: "send" });
     return this.sealAndPost(roomId, encodeContent(content), targets, false);
   }
 
@@ -1122,28 +1123,6 @@ export class Session extends EventTarget {
     if (changes.length > 0) await this.store.saveRooms(changes);
   }
 
-  /** Hands the relay's details of a room to the engine; emits its warnings. */
-  private async takeDetails(details: RoomDetails): Promise<void> {
-    const warnings = this.membership.observeDetails(details);
-    await this.saveMembership();
-    for (const w of warnings) this.emit("membership", w);
-  }
-
-  /** Makes sure the engine has the relay's view of the room; `true` if fetched now. */
-  private async observeRoom(roomId: Uuid): Promise<boolean> {
-    if (this.membership.knows(roomId)) return false;
-    for (let round = 0; round < 4; round++) {
-      const fetch = this.membership.fetchingView();
-      const details = await this.relay.room(roomId);
-      // A room event (or this device's own change) overtook the answer: it is
-      // not the relay's current view, and the engine never sees it.
-      if (this.membership.viewOvertaken(fetch)) continue;
-      await this.takeDetails(details);
-      return true;
-    }
-    throw new SottoError(ClientCodes.network, "the room keeps changing; try again");
-  }
-
   /**
    * Drives the engine's addressing (`ClientAddressing`) of a room: fetches
    * what it asks for, posts the statements it signs, shows its warnings, and
@@ -1156,7 +1135,11 @@ export class Session extends EventTarget {
       for (;;) {
         const n = a.step(this.pins, this.membership, this.dev()) as AddressNeed;
         await this.saveMembership();
-        if (n.kind === "room") await this.observeRoom(roomId);
+        if (n.kind === "room") {
+          const warnings = this.membership.observeFetched(n.fetch, await this.relay.room(roomId));
+          await this.saveMembership();
+          for (const w of warnings ?? []) this.emit("membership", w); // null: overtaken, asked again
+        }
         else if (n.kind === "devices") await this.fetchDevices(n.users);
         else if (n.kind === "readAhead") await this.readAhead(roomId);
         else if (n.kind === "warn") this.emit("membership", n.warning);
@@ -1177,6 +1160,7 @@ export class Session extends EventTarget {
         else throw addressFailed(n);
       }
     } finally {
+      a.finish(this.membership, this.sync.state === "online"); // whether a fetched view is kept
       a.free();
     }
   }
@@ -1189,10 +1173,9 @@ export class Session extends EventTarget {
   private async readAhead(roomId: Uuid): Promise<void> {
     try {
       const after = (await this.store.cursors()).get(roomId) ?? 0;
-      const page = await this.relay.messages(roomId, after, 200);
+      const page = await this.relay.messages(roomId, after, POLICY.readAheadLimit);
       for (const msg of page.items) {
-        if (msg.envelope === null || msg.deleted) continue;
-        if (msg.sender_id === this.user.id && msg.device_id === this.dev().deviceId) continue;
+        if (msg.envelope === null) continue; // deleted (this device's own: the engine skips them)
         let envelope: Uint8Array;
         try {
           envelope = fromB64(msg.envelope);
@@ -1217,44 +1200,25 @@ export class Session extends EventTarget {
   async roomChanged(roomId: Uuid, change: RoomChange): Promise<void> {
     if (!this.membership.roomChanged(roomId, change)) return;
     try {
-      await this.observeRoom(roomId);
-      await this.address(roomId, { kind: "maintain" });
+      await this.address(roomId, { kind: "maintain" }); // fetches the dropped view first
     } catch {
       // done again on next use
     }
   }
 
   /**
-   * Every active device, verified against the pins, of every user the engine
-   * allows in the room (`docs/protocol.md` §12.4): the relay's members that
-   * the owner's newest statement names, the pinned peer of a direct room.
-   */
-  private async recipients(roomId: Uuid): Promise<Target[]> {
-    const fetch = this.membership.fetchingView();
-    const fetched = await this.observeRoom(roomId);
-    // Keep a view fetched now only while room events keep it right.
-    const keep = !fetched || (this.sync.state === "online" && !this.membership.viewOvertaken(fetch));
-    try {
-      return await this.address(roomId, { kind: "send" });
-    } finally {
-      if (!keep) this.membership.dropFetchedView(roomId);
-    }
-  }
-
-  /**
-   * Makes sure the engine caches these users' device lists, fetching the
-   * missing ones. An answer a `keys_changed` (or reconnect) overtook is not
-   * cached, and fetched again.
+   * Makes sure the engine caches these users' device lists: the queries the
+   * engine asks for (`ClientPins.query`: the missing users in chunks, again
+   * for an answer a `keys_changed` or reconnect overtook; bounded).
    */
   private async fetchDevices(users: Uuid[]): Promise<void> {
-    for (let round = 0; round < 4; round++) {
-      const fetch = this.pins.fetching();
-      const missing = this.pins.missing(users);
-      if (missing.length === 0) return;
-      const resp = await this.relay.keysQuery(missing, { includeRevoked: true });
-      for (const u of missing) await this.acceptDevices(u, resp.devices[u] ?? [], fetch);
+    for (let asked = 0; ; asked++) {
+      const q = this.pins.query(users, asked) as DeviceQuery;
+      if (q.kind === "done") return;
+      if (q.kind === "keepsChanging") throw new SottoError(ClientCodes.network, "device lists keep changing; try again");
+      const resp = await this.relay.keysQuery(q.users, { includeRevoked: true });
+      for (const u of q.users) await this.acceptDevices(u, resp.devices[u] ?? [], q.fetch);
     }
-    throw new SottoError(ClientCodes.network, "device lists keep changing; try again");
   }
 
   /**

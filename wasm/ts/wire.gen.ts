@@ -155,7 +155,7 @@ export const LIMITS = {
   wsAuthTimeoutSecs: 10,
 } as const;
 
-/** The client's timing policy (sotto-engine `policy`), in milliseconds. */
+/** The client's timing and retry policy (sotto-engine `policy`); times in milliseconds. */
 export const POLICY = {
   /** A socket `send` waits this long for its `ack`, then posts over HTTP. */
   ackTimeoutMs: 10000,
@@ -169,4 +169,6 @@ export const POLICY = {
   handshakeTimeoutMs: 10000,
   /** Refresh the access token this long before it expires (or at half its life). */
   refreshMarginMs: 30000,
+  /** Messages read ahead of the live stream for their membership statements. */
+  readAheadLimit: 200,
 } as const;

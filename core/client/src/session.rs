@@ -17,7 +17,7 @@ use sotto_core::safety::SafetyNumber;
 use sotto_core::trust::Pin;
 use sotto_engine::Rooms;
 use sotto_engine::address::{AddressError, Addressing, Need, Purpose, Signer};
-use sotto_engine::devices::{Devices, Fetch, Listed};
+use sotto_engine::devices::{Devices, Fetch, Listed, Query};
 use sotto_engine::feed::Seen;
 use sotto_engine::link::{Ack, Link};
 use sotto_engine::open::{Me, Opening, Outcome, Step};
@@ -616,7 +616,7 @@ impl Session {
         if plaintext.len() > envelope::MAX_PLAINTEXT {
             return Err(Error::TooLarge);
         }
-        let targets = self.recipients(room_id).await?;
+        let targets = self.address(room_id, Purpose::Send).await?;
         self.seal_and_post(room_id, &plaintext, &targets, false)
             .await
     }
@@ -830,37 +830,6 @@ impl Session {
         self.inner.store.save_rooms(&changes)
     }
 
-    /// Hands the relay's details of a room to the engine; emits its warnings.
-    pub(crate) async fn take_details(&self, details: &RoomDetails) -> Result<()> {
-        let warnings = lock(&self.inner.rooms).observe(details);
-        self.save_rooms()?;
-        for w in warnings {
-            self.emit(Event::Membership(w)).await;
-        }
-        Ok(())
-    }
-
-    /// Makes sure the engine has the relay's current view of the room; `true`
-    /// if it was fetched now.
-    pub(crate) async fn observe_room(&self, room_id: Uuid) -> Result<bool> {
-        if lock(&self.inner.rooms).knows(room_id) {
-            return Ok(false);
-        }
-        for _ in 0..4 {
-            let fetch = lock(&self.inner.rooms).fetching_view();
-            let details: RoomDetails = self.inner.client.get_room(room_id).await?;
-            // A room event (or this device's own change) overtook the answer:
-            // it is not the relay's current view, and the engine never sees it
-            // (an owner would sign from it).
-            if lock(&self.inner.rooms).view_overtaken(fetch) {
-                continue;
-            }
-            self.take_details(&details).await?;
-            return Ok(true);
-        }
-        Err(Error::Network("the room keeps changing; try again".into()))
-    }
-
     /// Drives the engine's addressing for `room_id` (`sotto_engine::address`):
     /// fetches what it asks for, posts the statements it signs, shows its
     /// warnings, and saves the rooms' records before acting on each step.
@@ -870,8 +839,19 @@ impl Session {
         room_id: Uuid,
         purpose: Purpose,
     ) -> Result<Vec<VerifiedDevice>> {
-        let inner = &self.inner;
         let mut a = Addressing::new(room_id, purpose);
+        let result = self.drive_addressing(&mut a).await;
+        // (Whether a view it fetched is kept: the engine's rule.)
+        a.finish(&mut lock(&self.inner.rooms), self.is_online());
+        result
+    }
+
+    async fn drive_addressing(
+        &self,
+        a: &mut Addressing<VerifiedDevice>,
+    ) -> Result<Vec<VerifiedDevice>> {
+        let inner = &self.inner;
+        let room_id = a.room();
         loop {
             let need = {
                 let signer = Signer {
@@ -885,8 +865,14 @@ impl Session {
             };
             self.save_rooms()?;
             match need {
-                Need::Room => {
-                    self.observe_room(room_id).await?;
+                Need::Room(fetch) => {
+                    let details: RoomDetails = inner.client.get_room(room_id).await?;
+                    // `None`: a room event overtook the answer; asked again.
+                    let taken = lock(&inner.rooms).observe_fetched(fetch, &details);
+                    self.save_rooms()?;
+                    for w in taken.unwrap_or_default() {
+                        self.emit(Event::Membership(w)).await;
+                    }
                 }
                 Need::Devices(users) => self.fetch_devices(&users).await?,
                 Need::ReadAhead => crate::sync::catch_up_statements(self, room_id).await,
@@ -1241,46 +1227,34 @@ impl Session {
         }
     }
 
-    /// Every active device, verified against the pins, of every user the engine
-    /// allows in the room (`docs/protocol.md` §12.4): the relay's members that
-    /// the owner's newest statement names, the pinned peer of a direct room.
-    async fn recipients(&self, room_id: Uuid) -> Result<Vec<VerifiedDevice>> {
-        let fetch = lock(&self.inner.rooms).fetching_view();
-        let fetched = self.observe_room(room_id).await?;
-        // Keep a view fetched now only while room events keep it right.
-        let keep = !fetched || (self.is_online() && !lock(&self.inner.rooms).view_overtaken(fetch));
-        let result = self.address(room_id, Purpose::Send).await;
-        if !keep {
-            lock(&self.inner.rooms).drop_fetched_view(room_id);
-        }
-        result
-    }
-
-    /// Makes sure the engine caches these users' device lists, fetching the
-    /// missing ones from the relay. An answer that a `keys_changed` (or
-    /// reconnect) overtook while it was fetched is not cached: it is fetched
-    /// again, so a stale list (say, with a device revoked meanwhile) is never
-    /// used.
+    /// Makes sure the engine caches these users' device lists: the queries
+    /// the engine asks for ([`Devices::query`](sotto_engine::devices::Devices::query):
+    /// the missing users, in chunks; again for an answer a `keys_changed` or
+    /// reconnect overtook, so a stale list is never used; bounded).
     async fn fetch_devices(&self, users: &[Uuid]) -> Result<()> {
-        for _ in 0..4 {
-            let (fetch, missing) = {
-                let devices = lock(&self.inner.devices);
-                (devices.fetching(), devices.missing(users))
-            };
-            if missing.is_empty() {
-                return Ok(());
-            }
-            for chunk in missing.chunks(sotto_core::api::devices::MAX_KEYS_QUERY_USERS) {
-                let resp = self.inner.client.query_keys(chunk, true).await?;
-                for u in chunk {
-                    let list = resp.devices.get(u).map_or(&[][..], Vec::as_slice);
-                    self.accept_devices(*u, list, fetch).await?;
+        let mut asked = 0;
+        loop {
+            let query = lock(&self.inner.devices).query(users, asked);
+            match query {
+                Query::Done => return Ok(()),
+                Query::KeepsChanging => {
+                    return Err(Error::Network(
+                        "device lists keep changing; try again".into(),
+                    ));
+                }
+                Query::Keys {
+                    users: chunk,
+                    fetch,
+                } => {
+                    asked += 1;
+                    let resp = self.inner.client.query_keys(&chunk, true).await?;
+                    for u in &chunk {
+                        let list = resp.devices.get(u).map_or(&[][..], Vec::as_slice);
+                        self.accept_devices(*u, list, fetch).await?;
+                    }
                 }
             }
         }
-        Err(Error::Network(
-            "device lists keep changing; try again".into(),
-        ))
     }
 
     /// Refetches one user's devices (after `keys_changed`, or an unknown sender

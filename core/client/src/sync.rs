@@ -503,20 +503,17 @@ fn shown(frame: ServerFrame) -> Option<Event> {
 /// statement; anyone the owner did not sign is warned about). Best effort:
 /// done again on next use.
 async fn maintain(session: &Session, room_id: Uuid) {
-    let result = async {
-        session.observe_room(room_id).await?;
-        session
-            .address(room_id, sotto_engine::address::Purpose::Maintain)
-            .await
-    }
-    .await;
+    // (The addressing fetches the view the room event dropped.)
+    let result = session
+        .address(room_id, sotto_engine::address::Purpose::Maintain)
+        .await;
     if let Err(e) = result {
         tracing::debug!(error = %e, %room_id, "room check failed; done again on next use");
     }
 }
 
 /// Opens the room's messages this device has not handled yet (after its stored
-/// cursor, up to 200) so the membership statements among them reach the engine
+/// cursor, up to the policy's read-ahead limit) so the membership statements among them reach the engine
 /// before it decides whom to warn about or seal to: a statement naming a new
 /// member may still be queued behind the live stream. Content messages are
 /// left to the live stream (the engine's [`Opening::statements_only`]).
@@ -529,16 +526,14 @@ pub(crate) async fn catch_up_statements(session: &Session, room_id: Uuid) {
     };
     let query = sotto_core::api::MessageListQuery {
         after_seq: Some(after),
-        limit: Some(200),
+        limit: Some(sotto_engine::policy::READ_AHEAD_LIMIT),
     };
     let Ok(page) = inner.client.list_messages(room_id, &query).await else {
         return;
     };
     for m in page.items {
+        // (A deleted message has none. This device's own: the engine skips them.)
         let Some(envelope) = m.envelope else { continue };
-        if m.sender_id == inner.user.id && m.device_id == inner.device_id {
-            continue;
-        }
         let incoming = Incoming {
             room_id,
             id: m.id,

@@ -32,7 +32,7 @@ use zeroize::Zeroizing;
 
 use crate::content::Plaintext;
 use crate::devices::{Devices, Unsealable};
-use crate::membership::{Rooms, SendRefused, Warning};
+use crate::membership::{Rooms, SendRefused, ViewFetch, Warning};
 use crate::open::SenderDevice;
 use crate::pins::Pins;
 
@@ -86,9 +86,10 @@ pub enum AddressError {
 /// What the addressing needs next, or its end.
 #[derive(Debug)]
 pub enum Need<D> {
-    /// The relay's view of the room: fetch its details (unless a room event
-    /// overtook the answer) and hand them to [`Rooms::observe`].
-    Room,
+    /// The relay's view of the room: fetch its details and hand them to
+    /// [`Rooms::observe_fetched`] with this token (an answer a room event
+    /// overtook is not taken, and asked for again).
+    Room(ViewFetch),
     /// These users' device lists: fetch and hand to [`Devices::served`].
     Devices(Vec<Uuid>),
     /// Open the room's messages after this device's cursor for their
@@ -152,6 +153,8 @@ pub struct Addressing<D> {
     targets: Vec<D>,
     room_fetches: u8,
     device_fetches: u8,
+    /// The token of this addressing's first fetch of the room's view.
+    fetched: Option<ViewFetch>,
 }
 
 impl<D> std::fmt::Debug for Addressing<D> {
@@ -192,6 +195,7 @@ impl<D: SenderDevice + Clone> Addressing<D> {
             targets: Vec::new(),
             room_fetches: 0,
             device_fetches: 0,
+            fetched: None,
         }
     }
 
@@ -215,6 +219,20 @@ impl<D: SenderDevice + Clone> Addressing<D> {
     /// queued in the outbox (it goes out before anything queued after it).
     pub fn posted(&mut self, rooms: &mut Rooms) {
         self.post_ended(rooms);
+    }
+
+    /// The addressing is over (done, failed, or given up by the driver):
+    /// a view of the room it fetched is kept only while room events keep it
+    /// right, that is, while this device is `online` and no room event or
+    /// new connection overtook the fetch. Otherwise it is dropped, and the
+    /// next send fetches it again.
+    pub fn finish(&mut self, rooms: &mut Rooms, online: bool) {
+        self.post_ended(rooms);
+        if let Some(fetch) = self.fetched.take()
+            && (!online || rooms.view_overtaken(fetch))
+        {
+            rooms.drop_fetched_view(self.room);
+        }
     }
 
     fn post_ended(&mut self, rooms: &mut Rooms) {
@@ -259,7 +277,7 @@ impl<D: SenderDevice + Clone> Addressing<D> {
                 Stage::Refused => return Need::Failed(AddressError::PostRefused),
                 Stage::Observe => {
                     if !rooms.knows(self.room) {
-                        return self.fetch_room();
+                        return self.fetch_room(rooms);
                     }
                     self.room_fetches = 0;
                     self.stage = Stage::Sign;
@@ -361,14 +379,16 @@ impl<D: SenderDevice + Clone> Addressing<D> {
         Need::Failed(e)
     }
 
-    fn fetch_room(&mut self) -> Need<D> {
+    fn fetch_room(&mut self, rooms: &Rooms) -> Need<D> {
         self.room_fetches = self.room_fetches.saturating_add(1);
         if self.room_fetches > MAX_FETCHES {
             return self.fail(AddressError::KeepsChanging(
                 "the room keeps changing; try again",
             ));
         }
-        Need::Room
+        let fetch = rooms.fetching_view();
+        self.fetched.get_or_insert(fetch);
+        Need::Room(fetch)
     }
 
     /// Every active, trusted device of the users allowed in the room, or
@@ -382,7 +402,7 @@ impl<D: SenderDevice + Clone> Addressing<D> {
         let users = match rooms.recipients(self.room) {
             Ok(users) => users,
             // A room event dropped the view since: fetch it again.
-            Err(SendRefused::Unknown) => return Ok(Devs::Need(self.fetch_room())),
+            Err(SendRefused::Unknown) => return Ok(Devs::Need(self.fetch_room(rooms))),
             Err(SendRefused::DirectRoomTampered(users)) => {
                 return Err(AddressError::DirectRoomTampered(users));
             }

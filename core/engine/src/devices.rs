@@ -13,7 +13,7 @@
 //! verified device (`D`: the native SDK's `VerifiedDevice`, the browser's JS
 //! object), and gets handles back.
 
-use sotto_core::api::devices::Device;
+use sotto_core::api::devices::{Device, MAX_KEYS_QUERY_USERS};
 use sotto_core::keys::{DeviceBundle, VerifiedDevice};
 use uuid::Uuid;
 
@@ -92,6 +92,29 @@ pub enum Unsealable {
     Unfetched(Vec<Uuid>),
 }
 
+/// The next device-list query of a fetch ([`Devices::query`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// Ask the relay for these users' lists (`POST /api/v1/keys/query`, with
+    /// revoked devices; at most [`MAX_KEYS_QUERY_USERS`]), hand each user's
+    /// answer to [`Devices::served_list`] under `fetch`, then ask again.
+    Keys {
+        /// The users to ask for.
+        users: Vec<Uuid>,
+        /// The fetch the answers are taken under.
+        fetch: Fetch,
+    },
+    /// Every list asked for is cached.
+    Done,
+    /// The lists kept changing under the fetches (each answer was overtaken
+    /// by a `keys_changed` or a new connection): try again later.
+    KeepsChanging,
+}
+
+/// Rounds of queries a fetch may take for each chunk of
+/// [`MAX_KEYS_QUERY_USERS`] users before it gives up.
+const QUERY_ROUNDS: usize = 4;
+
 /// What is known of a sending device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sender<D> {
@@ -129,6 +152,26 @@ impl<D: Clone> Devices<D> {
             }
         }
         out
+    }
+
+    /// The next query of a fetch of `users`' lists, after `asked` queries
+    /// of it: the missing users (the first [`MAX_KEYS_QUERY_USERS`] of them),
+    /// until all are cached. An overtaken answer is not cached, so its users
+    /// are asked for again; the rounds are bounded. Both drivers fetch
+    /// device lists only this way.
+    pub fn query(&self, users: &[Uuid], asked: usize) -> Query {
+        let missing = self.missing(users);
+        if missing.is_empty() {
+            return Query::Done;
+        }
+        let chunks = users.len().div_ceil(MAX_KEYS_QUERY_USERS).max(1);
+        if asked >= QUERY_ROUNDS.saturating_mul(chunks) {
+            return Query::KeepsChanging;
+        }
+        Query::Keys {
+            users: missing.into_iter().take(MAX_KEYS_QUERY_USERS).collect(),
+            fetch: self.fetching(),
+        }
     }
 
     /// A user's cached list (trusted devices first, in the order served).
@@ -317,7 +360,7 @@ impl<D: Clone> Devices<D> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -438,5 +481,39 @@ mod tests {
             d.sender(&pins, ME, BOB, D2, "2026-07-01T00:00:00Z"),
             Sender::Refused(SenderRefused::UnknownDevice)
         );
+    }
+
+    #[test]
+    fn a_fetch_asks_for_the_missing_in_chunks_again_when_overtaken_and_gives_up() {
+        let (mut d, mut pins) = setup();
+        let many: Vec<Uuid> = (0..450u128).map(|i| Uuid::from_u128(1000 + i)).collect();
+        // First the first 200 missing users, then the next ones.
+        let Query::Keys { users, fetch } = d.query(&many, 0) else {
+            panic!("a query")
+        };
+        assert_eq!(users.len(), MAX_KEYS_QUERY_USERS);
+        assert_eq!(users.first(), many.first());
+        for u in &users {
+            d.served(&mut pins, *u, vec![], &[], fetch);
+        }
+        let Query::Keys { users, .. } = d.query(&many, 1) else {
+            panic!("a query")
+        };
+        assert_eq!(users.first(), many.get(200));
+        // An overtaken answer is not cached: its users are asked for again.
+        let (mut d, mut pins) = setup();
+        let mut asked = 0;
+        while let Query::Keys { users, fetch } = d.query(&[BOB], asked) {
+            asked += 1;
+            d.forget(None); // a new connection overtakes every answer
+            for u in &users {
+                d.served(&mut pins, *u, vec![known(D1, 7, None)], &[], fetch);
+            }
+        }
+        assert_eq!(d.query(&[BOB], asked), Query::KeepsChanging);
+        assert_eq!(asked, QUERY_ROUNDS, "bounded");
+        let f = d.fetching();
+        d.served(&mut pins, BOB, vec![known(D1, 7, None)], &[], f);
+        assert_eq!(d.query(&[BOB], asked), Query::Done, "done once cached");
     }
 }

@@ -260,6 +260,18 @@ impl Rooms {
         fetch.0 != self.views
     }
 
+    /// Takes the relay's details of a room fetched under `fetch`
+    /// ([`Rooms::fetching_view`]), with the warnings to show; `None` if the
+    /// answer was overtaken ([`Rooms::view_overtaken`]): it is not observed,
+    /// and the addressing that asked fetches again.
+    pub fn observe_fetched(
+        &mut self,
+        fetch: ViewFetch,
+        details: impl Into<crate::room_ops::RoomView>,
+    ) -> Option<Vec<Warning>> {
+        (!self.view_overtaken(fetch)).then(|| self.observe_view(details.into()))
+    }
+
     /// The record of a room, if any.
     pub fn record(&self, room: Uuid) -> Option<&RoomRecord> {
         self.records.get(&room)

@@ -184,7 +184,10 @@ impl Opening {
 
     /// A message read ahead of the live stream for its membership statement
     /// only: no replay check (the live stream does it when it gets there),
-    /// and content comes out as [`Outcome::Again`].
+    /// and content comes out as [`Outcome::Again`], as does a message of
+    /// this device's own (never opened: it is not sealed to its sender).
+    /// The driver reads ahead up to [`crate::policy::READ_AHEAD_LIMIT`]
+    /// messages after the room's stored cursor.
     pub fn statements_only(m: Incoming) -> Self {
         Self {
             statements_only: true,
@@ -218,6 +221,14 @@ impl Opening {
         devices: &mut Devices<D>,
         rooms: &mut Rooms,
     ) -> Step {
+        if self.statements_only
+            && self.m.sender_id == me.user
+            && self.m.device_id == me.device.device_id()
+            && matches!(self.stage, Stage::Sender)
+        {
+            self.stage = Stage::Done;
+            return Step::Done(Outcome::Again);
+        }
         loop {
             match std::mem::replace(&mut self.stage, Stage::Done) {
                 Stage::Done => return Step::Done(Outcome::Later("opened already".into())),

@@ -23,6 +23,10 @@ pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Refresh the access token this long before it expires (or after half its
 /// life, if that is sooner).
 pub const REFRESH_MARGIN_MS: u64 = 30_000;
+/// Messages read ahead of the live stream, after the room's stored cursor,
+/// for the membership statements among them ([`crate::open::Opening::statements_only`]):
+/// one page of the relay's largest size.
+pub const READ_AHEAD_LIMIT: u32 = sotto_core::api::MAX_LIMIT;
 /// First reconnect delay; it doubles with every failure in a row.
 pub const RECONNECT_BASE_MS: u64 = 250;
 /// Longest reconnect delay.

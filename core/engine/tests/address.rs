@@ -74,6 +74,10 @@ struct Client {
     posts: Vec<(Vec<Uuid>, Vec<Uuid>)>,
     warnings: Vec<Warning>,
     refuse_posts: bool,
+    /// This many answers of the room's view are overtaken by a room event.
+    overtaken: usize,
+    /// Whether the driver says it is online when the addressing finishes.
+    online: bool,
 }
 
 impl Client {
@@ -87,6 +91,8 @@ impl Client {
             posts: Vec::new(),
             warnings: Vec::new(),
             refuse_posts: false,
+            overtaken: 0,
+            online: true,
         }
     }
 
@@ -110,6 +116,16 @@ impl Client {
 
     fn run(&mut self, relay: &mut Relay, purpose: Purpose) -> Result<Vec<Uuid>, AddressError> {
         let mut a = Addressing::new(ROOM, purpose);
+        let result = self.drive(&mut a, relay);
+        a.finish(&mut self.rooms, self.online);
+        result
+    }
+
+    fn drive(
+        &mut self,
+        a: &mut Addressing<VerifiedDevice>,
+        relay: &mut Relay,
+    ) -> Result<Vec<Uuid>, AddressError> {
         for _ in 0..50 {
             let signer = Signer {
                 device: self.me.device,
@@ -119,11 +135,19 @@ impl Client {
             // The driver saves the changed records before acting on a step.
             let _ = self.rooms.take_changes();
             match need {
-                Need::Room => {
+                Need::Room(fetch) => {
                     self.log.push("room".into());
                     if relay.serves_rooms {
                         let d = relay.details();
-                        self.warnings.extend(self.rooms.observe(&d));
+                        if self.overtaken > 0 {
+                            // A room event arrives before the answer.
+                            self.overtaken -= 1;
+                            self.rooms.forget_relay_view(Some(ROOM));
+                        }
+                        match self.rooms.observe_fetched(fetch, &d) {
+                            Some(w) => self.warnings.extend(w),
+                            None => self.log.push("overtaken".into()),
+                        }
                     }
                 }
                 Need::Devices(users) => {
@@ -420,4 +444,56 @@ fn a_send_waits_for_a_statement_another_addressing_is_posting() {
     };
     assert_eq!(targets.len(), 2);
     assert!(!c.rooms.posting(ROOM));
+}
+
+#[test]
+fn an_overtaken_view_is_not_taken_and_is_fetched_again_a_bounded_number_of_times() {
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let mut relay = group(&alice, &[&alice, &bob]);
+    let mut c = Client::new(alice);
+    c.rooms.created(ROOM);
+    c.overtaken = 2;
+    c.run(&mut relay, Purpose::Send).unwrap();
+    assert_eq!(
+        c.log[..5],
+        ["room", "overtaken", "room", "overtaken", "room"],
+        "{:?}",
+        c.log
+    );
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let mut relay = group(&alice, &[&alice, &bob]);
+    let mut c = Client::new(alice);
+    c.overtaken = 10;
+    let e = c.run(&mut relay, Purpose::Send).unwrap_err();
+    assert!(matches!(e, AddressError::KeepsChanging(_)), "{e:?}");
+    assert!(!c.rooms.knows(ROOM), "an overtaken view is never observed");
+}
+
+#[test]
+fn a_view_fetched_for_a_send_is_kept_only_while_room_events_keep_it_right() {
+    let (alice, bob) = (Person::new(1), Person::new(2));
+    let mut relay = group(&alice, &[&alice, &bob]);
+    let mut c = Client::new(alice);
+    c.rooms.created(ROOM);
+    // Online: kept, the next send fetches nothing.
+    c.run(&mut relay, Purpose::Send).unwrap();
+    assert!(c.rooms.knows(ROOM));
+    c.log.clear();
+    c.run(&mut relay, Purpose::Send).unwrap();
+    assert!(!c.log.contains(&"room".to_string()), "{:?}", c.log);
+    // Offline: no room event would say it changed, so it is dropped after
+    // the send and the next send fetches it again.
+    c.rooms.forget_relay_view(Some(ROOM));
+    c.online = false;
+    c.run(&mut relay, Purpose::Send).unwrap();
+    assert!(!c.rooms.knows(ROOM));
+    c.log.clear();
+    c.run(&mut relay, Purpose::Send).unwrap();
+    assert_eq!(c.log.iter().filter(|l| *l == "room").count(), 1);
+    // A view this addressing did not fetch is left alone.
+    c.online = true;
+    c.run(&mut relay, Purpose::Send).unwrap();
+    c.online = false;
+    c.run(&mut relay, Purpose::Send).unwrap();
+    assert!(c.rooms.knows(ROOM));
 }

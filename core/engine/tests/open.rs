@@ -311,6 +311,22 @@ fn own_device_needs_no_fetch_and_replays_follow_the_feed() {
         Outcome::Again
     ));
     assert_eq!(bob.asked_seen, asked);
+    // This device's own statement, read ahead: skipped unopened (both
+    // drivers read ahead through this, none skips on its own).
+    let own = bob
+        .me
+        .message(6, &statement(&bob.me, bob.me.id, &[bob.me.id]), &[&to]);
+    assert!(matches!(
+        bob.open(&mut Opening::statements_only(own.clone())),
+        Outcome::Again
+    ));
+    assert!(bob.rooms.statement(ROOM).is_none());
+    // The live stream opens it.
+    bob.seen = Seen::New;
+    assert!(matches!(
+        bob.open(&mut Opening::new(own)),
+        Outcome::Control(_)
+    ));
 }
 
 #[test]
