@@ -1160,15 +1160,19 @@ export class Session extends EventTarget {
         else throw addressFailed(n);
       }
     } finally {
-      a.finish(this.membership, this.sync.state === "online"); // whether a fetched view is kept
-      a.free();
+      try {
+        if (!this.closed) a.finish(this.membership, this.sync.state === "online"); // whether a fetched view is kept
+      } finally {
+        a.free();
+      }
     }
   }
 
   /**
    * Opens the room's messages this device has not handled yet (after its
-   * cursor, up to 200) for their membership statements only: one naming a new
-   * member may be queued behind the live stream. Best effort.
+   * cursor, up to `POLICY.readAheadLimit`) for their membership statements
+   * only: one naming a new member may be queued behind the live stream.
+   * Best effort.
    */
   private async readAhead(roomId: Uuid): Promise<void> {
     try {

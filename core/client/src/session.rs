@@ -839,11 +839,14 @@ impl Session {
         room_id: Uuid,
         purpose: Purpose,
     ) -> Result<Vec<VerifiedDevice>> {
-        let mut a = Addressing::new(room_id, purpose);
-        let result = self.drive_addressing(&mut a).await;
-        // (Whether a view it fetched is kept: the engine's rule.)
-        a.finish(&mut lock(&self.inner.rooms), self.is_online());
-        result
+        // Finished however it ends, even dropped half-way (a caller's
+        // timeout): whether a view it fetched is kept is the engine's rule,
+        // and a statement post it started must not stay counted as under way.
+        let mut run = AddressingRun {
+            session: self,
+            a: Addressing::new(room_id, purpose),
+        };
+        self.drive_addressing(&mut run.a).await
     }
 
     async fn drive_addressing(
@@ -1564,6 +1567,19 @@ async fn upload(client: &Client, s: &DeviceSecrets, name: Option<String>) -> Res
 
 /// Locks a std mutex, recovering from poisoning (the data is caches and queues:
 /// a panicked holder cannot leave them unsafe, only stale).
+/// An addressing under way; its drop finishes it (`Addressing::finish`).
+struct AddressingRun<'s> {
+    session: &'s Session,
+    a: Addressing<VerifiedDevice>,
+}
+
+impl Drop for AddressingRun<'_> {
+    fn drop(&mut self) {
+        let online = self.session.is_online();
+        self.a.finish(&mut lock(&self.session.inner.rooms), online);
+    }
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

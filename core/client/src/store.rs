@@ -129,6 +129,30 @@ pub struct SqliteStore {
     /// `BENCHMARKS.md`). SQLite's own automatic checkpoint (at 1,000 pages)
     /// stays as the fallback.
     checkpoints: Option<Checkpoints>,
+    /// Per sender, the greatest client id in `seen` (read once, then kept up
+    /// to date by `apply`), so that `seen_at` of a newer id (every message of
+    /// a catch-up, as senders' ids are UUIDv7) answers without a lookup.
+    /// Locked inside the connection's lock. Dropped when another connection
+    /// (another process) committed, as `PRAGMA data_version` says: checked
+    /// at the first `seen_at` after each `apply` and every
+    /// [`SEEN_CHECK_EVERY`] lookups (the check costs what a lookup does: a
+    /// read transaction). What another process stores during a step is
+    /// missed by the step either way: a lookup too comes before the step's
+    /// `apply`.
+    seen_max: Mutex<SeenMax>,
+}
+
+/// At most this many `seen_at` answers from memory between two checks for
+/// another connection's commits (about a quarter of a catch-up step).
+const SEEN_CHECK_EVERY: u32 = 64;
+
+#[derive(Default)]
+struct SeenMax {
+    /// The `data_version` the entries hold for.
+    version: i64,
+    /// `seen_at` answers before `version` is checked again (0: at the next).
+    until_check: u32,
+    by_sender: std::collections::HashMap<Uuid, Option<Uuid>>,
 }
 
 /// About how many bytes `apply` writes before the checkpoint thread is woken
@@ -294,6 +318,7 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
             checkpoints: None,
+            seen_max: Mutex::new(SeenMax::default()),
         })
     }
 
@@ -546,7 +571,17 @@ impl Store for SqliteStore {
                     st.execute(params![room.to_string(), seq_sql(*seq)?])?;
                 }
             }
-            tx.commit()
+            tx.commit()?;
+            // Still under the connection's lock: no `seen_at` in between.
+            if let Ok(mut max) = self.seen_max.lock() {
+                max.until_check = 0;
+                for (sender, client_id, _, _) in &changes.seen {
+                    if let Some(m) = max.by_sender.get_mut(sender) {
+                        *m = (*m).max(Some(*client_id));
+                    }
+                }
+            }
+            Ok(())
         })?;
         if let Some(c) = &self.checkpoints {
             // (About: the history items, and ~100 bytes a row for the rest.)
@@ -563,6 +598,38 @@ impl Store for SqliteStore {
 
     fn seen_at(&self, sender: Uuid, client_id: Uuid) -> Result<Option<(Uuid, u64)>> {
         self.with(|c| {
+            let mut max = self
+                .seen_max
+                .lock()
+                .map_err(|_| rusqlite::Error::InvalidQuery)?;
+            if max.until_check == 0 {
+                let version: i64 = c
+                    .prepare_cached("PRAGMA data_version")?
+                    .query_row([], |r| r.get(0))?;
+                if max.version != version {
+                    // Another connection committed: what it wrote is not known here.
+                    max.by_sender.clear();
+                    max.version = version;
+                }
+                max.until_check = SEEN_CHECK_EVERY;
+            }
+            max.until_check -= 1;
+            let greatest = match max.by_sender.get(&sender) {
+                Some(m) => *m,
+                None => {
+                    let m: Option<String> = c
+                        .prepare_cached("SELECT max(client_id) FROM seen WHERE sender = ?1")?
+                        .query_row(params![sender.to_string()], |r| r.get(0))?;
+                    let m = m.as_deref().map(uuid_of).transpose()?;
+                    max.by_sender.insert(sender, m);
+                    m
+                }
+            };
+            // (Ids are stored as canonical lowercase text: text order is the
+            // ids' byte order.)
+            if greatest.is_none_or(|g| client_id > g) {
+                return Ok(None);
+            }
             c.prepare_cached("SELECT room_id, seq FROM seen WHERE sender = ?1 AND client_id = ?2")?
                 .query_row(params![sender.to_string(), client_id.to_string()], |r| {
                     Ok((
@@ -642,6 +709,36 @@ mod tests {
             history_put: put.iter().map(|s| (ROOM, *s, vec![*s as u8])).collect(),
             history_delete: delete.iter().map(|s| (ROOM, *s)).collect(),
         }
+    }
+
+    #[test]
+    fn seen_at_answers_newer_ids_from_memory_and_what_another_connection_wrote() {
+        let dir = std::env::temp_dir().join(format!("sotto-store-{}", Uuid::new_v4()));
+        let path = dir.join("store.db");
+        let s = SqliteStore::open(&path).unwrap();
+        let other = SqliteStore::open(&path).unwrap();
+        let at = |s: &SqliteStore, id: u128| s.seen_at(BOB, Uuid::from_u128(id)).unwrap();
+        assert_eq!(at(&s, 50), None);
+        s.apply(&changes(2, &[(50, 1), (20, 2)], &[], &[])).unwrap();
+        assert_eq!(at(&s, 50), Some((ROOM, 1)));
+        assert_eq!(at(&s, 20), Some((ROOM, 2)), "below the greatest: looked up");
+        assert_eq!(at(&s, 30), None);
+        assert_eq!(at(&s, 60), None, "above the greatest");
+        // This connection's own apply keeps the greatest id up to date.
+        s.apply(&changes(3, &[(70, 3)], &[], &[])).unwrap();
+        assert_eq!(at(&s, 70), Some((ROOM, 3)));
+        assert_eq!(at(&s, 60), None);
+        // Another connection (another process) stores a newer id: seen from
+        // the next check on (within 64 answers; at once after an `apply`).
+        other.apply(&changes(4, &[(90, 4)], &[], &[])).unwrap();
+        let answers: Vec<_> = (0..SEEN_CHECK_EVERY).map(|_| at(&s, 90)).collect();
+        assert_eq!(answers.last(), Some(&Some((ROOM, 4))));
+        other.apply(&changes(5, &[(95, 5)], &[], &[])).unwrap();
+        s.apply(&changes(6, &[(10, 6)], &[], &[])).unwrap();
+        assert_eq!(at(&s, 95), Some((ROOM, 5)));
+        assert_eq!(at(&s, 80), None);
+        drop((s, other));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

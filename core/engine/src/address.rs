@@ -153,7 +153,7 @@ pub struct Addressing<D> {
     targets: Vec<D>,
     room_fetches: u8,
     device_fetches: u8,
-    /// The token of this addressing's first fetch of the room's view.
+    /// The token of this addressing's last fetch of the room's view.
     fetched: Option<ViewFetch>,
 }
 
@@ -387,7 +387,7 @@ impl<D: SenderDevice + Clone> Addressing<D> {
             ));
         }
         let fetch = rooms.fetching_view();
-        self.fetched.get_or_insert(fetch);
+        self.fetched = Some(fetch);
         Need::Room(fetch)
     }
 

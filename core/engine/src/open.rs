@@ -185,7 +185,8 @@ impl Opening {
     /// A message read ahead of the live stream for its membership statement
     /// only: no replay check (the live stream does it when it gets there),
     /// and content comes out as [`Outcome::Again`], as does a message of
-    /// this device's own (never opened: it is not sealed to its sender).
+    /// this device's own (not opened: its statements are the ones this
+    /// device signed, taken when it signed them).
     /// The driver reads ahead up to [`crate::policy::READ_AHEAD_LIMIT`]
     /// messages after the room's stored cursor.
     pub fn statements_only(m: Incoming) -> Self {

@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use uuid::Uuid;
 
 use crate::address::Purpose;
-use crate::membership::{Rooms, Warning};
+use crate::membership::{Rooms, ViewFetch, Warning};
 
 /// What the app asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +213,10 @@ pub struct RoomOperation {
     state: State,
     room: Option<Uuid>,
     warnings: VecDeque<Warning>,
+    /// The token of the call under way that answers with the room's view
+    /// (create, direct, get): a view a room event or a new connection
+    /// overtook is not observed (the next addressing fetches it).
+    view_fetch: Option<ViewFetch>,
 }
 
 impl RoomOperation {
@@ -244,6 +248,7 @@ impl RoomOperation {
             state: State::Start,
             room,
             warnings: VecDeque::new(),
+            view_fetch: None,
         }
     }
 
@@ -271,13 +276,26 @@ impl RoomOperation {
     }
 
     fn observe(&mut self, rooms: &mut Rooms, v: RoomView) {
-        self.warnings.extend(rooms.observe_view(v));
+        if let Some(fetch) = self.view_fetch.take() {
+            self.warnings
+                .extend(rooms.observe_fetched(fetch, v).unwrap_or_default());
+        }
     }
 
     /// What to do next. The driver saves the rooms' changes
     /// ([`Rooms::take_changes`]) after every step, before acting on it.
     /// Asked again before the driver answered, the operation fails.
     pub fn step(&mut self, rooms: &mut Rooms) -> OpNeed {
+        let need = self.next(rooms);
+        self.view_fetch = matches!(
+            need,
+            OpNeed::Call(Call::CreateRoom | Call::DirectRoom(_) | Call::GetRoom(_))
+        )
+        .then(|| rooms.fetching_view());
+        need
+    }
+
+    fn next(&mut self, rooms: &mut Rooms) -> OpNeed {
         if let Some(w) = self.warnings.pop_front() {
             return OpNeed::Warn(w);
         }
@@ -824,5 +842,24 @@ mod tests {
         let mut op = RoomOperation::new(ME, RoomOp::Direct { peer: BOB });
         assert!(matches!(op.step(&mut rooms), OpNeed::Call(_)));
         assert_eq!(op.step(&mut rooms), OpNeed::Failed);
+    }
+
+    #[test]
+    fn a_view_answer_a_room_event_overtook_is_not_observed() {
+        let mut rooms = Rooms::load(ME, []);
+        let mut op = RoomOperation::new(ME, RoomOp::Direct { peer: BOB });
+        assert_eq!(op.step(&mut rooms), OpNeed::Call(Call::DirectRoom(BOB)));
+        // A new connection before the answer: the answer may be older.
+        rooms.forget_relay_view(None);
+        op.answered(&mut rooms, Answer::View(view(true, BOB, &[ME, BOB])));
+        assert_eq!(op.step(&mut rooms), OpNeed::Done);
+        assert!(!rooms.knows(ROOM), "fetched again on next use");
+        assert_eq!(rooms.record(ROOM).and_then(|r| r.peer), Some(BOB));
+        // Not overtaken: observed.
+        let mut rooms = Rooms::load(ME, []);
+        let mut op = RoomOperation::new(ME, RoomOp::Direct { peer: BOB });
+        op.step(&mut rooms);
+        op.answered(&mut rooms, Answer::View(view(true, BOB, &[ME, BOB])));
+        assert!(rooms.knows(ROOM));
     }
 }
