@@ -27,7 +27,10 @@ use sotto_core::keys::{DeviceBundle, VerifiedDevice};
 use sotto_core::membership::{self, MembershipError, MembershipStatement, Successor};
 use uuid::Uuid;
 
+mod engine_address;
 pub mod seeds;
+
+pub use engine_address::engine_address;
 
 /// A fuzz target body.
 pub type Target = fn(&[u8]);
@@ -49,6 +52,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("engine_outbox", engine_outbox),
     ("engine_link", engine_link),
     ("engine_open", engine_open),
+    ("engine_address", engine_address),
 ];
 
 /// `Envelope::from_bytes`: an envelope that parses re-encodes to the same bytes,

@@ -656,6 +656,39 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                 seed("other-room", with(0x04, 8, &text)),
             ]
         }
+        "engine_address" => vec![
+            // [setup, (op, a, b, answers...)...] (see `engine_address`).
+            // This user's group: a send (view fetched online, the first
+            // statement posted), Mallory written in silently, a send.
+            seed(
+                "owner-send-intruder-send",
+                vec![0, 0, 0, 0, 0, 0, 1, 4, 0x0f, 0, 0, 0, 0, 1, 0, 1],
+            ),
+            // Another's group: a send before the statement (pending), the
+            // owner's statement, a send; an impostor listed for person 1.
+            seed(
+                "member-statement-impostor",
+                vec![
+                    1, 0, 0, 0, 0, 1, 7, 0x0d, 0x05, 0, 0, 0, 0, 1, 6, 1, 3, 0, 0, 0, 0, 1,
+                ],
+            ),
+            // A direct room: Carol written in, a send refused; overtaken
+            // views and a new connection; offline at the end.
+            seed(
+                "direct-tampered-overtaken-offline",
+                vec![
+                    2, 4, 0x07, 0x02, 0, 0, 0, 1, 1, 0, 7, 0x80, 0, 0, 0, 0, 1, 1, 0,
+                ],
+            ),
+            // Adding and withdrawing as the owner, a refused post, a
+            // revoked device.
+            seed(
+                "add-withdraw-refused-revoked",
+                vec![
+                    0, 2, 3, 0, 0, 1, 1, 6, 1, 5, 3, 3, 0, 0, 0, 1, 0, 0, 0, 0, 1,
+                ],
+            ),
+        ],
         _ => vec![],
     }
 }
