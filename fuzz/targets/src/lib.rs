@@ -28,9 +28,11 @@ use sotto_core::membership::{self, MembershipError, MembershipStatement, Success
 use uuid::Uuid;
 
 mod engine_address;
+mod engine_tokens;
 pub mod seeds;
 
 pub use engine_address::engine_address;
+pub use engine_tokens::engine_tokens;
 
 /// A fuzz target body.
 pub type Target = fn(&[u8]);
@@ -53,6 +55,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("engine_link", engine_link),
     ("engine_open", engine_open),
     ("engine_address", engine_address),
+    ("engine_tokens", engine_tokens),
 ];
 
 /// `Envelope::from_bytes`: an envelope that parses re-encodes to the same bytes,

@@ -689,6 +689,21 @@ pub fn seeds(target: &str) -> Vec<Seed> {
                 ],
             ),
         ],
+        "engine_tokens" => vec![
+            // [op, arg]... (see `engine_tokens`): a login, a token, time
+            // passes, a refresh (joined by others), its new tokens; a 401
+            // for an old token; a forced refresh that fails, then one refused.
+            seed(
+                "login-refresh-rotate",
+                vec![4, 120, 0, 1, 0, 200, 0, 0, 1, 0, 3, 0x80, 0, 0, 7, 0],
+            ),
+            seed("old-401", vec![4, 120, 2, 1, 2, 0, 0, 0]),
+            seed(
+                "failed-then-revoked",
+                vec![4, 120, 1, 0, 3, 0x20, 1, 0, 3, 0x10, 6, 0, 6, 0, 0, 0],
+            ),
+            seed("logout-voids", vec![4, 120, 1, 0, 5, 0, 3, 0, 0, 0]),
+        ],
         _ => vec![],
     }
 }
