@@ -1134,7 +1134,10 @@ export class Session extends EventTarget {
     try {
       for (;;) {
         const n = a.step(this.pins, this.membership, this.dev()) as AddressNeed;
-        await this.saveMembership();
+        await this.saveMembership().catch((e: unknown) => {
+          if (n.kind === "post") a.postRefused(this.membership); // never posted: not counted as reached
+          throw e;
+        });
         if (n.kind === "room") {
           const warnings = this.membership.observeFetched(n.fetch, await this.relay.room(roomId));
           await this.saveMembership();

@@ -866,7 +866,13 @@ impl Session {
                 let mut rooms = lock(&inner.rooms);
                 a.step(&signer, &trust, &devices, &mut rooms)
             };
-            self.save_rooms()?;
+            if let Err(e) = self.save_rooms() {
+                if matches!(need, Need::Post { .. }) {
+                    // Never posted: its devices are not counted as reached.
+                    a.post_refused(&mut lock(&inner.rooms));
+                }
+                return Err(e);
+            }
             match need {
                 Need::Room(fetch) => {
                     let details: RoomDetails = inner.client.get_room(room_id).await?;

@@ -134,17 +134,21 @@ pub struct SqliteStore {
     /// a catch-up, as senders' ids are UUIDv7) answers without a lookup.
     /// Locked inside the connection's lock. Dropped when another connection
     /// (another process) committed, as `PRAGMA data_version` says: checked
-    /// at the first `seen_at` after each `apply` and every
-    /// [`SEEN_CHECK_EVERY`] lookups (the check costs what a lookup does: a
-    /// read transaction). What another process stores during a step is
-    /// missed by the step either way: a lookup too comes before the step's
-    /// `apply`.
+    /// at the first `seen_at` after each `apply` and after each read of the
+    /// cursors (every connection starts with one), then again after
+    /// [`SEEN_CHECK_EVERY`] answers or [`SEEN_CHECK_AFTER`], whichever
+    /// comes first (the check costs what a lookup does: a read
+    /// transaction). So an id another process stored is seen here within
+    /// that bound; before, within one lookup (a lookup that came before the
+    /// other's commit missed it all the same until its step was applied).
     seen_max: Mutex<SeenMax>,
 }
 
 /// At most this many `seen_at` answers from memory between two checks for
 /// another connection's commits (about a quarter of a catch-up step).
 const SEEN_CHECK_EVERY: u32 = 64;
+/// At most this long between two such checks.
+const SEEN_CHECK_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Default)]
 struct SeenMax {
@@ -152,6 +156,8 @@ struct SeenMax {
     version: i64,
     /// `seen_at` answers before `version` is checked again (0: at the next).
     until_check: u32,
+    /// When `version` was last checked.
+    checked_at: Option<std::time::Instant>,
     by_sender: std::collections::HashMap<Uuid, Option<Uuid>>,
 }
 
@@ -521,6 +527,10 @@ impl Store for SqliteStore {
     }
 
     fn cursors(&self) -> Result<BTreeMap<Uuid, u64>> {
+        // (A connection starts here: the next `seen_at` checks for others' commits.)
+        if let Ok(mut max) = self.seen_max.lock() {
+            max.until_check = 0;
+        }
         self.with(|c| {
             let mut st = c.prepare("SELECT room_id, seq FROM cursors")?;
             let rows = st.query_map([], |r| {
@@ -602,7 +612,11 @@ impl Store for SqliteStore {
                 .seen_max
                 .lock()
                 .map_err(|_| rusqlite::Error::InvalidQuery)?;
-            if max.until_check == 0 {
+            if max.until_check == 0
+                || max
+                    .checked_at
+                    .is_none_or(|at| at.elapsed() >= SEEN_CHECK_AFTER)
+            {
                 let version: i64 = c
                     .prepare_cached("PRAGMA data_version")?
                     .query_row([], |r| r.get(0))?;
@@ -612,6 +626,7 @@ impl Store for SqliteStore {
                     max.version = version;
                 }
                 max.until_check = SEEN_CHECK_EVERY;
+                max.checked_at = Some(std::time::Instant::now());
             }
             max.until_check -= 1;
             let greatest = match max.by_sender.get(&sender) {

@@ -133,7 +133,7 @@ struct World {
 
 impl World {
     /// The fetch a driver makes for `users`: the queries the engine names.
-    fn fetch(&mut self, users: &[Uuid]) {
+    fn fetch(&mut self, users: &[Uuid], input: &mut impl Iterator<Item = u8>) {
         let mut asked = 0;
         loop {
             match self.devices.query(users, asked) {
@@ -147,6 +147,10 @@ impl World {
                         chunk.iter().all(|u| users.contains(u)),
                         "asks only for what it was asked"
                     );
+                    if input.next().unwrap_or(0) & 2 != 0 {
+                        // A new connection while the query was on its way.
+                        self.devices.forget(None);
+                    }
                     for u in chunk {
                         let list = self.relay.list(u);
                         self.devices
@@ -216,7 +220,7 @@ impl World {
                     }
                     let _ = self.rooms.observe_fetched(fetch, self.relay.view());
                 }
-                Need::Devices(users) => self.fetch(&users),
+                Need::Devices(users) => self.fetch(&users, input),
                 Need::ReadAhead | Need::Warn(_) | Need::Wait => {}
                 Need::Post { plaintext, targets } => {
                     self.check_targets(&targets, "a statement");
@@ -231,10 +235,14 @@ impl World {
                         s.verify_signature(&me.verified).is_ok() || held == Some(bytes),
                         "a statement posted is this device's or the one it holds"
                     );
-                    if input.next().unwrap_or(0) & 1 == 1 {
-                        a.post_refused(&mut self.rooms);
-                    } else {
-                        a.posted(&mut self.rooms);
+                    match input.next().unwrap_or(0) & 3 {
+                        1 => a.post_refused(&mut self.rooms),
+                        // The driver gives up (a caller's timeout): only `finish`.
+                        2 => {
+                            ended = true;
+                            break;
+                        }
+                        _ => a.posted(&mut self.rooms),
                     }
                 }
                 Need::Done(targets) => {
@@ -313,8 +321,9 @@ fn signed(key: (u8, u8, u8, u8)) -> Option<Vec<u8>> {
 /// group, a direct room with person 1, or a group joined without a
 /// statement); then 3-byte operations: a send, a maintain, adding or
 /// withdrawing a person, the relay changing its story, a room event, a
-/// device list changing (`keys_changed`), a new connection, a statement
-/// arriving. Invariants: every addressing ends; every device a message or
+/// device list changing (`keys_changed`), a new connection (also while a
+/// device-list query is on its way), a statement arriving, a driver giving
+/// up at a post. Invariants: every addressing ends; every device a message or
 /// a statement is sealed to is of a user the engine allows in the room,
 /// under the user's pinned key, not revoked, and in a direct room of this
 /// user or the pinned peer; every statement posted is for this room, and
