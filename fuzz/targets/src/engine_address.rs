@@ -275,40 +275,32 @@ impl World {
     }
 }
 
-/// Statements signed already, by (signer, owner, members, epoch).
-fn signed(key: (u8, u8, u8, u8)) -> Option<Vec<u8>> {
-    type Cache = std::collections::HashMap<(u8, u8, u8, u8), Option<Vec<u8>>>;
-    static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-        return hit;
-    }
-    let p = people();
-    let (signer, owner, mask, epoch) = key;
-    let signer = &p[usize::from(signer & 3)];
-    let owner = p[usize::from(owner & 3)].user;
-    let mut members: Vec<Uuid> = (0..4)
-        .filter(|i| mask & (1 << i) != 0)
-        .map(|i| p[i].user)
-        .collect();
-    members.push(owner);
-    let value = MembershipStatement::sign(
-        ROOM,
-        u64::from(epoch).max(1),
-        owner,
-        &members,
-        membership::Signer {
-            user: signer.user,
-            device: signer.device,
-            keys: &signer.keys,
-        },
-    )
-    .ok()
-    .map(|s| s.to_bytes());
-    if let Ok(mut c) = cache.lock() {
-        c.insert(key, value.clone());
-    }
-    value
+/// The statement person `signer & 3` signs for owner `owner & 3`, naming
+/// the people of `mask` and the owner, at `epoch` (at least 1).
+fn signed(signer: u8, owner: u8, mask: u8, epoch: u8) -> Option<Vec<u8>> {
+    crate::signed_statements((ROOM, signer & 3 | mask << 2, owner & 3, epoch), || {
+        let p = people();
+        let signer = &p[usize::from(signer & 3)];
+        let owner = p[usize::from(owner & 3)].user;
+        let mut members: Vec<Uuid> = (0..4)
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| p[i].user)
+            .collect();
+        members.push(owner);
+        MembershipStatement::sign(
+            ROOM,
+            u64::from(epoch).max(1),
+            owner,
+            &members,
+            membership::Signer {
+                user: signer.user,
+                device: signer.device,
+                keys: &signer.keys,
+            },
+        )
+        .ok()
+        .map(|s| s.to_bytes())
+    })
 }
 
 /// The engine's addressing of one room (`sotto_engine::address`) and its
@@ -407,7 +399,7 @@ pub fn engine_address(data: &[u8]) {
             _ => {
                 // A statement by person `who`, owner `b & 3`: as the open
                 // pipeline hands it over from a trusted device of the signer.
-                if let Some(bytes) = signed((a & 3, b & 3, a >> 2 & 0x0f, b >> 2)) {
+                if let Some(bytes) = signed(a & 3, b & 3, a >> 2 & 0x0f, b >> 2) {
                     let _ = world
                         .rooms
                         .receive(ROOM, &bytes, Some(&p[who].verified), &[]);

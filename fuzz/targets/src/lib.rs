@@ -710,12 +710,15 @@ pub(crate) fn engine_people() -> &'static [EnginePerson; 4] {
     })
 }
 
-/// Statements [`engine_rooms`] signed already, by (direct room, a, owner, epoch).
-fn signed_statements(
-    key: (bool, u8, u8, u8),
+/// Statements the engine targets signed already (signing is the cost of a
+/// step: each distinct statement is signed once per process), by (room, and
+/// three bytes of the target's input naming the signer, members, owner and
+/// epoch).
+pub(crate) fn signed_statements(
+    key: (Uuid, u8, u8, u8),
     sign: impl FnOnce() -> Option<Vec<u8>>,
 ) -> Option<Vec<u8>> {
-    type Cache = std::collections::HashMap<(bool, u8, u8, u8), Option<Vec<u8>>>;
+    type Cache = std::collections::HashMap<(Uuid, u8, u8, u8), Option<Vec<u8>>>;
     static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
@@ -796,7 +799,7 @@ pub fn engine_rooms(data: &[u8]) {
                 let mut members = pick(a >> 2);
                 members.push(owner);
                 // Signing is the cost of a step: each distinct statement is signed once per process.
-                let key = (room == direct, a, b & 3, c);
+                let key = (room, a, b & 3, c);
                 let bytes = signed_statements(key, || {
                     MembershipStatement::sign(
                         room,
