@@ -3,7 +3,7 @@
 //! against a hostile relay. See [`engine_address`].
 
 use sotto_core::keys::{DeviceBundle, IdentityKeyPair, VerifiedDevice};
-use sotto_core::membership::{self, MembershipStatement};
+use sotto_core::membership::MembershipStatement;
 use sotto_engine::Plaintext;
 use sotto_engine::Rooms;
 use sotto_engine::address::{Addressing, Need, Purpose, Signer};
@@ -50,10 +50,13 @@ fn people() -> &'static [Person; 4] {
                 Uuid::from_u128(0x3000 + u128::from(n)),
             )
             .expect("a bundle");
+            let verified = real.verify().expect("it verifies");
+            // The same person as `engine_people`'s (their statements are signed there).
+            assert_eq!(verified, crate::engine_people()[i].verified);
             Person {
                 user,
                 device,
-                verified: real.verify().expect("it verifies"),
+                verified,
                 identity: identity.public_key().to_bytes(),
                 keys,
                 real,
@@ -275,34 +278,6 @@ impl World {
     }
 }
 
-/// The statement person `signer & 3` signs for owner `owner & 3`, naming
-/// the people of `mask` and the owner, at `epoch` (at least 1).
-fn signed(signer: u8, owner: u8, mask: u8, epoch: u8) -> Option<Vec<u8>> {
-    crate::signed_statements((ROOM, signer & 3 | mask << 2, owner & 3, epoch), || {
-        let p = people();
-        let signer = &p[usize::from(signer & 3)];
-        let owner = p[usize::from(owner & 3)].user;
-        let mut members: Vec<Uuid> = (0..4)
-            .filter(|i| mask & (1 << i) != 0)
-            .map(|i| p[i].user)
-            .collect();
-        members.push(owner);
-        MembershipStatement::sign(
-            ROOM,
-            u64::from(epoch).max(1),
-            owner,
-            &members,
-            membership::Signer {
-                user: signer.user,
-                device: signer.device,
-                keys: &signer.keys,
-            },
-        )
-        .ok()
-        .map(|s| s.to_bytes())
-    })
-}
-
 /// The engine's addressing of one room (`sotto_engine::address`) and its
 /// device-list fetches, driven as the clients drive them against a relay
 /// that says what the input says: the room's kind, owner and members at any
@@ -399,7 +374,9 @@ pub fn engine_address(data: &[u8]) {
             _ => {
                 // A statement by person `who`, owner `b & 3`: as the open
                 // pipeline hands it over from a trusted device of the signer.
-                if let Some(bytes) = signed(a & 3, b & 3, a >> 2 & 0x0f, b >> 2) {
+                // (Person `i` here is person `i` of `engine_people`: the same keys.)
+                if let Some(bytes) = crate::statement_by(ROOM, a & 3, b & 3, a >> 2 & 0x0f, b >> 2)
+                {
                     let _ = world
                         .rooms
                         .receive(ROOM, &bytes, Some(&p[who].verified), &[]);

@@ -710,21 +710,48 @@ pub(crate) fn engine_people() -> &'static [EnginePerson; 4] {
     })
 }
 
-/// Statements the engine targets signed already (signing is the cost of a
-/// step: each distinct statement is signed once per process), by (room, and
-/// three bytes of the target's input naming the signer, members, owner and
-/// epoch).
-pub(crate) fn signed_statements(
-    key: (Uuid, u8, u8, u8),
-    sign: impl FnOnce() -> Option<Vec<u8>>,
+/// The statement person `signer & 3` of [`engine_people`] signs in `room`
+/// for owner `owner & 3`, naming the people of `mask` (bit `i`: person `i`)
+/// and the owner, at `epoch` (at least 1). Signing is the cost of an engine
+/// target's step: each distinct statement is signed once per process.
+pub(crate) fn statement_by(
+    room: Uuid,
+    signer: u8,
+    owner: u8,
+    mask: u8,
+    epoch: u8,
 ) -> Option<Vec<u8>> {
-    type Cache = std::collections::HashMap<(Uuid, u8, u8, u8), Option<Vec<u8>>>;
+    type Key = (Uuid, u8, u8, u8, u8);
+    type Cache = std::collections::HashMap<Key, Option<Vec<u8>>>;
     static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
+    let key = (room, signer & 3, owner & 3, mask, epoch);
     let cache = CACHE.get_or_init(Default::default);
     if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return hit;
     }
-    let value = sign();
+    let people = engine_people();
+    let signer = &people[usize::from(signer & 3)];
+    let owner = people[usize::from(owner & 3)].user;
+    let mut members: Vec<Uuid> = people
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, p)| p.user)
+        .collect();
+    members.push(owner);
+    let value = MembershipStatement::sign(
+        room,
+        u64::from(epoch).max(1),
+        owner,
+        &members,
+        membership::Signer {
+            user: signer.user,
+            device: signer.device,
+            keys: &signer.keys,
+        },
+    )
+    .ok()
+    .map(|s| s.to_bytes());
     if let Ok(mut c) = cache.lock() {
         c.insert(key, value.clone());
     }
@@ -795,27 +822,7 @@ pub fn engine_rooms(data: &[u8]) {
             1 => {
                 // A statement signed by person `a & 3`, owner `b & 3`, epoch `c`.
                 let signer = &people[usize::from(a & 3)];
-                let owner = people[usize::from(b & 3)].user;
-                let mut members = pick(a >> 2);
-                members.push(owner);
-                // Signing is the cost of a step: each distinct statement is signed once per process.
-                let key = (room, a, b & 3, c);
-                let bytes = signed_statements(key, || {
-                    MembershipStatement::sign(
-                        room,
-                        u64::from(c).max(1),
-                        owner,
-                        &members,
-                        membership::Signer {
-                            user: signer.user,
-                            device: signer.device,
-                            keys: &signer.keys,
-                        },
-                    )
-                    .ok()
-                    .map(|s| s.to_bytes())
-                });
-                if let Some(bytes) = bytes {
+                if let Some(bytes) = statement_by(room, a & 3, b & 3, a >> 2, c) {
                     let verified = (b & 0x80 == 0).then_some(&signer.verified);
                     let _ = rooms.receive(room, &bytes, verified, &[me.device]);
                 }
