@@ -5,7 +5,7 @@
 //! The protocol code goes through these functions, and the Wycheproof tests
 //! exercise exactly these functions, so the vectors test what we ship.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInOut, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use ed25519_dalek::{Signature, VerifyingKey};
 use rand_core::CryptoRng;
@@ -45,6 +45,22 @@ pub fn aes256gcm_encrypt(
             },
         )
         .map_err(|_| CryptoError)
+}
+
+/// AES-256-GCM encryption in place: `buffer` holds the plaintext and then
+/// the ciphertext (the same length); returns the tag. What
+/// [`aes256gcm_encrypt`] does, without allocating.
+pub fn aes256gcm_encrypt_in_place(
+    key: &[u8; AES_KEY_LEN],
+    nonce: &[u8; AES_NONCE_LEN],
+    aad: &[u8],
+    buffer: &mut [u8],
+) -> Result<[u8; AES_TAG_LEN], CryptoError> {
+    let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key));
+    let tag = cipher
+        .encrypt_inout_detached(&Nonce::from(*nonce), aad, buffer.into())
+        .map_err(|_| CryptoError)?;
+    Ok(tag.into())
 }
 
 /// AES-256-GCM decryption of `ciphertext ‖ tag`. The plaintext is zeroized on drop.

@@ -39,6 +39,12 @@ fn aes_256_gcm() {
                     let sealed =
                         primitives::aes256gcm_encrypt(&key, &nonce, &t.aad, &t.pt).unwrap();
                     assert_eq!(sealed, ct_tag, "tc {}", t.tc_id);
+                    let mut in_place = t.pt.to_vec();
+                    let tag =
+                        primitives::aes256gcm_encrypt_in_place(&key, &nonce, &t.aad, &mut in_place)
+                            .unwrap();
+                    in_place.extend_from_slice(&tag);
+                    assert_eq!(in_place, ct_tag, "tc {} (in place)", t.tc_id);
                 }
                 TestResult::Invalid => assert!(opened.is_err(), "tc {} must fail", t.tc_id),
             }

@@ -10,7 +10,7 @@
 //! - per message, the open pipeline (`Opening`: peek, the sender check against
 //!   the pinned, cached device list, open, the replay check with the store's
 //!   `seen_at` read, decode) and the sealing of its local-history item under
-//!   the store key (OS randomness, as the SDK);
+//!   the store key (the OS RNG read ahead for its nonce, as the SDK);
 //! - per step, the store's `apply` of the step's `Changes` (cursor, seen ids,
 //!   history items) in one SQLite transaction on a real file, before the
 //!   step's events are handed out.
@@ -36,7 +36,7 @@ use sotto_client::sotto_engine::devices::{Devices, Known};
 use sotto_client::sotto_engine::link::{Link, LinkState, Output, Settle};
 use sotto_client::sotto_engine::open::{Me, Opening, Outcome, Step};
 use sotto_client::sotto_engine::pins::Pins;
-use sotto_client::sotto_engine::vault::StoreKey;
+use sotto_client::sotto_engine::vault::{ReadAhead, StoreKey};
 use sotto_client::sotto_engine::{Content, Rooms};
 use sotto_client::{SqliteStore, Store};
 use uuid::Uuid;
@@ -94,8 +94,9 @@ fn engine_catch_up(alice: &Person, bob: &Person, frames: &[String]) -> (Duration
     let mut parts = Parts::default();
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("bob.db")).unwrap();
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let history = StoreKey::generate(&mut rng).history();
+    let history = StoreKey::generate(&mut rand_core::UnwrapErr(getrandom::SysRng)).history();
+    // The history items' nonces: the OS RNG read ahead, as the SDK draws them.
+    let mut rng = ReadAhead::new(rand_core::UnwrapErr(getrandom::SysRng));
     let bob_device = bob.verified();
     let alice_device = alice.verified();
     // Bob's engine state as after his first contact with Alice: her pin and

@@ -2,7 +2,9 @@
 //! native SDK runs): `StoreVault`.
 
 use sotto_core::backup;
-use sotto_engine::vault::{HistoryKey, StoreKey, VaultError};
+use std::cell::RefCell;
+
+use sotto_engine::vault::{HistoryKey, ReadAhead, StoreKey, VaultError};
 use wasm_bindgen::prelude::wasm_bindgen;
 use zeroize::Zeroizing;
 
@@ -24,7 +26,9 @@ impl From<VaultError> for Error {
     }
 }
 
-fn os_rng() -> Result<impl rand_core::CryptoRng> {
+type OsRng = rand_core::UnwrapErr<getrandom::SysRng>;
+
+fn os_rng() -> Result<OsRng> {
     let mut probe = [0u8; 1];
     getrandom::fill(&mut probe).map_err(|e| Error::new(Code::Rng, e.to_string()))?;
     Ok(rand_core::UnwrapErr(getrandom::SysRng))
@@ -38,6 +42,20 @@ fn os_rng() -> Result<impl rand_core::CryptoRng> {
 pub struct StoreVault {
     key: StoreKey,
     history: HistoryKey,
+    /// The nonces of history items: the OS RNG read ahead (one call per 64).
+    nonces: RefCell<ReadAhead<OsRng>>,
+}
+
+impl StoreVault {
+    fn new(key: StoreKey) -> Result<Self> {
+        let history = key.history();
+        let nonces = RefCell::new(ReadAhead::new(os_rng()?));
+        Ok(Self {
+            key,
+            history,
+            nonces,
+        })
+    }
 }
 
 #[wasm_bindgen]
@@ -45,8 +63,7 @@ impl StoreVault {
     /// A new random store key (the OS RNG).
     pub fn generate() -> Result<StoreVault> {
         let key = StoreKey::generate(&mut os_rng()?);
-        let history = key.history();
-        Ok(Self { key, history })
+        Self::new(key)
     }
 
     /// Unwraps a stored key with the store passphrase (`wrong_key_or_corrupted`
@@ -54,8 +71,7 @@ impl StoreVault {
     pub fn unwrap(wrapped: &[u8], passphrase: String) -> Result<StoreVault> {
         let passphrase = Zeroizing::new(passphrase);
         let key = StoreKey::unwrap(wrapped, passphrase.as_bytes())?;
-        let history = key.history();
-        Ok(Self { key, history })
+        Self::new(key)
     }
 
     /// The key wrapped under `passphrase` (Argon2id; `params` default to the
@@ -97,7 +113,11 @@ impl StoreVault {
     ) -> Result<Vec<u8>> {
         let room = js::parse_uuid(room_id, "roomId")?;
         let seq = js::safe_u64(seq, "seq")?;
-        Ok(self.history.seal_bytes(room, seq, json, &mut os_rng()?)?)
+        let mut nonces = self
+            .nonces
+            .try_borrow_mut()
+            .map_err(|_| Error::new(Code::Rng, "the RNG is in use"))?;
+        Ok(self.history.seal_bytes(room, seq, json, &mut *nonces)?)
     }
 
     /// Opens the history item stored at `roomId`, `seq` to its JSON bytes

@@ -26,7 +26,7 @@ use sotto_engine::pins::{self, Pins};
 use sotto_engine::post::{Do, Flush, FlushStep, Posted, Posting};
 use sotto_engine::room_ops::{Answer, Call, OpNeed, RoomOp, RoomOperation, RoomView};
 use sotto_engine::setup::{Mode, OwnDevice, SetUp, SetupError, SetupNeed};
-use sotto_engine::vault::{HistoryItem, HistoryKey, StoreKey, VaultError};
+use sotto_engine::vault::{HistoryItem, HistoryKey, ReadAhead, StoreKey, VaultError};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -137,9 +137,14 @@ pub struct Sent {
     pub seq: u64,
 }
 
+/// The OS RNG, as the engine's entry points take it.
+pub(crate) type OsRng = rand_core::UnwrapErr<getrandom::SysRng>;
+
 pub(crate) struct Inner {
     /// Local history is sealed under this (derived from the store key).
     pub(crate) history: HistoryKey,
+    /// The nonces of history items: the OS RNG read ahead (one call per 64).
+    pub(crate) nonces: Mutex<ReadAhead<OsRng>>,
     /// This device, as a sender of its own messages.
     own: VerifiedDevice,
     pub(crate) client: Client,
@@ -247,8 +252,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::Store(format!("worker failed: {e}")))?
 }
 
-/// The OS RNG, as the engine's entry points take it.
-pub(crate) fn os_rng() -> Result<impl rand_core::CryptoRng> {
+/// The OS RNG, as the engine's entry points take it (checked to answer).
+pub(crate) fn os_rng() -> Result<OsRng> {
     let mut probe = [0u8; 1];
     getrandom::fill(&mut probe).map_err(|e| Error::Store(format!("no randomness: {e}")))?;
     Ok(rand_core::UnwrapErr(getrandom::SysRng))
@@ -512,6 +517,7 @@ impl Session {
             epoch: std::time::Instant::now(),
             acks: Mutex::new(HashMap::new()),
             sync: Mutex::new(None),
+            nonces: Mutex::new(ReadAhead::new(os_rng()?)),
         });
         Ok(Self {
             _alive: Some(Arc::new(Alive(Arc::downgrade(&inner)))),
@@ -1096,13 +1102,13 @@ impl Session {
 
     /// Keeps history items, sealed under the store key, in one store transaction.
     fn keep_items(&self, items: &[HistoryItem]) -> Result<()> {
-        let mut rng = os_rng()?;
+        let mut nonces = lock(&self.inner.nonces);
         let mut sealed = Vec::with_capacity(items.len());
         for item in items {
             let bytes = self
                 .inner
                 .history
-                .seal(item, &mut rng)
+                .seal(item, &mut *nonces)
                 .map_err(vault_error)?;
             sealed.push((item.room_id, item.seq, bytes));
         }

@@ -350,6 +350,26 @@ fn uuid_of(text: &str) -> rusqlite::Result<Uuid> {
 }
 
 /// A `seq` as SQLite's integer (the relay's `seq`s fit; a larger one is refused).
+/// A UUID as the store keeps it (text: hyphenated, lower case, as
+/// `Uuid::to_string`), encoded on the stack: `apply` writes several a message.
+struct UuidText([u8; uuid::fmt::Hyphenated::LENGTH]);
+
+impl UuidText {
+    fn new(id: &Uuid) -> Self {
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        id.hyphenated().encode_lower(&mut text);
+        Self(text)
+    }
+}
+
+impl rusqlite::ToSql for UuidText {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(
+            rusqlite::types::ValueRef::Text(&self.0),
+        ))
+    }
+}
+
 fn seq_sql(seq: u64) -> rusqlite::Result<i64> {
     i64::try_from(seq).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
@@ -555,16 +575,16 @@ impl Store for SqliteStore {
                      ON CONFLICT (room_id) DO UPDATE SET seq = max(seq, ?2)",
                 )?;
                 for (room, seq) in &changes.cursors {
-                    st.execute(params![room.to_string(), seq_sql(*seq)?])?;
+                    st.execute(params![UuidText::new(room), seq_sql(*seq)?])?;
                 }
                 let mut st = tx.prepare_cached(
                     "INSERT OR IGNORE INTO seen (sender, client_id, room_id, seq) VALUES (?1, ?2, ?3, ?4)",
                 )?;
                 for (sender, client_id, room, seq) in &changes.seen {
                     st.execute(params![
-                        sender.to_string(),
-                        client_id.to_string(),
-                        room.to_string(),
+                        UuidText::new(sender),
+                        UuidText::new(client_id),
+                        UuidText::new(room),
                         seq_sql(*seq)?
                     ])?;
                 }
@@ -573,7 +593,7 @@ impl Store for SqliteStore {
                      ON CONFLICT (room_id, seq) DO UPDATE SET sealed = ?3",
                 )?;
                 for (room, seq, sealed) in &changes.history_put {
-                    st.execute(params![room.to_string(), seq_sql(*seq)?, sealed])?;
+                    st.execute(params![UuidText::new(room), seq_sql(*seq)?, sealed])?;
                 }
                 let mut st =
                     tx.prepare_cached("DELETE FROM history WHERE room_id = ?1 AND seq = ?2")?;

@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::error::Error;
 use crate::events::{Connection, Event, ReceivedMessage};
-use crate::session::{Session, lock, os_rng};
+use crate::session::{Session, lock};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -582,8 +582,8 @@ async fn receive_opened(task: &Task, m: Incoming) -> Result<Handled, String> {
         Outcome::Message(item) => {
             let message = ReceivedMessage::from(*item);
             // Kept in the same step as the cursor: stored before the app hears of it.
-            let sealed = os_rng()
-                .and_then(|mut rng| session.seal_kept(&message, &mut rng))
+            let sealed = session
+                .seal_kept(&message, &mut *lock(&inner.nonces))
                 .map_err(|e| format!("store: {e}"))?;
             Ok((Some(sealed), Some(Event::Message(message))))
         }

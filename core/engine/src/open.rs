@@ -365,11 +365,13 @@ impl Opening {
             room_id: m.room_id,
             sender: &sender,
         };
-        match envelope::open(&m.envelope, my_device, me.keys, &ctx) {
+        let reached = parsed.recipient_devices().collect();
+        // (Parsed once: the peek's parse is opened.)
+        match parsed.open(my_device, me.keys, &ctx) {
             Ok(opened) => Checked::Next(Stage::Seen {
                 opened,
                 trust,
-                reached: parsed.recipient_devices().collect(),
+                reached,
                 verdict: None,
             }),
             Err(sotto_core::OpenError::NotARecipient) => {

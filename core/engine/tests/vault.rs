@@ -7,11 +7,11 @@
 )]
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{Rng, SeedableRng};
 use sotto_core::backup::{self, BackupParams, DeviceSecrets};
 use sotto_core::keys::{DeviceKeyOptions, DeviceKeys, IdentityKeyPair};
 use sotto_engine::Content;
-use sotto_engine::vault::{HistoryItem, HistoryTrust, StoreKey, VaultError};
+use sotto_engine::vault::{HistoryItem, HistoryTrust, READ_AHEAD, ReadAhead, StoreKey, VaultError};
 use uuid::Uuid;
 
 fn rng() -> ChaCha20Rng {
@@ -195,5 +195,47 @@ fn items_sealed_as_json_bytes_open_as_items_and_back() {
         key.seal_bytes(room, 1, &vec![b' '; 600 * 1024], &mut rng)
             .err(),
         Some(VaultError::Malformed)
+    );
+}
+
+#[test]
+fn read_ahead_serves_the_rngs_bytes_in_order_once_each() {
+    // The same stream as the RNG itself, whatever the request sizes: each
+    // byte once, none skipped but the unserved rest of a pool (a request
+    // larger than what is left refills), large requests read directly.
+    let mut pooled = ReadAhead::new(rng());
+    let mut direct = rng();
+    let mut stream = vec![0u8; 16 * READ_AHEAD];
+    direct.fill_bytes(&mut stream);
+    let mut got = Vec::new();
+    for n in [12usize, 12, 5, 700, 12, READ_AHEAD, 1, 12, 20] {
+        let mut b = vec![0u8; n];
+        pooled.fill_bytes(&mut b);
+        got.push(b);
+    }
+    let at = |from: usize, n: usize| stream[from..from + n].to_vec();
+    let p = READ_AHEAD;
+    assert_eq!(got[0], at(0, 12));
+    assert_eq!(got[1], at(12, 12));
+    assert_eq!(got[2], at(24, 5));
+    // 29 + 700 ≤ 768: from the pool.
+    assert_eq!(got[3], at(29, 700));
+    // 39 left, 12 fit.
+    assert_eq!(got[4], at(729, 12));
+    // A whole pool's worth: read directly, after the first pool.
+    assert_eq!(got[5], at(p, p));
+    // 27 left in the first pool.
+    assert_eq!(got[6], at(741, 1));
+    assert_eq!(got[7], at(742, 12));
+    // 14 left, 20 asked: a new pool (the 14 never served).
+    assert_eq!(got[8], at(2 * p, 20));
+    // Nonces drawn through it still differ item by item.
+    let key = StoreKey::generate(&mut rng()).history();
+    let a = key.seal(&item(Uuid::nil(), 1, "x"), &mut pooled).unwrap();
+    let b = key.seal(&item(Uuid::nil(), 1, "x"), &mut pooled).unwrap();
+    assert_ne!(a[1..13], b[1..13]);
+    assert_eq!(
+        key.open(Uuid::nil(), 1, &b).unwrap().content,
+        Content::text("x")
     );
 }

@@ -172,8 +172,33 @@ pub fn open(
     own_keys: &DeviceKeys,
     context: &OpenContext<'_>,
 ) -> Result<Opened, OpenError> {
-    let env = Envelope::from_bytes_with_limits(envelope, &Limits::default())?;
+    Envelope::from_bytes_with_limits(envelope, &Limits::default())?.open(
+        own_device_id,
+        own_keys,
+        context,
+    )
+}
 
+impl Envelope {
+    /// [`open`] for an envelope already parsed (by [`Envelope::from_bytes`]):
+    /// the same checks after the parse, in the same order, without parsing
+    /// again (a client that peeked at the recipients first).
+    pub fn open(
+        self,
+        own_device_id: Uuid,
+        own_keys: &DeviceKeys,
+        context: &OpenContext<'_>,
+    ) -> Result<Opened, OpenError> {
+        open_parsed(self, own_device_id, own_keys, context)
+    }
+}
+
+fn open_parsed(
+    env: Envelope,
+    own_device_id: Uuid,
+    own_keys: &DeviceKeys,
+    context: &OpenContext<'_>,
+) -> Result<Opened, OpenError> {
     let signed = [SIGNATURE_CONTEXT, env.unsigned_bytes().as_slice()].concat();
     primitives::ed25519_verify(context.sender.signing_key(), &signed, &env.signature)
         .map_err(|_| OpenError::BadSignature)?;
