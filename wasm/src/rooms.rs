@@ -133,13 +133,25 @@ fn records_of(records: &JsValue) -> Result<Vec<(Uuid, sotto_engine::RoomRecord)>
 #[wasm_bindgen]
 impl RoomMembership {
     /// The rooms of user `me` from the saved records (`[roomId, RoomRecord][]`).
+    /// The rooms when a session opens (the engine's `Rooms::open`): the saved
+    /// records, or (`records` null: the store never saved any) the rooms
+    /// this device knew (`knownRooms`: those with a cursor) adopted as
+    /// legacy rooms. Save `takeChanges()` next.
     #[wasm_bindgen(constructor)]
     pub fn new(
         me: &str,
-        #[wasm_bindgen(unchecked_param_type = "Array<[Uuid, RoomRecord]>")] records: &JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Array<[Uuid, RoomRecord]> | null")]
+        records: &JsValue,
+        #[wasm_bindgen(js_name = knownRooms)] known_rooms: Vec<String>,
     ) -> Result<RoomMembership> {
+        let records = if records.is_null() || records.is_undefined() {
+            None
+        } else {
+            Some(records_of(records)?)
+        };
+        let known = uuids(&known_rooms, "knownRooms")?;
         Ok(Self {
-            inner: sotto_engine::Rooms::load(uuid(me, "me")?, records_of(records)?),
+            inner: sotto_engine::Rooms::open(uuid(me, "me")?, records, known),
         })
     }
 
@@ -150,14 +162,6 @@ impl RoomMembership {
         #[wasm_bindgen(unchecked_param_type = "Array<[Uuid, RoomRecord]>")] records: &JsValue,
     ) -> Result<()> {
         self.inner.reload(records_of(records)?);
-        Ok(())
-    }
-
-    /// Pins the rooms this device knew before it kept membership records.
-    #[wasm_bindgen(js_name = adoptLegacy)]
-    pub fn adopt_legacy(&mut self, rooms: Vec<String>) -> Result<()> {
-        let rooms = uuids(&rooms, "rooms")?;
-        self.inner.adopt_legacy(rooms);
         Ok(())
     }
 

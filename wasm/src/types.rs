@@ -57,6 +57,8 @@ export interface DeviceOptions { rsaBits?: 2048 | 3072 | 4096 }
 /** Argon2id parameters of a passphrase backup (defaults 64 MiB, t=3, p=1). */
 export interface BackupParams { mCostKib: number; tCost: number; pCost: number }
 export interface RecoveryBackup { blob: Uint8Array; recoveryKey: string }
+/** A stored account unlocked (`StoreVault.unlockAccount`); `upgraded`: a store from before the store key, to save in place of the old. */
+export interface UnlockedAccount { vault: StoreVault; device: Device; upgraded?: { storeKey: Uint8Array; backup: Uint8Array } }
 
 export interface SealHeader { roomId: string; clientMessageId: string; timestampMs: number }
 /** `suite` defaults to `"x25519"`. */
@@ -114,6 +116,9 @@ extern "C" {
     /// `RecoveryBackup` in TypeScript.
     #[wasm_bindgen(typescript_type = "RecoveryBackup")]
     pub type RecoveryBackup;
+    /// `UnlockedAccount` in TypeScript.
+    #[wasm_bindgen(typescript_type = "UnlockedAccount")]
+    pub type UnlockedAccount;
     /// `SealHeader` in TypeScript.
     #[wasm_bindgen(typescript_type = "SealHeader")]
     pub type SealHeader;

@@ -20,6 +20,7 @@ impl From<VaultError> for Error {
             VaultError::EmptyPassphrase => Code::EmptyPassphrase,
             VaultError::BadParameters => Code::BadParameters,
             VaultError::Corrupted => Code::DecryptionFailed,
+            VaultError::SecretsCorrupted => Code::WrongKeyOrCorrupted,
             _ => Code::Malformed,
         };
         Error::new(code, e.to_string())
@@ -72,6 +73,41 @@ impl StoreVault {
         let passphrase = Zeroizing::new(passphrase);
         let key = StoreKey::unwrap(wrapped, passphrase.as_bytes())?;
         Self::new(key)
+    }
+
+    /// Unlocks a stored account (the engine's `StoreKey::unlock`, as the
+    /// native SDK): the store key under the passphrase, then the device's
+    /// secrets under it. A store from before the store key (`storeKey`
+    /// undefined) holds a passphrase backup: opened so, and kept anew under
+    /// a new store key (wrapped with `params`, default the core's), which
+    /// `upgraded` carries for the caller to save.
+    #[wasm_bindgen(js_name = unlockAccount)]
+    pub fn unlock_account(
+        #[wasm_bindgen(js_name = storeKey)] store_key: Option<Vec<u8>>,
+        backup: &[u8],
+        passphrase: String,
+        params: Option<types::BackupParams>,
+    ) -> Result<types::UnlockedAccount> {
+        let passphrase = Zeroizing::new(passphrase);
+        let params = backup_params(params.as_ref().map(AsRef::as_ref))?;
+        let unlocked = StoreKey::unlock(
+            store_key.as_deref(),
+            backup,
+            passphrase.as_bytes(),
+            &params,
+            &mut os_rng()?,
+        )?;
+        let device = Device::from_secrets(unlocked.secrets)?;
+        let mut out = js::Obj::new()
+            .set("vault", Self::new(unlocked.key)?)
+            .set("device", device);
+        if let Some(u) = unlocked.upgraded {
+            let upgraded = js::Obj::new()
+                .set("storeKey", js::bytes(&u.wrapped_key))
+                .set("backup", js::bytes(&u.secrets));
+            out = out.set("upgraded", upgraded.into_typed::<wasm_bindgen::JsValue>());
+        }
+        Ok(out.into_typed())
     }
 
     /// The key wrapped under `passphrase` (Argon2id; `params` default to the

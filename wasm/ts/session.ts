@@ -254,16 +254,10 @@ export class Session extends EventTarget {
       for (;;) {
         const n = s.step();
         if (n.kind === "unlock" && acct !== null) {
-          if (acct.storeKey !== undefined) {
-            vault = StoreVault.unwrap(acct.storeKey, passphrase);
-            device = vault.importDevice(acct.backup);
-          } else {
-            // A store from before the store key: the secrets are under the
-            // passphrase. Upgraded: a new store key, the secrets under it.
-            device = Device.importPassphraseBackup(acct.backup, passphrase);
-            vault = StoreVault.generate();
-            await store.setAccount({ ...acct, backup: vault.exportDevice(device), storeKey: wrapKey(vault, store, passphrase) });
-          }
+          // (A store from before the store key comes back upgraded, to save.)
+          const u = StoreVault.unlockAccount(acct.storeKey, acct.backup, passphrase, store.backupParams);
+          [vault, device] = [u.vault, u.device];
+          if (u.upgraded !== undefined) await store.setAccount({ ...acct, ...u.upgraded });
           s.unlocked(device.deviceId);
         } else if (n.kind === "ownDevices") s.ownDevices(await relay.devices({ includeRevoked: true }));
         else if (n.kind === "generate") {
@@ -304,9 +298,8 @@ export class Session extends EventTarget {
 
     let pins: ClientPins;
     try {
-      const stored = await store.pins();
-      if (!stored.has(user.id)) await store.setPin(user.id, { key: device.identityKey, verified: true });
-      pins = new ClientPins(user.id, device.identityKey, [...stored]);
+      // (The engine pins this user's own key, verified, itself.)
+      pins = new ClientPins(user.id, device.identityKey, [...(await store.pins())]);
     } catch (e) {
       device.free();
       vault.free();
@@ -314,14 +307,10 @@ export class Session extends EventTarget {
     }
     let membership: RoomMembership;
     try {
-      const records = await store.rooms();
-      membership = new RoomMembership(user.id, records ?? []);
-      if (records === null) {
-        // The first start with signed membership: the rooms this device knew
-        // are pinned as first seen until their owners sign.
-        membership.adoptLegacy([...(await store.cursors()).keys()]);
-        await store.saveRooms(membership.takeChanges());
-      }
+      // (A store from before signed membership: the rooms this device knew
+      // are adopted as legacy rooms, saved at once.)
+      membership = new RoomMembership(user.id, await store.rooms(), [...(await store.cursors()).keys()]);
+      await store.saveRooms(membership.takeChanges());
     } catch (e) {
       device.free();
       vault.free();

@@ -262,43 +262,32 @@ pub(crate) fn os_rng() -> Result<OsRng> {
 fn vault_error(e: VaultError) -> Error {
     match e {
         VaultError::WrongPassphrase | VaultError::EmptyPassphrase => Error::Locked,
+        VaultError::SecretsCorrupted => Error::Store(e.to_string()),
         other => Error::Store(format!("store key: {other}")),
     }
 }
 
-/// Unlocks a stored account: the store key under the passphrase (one
-/// Argon2id), then the device's secrets under the store key. A store made
-/// before the store key holds the secrets under the passphrase: they are
-/// opened so, and the account comes back upgraded (a new store key, wrapped
-/// under the same passphrase, with the secrets under it) for the caller to save.
+/// Unlocks a stored account (`sotto_engine::vault`): the store key under
+/// the passphrase (one Argon2id), then the device's secrets under it. A store
+/// made before the store key comes back upgraded, for the caller to save.
 fn unlock(
     acct: StoredAccount,
     passphrase: &str,
 ) -> Result<(StoreKey, DeviceSecrets, Option<StoredAccount>)> {
-    match &acct.store_key {
-        Some(wrapped) => {
-            let key = StoreKey::unwrap(wrapped, passphrase.as_bytes()).map_err(vault_error)?;
-            let secrets = backup::import_with_recovery_key(&acct.secrets, &key.device_key())
-                .map_err(|e| Error::Store(format!("the device's secrets do not open: {e}")))?;
-            Ok((key, secrets, None))
-        }
-        None => {
-            let secrets = backup::import_with_passphrase(&acct.secrets, passphrase.as_bytes())
-                .map_err(|_| Error::Locked)?;
-            let mut rng = os_rng()?;
-            let key = StoreKey::generate(&mut rng);
-            let wrapped = key
-                .wrap(passphrase.as_bytes(), &BackupParams::default(), &mut rng)
-                .map_err(vault_error)?;
-            let blob = backup::export_with_recovery_key(&secrets, &key.device_key())?;
-            let upgraded = StoredAccount {
-                secrets: blob,
-                store_key: Some(wrapped),
-                ..acct
-            };
-            Ok((key, secrets, Some(upgraded)))
-        }
-    }
+    let unlocked = StoreKey::unlock(
+        acct.store_key.as_deref(),
+        &acct.secrets,
+        passphrase.as_bytes(),
+        &BackupParams::default(),
+        &mut os_rng()?,
+    )
+    .map_err(vault_error)?;
+    let upgraded = unlocked.upgraded.map(|u| StoredAccount {
+        secrets: u.secrets,
+        store_key: Some(u.wrapped_key),
+        ..acct
+    });
+    Ok((unlocked.key, unlocked.secrets, upgraded))
 }
 
 fn clone_secrets(s: &DeviceSecrets) -> Result<DeviceSecrets> {
@@ -415,25 +404,21 @@ impl Session {
                     };
                     let copy = clone_secrets(&s)?;
                     let pass = passphrase.clone();
-                    let (key, wrapped, blob) = blocking(move || {
-                        let mut rng = os_rng()?;
-                        let key = StoreKey::generate(&mut rng);
-                        let wrapped = key
-                            .wrap(pass.as_bytes(), &BackupParams::default(), &mut rng)
-                            .map_err(vault_error)?;
-                        let blob = backup::export_with_recovery_key(&copy, &key.device_key())?;
-                        Ok((key, wrapped, blob))
+                    let kept = blocking(move || {
+                        let params = BackupParams::default();
+                        StoreKey::keep(&copy, pass.as_bytes(), &params, &mut os_rng()?)
+                            .map_err(vault_error)
                     })
                     .await?;
                     store.set_account(&StoredAccount {
                         relay: client.base_url().to_owned(),
                         user_id: user.id,
                         device_id: s.device_id,
-                        secrets: blob,
-                        store_key: Some(wrapped),
+                        secrets: kept.secrets,
+                        store_key: Some(kept.wrapped_key),
                     })?;
                     set_up.saved();
-                    store_key = Some(key);
+                    store_key = Some(kept.key);
                     secrets = Some(s);
                 }
                 SetupNeed::Upload => {
@@ -456,34 +441,19 @@ impl Session {
             return Err(out_of_order());
         };
 
-        // The engine's pins: the store's, and this user's own key (verified).
+        // The engine's pins: the store's, and this user's own key (verified:
+        // the engine pins it itself, whatever the store holds).
         let stored_pins = store.pins()?;
         let own = secrets.identity.public_key();
-        if !stored_pins.contains_key(&user.id) {
-            store.set_pin(
-                user.id,
-                &Pin {
-                    key: own,
-                    verified: true,
-                },
-            )?;
-        }
         let trust = Pins::load(
             user.id,
             own.to_bytes(),
             stored_pins.into_iter().map(|(u, p)| (u, engine_pin(&p))),
         );
-        let rooms = match store.rooms()? {
-            Some(records) => Rooms::load(user.id, records),
-            None => {
-                // The first start with signed membership: the rooms this device
-                // knew are pinned as first seen until their owners sign.
-                let mut rooms = Rooms::load(user.id, []);
-                rooms.adopt_legacy(store.cursors()?.into_keys());
-                store.save_rooms(&rooms.take_changes())?;
-                rooms
-            }
-        };
+        // (A store from before signed membership: the rooms this device knew
+        // are adopted as legacy rooms, saved at once.)
+        let mut rooms = Rooms::open(user.id, store.rooms()?, store.cursors()?.into_keys());
+        store.save_rooms(&rooms.take_changes())?;
         let history = store_key.history();
         let own = DeviceBundle::create(
             &secrets.identity,

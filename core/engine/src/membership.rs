@@ -282,6 +282,27 @@ impl Rooms {
         self.records.get(&room).and_then(RoomRecord::statement)
     }
 
+    /// The rooms of user `me` when a session opens: the records the driver
+    /// saved, or, when the store never saved any (`records` `None`: a store
+    /// of a version without signed membership), the rooms this device knew
+    /// (`known`: those it keeps a cursor for) adopted as legacy rooms
+    /// ([`Rooms::adopt_legacy`]). The driver saves [`Rooms::take_changes`]
+    /// next (the store then remembers that records are kept).
+    pub fn open(
+        me: Uuid,
+        records: Option<impl IntoIterator<Item = (Uuid, RoomRecord)>>,
+        known: impl IntoIterator<Item = Uuid>,
+    ) -> Self {
+        match records {
+            Some(records) => Self::load(me, records),
+            None => {
+                let mut rooms = Self::load(me, []);
+                rooms.adopt_legacy(known);
+                rooms
+            }
+        }
+    }
+
     /// Marks rooms this device knew before it kept membership records (the
     /// first start of a version with signed membership): each is pinned as
     /// first seen until its owner signs a statement (§12.4, "Rooms made before

@@ -42,7 +42,7 @@ use hkdf::Hkdf;
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use sotto_core::backup::{self, BackupParams, RecoveryKey};
+use sotto_core::backup::{self, BackupParams, DeviceSecrets, RecoveryKey};
 use sotto_core::envelope::padding::padme_len;
 use sotto_core::primitives;
 use uuid::Uuid;
@@ -79,6 +79,10 @@ pub enum VaultError {
     /// A history item that does not authenticate (another store's, moved, or modified).
     #[error("history item does not authenticate")]
     Corrupted,
+    /// The device's secrets do not open under the store key (modified, or
+    /// another store's).
+    #[error("the device's secrets do not open under the store key")]
+    SecretsCorrupted,
 }
 
 /// Bytes of the RNG `R` read ahead, [`READ_AHEAD`] at a time: each byte
@@ -151,6 +155,38 @@ impl<R: CryptoRng> rand_core::TryRng for ReadAhead<R> {
 }
 
 impl<R: CryptoRng> rand_core::TryCryptoRng for ReadAhead<R> {}
+
+/// A device's secrets as a store keeps them ([`StoreKey::keep`]).
+#[derive(Debug)]
+pub struct Kept {
+    /// The new store key.
+    pub key: StoreKey,
+    /// It, wrapped under the store passphrase.
+    pub wrapped_key: Vec<u8>,
+    /// The device's secrets under it.
+    pub secrets: Vec<u8>,
+}
+
+/// A stored account, unlocked ([`StoreKey::unlock`]).
+#[derive(Debug)]
+pub struct Unlocked {
+    /// The store key.
+    pub key: StoreKey,
+    /// The device's secrets.
+    pub secrets: DeviceSecrets,
+    /// A store from before the store key, upgraded: save these in place of
+    /// the account's old secrets (and the wrapped key beside them).
+    pub upgraded: Option<Upgraded>,
+}
+
+/// What an old store is upgraded to ([`Unlocked::upgraded`]).
+#[derive(Debug)]
+pub struct Upgraded {
+    /// The new store key, wrapped under the store passphrase.
+    pub wrapped_key: Vec<u8>,
+    /// The device's secrets under it.
+    pub secrets: Vec<u8>,
+}
 
 /// The store's root secret (zeroized on drop, never printed).
 pub struct StoreKey(Zeroizing<[u8; 32]>);
@@ -241,6 +277,79 @@ impl StoreKey {
     /// backup blob: `backup::export_with_recovery_key`).
     pub fn device_key(&self) -> RecoveryKey {
         RecoveryKey::from_bytes(*self.0)
+    }
+
+    /// Keeps a device's secrets in a store: a new random store key, wrapped
+    /// under `passphrase` (Argon2id with `params`), and the secrets sealed
+    /// under it. What a set-up saves, and what an old store is upgraded to.
+    ///
+    /// # Errors
+    /// [`VaultError::EmptyPassphrase`], [`VaultError::BadParameters`];
+    /// [`VaultError::Malformed`] if the secrets cannot be encoded.
+    pub fn keep(
+        secrets: &DeviceSecrets,
+        passphrase: &[u8],
+        params: &BackupParams,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Kept, VaultError> {
+        let key = Self::generate(rng);
+        let wrapped_key = key.wrap(passphrase, params, rng)?;
+        let secrets = backup::export_with_recovery_key(secrets, &key.device_key())
+            .map_err(|_| VaultError::Malformed)?;
+        Ok(Kept {
+            key,
+            wrapped_key,
+            secrets,
+        })
+    }
+
+    /// Unlocks a stored account with the store passphrase: the store key
+    /// (`wrapped_key`, one Argon2id), then the device's secrets under it.
+    ///
+    /// A store from before the store key has no wrapped key, and its secrets
+    /// are a passphrase backup (`sotto_core::backup`, kdf 1): they are opened
+    /// with the passphrase and kept anew ([`StoreKey::keep`], `params`); the
+    /// driver saves [`Unlocked::upgraded`] in place of the old account.
+    ///
+    /// # Errors
+    /// [`VaultError::WrongPassphrase`] (an old store's too);
+    /// [`VaultError::SecretsCorrupted`]; those of [`StoreKey::unwrap`] and
+    /// [`StoreKey::keep`].
+    pub fn unlock(
+        wrapped_key: Option<&[u8]>,
+        secrets: &[u8],
+        passphrase: &[u8],
+        params: &BackupParams,
+        rng: &mut impl CryptoRng,
+    ) -> Result<Unlocked, VaultError> {
+        if let Some(wrapped) = wrapped_key {
+            let key = Self::unwrap(wrapped, passphrase)?;
+            let secrets = backup::import_with_recovery_key(secrets, &key.device_key())
+                .map_err(|_| VaultError::SecretsCorrupted)?;
+            return Ok(Unlocked {
+                key,
+                secrets,
+                upgraded: None,
+            });
+        }
+        if passphrase.is_empty() {
+            return Err(VaultError::EmptyPassphrase);
+        }
+        let secrets = backup::import_with_passphrase(secrets, passphrase)
+            .map_err(|_| VaultError::WrongPassphrase)?;
+        let Kept {
+            key,
+            wrapped_key,
+            secrets: blob,
+        } = Self::keep(&secrets, passphrase, params, rng)?;
+        Ok(Unlocked {
+            key,
+            secrets,
+            upgraded: Some(Upgraded {
+                wrapped_key,
+                secrets: blob,
+            }),
+        })
     }
 
     /// The key local history is sealed under.

@@ -469,8 +469,12 @@ fn the_owner_signs_before_adding_and_reposts_for_joiners() {
 #[test]
 fn rooms_from_before_statements_pin_their_first_members() {
     let (alice, bob, mallory) = (Person::new(1), Person::new(2), Person::new(3));
-    let mut rooms = Rooms::load(bob.id, []);
-    rooms.adopt_legacy([ROOM]);
+    // A store that never kept records: the rooms it has cursors for are
+    // adopted, and saved at once.
+    let mut rooms = Rooms::open(bob.id, None::<Vec<(Uuid, RoomRecord)>>, [ROOM]);
+    let saved = rooms.take_changes();
+    assert_eq!(saved.len(), 1);
+    assert!(saved[0].1.as_ref().is_some_and(|r| r.legacy));
     let g = |m: &[Uuid]| details(RoomKind::Group, alice.id, m, &[]);
     assert_eq!(
         rooms.observe(&g(&[alice.id, bob.id])),
@@ -520,6 +524,18 @@ fn rooms_from_before_statements_pin_their_first_members() {
     // adopt_legacy leaves rooms with a record alone.
     rooms.adopt_legacy([ROOM]);
     assert!(rooms.statement(ROOM).is_some());
+    // A store that keeps records adopts nothing, even a room it has a
+    // cursor for and no record of.
+    let kept: Vec<(Uuid, RoomRecord)> = rooms
+        .take_changes()
+        .into_iter()
+        .filter_map(|(id, r)| Some((id, r?)))
+        .collect();
+    let other = Uuid::from_u128(0x77);
+    let mut reopened = Rooms::open(bob.id, Some(kept), [ROOM, other]);
+    assert!(reopened.take_changes().is_empty());
+    assert!(reopened.record(other).is_none());
+    assert!(reopened.statement(ROOM).is_some());
 }
 
 #[test]

@@ -157,6 +157,80 @@ fn the_device_secrets_are_kept_under_the_store_key() {
 }
 
 #[test]
+fn a_stored_account_unlocks_and_an_old_store_comes_back_upgraded() {
+    let mut rng = rng();
+    let p = BackupParams::MINIMUM;
+    let secrets = DeviceSecrets {
+        user_id: Uuid::from_u128(1),
+        device_id: Uuid::from_u128(2),
+        identity: IdentityKeyPair::generate().unwrap(),
+        device: DeviceKeys::generate(DeviceKeyOptions::default()).unwrap(),
+    };
+    // Kept as a set-up keeps it: opens with the passphrase, nothing to upgrade.
+    let kept = StoreKey::keep(&secrets, b"pass", &p, &mut rng).unwrap();
+    let u = StoreKey::unlock(
+        Some(&kept.wrapped_key),
+        &kept.secrets,
+        b"pass",
+        &p,
+        &mut rng,
+    )
+    .unwrap();
+    assert!(u.upgraded.is_none());
+    assert_eq!(u.secrets.device_id, secrets.device_id);
+    let same = |a: &StoreKey, b: &StoreKey| {
+        let sealed = a
+            .history()
+            .seal(
+                &item(Uuid::nil(), 1, "x"),
+                &mut ChaCha20Rng::from_seed([1; 32]),
+            )
+            .unwrap();
+        b.history().open(Uuid::nil(), 1, &sealed).is_ok()
+    };
+    assert!(same(&u.key, &kept.key));
+    let wrong = StoreKey::unlock(
+        Some(&kept.wrapped_key),
+        &kept.secrets,
+        b"nope",
+        &p,
+        &mut rng,
+    );
+    assert_eq!(wrong.unwrap_err(), VaultError::WrongPassphrase);
+    // Another store's secrets beside this key: named, not "wrong passphrase".
+    let other = StoreKey::keep(&secrets, b"pass", &p, &mut rng).unwrap();
+    let mixed = StoreKey::unlock(
+        Some(&kept.wrapped_key),
+        &other.secrets,
+        b"pass",
+        &p,
+        &mut rng,
+    );
+    assert_eq!(mixed.unwrap_err(), VaultError::SecretsCorrupted);
+
+    // A store from before the store key: a passphrase backup, opened with
+    // the passphrase and kept anew, which then unlocks as any store.
+    let old = backup::export_with_passphrase(&secrets, b"pass", &p).unwrap();
+    let wrong = StoreKey::unlock(None, &old, b"nope", &p, &mut rng);
+    assert_eq!(wrong.unwrap_err(), VaultError::WrongPassphrase);
+    assert_eq!(
+        StoreKey::unlock(None, &old, b"", &p, &mut rng).unwrap_err(),
+        VaultError::EmptyPassphrase
+    );
+    let u = StoreKey::unlock(None, &old, b"pass", &p, &mut rng).unwrap();
+    assert_eq!(
+        u.secrets.identity.public_key(),
+        secrets.identity.public_key()
+    );
+    let up = u.upgraded.unwrap();
+    let again =
+        StoreKey::unlock(Some(&up.wrapped_key), &up.secrets, b"pass", &p, &mut rng).unwrap();
+    assert!(again.upgraded.is_none());
+    assert!(same(&again.key, &u.key));
+    assert_eq!(again.secrets.device_id, secrets.device_id);
+}
+
+#[test]
 fn keys_never_print() {
     let mut rng = rng();
     let key = StoreKey::generate(&mut rng);

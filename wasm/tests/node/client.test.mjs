@@ -428,6 +428,37 @@ test("set-up modes, as the native SDK's: link or restore, from a passphrase or a
   await assert.rejects(open({ restoreBackup: blob, recoveryKey: "not a key" }), (e) => e.code === "bad_recovery_key");
 });
 
+test("a store from before the store key and signed membership opens upgraded: the key wrapped anew, the rooms it knew adopted (as the native SDK)", async () => {
+  const acct = await bob.store.account();
+  const vault = bindings.StoreVault.unwrap(acct.storeKey, PASSWORD);
+  const device = vault.importDevice(acct.backup);
+  const old = new MemoryStore();
+  // The old layout: the secrets as a passphrase backup, no store key, no membership records.
+  await old.setAccount({ relay: acct.relay, userId: acct.userId, deviceId: acct.deviceId, backup: device.exportPassphraseBackup(PASSWORD, old.backupParams) });
+  device.free();
+  vault.free();
+  await old.apply({ cursors: [{ roomId: room, seq: 1 }], seen: [], historyPut: [], historyDelete: [] });
+  assert.equal(await old.rooms(), null);
+  const open = (passphrase) => Session.open({ relay: bob.relay, store: old, passphrase, webSocket: WebSocket });
+  await assert.rejects(open("not it"), (e) => e.code === "wrong_key_or_corrupted");
+  assert.equal((await old.account()).storeKey, undefined, "a wrong passphrase changes nothing");
+  const s = await open(PASSWORD);
+  let up;
+  try {
+    assert.equal(s.deviceId, bob.session.deviceId);
+    up = await old.account();
+    assert.ok(up.storeKey instanceof Uint8Array, "the store key is kept");
+    assert.throws(() => bindings.Device.importPassphraseBackup(up.backup, PASSWORD), "the secrets are under the store key now");
+    assert.deepEqual((await old.rooms()).map(([id]) => id), [room], "the room it knew is adopted");
+  } finally {
+    s.close();
+  }
+  // It opens again as any store, upgraded once.
+  const again = await open(PASSWORD);
+  again.close();
+  assert.deepEqual((await old.account()).storeKey, up.storeKey);
+});
+
 test("a file round trip, streamed with progress", async () => {
   const size = 300_000; // several 64 KiB chunks
   const bytes = new Uint8Array(size);
