@@ -333,7 +333,7 @@ impl<D: Clone> Devices<D> {
         user: Uuid,
         device: Uuid,
         stored_at: &str,
-    ) -> Sender<D> {
+    ) -> Sender<&D> {
         let Some(k) = self
             .lists
             .get(&user)
@@ -353,7 +353,7 @@ impl<D: Clone> Devices<D> {
             k.revoked_at.as_deref(),
             stored_at,
         ) {
-            Ok(trust) => Sender::Trusted(k.handle.clone(), trust),
+            Ok(trust) => Sender::Trusted(&k.handle, trust),
             Err(e) => Sender::Refused(e),
         }
     }
@@ -455,7 +455,7 @@ mod tests {
         assert_eq!(d.sealable(&pins, &[BOB]), Ok(vec![(BOB, D2)]));
         assert_eq!(
             d.sender(&pins, ME, BOB, D2, stamp),
-            Sender::Trusted(D2, SenderTrust::Unverified)
+            Sender::Trusted(&D2, SenderTrust::Unverified)
         );
     }
 
@@ -475,7 +475,7 @@ mod tests {
         );
         assert_eq!(
             d.sender(&pins, ME, BOB, D2, "2026-05-01T00:00:00Z"),
-            Sender::Trusted(D2, SenderTrust::Unverified)
+            Sender::Trusted(&D2, SenderTrust::Unverified)
         );
         assert_eq!(
             d.sender(&pins, ME, BOB, D2, "2026-07-01T00:00:00Z"),

@@ -315,7 +315,7 @@ impl Opening {
                                     self.stage = Stage::Signer { statement, reached };
                                     return self.fetch(user);
                                 }
-                                Lookup::Found(d, _) => Some(*d),
+                                Lookup::Found(d, _) => Some(d.clone()),
                                 Lookup::Refused(_) => None,
                             }
                         }
@@ -363,7 +363,7 @@ impl Opening {
         };
         let ctx = OpenContext {
             room_id: m.room_id,
-            sender: &sender,
+            sender,
         };
         let reached = parsed.recipient_devices().collect();
         // (Parsed once: the peek's parse is opened.)
@@ -386,38 +386,46 @@ impl Opening {
 /// `stored_at`. Unknown in a list cached before: dropped and fetched once
 /// more (a new device); unknown in a list this opening fetched (`fetched`):
 /// unknown.
-fn lookup<D: SenderDevice + Clone>(
+fn lookup<'a, D: SenderDevice + Clone>(
     fetched: &mut Vec<Uuid>,
     stored_at: &str,
-    me: &Me<'_>,
+    me: &Me<'a>,
     pins: &Pins,
-    devices: &mut Devices<D>,
+    devices: &'a mut Devices<D>,
     user: Uuid,
     device: Uuid,
-) -> Lookup {
+) -> Lookup<'a> {
     if user == me.user && device == me.device.device_id() {
-        return Lookup::Found(Box::new(me.device.clone()), SenderTrust::Own);
+        return Lookup::Found(me.device, SenderTrust::Own);
     }
     if !devices.missing(&[user]).is_empty() {
         fetched.push(user);
         return Lookup::Need;
     }
-    match devices.sender(pins, me.user, user, device, stored_at) {
-        Sender::Trusted(d, trust) => Lookup::Found(Box::new(d.verified().clone()), trust),
+    let refused = match devices.sender(pins, me.user, user, device, stored_at) {
+        Sender::Trusted(..) => None,
         Sender::Refused(SenderRefused::UntrustedSender) => {
-            Lookup::Refused(UndecryptableReason::UntrustedSender)
+            Some(Lookup::Refused(UndecryptableReason::UntrustedSender))
         }
         Sender::Refused(SenderRefused::UnknownDevice) => {
-            Lookup::Refused(UndecryptableReason::UnknownDevice)
+            Some(Lookup::Refused(UndecryptableReason::UnknownDevice))
         }
         Sender::Unknown if fetched.contains(&user) => {
-            Lookup::Refused(UndecryptableReason::UnknownDevice)
+            Some(Lookup::Refused(UndecryptableReason::UnknownDevice))
         }
         Sender::Unknown => {
             devices.forget(Some(user));
             fetched.push(user);
-            Lookup::Need
+            Some(Lookup::Need)
         }
+    };
+    if let Some(not_found) = refused {
+        return not_found;
+    }
+    // Trusted: the device as the cache holds it (looked up again to borrow it).
+    match devices.sender(pins, me.user, user, device, stored_at) {
+        Sender::Trusted(d, trust) => Lookup::Found(d.verified(), trust),
+        _ => Lookup::Need,
     }
 }
 
@@ -427,8 +435,8 @@ enum Checked {
     Next(Stage),
 }
 
-enum Lookup {
+enum Lookup<'a> {
     Need,
-    Found(Box<VerifiedDevice>, SenderTrust),
+    Found(&'a VerifiedDevice, SenderTrust),
     Refused(UndecryptableReason),
 }

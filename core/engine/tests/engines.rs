@@ -723,7 +723,7 @@ impl World {
             match cl.devices.sender(&cl.pins, user(c), user(u), device, at) {
                 Sender::Unknown => continue,
                 Sender::Refused(_) => return None,
-                Sender::Trusted(d, _) => return Some(d),
+                Sender::Trusted(d, _) => return Some(d.clone()),
             }
         }
         None
