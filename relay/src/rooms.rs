@@ -669,12 +669,13 @@ pub async fn remove_member(
         owner_only(&m, me.id())?;
     }
     not_direct(&m)?;
-    let audience = member_ids(&state.db, id).await?;
     let now = now_ms();
+    let mut tx = state.db.begin_write().await?;
+    rooms::lock_room(&mut tx, id, now).await?;
+    // Read under the room's lock: a member added meanwhile hears of it too.
+    let audience = store::membership::member_ids_in(&mut tx, id).await?;
     if !audience.contains(&user_id) {
         // Not a member: a pending invitation the owner withdraws, or nothing.
-        let mut tx = state.db.begin_write().await?;
-        rooms::lock_room(&mut tx, id, now).await?;
         let Some(taken) = store::invitations::withdraw(&mut tx, id, user_id).await? else {
             return Err(ApiError::not_found());
         };
@@ -683,8 +684,6 @@ pub async fn remove_member(
         tell_invitee(&state, user_id, taken.id, id, InvitationChange::Removed);
         return Ok(StatusCode::NO_CONTENT);
     }
-    let mut tx = state.db.begin_write().await?;
-    rooms::lock_room(&mut tx, id, now).await?;
     if !rooms::remove_member(&mut tx, id, user_id).await? {
         // Removed (or left) concurrently.
         return Err(ApiError::not_found());

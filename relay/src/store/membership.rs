@@ -143,6 +143,19 @@ pub async fn rooms_and_peers(db: &Db, user: Uuid) -> ApiResult<Vec<(Uuid, Vec<Uu
     Ok(out)
 }
 
+/// The members of `room`, read inside a write transaction (after
+/// `rooms::lock_room`: no membership change can come between this read and
+/// the commit).
+pub async fn member_ids_in(tx: &mut WriteTx, room: Uuid) -> ApiResult<Vec<Uuid>> {
+    Ok(q!(
+        tx,
+        all,
+        r#"SELECT user_id AS "user_id: Id" FROM room_members WHERE room_id = $1"#,
+        Id(room)
+        => |r| r.user_id.0
+    ))
+}
+
 /// The members of `room`.
 pub async fn member_ids(db: &Db, room: Uuid) -> ApiResult<Vec<Uuid>> {
     Ok(q!(
