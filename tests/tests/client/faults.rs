@@ -162,18 +162,34 @@ async fn an_outbox_entry_is_posted_once_however_many_flush_it() {
     }
     assert!(sent.values().all(|n| *n == 1), "{sent:?}");
 
-    // Offline, a read receipt goes over HTTP: the relay holds it (asking again
-    // answers the mark as it stands; it was 0 before).
+    // Offline, a read receipt goes over HTTP: the relay moves the mark (asking
+    // again answers the mark as it stands) and tells the room: Alice, online,
+    // hears of it. (A member's mark starts at their join point, and the relay
+    // announces only a move: so the mark is the room's newest message, past
+    // where Bob joined.)
+    let newest = bob.session.history(room, None, 1).unwrap();
+    let last = newest.last().map(|m| m.seq).unwrap();
+    let read = sotto_client::sotto_core::api::ReceiptKind::Read;
+    let held = |s: &sotto_client::Session| {
+        let c = s.client().clone();
+        async move { c.post_receipt(room, read, 0).await.unwrap().seq }
+    };
+    assert!(held(&bob.session).await < last, "the mark moves");
     bob.session.disconnect().await;
     assert!(!bob.session.is_online());
-    bob.session.mark_read(room, 2).await.unwrap();
-    let held = bob
-        .session
-        .client()
-        .post_receipt(room, sotto_client::sotto_core::api::ReceiptKind::Read, 1)
-        .await
-        .unwrap();
-    assert_eq!(held.seq, 2);
+    let online = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !alice.session.is_online() && tokio::time::Instant::now() < online {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bob.session.mark_read(room, last).await.unwrap();
+    assert_eq!(held(&bob.session).await, last);
+    let bob_id = bob.session.user().id;
+    alice
+        .wait_for(|e| {
+            matches!(e, Event::Receipt { user_id, kind, seq, .. }
+                if *user_id == bob_id && *kind == read && *seq == last)
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
