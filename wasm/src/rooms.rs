@@ -132,11 +132,12 @@ fn records_of(records: &JsValue) -> Result<Vec<(Uuid, sotto_engine::RoomRecord)>
 
 #[wasm_bindgen]
 impl RoomMembership {
-    /// The rooms of user `me` from the saved records (`[roomId, RoomRecord][]`).
     /// The rooms when a session opens (the engine's `Rooms::open`): the saved
-    /// records, or (`records` null: the store never saved any) the rooms
-    /// this device knew (`knownRooms`: those with a cursor) adopted as
-    /// legacy rooms. Save `takeChanges()` next.
+    /// records (`[roomId, RoomRecord][]`), or (`records` null: the store
+    /// never saved any) the rooms this device knew (`knownRooms`: those with
+    /// a cursor) adopted as legacy rooms. Save `takeChanges()` next. Anything
+    /// else than an array or null (`undefined` too) is refused: adopting
+    /// would overwrite saved records.
     #[wasm_bindgen(constructor)]
     pub fn new(
         me: &str,
@@ -144,10 +145,14 @@ impl RoomMembership {
         records: &JsValue,
         #[wasm_bindgen(js_name = knownRooms)] known_rooms: Vec<String>,
     ) -> Result<RoomMembership> {
-        let records = if records.is_null() || records.is_undefined() {
+        let records = if records.is_null() {
             None
-        } else {
+        } else if js_sys::Array::is_array(records) {
             Some(records_of(records)?)
+        } else {
+            return Err(Error::invalid_argument(
+                "records must be an array of [roomId, Uint8Array], or null when the store never kept any",
+            ));
         };
         let known = uuids(&known_rooms, "knownRooms")?;
         Ok(Self {

@@ -1072,15 +1072,18 @@ impl Session {
 
     /// Keeps history items, sealed under the store key, in one store transaction.
     fn keep_items(&self, items: &[HistoryItem]) -> Result<()> {
-        let mut nonces = lock(&self.inner.nonces);
         let mut sealed = Vec::with_capacity(items.len());
-        for item in items {
-            let bytes = self
-                .inner
-                .history
-                .seal(item, &mut *nonces)
-                .map_err(vault_error)?;
-            sealed.push((item.room_id, item.seq, bytes));
+        {
+            // (Not held over the store's write.)
+            let mut nonces = lock(&self.inner.nonces);
+            for item in items {
+                let bytes = self
+                    .inner
+                    .history
+                    .seal(item, &mut *nonces)
+                    .map_err(vault_error)?;
+                sealed.push((item.room_id, item.seq, bytes));
+            }
         }
         self.inner.store.history_put(&sealed)
     }

@@ -349,7 +349,6 @@ fn uuid_of(text: &str) -> rusqlite::Result<Uuid> {
     Uuid::parse_str(text).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
-/// A `seq` as SQLite's integer (the relay's `seq`s fit; a larger one is refused).
 /// A UUID as the store keeps it (text: hyphenated, lower case, as
 /// `Uuid::to_string`), encoded on the stack: `apply` writes several a message.
 struct UuidText([u8; uuid::fmt::Hyphenated::LENGTH]);
@@ -370,6 +369,7 @@ impl rusqlite::ToSql for UuidText {
     }
 }
 
+/// A `seq` as SQLite's integer (the relay's `seq`s fit; a larger one is refused).
 fn seq_sql(seq: u64) -> rusqlite::Result<i64> {
     i64::try_from(seq).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }

@@ -425,7 +425,8 @@ fn lookup<'a, D: SenderDevice + Clone>(
     // Trusted: the device as the cache holds it (looked up again to borrow it).
     match devices.sender(pins, me.user, user, device, stored_at) {
         Sender::Trusted(d, trust) => Lookup::Found(d.verified(), trust),
-        _ => Lookup::Need,
+        // (Cannot be: nothing changed since the first lookup. Fails closed.)
+        _ => Lookup::Refused(UndecryptableReason::UnknownDevice),
     }
 }
 

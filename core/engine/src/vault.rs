@@ -92,6 +92,11 @@ pub enum VaultError {
 /// Meant for the nonces of history items (public values, 12 bytes each),
 /// where one OS call per item cost about 1 µs, most of an item's sealing.
 /// Keys are drawn from the OS RNG directly, never through a pool.
+///
+/// State in memory: a process that forks with a pool in use, or a VM
+/// restored from a snapshot, would serve the same pooled bytes twice (a
+/// nonce reused under the history key). Neither driver forks, and a
+/// pool lives as long as its session (native) or its vault (browser).
 pub struct ReadAhead<R> {
     rng: R,
     pool: Zeroizing<[u8; READ_AHEAD]>,
@@ -312,9 +317,10 @@ impl StoreKey {
     /// driver saves [`Unlocked::upgraded`] in place of the old account.
     ///
     /// # Errors
-    /// [`VaultError::WrongPassphrase`] (an old store's too);
-    /// [`VaultError::SecretsCorrupted`]; those of [`StoreKey::unwrap`] and
-    /// [`StoreKey::keep`].
+    /// [`VaultError::WrongPassphrase`] (an old store's too; its malformed
+    /// backup: [`VaultError::Malformed`], unacceptable parameters:
+    /// [`VaultError::BadParameters`]); [`VaultError::SecretsCorrupted`];
+    /// those of [`StoreKey::unwrap`] and [`StoreKey::keep`].
     pub fn unlock(
         wrapped_key: Option<&[u8]>,
         secrets: &[u8],
@@ -335,8 +341,11 @@ impl StoreKey {
         if passphrase.is_empty() {
             return Err(VaultError::EmptyPassphrase);
         }
-        let secrets = backup::import_with_passphrase(secrets, passphrase)
-            .map_err(|_| VaultError::WrongPassphrase)?;
+        let secrets = backup::import_with_passphrase(secrets, passphrase).map_err(|e| match e {
+            sotto_core::BackupError::Malformed(_) => VaultError::Malformed,
+            sotto_core::BackupError::BadParameters => VaultError::BadParameters,
+            _ => VaultError::WrongPassphrase,
+        })?;
         let Kept {
             key,
             wrapped_key,

@@ -211,6 +211,11 @@ fn a_stored_account_unlocks_and_an_old_store_comes_back_upgraded() {
     // A store from before the store key: a passphrase backup, opened with
     // the passphrase and kept anew, which then unlocks as any store.
     let old = backup::export_with_passphrase(&secrets, b"pass", &p).unwrap();
+    assert_eq!(
+        StoreKey::unlock(None, &old[..12], b"pass", &p, &mut rng).unwrap_err(),
+        VaultError::Malformed,
+        "a backup cut in its header is malformed, not a wrong passphrase"
+    );
     let wrong = StoreKey::unlock(None, &old, b"nope", &p, &mut rng);
     assert_eq!(wrong.unwrap_err(), VaultError::WrongPassphrase);
     assert_eq!(

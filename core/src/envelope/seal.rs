@@ -182,7 +182,9 @@ pub fn open(
 impl Envelope {
     /// [`open`] for an envelope already parsed (by [`Envelope::from_bytes`]):
     /// the same checks after the parse, in the same order, without parsing
-    /// again (a client that peeked at the recipients first).
+    /// again (a client that peeked at the recipients first). The value must
+    /// come unmodified from the strict parser: the parse's own checks
+    /// (recipient order and uniqueness, lengths, limits) are not made again.
     pub fn open(
         self,
         own_device_id: Uuid,

@@ -178,7 +178,11 @@ async fn an_outbox_entry_is_posted_once_however_many_flush_it() {
     bob.session.disconnect().await;
     assert!(!bob.session.is_online());
     let online = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !alice.session.is_online() && tokio::time::Instant::now() < online {
+    while !alice.session.is_online() {
+        assert!(
+            tokio::time::Instant::now() < online,
+            "alice is not back online"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     bob.session.mark_read(room, last).await.unwrap();

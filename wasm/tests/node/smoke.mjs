@@ -142,6 +142,25 @@ test("linked device and backups", () => {
   throwsCode(() => a.exportPassphraseBackup("", params), "empty_passphrase");
   throwsCode(() => a.exportPassphraseBackup("x", { mCostKib: 1024, tCost: 1, pCost: 1 }), "bad_parameters");
   throwsCode(() => w.Device.importPassphraseBackup(blob.subarray(0, 20), "pass phrase"), "malformed");
+  // A store from before the store key (`StoreVault.unlockAccount` without one): the same codes,
+  // then kept anew under a store key that unlocks it as any store.
+  throwsCode(() => w.StoreVault.unlockAccount(undefined, blob, "wrong", params), "wrong_key_or_corrupted");
+  throwsCode(() => w.StoreVault.unlockAccount(undefined, blob, "", params), "empty_passphrase");
+  throwsCode(() => w.StoreVault.unlockAccount(undefined, blob.subarray(0, 12), "pass phrase", params), "malformed");
+  const old = w.StoreVault.unlockAccount(undefined, blob, "pass phrase", params);
+  assert.equal(old.device.deviceId, a.deviceId);
+  const { storeKey, backup } = old.upgraded;
+  const again = w.StoreVault.unlockAccount(storeKey, backup, "pass phrase", params);
+  assert.equal(again.upgraded, undefined);
+  assert.deepEqual(again.device.bundle(), a.bundle());
+  throwsCode(() => w.StoreVault.unlockAccount(storeKey, backup, "wrong", params), "wrong_key_or_corrupted");
+  for (const x of [old.vault, old.device, again.vault, again.device]) x.free();
+  // Room records: an array, or null for a store that never kept any (anything else is refused,
+  // as adopting the known rooms would overwrite saved records).
+  throwsCode(() => new w.RoomMembership(a.userId, undefined, []), "invalid_argument");
+  const fresh = new w.RoomMembership(a.userId, null, [uuid()]);
+  assert.equal(fresh.takeChanges().length, 1);
+  fresh.free();
 
   const { blob: rblob, recoveryKey } = a.exportRecoveryBackup();
   assert.match(recoveryKey, /^([0-9a-f]{4}-){16}[0-9a-f]{4}$/);
