@@ -76,17 +76,26 @@ pub async fn block(
     };
     let mut tx = state.db.begin_write().await?;
     let added = store::blocks::insert(&mut tx, me.id(), other, now).await?;
-    let removed = store::invitations::remove_between(&mut tx, me.id(), other).await?;
-    // A post into their direct room racing the block is checked again.
+    // The rooms are locked before their invitations go, in one order, as
+    // every path locks a room before it writes an invitation: their direct
+    // room (a post into it racing the block is checked again), and the rooms
+    // whose invitations go (their `member_epoch` grows).
+    let mut rooms = store::invitations::rooms_between(&mut tx, me.id(), other).await?;
     if let Some(room) = store::rooms::find_direct(&mut tx, &format!("{a}:{b}")).await? {
-        store::rooms::lock_room(&mut tx, room, now).await?;
+        rooms.push(room);
     }
-    // Rooms whose invitations went: their `member_epoch` grows.
-    let mut rooms: Vec<Uuid> = removed.iter().map(|t| t.room).collect();
     rooms.sort_unstable();
     rooms.dedup();
-    for room in rooms {
-        store::rooms::lock_room(&mut tx, room, now).await?;
+    for room in &rooms {
+        store::rooms::lock_room(&mut tx, *room, now).await?;
+    }
+    let removed = store::invitations::remove_between(&mut tx, me.id(), other).await?;
+    // (An invitation made between the read and the removal: its room too.)
+    for t in &removed {
+        if !rooms.contains(&t.room) {
+            rooms.push(t.room);
+            store::rooms::lock_room(&mut tx, t.room, now).await?;
+        }
     }
     tx.commit().await?;
     for t in removed {

@@ -54,7 +54,13 @@ pub async fn accept(
 ) -> ApiResult<Json<RoomDetails>> {
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
+    // The room is locked before the invitation is taken, as every path does.
+    let Some(room) = store::invitations::room_of(&mut tx, id, me.id()).await? else {
+        return Err(ApiError::not_found());
+    };
+    store::rooms::lock_room(&mut tx, room, now).await?;
     let Some(taken) = store::invitations::take(&mut tx, id, me.id()).await? else {
+        // Withdrawn meanwhile.
         return Err(ApiError::not_found());
     };
     let max = state.config.max_rooms_per_user;
@@ -64,7 +70,6 @@ pub async fn accept(
             "you are in the most rooms allowed ({max}); leave one first"
         )));
     }
-    store::rooms::lock_room(&mut tx, taken.room, now).await?;
     store::rooms::insert_member(&mut tx, taken.room, me.id(), now).await?;
     tx.commit().await?;
     let members = member_ids(&state.db, taken.room).await?;
@@ -87,11 +92,15 @@ pub async fn decline(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin_write().await?;
+    // A change of the room's invitations: its `member_epoch` grows (the room
+    // locked before the invitation is taken, as every path does).
+    let Some(room) = store::invitations::room_of(&mut tx, id, me.id()).await? else {
+        return Err(ApiError::not_found());
+    };
+    store::rooms::lock_room(&mut tx, room, now_ms()).await?;
     let Some(taken) = store::invitations::take(&mut tx, id, me.id()).await? else {
         return Err(ApiError::not_found());
     };
-    // A change of the room's invitations: its `member_epoch` grows.
-    store::rooms::lock_room(&mut tx, taken.room, now_ms()).await?;
     tx.commit().await?;
     publish(
         &state,

@@ -86,6 +86,34 @@ pub async fn pending(tx: &mut WriteTx, room: Uuid, invitee: Uuid) -> ApiResult<O
     ))
 }
 
+/// The room of `invitee`'s invitation `id`, if it is pending: read first, so
+/// that the room is locked before the invitation is taken (every path locks
+/// the room before it writes an invitation: one order, no deadlock).
+pub async fn room_of(tx: &mut WriteTx, id: Uuid, invitee: Uuid) -> ApiResult<Option<Uuid>> {
+    Ok(q!(
+        tx,
+        optional,
+        r#"SELECT room_id AS "room_id: Id" FROM invitations WHERE id = $1 AND invitee_id = $2"#,
+        Id(id),
+        Id(invitee)
+        => |r| r.room_id.0
+    ))
+}
+
+/// The rooms of the pending invitations between `a` and `b`, either way (a
+/// block locks them before it removes the invitations).
+pub async fn rooms_between(tx: &mut WriteTx, a: Uuid, b: Uuid) -> ApiResult<Vec<Uuid>> {
+    Ok(q!(
+        tx,
+        all,
+        r#"SELECT room_id AS "room_id: Id" FROM invitations
+           WHERE (invitee_id = $1 AND inviter_id = $2) OR (invitee_id = $2 AND inviter_id = $1)"#,
+        Id(a),
+        Id(b)
+        => |r| r.room_id.0
+    ))
+}
+
 /// Removes invitation `id` of `invitee` (accepting, declining); what it was.
 pub async fn take(tx: &mut WriteTx, id: Uuid, invitee: Uuid) -> ApiResult<Option<Taken>> {
     Ok(q!(

@@ -26,6 +26,7 @@ both_backends!(
     blocks_stop_invitations_direct_rooms_presence_and_typing,
     caps_and_rates_on_rooms_and_invitations,
     a_room_view_is_one_snapshot_while_an_invitation_is_accepted,
+    an_invitation_withdrawn_while_it_is_accepted_never_fails,
 );
 
 async fn contact(app: &TestApp, owner: &Member, other: Uuid) {
@@ -719,5 +720,56 @@ async fn a_room_view_is_one_snapshot_while_an_invitation_is_accepted(backend: Ba
             )
             .await;
         assert_eq!(r.status, 204, "{r:?}");
+    }
+}
+
+/// The owner withdraws an invitation while the invitee accepts it, at once,
+/// round after round. Every path locks the room before it takes an
+/// invitation (one order): on PostgreSQL, accepting used to take the
+/// invitation first and then lock the room, the opposite of a withdrawal,
+/// and the two could deadlock (one aborted with an error). Now the
+/// withdrawal always succeeds, the acceptance succeeds (and the member is
+/// then removed) or finds the invitation gone, and neither is an error.
+async fn an_invitation_withdrawn_while_it_is_accepted_never_fails(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions::default().with_config(|c| c.invite_rate = 1000),
+    )
+    .await;
+    let m = app.members("race", 2).await;
+    let (alice, bob) = (&m[0], &m[1]);
+    let room = app.room(&alice.account, "r", &[]).await;
+    for round in 0..20 {
+        let r = app
+            .post(
+                &format!("/api/v1/rooms/{room}/members"),
+                Some(alice.token()),
+                json!({"user_id": bob.id()}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "round {round}: {r:?}");
+        let inv = invitations(&app, bob).await[0].id;
+        let (member, accept) = (
+            format!("/api/v1/rooms/{room}/members/{}", bob.id()),
+            format!("/api/v1/invitations/{inv}/accept"),
+        );
+        let withdraw = app.req("DELETE", &member, Some(alice.token()), None);
+        let accept = app.post(&accept, Some(bob.token()), json!({}));
+        let (withdrawn, accepted) = tokio::join!(withdraw, accept);
+        assert_eq!(withdrawn.status, 204, "round {round}: {withdrawn:?}");
+        assert!(
+            accepted.status == 200 || accepted.status == 404,
+            "round {round}: {accepted:?}"
+        );
+        // Either way Bob ends neither a member nor invited.
+        let d: RoomDetails = app
+            .get(&format!("/api/v1/rooms/{room}"), Some(alice.token()))
+            .await
+            .typed(200);
+        assert!(
+            !d.members.iter().any(|x| x.user_id == bob.id()),
+            "round {round}"
+        );
+        assert!(invitations(&app, bob).await.is_empty(), "round {round}");
     }
 }
