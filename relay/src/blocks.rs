@@ -75,28 +75,28 @@ pub async fn block(
         (other, me.id())
     };
     let mut tx = state.db.begin_write().await?;
-    let added = store::blocks::insert(&mut tx, me.id(), other, now).await?;
     // The rooms are locked before their invitations go, in one order, as
     // every path locks a room before it writes an invitation: their direct
     // room (a post into it racing the block is checked again), and the rooms
-    // whose invitations go (their `member_epoch` grows).
+    // whose invitations go (their `member_epoch` grows). A room gone since
+    // the read is skipped; the invitations go room by room, each after its
+    // lock. The block is written after the locks, as an account's deletion
+    // locks its rooms before its user row.
     let mut rooms = store::invitations::rooms_between(&mut tx, me.id(), other).await?;
     if let Some(room) = store::rooms::find_direct(&mut tx, &format!("{a}:{b}")).await? {
         rooms.push(room);
     }
     rooms.sort_unstable();
     rooms.dedup();
-    for room in &rooms {
-        store::rooms::lock_room(&mut tx, *room, now).await?;
-    }
-    let removed = store::invitations::remove_between(&mut tx, me.id(), other).await?;
-    // (An invitation made between the read and the removal: its room too.)
-    for t in &removed {
-        if !rooms.contains(&t.room) {
-            rooms.push(t.room);
-            store::rooms::lock_room(&mut tx, t.room, now).await?;
+    let mut removed = Vec::new();
+    for room in rooms {
+        if store::rooms::lock_room_if_there(&mut tx, room, now).await? {
+            removed.extend(
+                store::invitations::remove_between_in(&mut tx, room, me.id(), other).await?,
+            );
         }
     }
+    let added = store::blocks::insert(&mut tx, me.id(), other, now).await?;
     tx.commit().await?;
     for t in removed {
         tell_invitee(&state, t.invitee, t.id, t.room, InvitationChange::Removed);

@@ -101,7 +101,7 @@ pub async fn room_of(tx: &mut WriteTx, id: Uuid, invitee: Uuid) -> ApiResult<Opt
 }
 
 /// The rooms of the pending invitations between `a` and `b`, either way (a
-/// block locks them before it removes the invitations).
+/// block locks them, then removes their invitations room by room).
 pub async fn rooms_between(tx: &mut WriteTx, a: Uuid, b: Uuid) -> ApiResult<Vec<Uuid>> {
     Ok(q!(
         tx,
@@ -142,14 +142,22 @@ pub async fn withdraw(tx: &mut WriteTx, room: Uuid, invitee: Uuid) -> ApiResult<
     ))
 }
 
-/// Removes every pending invitation between `a` and `b`, either way (a block).
-pub async fn remove_between(tx: &mut WriteTx, a: Uuid, b: Uuid) -> ApiResult<Vec<Taken>> {
+/// Removes the pending invitations between `a` and `b`, either way, in
+/// `room` (a block, room by room, each after its lock).
+pub async fn remove_between_in(
+    tx: &mut WriteTx,
+    room: Uuid,
+    a: Uuid,
+    b: Uuid,
+) -> ApiResult<Vec<Taken>> {
     Ok(q!(
         tx,
         all,
-        r#"DELETE FROM invitations WHERE (invitee_id = $1 AND inviter_id = $2) OR (invitee_id = $2 AND inviter_id = $1)
+        r#"DELETE FROM invitations
+           WHERE room_id = $1 AND ((invitee_id = $2 AND inviter_id = $3) OR (invitee_id = $3 AND inviter_id = $2))
            RETURNING id AS "id: Id", room_id AS "room_id: Id", invitee_id AS "invitee_id: Id",
            inviter_id AS "inviter_id: Id""#,
+        Id(room),
         Id(a),
         Id(b)
         => |r| Taken { id: r.id.0, room: r.room_id.0, invitee: r.invitee_id.0, inviter: r.inviter_id.0 }

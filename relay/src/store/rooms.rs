@@ -163,6 +163,15 @@ pub async fn existing_users(db: &Db, ids: &[Uuid]) -> ApiResult<usize> {
 /// membership changes of one room serialize and a post racing one notices (it
 /// re-checks the epoch under the same row lock). 404 when the room is gone.
 pub async fn lock_room(tx: &mut WriteTx, room: Uuid, now: i64) -> ApiResult<()> {
+    if !lock_room_if_there(tx, room, now).await? {
+        return Err(not_a_member());
+    }
+    Ok(())
+}
+
+/// [`lock_room`] for a room that may have gone meanwhile (a block going
+/// through rooms it read a moment before): whether it is there (locked).
+pub async fn lock_room_if_there(tx: &mut WriteTx, room: Uuid, now: i64) -> ApiResult<bool> {
     let n = q!(
         tx,
         execute,
@@ -170,10 +179,7 @@ pub async fn lock_room(tx: &mut WriteTx, room: Uuid, now: i64) -> ApiResult<()> 
         Millis(now),
         Id(room)
     );
-    if n == 0 {
-        return Err(not_a_member());
-    }
-    Ok(())
+    Ok(n > 0)
 }
 
 /// After a user is deleted (inside that transaction): their rooms pass to the
