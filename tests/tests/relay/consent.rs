@@ -68,6 +68,19 @@ async fn invitations(app: &TestApp, who: &Member) -> Vec<Invitation> {
     page.items
 }
 
+/// `owner` invites `who` to `room` (not a contact: an invitation, 202); its id.
+async fn invite(app: &TestApp, room: Uuid, owner: &Member, who: &Member) -> Uuid {
+    let r = app
+        .post(
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(owner.token()),
+            json!({"user_id": who.id()}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    invitations(app, who).await[0].id
+}
+
 /// Frames `ws` receives within `wait` that `want` selects (to show one does
 /// NOT arrive).
 async fn frames_within(
@@ -675,15 +688,7 @@ async fn a_room_view_is_one_snapshot_while_an_invitation_is_accepted(backend: Ba
         d
     };
     for round in 0..15 {
-        let r = app
-            .post(
-                &format!("/api/v1/rooms/{room}/members"),
-                Some(alice.token()),
-                json!({"user_id": bob.id()}),
-            )
-            .await;
-        assert_eq!(r.status, 202, "{r:?}");
-        let inv = invitations(&app, bob).await[0].id;
+        let inv = invite(&app, room, alice, bob).await;
         let reads = async {
             let mut views = Vec::new();
             for _ in 0..25 {
@@ -740,15 +745,7 @@ async fn an_invitation_withdrawn_while_it_is_accepted_never_fails(backend: Backe
     let (alice, bob) = (&m[0], &m[1]);
     let room = app.room(&alice.account, "r", &[]).await;
     for round in 0..20 {
-        let r = app
-            .post(
-                &format!("/api/v1/rooms/{room}/members"),
-                Some(alice.token()),
-                json!({"user_id": bob.id()}),
-            )
-            .await;
-        assert_eq!(r.status, 202, "round {round}: {r:?}");
-        let inv = invitations(&app, bob).await[0].id;
+        let inv = invite(&app, room, alice, bob).await;
         let (member, accept) = (
             format!("/api/v1/rooms/{room}/members/{}", bob.id()),
             format!("/api/v1/invitations/{inv}/accept"),
