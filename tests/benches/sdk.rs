@@ -2,7 +2,7 @@
 //! text, in a room of 2 and of 50 devices, against the sum of its parts
 //! measured in the same run on the same relay: `seal` for the same devices,
 //! the relay round trip of a sealed envelope between two raw WebSockets, and
-//! `open`. Then a catch-up of 10,000 messages stored while the receiver was
+//! `open`, the two paths interleaved round by round (see `measure`). Then a catch-up of 10,000 messages stored while the receiver was
 //! offline, per message, against `open` and the relay's own delivery.
 //! Run by `scripts/bench-sdk` (release build, relay process on loopback).
 #![allow(
@@ -33,6 +33,15 @@ use zeroize::Zeroizing;
 
 const PASSWORD: &str = "a long enough bench passphrase";
 const ROUNDS: usize = 300;
+
+/// Measured rounds per room: `ROUNDS`, or `SOTTO_BENCH_ROUNDS` (e.g. longer,
+/// under a profiler).
+fn rounds() -> usize {
+    std::env::var("SOTTO_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ROUNDS)
+}
 
 async fn session(url: &str, name: &str, dir: &std::path::Path) -> Session {
     let client = Client::new(url).unwrap();
@@ -80,6 +89,25 @@ struct Parts {
     open: Duration,
     sdk: Duration,
     sdk_p99: Duration,
+    /// SDK / sum of parts in each sixth of the rounds (medians of that sixth).
+    blocks: Vec<f64>,
+}
+
+/// The rounds in six blocks, in order: each block's SDK median over the sum of
+/// its parts' medians (how much the ratio moves within one run).
+fn block_ratios(
+    sdk: &[Duration],
+    seal: &[Duration],
+    rtt: &[Duration],
+    open: &[Duration],
+) -> Vec<f64> {
+    let n = sdk.len() / 6;
+    (0..6)
+        .map(|b| {
+            let part = |v: &[Duration]| median(&mut v[b * n..(b + 1) * n].to_vec());
+            part(sdk).as_secs_f64() / (part(seal) + part(rtt) + part(open)).as_secs_f64()
+        })
+        .collect()
 }
 
 /// A session's device secrets, through a key backup: the only door the SDK
@@ -111,6 +139,28 @@ fn header_of(room: Uuid, a: &DeviceSecrets) -> Header {
     }
 }
 
+/// Takes frames off a raw socket until none is waiting (untimed): what the
+/// relay sent it while the other path was measured.
+async fn drain(ws: &mut Ws) {
+    while ws.try_next(Duration::from_millis(1)).await.is_some() {}
+}
+
+/// Waits (untimed) until `events` showed the message `client_id`.
+async fn shown(events: &mut EventStream, client_id: Uuid) {
+    loop {
+        match events.next().await.unwrap() {
+            Event::Message(m) if m.client_id == client_id => return,
+            _ => {}
+        }
+    }
+}
+
+/// The SDK path and the parts' path, interleaved round by round, so that
+/// both see the same machine (these VMs' speed drifts over a run). Neither
+/// is timed while the other works: after an SDK round the raw sockets are
+/// drained of its frames, and after a raw round both SDK sessions have
+/// handled the raw message (they receive it too: it is sealed to their
+/// devices) before the next round starts.
 async fn measure(
     alice: &Session,
     bob: &Session,
@@ -118,22 +168,6 @@ async fn measure(
     room: Uuid,
 ) -> Parts {
     let text = "x".repeat(1024);
-    // The SDK, end to end.
-    let mut sdk = Vec::new();
-    for i in 0..ROUNDS + 20 {
-        let t0 = Instant::now();
-        let sent = alice.send_text(room, &text).await.unwrap();
-        loop {
-            match bob_events.next().await.unwrap() {
-                Event::Message(m) if m.client_id == sent.client_id => break,
-                _ => {}
-            }
-        }
-        if i >= 20 {
-            sdk.push(t0.elapsed());
-        }
-    }
-
     // The parts: seal for the same devices; the sealed envelope from one raw
     // socket to another through the relay; open.
     let members: Vec<Uuid> = alice
@@ -163,8 +197,18 @@ async fn measure(
         .await
         .authenticate(&bob.client().access_token().await.unwrap())
         .await;
-    let (mut seal, mut open, mut rtt) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..ROUNDS + 20 {
+    let (mut sdk, mut seal, mut open, mut rtt) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..rounds() + 20 {
+        // The SDK, end to end.
+        let t0 = Instant::now();
+        let sent = alice.send_text(room, &text).await.unwrap();
+        shown(bob_events, sent.client_id).await;
+        let t_sdk = t0.elapsed();
+        wb.next_where(|f| matches!(f, ServerFrame::Message { id, .. } if *id == sent.id))
+            .await;
+        drain(&mut wa).await;
+
+        // The parts.
         let header = header_of(room, &a);
         let t0 = Instant::now();
         let bytes = envelope::seal(&content, &header, &recipients, &a.device)
@@ -182,7 +226,10 @@ async fn measure(
             .next_where(|f| matches!(f, ServerFrame::Message { sender_id, envelope, .. } if *sender_id == a.user_id && envelope.as_bytes() == bytes.as_slice()))
             .await;
         let t_rtt = t1.elapsed();
-        let ServerFrame::Message { envelope: env, .. } = got else {
+        let ServerFrame::Message {
+            envelope: env, seq, ..
+        } = got
+        else {
             unreachable!()
         };
         let t2 = Instant::now();
@@ -192,12 +239,22 @@ async fn measure(
         };
         envelope::open(env.as_bytes(), b.device_id, &b.device, &ctx).unwrap();
         let t_open = t2.elapsed();
+        // Both sessions handle the raw message before the next round: Bob
+        // shows it; Alice's session takes it for its own device's (not
+        // opened, not shown) and moves its cursor past it.
+        shown(bob_events, header.client_message_id).await;
+        while alice.cursors().unwrap().get(&room).copied().unwrap_or(0) < seq {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        drain(&mut wa).await;
         if i >= 20 {
+            sdk.push(t_sdk);
             seal.push(t_seal);
             rtt.push(t_rtt);
             open.push(t_open);
         }
     }
+    let blocks = block_ratios(&sdk, &seal, &rtt, &open);
     let sdk_p99 = p99(&mut sdk);
     Parts {
         seal: median(&mut seal),
@@ -205,6 +262,7 @@ async fn measure(
         open: median(&mut open),
         sdk: median(&mut sdk),
         sdk_p99,
+        blocks,
     }
 }
 
@@ -423,20 +481,25 @@ fn main() {
         ids.extend(&others);
         let big = alice.create_room("fifty", &ids).await.unwrap().room.id;
 
-        println!("| room | SDK send → peer event, median (p99) | seal | relay round trip | open | sum of parts | SDK / sum |");
-        println!("|---|---|---|---|---|---|---|");
+        println!("| room | SDK send → peer event, median (p99) | seal | relay round trip | open | sum of parts | SDK / sum | in sixths of the run |");
+        println!("|---|---|---|---|---|---|---|---|");
         for (label, room) in [("2 devices", small), ("50 devices", big)] {
             let p = measure(&alice, &bob, &mut bob_events, room).await;
             let sum = p.seal + p.relay + p.open;
             println!(
-                "| {label} | {:.0} µs ({:.0} µs) | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.2} |",
+                "| {label} | {:.0} µs ({:.0} µs) | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {:.2} | {} |",
                 us(p.sdk),
                 us(p.sdk_p99),
                 us(p.seal),
                 us(p.relay),
                 us(p.open),
                 us(sum),
-                p.sdk.as_secs_f64() / sum.as_secs_f64()
+                p.sdk.as_secs_f64() / sum.as_secs_f64(),
+                p.blocks
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
         }
         catch_up(&alice, &bob, &mut bob_events, small).await;

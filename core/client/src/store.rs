@@ -161,6 +161,10 @@ struct SeenMax {
     by_sender: std::collections::HashMap<Uuid, Option<Uuid>>,
 }
 
+/// Prepared statements kept per connection (rusqlite's default is 16; the
+/// store has about 20 it runs again and again).
+const STATEMENT_CACHE: usize = 48;
+
 /// About how many bytes `apply` writes before the checkpoint thread is woken
 /// (256 pages: a live message at a time does not cost a checkpoint each).
 const CHECKPOINT_EVERY: u64 = 1 << 20;
@@ -316,6 +320,10 @@ impl SqliteStore {
         // does not linger in the file.
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement of a message's way (outbox, history, `apply`, the
+        // replay lookup) stays prepared: parsing SQL again was a visible part
+        // of a send in a profile (`BENCHMARKS.md`).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.execute_batch(SCHEMA)?;
         // Stores made before the store key: add its column.
         add_column(&conn, "account", "store_key", "BLOB")?;
@@ -434,12 +442,12 @@ impl Store for SqliteStore {
         self.with_mut(|c| {
             let tx = c.transaction()?;
             {
-                let mut st = tx.prepare(
+                let mut st = tx.prepare_cached(
                     "INSERT INTO history (room_id, seq, sealed) VALUES (?1, ?2, ?3)
                      ON CONFLICT (room_id, seq) DO UPDATE SET sealed = ?3",
                 )?;
                 for (room, seq, sealed) in items {
-                    st.execute(params![room.to_string(), seq_sql(*seq)?, sealed])?;
+                    st.execute(params![UuidText::new(room), seq_sql(*seq)?, sealed])?;
                 }
             }
             tx.commit()
@@ -552,7 +560,7 @@ impl Store for SqliteStore {
             max.until_check = 0;
         }
         self.with(|c| {
-            let mut st = c.prepare("SELECT room_id, seq FROM cursors")?;
+            let mut st = c.prepare_cached("SELECT room_id, seq FROM cursors")?;
             let rows = st.query_map([], |r| {
                 Ok((
                     uuid_of(&r.get::<_, String>(0)?)?,
@@ -678,34 +686,32 @@ impl Store for SqliteStore {
 
     fn outbox_push(&self, e: &OutboxEntry) -> Result<()> {
         self.with(|c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT OR IGNORE INTO outbox (client_id, room_id, envelope, control) \
                  VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    e.client_id.to_string(),
-                    e.room_id.to_string(),
-                    e.envelope,
-                    e.control
-                ],
-            )
+            )?
+            .execute(params![
+                UuidText::new(&e.client_id),
+                UuidText::new(&e.room_id),
+                e.envelope,
+                e.control
+            ])
             .map(drop)
         })
     }
 
     fn outbox_remove(&self, client_id: Uuid) -> Result<()> {
         self.with(|c| {
-            c.execute(
-                "DELETE FROM outbox WHERE client_id = ?1",
-                [client_id.to_string()],
-            )
-            .map(drop)
+            c.prepare_cached("DELETE FROM outbox WHERE client_id = ?1")?
+                .execute([UuidText::new(&client_id)])
+                .map(drop)
         })
     }
 
     fn outbox_contains(&self, client_id: Uuid) -> Result<bool> {
         self.with(|c| {
             c.prepare_cached("SELECT 1 FROM outbox WHERE client_id = ?1")?
-                .exists(params![client_id.to_string()])
+                .exists([UuidText::new(&client_id)])
         })
     }
 
