@@ -75,6 +75,9 @@ pub async fn block(
         (other, me.id())
     };
     let mut tx = state.db.begin_write().await?;
+    // Both users' consent locks first: an invitation or direct room on its
+    // way between them commits before the reads below, or sees the block.
+    store::blocks::lock_users(&mut tx, &[me.id(), other]).await?;
     // The rooms are locked before their invitations go, in one order, as
     // every path locks a room before it writes an invitation: their direct
     // room (a post into it racing the block is checked again), and the rooms

@@ -564,7 +564,10 @@ impl Pusher {
     /// [`PER_HOST`] at once to one destination host, subscriptions that failed
     /// last time in a lane of [`SUSPECT_CONCURRENCY`], the others in a lane of
     /// [`HEALTHY_CONCURRENCY`]. What has not finished at the deadline is
-    /// cancelled and counts as failed. Returns the outcomes in order.
+    /// cancelled and its outcome is failed; a push cancelled in flight is
+    /// recorded as a failure of its subscription (it backs off), one still
+    /// waiting for a slot was not tried and is not (its endpoint may be fine:
+    /// its host was busy). Returns the outcomes in order.
     async fn push_all(self: &Arc<Self>, jobs: Vec<Job>) -> Vec<Outcome> {
         let n = jobs.len();
         let jobs = Arc::new(jobs);

@@ -165,7 +165,9 @@ pub enum Added {
 }
 
 /// Adds `target` to `room` for `actor` inside `tx`, or invites them (see the
-/// module docs); the caller holds the room's lock or created the room.
+/// module docs); the caller holds `actor`'s consent lock
+/// (`store::blocks::lock_users`, taken first) and the room's lock or created
+/// the room.
 async fn add_or_invite(
     state: &AppState,
     tx: &mut WriteTx,
@@ -265,6 +267,8 @@ pub async fn create(
     let id = Uuid::now_v7();
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
+    // (Before the block checks of `add_or_invite`, see `lock_users`.)
+    store::blocks::lock_users(&mut tx, &[me.id()]).await?;
     check_room_cap(&state, &mut tx, me.id(), "you are").await?;
     rooms::create_group(&mut tx, id, &name, me.id(), now).await?;
     rooms::insert_member(&mut tx, id, me.id(), now).await?;
@@ -371,6 +375,8 @@ pub async fn direct(
     let key = format!("{a}:{b}");
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
+    // (Before the block check, see `lock_users`.)
+    store::blocks::lock_users(&mut tx, &[me.id()]).await?;
     if store::blocks::between_in(&mut tx, me.id(), other).await? {
         return Err(blocked());
     }
@@ -616,38 +622,37 @@ pub async fn add_member(
     }
     let now = now_ms();
     let mut tx = state.db.begin_write().await?;
+    // (Before the room's lock and the block check, see `lock_users`.)
+    store::blocks::lock_users(&mut tx, &[me.id()]).await?;
     rooms::lock_room(&mut tx, id, now).await?;
     let added = add_or_invite(&state, &mut tx, id, me.id(), req.user_id, now).await?;
-    tx.commit().await?;
-    // One snapshot of the members and invitees, ended before anything else.
-    let mut read = state.db.begin_read().await?;
-    let members = rooms::members(&mut read, id, m.owner_id).await?;
-    let invitees = match added {
-        Added::Invited(_) => store::invitations::invitees(&mut read, id).await?,
-        Added::Member => Vec::new(),
+    // The answer as written, read before the commit: a block, a withdrawal or
+    // a leave right after it must not fail the answer.
+    let answer = match added {
+        Added::Member => AddMemberAnswer::Member(
+            rooms::member_in(&mut tx, id, req.user_id, m.owner_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("the member just added is not there"))?,
+        ),
+        Added::Invited(_) => AddMemberAnswer::Invited(
+            store::invitations::invitee_in(&mut tx, id, req.user_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("the invitation just made is not there"))?,
+        ),
     };
-    read.end().await?;
-    let ids: Vec<Uuid> = members.iter().map(|x| x.user_id).collect();
+    tx.commit().await?;
+    let ids = member_ids(&state.db, id).await?;
     match added {
         Added::Member => {
             publish(&state, ids.clone(), id, RoomChange::MemberAdded);
             introduce(&state, &[req.user_id], &ids).await;
-            let added = members
-                .into_iter()
-                .find(|x| x.user_id == req.user_id)
-                .ok_or_else(|| ApiError::internal("added member vanished"))?;
-            Ok(AddMemberAnswer::Member(added))
         }
         Added::Invited(inv) => {
             publish(&state, ids, id, RoomChange::MemberInvited);
             tell_invitee(&state, req.user_id, inv, id, InvitationChange::Received);
-            let invitee = invitees
-                .into_iter()
-                .find(|x| x.user_id == req.user_id)
-                .ok_or_else(|| ApiError::internal("the invitation vanished"))?;
-            Ok(AddMemberAnswer::Invited(invitee))
         }
     }
+    Ok(answer)
 }
 
 #[utoipa::path(delete, path = "/api/v1/rooms/{id}/members/{user_id}", tag = "rooms",

@@ -5,10 +5,47 @@ use sotto_core::api::pagination::Page;
 use sotto_core::api::users::PublicUser;
 use uuid::Uuid;
 
-use super::{Id, Millis, Writer, q};
+use super::{Conn, Id, Millis, Writer, q};
 use crate::db::{Db, WriteTx, rfc3339};
 use crate::error::ApiResult;
 use crate::pagination::page_of;
+
+/// Takes the consent locks of `users` for the rest of `tx` (PostgreSQL; SQLite
+/// already runs one writer at a time). A block takes both users' locks before
+/// it reads the invitations and the direct room between them; every path that
+/// adds or invites someone into a room, or opens a direct room, takes its
+/// acting user's lock before its block check. So the two are serialized: an
+/// invitation whose block check came before a block's commit is committed
+/// before the block reads the invitations between the two, and removed by it
+/// (under READ COMMITTED it used to survive the block). Taken first in the
+/// transaction, before any room lock, in one order (by key), so it adds no
+/// deadlock to the rooms-then-invitations order.
+pub async fn lock_users(tx: &mut WriteTx, users: &[Uuid]) -> ApiResult<()> {
+    let mut keys: Vec<i64> = users.iter().map(|u| consent_key(*u)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut held = tx.hold().await?;
+    match held.conn() {
+        #[cfg(feature = "sqlite")]
+        Conn::Sqlite(_) => {}
+        #[cfg(feature = "postgres")]
+        Conn::Postgres(c) => {
+            for key in keys {
+                sqlx::query!("SELECT pg_advisory_xact_lock($1)", key)
+                    .fetch_one(&mut *c)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A user's advisory-lock key (two users sharing one only wait for each other).
+fn consent_key(user: Uuid) -> i64 {
+    let (hi, lo) = user.as_u64_pair();
+    // (Bits reinterpreted: any 64-bit value is a key.)
+    i64::from_ne_bytes((hi ^ lo).to_ne_bytes())
+}
 
 /// Records that `blocker` blocked `blocked`; false when they had already.
 pub async fn insert(tx: &mut WriteTx, blocker: Uuid, blocked: Uuid, now: i64) -> ApiResult<bool> {

@@ -176,6 +176,34 @@ pub async fn of_room_ids(db: &Db, room: Uuid) -> ApiResult<Vec<(Uuid, Uuid)>> {
     ))
 }
 
+/// `invitee`'s pending invitation to `room` as written in `tx`, as the
+/// room's members see it (the answer to inviting them: read before the
+/// commit, so a block or withdrawal right after it cannot make the answer
+/// fail).
+pub async fn invitee_in(
+    tx: &mut WriteTx,
+    room: Uuid,
+    invitee: Uuid,
+) -> ApiResult<Option<RoomInvitee>> {
+    Ok(q!(
+        tx,
+        optional,
+        r#"SELECT i.invitee_id AS "invitee_id: Id", u.username, u.display_name,
+           i.inviter_id AS "inviter_id: Id", i.created_at AS "created_at: Millis"
+           FROM invitations i JOIN users u ON u.id = i.invitee_id
+           WHERE i.room_id = $1 AND i.invitee_id = $2"#,
+        Id(room),
+        Id(invitee)
+        => |r| RoomInvitee {
+            user_id: r.invitee_id.0,
+            username: r.username,
+            display_name: r.display_name,
+            invited_by: r.inviter_id.0,
+            invited_at: rfc3339(r.created_at.0),
+        }
+    ))
+}
+
 /// The pending invitees of `room`, as its members see them.
 pub async fn invitees(tx: &mut ReadTx, room: Uuid) -> ApiResult<Vec<RoomInvitee>> {
     Ok(q!(

@@ -75,6 +75,33 @@ pub async fn members(tx: &mut ReadTx, room: Uuid, owner: Uuid) -> ApiResult<Vec<
     ))
 }
 
+/// `user`'s membership of `room` as written in `tx` (the answer to adding
+/// them: read before the commit, so a removal right after it cannot make the
+/// answer fail).
+pub async fn member_in(
+    tx: &mut WriteTx,
+    room: Uuid,
+    user: Uuid,
+    owner: Uuid,
+) -> ApiResult<Option<RoomMember>> {
+    Ok(q!(
+        tx,
+        optional,
+        r#"SELECT m.user_id AS "user_id: Id", u.username, u.display_name, m.joined_at AS "joined_at: Millis"
+           FROM room_members m JOIN users u ON u.id = m.user_id
+           WHERE m.room_id = $1 AND m.user_id = $2"#,
+        Id(room),
+        Id(user)
+        => |r| RoomMember {
+            user_id: r.user_id.0,
+            username: r.username,
+            display_name: r.display_name,
+            is_owner: r.user_id.0 == owner,
+            joined_at: rfc3339(r.joined_at.0),
+        }
+    ))
+}
+
 /// The room as `viewer` (a member) sees it, with its members; 404 otherwise.
 /// One snapshot: its `member_epoch`, members and invitees agree (a client
 /// signs membership statements from them: a view torn across someone's

@@ -27,6 +27,7 @@ both_backends!(
     caps_and_rates_on_rooms_and_invitations,
     a_room_view_is_one_snapshot_while_an_invitation_is_accepted,
     an_invitation_withdrawn_while_it_is_accepted_never_fails,
+    a_block_racing_an_invitation_leaves_none,
 );
 
 async fn contact(app: &TestApp, owner: &Member, other: Uuid) {
@@ -768,5 +769,67 @@ async fn an_invitation_withdrawn_while_it_is_accepted_never_fails(backend: Backe
             "round {round}"
         );
         assert!(invitations(&app, bob).await.is_empty(), "round {round}");
+    }
+}
+
+/// Bob blocks Alice while she invites him, at once, round after round: into
+/// her group room, and by opening their direct room. Whichever goes first,
+/// no invitation between them survives: the block removes one made before
+/// it, and refuses one after it. On PostgreSQL an invitation whose block
+/// check ran before the block committed, and which committed after the block
+/// read the invitations between the two, used to survive it; now a block
+/// takes both users' locks and every path that invites or adds takes the
+/// acting user's, before anything else.
+async fn a_block_racing_an_invitation_leaves_none(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        AppOptions::default().with_config(|c| {
+            c.invite_rate = 1000;
+            c.room_create_rate = 1000;
+            c.contact_rate = 1000;
+        }),
+    )
+    .await;
+    let m = app.members("blockrace", 2).await;
+    let (alice, bob) = (&m[0], &m[1]);
+    let room = app.room(&alice.account, "r", &[]).await;
+    for round in 0..40 {
+        let path = if round % 2 == 0 {
+            format!("/api/v1/rooms/{room}/members")
+        } else {
+            "/api/v1/rooms/direct".to_owned()
+        };
+        let invite = app.post(&path, Some(alice.token()), json!({"user_id": bob.id()}));
+        let block = app.post(
+            "/api/v1/blocks",
+            Some(bob.token()),
+            json!({"user_id": alice.id()}),
+        );
+        let (invited, blocked) = tokio::join!(invite, block);
+        assert_eq!(blocked.status, 201, "round {round}: {blocked:?}");
+        assert!(
+            [200, 201, 202, 403].contains(&invited.status),
+            "round {round}: {invited:?}"
+        );
+        let left = invitations(&app, bob).await;
+        assert!(
+            left.is_empty(),
+            "round {round}: an invitation survived the block ({} answered {})",
+            if round % 2 == 0 {
+                "the invitation"
+            } else {
+                "the direct room"
+            },
+            invited.status
+        );
+        let r = app
+            .req(
+                "DELETE",
+                &format!("/api/v1/blocks/{}", alice.id()),
+                Some(bob.token()),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 204, "round {round}: {r:?}");
     }
 }
