@@ -428,15 +428,29 @@ pub async fn set_password(tx: &mut WriteTx, user: Uuid, hash: &str, now: i64) ->
 }
 
 /// Deletes `user` unless they are the last master; whether it did. Their rooms'
-/// membership epochs move first, so posts racing the deletion re-check.
+/// membership epochs move first, so posts racing the deletion re-check; each
+/// room is locked so, one at a time in the order of their ids, the order every
+/// other path that locks several rooms keeps (one `UPDATE … WHERE id IN` locked
+/// them in whatever order its plan visited them, and on PostgreSQL could
+/// deadlock with a block locking two of the same rooms).
 pub async fn delete(tx: &mut WriteTx, user: Uuid) -> ApiResult<bool> {
-    q!(
+    let rooms = q!(
         tx,
-        execute,
-        "UPDATE rooms SET member_epoch = member_epoch + 1 WHERE id IN (SELECT room_id FROM room_members WHERE user_id = $1)
-         OR id IN (SELECT room_id FROM invitations WHERE invitee_id = $1 OR inviter_id = $1)",
+        all,
+        r#"SELECT id AS "id: Id" FROM rooms WHERE id IN (SELECT room_id FROM room_members WHERE user_id = $1)
+           OR id IN (SELECT room_id FROM invitations WHERE invitee_id = $1 OR inviter_id = $1)
+           ORDER BY id"#,
         Id(user)
+        => |r| r.id.0
     );
+    for room in rooms {
+        q!(
+            tx,
+            execute,
+            "UPDATE rooms SET member_epoch = member_epoch + 1 WHERE id = $1",
+            Id(room)
+        );
+    }
     Ok(q!(
         tx,
         execute,
