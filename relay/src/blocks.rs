@@ -100,6 +100,11 @@ pub async fn block(
         }
     }
     let added = store::blocks::insert(&mut tx, me.id(), other, now).await?;
+    // The answer as written (an unblock right after the commit must not turn
+    // it into a 404).
+    let row = store::blocks::one(&mut tx, me.id(), other)
+        .await?
+        .ok_or_else(|| ApiError::internal("the block just written is not there"))?;
     tx.commit().await?;
     for t in removed {
         tell_invitee(&state, t.invitee, t.id, t.room, InvitationChange::Removed);
@@ -124,9 +129,6 @@ pub async fn block(
     } else {
         StatusCode::OK
     };
-    let row = store::blocks::one(&state.db, me.id(), other)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
     Ok((status, Json(row)))
 }
 

@@ -353,6 +353,10 @@ pub async fn delete(
     }
     let rooms = crate::membership::rooms_and_peers(&state.db, id).await?;
     let mut tx = state.db.begin_write().await?;
+    // The user's consent lock first (`store::blocks::lock_users`): a block or
+    // invitation of theirs on its way finishes before the rooms are read, or
+    // waits for the deletion, so neither locks a room the other holds.
+    store::blocks::lock_users(&mut tx, &[id]).await?;
     store::users::lock_master_changes(&mut tx).await?;
     let deleted = store::users::delete(&mut tx, id).await?;
     if !deleted {

@@ -41,6 +41,8 @@ fn rounds() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(ROUNDS)
+        // (At least one round in each sixth.)
+        .max(6)
 }
 
 async fn session(url: &str, name: &str, dir: &std::path::Path) -> Session {
@@ -147,11 +149,28 @@ async fn drain(ws: &mut Ws) {
 
 /// Waits (untimed) until `events` showed the message `client_id`.
 async fn shown(events: &mut EventStream, client_id: Uuid) {
-    loop {
-        match events.next().await.unwrap() {
-            Event::Message(m) if m.client_id == client_id => return,
-            _ => {}
+    let wait = async {
+        loop {
+            match events.next().await.unwrap() {
+                Event::Message(m) if m.client_id == client_id => return,
+                _ => {}
+            }
         }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .unwrap_or_else(|_| panic!("message {client_id} not shown within 10 s"));
+}
+
+/// Waits (untimed) until `s` handled its room's messages up to `seq` (its
+/// cursor there moved past it): a session's own message comes back to it and
+/// moves its cursor, a store write, which must not overlap the next timed
+/// round.
+async fn handled(s: &Session, room: Uuid, seq: u64) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while s.cursors().unwrap().get(&room).copied().unwrap_or(0) < seq {
+        assert!(Instant::now() < until, "cursor not at {seq} within 10 s");
+        tokio::time::sleep(Duration::from_micros(200)).await;
     }
 }
 
@@ -206,6 +225,7 @@ async fn measure(
         let t_sdk = t0.elapsed();
         wb.next_where(|f| matches!(f, ServerFrame::Message { id, .. } if *id == sent.id))
             .await;
+        handled(alice, room, sent.seq).await;
         drain(&mut wa).await;
 
         // The parts.
@@ -243,9 +263,7 @@ async fn measure(
         // shows it; Alice's session takes it for its own device's (not
         // opened, not shown) and moves its cursor past it.
         shown(bob_events, header.client_message_id).await;
-        while alice.cursors().unwrap().get(&room).copied().unwrap_or(0) < seq {
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
+        handled(alice, room, seq).await;
         drain(&mut wa).await;
         if i >= 20 {
             sdk.push(t_sdk);

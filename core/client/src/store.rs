@@ -161,6 +161,10 @@ struct SeenMax {
     by_sender: std::collections::HashMap<Uuid, Option<Uuid>>,
 }
 
+/// A history item in, replacing the one at its place (`history_put`, `apply`).
+const HISTORY_PUT: &str = "INSERT INTO history (room_id, seq, sealed) VALUES (?1, ?2, ?3)
+     ON CONFLICT (room_id, seq) DO UPDATE SET sealed = ?3";
+
 /// Prepared statements kept per connection (rusqlite's default is 16; the
 /// store has about 20 it runs again and again).
 const STATEMENT_CACHE: usize = 48;
@@ -442,10 +446,7 @@ impl Store for SqliteStore {
         self.with_mut(|c| {
             let tx = c.transaction()?;
             {
-                let mut st = tx.prepare_cached(
-                    "INSERT INTO history (room_id, seq, sealed) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (room_id, seq) DO UPDATE SET sealed = ?3",
-                )?;
+                let mut st = tx.prepare_cached(HISTORY_PUT)?;
                 for (room, seq, sealed) in items {
                     st.execute(params![UuidText::new(room), seq_sql(*seq)?, sealed])?;
                 }
@@ -596,17 +597,14 @@ impl Store for SqliteStore {
                         seq_sql(*seq)?
                     ])?;
                 }
-                let mut st = tx.prepare_cached(
-                    "INSERT INTO history (room_id, seq, sealed) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (room_id, seq) DO UPDATE SET sealed = ?3",
-                )?;
+                let mut st = tx.prepare_cached(HISTORY_PUT)?;
                 for (room, seq, sealed) in &changes.history_put {
                     st.execute(params![UuidText::new(room), seq_sql(*seq)?, sealed])?;
                 }
                 let mut st =
                     tx.prepare_cached("DELETE FROM history WHERE room_id = ?1 AND seq = ?2")?;
                 for (room, seq) in &changes.history_delete {
-                    st.execute(params![room.to_string(), seq_sql(*seq)?])?;
+                    st.execute(params![UuidText::new(room), seq_sql(*seq)?])?;
                 }
             }
             tx.commit()?;
@@ -662,7 +660,7 @@ impl Store for SqliteStore {
                 None => {
                     let m: Option<String> = c
                         .prepare_cached("SELECT max(client_id) FROM seen WHERE sender = ?1")?
-                        .query_row(params![sender.to_string()], |r| r.get(0))?;
+                        .query_row([UuidText::new(&sender)], |r| r.get(0))?;
                     let m = m.as_deref().map(uuid_of).transpose()?;
                     max.by_sender.insert(sender, m);
                     m
@@ -674,7 +672,7 @@ impl Store for SqliteStore {
                 return Ok(None);
             }
             c.prepare_cached("SELECT room_id, seq FROM seen WHERE sender = ?1 AND client_id = ?2")?
-                .query_row(params![sender.to_string(), client_id.to_string()], |r| {
+                .query_row([UuidText::new(&sender), UuidText::new(&client_id)], |r| {
                     Ok((
                         uuid_of(&r.get::<_, String>(0)?)?,
                         r.get::<_, i64>(1)?.max(0) as u64,

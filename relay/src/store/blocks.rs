@@ -72,9 +72,9 @@ pub async fn remove(w: Writer<'_>, blocker: Uuid, blocked: Uuid) -> ApiResult<bo
 }
 
 /// `blocker`'s block of `blocked`, as listed.
-pub async fn one(db: &Db, blocker: Uuid, blocked: Uuid) -> ApiResult<Option<BlockedUser>> {
+pub async fn one(tx: &mut WriteTx, blocker: Uuid, blocked: Uuid) -> ApiResult<Option<BlockedUser>> {
     Ok(q!(
-        db,
+        tx,
         optional,
         r#"SELECT b.blocked_id AS "blocked_id: Id", u.username, u.display_name,
            b.created_at AS "created_at: Millis"

@@ -773,7 +773,8 @@ async fn an_invitation_withdrawn_while_it_is_accepted_never_fails(backend: Backe
 }
 
 /// Bob blocks Alice while she invites him, at once, round after round: into
-/// her group room, and by opening their direct room. Whichever goes first,
+/// her group room, by opening their direct room, and by creating a room with
+/// him. Whichever goes first,
 /// no invitation between them survives: the block removes one made before
 /// it, and refuses one after it. On PostgreSQL an invitation whose block
 /// check ran before the block committed, and which committed after the block
@@ -793,13 +794,22 @@ async fn a_block_racing_an_invitation_leaves_none(backend: Backend) {
     let m = app.members("blockrace", 2).await;
     let (alice, bob) = (&m[0], &m[1]);
     let room = app.room(&alice.account, "r", &[]).await;
-    for round in 0..40 {
-        let path = if round % 2 == 0 {
-            format!("/api/v1/rooms/{room}/members")
-        } else {
-            "/api/v1/rooms/direct".to_owned()
+    for round in 0..45 {
+        let (path, body) = match round % 3 {
+            0 => (
+                format!("/api/v1/rooms/{room}/members"),
+                json!({"user_id": bob.id()}),
+            ),
+            1 => (
+                "/api/v1/rooms/direct".to_owned(),
+                json!({"user_id": bob.id()}),
+            ),
+            _ => (
+                "/api/v1/rooms".to_owned(),
+                json!({"name": format!("r{round}"), "member_ids": [bob.id()]}),
+            ),
         };
-        let invite = app.post(&path, Some(alice.token()), json!({"user_id": bob.id()}));
+        let invite = app.post(&path, Some(alice.token()), body);
         let block = app.post(
             "/api/v1/blocks",
             Some(bob.token()),
@@ -815,10 +825,10 @@ async fn a_block_racing_an_invitation_leaves_none(backend: Backend) {
         assert!(
             left.is_empty(),
             "round {round}: an invitation survived the block ({} answered {})",
-            if round % 2 == 0 {
-                "the invitation"
-            } else {
-                "the direct room"
+            match round % 3 {
+                0 => "the invitation",
+                1 => "the direct room",
+                _ => "the new room",
             },
             invited.status
         );

@@ -590,7 +590,7 @@ async fn dead_subscriptions_delay_nobody_else(backend: Backend) {
     let (cid, env) = poster.seal(quiet, b"fast now", &[poster.verified(), victim.verified()]);
     let start = std::time::Instant::now();
     app.post_message(poster, quiet, cid, &env, 201).await;
-    service.wait_for("victim", 4).await;
+    service.wait_for("victim", round + 1).await;
     let fast = start.elapsed();
     assert!(
         fast < Duration::from_millis(COALESCE_MS + 700),
