@@ -5,7 +5,7 @@ use sotto_core::api::pagination::Page;
 use sotto_core::api::users::PublicUser;
 use uuid::Uuid;
 
-use super::{Conn, Id, Millis, Writer, q};
+use super::{Id, Millis, Writer, q};
 use crate::db::{Db, WriteTx, rfc3339};
 use crate::error::ApiResult;
 use crate::pagination::page_of;
@@ -24,20 +24,7 @@ pub async fn lock_users(tx: &mut WriteTx, users: &[Uuid]) -> ApiResult<()> {
     let mut keys: Vec<i64> = users.iter().map(|u| consent_key(*u)).collect();
     keys.sort_unstable();
     keys.dedup();
-    let mut held = tx.hold().await?;
-    match held.conn() {
-        #[cfg(feature = "sqlite")]
-        Conn::Sqlite(_) => {}
-        #[cfg(feature = "postgres")]
-        Conn::Postgres(c) => {
-            for key in keys {
-                sqlx::query!("SELECT pg_advisory_xact_lock($1)", key)
-                    .fetch_one(&mut *c)
-                    .await?;
-            }
-        }
-    }
-    Ok(())
+    super::advisory_xact_locks(tx, &keys).await
 }
 
 /// A user's advisory-lock key (two users sharing one only wait for each other).

@@ -47,6 +47,27 @@ use sotto_core::api::rooms::RoomKind;
 use crate::db::{Db, Pool, WriteTx};
 use crate::error::{ApiError, ApiResult};
 
+/// Takes PostgreSQL advisory transaction locks `keys`, in this order, for the
+/// rest of `tx` (SQLite runs one writer at a time: nothing to take).
+pub(crate) async fn advisory_xact_locks(tx: &mut WriteTx, keys: &[i64]) -> ApiResult<()> {
+    let mut held = tx.hold().await?;
+    match held.conn() {
+        #[cfg(feature = "sqlite")]
+        Conn::Sqlite(_) => {
+            let _ = keys;
+        }
+        #[cfg(feature = "postgres")]
+        Conn::Postgres(c) => {
+            for key in keys {
+                sqlx::query!("SELECT pg_advisory_xact_lock($1)", key)
+                    .fetch_one(&mut *c)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Permission to run single writing statements (see the module docs).
 #[derive(Clone, Copy)]
 pub struct Writer<'a> {

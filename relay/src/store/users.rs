@@ -5,7 +5,7 @@ use uuid::Uuid;
 use sotto_core::api::problem::codes;
 use sotto_core::api::users::{PublicUser, Role, User};
 
-use super::{Conn, Flag, Id, Millis, Writer, q};
+use super::{Flag, Id, Millis, Writer, q};
 use crate::db::{Db, WriteTx, now_ms, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::validate::{Email, Username};
@@ -299,19 +299,11 @@ pub async fn insert_unless_email_taken(
 /// READ COMMITTED two concurrent demotions could each still see two masters).
 /// SQLite already runs one writer at a time.
 pub async fn lock_master_changes(tx: &mut WriteTx) -> ApiResult<()> {
-    let mut held = tx.hold().await?;
-    match held.conn() {
-        #[cfg(feature = "sqlite")]
-        Conn::Sqlite(_) => {}
-        #[cfg(feature = "postgres")]
-        Conn::Postgres(c) => {
-            sqlx::query!("SELECT pg_advisory_xact_lock(7270001)")
-                .fetch_one(&mut *c)
-                .await?;
-        }
-    }
-    Ok(())
+    super::advisory_xact_locks(tx, &[MASTER_CHANGES_LOCK]).await
 }
+
+/// The advisory lock of [`lock_master_changes`].
+const MASTER_CHANGES_LOCK: i64 = 7_270_001;
 
 impl std::fmt::Debug for UserRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
